@@ -1,0 +1,14 @@
+// Command groups of the `fabu` CLI.
+//
+// Each Register* function adds its subcommands to `app`. A command's callback
+// sets `exit_code` (0 on success); the CLI prints results on stdout and every
+// failure, one clear line, on stderr.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace fabu::cli {
+
+void RegisterVersionCommands(CLI::App& app, int& exit_code);
+
+}  // namespace fabu::cli

@@ -1,0 +1,18 @@
+// `fabu`: the release managers' command line.
+#include <iostream>
+
+#include "coordinator/cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"fabu: release plans, signed packages and their rollout"};
+  app.require_subcommand(1);
+  app.set_version_flag("--fabu-version", "fabu 0.1.0");
+  int exit_code = 0;
+  fabu::cli::RegisterVersionCommands(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}
