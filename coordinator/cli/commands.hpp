@@ -10,5 +10,6 @@
 namespace fabu::cli {
 
 void RegisterVersionCommands(CLI::App& app, int& exit_code);
+void RegisterPackCommands(CLI::App& app, int& exit_code);
 
 }  // namespace fabu::cli

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--fabu-version", "fabu 0.1.0");
   int exit_code = 0;
   fabu::cli::RegisterVersionCommands(app, exit_code);
+  fabu::cli::RegisterPackCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

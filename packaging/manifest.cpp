@@ -1,0 +1,458 @@
+#include "packaging/manifest.hpp"
+
+#include <time.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "fmt/format.h"
+
+namespace fabu::packaging {
+namespace {
+
+using Json = nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;
+
+bool IsHex(std::string_view s, std::size_t length) {
+  if (s.size() != length) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+std::string_view TypeName(const Json& v) { return v.type_name(); }
+
+// Reads field `key` of `obj` as a string; `path` names the object for errors.
+Result<std::string> GetString(const Json& obj, std::string_view path, const char* key,
+                              bool required = true) {
+  auto it = obj.find(key);
+  if (it == obj.end()) {
+    if (!required) return std::string();
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("{}{}: missing", path, key));
+  }
+  if (!it->is_string()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}{}: must be a string, got {}", path, key, TypeName(*it)));
+  }
+  return it->get<std::string>();
+}
+
+Result<std::uint64_t> GetUnsigned(const Json& obj, std::string_view path, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end()) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("{}{}: missing", path, key));
+  }
+  if (!it->is_number_unsigned()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}{}: must be a non-negative integer", path, key));
+  }
+  return it->get<std::uint64_t>();
+}
+
+Result<std::uint32_t> ParseMode(std::string_view text, std::string_view field) {
+  if (text.size() < 3 || text.size() > 4) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}: mode \"{}\" must be octal like \"0755\"", field, text));
+  }
+  std::uint32_t mode = 0;
+  for (char c : text) {
+    if (c < '0' || c > '7') {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("{}: mode \"{}\" must be octal like \"0755\"", field, text));
+    }
+    mode = mode * 8 + static_cast<std::uint32_t>(c - '0');
+  }
+  if (mode & 07000) {
+    return Fail(ErrorCode::kUnsafe,
+                fmt::format("{}: mode {} has setuid, setgid or sticky bits; refused", field, text));
+  }
+  return mode;
+}
+
+std::string FormatMode(std::uint32_t mode) { return fmt::format("{:04o}", mode); }
+
+std::string_view EntryTypeName(EntryType t) {
+  switch (t) {
+    case EntryType::kFile: return "file";
+    case EntryType::kDir: return "dir";
+    case EntryType::kSymlink: return "symlink";
+  }
+  return "file";
+}
+
+}  // namespace
+
+bool SymlinkStaysInside(std::string_view path, std::string_view target) {
+  if (target.empty() || target.front() == '/') return false;
+  // Depth of the link's directory below the root.
+  int depth = 0;
+  for (char c : path) {
+    if (c == '/') depth++;
+  }
+  std::size_t start = 0;
+  while (start <= target.size()) {
+    std::size_t slash = target.find('/', start);
+    std::string_view part =
+        target.substr(start, slash == std::string_view::npos ? std::string_view::npos
+                                                             : slash - start);
+    if (part == "..") {
+      if (--depth < 0) return false;
+    } else if (!part.empty() && part != ".") {
+      depth++;
+    }
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
+std::string_view CompressionName(Compression c) {
+  return c == Compression::kZstd ? "zstd" : "gzip";
+}
+
+Result<Compression> ParseCompression(std::string_view name) {
+  if (name == "gzip") return Compression::kGzip;
+  if (name == "zstd") return Compression::kZstd;
+  return Fail(ErrorCode::kInvalidArgument,
+              fmt::format("unknown compression \"{}\": expected gzip or zstd", name));
+}
+
+Result<void> CheckPackageName(std::string_view name) {
+  if (name.empty() || name.size() > 64) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("package name \"{}\" must be 1 to 64 characters", name));
+  }
+  auto ok_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  };
+  auto first = name.front();
+  if (!((first >= 'a' && first <= 'z') || (first >= '0' && first <= '9'))) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("package name \"{}\" must start with a lower-case letter or digit",
+                            name));
+  }
+  for (char c : name) {
+    if (!ok_char(c)) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("package name \"{}\" may hold only a-z, 0-9, '.', '_' and '-'",
+                              name));
+    }
+  }
+  return {};
+}
+
+Result<std::string> NormalizeEntryPath(std::string_view path) {
+  std::string_view p = path;
+  while (p.starts_with("./")) p.remove_prefix(2);
+  while (p.size() > 1 && p.back() == '/') p.remove_suffix(1);
+  if (p.empty() || p == ".") {
+    return Fail(ErrorCode::kUnsafe, fmt::format("entry path \"{}\" is empty", path));
+  }
+  if (p.size() > 4096) {
+    return Fail(ErrorCode::kUnsafe, fmt::format("entry path \"{}...\" is too long", path.substr(0, 64)));
+  }
+  if (p.front() == '/') {
+    return Fail(ErrorCode::kUnsafe, fmt::format("entry path \"{}\" is absolute", path));
+  }
+  if (p.find('\0') != std::string_view::npos) {
+    return Fail(ErrorCode::kUnsafe, "entry path holds a NUL byte");
+  }
+  std::size_t start = 0;
+  while (true) {
+    std::size_t slash = p.find('/', start);
+    std::string_view part = p.substr(start, slash == std::string_view::npos ? std::string_view::npos
+                                                                          : slash - start);
+    if (part == "..") {
+      return Fail(ErrorCode::kUnsafe, fmt::format("entry path \"{}\" contains \"..\"", path));
+    }
+    if (part.empty() || part == ".") {
+      return Fail(ErrorCode::kUnsafe,
+                  fmt::format("entry path \"{}\" has an empty or \".\" component", path));
+    }
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return std::string(p);
+}
+
+Result<std::int64_t> ParseTimestamp(std::string_view text) {
+  // RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
+  std::string s(text);
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute,
+                  &second, &consumed) != 6 ||
+      consumed != 19 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 ||
+      minute > 59 || second > 60) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("time \"{}\" is not RFC 3339 (e.g. 2027-06-01T00:00:00Z)", text));
+  }
+  std::string_view rest = text.substr(19);
+  if (!rest.empty() && rest.front() == '.') {
+    rest.remove_prefix(1);
+    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') rest.remove_prefix(1);
+  }
+  std::int64_t offset = 0;
+  if (rest == "Z" || rest == "z") {
+    offset = 0;
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int oh = 0, om = 0;
+    std::string tail(rest.substr(1));
+    if (std::sscanf(tail.c_str(), "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59) {
+      return Fail(ErrorCode::kInvalidArgument, fmt::format("time \"{}\": bad UTC offset", text));
+    }
+    offset = (oh * 3600 + om * 60) * (rest[0] == '-' ? -1 : 1);
+  } else {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("time \"{}\" needs a zone: Z or +HH:MM", text));
+  }
+  struct tm tm {};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  return static_cast<std::int64_t>(timegm(&tm)) - offset;
+}
+
+std::string FormatTimestamp(std::int64_t seconds) {
+  time_t t = static_cast<time_t>(seconds);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+Result<Manifest> Manifest::Parse(std::string_view text) {
+  if (text.size() > kMaxManifestBytes) {
+    return Fail(ErrorCode::kTooLarge,
+                fmt::format("manifest.json is {} bytes; the limit is {}", text.size(),
+                            kMaxManifestBytes));
+  }
+  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Fail(ErrorCode::kInvalidArgument, "manifest.json is not valid JSON");
+  if (!j.is_object()) return Fail(ErrorCode::kInvalidArgument, "manifest.json must be an object");
+
+  Manifest m;
+  auto format = j.find("format");
+  if (format == j.end() || !format->is_number_integer()) {
+    return Fail(ErrorCode::kInvalidArgument, "format: missing or not an integer");
+  }
+  if (format->get<int>() != kFormatVersion) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("format: version {} is not supported (this fabu reads format {})",
+                            format->dump(), kFormatVersion));
+  }
+  auto name = GetString(j, "", "name");
+  if (!name) return std::unexpected(name.error());
+  if (auto ok = CheckPackageName(*name); !ok) return std::unexpected(ok.error().WithContext("name"));
+  m.name = *name;
+  auto version = GetString(j, "", "version");
+  if (!version) return std::unexpected(version.error());
+  auto parsed_version = protocol::Version::Parse(*version);
+  if (!parsed_version) return std::unexpected(parsed_version.error().WithContext("version"));
+  m.version = *parsed_version;
+  auto created = GetString(j, "", "created");
+  if (!created) return std::unexpected(created.error());
+  if (auto t = ParseTimestamp(*created); !t) return std::unexpected(t.error().WithContext("created"));
+  m.created = *created;
+  auto key_id = GetString(j, "", "key_id");
+  if (!key_id) return std::unexpected(key_id.error());
+  if (!IsHex(*key_id, 16)) {
+    return Fail(ErrorCode::kInvalidArgument, "key_id: must be 16 lower-case hex digits");
+  }
+  m.key_id = *key_id;
+
+  auto payload = j.find("payload");
+  if (payload == j.end() || !payload->is_object()) {
+    return Fail(ErrorCode::kInvalidArgument, "payload: missing or not an object");
+  }
+  auto compression = GetString(*payload, "payload.", "compression");
+  if (!compression) return std::unexpected(compression.error());
+  auto comp = ParseCompression(*compression);
+  if (!comp) return std::unexpected(comp.error().WithContext("payload.compression"));
+  m.payload.compression = *comp;
+  auto file = GetString(*payload, "payload.", "file");
+  if (!file) return std::unexpected(file.error());
+  const std::string expected_file =
+      *comp == Compression::kZstd ? "payload.tar.zst" : "payload.tar.gz";
+  if (*file != expected_file) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("payload.file: \"{}\" does not match {} compression (expected {})",
+                            *file, *compression, expected_file));
+  }
+  m.payload.file = *file;
+  auto psize = GetUnsigned(*payload, "payload.", "size");
+  if (!psize) return std::unexpected(psize.error());
+  m.payload.size = *psize;
+  auto psha = GetString(*payload, "payload.", "sha256");
+  if (!psha) return std::unexpected(psha.error());
+  if (!IsHex(*psha, 64)) {
+    return Fail(ErrorCode::kInvalidArgument, "payload.sha256: must be 64 lower-case hex digits");
+  }
+  m.payload.sha256 = *psha;
+
+  auto files = j.find("files");
+  if (files == j.end() || !files->is_array()) {
+    return Fail(ErrorCode::kInvalidArgument, "files: missing or not an array");
+  }
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < files->size(); ++i) {
+    const Json& f = (*files)[i];
+    const std::string where = fmt::format("files[{}].", i);
+    if (!f.is_object()) {
+      return Fail(ErrorCode::kInvalidArgument, fmt::format("files[{}]: must be an object", i));
+    }
+    ManifestEntry e;
+    auto path = GetString(f, where, "path");
+    if (!path) return std::unexpected(path.error());
+    auto norm = NormalizeEntryPath(*path);
+    if (!norm) return std::unexpected(norm.error().WithContext(where + "path"));
+    if (*norm != *path) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("{}path: \"{}\" is not in normal form (\"{}\")", where, *path, *norm));
+    }
+    if (!seen.insert(*norm).second) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("{}path: \"{}\" is listed twice", where, *norm));
+    }
+    e.path = *norm;
+    auto type = GetString(f, where, "type");
+    if (!type) return std::unexpected(type.error());
+    if (*type == "file") {
+      e.type = EntryType::kFile;
+    } else if (*type == "dir") {
+      e.type = EntryType::kDir;
+    } else if (*type == "symlink") {
+      e.type = EntryType::kSymlink;
+    } else {
+      return Fail(ErrorCode::kUnsafe,
+                  fmt::format("{}type: \"{}\" is not allowed (file, dir or symlink)", where, *type));
+    }
+    if (e.type != EntryType::kSymlink) {
+      auto mode = GetString(f, where, "mode");
+      if (!mode) return std::unexpected(mode.error());
+      auto parsed = ParseMode(*mode, where + "mode");
+      if (!parsed) return std::unexpected(parsed.error());
+      e.mode = *parsed;
+    } else {
+      e.mode = 0777;
+    }
+    if (e.type == EntryType::kFile) {
+      auto size = GetUnsigned(f, where, "size");
+      if (!size) return std::unexpected(size.error());
+      e.size = *size;
+      auto sha = GetString(f, where, "sha256");
+      if (!sha) return std::unexpected(sha.error());
+      if (!IsHex(*sha, 64)) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("{}sha256: must be 64 lower-case hex digits", where));
+      }
+      e.sha256 = *sha;
+    }
+    if (e.type == EntryType::kSymlink) {
+      auto target = GetString(f, where, "target");
+      if (!target) return std::unexpected(target.error());
+      if (!SymlinkStaysInside(e.path, *target)) {
+        return Fail(ErrorCode::kUnsafe,
+                    fmt::format("{}target: symlink \"{}\" -> \"{}\" leaves the package tree",
+                                where, e.path, *target));
+      }
+      e.target = *target;
+    }
+    m.files.push_back(std::move(e));
+  }
+
+  if (auto hooks = j.find("hooks"); hooks != j.end()) {
+    if (!hooks->is_object()) return Fail(ErrorCode::kInvalidArgument, "hooks: must be an object");
+    for (const auto& [hook, value] : hooks->items()) {
+      bool known = false;
+      for (auto n : kHookNames) known = known || n == hook;
+      if (!known) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("hooks.{}: unknown hook (expected pre_install, post_install, "
+                                "activate, health_check or rollback)",
+                                hook));
+      }
+      if (!value.is_string()) {
+        return Fail(ErrorCode::kInvalidArgument, fmt::format("hooks.{}: must be a string", hook));
+      }
+      const std::string target = value.get<std::string>();
+      const ManifestEntry* entry = nullptr;
+      for (const auto& e : m.files) {
+        if (e.path == target) entry = &e;
+      }
+      if (entry == nullptr || entry->type != EntryType::kFile || (entry->mode & 0100) == 0) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("hooks.{}: \"{}\" is not an executable file of the payload", hook,
+                                target));
+      }
+      m.hooks[hook] = target;
+    }
+  }
+  if (auto expires = j.find("expires"); expires != j.end()) {
+    if (!expires->is_string()) return Fail(ErrorCode::kInvalidArgument, "expires: must be a string");
+    auto t = ParseTimestamp(expires->get<std::string>());
+    if (!t) return std::unexpected(t.error().WithContext("expires"));
+    m.expires = expires->get<std::string>();
+  }
+  if (auto targets = j.find("targets"); targets != j.end()) {
+    if (!targets->is_object()) {
+      return Fail(ErrorCode::kInvalidArgument, "targets: must be an object");
+    }
+    for (const auto& [key, value] : targets->items()) {
+      if (!value.is_string()) {
+        return Fail(ErrorCode::kInvalidArgument, fmt::format("targets.{}: must be a string", key));
+      }
+      m.targets[key] = value.get<std::string>();
+    }
+  }
+  return m;
+}
+
+std::string Manifest::ToJson() const {
+  OrderedJson j;
+  j["format"] = format;
+  j["name"] = name;
+  j["version"] = version.ToString();
+  j["created"] = created;
+  j["key_id"] = key_id;
+  j["payload"] = {{"file", payload.file},
+                  {"compression", std::string(CompressionName(payload.compression))},
+                  {"size", payload.size},
+                  {"sha256", payload.sha256}};
+  OrderedJson list = OrderedJson::array();
+  for (const auto& e : files) {
+    OrderedJson f;
+    f["path"] = e.path;
+    f["type"] = std::string(EntryTypeName(e.type));
+    if (e.type == EntryType::kFile) f["size"] = e.size;
+    if (e.type != EntryType::kSymlink) f["mode"] = FormatMode(e.mode);
+    if (e.type == EntryType::kFile) f["sha256"] = e.sha256;
+    if (e.type == EntryType::kSymlink) f["target"] = e.target;
+    list.push_back(std::move(f));
+  }
+  j["files"] = std::move(list);
+  OrderedJson hook_obj = OrderedJson::object();
+  for (const auto& [k, v] : hooks) hook_obj[k] = v;
+  j["hooks"] = std::move(hook_obj);
+  if (expires) j["expires"] = *expires;
+  if (!targets.empty()) {
+    OrderedJson t = OrderedJson::object();
+    for (const auto& [k, v] : targets) t[k] = v;
+    j["targets"] = std::move(t);
+  }
+  return j.dump(2) + "\n";
+}
+
+std::uint64_t Manifest::TotalFileBytes() const {
+  std::uint64_t total = 0;
+  for (const auto& e : files) total += e.size;
+  return total;
+}
+
+std::string Manifest::FileName() const { return name + "-" + version.ToString() + ".fabu"; }
+
+}  // namespace fabu::packaging

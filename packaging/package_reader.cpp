@@ -1,0 +1,709 @@
+// Reading a package: one streaming pass over the file.
+//
+//   file bytes --(hashed: package id)--> outer tar reader
+//     manifest.json (<= 1 MiB) and manifest.sig: signature checked here,
+//     before any payload byte is parsed
+//     payload --(hashed, counted, bounded)--> inner tar reader (gzip|zstd)
+//       each entry checked against the signed manifest, its data hashed and
+//       bounded by the declared size, then handed to a sink (none, or disk)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+#include "fmt/format.h"
+#include "packaging/package.hpp"
+#include "packaging/platform/libarchive.hpp"
+#include "packaging/sha256.hpp"
+
+namespace fabu::packaging {
+namespace {
+
+namespace fs = std::filesystem;
+using platform::ArchiveEntry;
+using platform::ArchiveErrorText;
+using platform::ArchiveReader;
+using platform::ArchiveWriter;
+
+constexpr std::size_t kReadChunk = 1 << 20;
+
+// The package file, hashed as libarchive pulls it.
+struct FileSource {
+  int fd = -1;
+  Sha256 hash;
+  std::uint64_t size = 0;
+  std::vector<char> buffer = std::vector<char>(kReadChunk);
+  int error = 0;
+
+  // Reads and hashes whatever libarchive did not, so the digest covers the file.
+  Result<void> Drain() {
+    while (true) {
+      ssize_t n = ::read(fd, buffer.data(), buffer.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Fail(ErrorCode::kIo, std::string("read: ") + std::strerror(errno));
+      if (n == 0) return {};
+      hash.Update(buffer.data(), static_cast<std::size_t>(n));
+      size += static_cast<std::uint64_t>(n);
+    }
+  }
+};
+
+la_ssize_t FileRead(archive*, void* client, const void** out) {
+  auto* src = static_cast<FileSource*>(client);
+  while (true) {
+    ssize_t n = ::read(src->fd, src->buffer.data(), src->buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      src->error = errno;
+      return -1;
+    }
+    src->hash.Update(src->buffer.data(), static_cast<std::size_t>(n));
+    src->size += static_cast<std::uint64_t>(n);
+    *out = src->buffer.data();
+    return n;
+  }
+}
+
+// The payload member, pulled from the outer tar, hashed and bounded by the
+// size the manifest declares.
+struct PayloadSource {
+  archive* outer = nullptr;
+  Sha256 hash;
+  std::uint64_t size = 0;
+  std::uint64_t limit = 0;
+  bool over_limit = false;
+  std::string error;
+
+  // Reads the rest of the payload member (what decompression did not need).
+  Result<void> Drain() {
+    const void* block = nullptr;
+    std::size_t len = 0;
+    la_int64_t offset = 0;
+    while (true) {
+      int r = archive_read_data_block(outer, &block, &len, &offset);
+      if (r == ARCHIVE_EOF) return {};
+      if (r != ARCHIVE_OK) {
+        return Fail(ErrorCode::kIntegrity,
+                    "package is truncated or corrupt: " + ArchiveErrorText(outer));
+      }
+      hash.Update(block, len);
+      size += len;
+      if (size > limit) {
+        over_limit = true;
+        return {};
+      }
+    }
+  }
+};
+
+la_ssize_t PayloadRead(archive*, void* client, const void** out) {
+  auto* src = static_cast<PayloadSource*>(client);
+  const void* block = nullptr;
+  std::size_t len = 0;
+  la_int64_t offset = 0;
+  int r = archive_read_data_block(src->outer, &block, &len, &offset);
+  if (r == ARCHIVE_EOF) return 0;
+  if (r != ARCHIVE_OK) {
+    src->error = ArchiveErrorText(src->outer);
+    return -1;
+  }
+  src->hash.Update(block, len);
+  src->size += len;
+  if (src->size > src->limit) {
+    src->over_limit = true;
+    return -1;
+  }
+  *out = block;
+  return static_cast<la_ssize_t>(len);
+}
+
+// Where checked entries go.
+class EntrySink {
+ public:
+  virtual ~EntrySink() = default;
+  virtual Result<void> Begin(const ManifestEntry& entry) = 0;
+  virtual Result<void> Data(const void* data, std::size_t size) = 0;
+  virtual Result<void> End() = 0;
+};
+
+// Writes entries under a staging directory with libarchive's disk writer,
+// which refuses to follow symlinks or ".." on the way.
+class DiskSink : public EntrySink {
+ public:
+  explicit DiskSink(fs::path root) : root_(std::move(root)), disk_(archive_write_disk_new()) {
+    archive_write_disk_set_options(
+        disk_.get(), ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                         ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_NO_OVERWRITE);
+  }
+
+  Result<void> Begin(const ManifestEntry& e) override {
+    ArchiveEntry entry(archive_entry_new());
+    const std::string full = (root_ / e.path).string();
+    archive_entry_set_pathname(entry.get(), full.c_str());
+    archive_entry_set_perm(entry.get(), e.mode);
+    switch (e.type) {
+      case EntryType::kFile:
+        archive_entry_set_filetype(entry.get(), AE_IFREG);
+        archive_entry_set_size(entry.get(), static_cast<la_int64_t>(e.size));
+        break;
+      case EntryType::kDir:
+        archive_entry_set_filetype(entry.get(), AE_IFDIR);
+        break;
+      case EntryType::kSymlink:
+        archive_entry_set_filetype(entry.get(), AE_IFLNK);
+        archive_entry_set_symlink(entry.get(), e.target.c_str());
+        break;
+    }
+    if (archive_write_header(disk_.get(), entry.get()) != ARCHIVE_OK) {
+      return Fail(ErrorCode::kIo, fmt::format("{}: cannot write: {}", e.path,
+                                              ArchiveErrorText(disk_.get())));
+    }
+    current_ = e.path;
+    return {};
+  }
+
+  Result<void> Data(const void* data, std::size_t size) override {
+    if (archive_write_data(disk_.get(), data, size) != static_cast<la_ssize_t>(size)) {
+      return Fail(ErrorCode::kIo, fmt::format("{}: cannot write: {}", current_,
+                                              ArchiveErrorText(disk_.get())));
+    }
+    return {};
+  }
+
+  Result<void> End() override {
+    if (archive_write_finish_entry(disk_.get()) != ARCHIVE_OK) {
+      return Fail(ErrorCode::kIo, fmt::format("{}: cannot write: {}", current_,
+                                              ArchiveErrorText(disk_.get())));
+    }
+    return {};
+  }
+
+  // Applies deferred directory modes.
+  Result<void> Close() {
+    if (archive_write_close(disk_.get()) != ARCHIVE_OK) {
+      return Fail(ErrorCode::kIo, "finishing extraction: " + ArchiveErrorText(disk_.get()));
+    }
+    return {};
+  }
+
+ private:
+  fs::path root_;
+  ArchiveWriter disk_;
+  std::string current_;
+};
+
+Error Integrity(std::string message) { return Error(ErrorCode::kIntegrity, std::move(message)); }
+
+std::int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Reads the next outer member's header; `what` says which member we expect.
+Result<archive_entry*> NextMember(archive* outer, std::string_view what) {
+  archive_entry* entry = nullptr;
+  int r = archive_read_next_header(outer, &entry);
+  if (r == ARCHIVE_EOF) {
+    return std::unexpected(Integrity(fmt::format("{} is missing: the package ends early", what)));
+  }
+  if (r != ARCHIVE_OK) {
+    return std::unexpected(Integrity(fmt::format(
+        "package is truncated or not a fabu package (reading {}): {}", what,
+        ArchiveErrorText(outer))));
+  }
+  return entry;
+}
+
+Result<std::string> ReadMemberData(archive* outer, std::size_t size, std::string_view name) {
+  std::string data(size, '\0');
+  std::size_t done = 0;
+  while (done < size) {
+    la_ssize_t n = archive_read_data(outer, data.data() + done, size - done);
+    if (n < 0) {
+      return std::unexpected(Integrity(fmt::format("{}: package is truncated or corrupt: {}",
+                                                   name, ArchiveErrorText(outer))));
+    }
+    if (n == 0) {
+      return std::unexpected(Integrity(fmt::format("{}: package is truncated", name)));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return data;
+}
+
+struct Header {
+  std::string manifest_json;
+  Signature signature{};
+};
+
+// Reads manifest.json and manifest.sig, the first two members, in order.
+Result<Header> ReadHeaderMembers(archive* outer) {
+  Header h;
+  auto first = NextMember(outer, "manifest.json");
+  if (!first) return std::unexpected(first.error());
+  const std::string first_name = archive_entry_pathname(*first) ? archive_entry_pathname(*first) : "";
+  if (first_name != "manifest.json") {
+    return std::unexpected(Integrity(fmt::format(
+        "order: the first member must be manifest.json, found \"{}\"", first_name)));
+  }
+  if (archive_entry_filetype(*first) != AE_IFREG) {
+    return std::unexpected(Integrity("manifest.json is not a regular file"));
+  }
+  const la_int64_t manifest_size = archive_entry_size(*first);
+  if (manifest_size < 0 || static_cast<std::uint64_t>(manifest_size) > kMaxManifestBytes) {
+    return Fail(ErrorCode::kTooLarge,
+                fmt::format("manifest.json is {} bytes; refused unread (the limit is {} bytes)",
+                            manifest_size, kMaxManifestBytes));
+  }
+  auto json = ReadMemberData(outer, static_cast<std::size_t>(manifest_size), "manifest.json");
+  if (!json) return std::unexpected(json.error());
+  h.manifest_json = std::move(*json);
+
+  auto second = NextMember(outer, "manifest.sig");
+  if (!second) return std::unexpected(second.error());
+  const std::string second_name = archive_entry_pathname(*second) ? archive_entry_pathname(*second) : "";
+  if (second_name != "manifest.sig") {
+    return std::unexpected(Integrity(fmt::format(
+        "manifest.sig is missing: the second member must be manifest.sig, found \"{}\"",
+        second_name)));
+  }
+  if (archive_entry_filetype(*second) != AE_IFREG ||
+      archive_entry_size(*second) != static_cast<la_int64_t>(h.signature.size())) {
+    return std::unexpected(Integrity(
+        fmt::format("manifest.sig must be a {}-byte Ed25519 signature, it is {} bytes",
+                    h.signature.size(), archive_entry_size(*second))));
+  }
+  auto sig = ReadMemberData(outer, h.signature.size(), "manifest.sig");
+  if (!sig) return std::unexpected(sig.error());
+  std::memcpy(h.signature.data(), sig->data(), h.signature.size());
+  return h;
+}
+
+// Checks the signature, then parses the manifest it covers.
+Result<Manifest> CheckSignature(const Header& h, const TrustStore& trust) {
+  if (trust.empty()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "no trusted publisher keys given: pass --trust KEY.pub");
+  }
+  const PublicKey* signer = nullptr;
+  for (const auto& key : trust.keys()) {
+    if (key.Verify(h.manifest_json, h.signature)) {
+      signer = &key;
+      break;
+    }
+  }
+  if (signer == nullptr) {
+    // Tell an unknown key from a broken signature; the manifest is read only
+    // to name the key, never trusted.
+    auto unverified = Manifest::Parse(h.manifest_json);
+    if (unverified && trust.Find(unverified->key_id) == nullptr) {
+      return std::unexpected(Integrity(fmt::format(
+          "signature: unknown key {}: the package is signed by a key that is not trusted "
+          "(trusted: {} key{})",
+          unverified->key_id, trust.keys().size(), trust.keys().size() == 1 ? "" : "s")));
+    }
+    return std::unexpected(Integrity(
+        "signature: manifest.sig does not match manifest.json (tampered or corrupt)"));
+  }
+  auto manifest = Manifest::Parse(h.manifest_json);
+  if (!manifest) return std::unexpected(manifest.error().WithContext("manifest.json"));
+  if (manifest->key_id != signer->key_id()) {
+    return std::unexpected(Integrity(fmt::format(
+        "manifest.json names key {} but is signed by key {}", manifest->key_id,
+        signer->key_id())));
+  }
+  return manifest;
+}
+
+const char* FileTypeName(mode_t type) {
+  switch (type) {
+    case AE_IFREG: return "file";
+    case AE_IFDIR: return "dir";
+    case AE_IFLNK: return "symlink";
+    case AE_IFCHR: return "character device";
+    case AE_IFBLK: return "block device";
+    case AE_IFIFO: return "FIFO";
+    case AE_IFSOCK: return "socket";
+    default: return "unknown type";
+  }
+}
+
+mode_t ExpectedFileType(EntryType t) {
+  switch (t) {
+    case EntryType::kFile: return AE_IFREG;
+    case EntryType::kDir: return AE_IFDIR;
+    case EntryType::kSymlink: return AE_IFLNK;
+  }
+  return AE_IFREG;
+}
+
+// Walks the inner tar and checks every entry against the manifest.
+Result<void> CheckPayloadEntries(archive* inner, const Manifest& manifest, EntrySink* sink) {
+  std::unordered_map<std::string, const ManifestEntry*> expected;
+  std::set<std::string> symlinks;
+  for (const auto& e : manifest.files) {
+    expected[e.path] = &e;
+    if (e.type == EntryType::kSymlink) symlinks.insert(e.path);
+  }
+  std::set<std::string> seen;
+  const std::uint64_t byte_budget = manifest.TotalFileBytes();
+  std::uint64_t bytes = 0;
+  std::vector<char> buffer(kReadChunk);
+
+  while (true) {
+    archive_entry* ae = nullptr;
+    int r = archive_read_next_header(inner, &ae);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK) {
+      return std::unexpected(Integrity("payload is corrupt: " + ArchiveErrorText(inner)));
+    }
+    const char* raw_name = archive_entry_pathname(ae);
+    const std::string name = raw_name ? raw_name : "";
+    auto path = NormalizeEntryPath(name);
+    if (!path) return std::unexpected(path.error().WithContext("payload"));
+    if (archive_entry_hardlink(ae) != nullptr) {
+      return Fail(ErrorCode::kUnsafe,
+                  fmt::format("payload: \"{}\" is a hard link; refused", *path));
+    }
+    const mode_t type = archive_entry_filetype(ae);
+    if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+      return Fail(ErrorCode::kUnsafe, fmt::format("payload: \"{}\" is a {}; refused", *path,
+                                                  FileTypeName(type)));
+    }
+    if ((archive_entry_mode(ae) & 07000) != 0 && type != AE_IFLNK) {
+      return Fail(ErrorCode::kUnsafe,
+                  fmt::format("payload: \"{}\" has setuid, setgid or sticky bits; refused", *path));
+    }
+    if (!seen.insert(*path).second) {
+      return Fail(ErrorCode::kUnsafe,
+                  fmt::format("payload: \"{}\" appears twice; refused", *path));
+    }
+    if (seen.size() > manifest.files.size()) {
+      return std::unexpected(Integrity("payload holds more entries than the manifest lists"));
+    }
+    for (std::size_t slash = path->find('/'); slash != std::string::npos;
+         slash = path->find('/', slash + 1)) {
+      if (symlinks.contains(path->substr(0, slash))) {
+        return Fail(ErrorCode::kUnsafe,
+                    fmt::format("payload: \"{}\" lies beneath the symlink \"{}\"; refused",
+                                *path, path->substr(0, slash)));
+      }
+    }
+    auto it = expected.find(*path);
+    if (it == expected.end()) {
+      return std::unexpected(
+          Integrity(fmt::format("file list: payload entry \"{}\" is not in the manifest", *path)));
+    }
+    const ManifestEntry& want = *it->second;
+    if (type != ExpectedFileType(want.type)) {
+      return std::unexpected(Integrity(fmt::format(
+          "file list: \"{}\" is a {} in the payload but a {} in the manifest", *path,
+          FileTypeName(type), FileTypeName(ExpectedFileType(want.type)))));
+    }
+    if (type == AE_IFLNK) {
+      const char* target = archive_entry_symlink(ae);
+      if (target == nullptr || want.target != target) {
+        return Fail(ErrorCode::kUnsafe,
+                    fmt::format("payload: symlink \"{}\" -> \"{}\" differs from the manifest's "
+                                "\"{}\"",
+                                *path, target ? target : "", want.target));
+      }
+    } else if ((archive_entry_perm(ae) & 0777) != want.mode) {
+      return std::unexpected(Integrity(fmt::format(
+          "file list: \"{}\" has mode {:04o} but the manifest says {:04o}", *path,
+          archive_entry_perm(ae) & 0777, want.mode)));
+    }
+    if (type == AE_IFREG) {
+      if (!archive_entry_size_is_set(ae) ||
+          archive_entry_size(ae) != static_cast<la_int64_t>(want.size)) {
+        return std::unexpected(Integrity(fmt::format(
+            "size: \"{}\" is {} bytes in the payload but {} in the manifest", *path,
+            archive_entry_size(ae), want.size)));
+      }
+    }
+    if (sink) {
+      if (auto ok = sink->Begin(want); !ok) return ok;
+    }
+    if (type == AE_IFREG) {
+      Sha256 hash;
+      std::uint64_t got = 0;
+      while (true) {
+        la_ssize_t n = archive_read_data(inner, buffer.data(), buffer.size());
+        if (n < 0) {
+          return std::unexpected(Integrity(fmt::format("payload is corrupt in \"{}\": {}", *path,
+                                                       ArchiveErrorText(inner))));
+        }
+        if (n == 0) break;
+        got += static_cast<std::uint64_t>(n);
+        bytes += static_cast<std::uint64_t>(n);
+        if (got > want.size || bytes > byte_budget) {
+          return std::unexpected(Integrity(fmt::format(
+              "size: \"{}\" holds more than the {} bytes the manifest declares", *path,
+              want.size)));
+        }
+        hash.Update(buffer.data(), static_cast<std::size_t>(n));
+        if (sink) {
+          if (auto ok = sink->Data(buffer.data(), static_cast<std::size_t>(n)); !ok) return ok;
+        }
+      }
+      if (got != want.size) {
+        return std::unexpected(Integrity(fmt::format(
+            "size: \"{}\" is {} bytes but the manifest declares {}", *path, got, want.size)));
+      }
+      if (hash.FinishHex() != want.sha256) {
+        return std::unexpected(Integrity(fmt::format(
+            "digest: \"{}\" does not match its SHA-256 in the manifest", *path)));
+      }
+    }
+    if (sink) {
+      if (auto ok = sink->End(); !ok) return ok;
+    }
+  }
+  for (const auto& e : manifest.files) {
+    if (!seen.contains(e.path)) {
+      return std::unexpected(Integrity(
+          fmt::format("file list: \"{}\" is in the manifest but missing from the payload",
+                      e.path)));
+    }
+  }
+  return {};
+}
+
+// The whole read; `sink` receives every checked entry (nullptr: verify only).
+Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trust,
+                                    const VerifyOptions& options, EntrySink* sink) {
+  FileSource source;
+  source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (source.fd < 0) {
+    return Fail(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+                fmt::format("cannot open: {}", std::strerror(errno)));
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{source.fd};
+  ::posix_fadvise(source.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+  ArchiveReader outer(archive_read_new());
+  archive_read_support_format_tar(outer.get());
+  if (archive_read_open(outer.get(), &source, nullptr, FileRead, nullptr) != ARCHIVE_OK) {
+    return std::unexpected(Integrity("not a fabu package (not a tar file): " +
+                                     ArchiveErrorText(outer.get())));
+  }
+
+  // 1. Manifest and signature, checked before the payload is touched.
+  auto header = ReadHeaderMembers(outer.get());
+  if (!header) return std::unexpected(header.error());
+  auto manifest = CheckSignature(*header, trust);
+  if (!manifest) return std::unexpected(manifest.error());
+  if (manifest->expires) {
+    auto expires = ParseTimestamp(*manifest->expires);
+    const std::int64_t now = options.now.value_or(NowSeconds());
+    if (expires && now > *expires) {
+      return Fail(ErrorCode::kExpired,
+                  fmt::format("expiry: the package expired at {}", *manifest->expires));
+    }
+  }
+
+  // 2. The payload member.
+  auto payload_member = NextMember(outer.get(), manifest->payload.file);
+  if (!payload_member) return std::unexpected(payload_member.error());
+  const std::string payload_name =
+      archive_entry_pathname(*payload_member) ? archive_entry_pathname(*payload_member) : "";
+  if (payload_name != manifest->payload.file) {
+    return std::unexpected(Integrity(fmt::format(
+        "order: the third member must be {}, found \"{}\"", manifest->payload.file, payload_name)));
+  }
+  if (archive_entry_size(*payload_member) != static_cast<la_int64_t>(manifest->payload.size)) {
+    return std::unexpected(Integrity(fmt::format(
+        "payload size: {} is {} bytes but the manifest declares {}", payload_name,
+        archive_entry_size(*payload_member), manifest->payload.size)));
+  }
+
+  PayloadSource payload;
+  payload.outer = outer.get();
+  payload.limit = manifest->payload.size;
+  Result<void> entries;
+  {
+    ArchiveReader inner(archive_read_new());
+    archive_read_support_format_tar(inner.get());
+    if (manifest->payload.compression == Compression::kZstd) {
+      archive_read_support_filter_zstd(inner.get());
+    } else {
+      archive_read_support_filter_gzip(inner.get());
+    }
+    if (archive_read_open(inner.get(), &payload, nullptr, PayloadRead, nullptr) != ARCHIVE_OK) {
+      entries = std::unexpected(Integrity("payload is corrupt: " + ArchiveErrorText(inner.get())));
+    } else {
+      entries = CheckPayloadEntries(inner.get(), *manifest, sink);
+      if (entries && archive_filter_code(inner.get(), 0) !=
+                         (manifest->payload.compression == Compression::kZstd
+                              ? ARCHIVE_FILTER_ZSTD
+                              : ARCHIVE_FILTER_GZIP)) {
+        entries = std::unexpected(Integrity(fmt::format(
+            "payload is not {}-compressed as the manifest says",
+            CompressionName(manifest->payload.compression))));
+      }
+    }
+  }
+  // 3. The payload digest covers every byte of the member, read or not. A
+  // mismatch is the root cause of any entry error, so it is reported first.
+  if (auto drained = payload.Drain(); !drained) return std::unexpected(drained.error());
+  if (payload.over_limit || payload.size != manifest->payload.size ||
+      payload.hash.FinishHex() != manifest->payload.sha256) {
+    return std::unexpected(Integrity(fmt::format(
+        "payload digest: {} does not match the SHA-256 in the signed manifest (tampered or "
+        "corrupt)",
+        payload_name)));
+  }
+  if (!entries) return std::unexpected(entries.error());
+
+  // 4. Nothing may follow the payload.
+  archive_entry* extra = nullptr;
+  int r = archive_read_next_header(outer.get(), &extra);
+  if (r == ARCHIVE_OK) {
+    return std::unexpected(Integrity(fmt::format(
+        "order: unexpected member \"{}\" after the payload",
+        archive_entry_pathname(extra) ? archive_entry_pathname(extra) : "")));
+  }
+  if (r != ARCHIVE_EOF) {
+    return std::unexpected(Integrity("package is truncated or corrupt after the payload: " +
+                                     ArchiveErrorText(outer.get())));
+  }
+  if (auto drained = source.Drain(); !drained) return std::unexpected(drained.error());
+
+  VerifiedPackage verified;
+  verified.manifest = std::move(*manifest);
+  verified.manifest_json = std::move(header->manifest_json);
+  verified.package_sha256 = source.hash.FinishHex();
+  verified.package_size = source.size;
+  return verified;
+}
+
+Result<void> SyncDir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Fail(ErrorCode::kIo, fmt::format("{}: {}", dir.string(), std::strerror(errno)));
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Fail(ErrorCode::kIo, fmt::format("{}: fsync: {}", dir.string(), std::strerror(errno)));
+  return {};
+}
+
+}  // namespace
+
+Result<VerifiedPackage> VerifyPackage(const fs::path& file, const TrustStore& trust,
+                                      const VerifyOptions& options) {
+  return WithContext(ReadPackage(file, trust, options, nullptr), file.string());
+}
+
+Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& trust,
+                                       const fs::path& dest, const VerifyOptions& options) {
+  std::error_code ec;
+  const fs::path target = fs::absolute(dest, ec).lexically_normal();
+  if (target.filename().empty()) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("{}: not a directory name", dest.string()));
+  }
+  bool existed = false;
+  if (fs::exists(fs::symlink_status(target, ec))) {
+    if (!fs::is_directory(fs::symlink_status(target, ec)) || !fs::is_empty(target, ec)) {
+      return Fail(ErrorCode::kAlreadyExists,
+                  fmt::format("{} exists and is not an empty directory; refusing to extract "
+                              "over it",
+                              dest.string()));
+    }
+    existed = true;
+  }
+  const fs::path parent = target.parent_path();
+  fs::create_directories(parent, ec);
+  if (ec) {
+    return Fail(ErrorCode::kIo, fmt::format("cannot create {}: {}", parent.string(), ec.message()));
+  }
+  std::string staging_template =
+      (parent / ("." + target.filename().string() + ".fabu-staging-XXXXXX")).string();
+  if (::mkdtemp(staging_template.data()) == nullptr) {
+    return Fail(ErrorCode::kIo, fmt::format("cannot create a staging directory in {}: {}",
+                                            parent.string(), std::strerror(errno)));
+  }
+  const fs::path staging = staging_template;
+  auto cleanup = [&] {
+    std::error_code ignored;
+    // Read-only directories from the payload must not stop the clean-up.
+    for (auto it = fs::recursive_directory_iterator(staging, ignored);
+         !ignored && it != fs::recursive_directory_iterator(); it.increment(ignored)) {
+      if (it->is_directory(ignored) && !it->is_symlink(ignored)) {
+        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ignored);
+      }
+    }
+    fs::remove_all(staging, ignored);
+  };
+
+  Result<VerifiedPackage> result;
+  {
+    DiskSink sink(staging);
+    result = ReadPackage(file, trust, options, &sink);
+    if (result) {
+      if (auto closed = sink.Close(); !closed) result = std::unexpected(closed.error());
+    }
+  }
+  if (result && options.durable) {
+    // One syncfs flushes every extracted file before the tree becomes visible.
+    int fd = ::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || ::syncfs(fd) != 0) {
+      result = Fail(ErrorCode::kIo, fmt::format("cannot sync {}: {}", staging.string(),
+                                                std::strerror(errno)));
+    }
+    if (fd >= 0) ::close(fd);
+  }
+  if (result) {
+    ::chmod(staging.c_str(), 0755);
+    if (existed && ::rmdir(target.c_str()) != 0) {
+      result = Fail(ErrorCode::kIo,
+                    fmt::format("cannot replace {}: {}", dest.string(), std::strerror(errno)));
+    } else if (::rename(staging.c_str(), target.c_str()) != 0) {
+      result = Fail(ErrorCode::kIo,
+                    fmt::format("cannot move the tree into {}: {}", dest.string(),
+                                std::strerror(errno)));
+    } else if (options.durable) {
+      if (auto synced = SyncDir(parent); !synced) result = std::unexpected(synced.error());
+    }
+  }
+  if (!result) {
+    cleanup();
+    return std::unexpected(result.error().WithContext(file.string()));
+  }
+  return result;
+}
+
+Result<Manifest> ReadManifestUnverified(const fs::path& file, std::string* manifest_json) {
+  FileSource source;
+  source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (source.fd < 0) {
+    return Fail(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+                fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno)));
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{source.fd};
+  ArchiveReader outer(archive_read_new());
+  archive_read_support_format_tar(outer.get());
+  if (archive_read_open(outer.get(), &source, nullptr, FileRead, nullptr) != ARCHIVE_OK) {
+    return Fail(ErrorCode::kIntegrity, fmt::format("{}: not a fabu package: {}", file.string(),
+                                                   ArchiveErrorText(outer.get())));
+  }
+  auto header = ReadHeaderMembers(outer.get());
+  if (!header) return std::unexpected(header.error().WithContext(file.string()));
+  auto manifest = Manifest::Parse(header->manifest_json);
+  if (!manifest) return std::unexpected(manifest.error().WithContext(file.string() + ": manifest.json"));
+  if (manifest_json) *manifest_json = std::move(header->manifest_json);
+  return manifest;
+}
+
+}  // namespace fabu::packaging
