@@ -173,8 +173,7 @@ bool PublicKey::Verify(std::span<const char> message, const Signature& signature
     return false;
   }
   int ok = EVP_DigestVerify(ctx.get(), signature.data(), signature.size(),
-                            reinterpret_cast<const unsigned char*>(message.data()),
-                            message.size());
+                            reinterpret_cast<const unsigned char*>(message.data()), message.size());
   ERR_clear_error();
   return ok == 1;
 }
@@ -230,8 +229,7 @@ Result<Signature> SigningKey::Sign(std::span<const char> message) const {
   std::size_t len = sig.size();
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, impl_->pkey.get()) != 1 ||
       EVP_DigestSign(ctx.get(), sig.data(), &len,
-                     reinterpret_cast<const unsigned char*>(message.data()),
-                     message.size()) != 1 ||
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1 ||
       len != sig.size()) {
     return Fail(ErrorCode::kInternal, "Ed25519 signing failed: " + OpenSslError());
   }

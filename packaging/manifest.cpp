@@ -75,9 +75,12 @@ std::string FormatMode(std::uint32_t mode) { return fmt::format("{:04o}", mode);
 
 std::string_view EntryTypeName(EntryType t) {
   switch (t) {
-    case EntryType::kFile: return "file";
-    case EntryType::kDir: return "dir";
-    case EntryType::kSymlink: return "symlink";
+    case EntryType::kFile:
+      return "file";
+    case EntryType::kDir:
+      return "dir";
+    case EntryType::kSymlink:
+      return "symlink";
   }
   return "file";
 }
@@ -94,9 +97,8 @@ bool SymlinkStaysInside(std::string_view path, std::string_view target) {
   std::size_t start = 0;
   while (start <= target.size()) {
     std::size_t slash = target.find('/', start);
-    std::string_view part =
-        target.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                             : slash - start);
+    std::string_view part = target.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (part == "..") {
       if (--depth < 0) return false;
     } else if (!part.empty() && part != ".") {
@@ -129,15 +131,15 @@ Result<void> CheckPackageName(std::string_view name) {
   };
   auto first = name.front();
   if (!((first >= 'a' && first <= 'z') || (first >= '0' && first <= '9'))) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("package name \"{}\" must start with a lower-case letter or digit",
-                            name));
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("package name \"{}\" must start with a lower-case letter or digit", name));
   }
   for (char c : name) {
     if (!ok_char(c)) {
-      return Fail(ErrorCode::kInvalidArgument,
-                  fmt::format("package name \"{}\" may hold only a-z, 0-9, '.', '_' and '-'",
-                              name));
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          fmt::format("package name \"{}\" may hold only a-z, 0-9, '.', '_' and '-'", name));
     }
   }
   return {};
@@ -151,7 +153,8 @@ Result<std::string> NormalizeEntryPath(std::string_view path) {
     return Fail(ErrorCode::kUnsafe, fmt::format("entry path \"{}\" is empty", path));
   }
   if (p.size() > 4096) {
-    return Fail(ErrorCode::kUnsafe, fmt::format("entry path \"{}...\" is too long", path.substr(0, 64)));
+    return Fail(ErrorCode::kUnsafe,
+                fmt::format("entry path \"{}...\" is too long", path.substr(0, 64)));
   }
   if (p.front() == '/') {
     return Fail(ErrorCode::kUnsafe, fmt::format("entry path \"{}\" is absolute", path));
@@ -162,8 +165,8 @@ Result<std::string> NormalizeEntryPath(std::string_view path) {
   std::size_t start = 0;
   while (true) {
     std::size_t slash = p.find('/', start);
-    std::string_view part = p.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                                          : slash - start);
+    std::string_view part =
+        p.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (part == "..") {
       return Fail(ErrorCode::kUnsafe, fmt::format("entry path \"{}\" contains \"..\"", path));
     }
@@ -227,9 +230,8 @@ std::string FormatTimestamp(std::int64_t seconds) {
 
 Result<Manifest> Manifest::Parse(std::string_view text) {
   if (text.size() > kMaxManifestBytes) {
-    return Fail(ErrorCode::kTooLarge,
-                fmt::format("manifest.json is {} bytes; the limit is {}", text.size(),
-                            kMaxManifestBytes));
+    return Fail(ErrorCode::kTooLarge, fmt::format("manifest.json is {} bytes; the limit is {}",
+                                                  text.size(), kMaxManifestBytes));
   }
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Fail(ErrorCode::kInvalidArgument, "manifest.json is not valid JSON");
@@ -247,7 +249,8 @@ Result<Manifest> Manifest::Parse(std::string_view text) {
   }
   auto name = GetString(j, "", "name");
   if (!name) return std::unexpected(name.error());
-  if (auto ok = CheckPackageName(*name); !ok) return std::unexpected(ok.error().WithContext("name"));
+  if (auto ok = CheckPackageName(*name); !ok)
+    return std::unexpected(ok.error().WithContext("name"));
   m.name = *name;
   auto version = GetString(j, "", "version");
   if (!version) return std::unexpected(version.error());
@@ -256,7 +259,8 @@ Result<Manifest> Manifest::Parse(std::string_view text) {
   m.version = *parsed_version;
   auto created = GetString(j, "", "created");
   if (!created) return std::unexpected(created.error());
-  if (auto t = ParseTimestamp(*created); !t) return std::unexpected(t.error().WithContext("created"));
+  if (auto t = ParseTimestamp(*created); !t)
+    return std::unexpected(t.error().WithContext("created"));
   m.created = *created;
   auto key_id = GetString(j, "", "key_id");
   if (!key_id) return std::unexpected(key_id.error());
@@ -311,8 +315,9 @@ Result<Manifest> Manifest::Parse(std::string_view text) {
     auto norm = NormalizeEntryPath(*path);
     if (!norm) return std::unexpected(norm.error().WithContext(where + "path"));
     if (*norm != *path) {
-      return Fail(ErrorCode::kInvalidArgument,
-                  fmt::format("{}path: \"{}\" is not in normal form (\"{}\")", where, *path, *norm));
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          fmt::format("{}path: \"{}\" is not in normal form (\"{}\")", where, *path, *norm));
     }
     if (!seen.insert(*norm).second) {
       return Fail(ErrorCode::kInvalidArgument,
@@ -328,8 +333,9 @@ Result<Manifest> Manifest::Parse(std::string_view text) {
     } else if (*type == "symlink") {
       e.type = EntryType::kSymlink;
     } else {
-      return Fail(ErrorCode::kUnsafe,
-                  fmt::format("{}type: \"{}\" is not allowed (file, dir or symlink)", where, *type));
+      return Fail(
+          ErrorCode::kUnsafe,
+          fmt::format("{}type: \"{}\" is not allowed (file, dir or symlink)", where, *type));
     }
     if (e.type != EntryType::kSymlink) {
       auto mode = GetString(f, where, "mode");
@@ -357,8 +363,8 @@ Result<Manifest> Manifest::Parse(std::string_view text) {
       if (!target) return std::unexpected(target.error());
       if (!SymlinkStaysInside(e.path, *target)) {
         return Fail(ErrorCode::kUnsafe,
-                    fmt::format("{}target: symlink \"{}\" -> \"{}\" leaves the package tree",
-                                where, e.path, *target));
+                    fmt::format("{}target: symlink \"{}\" -> \"{}\" leaves the package tree", where,
+                                e.path, *target));
       }
       e.target = *target;
     }
@@ -385,15 +391,16 @@ Result<Manifest> Manifest::Parse(std::string_view text) {
         if (e.path == target) entry = &e;
       }
       if (entry == nullptr || entry->type != EntryType::kFile || (entry->mode & 0100) == 0) {
-        return Fail(ErrorCode::kInvalidArgument,
-                    fmt::format("hooks.{}: \"{}\" is not an executable file of the payload", hook,
-                                target));
+        return Fail(
+            ErrorCode::kInvalidArgument,
+            fmt::format("hooks.{}: \"{}\" is not an executable file of the payload", hook, target));
       }
       m.hooks[hook] = target;
     }
   }
   if (auto expires = j.find("expires"); expires != j.end()) {
-    if (!expires->is_string()) return Fail(ErrorCode::kInvalidArgument, "expires: must be a string");
+    if (!expires->is_string())
+      return Fail(ErrorCode::kInvalidArgument, "expires: must be a string");
     auto t = ParseTimestamp(expires->get<std::string>());
     if (!t) return std::unexpected(t.error().WithContext("expires"));
     m.expires = expires->get<std::string>();

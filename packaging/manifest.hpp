@@ -55,8 +55,8 @@ struct Manifest {
   std::string key_id;
   PayloadInfo payload;
   std::vector<ManifestEntry> files;
-  std::map<std::string, std::string> hooks;  // hook name -> path inside the payload
-  std::optional<std::string> expires;        // RFC 3339
+  std::map<std::string, std::string> hooks;    // hook name -> path inside the payload
+  std::optional<std::string> expires;          // RFC 3339
   std::map<std::string, std::string> targets;  // e.g. os=linux, arch=x86_64
 
   static Result<Manifest> Parse(std::string_view json);

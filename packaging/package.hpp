@@ -34,7 +34,7 @@ struct BuildOptions {
   Compression compression = Compression::kGzip;
   std::optional<std::string> expires;  // RFC 3339
   std::map<std::string, std::string> targets;
-  std::filesystem::path out;  // the package file to write
+  std::filesystem::path out;            // the package file to write
   std::optional<std::int64_t> created;  // seconds since epoch; now when unset
 };
 
@@ -60,7 +60,7 @@ struct VerifyOptions {
 
 struct VerifiedPackage {
   Manifest manifest;
-  std::string manifest_json;  // the exact signed bytes
+  std::string manifest_json;   // the exact signed bytes
   std::string package_sha256;  // of the whole package file: its id
   std::uint64_t package_size = 0;
 };

@@ -71,8 +71,7 @@ Result<void> CollectTree(const fs::path& root, const std::string& prefix,
                          std::vector<SourceEntry>& out) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("{}: not a directory", root.string()));
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("{}: not a directory", root.string()));
   }
   auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
   if (ec) {
@@ -105,7 +104,8 @@ Result<void> CollectTree(const fs::path& root, const std::string& prefix,
       std::error_code lec;
       e.target = fs::read_symlink(p, lec).string();
       if (lec) {
-        return Fail(ErrorCode::kIo, fmt::format("{}: cannot read link: {}", p.string(), lec.message()));
+        return Fail(ErrorCode::kIo,
+                    fmt::format("{}: cannot read link: {}", p.string(), lec.message()));
       }
       e.mode = 0777;
     } else {
@@ -189,8 +189,8 @@ Result<std::pair<std::string, std::uint64_t>> WriteFileData(archive* a, const So
   std::uint64_t total = 0;
   Fd fd(::open(e.source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0) {
-    return Fail(ErrorCode::kIo, fmt::format("{}: cannot read: {}", e.source.string(),
-                                            std::strerror(errno)));
+    return Fail(ErrorCode::kIo,
+                fmt::format("{}: cannot read: {}", e.source.string(), std::strerror(errno)));
   }
   while (true) {
     ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
@@ -202,13 +202,12 @@ Result<std::pair<std::string, std::uint64_t>> WriteFileData(archive* a, const So
     if (n == 0) break;
     total += static_cast<std::uint64_t>(n);
     if (total > expected_size) {
-      return Fail(ErrorCode::kIo, fmt::format("{}: changed size while being packed",
-                                              e.source.string()));
+      return Fail(ErrorCode::kIo,
+                  fmt::format("{}: changed size while being packed", e.source.string()));
     }
     hash.Update(buffer.data(), static_cast<std::size_t>(n));
     if (archive_write_data(a, buffer.data(), static_cast<std::size_t>(n)) != n) {
-      return Fail(ErrorCode::kIo,
-                  fmt::format("writing {}: {}", e.path, ArchiveErrorText(a)));
+      return Fail(ErrorCode::kIo, fmt::format("writing {}: {}", e.path, ArchiveErrorText(a)));
     }
   }
   if (total != expected_size) {
@@ -220,8 +219,8 @@ Result<std::pair<std::string, std::uint64_t>> WriteFileData(archive* a, const So
 
 Result<void> FsyncAndClose(int fd, const fs::path& path) {
   if (::fsync(fd) != 0) {
-    return Fail(ErrorCode::kIo, fmt::format("cannot sync {}: {}", path.string(),
-                                            std::strerror(errno)));
+    return Fail(ErrorCode::kIo,
+                fmt::format("cannot sync {}: {}", path.string(), std::strerror(errno)));
   }
   return {};
 }
@@ -296,8 +295,8 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
     const bool inside = SymlinkStaysInside(e.path, e.target);
     if (!inside) {
       return Fail(ErrorCode::kUnsafe,
-                  fmt::format("{} is a link to \"{}\", which leaves {}; refused",
-                              e.source.string(), e.target, options.from.string()));
+                  fmt::format("{} is a link to \"{}\", which leaves {}; refused", e.source.string(),
+                              e.target, options.from.string()));
     }
   }
 
@@ -306,8 +305,8 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
   std::string payload_template = (out_dir / ".fabu-payload-XXXXXX").string();
   int raw_fd = ::mkstemp(payload_template.data());
   if (raw_fd < 0) {
-    return Fail(ErrorCode::kIo, fmt::format("cannot create a temp file in {}: {}",
-                                            out_dir.string(), std::strerror(errno)));
+    return Fail(ErrorCode::kIo, fmt::format("cannot create a temp file in {}: {}", out_dir.string(),
+                                            std::strerror(errno)));
   }
   Fd payload_fd(raw_fd);
   TempFile payload_file(payload_template);
@@ -351,9 +350,9 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
       manifest.files.push_back(std::move(m));
     }
     if (archive_write_close(a.get()) != ARCHIVE_OK) {
-      return Fail(ErrorCode::kIo, fmt::format("cannot finish the payload: {}{}",
-                                              ArchiveErrorText(a.get()),
-                                              sink.error ? std::string(": ") + std::strerror(sink.error) : ""));
+      return Fail(ErrorCode::kIo,
+                  fmt::format("cannot finish the payload: {}{}", ArchiveErrorText(a.get()),
+                              sink.error ? std::string(": ") + std::strerror(sink.error) : ""));
     }
   }
   manifest.payload.size = sink.size;
@@ -373,8 +372,8 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
   std::string out_template = (out_dir / ".fabu-package-XXXXXX").string();
   raw_fd = ::mkstemp(out_template.data());
   if (raw_fd < 0) {
-    return Fail(ErrorCode::kIo, fmt::format("cannot create a temp file in {}: {}",
-                                            out_dir.string(), std::strerror(errno)));
+    return Fail(ErrorCode::kIo, fmt::format("cannot create a temp file in {}: {}", out_dir.string(),
+                                            std::strerror(errno)));
   }
   Fd out_fd(raw_fd);
   TempFile out_file(out_template);
@@ -393,8 +392,8 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
                      created);
     if (!ok) return std::unexpected(ok.error());
     archive_write_data(a.get(), signature->data(), signature->size());
-    ok = WriteHeader(a.get(), manifest.payload.file, EntryType::kFile, 0644, sink.size, "",
-                     created);
+    ok =
+        WriteHeader(a.get(), manifest.payload.file, EntryType::kFile, 0644, sink.size, "", created);
     if (!ok) return std::unexpected(ok.error());
     if (::lseek(payload_fd.get(), 0, SEEK_SET) != 0) {
       return Fail(ErrorCode::kIo, "cannot rewind the payload temp file");
@@ -416,8 +415,8 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
   if (auto ok = FsyncAndClose(out_fd.get(), out_template); !ok) return std::unexpected(ok.error());
   ::fchmod(out_fd.get(), 0644);
   if (::rename(out_template.c_str(), options.out.c_str()) != 0) {
-    return Fail(ErrorCode::kIo, fmt::format("cannot write {}: {}", options.out.string(),
-                                            std::strerror(errno)));
+    return Fail(ErrorCode::kIo,
+                fmt::format("cannot write {}: {}", options.out.string(), std::strerror(errno)));
   }
   out_file.Release();
   Fd dir_fd(::open(out_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -161,8 +161,8 @@ class DiskSink : public EntrySink {
         break;
     }
     if (archive_write_header(disk_.get(), entry.get()) != ARCHIVE_OK) {
-      return Fail(ErrorCode::kIo, fmt::format("{}: cannot write: {}", e.path,
-                                              ArchiveErrorText(disk_.get())));
+      return Fail(ErrorCode::kIo,
+                  fmt::format("{}: cannot write: {}", e.path, ArchiveErrorText(disk_.get())));
     }
     current_ = e.path;
     return {};
@@ -170,16 +170,16 @@ class DiskSink : public EntrySink {
 
   Result<void> Data(const void* data, std::size_t size) override {
     if (archive_write_data(disk_.get(), data, size) != static_cast<la_ssize_t>(size)) {
-      return Fail(ErrorCode::kIo, fmt::format("{}: cannot write: {}", current_,
-                                              ArchiveErrorText(disk_.get())));
+      return Fail(ErrorCode::kIo,
+                  fmt::format("{}: cannot write: {}", current_, ArchiveErrorText(disk_.get())));
     }
     return {};
   }
 
   Result<void> End() override {
     if (archive_write_finish_entry(disk_.get()) != ARCHIVE_OK) {
-      return Fail(ErrorCode::kIo, fmt::format("{}: cannot write: {}", current_,
-                                              ArchiveErrorText(disk_.get())));
+      return Fail(ErrorCode::kIo,
+                  fmt::format("{}: cannot write: {}", current_, ArchiveErrorText(disk_.get())));
     }
     return {};
   }
@@ -214,9 +214,9 @@ Result<archive_entry*> NextMember(archive* outer, std::string_view what) {
     return std::unexpected(Integrity(fmt::format("{} is missing: the package ends early", what)));
   }
   if (r != ARCHIVE_OK) {
-    return std::unexpected(Integrity(fmt::format(
-        "package is truncated or not a fabu package (reading {}): {}", what,
-        ArchiveErrorText(outer))));
+    return std::unexpected(
+        Integrity(fmt::format("package is truncated or not a fabu package (reading {}): {}", what,
+                              ArchiveErrorText(outer))));
   }
   return entry;
 }
@@ -227,8 +227,8 @@ Result<std::string> ReadMemberData(archive* outer, std::size_t size, std::string
   while (done < size) {
     la_ssize_t n = archive_read_data(outer, data.data() + done, size - done);
     if (n < 0) {
-      return std::unexpected(Integrity(fmt::format("{}: package is truncated or corrupt: {}",
-                                                   name, ArchiveErrorText(outer))));
+      return std::unexpected(Integrity(
+          fmt::format("{}: package is truncated or corrupt: {}", name, ArchiveErrorText(outer))));
     }
     if (n == 0) {
       return std::unexpected(Integrity(fmt::format("{}: package is truncated", name)));
@@ -248,10 +248,11 @@ Result<Header> ReadHeaderMembers(archive* outer) {
   Header h;
   auto first = NextMember(outer, "manifest.json");
   if (!first) return std::unexpected(first.error());
-  const std::string first_name = archive_entry_pathname(*first) ? archive_entry_pathname(*first) : "";
+  const std::string first_name =
+      archive_entry_pathname(*first) ? archive_entry_pathname(*first) : "";
   if (first_name != "manifest.json") {
-    return std::unexpected(Integrity(fmt::format(
-        "order: the first member must be manifest.json, found \"{}\"", first_name)));
+    return std::unexpected(Integrity(
+        fmt::format("order: the first member must be manifest.json, found \"{}\"", first_name)));
   }
   if (archive_entry_filetype(*first) != AE_IFREG) {
     return std::unexpected(Integrity("manifest.json is not a regular file"));
@@ -268,17 +269,18 @@ Result<Header> ReadHeaderMembers(archive* outer) {
 
   auto second = NextMember(outer, "manifest.sig");
   if (!second) return std::unexpected(second.error());
-  const std::string second_name = archive_entry_pathname(*second) ? archive_entry_pathname(*second) : "";
+  const std::string second_name =
+      archive_entry_pathname(*second) ? archive_entry_pathname(*second) : "";
   if (second_name != "manifest.sig") {
-    return std::unexpected(Integrity(fmt::format(
-        "manifest.sig is missing: the second member must be manifest.sig, found \"{}\"",
-        second_name)));
+    return std::unexpected(Integrity(
+        fmt::format("manifest.sig is missing: the second member must be manifest.sig, found \"{}\"",
+                    second_name)));
   }
   if (archive_entry_filetype(*second) != AE_IFREG ||
       archive_entry_size(*second) != static_cast<la_int64_t>(h.signature.size())) {
-    return std::unexpected(Integrity(
-        fmt::format("manifest.sig must be a {}-byte Ed25519 signature, it is {} bytes",
-                    h.signature.size(), archive_entry_size(*second))));
+    return std::unexpected(
+        Integrity(fmt::format("manifest.sig must be a {}-byte Ed25519 signature, it is {} bytes",
+                              h.signature.size(), archive_entry_size(*second))));
   }
   auto sig = ReadMemberData(outer, h.signature.size(), "manifest.sig");
   if (!sig) return std::unexpected(sig.error());
@@ -309,37 +311,47 @@ Result<Manifest> CheckSignature(const Header& h, const TrustStore& trust) {
           "(trusted: {} key{})",
           unverified->key_id, trust.keys().size(), trust.keys().size() == 1 ? "" : "s")));
     }
-    return std::unexpected(Integrity(
-        "signature: manifest.sig does not match manifest.json (tampered or corrupt)"));
+    return std::unexpected(
+        Integrity("signature: manifest.sig does not match manifest.json (tampered or corrupt)"));
   }
   auto manifest = Manifest::Parse(h.manifest_json);
   if (!manifest) return std::unexpected(manifest.error().WithContext("manifest.json"));
   if (manifest->key_id != signer->key_id()) {
     return std::unexpected(Integrity(fmt::format(
-        "manifest.json names key {} but is signed by key {}", manifest->key_id,
-        signer->key_id())));
+        "manifest.json names key {} but is signed by key {}", manifest->key_id, signer->key_id())));
   }
   return manifest;
 }
 
 const char* FileTypeName(mode_t type) {
   switch (type) {
-    case AE_IFREG: return "file";
-    case AE_IFDIR: return "dir";
-    case AE_IFLNK: return "symlink";
-    case AE_IFCHR: return "character device";
-    case AE_IFBLK: return "block device";
-    case AE_IFIFO: return "FIFO";
-    case AE_IFSOCK: return "socket";
-    default: return "unknown type";
+    case AE_IFREG:
+      return "file";
+    case AE_IFDIR:
+      return "dir";
+    case AE_IFLNK:
+      return "symlink";
+    case AE_IFCHR:
+      return "character device";
+    case AE_IFBLK:
+      return "block device";
+    case AE_IFIFO:
+      return "FIFO";
+    case AE_IFSOCK:
+      return "socket";
+    default:
+      return "unknown type";
   }
 }
 
 mode_t ExpectedFileType(EntryType t) {
   switch (t) {
-    case EntryType::kFile: return AE_IFREG;
-    case EntryType::kDir: return AE_IFDIR;
-    case EntryType::kSymlink: return AE_IFLNK;
+    case EntryType::kFile:
+      return AE_IFREG;
+    case EntryType::kDir:
+      return AE_IFDIR;
+    case EntryType::kSymlink:
+      return AE_IFLNK;
   }
   return AE_IFREG;
 }
@@ -374,26 +386,22 @@ Result<void> CheckPayloadEntries(archive* inner, const Manifest& manifest, Entry
     }
     const mode_t type = archive_entry_filetype(ae);
     if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
-      return Fail(ErrorCode::kUnsafe, fmt::format("payload: \"{}\" is a {}; refused", *path,
-                                                  FileTypeName(type)));
+      return Fail(ErrorCode::kUnsafe,
+                  fmt::format("payload: \"{}\" is a {}; refused", *path, FileTypeName(type)));
     }
     if ((archive_entry_mode(ae) & 07000) != 0 && type != AE_IFLNK) {
       return Fail(ErrorCode::kUnsafe,
                   fmt::format("payload: \"{}\" has setuid, setgid or sticky bits; refused", *path));
     }
     if (!seen.insert(*path).second) {
-      return Fail(ErrorCode::kUnsafe,
-                  fmt::format("payload: \"{}\" appears twice; refused", *path));
-    }
-    if (seen.size() > manifest.files.size()) {
-      return std::unexpected(Integrity("payload holds more entries than the manifest lists"));
+      return Fail(ErrorCode::kUnsafe, fmt::format("payload: \"{}\" appears twice; refused", *path));
     }
     for (std::size_t slash = path->find('/'); slash != std::string::npos;
          slash = path->find('/', slash + 1)) {
       if (symlinks.contains(path->substr(0, slash))) {
         return Fail(ErrorCode::kUnsafe,
-                    fmt::format("payload: \"{}\" lies beneath the symlink \"{}\"; refused",
-                                *path, path->substr(0, slash)));
+                    fmt::format("payload: \"{}\" lies beneath the symlink \"{}\"; refused", *path,
+                                path->substr(0, slash)));
       }
     }
     auto it = expected.find(*path);
@@ -401,11 +409,14 @@ Result<void> CheckPayloadEntries(archive* inner, const Manifest& manifest, Entry
       return std::unexpected(
           Integrity(fmt::format("file list: payload entry \"{}\" is not in the manifest", *path)));
     }
+    if (seen.size() > manifest.files.size()) {
+      return std::unexpected(Integrity("payload holds more entries than the manifest lists"));
+    }
     const ManifestEntry& want = *it->second;
     if (type != ExpectedFileType(want.type)) {
-      return std::unexpected(Integrity(fmt::format(
-          "file list: \"{}\" is a {} in the payload but a {} in the manifest", *path,
-          FileTypeName(type), FileTypeName(ExpectedFileType(want.type)))));
+      return std::unexpected(Integrity(
+          fmt::format("file list: \"{}\" is a {} in the payload but a {} in the manifest", *path,
+                      FileTypeName(type), FileTypeName(ExpectedFileType(want.type)))));
     }
     if (type == AE_IFLNK) {
       const char* target = archive_entry_symlink(ae);
@@ -416,16 +427,16 @@ Result<void> CheckPayloadEntries(archive* inner, const Manifest& manifest, Entry
                                 *path, target ? target : "", want.target));
       }
     } else if ((archive_entry_perm(ae) & 0777) != want.mode) {
-      return std::unexpected(Integrity(fmt::format(
-          "file list: \"{}\" has mode {:04o} but the manifest says {:04o}", *path,
-          archive_entry_perm(ae) & 0777, want.mode)));
+      return std::unexpected(
+          Integrity(fmt::format("file list: \"{}\" has mode {:04o} but the manifest says {:04o}",
+                                *path, archive_entry_perm(ae) & 0777, want.mode)));
     }
     if (type == AE_IFREG) {
       if (!archive_entry_size_is_set(ae) ||
           archive_entry_size(ae) != static_cast<la_int64_t>(want.size)) {
-        return std::unexpected(Integrity(fmt::format(
-            "size: \"{}\" is {} bytes in the payload but {} in the manifest", *path,
-            archive_entry_size(ae), want.size)));
+        return std::unexpected(
+            Integrity(fmt::format("size: \"{}\" is {} bytes in the payload but {} in the manifest",
+                                  *path, archive_entry_size(ae), want.size)));
       }
     }
     if (sink) {
@@ -437,16 +448,16 @@ Result<void> CheckPayloadEntries(archive* inner, const Manifest& manifest, Entry
       while (true) {
         la_ssize_t n = archive_read_data(inner, buffer.data(), buffer.size());
         if (n < 0) {
-          return std::unexpected(Integrity(fmt::format("payload is corrupt in \"{}\": {}", *path,
-                                                       ArchiveErrorText(inner))));
+          return std::unexpected(Integrity(
+              fmt::format("payload is corrupt in \"{}\": {}", *path, ArchiveErrorText(inner))));
         }
         if (n == 0) break;
         got += static_cast<std::uint64_t>(n);
         bytes += static_cast<std::uint64_t>(n);
         if (got > want.size || bytes > byte_budget) {
-          return std::unexpected(Integrity(fmt::format(
-              "size: \"{}\" holds more than the {} bytes the manifest declares", *path,
-              want.size)));
+          return std::unexpected(Integrity(
+              fmt::format("size: \"{}\" holds more than the {} bytes the manifest declares", *path,
+                          want.size)));
         }
         hash.Update(buffer.data(), static_cast<std::size_t>(n));
         if (sink) {
@@ -458,8 +469,8 @@ Result<void> CheckPayloadEntries(archive* inner, const Manifest& manifest, Entry
             "size: \"{}\" is {} bytes but the manifest declares {}", *path, got, want.size)));
       }
       if (hash.FinishHex() != want.sha256) {
-        return std::unexpected(Integrity(fmt::format(
-            "digest: \"{}\" does not match its SHA-256 in the manifest", *path)));
+        return std::unexpected(Integrity(
+            fmt::format("digest: \"{}\" does not match its SHA-256 in the manifest", *path)));
       }
     }
     if (sink) {
@@ -468,9 +479,8 @@ Result<void> CheckPayloadEntries(archive* inner, const Manifest& manifest, Entry
   }
   for (const auto& e : manifest.files) {
     if (!seen.contains(e.path)) {
-      return std::unexpected(Integrity(
-          fmt::format("file list: \"{}\" is in the manifest but missing from the payload",
-                      e.path)));
+      return std::unexpected(Integrity(fmt::format(
+          "file list: \"{}\" is in the manifest but missing from the payload", e.path)));
     }
   }
   return {};
@@ -494,8 +504,8 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
   ArchiveReader outer(archive_read_new());
   archive_read_support_format_tar(outer.get());
   if (archive_read_open(outer.get(), &source, nullptr, FileRead, nullptr) != ARCHIVE_OK) {
-    return std::unexpected(Integrity("not a fabu package (not a tar file): " +
-                                     ArchiveErrorText(outer.get())));
+    return std::unexpected(
+        Integrity("not a fabu package (not a tar file): " + ArchiveErrorText(outer.get())));
   }
 
   // 1. Manifest and signature, checked before the payload is touched.
@@ -518,13 +528,13 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
   const std::string payload_name =
       archive_entry_pathname(*payload_member) ? archive_entry_pathname(*payload_member) : "";
   if (payload_name != manifest->payload.file) {
-    return std::unexpected(Integrity(fmt::format(
-        "order: the third member must be {}, found \"{}\"", manifest->payload.file, payload_name)));
+    return std::unexpected(Integrity(fmt::format("order: the third member must be {}, found \"{}\"",
+                                                 manifest->payload.file, payload_name)));
   }
   if (archive_entry_size(*payload_member) != static_cast<la_int64_t>(manifest->payload.size)) {
-    return std::unexpected(Integrity(fmt::format(
-        "payload size: {} is {} bytes but the manifest declares {}", payload_name,
-        archive_entry_size(*payload_member), manifest->payload.size)));
+    return std::unexpected(Integrity(
+        fmt::format("payload size: {} is {} bytes but the manifest declares {}", payload_name,
+                    archive_entry_size(*payload_member), manifest->payload.size)));
   }
 
   PayloadSource payload;
@@ -543,13 +553,13 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
       entries = std::unexpected(Integrity("payload is corrupt: " + ArchiveErrorText(inner.get())));
     } else {
       entries = CheckPayloadEntries(inner.get(), *manifest, sink);
-      if (entries && archive_filter_code(inner.get(), 0) !=
-                         (manifest->payload.compression == Compression::kZstd
-                              ? ARCHIVE_FILTER_ZSTD
-                              : ARCHIVE_FILTER_GZIP)) {
-        entries = std::unexpected(Integrity(fmt::format(
-            "payload is not {}-compressed as the manifest says",
-            CompressionName(manifest->payload.compression))));
+      if (entries &&
+          archive_filter_code(inner.get(), 0) !=
+              (manifest->payload.compression == Compression::kZstd ? ARCHIVE_FILTER_ZSTD
+                                                                   : ARCHIVE_FILTER_GZIP)) {
+        entries = std::unexpected(
+            Integrity(fmt::format("payload is not {}-compressed as the manifest says",
+                                  CompressionName(manifest->payload.compression))));
       }
     }
   }
@@ -569,9 +579,9 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
   archive_entry* extra = nullptr;
   int r = archive_read_next_header(outer.get(), &extra);
   if (r == ARCHIVE_OK) {
-    return std::unexpected(Integrity(fmt::format(
-        "order: unexpected member \"{}\" after the payload",
-        archive_entry_pathname(extra) ? archive_entry_pathname(extra) : "")));
+    return std::unexpected(
+        Integrity(fmt::format("order: unexpected member \"{}\" after the payload",
+                              archive_entry_pathname(extra) ? archive_entry_pathname(extra) : "")));
   }
   if (r != ARCHIVE_EOF) {
     return std::unexpected(Integrity("package is truncated or corrupt after the payload: " +
@@ -589,10 +599,12 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
 
 Result<void> SyncDir(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Fail(ErrorCode::kIo, fmt::format("{}: {}", dir.string(), std::strerror(errno)));
+  if (fd < 0)
+    return Fail(ErrorCode::kIo, fmt::format("{}: {}", dir.string(), std::strerror(errno)));
   int rc = ::fsync(fd);
   ::close(fd);
-  if (rc != 0) return Fail(ErrorCode::kIo, fmt::format("{}: fsync: {}", dir.string(), std::strerror(errno)));
+  if (rc != 0)
+    return Fail(ErrorCode::kIo, fmt::format("{}: fsync: {}", dir.string(), std::strerror(errno)));
   return {};
 }
 
@@ -608,7 +620,8 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
   std::error_code ec;
   const fs::path target = fs::absolute(dest, ec).lexically_normal();
   if (target.filename().empty()) {
-    return Fail(ErrorCode::kInvalidArgument, fmt::format("{}: not a directory name", dest.string()));
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}: not a directory name", dest.string()));
   }
   bool existed = false;
   if (fs::exists(fs::symlink_status(target, ec))) {
@@ -656,8 +669,8 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
     // One syncfs flushes every extracted file before the tree becomes visible.
     int fd = ::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || ::syncfs(fd) != 0) {
-      result = Fail(ErrorCode::kIo, fmt::format("cannot sync {}: {}", staging.string(),
-                                                std::strerror(errno)));
+      result = Fail(ErrorCode::kIo,
+                    fmt::format("cannot sync {}: {}", staging.string(), std::strerror(errno)));
     }
     if (fd >= 0) ::close(fd);
   }
@@ -667,9 +680,8 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
       result = Fail(ErrorCode::kIo,
                     fmt::format("cannot replace {}: {}", dest.string(), std::strerror(errno)));
     } else if (::rename(staging.c_str(), target.c_str()) != 0) {
-      result = Fail(ErrorCode::kIo,
-                    fmt::format("cannot move the tree into {}: {}", dest.string(),
-                                std::strerror(errno)));
+      result = Fail(ErrorCode::kIo, fmt::format("cannot move the tree into {}: {}", dest.string(),
+                                                std::strerror(errno)));
     } else if (options.durable) {
       if (auto synced = SyncDir(parent); !synced) result = std::unexpected(synced.error());
     }
@@ -701,7 +713,8 @@ Result<Manifest> ReadManifestUnverified(const fs::path& file, std::string* manif
   auto header = ReadHeaderMembers(outer.get());
   if (!header) return std::unexpected(header.error().WithContext(file.string()));
   auto manifest = Manifest::Parse(header->manifest_json);
-  if (!manifest) return std::unexpected(manifest.error().WithContext(file.string() + ": manifest.json"));
+  if (!manifest)
+    return std::unexpected(manifest.error().WithContext(file.string() + ": manifest.json"));
   if (manifest_json) *manifest_json = std::move(header->manifest_json);
   return manifest;
 }

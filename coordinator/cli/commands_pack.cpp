@@ -17,9 +17,12 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string HumanSize(std::uint64_t bytes) {
-  if (bytes >= (1ull << 30)) return fmt::format("{:.1f} GiB", static_cast<double>(bytes) / (1 << 30));
-  if (bytes >= (1ull << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
-  if (bytes >= (1ull << 10)) return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / (1 << 10));
+  if (bytes >= (1ull << 30))
+    return fmt::format("{:.1f} GiB", static_cast<double>(bytes) / (1 << 30));
+  if (bytes >= (1ull << 20))
+    return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
+  if (bytes >= (1ull << 10))
+    return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / (1 << 10));
   return fmt::format("{} B", bytes);
 }
 
@@ -48,12 +51,13 @@ Result<std::map<std::string, std::string>> ParseTargets(const std::vector<std::s
 std::string Summary(const packaging::VerifiedPackage& p) {
   std::size_t files = 0;
   for (const auto& e : p.manifest.files) files += e.type == packaging::EntryType::kFile;
-  return fmt::format("{} {}: signature by key {} valid, {} files ({}) match, payload {} {} "
-                     "sha256 ok, package id {}",
-                     p.manifest.name, p.manifest.version.ToString(), p.manifest.key_id, files,
-                     HumanSize(p.manifest.TotalFileBytes()),
-                     packaging::CompressionName(p.manifest.payload.compression),
-                     HumanSize(p.manifest.payload.size), p.package_sha256);
+  return fmt::format(
+      "{} {}: signature by key {} valid, {} files ({}) match, payload {} {} "
+      "sha256 ok, package id {}",
+      p.manifest.name, p.manifest.version.ToString(), p.manifest.key_id, files,
+      HumanSize(p.manifest.TotalFileBytes()),
+      packaging::CompressionName(p.manifest.payload.compression),
+      HumanSize(p.manifest.payload.size), p.package_sha256);
 }
 
 void PrintManifest(const packaging::Manifest& m) {
@@ -66,7 +70,8 @@ void PrintManifest(const packaging::Manifest& m) {
             << HumanSize(m.payload.size) << ", sha256 " << m.payload.sha256 << ")\n";
   if (m.expires) std::cout << "expires:   " << *m.expires << "\n";
   for (const auto& [k, v] : m.targets) std::cout << "target:    " << k << "=" << v << "\n";
-  for (const auto& [hook, path] : m.hooks) std::cout << "hook:      " << hook << " -> " << path << "\n";
+  for (const auto& [hook, path] : m.hooks)
+    std::cout << "hook:      " << hook << " -> " << path << "\n";
   std::cout << "files:     " << m.files.size() << " entries, " << HumanSize(m.TotalFileBytes())
             << "\n";
   for (const auto& e : m.files) {
@@ -147,8 +152,8 @@ void RegisterPackCommands(CLI::App& app, int& exit_code) {
     options.compression = *compression;
     if (!b->expires.empty()) options.expires = b->expires;
     options.targets = *targets;
-    options.out = b->out.empty() ? fs::path(b->name + "-" + version->ToString() + ".fabu")
-                                 : fs::path(b->out);
+    options.out =
+        b->out.empty() ? fs::path(b->name + "-" + version->ToString() + ".fabu") : fs::path(b->out);
     auto built = packaging::BuildPackage(options, *key);
     if (!built) return fail(built.error());
     std::cerr << fmt::format("built {} {}: {} entries, {} of files, payload {} {}, signed by {}\n",

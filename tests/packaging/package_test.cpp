@@ -1,0 +1,426 @@
+// The package reader and writer, exercised through the library.
+#include "packaging/package.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "packaging/sha256.hpp"
+#include "tests/packaging/forge.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fabu::packaging {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ForgeEntry;
+using testing::ForgeManifest;
+using testing::ForgePackage;
+using testing::ForgePayload;
+using testing::ForgeType;
+using testing::ReadFile;
+using testing::TempDir;
+using testing::WriteFile;
+
+class PackageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_ = std::make_unique<SigningKey>(SigningKey::Generate().value());
+    trust_.Add(key_->public_key());
+    app_ = dir_ / "app";
+    WriteFile(app_ / "bin/server", "#!/bin/sh\necho serving\n");
+    fs::permissions(app_ / "bin/server", fs::perms(0755));
+    WriteFile(app_ / "etc/app.conf", "port=8080\n");
+    WriteFile(app_ / "share/big.bin", std::string(300000, 'x') + "end");
+    fs::create_directory(app_ / "empty");
+    fs::create_symlink("../bin/server", app_ / "etc/server-link");
+  }
+
+  BuildResult Build(Compression compression = Compression::kGzip,
+                    const std::string& name = "app.fabu") {
+    BuildOptions options;
+    options.name = "c3m-video";
+    options.version = protocol::Version::Parse("V1.3.0.12").value();
+    options.from = app_;
+    options.compression = compression;
+    options.out = dir_ / name;
+    auto built = BuildPackage(options, *key_);
+    EXPECT_TRUE(built) << built.error().message();
+    return built.value_or(BuildResult{});
+  }
+
+  // Expects extraction of `file` to fail with `needle` and leave nothing.
+  void ExpectRefused(const fs::path& file, const std::string& needle) {
+    const fs::path dest = dir_ / "out" / "dest";
+    auto result = ExtractPackage(file, trust_, dest);
+    ASSERT_FALSE(result) << "extraction of " << file << " should fail with: " << needle;
+    EXPECT_NE(result.error().message().find(needle), std::string::npos)
+        << "got: " << result.error().message();
+    EXPECT_FALSE(fs::exists(dest)) << "destination left behind";
+    if (fs::exists(dir_ / "out")) {
+      EXPECT_TRUE(fs::is_empty(dir_ / "out")) << "staging left behind";
+    }
+    auto verified = VerifyPackage(file, trust_);
+    EXPECT_FALSE(verified) << "verify should refuse too";
+  }
+
+  // Forges a package whose manifest truthfully signs `entries` as given,
+  // then corrupts the description with `edit` (if any).
+  fs::path Forge(const std::vector<ForgeEntry>& payload_entries,
+                 const std::vector<ForgeEntry>& manifest_entries) {
+    const std::string payload = ForgePayload(payload_entries);
+    Manifest m = ForgeManifest(manifest_entries, payload, *key_);
+    const fs::path file = dir_ / "forged.fabu";
+    ForgePackage(file, m.ToJson(), payload, *key_);
+    return file;
+  }
+
+  TempDir dir_;
+  fs::path app_;
+  std::unique_ptr<SigningKey> key_;
+  TrustStore trust_;
+};
+
+TEST_F(PackageTest, RoundTripKeepsContentModesAndLinks) {
+  for (auto compression : {Compression::kGzip, Compression::kZstd}) {
+    SCOPED_TRACE(std::string(CompressionName(compression)));
+    auto built = Build(compression);
+    auto verified = VerifyPackage(built.path, trust_);
+    ASSERT_TRUE(verified) << verified.error().message();
+    EXPECT_EQ(verified->manifest.name, "c3m-video");
+    EXPECT_EQ(verified->package_sha256, Sha256::OfFile(built.path).value());
+    EXPECT_EQ(verified->package_size, fs::file_size(built.path));
+
+    const fs::path out = dir_ / ("out-" + std::string(CompressionName(compression)));
+    auto extracted = ExtractPackage(built.path, trust_, out);
+    ASSERT_TRUE(extracted) << extracted.error().message();
+    EXPECT_EQ(ReadFile(out / "bin/server"), ReadFile(app_ / "bin/server"));
+    EXPECT_EQ(ReadFile(out / "share/big.bin"), ReadFile(app_ / "share/big.bin"));
+    EXPECT_EQ(fs::status(out / "bin/server").permissions(), fs::perms(0755));
+    EXPECT_EQ(fs::status(out / "etc/app.conf").permissions(), fs::perms(0644));
+    EXPECT_TRUE(fs::is_directory(out / "empty"));
+    EXPECT_EQ(fs::read_symlink(out / "etc/server-link"), "../bin/server");
+    fs::remove(built.path);
+  }
+}
+
+TEST_F(PackageTest, BuildIsReproducibleForTheSameInputAndTime) {
+  BuildOptions options;
+  options.name = "c3m-video";
+  options.version = protocol::Version{1, 3, 0, 12};
+  options.from = app_;
+  options.created = 1764100000;
+  options.out = dir_ / "a.fabu";
+  ASSERT_TRUE(BuildPackage(options, *key_));
+  options.out = dir_ / "b.fabu";
+  ASSERT_TRUE(BuildPackage(options, *key_));
+  EXPECT_EQ(Sha256::OfFile(dir_ / "a.fabu").value(), Sha256::OfFile(dir_ / "b.fabu").value());
+}
+
+TEST_F(PackageTest, ExtractIntoAnExistingEmptyDirectory) {
+  auto built = Build();
+  fs::create_directories(dir_ / "dest");
+  auto extracted = ExtractPackage(built.path, trust_, dir_ / "dest");
+  ASSERT_TRUE(extracted) << extracted.error().message();
+  EXPECT_TRUE(fs::exists(dir_ / "dest/bin/server"));
+}
+
+TEST_F(PackageTest, ExtractRefusesANonEmptyDestination) {
+  auto built = Build();
+  WriteFile(dir_ / "dest/keep.txt", "mine");
+  auto extracted = ExtractPackage(built.path, trust_, dir_ / "dest");
+  ASSERT_FALSE(extracted);
+  EXPECT_NE(extracted.error().message().find("not an empty directory"), std::string::npos);
+  EXPECT_EQ(ReadFile(dir_ / "dest/keep.txt"), "mine");
+}
+
+// Given a good package, flipping any single byte of manifest.json,
+// manifest.sig or the payload must make verification fail.
+TEST_F(PackageTest, EveryFlippedByteOfManifestSignatureOrPayloadIsRefused) {
+  fs::remove_all(app_ / "share");  // keep the payload small: every byte is tried
+  auto built = Build();
+  const std::string original = ReadFile(built.path);
+  // ustar: a 512-byte header before each member, data padded to 512.
+  auto padded = [](std::size_t n) { return (n + 511) / 512 * 512; };
+  const std::size_t manifest_size = built.manifest.ToJson().size();
+  const std::size_t manifest_at = 512;
+  const std::size_t sig_at = manifest_at + padded(manifest_size) + 512;
+  const std::size_t payload_at = sig_at + padded(64) + 512;
+  ASSERT_EQ(original.substr(manifest_at, 1), "{");
+  std::vector<std::pair<std::size_t, std::size_t>> regions = {
+      {manifest_at, manifest_size}, {sig_at, 64}, {payload_at, built.manifest.payload.size}};
+  const fs::path flipped = dir_ / "flipped.fabu";
+  int tried = 0;
+  for (auto [start, length] : regions) {
+    for (std::size_t i = start; i < start + length; ++i) {
+      std::string bytes = original;
+      bytes[i] = static_cast<char>(bytes[i] ^ 0x01);
+      {
+        std::ofstream out(flipped, std::ios::binary | std::ios::trunc);
+        out << bytes;
+      }
+      auto verified = VerifyPackage(flipped, trust_);
+      ASSERT_FALSE(verified) << "flipping byte " << i << " was not detected";
+      tried++;
+    }
+  }
+  EXPECT_GT(tried, 1000);
+}
+
+TEST_F(PackageTest, WrongKeyIsRefusedAsUnknown) {
+  auto built = Build();
+  TrustStore other;
+  other.Add(SigningKey::Generate().value().public_key());
+  auto verified = VerifyPackage(built.path, other);
+  ASSERT_FALSE(verified);
+  EXPECT_NE(verified.error().message().find("unknown key " + key_->public_key().key_id()),
+            std::string::npos)
+      << verified.error().message();
+}
+
+TEST_F(PackageTest, NoTrustedKeysIsAClearError) {
+  auto built = Build();
+  auto verified = VerifyPackage(built.path, TrustStore{});
+  ASSERT_FALSE(verified);
+  EXPECT_NE(verified.error().message().find("no trusted publisher keys"), std::string::npos);
+}
+
+TEST_F(PackageTest, TruncatedPackagesAreRefused) {
+  auto built = Build();
+  const std::string original = ReadFile(built.path);
+  const std::size_t payload_end = original.find(std::string(1024, '\0'), 2048);
+  ASSERT_NE(payload_end, std::string::npos);
+  // Cut inside each member's header and data, and just before the payload ends.
+  for (std::size_t cut :
+       {std::size_t{0}, std::size_t{100}, std::size_t{600}, std::size_t{1100}, std::size_t{1600},
+        std::size_t{2100}, payload_end / 2, payload_end - 700, payload_end - 1}) {
+    WriteFile(dir_ / "cut.fabu", original.substr(0, cut));
+    SCOPED_TRACE(cut);
+    EXPECT_FALSE(VerifyPackage(dir_ / "cut.fabu", trust_));
+    EXPECT_FALSE(ExtractPackage(dir_ / "cut.fabu", trust_, dir_ / "never"));
+    EXPECT_FALSE(fs::exists(dir_ / "never"));
+  }
+}
+
+TEST_F(PackageTest, ExpiredPackagesAreRefused) {
+  BuildOptions options;
+  options.name = "c3m-video";
+  options.version = protocol::Version{1, 3, 0, 12};
+  options.from = app_;
+  options.expires = "2027-06-01T00:00:00Z";
+  options.out = dir_ / "expiring.fabu";
+  ASSERT_TRUE(BuildPackage(options, *key_));
+  VerifyOptions before;
+  before.now = ParseTimestamp("2027-05-31T23:59:59Z").value();
+  EXPECT_TRUE(VerifyPackage(options.out, trust_, before));
+  VerifyOptions after;
+  after.now = ParseTimestamp("2027-06-01T00:00:01Z").value();
+  auto verified = VerifyPackage(options.out, trust_, after);
+  ASSERT_FALSE(verified);
+  EXPECT_EQ(verified.error().code(), ErrorCode::kExpired);
+  EXPECT_NE(verified.error().message().find("expired at 2027-06-01T00:00:00Z"), std::string::npos);
+}
+
+TEST_F(PackageTest, MembersMustComeInOrder) {
+  const std::vector<ForgeEntry> entries = {{"a.txt", ForgeType::kFile, 0644, "hello", "", -1}};
+  const std::string payload = ForgePayload(entries);
+  const std::string manifest = ForgeManifest(entries, payload, *key_).ToJson();
+  const std::string sig = testing::SignatureBytes(*key_, manifest);
+  const fs::path file = dir_ / "order.fabu";
+
+  testing::ForgeTar(
+      file, {{"manifest.sig", sig}, {"manifest.json", manifest}, {"payload.tar.gz", payload}});
+  ExpectRefused(file, "order: the first member must be manifest.json");
+  testing::ForgeTar(
+      file, {{"manifest.json", manifest}, {"payload.tar.gz", payload}, {"manifest.sig", sig}});
+  ExpectRefused(file, "manifest.sig is missing");
+  testing::ForgeTar(file, {{"manifest.json", manifest}, {"payload.tar.gz", payload}});
+  ExpectRefused(file, "manifest.sig is missing");
+  testing::ForgeTar(file, {{"manifest.json", manifest}, {"manifest.sig", sig}});
+  ExpectRefused(file, "payload.tar.gz is missing");
+  testing::ForgeTar(file, {{"manifest.json", manifest},
+                           {"manifest.sig", sig},
+                           {"payload.tar.gz", payload},
+                           {"extra.sh", "rm -rf /"}});
+  ExpectRefused(file, "unexpected member \"extra.sh\"");
+}
+
+TEST_F(PackageTest, OversizeManifestIsRefusedUnread) {
+  std::string huge = "{\"pad\": \"" + std::string(kMaxManifestBytes, 'a') + "\"}";
+  const fs::path file = dir_ / "huge.fabu";
+  testing::ForgeTar(file, {{"manifest.json", huge},
+                           {"manifest.sig", testing::SignatureBytes(*key_, huge)},
+                           {"payload.tar.gz", "x"}});
+  ExpectRefused(file, "refused unread");
+}
+
+// A payload re-signed by a trusted key must still be refused for what it holds.
+struct UnsafePayloadCase {
+  const char* name;
+  std::vector<ForgeEntry> payload;
+  std::vector<ForgeEntry> manifest;
+  const char* needle;
+};
+
+TEST_F(PackageTest, UnsafePayloadsSignedByATrustedKeyAreRefused) {
+  const ForgeEntry ok{"ok.txt", ForgeType::kFile, 0644, "fine", "", -1};
+  const std::vector<UnsafePayloadCase> cases = {
+      {"dot-dot entry",
+       {ok, {"../evil", ForgeType::kFile, 0644, "x", "", -1}},
+       {ok},
+       "contains \"..\""},
+      {"nested dot-dot",
+       {ok, {"a/../../evil", ForgeType::kFile, 0644, "x", "", -1}},
+       {ok},
+       "contains \"..\""},
+      {"absolute path",
+       {ok, {"/tmp/fabu-evil", ForgeType::kFile, 0644, "x", "", -1}},
+       {ok},
+       "is absolute"},
+      {"escaping symlink",
+       {ok, {"link", ForgeType::kSymlink, 0777, "", "../../etc", -1}},
+       {ok, {"link", ForgeType::kSymlink, 0777, "", "inside", -1}},
+       "differs from the manifest"},
+      {"absolute symlink",
+       {ok, {"link", ForgeType::kSymlink, 0777, "", "/etc/passwd", -1}},
+       {ok, {"link", ForgeType::kSymlink, 0777, "", "ok.txt", -1}},
+       "differs from the manifest"},
+      {"hard link",
+       {ok, {"hard", ForgeType::kHardlink, 0644, "", "ok.txt", -1}},
+       {ok},
+       "is a hard link"},
+      {"character device",
+       {ok, {"null", ForgeType::kCharDevice, 0666, "", "", -1}},
+       {ok},
+       "is a character device"},
+      {"fifo", {ok, {"pipe", ForgeType::kFifo, 0644, "", "", -1}}, {ok}, "is a FIFO"},
+      {"entry not in manifest",
+       {ok, {"extra.txt", ForgeType::kFile, 0644, "x", "", -1}},
+       {ok},
+       "is not in the manifest"},
+      {"manifest entry missing",
+       {ok},
+       {ok, {"gone.txt", ForgeType::kFile, 0644, "x", "", -1}},
+       "missing from the payload"},
+      {"duplicate path", {ok, ok}, {ok}, "appears twice"},
+      {"setuid file",
+       {ok, {"suid", ForgeType::kFile, 04755, "x", "", -1}},
+       {ok, {"suid", ForgeType::kFile, 0755, "x", "", -1}},
+       "setuid"},
+      {"size mismatch",
+       {ok, {"f", ForgeType::kFile, 0644, "12345", "", -1}},
+       {ok, {"f", ForgeType::kFile, 0644, "123", "", -1}},
+       "size: \"f\""},
+      {"digest mismatch",
+       {ok, {"f", ForgeType::kFile, 0644, "abc", "", -1}},
+       {ok, {"f", ForgeType::kFile, 0644, "abd", "", -1}},
+       "digest: \"f\""},
+      {"mode mismatch",
+       {ok, {"f", ForgeType::kFile, 0755, "abc", "", -1}},
+       {ok, {"f", ForgeType::kFile, 0644, "abc", "", -1}},
+       "has mode 0755"},
+      {"type mismatch",
+       {ok, {"d", ForgeType::kDir, 0755, "", "", -1}},
+       {ok, {"d", ForgeType::kFile, 0755, "", "", -1}},
+       "is a dir in the payload"},
+      {"file beneath a symlink",
+       {ok,
+        {"ln", ForgeType::kSymlink, 0777, "", ".", -1},
+        {"ln/x.txt", ForgeType::kFile, 0644, "x", "", -1}},
+       {ok,
+        {"ln", ForgeType::kSymlink, 0777, "", ".", -1},
+        {"ln/x.txt", ForgeType::kFile, 0644, "x", "", -1}},
+       "beneath the symlink"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    ExpectRefused(Forge(c.payload, c.manifest), c.needle);
+  }
+  EXPECT_FALSE(fs::exists("/tmp/fabu-evil"));
+}
+
+// Given a payload that inflates far beyond what the manifest declares, the
+// reader stops at the declared size instead of writing it out.
+TEST_F(PackageTest, DecompressionBombStopsAtTheDeclaredSize) {
+  const std::string bomb(64 << 20, '\0');  // 64 MiB of zeros, ~64 KiB compressed
+  const std::vector<ForgeEntry> payload_entries = {{"bomb", ForgeType::kFile, 0644, bomb, "", -1}};
+  const std::vector<ForgeEntry> manifest_entries = {
+      {"bomb", ForgeType::kFile, 0644, std::string(1024, '\0'), "", -1}};
+  const fs::path file = Forge(payload_entries, manifest_entries);
+  EXPECT_LT(fs::file_size(file), 1u << 20);
+  ExpectRefused(file, "size: \"bomb\"");
+}
+
+TEST_F(PackageTest, BuildRefusesALinkThatLeavesTheTree) {
+  fs::create_symlink("../../etc/passwd", app_ / "etc/escape");
+  BuildOptions options;
+  options.name = "c3m-video";
+  options.from = app_;
+  options.out = dir_ / "x.fabu";
+  auto built = BuildPackage(options, *key_);
+  ASSERT_FALSE(built);
+  EXPECT_NE(built.error().message().find("leaves"), std::string::npos) << built.error().message();
+  EXPECT_FALSE(fs::exists(options.out));
+}
+
+TEST_F(PackageTest, BuildRefusesFifosAndSetuidFiles) {
+  BuildOptions options;
+  options.name = "c3m-video";
+  options.from = app_;
+  options.out = dir_ / "x.fabu";
+  ASSERT_EQ(::mkfifo((app_ / "pipe").c_str(), 0644), 0);
+  auto built = BuildPackage(options, *key_);
+  ASSERT_FALSE(built);
+  EXPECT_NE(built.error().message().find("is a FIFO"), std::string::npos);
+  fs::remove(app_ / "pipe");
+
+  WriteFile(app_ / "bin/suid", "x");
+  ::chmod((app_ / "bin/suid").c_str(), 04755);
+  built = BuildPackage(options, *key_);
+  ASSERT_FALSE(built);
+  EXPECT_NE(built.error().message().find("setuid"), std::string::npos);
+  EXPECT_FALSE(fs::exists(options.out));
+  for (const auto& e : fs::directory_iterator(dir_.path())) {
+    EXPECT_EQ(e.path().filename().string().find(".fabu-"), std::string::npos)
+        << "temp file left: " << e.path();
+  }
+}
+
+TEST_F(PackageTest, BuildRefusesDeviceFilesWhenItCanMakeOne) {
+  if (::geteuid() != 0) GTEST_SKIP() << "making a device node needs root";
+  ASSERT_EQ(::mknod((app_ / "null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+  BuildOptions options;
+  options.name = "c3m-video";
+  options.from = app_;
+  options.out = dir_ / "x.fabu";
+  auto built = BuildPackage(options, *key_);
+  ASSERT_FALSE(built);
+  EXPECT_NE(built.error().message().find("character device"), std::string::npos);
+}
+
+TEST_F(PackageTest, BuildRecordsHooks) {
+  WriteFile(dir_ / "hooks/health_check", "#!/bin/sh\nexit 0\n");
+  fs::permissions(dir_ / "hooks/health_check", fs::perms(0755));
+  BuildOptions options;
+  options.name = "c3m-video";
+  options.from = app_;
+  options.hooks = dir_ / "hooks";
+  options.out = dir_ / "hooks.fabu";
+  auto built = BuildPackage(options, *key_);
+  ASSERT_TRUE(built) << built.error().message();
+  EXPECT_EQ(built->manifest.hooks.at("health_check"), "hooks/health_check");
+  auto verified = VerifyPackage(options.out, trust_);
+  ASSERT_TRUE(verified) << verified.error().message();
+
+  fs::permissions(dir_ / "hooks/health_check", fs::perms(0644));
+  options.out = dir_ / "hooks2.fabu";
+  built = BuildPackage(options, *key_);
+  ASSERT_FALSE(built);
+  EXPECT_NE(built.error().message().find("must be an executable file"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fabu::packaging

@@ -1,0 +1,53 @@
+// Hand-made packages for tests, good and malicious.
+//
+// The forge writes exactly what a test asks for, including what `fabu pack
+// build` would never write (`../` entries, devices, hard links, members out of
+// order), signed by a key the reader trusts, so a test shows that the reader
+// refuses the content itself and not merely a bad signature.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "packaging/keys.hpp"
+#include "packaging/manifest.hpp"
+
+namespace fabu::testing {
+
+enum class ForgeType { kFile, kDir, kSymlink, kHardlink, kCharDevice, kFifo };
+
+struct ForgeEntry {
+  std::string path;
+  ForgeType type = ForgeType::kFile;
+  unsigned mode = 0644;
+  std::string data;    // files
+  std::string target;  // symlinks and hard links
+  // When set, the tar header claims this size instead of data.size().
+  long long header_size = -1;
+};
+
+// A tar of `entries`, compressed as given.
+std::string ForgePayload(const std::vector<ForgeEntry>& entries,
+                         packaging::Compression compression = packaging::Compression::kGzip);
+
+// The manifest that truthfully describes `entries` (files, dirs, symlinks
+// only) and `payload`, signed later by `key`.
+packaging::Manifest ForgeManifest(
+    const std::vector<ForgeEntry>& entries, const std::string& payload,
+    const packaging::SigningKey& key,
+    packaging::Compression compression = packaging::Compression::kGzip);
+
+// Writes an outer tar of (name, data) members, in the given order.
+void ForgeTar(const std::filesystem::path& path,
+              const std::vector<std::pair<std::string, std::string>>& members);
+
+// A complete package: manifest JSON signed by `key`, then the payload.
+void ForgePackage(const std::filesystem::path& path, const std::string& manifest_json,
+                  const std::string& payload, const packaging::SigningKey& key,
+                  const std::string& payload_name = "payload.tar.gz");
+
+std::string SignatureBytes(const packaging::SigningKey& key, const std::string& message);
+
+}  // namespace fabu::testing
