@@ -1,0 +1,272 @@
+// The release workflow: states, roles, and the operations that move a release
+// through review, testing, acceptance and scheduling (seed §4.4, §6.1.2,
+// §6.2.1-§6.2.5; DESIGN.md §6).
+//
+// A `Release` is a plain value: the aggregate the store keeps. Every operation
+// is a pure function `(release, actor, time, inputs) -> Result<Release>`; it
+// never changes its input, so the daemon calls it inside a store transaction
+// and writes the result only when it succeeds. A refusal says what is
+// missing, with an error code the API maps to a status:
+//   kPermissionDenied   the actor's role or person may not do this
+//                       ("approve needs role approver (you are tester)",
+//                        "the owner of a release cannot approve it (§6.1.2)")
+//   kConflict           the release is in the wrong state
+//                       ("cannot approve release R-12 in state draft: submit it first")
+//   kFailedPrecondition a guard of the procedure is not met (missing plan
+//                       sections, no passed test report, go-live not approved)
+//   kInvalidArgument    an input is malformed (empty rejection comment)
+//
+// The transitions are data (`TransitionTable`), so they can be printed and
+// tested. Every operation appends a HistoryEntry (action, actor, role, time,
+// from, to), including those that keep the state (an approval that is not the
+// last one). Times are seconds since the epoch (see timestamp.hpp).
+//
+// The content a release's reviewers approve (everything in the plan but the
+// go-live plan) is frozen by its digest at approval; any change to it sends
+// the release back to draft with its approvals, test acceptance and go-live
+// approval cleared (seed §1.1). A go-live plan that was part of the approved
+// content needs no further approval; one set or changed after approval needs
+// `ApproveGoLive` before `ScheduleRelease` (seed §6.2.5).
+//
+// Pure value types and functions; thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/release/golive_plan.hpp"
+#include "coordinator/release/release_plan.hpp"
+#include "coordinator/release/timestamp.hpp"
+#include "protocol/error.hpp"
+#include "protocol/version.hpp"
+
+namespace fabu::coordinator::release {
+
+enum class ReleaseState {
+  kDraft,
+  kInReview,
+  kApproved,
+  kTesting,
+  kAccepted,
+  kScheduled,
+  kDeploying,
+  kPaused,
+  kDeployed,
+  kFailed,
+  kRollingBack,
+  kRolledBack,
+  kClosed,
+  kCancelled,
+};
+std::string_view ReleaseStateName(ReleaseState state);  // "in_review"
+Result<ReleaseState> ParseReleaseState(std::string_view text);
+// Every state, in workflow order.
+const std::vector<ReleaseState>& AllReleaseStates();
+
+// How a closed release ended (seed §6.2.9, KPI §4.6).
+enum class CloseCode { kSuccess, kPartial, kFailed, kRolledBack, kCancelled };
+std::string_view CloseCodeName(CloseCode code);
+Result<CloseCode> ParseCloseCode(std::string_view text);
+
+// Roles of seed §4.4: admin; approver (发布管理负责人, approves plans);
+// release_manager (发布负责人, owns releases); tester (发布测试人员); viewer.
+enum class Role { kAdmin, kApprover, kReleaseManager, kTester, kViewer };
+std::string_view RoleName(Role role);
+Result<Role> ParseRole(std::string_view text);
+
+struct Actor {
+  std::string name;
+  Role role = Role::kViewer;
+};
+
+// What was done to a release; the names are the CLI's verbs.
+enum class Action {
+  kCreate,
+  kUpdate,
+  kSubmit,
+  kApprove,
+  kReject,
+  kSetGoLive,
+  kApproveGoLive,
+  kTestReport,
+  kAccept,
+  kSchedule,
+  kCancel,
+  // Carried out by the rollout engine (a later issue); listed so the table is whole.
+  kStartRollout,
+  kPause,
+  kResume,
+  kFinishRollout,
+  kFailRollout,
+  kRollback,
+  kFinishRollback,
+  kClose,
+};
+std::string_view ActionName(Action action);  // "approve-golive"
+
+// One row of the transition table.
+struct TransitionRule {
+  Action action;
+  std::vector<ReleaseState> from;
+  ReleaseState to;
+  std::vector<Role> roles;  // any of these may act
+  std::string_view guard;   // the conditions beyond state and role, in words
+};
+
+// The whole table, one rule per action.
+const std::vector<TransitionRule>& TransitionTable();
+const TransitionRule& RuleFor(Action action);
+// The table as a Markdown table, for docs and `--help`.
+std::string TransitionTableMarkdown();
+
+enum class Decision { kApproved, kRejected };
+std::string_view DecisionName(Decision decision);
+
+struct ReviewDecision {
+  std::string reviewer;
+  Decision decision = Decision::kApproved;
+  UnixSeconds at = 0;
+  std::string comment;
+  int round = 0;  // the review round (one per submit)
+  friend bool operator==(const ReviewDecision&, const ReviewDecision&) = default;
+};
+
+enum class TestResult { kPassed, kFailed };
+std::string_view TestResultName(TestResult result);
+Result<TestResult> ParseTestResult(std::string_view text);
+
+struct TestReport {
+  TestResult result = TestResult::kFailed;
+  std::string author;
+  UnixSeconds at = 0;
+  std::string text;  // the report (Markdown)
+  int round = 0;     // the review round the tested content belongs to
+  friend bool operator==(const TestReport&, const TestReport&) = default;
+};
+
+struct Acceptance {
+  std::string by;
+  UnixSeconds at = 0;
+  bool test_waived = false;  // emergency only
+  std::string waive_reason;
+  std::string comment;
+  friend bool operator==(const Acceptance&, const Acceptance&) = default;
+};
+
+struct GoLiveApproval {
+  std::string by;
+  UnixSeconds at = 0;
+  std::string comment;
+  std::string digest;  // GoLiveDigest of the approved go-live plan
+  friend bool operator==(const GoLiveApproval&, const GoLiveApproval&) = default;
+};
+
+struct HistoryEntry {
+  Action action = Action::kCreate;
+  std::string actor;
+  Role role = Role::kViewer;
+  UnixSeconds at = 0;
+  ReleaseState from = ReleaseState::kDraft;
+  ReleaseState to = ReleaseState::kDraft;
+  std::string note;
+  friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
+};
+
+struct Release {
+  std::string id;
+  std::string owner;  // the creator (seed §6.1.2)
+  ReleaseState state = ReleaseState::kDraft;
+  std::optional<CloseCode> close_code;
+  ReleasePlan plan;
+  UnixSeconds created_at = 0;
+  UnixSeconds updated_at = 0;
+
+  int review_round = 0;                    // incremented by each submit
+  std::vector<ReviewDecision> approvals;   // this round's approvals; cleared on return to draft
+  std::vector<ReviewDecision> rejections;  // every rejection, kept forever
+  std::vector<TestReport> test_reports;    // every report, kept forever
+  std::optional<Acceptance> acceptance;    // cleared on return to draft
+  bool test_waived_ever = false;  // an emergency acceptance waived testing: flagged forever
+
+  std::string frozen_content_digest;   // ContentDigest at approval; empty when not approved
+  bool golive_approved = false;        // plan.golive may be used for scheduling
+  std::string approved_golive_digest;  // GoLiveDigest of the go-live plan approved
+  std::optional<GoLiveApproval> golive_approval;  // when approved separately (§6.2.5)
+
+  std::vector<HistoryEntry> history;
+
+  friend bool operator==(const Release&, const Release&) = default;
+};
+
+// Creates a draft owned by `actor` (release_manager or admin).
+Result<Release> CreateRelease(std::string id, const Actor& actor, UnixSeconds at, ReleasePlan plan);
+
+// Replaces the plan (owner or admin). From in_review, approved, testing,
+// accepted or scheduled, a change of the frozen content returns the release
+// to draft and clears its approvals and acceptance. A change of only the
+// go-live plan after approval keeps the state (scheduled goes back to
+// accepted) and needs ApproveGoLive. An identical plan changes nothing.
+Result<Release> UpdateRelease(const Release& release, const Actor& actor, UnixSeconds at,
+                              ReleasePlan plan);
+
+// Sets or replaces the go-live plan; the rules of UpdateRelease apply.
+Result<Release> SetGoLive(const Release& release, const Actor& actor, UnixSeconds at,
+                          GoLivePlan golive);
+
+// draft -> in_review (owner or admin). Guards: CheckSubmittable; the owner is
+// not a reviewer; the version follows `last_released` (the last released
+// version of the same product, if any) by the version policy.
+Result<Release> SubmitRelease(const Release& release, const Actor& actor, UnixSeconds at,
+                              const std::optional<protocol::Version>& last_released);
+
+// A listed reviewer with role approver, never the owner, approves in
+// in_review. The last approval moves it to approved and freezes the content digest.
+Result<Release> ApproveRelease(const Release& release, const Actor& actor, UnixSeconds at,
+                               std::string comment);
+
+// A listed reviewer with role approver sends it back to draft with a comment.
+Result<Release> RejectRelease(const Release& release, const Actor& actor, UnixSeconds at,
+                              std::string comment);
+
+// A tester files a report: approved|testing -> testing.
+Result<Release> FileTestReport(const Release& release, const Actor& actor, UnixSeconds at,
+                               TestResult result, std::string text);
+
+struct AcceptOptions {
+  bool waive_test = false;  // category emergency only, with a reason
+  std::string reason;
+  std::string comment;
+};
+
+// An approver accepts: testing -> accepted with the latest report of this
+// review round passed; or, waiving the test, approved|testing -> accepted for
+// category emergency.
+Result<Release> AcceptRelease(const Release& release, const Actor& actor, UnixSeconds at,
+                              const AcceptOptions& options);
+
+// An approver (never the owner) approves a go-live plan set after approval.
+Result<Release> ApproveGoLive(const Release& release, const Actor& actor, UnixSeconds at,
+                              std::string comment);
+
+// accepted -> scheduled (release_manager or admin). Guards: a go-live plan,
+// approved, whose window has not ended at `at`; the content still matches the
+// frozen digest.
+Result<Release> ScheduleRelease(const Release& release, const Actor& actor, UnixSeconds at);
+
+// Any state before deploying -> cancelled, close code cancelled (owner, a
+// release_manager or an admin).
+Result<Release> CancelRelease(const Release& release, const Actor& actor, UnixSeconds at,
+                              std::string reason);
+
+// Succeeds when the release's content still has the digest frozen at
+// approval (kIntegrity otherwise, kFailedPrecondition when never approved).
+Result<void> VerifyFrozenContent(const Release& release);
+
+// The release as JSON: plan, state, decisions, reports, history (times in
+// seconds and as RFC 3339 UTC). Used by the API and the JSON export.
+nlohmann::json ReleaseToJson(const Release& release);
+
+}  // namespace fabu::coordinator::release
