@@ -1,8 +1,5 @@
 #include "packaging/manifest.hpp"
 
-#include <time.h>
-
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -180,54 +177,6 @@ Result<std::string> NormalizeEntryPath(std::string_view path) {
   return std::string(p);
 }
 
-Result<std::int64_t> ParseTimestamp(std::string_view text) {
-  // RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
-  std::string s(text);
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute,
-                  &second, &consumed) != 6 ||
-      consumed != 19 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 ||
-      minute > 59 || second > 60) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("time \"{}\" is not RFC 3339 (e.g. 2027-06-01T00:00:00Z)", text));
-  }
-  std::string_view rest = text.substr(19);
-  if (!rest.empty() && rest.front() == '.') {
-    rest.remove_prefix(1);
-    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') rest.remove_prefix(1);
-  }
-  std::int64_t offset = 0;
-  if (rest == "Z" || rest == "z") {
-    offset = 0;
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int oh = 0, om = 0;
-    std::string tail(rest.substr(1));
-    if (std::sscanf(tail.c_str(), "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59) {
-      return Fail(ErrorCode::kInvalidArgument, fmt::format("time \"{}\": bad UTC offset", text));
-    }
-    offset = (oh * 3600 + om * 60) * (rest[0] == '-' ? -1 : 1);
-  } else {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("time \"{}\" needs a zone: Z or +HH:MM", text));
-  }
-  struct tm tm {};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  return static_cast<std::int64_t>(timegm(&tm)) - offset;
-}
-
-std::string FormatTimestamp(std::int64_t seconds) {
-  time_t t = static_cast<time_t>(seconds);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 Result<Manifest> Manifest::Parse(std::string_view text) {
   if (text.size() > kMaxManifestBytes) {
     return Fail(ErrorCode::kTooLarge, fmt::format("manifest.json is {} bytes; the limit is {}",
@@ -259,7 +208,7 @@ Result<Manifest> Manifest::Parse(std::string_view text) {
   m.version = *parsed_version;
   auto created = GetString(j, "", "created");
   if (!created) return std::unexpected(created.error());
-  if (auto t = ParseTimestamp(*created); !t)
+  if (auto t = protocol::ParseRfc3339(*created); !t)
     return std::unexpected(t.error().WithContext("created"));
   m.created = *created;
   auto key_id = GetString(j, "", "key_id");
@@ -401,7 +350,7 @@ Result<Manifest> Manifest::Parse(std::string_view text) {
   if (auto expires = j.find("expires"); expires != j.end()) {
     if (!expires->is_string())
       return Fail(ErrorCode::kInvalidArgument, "expires: must be a string");
-    auto t = ParseTimestamp(expires->get<std::string>());
+    auto t = protocol::ParseRfc3339(expires->get<std::string>());
     if (!t) return std::unexpected(t.error().WithContext("expires"));
     m.expires = expires->get<std::string>();
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "protocol/error.hpp"
+#include "protocol/timestamp.hpp"
 #include "protocol/version.hpp"
 
 namespace fabu::packaging {
@@ -78,10 +79,5 @@ Result<std::string> NormalizeEntryPath(std::string_view path);
 // True when a symlink at entry `path` pointing to `target` resolves inside the
 // package tree (judged on the text alone: relative, never above the root).
 bool SymlinkStaysInside(std::string_view path, std::string_view target);
-
-// Parses an RFC 3339 timestamp ("2027-06-01T00:00:00Z", offsets allowed) to
-// seconds since the epoch.
-Result<std::int64_t> ParseTimestamp(std::string_view text);
-std::string FormatTimestamp(std::int64_t seconds_since_epoch);  // UTC, "...Z"
 
 }  // namespace fabu::packaging

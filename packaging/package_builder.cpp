@@ -230,7 +230,7 @@ Result<void> FsyncAndClose(int fd, const fs::path& path) {
 Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& key) {
   if (auto ok = CheckPackageName(options.name); !ok) return std::unexpected(ok.error());
   if (options.expires) {
-    if (auto t = ParseTimestamp(*options.expires); !t) {
+    if (auto t = protocol::ParseRfc3339(*options.expires); !t) {
       return std::unexpected(t.error().WithContext("--expires"));
     }
   }
@@ -280,7 +280,7 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
   Manifest manifest;
   manifest.name = options.name;
   manifest.version = options.version;
-  manifest.created = FormatTimestamp(created);
+  manifest.created = protocol::FormatRfc3339Utc(created);
   manifest.key_id = key.public_key().key_id();
   manifest.hooks = hooks;
   manifest.expires = options.expires;

@@ -514,9 +514,9 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
   auto manifest = CheckSignature(*header, trust);
   if (!manifest) return std::unexpected(manifest.error());
   if (manifest->expires) {
-    auto expires = ParseTimestamp(*manifest->expires);
+    auto expires = protocol::ParseRfc3339(*manifest->expires);
     const std::int64_t now = options.now.value_or(NowSeconds());
-    if (expires && now > *expires) {
+    if (expires && now > expires->seconds) {
       return Fail(ErrorCode::kExpired,
                   fmt::format("expiry: the package expired at {}", *manifest->expires));
     }

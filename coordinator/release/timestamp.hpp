@@ -1,47 +1,16 @@
-// Times and durations as the release workflow writes them.
-//
-// An instant is kept as whole seconds since the Unix epoch (`std::int64_t`,
-// UTC); that is what the workflow compares and stores. People write instants
-// in RFC 3339 with an explicit offset ("2026-12-01T01:00:00+08:00" or "...Z");
-// the text they wrote is kept beside the seconds so a plan reads back as it was
-// written. Fractions of a second are accepted and dropped; leap seconds (":60")
-// are refused.
-//
-// Durations are written as a whole number and one unit: "30s", "5m", "1h",
-// "2d"; "0" alone means zero.
-//
-// Pure and thread-safe.
+// The release workflow speaks of instants and durations as the protocol
+// defines them (protocol/timestamp.hpp); these names bring them in.
 #pragma once
 
-#include <cstdint>
-#include <string>
-#include <string_view>
-
-#include "protocol/error.hpp"
+#include "protocol/timestamp.hpp"
 
 namespace fabu::coordinator::release {
 
-// Seconds since 1970-01-01T00:00:00Z.
-using UnixSeconds = std::int64_t;
-
-struct Timestamp {
-  UnixSeconds seconds = 0;
-  std::string text;  // as written, RFC 3339 with offset
-
-  friend bool operator==(const Timestamp&, const Timestamp&) = default;
-};
-
-// Parses RFC 3339 with a required offset (Z or ±HH:MM). The error says what
-// part is wrong; callers add the field name.
-Result<Timestamp> ParseRfc3339(std::string_view text);
-
-// "2026-12-01T01:00:00Z": the UTC form of an instant, for records and exports.
-std::string FormatRfc3339Utc(UnixSeconds seconds);
-
-// Parses "30s", "5m", "1h", "2d" or "0" into seconds.
-Result<std::int64_t> ParseDuration(std::string_view text);
-
-// The shortest exact form of a duration in seconds: 300 -> "5m", 0 -> "0s".
-std::string FormatDuration(std::int64_t seconds);
+using protocol::FormatDuration;
+using protocol::FormatRfc3339Utc;
+using protocol::ParseDuration;
+using protocol::ParseRfc3339;
+using protocol::Timestamp;
+using protocol::UnixSeconds;
 
 }  // namespace fabu::coordinator::release

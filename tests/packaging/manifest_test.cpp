@@ -139,18 +139,5 @@ TEST(ManifestTest, ValidatesPackageNames) {
   EXPECT_FALSE(CheckPackageName(std::string(65, 'a')));
 }
 
-TEST(TimestampTest, ParsesRfc3339WithZones) {
-  EXPECT_EQ(ParseTimestamp("1970-01-01T00:00:00Z").value(), 0);
-  EXPECT_EQ(ParseTimestamp("2026-12-01T01:00:00+08:00").value(),
-            ParseTimestamp("2026-11-30T17:00:00Z").value());
-  EXPECT_EQ(ParseTimestamp("2026-11-30T17:00:00.250Z").value(),
-            ParseTimestamp("2026-11-30T17:00:00Z").value());
-  EXPECT_EQ(FormatTimestamp(ParseTimestamp("2027-06-01T00:00:00Z").value()),
-            "2027-06-01T00:00:00Z");
-  EXPECT_FALSE(ParseTimestamp("2027-06-01"));
-  EXPECT_FALSE(ParseTimestamp("2027-06-01T00:00:00"));
-  EXPECT_FALSE(ParseTimestamp("2027-13-01T00:00:00Z"));
-}
-
 }  // namespace
 }  // namespace fabu::packaging

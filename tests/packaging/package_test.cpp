@@ -214,10 +214,10 @@ TEST_F(PackageTest, ExpiredPackagesAreRefused) {
   options.out = dir_ / "expiring.fabu";
   ASSERT_TRUE(BuildPackage(options, *key_));
   VerifyOptions before;
-  before.now = ParseTimestamp("2027-05-31T23:59:59Z").value();
+  before.now = protocol::ParseRfc3339("2027-05-31T23:59:59Z")->seconds;
   EXPECT_TRUE(VerifyPackage(options.out, trust_, before));
   VerifyOptions after;
-  after.now = ParseTimestamp("2027-06-01T00:00:01Z").value();
+  after.now = protocol::ParseRfc3339("2027-06-01T00:00:01Z")->seconds;
   auto verified = VerifyPackage(options.out, trust_, after);
   ASSERT_FALSE(verified);
   EXPECT_EQ(verified.error().code(), ErrorCode::kExpired);

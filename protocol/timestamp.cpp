@@ -1,4 +1,4 @@
-#include "coordinator/release/timestamp.hpp"
+#include "protocol/timestamp.hpp"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <chrono>
 #include <limits>
 
-namespace fabu::coordinator::release {
+namespace fabu::protocol {
 namespace {
 
 // Reads exactly `width` decimal digits at `pos`.
@@ -130,4 +130,4 @@ std::string FormatDuration(std::int64_t seconds) {
   return fmt::format("{}s", seconds);
 }
 
-}  // namespace fabu::coordinator::release
+}  // namespace fabu::protocol
