@@ -269,4 +269,8 @@ Result<void> VerifyFrozenContent(const Release& release);
 // seconds and as RFC 3339 UTC). Used by the API and the JSON export.
 nlohmann::json ReleaseToJson(const Release& release);
 
+// The inverse of ReleaseToJson, for records the store wrote. kIntegrity when a
+// field is missing or mistyped (a damaged record).
+Result<Release> ReleaseFromJson(const nlohmann::json& value, const PlanParseOptions& options = {});
+
 }  // namespace fabu::coordinator::release

@@ -79,6 +79,30 @@ TEST(ReleaseWorkflowTest, WalksFromDraftToScheduled) {
   EXPECT_EQ(r.history[6].to, ReleaseState::kScheduled);
 }
 
+TEST(ReleaseWorkflowTest, JsonRecordRoundTrips) {
+  // Given a release that went through every kind of decision, reading back
+  // its stored JSON gives the same release.
+  Release r = Must(RejectRelease(InReview(), kWang, kT0 + 15, "scope unclear"));
+  r = Must(SubmitRelease(r, kOwner, kT0 + 16, std::nullopt));
+  r = Must(ApproveRelease(r, kWang, kT0 + 20, "ok"));
+  r = Must(ApproveRelease(r, kLi, kT0 + 30, "fine"));
+  r = Must(FileTestReport(r, kTester, kT0 + 40, TestResult::kPassed, "green"));
+  r = Must(AcceptRelease(r, kWang, kT0 + 50, {}));
+  auto back = ReleaseFromJson(ReleaseToJson(r));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, r);
+  EXPECT_EQ(ReleaseFromJson(ReleaseToJson(Draft())).value(), Draft());
+}
+
+TEST(ReleaseWorkflowTest, DamagedJsonRecordIsAnIntegrityError) {
+  nlohmann::json j = ReleaseToJson(Draft());
+  j.erase("owner");
+  auto back = ReleaseFromJson(j);
+  ASSERT_FALSE(back);
+  EXPECT_EQ(back.error().code(), ErrorCode::kIntegrity);
+  EXPECT_NE(back.error().message().find("owner"), std::string::npos) << back.error().message();
+}
+
 TEST(ReleaseWorkflowTest, OperationsDoNotChangeTheirInput) {
   const Release draft = Draft();
   const Release copy = draft;
