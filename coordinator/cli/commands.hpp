@@ -11,5 +11,10 @@ namespace fabu::cli {
 
 void RegisterVersionCommands(CLI::App& app, int& exit_code);
 void RegisterPackCommands(CLI::App& app, int& exit_code);
+// Clients of the coordinator API (client.hpp): user, package, audit.
+void RegisterUserCommands(CLI::App& app, int& exit_code);
+void RegisterPackageCommands(CLI::App& app, int& exit_code);
+void RegisterAuditCommands(CLI::App& app, int& exit_code);
+void RegisterReleaseCommands(CLI::App& app, int& exit_code);
 
 }  // namespace fabu::cli

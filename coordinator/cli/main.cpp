@@ -10,6 +10,10 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   fabu::cli::RegisterVersionCommands(app, exit_code);
   fabu::cli::RegisterPackCommands(app, exit_code);
+  fabu::cli::RegisterUserCommands(app, exit_code);
+  fabu::cli::RegisterPackageCommands(app, exit_code);
+  fabu::cli::RegisterAuditCommands(app, exit_code);
+  fabu::cli::RegisterReleaseCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

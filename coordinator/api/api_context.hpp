@@ -1,0 +1,30 @@
+// What the API handlers share: the store, the data directory and the
+// configuration. Owned by the daemon (daemon/serve.cpp), which outlives every
+// handler; handlers run on worker threads and may use all of it concurrently
+// (the Store serializes itself; the rest is read-only).
+#pragma once
+
+#include "coordinator/common/data_dir.hpp"
+#include "coordinator/daemon/config.hpp"
+#include "coordinator/server/router.hpp"
+#include "coordinator/store/store.hpp"
+
+namespace fabu::coordinator {
+
+struct ApiContext {
+  Store& store;
+  DataDir data;
+  const CoordinatorConfig& config;
+};
+
+// Registers every route of /healthz and /api/v1/. Each area has its own
+// Register*Routes in api/<area>_api.cpp; add a new area's call here.
+void RegisterAllRoutes(Router& router, const ApiContext& api);
+
+void RegisterHealthRoutes(Router& router, const ApiContext& api);
+void RegisterUserRoutes(Router& router, const ApiContext& api);
+void RegisterPackageRoutes(Router& router, const ApiContext& api);
+void RegisterAuditRoutes(Router& router, const ApiContext& api);
+void RegisterReleaseRoutes(Router& router, const ApiContext& api);
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,367 @@
+// /api/v1/releases: release plans through the procedure (seed §6.2.1-§6.2.5).
+//
+// Every verb loads the release, applies the pure workflow operation
+// (coordinator/release/workflow.hpp) and saves the result with its audit entry
+// in one store transaction, so a refused step changes nothing and two
+// approvers acting at once are applied one after the other.
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "coordinator/api/api_context.hpp"
+#include "coordinator/auth/users.hpp"
+#include "coordinator/packages/package_store.hpp"
+#include "coordinator/release/plan_export.hpp"
+#include "coordinator/release/workflow.hpp"
+#include "coordinator/server/json_input.hpp"
+#include "coordinator/store/release_records.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+using nlohmann::json;
+namespace rel = release;
+
+rel::UnixSeconds Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+rel::Actor ActorOf(const RequestContext& ctx) {
+  // The two role enums name the same five roles of seed §4.4.
+  auto role = rel::ParseRole(RoleName(ctx.user().role));
+  return rel::Actor{ctx.user().name, role.value_or(rel::Role::kViewer)};
+}
+
+rel::PlanParseOptions PlanOptions(const ApiContext& api) {
+  rel::PlanParseOptions options;
+  options.categories = api.config.categories;
+  return options;
+}
+
+// Every package a plan names must be stored here.
+Result<void> CheckPackagesStored(soci::session& sql, const rel::ReleasePlan& plan) {
+  for (std::size_t i = 0; i < plan.packages.size(); ++i) {
+    if (!PackageExists(sql, plan.packages[i])) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("packages[{}]: no package {} on this coordinator (upload it with "
+                              "`fabu package upload FILE`)",
+                              i, plan.packages[i]));
+    }
+  }
+  return {};
+}
+
+// Every reviewer must be an enabled user with role approver.
+Result<void> CheckReviewers(soci::session& sql, const rel::ReleasePlan& plan) {
+  for (std::size_t i = 0; i < plan.reviewers.size(); ++i) {
+    auto user = FindUser(sql, plan.reviewers[i]);
+    if (!user) {
+      return Fail(
+          ErrorCode::kFailedPrecondition,
+          fmt::format("reviewers[{}]: {} is not a user of this coordinator", i, plan.reviewers[i]));
+    }
+    if (user->disabled) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  fmt::format("reviewers[{}]: {} is disabled", i, plan.reviewers[i]));
+    }
+    if (user->role != Role::kApprover) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  fmt::format("reviewers[{}]: {} has role {}; reviewers must be approvers", i,
+                              plan.reviewers[i], RoleName(user->role)));
+    }
+  }
+  return {};
+}
+
+Result<rel::ReleasePlan> PlanFromBody(const RequestContext& ctx, const ApiContext& api) {
+  auto body = ctx.Json();
+  if (!body) return std::unexpected(body.error());
+  return rel::ReleasePlanFromJson(*body, PlanOptions(api));
+}
+
+std::string CommentOf(const json& body) {
+  auto it = body.find("comment");
+  return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Applies `step` to release `id` in one transaction and audits it as `action`.
+template <typename Step>
+Result<Response> Mutate(const ApiContext& api, RequestContext& ctx, std::string_view action,
+                        json detail, Step&& step) {
+  const std::string id = ctx.path_params.at("id");
+  auto saved = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<rel::Release> {
+    auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
+    if (!before) return before;
+    auto after = step(tx.sql(), *before, ActorOf(ctx), Now());
+    if (!after) return after;
+    SaveRelease(tx.sql(), *after);
+    AuditEvent event(fmt::format("release.{}", action), "release", id);
+    event.release_id = id;
+    event.before = rel::ReleaseToJson(*before);
+    event.after = rel::ReleaseToJson(*after);
+    event.detail = std::move(detail);
+    event.detail["from"] = rel::ReleaseStateName(before->state);
+    event.detail["to"] = rel::ReleaseStateName(after->state);
+    tx.Audit(event);
+    return after;
+  });
+  if (!saved) return std::unexpected(saved.error());
+  return Response::Ok(rel::ReleaseToJson(*saved));
+}
+
+// Reads an optional string field, refusing other types.
+Result<std::string> OptionalString(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return std::string();
+  if (!it->is_string()) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("{}: must be a string", name));
+  }
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
+  using R = Role;
+
+  router.Add(
+      Method::kPost, "/api/v1/releases",
+      RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "creating a release"),
+      [api](RequestContext& ctx) -> Result<Response> {
+        auto plan = PlanFromBody(ctx, api);
+        if (!plan) return std::unexpected(plan.error());
+        auto created = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<rel::Release> {
+          if (auto ok = CheckPackagesStored(tx.sql(), *plan); !ok) {
+            return std::unexpected(ok.error());
+          }
+          auto r = rel::CreateRelease(NextReleaseId(tx.sql()), ActorOf(ctx), Now(), *plan);
+          if (!r) return r;
+          InsertRelease(tx.sql(), *r);
+          AuditEvent event("release.create", "release", r->id);
+          event.release_id = r->id;
+          event.after = rel::ReleaseToJson(*r);
+          tx.Audit(event);
+          return r;
+        });
+        if (!created) return std::unexpected(created.error());
+        return Response::Created(rel::ReleaseToJson(*created));
+      });
+
+  router.Add(Method::kGet, "/api/v1/releases", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               ReleaseFilter filter;
+               if (auto state = ctx.Query("state")) {
+                 auto parsed = rel::ParseReleaseState(*state);
+                 if (!parsed) return std::unexpected(parsed.error().WithContext("state"));
+                 filter.state = *parsed;
+               }
+               filter.change_ref = ctx.Query("change");
+               filter.product = ctx.Query("product");
+               auto list =
+                   api.store.Read([&](soci::session& sql) -> Result<std::vector<ReleaseSummary>> {
+                     return ListReleases(sql, filter);
+                   });
+               if (!list) return std::unexpected(list.error());
+               json items = json::array();
+               for (const ReleaseSummary& s : *list) items.push_back(s.ToJson());
+               return Response::Ok({{"releases", items}});
+             });
+
+  router.Add(Method::kGet, "/api/v1/releases/{id}", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               auto r = api.store.Read(
+                   [&](soci::session& sql) { return LoadRelease(sql, id, PlanOptions(api)); });
+               if (!r) return std::unexpected(r.error());
+               return Response::Ok(rel::ReleaseToJson(*r));
+             });
+
+  // Replaces the plan (fabu release update).
+  router.Add(Method::kPost, "/api/v1/releases/{id}/plan",
+             RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "updating a release"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto plan = PlanFromBody(ctx, api);
+               if (!plan) return std::unexpected(plan.error());
+               return Mutate(api, ctx, "update", json::object(),
+                             [&](soci::session& sql, const rel::Release& r, const rel::Actor& a,
+                                 rel::UnixSeconds at) -> Result<rel::Release> {
+                               if (auto ok = CheckPackagesStored(sql, *plan); !ok) {
+                                 return std::unexpected(ok.error());
+                               }
+                               return rel::UpdateRelease(r, a, at, *plan);
+                             });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/submit",
+             RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "submitting a release"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               return Mutate(api, ctx, "submit", json::object(),
+                             [](soci::session& sql, const rel::Release& r, const rel::Actor& a,
+                                rel::UnixSeconds at) -> Result<rel::Release> {
+                               if (auto ok = CheckReviewers(sql, r.plan); !ok) {
+                                 return std::unexpected(ok.error());
+                               }
+                               if (auto ok = CheckPackagesStored(sql, r.plan); !ok) {
+                                 return std::unexpected(ok.error());
+                               }
+                               return rel::SubmitRelease(r, a, at,
+                                                         LastReleasedVersion(sql, r.plan.product));
+                             });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/approve",
+             RouteOptions::ForRoles({R::kApprover}, "approving a release"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               const std::string comment = CommentOf(*body);
+               return Mutate(
+                   api, ctx, "approve", {{"comment", comment}},
+                   [&](soci::session&, const rel::Release& r, const rel::Actor& a,
+                       rel::UnixSeconds at) { return rel::ApproveRelease(r, a, at, comment); });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/reject",
+             RouteOptions::ForRoles({R::kApprover}, "rejecting a release"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               const std::string comment = CommentOf(*body);
+               return Mutate(
+                   api, ctx, "reject", {{"comment", comment}},
+                   [&](soci::session&, const rel::Release& r, const rel::Actor& a,
+                       rel::UnixSeconds at) { return rel::RejectRelease(r, a, at, comment); });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/test-report",
+             RouteOptions::ForRoles({R::kTester}, "filing a test report"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               if (auto ok = CheckObject(
+                       *body, "",
+                       {{"result", JsonType::kString, true}, {"report", JsonType::kString, true}});
+                   !ok) {
+                 return std::unexpected(ok.error());
+               }
+               auto result = rel::ParseTestResult((*body)["result"].get<std::string>());
+               if (!result) return std::unexpected(result.error().WithContext("result"));
+               const std::string report = (*body)["report"].get<std::string>();
+               return Mutate(api, ctx, "test-report",
+                             {{"result", rel::TestResultName(*result)},
+                              {"report_sha256", ObjectDigest(json(report))}},
+                             [&](soci::session&, const rel::Release& r, const rel::Actor& a,
+                                 rel::UnixSeconds at) {
+                               return rel::FileTestReport(r, a, at, *result, report);
+                             });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/accept",
+             RouteOptions::ForRoles({R::kApprover}, "accepting a release"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               if (auto ok = CheckObject(*body, "",
+                                         {{"waive_test", JsonType::kBoolean, false},
+                                          {"reason", JsonType::kString, false},
+                                          {"comment", JsonType::kString, false}});
+                   !ok) {
+                 return std::unexpected(ok.error());
+               }
+               rel::AcceptOptions options;
+               options.waive_test = body->value("waive_test", false);
+               options.reason = body->value("reason", "");
+               options.comment = body->value("comment", "");
+               return Mutate(
+                   api, ctx, "accept",
+                   {{"waive_test", options.waive_test}, {"reason", options.reason}},
+                   [&](soci::session&, const rel::Release& r, const rel::Actor& a,
+                       rel::UnixSeconds at) { return rel::AcceptRelease(r, a, at, options); });
+             });
+
+  // Sets or replaces the go-live plan (fabu release schedule --file).
+  router.Add(Method::kPost, "/api/v1/releases/{id}/golive",
+             RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "setting a go-live plan"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               auto golive = rel::GoLivePlanFromJson(*body, "golive");
+               if (!golive) return std::unexpected(golive.error());
+               return Mutate(
+                   api, ctx, "set-golive", json::object(),
+                   [&](soci::session&, const rel::Release& r, const rel::Actor& a,
+                       rel::UnixSeconds at) { return rel::SetGoLive(r, a, at, *golive); });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/approve-golive",
+             RouteOptions::ForRoles({R::kApprover}, "approving a go-live plan"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               const std::string comment = CommentOf(*body);
+               return Mutate(
+                   api, ctx, "approve-golive", {{"comment", comment}},
+                   [&](soci::session&, const rel::Release& r, const rel::Actor& a,
+                       rel::UnixSeconds at) { return rel::ApproveGoLive(r, a, at, comment); });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/schedule",
+             RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "scheduling a release"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               return Mutate(api, ctx, "schedule", json::object(),
+                             [](soci::session&, const rel::Release& r, const rel::Actor& a,
+                                rel::UnixSeconds at) { return rel::ScheduleRelease(r, a, at); });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/cancel",
+             RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "cancelling a release"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               auto reason = OptionalString(*body, "reason");
+               if (!reason) return std::unexpected(reason.error());
+               return Mutate(
+                   api, ctx, "cancel", {{"reason", *reason}},
+                   [&](soci::session&, const rel::Release& r, const rel::Actor& a,
+                       rel::UnixSeconds at) { return rel::CancelRelease(r, a, at, *reason); });
+             });
+
+  // The release plan document (发布方案) as Markdown, HTML or JSON.
+  router.Add(Method::kGet, "/api/v1/releases/{id}/export", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               const std::string doc = ctx.Query("doc").value_or("plan");
+               if (doc != "plan") {
+                 return Fail(ErrorCode::kInvalidArgument,
+                             fmt::format("doc: \"{}\" is not a document fabu exports yet "
+                                         "(available: plan)",
+                                         doc));
+               }
+               auto format = rel::ParseExportFormat(ctx.Query("format").value_or("md"));
+               if (!format) return std::unexpected(format.error().WithContext("format"));
+               struct Loaded {
+                 rel::Release release;
+                 rel::PackageCatalog catalog;
+               };
+               auto loaded = api.store.Read([&](soci::session& sql) -> Result<Loaded> {
+                 auto r = LoadRelease(sql, id, PlanOptions(api));
+                 if (!r) return std::unexpected(r.error());
+                 Loaded out{std::move(*r), {}};
+                 for (const std::string& package_id : out.release.plan.packages) {
+                   auto p = FindPackage(sql, package_id);
+                   if (p) out.catalog[package_id] = {p->name, p->version, p->size};
+                 }
+                 return out;
+               });
+               if (!loaded) return std::unexpected(loaded.error());
+               return Response::Ok(
+                   {{"id", id},
+                    {"doc", doc},
+                    {"format", ctx.Query("format").value_or("md")},
+                    {"content", rel::ExportPlan(loaded->release, *format, loaded->catalog)}});
+             });
+}
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,26 @@
+#include "coordinator/api/api_context.hpp"
+
+namespace fabu::coordinator {
+
+void RegisterHealthRoutes(Router& router, const ApiContext& api) {
+  router.Add(Method::kGet, "/healthz", RouteOptions::Public(),
+             [&store = api.store](RequestContext&) -> Result<Response> {
+               auto version = store.Read([](soci::session& sql) -> Result<int> {
+                 int one = 0;
+                 sql << "SELECT 1", soci::into(one);
+                 return one;
+               });
+               if (!version) return std::unexpected(version.error());
+               return Response::Ok({{"status", "ok"}, {"schema", store.schema_version()}});
+             });
+}
+
+void RegisterAllRoutes(Router& router, const ApiContext& api) {
+  RegisterHealthRoutes(router, api);
+  RegisterUserRoutes(router, api);
+  RegisterPackageRoutes(router, api);
+  RegisterAuditRoutes(router, api);
+  RegisterReleaseRoutes(router, api);
+}
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,237 @@
+#include "coordinator/audit/audit_log.hpp"
+
+#include <fmt/format.h>
+#include <soci/soci.h>
+
+#include <algorithm>
+
+#include "coordinator/common/clock.hpp"
+#include "coordinator/common/digest.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+constexpr std::string_view kColumns =
+    "seq, time, actor, role, action, object_type, object_id, release_id, request_id, source, "
+    "before_sha256, after_sha256, detail, prev_hash, hash";
+
+// SOCI binds `long long`, not std::int64_t (long on LP64); rows are read
+// through this buffer and converted.
+struct AuditRow {
+  long long seq = 0;
+  AuditEntry entry;
+
+  void BindInto(soci::statement& st) {
+    st.exchange(soci::into(seq));
+    st.exchange(soci::into(entry.time));
+    st.exchange(soci::into(entry.actor));
+    st.exchange(soci::into(entry.role));
+    st.exchange(soci::into(entry.action));
+    st.exchange(soci::into(entry.object_type));
+    st.exchange(soci::into(entry.object_id));
+    st.exchange(soci::into(entry.release_id));
+    st.exchange(soci::into(entry.request_id));
+    st.exchange(soci::into(entry.source));
+    st.exchange(soci::into(entry.before_sha256));
+    st.exchange(soci::into(entry.after_sha256));
+    st.exchange(soci::into(entry.detail));
+    st.exchange(soci::into(entry.prev_hash));
+    st.exchange(soci::into(entry.hash));
+  }
+  AuditEntry Take() {
+    entry.seq = seq;
+    return entry;
+  }
+};
+
+}  // namespace
+
+std::string AuditEntry::CanonicalContent() const {
+  nlohmann::json content = {
+      {"seq", seq},
+      {"time", time},
+      {"actor", actor},
+      {"role", role},
+      {"action", action},
+      {"object_type", object_type},
+      {"object_id", object_id},
+      {"release_id", release_id},
+      {"request_id", request_id},
+      {"source", source},
+      {"before_sha256", before_sha256},
+      {"after_sha256", after_sha256},
+      {"detail", detail},
+  };
+  return content.dump();
+}
+
+std::string AuditEntry::ComputeHash() const { return Sha256Hex(prev_hash + CanonicalContent()); }
+
+nlohmann::json AuditEntry::ToJson() const {
+  nlohmann::json detail_json = nlohmann::json::parse(detail, nullptr, false);
+  if (detail_json.is_discarded()) detail_json = detail;
+  return {
+      {"seq", seq},
+      {"time", time},
+      {"actor", actor},
+      {"role", role},
+      {"action", action},
+      {"object_type", object_type},
+      {"object_id", object_id},
+      {"release_id", release_id},
+      {"request_id", request_id},
+      {"source", source},
+      {"before_sha256", before_sha256},
+      {"after_sha256", after_sha256},
+      {"detail", detail_json},
+      {"prev_hash", prev_hash},
+      {"hash", hash},
+  };
+}
+
+std::string ObjectDigest(const nlohmann::json& object) { return Sha256Hex(object.dump()); }
+
+AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const AuditEvent& event) {
+  long long head_seq = 0;
+  std::string head_hash;
+  soci::indicator found = soci::i_null;
+  sql << "SELECT seq, hash FROM audit_head WHERE id = 1", soci::into(head_seq, found),
+      soci::into(head_hash);
+  const bool has_head = sql.got_data() && found == soci::i_ok;
+
+  AuditEntry entry;
+  entry.seq = has_head ? head_seq + 1 : 1;
+  entry.time = NowUtc();
+  entry.actor = origin.actor;
+  entry.role = origin.role;
+  entry.action = event.action;
+  entry.object_type = event.object_type;
+  entry.object_id = event.object_id;
+  entry.release_id = event.release_id;
+  entry.request_id = origin.request_id;
+  entry.source = origin.source;
+  entry.before_sha256 = event.before ? ObjectDigest(*event.before) : "";
+  entry.after_sha256 = event.after ? ObjectDigest(*event.after) : "";
+  entry.detail = event.detail.dump();
+  entry.prev_hash = has_head ? head_hash : std::string(kGenesisHash);
+  entry.hash = entry.ComputeHash();
+
+  long long seq = entry.seq;
+  sql << "INSERT INTO audit_log (" << kColumns
+      << ") VALUES (:seq, :time, :actor, :role, :action, :object_type, :object_id, :release_id, "
+         ":request_id, :source, :before_sha256, :after_sha256, :detail, :prev_hash, :hash)",
+      soci::use(seq), soci::use(entry.time), soci::use(entry.actor), soci::use(entry.role),
+      soci::use(entry.action), soci::use(entry.object_type), soci::use(entry.object_id),
+      soci::use(entry.release_id), soci::use(entry.request_id), soci::use(entry.source),
+      soci::use(entry.before_sha256), soci::use(entry.after_sha256), soci::use(entry.detail),
+      soci::use(entry.prev_hash), soci::use(entry.hash);
+  if (has_head) {
+    sql << "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1", soci::use(seq),
+        soci::use(entry.hash);
+  } else {
+    sql << "INSERT INTO audit_head (id, seq, hash) VALUES (1, :seq, :hash)", soci::use(seq),
+        soci::use(entry.hash);
+  }
+  return entry;
+}
+
+std::vector<AuditEntry> ListAudit(soci::session& sql, const AuditFilter& filter) {
+  std::vector<AuditEntry> entries;
+  long long after = filter.after_seq.value_or(0);
+  long long limit = filter.limit;
+  std::string release = filter.release_id.value_or("");
+  AuditRow row;
+  soci::statement st(sql);
+  if (filter.release_id) {
+    st.alloc();
+    st.prepare(
+        fmt::format("SELECT {} FROM audit_log WHERE release_id = :release AND seq > :after "
+                    "ORDER BY seq LIMIT :limit",
+                    kColumns));
+    row.BindInto(st);
+    st.exchange(soci::use(release));
+  } else {
+    st.alloc();
+    st.prepare(fmt::format("SELECT {} FROM audit_log WHERE seq > :after ORDER BY seq LIMIT :limit",
+                           kColumns));
+    row.BindInto(st);
+  }
+  st.exchange(soci::use(after));
+  st.exchange(soci::use(limit));
+  st.define_and_bind();
+  st.execute(false);
+  while (st.fetch()) entries.push_back(row.Take());
+  return entries;
+}
+
+nlohmann::json AuditVerification::ToJson() const {
+  nlohmann::json out = {{"intact", intact}, {"count", count}};
+  if (broken_seq) {
+    out["broken_seq"] = *broken_seq;
+    out["reason"] = reason;
+  }
+  return out;
+}
+
+AuditVerification VerifyAudit(soci::session& sql) {
+  AuditVerification result;
+  AuditRow row;
+  soci::statement st(sql);
+  st.alloc();
+  st.prepare(fmt::format("SELECT {} FROM audit_log ORDER BY seq", kColumns));
+  row.BindInto(st);
+  st.define_and_bind();
+  st.execute(false);
+
+  std::int64_t expected_seq = 1;
+  std::string prev_hash(kGenesisHash);
+  auto broken = [&result](std::int64_t seq, std::string reason) {
+    result.intact = false;
+    result.broken_seq = seq;
+    result.reason = std::move(reason);
+    return result;
+  };
+  while (st.fetch()) {
+    const AuditEntry entry = row.Take();
+    if (entry.seq != expected_seq) {
+      return broken(expected_seq, fmt::format("entry {} is missing (the next entry found is {})",
+                                              expected_seq, entry.seq));
+    }
+    if (entry.prev_hash != prev_hash) {
+      return broken(entry.seq, fmt::format("entry {}: prev_hash does not match the hash of "
+                                           "entry {}",
+                                           entry.seq, entry.seq - 1));
+    }
+    if (entry.ComputeHash() != entry.hash) {
+      return broken(entry.seq,
+                    fmt::format("entry {}: its content does not match its hash", entry.seq));
+    }
+    prev_hash = entry.hash;
+    ++expected_seq;
+    ++result.count;
+  }
+
+  long long head_seq = 0;
+  std::string head_hash;
+  soci::indicator found = soci::i_null;
+  sql << "SELECT seq, hash FROM audit_head WHERE id = 1", soci::into(head_seq, found),
+      soci::into(head_hash);
+  const bool has_head = sql.got_data() && found == soci::i_ok;
+  if (!has_head) {
+    if (result.count > 0) return broken(result.count, "the audit head record is missing");
+    return result;
+  }
+  if (head_seq != result.count) {
+    const std::int64_t first_bad = std::min<std::int64_t>(head_seq, result.count) + 1;
+    return broken(first_bad, fmt::format("the log ends at entry {} but the audit head records "
+                                         "entry {}: entries were removed or added",
+                                         result.count, head_seq));
+  }
+  if (head_hash != prev_hash) {
+    return broken(result.count,
+                  fmt::format("entry {}: its hash does not match the audit head", result.count));
+  }
+  return result;
+}
+
+}  // namespace fabu::coordinator

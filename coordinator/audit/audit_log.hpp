@@ -1,0 +1,111 @@
+// The audit trail: an append-only, hash-chained log of every mutation (seed
+// §1.4, §6.1.1(2); DESIGN.md §1).
+//
+// Each entry records who did what to which object, when, from where and under
+// which request, plus the SHA-256 of the object's JSON before and after. Entry
+// n holds prev_hash = hash of entry n-1 (64 zeros for the first) and
+// hash = SHA-256(prev_hash + CanonicalContent()), where the canonical content
+// is the JSON of every other field with sorted keys. A one-row table
+// `audit_head` holds the seq and hash of the last entry, so removing the tail
+// of the log is detected as well as changing or removing any row.
+//
+// These functions work on a SOCI session the caller holds (inside a store
+// transaction for AppendAudit: see Store::Write / Transaction::Audit). SOCI
+// exceptions propagate; the Store turns them into Errors at its boundary.
+// Seq numbers are assigned max+1 inside the writing transaction; the store
+// serializes writers.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/error.hpp"
+
+namespace soci {
+class session;
+}
+
+namespace fabu::coordinator {
+
+// Who is acting, and through which request. Filled by the server from the
+// authenticated request (or by a local command such as `init`).
+struct AuditOrigin {
+  std::string actor;       // user name, or "fabu-coordinator" for local commands
+  std::string role;        // the actor's role name, "system" for local commands
+  std::string request_id;  // X-Request-Id of the request
+  std::string source;      // peer address "ip:port", "local" for local commands
+};
+
+// What happened: one mutation of one object.
+struct AuditEvent {
+  AuditEvent() = default;
+  AuditEvent(std::string action_name, std::string type, std::string id)
+      : action(std::move(action_name)), object_type(std::move(type)), object_id(std::move(id)) {}
+
+  std::string action;       // dotted verb: "user.create", "release.approve", ...
+  std::string object_type;  // "user", "package", "release", ...
+  std::string object_id;
+  std::string release_id;                // the release this concerns, if any ("" otherwise)
+  std::optional<nlohmann::json> before;  // the object before; absent on create
+  std::optional<nlohmann::json> after;   // the object after; absent on delete
+  nlohmann::json detail = nlohmann::json::object();  // e.g. {"comment": "..."}
+};
+
+struct AuditEntry {
+  std::int64_t seq = 0;
+  std::string time;
+  std::string actor;
+  std::string role;
+  std::string action;
+  std::string object_type;
+  std::string object_id;
+  std::string release_id;
+  std::string request_id;
+  std::string source;
+  std::string before_sha256;  // "" when there was no object before
+  std::string after_sha256;   // "" when there is no object after
+  std::string detail;         // compact JSON
+  std::string prev_hash;
+  std::string hash;
+
+  // The JSON (sorted keys, compact) of every field but prev_hash and hash.
+  std::string CanonicalContent() const;
+  // SHA-256 hex of prev_hash + CanonicalContent().
+  std::string ComputeHash() const;
+  nlohmann::json ToJson() const;
+};
+
+inline constexpr std::string_view kGenesisHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// SHA-256 hex of the compact JSON of an object (nlohmann sorts object keys).
+std::string ObjectDigest(const nlohmann::json& object);
+
+// Appends one entry chained to the current head; returns it.
+AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const AuditEvent& event);
+
+struct AuditFilter {
+  std::optional<std::string> release_id;
+  std::optional<std::int64_t> after_seq;  // entries with seq > after_seq
+  std::int64_t limit = 1000;
+};
+
+std::vector<AuditEntry> ListAudit(soci::session& sql, const AuditFilter& filter);
+
+struct AuditVerification {
+  bool intact = true;
+  std::int64_t count = 0;                  // entries checked
+  std::optional<std::int64_t> broken_seq;  // the first entry found broken
+  std::string reason;                      // what is wrong with it
+
+  nlohmann::json ToJson() const;
+};
+
+// Walks the whole chain in seq order and checks seq continuity, prev_hash
+// links, each hash, and the head. Streams; memory is flat in the log size.
+AuditVerification VerifyAudit(soci::session& sql);
+
+}  // namespace fabu::coordinator

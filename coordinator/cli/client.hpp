@@ -1,0 +1,58 @@
+// The `fabu` CLI's HTTPS client of the coordinator API (libcurl).
+//
+// The server URL, bearer token and pinned CA come from --server/--token/--ca
+// or FABU_SERVER/FABU_TOKEN/FABU_CA. Only https:// URLs are accepted, the
+// server certificate must chain to the pinned CA and match the host.
+// Requests and responses are JSON; uploads stream a file (never read whole
+// into memory). A non-2xx answer becomes an Error carrying the server's
+// message, with the code the HTTP status stands for.
+//
+// ApiClient owns one CURL handle (reused, so calls share a connection); it is
+// not thread-safe.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "protocol/error.hpp"
+
+namespace fabu::cli {
+
+struct ClientOptions {
+  std::string server;  // https://HOST:PORT
+  std::string token;
+  std::string ca;  // PEM file of the CA to pin
+};
+
+// Adds --server, --token and --ca (with their environment variables) to `command`.
+void AddClientOptions(CLI::App* command, ClientOptions& options);
+
+class ApiClient {
+ public:
+  static Result<ApiClient> Create(const ClientOptions& options);
+  ApiClient(ApiClient&&) noexcept;
+  ApiClient& operator=(ApiClient&&) noexcept;
+  ~ApiClient();
+
+  Result<nlohmann::json> Get(const std::string& path);
+  Result<nlohmann::json> Post(const std::string& path, const nlohmann::json& body);
+  // POSTs the file as application/octet-stream, streamed from disk.
+  Result<nlohmann::json> Upload(const std::string& path, const std::filesystem::path& file);
+
+  // Percent-encodes one path segment or query value.
+  std::string Escape(std::string_view text) const;
+
+ private:
+  struct Impl;
+  explicit ApiClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs `action` and reports an Error on stderr as "fabu COMMAND: message",
+// setting exit_code to 1.
+void ReportFailure(std::string_view command, const Error& error, int& exit_code);
+
+}  // namespace fabu::cli

@@ -1,0 +1,169 @@
+#include "coordinator/daemon/config.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include "coordinator/server/json_input.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+Result<std::vector<std::string>> StringList(const nlohmann::json& value, std::string_view path) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (!value[i].is_string()) {
+      return Fail(ErrorCode::kInvalidArgument, fmt::format("{}[{}]: expected a string", path, i));
+    }
+    out.push_back(value[i].get<std::string>());
+  }
+  return out;
+}
+
+Result<std::uint64_t> Positive(const nlohmann::json& value, std::string_view path) {
+  if (!value.is_number_integer() || value.get<std::int64_t>() <= 0) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("{}: expected a positive integer", path));
+  }
+  return value.get<std::uint64_t>();
+}
+
+}  // namespace
+
+Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json) {
+  CoordinatorConfig config;
+  if (auto ok = CheckObject(json, "",
+                            {{"listen", JsonType::kString},
+                             {"hostnames", JsonType::kArray},
+                             {"limits", JsonType::kObject},
+                             {"timeouts", JsonType::kObject},
+                             {"categories", JsonType::kArray},
+                             {"trusted_keys", JsonType::kArray},
+                             {"workers", JsonType::kInteger}});
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (json.contains("listen")) {
+    config.listen = json["listen"].get<std::string>();
+    if (auto ok = ParseListenAddress(config.listen); !ok) {
+      return std::unexpected(ok.error().WithContext("listen"));
+    }
+  }
+  if (json.contains("hostnames")) {
+    auto list = StringList(json["hostnames"], "hostnames");
+    if (!list) return std::unexpected(list.error());
+    config.hostnames = std::move(*list);
+  }
+  if (json.contains("categories")) {
+    auto list = StringList(json["categories"], "categories");
+    if (!list) return std::unexpected(list.error());
+    if (list->empty()) return Fail(ErrorCode::kInvalidArgument, "categories: must not be empty");
+    config.categories = std::move(*list);
+  }
+  if (json.contains("trusted_keys")) {
+    auto list = StringList(json["trusted_keys"], "trusted_keys");
+    if (!list) return std::unexpected(list.error());
+    config.trusted_keys = std::move(*list);
+  }
+  if (json.contains("limits")) {
+    const auto& limits = json["limits"];
+    if (auto ok = CheckObject(
+            limits, "limits",
+            {{"json_body_bytes", JsonType::kInteger}, {"upload_bytes", JsonType::kInteger}});
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+    if (limits.contains("json_body_bytes")) {
+      auto v = Positive(limits["json_body_bytes"], "limits.json_body_bytes");
+      if (!v) return std::unexpected(v.error());
+      config.json_body_limit = *v;
+    }
+    if (limits.contains("upload_bytes")) {
+      auto v = Positive(limits["upload_bytes"], "limits.upload_bytes");
+      if (!v) return std::unexpected(v.error());
+      config.upload_limit = *v;
+    }
+  }
+  if (json.contains("timeouts")) {
+    const auto& timeouts = json["timeouts"];
+    if (auto ok = CheckObject(timeouts, "timeouts",
+                              {{"handshake_seconds", JsonType::kInteger},
+                               {"idle_seconds", JsonType::kInteger},
+                               {"io_seconds", JsonType::kInteger},
+                               {"shutdown_seconds", JsonType::kInteger}});
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+    auto read = [&](const char* name, std::chrono::seconds& out) -> Result<void> {
+      if (!timeouts.contains(name)) return {};
+      auto v = Positive(timeouts[name], FieldPath("timeouts", name));
+      if (!v) return std::unexpected(v.error());
+      out = std::chrono::seconds(static_cast<std::chrono::seconds::rep>(*v));
+      return {};
+    };
+    for (auto ok :
+         {read("handshake_seconds", config.handshake_timeout),
+          read("idle_seconds", config.idle_timeout), read("io_seconds", config.io_timeout),
+          read("shutdown_seconds", config.shutdown_timeout)}) {
+      if (!ok) return std::unexpected(ok.error());
+    }
+  }
+  if (json.contains("workers")) {
+    auto v = Positive(json["workers"], "workers");
+    if (!v) return std::unexpected(v.error());
+    if (*v > 256) return Fail(ErrorCode::kInvalidArgument, "workers: at most 256");
+    config.workers = static_cast<int>(*v);
+  }
+  return config;
+}
+
+Result<CoordinatorConfig> CoordinatorConfig::Load(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(ErrorCode::kNotFound, "cannot read config file " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto json = ParseJsonBody(text.str());
+  if (!json) return std::unexpected(json.error().WithContext(path.string()));
+  auto config = FromJson(*json);
+  if (!config) return std::unexpected(config.error().WithContext(path.string()));
+  return config;
+}
+
+nlohmann::json CoordinatorConfig::ToJson() const {
+  return {{"listen", listen},
+          {"hostnames", hostnames},
+          {"limits", {{"json_body_bytes", json_body_limit}, {"upload_bytes", upload_limit}}},
+          {"timeouts",
+           {{"handshake_seconds", handshake_timeout.count()},
+            {"idle_seconds", idle_timeout.count()},
+            {"io_seconds", io_timeout.count()},
+            {"shutdown_seconds", shutdown_timeout.count()}}},
+          {"categories", categories},
+          {"trusted_keys", trusted_keys},
+          {"workers", workers}};
+}
+
+Result<ListenAddress> ParseListenAddress(std::string_view text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("\"{}\" is not HOST:PORT (e.g. 127.0.0.1:8443)", text));
+  }
+  ListenAddress address;
+  address.host = std::string(text.substr(0, colon));
+  if (address.host.size() > 2 && address.host.front() == '[' && address.host.back() == ']') {
+    address.host = address.host.substr(1, address.host.size() - 2);
+  }
+  const std::string_view port = text.substr(colon + 1);
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("\"{}\": port must be a number 0-65535", text));
+  }
+  address.port = static_cast<std::uint16_t>(value);
+  return address;
+}
+
+}  // namespace fabu::coordinator

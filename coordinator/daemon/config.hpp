@@ -1,0 +1,54 @@
+// The coordinator's configuration file, DIR/config.json.
+//
+//   {
+//     "listen": "127.0.0.1:8443",
+//     "hostnames": ["coordinator.example"],      // names in the server certificate
+//     "limits": {"json_body_bytes": 1048576, "upload_bytes": 4294967296},
+//     "timeouts": {"handshake_seconds": 10, "idle_seconds": 60,
+//                  "io_seconds": 60, "shutdown_seconds": 10},
+//     "categories": ["major", "minor", "patch", "emergency"],
+//     "trusted_keys": [],                         // PEM files beside DIR/trusted/*.pub
+//     "workers": 4                                // threads for store and hashing work
+//   }
+//
+// Every field is optional (defaults above); unknown fields are refused with
+// the field named, so a typo cannot silently change behaviour. A value type.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "protocol/error.hpp"
+
+namespace fabu::coordinator {
+
+struct CoordinatorConfig {
+  std::string listen = "127.0.0.1:8443";
+  std::vector<std::string> hostnames;
+  std::uint64_t json_body_limit = 1 << 20;
+  std::uint64_t upload_limit = std::uint64_t{4} << 30;
+  std::chrono::seconds handshake_timeout{10};
+  std::chrono::seconds idle_timeout{60};
+  std::chrono::seconds io_timeout{60};
+  std::chrono::seconds shutdown_timeout{10};
+  std::vector<std::string> categories = {"major", "minor", "patch", "emergency"};
+  std::vector<std::string> trusted_keys;
+  int workers = 4;
+
+  static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
+  static Result<CoordinatorConfig> Load(const std::filesystem::path& path);
+  nlohmann::json ToJson() const;
+};
+
+// Splits "HOST:PORT" ("[::1]:8443" for IPv6). kInvalidArgument naming the text.
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;
+};
+Result<ListenAddress> ParseListenAddress(std::string_view text);
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,185 @@
+#include "coordinator/daemon/daemon.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "coordinator/api/api_context.hpp"
+#include "coordinator/auth/users.hpp"
+#include "coordinator/common/data_dir.hpp"
+#include "coordinator/common/digest.hpp"
+#include "coordinator/common/files.hpp"
+#include "coordinator/daemon/config.hpp"
+#include "coordinator/packages/package_store.hpp"
+#include "coordinator/server/http_server.hpp"
+#include "coordinator/store/store.hpp"
+#include "coordinator/tls/certificates.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+AuditOrigin LocalOrigin(std::string_view command) {
+  auto id = RandomHex(8);
+  return {"fabu-coordinator", "system", fmt::format("{}-{}", command, id ? *id : "0"), "local"};
+}
+
+// Removes what a failed init made, so the next attempt starts clean.
+class InitRollback {
+ public:
+  InitRollback(DataDir data, bool created_root)
+      : data_(std::move(data)), created_root_(created_root) {}
+  ~InitRollback() {
+    if (committed_) return;
+    std::error_code ec;
+    if (created_root_) {
+      std::filesystem::remove_all(data_.root, ec);
+      return;
+    }
+    for (const auto& path :
+         {data_.config(), data_.ca_cert(), data_.ca_key(), data_.server_cert(), data_.server_key(),
+          data_.store(), std::filesystem::path(data_.store().string() + "-wal"),
+          std::filesystem::path(data_.store().string() + "-shm")}) {
+      std::filesystem::remove(path, ec);
+    }
+    for (const auto& dir : {data_.trusted(), data_.packages(), data_.tmp()}) {
+      std::filesystem::remove(dir, ec);  // only when still empty
+    }
+  }
+  void Commit() { committed_ = true; }
+
+ private:
+  DataDir data_;
+  bool created_root_;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+Result<std::string> InitDataDir(const InitOptions& options) {
+  const DataDir data{options.data};
+  std::error_code ec;
+  for (const auto& path : {data.store(), data.config(), data.ca_key(), data.server_key()}) {
+    if (std::filesystem::exists(path, ec)) {
+      return Fail(ErrorCode::kAlreadyExists,
+                  fmt::format("{} already holds a coordinator ({} exists); refusing to touch it",
+                              data.root.string(), path.filename().string()));
+    }
+  }
+  CoordinatorConfig config;
+  if (options.listen) {
+    if (auto ok = ParseListenAddress(*options.listen); !ok) {
+      return std::unexpected(ok.error().WithContext("--listen"));
+    }
+    config.listen = *options.listen;
+  }
+  config.hostnames = options.hostnames;
+
+  const bool created_root = !std::filesystem::exists(data.root, ec);
+  std::filesystem::create_directories(data.root, ec);
+  if (ec)
+    return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", data.root.string(), ec.message()));
+  InitRollback rollback(data, created_root);
+  if (created_root) {
+    std::filesystem::permissions(data.root,
+                                 std::filesystem::perms::owner_all |
+                                     std::filesystem::perms::group_read |
+                                     std::filesystem::perms::group_exec,
+                                 ec);
+  }
+  for (const auto& dir : {data.trusted(), data.packages(), data.tmp()}) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", dir.string(), ec.message()));
+  }
+  if (auto ok = WriteFileDurably(data.config(), config.ToJson().dump(2) + "\n", 0644); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = CreateCertificates(data, config.hostnames); !ok) {
+    return std::unexpected(ok.error().WithContext("making the CA and server certificate"));
+  }
+  auto store = Store::Create(data.store());
+  if (!store) return std::unexpected(store.error());
+  const AuditOrigin origin = LocalOrigin("init");
+  auto token = (*store)->Write(origin, [&](Transaction& tx) -> Result<std::string> {
+    AuditEvent event("coordinator.init", "coordinator", data.root.filename().string());
+    event.after = config.ToJson();
+    tx.Audit(event);
+    return CreateUser(tx, "admin", Role::kAdmin);
+  });
+  if (!token) return std::unexpected(token.error());
+  (*store)->Close();
+  if (auto ok = SyncDirectory(data.root); !ok) return std::unexpected(ok.error());
+  rollback.Commit();
+  return *token;
+}
+
+Result<void> Serve(const ServeOptions& options) {
+  const DataDir data{options.data};
+  auto config = CoordinatorConfig::Load(data.config());
+  if (!config) return std::unexpected(config.error());
+  const std::string listen = options.listen.value_or(config->listen);
+  auto address = ParseListenAddress(listen);
+  if (!address) return std::unexpected(address.error().WithContext("listen"));
+
+  auto store = Store::Open(data.store());
+  if (!store) return std::unexpected(store.error());
+  spdlog::info("store {} at schema version {}", data.store().string(), (*store)->schema_version());
+
+  // Uploads cut off by a crash are garbage.
+  std::error_code ec;
+  std::filesystem::create_directories(data.tmp(), ec);
+  for (const auto& entry : std::filesystem::directory_iterator(data.tmp(), ec)) {
+    std::filesystem::remove_all(entry.path(), ec);
+  }
+  std::filesystem::create_directories(data.packages(), ec);
+
+  Router router;
+  RegisterAllRoutes(router, ApiContext{**store, data, *config});
+
+  ServerSettings settings;
+  settings.host = address->host;
+  settings.port = address->port;
+  settings.certificate_chain = data.server_cert();
+  settings.private_key = data.server_key();
+  settings.upload_dir = data.tmp();
+  settings.port_file = data.port_file();
+  settings.json_body_limit = config->json_body_limit;
+  settings.upload_limit = config->upload_limit;
+  settings.handshake_timeout = config->handshake_timeout;
+  settings.idle_timeout = config->idle_timeout;
+  settings.io_timeout = config->io_timeout;
+  settings.shutdown_timeout = config->shutdown_timeout;
+  settings.workers = config->workers;
+
+  Store& store_ref = **store;
+  HttpServer server(settings, router, [&store_ref](std::string_view token) {
+    return store_ref.Read([&](soci::session& sql) { return AuthenticateToken(sql, token); });
+  });
+  auto ran = server.Run();
+  (*store)->Close();
+  return ran;
+}
+
+Result<std::string> TrustAdd(const std::filesystem::path& data_root,
+                             const std::filesystem::path& pem) {
+  const DataDir data{data_root};
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(data.store(), ec)) {
+    return Fail(ErrorCode::kNotFound, fmt::format("{} holds no coordinator: run "
+                                                  "`fabu-coordinator init --data {}` first",
+                                                  data.root.string(), data.root.string()));
+  }
+  auto key_id = TrustPublisherKey(data, pem);
+  if (!key_id) return key_id;
+  auto store = Store::Open(data.store());
+  if (!store) return std::unexpected(store.error());
+  auto audited = (*store)->Write(LocalOrigin("trust-add"), [&](Transaction& tx) -> Result<void> {
+    AuditEvent event("trust.add", "publisher_key", *key_id);
+    event.after = nlohmann::json{{"key_id", *key_id}, {"file", pem.filename().string()}};
+    tx.Audit(event);
+    return {};
+  });
+  (*store)->Close();
+  if (!audited) return std::unexpected(audited.error());
+  return key_id;
+}
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,76 @@
+// `fabu-coordinator`: the coordinator daemon and its local administration.
+//   init --data DIR [--listen HOST:PORT] [--hostname NAME ...]
+//   serve --data DIR [--listen HOST:PORT]
+//   trust add --data DIR PUB
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "coordinator/daemon/daemon.hpp"
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("fabu-coordinator"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  // FABU_LOG_LEVEL=debug|info|warn|error (default info).
+  if (const char* level = std::getenv("FABU_LOG_LEVEL"); level != nullptr) {
+    spdlog::set_level(spdlog::level::from_str(level));
+  }
+
+  CLI::App app{"fabu-coordinator: release plans, signed packages and the audit trail"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  auto fail = [&exit_code](std::string_view command, const fabu::Error& error) {
+    std::cerr << "fabu-coordinator " << command << ": " << error.message() << "\n";
+    exit_code = 1;
+  };
+
+  auto* init = app.add_subcommand("init", "Create a data directory: store, CA, config, admin");
+  fabu::coordinator::InitOptions init_options;
+  std::string init_listen;
+  init->add_option("--data", init_options.data, "Data directory to create")->required();
+  init->add_option("--listen", init_listen, "HOST:PORT to serve on (default 127.0.0.1:8443)");
+  init->add_option("--hostname", init_options.hostnames,
+                   "Name for the server certificate (repeatable; localhost is always in)");
+  init->callback([&] {
+    if (!init_listen.empty()) init_options.listen = init_listen;
+    auto token = fabu::coordinator::InitDataDir(init_options);
+    if (!token) return fail("init", token.error());
+    std::cout << "initialized " << init_options.data.string() << "\n"
+              << "clients pin " << (init_options.data / "ca.pem").string() << "\n"
+              << "token of user admin (shown once):\n"
+              << *token << std::endl;
+  });
+
+  auto* serve = app.add_subcommand("serve", "Serve the HTTPS API until SIGTERM");
+  fabu::coordinator::ServeOptions serve_options;
+  std::string serve_listen;
+  serve->add_option("--data", serve_options.data, "Data directory made by init")->required();
+  serve->add_option("--listen", serve_listen, "HOST:PORT, overriding the config; port 0: any");
+  serve->callback([&] {
+    if (!serve_listen.empty()) serve_options.listen = serve_listen;
+    if (auto ok = fabu::coordinator::Serve(serve_options); !ok) fail("serve", ok.error());
+  });
+
+  auto* trust = app.add_subcommand("trust", "Publisher keys packages must be signed by");
+  trust->require_subcommand(1);
+  auto* trust_add = trust->add_subcommand("add", "Trust a publisher public key (PEM)");
+  std::filesystem::path trust_data;
+  std::filesystem::path trust_key;
+  trust_add->add_option("--data", trust_data, "Data directory")->required();
+  trust_add->add_option("PUB", trust_key, "Publisher public key file (.pub)")->required();
+  trust_add->callback([&] {
+    auto key_id = fabu::coordinator::TrustAdd(trust_data, trust_key);
+    if (!key_id) return fail("trust add", key_id.error());
+    std::cout << *key_id << "\n";
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

@@ -1,0 +1,178 @@
+#include "coordinator/packages/package_store.hpp"
+
+#include <fmt/format.h>
+#include <soci/soci.h>
+#include <sys/stat.h>
+
+#include "coordinator/common/clock.hpp"
+#include "coordinator/common/files.hpp"
+#include "packaging/package.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+constexpr std::string_view kPackageColumns =
+    "id, name, version, size, key_id, manifest, uploaded, uploaded_by";
+
+struct PackageRow {
+  StoredPackage package;
+  long long size = 0;
+
+  void BindInto(soci::statement& st) {
+    st.exchange(soci::into(package.id));
+    st.exchange(soci::into(package.name));
+    st.exchange(soci::into(package.version));
+    st.exchange(soci::into(size));
+    st.exchange(soci::into(package.key_id));
+    st.exchange(soci::into(package.manifest));
+    st.exchange(soci::into(package.uploaded));
+    st.exchange(soci::into(package.uploaded_by));
+  }
+  StoredPackage Take() {
+    package.size = static_cast<std::uint64_t>(size);
+    return package;
+  }
+};
+
+}  // namespace
+
+nlohmann::json StoredPackage::ToJson(bool with_manifest) const {
+  nlohmann::json out = {
+      {"id", id},         {"name", name},         {"version", version},        {"size", size},
+      {"key_id", key_id}, {"uploaded", uploaded}, {"uploaded_by", uploaded_by}};
+  if (with_manifest) {
+    auto parsed = nlohmann::json::parse(manifest, nullptr, false);
+    out["manifest"] = parsed.is_discarded() ? nlohmann::json(manifest) : parsed;
+  }
+  return out;
+}
+
+Result<packaging::TrustStore> LoadTrust(const DataDir& data, const CoordinatorConfig& config) {
+  packaging::TrustStore trust;
+  std::error_code ec;
+  if (std::filesystem::is_directory(data.trusted(), ec)) {
+    for (const auto& entry : std::filesystem::directory_iterator(data.trusted(), ec)) {
+      if (entry.path().extension() != ".pub") continue;
+      if (auto ok = trust.AddFile(entry.path()); !ok) {
+        return std::unexpected(ok.error().WithContext("trusted key " + entry.path().string()));
+      }
+    }
+  }
+  for (const std::string& file : config.trusted_keys) {
+    std::filesystem::path path(file);
+    if (path.is_relative()) path = data.root / path;
+    if (auto ok = trust.AddFile(path); !ok) {
+      return std::unexpected(ok.error().WithContext("config trusted_keys: " + path.string()));
+    }
+  }
+  return trust;
+}
+
+Result<StoredPackage> FindPackage(soci::session& sql, std::string_view id) {
+  PackageRow row;
+  std::string key(id);
+  soci::statement st(sql);
+  st.alloc();
+  st.prepare(fmt::format("SELECT {} FROM packages WHERE id = :id", kPackageColumns));
+  row.BindInto(st);
+  st.exchange(soci::use(key));
+  st.define_and_bind();
+  if (!st.execute(true)) return Fail(ErrorCode::kNotFound, fmt::format("no package {}", id));
+  return row.Take();
+}
+
+std::vector<StoredPackage> ListPackages(soci::session& sql) {
+  std::vector<StoredPackage> out;
+  PackageRow row;
+  soci::statement st(sql);
+  st.alloc();
+  st.prepare(fmt::format("SELECT {} FROM packages ORDER BY name, version, id", kPackageColumns));
+  row.BindInto(st);
+  st.define_and_bind();
+  st.execute(false);
+  while (st.fetch()) out.push_back(row.Take());
+  return out;
+}
+
+Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
+                                           const CoordinatorConfig& config,
+                                           const AuditOrigin& origin,
+                                           const std::filesystem::path& upload) {
+  auto trust = LoadTrust(data, config);
+  if (!trust) return std::unexpected(trust.error());
+  if (trust->empty()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the coordinator trusts no publisher key yet: run `fabu-coordinator trust add "
+                "--data DIR KEY.pub`");
+  }
+  auto verified = packaging::VerifyPackage(upload, *trust);
+  if (!verified) return std::unexpected(verified.error().WithContext("package refused"));
+
+  StoredPackage package;
+  package.id = verified->package_sha256;
+  package.name = verified->manifest.name;
+  package.version = verified->manifest.version.ToString();
+  package.size = verified->package_size;
+  package.key_id = verified->manifest.key_id;
+  package.manifest = verified->manifest_json;
+  package.uploaded = NowUtc();
+  package.uploaded_by = origin.actor;
+
+  auto existing = store.Read([&](soci::session& sql) { return FindPackage(sql, package.id); });
+  if (existing) return UploadOutcome{*existing, false};
+  if (existing.error().code() != ErrorCode::kNotFound) return std::unexpected(existing.error());
+
+  // The file goes into place first (immutable, durable), then the row: a
+  // crash in between leaves a file without a row, which the next upload of
+  // the same package simply adopts.
+  const std::filesystem::path final_path = data.packages() / (package.id + ".fabu");
+  if (::chmod(upload.c_str(), 0444) != 0) {
+    return Fail(ErrorCode::kIo, "cannot make " + upload.string() + " read-only");
+  }
+  if (auto ok = SyncFile(upload); !ok) return std::unexpected(ok.error());
+  std::error_code ec;
+  std::filesystem::rename(upload, final_path, ec);
+  if (ec) {
+    return Fail(ErrorCode::kIo,
+                fmt::format("storing package as {}: {}", final_path.string(), ec.message()));
+  }
+  if (auto ok = SyncDirectory(data.packages()); !ok) return std::unexpected(ok.error());
+
+  auto inserted = store.Write(origin, [&](Transaction& tx) -> Result<bool> {
+    if (FindPackage(tx.sql(), package.id)) return false;  // a concurrent identical upload won
+    long long size = static_cast<long long>(package.size);
+    tx.sql() << "INSERT INTO packages (" << kPackageColumns
+             << ") VALUES (:id, :name, :version, :size, :key_id, :manifest, :uploaded, "
+                ":uploaded_by)",
+        soci::use(package.id), soci::use(package.name), soci::use(package.version), soci::use(size),
+        soci::use(package.key_id), soci::use(package.manifest), soci::use(package.uploaded),
+        soci::use(package.uploaded_by);
+    AuditEvent event("package.upload", "package", package.id);
+    event.after = package.ToJson();
+    event.detail = {{"name", package.name}, {"version", package.version}};
+    tx.Audit(event);
+    return true;
+  });
+  if (!inserted) return std::unexpected(inserted.error());
+  if (!*inserted) {
+    auto stored = store.Read([&](soci::session& sql) { return FindPackage(sql, package.id); });
+    if (!stored) return std::unexpected(stored.error());
+    return UploadOutcome{*stored, false};
+  }
+  return UploadOutcome{package, true};
+}
+
+Result<std::string> TrustPublisherKey(const DataDir& data, const std::filesystem::path& pem) {
+  auto key = packaging::PublicKey::FromPemFile(pem);
+  if (!key) return std::unexpected(key.error().WithContext(pem.string()));
+  std::error_code ec;
+  std::filesystem::create_directories(data.trusted(), ec);
+  if (ec) return Fail(ErrorCode::kIo, "creating " + data.trusted().string() + ": " + ec.message());
+  const auto target = data.trusted() / (key->key_id() + ".pub");
+  if (auto ok = WriteFileDurably(target, key->ToPem(), 0644); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return key->key_id();
+}
+
+}  // namespace fabu::coordinator

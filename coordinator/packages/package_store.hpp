@@ -1,0 +1,65 @@
+// The content-addressed, immutable package store of the coordinator (seed
+// §1.3; DESIGN.md §4).
+//
+// An uploaded package is verified with the packaging library against the
+// publisher keys the coordinator trusts (DIR/trusted/*.pub plus the config's
+// trusted_keys, read afresh for every upload so `trust add` needs no
+// restart). A verified package is kept as DIR/packages/<sha256>.fabu,
+// read-only, and recorded in the `packages` table with its manifest and an
+// audit entry, in one transaction. A refused package leaves nothing behind.
+// Uploading the same bytes again changes nothing and returns the same id.
+//
+// Functions block (hashing, fsync, SQLite): call them from worker threads.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "coordinator/common/data_dir.hpp"
+#include "coordinator/daemon/config.hpp"
+#include "coordinator/store/store.hpp"
+#include "packaging/keys.hpp"
+#include "protocol/error.hpp"
+
+namespace fabu::coordinator {
+
+struct StoredPackage {
+  std::string id;  // SHA-256 of the package file
+  std::string name;
+  std::string version;
+  std::uint64_t size = 0;
+  std::string key_id;
+  std::string manifest;  // the signed manifest.json
+  std::string uploaded;
+  std::string uploaded_by;
+
+  // `with_manifest` adds the parsed manifest.
+  nlohmann::json ToJson(bool with_manifest = false) const;
+};
+
+// The publisher keys the coordinator trusts now.
+Result<packaging::TrustStore> LoadTrust(const DataDir& data, const CoordinatorConfig& config);
+
+struct UploadOutcome {
+  StoredPackage package;
+  bool created = false;  // false: the same package was already stored
+};
+
+// Verifies `upload` (a temp file, consumed: moved into the store or left for
+// the caller to remove) and stores it.
+Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
+                                           const CoordinatorConfig& config,
+                                           const AuditOrigin& origin,
+                                           const std::filesystem::path& upload);
+
+Result<StoredPackage> FindPackage(soci::session& sql, std::string_view id);
+std::vector<StoredPackage> ListPackages(soci::session& sql);
+
+// Adds a publisher key file to DIR/trusted/ (as <key id>.pub); returns the
+// key id. kInvalidArgument when the file is not an Ed25519 public key PEM.
+Result<std::string> TrustPublisherKey(const DataDir& data, const std::filesystem::path& pem);
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,532 @@
+// clang-format off
+#include <utility>  // before any Boost.Asio header: asio/awaitable.hpp needs it with g++ 12
+// clang-format on
+
+#include "coordinator/server/http_server.hpp"
+
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+#include <stdio.h>
+
+#include <boost/algorithm/string/predicate.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <csignal>
+#include <limits>
+#include <map>
+#include <optional>
+#include <type_traits>
+
+#include "coordinator/common/digest.hpp"
+#include "coordinator/common/files.hpp"
+#include "coordinator/server/error_status.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Stream = beast::ssl_stream<beast::tcp_stream>;
+using HttpResponse = http::response<http::string_body>;
+
+constexpr std::size_t kHeaderLimit = 16 * 1024;
+constexpr auto kTlsCloseTimeout = std::chrono::seconds(2);
+// A refused body up to this size is read and dropped before answering, so a
+// client still sending it reads our answer instead of a reset connection.
+constexpr std::uint64_t kDrainLimit = 16 << 20;
+
+std::string_view Sv(beast::string_view text) { return {text.data(), text.size()}; }
+
+std::optional<Method> ToMethod(http::verb verb) {
+  switch (verb) {
+    case http::verb::get:
+      return Method::kGet;
+    case http::verb::post:
+      return Method::kPost;
+    case http::verb::put:
+      return Method::kPut;
+    case http::verb::patch:
+      return Method::kPatch;
+    case http::verb::delete_:
+      return Method::kDelete;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string BearerToken(std::string_view authorization) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (authorization.size() < kScheme.size() ||
+      !boost::algorithm::iequals(authorization.substr(0, kScheme.size()), kScheme)) {
+    return {};
+  }
+  std::string_view token = authorization.substr(kScheme.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  return std::string(token);
+}
+
+// One request's outcome: the response to write (none when the connection
+// broke) and whether to close the connection after it.
+struct Exchange {
+  std::optional<Response> response;
+  bool close = false;
+};
+
+Exchange Refuse(const Error& error, bool close) {
+  return {Response{HttpStatusFor(error.code()), ErrorBody(error)}, close};
+}
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(ServerSettings settings, const Router& router, Authenticator authenticate)
+      : settings_(std::move(settings)),
+        router_(router),
+        authenticate_(std::move(authenticate)),
+        pool_(static_cast<std::size_t>(settings_.workers)) {}
+
+  Result<void> Run();
+
+ private:
+  // Per-connection state the shutdown path needs; lives in the session frame.
+  struct Connection {
+    Stream* stream = nullptr;
+    bool busy = false;
+  };
+
+  net::awaitable<void> Accept();
+  net::awaitable<void> Session(tcp::socket socket);
+  net::awaitable<Exchange> Serve(Stream& stream, beast::flat_buffer& buffer,
+                                 http::request_parser<http::empty_body>& header,
+                                 RequestContext& ctx);
+  template <typename Parser>
+  net::awaitable<beast::error_code> ReadBody(Stream& stream, beast::flat_buffer& buffer,
+                                             Parser& parser);
+  net::awaitable<bool> Drain(Stream& stream, beast::flat_buffer& buffer,
+                             http::request_parser<http::empty_body>& header);
+  net::awaitable<Exchange> RefuseEarly(Stream& stream, beast::flat_buffer& buffer,
+                                       http::request_parser<http::empty_body>& header,
+                                       const Error& error);
+  void OnSignal(int signal_number);
+  void MaybeFinish();
+
+  // Runs `f` on the worker pool and resumes on the I/O thread with its result.
+  template <typename F>
+  net::awaitable<std::invoke_result_t<F&>> OnPool(F f) {
+    using R = std::invoke_result_t<F&>;
+    co_return co_await net::co_spawn(
+        pool_.get_executor(), [&f]() -> net::awaitable<R> { co_return f(); }, net::use_awaitable);
+  }
+
+  ServerSettings settings_;
+  const Router& router_;
+  Authenticator authenticate_;
+  net::thread_pool pool_;
+  net::io_context io_{1};
+  net::ssl::context ssl_{net::ssl::context::tls_server};
+  tcp::acceptor acceptor_{io_};
+  net::signal_set signals_{io_, SIGINT, SIGTERM};
+  net::steady_timer grace_{io_};
+  bool stopping_ = false;
+  std::uint64_t next_connection_ = 0;
+  std::map<std::uint64_t, Connection*> connections_;
+};
+
+HttpServer::HttpServer(ServerSettings settings, const Router& router, Authenticator authenticate)
+    : impl_(std::make_unique<Impl>(std::move(settings), router, std::move(authenticate))) {}
+
+HttpServer::~HttpServer() = default;
+
+Result<void> HttpServer::Run() { return impl_->Run(); }
+
+Result<void> HttpServer::Impl::Run() {
+  try {
+    ssl_.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                     net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                     net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(ssl_.native_handle(), TLS1_2_VERSION);
+    ssl_.use_certificate_chain_file(settings_.certificate_chain.string());
+    ssl_.use_private_key_file(settings_.private_key.string(), net::ssl::context::pem);
+  } catch (const boost::system::system_error& e) {
+    return Fail(ErrorCode::kIo, fmt::format("loading the TLS certificate {} and key {}: {}",
+                                            settings_.certificate_chain.string(),
+                                            settings_.private_key.string(), e.what()));
+  }
+
+  boost::system::error_code ec;
+  const auto address = net::ip::make_address(settings_.host, ec);
+  if (ec) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("listen address \"{}\" is not an IP address", settings_.host));
+  }
+  const tcp::endpoint endpoint(address, settings_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Fail(ErrorCode::kIo, fmt::format("cannot listen on {}:{}: {}", settings_.host,
+                                            settings_.port, ec.message()));
+  }
+  const std::uint16_t port = acceptor_.local_endpoint().port();
+  const std::string host = address.is_v6() ? fmt::format("[{}]", settings_.host) : settings_.host;
+
+  // A peer that vanishes mid-write must not kill the daemon.
+  std::signal(SIGPIPE, SIG_IGN);
+  signals_.async_wait([this](const boost::system::error_code& error, int signal_number) {
+    if (!error) OnSignal(signal_number);
+  });
+  net::co_spawn(io_, Accept(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("accept loop ended: {}", ex.what());
+    }
+  });
+
+  if (!settings_.port_file.empty()) {
+    if (auto ok = WriteFileDurably(settings_.port_file, fmt::format("{}\n", port)); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  fmt::print("listening on https://{}:{}\n", host, port);
+  std::fflush(stdout);
+  spdlog::info("listening on https://{}:{} ({} workers)", host, port, settings_.workers);
+
+  io_.run();
+  pool_.join();
+  if (!settings_.port_file.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove(settings_.port_file, ignored);
+  }
+  spdlog::info("stopped");
+  return {};
+}
+
+void HttpServer::Impl::OnSignal(int signal_number) {
+  spdlog::info("signal {}: no new connections; finishing {} open connection(s)", signal_number,
+               connections_.size());
+  stopping_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  for (auto& [id, connection] : connections_) {
+    // Idle connections wait for a handshake or a request header: end them now.
+    // Busy ones finish their request and then close (stopping_).
+    if (!connection->busy) beast::get_lowest_layer(*connection->stream).cancel();
+  }
+  signals_.async_wait([this](const boost::system::error_code& error, int second) {
+    if (error) return;
+    spdlog::warn("signal {} again: exiting now", second);
+    io_.stop();
+  });
+  grace_.expires_after(settings_.shutdown_timeout);
+  grace_.async_wait([this](const boost::system::error_code& error) {
+    if (error) return;
+    spdlog::warn("{} request(s) still running after {}s: closing them", connections_.size(),
+                 settings_.shutdown_timeout.count());
+    io_.stop();
+  });
+  MaybeFinish();
+}
+
+void HttpServer::Impl::MaybeFinish() {
+  if (!stopping_ || !connections_.empty()) return;
+  grace_.cancel();
+  signals_.cancel();
+}
+
+net::awaitable<void> HttpServer::Impl::Accept() {
+  for (;;) {
+    beast::error_code ec;
+    tcp::socket socket =
+        co_await acceptor_.async_accept(net::redirect_error(net::use_awaitable, ec));
+    if (stopping_) co_return;
+    if (ec) {
+      spdlog::warn("accept: {}", ec.message());
+      // Back off a little so a persistent error (EMFILE) does not spin.
+      net::steady_timer pause(io_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
+      continue;
+    }
+    net::co_spawn(io_, Session(std::move(socket)), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("connection ended by an exception: {}", ex.what());
+      }
+    });
+  }
+}
+
+net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
+  beast::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  const std::string source =
+      ec ? std::string("unknown") : fmt::format("{}:{}", peer.address().to_string(), peer.port());
+  Stream stream(std::move(socket), ssl_);
+  const std::uint64_t id = ++next_connection_;
+  Connection connection{&stream, false};
+  connections_[id] = &connection;
+  struct Unregister {
+    Impl* impl;
+    std::uint64_t id;
+    ~Unregister() {
+      impl->connections_.erase(id);
+      impl->MaybeFinish();
+    }
+  } unregister{this, id};
+
+  beast::get_lowest_layer(stream).expires_after(settings_.handshake_timeout);
+  co_await stream.async_handshake(net::ssl::stream_base::server,
+                                  net::redirect_error(net::use_awaitable, ec));
+  if (ec) {
+    // Plain HTTP, a port scan or a client that does not trust our CA.
+    spdlog::debug("TLS handshake with {} failed: {}", source, ec.message());
+    co_return;
+  }
+
+  beast::flat_buffer buffer;
+  bool tls_usable = true;
+  while (!stopping_) {
+    http::request_parser<http::empty_body> header;
+    header.header_limit(kHeaderLimit);
+    // Limits depend on the route and are checked in Serve. (Not boost::none:
+    // Boost 1.74 compares the length against the optional and refuses.)
+    header.body_limit(std::numeric_limits<std::uint64_t>::max());
+    connection.busy = false;
+    beast::get_lowest_layer(stream).expires_after(settings_.idle_timeout);
+    co_await http::async_read_header(stream, buffer, header,
+                                     net::redirect_error(net::use_awaitable, ec));
+    if (ec) {
+      spdlog::debug("connection {}: {}", source, ec.message());
+      if (ec != http::error::end_of_stream) tls_usable = false;
+      if (ec == http::error::header_limit || ec == http::error::bad_target ||
+          ec == http::error::bad_method || ec == http::error::bad_field) {
+        spdlog::info("bad request header from {}: {}", source, ec.message());
+      }
+      break;
+    }
+    connection.busy = true;
+    const auto started = std::chrono::steady_clock::now();
+    const unsigned version = header.get().version();
+    const bool client_keep_alive = header.get().keep_alive();
+    const std::string method_text(Sv(header.get().method_string()));
+    const std::string target(Sv(header.get().target()));
+
+    RequestContext ctx;
+    auto request_id = RandomHex(8);
+    ctx.request_id = request_id ? *request_id : "unknown";
+    ctx.source = source;
+    Exchange exchange = co_await Serve(stream, buffer, header, ctx);
+    if (!exchange.response) {
+      tls_usable = false;
+      break;
+    }
+    HttpResponse response{static_cast<http::status>(exchange.response->status), version};
+    response.set(http::field::server, "fabu-coordinator");
+    response.set(http::field::content_type, "application/json");
+    response.set(http::field::cache_control, "no-store");
+    response.set("X-Request-Id", ctx.request_id);
+    response.body() = exchange.response->body.dump() + "\n";
+    const bool keep_alive = client_keep_alive && !exchange.close && !stopping_;
+    response.keep_alive(keep_alive);
+    response.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    co_await http::async_write(stream, response, net::redirect_error(net::use_awaitable, ec));
+    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - started)
+                            .count();
+    spdlog::info("{} {} {} -> {} {}ms user={} from={}", ctx.request_id, method_text, target,
+                 exchange.response->status, millis,
+                 ctx.principal ? ctx.principal->name : std::string("-"), source);
+    if (ec) {
+      tls_usable = false;
+      break;
+    }
+    if (!keep_alive) break;
+  }
+  connection.busy = false;
+  if (tls_usable) {
+    beast::get_lowest_layer(stream).expires_after(kTlsCloseTimeout);
+    co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
+  }
+  beast::get_lowest_layer(stream).close();
+}
+
+template <typename Parser>
+net::awaitable<beast::error_code> HttpServer::Impl::ReadBody(Stream& stream,
+                                                             beast::flat_buffer& buffer,
+                                                             Parser& parser) {
+  beast::error_code ec;
+  // Read piecewise so the timeout bounds silence, not the size of an upload.
+  while (!parser.is_done()) {
+    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    co_await http::async_read_some(stream, buffer, parser,
+                                   net::redirect_error(net::use_awaitable, ec));
+    if (ec) co_return ec;
+  }
+  co_return ec;
+}
+
+net::awaitable<bool> HttpServer::Impl::Drain(Stream& stream, beast::flat_buffer& buffer,
+                                             http::request_parser<http::empty_body>& header) {
+  const auto length = header.content_length();
+  // A client waiting for 100-continue has not sent its body; one without a
+  // known length, or a long one, is not worth reading: answer and close.
+  if (boost::algorithm::iequals(header.get()[http::field::expect], "100-continue") || !length ||
+      *length > kDrainLimit) {
+    co_return false;
+  }
+  http::request_parser<http::buffer_body> drain{std::move(header)};
+  drain.body_limit(kDrainLimit);
+  char scratch[16 * 1024];
+  beast::error_code ec;
+  while (!drain.is_done()) {
+    drain.get().body().data = scratch;
+    drain.get().body().size = sizeof scratch;
+    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    co_await http::async_read_some(stream, buffer, drain,
+                                   net::redirect_error(net::use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<Exchange> HttpServer::Impl::RefuseEarly(
+    Stream& stream, beast::flat_buffer& buffer, http::request_parser<http::empty_body>& header,
+    const Error& error) {
+  const auto length = header.content_length();
+  const bool has_body = header.chunked() || (length && *length > 0);
+  if (!has_body) co_return Refuse(error, false);
+  const bool drained = co_await Drain(stream, buffer, header);
+  co_return Refuse(error, !drained);
+}
+
+net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buffer& buffer,
+                                                 http::request_parser<http::empty_body>& header,
+                                                 RequestContext& ctx) {
+  const auto& request = header.get();
+  const auto method = ToMethod(request.method());
+  if (!method) {
+    co_return co_await RefuseEarly(
+        stream, buffer, header,
+        Error(ErrorCode::kInvalidArgument,
+              fmt::format("method {} is not supported", Sv(request.method_string()))));
+  }
+  ctx.method = *method;
+  const std::string_view target = Sv(request.target());
+  const std::size_t question = target.find('?');
+  ctx.path = std::string(target.substr(0, question));
+  if (question != std::string_view::npos) {
+    auto query = ParseQuery(target.substr(question + 1));
+    if (!query) co_return co_await RefuseEarly(stream, buffer, header, query.error());
+    ctx.query = std::move(*query);
+  }
+  auto match = router_.Match(ctx.method, ctx.path);
+  if (!match) co_return co_await RefuseEarly(stream, buffer, header, match.error());
+  const Route& route = *match->route;
+  ctx.path_params = std::move(match->params);
+
+  if (route.options.access != Access::kPublic) {
+    const std::string token = BearerToken(Sv(request[http::field::authorization]));
+    auto principal = co_await OnPool([this, &token] { return authenticate_(token); });
+    if (!principal) co_return co_await RefuseEarly(stream, buffer, header, principal.error());
+    if (!route.options.roles.empty()) {
+      auto allowed = RequireRole(*principal, route.options.roles, route.options.action);
+      if (!allowed) co_return co_await RefuseEarly(stream, buffer, header, allowed.error());
+    }
+    ctx.principal = std::move(*principal);
+  }
+
+  const bool upload = route.options.body == BodyKind::kUpload;
+  const std::uint64_t limit = upload ? settings_.upload_limit : settings_.json_body_limit;
+  const auto length = header.content_length();
+  const Error too_large(ErrorCode::kTooLarge,
+                        fmt::format("the request body is over the limit of {} bytes{}", limit,
+                                    upload ? " for uploads" : " for JSON requests"));
+  if (length && *length > limit) co_return co_await RefuseEarly(stream, buffer, header, too_large);
+
+  beast::error_code ec;
+  if (boost::algorithm::iequals(request[http::field::expect], "100-continue")) {
+    http::response<http::empty_body> go_on{http::status::continue_, request.version()};
+    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    co_await http::async_write(stream, go_on, net::redirect_error(net::use_awaitable, ec));
+    if (ec) {
+      spdlog::debug("{}: writing 100-continue to {}: {}", ctx.request_id, ctx.source, ec.message());
+      co_return Exchange{};
+    }
+  }
+
+  if (upload) {
+    const std::filesystem::path file = settings_.upload_dir / ("upload-" + ctx.request_id);
+    http::request_parser<http::file_body> parser{std::move(header)};
+    parser.body_limit(limit);
+    parser.get().body().open(file.c_str(), beast::file_mode::write_new, ec);
+    if (ec) {
+      co_return Refuse(Error(ErrorCode::kIo, fmt::format("cannot create upload file {}: {}",
+                                                         file.string(), ec.message())),
+                       true);
+    }
+    ec = co_await ReadBody(stream, buffer, parser);
+    parser.get().body().close();
+    if (ec) {
+      std::error_code ignored;
+      std::filesystem::remove(file, ignored);
+      if (ec == http::error::body_limit) co_return Refuse(too_large, true);
+      spdlog::info("{}: upload from {} broke off: {}", ctx.request_id, ctx.source, ec.message());
+      co_return Exchange{};
+    }
+    ctx.upload = file;
+  } else {
+    http::request_parser<http::string_body> parser{std::move(header)};
+    parser.body_limit(limit);
+    ec = co_await ReadBody(stream, buffer, parser);
+    if (ec == http::error::body_limit) co_return Refuse(too_large, true);
+    if (ec) {
+      spdlog::info("{}: request body from {} broke off: {}", ctx.request_id, ctx.source,
+                   ec.message());
+      co_return Exchange{};
+    }
+    ctx.body = std::move(parser.get().body());
+  }
+
+  auto result = co_await OnPool([&route, &ctx]() -> Result<Response> {
+    try {
+      return route.handler(ctx);
+    } catch (const std::exception& e) {
+      return Fail(ErrorCode::kInternal, fmt::format("unexpected failure: {}", e.what()));
+    }
+  });
+  if (!ctx.upload.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove(ctx.upload, ignored);
+  }
+  if (!result) {
+    if (HttpStatusFor(result.error().code()) >= 500) {
+      spdlog::error("{}: {}", ctx.request_id, result.error().message());
+    }
+    co_return Refuse(result.error(), false);
+  }
+  co_return Exchange{std::move(*result), false};
+}
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,75 @@
+// The coordinator's HTTPS server (Boost.Beast on Asio, OpenSSL).
+//
+// HTTPS only: a connection that does not complete a TLS handshake within the
+// handshake timeout is closed, so plain HTTP gets no service. Requests are
+// parsed with Beast; for each one the server
+//   1. matches a Route (router.hpp), answering 404 / 400 when none does;
+//   2. authenticates the bearer token (401) and checks the route's roles
+//      (403 naming the role needed) — before reading any body, so an
+//      unauthorized upload is refused without receiving it;
+//   3. reads the body: JSON routes under the JSON limit (413 beyond it),
+//      upload routes streamed to a temp file under the upload limit;
+//   4. runs the handler on the worker pool and writes its JSON response with
+//      an X-Request-Id header (a fresh id per request, also in the audit).
+// Every read and write has a timeout; "Expect: 100-continue" is honoured.
+//
+// Threads: one I/O thread runs every connection's coroutine (so connection
+// bookkeeping needs no locks); blocking work (authentication, handlers) runs
+// on a thread pool of `workers` threads and resumes on the I/O thread.
+//
+// Run() blocks until SIGTERM or SIGINT: it then stops accepting, closes idle
+// connections, lets in-flight requests finish for up to the shutdown timeout,
+// joins the pool and returns. A second signal ends it at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "coordinator/auth/users.hpp"
+#include "coordinator/server/router.hpp"
+#include "protocol/error.hpp"
+
+namespace fabu::coordinator {
+
+struct ServerSettings {
+  std::string host = "127.0.0.1";           // an IP address
+  std::uint16_t port = 8443;                // 0: any free port
+  std::filesystem::path certificate_chain;  // PEM: server cert then CA
+  std::filesystem::path private_key;        // PEM
+  std::filesystem::path upload_dir;         // temp files of streamed uploads
+  std::filesystem::path port_file;          // written with the port once listening; may be empty
+  std::uint64_t json_body_limit = 1 << 20;
+  std::uint64_t upload_limit = std::uint64_t{4} << 30;
+  std::chrono::seconds handshake_timeout{10};
+  std::chrono::seconds idle_timeout{60};
+  std::chrono::seconds io_timeout{60};
+  std::chrono::seconds shutdown_timeout{10};
+  int workers = 4;
+};
+
+// Resolves a bearer token to a user (runs on the worker pool).
+using Authenticator = std::function<Result<Principal>(std::string_view token)>;
+
+class HttpServer {
+ public:
+  HttpServer(ServerSettings settings, const Router& router, Authenticator authenticate);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Loads the certificate, binds, prints "listening on https://HOST:PORT" on
+  // stdout, writes the port file, and serves until a signal. Returns an Error
+  // when it cannot start (certificate, address in use); kIo then.
+  Result<void> Run();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fabu::coordinator

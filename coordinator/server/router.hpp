@@ -1,0 +1,147 @@
+// Routes of the coordinator's HTTP API: method + path pattern -> handler.
+//
+// A pattern is a path whose segments are literals or `{name}` parameters:
+// "/api/v1/users/{name}/disable". Each route declares who may call it
+// (public, any authenticated user, or a list of roles) and what body it reads
+// (none/JSON under the JSON limit, or a streamed upload under the upload
+// limit). The server authenticates, checks the roles and reads the body
+// before calling the handler, so a handler only deals with its domain.
+//
+// Handlers run on the worker pool (never on the I/O thread), so they may call
+// the Store and do other blocking work. They return Result<Response>; an
+// Error becomes the JSON error body with the status of HttpStatusFor.
+// Exceptions thrown by a handler are caught and answered with 500.
+//
+// Register every route before the server starts; the router is then only
+// read, from any thread.
+//
+// To add an API area, write `coordinator/api/<area>_api.cpp` with a
+// `Register<Area>Routes(Router&, const ApiContext&)` and call it from
+// RegisterAllRoutes (api/routes.cpp).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/audit/audit_log.hpp"
+#include "coordinator/auth/users.hpp"
+#include "protocol/error.hpp"
+
+namespace fabu::coordinator {
+
+enum class Method { kGet, kPost, kPut, kPatch, kDelete };
+
+std::string_view MethodName(Method method);
+
+enum class Access {
+  kPublic,         // no token needed (/healthz)
+  kAuthenticated,  // any enabled user; `roles` restricts further when not empty
+};
+
+enum class BodyKind {
+  kJson,    // read into memory under the JSON body limit (1 MiB by default)
+  kUpload,  // streamed to a temp file under the upload limit
+};
+
+// Everything a handler knows about its request.
+struct RequestContext {
+  Method method = Method::kGet;
+  std::string path;                                // without the query
+  std::map<std::string, std::string> path_params;  // {name} -> value, decoded
+  std::map<std::string, std::string> query;        // decoded
+  std::optional<Principal> principal;              // set unless the route is public
+  std::string request_id;                          // also sent as X-Request-Id
+  std::string source;                              // peer "ip:port"
+  std::string body;                                // kJson routes
+  std::filesystem::path upload;  // kUpload routes: the streamed body; removed after the handler
+                                 // unless the handler moved it away
+
+  // The authenticated user (only call on authenticated routes).
+  const Principal& user() const { return *principal; }
+  // The audit origin of this request, for Store::Write.
+  AuditOrigin Origin() const;
+  // The body as JSON, or kInvalidArgument naming what is wrong.
+  Result<nlohmann::json> Json() const;
+  // A query parameter, if given.
+  std::optional<std::string> Query(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  nlohmann::json body = nlohmann::json::object();
+
+  static Response Ok(nlohmann::json body) { return {200, std::move(body)}; }
+  static Response Created(nlohmann::json body) { return {201, std::move(body)}; }
+};
+
+using Handler = std::function<Result<Response>(RequestContext&)>;
+
+struct RouteOptions {
+  // No token needed.
+  static RouteOptions Public() {
+    RouteOptions options;
+    options.access = Access::kPublic;
+    return options;
+  }
+  // Any enabled user.
+  static RouteOptions AnyUser() { return RouteOptions(); }
+  // Users with one of `allowed`; `what` names the action in the 403 message.
+  static RouteOptions ForRoles(std::vector<Role> allowed, std::string what) {
+    RouteOptions options;
+    options.roles = std::move(allowed);
+    options.action = std::move(what);
+    return options;
+  }
+  // The body is streamed to a temp file (RequestContext::upload).
+  RouteOptions Upload() && {
+    body = BodyKind::kUpload;
+    return std::move(*this);
+  }
+
+  Access access = Access::kAuthenticated;
+  std::vector<Role> roles;  // empty: any authenticated user
+  BodyKind body = BodyKind::kJson;
+  std::string action;  // for the 403 message: "adding a user"; defaults to "METHOD PATH"
+};
+
+struct Route {
+  Method method;
+  std::string pattern;
+  std::vector<std::string> segments;
+  RouteOptions options;
+  Handler handler;
+};
+
+struct RouteMatch {
+  const Route* route = nullptr;
+  std::map<std::string, std::string> params;
+};
+
+class Router {
+ public:
+  void Add(Method method, std::string pattern, RouteOptions options, Handler handler);
+
+  // The route for `method` and `path`: kNotFound when no pattern matches the
+  // path, kInvalidArgument ("method not allowed") when only other methods do.
+  Result<RouteMatch> Match(Method method, std::string_view path) const;
+
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+};
+
+// Percent-decoding of a path segment or query component ('+' is a space in
+// queries). kInvalidArgument on a broken escape.
+Result<std::string> PercentDecode(std::string_view text, bool plus_is_space);
+
+// Splits "a=1&b=2" into decoded pairs.
+Result<std::map<std::string, std::string>> ParseQuery(std::string_view query);
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,123 @@
+#include "coordinator/store/migrations.hpp"
+
+#include <fmt/format.h>
+#include <soci/soci.h>
+
+#include <string>
+
+#include "coordinator/common/clock.hpp"
+
+namespace fabu::coordinator {
+
+const std::vector<Migration>& AllMigrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1,
+       "users and the audit trail",
+       {
+           "CREATE TABLE users ("
+           " name TEXT PRIMARY KEY,"
+           " role TEXT NOT NULL,"
+           " token_sha256 TEXT NOT NULL UNIQUE,"
+           " disabled INTEGER NOT NULL DEFAULT 0,"
+           " created TEXT NOT NULL,"
+           " created_by TEXT NOT NULL)",
+           "CREATE TABLE audit_log ("
+           " seq BIGINT PRIMARY KEY,"
+           " time TEXT NOT NULL,"
+           " actor TEXT NOT NULL,"
+           " role TEXT NOT NULL,"
+           " action TEXT NOT NULL,"
+           " object_type TEXT NOT NULL,"
+           " object_id TEXT NOT NULL,"
+           " release_id TEXT NOT NULL,"
+           " request_id TEXT NOT NULL,"
+           " source TEXT NOT NULL,"
+           " before_sha256 TEXT NOT NULL,"
+           " after_sha256 TEXT NOT NULL,"
+           " detail TEXT NOT NULL,"
+           " prev_hash TEXT NOT NULL,"
+           " hash TEXT NOT NULL)",
+           "CREATE INDEX audit_log_release ON audit_log (release_id, seq)",
+           "CREATE TABLE audit_head ("
+           " id INTEGER PRIMARY KEY,"
+           " seq BIGINT NOT NULL,"
+           " hash TEXT NOT NULL)",
+       }},
+      {2,
+       "packages",
+       {
+           "CREATE TABLE packages ("
+           " id TEXT PRIMARY KEY,"
+           " name TEXT NOT NULL,"
+           " version TEXT NOT NULL,"
+           " size BIGINT NOT NULL,"
+           " key_id TEXT NOT NULL,"
+           " manifest TEXT NOT NULL,"
+           " uploaded TEXT NOT NULL,"
+           " uploaded_by TEXT NOT NULL)",
+           "CREATE INDEX packages_name ON packages (name, version)",
+       }},
+      {3,
+       "release plans",
+       {
+           "CREATE TABLE releases ("
+           " id TEXT PRIMARY KEY,"
+           " seq BIGINT NOT NULL UNIQUE,"
+           " title TEXT NOT NULL,"
+           " product TEXT NOT NULL,"
+           " version TEXT NOT NULL,"
+           " category TEXT NOT NULL,"
+           " state TEXT NOT NULL,"
+           " close_code TEXT NOT NULL DEFAULT '',"
+           " owner TEXT NOT NULL,"
+           " created TEXT NOT NULL,"
+           " updated TEXT NOT NULL,"
+           " record TEXT NOT NULL)",
+           "CREATE INDEX releases_product ON releases (product, state)",
+           "CREATE INDEX releases_state ON releases (state)",
+           "CREATE TABLE release_change_refs ("
+           " release_id TEXT NOT NULL,"
+           " change_ref TEXT NOT NULL,"
+           " PRIMARY KEY (release_id, change_ref))",
+           "CREATE INDEX release_change_refs_ref ON release_change_refs (change_ref)",
+       }},
+  };
+  return kMigrations;
+}
+
+Result<int> Migrate(soci::session& sql, std::span<const Migration> migrations) {
+  try {
+    sql << "CREATE TABLE IF NOT EXISTS schema_migrations ("
+           " version INTEGER PRIMARY KEY,"
+           " name TEXT NOT NULL,"
+           " applied TEXT NOT NULL)";
+    int current = 0;
+    soci::indicator ind = soci::i_null;
+    sql << "SELECT MAX(version) FROM schema_migrations", soci::into(current, ind);
+    if (ind != soci::i_ok) current = 0;
+    const int newest = migrations.empty() ? 0 : migrations.back().version;
+    if (current > newest) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  fmt::format("the store has schema version {} but this fabu-coordinator knows "
+                              "only up to {}: run a newer fabu-coordinator",
+                              current, newest));
+    }
+    for (const Migration& migration : migrations) {
+      if (migration.version <= current) continue;
+      soci::transaction transaction(sql);
+      for (std::string_view statement : migration.statements) sql << std::string(statement);
+      int version = migration.version;
+      std::string name(migration.name);
+      std::string applied = NowUtc();
+      sql << "INSERT INTO schema_migrations (version, name, applied) VALUES (:v, :n, :a)",
+          soci::use(version), soci::use(name), soci::use(applied);
+      transaction.commit();
+      current = migration.version;
+    }
+    return current;
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kIo, std::string("migrating the store schema: ") + e.what());
+  }
+}
+
+}  // namespace fabu::coordinator

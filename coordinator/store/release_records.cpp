@@ -1,0 +1,166 @@
+#include "coordinator/store/release_records.hpp"
+
+#include <fmt/format.h>
+#include <soci/soci.h>
+
+#include <algorithm>
+
+namespace fabu::coordinator {
+namespace {
+
+std::string UtcOf(release::UnixSeconds at) { return release::FormatRfc3339Utc(at); }
+
+void WriteChangeRefs(soci::session& sql, const release::Release& r) {
+  sql << "DELETE FROM release_change_refs WHERE release_id = :id", soci::use(r.id);
+  for (const std::string& ref : r.plan.change_refs) {
+    std::string id = r.id;
+    std::string change_ref = ref;
+    sql << "INSERT INTO release_change_refs (release_id, change_ref) VALUES (:r, :c)",
+        soci::use(id), soci::use(change_ref);
+  }
+}
+
+}  // namespace
+
+std::string NextReleaseId(soci::session& sql) {
+  long long seq = 0;
+  soci::indicator ind = soci::i_null;
+  sql << "SELECT MAX(seq) FROM releases", soci::into(seq, ind);
+  if (ind != soci::i_ok) seq = 0;
+  return fmt::format("R-{}", seq + 1);
+}
+
+void InsertRelease(soci::session& sql, const release::Release& r) {
+  long long seq = std::stoll(r.id.substr(2));
+  std::string record = release::ReleaseToJson(r).dump();
+  std::string version = r.plan.version.ToString();
+  std::string state(release::ReleaseStateName(r.state));
+  std::string created = UtcOf(r.created_at);
+  std::string updated = UtcOf(r.updated_at);
+  std::string id = r.id, product = r.plan.product, owner = r.owner, category = r.plan.category,
+              title = r.plan.title;
+  sql << "INSERT INTO releases (id, seq, title, product, version, category, state, owner, "
+         "created, updated, record) VALUES (:id, :seq, :title, :product, :version, :category, "
+         ":state, :owner, :created, :updated, :record)",
+      soci::use(id), soci::use(seq), soci::use(title), soci::use(product), soci::use(version),
+      soci::use(category), soci::use(state), soci::use(owner), soci::use(created),
+      soci::use(updated), soci::use(record);
+  WriteChangeRefs(sql, r);
+}
+
+void SaveRelease(soci::session& sql, const release::Release& r) {
+  std::string record = release::ReleaseToJson(r).dump();
+  std::string version = r.plan.version.ToString();
+  std::string state(release::ReleaseStateName(r.state));
+  std::string updated = UtcOf(r.updated_at);
+  std::string id = r.id, product = r.plan.product, category = r.plan.category, title = r.plan.title;
+  std::string close_code = r.close_code ? std::string(release::CloseCodeName(*r.close_code)) : "";
+  sql << "UPDATE releases SET title = :title, product = :product, version = :version, "
+         "category = :category, state = :state, close_code = :close_code, updated = :updated, "
+         "record = :record WHERE id = :id",
+      soci::use(title), soci::use(product), soci::use(version), soci::use(category),
+      soci::use(state), soci::use(close_code), soci::use(updated), soci::use(record), soci::use(id);
+  WriteChangeRefs(sql, r);
+}
+
+Result<release::Release> LoadRelease(soci::session& sql, const std::string& id,
+                                     const release::PlanParseOptions& options) {
+  std::string record;
+  soci::indicator ind = soci::i_null;
+  sql << "SELECT record FROM releases WHERE id = :id", soci::use(id), soci::into(record, ind);
+  if (!sql.got_data() || ind != soci::i_ok) {
+    return Fail(ErrorCode::kNotFound, fmt::format("no release {} (see `fabu release list`)", id));
+  }
+  auto parsed = nlohmann::json::parse(record, nullptr, false);
+  if (parsed.is_discarded()) {
+    return Fail(ErrorCode::kIntegrity, fmt::format("release {}: stored record is not JSON", id));
+  }
+  // A stored plan was valid when written; a category later removed from the
+  // configuration must not make the release unreadable.
+  release::PlanParseOptions lenient = options;
+  if (parsed.contains("plan") && parsed["plan"].contains("category") &&
+      parsed["plan"]["category"].is_string()) {
+    const std::string category = parsed["plan"]["category"].get<std::string>();
+    if (std::find(lenient.categories.begin(), lenient.categories.end(), category) ==
+        lenient.categories.end()) {
+      lenient.categories.push_back(category);
+    }
+  }
+  return release::ReleaseFromJson(parsed, lenient);
+}
+
+nlohmann::json ReleaseSummary::ToJson() const {
+  return {{"id", id},           {"title", title},       {"product", product},
+          {"version", version}, {"category", category}, {"state", state},
+          {"owner", owner},     {"updated", updated},   {"change_refs", change_refs}};
+}
+
+std::vector<ReleaseSummary> ListReleases(soci::session& sql, const ReleaseFilter& filter) {
+  std::string query =
+      "SELECT id, title, product, version, category, state, owner, updated FROM releases r "
+      "WHERE 1 = 1";
+  std::string state = filter.state ? std::string(release::ReleaseStateName(*filter.state)) : "";
+  std::string change = filter.change_ref.value_or("");
+  std::string product = filter.product.value_or("");
+  if (filter.state) query += " AND state = :state";
+  if (filter.change_ref) {
+    query +=
+        " AND EXISTS (SELECT 1 FROM release_change_refs c WHERE c.release_id = r.id AND "
+        "c.change_ref = :change)";
+  }
+  if (filter.product) query += " AND product = :product";
+  query += " ORDER BY seq";
+  soci::statement st(sql);
+  soci::row row;
+  st.exchange(soci::into(row));
+  if (filter.state) st.exchange(soci::use(state, "state"));
+  if (filter.change_ref) st.exchange(soci::use(change, "change"));
+  if (filter.product) st.exchange(soci::use(product, "product"));
+  st.alloc();
+  st.prepare(query);
+  st.define_and_bind();
+  st.execute(false);
+  std::vector<ReleaseSummary> out;
+  while (st.fetch()) {
+    ReleaseSummary s;
+    s.id = row.get<std::string>(0);
+    s.title = row.get<std::string>(1);
+    s.product = row.get<std::string>(2);
+    s.version = row.get<std::string>(3);
+    s.category = row.get<std::string>(4);
+    s.state = row.get<std::string>(5);
+    s.owner = row.get<std::string>(6);
+    s.updated = row.get<std::string>(7);
+    out.push_back(std::move(s));
+  }
+  for (ReleaseSummary& s : out) {
+    soci::rowset<std::string> refs =
+        (sql.prepare << "SELECT change_ref FROM release_change_refs WHERE release_id = :id "
+                        "ORDER BY change_ref",
+         soci::use(s.id));
+    for (const std::string& ref : refs) s.change_refs.push_back(ref);
+  }
+  return out;
+}
+
+std::optional<protocol::Version> LastReleasedVersion(soci::session& sql,
+                                                     const std::string& product) {
+  soci::rowset<std::string> versions =
+      (sql.prepare << "SELECT version FROM releases WHERE product = :p AND (state = 'deployed' "
+                      "OR (state = 'closed' AND close_code IN ('success', 'partial')))",
+       soci::use(product));
+  std::optional<protocol::Version> best;
+  for (const std::string& text : versions) {
+    auto v = protocol::Version::Parse(text);
+    if (v && (!best || *v > *best)) best = *v;
+  }
+  return best;
+}
+
+bool PackageExists(soci::session& sql, const std::string& package_id) {
+  int count = 0;
+  sql << "SELECT COUNT(*) FROM packages WHERE id = :id", soci::use(package_id), soci::into(count);
+  return count > 0;
+}
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,22 @@
+// The coordinator's private CA and server certificate (OpenSSL 3 X.509).
+//
+// CreateCertificates makes an EC P-256 CA (10 years) and a server
+// certificate (2 years) signed by it, valid for `hostnames` plus
+// "localhost", 127.0.0.1 and ::1, with serverAuth usage. Files:
+//   ca.pem (0644), ca.key (0600), server.pem (server cert then CA, 0644),
+//   server.key (0600)
+// at the paths of `data`. Keys are written with O_EXCL: nothing is
+// overwritten. Clients pin ca.pem. Thread-safe (no shared state).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "coordinator/common/data_dir.hpp"
+#include "protocol/error.hpp"
+
+namespace fabu::coordinator {
+
+Result<void> CreateCertificates(const DataDir& data, const std::vector<std::string>& hostnames);
+
+}  // namespace fabu::coordinator

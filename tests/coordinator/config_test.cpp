@@ -1,0 +1,42 @@
+// The configuration file: defaults, strictness, listen addresses.
+#include "coordinator/daemon/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace fabu::coordinator {
+namespace {
+
+TEST(ConfigTest, DefaultsRoundTrip) {
+  CoordinatorConfig config;
+  auto again = CoordinatorConfig::FromJson(config.ToJson());
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->listen, "127.0.0.1:8443");
+  EXPECT_EQ(again->json_body_limit, 1u << 20);
+  EXPECT_EQ(again->upload_limit, std::uint64_t{4} << 30);
+  EXPECT_EQ(again->categories, (std::vector<std::string>{"major", "minor", "patch", "emergency"}));
+}
+
+TEST(ConfigTest, TyposAreRefusedWithTheirPath) {
+  auto bad = CoordinatorConfig::FromJson(nlohmann::json::parse(R"({"limits": {"json_body": 5}})"));
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("limits.json_body: unknown field"), std::string::npos)
+      << bad.error().message();
+  auto zero = CoordinatorConfig::FromJson(nlohmann::json::parse(R"({"workers": 0})"));
+  ASSERT_FALSE(zero);
+  EXPECT_NE(zero.error().message().find("workers"), std::string::npos);
+}
+
+TEST(ConfigTest, ListenAddresses) {
+  auto v4 = ParseListenAddress("127.0.0.1:0");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->host, "127.0.0.1");
+  EXPECT_EQ(v4->port, 0);
+  auto v6 = ParseListenAddress("[::1]:8443");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_FALSE(ParseListenAddress("localhost"));
+  EXPECT_FALSE(ParseListenAddress("127.0.0.1:70000"));
+}
+
+}  // namespace
+}  // namespace fabu::coordinator

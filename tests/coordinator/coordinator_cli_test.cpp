@@ -1,0 +1,336 @@
+// The coordinator as its operators and release managers use it: the real
+// fabu-coordinator on loopback, driven by the real fabu CLI (and curl where a
+// test needs to send what the CLI never would).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+
+#include "tests/support/coordinator_process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fabu::testing {
+namespace {
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// A coordinator initialized in a temp dir and serving.
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto init = InitCoordinator(data());
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+    admin_token_ = LastLine(init.out);
+    ASSERT_EQ(admin_token_.size(), 64u) << init.out;
+    Start();
+  }
+
+  std::filesystem::path data() const { return dir_ / "coordinator"; }
+
+  void Start() {
+    daemon_ = std::make_unique<CoordinatorProcess>(data());
+    ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  }
+  void Restart() {
+    ASSERT_EQ(daemon_->Stop(), 0) << daemon_->log();
+    Start();
+  }
+
+  CommandResult AsAdmin(const std::vector<std::string>& args) {
+    return FabuAs(*daemon_, admin_token_, args);
+  }
+  std::string AddUser(const std::string& name, const std::string& role) {
+    auto r = AsAdmin({"user", "add", name, "--role", role});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return LastLine(r.out);
+  }
+
+  // POSTs a raw body with curl; returns "BODY\nSTATUS".
+  CommandResult Curl(const std::string& path, const std::filesystem::path& body_file,
+                     const std::string& token, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{"curl",
+                                  "-sS",
+                                  "--noproxy",
+                                  "*",
+                                  "--cacert",
+                                  daemon_->ca().string(),
+                                  "-H",
+                                  "Authorization: Bearer " + token,
+                                  "-H",
+                                  "Content-Type: application/json",
+                                  "--data-binary",
+                                  "@" + body_file.string(),
+                                  "-w",
+                                  "\n%{http_code}",
+                                  daemon_->url() + path};
+    argv.insert(argv.end() - 1, extra.begin(), extra.end());
+    return RunCommand(argv);
+  }
+
+  TempDir dir_;
+  std::string admin_token_;
+  std::unique_ptr<CoordinatorProcess> daemon_;
+};
+
+TEST(CoordinatorInitTest, InitMakesTheDataDirAndPrintsTheAdminTokenLast) {
+  TempDir dir;
+  auto init = InitCoordinator(dir / "c", {"--hostname", "coord.example"});
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  const std::string token = LastLine(init.out);
+  EXPECT_EQ(token.size(), 64u);
+  EXPECT_EQ(token.find_first_not_of("0123456789abcdef"), std::string::npos);
+  for (const char* file :
+       {"coordinator.db", "config.json", "ca.pem", "ca.key", "server.pem", "server.key"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir / "c" / file)) << file;
+  }
+  const auto key_perms = std::filesystem::status(dir / "c" / "ca.key").permissions();
+  EXPECT_EQ(key_perms & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_FALSE(Contains(ReadFile(dir / "c" / "coordinator.db"), token))
+      << "the token must be stored hashed";
+}
+
+TEST(CoordinatorInitTest, InitRefusesADirectoryHoldingAStore) {
+  TempDir dir;
+  ASSERT_EQ(InitCoordinator(dir / "c").exit_code, 0);
+  const std::string config_before = ReadFile(dir / "c" / "config.json");
+  auto again = InitCoordinator(dir / "c", {"--listen", "127.0.0.1:9999"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(Contains(again.err, "already holds a coordinator")) << again.err;
+  EXPECT_EQ(again.out, "");
+  EXPECT_EQ(ReadFile(dir / "c" / "config.json"), config_before);
+}
+
+TEST(CoordinatorInitTest, ABadListenAddressIsNamedAndLeavesNothing) {
+  TempDir dir;
+  auto init = InitCoordinator(dir / "c", {"--listen", "nowhere"});
+  EXPECT_NE(init.exit_code, 0);
+  EXPECT_TRUE(Contains(init.err, "--listen")) << init.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "c" / "coordinator.db"));
+}
+
+TEST_F(CoordinatorTest, TheDaemonAnnouncesItsPortInAFileToo) {
+  EXPECT_EQ(std::stoi(ReadFile(data() / "coordinator.port")), daemon_->port());
+}
+
+TEST_F(CoordinatorTest, TheAdminTokenWorks) {
+  auto r = AsAdmin({"user", "list"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "admin")) << r.out;
+}
+
+TEST_F(CoordinatorTest, UsersAreAddedListedAndDisabled) {
+  const std::string token = AddUser("wang.approver", "approver");
+  EXPECT_EQ(token.size(), 64u);
+
+  auto list = AsAdmin({"user", "list", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_TRUE(Contains(list.out, R"("name": "wang.approver")")) << list.out;
+  EXPECT_TRUE(Contains(list.out, R"("role": "approver")")) << list.out;
+
+  // The new user's own token works...
+  auto own = FabuAs(*daemon_, token, {"user", "list"});
+  EXPECT_EQ(own.exit_code, 0) << own.err;
+
+  // ...until an admin disables the user.
+  auto disable = AsAdmin({"user", "disable", "wang.approver"});
+  ASSERT_EQ(disable.exit_code, 0) << disable.err;
+  auto after = FabuAs(*daemon_, token, {"user", "list"});
+  EXPECT_NE(after.exit_code, 0);
+  EXPECT_TRUE(Contains(after.err, "disabled")) << after.err;
+  EXPECT_TRUE(Contains(after.err, "401")) << after.err;
+  auto table = AsAdmin({"user", "list"});
+  EXPECT_TRUE(Contains(table.out, "disabled")) << table.out;
+}
+
+TEST_F(CoordinatorTest, DuplicateAndMalformedUsersAreRefusedWithTheReason) {
+  AddUser("ann", "tester");
+  auto again = AsAdmin({"user", "add", "ann", "--role", "viewer"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(Contains(again.err, "already exists")) << again.err;
+  auto role = AsAdmin({"user", "add", "bob", "--role", "owner"});
+  EXPECT_NE(role.exit_code, 0);
+  EXPECT_TRUE(Contains(role.err, "unknown role \"owner\"")) << role.err;
+  auto missing = AsAdmin({"user", "disable", "nobody"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_TRUE(Contains(missing.err, "404")) << missing.err;
+}
+
+TEST_F(CoordinatorTest, AWrongOrMissingTokenGets401) {
+  auto wrong = FabuAs(*daemon_, std::string(64, '0'), {"user", "list"});
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_TRUE(Contains(wrong.err, "unknown bearer token")) << wrong.err;
+  EXPECT_TRUE(Contains(wrong.err, "401")) << wrong.err;
+  auto missing = FabuAs(*daemon_, "", {"user", "list"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_TRUE(Contains(missing.err, "missing bearer token")) << missing.err;
+}
+
+TEST_F(CoordinatorTest, AViewerGets403NamingTheRoleNeeded) {
+  const std::string viewer = AddUser("vic", "viewer");
+  auto r = FabuAs(*daemon_, viewer, {"user", "add", "eve", "--role", "admin"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "needs role admin")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "403")) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(CoordinatorTest, ABodyOverTheLimitGets413) {
+  const auto big = dir_ / "big.json";
+  WriteFile(big, "{\"name\": \"" + std::string(2 << 20, 'x') + "\"}");
+  auto r = Curl("/api/v1/users", big, admin_token_);
+  EXPECT_EQ(LastLine(r.out), "413") << r.out << r.err;
+  EXPECT_TRUE(Contains(r.out, "over the limit of 1048576 bytes")) << r.out;
+  // The same without "Expect: 100-continue": the body arrives anyway.
+  auto pushed = Curl("/api/v1/users", big, admin_token_, {"-H", "Expect:"});
+  EXPECT_EQ(LastLine(pushed.out), "413") << pushed.out << pushed.err;
+}
+
+TEST_F(CoordinatorTest, MalformedJsonGets400NamingTheField) {
+  const auto body = dir_ / "body.json";
+  WriteFile(body, R"({"name": "bob", "role": 7})");
+  auto wrong_type = Curl("/api/v1/users", body, admin_token_);
+  EXPECT_EQ(LastLine(wrong_type.out), "400") << wrong_type.out;
+  EXPECT_TRUE(Contains(wrong_type.out, "role: expected a string")) << wrong_type.out;
+
+  WriteFile(body, R"({"name": "bob", "role": "viewer", "admin": true})");
+  auto unknown = Curl("/api/v1/users", body, admin_token_);
+  EXPECT_EQ(LastLine(unknown.out), "400") << unknown.out;
+  EXPECT_TRUE(Contains(unknown.out, "admin: unknown field")) << unknown.out;
+
+  WriteFile(body, R"({"name": "bob", )");
+  auto broken = Curl("/api/v1/users", body, admin_token_);
+  EXPECT_EQ(LastLine(broken.out), "400") << broken.out;
+  EXPECT_TRUE(Contains(broken.out, "not valid JSON")) << broken.out;
+  EXPECT_TRUE(Contains(broken.out, R"("code":"invalid_argument")")) << broken.out;
+}
+
+TEST_F(CoordinatorTest, EveryAnswerCarriesARequestIdThatTheAuditRecords) {
+  AddUser("ann", "viewer");
+  auto audit = AsAdmin({"audit", "list", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  EXPECT_TRUE(Contains(audit.out, R"("action": "user.create")")) << audit.out;
+  EXPECT_TRUE(Contains(audit.out, R"("source": "127.0.0.1:)")) << audit.out;
+  const auto body = dir_ / "empty.json";
+  WriteFile(body, "{}");
+  auto r = Curl("/api/v1/users/ann/disable", body, admin_token_, {"-i"});
+  const auto at = r.out.find("X-Request-Id: ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string id = r.out.substr(at + 14, 16);
+  auto after = AsAdmin({"audit", "list", "--json"});
+  EXPECT_TRUE(Contains(after.out, "\"request_id\": \"" + id + "\"")) << after.out;
+}
+
+TEST_F(CoordinatorTest, PlainHttpGetsNoService) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(daemon_->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  std::string reply;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  char buffer[1024];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    ASSERT_GT(left.count(), 0) << "the server kept a plain-HTTP connection open";
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    const ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    reply.append(buffer, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  EXPECT_FALSE(Contains(reply, "HTTP/")) << reply;
+  EXPECT_FALSE(Contains(reply, "ok"));
+}
+
+TEST_F(CoordinatorTest, TheCliRefusesPlainHttpUrls) {
+  auto r = RunCommand({FabuCli(), "user", "list"}, {}, std::chrono::seconds(60),
+                      {"FABU_SERVER=http://127.0.0.1:" + std::to_string(daemon_->port()),
+                       "FABU_CA=" + daemon_->ca().string(), "FABU_TOKEN=" + admin_token_});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "HTTPS only")) << r.err;
+}
+
+TEST_F(CoordinatorTest, ARestartKeepsEverything) {
+  const std::string token = AddUser("li.ops-head", "approver");
+  AddUser("gone", "viewer");
+  ASSERT_EQ(AsAdmin({"user", "disable", "gone"}).exit_code, 0);
+  auto before = AsAdmin({"audit", "verify"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+
+  Restart();
+
+  auto list = AsAdmin({"user", "list", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_TRUE(Contains(list.out, "li.ops-head")) << list.out;
+  EXPECT_TRUE(Contains(list.out, R"("disabled": true)")) << list.out;
+  EXPECT_EQ(FabuAs(*daemon_, token, {"user", "list"}).exit_code, 0);
+  auto after = AsAdmin({"audit", "verify"});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(after.out, before.out);
+}
+
+// Runs one SQL statement on the store file, as someone with shell access would.
+void TamperWith(const std::filesystem::path& db, const std::string& statement) {
+  sqlite3* handle = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &handle), SQLITE_OK);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> owner(handle, sqlite3_close);
+  char* error = nullptr;
+  ASSERT_EQ(sqlite3_exec(handle, statement.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+      << (error != nullptr ? error : "");
+}
+
+TEST_F(CoordinatorTest, AuditVerifyPassesThenNamesAChangedRow) {
+  AddUser("ann", "viewer");
+  AddUser("bob", "tester");
+  auto ok = AsAdmin({"audit", "verify"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "audit trail intact: 4 entries\n");
+
+  ASSERT_EQ(daemon_->Stop(), 0);
+  TamperWith(data() / "coordinator.db",
+             "UPDATE audit_log SET detail = '{\"role\":\"admin\"}' WHERE seq = 3");
+  Start();
+
+  auto broken = AsAdmin({"audit", "verify"});
+  EXPECT_NE(broken.exit_code, 0);
+  EXPECT_TRUE(Contains(broken.err, "broken at entry 3")) << broken.err;
+}
+
+TEST_F(CoordinatorTest, AuditVerifyNamesADeletedRow) {
+  AddUser("ann", "viewer");
+  AddUser("bob", "tester");
+  // Tampering while the daemon runs: SQLite's locking lets another process in.
+  TamperWith(data() / "coordinator.db", "DELETE FROM audit_log WHERE seq = 2");
+  auto broken = AsAdmin({"audit", "verify", "--json"});
+  EXPECT_NE(broken.exit_code, 0);
+  EXPECT_TRUE(Contains(broken.out, R"("broken_seq": 2)")) << broken.out;
+  EXPECT_TRUE(Contains(broken.err, "entry 2 is missing")) << broken.err;
+}
+
+TEST_F(CoordinatorTest, SigtermExitsCleanly) {
+  AddUser("ann", "viewer");
+  EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
+  EXPECT_TRUE(Contains(daemon_->log(), "stopped")) << daemon_->log();
+  EXPECT_FALSE(std::filesystem::exists(data() / "coordinator.port"));
+  // The store was closed cleanly: the WAL was folded into the database.
+  EXPECT_FALSE(std::filesystem::exists(data() / "coordinator.db-wal") &&
+               std::filesystem::file_size(data() / "coordinator.db-wal") > 0);
+}
+
+}  // namespace
+}  // namespace fabu::testing

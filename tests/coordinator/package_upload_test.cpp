@@ -1,0 +1,174 @@
+// Package upload: verified against the trusted publisher keys, stored
+// content-addressed and read-only; refused packages leave nothing behind.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/coordinator_process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fabu::testing {
+namespace {
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::size_t CountFiles(const std::filesystem::path& dir) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++n;
+  return n;
+}
+
+class PackageUploadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto init = InitCoordinator(data());
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+    admin_token_ = LastLine(init.out);
+    ASSERT_EQ(Fabu({"keygen", "--out", (dir_ / "publisher").string()}).exit_code, 0);
+    auto trust = RunCommand({CoordinatorBinary(), "trust", "add", "--data", data().string(),
+                             (dir_ / "publisher.pub").string()});
+    ASSERT_EQ(trust.exit_code, 0) << trust.err;
+    WriteFile(dir_ / "app" / "bin" / "app", "#!/bin/sh\necho app\n");
+    WriteFile(dir_ / "app" / "etc" / "app.conf", "port=8080\n");
+    package_ = Build("publisher", "V1.0.0.1");
+    daemon_ = std::make_unique<CoordinatorProcess>(data());
+    ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  }
+
+  std::filesystem::path data() const { return dir_ / "coordinator"; }
+
+  std::filesystem::path Build(const std::string& key, const std::string& version) {
+    const auto out = dir_ / ("app-" + version + "-" + key + ".fabu");
+    auto r = Fabu({"pack", "build", "--name", "app", "--version", version, "--from",
+                   (dir_ / "app").string(), "--key", (dir_ / (key + ".key")).string(), "--out",
+                   out.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return out;
+  }
+
+  CommandResult As(const std::string& token, const std::vector<std::string>& args) {
+    return FabuAs(*daemon_, token, args);
+  }
+
+  // Nothing but the stored packages: no temp upload left, no extra file.
+  void ExpectStoredPackages(std::size_t count) {
+    EXPECT_EQ(CountFiles(data() / "packages"), count);
+    EXPECT_EQ(CountFiles(data() / "tmp"), 0u);
+    auto list = As(admin_token_, {"package", "list", "--json"});
+    ASSERT_EQ(list.exit_code, 0) << list.err;
+    EXPECT_EQ(nlohmann::json::parse(list.out).size(), count) << list.out;
+  }
+
+  TempDir dir_;
+  std::string admin_token_;
+  std::filesystem::path package_;
+  std::unique_ptr<CoordinatorProcess> daemon_;
+};
+
+TEST_F(PackageUploadTest, AVerifiedPackageIsStoredUnderItsDigestReadOnly) {
+  auto up = As(admin_token_, {"package", "upload", package_.string()});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  const std::string id = LastLine(up.out);
+  EXPECT_EQ(up.out, id + "\n");
+  EXPECT_EQ(id.size(), 64u);
+
+  const auto stored = data() / "packages" / (id + ".fabu");
+  ASSERT_TRUE(std::filesystem::exists(stored));
+  EXPECT_EQ(ReadFile(stored), ReadFile(package_));
+  const auto perms = std::filesystem::status(stored).permissions();
+  EXPECT_EQ(perms & (std::filesystem::perms::owner_write | std::filesystem::perms::group_write |
+                     std::filesystem::perms::others_write),
+            std::filesystem::perms::none);
+  auto sha = RunCommand({"sha256sum", stored.string()});
+  EXPECT_EQ(sha.out.substr(0, 64), id);
+
+  auto list = As(admin_token_, {"package", "list"});
+  EXPECT_TRUE(Contains(list.out, id)) << list.out;
+  EXPECT_TRUE(Contains(list.out, "V1.0.0.1")) << list.out;
+  auto show = As(admin_token_, {"package", "show", id, "--json"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_EQ(nlohmann::json::parse(show.out)["manifest"]["name"], "app");
+  ExpectStoredPackages(1);
+}
+
+TEST_F(PackageUploadTest, TheSameUploadTwiceIsIdempotent) {
+  auto first = As(admin_token_, {"package", "upload", package_.string()});
+  auto second = As(admin_token_, {"package", "upload", package_.string()});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(first.out, second.out);
+  ExpectStoredPackages(1);
+  auto audit = As(admin_token_, {"audit", "list", "--json"});
+  const auto entries = nlohmann::json::parse(audit.out);
+  int uploads = 0;
+  for (const auto& e : entries) uploads += e["action"] == "package.upload" ? 1 : 0;
+  EXPECT_EQ(uploads, 1);
+}
+
+TEST_F(PackageUploadTest, ATamperedPackageIsRefusedAndNothingKept) {
+  std::string bytes = ReadFile(package_);
+  bytes[bytes.size() - 2000] ^= 0x20;  // inside the payload, past the signed manifest
+  const auto tampered = dir_ / "tampered.fabu";
+  WriteFile(tampered, bytes);
+  auto up = As(admin_token_, {"package", "upload", tampered.string()});
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_EQ(up.out, "");
+  EXPECT_TRUE(Contains(up.err, "package refused")) << up.err;
+  EXPECT_TRUE(Contains(up.err, "422") || Contains(up.err, "400")) << up.err;
+  ExpectStoredPackages(0);
+}
+
+TEST_F(PackageUploadTest, APackageFromAnUntrustedPublisherIsRefused) {
+  ASSERT_EQ(Fabu({"keygen", "--out", (dir_ / "stranger").string()}).exit_code, 0);
+  const auto foreign = Build("stranger", "V1.0.0.2");
+  auto up = As(admin_token_, {"package", "upload", foreign.string()});
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_TRUE(Contains(up.err, "package refused")) << up.err;
+  ExpectStoredPackages(0);
+}
+
+TEST_F(PackageUploadTest, NotAPackageIsRefused) {
+  const auto junk = dir_ / "junk.fabu";
+  WriteFile(junk, std::string(10000, 'j'));
+  auto up = As(admin_token_, {"package", "upload", junk.string()});
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_TRUE(Contains(up.err, "package refused")) << up.err;
+  ExpectStoredPackages(0);
+}
+
+TEST_F(PackageUploadTest, AViewerMayNotUpload) {
+  auto add = As(admin_token_, {"user", "add", "vic", "--role", "viewer"});
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  auto up = As(LastLine(add.out), {"package", "upload", package_.string()});
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_TRUE(Contains(up.err, "needs role admin or release_manager")) << up.err;
+  ExpectStoredPackages(0);
+}
+
+TEST_F(PackageUploadTest, AnUploadOverItsLimitGets413) {
+  ASSERT_EQ(daemon_->Stop(), 0);
+  auto config = nlohmann::json::parse(ReadFile(data() / "config.json"));
+  config["limits"]["upload_bytes"] = 1024;
+  WriteFile(data() / "config.json", config.dump(2));
+  daemon_ = std::make_unique<CoordinatorProcess>(data());
+  ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  auto up = As(admin_token_, {"package", "upload", package_.string()});
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_TRUE(Contains(up.err, "413")) << up.err;
+  EXPECT_TRUE(Contains(up.err, "over the limit of 1024 bytes for uploads")) << up.err;
+  ExpectStoredPackages(0);
+}
+
+TEST_F(PackageUploadTest, TrustAddRefusesAFileThatIsNoKey) {
+  WriteFile(dir_ / "bogus.pub", "not a key\n");
+  auto r = RunCommand({CoordinatorBinary(), "trust", "add", "--data", data().string(),
+                       (dir_ / "bogus.pub").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "bogus.pub")) << r.err;
+}
+
+}  // namespace
+}  // namespace fabu::testing

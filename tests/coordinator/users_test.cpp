@@ -1,0 +1,125 @@
+// Users, roles and bearer tokens.
+#include "coordinator/auth/users.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "coordinator/store/store.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+using testing::TempDir;
+
+TEST(TokenTest, TokensAre256RandomBitsInHex) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 20; ++i) {
+    auto token = NewToken();
+    ASSERT_TRUE(token);
+    EXPECT_EQ(token->size(), 64u);
+    EXPECT_EQ(token->find_first_not_of("0123456789abcdef"), std::string::npos);
+    seen.insert(*token);
+  }
+  EXPECT_EQ(seen.size(), 20u);
+}
+
+TEST(TokenTest, TheStoreKeepsTheSha256OfAToken) {
+  // The FIPS 180-2 test vector for "abc".
+  EXPECT_EQ(HashToken("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(RoleTest, NamesRoundTripAndUnknownRolesAreListed) {
+  for (Role role :
+       {Role::kAdmin, Role::kApprover, Role::kReleaseManager, Role::kTester, Role::kViewer}) {
+    EXPECT_EQ(ParseRole(RoleName(role)).value(), role);
+  }
+  auto bad = ParseRole("owner");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("release_manager"), std::string::npos);
+}
+
+TEST(RoleTest, RequireRoleNamesTheRoleNeeded) {
+  const Principal viewer{"vic", Role::kViewer};
+  const Role needed[] = {Role::kAdmin, Role::kReleaseManager};
+  auto denied = RequireRole(viewer, needed, "uploading a package");
+  ASSERT_FALSE(denied);
+  EXPECT_EQ(denied.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(denied.error().message(),
+            "uploading a package needs role admin or release_manager; user vic has role viewer");
+  EXPECT_TRUE(RequireRole(Principal{"ann", Role::kAdmin}, needed, "x"));
+}
+
+TEST(UserNameTest, RulesAreExplained) {
+  EXPECT_TRUE(CheckUserName("wang.approver"));
+  EXPECT_TRUE(CheckUserName("li.ops-head"));
+  EXPECT_FALSE(CheckUserName(""));
+  EXPECT_FALSE(CheckUserName(".hidden"));
+  auto upper = CheckUserName("Wang");
+  ASSERT_FALSE(upper);
+  EXPECT_NE(upper.error().message().find("\"Wang\""), std::string::npos);
+}
+
+class UsersStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = Store::Create(dir_ / "c.db");
+    ASSERT_TRUE(store);
+    store_ = std::move(*store);
+  }
+  Result<Principal> Authenticate(const std::string& token) {
+    return store_->Read([&](soci::session& sql) { return AuthenticateToken(sql, token); });
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  AuditOrigin origin_{"admin", "admin", "r", "local"};
+};
+
+TEST_F(UsersStoreTest, ATokenAuthenticatesItsUserUntilDisabled) {
+  auto token = store_->Write(
+      origin_, [](Transaction& tx) { return CreateUser(tx, "wang.approver", Role::kApprover); });
+  ASSERT_TRUE(token) << token.error().message();
+  auto who = Authenticate(*token);
+  ASSERT_TRUE(who) << who.error().message();
+  EXPECT_EQ(who->name, "wang.approver");
+  EXPECT_EQ(who->role, Role::kApprover);
+
+  auto unknown = Authenticate(std::string(64, 'a'));
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(Authenticate(""));
+
+  ASSERT_TRUE(
+      store_->Write(origin_, [](Transaction& tx) { return DisableUser(tx, "wang.approver"); }));
+  auto disabled = Authenticate(*token);
+  ASSERT_FALSE(disabled);
+  EXPECT_NE(disabled.error().message().find("disabled"), std::string::npos);
+}
+
+TEST_F(UsersStoreTest, TokensAreNotStoredInTheClear) {
+  auto token =
+      store_->Write(origin_, [](Transaction& tx) { return CreateUser(tx, "ann", Role::kViewer); });
+  ASSERT_TRUE(token);
+  auto stored = store_->Read([](soci::session& sql) -> Result<std::string> {
+    std::string hash;
+    sql << "SELECT token_sha256 FROM users WHERE name = 'ann'", soci::into(hash);
+    return hash;
+  });
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(*stored, HashToken(*token));
+  EXPECT_NE(*stored, *token);
+}
+
+TEST_F(UsersStoreTest, ANameIsTakenOnce) {
+  ASSERT_TRUE(
+      store_->Write(origin_, [](Transaction& tx) { return CreateUser(tx, "ann", Role::kViewer); }));
+  auto again =
+      store_->Write(origin_, [](Transaction& tx) { return CreateUser(tx, "ann", Role::kTester); });
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
+}
+
+}  // namespace
+}  // namespace fabu::coordinator
