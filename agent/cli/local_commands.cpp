@@ -1,0 +1,269 @@
+#include "agent/cli/local_commands.hpp"
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "agent/common/clock.hpp"
+#include "agent/common/durable_files.hpp"
+#include "agent/deploy/deployer.hpp"
+#include "agent/hooks/hook_runner.hpp"
+#include "agent/host/host_facts.hpp"
+#include "agent/install/install_layout.hpp"
+#include "agent/journal/journal.hpp"
+#include "protocol/timestamp.hpp"
+
+namespace fabu::agent {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitError = 2;
+
+// Prints each event as one JSON line and flushes, so a process killed right
+// after still leaves every line it reported.
+class JsonLinesSink final : public EventSink {
+ public:
+  void Publish(const DeploymentEvent& event) override {
+    std::cout << EventToJsonLine(event) << std::endl;
+  }
+};
+
+struct EngineOptions {
+  std::string data;
+  std::string apps_root;
+  std::vector<std::string> trust;
+  std::size_t keep = 3;
+  std::string hook_timeout = "300s";
+  std::string health_timeout = "60s";
+  int health_attempts = 3;
+  std::string health_delay = "5s";
+  bool no_sync = false;
+};
+
+struct DeployOptions {
+  std::string package;
+  std::string sha256;
+  std::string deployment;
+  std::string app;
+};
+
+int ReportError(const Error& error) {
+  std::cerr << "fabu-agent: error: " << error.message() << "\n";
+  return kExitError;
+}
+
+// "250ms", or a duration protocol::ParseDuration reads ("30s", "5m", "0").
+Result<std::chrono::milliseconds> ParseTimeout(std::string_view text, std::string_view flag) {
+  if (text.ends_with("ms")) {
+    try {
+      std::size_t used = 0;
+      const long long ms = std::stoll(std::string(text.substr(0, text.size() - 2)), &used);
+      if (used == text.size() - 2 && ms >= 0) return std::chrono::milliseconds(ms);
+    } catch (const std::exception&) {
+    }
+  } else if (auto seconds = protocol::ParseDuration(text)) {
+    return std::chrono::milliseconds(*seconds * 1000);
+  }
+  return Fail(ErrorCode::kInvalidArgument,
+              fmt::format("{}: \"{}\" is not a duration (250ms, 30s, 5m, 1h)", flag, text));
+}
+
+void AddEngineOptions(CLI::App* command, EngineOptions& o, bool trust_required) {
+  command->add_option("--data", o.data, "Agent data directory (journal)")->required();
+  command->add_option("--apps-root", o.apps_root, "Where applications are installed")->required();
+  auto* trust =
+      command->add_option("--trust", o.trust, "Trusted publisher public key (PEM), repeatable");
+  if (trust_required) trust->required();
+  command->add_option("--keep", o.keep, "Releases kept per app (at least 2)")
+      ->capture_default_str();
+  command->add_option("--hook-timeout", o.hook_timeout, "Timeout of a hook")->capture_default_str();
+  command->add_option("--health-timeout", o.health_timeout, "Timeout of one health check")
+      ->capture_default_str();
+  command->add_option("--health-attempts", o.health_attempts, "Health check attempts")
+      ->capture_default_str();
+  command->add_option("--health-delay", o.health_delay, "Delay between health check attempts")
+      ->capture_default_str();
+  command->add_flag("--no-sync", o.no_sync, "Do not sync extracted trees (benchmarks only)");
+}
+
+// What one engine run needs, built from the options.
+struct Engine {
+  Journal journal;
+  JsonLinesSink sink;
+  ProcessHookRunner hooks;
+  SystemClock clock;
+  std::unique_ptr<Deployer> deployer;
+};
+
+Result<std::unique_ptr<Engine>> MakeEngine(const EngineOptions& o) {
+  DeploymentSettings settings;
+  settings.apps_root = o.apps_root;
+  settings.retained_releases = o.keep;
+  settings.health_check_attempts = o.health_attempts;
+  settings.durable = !o.no_sync;
+  auto hook_timeout = ParseTimeout(o.hook_timeout, "--hook-timeout");
+  if (!hook_timeout) return std::unexpected(hook_timeout.error());
+  settings.hook_timeout = *hook_timeout;
+  auto health_timeout = ParseTimeout(o.health_timeout, "--health-timeout");
+  if (!health_timeout) return std::unexpected(health_timeout.error());
+  settings.health_check_timeout = *health_timeout;
+  auto health_delay = ParseTimeout(o.health_delay, "--health-delay");
+  if (!health_delay) return std::unexpected(health_delay.error());
+  settings.health_check_delay = *health_delay;
+
+  packaging::TrustStore trust;
+  for (const auto& pem : o.trust) {
+    if (auto ok = trust.AddFile(pem); !ok) {
+      return std::unexpected(ok.error().WithContext(fmt::format("--trust {}", pem)));
+    }
+  }
+  if (auto ok = MakeDirectories(o.apps_root); !ok) return std::unexpected(ok.error());
+  auto journal = Journal::Open(o.data);
+  if (!journal) return std::unexpected(journal.error());
+  auto engine = std::unique_ptr<Engine>(new Engine{std::move(*journal), {}, {}, {}, nullptr});
+  engine->deployer =
+      std::make_unique<Deployer>(std::move(settings), std::move(trust), HostFacts::Detect(),
+                                 engine->journal, engine->sink, engine->hooks, engine->clock);
+  return engine;
+}
+
+int RunDeployment(const EngineOptions& o, DeployOptions d, DeploymentKind kind) {
+  auto engine = MakeEngine(o);
+  if (!engine) return ReportError(engine.error());
+  if (auto recovered = (*engine)->deployer->Recover(); !recovered) {
+    return ReportError(recovered.error());
+  }
+  if (d.deployment.empty()) {
+    d.deployment = d.sha256.empty() ? fmt::format("local-{}-{}", DeploymentKindName(kind), d.app)
+                                    : "local-" + d.sha256.substr(0, 16);
+  }
+  DeploymentRequest request{d.deployment, kind, d.package, d.sha256, d.app};
+  auto outcome = (*engine)->deployer->Deploy(request);
+  if (!outcome) return ReportError(outcome.error());
+  if (!outcome->ok(kind)) {
+    std::cerr << "fabu-agent: deployment " << outcome->deployment << " "
+              << StepName(outcome->final_step) << ": " << outcome->message << "\n";
+    return kExitFailed;
+  }
+  return 0;
+}
+
+int RunRecover(const EngineOptions& o) {
+  auto engine = MakeEngine(o);
+  if (!engine) return ReportError(engine.error());
+  auto recovered = (*engine)->deployer->Recover();
+  if (!recovered) return ReportError(recovered.error());
+  if (!*recovered) {
+    std::cerr << "fabu-agent: nothing was in flight\n";
+    return 0;
+  }
+  const auto& outcome = **recovered;
+  std::cerr << "fabu-agent: recovered deployment " << outcome.deployment << ": "
+            << StepName(outcome.final_step) << "\n";
+  return 0;
+}
+
+int RunStatus(const std::string& data, const std::string& apps_root) {
+  nlohmann::json status = {{"journal", nullptr}};
+  const fs::path path = fs::path(data) / Journal::kFileName;
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    // The journal is replaced by rename, so reading it needs no lock.
+    auto text = ReadWholeFile(path);
+    if (!text) return ReportError(text.error());
+    try {
+      status["journal"] = nlohmann::json::parse(*text);
+    } catch (const nlohmann::json::exception& e) {
+      return ReportError(Error(ErrorCode::kIntegrity,
+                               fmt::format("journal {} is damaged: {}", path.string(), e.what())));
+    }
+  }
+  if (!apps_root.empty()) {
+    auto apps = InstallLayout(apps_root).Inventory();
+    if (!apps) return ReportError(apps.error());
+    status["apps"] = nlohmann::json::array();
+    for (const auto& app : *apps) {
+      nlohmann::json releases = nlohmann::json::array();
+      for (const auto& v : app.releases) releases.push_back(v.ToString());
+      status["apps"].push_back(
+          {{"name", app.name},
+           {"current", app.current ? nlohmann::json(app.current->ToString()) : nullptr},
+           {"releases", releases}});
+    }
+  }
+  std::cout << status.dump(2) << "\n";
+  return 0;
+}
+
+int RunAck(const std::string& data, const std::string& deployment, std::uint64_t through) {
+  auto journal = Journal::Open(data);
+  if (!journal) return ReportError(journal.error());
+  if (auto ok = journal->Acknowledge(deployment, through); !ok) return ReportError(ok.error());
+  return 0;
+}
+
+}  // namespace
+
+void RegisterLocalCommands(CLI::App& app, int& exit_code) {
+  {
+    auto o = std::make_shared<EngineOptions>();
+    auto d = std::make_shared<DeployOptions>();
+    auto* install = app.add_subcommand("install", "Deploy a downloaded package on this host");
+    AddEngineOptions(install, *o, /*trust_required=*/true);
+    install->add_option("--package", d->package, "The package file")->required();
+    install->add_option("--sha256", d->sha256, "Its expected SHA-256 (the package id)")->required();
+    install->add_option("--deployment", d->deployment, "Deployment id (default local-<sha256>)");
+    install->callback(
+        [o, d, &exit_code] { exit_code = RunDeployment(*o, *d, DeploymentKind::kInstall); });
+  }
+  {
+    auto o = std::make_shared<EngineOptions>();
+    auto d = std::make_shared<DeployOptions>();
+    auto* rollback =
+        app.add_subcommand("rollback", "Restore the previous release kept on this host");
+    AddEngineOptions(rollback, *o, /*trust_required=*/false);
+    rollback->add_option("--app", d->app, "The application to roll back");
+    rollback->add_option("--package", d->package,
+                         "A package of the kept version to restore (verified with --trust)");
+    rollback->add_option("--sha256", d->sha256, "Its expected SHA-256");
+    rollback->add_option("--deployment", d->deployment, "Deployment id");
+    rollback->callback(
+        [o, d, &exit_code] { exit_code = RunDeployment(*o, *d, DeploymentKind::kRollback); });
+  }
+  {
+    auto o = std::make_shared<EngineOptions>();
+    auto* recover =
+        app.add_subcommand("recover", "Finish a deployment interrupted by a crash, if any");
+    AddEngineOptions(recover, *o, /*trust_required=*/false);
+    recover->callback([o, &exit_code] { exit_code = RunRecover(*o); });
+  }
+  {
+    auto data = std::make_shared<std::string>();
+    auto apps_root = std::make_shared<std::string>();
+    auto* status = app.add_subcommand("status", "Print the journal and what is installed (JSON)");
+    status->add_option("--data", *data, "Agent data directory")->required();
+    status->add_option("--apps-root", *apps_root, "Also list installed applications");
+    status->callback([data, apps_root, &exit_code] { exit_code = RunStatus(*data, *apps_root); });
+  }
+  {
+    auto data = std::make_shared<std::string>();
+    auto deployment = std::make_shared<std::string>();
+    auto through = std::make_shared<std::uint64_t>(0);
+    auto* ack = app.add_subcommand("ack", "Drop reported events from the journal");
+    ack->add_option("--data", *data, "Agent data directory")->required();
+    ack->add_option("--deployment", *deployment, "Deployment id")->required();
+    ack->add_option("--through", *through, "Last sequence number received")->required();
+    ack->callback([data, deployment, through, &exit_code] {
+      exit_code = RunAck(*data, *deployment, *through);
+    });
+  }
+}
+
+}  // namespace fabu::agent

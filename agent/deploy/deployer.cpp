@@ -1,0 +1,602 @@
+#include "agent/deploy/deployer.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "agent/common/durable_files.hpp"
+#include "agent/deploy/fault_injection.hpp"
+#include "packaging/package.hpp"
+
+namespace fabu::agent {
+
+namespace fs = std::filesystem;
+using packaging::Manifest;
+using protocol::Version;
+
+struct Deployer::Context {
+  std::string deployment;
+  DeploymentKind kind = DeploymentKind::kInstall;
+  std::string package;
+  std::string package_sha256;
+  std::string app;
+  std::optional<Version> version;   // install: the new one; rollback: the one restored
+  std::optional<Version> previous;  // install: current before; rollback: the one left
+  std::uint64_t next_sequence = 1;
+  std::string last_output;  // tail of the last hook that ran
+
+  std::string VersionText() const { return version ? version->ToString() : std::string(); }
+};
+
+namespace {
+
+std::string PreviousText(const std::optional<Version>& v) { return v ? v->ToString() : ""; }
+
+}  // namespace
+
+Deployer::Deployer(DeploymentSettings settings, packaging::TrustStore trust, HostFacts host,
+                   Journal& journal, EventSink& sink, HookRunner& hooks, Clock& clock)
+    : settings_(std::move(settings)),
+      trust_(std::move(trust)),
+      host_(std::move(host)),
+      layout_(fs::absolute(settings_.apps_root).lexically_normal()),
+      journal_(journal),
+      sink_(sink),
+      hooks_(hooks),
+      clock_(clock) {
+  settings_.retained_releases = std::max<std::size_t>(settings_.retained_releases, 2);
+  settings_.health_check_attempts = std::max(settings_.health_check_attempts, 1);
+}
+
+DeploymentEvent Deployer::MakeEvent(Context& ctx, Step step, std::string message,
+                                    std::string output, std::optional<Step> failed) {
+  DeploymentEvent event;
+  event.deployment = ctx.deployment;
+  event.sequence = ctx.next_sequence++;
+  event.step = step;
+  event.failed_step = failed;
+  event.app = ctx.app;
+  event.version = ctx.VersionText();
+  event.message = std::move(message);
+  event.output = std::move(output);
+  event.time = clock_.Now();
+  return event;
+}
+
+Result<void> Deployer::Enter(Context& ctx, Step step, std::string message, std::string output) {
+  std::optional<DeploymentEvent> event;
+  if (IsReportedStep(step)) event = MakeEvent(ctx, step, std::move(message), std::move(output));
+  if (auto ok = journal_.Record(step, event); !ok) return ok;
+  CrashPoint(step);
+  if (event) sink_.Publish(*event);
+  return {};
+}
+
+Result<DeploymentOutcome> Deployer::Deploy(const DeploymentRequest& request) {
+  if (const auto& in_flight = journal_.in_flight()) {
+    return Fail(ErrorCode::kConflict,
+                fmt::format("deployment {} is still in flight; recover it before starting {}",
+                            in_flight->deployment, request.deployment));
+  }
+  if (request.deployment.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "a deployment needs an id (--deployment)");
+  }
+  if (!request.package.empty() && request.package_sha256.empty()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "a package comes with its expected SHA-256, the id the coordinator assigned "
+                "(--sha256)");
+  }
+  if (request.kind == DeploymentKind::kInstall) {
+    if (request.package.empty()) {
+      return Fail(ErrorCode::kInvalidArgument, "an install needs a package file (--package)");
+    }
+    return Install(request);
+  }
+  if (request.package.empty() && request.app.empty()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "a rollback names the app to roll back (--app) or the kept version's package");
+  }
+  return RollBack(request);
+}
+
+Result<packaging::VerifiedPackage> Deployer::VerifyForHost(const DeploymentRequest& request) {
+  auto verified =
+      packaging::VerifyPackage(request.package, trust_, {.now = clock_.Now(), .durable = false});
+  if (!verified) {
+    return std::unexpected(verified.error().WithContext(
+        fmt::format("verifying {}", request.package.filename().string())));
+  }
+  if (verified->package_sha256 != request.package_sha256) {
+    return Fail(ErrorCode::kIntegrity,
+                fmt::format("{}: SHA-256 {} differs from the assigned package id {}; the file "
+                            "is not the package that was approved",
+                            request.package.filename().string(), verified->package_sha256,
+                            request.package_sha256));
+  }
+  if (auto ok = CheckTargets(verified->manifest.targets, host_); !ok) {
+    return std::unexpected(
+        ok.error().WithContext(fmt::format("{} {} does not fit this host", verified->manifest.name,
+                                           verified->manifest.version.ToString())));
+  }
+  return verified;
+}
+
+Result<DeploymentOutcome> Deployer::Refuse(Context& ctx, const Error& error) {
+  const DeploymentEvent event = MakeEvent(ctx, Step::kFailed, error.message(), {}, Step::kVerified);
+  if (auto ok = journal_.Append(event); !ok) return std::unexpected(ok.error());
+  sink_.Publish(event);
+  DeploymentOutcome outcome{ctx.deployment, ctx.app, Step::kFailed, std::nullopt, error.message()};
+  if (!ctx.app.empty()) {
+    if (auto current = layout_.CurrentVersion(ctx.app)) outcome.current = *current;
+  }
+  return outcome;
+}
+
+// ---------------------------------------------------------------------------
+// Install
+
+Result<DeploymentOutcome> Deployer::Install(const DeploymentRequest& request) {
+  Context ctx;
+  ctx.deployment = request.deployment;
+  ctx.next_sequence = journal_.NextSequence(ctx.deployment);
+  ctx.kind = DeploymentKind::kInstall;
+  ctx.package = fs::absolute(request.package).string();
+  ctx.package_sha256 = request.package_sha256;
+
+  auto verified = VerifyForHost(request);
+  if (!verified) return Refuse(ctx, verified.error());
+  const Manifest& manifest = verified->manifest;
+  ctx.app = manifest.name;
+  ctx.version = manifest.version;
+
+  auto current = layout_.CurrentVersion(ctx.app);
+  if (!current) return Refuse(ctx, current.error());
+  if (*current == manifest.version) {
+    // Re-sent or repeated: the host already runs this release.
+    const std::string note = fmt::format("{} {} is already current; nothing to do", ctx.app,
+                                         manifest.version.ToString());
+    for (Step step : {Step::kVerified, Step::kSucceeded}) {
+      const DeploymentEvent event = MakeEvent(ctx, step, note);
+      if (auto ok = journal_.Append(event); !ok) return std::unexpected(ok.error());
+      sink_.Publish(event);
+    }
+    return Finish(ctx, Step::kSucceeded, note);
+  }
+  if (*current && manifest.version < **current) {
+    return Refuse(ctx,
+                  Error(ErrorCode::kFailedPrecondition,
+                        fmt::format("refusing {} {}: it is lower than the installed {} "
+                                    "(anti-downgrade); only a rollback may restore an "
+                                    "older release, and only one kept on this host",
+                                    ctx.app, manifest.version.ToString(), (*current)->ToString())));
+  }
+  ctx.previous = *current;
+
+  InFlightDeployment in_flight{ctx.deployment, ctx.kind,          ctx.package,  ctx.package_sha256,
+                               ctx.app,        ctx.VersionText(), std::nullopt, Step::kVerified,
+                               std::nullopt,   ctx.next_sequence};
+  if (ctx.previous) in_flight.previous_version = ctx.previous->ToString();
+  const DeploymentEvent event =
+      MakeEvent(ctx, Step::kVerified,
+                fmt::format("signed by {}; digest, expiry and targets checked", manifest.key_id));
+  if (auto ok = journal_.Begin(in_flight, event); !ok) return std::unexpected(ok.error());
+  CrashPoint(Step::kVerified);
+  sink_.Publish(event);
+
+  auto phase = InstallAndActivate(ctx, request);
+  if (!phase) return std::unexpected(phase.error());
+  if (*phase) return HandleFailure(ctx, **phase);
+  return Succeed(ctx);
+}
+
+Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentRequest& request) {
+  const std::string& app = ctx.app;
+  const Version& version = *ctx.version;
+  auto io_failure = [](Step step, const Error& e) -> Phase {
+    return std::optional<StepFailure>(StepFailure{step, e.message(), {}});
+  };
+
+  if (auto ok = Enter(ctx, Step::kInstalling); !ok) return std::unexpected(ok.error());
+  if (auto ok = layout_.Prepare(app); !ok) return io_failure(Step::kInstalling, ok.error());
+  if (auto ok = layout_.RemoveLeftovers(app); !ok) return io_failure(Step::kInstalling, ok.error());
+  const fs::path staging = layout_.StagingDir(app, version);
+  auto extracted = packaging::ExtractPackage(request.package, trust_, staging,
+                                             {.now = clock_.Now(), .durable = settings_.durable});
+  if (!extracted) {
+    return io_failure(Step::kInstalling, extracted.error().WithContext(
+                                             fmt::format("extracting into {}", staging.string())));
+  }
+  if (extracted->package_sha256 != ctx.package_sha256) {
+    return io_failure(
+        Step::kInstalling,
+        Error(ErrorCode::kIntegrity, fmt::format("{} changed between verification and extraction",
+                                                 request.package.string())));
+  }
+  // Kept beside the release: the hooks and file list of a release to restore.
+  if (auto ok = WriteFileDurably(layout_.ManifestPath(app, version), extracted->manifest_json);
+      !ok) {
+    return io_failure(Step::kInstalling, ok.error());
+  }
+  const auto& hooks = extracted->manifest.hooks;
+
+  if (auto ok = Enter(ctx, Step::kPreInstall); !ok) return std::unexpected(ok.error());
+  auto phase = RunHook(ctx, "pre_install", Step::kInstalling, hooks, staging, version, ctx.previous,
+                       settings_.hook_timeout);
+  if (!phase || *phase) return phase;
+
+  if (auto ok = layout_.PlaceRelease(app, version, staging); !ok) {
+    return io_failure(Step::kInstalling, ok.error());
+  }
+  const fs::path release = layout_.ReleaseDir(app, version);
+
+  if (auto ok = Enter(ctx, Step::kPostInstall); !ok) return std::unexpected(ok.error());
+  phase = RunHook(ctx, "post_install", Step::kInstalling, hooks, release, version, ctx.previous,
+                  settings_.hook_timeout);
+  if (!phase || *phase) return phase;
+
+  if (auto ok = Enter(ctx, Step::kActivating); !ok) return std::unexpected(ok.error());
+  if (auto ok = layout_.SwitchCurrent(app, version); !ok) {
+    return io_failure(Step::kActivating, ok.error());
+  }
+  if (auto ok = Enter(ctx, Step::kActivate); !ok) return std::unexpected(ok.error());
+  phase = RunHook(ctx, "activate", Step::kActivating, hooks, release, version, ctx.previous,
+                  settings_.hook_timeout);
+  if (!phase || *phase) return phase;
+
+  if (auto ok = Enter(ctx, Step::kHealthChecking); !ok) return std::unexpected(ok.error());
+  if (auto ok = Enter(ctx, Step::kHealthCheck); !ok) return std::unexpected(ok.error());
+  return RunHook(ctx, "health_check", Step::kHealthChecking, hooks, release, version, ctx.previous,
+                 settings_.health_check_timeout, settings_.health_check_attempts);
+}
+
+Result<DeploymentOutcome> Deployer::Succeed(Context& ctx, bool announce) {
+  const std::string note = fmt::format("{} {} is current", ctx.app, ctx.version->ToString());
+  if (announce) {
+    if (auto ok = Enter(ctx, Step::kSucceeded, note, ctx.last_output); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  if (auto pruned = layout_.Prune(ctx.app, settings_.retained_releases, ctx.previous); !pruned) {
+    // The deployment stands; a release left over is only disk space.
+    spdlog::warn("{}: pruning old releases: {}", ctx.app, pruned.error().message());
+  } else {
+    for (const auto& v : *pruned) spdlog::info("{}: removed old release {}", ctx.app, v.ToString());
+  }
+  if (auto ok = layout_.RemoveLeftovers(ctx.app); !ok) {
+    spdlog::warn("{}: {}", ctx.app, ok.error().message());
+  }
+  return Finish(ctx, Step::kSucceeded, note);
+}
+
+Result<DeploymentOutcome> Deployer::HandleFailure(Context& ctx, const StepFailure& failure) {
+  spdlog::warn("deployment {}: {} failed: {}", ctx.deployment, StepName(failure.step),
+               failure.reason);
+  const DeploymentEvent event =
+      MakeEvent(ctx, Step::kFailed, failure.reason, failure.output, failure.step);
+  if (auto ok = journal_.Record(Step::kFailed, event, failure.step); !ok) {
+    return std::unexpected(ok.error());
+  }
+  CrashPoint(Step::kFailed);
+  sink_.Publish(event);
+  if (IsBeforeActivating(failure.step)) return CleanUpBeforeActivating(ctx);
+  if (ctx.kind == DeploymentKind::kRollback) return RestoreKept(ctx, /*announce=*/true);
+  return RollBackInstall(ctx, /*announce=*/true);
+}
+
+Result<DeploymentOutcome> Deployer::CleanUpBeforeActivating(Context& ctx) {
+  // `current` was never switched: remove what this deployment added.
+  if (auto ok = layout_.RemoveLeftovers(ctx.app); !ok) return std::unexpected(ok.error());
+  auto current = layout_.CurrentVersion(ctx.app);
+  if (!current) return std::unexpected(current.error());
+  if (ctx.version && *current != ctx.version) {
+    if (auto ok = layout_.RemoveRelease(ctx.app, *ctx.version); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  if (!*current) {
+    if (auto ok = layout_.RemoveAppIfEmpty(ctx.app); !ok) return std::unexpected(ok.error());
+  }
+  std::string reason = "failed before activating; the current release was not touched";
+  for (auto it = journal_.pending_events().rbegin(); it != journal_.pending_events().rend(); ++it) {
+    if (it->deployment == ctx.deployment && it->step == Step::kFailed) {
+      reason = it->message;
+      break;
+    }
+  }
+  return Finish(ctx, Step::kFailed, reason);
+}
+
+Result<DeploymentOutcome> Deployer::RollBackInstall(Context& ctx, bool announce) {
+  const Version& failed = *ctx.version;
+  if (announce) {
+    const std::string note = ctx.previous
+                                 ? fmt::format("restoring {} {}", ctx.app, ctx.previous->ToString())
+                                 : fmt::format("removing {} {}: there is no previous release",
+                                               ctx.app, failed.ToString());
+    if (auto ok = Enter(ctx, Step::kRollingBack, note); !ok) return std::unexpected(ok.error());
+  }
+  if (!ctx.previous) {
+    // A first install: rolling back means nothing is installed.
+    Result<void> ok = layout_.RemoveCurrent(ctx.app);
+    if (ok) ok = layout_.RemoveRelease(ctx.app, failed);
+    if (ok) ok = layout_.RemoveLeftovers(ctx.app);
+    if (ok) ok = layout_.RemoveAppIfEmpty(ctx.app);
+    if (!ok) {
+      if (auto e = Enter(ctx, Step::kRollbackFailed, ok.error().message()); !e) {
+        return std::unexpected(e.error());
+      }
+      return Finish(ctx, Step::kRollbackFailed, ok.error().message());
+    }
+    const std::string note =
+        fmt::format("{} {} removed; nothing is installed", ctx.app, failed.ToString());
+    if (auto e = Enter(ctx, Step::kRolledBack, note); !e) return std::unexpected(e.error());
+    return Finish(ctx, Step::kRolledBack, note);
+  }
+
+  auto phase = Restore(ctx, *ctx.previous, failed);
+  if (!phase) return std::unexpected(phase.error());
+  // The failed release goes (it was never good here) once `current` is off it.
+  auto current = layout_.CurrentVersion(ctx.app);
+  if (current && *current == ctx.previous) {
+    if (auto ok = layout_.RemoveRelease(ctx.app, failed); !ok) {
+      spdlog::warn("{}: {}", ctx.app, ok.error().message());
+    }
+  }
+  if (auto ok = layout_.RemoveLeftovers(ctx.app); !ok) {
+    spdlog::warn("{}: {}", ctx.app, ok.error().message());
+  }
+  if (*phase) {
+    if (auto e = Enter(ctx, Step::kRollbackFailed, (*phase)->reason, (*phase)->output); !e) {
+      return std::unexpected(e.error());
+    }
+    return Finish(ctx, Step::kRollbackFailed, (*phase)->reason);
+  }
+  const std::string note = fmt::format("{} {} restored", ctx.app, ctx.previous->ToString());
+  if (auto e = Enter(ctx, Step::kRolledBack, note, ctx.last_output); !e) {
+    return std::unexpected(e.error());
+  }
+  return Finish(ctx, Step::kRolledBack, note);
+}
+
+Deployer::Phase Deployer::Restore(Context& ctx, const Version& to, const Version& leaving) {
+  if (auto ok = layout_.SwitchCurrent(ctx.app, to); !ok) {
+    return std::optional<StepFailure>(StepFailure{Step::kRollingBack, ok.error().message(), {}});
+  }
+  if (auto ok = Enter(ctx, Step::kRollback); !ok) return std::unexpected(ok.error());
+  const auto hooks = HooksOf(ctx.app, to);
+  const fs::path release = layout_.ReleaseDir(ctx.app, to);
+  auto phase = RunHook(ctx, "rollback", Step::kRollingBack, hooks, release, to, leaving,
+                       settings_.hook_timeout);
+  if (!phase || *phase) return phase;
+  return RunHook(ctx, "health_check", Step::kRollingBack, hooks, release, to, leaving,
+                 settings_.health_check_timeout, settings_.health_check_attempts);
+}
+
+Result<DeploymentOutcome> Deployer::Finish(Context& ctx, Step outcome, std::string message) {
+  auto current = layout_.CurrentVersion(ctx.app);
+  FinishedDeployment summary{ctx.deployment, ctx.kind, ctx.app, outcome, std::nullopt};
+  DeploymentOutcome result{ctx.deployment, ctx.app, outcome, std::nullopt, std::move(message)};
+  if (current && *current) {
+    summary.current_version = (*current)->ToString();
+    result.current = **current;
+  }
+  if (auto ok = journal_.Finish(summary); !ok) return std::unexpected(ok.error());
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Rollback deployments
+
+Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
+  Context ctx;
+  ctx.deployment = request.deployment;
+  ctx.next_sequence = journal_.NextSequence(ctx.deployment);
+  ctx.kind = DeploymentKind::kRollback;
+  ctx.app = request.app;
+  std::optional<Version> wanted;
+  if (!request.package.empty()) {
+    ctx.package = fs::absolute(request.package).string();
+    ctx.package_sha256 = request.package_sha256;
+    auto verified = VerifyForHost(request);
+    if (!verified) return Refuse(ctx, verified.error());
+    if (!ctx.app.empty() && ctx.app != verified->manifest.name) {
+      return Refuse(
+          ctx, Error(ErrorCode::kInvalidArgument,
+                     fmt::format("the package is {}, not {}", verified->manifest.name, ctx.app)));
+    }
+    ctx.app = verified->manifest.name;
+    wanted = verified->manifest.version;
+    ctx.version = wanted;
+  }
+  auto current = layout_.CurrentVersion(ctx.app);
+  if (!current) return Refuse(ctx, current.error());
+  if (!*current) {
+    return Refuse(ctx, Error(ErrorCode::kFailedPrecondition,
+                             fmt::format("{} has no current release on this host; there is "
+                                         "nothing to roll back",
+                                         ctx.app)));
+  }
+  auto releases = layout_.Releases(ctx.app);
+  if (!releases) return Refuse(ctx, releases.error());
+  std::optional<Version> target;
+  for (const auto& v : *releases) {
+    if (v < **current && (!wanted || v == *wanted)) target = v;
+  }
+  if (!target) {
+    return Refuse(ctx,
+                  Error(ErrorCode::kFailedPrecondition,
+                        wanted ? fmt::format("{} {} is not a release older than the current "
+                                             "{} kept on this host; it cannot be restored",
+                                             ctx.app, wanted->ToString(), (*current)->ToString())
+                               : fmt::format("no release of {} older than the current {} is "
+                                             "kept on this host; nothing to restore",
+                                             ctx.app, (*current)->ToString())));
+  }
+  ctx.version = target;
+  ctx.previous = *current;
+
+  InFlightDeployment in_flight{ctx.deployment,           ctx.kind,        ctx.package,
+                               ctx.package_sha256,       ctx.app,         ctx.VersionText(),
+                               ctx.previous->ToString(), Step::kVerified, std::nullopt,
+                               ctx.next_sequence};
+  const DeploymentEvent event = MakeEvent(
+      ctx, Step::kVerified, fmt::format("{} {} is kept on this host", ctx.app, target->ToString()));
+  if (auto ok = journal_.Begin(in_flight, event); !ok) return std::unexpected(ok.error());
+  CrashPoint(Step::kVerified);
+  sink_.Publish(event);
+  return RestoreKept(ctx, /*announce=*/true);
+}
+
+Result<DeploymentOutcome> Deployer::RestoreKept(Context& ctx, bool announce) {
+  if (announce) {
+    const std::string note = fmt::format("restoring {} {} (leaving {})", ctx.app,
+                                         ctx.version->ToString(), PreviousText(ctx.previous));
+    if (auto ok = Enter(ctx, Step::kRollingBack, note); !ok) return std::unexpected(ok.error());
+  }
+  auto phase = Restore(ctx, *ctx.version, *ctx.previous);
+  if (!phase) return std::unexpected(phase.error());
+  if (*phase) {
+    if (auto e = Enter(ctx, Step::kRollbackFailed, (*phase)->reason, (*phase)->output); !e) {
+      return std::unexpected(e.error());
+    }
+    return Finish(ctx, Step::kRollbackFailed, (*phase)->reason);
+  }
+  const std::string note = fmt::format("{} {} restored", ctx.app, ctx.version->ToString());
+  if (auto e = Enter(ctx, Step::kRolledBack, note, ctx.last_output); !e) {
+    return std::unexpected(e.error());
+  }
+  return Finish(ctx, Step::kRolledBack, note);
+}
+
+// ---------------------------------------------------------------------------
+// Hooks
+
+std::map<std::string, std::string> Deployer::HooksOf(const std::string& app,
+                                                     const Version& version) const {
+  if (auto json = ReadWholeFile(layout_.ManifestPath(app, version))) {
+    if (auto manifest = Manifest::Parse(*json)) return manifest->hooks;
+  }
+  // No manifest kept (made by hand, or lost): fall back to the convention
+  // `fabu pack build --hooks` follows.
+  std::map<std::string, std::string> hooks;
+  std::error_code ec;
+  for (auto name : packaging::kHookNames) {
+    const std::string path = "hooks/" + std::string(name);
+    if (fs::is_regular_file(layout_.ReleaseDir(app, version) / path, ec)) {
+      hooks.emplace(std::string(name), path);
+    }
+  }
+  return hooks;
+}
+
+Deployer::Phase Deployer::RunHook(Context& ctx, const std::string& name, Step reported,
+                                  const std::map<std::string, std::string>& hooks,
+                                  const fs::path& root, const Version& version,
+                                  const std::optional<Version>& previous,
+                                  std::chrono::milliseconds timeout, int attempts) {
+  auto it = hooks.find(name);
+  if (it == hooks.end()) return std::optional<StepFailure>();
+  HookInvocation invocation;
+  invocation.name = name;
+  invocation.program = root / it->second;
+  invocation.working_dir = root;
+  invocation.timeout = timeout;
+  const fs::path release = layout_.ReleaseDir(ctx.app, version);
+  invocation.env = {
+      {"FABU_APP", ctx.app},
+      {"FABU_VERSION", version.ToString()},
+      {"FABU_RELEASE_DIR", release.string()},
+      {"FABU_PREVIOUS_VERSION", PreviousText(previous)},
+      {"FABU_PREVIOUS_DIR", previous ? layout_.ReleaseDir(ctx.app, *previous).string() : ""},
+      {"FABU_APPS_ROOT", layout_.apps_root().string()},
+      {"FABU_HOOK", name},
+  };
+  if (root != release) invocation.env.emplace_back("FABU_STAGING_DIR", root.string());
+
+  std::string last_reason;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    auto result = hooks_.Run(invocation);
+    if (!result) {
+      return std::optional<StepFailure>(StepFailure{reported, result.error().message(), {}});
+    }
+    ctx.last_output = result->output_tail;
+    spdlog::info("deployment {}: {} hook of {} {} {} (attempt {} of {}, {} bytes of output)",
+                 ctx.deployment, name, ctx.app, version.ToString(),
+                 result->ok() ? "passed" : result->Describe(), attempt, attempts,
+                 result->output_bytes);
+    if (result->ok()) return std::optional<StepFailure>();
+    last_reason = attempts > 1 ? fmt::format("{} hook {} (attempt {} of {})", name,
+                                             result->Describe(), attempt, attempts)
+                               : fmt::format("{} hook {}", name, result->Describe());
+    if (attempt < attempts) clock_.SleepFor(settings_.health_check_delay);
+  }
+  return std::optional<StepFailure>(StepFailure{reported, last_reason, ctx.last_output});
+}
+
+// ---------------------------------------------------------------------------
+// Recovery
+
+Result<std::optional<DeploymentOutcome>> Deployer::Recover() {
+  if (!journal_.in_flight()) return std::optional<DeploymentOutcome>();
+  const InFlightDeployment d = *journal_.in_flight();
+  Context ctx;
+  ctx.deployment = d.deployment;
+  ctx.kind = d.kind;
+  ctx.package = d.package;
+  ctx.package_sha256 = d.package_sha256;
+  ctx.app = d.app;
+  ctx.next_sequence = d.next_sequence;
+  auto damaged = [&](const Error& e) {
+    return Error(ErrorCode::kIntegrity,
+                 fmt::format("journal {}: in_flight: {}", journal_.path().string(), e.message()));
+  };
+  auto version = Version::Parse(d.version);
+  if (!version) return std::unexpected(damaged(version.error()));
+  ctx.version = *version;
+  if (d.previous_version) {
+    auto previous = Version::Parse(*d.previous_version);
+    if (!previous) return std::unexpected(damaged(previous.error()));
+    ctx.previous = *previous;
+  }
+  spdlog::warn("recovering deployment {} of {} {} interrupted at {}", d.deployment, d.app,
+               d.version, StepName(d.step));
+  const std::string reason = fmt::format("agent restarted during {}", StepName(d.step));
+
+  Result<DeploymentOutcome> outcome = Fail(ErrorCode::kInternal, "unreachable");
+  switch (d.step) {
+    case Step::kSucceeded:
+      outcome = Succeed(ctx, /*announce=*/false);  // `succeeded` was reported
+      break;
+    case Step::kRolledBack:
+    case Step::kRollbackFailed:
+      outcome = Finish(ctx, d.step, std::string(StepName(d.step)));
+      break;
+    case Step::kFailed:
+      if (d.failed_step && IsBeforeActivating(*d.failed_step)) {
+        outcome = CleanUpBeforeActivating(ctx);
+      } else if (ctx.kind == DeploymentKind::kRollback) {
+        outcome = RestoreKept(ctx, /*announce=*/true);
+      } else {
+        outcome = RollBackInstall(ctx, /*announce=*/true);
+      }
+      break;
+    case Step::kRollingBack:
+    case Step::kRollback:
+      outcome = ctx.kind == DeploymentKind::kRollback ? RestoreKept(ctx, /*announce=*/false)
+                                                      : RollBackInstall(ctx, /*announce=*/false);
+      break;
+    default:
+      if (ctx.kind == DeploymentKind::kRollback) {
+        // Restoring a kept release is idempotent: do it again.
+        outcome = RestoreKept(ctx, /*announce=*/true);
+      } else {
+        outcome = HandleFailure(ctx, StepFailure{ReportedStepOf(d.step), reason, {}});
+      }
+      break;
+  }
+  if (!outcome) return std::unexpected(outcome.error());
+  return std::optional<DeploymentOutcome>(std::move(*outcome));
+}
+
+}  // namespace fabu::agent

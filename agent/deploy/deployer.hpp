@@ -1,0 +1,163 @@
+// The deployment engine: installs one package on this host, or restores the
+// previous release kept locally, reporting every step and rolling back on
+// failure (DESIGN §5, issue 4 §3-4). No networking: the package is a file
+// already downloaded.
+//
+// An install goes: verified (signature by the agent's own trusted keys, the
+// package's SHA-256 equals the id assigned, expiry, `targets` against the
+// host, anti-downgrade) -> installing (extract into <app>/.staging-<v>,
+// pre_install from there, place as releases/<v>, post_install) -> activating
+// (switch `current`, activate) -> health_checking (health_check, retried) ->
+// succeeded; then releases beyond the retained count are pruned.
+//   - A failure before activating reports `failed` and leaves `current`
+//     untouched; staging and the new release directory are removed.
+//   - A failure from activating on reports `failed`, `rolling_back`, then
+//     switches `current` back, runs the previous release's rollback hook and
+//     health check, removes the failed release and reports `rolled_back` (or
+//     `rollback_failed` with the reason). With no previous release, `current`
+//     and the release are removed: `rolled_back` means nothing is installed.
+//   - The version already current succeeds at once (idempotent); a lower one
+//     is refused at verify unless it comes as a rollback of a kept release.
+// A rollback deployment switches `current` to the newest kept release older
+// than the current one (or the kept version of the package given), runs its
+// rollback hook and health check: `rolled_back` or `rollback_failed`.
+//
+// Every step is written to the journal before it is carried out. `Recover`,
+// called on start, finishes a deployment a crash interrupted: before
+// activating it cleans up and reports `failed` ("agent restarted during
+// <step>"); from activating on it rolls back; so the host ends on the old
+// release or the new one, and the journal's last event says which.
+//
+// Hooks run with FABU_APP, FABU_VERSION, FABU_RELEASE_DIR,
+// FABU_PREVIOUS_VERSION and FABU_PREVIOUS_DIR (empty on a first install),
+// FABU_APPS_ROOT and FABU_HOOK (the hook's name). pre_install runs from the
+// staging tree before it is placed (the hook lives in the payload, so it
+// cannot run before extraction): it also gets FABU_STAGING_DIR, where the tree
+// is now, while FABU_RELEASE_DIR names where it will be. A rollback hook runs
+// in the release being restored; its FABU_PREVIOUS_* name the release left.
+//
+// A Deployer runs one deployment at a time on the calling thread. Errors
+// (Result) are the agent's own failures that stop it, such as an unwritable
+// journal or a deployment already in flight; a deployment that fails is a
+// DeploymentOutcome, reported through the EventSink.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "agent/common/clock.hpp"
+#include "agent/deploy/deployment_event.hpp"
+#include "agent/hooks/hook_runner.hpp"
+#include "agent/host/host_facts.hpp"
+#include "agent/install/install_layout.hpp"
+#include "agent/journal/journal.hpp"
+#include "packaging/keys.hpp"
+#include "packaging/manifest.hpp"
+#include "packaging/package.hpp"
+#include "protocol/error.hpp"
+#include "protocol/version.hpp"
+
+namespace fabu::agent {
+
+struct DeploymentSettings {
+  std::filesystem::path apps_root;
+  std::size_t retained_releases = 3;  // never fewer than current + previous
+  std::chrono::milliseconds hook_timeout{300'000};
+  std::chrono::milliseconds health_check_timeout{60'000};
+  int health_check_attempts = 3;
+  std::chrono::milliseconds health_check_delay{5'000};
+  bool durable = true;  // sync extracted trees (off only in benchmarks)
+};
+
+struct DeploymentRequest {
+  std::string deployment;  // the coordinator's id
+  DeploymentKind kind = DeploymentKind::kInstall;
+  // install: the downloaded package. rollback: optional, a package of the
+  // kept version to restore.
+  std::filesystem::path package;
+  std::string package_sha256;  // the package id assigned; required with `package`
+  std::string app;             // rollback without a package: the app to roll back
+};
+
+struct DeploymentOutcome {
+  std::string deployment;
+  std::string app;
+  Step final_step = Step::kFailed;           // succeeded | failed | rolled_back | rollback_failed
+  std::optional<protocol::Version> current;  // the active release when it ended
+  std::string message;
+
+  // The deployment did what it was asked: an install succeeded, a rollback
+  // deployment rolled back.
+  bool ok(DeploymentKind kind) const {
+    return final_step == (kind == DeploymentKind::kInstall ? Step::kSucceeded : Step::kRolledBack);
+  }
+};
+
+class Deployer {
+ public:
+  // The references must outlive the Deployer.
+  Deployer(DeploymentSettings settings, packaging::TrustStore trust, HostFacts host,
+           Journal& journal, EventSink& sink, HookRunner& hooks, Clock& clock);
+
+  // Runs a deployment to its end. Refused while the journal holds one in
+  // flight (call Recover first).
+  Result<DeploymentOutcome> Deploy(const DeploymentRequest& request);
+
+  // Finishes the deployment the journal holds in flight, if any.
+  Result<std::optional<DeploymentOutcome>> Recover();
+
+  const InstallLayout& layout() const { return layout_; }
+
+ private:
+  struct Context;
+  struct StepFailure {
+    Step step;  // reported step that failed
+    std::string reason;
+    std::string output;
+  };
+  // nullopt: the phase went through; a StepFailure: the deployment failed; an
+  // error: the agent itself cannot go on (journal).
+  using Phase = Result<std::optional<StepFailure>>;
+
+  Result<DeploymentOutcome> Install(const DeploymentRequest& request);
+  Result<DeploymentOutcome> RollBack(const DeploymentRequest& request);
+  Result<packaging::VerifiedPackage> VerifyForHost(const DeploymentRequest& request);
+  Result<DeploymentOutcome> Refuse(Context& ctx, const Error& error);
+
+  DeploymentEvent MakeEvent(Context& ctx, Step step, std::string message = {},
+                            std::string output = {}, std::optional<Step> failed = {});
+  Result<void> Enter(Context& ctx, Step step, std::string message = {}, std::string output = {});
+
+  Phase InstallAndActivate(Context& ctx, const DeploymentRequest& request);
+  Result<DeploymentOutcome> Succeed(Context& ctx, bool announce = true);
+  Result<DeploymentOutcome> HandleFailure(Context& ctx, const StepFailure& failure);
+  Result<DeploymentOutcome> CleanUpBeforeActivating(Context& ctx);
+  Result<DeploymentOutcome> RollBackInstall(Context& ctx, bool announce);
+  Result<DeploymentOutcome> RestoreKept(Context& ctx, bool announce);
+  // Switches `current` to `to`, runs its rollback hook and health check;
+  // `leaving` is the release switched away from (FABU_PREVIOUS_*).
+  Phase Restore(Context& ctx, const protocol::Version& to, const protocol::Version& leaving);
+  Result<DeploymentOutcome> Finish(Context& ctx, Step outcome, std::string message);
+
+  // Runs hook `name` of a release if its manifest declares one.
+  Phase RunHook(Context& ctx, const std::string& name, Step reported,
+                const std::map<std::string, std::string>& hooks, const std::filesystem::path& root,
+                const protocol::Version& version, const std::optional<protocol::Version>& previous,
+                std::chrono::milliseconds timeout, int attempts = 1);
+  std::map<std::string, std::string> HooksOf(const std::string& app,
+                                             const protocol::Version& version) const;
+
+  DeploymentSettings settings_;
+  packaging::TrustStore trust_;
+  HostFacts host_;
+  InstallLayout layout_;
+  Journal& journal_;
+  EventSink& sink_;
+  HookRunner& hooks_;
+  Clock& clock_;
+};
+
+}  // namespace fabu::agent

@@ -1,0 +1,149 @@
+#include "agent/deploy/deployment_event.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+namespace fabu::agent {
+
+namespace {
+
+constexpr std::array<std::pair<Step, std::string_view>, 17> kStepNames = {{
+    {Step::kAssigned, "assigned"},
+    {Step::kDownloading, "downloading"},
+    {Step::kDownloaded, "downloaded"},
+    {Step::kVerified, "verified"},
+    {Step::kInstalling, "installing"},
+    {Step::kPreInstall, "pre_install"},
+    {Step::kPostInstall, "post_install"},
+    {Step::kActivating, "activating"},
+    {Step::kActivate, "activate"},
+    {Step::kHealthChecking, "health_checking"},
+    {Step::kHealthCheck, "health_check"},
+    {Step::kSucceeded, "succeeded"},
+    {Step::kFailed, "failed"},
+    {Step::kRollingBack, "rolling_back"},
+    {Step::kRollback, "rollback"},
+    {Step::kRolledBack, "rolled_back"},
+    {Step::kRollbackFailed, "rollback_failed"},
+}};
+
+}  // namespace
+
+std::string_view StepName(Step step) {
+  for (const auto& [s, name] : kStepNames) {
+    if (s == step) return name;
+  }
+  return "unknown";
+}
+
+Result<Step> ParseStep(std::string_view name) {
+  for (const auto& [s, n] : kStepNames) {
+    if (n == name) return s;
+  }
+  return Fail(ErrorCode::kInvalidArgument, fmt::format("unknown deployment step \"{}\"", name));
+}
+
+bool IsReportedStep(Step step) {
+  switch (step) {
+    case Step::kPreInstall:
+    case Step::kPostInstall:
+    case Step::kActivate:
+    case Step::kHealthCheck:
+    case Step::kRollback:
+      return false;
+    default:
+      return true;
+  }
+}
+
+Step ReportedStepOf(Step step) {
+  switch (step) {
+    case Step::kPreInstall:
+    case Step::kPostInstall:
+      return Step::kInstalling;
+    case Step::kActivate:
+      return Step::kActivating;
+    case Step::kHealthCheck:
+      return Step::kHealthChecking;
+    case Step::kRollback:
+      return Step::kRollingBack;
+    default:
+      return step;
+  }
+}
+
+bool IsBeforeActivating(Step step) {
+  switch (step) {
+    case Step::kAssigned:
+    case Step::kDownloading:
+    case Step::kDownloaded:
+    case Step::kVerified:
+    case Step::kInstalling:
+    case Step::kPreInstall:
+    case Step::kPostInstall:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string_view DeploymentKindName(DeploymentKind kind) {
+  return kind == DeploymentKind::kInstall ? "install" : "rollback";
+}
+
+Result<DeploymentKind> ParseDeploymentKind(std::string_view name) {
+  if (name == "install") return DeploymentKind::kInstall;
+  if (name == "rollback") return DeploymentKind::kRollback;
+  return Fail(ErrorCode::kInvalidArgument,
+              fmt::format("unknown deployment kind \"{}\" (install or rollback)", name));
+}
+
+nlohmann::json EventToJson(const DeploymentEvent& event) {
+  nlohmann::json json = {
+      {"deployment", event.deployment},
+      {"sequence", event.sequence},
+      {"step", StepName(event.step)},
+      {"time", protocol::FormatRfc3339Utc(event.time)},
+  };
+  if (event.failed_step) json["failed_step"] = StepName(*event.failed_step);
+  if (!event.app.empty()) json["app"] = event.app;
+  if (!event.version.empty()) json["version"] = event.version;
+  if (!event.message.empty()) json["message"] = event.message;
+  if (!event.output.empty()) json["output"] = event.output;
+  return json;
+}
+
+Result<DeploymentEvent> EventFromJson(const nlohmann::json& json) {
+  try {
+    DeploymentEvent event;
+    event.deployment = json.at("deployment").get<std::string>();
+    event.sequence = json.at("sequence").get<std::uint64_t>();
+    auto step = ParseStep(json.at("step").get<std::string>());
+    if (!step) return std::unexpected(step.error().WithContext("step"));
+    event.step = *step;
+    if (json.contains("failed_step")) {
+      auto failed = ParseStep(json.at("failed_step").get<std::string>());
+      if (!failed) return std::unexpected(failed.error().WithContext("failed_step"));
+      event.failed_step = *failed;
+    }
+    auto time = protocol::ParseRfc3339(json.at("time").get<std::string>());
+    if (!time) return std::unexpected(time.error().WithContext("time"));
+    event.time = time->seconds;
+    event.app = json.value("app", "");
+    event.version = json.value("version", "");
+    event.message = json.value("message", "");
+    event.output = json.value("output", "");
+    return event;
+  } catch (const nlohmann::json::exception& e) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("event: {}", e.what()));
+  }
+}
+
+std::string EventToJsonLine(const DeploymentEvent& event) {
+  return EventToJson(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace fabu::agent

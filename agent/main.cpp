@@ -1,0 +1,25 @@
+// `fabu-agent`: the daemon on a customer host. This file only wires the
+// subcommands; the engine lives in fabu_agent_core. The networked `run` and
+// `enroll` subcommands register here beside the local ones.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+
+#include "agent/cli/local_commands.hpp"
+
+int main(int argc, char** argv) {
+  // stdout carries events (JSON lines); logs go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("fabu-agent"));
+  CLI::App app{"fabu-agent: installs signed fabu packages on this host, crash-safe"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "fabu-agent 0.1.0");
+  int exit_code = 0;
+  fabu::agent::RegisterLocalCommands(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}
