@@ -639,7 +639,7 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
     return Fail(ErrorCode::kIo, fmt::format("cannot create {}: {}", parent.string(), ec.message()));
   }
   std::string staging_template =
-      (parent / ("." + target.filename().string() + ".fabu-staging-XXXXXX")).string();
+      (parent / fmt::format(".{}.fabu-staging-XXXXXX", target.filename().string())).string();
   if (::mkdtemp(staging_template.data()) == nullptr) {
     return Fail(ErrorCode::kIo, fmt::format("cannot create a staging directory in {}: {}",
                                             parent.string(), std::strerror(errno)));
