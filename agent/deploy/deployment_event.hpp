@@ -1,92 +1,27 @@
-// The steps of a deployment on one host and the events that report them
-// (DESIGN §5, issue 4 §3).
-//
-// Reported steps, in order: assigned, downloading, downloaded (networked agent
-// only), verified, installing, activating, health_checking, succeeded; or
-// failed (with the step that failed and the reason), then rolling_back and
-// rolled_back | rollback_failed. `failed` alone is final when the failure came
-// before `activating`: nothing was switched, so nothing is rolled back.
-//
-// Hook points (pre_install, post_install, activate, health_check, rollback)
-// are Steps too, but only the journal records them, to know how far a
-// deployment got; they are never reported as events.
-//
-// Each event carries a sequence number that starts at 1 and grows by one per
-// event of the same deployment, so the receiver can store each exactly once
-// however often it is re-sent.
-//
-// EventSink is where events go as they happen (stdout for the local driver,
-// the coordinator later). Publish must not fail the deployment: delivery is
-// at least once from the journal, which holds every event until acknowledged.
+// Deployment steps and events are protocol messages (protocol/deployment_event.hpp);
+// the agent speaks of them by these names. EventSink is where the agent sends
+// events as they happen (stdout for the local driver, the coordinator when
+// networked). Publish must not fail the deployment: delivery is at least once
+// from the journal, which holds every event until acknowledged.
 #pragma once
 
-#include <cstdint>
-#include <nlohmann/json_fwd.hpp>
-#include <optional>
-#include <string>
-#include <string_view>
-
-#include "protocol/error.hpp"
-#include "protocol/timestamp.hpp"
+#include "protocol/deployment_event.hpp"
 
 namespace fabu::agent {
 
-enum class Step {
-  kAssigned,
-  kDownloading,
-  kDownloaded,
-  kVerified,
-  kInstalling,
-  kPreInstall,   // hook point
-  kPostInstall,  // hook point
-  kActivating,
-  kActivate,  // hook point
-  kHealthChecking,
-  kHealthCheck,  // hook point
-  kSucceeded,
-  kFailed,
-  kRollingBack,
-  kRollback,  // hook point
-  kRolledBack,
-  kRollbackFailed,
-};
-
-std::string_view StepName(Step step);
-Result<Step> ParseStep(std::string_view name);
-
-// False for the hook points, which are journaled but never reported.
-bool IsReportedStep(Step step);
-// The reported step a hook point belongs to (pre_install -> installing, ...).
-Step ReportedStepOf(Step step);
-// True for the steps of an install before `current` is switched.
-bool IsBeforeActivating(Step step);
-
-enum class DeploymentKind {
-  kInstall,   // install a package (upgrade, first install, reinstall)
-  kRollback,  // restore the previous release kept locally (fleet rollback)
-};
-
-std::string_view DeploymentKindName(DeploymentKind kind);
-Result<DeploymentKind> ParseDeploymentKind(std::string_view name);
-
-struct DeploymentEvent {
-  std::string deployment;  // the coordinator's deployment id
-  std::uint64_t sequence = 0;
-  Step step = Step::kVerified;
-  std::optional<Step> failed_step;  // `failed` only: the step that failed
-  std::string app;                  // empty when not known (refused package)
-  std::string version;              // the version being deployed, when known
-  std::string message;              // reason of a failure, or a note
-  std::string output;               // hook output tail, <= kHookOutputTail bytes
-  protocol::UnixSeconds time = 0;
-
-  friend bool operator==(const DeploymentEvent&, const DeploymentEvent&) = default;
-};
-
-nlohmann::json EventToJson(const DeploymentEvent& event);
-Result<DeploymentEvent> EventFromJson(const nlohmann::json& json);
-// One line of JSON (hook output bytes that are not UTF-8 are replaced).
-std::string EventToJsonLine(const DeploymentEvent& event);
+using protocol::DeploymentEvent;
+using protocol::DeploymentKind;
+using protocol::DeploymentKindName;
+using protocol::EventFromJson;
+using protocol::EventToJson;
+using protocol::EventToJsonLine;
+using protocol::IsBeforeActivating;
+using protocol::IsReportedStep;
+using protocol::ParseDeploymentKind;
+using protocol::ParseStep;
+using protocol::ReportedStepOf;
+using protocol::Step;
+using protocol::StepName;
 
 class EventSink {
  public:

@@ -1,4 +1,4 @@
-#include "agent/deploy/deployment_event.hpp"
+#include "protocol/deployment_event.hpp"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-namespace fabu::agent {
+namespace fabu::protocol {
 
 namespace {
 
@@ -106,7 +106,7 @@ nlohmann::json EventToJson(const DeploymentEvent& event) {
       {"deployment", event.deployment},
       {"sequence", event.sequence},
       {"step", StepName(event.step)},
-      {"time", protocol::FormatRfc3339Utc(event.time)},
+      {"time", FormatRfc3339Utc(event.time)},
   };
   if (event.failed_step) json["failed_step"] = StepName(*event.failed_step);
   if (!event.app.empty()) json["app"] = event.app;
@@ -129,7 +129,7 @@ Result<DeploymentEvent> EventFromJson(const nlohmann::json& json) {
       if (!failed) return std::unexpected(failed.error().WithContext("failed_step"));
       event.failed_step = *failed;
     }
-    auto time = protocol::ParseRfc3339(json.at("time").get<std::string>());
+    auto time = ParseRfc3339(json.at("time").get<std::string>());
     if (!time) return std::unexpected(time.error().WithContext("time"));
     event.time = time->seconds;
     event.app = json.value("app", "");
@@ -146,4 +146,4 @@ std::string EventToJsonLine(const DeploymentEvent& event) {
   return EventToJson(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-}  // namespace fabu::agent
+}  // namespace fabu::protocol

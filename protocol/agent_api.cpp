@@ -1,0 +1,309 @@
+#include "protocol/agent_api.hpp"
+
+#include <fmt/format.h>
+
+#include <initializer_list>
+
+namespace fabu::protocol {
+namespace {
+
+using nlohmann::json;
+
+std::string Path(std::string_view parent, std::string_view name) {
+  return parent.empty() ? std::string(name) : fmt::format("{}.{}", parent, name);
+}
+
+// Strict reading of one JSON object: known fields only, right types.
+class Fields {
+ public:
+  Fields(const json& object, std::string_view path) : object_(object), path_(path) {}
+
+  Result<void> Only(std::initializer_list<std::string_view> known) const {
+    if (!object_.is_object()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("{}: must be an object", path_.empty() ? "body" : path_));
+    }
+    for (const auto& [key, value] : object_.items()) {
+      bool ok = false;
+      for (auto k : known) ok = ok || k == key;
+      if (!ok) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("{}: unknown field", Path(path_, key)));
+      }
+    }
+    return {};
+  }
+
+  Result<std::string> String(std::string_view name, bool required = true) const {
+    auto it = object_.find(name);
+    if (it == object_.end() || it->is_null()) {
+      if (required) return Missing(name);
+      return std::string();
+    }
+    if (!it->is_string()) return Wrong(name, "a string");
+    return it->get<std::string>();
+  }
+
+  Result<std::uint64_t> Unsigned(std::string_view name, bool required = true) const {
+    auto it = object_.find(name);
+    if (it == object_.end()) {
+      if (required) return Missing(name);
+      return std::uint64_t{0};
+    }
+    if (!it->is_number_integer() || (!it->is_number_unsigned() && it->get<std::int64_t>() < 0)) {
+      return Wrong(name, "a non-negative integer");
+    }
+    return it->get<std::uint64_t>();
+  }
+
+  Result<std::map<std::string, std::string>> StringMap(std::string_view name) const {
+    std::map<std::string, std::string> out;
+    auto it = object_.find(name);
+    if (it == object_.end() || it->is_null()) return out;
+    if (!it->is_object()) return Wrong(name, "an object of strings");
+    for (const auto& [key, value] : it->items()) {
+      if (!value.is_string()) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("{}: must be a string", Path(Path(path_, name), key)));
+      }
+      out[key] = value.get<std::string>();
+    }
+    return out;
+  }
+
+  const json* Find(std::string_view name) const {
+    auto it = object_.find(name);
+    return it == object_.end() ? nullptr : &*it;
+  }
+  std::string PathOf(std::string_view name) const { return Path(path_, name); }
+
+ private:
+  std::unexpected<Error> Missing(std::string_view name) const {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("{}: missing", Path(path_, name)));
+  }
+  std::unexpected<Error> Wrong(std::string_view name, std::string_view what) const {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}: must be {}", Path(path_, name), what));
+  }
+
+  const json& object_;
+  std::string path_;
+};
+
+#define FABU_TRY_ASSIGN(target, expr)                              \
+  do {                                                             \
+    auto fabu_value_ = (expr);                                     \
+    if (!fabu_value_) return std::unexpected(fabu_value_.error()); \
+    target = std::move(*fabu_value_);                              \
+  } while (false)
+
+json StringMapJson(const std::map<std::string, std::string>& map) {
+  json out = json::object();
+  for (const auto& [k, v] : map) out[k] = v;
+  return out;
+}
+
+}  // namespace
+
+json InventoryToJson(const Inventory& inventory) {
+  json apps = json::array();
+  for (const InstalledApp& app : inventory.apps) {
+    apps.push_back({{"name", app.name}, {"current", app.current}, {"releases", app.releases}});
+  }
+  return {{"hostname", inventory.hostname},
+          {"os", inventory.os},
+          {"kernel", inventory.kernel},
+          {"arch", inventory.arch},
+          {"cpus", inventory.cpus},
+          {"memory_bytes", inventory.memory_bytes},
+          {"agent_version", inventory.agent_version},
+          {"apps", std::move(apps)}};
+}
+
+Result<Inventory> InventoryFromJson(const json& j, std::string_view path) {
+  Fields f(j, path);
+  if (auto ok = f.Only(
+          {"hostname", "os", "kernel", "arch", "cpus", "memory_bytes", "agent_version", "apps"});
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  Inventory inv;
+  FABU_TRY_ASSIGN(inv.hostname, f.String("hostname"));
+  FABU_TRY_ASSIGN(inv.os, f.String("os", false));
+  FABU_TRY_ASSIGN(inv.kernel, f.String("kernel", false));
+  FABU_TRY_ASSIGN(inv.arch, f.String("arch", false));
+  std::uint64_t cpus = 0;
+  FABU_TRY_ASSIGN(cpus, f.Unsigned("cpus", false));
+  inv.cpus = static_cast<std::uint32_t>(cpus);
+  FABU_TRY_ASSIGN(inv.memory_bytes, f.Unsigned("memory_bytes", false));
+  FABU_TRY_ASSIGN(inv.agent_version, f.String("agent_version", false));
+  if (const json* apps = f.Find("apps"); apps != nullptr && !apps->is_null()) {
+    if (!apps->is_array()) {
+      return Fail(ErrorCode::kInvalidArgument, f.PathOf("apps") + ": must be an array");
+    }
+    for (std::size_t i = 0; i < apps->size(); ++i) {
+      const std::string where = fmt::format("{}[{}]", f.PathOf("apps"), i);
+      Fields a((*apps)[i], where);
+      if (auto ok = a.Only({"name", "current", "releases"}); !ok) {
+        return std::unexpected(ok.error());
+      }
+      InstalledApp app;
+      FABU_TRY_ASSIGN(app.name, a.String("name"));
+      FABU_TRY_ASSIGN(app.current, a.String("current", false));
+      if (const json* releases = a.Find("releases"); releases != nullptr) {
+        if (!releases->is_array()) {
+          return Fail(ErrorCode::kInvalidArgument, where + ".releases: must be an array");
+        }
+        for (const json& r : *releases) {
+          if (!r.is_string()) {
+            return Fail(ErrorCode::kInvalidArgument,
+                        where + ".releases: must hold version strings");
+          }
+          app.releases.push_back(r.get<std::string>());
+        }
+      }
+      inv.apps.push_back(std::move(app));
+    }
+  }
+  return inv;
+}
+
+json EnrollRequestToJson(const EnrollRequest& r) {
+  return {{"token", r.token},
+          {"name", r.name},
+          {"labels", StringMapJson(r.labels)},
+          {"inventory", InventoryToJson(r.inventory)}};
+}
+
+Result<EnrollRequest> EnrollRequestFromJson(const json& j) {
+  Fields f(j, "");
+  if (auto ok = f.Only({"token", "name", "labels", "inventory"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  EnrollRequest r;
+  FABU_TRY_ASSIGN(r.token, f.String("token"));
+  FABU_TRY_ASSIGN(r.name, f.String("name"));
+  FABU_TRY_ASSIGN(r.labels, f.StringMap("labels"));
+  const json* inventory = f.Find("inventory");
+  if (inventory == nullptr) return Fail(ErrorCode::kInvalidArgument, "inventory: missing");
+  FABU_TRY_ASSIGN(r.inventory, InventoryFromJson(*inventory, "inventory"));
+  return r;
+}
+
+json EnrollResponseToJson(const EnrollResponse& r) {
+  return {{"name", r.name}, {"credential", r.credential}, {"labels", StringMapJson(r.labels)}};
+}
+
+Result<EnrollResponse> EnrollResponseFromJson(const json& j) {
+  Fields f(j, "");
+  if (auto ok = f.Only({"name", "credential", "labels"}); !ok) return std::unexpected(ok.error());
+  EnrollResponse r;
+  FABU_TRY_ASSIGN(r.name, f.String("name"));
+  FABU_TRY_ASSIGN(r.credential, f.String("credential"));
+  FABU_TRY_ASSIGN(r.labels, f.StringMap("labels"));
+  return r;
+}
+
+json AssignmentToJson(const Assignment& a) {
+  return {{"deployment", a.deployment},
+          {"release", a.release},
+          {"kind", DeploymentKindName(a.kind)},
+          {"app", a.app},
+          {"version", a.version},
+          {"package_id", a.package_id},
+          {"package_size", a.package_size},
+          {"package_url", a.package_url},
+          {"host_timeout_seconds", a.host_timeout_seconds}};
+}
+
+Result<Assignment> AssignmentFromJson(const json& j, std::string_view path) {
+  Fields f(j, path);
+  if (auto ok = f.Only({"deployment", "release", "kind", "app", "version", "package_id",
+                        "package_size", "package_url", "host_timeout_seconds"});
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  Assignment a;
+  FABU_TRY_ASSIGN(a.deployment, f.String("deployment"));
+  FABU_TRY_ASSIGN(a.release, f.String("release", false));
+  std::string kind;
+  FABU_TRY_ASSIGN(kind, f.String("kind"));
+  auto parsed = ParseDeploymentKind(kind);
+  if (!parsed) return std::unexpected(parsed.error().WithContext(f.PathOf("kind")));
+  a.kind = *parsed;
+  FABU_TRY_ASSIGN(a.app, f.String("app"));
+  FABU_TRY_ASSIGN(a.version, f.String("version", false));
+  FABU_TRY_ASSIGN(a.package_id, f.String("package_id", false));
+  FABU_TRY_ASSIGN(a.package_size, f.Unsigned("package_size", false));
+  FABU_TRY_ASSIGN(a.package_url, f.String("package_url", false));
+  std::uint64_t timeout = 0;
+  FABU_TRY_ASSIGN(timeout, f.Unsigned("host_timeout_seconds", false));
+  a.host_timeout_seconds = static_cast<std::int64_t>(timeout);
+  if (a.kind == DeploymentKind::kInstall && (a.package_id.empty() || a.package_url.empty())) {
+    return Fail(ErrorCode::kInvalidArgument,
+                f.PathOf("package_id") + ": an install assignment needs a package id and url");
+  }
+  return a;
+}
+
+json AssignmentResponseToJson(const std::optional<Assignment>& assignment) {
+  return {{"assignment", assignment ? AssignmentToJson(*assignment) : json(nullptr)}};
+}
+
+Result<std::optional<Assignment>> AssignmentResponseFromJson(const json& j) {
+  Fields f(j, "");
+  if (auto ok = f.Only({"assignment"}); !ok) return std::unexpected(ok.error());
+  const json* a = f.Find("assignment");
+  if (a == nullptr || a->is_null()) return std::optional<Assignment>();
+  auto parsed = AssignmentFromJson(*a, "assignment");
+  if (!parsed) return std::unexpected(parsed.error());
+  return std::optional<Assignment>(std::move(*parsed));
+}
+
+json EventBatchToJson(const EventBatch& batch) {
+  json events = json::array();
+  for (const DeploymentEvent& e : batch.events) events.push_back(EventToJson(e));
+  return {{"events", std::move(events)}};
+}
+
+Result<EventBatch> EventBatchFromJson(const json& j) {
+  Fields f(j, "");
+  if (auto ok = f.Only({"events"}); !ok) return std::unexpected(ok.error());
+  const json* events = f.Find("events");
+  if (events == nullptr || !events->is_array()) {
+    return Fail(ErrorCode::kInvalidArgument, "events: must be an array");
+  }
+  EventBatch batch;
+  for (std::size_t i = 0; i < events->size(); ++i) {
+    auto e = EventFromJson((*events)[i]);
+    if (!e) return std::unexpected(e.error().WithContext(fmt::format("events[{}]", i)));
+    batch.events.push_back(std::move(*e));
+  }
+  return batch;
+}
+
+json EventAckToJson(const EventAck& ack) {
+  json through = json::object();
+  for (const auto& [deployment, seq] : ack.through) through[deployment] = seq;
+  return {{"acknowledged", std::move(through)}};
+}
+
+Result<EventAck> EventAckFromJson(const json& j) {
+  Fields f(j, "");
+  if (auto ok = f.Only({"acknowledged"}); !ok) return std::unexpected(ok.error());
+  const json* through = f.Find("acknowledged");
+  if (through == nullptr || !through->is_object()) {
+    return Fail(ErrorCode::kInvalidArgument, "acknowledged: must be an object");
+  }
+  EventAck ack;
+  for (const auto& [deployment, seq] : through->items()) {
+    if (!seq.is_number_unsigned()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("acknowledged.{}: must be a sequence number", deployment));
+    }
+    ack.through[deployment] = seq.get<std::uint64_t>();
+  }
+  return ack;
+}
+
+}  // namespace fabu::protocol

@@ -1,0 +1,123 @@
+// The agent API: what the coordinator and its agents say to each other.
+//
+// Transport: HTTPS to the coordinator, the agent pinning the coordinator's CA
+// (DIR/ca.pem). Every request but enrollment carries the agent's credential:
+//   Authorization: Bearer <credential>
+// The credential (64 hex digits, 256 random bits) is issued once at
+// enrollment and stored hashed by the coordinator. A credential never reads
+// another host's assignment, posts its events, or downloads a package that
+// was not assigned to it (403).
+//
+//   POST kEnrollPath        EnrollRequest       -> 201 EnrollResponse
+//   GET  kAssignmentPath?wait=SECONDS             -> 200 AssignmentResponse
+//        Long poll: answers at once when the host has an unfinished
+//        assignment, else when one is made, else after `wait` (max 60 s) with
+//        {"assignment": null}. An assignment is repeated until the agent
+//        reports a final step for it.
+//   POST kEventsPath        EventBatch          -> 200 EventAck
+//        Events are stored once per (deployment, sequence) however often they
+//        are sent; the ack names, per deployment, the highest sequence stored
+//        so the agent may drop what it journaled up to there.
+//   POST kInventoryPath     Inventory           -> 200 {}
+//   GET  kAgentPackagesPath + ID                  -> 200/206 the package file
+//        Range (bytes=N-) resumes a download; ETag is "\"ID\"".
+//
+// JSON field names below are the wire names. FromJson functions are strict:
+// wrong types and unknown fields are kInvalidArgument naming the field path.
+// Value types; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/deployment_event.hpp"
+#include "protocol/error.hpp"
+
+namespace fabu::protocol {
+
+inline constexpr std::string_view kEnrollPath = "/api/v1/agent/enroll";
+inline constexpr std::string_view kAssignmentPath = "/api/v1/agent/assignment";
+inline constexpr std::string_view kEventsPath = "/api/v1/agent/events";
+inline constexpr std::string_view kInventoryPath = "/api/v1/agent/inventory";
+inline constexpr std::string_view kAgentPackagesPath = "/api/v1/agent/packages/";
+inline constexpr int kMaxPollWaitSeconds = 60;
+
+// One application as installed on a host (what the agent found on disk).
+struct InstalledApp {
+  std::string name;
+  std::string current;                // version `current` points at; "" when none
+  std::vector<std::string> releases;  // versions kept locally, oldest first
+};
+
+// What a host reports about itself: at enrollment, on start, after every
+// deployment.
+struct Inventory {
+  std::string hostname;
+  std::string os;      // "linux"
+  std::string kernel;  // uname release
+  std::string arch;    // "x86_64"
+  std::uint32_t cpus = 0;
+  std::uint64_t memory_bytes = 0;
+  std::string agent_version;
+  std::vector<InstalledApp> apps;
+};
+nlohmann::json InventoryToJson(const Inventory& inventory);
+Result<Inventory> InventoryFromJson(const nlohmann::json& json, std::string_view path = "");
+
+struct EnrollRequest {
+  std::string token;                          // the one-time enrollment token
+  std::string name;                           // host name in fabu: [a-z0-9.-], 1-64
+  std::map<std::string, std::string> labels;  // added to the token's labels
+  Inventory inventory;
+};
+nlohmann::json EnrollRequestToJson(const EnrollRequest& request);
+Result<EnrollRequest> EnrollRequestFromJson(const nlohmann::json& json);
+
+struct EnrollResponse {
+  std::string name;
+  std::string credential;                     // shown once; the agent stores it 0600
+  std::map<std::string, std::string> labels;  // the host's labels after enrollment
+};
+nlohmann::json EnrollResponseToJson(const EnrollResponse& response);
+Result<EnrollResponse> EnrollResponseFromJson(const nlohmann::json& json);
+
+// Work for one host: install a package, or restore the previous release.
+struct Assignment {
+  std::string deployment;  // id, unique per (release, host, attempt)
+  std::string release;     // "R-12"
+  DeploymentKind kind = DeploymentKind::kInstall;
+  std::string app;         // package name
+  std::string version;     // package version (install) or "" (rollback)
+  std::string package_id;  // SHA-256 of the package file; "" for a rollback without package
+  std::uint64_t package_size = 0;
+  // Where to fetch it: a path on the coordinator (kAgentPackagesPath + id) or
+  // an absolute URL of a mirror. The agent trusts only signature and digest.
+  std::string package_url;
+  std::int64_t host_timeout_seconds = 0;  // 0: no limit
+};
+nlohmann::json AssignmentToJson(const Assignment& assignment);
+Result<Assignment> AssignmentFromJson(const nlohmann::json& json, std::string_view path = "");
+
+// GET kAssignmentPath answers {"assignment": Assignment | null}.
+nlohmann::json AssignmentResponseToJson(const std::optional<Assignment>& assignment);
+Result<std::optional<Assignment>> AssignmentResponseFromJson(const nlohmann::json& json);
+
+struct EventBatch {
+  std::vector<DeploymentEvent> events;
+};
+nlohmann::json EventBatchToJson(const EventBatch& batch);
+Result<EventBatch> EventBatchFromJson(const nlohmann::json& json);
+
+// Per deployment, the highest sequence number the coordinator has stored.
+struct EventAck {
+  std::map<std::string, std::uint64_t> through;
+};
+nlohmann::json EventAckToJson(const EventAck& ack);
+Result<EventAck> EventAckFromJson(const nlohmann::json& json);
+
+}  // namespace fabu::protocol

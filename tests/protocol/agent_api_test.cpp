@@ -1,0 +1,94 @@
+#include "protocol/agent_api.hpp"
+
+#include <gtest/gtest.h>
+
+namespace fabu::protocol {
+namespace {
+
+using nlohmann::json;
+
+Assignment SampleAssignment() {
+  Assignment a;
+  a.deployment = "D-7";
+  a.release = "R-12";
+  a.app = "c3m-video";
+  a.version = "V1.3.0.12";
+  a.package_id = std::string(64, 'a');
+  a.package_size = 1234;
+  a.package_url = std::string(kAgentPackagesPath) + a.package_id;
+  a.host_timeout_seconds = 900;
+  return a;
+}
+
+TEST(AgentApiTest, AssignmentRoundTrips) {
+  auto back = AssignmentResponseFromJson(AssignmentResponseToJson(SampleAssignment()));
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_TRUE(back->has_value());
+  EXPECT_EQ(AssignmentToJson(**back), AssignmentToJson(SampleAssignment()));
+  auto none = AssignmentResponseFromJson(AssignmentResponseToJson(std::nullopt));
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST(AgentApiTest, AnInstallNeedsAPackage) {
+  json j = AssignmentToJson(SampleAssignment());
+  j["package_id"] = "";
+  auto a = AssignmentFromJson(j);
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message().find("package"), std::string::npos);
+  j["kind"] = "rollback";
+  EXPECT_TRUE(AssignmentFromJson(j));
+}
+
+TEST(AgentApiTest, UnknownFieldsAndWrongTypesAreNamed) {
+  json j = AssignmentToJson(SampleAssignment());
+  j["colour"] = "red";
+  EXPECT_NE(AssignmentFromJson(j, "assignment").error().message().find("assignment.colour"),
+            std::string::npos);
+  j = AssignmentToJson(SampleAssignment());
+  j["package_size"] = "big";
+  EXPECT_NE(AssignmentFromJson(j).error().message().find("package_size: must be"),
+            std::string::npos);
+  j = AssignmentToJson(SampleAssignment());
+  j["kind"] = "reboot";
+  EXPECT_NE(AssignmentFromJson(j).error().message().find("reboot"), std::string::npos);
+}
+
+TEST(AgentApiTest, EnrollRequestRoundTripsWithInventory) {
+  EnrollRequest r;
+  r.token = "t";
+  r.name = "gz-video-01";
+  r.labels = {{"env", "test"}, {"site", "gz"}};
+  r.inventory.hostname = "gz-video-01";
+  r.inventory.os = "linux";
+  r.inventory.cpus = 8;
+  r.inventory.memory_bytes = 1ull << 34;
+  r.inventory.apps = {{"c3m-video", "V1.2.0.3", {"V1.1.0.0", "V1.2.0.3"}}};
+  auto back = EnrollRequestFromJson(EnrollRequestToJson(r));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(EnrollRequestToJson(*back), EnrollRequestToJson(r));
+  json j = EnrollRequestToJson(r);
+  j["inventory"]["apps"][0]["releases"] = {1};
+  EXPECT_NE(EnrollRequestFromJson(j).error().message().find("inventory.apps[0].releases"),
+            std::string::npos);
+}
+
+TEST(AgentApiTest, EventsAndAcksRoundTrip) {
+  DeploymentEvent e;
+  e.deployment = "D-7";
+  e.sequence = 3;
+  e.step = Step::kFailed;
+  e.failed_step = Step::kHealthChecking;
+  e.message = "health check exited 1";
+  e.time = 1764100000;
+  auto batch = EventBatchFromJson(EventBatchToJson({{e}}));
+  ASSERT_TRUE(batch) << batch.error().message();
+  ASSERT_EQ(batch->events.size(), 1u);
+  EXPECT_EQ(batch->events[0], e);
+  auto ack = EventAckFromJson(EventAckToJson({{{"D-7", 3}}}));
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->through.at("D-7"), 3u);
+}
+
+}  // namespace
+}  // namespace fabu::protocol
