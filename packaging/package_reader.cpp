@@ -12,8 +12,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -31,7 +35,9 @@ using platform::ArchiveErrorText;
 using platform::ArchiveReader;
 using platform::ArchiveWriter;
 
-constexpr std::size_t kReadChunk = 1 << 20;
+constexpr std::size_t kReadChunk = 256 << 10;
+// Bytes of file data queued between the reading and the writing thread.
+constexpr std::size_t kWriteQueueBytes = 2 << 20;
 
 // The package file, hashed as libarchive pulls it.
 struct FileSource {
@@ -170,8 +176,10 @@ class DiskSink : public EntrySink {
 
   Result<void> Data(const void* data, std::size_t size) override {
     if (archive_write_data(disk_.get(), data, size) != static_cast<la_ssize_t>(size)) {
+      const int err = archive_errno(disk_.get());
       return Fail(ErrorCode::kIo,
-                  fmt::format("{}: cannot write: {}", current_, ArchiveErrorText(disk_.get())));
+                  fmt::format("{}: cannot write: {}{}", current_, ArchiveErrorText(disk_.get()),
+                              err != 0 ? fmt::format(" ({})", std::strerror(err)) : ""));
     }
     return {};
   }
@@ -196,6 +204,114 @@ class DiskSink : public EntrySink {
   fs::path root_;
   ArchiveWriter disk_;
   std::string current_;
+};
+
+// Hands entries to a DiskSink on a second thread, so that writing (kernel
+// time) overlaps reading, decompressing and hashing. The queue is bounded in
+// bytes, keeping memory flat; the first write error stops the reader at its
+// next call.
+class PipelinedDiskSink : public EntrySink {
+ public:
+  explicit PipelinedDiskSink(fs::path root)
+      : disk_(std::move(root)), writer_([this] { WriteLoop(); }) {}
+
+  // Without Close (the read failed), what is still queued is dropped: the
+  // staging tree is about to be removed anyway.
+  ~PipelinedDiskSink() override {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.clear();
+      queued_bytes_ = 0;
+    }
+    Finish();
+  }
+
+  Result<void> Begin(const ManifestEntry& entry) override {
+    return Push(Item{Item::kBegin, entry, {}});
+  }
+  Result<void> Data(const void* data, std::size_t size) override {
+    const char* bytes = static_cast<const char*>(data);
+    return Push(Item{Item::kData, {}, std::vector<char>(bytes, bytes + size)});
+  }
+  Result<void> End() override { return Push(Item{Item::kEnd, {}, {}}); }
+
+  // Waits for the writer to drain the queue, then applies directory modes.
+  Result<void> Close() {
+    Finish();
+    if (!healthy_) return std::unexpected(*first_error_);
+    return disk_.Close();
+  }
+
+ private:
+  struct Item {
+    enum Kind { kBegin, kData, kEnd } kind = kEnd;
+    ManifestEntry entry;
+    std::vector<char> data;
+  };
+
+  Result<void> Push(Item item) {
+    std::unique_lock lock(mutex_);
+    space_.wait(lock, [&] { return queued_bytes_ < kWriteQueueBytes || !healthy_; });
+    if (!healthy_) return std::unexpected(*first_error_);
+    queued_bytes_ += item.data.size();
+    queue_.push_back(std::move(item));
+    ready_.notify_one();
+    return {};
+  }
+
+  void WriteLoop() {
+    while (true) {
+      Item item;
+      {
+        std::unique_lock lock(mutex_);
+        ready_.wait(lock, [&] { return !queue_.empty() || closing_; });
+        if (queue_.empty()) return;
+        item = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Result<void> done;
+      switch (item.kind) {
+        case Item::kBegin:
+          done = disk_.Begin(item.entry);
+          break;
+        case Item::kData:
+          done = disk_.Data(item.data.data(), item.data.size());
+          break;
+        case Item::kEnd:
+          done = disk_.End();
+          break;
+      }
+      std::lock_guard lock(mutex_);
+      queued_bytes_ -= item.data.size();
+      if (!done && healthy_) {
+        healthy_ = false;
+        first_error_ = done.error();
+        queue_.clear();
+        queued_bytes_ = 0;
+      }
+      space_.notify_all();
+    }
+  }
+
+  void Finish() {
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+      ready_.notify_all();
+    }
+    if (writer_.joinable()) writer_.join();
+  }
+
+  DiskSink disk_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::condition_variable space_;
+  std::deque<Item> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool closing_ = false;
+  bool healthy_ = true;  // no write has failed
+  std::optional<Error> first_error_;
+  std::thread writer_;  // last: starts after everything it uses exists
 };
 
 Error Integrity(std::string message) { return Error(ErrorCode::kIntegrity, std::move(message)); }
@@ -659,7 +775,7 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
 
   Result<VerifiedPackage> result;
   {
-    DiskSink sink(staging);
+    PipelinedDiskSink sink(staging);
     result = ReadPackage(file, trust, options, &sink);
     if (result) {
       if (auto closed = sink.Close(); !closed) result = std::unexpected(closed.error());

@@ -219,6 +219,24 @@ TEST_F(PackCliTest, RefusalsNameWhatFailedAndExtractNothing) {
   expect_refused(dir_ / "junk.fabu", {Pub()}, "not a fabu package");
 }
 
+// Given a disk that fills up while extracting (simulated with a file size
+// limit), extraction must fail naming the write and leave nothing behind.
+TEST_F(PackCliTest, AFullDiskDuringExtractionLeavesNothing) {
+  WriteFile(dir_ / "app/share/big.bin", std::string(1 << 20, 'z'));
+  const std::string file = BuildPackage("zstd");
+  const fs::path dest = dir_ / "full";
+  auto r = RunCommand({"bash", "-c", "trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\"", FabuCli(),
+                       "pack", "extract", file, "--trust", Pub(), "--to", dest.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(Contains(r.err, "big.bin")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "nothing was extracted")) << r.err;
+  EXPECT_FALSE(fs::exists(dest));
+  for (const auto& e : fs::directory_iterator(dir_.path())) {
+    EXPECT_EQ(e.path().filename().string().find("fabu-staging"), std::string::npos)
+        << "staging left: " << e.path();
+  }
+}
+
 TEST_F(PackCliTest, MissingFilesAreNamed) {
   auto r = Fabu({"pack", "verify", (dir_ / "nope.fabu").string(), "--trust", Pub()});
   EXPECT_NE(r.exit_code, 0);
