@@ -37,7 +37,7 @@ using platform::ArchiveWriter;
 
 constexpr std::size_t kReadChunk = 256 << 10;
 // Bytes of file data queued between the reading and the writing thread.
-constexpr std::size_t kWriteQueueBytes = 2 << 20;
+constexpr std::size_t kWriteQueueBytes = 1 << 20;
 
 // The package file, hashed as libarchive pulls it.
 struct FileSource {
