@@ -1,12 +1,13 @@
 // What the API handlers share: the store, the data directory and the
 // configuration. Owned by the daemon (daemon/serve.cpp), which outlives every
 // handler; handlers run on worker threads and may use all of it concurrently
-// (the Store serializes itself; the rest is read-only).
+// (the Store serializes itself, so does the WakeupHub; the rest is read-only).
 #pragma once
 
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/daemon/config.hpp"
 #include "coordinator/server/router.hpp"
+#include "coordinator/server/wakeup_hub.hpp"
 #include "coordinator/store/store.hpp"
 
 namespace fabu::coordinator {
@@ -15,6 +16,7 @@ struct ApiContext {
   Store& store;
   DataDir data;
   const CoordinatorConfig& config;
+  WakeupHub& wakeups;  // notified when an assignment is made
 };
 
 // Registers every route of /healthz and /api/v1/. Each area has its own
@@ -26,5 +28,8 @@ void RegisterUserRoutes(Router& router, const ApiContext& api);
 void RegisterPackageRoutes(Router& router, const ApiContext& api);
 void RegisterAuditRoutes(Router& router, const ApiContext& api);
 void RegisterReleaseRoutes(Router& router, const ApiContext& api);
+void RegisterHostRoutes(Router& router, const ApiContext& api);
+void RegisterRolloutRoutes(Router& router, const ApiContext& api);
+void RegisterAgentRoutes(Router& router, const ApiContext& api);
 
 }  // namespace fabu::coordinator

@@ -4,14 +4,16 @@ namespace fabu::coordinator {
 
 void RegisterHealthRoutes(Router& router, const ApiContext& api) {
   router.Add(Method::kGet, "/healthz", RouteOptions::Public(),
-             [&store = api.store](RequestContext&) -> Result<Response> {
+             [&store = api.store, &wakeups = api.wakeups](RequestContext&) -> Result<Response> {
                auto version = store.Read([](soci::session& sql) -> Result<int> {
                  int one = 0;
                  sql << "SELECT 1", soci::into(one);
                  return one;
                });
                if (!version) return std::unexpected(version.error());
-               return Response::Ok({{"status", "ok"}, {"schema", store.schema_version()}});
+               return Response::Ok({{"status", "ok"},
+                                    {"schema", store.schema_version()},
+                                    {"long_polls", wakeups.waiting()}});
              });
 }
 
@@ -21,6 +23,9 @@ void RegisterAllRoutes(Router& router, const ApiContext& api) {
   RegisterPackageRoutes(router, api);
   RegisterAuditRoutes(router, api);
   RegisterReleaseRoutes(router, api);
+  RegisterHostRoutes(router, api);
+  RegisterRolloutRoutes(router, api);
+  RegisterAgentRoutes(router, api);
 }
 
 }  // namespace fabu::coordinator

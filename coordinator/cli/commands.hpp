@@ -16,5 +16,6 @@ void RegisterUserCommands(CLI::App& app, int& exit_code);
 void RegisterPackageCommands(CLI::App& app, int& exit_code);
 void RegisterAuditCommands(CLI::App& app, int& exit_code);
 void RegisterReleaseCommands(CLI::App& app, int& exit_code);
+void RegisterHostCommands(CLI::App& app, int& exit_code);
 
 }  // namespace fabu::cli

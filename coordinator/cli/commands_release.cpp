@@ -335,6 +335,74 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
     Reply(*r, false);
   });
 
+  // test, start: deploy to the targets labelled env=test / env=production.
+  struct DeployVerb {
+    const char* name;
+    const char* help;
+  };
+  static constexpr DeployVerb kDeployVerbs[] = {
+      {"test", "Deploy an approved release to its targets labelled env=test"},
+      {"start",
+       "Start the production rollout of a scheduled release: its targets labelled "
+       "env=production (release_manager or admin)"},
+  };
+  for (const DeployVerb& verb : kDeployVerbs) {
+    auto args = std::make_shared<VerbArgs>();
+    auto* cmd = release->add_subcommand(verb.name, verb.help);
+    cmd->add_option("R", args->id, "Release id")->required();
+    cmd->add_flag("--json", args->json, "Print the release and its new deployments as JSON");
+    AddClientOptions(cmd, args->client);
+    const std::string name = verb.name;
+    cmd->callback([&exit_code, args, name] {
+      const std::string command = "release " + name;
+      auto client = ApiClient::Create(args->client);
+      if (!client) return ReportFailure(command, client.error(), exit_code);
+      auto r =
+          client->Post("/api/v1/releases/" + client->Escape(args->id) + "/" + name, json::object());
+      if (!r) return ReportFailure(command, r.error(), exit_code);
+      if (args->json) {
+        std::cout << r->dump(2) << "\n";
+        return;
+      }
+      const json& deployments = (*r)["deployments"];
+      std::cout << fmt::format("{} is {}; {} host(s) assigned\n", args->id,
+                               (*r)["release"].value("state", ""), deployments.size());
+      for (const auto& d : deployments) {
+        std::cout << fmt::format("  {:<24} {}\n", d.value("host", ""), d.value("deployment", ""));
+      }
+    });
+  }
+
+  // hosts
+  auto hosts_args = std::make_shared<VerbArgs>();
+  auto* hosts =
+      release->add_subcommand("hosts", "Each host's deployment: step, last message, times");
+  hosts->add_option("R", hosts_args->id, "Release id")->required();
+  hosts->add_flag("--json", hosts_args->json, "Print JSON");
+  AddClientOptions(hosts, hosts_args->client);
+  hosts->callback([&exit_code, hosts_args] {
+    auto client = ApiClient::Create(hosts_args->client);
+    if (!client) return ReportFailure("release hosts", client.error(), exit_code);
+    auto r = client->Get("/api/v1/releases/" + client->Escape(hosts_args->id) + "/hosts");
+    if (!r) return ReportFailure("release hosts", r.error(), exit_code);
+    if (hosts_args->json) {
+      std::cout << r->dump(2) << "\n";
+      return;
+    }
+    auto time = [](const json& t) {
+      return t.is_string() ? t.get<std::string>() : std::string("-");
+    };
+    std::cout << fmt::format("{} is {}\n", r->value("release", ""), r->value("state", ""));
+    std::cout << fmt::format("{:<24} {:<11} {:<16} {:<16} {:<21} {:<21} {}\n", "HOST", "ENV",
+                             "STEP", "RESULT", "STARTED", "FINISHED", "MESSAGE");
+    for (const auto& d : (*r)["hosts"]) {
+      std::cout << fmt::format("{:<24} {:<11} {:<16} {:<16} {:<21} {:<21} {}\n",
+                               d.value("host", ""), d.value("environment", ""), d.value("step", ""),
+                               d.value("result", "").empty() ? "-" : d.value("result", ""),
+                               time(d["started"]), time(d["finished"]), d.value("message", ""));
+    }
+  });
+
   // export
   struct ExportArgs {
     ClientOptions client;

@@ -9,6 +9,8 @@
 #include "coordinator/common/digest.hpp"
 #include "coordinator/common/files.hpp"
 #include "coordinator/daemon/config.hpp"
+#include "coordinator/deploy/deployments.hpp"
+#include "coordinator/hosts/hosts.hpp"
 #include "coordinator/packages/package_store.hpp"
 #include "coordinator/server/http_server.hpp"
 #include "coordinator/store/store.hpp"
@@ -16,6 +18,9 @@
 
 namespace fabu::coordinator {
 namespace {
+
+// How often host timeouts are checked: a host times out at most this late.
+constexpr std::chrono::milliseconds kSweepInterval{1000};
 
 AuditOrigin LocalOrigin(std::string_view command) {
   auto id = RandomHex(8);
@@ -132,7 +137,8 @@ Result<void> Serve(const ServeOptions& options) {
   std::filesystem::create_directories(data.packages(), ec);
 
   Router router;
-  RegisterAllRoutes(router, ApiContext{**store, data, *config});
+  WakeupHub wakeups;
+  RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups});
 
   ServerSettings settings;
   settings.host = address->host;
@@ -150,8 +156,30 @@ Result<void> Serve(const ServeOptions& options) {
   settings.workers = config->workers;
 
   Store& store_ref = **store;
-  HttpServer server(settings, router, [&store_ref](std::string_view token) {
-    return store_ref.Read([&](soci::session& sql) { return AuthenticateToken(sql, token); });
+  HttpServer server(
+      settings, router,
+      [&store_ref](std::string_view token) {
+        return store_ref.Read([&](soci::session& sql) { return AuthenticateToken(sql, token); });
+      },
+      [&store_ref](std::string_view credential) {
+        return store_ref.Read(
+            [&](soci::session& sql) { return AuthenticateAgent(sql, credential); });
+      },
+      &wakeups);
+  // Host timeouts and rollouts whose hosts are all final (also those left
+  // by a restart: every rollout resumes from the store).
+  release::PlanParseOptions plan_options;
+  plan_options.categories = config->categories;
+  server.Every(kSweepInterval, [&store_ref, plan_options] {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    auto swept = SweepDeployments(store_ref, now, plan_options);
+    if (!swept) {
+      spdlog::error("deployment sweep: {}", swept.error().message());
+    } else if (*swept > 0) {
+      spdlog::info("deployment sweep: {} host(s) timed out", *swept);
+    }
   });
   auto ran = server.Run();
   (*store)->Close();

@@ -296,6 +296,8 @@ std::string_view ActionName(Action action) {
       return "schedule";
     case Action::kCancel:
       return "cancel";
+    case Action::kTestDeploy:
+      return "test-deploy";
     case Action::kStartRollout:
       return "start-rollout";
     case Action::kPause:
@@ -398,11 +400,18 @@ const std::vector<TransitionRule>& TransitionTable() {
        S::kCancelled,
        {R::kReleaseManager, R::kAdmin},
        "close code cancelled"},
+      {Action::kTestDeploy,
+       {S::kApproved, S::kTesting},
+       S::kTesting,
+       {R::kReleaseManager, R::kAdmin, R::kTester},
+       "targets and a package; content matches the frozen digest; deploys to the targets "
+       "labelled env=test"},
       {Action::kStartRollout,
        {S::kScheduled},
        S::kDeploying,
        {R::kReleaseManager, R::kAdmin},
-       "inside the go-live window (rollout engine)"},
+       "accepted; go-live plan approved; inside the go-live window; content matches the "
+       "frozen digest; at least one target labelled env=production"},
       {Action::kPause,
        {S::kDeploying},
        S::kPaused,
@@ -771,6 +780,106 @@ Result<Release> CancelRelease(const Release& release, const Actor& actor, UnixSe
   Release next = release;
   next.close_code = CloseCode::kCancelled;
   Record(next, Action::kCancel, actor, at, S::kCancelled, std::move(reason));
+  return next;
+}
+
+namespace {
+
+// What both kinds of deployment need from the plan.
+Result<void> CheckDeployable(Action action, const Release& release, std::size_t host_count,
+                             std::string_view environment) {
+  if (!release.plan.targets) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot {} release {}: its plan chooses no targets (targets.selector)",
+                            ActionName(action), release.id));
+  }
+  if (release.plan.packages.empty()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot {} release {}: its plan has no package", ActionName(action),
+                            release.id));
+  }
+  if (auto frozen = VerifyFrozenContent(release); !frozen) {
+    return std::unexpected(
+        std::move(frozen.error())
+            .WithContext(fmt::format("cannot {} release {}", ActionName(action), release.id)));
+  }
+  if (host_count == 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot {} release {}: no enrolled host matches its targets {} with "
+                            "label env={} (see `fabu hosts list --selector {},env={}`)",
+                            ActionName(action), release.id, release.plan.targets->ToString(),
+                            environment, release.plan.targets->ToString(), environment));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Release> StartTestDeployment(const Release& release, const Actor& actor, UnixSeconds at,
+                                    std::size_t host_count) {
+  if (auto ok = CheckAllowed(Action::kTestDeploy, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = CheckDeployable(Action::kTestDeploy, release, host_count, "test"); !ok) {
+    return std::unexpected(ok.error());
+  }
+  Release next = release;
+  Record(next, Action::kTestDeploy, actor, at, S::kTesting,
+         fmt::format("deploying to {} test host(s)", host_count));
+  return next;
+}
+
+Result<Release> StartRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                             std::size_t host_count) {
+  if (auto ok = CheckAllowed(Action::kStartRollout, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (!release.acceptance) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot start release {}: it was never accepted", release.id));
+  }
+  if (!release.plan.golive || !release.golive_approved) {
+    return Fail(
+        ErrorCode::kFailedPrecondition,
+        fmt::format("cannot start release {}: its go-live plan is not approved", release.id));
+  }
+  const MaintenanceWindow& window = release.plan.golive->window;
+  if (at < window.start.seconds) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot start release {}: its go-live window opens at {}; nothing "
+                            "starts outside the window",
+                            release.id, window.start.text));
+  }
+  if (at >= window.end.seconds) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot start release {}: its go-live window ended at {}; set a new "
+                            "window (schedule --file)",
+                            release.id, window.end.text));
+  }
+  if (auto ok = CheckDeployable(Action::kStartRollout, release, host_count, "production"); !ok) {
+    return std::unexpected(ok.error());
+  }
+  Release next = release;
+  Record(next, Action::kStartRollout, actor, at, S::kDeploying,
+         fmt::format("deploying to {} production host(s)", host_count));
+  return next;
+}
+
+Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                              const RolloutOutcome& outcome) {
+  const Action action = outcome.failed == 0 ? Action::kFinishRollout : Action::kFailRollout;
+  if (auto ok = CheckAllowed(action, release, actor); !ok) return std::unexpected(ok.error());
+  if (outcome.succeeded + outcome.failed < outcome.hosts) {
+    return Fail(
+        ErrorCode::kFailedPrecondition,
+        fmt::format("cannot finish the rollout of release {}: {} of {} host(s) are not "
+                    "final yet",
+                    release.id, outcome.hosts - outcome.succeeded - outcome.failed, outcome.hosts));
+  }
+  Release next = release;
+  Record(next, action, actor, at, RuleFor(action).to,
+         fmt::format("{} of {} host(s) succeeded, {} failed", outcome.succeeded, outcome.hosts,
+                     outcome.failed));
   return next;
 }
 

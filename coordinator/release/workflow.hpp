@@ -31,6 +31,7 @@
 // Pure value types and functions; thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -95,7 +96,8 @@ enum class Action {
   kAccept,
   kSchedule,
   kCancel,
-  // Carried out by the rollout engine (a later issue); listed so the table is whole.
+  kTestDeploy,  // deploy to the targets with env=test (issue 4 §5)
+  // Carried out by the rollout engine; listed so the table is whole.
   kStartRollout,
   kPause,
   kResume,
@@ -260,6 +262,32 @@ Result<Release> ScheduleRelease(const Release& release, const Actor& actor, Unix
 // release_manager or an admin).
 Result<Release> CancelRelease(const Release& release, const Actor& actor, UnixSeconds at,
                               std::string reason);
+
+// Deploys an approved release to its test hosts: approved|testing -> testing
+// (release_manager, admin or tester). Guards: targets chosen, at least one
+// package, the content still matches the frozen digest. The history note
+// names the hosts deployed to.
+Result<Release> StartTestDeployment(const Release& release, const Actor& actor, UnixSeconds at,
+                                    std::size_t host_count);
+
+// Starts the production rollout: scheduled -> deploying (release_manager or
+// admin). Guards: accepted, a go-live plan approved, `at` inside its window,
+// the content still matches the frozen digest, at least one target host.
+Result<Release> StartRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                             std::size_t host_count);
+
+// How the hosts of a production rollout ended.
+struct RolloutOutcome {
+  std::size_t hosts = 0;
+  std::size_t succeeded = 0;
+  std::size_t failed = 0;  // failed, rolled back, rollback failed or timed out
+};
+
+// Ends a rollout once every host is final: deploying -> deployed when every
+// host succeeded, else deploying|paused -> failed (the engine acts as admin).
+// kFailedPrecondition while some host is not final.
+Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                              const RolloutOutcome& outcome);
 
 // Succeeds when the release's content still has the digest frozen at
 // approval (kIntegrity otherwise, kFailedPrecondition when never approved).

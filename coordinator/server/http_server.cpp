@@ -23,11 +23,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <charconv>
 #include <csignal>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <type_traits>
+#include <vector>
 
 #include "coordinator/common/digest.hpp"
 #include "coordinator/common/files.hpp"
@@ -88,20 +92,55 @@ struct Exchange {
 };
 
 Exchange Refuse(const Error& error, bool close) {
-  return {Response{HttpStatusFor(error.code()), ErrorBody(error)}, close};
+  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}}, close};
 }
+
+// Streamed file responses read the file in chunks of this size.
+constexpr std::size_t kFileChunk = 256 * 1024;
+
+// The first byte a "Range: bytes=N-" header asks for; nullopt when there is
+// no Range header or it has another form (then the whole file is sent, as
+// RFC 9110 allows).
+std::optional<std::uint64_t> RangeStart(const std::map<std::string, std::string>& headers) {
+  auto it = headers.find("range");
+  if (it == headers.end()) return std::nullopt;
+  std::string_view range = it->second;
+  constexpr std::string_view kPrefix = "bytes=";
+  if (range.substr(0, kPrefix.size()) != kPrefix || range.empty() || range.back() != '-') {
+    return std::nullopt;
+  }
+  range = range.substr(kPrefix.size(), range.size() - kPrefix.size() - 1);
+  std::uint64_t start = 0;
+  auto [end, ec] = std::from_chars(range.data(), range.data() + range.size(), start);
+  if (ec != std::errc() || end != range.data() + range.size() || range.empty()) {
+    return std::nullopt;
+  }
+  return start;
+}
+
+// Owns a FILE* opened for reading.
+struct FileCloser {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+using FileHandle = std::unique_ptr<std::FILE, FileCloser>;
 
 }  // namespace
 
 class HttpServer::Impl {
  public:
-  Impl(ServerSettings settings, const Router& router, Authenticator authenticate)
+  Impl(ServerSettings settings, const Router& router, Authenticator authenticate,
+       AgentAuthenticator authenticate_agent, WakeupHub* wakeups)
       : settings_(std::move(settings)),
         router_(router),
         authenticate_(std::move(authenticate)),
+        authenticate_agent_(std::move(authenticate_agent)),
+        wakeups_(wakeups),
         pool_(static_cast<std::size_t>(settings_.workers)) {}
 
   Result<void> Run();
+  void Every(std::chrono::milliseconds interval, std::function<void()> work) {
+    periodic_.push_back({interval, std::move(work)});
+  }
 
  private:
   // Per-connection state the shutdown path needs; lives in the session frame.
@@ -123,6 +162,12 @@ class HttpServer::Impl {
   net::awaitable<Exchange> RefuseEarly(Stream& stream, beast::flat_buffer& buffer,
                                        http::request_parser<http::empty_body>& header,
                                        const Error& error);
+  // Runs the route's handler, honouring Response::Wait.
+  net::awaitable<Result<Response>> RunHandler(const Route& route, RequestContext& ctx);
+  // Writes a Response::File; false when the connection broke.
+  net::awaitable<bool> WriteFile(Stream& stream, const RequestContext& ctx, unsigned version,
+                                 bool keep_alive, Response& response);
+  net::awaitable<void> RunPeriodic(std::size_t index);
   void OnSignal(int signal_number);
   void MaybeFinish();
 
@@ -134,9 +179,17 @@ class HttpServer::Impl {
         pool_.get_executor(), [&f]() -> net::awaitable<R> { co_return f(); }, net::use_awaitable);
   }
 
+  struct Periodic {
+    std::chrono::milliseconds interval;
+    std::function<void()> work;
+  };
+
   ServerSettings settings_;
   const Router& router_;
   Authenticator authenticate_;
+  AgentAuthenticator authenticate_agent_;
+  WakeupHub* wakeups_;
+  std::vector<Periodic> periodic_;
   net::thread_pool pool_;
   net::io_context io_{1};
   net::ssl::context ssl_{net::ssl::context::tls_server};
@@ -146,14 +199,22 @@ class HttpServer::Impl {
   bool stopping_ = false;
   std::uint64_t next_connection_ = 0;
   std::map<std::uint64_t, Connection*> connections_;
+  // Timers of long polls and periodic work: cancelled at shutdown. I/O thread only.
+  std::set<net::steady_timer*> timers_;
 };
 
-HttpServer::HttpServer(ServerSettings settings, const Router& router, Authenticator authenticate)
-    : impl_(std::make_unique<Impl>(std::move(settings), router, std::move(authenticate))) {}
+HttpServer::HttpServer(ServerSettings settings, const Router& router, Authenticator authenticate,
+                       AgentAuthenticator authenticate_agent, WakeupHub* wakeups)
+    : impl_(std::make_unique<Impl>(std::move(settings), router, std::move(authenticate),
+                                   std::move(authenticate_agent), wakeups)) {}
 
 HttpServer::~HttpServer() = default;
 
 Result<void> HttpServer::Run() { return impl_->Run(); }
+
+void HttpServer::Every(std::chrono::milliseconds interval, std::function<void()> work) {
+  impl_->Every(interval, std::move(work));
+}
 
 Result<void> HttpServer::Impl::Run() {
   try {
@@ -201,6 +262,17 @@ Result<void> HttpServer::Impl::Run() {
     }
   });
 
+  for (std::size_t i = 0; i < periodic_.size(); ++i) {
+    net::co_spawn(io_, RunPeriodic(i), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("periodic work ended: {}", ex.what());
+      }
+    });
+  }
+
   if (!settings_.port_file.empty()) {
     if (auto ok = WriteFileDurably(settings_.port_file, fmt::format("{}\n", port)); !ok) {
       return std::unexpected(ok.error());
@@ -231,6 +303,8 @@ void HttpServer::Impl::OnSignal(int signal_number) {
     // Busy ones finish their request and then close (stopping_).
     if (!connection->busy) beast::get_lowest_layer(*connection->stream).cancel();
   }
+  // Long polls answer now; periodic work stops.
+  for (net::steady_timer* timer : timers_) timer->cancel();
   signals_.async_wait([this](const boost::system::error_code& error, int second) {
     if (error) return;
     spdlog::warn("signal {} again: exiting now", second);
@@ -340,23 +414,30 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
       tls_usable = false;
       break;
     }
-    HttpResponse response{static_cast<http::status>(exchange.response->status), version};
-    response.set(http::field::server, "fabu-coordinator");
-    response.set(http::field::content_type, "application/json");
-    response.set(http::field::cache_control, "no-store");
-    response.set("X-Request-Id", ctx.request_id);
-    response.body() = exchange.response->body.dump() + "\n";
     const bool keep_alive = client_keep_alive && !exchange.close && !stopping_;
-    response.keep_alive(keep_alive);
-    response.prepare_payload();
-    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
-    co_await http::async_write(stream, response, net::redirect_error(net::use_awaitable, ec));
+    if (exchange.response->file) {
+      const bool written = co_await WriteFile(stream, ctx, version, keep_alive, *exchange.response);
+      if (!written) ec = net::error::connection_aborted;
+    } else {
+      HttpResponse response{static_cast<http::status>(exchange.response->status), version};
+      response.set(http::field::server, "fabu-coordinator");
+      response.set(http::field::content_type, "application/json");
+      response.set(http::field::cache_control, "no-store");
+      response.set("X-Request-Id", ctx.request_id);
+      response.body() = exchange.response->body.dump() + "\n";
+      response.keep_alive(keep_alive);
+      response.prepare_payload();
+      beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+      co_await http::async_write(stream, response, net::redirect_error(net::use_awaitable, ec));
+    }
     const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - started)
                             .count();
-    spdlog::info("{} {} {} -> {} {}ms user={} from={}", ctx.request_id, method_text, target,
-                 exchange.response->status, millis,
-                 ctx.principal ? ctx.principal->name : std::string("-"), source);
+    spdlog::info(
+        "{} {} {} -> {} {}ms user={} from={}", ctx.request_id, method_text, target,
+        exchange.response->status, millis,
+        ctx.principal ? ctx.principal->name : (ctx.agent ? "host:" + *ctx.agent : std::string("-")),
+        source);
     if (ec) {
       tls_usable = false;
       break;
@@ -446,7 +527,28 @@ net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
   const Route& route = *match->route;
   ctx.path_params = std::move(match->params);
 
-  if (route.options.access != Access::kPublic) {
+  for (const auto& field : request) {
+    std::string name(Sv(field.name_string()));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    ctx.headers[std::move(name)] = std::string(Sv(field.value()));
+  }
+
+  if (route.options.access == Access::kAgent) {
+    const std::string token = BearerToken(Sv(request[http::field::authorization]));
+    auto host = co_await OnPool([this, &token]() -> Result<std::string> {
+      if (!authenticate_agent_) {
+        return Fail(ErrorCode::kUnauthenticated, "this coordinator does not serve agents");
+      }
+      if (token.empty()) {
+        return Fail(ErrorCode::kUnauthenticated,
+                    "missing agent credential: send \"Authorization: Bearer <credential>\" "
+                    "(enroll the host with `fabu-agent enroll`)");
+      }
+      return authenticate_agent_(token);
+    });
+    if (!host) co_return co_await RefuseEarly(stream, buffer, header, host.error());
+    ctx.agent = std::move(*host);
+  } else if (route.options.access != Access::kPublic) {
     const std::string token = BearerToken(Sv(request[http::field::authorization]));
     auto principal = co_await OnPool([this, &token] { return authenticate_(token); });
     if (!principal) co_return co_await RefuseEarly(stream, buffer, header, principal.error());
@@ -509,13 +611,7 @@ net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
     ctx.body = std::move(parser.get().body());
   }
 
-  auto result = co_await OnPool([&route, &ctx]() -> Result<Response> {
-    try {
-      return route.handler(ctx);
-    } catch (const std::exception& e) {
-      return Fail(ErrorCode::kInternal, fmt::format("unexpected failure: {}", e.what()));
-    }
-  });
+  auto result = co_await RunHandler(route, ctx);
   if (!ctx.upload.empty()) {
     std::error_code ignored;
     std::filesystem::remove(ctx.upload, ignored);
@@ -527,6 +623,166 @@ net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
     co_return Refuse(result.error(), false);
   }
   co_return Exchange{std::move(*result), false};
+}
+
+net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route,
+                                                              RequestContext& ctx) {
+  auto run = [&route, &ctx]() -> Result<Response> {
+    try {
+      return route.handler(ctx);
+    } catch (const std::exception& e) {
+      return Fail(ErrorCode::kInternal, fmt::format("unexpected failure: {}", e.what()));
+    }
+  };
+  Result<Response> result = co_await OnPool(run);
+  while (result && result->wait && wakeups_ != nullptr && !stopping_) {
+    const WaitInstruction wait = *result->wait;
+    if (!ctx.wait_until) ctx.wait_until = wait.until;
+    if (std::chrono::steady_clock::now() >= wait.until) break;
+    auto timer = std::make_shared<net::steady_timer>(io_, wait.until);
+    // The waker runs on the notifying (worker) thread: the timer is only
+    // touched on the I/O thread.
+    auto id = wakeups_->Register(wait.key, wait.generation, [timer, executor = io_.get_executor()] {
+      net::post(executor, [timer] { timer->cancel(); });
+    });
+    if (id) {
+      timers_.insert(timer.get());
+      beast::error_code ec;
+      co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
+      timers_.erase(timer.get());
+      wakeups_->Unregister(wait.key, *id);
+      if (!ec) break;  // the deadline: answer the body as it is
+    }
+    // Woken (or the key moved before we registered, or shutdown): look again.
+    result = co_await OnPool(run);
+  }
+  if (result) result->wait.reset();
+  co_return result;
+}
+
+net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestContext& ctx,
+                                                 unsigned version, bool keep_alive,
+                                                 Response& response) {
+  const FileReply& reply = *response.file;
+  struct Opened {
+    FileHandle file;
+    std::uint64_t size = 0;
+  };
+  auto opened = co_await OnPool([&reply]() -> Result<Opened> {
+    FileHandle file(std::fopen(reply.path.c_str(), "rb"));
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(reply.path, ec);
+    if (!file || ec) {
+      return Fail(ErrorCode::kNotFound, fmt::format("cannot open {}", reply.path.string()));
+    }
+    return Opened{std::move(file), size};
+  });
+  beast::error_code ec;
+  auto write_json = [&](int status, const nlohmann::json& body,
+                        std::optional<std::string> content_range) -> net::awaitable<bool> {
+    HttpResponse error_response{static_cast<http::status>(status), version};
+    error_response.set(http::field::server, "fabu-coordinator");
+    error_response.set(http::field::content_type, "application/json");
+    error_response.set("X-Request-Id", ctx.request_id);
+    if (content_range) error_response.set(http::field::content_range, *content_range);
+    error_response.body() = body.dump() + "\n";
+    error_response.keep_alive(keep_alive);
+    error_response.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    co_await http::async_write(stream, error_response, net::redirect_error(net::use_awaitable, ec));
+    co_return !ec;
+  };
+  if (!opened) {
+    spdlog::error("{}: {}", ctx.request_id, opened.error().message());
+    response.status = 500;
+    co_return co_await write_json(500, ErrorBody(Error(ErrorCode::kIo, "the file is unreadable")),
+                                  std::nullopt);
+  }
+  const std::uint64_t size = opened->size;
+  std::uint64_t offset = 0;
+  const auto range = RangeStart(ctx.headers);
+  if (range) {
+    if (*range >= size && !(size == 0 && *range == 0)) {
+      response.status = 416;
+      co_return co_await write_json(
+          416,
+          ErrorBody(Error(
+              ErrorCode::kInvalidArgument,
+              fmt::format("range starts at byte {} but the file has {} bytes", *range, size))),
+          fmt::format("bytes */{}", size));
+    }
+    offset = *range;
+  }
+  const bool partial = range.has_value() && offset > 0;
+  response.status = partial ? 206 : 200;
+
+  http::response<http::buffer_body> out{partial ? http::status::partial_content : http::status::ok,
+                                        version};
+  out.set(http::field::server, "fabu-coordinator");
+  out.set(http::field::content_type, reply.content_type);
+  out.set(http::field::accept_ranges, "bytes");
+  out.set("X-Request-Id", ctx.request_id);
+  if (!reply.etag.empty()) out.set(http::field::etag, reply.etag);
+  if (partial)
+    out.set(http::field::content_range, fmt::format("bytes {}-{}/{}", offset, size - 1, size));
+  out.content_length(size - offset);
+  out.keep_alive(keep_alive);
+  out.body().data = nullptr;
+  out.body().more = true;
+  http::response_serializer<http::buffer_body> serializer{out};
+  beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+  co_await http::async_write_header(stream, serializer,
+                                    net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return false;
+
+  std::FILE* file = opened->file.get();
+  if (offset > 0 && fseeko(file, static_cast<off_t>(offset), SEEK_SET) != 0) co_return false;
+  std::vector<char> chunk(kFileChunk);
+  std::uint64_t remaining = size - offset;
+  while (remaining > 0) {
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(remaining, chunk.size()));
+    const std::size_t got =
+        co_await OnPool([&] { return std::fread(chunk.data(), 1, want, file); });
+    if (got == 0) {
+      spdlog::error("{}: {} ended early ({} bytes short)", ctx.request_id, reply.path.string(),
+                    remaining);
+      co_return false;
+    }
+    remaining -= got;
+    out.body().data = chunk.data();
+    out.body().size = got;
+    out.body().more = remaining > 0;
+    // Per chunk, so the timeout bounds a stalled reader, not the file's size.
+    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    co_await http::async_write(stream, serializer, net::redirect_error(net::use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return false;
+  }
+  if (!serializer.is_done()) {
+    out.body().data = nullptr;
+    out.body().size = 0;
+    out.body().more = false;
+    co_await http::async_write(stream, serializer, net::redirect_error(net::use_awaitable, ec));
+    if (ec) co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<void> HttpServer::Impl::RunPeriodic(std::size_t index) {
+  net::steady_timer timer(io_);
+  timers_.insert(&timer);
+  while (!stopping_) {
+    timer.expires_after(periodic_[index].interval);
+    beast::error_code ec;
+    co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+    if (ec || stopping_) break;
+    co_await OnPool([this, index] {
+      periodic_[index].work();
+      return true;
+    });
+  }
+  timers_.erase(&timer);
 }
 
 }  // namespace fabu::coordinator

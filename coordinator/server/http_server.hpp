@@ -6,20 +6,28 @@
 //   1. matches a Route (router.hpp), answering 404 / 400 when none does;
 //   2. authenticates the bearer token (401) and checks the route's roles
 //      (403 naming the role needed) — before reading any body, so an
-//      unauthorized upload is refused without receiving it;
+//      unauthorized upload is refused without receiving it; agent routes
+//      authenticate the token as a host credential instead (user tokens
+//      fail there, and host credentials fail on user routes: 401);
 //   3. reads the body: JSON routes under the JSON limit (413 beyond it),
 //      upload routes streamed to a temp file under the upload limit;
 //   4. runs the handler on the worker pool and writes its JSON response with
-//      an X-Request-Id header (a fresh id per request, also in the audit).
+//      an X-Request-Id header (a fresh id per request, also in the audit);
+//      a Response::Wait is honoured with a steady_timer on the I/O thread,
+//      woken through the WakeupHub (no worker thread is held while waiting);
+//      a Response::File is streamed from disk in chunks read on the pool.
 // Every read and write has a timeout; "Expect: 100-continue" is honoured.
 //
 // Threads: one I/O thread runs every connection's coroutine (so connection
 // bookkeeping needs no locks); blocking work (authentication, handlers) runs
 // on a thread pool of `workers` threads and resumes on the I/O thread.
 //
+// Periodic work (Every) runs on the pool at its interval, one run at a time.
+//
 // Run() blocks until SIGTERM or SIGINT: it then stops accepting, closes idle
-// connections, lets in-flight requests finish for up to the shutdown timeout,
-// joins the pool and returns. A second signal ends it at once.
+// connections, answers waiting long polls at once, stops periodic work, lets
+// in-flight requests finish for up to the shutdown timeout, joins the pool
+// and returns. A second signal ends it at once.
 #pragma once
 
 #include <chrono>
@@ -32,6 +40,7 @@
 
 #include "coordinator/auth/users.hpp"
 #include "coordinator/server/router.hpp"
+#include "coordinator/server/wakeup_hub.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -55,9 +64,16 @@ struct ServerSettings {
 // Resolves a bearer token to a user (runs on the worker pool).
 using Authenticator = std::function<Result<Principal>(std::string_view token)>;
 
+// Resolves an agent credential to the name of its host (runs on the worker
+// pool): kUnauthenticated for an unknown credential or a removed host.
+using AgentAuthenticator = std::function<Result<std::string>(std::string_view credential)>;
+
 class HttpServer {
  public:
-  HttpServer(ServerSettings settings, const Router& router, Authenticator authenticate);
+  // `authenticate_agent` may be empty (agent routes then answer 401);
+  // `wakeups` may be null (Response::Wait then answers its body at once).
+  HttpServer(ServerSettings settings, const Router& router, Authenticator authenticate,
+             AgentAuthenticator authenticate_agent = {}, WakeupHub* wakeups = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -66,6 +82,10 @@ class HttpServer {
   // stdout, writes the port file, and serves until a signal. Returns an Error
   // when it cannot start (certificate, address in use); kIo then.
   Result<void> Run();
+
+  // Runs `work` on the worker pool every `interval` while the server runs
+  // (first run one interval after start). Call before Run. `work` must not throw.
+  void Every(std::chrono::milliseconds interval, std::function<void()> work);
 
  private:
   class Impl;

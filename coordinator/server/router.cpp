@@ -57,6 +57,9 @@ AuditOrigin RequestContext::Origin() const {
   if (principal) {
     origin.actor = principal->name;
     origin.role = std::string(RoleName(principal->role));
+  } else if (agent) {
+    origin.actor = "host:" + *agent;
+    origin.role = "agent";
   } else {
     origin.actor = "anonymous";
     origin.role = "none";

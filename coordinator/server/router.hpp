@@ -2,7 +2,9 @@
 //
 // A pattern is a path whose segments are literals or `{name}` parameters:
 // "/api/v1/users/{name}/disable". Each route declares who may call it
-// (public, any authenticated user, or a list of roles) and what body it reads
+// (public, any authenticated user, a list of roles, or an enrolled agent:
+// user tokens never pass an agent route and agent credentials never pass a
+// user route) and what body it reads
 // (none/JSON under the JSON limit, or a streamed upload under the upload
 // limit). The server authenticates, checks the roles and reads the body
 // before calling the handler, so a handler only deals with its domain.
@@ -12,6 +14,14 @@
 // Error becomes the JSON error body with the status of HttpStatusFor.
 // Exceptions thrown by a handler are caught and answered with 500.
 //
+// Two kinds of answer go beyond a JSON body:
+// - Response::Wait (long poll): "the answer is `body` at `until`, unless
+//   WakeupHub key `key` is notified first; then run me again". The server
+//   waits on a timer, holding no worker thread, and re-runs the handler with
+//   RequestContext::wait_until set to the first `until`.
+// - Response::File: the server streams a file (never read into memory),
+//   honouring "Range: bytes=N-" (206 + Content-Range; 416 past the end).
+//
 // Register every route before the server starts; the router is then only
 // read, from any thread.
 //
@@ -20,6 +30,8 @@
 // RegisterAllRoutes (api/routes.cpp).
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -42,6 +54,7 @@ std::string_view MethodName(Method method);
 enum class Access {
   kPublic,         // no token needed (/healthz)
   kAuthenticated,  // any enabled user; `roles` restricts further when not empty
+  kAgent,          // an enrolled, not removed host (its credential as bearer token)
 };
 
 enum class BodyKind {
@@ -55,15 +68,23 @@ struct RequestContext {
   std::string path;                                // without the query
   std::map<std::string, std::string> path_params;  // {name} -> value, decoded
   std::map<std::string, std::string> query;        // decoded
-  std::optional<Principal> principal;              // set unless the route is public
+  std::map<std::string, std::string> headers;      // lower-case names
+  std::optional<Principal> principal;              // set on user routes
+  std::optional<std::string> agent;                // set on agent routes: the host's name
   std::string request_id;                          // also sent as X-Request-Id
   std::string source;                              // peer "ip:port"
   std::string body;                                // kJson routes
   std::filesystem::path upload;  // kUpload routes: the streamed body; removed after the handler
                                  // unless the handler moved it away
 
+  // Set when the handler runs again after a Response::Wait was woken: the
+  // `until` of the first answer, so the poll keeps its original deadline.
+  std::optional<std::chrono::steady_clock::time_point> wait_until;
+
   // The authenticated user (only call on authenticated routes).
   const Principal& user() const { return *principal; }
+  // The authenticated host (only call on agent routes).
+  const std::string& host() const { return *agent; }
   // The audit origin of this request, for Store::Write.
   AuditOrigin Origin() const;
   // The body as JSON, or kInvalidArgument naming what is wrong.
@@ -72,12 +93,38 @@ struct RequestContext {
   std::optional<std::string> Query(std::string_view name) const;
 };
 
+// See Response::Wait.
+struct WaitInstruction {
+  std::string key;               // WakeupHub key
+  std::uint64_t generation = 0;  // WakeupHub::Generation(key) read before the handler looked
+  std::chrono::steady_clock::time_point until;
+};
+
+// See Response::File.
+struct FileReply {
+  std::filesystem::path path;
+  std::string content_type = "application/octet-stream";
+  std::string etag;  // sent as is (quoted by the caller); empty: none
+};
+
 struct Response {
   int status = 200;
   nlohmann::json body = nlohmann::json::object();
+  std::optional<WaitInstruction> wait;
+  std::optional<FileReply> file;
 
-  static Response Ok(nlohmann::json body) { return {200, std::move(body)}; }
-  static Response Created(nlohmann::json body) { return {201, std::move(body)}; }
+  static Response Ok(nlohmann::json body) { return {200, std::move(body), {}, {}}; }
+  static Response Created(nlohmann::json body) { return {201, std::move(body), {}, {}}; }
+  // Answer `body` (200) at `until` unless `key` is woken before; then the
+  // handler runs again. `generation`: WakeupHub::Generation(key), read before
+  // the handler looked at the store (so no wakeup is lost in between).
+  static Response Wait(std::string key, std::uint64_t generation,
+                       std::chrono::steady_clock::time_point until, nlohmann::json body) {
+    return {200, std::move(body), WaitInstruction{std::move(key), generation, until}, {}};
+  }
+  static Response File(FileReply file) {
+    return {200, nlohmann::json::object(), {}, std::move(file)};
+  }
 };
 
 using Handler = std::function<Result<Response>(RequestContext&)>;
@@ -96,6 +143,12 @@ struct RouteOptions {
     RouteOptions options;
     options.roles = std::move(allowed);
     options.action = std::move(what);
+    return options;
+  }
+  // An enrolled agent (RequestContext::host()).
+  static RouteOptions Agent() {
+    RouteOptions options;
+    options.access = Access::kAgent;
     return options;
   }
   // The body is streamed to a temp file (RequestContext::upload).

@@ -81,6 +81,78 @@ const std::vector<Migration>& AllMigrations() {
            " PRIMARY KEY (release_id, change_ref))",
            "CREATE INDEX release_change_refs_ref ON release_change_refs (change_ref)",
        }},
+      {4,
+       "agents: enrollment tokens and hosts",
+       {
+           // Times compared by the coordinator are Unix seconds (BIGINT).
+           "CREATE TABLE enroll_tokens ("
+           " token_sha256 TEXT PRIMARY KEY,"
+           " labels TEXT NOT NULL,"
+           " uses_allowed INTEGER NOT NULL,"
+           " uses INTEGER NOT NULL,"
+           " expires BIGINT NOT NULL,"
+           " created TEXT NOT NULL,"
+           " created_by TEXT NOT NULL)",
+           "CREATE TABLE hosts ("
+           " name TEXT PRIMARY KEY,"
+           " credential_sha256 TEXT NOT NULL UNIQUE,"
+           " labels TEXT NOT NULL,"
+           " inventory TEXT NOT NULL,"
+           " agent_version TEXT NOT NULL,"
+           " enrolled TEXT NOT NULL,"
+           " last_seen BIGINT NOT NULL,"
+           " removed INTEGER NOT NULL,"
+           " removed_at TEXT NOT NULL,"
+           " removed_by TEXT NOT NULL)",
+           "CREATE TABLE host_apps ("
+           " host TEXT NOT NULL,"
+           " app TEXT NOT NULL,"
+           " current_version TEXT NOT NULL,"
+           " releases TEXT NOT NULL,"
+           " updated TEXT NOT NULL,"
+           " PRIMARY KEY (host, app))",
+       }},
+      {5,
+       "deployments and their events",
+       {
+           "CREATE TABLE deployments ("
+           " id TEXT PRIMARY KEY,"
+           " release_id TEXT NOT NULL,"
+           " host TEXT NOT NULL,"
+           " attempt INTEGER NOT NULL,"
+           " environment TEXT NOT NULL,"
+           " kind TEXT NOT NULL,"
+           " app TEXT NOT NULL,"
+           " version TEXT NOT NULL,"
+           " package_id TEXT NOT NULL,"
+           " package_size BIGINT NOT NULL,"
+           " package_url TEXT NOT NULL,"
+           " host_timeout BIGINT NOT NULL,"
+           " step TEXT NOT NULL,"
+           " final INTEGER NOT NULL,"
+           " result TEXT NOT NULL,"
+           " message TEXT NOT NULL,"
+           " last_sequence BIGINT NOT NULL,"
+           " created BIGINT NOT NULL,"
+           " started BIGINT NOT NULL,"
+           " finished BIGINT NOT NULL,"
+           " deadline BIGINT NOT NULL,"
+           " UNIQUE (release_id, host, attempt))",
+           "CREATE INDEX deployments_host ON deployments (host, final)",
+           "CREATE INDEX deployments_open ON deployments (final, deadline)",
+           "CREATE TABLE deployment_events ("
+           " deployment TEXT NOT NULL,"
+           " sequence BIGINT NOT NULL,"
+           " step TEXT NOT NULL,"
+           " failed_step TEXT NOT NULL,"
+           " app TEXT NOT NULL,"
+           " version TEXT NOT NULL,"
+           " message TEXT NOT NULL,"
+           " output TEXT NOT NULL,"
+           " time BIGINT NOT NULL,"
+           " received TEXT NOT NULL,"
+           " PRIMARY KEY (deployment, sequence))",
+       }},
   };
   return kMigrations;
 }

@@ -1,0 +1,146 @@
+// The agent API (protocol/agent_api.hpp): enrollment, the assignment long
+// poll, events, inventory and package downloads. Every route but enrollment
+// is for enrolled agents only (RouteOptions::Agent), and a host only ever
+// sees its own deployments and their packages (403 otherwise).
+#include "protocol/agent_api.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <chrono>
+
+#include "coordinator/api/api_context.hpp"
+#include "coordinator/deploy/deployments.hpp"
+#include "coordinator/hosts/hosts.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+using nlohmann::json;
+
+// A poll marks its host seen at most this often (a write per poll is waste).
+constexpr std::int64_t kSeenEverySeconds = 30;
+
+UnixSeconds Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+release::PlanParseOptions PlanOptions(const ApiContext& api) {
+  release::PlanParseOptions options;
+  options.categories = api.config.categories;
+  return options;
+}
+
+// ?wait=SECONDS: 0..kMaxPollWaitSeconds (more is capped), absent = 0.
+Result<int> PollWait(const RequestContext& ctx) {
+  auto text = ctx.Query("wait");
+  if (!text || text->empty()) return 0;
+  int seconds = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), seconds);
+  if (ec != std::errc() || end != text->data() + text->size() || seconds < 0) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("wait: \"{}\" is not a number of seconds (0 to {})", *text,
+                            protocol::kMaxPollWaitSeconds));
+  }
+  return std::min(seconds, protocol::kMaxPollWaitSeconds);
+}
+
+bool IsPackageId(std::string_view id) {
+  return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+}  // namespace
+
+void RegisterAgentRoutes(Router& router, const ApiContext& api) {
+  router.Add(Method::kPost, std::string(protocol::kEnrollPath), RouteOptions::Public(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               auto request = protocol::EnrollRequestFromJson(*body);
+               if (!request) return std::unexpected(request.error());
+               auto enrolled = EnrollHost(api.store, ctx.Origin(), *request, Now());
+               if (!enrolled) return std::unexpected(enrolled.error());
+               return Response::Created(protocol::EnrollResponseToJson(*enrolled));
+             });
+
+  router.Add(
+      Method::kGet, std::string(protocol::kAssignmentPath), RouteOptions::Agent(),
+      [api](RequestContext& ctx) -> Result<Response> {
+        auto wait = PollWait(ctx);
+        if (!wait) return std::unexpected(wait.error());
+        const std::string key = WakeupHub::HostKey(ctx.host());
+        // Read before looking at the store: a Notify after this point wakes us.
+        const std::uint64_t generation = api.wakeups.Generation(key);
+        if (!ctx.wait_until) {
+          auto touched = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<void> {
+            TouchHost(tx.sql(), ctx.host(), Now(), kSeenEverySeconds);
+            return {};
+          });
+          if (!touched) return std::unexpected(touched.error());
+        }
+        auto open =
+            api.store.Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
+              return OpenAssignment(sql, ctx.host());
+            });
+        if (!open) return std::unexpected(open.error());
+        if (*open) {
+          return Response::Ok(protocol::AssignmentResponseToJson((*open)->ToAssignment()));
+        }
+        const json none = protocol::AssignmentResponseToJson(std::nullopt);
+        if (*wait == 0) return Response::Ok(none);
+        const auto until =
+            ctx.wait_until.value_or(std::chrono::steady_clock::now() + std::chrono::seconds(*wait));
+        return Response::Wait(key, generation, until, none);
+      });
+
+  router.Add(Method::kPost, std::string(protocol::kEventsPath), RouteOptions::Agent(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               auto batch = protocol::EventBatchFromJson(*body);
+               if (!batch) return std::unexpected(batch.error());
+               auto ack = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
+                 TouchHost(tx.sql(), ctx.host(), Now(), 0);
+                 return StoreEvents(tx, ctx.host(), *batch, Now(), PlanOptions(api));
+               });
+               if (!ack) return std::unexpected(ack.error());
+               return Response::Ok(protocol::EventAckToJson(*ack));
+             });
+
+  router.Add(Method::kPost, std::string(protocol::kInventoryPath), RouteOptions::Agent(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               auto inventory = protocol::InventoryFromJson(*body);
+               if (!inventory) return std::unexpected(inventory.error());
+               auto stored = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
+                 return StoreInventory(tx, ctx.host(), *inventory, Now());
+               });
+               if (!stored) return std::unexpected(stored.error());
+               return Response::Ok(json::object());
+             });
+
+  router.Add(Method::kGet, std::string(protocol::kAgentPackagesPath) + "{id}",
+             RouteOptions::Agent(), [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               if (!IsPackageId(id)) {
+                 return Fail(
+                     ErrorCode::kInvalidArgument,
+                     fmt::format("\"{}\" is not a package id (64 lower-case hex digits)", id));
+               }
+               auto assigned = api.store.Read([&](soci::session& sql) -> Result<bool> {
+                 return HostHasPackage(sql, ctx.host(), id);
+               });
+               if (!assigned) return std::unexpected(assigned.error());
+               if (!*assigned) {
+                 return Fail(ErrorCode::kPermissionDenied,
+                             fmt::format("package {} was not assigned to host {}", id, ctx.host()));
+               }
+               return Response::File({api.data.packages() / (id + ".fabu"),
+                                      "application/octet-stream", fmt::format("\"{}\"", id)});
+             });
+}
+
+}  // namespace fabu::coordinator

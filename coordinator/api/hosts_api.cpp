@@ -1,0 +1,103 @@
+// /api/v1/enroll-tokens and /api/v1/hosts: enrolling agents and the hosts
+// they run on (issue 4 §1-§2).
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "coordinator/api/api_context.hpp"
+#include "coordinator/deploy/deployments.hpp"
+#include "coordinator/hosts/hosts.hpp"
+#include "coordinator/release/release_plan.hpp"
+#include "coordinator/server/json_input.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+using nlohmann::json;
+
+UnixSeconds Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void RegisterHostRoutes(Router& router, const ApiContext& api) {
+  using R = Role;
+
+  // {"labels": {"k": "v"}, "uses": 1, "ttl": "1h"}; all optional.
+  router.Add(
+      Method::kPost, "/api/v1/enroll-tokens",
+      RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "creating an enrollment token"),
+      [api](RequestContext& ctx) -> Result<Response> {
+        auto body = ctx.Json();
+        if (!body) return std::unexpected(body.error());
+        if (auto ok = CheckObject(*body, "",
+                                  {{"labels", JsonType::kObject, false},
+                                   {"uses", JsonType::kInteger, false},
+                                   {"ttl", JsonType::kString, false}});
+            !ok) {
+          return std::unexpected(ok.error());
+        }
+        EnrollTokenSpec spec;
+        if (body->contains("labels") && !(*body)["labels"].is_null()) {
+          for (const auto& [key, value] : (*body)["labels"].items()) {
+            if (!value.is_string()) {
+              return Fail(ErrorCode::kInvalidArgument,
+                          fmt::format("labels.{}: must be a string", key));
+            }
+            spec.labels[key] = value.get<std::string>();
+          }
+        }
+        if (body->contains("uses") && !(*body)["uses"].is_null()) {
+          spec.uses = (*body)["uses"].get<std::int64_t>();
+        }
+        if (body->contains("ttl") && !(*body)["ttl"].is_null()) {
+          auto ttl = protocol::ParseDuration((*body)["ttl"].get<std::string>());
+          if (!ttl) return std::unexpected(ttl.error().WithContext("ttl"));
+          spec.ttl_seconds = *ttl;
+        }
+        auto issued = api.store.Write(
+            ctx.Origin(), [&](Transaction& tx) { return CreateEnrollToken(tx, spec, Now()); });
+        if (!issued) return std::unexpected(issued.error());
+        return Response::Created(issued->ToJson());
+      });
+
+  router.Add(Method::kGet, "/api/v1/hosts", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               LabelSelector selector;
+               if (auto text = ctx.Query("selector"); text && !text->empty()) {
+                 auto parsed = release::TargetSelector::Parse(*text);
+                 if (!parsed) return std::unexpected(parsed.error().WithContext("selector"));
+                 selector = parsed->labels;
+               }
+               auto hosts =
+                   api.store.Read([&](soci::session& sql) -> Result<std::vector<HostRecord>> {
+                     return ListHosts(sql, selector);
+                   });
+               if (!hosts) return std::unexpected(hosts.error());
+               json items = json::array();
+               for (const HostRecord& host : *hosts) items.push_back(host.ToJson());
+               return Response::Ok({{"hosts", items}});
+             });
+
+  router.Add(Method::kPost, "/api/v1/hosts/{name}/remove",
+             RouteOptions::ForRoles({R::kAdmin}, "removing a host"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string name = ctx.path_params.at("name");
+               release::PlanParseOptions options;
+               options.categories = api.config.categories;
+               auto removed = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
+                 auto host = RemoveHost(tx, name);
+                 if (host) EndDeploymentsOfHost(tx, name, Now(), options);
+                 return host;
+               });
+               if (!removed) return std::unexpected(removed.error());
+               // A poll of the removed host must not keep its deployment alive.
+               api.wakeups.Notify(WakeupHub::HostKey(name));
+               return Response::Ok(removed->ToJson());
+             });
+}
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,451 @@
+#include "coordinator/deploy/deployments.hpp"
+
+#include <fmt/format.h>
+#include <soci/soci.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "coordinator/common/clock.hpp"
+#include "coordinator/store/release_records.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+using nlohmann::json;
+using protocol::Step;
+
+// The rollout engine acts as this actor in release histories.
+const release::Actor kEngine{"fabu-coordinator", release::Role::kAdmin};
+
+constexpr const char* kColumns =
+    "id, release_id, host, attempt, environment, kind, app, version, package_id, package_size, "
+    "package_url, host_timeout, step, final, result, message, last_sequence, created, started, "
+    "finished, deadline";
+
+// SOCI binds plain types; this is one deployments row.
+struct Row {
+  std::string id, release_id, host, environment, kind, app, version, package_id, package_url, step,
+      result, message;
+  long long attempt = 0, package_size = 0, host_timeout = 0, final = 0, last_sequence = 0,
+            created = 0, started = 0, finished = 0, deadline = 0;
+
+  void Into(soci::statement& st) {
+    st.exchange(soci::into(id));
+    st.exchange(soci::into(release_id));
+    st.exchange(soci::into(host));
+    st.exchange(soci::into(attempt));
+    st.exchange(soci::into(environment));
+    st.exchange(soci::into(kind));
+    st.exchange(soci::into(app));
+    st.exchange(soci::into(version));
+    st.exchange(soci::into(package_id));
+    st.exchange(soci::into(package_size));
+    st.exchange(soci::into(package_url));
+    st.exchange(soci::into(host_timeout));
+    st.exchange(soci::into(step));
+    st.exchange(soci::into(final));
+    st.exchange(soci::into(result));
+    st.exchange(soci::into(message));
+    st.exchange(soci::into(last_sequence));
+    st.exchange(soci::into(created));
+    st.exchange(soci::into(started));
+    st.exchange(soci::into(finished));
+    st.exchange(soci::into(deadline));
+  }
+
+  DeploymentRecord ToRecord() const {
+    DeploymentRecord d;
+    d.id = id;
+    d.release_id = release_id;
+    d.host = host;
+    d.attempt = attempt;
+    d.environment = environment;
+    d.kind = protocol::ParseDeploymentKind(kind).value_or(protocol::DeploymentKind::kInstall);
+    d.app = app;
+    d.version = version;
+    d.package_id = package_id;
+    d.package_size = static_cast<std::uint64_t>(package_size);
+    d.package_url = package_url;
+    d.host_timeout_seconds = host_timeout;
+    d.step = step;
+    d.final = final != 0;
+    d.result = result;
+    d.message = message;
+    d.last_sequence = static_cast<std::uint64_t>(last_sequence);
+    d.created = created;
+    d.started = started;
+    d.finished = finished;
+    d.deadline = deadline;
+    return d;
+  }
+};
+
+// Runs `sql_text` (selecting kColumns) with `bind` adding the uses.
+template <typename Bind>
+std::vector<DeploymentRecord> Query(soci::session& sql, const std::string& sql_text, Bind bind) {
+  Row row;
+  soci::statement st(sql);
+  row.Into(st);
+  bind(st);
+  st.alloc();
+  st.prepare(sql_text);
+  st.define_and_bind();
+  st.execute(false);
+  std::vector<DeploymentRecord> out;
+  while (st.fetch()) out.push_back(row.ToRecord());
+  return out;
+}
+
+std::optional<DeploymentRecord> FindDeployment(soci::session& sql, const std::string& id) {
+  std::string key = id;
+  auto found = Query(sql, fmt::format("SELECT {} FROM deployments WHERE id = :id", kColumns),
+                     [&](soci::statement& st) { st.exchange(soci::use(key, "id")); });
+  if (found.empty()) return std::nullopt;
+  return found.front();
+}
+
+json TimeOrNull(UnixSeconds at) {
+  return at > 0 ? json(protocol::FormatRfc3339Utc(at)) : json(nullptr);
+}
+
+// Marks a deployment final with `result`.
+void Finish(Transaction& tx, const DeploymentRecord& d, std::string_view result,
+            const std::string& message, UnixSeconds now) {
+  std::string id = d.id, res(result), msg = message;
+  long long finished = now;
+  tx.sql() << "UPDATE deployments SET final = 1, result = :r, message = :m, finished = :f "
+              "WHERE id = :id",
+      soci::use(res), soci::use(msg), soci::use(finished), soci::use(id);
+  AuditEvent event("deployment.finish", "deployment", d.id);
+  event.release_id = d.release_id;
+  event.detail = {{"host", d.host}, {"result", res}, {"message", msg}, {"step", d.step}};
+  tx.Audit(event);
+}
+
+// Ends release `release_id`'s production rollout when every host is final.
+void MaybeEndRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
+                     const release::PlanParseOptions& options) {
+  auto r = LoadRelease(tx.sql(), release_id, options);
+  if (!r || (r->state != release::ReleaseState::kDeploying &&
+             r->state != release::ReleaseState::kPaused)) {
+    return;
+  }
+  release::RolloutOutcome outcome;
+  std::string key = release_id, env(kProductionEnvironment);
+  long long final = 0;
+  std::string result;
+  soci::statement st = (tx.sql().prepare << "SELECT final, result FROM deployments WHERE "
+                                            "release_id = :r AND environment = :e",
+                        soci::use(key), soci::use(env), soci::into(final), soci::into(result));
+  st.execute(false);
+  while (st.fetch()) {
+    ++outcome.hosts;
+    if (final == 0) continue;
+    if (result == kResultSucceeded) {
+      ++outcome.succeeded;
+    } else {
+      ++outcome.failed;
+    }
+  }
+  if (outcome.hosts == 0 || outcome.succeeded + outcome.failed < outcome.hosts) return;
+  auto after = release::FinishRollout(*r, kEngine, now, outcome);
+  if (!after) return;
+  SaveRelease(tx.sql(), *after);
+  AuditEvent event(fmt::format("release.{}", release::ActionName(after->history.back().action)),
+                   "release", release_id);
+  event.release_id = release_id;
+  event.before = release::ReleaseToJson(*r);
+  event.after = release::ReleaseToJson(*after);
+  event.detail = {{"from", release::ReleaseStateName(r->state)},
+                  {"to", release::ReleaseStateName(after->state)},
+                  {"hosts", outcome.hosts},
+                  {"succeeded", outcome.succeeded},
+                  {"failed", outcome.failed}};
+  tx.Audit(event);
+}
+
+}  // namespace
+
+std::optional<std::string_view> FinalResultOf(Step step, std::optional<Step> failed_step) {
+  switch (step) {
+    case Step::kSucceeded:
+      return kResultSucceeded;
+    case Step::kRolledBack:
+      return kResultRolledBack;
+    case Step::kRollbackFailed:
+      return kResultRollbackFailed;
+    case Step::kFailed:
+      // Without the failed step we cannot know nothing was switched: wait
+      // for the rollback report (or the timeout).
+      if (failed_step && protocol::IsBeforeActivating(*failed_step)) return kResultFailed;
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+protocol::Assignment DeploymentRecord::ToAssignment() const {
+  protocol::Assignment a;
+  a.deployment = id;
+  a.release = release_id;
+  a.kind = kind;
+  a.app = app;
+  a.version = version;
+  a.package_id = package_id;
+  a.package_size = package_size;
+  a.package_url = package_url;
+  a.host_timeout_seconds = host_timeout_seconds;
+  return a;
+}
+
+json DeploymentRecord::ToJson() const {
+  return {{"deployment", id},
+          {"release", release_id},
+          {"host", host},
+          {"attempt", attempt},
+          {"environment", environment},
+          {"kind", protocol::DeploymentKindName(kind)},
+          {"app", app},
+          {"version", version},
+          {"package_id", package_id},
+          {"step", step},
+          {"final", final},
+          {"result", result},
+          {"message", message},
+          {"last_sequence", last_sequence},
+          {"created", TimeOrNull(created)},
+          {"started", TimeOrNull(started)},
+          {"finished", TimeOrNull(finished)},
+          {"deadline", TimeOrNull(deadline)}};
+}
+
+std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::Release& release,
+                                                const StoredPackage& package,
+                                                const std::vector<std::string>& hosts,
+                                                std::string_view environment, UnixSeconds now) {
+  const std::int64_t timeout =
+      release.plan.golive ? release.plan.golive->host_timeout_seconds : kDefaultHostTimeoutSeconds;
+  std::vector<DeploymentRecord> made;
+  for (const std::string& host : hosts) {
+    std::string release_id = release.id, h = host;
+    long long count = 0, open = 0;
+    tx.sql() << "SELECT COUNT(*) FROM deployments WHERE release_id = :r AND host = :h",
+        soci::use(release_id), soci::use(h), soci::into(count);
+    tx.sql() << "SELECT COUNT(*) FROM deployments WHERE release_id = :r AND host = :h AND "
+                "final = 0",
+        soci::use(release_id), soci::use(h), soci::into(open);
+    if (open > 0) continue;  // never two unfinished deployments of a release on a host
+    DeploymentRecord d;
+    d.attempt = count + 1;
+    // Only [A-Za-z0-9.-]: safe as a file name on the agent. Unambiguous
+    // because release ids are R-<digits> and the attempt is digits.
+    d.id = fmt::format("{}-{}-{}", release.id, d.attempt, host);
+    d.release_id = release.id;
+    d.host = host;
+    d.environment = std::string(environment);
+    d.kind = protocol::DeploymentKind::kInstall;
+    d.app = package.name;
+    d.version = package.version;
+    d.package_id = package.id;
+    d.package_size = package.size;
+    d.package_url = std::string(protocol::kAgentPackagesPath) + package.id;
+    d.host_timeout_seconds = timeout;
+    d.step = std::string(protocol::StepName(Step::kAssigned));
+    d.created = now;
+    d.deadline = timeout > 0 ? now + timeout : 0;
+    std::string kind(protocol::DeploymentKindName(d.kind)), empty;
+    long long attempt = d.attempt, size = static_cast<long long>(d.package_size),
+              host_timeout = d.host_timeout_seconds, created = d.created, deadline = d.deadline,
+              zero = 0;
+    tx.sql() << "INSERT INTO deployments (id, release_id, host, attempt, environment, kind, app, "
+                "version, package_id, package_size, package_url, host_timeout, step, final, "
+                "result, message, last_sequence, created, started, finished, deadline) VALUES "
+                "(:id, :r, :h, :a, :e, :k, :app, :v, :p, :s, :u, :t, :step, :z1, :res, :m, :z2, "
+                ":c, :z3, :z4, :d)",
+        soci::use(d.id), soci::use(d.release_id), soci::use(d.host), soci::use(attempt),
+        soci::use(d.environment), soci::use(kind), soci::use(d.app), soci::use(d.version),
+        soci::use(d.package_id), soci::use(size), soci::use(d.package_url), soci::use(host_timeout),
+        soci::use(d.step), soci::use(zero), soci::use(empty), soci::use(empty), soci::use(zero),
+        soci::use(created), soci::use(zero), soci::use(zero), soci::use(deadline);
+    AuditEvent event("deployment.create", "deployment", d.id);
+    event.release_id = release.id;
+    event.after = d.ToJson();
+    tx.Audit(event);
+    made.push_back(std::move(d));
+  }
+  return made;
+}
+
+std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, std::string_view host) {
+  std::string key(host);
+  auto open = Query(sql,
+                    fmt::format("SELECT {} FROM deployments WHERE host = :h AND final = 0 "
+                                "ORDER BY created, id LIMIT 1",
+                                kColumns),
+                    [&](soci::statement& st) { st.exchange(soci::use(key, "h")); });
+  if (open.empty()) return std::nullopt;
+  return open.front();
+}
+
+std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id) {
+  std::string key(release_id);
+  return Query(sql,
+               fmt::format("SELECT {} FROM deployments WHERE release_id = :r ORDER BY host, "
+                           "attempt",
+                           kColumns),
+               [&](soci::statement& st) { st.exchange(soci::use(key, "r")); });
+}
+
+bool HostHasPackage(soci::session& sql, std::string_view host, std::string_view package_id) {
+  std::string h(host), p(package_id);
+  long long count = 0;
+  sql << "SELECT COUNT(*) FROM deployments WHERE host = :h AND package_id = :p", soci::use(h),
+      soci::use(p), soci::into(count);
+  return count > 0;
+}
+
+Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
+                                       const protocol::EventBatch& batch, UnixSeconds now,
+                                       const release::PlanParseOptions& options) {
+  // Every event must be this host's before anything is stored.
+  std::map<std::string, DeploymentRecord> deployments;
+  for (const protocol::DeploymentEvent& e : batch.events) {
+    if (deployments.contains(e.deployment)) continue;
+    auto d = FindDeployment(tx.sql(), e.deployment);
+    if (!d || d->host != host) {
+      return Fail(ErrorCode::kPermissionDenied,
+                  fmt::format("deployment {} is not assigned to host {}", e.deployment, host));
+    }
+    deployments.emplace(e.deployment, std::move(*d));
+  }
+  std::map<std::string, std::size_t> stored;
+  const std::string received = NowUtc();
+  for (const protocol::DeploymentEvent& e : batch.events) {
+    std::string deployment = e.deployment, step(protocol::StepName(e.step)),
+                failed_step(e.failed_step ? protocol::StepName(*e.failed_step) : ""), app = e.app,
+                version = e.version, message = e.message, output = e.output, at = received;
+    long long sequence = static_cast<long long>(e.sequence), time = e.time;
+    soci::statement st =
+        (tx.sql().prepare << "INSERT INTO deployment_events (deployment, sequence, step, "
+                             "failed_step, app, version, message, output, time, received) VALUES "
+                             "(:d, :s, :st, :f, :a, :v, :m, :o, :t, :r) "
+                             "ON CONFLICT (deployment, sequence) DO NOTHING",
+         soci::use(deployment), soci::use(sequence), soci::use(step), soci::use(failed_step),
+         soci::use(app), soci::use(version), soci::use(message), soci::use(output), soci::use(time),
+         soci::use(at));
+    st.execute(true);
+    if (st.get_affected_rows() > 0) ++stored[e.deployment];
+  }
+
+  protocol::EventAck ack;
+  std::set<std::string> rollouts_to_check;
+  for (auto& [id, d] : deployments) {
+    std::string key = id;
+    long long highest = 0;
+    soci::indicator ind = soci::i_null;
+    tx.sql() << "SELECT MAX(sequence) FROM deployment_events WHERE deployment = :d", soci::use(key),
+        soci::into(highest, ind);
+    ack.through[id] = ind == soci::i_ok ? static_cast<std::uint64_t>(highest) : 0;
+    if (!stored.contains(id) || d.final) continue;  // nothing new, or already decided
+
+    std::string step_text, failed_text, message;
+    tx.sql() << "SELECT step, failed_step, message FROM deployment_events WHERE deployment = :d "
+                "AND sequence = :s",
+        soci::use(key), soci::use(highest), soci::into(step_text), soci::into(failed_text),
+        soci::into(message);
+    if (message.empty()) {
+      // The latest event saying something (a failure reason outlives the
+      // rollback steps that follow it).
+      soci::indicator mind = soci::i_null;
+      std::string latest;
+      tx.sql() << "SELECT message FROM deployment_events WHERE deployment = :d AND message <> '' "
+                  "ORDER BY sequence DESC LIMIT 1",
+          soci::use(key), soci::into(latest, mind);
+      message = tx.sql().got_data() && mind == soci::i_ok ? latest : d.message;
+    }
+    auto step = protocol::ParseStep(step_text);
+    std::optional<Step> failed_step;
+    if (!failed_text.empty()) {
+      if (auto parsed = protocol::ParseStep(failed_text)) failed_step = *parsed;
+    }
+    const auto result = step ? FinalResultOf(*step, failed_step) : std::nullopt;
+    long long started = d.started > 0 ? d.started : now, sequence = highest;
+    tx.sql() << "UPDATE deployments SET step = :st, message = :m, last_sequence = :s, "
+                "started = :b WHERE id = :id",
+        soci::use(step_text), soci::use(message), soci::use(sequence), soci::use(started),
+        soci::use(key);
+    AuditEvent event("deployment.events", "deployment", id);
+    event.release_id = d.release_id;
+    event.detail = {{"host", d.host},
+                    {"stored", stored[id]},
+                    {"through", highest},
+                    {"from", d.step},
+                    {"to", step_text}};
+    tx.Audit(event);
+    if (result) {
+      d.step = step_text;
+      Finish(tx, d, *result, message, now);
+      if (d.environment == kProductionEnvironment) rollouts_to_check.insert(d.release_id);
+    }
+  }
+  for (const std::string& release_id : rollouts_to_check) {
+    MaybeEndRollout(tx, release_id, now, options);
+  }
+  return ack;
+}
+
+void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds now,
+                          const release::PlanParseOptions& options) {
+  std::string key(host);
+  auto open = Query(
+      tx.sql(), fmt::format("SELECT {} FROM deployments WHERE host = :h AND final = 0", kColumns),
+      [&](soci::statement& st) { st.exchange(soci::use(key, "h")); });
+  std::set<std::string> releases;
+  for (const DeploymentRecord& d : open) {
+    Finish(tx, d, kResultRemoved, fmt::format("host {} was removed", host), now);
+    if (d.environment == kProductionEnvironment) releases.insert(d.release_id);
+  }
+  for (const std::string& release_id : releases) MaybeEndRollout(tx, release_id, now, options);
+}
+
+Result<std::size_t> SweepDeployments(Store& store, UnixSeconds now,
+                                     const release::PlanParseOptions& options) {
+  AuditOrigin origin{"fabu-coordinator", "system", "sweep", "local"};
+  // Most sweeps find nothing: look before taking a write transaction.
+  auto work = store.Read([&](soci::session& sql) -> Result<bool> {
+    long long overdue = 0, deploying = 0;
+    long long at = now;
+    sql << "SELECT COUNT(*) FROM deployments WHERE final = 0 AND deadline > 0 AND deadline <= :n",
+        soci::use(at), soci::into(overdue);
+    sql << "SELECT COUNT(*) FROM releases WHERE state = 'deploying'", soci::into(deploying);
+    return overdue > 0 || deploying > 0;
+  });
+  if (!work) return std::unexpected(work.error());
+  if (!*work) return std::size_t{0};
+  return store.Write(origin, [&](Transaction& tx) -> Result<std::size_t> {
+    long long at = now;
+    auto overdue = Query(tx.sql(),
+                         fmt::format("SELECT {} FROM deployments WHERE final = 0 AND deadline > 0 "
+                                     "AND deadline <= :n",
+                                     kColumns),
+                         [&](soci::statement& st) { st.exchange(soci::use(at, "n")); });
+    std::set<std::string> releases;
+    for (const DeploymentRecord& d : overdue) {
+      Finish(tx, d, kResultTimeout,
+             fmt::format("timeout: not final within the host timeout of {} (last step {})",
+                         protocol::FormatDuration(d.host_timeout_seconds), d.step),
+             now);
+    }
+    // Every deploying release, not only those just touched: after a restart
+    // the last event may have been stored without the release being ended.
+    soci::rowset<std::string> deploying =
+        (tx.sql().prepare << "SELECT id FROM releases WHERE state = 'deploying'");
+    for (const std::string& id : deploying) releases.insert(id);
+    for (const std::string& release_id : releases) MaybeEndRollout(tx, release_id, now, options);
+    return overdue.size();
+  });
+}
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,124 @@
+// Deployments: one release's package on one host (issue 4 §3, §5; DESIGN.md
+// §5, §6 "Rollout engine").
+//
+// A deployment is made once per (release, host, attempt): the test
+// deployment (`fabu release test`) makes one per target host labelled
+// env=test, the production rollout (`fabu release start`) one per target
+// labelled env=production — all at once here; waves come later. A host never
+// gets a second deployment of a release while one is unfinished, and the
+// rows are the only state: a coordinator restart serves the same assignments
+// and sweeps the same deadlines, duplicating nothing.
+//
+// The agent reports steps as events (protocol/deployment_event.hpp); each
+// (deployment, sequence) is stored once (insert-if-absent on the primary
+// key). The event with the highest sequence gives the deployment's step and
+// says whether it is final (FinalResultOf). A deployment not final by its
+// deadline (creation + the go-live plan's host_timeout) is final with result
+// "timeout". When every host of a production rollout is final, the release
+// moves to deployed (all succeeded) or failed, as the rollout engine
+// (actor "fabu-coordinator", role admin).
+//
+// Functions take the session or Transaction the caller holds; mutations
+// audit in the same transaction. SOCI exceptions propagate to the Store
+// boundary. FinalResultOf is pure.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/packages/package_store.hpp"
+#include "coordinator/release/workflow.hpp"
+#include "coordinator/store/store.hpp"
+#include "protocol/agent_api.hpp"
+#include "protocol/deployment_event.hpp"
+
+namespace fabu::coordinator {
+
+using protocol::UnixSeconds;
+
+// Where a deployment goes: the label env=<name> its hosts carry.
+inline constexpr std::string_view kTestEnvironment = "test";
+inline constexpr std::string_view kProductionEnvironment = "production";
+
+// Used when a release has no go-live plan (a test deployment before one is set).
+inline constexpr std::int64_t kDefaultHostTimeoutSeconds = 30 * 60;
+
+// Results of a final deployment; only kResultSucceeded counts as success.
+inline constexpr std::string_view kResultSucceeded = "succeeded";
+inline constexpr std::string_view kResultFailed = "failed";
+inline constexpr std::string_view kResultRolledBack = "rolled_back";
+inline constexpr std::string_view kResultRollbackFailed = "rollback_failed";
+inline constexpr std::string_view kResultTimeout = "timeout";
+inline constexpr std::string_view kResultRemoved = "host_removed";
+
+// The result a deployment ends with when `step` (with `failed_step` for
+// `failed`) is its latest reported step; nullopt while it is not final:
+// succeeded, rolled_back and rollback_failed are final; failed is final only
+// when it failed before activating (nothing was switched, nothing to roll back).
+std::optional<std::string_view> FinalResultOf(protocol::Step step,
+                                              std::optional<protocol::Step> failed_step);
+
+struct DeploymentRecord {
+  std::string id;
+  std::string release_id;
+  std::string host;
+  std::int64_t attempt = 1;
+  std::string environment;
+  protocol::DeploymentKind kind = protocol::DeploymentKind::kInstall;
+  std::string app;
+  std::string version;
+  std::string package_id;
+  std::uint64_t package_size = 0;
+  std::string package_url;
+  std::int64_t host_timeout_seconds = 0;
+  std::string step;  // latest reported step; "assigned" until the first event
+  bool final = false;
+  std::string result;   // one of kResult*, "" while not final
+  std::string message;  // the latest non-empty message
+  std::uint64_t last_sequence = 0;
+  UnixSeconds created = 0;
+  UnixSeconds started = 0;   // first event received; 0: none yet
+  UnixSeconds finished = 0;  // 0: not final
+  UnixSeconds deadline = 0;  // 0: no limit
+
+  protocol::Assignment ToAssignment() const;
+  nlohmann::json ToJson() const;
+};
+
+// Makes a deployment of `release`'s first package on each of `hosts` that has
+// no unfinished one of it; returns those made (audited "deployment.create").
+std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::Release& release,
+                                                const StoredPackage& package,
+                                                const std::vector<std::string>& hosts,
+                                                std::string_view environment, UnixSeconds now);
+
+// The host's oldest unfinished deployment: what it must do now.
+std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, std::string_view host);
+
+std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id);
+
+// True when `host` has (or had) a deployment of package `package_id`.
+bool HostHasPackage(soci::session& sql, std::string_view host, std::string_view package_id);
+
+// Stores a batch of `host`'s events, each (deployment, sequence) once;
+// kPermissionDenied (storing nothing) when an event names a deployment that
+// is not the host's. Updates each deployment's step, message and times, and
+// ends the production rollouts this completes.
+Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
+                                       const protocol::EventBatch& batch, UnixSeconds now,
+                                       const release::PlanParseOptions& options);
+
+// Ends the host's unfinished deployments with result host_removed.
+void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds now,
+                          const release::PlanParseOptions& options);
+
+// Times out deployments past their deadline and ends every deploying release
+// whose hosts are all final. Returns how many deployments timed out.
+Result<std::size_t> SweepDeployments(Store& store, UnixSeconds now,
+                                     const release::PlanParseOptions& options);
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,389 @@
+#include "coordinator/hosts/hosts.hpp"
+
+#include <fmt/format.h>
+#include <soci/soci.h>
+
+#include "coordinator/auth/users.hpp"
+#include "coordinator/common/clock.hpp"
+#include "coordinator/common/digest.hpp"
+#include "coordinator/release/release_plan.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+using nlohmann::json;
+
+// What the audit trail names a token by: never the token, a prefix of its hash.
+std::string TokenTag(const std::string& token_hash) { return token_hash.substr(0, 12); }
+
+json LabelsJson(const Labels& labels) {
+  json out = json::object();
+  for (const auto& [key, value] : labels) out[key] = value;
+  return out;
+}
+
+Labels LabelsFrom(const std::string& text) {
+  Labels labels;
+  auto parsed = json::parse(text, nullptr, false);
+  if (!parsed.is_object()) return labels;
+  for (const auto& [key, value] : parsed.items()) {
+    if (value.is_string()) labels[key] = value.get<std::string>();
+  }
+  return labels;
+}
+
+struct HostRow {
+  std::string name, labels, inventory, agent_version, enrolled, removed_at, removed_by;
+  long long last_seen = 0;
+  int removed = 0;
+
+  HostRecord ToRecord() const {
+    HostRecord host;
+    host.name = name;
+    host.labels = LabelsFrom(labels);
+    host.inventory = json::parse(inventory, nullptr, false);
+    if (host.inventory.is_discarded()) host.inventory = json::object();
+    host.agent_version = agent_version;
+    host.enrolled = enrolled;
+    host.last_seen = last_seen;
+    host.removed = removed != 0;
+    host.removed_at = removed_at;
+    host.removed_by = removed_by;
+    return host;
+  }
+};
+
+constexpr const char* kHostColumns =
+    "name, labels, inventory, agent_version, enrolled, last_seen, removed, removed_at, removed_by";
+
+soci::details::prepare_temp_type& IntoHost(soci::details::prepare_temp_type& prepared,
+                                           HostRow& row) {
+  return prepared, soci::into(row.name), soci::into(row.labels), soci::into(row.inventory),
+         soci::into(row.agent_version), soci::into(row.enrolled), soci::into(row.last_seen),
+         soci::into(row.removed), soci::into(row.removed_at), soci::into(row.removed_by);
+}
+
+void LoadApps(soci::session& sql, HostRecord& host) {
+  std::string app, current, releases;
+  soci::statement st =
+      (sql.prepare << "SELECT app, current_version, releases FROM host_apps "
+                      "WHERE host = :h ORDER BY app",
+       soci::use(host.name), soci::into(app), soci::into(current), soci::into(releases));
+  st.execute(false);
+  while (st.fetch()) {
+    InstalledAppRecord record{app, current, {}};
+    auto list = json::parse(releases, nullptr, false);
+    if (list.is_array()) {
+      for (const auto& v : list) {
+        if (v.is_string()) record.releases.push_back(v.get<std::string>());
+      }
+    }
+    host.apps.push_back(std::move(record));
+  }
+}
+
+void WriteApps(soci::session& sql, const std::string& host,
+               const std::vector<protocol::InstalledApp>& apps) {
+  sql << "DELETE FROM host_apps WHERE host = :h", soci::use(host);
+  const std::string now = NowUtc();
+  for (const protocol::InstalledApp& app : apps) {
+    std::string name = app.name, current = app.current, releases = json(app.releases).dump();
+    std::string h = host, updated = now;
+    sql << "INSERT INTO host_apps (host, app, current_version, releases, updated) "
+           "VALUES (:h, :a, :c, :r, :u) ON CONFLICT (host, app) DO NOTHING",
+        soci::use(h), soci::use(name), soci::use(current), soci::use(releases), soci::use(updated);
+  }
+}
+
+}  // namespace
+
+Result<void> CheckHostName(std::string_view name) {
+  if (name.empty() || name.size() > 64) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("host name \"{}\" must be 1 to 64 characters", name));
+  }
+  auto is_alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!is_alnum(name.front())) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("host name \"{}\" must start with a lower-case letter or digit", name));
+  }
+  for (char c : name) {
+    if (!is_alnum(c) && c != '.' && c != '-') {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("host name \"{}\" may hold only a-z, 0-9, '.' and '-'", name));
+    }
+  }
+  return {};
+}
+
+Result<void> CheckLabels(const Labels& labels, std::string_view path) {
+  for (const auto& [key, value] : labels) {
+    auto parsed = release::TargetSelector::Parse(fmt::format("{}={}", key, value));
+    if (!parsed) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("{}.{}: {}", path, key, parsed.error().message()));
+    }
+  }
+  return {};
+}
+
+bool LabelsMatch(const Labels& labels, const LabelSelector& selector) {
+  for (const auto& [key, value] : selector) {
+    auto it = labels.find(key);
+    if (it == labels.end() || it->second != value) return false;
+  }
+  return true;
+}
+
+json IssuedEnrollToken::ToJson() const {
+  return {{"token", token},
+          {"expires", protocol::FormatRfc3339Utc(expires)},
+          {"uses", uses},
+          {"labels", LabelsJson(labels)}};
+}
+
+Result<IssuedEnrollToken> CreateEnrollToken(Transaction& tx, const EnrollTokenSpec& spec,
+                                            UnixSeconds now) {
+  if (spec.uses < 1) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("uses: {} is not a number of uses (1 or more)", spec.uses));
+  }
+  if (spec.ttl_seconds < 0) {
+    return Fail(ErrorCode::kInvalidArgument, "ttl: must not be negative");
+  }
+  if (auto ok = CheckLabels(spec.labels, "labels"); !ok) return std::unexpected(ok.error());
+  auto token = RandomHex(32);
+  if (!token) return std::unexpected(token.error());
+  IssuedEnrollToken issued{*token, now + spec.ttl_seconds, spec.uses, spec.labels};
+  std::string hash = HashToken(*token);
+  std::string labels = LabelsJson(spec.labels).dump();
+  long long uses_allowed = spec.uses, uses = 0, expires = issued.expires;
+  std::string created = NowUtc(), created_by = tx.origin().actor;
+  tx.sql() << "INSERT INTO enroll_tokens (token_sha256, labels, uses_allowed, uses, expires, "
+              "created, created_by) VALUES (:h, :l, :a, :u, :e, :c, :b)",
+      soci::use(hash), soci::use(labels), soci::use(uses_allowed), soci::use(uses),
+      soci::use(expires), soci::use(created), soci::use(created_by);
+  AuditEvent event("enroll-token.create", "enroll_token", TokenTag(hash));
+  event.after = {{"labels", LabelsJson(spec.labels)},
+                 {"uses", spec.uses},
+                 {"expires", protocol::FormatRfc3339Utc(issued.expires)}};
+  tx.Audit(event);
+  return issued;
+}
+
+Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& origin,
+                                            const protocol::EnrollRequest& request,
+                                            UnixSeconds now) {
+  struct Outcome {
+    std::optional<Error> refused;
+    protocol::EnrollResponse response;
+  };
+  AuditOrigin as_host = origin;
+  as_host.actor = "host:" + request.name;
+  as_host.role = "agent";
+  auto outcome = store.Write(as_host, [&](Transaction& tx) -> Result<Outcome> {
+    const std::string token_hash = HashToken(request.token);
+    // A refusal is committed with its audit entry, and only that.
+    auto refuse = [&](Error error) -> Result<Outcome> {
+      AuditEvent event("host.enroll-refused", "host", request.name);
+      event.detail = {{"reason", error.message()}, {"token", TokenTag(token_hash)}};
+      tx.Audit(event);
+      return Outcome{std::move(error), {}};
+    };
+    if (auto ok = CheckHostName(request.name); !ok) return refuse(ok.error().WithContext("name"));
+    if (auto ok = CheckLabels(request.labels, "labels"); !ok) return refuse(ok.error());
+
+    std::string token_labels;
+    long long uses_allowed = 0, uses = 0, expires = 0;
+    tx.sql() << "SELECT labels, uses_allowed, uses, expires FROM enroll_tokens "
+                "WHERE token_sha256 = :h",
+        soci::use(token_hash), soci::into(token_labels), soci::into(uses_allowed), soci::into(uses),
+        soci::into(expires);
+    if (request.token.empty() || !tx.sql().got_data()) {
+      return refuse(Error(ErrorCode::kUnauthenticated,
+                          "unknown enrollment token: ask an admin or release manager for one "
+                          "(`fabu enroll-token create`)"));
+    }
+    if (uses >= uses_allowed) {
+      return refuse(Error(ErrorCode::kPermissionDenied,
+                          fmt::format("the enrollment token was already used ({} of {} use(s)): "
+                                      "ask for a new one (`fabu enroll-token create`)",
+                                      uses, uses_allowed)));
+    }
+    if (now >= expires) {
+      return refuse(Error(ErrorCode::kPermissionDenied,
+                          fmt::format("the enrollment token expired at {}: ask for a new one "
+                                      "(`fabu enroll-token create`)",
+                                      protocol::FormatRfc3339Utc(expires))));
+    }
+    int removed = 0;
+    std::string existing_name = request.name;
+    tx.sql() << "SELECT removed FROM hosts WHERE name = :n", soci::use(existing_name),
+        soci::into(removed);
+    const bool existed = tx.sql().got_data();
+    if (existed && removed == 0) {
+      return refuse(Error(ErrorCode::kAlreadyExists,
+                          fmt::format("host {} is already enrolled; to enroll it again an admin "
+                                      "must remove it first (`fabu host remove {}`)",
+                                      request.name, request.name)));
+    }
+
+    auto credential = RandomHex(32);
+    if (!credential) return std::unexpected(credential.error());
+    Labels labels = request.labels;
+    for (const auto& [key, value] : LabelsFrom(token_labels)) labels[key] = value;
+    std::string name = request.name;
+    std::string credential_hash = HashToken(*credential);
+    std::string labels_text = LabelsJson(labels).dump();
+    std::string inventory = protocol::InventoryToJson(request.inventory).dump();
+    std::string agent_version = request.inventory.agent_version;
+    std::string enrolled = NowUtc();
+    long long last_seen = now;
+    if (existed) {
+      tx.sql() << "UPDATE hosts SET credential_sha256 = :c, labels = :l, inventory = :i, "
+                  "agent_version = :v, enrolled = :e, last_seen = :s, removed = 0, "
+                  "removed_at = '', removed_by = '' WHERE name = :n",
+          soci::use(credential_hash), soci::use(labels_text), soci::use(inventory),
+          soci::use(agent_version), soci::use(enrolled), soci::use(last_seen), soci::use(name);
+    } else {
+      tx.sql() << "INSERT INTO hosts (name, credential_sha256, labels, inventory, agent_version, "
+                  "enrolled, last_seen, removed, removed_at, removed_by) VALUES (:n, :c, :l, :i, "
+                  ":v, :e, :s, 0, '', '')",
+          soci::use(name), soci::use(credential_hash), soci::use(labels_text), soci::use(inventory),
+          soci::use(agent_version), soci::use(enrolled), soci::use(last_seen);
+    }
+    WriteApps(tx.sql(), name, request.inventory.apps);
+    std::string hash = token_hash;
+    tx.sql() << "UPDATE enroll_tokens SET uses = uses + 1 WHERE token_sha256 = :h", soci::use(hash);
+    AuditEvent event("host.enroll", "host", name);
+    event.after = {{"name", name},
+                   {"labels", LabelsJson(labels)},
+                   {"agent_version", agent_version},
+                   {"hostname", request.inventory.hostname}};
+    event.detail = {{"token", TokenTag(token_hash)}, {"enrolled_again", existed}};
+    tx.Audit(event);
+    return Outcome{std::nullopt, protocol::EnrollResponse{name, *credential, labels}};
+  });
+  if (!outcome) return std::unexpected(outcome.error());
+  if (outcome->refused) return std::unexpected(*outcome->refused);
+  return outcome->response;
+}
+
+Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential) {
+  if (credential.empty()) {
+    return Fail(ErrorCode::kUnauthenticated, "missing agent credential");
+  }
+  std::string hash = HashToken(credential);
+  std::string name;
+  int removed = 0;
+  sql << "SELECT name, removed FROM hosts WHERE credential_sha256 = :h", soci::use(hash),
+      soci::into(name), soci::into(removed);
+  if (!sql.got_data()) {
+    return Fail(ErrorCode::kUnauthenticated,
+                "unknown agent credential (a user token is no agent credential): enroll the host "
+                "with `fabu-agent enroll`");
+  }
+  if (removed != 0) {
+    return Fail(
+        ErrorCode::kUnauthenticated,
+        fmt::format("host {} was removed by an admin; enroll it again with a new token", name));
+  }
+  return name;
+}
+
+json HostRecord::ToJson() const {
+  json apps_json = json::array();
+  for (const InstalledAppRecord& app : apps) {
+    apps_json.push_back({{"name", app.name}, {"current", app.current}, {"releases", app.releases}});
+  }
+  json out = {{"name", name},
+              {"labels", LabelsJson(labels)},
+              {"agent_version", agent_version},
+              {"enrolled", enrolled},
+              {"last_seen", last_seen > 0 ? json(protocol::FormatRfc3339Utc(last_seen)) : json()},
+              {"apps", std::move(apps_json)},
+              {"inventory", inventory},
+              {"removed", removed}};
+  if (removed) {
+    out["removed_at"] = removed_at;
+    out["removed_by"] = removed_by;
+  }
+  return out;
+}
+
+Result<HostRecord> FindHost(soci::session& sql, std::string_view name) {
+  HostRow row;
+  std::string key(name);
+  auto prepared = (sql.prepare << fmt::format("SELECT {} FROM hosts WHERE name = :n", kHostColumns),
+                   soci::use(key));
+  soci::statement st = IntoHost(prepared, row);
+  st.execute(true);
+  if (!sql.got_data()) {
+    return Fail(ErrorCode::kNotFound, fmt::format("no host {} (see `fabu hosts list`)", name));
+  }
+  HostRecord host = row.ToRecord();
+  LoadApps(sql, host);
+  return host;
+}
+
+std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector) {
+  HostRow row;
+  auto prepared = (sql.prepare << fmt::format(
+                       "SELECT {} FROM hosts WHERE removed = 0 ORDER BY name", kHostColumns));
+  soci::statement st = IntoHost(prepared, row);
+  st.execute(false);
+  std::vector<HostRecord> hosts;
+  while (st.fetch()) {
+    HostRecord host = row.ToRecord();
+    if (LabelsMatch(host.labels, selector)) hosts.push_back(std::move(host));
+  }
+  for (HostRecord& host : hosts) LoadApps(sql, host);
+  return hosts;
+}
+
+Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name) {
+  auto host = FindHost(tx.sql(), name);
+  if (!host) return host;
+  if (host->removed) {
+    return Fail(ErrorCode::kConflict, fmt::format("host {} was already removed (at {} by {})", name,
+                                                  host->removed_at, host->removed_by));
+  }
+  HostRecord after = *host;
+  after.removed = true;
+  after.removed_at = NowUtc();
+  after.removed_by = tx.origin().actor;
+  std::string key(name);
+  tx.sql() << "UPDATE hosts SET removed = 1, removed_at = :a, removed_by = :b WHERE name = :n",
+      soci::use(after.removed_at), soci::use(after.removed_by), soci::use(key);
+  AuditEvent event("host.remove", "host", key);
+  event.before = host->ToJson();
+  event.after = after.ToJson();
+  tx.Audit(event);
+  return after;
+}
+
+Result<void> StoreInventory(Transaction& tx, std::string_view host,
+                            const protocol::Inventory& inventory, UnixSeconds now) {
+  std::string name(host);
+  std::string text = protocol::InventoryToJson(inventory).dump();
+  std::string agent_version = inventory.agent_version;
+  long long seen = now;
+  tx.sql() << "UPDATE hosts SET inventory = :i, agent_version = :v, last_seen = :s WHERE name = :n",
+      soci::use(text), soci::use(agent_version), soci::use(seen), soci::use(name);
+  WriteApps(tx.sql(), name, inventory.apps);
+  json apps = json::object();
+  for (const auto& app : inventory.apps) apps[app.name] = app.current;
+  AuditEvent event("host.inventory", "host", name);
+  event.detail = {{"agent_version", agent_version}, {"apps", apps}};
+  tx.Audit(event);
+  return {};
+}
+
+void TouchHost(soci::session& sql, std::string_view host, UnixSeconds now, std::int64_t every) {
+  std::string name(host);
+  long long seen = now, before = now - every;
+  sql << "UPDATE hosts SET last_seen = :s WHERE name = :n AND last_seen < :b", soci::use(seen),
+      soci::use(name), soci::use(before);
+}
+
+}  // namespace fabu::coordinator

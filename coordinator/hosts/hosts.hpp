@@ -1,0 +1,117 @@
+// Hosts and their enrollment (issue 4 §1-§2; DESIGN.md §6 "API", "CMDB").
+//
+// An admin or release manager makes an enrollment token: 256 random bits,
+// single use and valid 1 h unless told otherwise, stored as its SHA-256 with
+// the labels it gives. An agent enrolls once with the token and its host
+// name; the coordinator answers with the host's credential (256 random bits,
+// shown once, stored as its SHA-256). The host's labels are the token's plus
+// those the agent asked for (the token's win on a clash: they were chosen by
+// a person). A name already enrolled is refused until an admin removes that
+// host; removal keeps the row (history) and makes the credential useless.
+//
+// Per host the store keeps labels, the last inventory (facts and installed
+// apps, the CMDB's configuration item), the agent version and when it was
+// last seen.
+//
+// Functions take the session or Transaction the caller holds (inside
+// Store::Read / Store::Write); mutations audit in the same transaction. SOCI
+// exceptions propagate to the Store boundary. EnrollHost is the exception: it
+// takes the Store, because a refused enrollment must still be audited.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "coordinator/store/store.hpp"
+#include "protocol/agent_api.hpp"
+#include "protocol/error.hpp"
+#include "protocol/timestamp.hpp"
+
+namespace fabu::coordinator {
+
+using Labels = std::map<std::string, std::string>;
+using LabelSelector = std::vector<std::pair<std::string, std::string>>;
+using protocol::UnixSeconds;
+
+inline constexpr std::int64_t kDefaultEnrollTtlSeconds = 3600;
+
+// 1-64 of [a-z0-9.-], starting with a letter or digit.
+Result<void> CheckHostName(std::string_view name);
+// Every key and value as a target selector allows; `path` names the field.
+Result<void> CheckLabels(const Labels& labels, std::string_view path);
+// True when `labels` has every key=value of `selector`.
+bool LabelsMatch(const Labels& labels, const LabelSelector& selector);
+
+struct EnrollTokenSpec {
+  Labels labels;
+  std::int64_t uses = 1;
+  std::int64_t ttl_seconds = kDefaultEnrollTtlSeconds;
+};
+
+struct IssuedEnrollToken {
+  std::string token;  // shown once
+  UnixSeconds expires = 0;
+  std::int64_t uses = 1;
+  Labels labels;
+  nlohmann::json ToJson() const;
+};
+
+// kInvalidArgument for uses < 1, a negative ttl or bad labels.
+Result<IssuedEnrollToken> CreateEnrollToken(Transaction& tx, const EnrollTokenSpec& spec,
+                                            UnixSeconds now);
+
+// Enrolls a host. Refusals (each audited as "host.enroll-refused"):
+// kUnauthenticated for an unknown token, kPermissionDenied for a used or
+// expired one, kAlreadyExists for a name enrolled and not removed,
+// kInvalidArgument for a bad name or labels.
+Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& origin,
+                                            const protocol::EnrollRequest& request,
+                                            UnixSeconds now);
+
+// The name of the host holding `credential`, or kUnauthenticated saying why not.
+Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential);
+
+struct InstalledAppRecord {
+  std::string name;
+  std::string current;
+  std::vector<std::string> releases;
+};
+
+struct HostRecord {
+  std::string name;
+  Labels labels;
+  nlohmann::json inventory;  // the last Inventory as JSON
+  std::string agent_version;
+  std::string enrolled;
+  UnixSeconds last_seen = 0;
+  bool removed = false;
+  std::string removed_at;
+  std::string removed_by;
+  std::vector<InstalledAppRecord> apps;
+
+  nlohmann::json ToJson() const;
+};
+
+Result<HostRecord> FindHost(soci::session& sql, std::string_view name);
+// Enrolled, not removed hosts matching `selector` (all when empty), by name.
+std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector = {});
+
+// Marks a host removed (admin): its credential stops working and its name
+// may enroll again. kNotFound for an unknown host, kConflict when already removed.
+Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name);
+
+// Stores the host's facts and installed apps and marks it seen.
+Result<void> StoreInventory(Transaction& tx, std::string_view host,
+                            const protocol::Inventory& inventory, UnixSeconds now);
+
+// Marks a host seen at `now` when it was last seen before `now - every`
+// (so a poll every few seconds does not write every time). Not audited.
+void TouchHost(soci::session& sql, std::string_view host, UnixSeconds now, std::int64_t every);
+
+}  // namespace fabu::coordinator

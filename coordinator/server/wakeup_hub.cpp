@@ -1,0 +1,51 @@
+#include "coordinator/server/wakeup_hub.hpp"
+
+#include <vector>
+
+namespace fabu::coordinator {
+
+std::string WakeupHub::HostKey(std::string_view host) { return "host:" + std::string(host); }
+
+std::uint64_t WakeupHub::Generation(const std::string& key) const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key);
+  return it == entries_.end() ? 0 : it->second.generation;
+}
+
+std::optional<std::uint64_t> WakeupHub::Register(const std::string& key, std::uint64_t seen,
+                                                 Waker waker) {
+  std::lock_guard lock(mutex_);
+  Entry& entry = entries_[key];
+  if (entry.generation != seen) return std::nullopt;
+  const std::uint64_t id = ++next_id_;
+  entry.wakers.emplace(id, std::move(waker));
+  ++waiting_;
+  return id;
+}
+
+void WakeupHub::Unregister(const std::string& key, std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  waiting_ -= it->second.wakers.erase(id);
+}
+
+void WakeupHub::Notify(const std::string& key) {
+  std::vector<Waker> wake;
+  {
+    std::lock_guard lock(mutex_);
+    Entry& entry = entries_[key];
+    ++entry.generation;
+    for (auto& [id, waker] : entry.wakers) wake.push_back(std::move(waker));
+    waiting_ -= entry.wakers.size();
+    entry.wakers.clear();
+  }
+  for (Waker& waker : wake) waker();
+}
+
+std::size_t WakeupHub::waiting() const {
+  std::lock_guard lock(mutex_);
+  return waiting_;
+}
+
+}  // namespace fabu::coordinator

@@ -1,0 +1,66 @@
+// Wakes long polls (Response::Wait) when what they wait for happens.
+//
+// A key names something a request waits for: "host:web-1" is "an assignment
+// for host web-1". A waiting request registers a waker under its key; code
+// that makes the awaited thing (a new assignment) calls Notify(key) after its
+// store transaction committed, and every waker of that key is called once and
+// dropped.
+//
+// Lost wakeups are impossible: each key has a generation that Notify bumps.
+// A waiter reads Generation(key) before it looks at the store, and Register
+// refuses (returns nullopt) when the generation moved since: something
+// happened between the look and the registration, so look again.
+//
+// Wakers run on the thread that calls Notify, outside the hub's lock; they
+// must be quick and thread-safe (the server's posts a timer cancel to its I/O
+// thread). The hub knows nothing of Asio. Thread-safe.
+//
+// Keeping the door open for several coordinators (DESIGN §6): a PostgreSQL
+// LISTEN/NOTIFY bridge would call Notify here for notifications from peers.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fabu::coordinator {
+
+class WakeupHub {
+ public:
+  using Waker = std::function<void()>;
+
+  // The key under which a host's long poll waits for an assignment.
+  static std::string HostKey(std::string_view host);
+
+  std::uint64_t Generation(const std::string& key) const;
+
+  // Registers `waker` under `key` unless the key's generation is no longer
+  // `seen`; returns the registration id, or nullopt (look again at once).
+  std::optional<std::uint64_t> Register(const std::string& key, std::uint64_t seen, Waker waker);
+
+  // Drops a registration (a wait that ended by its deadline). Unknown ids are
+  // ignored.
+  void Unregister(const std::string& key, std::uint64_t id);
+
+  // Bumps the key's generation and calls (then drops) every waker of it.
+  void Notify(const std::string& key);
+
+  // Registered wakers, for tests and /metrics.
+  std::size_t waiting() const;
+
+ private:
+  struct Entry {
+    std::uint64_t generation = 0;
+    std::map<std::uint64_t, Waker> wakers;
+  };
+  mutable std::mutex mutex_;
+  std::map<std::string, Entry, std::less<>> entries_;
+  std::uint64_t next_id_ = 0;
+  std::size_t waiting_ = 0;
+};
+
+}  // namespace fabu::coordinator

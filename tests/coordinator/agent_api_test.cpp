@@ -1,0 +1,587 @@
+// The coordinator's side of the agent (issue 4 §1, §5): enrollment tokens,
+// hosts, the agent API and deployments, on the real fabu-coordinator. People
+// use the real fabu CLI; the agent is played by curl (real HTTPS with the
+// pinned CA), since the real agent is built beside this.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/coordinator_process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fabu::testing {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// RFC 3339 UTC of now + `offset`.
+std::string UtcIn(std::chrono::seconds offset) {
+  const std::time_t t =
+      std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + offset);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+  std::string headers;
+  json Json() const { return json::parse(body, nullptr, false); }
+};
+
+class AgentApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto init = InitCoordinator(dir_ / "coordinator");
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+    admin_ = LastLine(init.out);
+    ASSERT_EQ(Fabu({"keygen", "--out", (dir_ / "publisher").string()}).exit_code, 0);
+    auto trust = RunCommand({CoordinatorBinary(), "trust", "add", "--data",
+                             (dir_ / "coordinator").string(), (dir_ / "publisher.pub").string()});
+    ASSERT_EQ(trust.exit_code, 0) << trust.err;
+    Start();
+    rm_ = AddUser("zhang.rm", "release_manager");
+    wang_ = AddUser("wang.approver", "approver");
+    li_ = AddUser("li.approver", "approver");
+    tester_ = AddUser("chen.tester", "tester");
+    viewer_ = AddUser("zhao.viewer", "viewer");
+
+    // Enough bytes that a range is a real part of the file.
+    std::string payload;
+    for (int i = 0; i < 20000; ++i) payload += std::to_string(i * 7919) + "\n";
+    WriteFile(dir_ / "app/bin/c3m-video", "#!/bin/sh\necho playback\n");
+    WriteFile(dir_ / "app/share/data.txt", payload);
+    auto built = Fabu({"pack", "build", "--name", "c3m-video", "--version", "V1.3.0.12", "--from",
+                       (dir_ / "app").string(), "--key", (dir_ / "publisher.key").string(), "--out",
+                       (dir_ / "c3m.fabu").string()});
+    ASSERT_EQ(built.exit_code, 0) << built.err;
+    auto uploaded = As(rm_, {"package", "upload", (dir_ / "c3m.fabu").string()});
+    ASSERT_EQ(uploaded.exit_code, 0) << uploaded.err;
+    package_id_ = LastLine(uploaded.out);
+    ASSERT_EQ(package_id_.size(), 64u);
+  }
+
+  void Start() {
+    daemon_ = std::make_unique<CoordinatorProcess>(dir_ / "coordinator");
+    ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  }
+
+  CommandResult As(const std::string& token, const std::vector<std::string>& args) {
+    return FabuAs(*daemon_, token, args);
+  }
+
+  std::string AddUser(const std::string& name, const std::string& role) {
+    auto r = As(admin_, {"user", "add", name, "--role", role});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return LastLine(r.out);
+  }
+
+  // One HTTPS request with curl, pinning the coordinator's CA.
+  HttpReply Http(const std::string& method, const std::string& path, const std::string& token,
+                 const std::optional<json>& body = std::nullopt,
+                 const std::vector<std::string>& extra = {}) {
+    const int n = ++requests_;
+    const auto out = dir_ / ("reply-" + std::to_string(n));
+    const auto headers = dir_ / ("headers-" + std::to_string(n));
+    std::vector<std::string> argv{
+        "curl", "-sS",         "--noproxy", "*",          "--cacert", daemon_->ca().string(),
+        "-X",   method,        "-o",        out.string(), "-D",       headers.string(),
+        "-w",   "%{http_code}"};
+    if (!token.empty()) {
+      argv.push_back("-H");
+      argv.push_back("Authorization: Bearer " + token);
+    }
+    if (body) {
+      const auto file = dir_ / ("body-" + std::to_string(n));
+      WriteFile(file, body->dump());
+      argv.insert(argv.end(),
+                  {"-H", "Content-Type: application/json", "--data-binary", "@" + file.string()});
+    }
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(daemon_->url() + path);
+    auto r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return HttpReply{std::atoi(r.out.c_str()), ReadAll(out), ReadAll(headers)};
+  }
+
+  std::string NewToken(const std::vector<std::string>& args = {}) {
+    std::vector<std::string> argv{"enroll-token", "create"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = As(rm_, argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return LastLine(r.out);
+  }
+
+  json EnrollRequest(const std::string& token, const std::string& name, const json& labels) {
+    return {
+        {"token", token},
+        {"name", name},
+        {"labels", labels},
+        {"inventory",
+         {{"hostname", name},
+          {"os", "linux"},
+          {"kernel", "6.1.0"},
+          {"arch", "x86_64"},
+          {"cpus", 4},
+          {"memory_bytes", 8589934592ull},
+          {"agent_version", "0.1.0"},
+          {"apps",
+           json::array(
+               {{{"name", "c3m-video"}, {"current", "V1.2.0.3"}, {"releases", {"V1.2.0.3"}}}})}}}};
+  }
+
+  // Enrolls `name` with a fresh token carrying `token_labels`; the credential.
+  std::string Enroll(const std::string& name, const std::string& token_labels,
+                     const json& labels = json::object()) {
+    const std::string token = NewToken({"--labels", token_labels});
+    auto r = Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(token, name, labels));
+    EXPECT_EQ(r.status, 201) << r.body;
+    return r.Json().value("credential", "");
+  }
+
+  HttpReply Poll(const std::string& credential, int wait = 0) {
+    return Http("GET", "/api/v1/agent/assignment?wait=" + std::to_string(wait), credential);
+  }
+
+  json Event(const std::string& deployment, int sequence, const std::string& step,
+             const std::string& message = "", const std::string& failed_step = "") {
+    json e = {{"deployment", deployment},
+              {"sequence", sequence},
+              {"step", step},
+              {"app", "c3m-video"},
+              {"version", "V1.3.0.12"},
+              {"message", message},
+              {"output", ""},
+              {"time", "2026-11-20T00:00:00Z"}};
+    if (!failed_step.empty()) e["failed_step"] = failed_step;
+    return e;
+  }
+
+  HttpReply Post(const std::string& credential, const json& events) {
+    return Http("POST", "/api/v1/agent/events", credential, json{{"events", events}});
+  }
+
+  // Reports every step to success.
+  void Succeed(const std::string& credential, const std::string& deployment) {
+    json events = json::array();
+    int seq = 0;
+    for (const char* step : {"assigned", "downloading", "downloaded", "verified", "installing",
+                             "activating", "health_checking", "succeeded"}) {
+      events.push_back(Event(deployment, ++seq, step));
+    }
+    auto r = Post(credential, events);
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+
+  json Plan(const std::string& host_timeout = "15m") const {
+    return {{"title", "C3M-VIDEO playback download"},
+            {"product", "c3m-video"},
+            {"version", "V1.3.0.12"},
+            {"category", "minor"},
+            {"change_refs", {"CHG-2026-0113"}},
+            {"plan",
+             {{"purpose", "p"},
+              {"scope", "s"},
+              {"participants", "zhang.rm"},
+              {"communication", "c"},
+              {"work_plan", "w"},
+              {"follow_up", "f"},
+              {"rollback_plan", "r"},
+              {"known_issues", "k"},
+              {"baseline", "b"}}},
+            {"packages", {package_id_}},
+            {"targets", {{"selector", "app=c3m-video"}}},
+            {"reviewers", {"wang.approver", "li.approver"}},
+            {"golive",
+             {{"window",
+               {{"start", UtcIn(std::chrono::hours(-1))}, {"end", UtcIn(std::chrono::hours(24))}}},
+              {"waves", {"100%"}},
+              {"max_failures", "0"},
+              {"between_waves", "5m"},
+              {"host_timeout", host_timeout},
+              {"auto_rollback", false}}}};
+  }
+
+  std::string Approved(const std::string& host_timeout = "15m") {
+    WriteFile(dir_ / "plan.json", Plan(host_timeout).dump());
+    auto created = As(rm_, {"release", "create", "--file", (dir_ / "plan.json").string()});
+    EXPECT_EQ(created.exit_code, 0) << created.err;
+    const std::string id = LastLine(created.out);
+    EXPECT_EQ(As(rm_, {"release", "submit", id}).exit_code, 0);
+    EXPECT_EQ(As(wang_, {"release", "approve", id}).exit_code, 0);
+    EXPECT_EQ(As(li_, {"release", "approve", id}).exit_code, 0);
+    return id;
+  }
+
+  std::string Scheduled(const std::string& host_timeout = "15m") {
+    const std::string id = Approved(host_timeout);
+    WriteFile(dir_ / "REPORT.md", "all green\n");
+    EXPECT_EQ(As(tester_, {"release", "test-report", id, "--result", "passed", "--file",
+                           (dir_ / "REPORT.md").string()})
+                  .exit_code,
+              0);
+    EXPECT_EQ(As(wang_, {"release", "accept", id}).exit_code, 0);
+    auto scheduled = As(rm_, {"release", "schedule", id});
+    EXPECT_EQ(scheduled.exit_code, 0) << scheduled.err;
+    return id;
+  }
+
+  std::string State(const std::string& id) {
+    auto r = As(viewer_, {"release", "show", id, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out, nullptr, false).value("state", "");
+  }
+
+  json Hosts(const std::string& id) {
+    auto r = As(viewer_, {"release", "hosts", id, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out, nullptr, false)["hosts"];
+  }
+
+  // Polls `release show` until the release is in `state` or `deadline` passes.
+  bool WaitForState(const std::string& id, const std::string& state,
+                    std::chrono::seconds deadline) {
+    const auto until = Clock::now() + deadline;
+    while (Clock::now() < until) {
+      if (State(id) == state) return true;
+    }
+    return State(id) == state;
+  }
+
+  long long CountRows(const std::string& query) {
+    sqlite3* db = nullptr;
+    const auto path = dir_ / "coordinator" / "coordinator.db";
+    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    long long count = -1;
+    sqlite3_exec(
+        db, query.c_str(),
+        [](void* out, int, char** values, char**) {
+          *static_cast<long long*>(out) = std::atoll(values[0]);
+          return 0;
+        },
+        &count, nullptr);
+    sqlite3_close(db);
+    return count;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<CoordinatorProcess> daemon_;
+  std::string admin_, rm_, wang_, li_, tester_, viewer_;
+  std::string package_id_;
+  int requests_ = 0;
+};
+
+TEST_F(AgentApiTest, EnrollmentTokensAreSingleUseExpireAndAreAudited) {
+  const std::string token = NewToken({"--labels", "env=production,app=c3m-video"});
+  ASSERT_EQ(token.size(), 64u);
+  auto enrolled = Http("POST", "/api/v1/agent/enroll", "",
+                       EnrollRequest(token, "web-1", {{"site", "gz"}, {"env", "test"}}));
+  ASSERT_EQ(enrolled.status, 201) << enrolled.body;
+  EXPECT_EQ(enrolled.Json()["credential"].get<std::string>().size(), 64u);
+  // The token's labels win over the agent's.
+  EXPECT_EQ(enrolled.Json()["labels"],
+            json({{"env", "production"}, {"app", "c3m-video"}, {"site", "gz"}}));
+
+  auto again = Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(token, "web-2", {}));
+  EXPECT_EQ(again.status, 403) << again.body;
+  EXPECT_TRUE(Contains(again.body, "already used")) << again.body;
+
+  auto unknown =
+      Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(std::string(64, 'a'), "web-3", {}));
+  EXPECT_EQ(unknown.status, 401) << unknown.body;
+  EXPECT_TRUE(Contains(unknown.body, "unknown enrollment token")) << unknown.body;
+
+  const std::string expired = NewToken({"--ttl", "0s"});
+  auto late = Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(expired, "web-4", {}));
+  EXPECT_EQ(late.status, 403) << late.body;
+  EXPECT_TRUE(Contains(late.body, "expired")) << late.body;
+
+  // Two uses when asked for.
+  const std::string twice = NewToken({"--uses", "2", "--labels", "env=test"});
+  EXPECT_EQ(Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(twice, "t-1", {})).status, 201);
+  EXPECT_EQ(Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(twice, "t-2", {})).status, 201);
+  EXPECT_EQ(Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(twice, "t-3", {})).status, 403);
+
+  // Only admins and release managers make tokens.
+  auto refused = As(viewer_, {"enroll-token", "create"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_TRUE(Contains(refused.err, "release_manager")) << refused.err;
+
+  // Hosts, their labels and what is installed.
+  auto listed = As(viewer_, {"hosts", "list", "--json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  json hosts = json::parse(listed.out);
+  ASSERT_EQ(hosts.size(), 3u);
+  EXPECT_EQ(hosts[0]["name"], "t-1");
+  EXPECT_EQ(hosts[2]["name"], "web-1");
+  EXPECT_EQ(hosts[2]["agent_version"], "0.1.0");
+  EXPECT_EQ(hosts[2]["apps"][0]["current"], "V1.2.0.3");
+  auto selected = As(viewer_, {"hosts", "list", "--selector", "env=production", "--json"});
+  ASSERT_EQ(selected.exit_code, 0) << selected.err;
+  EXPECT_EQ(json::parse(selected.out).size(), 1u);
+  auto table = As(viewer_, {"hosts", "list"});
+  EXPECT_TRUE(Contains(table.out, "c3m-video@V1.2.0.3")) << table.out;
+
+  // Refusals are in the audit trail, and the chain holds.
+  auto audit = As(admin_, {"audit", "list", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  EXPECT_TRUE(Contains(audit.out, "host.enroll-refused")) << audit.out.substr(0, 500);
+  EXPECT_TRUE(Contains(audit.out, "enroll-token.create"));
+  EXPECT_FALSE(Contains(audit.out, token)) << "the token itself must never be recorded";
+  EXPECT_EQ(As(admin_, {"audit", "verify"}).exit_code, 0);
+}
+
+TEST_F(AgentApiTest, ARemovedHostMayEnrollAgainAndItsOldCredentialDies) {
+  const std::string credential = Enroll("web-1", "env=production");
+  EXPECT_EQ(Poll(credential).status, 200);
+  const std::string token = NewToken();
+  auto taken = Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(token, "web-1", {}));
+  EXPECT_EQ(taken.status, 409) << taken.body;
+  EXPECT_TRUE(Contains(taken.body, "fabu host remove web-1")) << taken.body;
+
+  auto not_admin = As(rm_, {"host", "remove", "web-1"});
+  EXPECT_NE(not_admin.exit_code, 0);
+  EXPECT_TRUE(Contains(not_admin.err, "admin")) << not_admin.err;
+  auto removed = As(admin_, {"host", "remove", "web-1"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  auto dead = Poll(credential);
+  EXPECT_EQ(dead.status, 401) << dead.body;
+  EXPECT_TRUE(Contains(dead.body, "removed")) << dead.body;
+
+  // The refused attempt did not use the token up.
+  auto back = Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(token, "web-1", {}));
+  ASSERT_EQ(back.status, 201) << back.body;
+  EXPECT_NE(back.Json().value("credential", ""), credential);
+  EXPECT_EQ(Poll(back.Json().value("credential", "")).status, 200);
+}
+
+TEST_F(AgentApiTest, UserTokensAndAgentCredentialsAreNotInterchangeable) {
+  const std::string credential = Enroll("web-1", "env=production");
+  EXPECT_EQ(Poll(admin_).status, 401);
+  EXPECT_EQ(Http("GET", "/api/v1/releases", credential).status, 401);
+  EXPECT_EQ(Http("GET", "/api/v1/agent/assignment", "").status, 401);
+  EXPECT_EQ(Poll("nonsense").status, 401);
+  EXPECT_EQ(Poll(credential, 0).Json(), json({{"assignment", nullptr}}));
+  EXPECT_EQ(Http("GET", "/api/v1/agent/assignment?wait=soon", credential).status, 400);
+}
+
+TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string web2 = Enroll("web-2", "env=production,app=c3m-video");
+  const std::string other = Enroll("db-1", "env=production,app=postgres");
+  const std::string id = Scheduled();
+
+  // web-1 waits in a long poll; the test knows it is parked from /healthz.
+  HttpReply polled;
+  Clock::time_point answered;
+  std::thread agent([&] {
+    polled = Poll(web1, 30);
+    answered = Clock::now();
+  });
+  const auto parked_by = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < parked_by && Http("GET", "/healthz", "").Json()["long_polls"] != 1) {
+  }
+  ASSERT_EQ(Http("GET", "/healthz", "").Json()["long_polls"], 1);
+  auto started = As(rm_, {"release", "start", id});
+  const auto start_done = Clock::now();
+  agent.join();
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  EXPECT_TRUE(Contains(started.out, "2 host(s) assigned")) << started.out;
+  EXPECT_LT(answered - start_done, std::chrono::milliseconds(1000))
+      << "the assignment must reach a waiting agent in well under a second";
+  ASSERT_EQ(polled.status, 200) << polled.body;
+  const json assignment = polled.Json()["assignment"];
+  ASSERT_TRUE(assignment.is_object()) << polled.body;
+  EXPECT_EQ(assignment["release"], id);
+  EXPECT_EQ(assignment["kind"], "install");
+  EXPECT_EQ(assignment["app"], "c3m-video");
+  EXPECT_EQ(assignment["version"], "V1.3.0.12");
+  EXPECT_EQ(assignment["package_id"], package_id_);
+  EXPECT_EQ(assignment["package_url"], "/api/v1/agent/packages/" + package_id_);
+  EXPECT_EQ(assignment["host_timeout_seconds"], 900);
+  const std::string d1 = assignment["deployment"];
+  EXPECT_EQ(State(id), "deploying");
+  // A host outside the targets gets nothing.
+  EXPECT_EQ(Poll(other).Json()["assignment"], nullptr);
+
+  // The package: whole, with its ETag, and resumed from an offset.
+  const std::string file = ReadAll(dir_ / "c3m.fabu");
+  auto whole = Http("GET", "/api/v1/agent/packages/" + package_id_, web1);
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.body, file);
+  EXPECT_TRUE(Contains(whole.headers, "\"" + package_id_ + "\"")) << whole.headers;
+  auto rest = Http("GET", "/api/v1/agent/packages/" + package_id_, web1, std::nullopt,
+                   {"-H", "Range: bytes=1000-"});
+  EXPECT_EQ(rest.status, 206) << rest.headers;
+  EXPECT_EQ(rest.body, file.substr(1000));
+  EXPECT_TRUE(Contains(rest.headers, "bytes 1000-" + std::to_string(file.size() - 1) + "/" +
+                                         std::to_string(file.size())))
+      << rest.headers;
+  auto past = Http("GET", "/api/v1/agent/packages/" + package_id_, web1, std::nullopt,
+                   {"-H", "Range: bytes=" + std::to_string(file.size()) + "-"});
+  EXPECT_EQ(past.status, 416);
+  // A host without that package assigned may not fetch it.
+  EXPECT_EQ(Http("GET", "/api/v1/agent/packages/" + package_id_, other).status, 403);
+
+  // The assignment is repeated until a final step; events are stored once.
+  json first = {Event(d1, 1, "assigned"), Event(d1, 2, "downloading")};
+  auto ack = Post(web1, first);
+  ASSERT_EQ(ack.status, 200) << ack.body;
+  EXPECT_EQ(ack.Json()["acknowledged"][d1], 2);
+  ack = Post(web1, first);
+  EXPECT_EQ(ack.Json()["acknowledged"][d1], 2);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM deployment_events WHERE deployment = '" + d1 + "'"), 2);
+  EXPECT_EQ(Poll(web1).Json()["assignment"]["deployment"], d1);
+  // web-2's credential on web-1's deployment.
+  EXPECT_EQ(Post(web2, json::array({Event(d1, 3, "downloaded")})).status, 403);
+  EXPECT_EQ(Post(other, json::array({Event(d1, 3, "downloaded")})).status, 403);
+
+  // A restart serves the same assignment, duplicating nothing.
+  ASSERT_EQ(daemon_->Stop(), 0) << daemon_->log();
+  Start();
+  EXPECT_EQ(Poll(web1).Json()["assignment"]["deployment"], d1);
+  const std::string d2 = Poll(web2).Json()["assignment"]["deployment"];
+  EXPECT_NE(d2, d1);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM deployments"), 2);
+  EXPECT_NE(As(rm_, {"release", "start", id}).exit_code, 0);
+
+  Succeed(web1, d1);
+  Succeed(web1, d1);  // all of it again: nothing new
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM deployment_events WHERE deployment = '" + d1 + "'"), 8);
+  EXPECT_EQ(Poll(web1).Json()["assignment"], nullptr);
+  EXPECT_EQ(State(id), "deploying");
+  Succeed(web2, d2);
+  EXPECT_EQ(State(id), "deployed");
+
+  json hosts = Hosts(id);
+  ASSERT_EQ(hosts.size(), 2u);
+  EXPECT_EQ(hosts[0]["host"], "web-1");
+  EXPECT_EQ(hosts[0]["step"], "succeeded");
+  EXPECT_EQ(hosts[0]["result"], "succeeded");
+  EXPECT_TRUE(hosts[0]["started"].is_string());
+  EXPECT_TRUE(hosts[0]["finished"].is_string());
+  auto table = As(viewer_, {"release", "hosts", id});
+  EXPECT_TRUE(Contains(table.out, "web-2")) << table.out;
+  EXPECT_TRUE(Contains(table.out, "deployed")) << table.out;
+
+  // Inventory after the deployment.
+  auto inventory =
+      Http("POST", "/api/v1/agent/inventory", web1, EnrollRequest("", "web-1", {})["inventory"]);
+  EXPECT_EQ(inventory.status, 200) << inventory.body;
+
+  auto audit = As(admin_, {"audit", "list", "--release", id, "--json"});
+  for (const char* action : {"release.start-rollout", "deployment.create", "deployment.events",
+                             "deployment.finish", "release.finish-rollout"}) {
+    EXPECT_TRUE(Contains(audit.out, action)) << action;
+  }
+  EXPECT_EQ(As(admin_, {"audit", "verify"}).exit_code, 0);
+}
+
+TEST_F(AgentApiTest, OneFailedHostFailsTheRollout) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string web2 = Enroll("web-2", "env=production,app=c3m-video");
+  const std::string id = Scheduled();
+  ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
+  const std::string d1 = Poll(web1).Json()["assignment"]["deployment"];
+  const std::string d2 = Poll(web2).Json()["assignment"]["deployment"];
+  Succeed(web1, d1);
+  // A failure from activating on is not final until the rollback is reported.
+  ASSERT_EQ(Post(web2, {Event(d2, 1, "assigned"), Event(d2, 2, "activating"),
+                        Event(d2, 3, "failed", "health check failed", "health_checking")})
+                .status,
+            200);
+  EXPECT_EQ(State(id), "deploying");
+  EXPECT_EQ(Poll(web2).Json()["assignment"]["deployment"], d2);
+  ASSERT_EQ(Post(web2, {Event(d2, 4, "rolling_back"), Event(d2, 5, "rolled_back")}).status, 200);
+  EXPECT_EQ(State(id), "failed");
+  json hosts = Hosts(id);
+  ASSERT_EQ(hosts.size(), 2u);
+  EXPECT_EQ(hosts[1]["result"], "rolled_back");
+  EXPECT_EQ(hosts[1]["message"], "health check failed");
+}
+
+TEST_F(AgentApiTest, AFailureBeforeActivatingIsFinal) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string id = Scheduled();
+  ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
+  const std::string d1 = Poll(web1).Json()["assignment"]["deployment"];
+  ASSERT_EQ(Post(web1, {Event(d1, 1, "assigned"),
+                        Event(d1, 2, "failed", "signature by an unknown key", "verified")})
+                .status,
+            200);
+  EXPECT_EQ(State(id), "failed");
+  EXPECT_EQ(Hosts(id)[0]["result"], "failed");
+}
+
+TEST_F(AgentApiTest, AHostThatDoesNotFinishInTimeCountsAsFailed) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string id = Scheduled("1s");
+  ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
+  const std::string d1 = Poll(web1).Json()["assignment"]["deployment"];
+  ASSERT_EQ(Post(web1, json::array({Event(d1, 1, "assigned")})).status, 200);
+  ASSERT_TRUE(WaitForState(id, "failed", std::chrono::seconds(20))) << daemon_->log();
+  json hosts = Hosts(id);
+  EXPECT_EQ(hosts[0]["result"], "timeout");
+  EXPECT_TRUE(Contains(hosts[0]["message"], "timeout")) << hosts[0];
+  EXPECT_EQ(Poll(web1).Json()["assignment"], nullptr);
+}
+
+TEST_F(AgentApiTest, ATestDeploymentGoesToTheTestHostsOnly) {
+  const std::string test1 = Enroll("test-1", "env=test,app=c3m-video");
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string id = Approved();
+  auto viewer = As(viewer_, {"release", "test", id});
+  EXPECT_NE(viewer.exit_code, 0);
+  auto tested = As(rm_, {"release", "test", id});
+  ASSERT_EQ(tested.exit_code, 0) << tested.err;
+  EXPECT_EQ(State(id), "testing");
+  const json assignment = Poll(test1).Json()["assignment"];
+  ASSERT_TRUE(assignment.is_object());
+  EXPECT_EQ(Poll(web1).Json()["assignment"], nullptr);
+  // Testing again while test-1 is busy makes no second deployment.
+  auto again = As(tester_, {"release", "test", id, "--json"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(json::parse(again.out)["deployments"].empty());
+  Succeed(test1, assignment["deployment"]);
+  EXPECT_EQ(State(id), "testing");  // the tester's report decides, not the deployment
+  EXPECT_EQ(Hosts(id)[0]["result"], "succeeded");
+  // Starting production before acceptance names the state.
+  auto early = As(rm_, {"release", "start", id});
+  EXPECT_NE(early.exit_code, 0);
+  EXPECT_TRUE(Contains(early.err, "testing")) << early.err;
+}
+
+TEST_F(AgentApiTest, NoTargetHostsRefusesTheStart) {
+  Enroll("web-1", "env=test,app=c3m-video");
+  const std::string id = Scheduled();
+  auto r = As(rm_, {"release", "start", id});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "env=production")) << r.err;
+  EXPECT_EQ(State(id), "scheduled");
+}
+
+}  // namespace
+}  // namespace fabu::testing

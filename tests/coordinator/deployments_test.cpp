@@ -1,0 +1,137 @@
+// Deployments in a real store: which steps are final, events stored once,
+// and the host check (deploy/deployments.hpp).
+#include "coordinator/deploy/deployments.hpp"
+
+#include <gtest/gtest.h>
+#include <soci/soci.h>
+
+#include "coordinator/hosts/hosts.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+using protocol::Step;
+
+TEST(FinalResultTest, SuccessAndRollbackOutcomesAreFinal) {
+  EXPECT_EQ(FinalResultOf(Step::kSucceeded, std::nullopt), kResultSucceeded);
+  EXPECT_EQ(FinalResultOf(Step::kRolledBack, std::nullopt), kResultRolledBack);
+  EXPECT_EQ(FinalResultOf(Step::kRollbackFailed, std::nullopt), kResultRollbackFailed);
+  for (Step step : {Step::kAssigned, Step::kDownloading, Step::kVerified, Step::kActivating,
+                    Step::kHealthChecking, Step::kRollingBack}) {
+    EXPECT_FALSE(FinalResultOf(step, std::nullopt)) << protocol::StepName(step);
+  }
+}
+
+TEST(FinalResultTest, AFailureIsFinalOnlyBeforeActivating) {
+  EXPECT_EQ(FinalResultOf(Step::kFailed, Step::kDownloading), kResultFailed);
+  EXPECT_EQ(FinalResultOf(Step::kFailed, Step::kVerified), kResultFailed);
+  EXPECT_EQ(FinalResultOf(Step::kFailed, Step::kInstalling), kResultFailed);
+  // From activating on, a rollback report follows.
+  EXPECT_FALSE(FinalResultOf(Step::kFailed, Step::kActivating));
+  EXPECT_FALSE(FinalResultOf(Step::kFailed, Step::kHealthChecking));
+  EXPECT_FALSE(FinalResultOf(Step::kFailed, std::nullopt));
+}
+
+class DeploymentStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = Store::Create(dir_ / "coordinator.db");
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+    auto made = store_->Write(origin_, [&](Transaction& tx) -> Result<std::string> {
+      for (const char* name : {"web-1", "web-2"}) {
+        std::string n = name, credential = std::string("cred-") + name;
+        tx.sql() << "INSERT INTO hosts (name, credential_sha256, labels, inventory, "
+                    "agent_version, enrolled, last_seen, removed, removed_at, removed_by) VALUES "
+                    "(:n, :c, '{}', '{}', '', '', 0, 0, '', '')",
+            soci::use(n), soci::use(credential);
+      }
+      release::Release r;
+      r.id = "R-1";
+      StoredPackage package;
+      package.id = std::string(64, 'a');
+      package.name = "c3m-video";
+      package.version = "V1.3.0.12";
+      package.size = 10;
+      auto created = CreateDeployments(tx, r, package, {"web-1", "web-2"}, kTestEnvironment, 100);
+      EXPECT_EQ(created.size(), 2u);
+      // A second call makes nothing while they are unfinished.
+      EXPECT_TRUE(CreateDeployments(tx, r, package, {"web-1"}, kTestEnvironment, 101).empty());
+      return created.front().id;
+    });
+    ASSERT_TRUE(made) << made.error().message();
+    deployment_ = *made;
+  }
+
+  Result<protocol::EventAck> Post(const std::string& host,
+                                  const std::vector<protocol::DeploymentEvent>& events) {
+    return store_->Write(origin_, [&](Transaction& tx) {
+      return StoreEvents(tx, host, protocol::EventBatch{events}, 200, {});
+    });
+  }
+
+  protocol::DeploymentEvent Event(std::uint64_t sequence, Step step) {
+    protocol::DeploymentEvent e;
+    e.deployment = deployment_;
+    e.sequence = sequence;
+    e.step = step;
+    return e;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  AuditOrigin origin_{"test", "admin", "req", "local"};
+  std::string deployment_;
+};
+
+TEST_F(DeploymentStoreTest, EventsAreStoredOnceAndAcknowledged) {
+  EXPECT_EQ(deployment_, "R-1-1-web-1");
+  auto ack = Post("web-1", {Event(1, Step::kAssigned), Event(2, Step::kDownloading)});
+  ASSERT_TRUE(ack) << ack.error().message();
+  EXPECT_EQ(ack->through.at(deployment_), 2u);
+  ack = Post("web-1", {Event(2, Step::kDownloading), Event(1, Step::kAssigned)});
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->through.at(deployment_), 2u);
+  auto count = store_->Read([&](soci::session& sql) -> Result<long long> {
+    long long n = 0;
+    sql << "SELECT COUNT(*) FROM deployment_events", soci::into(n);
+    return n;
+  });
+  EXPECT_EQ(*count, 2);
+  auto open = store_->Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
+    return OpenAssignment(sql, "web-1");
+  });
+  ASSERT_TRUE(*open);
+  EXPECT_EQ((*open)->step, "downloading");
+  EXPECT_EQ((*open)->started, 200);
+}
+
+TEST_F(DeploymentStoreTest, AnotherHostsDeploymentIsRefusedAndNothingIsStored) {
+  auto refused = Post("web-2", {Event(1, Step::kAssigned)});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kPermissionDenied);
+  auto ack = Post("web-1", {Event(1, Step::kAssigned)});
+  EXPECT_EQ(ack->through.at(deployment_), 1u);
+}
+
+TEST_F(DeploymentStoreTest, AFinalStepEndsTheAssignmentAndATimeoutEndsTheOther) {
+  ASSERT_TRUE(Post("web-1", {Event(1, Step::kAssigned), Event(2, Step::kSucceeded)}));
+  auto open = store_->Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
+    return OpenAssignment(sql, "web-1");
+  });
+  EXPECT_FALSE(*open);
+  // web-2's deadline is 100 + the default host timeout.
+  auto swept = SweepDeployments(*store_, 100 + kDefaultHostTimeoutSeconds, {});
+  ASSERT_TRUE(swept) << swept.error().message();
+  EXPECT_EQ(*swept, 1u);
+  auto listed = store_->Read([&](soci::session& sql) -> Result<std::vector<DeploymentRecord>> {
+    return ListDeployments(sql, "R-1");
+  });
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].result, kResultSucceeded);
+  EXPECT_EQ((*listed)[1].result, kResultTimeout);
+}
+
+}  // namespace
+}  // namespace fabu::coordinator

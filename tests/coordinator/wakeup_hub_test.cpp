@@ -1,0 +1,73 @@
+#include "coordinator/server/wakeup_hub.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace fabu::coordinator {
+namespace {
+
+TEST(WakeupHubTest, NotifyWakesEveryWaiterOfTheKeyOnce) {
+  WakeupHub hub;
+  const std::string key = WakeupHub::HostKey("web-1");
+  int woken = 0, other = 0;
+  ASSERT_TRUE(hub.Register(key, hub.Generation(key), [&] { ++woken; }));
+  ASSERT_TRUE(hub.Register(key, hub.Generation(key), [&] { ++woken; }));
+  ASSERT_TRUE(hub.Register("host:web-2", 0, [&] { ++other; }));
+  EXPECT_EQ(hub.waiting(), 3u);
+  hub.Notify(key);
+  EXPECT_EQ(woken, 2);
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(hub.waiting(), 1u);
+  hub.Notify(key);  // the wakers were dropped
+  EXPECT_EQ(woken, 2);
+}
+
+TEST(WakeupHubTest, ANotifyBetweenLookAndRegisterIsNotLost) {
+  // Given a waiter that read the generation, then looked at the store, we
+  // should refuse its registration when an assignment was made in between.
+  WakeupHub hub;
+  const std::string key = WakeupHub::HostKey("web-1");
+  const auto seen = hub.Generation(key);
+  hub.Notify(key);
+  EXPECT_FALSE(hub.Register(key, seen, [] {}));
+  EXPECT_TRUE(hub.Register(key, hub.Generation(key), [] {}));
+}
+
+TEST(WakeupHubTest, UnregisterDropsAWaiterThatTimedOut) {
+  WakeupHub hub;
+  int woken = 0;
+  auto id = hub.Register("k", 0, [&] { ++woken; });
+  ASSERT_TRUE(id);
+  hub.Unregister("k", *id);
+  hub.Unregister("k", *id);  // twice is harmless
+  hub.Unregister("unknown", 42);
+  EXPECT_EQ(hub.waiting(), 0u);
+  hub.Notify("k");
+  EXPECT_EQ(woken, 0);
+}
+
+TEST(WakeupHubTest, ConcurrentRegisterAndNotifyLoseNoWakeup) {
+  WakeupHub hub;
+  std::atomic<int> woken = 0;
+  std::atomic<int> registered = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        const std::string key = "host:" + std::to_string((t * 500 + i) % 7);
+        if (hub.Register(key, hub.Generation(key), [&] { ++woken; })) ++registered;
+        if (i % 3 == 0) hub.Notify(key);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int k = 0; k < 7; ++k) hub.Notify("host:" + std::to_string(k));
+  EXPECT_EQ(woken.load(), registered.load());
+  EXPECT_EQ(hub.waiting(), 0u);
+}
+
+}  // namespace
+}  // namespace fabu::coordinator
