@@ -1,12 +1,13 @@
 // `fabu-agent`: the daemon on a customer host. This file only wires the
-// subcommands; the engine lives in fabu_agent_core. The networked `run` and
-// `enroll` subcommands register here beside the local ones.
+// subcommands; the engine lives in fabu_agent_core, the networked `enroll`
+// and `run` in fabu_agent_net.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 
 #include "agent/cli/local_commands.hpp"
+#include "agent/cli/network_commands.hpp"
 
 int main(int argc, char** argv) {
   // stdout carries events (JSON lines); logs go to stderr.
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "fabu-agent 0.1.0");
   int exit_code = 0;
   fabu::agent::RegisterLocalCommands(app, exit_code);
+  fabu::agent::RegisterNetworkCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -52,7 +52,7 @@ Result<void> SyncDirectory(const fs::path& dir) {
   return {};
 }
 
-Result<void> WriteFileDurably(const fs::path& path, std::string_view content) {
+Result<void> WriteFileDurably(const fs::path& path, std::string_view content, mode_t mode) {
   std::string temp = path.string() + ".tmp-XXXXXX";
   Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (fd.get() < 0) {
@@ -62,7 +62,7 @@ Result<void> WriteFileDurably(const fs::path& path, std::string_view content) {
     ::unlink(temp.c_str());
     return Fail(ErrorCode::kIo, fmt::format("{} {}: {}", what, temp, Errno()));
   };
-  if (::fchmod(fd.get(), 0644) != 0) return fail("cannot chmod");
+  if (::fchmod(fd.get(), mode) != 0) return fail("cannot chmod");
   std::size_t written = 0;
   while (written < content.size()) {
     ssize_t n = ::write(fd.get(), content.data() + written, content.size() - written);

@@ -10,6 +10,8 @@
 // apart by the caller (the agent holds a lock on its data directory).
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string_view>
 
@@ -22,9 +24,11 @@ namespace fabu::agent {
 Result<void> SyncDirectory(const std::filesystem::path& dir);
 
 // Writes `content` to `path` through `path.tmp-XXXXXX`: write, fsync, rename,
-// fsync of the directory. On error the temp file is removed and `path` is
-// unchanged.
-Result<void> WriteFileDurably(const std::filesystem::path& path, std::string_view content);
+// fsync of the directory, the file getting `mode` (0600 for a secret: the
+// temp file is created 0600, so the content is never readable by others). On
+// error the temp file is removed and `path` is unchanged.
+Result<void> WriteFileDurably(const std::filesystem::path& path, std::string_view content,
+                              mode_t mode = 0644);
 
 // Reads a whole file.
 Result<std::string> ReadWholeFile(const std::filesystem::path& path);

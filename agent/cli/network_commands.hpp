@@ -1,0 +1,21 @@
+// The networked subcommands of `fabu-agent` (issue 4 §1-2):
+//
+//   enroll --server URL --ca CA.pem --token T --data DIR [--name NAME]
+//          [--labels k=v,...] [--apps-root DIR] [--trust PUB ...]
+//     Registers this host with the coordinator and keeps what `run` needs in
+//     DIR: credential (0600), ca.pem, trusted/*.pub and agent.json (see
+//     agent/config/agent_config.hpp). Refuses a DIR already enrolled.
+//   run --data DIR
+//     The daemon (agent/run/agent_runner.hpp); exits 0 on SIGTERM/SIGINT.
+//
+// Exit status: 0 on success, 2 on an error (printed to stderr, naming what was
+// wrong and what to do).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace fabu::agent {
+
+void RegisterNetworkCommands(CLI::App& app, int& exit_code);
+
+}  // namespace fabu::agent

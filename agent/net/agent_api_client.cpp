@@ -1,0 +1,106 @@
+#include "agent/net/agent_api_client.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace fabu::agent {
+
+namespace {
+
+constexpr std::chrono::seconds kRequestTimeout{60};
+// A long poll may take `wait`; allow the answer this much longer to arrive.
+constexpr std::chrono::seconds kPollMargin{30};
+
+}  // namespace
+
+AgentApiClient::AgentApiClient(HttpsClient http, std::string server, std::string credential)
+    : http_(std::move(http)), server_(std::move(server)), credential_(std::move(credential)) {
+  while (!server_.empty() && server_.back() == '/') server_.pop_back();
+}
+
+Result<nlohmann::json> AgentApiClient::Call(std::string_view method, std::string_view path,
+                                            const nlohmann::json* body,
+                                            std::chrono::seconds timeout, long expected_status) {
+  const std::string url = server_ + std::string(path);
+  const std::string text = body != nullptr ? body->dump() : std::string();
+  auto response =
+      http_.Request(method, url, body != nullptr ? &text : nullptr, credential_, timeout);
+  if (!response) return std::unexpected(response.error());
+  const std::string what = fmt::format("{} {}", method, path);
+  if (response->status != expected_status) {
+    if (response->status >= 200 && response->status < 300) {
+      return Fail(ErrorCode::kUnavailable, fmt::format("{}: unexpected HTTP {} (wanted {})", what,
+                                                       response->status, expected_status));
+    }
+    return std::unexpected(StatusError(what, *response));
+  }
+  auto json = nlohmann::json::parse(response->body, nullptr, false);
+  if (json.is_discarded()) {
+    return Fail(ErrorCode::kUnavailable, fmt::format("{}: the answer is not JSON", what));
+  }
+  return json;
+}
+
+Result<protocol::EnrollResponse> AgentApiClient::Enroll(const protocol::EnrollRequest& request) {
+  const auto body = protocol::EnrollRequestToJson(request);
+  auto json = Call("POST", protocol::kEnrollPath, &body, kRequestTimeout, 201);
+  if (!json) return std::unexpected(json.error());
+  auto response = protocol::EnrollResponseFromJson(*json);
+  if (!response) {
+    return Fail(ErrorCode::kUnavailable,
+                fmt::format("POST {}: malformed answer: {}", protocol::kEnrollPath,
+                            response.error().message()));
+  }
+  return response;
+}
+
+Result<std::optional<protocol::Assignment>> AgentApiClient::PollAssignment(
+    std::chrono::seconds wait) {
+  wait = std::clamp(wait, std::chrono::seconds(0),
+                    std::chrono::seconds(protocol::kMaxPollWaitSeconds));
+  const std::string path = fmt::format("{}?wait={}", protocol::kAssignmentPath, wait.count());
+  auto json = Call("GET", path, nullptr, wait + kPollMargin, 200);
+  if (!json) return std::unexpected(json.error());
+  auto assignment = protocol::AssignmentResponseFromJson(*json);
+  if (!assignment) {
+    return Fail(ErrorCode::kUnavailable,
+                fmt::format("GET {}: malformed answer: {}", protocol::kAssignmentPath,
+                            assignment.error().message()));
+  }
+  return assignment;
+}
+
+Result<protocol::EventAck> AgentApiClient::PostEvents(const protocol::EventBatch& batch) {
+  const auto body = protocol::EventBatchToJson(batch);
+  auto json = Call("POST", protocol::kEventsPath, &body, kRequestTimeout, 200);
+  if (!json) return std::unexpected(json.error());
+  auto ack = protocol::EventAckFromJson(*json);
+  if (!ack) {
+    return Fail(ErrorCode::kUnavailable, fmt::format("POST {}: malformed answer: {}",
+                                                     protocol::kEventsPath, ack.error().message()));
+  }
+  return ack;
+}
+
+Result<void> AgentApiClient::PostInventory(const protocol::Inventory& inventory) {
+  const auto body = protocol::InventoryToJson(inventory);
+  auto json = Call("POST", protocol::kInventoryPath, &body, kRequestTimeout, 200);
+  if (!json) return std::unexpected(json.error());
+  return {};
+}
+
+Result<std::string> AgentApiClient::PackageUrl(const protocol::Assignment& assignment) const {
+  const std::string& url = assignment.package_url;
+  if (url.empty()) {
+    return server_ + std::string(protocol::kAgentPackagesPath) + assignment.package_id;
+  }
+  if (url.starts_with("/")) return server_ + url;
+  if (url.starts_with("https://")) return url;
+  return Fail(ErrorCode::kInvalidArgument,
+              fmt::format("assignment {}: package_url \"{}\" is neither a path on the "
+                          "coordinator nor an https:// URL",
+                          assignment.deployment, url));
+}
+
+}  // namespace fabu::agent

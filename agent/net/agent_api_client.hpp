@@ -1,0 +1,51 @@
+// The agent's side of the agent API (protocol/agent_api.hpp): enrollment,
+// the assignment long poll, events, inventory and package URLs, over an
+// HttpsClient with the coordinator's CA pinned.
+//
+// Every call but Enroll sends the credential as a bearer token. Answers are
+// parsed with the protocol's strict FromJson functions; a malformed answer is
+// kUnavailable naming the path (the coordinator is not speaking the
+// contract). An HTTP refusal is StatusError's code with the coordinator's
+// message. Used by one thread at a time.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "agent/net/https_client.hpp"
+#include "protocol/agent_api.hpp"
+#include "protocol/error.hpp"
+
+namespace fabu::agent {
+
+class AgentApiClient {
+ public:
+  // `server` is "https://HOST:PORT" (a trailing '/' is dropped).
+  AgentApiClient(HttpsClient http, std::string server, std::string credential);
+
+  Result<protocol::EnrollResponse> Enroll(const protocol::EnrollRequest& request);
+  // Waits up to `wait` (at most kMaxPollWaitSeconds) for an assignment.
+  Result<std::optional<protocol::Assignment>> PollAssignment(std::chrono::seconds wait);
+  Result<protocol::EventAck> PostEvents(const protocol::EventBatch& batch);
+  Result<void> PostInventory(const protocol::Inventory& inventory);
+
+  // Where to download an assignment's package: the coordinator's path made
+  // absolute, or the mirror URL as given (which must be https).
+  Result<std::string> PackageUrl(const protocol::Assignment& assignment) const;
+
+  HttpsClient& http() { return http_; }
+  const std::string& server() const { return server_; }
+  const std::string& credential() const { return credential_; }
+
+ private:
+  Result<nlohmann::json> Call(std::string_view method, std::string_view path,
+                              const nlohmann::json* body, std::chrono::seconds timeout,
+                              long expected_status);
+
+  HttpsClient http_;
+  std::string server_;
+  std::string credential_;
+};
+
+}  // namespace fabu::agent

@@ -1,0 +1,437 @@
+#include "agent/run/agent_runner.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <thread>
+
+#include "agent/common/clock.hpp"
+#include "agent/common/durable_files.hpp"
+#include "agent/config/agent_config.hpp"
+#include "agent/deploy/deployer.hpp"
+#include "agent/hooks/hook_runner.hpp"
+#include "agent/host/host_inventory.hpp"
+#include "agent/journal/journal.hpp"
+#include "agent/net/agent_api_client.hpp"
+#include "agent/net/backoff.hpp"
+#include "agent/net/package_download.hpp"
+#include "agent/run/stop_signal.hpp"
+
+namespace fabu::agent {
+
+namespace fs = std::filesystem;
+using protocol::Assignment;
+
+namespace {
+
+constexpr std::size_t kBatchLimit = 100;
+
+bool IsPackageId(const std::string& id) {
+  return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// Sends WATCHDOG=1 at most every half interval; a no-op without WATCHDOG_USEC.
+class Watchdog {
+ public:
+  Watchdog() {
+    std::uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+      interval_ = std::chrono::microseconds(usec / 2);
+    }
+  }
+  bool enabled() const { return interval_.count() > 0; }
+  std::chrono::microseconds interval() const { return interval_; }
+  void Ping() {
+    if (!enabled()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < interval_) return;
+    last_ = now;
+    sd_notify(0, "WATCHDOG=1");
+  }
+
+ private:
+  std::chrono::microseconds interval_{0};
+  std::chrono::steady_clock::time_point last_{};
+};
+
+}  // namespace
+
+struct AgentRunner::State {
+  // Posts the journal's pending events as they are published.
+  class CoordinatorSink final : public EventSink {
+   public:
+    explicit CoordinatorSink(State& state) : state_(state) {}
+    void Publish(const DeploymentEvent& event) override {
+      spdlog::info("deployment {} #{}: {}{}", event.deployment, event.sequence,
+                   StepName(event.step), event.message.empty() ? "" : ": " + event.message);
+      // While the coordinator is away, the main loop retries; do not make
+      // every step of a deployment wait for a connect timeout.
+      if (state_.link == Link::kUnreachable) return;
+      if (auto ok = state_.FlushEvents(); !ok) state_.Unreachable(ok.error());
+    }
+
+   private:
+    State& state_;
+  };
+
+  enum class Link { kUnknown, kReachable, kUnreachable };
+
+  State(fs::path data_dir_in, AgentConfig config_in, Journal journal_in, AgentApiClient api_in,
+        const StopSignal& stop_in)
+      : data_dir(std::move(data_dir_in)),
+        config(std::move(config_in)),
+        journal(std::move(journal_in)),
+        api(std::move(api_in)),
+        stop(stop_in),
+        sink(*this),
+        backoff(std::chrono::seconds(config.backoff_initial_seconds),
+                std::chrono::seconds(config.backoff_cap_seconds), Backoff::SystemRandom()) {}
+
+  fs::path data_dir;
+  AgentConfig config;
+  Journal journal;
+  AgentApiClient api;
+  const StopSignal& stop;
+  CoordinatorSink sink;
+  SystemClock clock;
+  ProcessHookRunner hooks;
+  std::unique_ptr<Deployer> deployer;
+  Backoff backoff;
+  Watchdog watchdog;
+  Link link = Link::kUnknown;
+  bool inventory_pending = true;
+  // The deployment of the assignment last polled; unknown until the first poll.
+  bool polled = false;
+  std::optional<std::string> assignment;
+
+  fs::path Downloads() const { return data_dir / "downloads"; }
+
+  void Reachable() {
+    if (link == Link::kUnreachable) spdlog::info("coordinator reachable again");
+    link = Link::kReachable;
+    backoff.Reset();
+  }
+
+  void Unreachable(const Error& error) {
+    if (link != Link::kUnreachable) {
+      spdlog::warn("coordinator unreachable: {} (retrying, backoff up to {}s)", error.message(),
+                   config.backoff_cap_seconds);
+    }
+    link = Link::kUnreachable;
+  }
+
+  // Waits out the next backoff delay; true when asked to stop meanwhile.
+  bool WaitBackoff() {
+    const auto delay = backoff.Next();
+    const auto deadline = std::chrono::steady_clock::now() + delay;
+    // Wake for the watchdog while waiting.
+    const auto step =
+        watchdog.enabled()
+            ? std::chrono::duration_cast<std::chrono::milliseconds>(watchdog.interval())
+            : delay;
+    while (!stop.requested()) {
+      watchdog.Ping();
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      stop.WaitFor(std::min(left, std::max(step, std::chrono::milliseconds(1))));
+    }
+    return stop.requested();
+  }
+
+  static bool IsFatal(const Error& error) { return error.code() == ErrorCode::kUnauthenticated; }
+
+  // A final event of `deployment` still in the journal, or the journal's
+  // last finished deployment.
+  bool FinishedLocally(const std::string& deployment) const {
+    if (journal.last() && journal.last()->deployment == deployment) return true;
+    const bool in_flight = journal.in_flight() && journal.in_flight()->deployment == deployment;
+    return std::ranges::any_of(journal.pending_events(), [&](const DeploymentEvent& e) {
+      if (e.deployment != deployment) return false;
+      return e.step == Step::kSucceeded || e.step == Step::kRolledBack ||
+             e.step == Step::kRollbackFailed || (e.step == Step::kFailed && !in_flight);
+    });
+  }
+
+  // How far the journal may drop `deployment`'s events when the coordinator
+  // stored them through `through` (see the header on sequence numbers).
+  std::uint64_t DroppableThrough(const std::string& deployment, std::uint64_t through) const {
+    if (journal.in_flight() && journal.in_flight()->deployment == deployment) return through;
+    if (FinishedLocally(deployment)) return through;
+    const bool active = !polled || assignment == deployment;
+    const std::uint64_t newest = journal.NextSequence(deployment) - 1;
+    if (active && through >= newest && newest > 0) return newest - 1;
+    return through;
+  }
+
+  Result<void> FlushEvents() {
+    while (!journal.pending_events().empty()) {
+      protocol::EventBatch batch;
+      for (const auto& e : journal.pending_events()) {
+        if (batch.events.size() == kBatchLimit) break;
+        batch.events.push_back(e);
+      }
+      auto ack = api.PostEvents(batch);
+      if (!ack) return std::unexpected(ack.error());
+      const std::size_t before = journal.pending_events().size();
+      for (const auto& [deployment, through] : ack->through) {
+        if (auto ok = journal.Acknowledge(deployment, DroppableThrough(deployment, through)); !ok) {
+          return std::unexpected(ok.error());
+        }
+      }
+      // What is left was held back or not stored: send it next time round.
+      if (journal.pending_events().size() == before || batch.events.size() < kBatchLimit) break;
+    }
+    return {};
+  }
+
+  Result<void> SendInventory() {
+    auto inventory = CollectInventory(deployer->layout());
+    if (!inventory) return std::unexpected(inventory.error());
+    if (auto ok = api.PostInventory(*inventory); !ok) return ok;
+    inventory_pending = false;
+    return {};
+  }
+
+  Result<void> Publish(const Assignment& a, Step step, std::string message = {},
+                       std::optional<Step> failed_step = {}) {
+    DeploymentEvent event;
+    event.deployment = a.deployment;
+    event.sequence = journal.NextSequence(a.deployment);
+    event.step = step;
+    event.failed_step = failed_step;
+    event.app = a.app;
+    event.version = a.version;
+    event.message = std::move(message);
+    event.time = clock.Now();
+    if (auto ok = journal.Append(event); !ok) return ok;
+    sink.Publish(event);
+    return {};
+  }
+
+  enum class Next { kContinue, kRetryLater };
+
+  // Carries out one assignment. kRetryLater: the download could not go on
+  // now (coordinator away, stopping); the next poll resumes it. An error is
+  // fatal for the agent (journal, credential).
+  Result<Next> Execute(const Assignment& a) {
+    spdlog::info("assignment {}: {} {} {} (release {})", a.deployment, DeploymentKindName(a.kind),
+                 a.app, a.version, a.release);
+    if (journal.NextSequence(a.deployment) == 1) {
+      if (auto ok = Publish(a, Step::kAssigned); !ok) return std::unexpected(ok.error());
+    }
+    DeploymentRequest request{a.deployment, a.kind, {}, a.package_id, a.app};
+    fs::path downloaded;
+    if (!a.package_id.empty()) {
+      if (!IsPackageId(a.package_id)) {
+        if (auto ok = Publish(
+                a, Step::kFailed,
+                fmt::format("package_id \"{}\" is not a SHA-256 (64 hex digits)", a.package_id),
+                Step::kDownloading);
+            !ok) {
+          return std::unexpected(ok.error());
+        }
+        return Next::kContinue;
+      }
+      auto url = api.PackageUrl(a);
+      DownloadRequest download;
+      download.bearer = url && url->starts_with(api.server()) ? api.credential() : "";
+      download.part = Downloads() / (a.package_id + ".part");
+      download.destination = Downloads() / (a.package_id + ".fabu");
+      download.size = a.package_size;
+      std::error_code ec;
+      const auto partial = fs::file_size(download.part, ec);
+      std::string note =
+          ec || partial == 0 ? std::string() : fmt::format("resuming at byte {}", partial);
+      if (auto ok = Publish(a, Step::kDownloading, note); !ok) return std::unexpected(ok.error());
+      Result<DownloadReport> report = url ? ([&] {
+        download.url = *url;
+        return DownloadPackage(api.http(), download);
+      })()
+                                          : Result<DownloadReport>(std::unexpected(url.error()));
+      if (!report) {
+        const Error& e = report.error();
+        if (stop.requested()) return Next::kRetryLater;
+        if (IsFatal(e)) return std::unexpected(e);
+        if (e.code() == ErrorCode::kUnavailable) {
+          Unreachable(e);
+          return Next::kRetryLater;
+        }
+        // Refused (403/404), oversized, or the disk: this deployment cannot go on.
+        spdlog::error("assignment {}: download failed: {}", a.deployment, e.message());
+        if (auto ok = Publish(a, Step::kFailed, e.message(), Step::kDownloading); !ok) {
+          return std::unexpected(ok.error());
+        }
+        return Next::kContinue;
+      }
+      Reachable();
+      spdlog::info("assignment {}: downloaded {} bytes ({} fetched, resumed from {})", a.deployment,
+                   a.package_size, report->fetched, report->resumed_from);
+      if (auto ok = Publish(a, Step::kDownloaded); !ok) return std::unexpected(ok.error());
+      downloaded = download.destination;
+      request.package = downloaded;
+    }
+
+    Result<DeploymentOutcome> outcome = [&] {
+      // The engine blocks on hooks (each with its own timeout); keep systemd's
+      // watchdog fed meanwhile.
+      std::jthread keeper;
+      if (watchdog.enabled()) {
+        keeper = std::jthread([interval = watchdog.interval()](std::stop_token token) {
+          std::mutex mutex;
+          std::condition_variable_any cv;
+          std::unique_lock lock(mutex);
+          while (!token.stop_requested()) {
+            sd_notify(0, "WATCHDOG=1");
+            cv.wait_for(lock, token, interval, [] { return false; });
+          }
+        });
+      }
+      return deployer->Deploy(request);
+    }();
+    if (!outcome) return std::unexpected(outcome.error());
+    spdlog::info("deployment {}: {}{}", outcome->deployment, StepName(outcome->final_step),
+                 outcome->message.empty() ? "" : ": " + outcome->message);
+    if (!downloaded.empty()) {
+      std::error_code ec;
+      fs::remove(downloaded, ec);
+    }
+    inventory_pending = true;
+    return Next::kContinue;
+  }
+
+  Result<void> Loop() {
+    while (!stop.requested()) {
+      watchdog.Ping();
+      if (!journal.pending_events().empty()) {
+        if (auto ok = FlushEvents(); !ok) {
+          if (IsFatal(ok.error())) return ok;
+          Unreachable(ok.error());
+          if (WaitBackoff()) break;
+          continue;
+        }
+        Reachable();
+      }
+      if (inventory_pending) {
+        if (auto ok = SendInventory(); !ok) {
+          if (IsFatal(ok.error())) return ok;
+          Unreachable(ok.error());
+          if (WaitBackoff()) break;
+          continue;
+        }
+        Reachable();
+      }
+      auto polled_assignment = api.PollAssignment(std::chrono::seconds(config.poll_wait_seconds));
+      if (stop.requested()) break;
+      if (!polled_assignment) {
+        if (IsFatal(polled_assignment.error())) return std::unexpected(polled_assignment.error());
+        Unreachable(polled_assignment.error());
+        if (WaitBackoff()) break;
+        continue;
+      }
+      Reachable();
+      polled = true;
+      if (!*polled_assignment) {
+        assignment.reset();
+        continue;
+      }
+      const Assignment& a = **polled_assignment;
+      assignment = a.deployment;
+      if (FinishedLocally(a.deployment)) {
+        // Ended here already; the coordinator has not stored the final event
+        // yet. Send the events again (next round) rather than run it twice;
+        // wait so a coordinator that keeps repeating it is not hammered.
+        spdlog::debug("assignment {} already ended here; re-sending its events", a.deployment);
+        if (journal.pending_events().empty() && WaitBackoff()) break;
+        continue;
+      }
+      auto next = Execute(a);
+      if (!next) return std::unexpected(next.error());
+      if (*next == Next::kRetryLater && WaitBackoff()) break;
+    }
+    spdlog::info("stopping");
+    return {};
+  }
+};
+
+AgentRunner::AgentRunner(std::unique_ptr<State> state) : state_(std::move(state)) {}
+AgentRunner::~AgentRunner() = default;
+
+Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_dir,
+                                                         const StopSignal& stop) {
+  auto config = ReadAgentConfig(data_dir);
+  if (!config) return std::unexpected(config.error());
+  auto credential = ReadCredential(ResolvePath(data_dir, config->credential));
+  if (!credential) return std::unexpected(credential.error());
+  const fs::path ca = ResolvePath(data_dir, config->ca);
+  std::error_code ec;
+  if (!fs::is_regular_file(ca, ec)) {
+    return Fail(ErrorCode::kNotFound,
+                fmt::format("the coordinator's CA {} is missing (agent.json: ca)", ca.string()));
+  }
+  packaging::TrustStore trust;
+  for (const auto& key : config->trusted_keys) {
+    const fs::path path = ResolvePath(data_dir, key);
+    if (auto ok = trust.AddFile(path); !ok) {
+      return std::unexpected(
+          ok.error().WithContext(fmt::format("agent.json: trusted key {}", path.string())));
+    }
+  }
+  if (trust.empty()) {
+    spdlog::warn("agent.json: trusted_keys is empty: every package will be refused at verify");
+  }
+  HttpsSettings settings;
+  settings.ca = ca.string();
+  settings.connect_timeout = std::chrono::seconds(config->connect_timeout_seconds);
+  settings.low_speed_limit_bytes = config->low_speed_limit_bytes;
+  settings.low_speed_time = std::chrono::seconds(config->low_speed_time_seconds);
+  auto http = HttpsClient::Create(settings);
+  if (!http) return std::unexpected(http.error());
+  if (auto ok = MakeDirectories(config->apps_root); !ok) return std::unexpected(ok.error());
+  auto journal = Journal::Open(data_dir);
+  if (!journal) return std::unexpected(journal.error());
+
+  AgentApiClient api(std::move(*http), config->server, *credential);
+  auto state =
+      std::make_unique<State>(data_dir, *config, std::move(*journal), std::move(api), stop);
+  State* s = state.get();
+  s->api.http().set_tick([s] {
+    s->watchdog.Ping();
+    return !s->stop.requested();
+  });
+  DeploymentSettings deployment;
+  deployment.apps_root = config->apps_root;
+  deployment.retained_releases = static_cast<std::size_t>(config->retained_releases);
+  deployment.hook_timeout = std::chrono::seconds(config->hook_timeout_seconds);
+  deployment.health_check_timeout = std::chrono::seconds(config->health_check_timeout_seconds);
+  deployment.health_check_attempts = config->health_check_attempts;
+  deployment.health_check_delay = std::chrono::seconds(config->health_check_delay_seconds);
+  s->deployer =
+      std::make_unique<Deployer>(std::move(deployment), std::move(trust), HostFacts::Detect(),
+                                 s->journal, s->sink, s->hooks, s->clock);
+  return std::unique_ptr<AgentRunner>(new AgentRunner(std::move(state)));
+}
+
+Result<void> AgentRunner::Run() {
+  State& s = *state_;
+  spdlog::info("fabu-agent {} as {} for {} (apps in {})", kAgentVersion, s.config.name,
+               s.config.server, s.config.apps_root);
+  auto recovered = s.deployer->Recover();
+  if (!recovered) return std::unexpected(recovered.error());
+  if (*recovered) {
+    spdlog::info("recovered deployment {}: {}", (*recovered)->deployment,
+                 StepName((*recovered)->final_step));
+  }
+  sd_notify(0, "READY=1");
+  auto result = s.Loop();
+  sd_notify(0, "STOPPING=1");
+  return result;
+}
+
+}  // namespace fabu::agent
