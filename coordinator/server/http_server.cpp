@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <stdio.h>
+#include <systemd/sd-daemon.h>
 
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -281,8 +282,12 @@ Result<void> HttpServer::Impl::Run() {
   fmt::print("listening on https://{}:{}\n", host, port);
   std::fflush(stdout);
   spdlog::info("listening on https://{}:{} ({} workers)", host, port, settings_.workers);
+  // Under systemd (Type=notify) the unit becomes active only now; elsewhere
+  // sd_notify does nothing.
+  sd_notify(0, "READY=1");
 
   io_.run();
+  sd_notify(0, "STOPPING=1");
   pool_.join();
   if (!settings_.port_file.empty()) {
     std::error_code ignored;
