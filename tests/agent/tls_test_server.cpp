@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <csignal>
 
 #include "tests/support/run_command.hpp"
 
@@ -19,6 +20,9 @@ namespace fs = std::filesystem;
 
 TlsTestServer::TlsTestServer(const fs::path& dir, Handler handler)
     : cert_(dir / "server-cert.pem"), key_(dir / "server-key.pem"), handler_(std::move(handler)) {
+  // A client that hangs up while the server writes must be an error for
+  // this connection, not a SIGPIPE that kills the whole test binary.
+  std::signal(SIGPIPE, SIG_IGN);
   fs::create_directories(dir);
   auto made = fabu::testing::RunCommand({"openssl",
                                          "req",
