@@ -227,13 +227,23 @@ class PipelinedDiskSink : public EntrySink {
   }
 
   Result<void> Begin(const ManifestEntry& entry) override {
-    return Push(Item{Item::kBegin, entry, {}});
+    Item item;
+    item.kind = Item::kBegin;
+    item.entry = entry;
+    return Push(std::move(item));
   }
   Result<void> Data(const void* data, std::size_t size) override {
     const char* bytes = static_cast<const char*>(data);
-    return Push(Item{Item::kData, {}, std::vector<char>(bytes, bytes + size)});
+    Item item;
+    item.kind = Item::kData;
+    item.data.assign(bytes, bytes + size);
+    return Push(std::move(item));
   }
-  Result<void> End() override { return Push(Item{Item::kEnd, {}, {}}); }
+  Result<void> End() override {
+    Item item;
+    item.kind = Item::kEnd;
+    return Push(std::move(item));
+  }
 
   // Waits for the writer to drain the queue, then applies directory modes.
   Result<void> Close() {
