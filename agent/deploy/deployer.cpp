@@ -352,7 +352,17 @@ Result<DeploymentOutcome> Deployer::RollBackInstall(Context& ctx, bool announce)
     }
     return Finish(ctx, Step::kRollbackFailed, (*phase)->reason);
   }
-  const std::string note = fmt::format("{} {} restored", ctx.app, ctx.previous->ToString());
+  // Say why, so the last message a person sees explains the rollback.
+  std::string why;
+  for (auto it = journal_.pending_events().rbegin(); it != journal_.pending_events().rend(); ++it) {
+    if (it->deployment == ctx.deployment && it->step == Step::kFailed) {
+      why = it->message;
+      break;
+    }
+  }
+  const std::string note =
+      why.empty() ? fmt::format("{} {} restored", ctx.app, ctx.previous->ToString())
+                  : fmt::format("{} {} restored after: {}", ctx.app, ctx.previous->ToString(), why);
   if (auto e = Enter(ctx, Step::kRolledBack, note, ctx.last_output); !e) {
     return std::unexpected(e.error());
   }
