@@ -249,7 +249,9 @@ void ThrottledRelay::Run() {
         }
       }
     }
-    for (std::size_t i = 0; i < pairs.size(); ++i) {
+    // Only the pairs that were polled: one accepted just now has no entry in fds yet.
+    const std::size_t polled = (fds.size() - 2) / 2;
+    for (std::size_t i = 0; i < polled; ++i) {
       Pair& p = pairs[i];
       const pollfd& from_client = fds[2 + 2 * i];
       const pollfd& from_server = fds[3 + 2 * i];
