@@ -71,6 +71,15 @@ struct VerifiedPackage {
 Result<VerifiedPackage> VerifyPackage(const std::filesystem::path& file, const TrustStore& trust,
                                       const VerifyOptions& options = {});
 
+// The quick check before an install: member order, the signature by a trusted
+// key (before the payload is touched), expiry, and the SHA-256 of the whole
+// file (the package id), without decompressing the payload. A payload that
+// does not match its signed manifest is then refused by ExtractPackage,
+// which checks everything while it writes. One read of the file.
+Result<VerifiedPackage> VerifySignatureAndDigest(const std::filesystem::path& file,
+                                                 const TrustStore& trust,
+                                                 const VerifyOptions& options = {});
+
 // Verifies and extracts the payload to `dest` in one streaming pass. `dest`
 // must be absent or an empty directory.
 Result<VerifiedPackage> ExtractPackage(const std::filesystem::path& file, const TrustStore& trust,

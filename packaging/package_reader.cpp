@@ -819,6 +819,49 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
   return result;
 }
 
+Result<VerifiedPackage> VerifySignatureAndDigest(const fs::path& file, const TrustStore& trust,
+                                                 const VerifyOptions& options) {
+  FileSource source;
+  source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (source.fd < 0) {
+    return Fail(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+                fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno)));
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{source.fd};
+  ::posix_fadvise(source.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  ArchiveReader outer(archive_read_new());
+  archive_read_support_format_tar(outer.get());
+  if (archive_read_open(outer.get(), &source, nullptr, FileRead, nullptr) != ARCHIVE_OK) {
+    return Fail(ErrorCode::kIntegrity, fmt::format("{}: not a fabu package: {}", file.string(),
+                                                   ArchiveErrorText(outer.get())));
+  }
+  auto header = ReadHeaderMembers(outer.get());
+  if (!header) return std::unexpected(header.error().WithContext(file.string()));
+  auto manifest = CheckSignature(*header, trust);
+  if (!manifest) return std::unexpected(manifest.error().WithContext(file.string()));
+  if (manifest->expires) {
+    auto expires = protocol::ParseRfc3339(*manifest->expires);
+    const std::int64_t now = options.now.value_or(NowSeconds());
+    if (expires && now > expires->seconds) {
+      return Fail(ErrorCode::kExpired, fmt::format("{}: expiry: the package expired at {}",
+                                                   file.string(), *manifest->expires));
+    }
+  }
+  // The rest of the file is hashed, not parsed: the package id.
+  if (auto drained = source.Drain(); !drained) {
+    return std::unexpected(drained.error().WithContext(file.string()));
+  }
+  VerifiedPackage verified;
+  verified.manifest = std::move(*manifest);
+  verified.manifest_json = std::move(header->manifest_json);
+  verified.package_sha256 = source.hash.FinishHex();
+  verified.package_size = source.size;
+  return verified;
+}
+
 Result<Manifest> ReadManifestUnverified(const fs::path& file, std::string* manifest_json) {
   FileSource source;
   source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);

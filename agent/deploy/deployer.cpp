@@ -101,8 +101,11 @@ Result<DeploymentOutcome> Deployer::Deploy(const DeploymentRequest& request) {
 }
 
 Result<packaging::VerifiedPackage> Deployer::VerifyForHost(const DeploymentRequest& request) {
-  auto verified =
-      packaging::VerifyPackage(request.package, trust_, {.now = clock_.Now(), .durable = false});
+  // Signature (own keys), expiry and the file's digest against the assigned id;
+  // every file's content is checked by the single extraction pass that follows,
+  // before anything is activated.
+  auto verified = packaging::VerifySignatureAndDigest(request.package, trust_,
+                                                      {.now = clock_.Now(), .durable = false});
   if (!verified) {
     return std::unexpected(verified.error().WithContext(
         fmt::format("verifying {}", request.package.filename().string())));

@@ -170,6 +170,35 @@ TEST_F(PackageTest, EveryFlippedByteOfManifestSignatureOrPayloadIsRefused) {
   EXPECT_GT(tried, 1000);
 }
 
+// Given the quick pre-install check, the signature and expiry are checked and
+// the whole file hashed, so a changed payload shows as a different package id.
+TEST_F(PackageTest, QuickCheckVerifiesTheSignatureAndHashesTheWholeFile) {
+  auto built = Build();
+  auto quick = VerifySignatureAndDigest(built.path, trust_);
+  ASSERT_TRUE(quick) << quick.error().message();
+  EXPECT_EQ(quick->package_sha256, Sha256::OfFile(built.path).value());
+  EXPECT_EQ(quick->package_size, fs::file_size(built.path));
+  EXPECT_EQ(quick->manifest.name, "c3m-video");
+
+  std::string bytes = ReadFile(built.path);
+  const std::size_t gzip_at = bytes.find("\x1f\x8b\x08", 1024);
+  ASSERT_NE(gzip_at, std::string::npos);
+  bytes[gzip_at + 100] ^= 0x10;
+  WriteFile(dir_ / "changed.fabu", bytes);
+  auto changed = VerifySignatureAndDigest(dir_ / "changed.fabu", trust_);
+  ASSERT_TRUE(changed) << "the manifest and its signature are intact";
+  EXPECT_NE(changed->package_sha256, quick->package_sha256);
+  EXPECT_FALSE(ExtractPackage(dir_ / "changed.fabu", trust_, dir_ / "never"));
+
+  TrustStore other;
+  other.Add(SigningKey::Generate().value().public_key());
+  auto untrusted = VerifySignatureAndDigest(built.path, other);
+  ASSERT_FALSE(untrusted);
+  EXPECT_NE(untrusted.error().message().find("unknown key"), std::string::npos);
+  WriteFile(dir_ / "cut.fabu", ReadFile(built.path).substr(0, 700));
+  EXPECT_FALSE(VerifySignatureAndDigest(dir_ / "cut.fabu", trust_));
+}
+
 TEST_F(PackageTest, WrongKeyIsRefusedAsUnknown) {
   auto built = Build();
   TrustStore other;
