@@ -612,30 +612,63 @@ Result<void> CheckPayloadEntries(archive* inner, const Manifest& manifest, Entry
   return {};
 }
 
-// The whole read; `sink` receives every checked entry (nullptr: verify only).
-Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trust,
-                                    const VerifyOptions& options, EntrySink* sink) {
+// The package file opened for one sequential read: every byte is hashed as
+// libarchive pulls it (the package id), under the outer tar reader.
+// Not movable: libarchive holds the address of `source`.
+struct OpenedPackage {
   FileSource source;
-  source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (source.fd < 0) {
+  ArchiveReader outer;
+
+  OpenedPackage() = default;
+  OpenedPackage(const OpenedPackage&) = delete;
+  OpenedPackage& operator=(const OpenedPackage&) = delete;
+  ~OpenedPackage() {
+    outer.reset();
+    if (source.fd >= 0) ::close(source.fd);
+  }
+
+  // Hashes what libarchive did not read and returns the signed header and
+  // the package's id and size.
+  Result<VerifiedPackage> Finish(Manifest manifest, std::string manifest_json) {
+    if (auto drained = source.Drain(); !drained) return std::unexpected(drained.error());
+    VerifiedPackage verified;
+    verified.manifest = std::move(manifest);
+    verified.manifest_json = std::move(manifest_json);
+    verified.package_sha256 = source.hash.FinishHex();
+    verified.package_size = source.size;
+    return verified;
+  }
+};
+
+// Opens `file` for reading as a package. Errors carry no file name; callers add it.
+Result<std::unique_ptr<OpenedPackage>> OpenPackage(const fs::path& file) {
+  auto opened = std::make_unique<OpenedPackage>();
+  opened->source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (opened->source.fd < 0) {
     return Fail(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
                 fmt::format("cannot open: {}", std::strerror(errno)));
   }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{source.fd};
-  ::posix_fadvise(source.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-
-  ArchiveReader outer(archive_read_new());
-  archive_read_support_format_tar(outer.get());
-  if (archive_read_open(outer.get(), &source, nullptr, FileRead, nullptr) != ARCHIVE_OK) {
+  ::posix_fadvise(opened->source.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  opened->outer.reset(archive_read_new());
+  archive_read_support_format_tar(opened->outer.get());
+  if (archive_read_open(opened->outer.get(), &opened->source, nullptr, FileRead, nullptr) !=
+      ARCHIVE_OK) {
     return std::unexpected(
-        Integrity("not a fabu package (not a tar file): " + ArchiveErrorText(outer.get())));
+        Integrity("not a fabu package (not a tar file): " + ArchiveErrorText(opened->outer.get())));
   }
+  return opened;
+}
 
-  // 1. Manifest and signature, checked before the payload is touched.
-  auto header = ReadHeaderMembers(outer.get());
+struct SignedHeader {
+  Header header;
+  Manifest manifest;
+};
+
+// Reads manifest.json and manifest.sig, checks the signature by a trusted key
+// before anything else is read, then the expiry.
+Result<SignedHeader> ReadSignedHeader(archive* outer, const TrustStore& trust,
+                                      const VerifyOptions& options) {
+  auto header = ReadHeaderMembers(outer);
   if (!header) return std::unexpected(header.error());
   auto manifest = CheckSignature(*header, trust);
   if (!manifest) return std::unexpected(manifest.error());
@@ -647,9 +680,24 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
                   fmt::format("expiry: the package expired at {}", *manifest->expires));
     }
   }
+  return SignedHeader{std::move(*header), std::move(*manifest)};
+}
+
+// The whole read; `sink` receives every checked entry (nullptr: verify only).
+Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trust,
+                                    const VerifyOptions& options, EntrySink* sink) {
+  auto opened = OpenPackage(file);
+  if (!opened) return std::unexpected(opened.error());
+  archive* outer = (*opened)->outer.get();
+
+  // 1. Manifest and signature, checked before the payload is touched.
+  auto signed_header = ReadSignedHeader(outer, trust, options);
+  if (!signed_header) return std::unexpected(signed_header.error());
+  Header* header = &signed_header->header;
+  Manifest* manifest = &signed_header->manifest;
 
   // 2. The payload member.
-  auto payload_member = NextMember(outer.get(), manifest->payload.file);
+  auto payload_member = NextMember(outer, manifest->payload.file);
   if (!payload_member) return std::unexpected(payload_member.error());
   const std::string payload_name =
       archive_entry_pathname(*payload_member) ? archive_entry_pathname(*payload_member) : "";
@@ -664,7 +712,7 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
   }
 
   PayloadSource payload;
-  payload.outer = outer.get();
+  payload.outer = outer;
   payload.limit = manifest->payload.size;
   Result<void> entries;
   {
@@ -703,24 +751,17 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
 
   // 4. Nothing may follow the payload.
   archive_entry* extra = nullptr;
-  int r = archive_read_next_header(outer.get(), &extra);
+  int r = archive_read_next_header(outer, &extra);
   if (r == ARCHIVE_OK) {
     return std::unexpected(
         Integrity(fmt::format("order: unexpected member \"{}\" after the payload",
                               archive_entry_pathname(extra) ? archive_entry_pathname(extra) : "")));
   }
   if (r != ARCHIVE_EOF) {
-    return std::unexpected(Integrity("package is truncated or corrupt after the payload: " +
-                                     ArchiveErrorText(outer.get())));
+    return std::unexpected(
+        Integrity("package is truncated or corrupt after the payload: " + ArchiveErrorText(outer)));
   }
-  if (auto drained = source.Drain(); !drained) return std::unexpected(drained.error());
-
-  VerifiedPackage verified;
-  verified.manifest = std::move(*manifest);
-  verified.manifest_json = std::move(header->manifest_json);
-  verified.package_sha256 = source.hash.FinishHex();
-  verified.package_size = source.size;
-  return verified;
+  return (*opened)->Finish(std::move(*manifest), std::move(header->manifest_json));
 }
 
 Result<void> SyncDir(const fs::path& dir) {
@@ -821,69 +862,25 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
 
 Result<VerifiedPackage> VerifySignatureAndDigest(const fs::path& file, const TrustStore& trust,
                                                  const VerifyOptions& options) {
-  FileSource source;
-  source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (source.fd < 0) {
-    return Fail(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
-                fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno)));
-  }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{source.fd};
-  ::posix_fadvise(source.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  ArchiveReader outer(archive_read_new());
-  archive_read_support_format_tar(outer.get());
-  if (archive_read_open(outer.get(), &source, nullptr, FileRead, nullptr) != ARCHIVE_OK) {
-    return Fail(ErrorCode::kIntegrity, fmt::format("{}: not a fabu package: {}", file.string(),
-                                                   ArchiveErrorText(outer.get())));
-  }
-  auto header = ReadHeaderMembers(outer.get());
-  if (!header) return std::unexpected(header.error().WithContext(file.string()));
-  auto manifest = CheckSignature(*header, trust);
-  if (!manifest) return std::unexpected(manifest.error().WithContext(file.string()));
-  if (manifest->expires) {
-    auto expires = protocol::ParseRfc3339(*manifest->expires);
-    const std::int64_t now = options.now.value_or(NowSeconds());
-    if (expires && now > expires->seconds) {
-      return Fail(ErrorCode::kExpired, fmt::format("{}: expiry: the package expired at {}",
-                                                   file.string(), *manifest->expires));
-    }
-  }
+  auto opened = OpenPackage(file);
+  if (!opened) return std::unexpected(opened.error().WithContext(file.string()));
+  auto signed_header = ReadSignedHeader((*opened)->outer.get(), trust, options);
+  if (!signed_header) return std::unexpected(signed_header.error().WithContext(file.string()));
   // The rest of the file is hashed, not parsed: the package id.
-  if (auto drained = source.Drain(); !drained) {
-    return std::unexpected(drained.error().WithContext(file.string()));
-  }
-  VerifiedPackage verified;
-  verified.manifest = std::move(*manifest);
-  verified.manifest_json = std::move(header->manifest_json);
-  verified.package_sha256 = source.hash.FinishHex();
-  verified.package_size = source.size;
-  return verified;
+  return WithContext((*opened)->Finish(std::move(signed_header->manifest),
+                                       std::move(signed_header->header.manifest_json)),
+                     file.string());
 }
 
 Result<Manifest> ReadManifestUnverified(const fs::path& file, std::string* manifest_json) {
-  FileSource source;
-  source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (source.fd < 0) {
-    return Fail(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
-                fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno)));
-  }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{source.fd};
-  ArchiveReader outer(archive_read_new());
-  archive_read_support_format_tar(outer.get());
-  if (archive_read_open(outer.get(), &source, nullptr, FileRead, nullptr) != ARCHIVE_OK) {
-    return Fail(ErrorCode::kIntegrity, fmt::format("{}: not a fabu package: {}", file.string(),
-                                                   ArchiveErrorText(outer.get())));
-  }
-  auto header = ReadHeaderMembers(outer.get());
+  auto opened = OpenPackage(file);
+  if (!opened) return std::unexpected(opened.error().WithContext(file.string()));
+  auto header = ReadHeaderMembers((*opened)->outer.get());
   if (!header) return std::unexpected(header.error().WithContext(file.string()));
   auto manifest = Manifest::Parse(header->manifest_json);
-  if (!manifest)
+  if (!manifest) {
     return std::unexpected(manifest.error().WithContext(file.string() + ": manifest.json"));
+  }
   if (manifest_json) *manifest_json = std::move(header->manifest_json);
   return manifest;
 }
