@@ -46,47 +46,41 @@ struct AuditRow {
 
 }  // namespace
 
-std::string AuditEntry::CanonicalContent() const {
-  nlohmann::json content = {
-      {"seq", seq},
-      {"time", time},
-      {"actor", actor},
-      {"role", role},
-      {"action", action},
-      {"object_type", object_type},
-      {"object_id", object_id},
-      {"release_id", release_id},
-      {"request_id", request_id},
-      {"source", source},
-      {"before_sha256", before_sha256},
-      {"after_sha256", after_sha256},
-      {"detail", detail},
+namespace {
+
+// Every field of an entry but the chain links (prev_hash, hash).
+nlohmann::json ContentOf(const AuditEntry& e) {
+  return {
+      {"seq", e.seq},
+      {"time", e.time},
+      {"actor", e.actor},
+      {"role", e.role},
+      {"action", e.action},
+      {"object_type", e.object_type},
+      {"object_id", e.object_id},
+      {"release_id", e.release_id},
+      {"request_id", e.request_id},
+      {"source", e.source},
+      {"before_sha256", e.before_sha256},
+      {"after_sha256", e.after_sha256},
+      {"detail", e.detail},
   };
-  return content.dump();
 }
+
+}  // namespace
+
+std::string AuditEntry::CanonicalContent() const { return ContentOf(*this).dump(); }
 
 std::string AuditEntry::ComputeHash() const { return Sha256Hex(prev_hash + CanonicalContent()); }
 
 nlohmann::json AuditEntry::ToJson() const {
+  nlohmann::json out = ContentOf(*this);
+  // Shown parsed; hashed as the stored text.
   nlohmann::json detail_json = nlohmann::json::parse(detail, nullptr, false);
-  if (detail_json.is_discarded()) detail_json = detail;
-  return {
-      {"seq", seq},
-      {"time", time},
-      {"actor", actor},
-      {"role", role},
-      {"action", action},
-      {"object_type", object_type},
-      {"object_id", object_id},
-      {"release_id", release_id},
-      {"request_id", request_id},
-      {"source", source},
-      {"before_sha256", before_sha256},
-      {"after_sha256", after_sha256},
-      {"detail", detail_json},
-      {"prev_hash", prev_hash},
-      {"hash", hash},
-  };
+  if (!detail_json.is_discarded()) out["detail"] = std::move(detail_json);
+  out["prev_hash"] = prev_hash;
+  out["hash"] = hash;
+  return out;
 }
 
 std::string ObjectDigest(const nlohmann::json& object) { return Sha256Hex(object.dump()); }
