@@ -101,11 +101,17 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                if (!body) return std::unexpected(body.error());
                auto batch = protocol::EventBatchFromJson(*body);
                if (!batch) return std::unexpected(batch.error());
+               Wakeups wake;
                auto ack = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
+                 wake.hosts.clear();
                  TouchHost(tx.sql(), ctx.host(), Now(), 0);
-                 return StoreEvents(tx, ctx.host(), *batch, Now(), PlanOptions(api));
+                 return StoreEvents(tx, ctx.host(), *batch, Now(), PlanOptions(api), wake);
                });
                if (!ack) return std::unexpected(ack.error());
+               // A wave that ended with these events may have started the next one.
+               for (const std::string& host : wake.hosts) {
+                 api.wakeups.Notify(WakeupHub::HostKey(host));
+               }
                return Response::Ok(protocol::EventAckToJson(*ack));
              });
 

@@ -88,12 +88,17 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
                const std::string name = ctx.path_params.at("name");
                release::PlanParseOptions options;
                options.categories = api.config.categories;
+               Wakeups wake;
                auto removed = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
+                 wake.hosts.clear();
                  auto host = RemoveHost(tx, name);
-                 if (host) EndDeploymentsOfHost(tx, name, Now(), options);
+                 if (host) EndDeploymentsOfHost(tx, name, Now(), options, wake);
                  return host;
                });
                if (!removed) return std::unexpected(removed.error());
+               for (const std::string& host : wake.hosts) {
+                 api.wakeups.Notify(WakeupHub::HostKey(host));
+               }
                // A poll of the removed host must not keep its deployment alive.
                api.wakeups.Notify(WakeupHub::HostKey(name));
                return Response::Ok(removed->ToJson());

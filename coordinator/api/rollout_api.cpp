@@ -1,16 +1,19 @@
-// /api/v1/releases/{id}/test, /start and /hosts: deploying a release to its
-// test hosts, starting its production rollout, and where each host stands
-// (issue 4 §5).
+// /api/v1/releases/{id}/test, /start, /hosts, /status and the verbs that steer
+// a rollout (pause, resume, abort, gate, rollback, reschedule,
+// override-freeze), and /api/v1/freezes (issue 4 §5, issue 5 §2).
 //
-// The release's transition and the deployments it makes are one store
-// transaction; the waiting agents are woken after it committed.
+// A person's transition, what it tells the rollout engine, and the engine's
+// next step are one store transaction; the agents given work are woken after
+// it committed.
 #include <fmt/format.h>
 
 #include <chrono>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/deploy/deployments.hpp"
+#include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/server/json_input.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
@@ -39,8 +42,26 @@ rel::PlanParseOptions PlanOptions(const ApiContext& api) {
 using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor&, rel::UnixSeconds,
                                            std::size_t);
 
+void Wake(const ApiContext& api, const Wakeups& wakeups) {
+  for (const std::string& host : wakeups.hosts) api.wakeups.Notify(WakeupHub::HostKey(host));
+}
+
+void AuditTransition(Transaction& tx, const rel::Release& before, const rel::Release& after,
+                     json detail) {
+  AuditEvent event(fmt::format("release.{}", rel::ActionName(after.history.back().action)),
+                   "release", before.id);
+  event.release_id = before.id;
+  event.before = rel::ReleaseToJson(before);
+  event.after = rel::ReleaseToJson(after);
+  detail["from"] = rel::ReleaseStateName(before.state);
+  detail["to"] = rel::ReleaseStateName(after.state);
+  event.detail = std::move(detail);
+  tx.Audit(event);
+}
+
 // Moves release `id` with `operation` and deploys it to its targets labelled
-// env=`environment`.
+// env=`environment`: all of them at once for a test deployment, wave by wave
+// (the rollout engine) in production.
 Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_view environment,
                         Operation operation) {
   const std::string id = ctx.path_params.at("id");
@@ -48,7 +69,9 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
     rel::Release release;
     std::vector<DeploymentRecord> made;
   };
+  Wakeups wake;
   auto outcome = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<Outcome> {
+    wake.hosts.clear();
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return std::unexpected(before.error());
     LabelSelector selector;
@@ -75,18 +98,83 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
                     {"environment", environment},
                     {"hosts", hosts}};
     tx.Audit(event);
+    if (environment == kProductionEnvironment) {
+      if (auto begun = BeginRollout(tx, *after, *package, hosts, now, PlanOptions(api), wake);
+          !begun) {
+        return std::unexpected(begun.error());
+      }
+      return Outcome{std::move(*after), ListDeployments(tx.sql(), id)};
+    }
     auto made = CreateDeployments(tx, *after, *package, hosts, environment, now);
+    for (const DeploymentRecord& d : made) wake.hosts.push_back(d.host);
     return Outcome{std::move(*after), std::move(made)};
   });
   if (!outcome) return std::unexpected(outcome.error());
-  for (const DeploymentRecord& d : outcome->made) {
-    api.wakeups.Notify(WakeupHub::HostKey(d.host));
-  }
+  Wake(api, wake);
   json deployments = json::array();
   for (const DeploymentRecord& d : outcome->made) deployments.push_back(d.ToJson());
   return Response::Ok(
       {{"release", rel::ReleaseToJson(outcome->release)}, {"deployments", deployments}});
 }
+
+// A string member of the body: required ones must be non-blank.
+Result<std::string> StringField(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return std::string();
+  return it->get<std::string>();
+}
+
+// What a verb does beyond the release's transition, in the same transaction.
+using RolloutEffect = Result<void> (*)(soci::session&, const std::string& release_id);
+
+// Applies a person's verb to release `id`: `step` makes the transition,
+// `effect` tells the engine, and the engine takes its next step at once.
+template <typename Step>
+Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
+                       std::initializer_list<FieldRule> rules, Step&& step, RolloutEffect effect) {
+  const std::string id = ctx.path_params.at("id");
+  auto body = ctx.Json();
+  if (!body) return std::unexpected(body.error());
+  if (auto ok = CheckObject(*body, "", rules); !ok) return std::unexpected(ok.error());
+  Wakeups wake;
+  auto saved = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<json> {
+    wake.hosts.clear();
+    auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
+    if (!before) return std::unexpected(before.error());
+    const rel::UnixSeconds now = Now();
+    auto after = step(*before, ActorOf(ctx), now, *body);
+    if (!after) return std::unexpected(after.error());
+    if (effect != nullptr) {
+      if (auto ok = effect(tx.sql(), id); !ok) return std::unexpected(ok.error());
+    }
+    SaveRelease(tx.sql(), *after);
+    AuditTransition(tx, *before, *after, *body);
+    AdvanceRollout(tx, id, now, PlanOptions(api), wake);
+    auto current = LoadRelease(tx.sql(), id, PlanOptions(api));
+    if (!current) return std::unexpected(current.error());
+    return RolloutStatus(tx.sql(), *current, now);
+  });
+  if (!saved) return std::unexpected(saved.error());
+  Wake(api, wake);
+  return Response::Ok(*saved);
+}
+
+Result<void> PausedByPerson(soci::session& sql, const std::string& id) {
+  SetPauseKind(sql, id, kPausedByPerson);
+  return {};
+}
+
+Result<void> ClearPause(soci::session& sql, const std::string& id) {
+  SetPauseKind(sql, id, "");
+  return {};
+}
+
+Result<void> Aborted(soci::session& sql, const std::string& id) {
+  MarkAborted(sql, id);
+  return {};
+}
+
+Result<void> GatePassed(soci::session& sql, const std::string& id) { return PassGate(sql, id); }
 
 }  // namespace
 
@@ -104,6 +192,164 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
              RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "starting a rollout"),
              [api](RequestContext& ctx) -> Result<Response> {
                return Deploy(api, ctx, kProductionEnvironment, &rel::StartRollout);
+             });
+
+  const auto steer_roles =
+      RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager, R::kApprover}, "steering a rollout");
+  using Body = const json&;
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/pause", steer_roles,
+             [api](RequestContext& ctx) -> Result<Response> {
+               return Steer(
+                   api, ctx, {{"reason", JsonType::kString, true}},
+                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at, Body b) {
+                     return rel::PauseRollout(r, a, at, b.at("reason").get<std::string>());
+                   },
+                   &PausedByPerson);
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/resume", steer_roles,
+             [api](RequestContext& ctx) -> Result<Response> {
+               return Steer(
+                   api, ctx, {{"comment", JsonType::kString}},
+                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at,
+                      Body b) -> Result<rel::Release> {
+                     auto comment = StringField(b, "comment");
+                     return rel::ResumeRollout(r, a, at, *comment);
+                   },
+                   // From failed, a person goes on past the failed wave.
+                   [](soci::session& sql, const std::string& id) -> Result<void> {
+                     AcceptCurrentWave(sql, id);
+                     return {};
+                   });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/abort", steer_roles,
+             [api](RequestContext& ctx) -> Result<Response> {
+               return Steer(
+                   api, ctx, {{"reason", JsonType::kString, true}},
+                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at, Body b) {
+                     return rel::AbortRollout(r, a, at, b.at("reason").get<std::string>());
+                   },
+                   &Aborted);
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/gate", steer_roles,
+             [api](RequestContext& ctx) -> Result<Response> {
+               return Steer(
+                   api, ctx,
+                   {{"confirm", JsonType::kBoolean, true}, {"comment", JsonType::kString}},
+                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at,
+                      Body b) -> Result<rel::Release> {
+                     if (!b.at("confirm").get<bool>()) {
+                       return Fail(ErrorCode::kInvalidArgument,
+                                   "confirm: a control point is passed only with "
+                                   "\"confirm\": true (--confirm)");
+                     }
+                     return rel::ConfirmGate(r, a, at, *StringField(b, "comment"));
+                   },
+                   &GatePassed);
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/rollback", steer_roles,
+             [api](RequestContext& ctx) -> Result<Response> {
+               return Steer(
+                   api, ctx, {{"reason", JsonType::kString, true}},
+                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at, Body b) {
+                     return rel::StartRollback(r, a, at, b.at("reason").get<std::string>());
+                   },
+                   &ClearPause);
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/reschedule", steer_roles,
+             [api](RequestContext& ctx) -> Result<Response> {
+               return Steer(
+                   api, ctx, {{"start", JsonType::kString, true}, {"end", JsonType::kString, true}},
+                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at,
+                      Body b) -> Result<rel::Release> {
+                     auto start = rel::ParseRfc3339(b.at("start").get<std::string>());
+                     if (!start) return std::unexpected(start.error().WithContext("start"));
+                     auto end = rel::ParseRfc3339(b.at("end").get<std::string>());
+                     if (!end) return std::unexpected(end.error().WithContext("end"));
+                     return rel::RescheduleWindow(r, a, at, rel::MaintenanceWindow{*start, *end});
+                   },
+                   // The engine resumes by itself once the new window opens.
+                   [](soci::session& sql, const std::string& id) -> Result<void> {
+                     SetPauseKind(sql, id, kPausedByWindow);
+                     return {};
+                   });
+             });
+
+  router.Add(Method::kPost, "/api/v1/releases/{id}/override-freeze",
+             RouteOptions::ForRoles({R::kApprover}, "overriding a freeze"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               return Steer(
+                   api, ctx, {{"reason", JsonType::kString, true}},
+                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at, Body b) {
+                     return rel::OverrideFreeze(r, a, at, b.at("reason").get<std::string>());
+                   },
+                   nullptr);
+             });
+
+  router.Add(Method::kGet, "/api/v1/releases/{id}/status", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 auto r = LoadRelease(sql, id, PlanOptions(api));
+                 if (!r) return std::unexpected(r.error());
+                 return RolloutStatus(sql, *r, Now());
+               });
+               if (!status) return std::unexpected(status.error());
+               return Response::Ok(*status);
+             });
+
+  router.Add(Method::kGet, "/api/v1/freezes", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               (void)ctx;
+               auto listed = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 json items = json::array();
+                 for (const Freeze& f : ListFreezes(sql)) items.push_back(f.ToJson());
+                 return json{{"freezes", items}};
+               });
+               if (!listed) return std::unexpected(listed.error());
+               return Response::Ok(*listed);
+             });
+
+  router.Add(Method::kPost, "/api/v1/freezes",
+             RouteOptions::ForRoles({R::kAdmin, R::kApprover, R::kReleaseManager},
+                                    "adding a freeze period"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               if (auto ok = CheckObject(*body, "",
+                                         {{"from", JsonType::kString, true},
+                                          {"to", JsonType::kString, true},
+                                          {"reason", JsonType::kString, true},
+                                          {"selector", JsonType::kString}});
+                   !ok) {
+                 return std::unexpected(ok.error());
+               }
+               auto from = rel::ParseRfc3339(body->at("from").get<std::string>());
+               if (!from) return std::unexpected(from.error().WithContext("from"));
+               auto to = rel::ParseRfc3339(body->at("to").get<std::string>());
+               if (!to) return std::unexpected(to.error().WithContext("to"));
+               auto added = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
+                 return AddFreeze(tx, *from, *to, body->at("reason").get<std::string>(),
+                                  *StringField(*body, "selector"));
+               });
+               if (!added) return std::unexpected(added.error());
+               return Response::Created(added->ToJson());
+             });
+
+  router.Add(Method::kPost, "/api/v1/freezes/{id}/remove",
+             RouteOptions::ForRoles({R::kAdmin, R::kApprover, R::kReleaseManager},
+                                    "removing a freeze period"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               auto removed = api.store.Write(
+                   ctx.Origin(), [&](Transaction& tx) { return RemoveFreeze(tx, id); });
+               if (!removed) return std::unexpected(removed.error());
+               return Response::Ok(removed->ToJson());
              });
 
   router.Add(Method::kGet, "/api/v1/releases/{id}/hosts", RouteOptions::AnyUser(),

@@ -17,5 +17,7 @@ void RegisterPackageCommands(CLI::App& app, int& exit_code);
 void RegisterAuditCommands(CLI::App& app, int& exit_code);
 void RegisterReleaseCommands(CLI::App& app, int& exit_code);
 void RegisterHostCommands(CLI::App& app, int& exit_code);
+// Adds the rollout verbs to `release` (call after RegisterReleaseCommands) and `freeze`.
+void RegisterRolloutCommands(CLI::App& app, int& exit_code);
 
 }  // namespace fabu::cli

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   fabu::cli::RegisterPackageCommands(app, exit_code);
   fabu::cli::RegisterAuditCommands(app, exit_code);
   fabu::cli::RegisterReleaseCommands(app, exit_code);
+  fabu::cli::RegisterRolloutCommands(app, exit_code);
   fabu::cli::RegisterHostCommands(app, exit_code);
   try {
     app.parse(argc, argv);

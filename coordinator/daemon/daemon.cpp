@@ -170,15 +170,20 @@ Result<void> Serve(const ServeOptions& options) {
   // by a restart: every rollout resumes from the store).
   release::PlanParseOptions plan_options;
   plan_options.categories = config->categories;
-  server.Every(kSweepInterval, [&store_ref, plan_options] {
+  server.Every(kSweepInterval, [&store_ref, &wakeups, plan_options] {
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
     auto swept = SweepDeployments(store_ref, now, plan_options);
     if (!swept) {
       spdlog::error("deployment sweep: {}", swept.error().message());
-    } else if (*swept > 0) {
-      spdlog::info("deployment sweep: {} host(s) timed out", *swept);
+    } else {
+      if (swept->timed_out > 0) {
+        spdlog::info("deployment sweep: {} host(s) timed out", swept->timed_out);
+      }
+      for (const std::string& host : swept->wakeups.hosts) {
+        wakeups.Notify(WakeupHub::HostKey(host));
+      }
     }
   });
   auto ran = server.Run();

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "coordinator/common/clock.hpp"
+#include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
@@ -16,20 +17,18 @@ namespace {
 using nlohmann::json;
 using protocol::Step;
 
-// The rollout engine acts as this actor in release histories.
-const release::Actor kEngine{"fabu-coordinator", release::Role::kAdmin};
-
 constexpr const char* kColumns =
     "id, release_id, host, attempt, environment, kind, app, version, package_id, package_size, "
     "package_url, host_timeout, step, final, result, message, last_sequence, created, started, "
-    "finished, deadline";
+    "finished, deadline, wave, from_version, observe, observe_interval";
 
 // SOCI binds plain types; this is one deployments row.
 struct Row {
   std::string id, release_id, host, environment, kind, app, version, package_id, package_url, step,
-      result, message;
+      result, message, from_version;
   long long attempt = 0, package_size = 0, host_timeout = 0, final = 0, last_sequence = 0,
-            created = 0, started = 0, finished = 0, deadline = 0;
+            created = 0, started = 0, finished = 0, deadline = 0, wave = -1, observe = 0,
+            observe_interval = 0;
 
   void Into(soci::statement& st) {
     st.exchange(soci::into(id));
@@ -53,6 +52,10 @@ struct Row {
     st.exchange(soci::into(started));
     st.exchange(soci::into(finished));
     st.exchange(soci::into(deadline));
+    st.exchange(soci::into(wave));
+    st.exchange(soci::into(from_version));
+    st.exchange(soci::into(observe));
+    st.exchange(soci::into(observe_interval));
   }
 
   DeploymentRecord ToRecord() const {
@@ -78,6 +81,10 @@ struct Row {
     d.started = started;
     d.finished = finished;
     d.deadline = deadline;
+    d.wave = wave;
+    d.from_version = from_version;
+    d.observe_seconds = observe;
+    d.observe_interval_seconds = observe_interval;
     return d;
   }
 };
@@ -110,9 +117,10 @@ json TimeOrNull(UnixSeconds at) {
   return at > 0 ? json(protocol::FormatRfc3339Utc(at)) : json(nullptr);
 }
 
-// Marks a deployment final with `result`.
-void Finish(Transaction& tx, const DeploymentRecord& d, std::string_view result,
-            const std::string& message, UnixSeconds now) {
+}  // namespace
+
+void FinishDeployment(Transaction& tx, const DeploymentRecord& d, std::string_view result,
+                      const std::string& message, UnixSeconds now) {
   std::string id = d.id, res(result), msg = message;
   long long finished = now;
   tx.sql() << "UPDATE deployments SET final = 1, result = :r, message = :m, finished = :f "
@@ -123,50 +131,6 @@ void Finish(Transaction& tx, const DeploymentRecord& d, std::string_view result,
   event.detail = {{"host", d.host}, {"result", res}, {"message", msg}, {"step", d.step}};
   tx.Audit(event);
 }
-
-// Ends release `release_id`'s production rollout when every host is final.
-void MaybeEndRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
-                     const release::PlanParseOptions& options) {
-  auto r = LoadRelease(tx.sql(), release_id, options);
-  if (!r || (r->state != release::ReleaseState::kDeploying &&
-             r->state != release::ReleaseState::kPaused)) {
-    return;
-  }
-  release::RolloutOutcome outcome;
-  std::string key = release_id, env(kProductionEnvironment);
-  long long final = 0;
-  std::string result;
-  soci::statement st = (tx.sql().prepare << "SELECT final, result FROM deployments WHERE "
-                                            "release_id = :r AND environment = :e",
-                        soci::use(key), soci::use(env), soci::into(final), soci::into(result));
-  st.execute(false);
-  while (st.fetch()) {
-    ++outcome.hosts;
-    if (final == 0) continue;
-    if (result == kResultSucceeded) {
-      ++outcome.succeeded;
-    } else {
-      ++outcome.failed;
-    }
-  }
-  if (outcome.hosts == 0 || outcome.succeeded + outcome.failed < outcome.hosts) return;
-  auto after = release::FinishRollout(*r, kEngine, now, outcome);
-  if (!after) return;
-  SaveRelease(tx.sql(), *after);
-  AuditEvent event(fmt::format("release.{}", release::ActionName(after->history.back().action)),
-                   "release", release_id);
-  event.release_id = release_id;
-  event.before = release::ReleaseToJson(*r);
-  event.after = release::ReleaseToJson(*after);
-  event.detail = {{"from", release::ReleaseStateName(r->state)},
-                  {"to", release::ReleaseStateName(after->state)},
-                  {"hosts", outcome.hosts},
-                  {"succeeded", outcome.succeeded},
-                  {"failed", outcome.failed}};
-  tx.Audit(event);
-}
-
-}  // namespace
 
 std::optional<std::string_view> FinalResultOf(Step step, std::optional<Step> failed_step) {
   switch (step) {
@@ -218,18 +182,35 @@ json DeploymentRecord::ToJson() const {
           {"created", TimeOrNull(created)},
           {"started", TimeOrNull(started)},
           {"finished", TimeOrNull(finished)},
-          {"deadline", TimeOrNull(deadline)}};
+          {"deadline", TimeOrNull(deadline)},
+          {"wave", wave >= 0 ? json(wave + 1) : json(nullptr)},
+          {"from_version", from_version},
+          {"observe_seconds", observe_seconds}};
 }
+
+namespace {
+
+// What `host` reported installed of `app`; "" when none.
+std::string InstalledVersion(soci::session& sql, const std::string& host, const std::string& app) {
+  std::string h = host, a = app, version;
+  soci::indicator ind = soci::i_null;
+  sql << "SELECT current_version FROM host_apps WHERE host = :h AND app = :a", soci::use(h),
+      soci::use(a), soci::into(version, ind);
+  return sql.got_data() && ind == soci::i_ok ? version : std::string();
+}
+
+}  // namespace
 
 std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::Release& release,
                                                 const StoredPackage& package,
-                                                const std::vector<std::string>& hosts,
+                                                const std::vector<NewDeployment>& hosts,
                                                 std::string_view environment, UnixSeconds now) {
   const std::int64_t timeout =
       release.plan.golive ? release.plan.golive->host_timeout_seconds : kDefaultHostTimeoutSeconds;
+  const bool observed = release.plan.golive && environment == kProductionEnvironment;
   std::vector<DeploymentRecord> made;
-  for (const std::string& host : hosts) {
-    std::string release_id = release.id, h = host;
+  for (const NewDeployment& target : hosts) {
+    std::string release_id = release.id, h = target.host;
     long long count = 0, open = 0;
     tx.sql() << "SELECT COUNT(*) FROM deployments WHERE release_id = :r AND host = :h",
         soci::use(release_id), soci::use(h), soci::into(count);
@@ -237,38 +218,51 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
                 "final = 0",
         soci::use(release_id), soci::use(h), soci::into(open);
     if (open > 0) continue;  // never two unfinished deployments of a release on a host
+    const bool install = target.kind == protocol::DeploymentKind::kInstall;
     DeploymentRecord d;
     d.attempt = count + 1;
     // Only [A-Za-z0-9.-]: safe as a file name on the agent. Unambiguous
     // because release ids are R-<digits> and the attempt is digits.
-    d.id = fmt::format("{}-{}-{}", release.id, d.attempt, host);
+    d.id = fmt::format("{}-{}-{}", release.id, d.attempt, target.host);
     d.release_id = release.id;
-    d.host = host;
+    d.host = target.host;
     d.environment = std::string(environment);
-    d.kind = protocol::DeploymentKind::kInstall;
+    d.kind = target.kind;
     d.app = package.name;
-    d.version = package.version;
-    d.package_id = package.id;
-    d.package_size = package.size;
-    d.package_url = std::string(protocol::kAgentPackagesPath) + package.id;
+    if (install) {
+      d.version = package.version;
+      d.package_id = package.id;
+      d.package_size = package.size;
+      d.package_url = std::string(protocol::kAgentPackagesPath) + package.id;
+      if (observed) {
+        d.observe_seconds = release.plan.golive->observe_seconds;
+        d.observe_interval_seconds = release.plan.golive->observe_interval_seconds;
+      }
+    }
     d.host_timeout_seconds = timeout;
     d.step = std::string(protocol::StepName(Step::kAssigned));
     d.created = now;
-    d.deadline = timeout > 0 ? now + timeout : 0;
+    // The agent observes before it reports success: give it that long too.
+    d.deadline = timeout > 0 ? now + timeout + d.observe_seconds : 0;
+    d.wave = target.wave;
+    d.from_version = InstalledVersion(tx.sql(), d.host, d.app);
     std::string kind(protocol::DeploymentKindName(d.kind)), empty;
     long long attempt = d.attempt, size = static_cast<long long>(d.package_size),
               host_timeout = d.host_timeout_seconds, created = d.created, deadline = d.deadline,
-              zero = 0;
+              zero = 0, wave = d.wave, observe = d.observe_seconds,
+              observe_interval = d.observe_interval_seconds;
     tx.sql() << "INSERT INTO deployments (id, release_id, host, attempt, environment, kind, app, "
                 "version, package_id, package_size, package_url, host_timeout, step, final, "
-                "result, message, last_sequence, created, started, finished, deadline) VALUES "
+                "result, message, last_sequence, created, started, finished, deadline, wave, "
+                "from_version, observe, observe_interval) VALUES "
                 "(:id, :r, :h, :a, :e, :k, :app, :v, :p, :s, :u, :t, :step, :z1, :res, :m, :z2, "
-                ":c, :z3, :z4, :d)",
+                ":c, :z3, :z4, :d, :w, :fv, :o, :oi)",
         soci::use(d.id), soci::use(d.release_id), soci::use(d.host), soci::use(attempt),
         soci::use(d.environment), soci::use(kind), soci::use(d.app), soci::use(d.version),
         soci::use(d.package_id), soci::use(size), soci::use(d.package_url), soci::use(host_timeout),
         soci::use(d.step), soci::use(zero), soci::use(empty), soci::use(empty), soci::use(zero),
-        soci::use(created), soci::use(zero), soci::use(zero), soci::use(deadline);
+        soci::use(created), soci::use(zero), soci::use(zero), soci::use(deadline), soci::use(wave),
+        soci::use(d.from_version), soci::use(observe), soci::use(observe_interval);
     AuditEvent event("deployment.create", "deployment", d.id);
     event.release_id = release.id;
     event.after = d.ToJson();
@@ -276,6 +270,15 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
     made.push_back(std::move(d));
   }
   return made;
+}
+
+std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::Release& release,
+                                                const StoredPackage& package,
+                                                const std::vector<std::string>& hosts,
+                                                std::string_view environment, UnixSeconds now) {
+  std::vector<NewDeployment> targets;
+  for (const std::string& host : hosts) targets.push_back(NewDeployment{host});
+  return CreateDeployments(tx, release, package, targets, environment, now);
 }
 
 std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, std::string_view host) {
@@ -308,7 +311,7 @@ bool HostHasPackage(soci::session& sql, std::string_view host, std::string_view 
 
 Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
                                        const protocol::EventBatch& batch, UnixSeconds now,
-                                       const release::PlanParseOptions& options) {
+                                       const release::PlanParseOptions& options, Wakeups& wakeups) {
   // Every event must be this host's before anything is stored.
   std::map<std::string, DeploymentRecord> deployments;
   for (const protocol::DeploymentEvent& e : batch.events) {
@@ -371,6 +374,12 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
       if (auto parsed = protocol::ParseStep(failed_text)) failed_step = *parsed;
     }
     const auto result = step ? FinalResultOf(*step, failed_step) : std::nullopt;
+    if (step == Step::kFailed && failed_text == kObservingStep && d.step != step_text) {
+      RecordIncident(tx, d.release_id, d.host, kObservationSeverity,
+                     fmt::format("{} {} failed its health check while observed on {}: {}", d.app,
+                                 d.version, d.host, message),
+                     kIncidentFromObservation, now);
+    }
     long long started = d.started > 0 ? d.started : now, sequence = highest;
     tx.sql() << "UPDATE deployments SET step = :st, message = :m, last_sequence = :s, "
                 "started = :b WHERE id = :id",
@@ -386,65 +395,69 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     tx.Audit(event);
     if (result) {
       d.step = step_text;
-      Finish(tx, d, *result, message, now);
+      FinishDeployment(tx, d, *result, message, now);
       if (d.environment == kProductionEnvironment) rollouts_to_check.insert(d.release_id);
     }
   }
   for (const std::string& release_id : rollouts_to_check) {
-    MaybeEndRollout(tx, release_id, now, options);
+    AdvanceRollout(tx, release_id, now, options, wakeups);
   }
   return ack;
 }
 
 void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds now,
-                          const release::PlanParseOptions& options) {
+                          const release::PlanParseOptions& options, Wakeups& wakeups) {
   std::string key(host);
   auto open = Query(
       tx.sql(), fmt::format("SELECT {} FROM deployments WHERE host = :h AND final = 0", kColumns),
       [&](soci::statement& st) { st.exchange(soci::use(key, "h")); });
   std::set<std::string> releases;
   for (const DeploymentRecord& d : open) {
-    Finish(tx, d, kResultRemoved, fmt::format("host {} was removed", host), now);
+    FinishDeployment(tx, d, kResultRemoved, fmt::format("host {} was removed", host), now);
     if (d.environment == kProductionEnvironment) releases.insert(d.release_id);
   }
-  for (const std::string& release_id : releases) MaybeEndRollout(tx, release_id, now, options);
+  for (const std::string& release_id : releases) {
+    AdvanceRollout(tx, release_id, now, options, wakeups);
+  }
 }
 
-Result<std::size_t> SweepDeployments(Store& store, UnixSeconds now,
-                                     const release::PlanParseOptions& options) {
+Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
+                               const release::PlanParseOptions& options) {
   AuditOrigin origin{"fabu-coordinator", "system", "sweep", "local"};
   // Most sweeps find nothing: look before taking a write transaction.
   auto work = store.Read([&](soci::session& sql) -> Result<bool> {
-    long long overdue = 0, deploying = 0;
+    long long overdue = 0, active = 0;
     long long at = now;
     sql << "SELECT COUNT(*) FROM deployments WHERE final = 0 AND deadline > 0 AND deadline <= :n",
         soci::use(at), soci::into(overdue);
-    sql << "SELECT COUNT(*) FROM releases WHERE state = 'deploying'", soci::into(deploying);
-    return overdue > 0 || deploying > 0;
+    active = static_cast<long long>(ActiveRollouts(sql).size());
+    return overdue > 0 || active > 0;
   });
   if (!work) return std::unexpected(work.error());
-  if (!*work) return std::size_t{0};
-  return store.Write(origin, [&](Transaction& tx) -> Result<std::size_t> {
+  if (!*work) return Sweep{};
+  return store.Write(origin, [&](Transaction& tx) -> Result<Sweep> {
+    Sweep sweep;
     long long at = now;
     auto overdue = Query(tx.sql(),
                          fmt::format("SELECT {} FROM deployments WHERE final = 0 AND deadline > 0 "
                                      "AND deadline <= :n",
                                      kColumns),
                          [&](soci::statement& st) { st.exchange(soci::use(at, "n")); });
-    std::set<std::string> releases;
     for (const DeploymentRecord& d : overdue) {
-      Finish(tx, d, kResultTimeout,
-             fmt::format("timeout: not final within the host timeout of {} (last step {})",
-                         protocol::FormatDuration(d.host_timeout_seconds), d.step),
-             now);
+      FinishDeployment(
+          tx, d, kResultTimeout,
+          fmt::format("timeout: not final within the host timeout of {} (last step {})",
+                      protocol::FormatDuration(d.host_timeout_seconds), d.step),
+          now);
     }
-    // Every deploying release, not only those just touched: after a restart
-    // the last event may have been stored without the release being ended.
-    soci::rowset<std::string> deploying =
-        (tx.sql().prepare << "SELECT id FROM releases WHERE state = 'deploying'");
-    for (const std::string& id : deploying) releases.insert(id);
-    for (const std::string& release_id : releases) MaybeEndRollout(tx, release_id, now, options);
-    return overdue.size();
+    sweep.timed_out = overdue.size();
+    // Every rollout in progress, not only those just touched: the next wave
+    // may be due, a window may have opened, and after a restart the last
+    // event may have been stored without the rollout having moved on.
+    for (const std::string& release_id : ActiveRollouts(tx.sql())) {
+      AdvanceRollout(tx, release_id, now, options, sweep.wakeups);
+    }
+    return sweep;
   });
 }
 

@@ -14,9 +14,9 @@
 // key). The event with the highest sequence gives the deployment's step and
 // says whether it is final (FinalResultOf). A deployment not final by its
 // deadline (creation + the go-live plan's host_timeout) is final with result
-// "timeout". When every host of a production rollout is final, the release
-// moves to deployed (all succeeded) or failed, as the rollout engine
-// (actor "fabu-coordinator", role admin).
+// "timeout". Production rollouts move wave by wave: the rollout engine
+// (rollout_engine.hpp) is asked to advance whenever one of its deployments
+// becomes final and on every sweep.
 //
 // Functions take the session or Transaction the caller holds; mutations
 // audit in the same transaction. SOCI exceptions propagate to the Store
@@ -81,20 +81,50 @@ struct DeploymentRecord {
   std::string message;  // the latest non-empty message
   std::uint64_t last_sequence = 0;
   UnixSeconds created = 0;
-  UnixSeconds started = 0;   // first event received; 0: none yet
-  UnixSeconds finished = 0;  // 0: not final
-  UnixSeconds deadline = 0;  // 0: no limit
+  UnixSeconds started = 0;           // first event received; 0: none yet
+  UnixSeconds finished = 0;          // 0: not final
+  UnixSeconds deadline = 0;          // 0: no limit
+  std::int64_t wave = -1;            // production rollouts: the wave (0-based); -1 otherwise
+  std::string from_version;          // what the host had installed of `app` when it was made
+  std::int64_t observe_seconds = 0;  // how long the agent keeps re-checking health
+  std::int64_t observe_interval_seconds = 0;
 
   protocol::Assignment ToAssignment() const;
   nlohmann::json ToJson() const;
 };
 
+// What the rollout engine and the API must do once the transaction that
+// decided it has committed: wake the long-polls of these hosts.
+struct Wakeups {
+  std::vector<std::string> hosts;
+};
+
+// One deployment to make.
+struct NewDeployment {
+  std::string host;
+  protocol::DeploymentKind kind = protocol::DeploymentKind::kInstall;
+  std::int64_t wave = -1;
+};
+
 // Makes a deployment of `release`'s first package on each of `hosts` that has
 // no unfinished one of it; returns those made (audited "deployment.create").
+// Install deployments carry the go-live plan's host timeout and, in
+// production, its observation; a rollback deployment names no package (the
+// agent restores the release it kept before this one). from_version is what
+// the host reported installed of the package's app.
+std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::Release& release,
+                                                const StoredPackage& package,
+                                                const std::vector<NewDeployment>& hosts,
+                                                std::string_view environment, UnixSeconds now);
+// The same, for install deployments outside waves (test deployments).
 std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::Release& release,
                                                 const StoredPackage& package,
                                                 const std::vector<std::string>& hosts,
                                                 std::string_view environment, UnixSeconds now);
+
+// Marks a deployment final with `result` (audited "deployment.finish").
+void FinishDeployment(Transaction& tx, const DeploymentRecord& d, std::string_view result,
+                      const std::string& message, UnixSeconds now);
 
 // The host's oldest unfinished deployment: what it must do now.
 std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, std::string_view host);
@@ -108,17 +138,24 @@ bool HostHasPackage(soci::session& sql, std::string_view host, std::string_view 
 // kPermissionDenied (storing nothing) when an event names a deployment that
 // is not the host's. Updates each deployment's step, message and times, and
 // ends the production rollouts this completes.
+// A health check that failed while the agent observed the release records an
+// incident against the release.
 Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
                                        const protocol::EventBatch& batch, UnixSeconds now,
-                                       const release::PlanParseOptions& options);
+                                       const release::PlanParseOptions& options, Wakeups& wakeups);
 
 // Ends the host's unfinished deployments with result host_removed.
 void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds now,
-                          const release::PlanParseOptions& options);
+                          const release::PlanParseOptions& options, Wakeups& wakeups);
 
-// Times out deployments past their deadline and ends every deploying release
-// whose hosts are all final. Returns how many deployments timed out.
-Result<std::size_t> SweepDeployments(Store& store, UnixSeconds now,
-                                     const release::PlanParseOptions& options);
+struct Sweep {
+  std::size_t timed_out = 0;
+  Wakeups wakeups;
+};
+
+// Times out deployments past their deadline and advances every rollout in
+// progress (rollout_engine.hpp): next waves, windows, freezes, endings.
+Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
+                               const release::PlanParseOptions& options);
 
 }  // namespace fabu::coordinator

@@ -101,6 +101,32 @@ Result<Release> ReleaseFromJson(const json& j, const PlanParseOptions& options) 
       approval.digest = g.at("digest").get<std::string>();
       r.golive_approval = std::move(approval);
     }
+    // Fields added with the rollout engine: absent from records written before it.
+    if (j.contains("rollout_window") && !j.at("rollout_window").is_null()) {
+      const json& w = j.at("rollout_window");
+      MaintenanceWindow window;
+      window.start = Must(ParseRfc3339(w.at("start").get<std::string>()), "rollout_window.start");
+      window.end = Must(ParseRfc3339(w.at("end").get<std::string>()), "rollout_window.end");
+      r.rollout_window = std::move(window);
+    }
+    if (j.contains("freeze_override") && !j.at("freeze_override").is_null()) {
+      const json& f = j.at("freeze_override");
+      r.freeze_override = FreezeOverride{f.at("by").get<std::string>(), TimeOf(f.at("at")),
+                                         f.at("reason").get<std::string>()};
+    }
+    if (j.contains("rollout_finished_at") && !j.at("rollout_finished_at").is_null()) {
+      r.rollout_finished_at = TimeOf(j.at("rollout_finished_at"));
+    }
+    if (j.contains("closure") && !j.at("closure").is_null()) {
+      const json& c = j.at("closure");
+      Closure closure;
+      closure.by = c.at("by").get<std::string>();
+      closure.at = TimeOf(c.at("at"));
+      closure.notes = c.at("notes").get<std::string>();
+      closure.finished_in_window = c.at("finished_in_window").get<bool>();
+      closure.cmdb = c.at("cmdb").get<std::string>();
+      r.closure = std::move(closure);
+    }
     return r;
   } catch (const std::exception& e) {
     return Fail(ErrorCode::kIntegrity,

@@ -12,6 +12,8 @@ namespace {
 using nlohmann::json;
 using S = ReleaseState;
 
+constexpr std::string_view kEmergencyCategory = "emergency";
+
 const std::vector<ReleaseState> kBeforeDeploying = {S::kDraft,   S::kInReview, S::kApproved,
                                                     S::kTesting, S::kAccepted, S::kScheduled};
 
@@ -314,6 +316,14 @@ std::string_view ActionName(Action action) {
       return "finish-rollback";
     case Action::kClose:
       return "close";
+    case Action::kGate:
+      return "gate";
+    case Action::kAbort:
+      return "abort";
+    case Action::kReschedule:
+      return "reschedule";
+    case Action::kOverrideFreeze:
+      return "override-freeze";
   }
   return "unknown";
 }
@@ -416,37 +426,60 @@ const std::vector<TransitionRule>& TransitionTable() {
        {S::kDeploying},
        S::kPaused,
        {R::kReleaseManager, R::kApprover, R::kAdmin},
-       "a gate, a closed window or a person (rollout engine)"},
+       "a person, or the rollout engine when the window closes or a freeze begins; a reason"},
       {Action::kResume,
        {S::kPaused, S::kFailed},
        S::kDeploying,
        {R::kReleaseManager, R::kApprover, R::kAdmin},
-       "gate confirmed or window open again"},
+       "a person; or the engine when the window reopens or the freeze ends; from failed, the "
+       "next wave starts despite the failed one"},
       {Action::kFinishRollout,
        {S::kDeploying},
        S::kDeployed,
        {R::kAdmin},
-       "every wave succeeded (rollout engine)"},
+       "every wave within its max_failures and every host final (rollout engine)"},
       {Action::kFailRollout,
        {S::kDeploying, S::kPaused},
        S::kFailed,
        {R::kAdmin},
-       "a wave exceeded max_failures without auto_rollback (rollout engine)"},
+       "a wave exceeded max_failures without auto_rollback, or an aborted rollout ended "
+       "(rollout engine)"},
       {Action::kRollback,
        {S::kDeploying, S::kPaused, S::kFailed},
        S::kRollingBack,
-       {R::kReleaseManager, R::kAdmin},
-       "auto_rollback, or a person after a failure"},
+       {R::kReleaseManager, R::kApprover, R::kAdmin},
+       "auto_rollback, or a person after a failure; a reason"},
       {Action::kFinishRollback,
        {S::kRollingBack},
        S::kRolledBack,
        {R::kAdmin},
-       "every moved host restored (rollout engine)"},
+       "every moved host restored or final (rollout engine)"},
       {Action::kClose,
        {S::kDeployed, S::kFailed, S::kRolledBack},
        S::kClosed,
        {R::kReleaseManager, R::kAdmin},
-       "the CMDB update confirmed; a close code"},
+       "the CMDB update confirmed (or deliveries waived by an approver); success refused when "
+       "any host failed; read-only afterwards"},
+      {Action::kGate,
+       {S::kDeploying},
+       S::kDeploying,
+       {R::kReleaseManager, R::kApprover, R::kAdmin},
+       "the rollout waits at a control point (between_waves: gate, seed §4.5)"},
+      {Action::kAbort,
+       {S::kDeploying, S::kPaused},
+       S::kDeploying,
+       {R::kReleaseManager, R::kApprover, R::kAdmin},
+       "a reason; nothing more is assigned, hosts in flight finish, then the rollout fails"},
+      {Action::kReschedule,
+       {S::kPaused},
+       S::kPaused,
+       {R::kReleaseManager, R::kApprover, R::kAdmin},
+       "a new window that has not ended; the engine goes on when it opens"},
+      {Action::kOverrideFreeze,
+       {S::kAccepted, S::kScheduled, S::kDeploying, S::kPaused},
+       S::kScheduled,
+       {R::kApprover},
+       "category emergency only; a reason; never the owner; the state does not change"},
   };
   return kTable;
 }
@@ -675,7 +708,7 @@ Result<Release> AcceptRelease(const Release& release, const Actor& actor, UnixSe
   }
   Release next = release;
   if (options.waive_test) {
-    if (release.plan.category != "emergency") {
+    if (release.plan.category != kEmergencyCategory) {
       return Fail(ErrorCode::kFailedPrecondition,
                   fmt::format("--waive-test is only for category emergency (release {} is {}): "
                               "file a passed test report instead",
@@ -867,7 +900,7 @@ Result<Release> StartRollout(const Release& release, const Actor& actor, UnixSec
 
 Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSeconds at,
                               const RolloutOutcome& outcome) {
-  const Action action = outcome.failed == 0 ? Action::kFinishRollout : Action::kFailRollout;
+  const Action action = outcome.halted ? Action::kFailRollout : Action::kFinishRollout;
   if (auto ok = CheckAllowed(action, release, actor); !ok) return std::unexpected(ok.error());
   if (outcome.succeeded + outcome.failed < outcome.hosts) {
     return Fail(
@@ -877,10 +910,209 @@ Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSe
                     release.id, outcome.hosts - outcome.succeeded - outcome.failed, outcome.hosts));
   }
   Release next = release;
-  Record(next, action, actor, at, RuleFor(action).to,
-         fmt::format("{} of {} host(s) succeeded, {} failed", outcome.succeeded, outcome.hosts,
-                     outcome.failed));
+  next.rollout_finished_at = at;
+  std::string note = fmt::format("{} of {} host(s) succeeded, {} failed", outcome.succeeded,
+                                 outcome.hosts, outcome.failed);
+  if (!outcome.reason.empty()) note += "; " + outcome.reason;
+  Record(next, action, actor, at, RuleFor(action).to, std::move(note));
   return next;
+}
+
+namespace {
+
+Result<void> NeedReason(Action action, std::string_view reason) {
+  if (!IsBlank(reason)) return {};
+  return Fail(ErrorCode::kInvalidArgument,
+              fmt::format("{} needs a reason (--reason)", ActionName(action)));
+}
+
+}  // namespace
+
+Result<Release> PauseRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                             std::string reason) {
+  if (auto ok = CheckAllowed(Action::kPause, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = NeedReason(Action::kPause, reason); !ok) return std::unexpected(ok.error());
+  Release next = release;
+  Record(next, Action::kPause, actor, at, S::kPaused, std::move(reason));
+  return next;
+}
+
+Result<Release> ResumeRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                              std::string comment) {
+  if (auto ok = CheckAllowed(Action::kResume, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  Release next = release;
+  Record(next, Action::kResume, actor, at, S::kDeploying, std::move(comment));
+  return next;
+}
+
+Result<Release> ConfirmGate(const Release& release, const Actor& actor, UnixSeconds at,
+                            std::string comment) {
+  if (auto ok = CheckAllowed(Action::kGate, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (!release.plan.golive || !release.plan.golive->gate_between_waves) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("release {} has no control points: its go-live plan sets "
+                            "between_waves to a duration, not \"gate\"",
+                            release.id));
+  }
+  Release next = release;
+  Record(next, Action::kGate, actor, at, S::kDeploying, std::move(comment));
+  return next;
+}
+
+Result<Release> AbortRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                             std::string reason) {
+  if (auto ok = CheckAllowed(Action::kAbort, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = NeedReason(Action::kAbort, reason); !ok) return std::unexpected(ok.error());
+  Release next = release;
+  Record(next, Action::kAbort, actor, at, S::kDeploying, std::move(reason));
+  return next;
+}
+
+Result<Release> StartRollback(const Release& release, const Actor& actor, UnixSeconds at,
+                              std::string reason) {
+  if (auto ok = CheckAllowed(Action::kRollback, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = NeedReason(Action::kRollback, reason); !ok) return std::unexpected(ok.error());
+  Release next = release;
+  Record(next, Action::kRollback, actor, at, S::kRollingBack, std::move(reason));
+  return next;
+}
+
+Result<Release> FinishRollback(const Release& release, const Actor& actor, UnixSeconds at,
+                               std::string note) {
+  if (auto ok = CheckAllowed(Action::kFinishRollback, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  Release next = release;
+  next.rollout_finished_at = at;
+  Record(next, Action::kFinishRollback, actor, at, S::kRolledBack, std::move(note));
+  return next;
+}
+
+Result<Release> RescheduleWindow(const Release& release, const Actor& actor, UnixSeconds at,
+                                 MaintenanceWindow window) {
+  if (auto ok = CheckAllowed(Action::kReschedule, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (window.end.seconds <= window.start.seconds) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("window: end {} must be after start {}",
+                                                         window.end.text, window.start.text));
+  }
+  if (window.end.seconds <= at) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("window: end {} has already passed", window.end.text));
+  }
+  Release next = release;
+  std::string note = fmt::format("window {} .. {}", window.start.text, window.end.text);
+  next.rollout_window = std::move(window);
+  Record(next, Action::kReschedule, actor, at, S::kPaused, std::move(note));
+  return next;
+}
+
+Result<Release> OverrideFreeze(const Release& release, const Actor& actor, UnixSeconds at,
+                               std::string reason) {
+  if (auto ok = CheckAllowed(Action::kOverrideFreeze, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = CheckNotOwner(Action::kOverrideFreeze, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (release.plan.category != kEmergencyCategory) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("only an emergency release may run inside a freeze; release {} is "
+                            "category {}",
+                            release.id, release.plan.category));
+  }
+  if (auto ok = NeedReason(Action::kOverrideFreeze, reason); !ok) {
+    return std::unexpected(ok.error());
+  }
+  Release next = release;
+  next.freeze_override = FreezeOverride{actor.name, at, reason};
+  Record(next, Action::kOverrideFreeze, actor, at, release.state, std::move(reason));
+  return next;
+}
+
+Result<CloseCode> DefaultCloseCode(const Release& release, const CloseFacts& facts) {
+  switch (release.state) {
+    case S::kDeployed:
+      return facts.hosts_failed == 0 ? CloseCode::kSuccess : CloseCode::kPartial;
+    case S::kFailed:
+      return facts.hosts_succeeded > 0 ? CloseCode::kPartial : CloseCode::kFailed;
+    case S::kRolledBack:
+      return CloseCode::kRolledBack;
+    default:
+      return Fail(ErrorCode::kConflict,
+                  fmt::format("release {} in state {} has no outcome to close with", release.id,
+                              ReleaseStateName(release.state)));
+  }
+}
+
+Result<Release> CloseRelease(const Release& release, const Actor& actor, UnixSeconds at,
+                             std::optional<CloseCode> code, std::string notes,
+                             const CloseFacts& facts) {
+  if (auto ok = CheckAllowed(Action::kClose, release, actor); !ok) {
+    return std::unexpected(ok.error());
+  }
+  auto outcome = DefaultCloseCode(release, facts);
+  if (!outcome) return std::unexpected(outcome.error());
+  const CloseCode chosen = code.value_or(*outcome);
+  if (chosen == CloseCode::kSuccess && facts.hosts_failed > 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot close release {} as success: {} host(s) failed (the "
+                            "outcome says {})",
+                            release.id, facts.hosts_failed, CloseCodeName(*outcome)));
+  }
+  if ((chosen == CloseCode::kSuccess || chosen == CloseCode::kPartial) &&
+      (facts.hosts_succeeded == 0 || release.state == S::kRolledBack)) {
+    return Fail(
+        ErrorCode::kFailedPrecondition,
+        fmt::format("cannot close release {} as {}: {} (the outcome says {})", release.id,
+                    CloseCodeName(chosen),
+                    release.state == S::kRolledBack ? "it was rolled back" : "no host succeeded",
+                    CloseCodeName(*outcome)));
+  }
+  if (chosen == CloseCode::kCancelled) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "close code cancelled is for releases cancelled before deploying (release "
+                "cancel)");
+  }
+  if (!facts.cmdb_confirmed) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot close release {}: the CMDB update is not confirmed ({}); wait "
+                            "for the deliveries (fabu cmdb outbox) or have an approver waive "
+                            "them (fabu cmdb waive {} --reason ...)",
+                            release.id, facts.cmdb_summary, release.id));
+  }
+  Release next = release;
+  next.close_code = chosen;
+  Closure closure;
+  closure.by = actor.name;
+  closure.at = at;
+  closure.notes = notes;
+  closure.cmdb = facts.cmdb_summary;
+  const UnixSeconds finished = release.rollout_finished_at > 0 ? release.rollout_finished_at : at;
+  closure.finished_in_window =
+      release.plan.golive && finished <= release.plan.golive->window.end.seconds;
+  next.closure = std::move(closure);
+  Record(next, Action::kClose, actor, at, S::kClosed,
+         notes.empty() ? std::string(CloseCodeName(chosen))
+                       : fmt::format("{}: {}", CloseCodeName(chosen), notes));
+  return next;
+}
+
+std::optional<MaintenanceWindow> Release::ActiveWindow() const {
+  if (rollout_window) return rollout_window;
+  if (plan.golive) return plan.golive->window;
+  return std::nullopt;
 }
 
 Result<void> VerifyFrozenContent(const Release& release) {
@@ -972,6 +1204,24 @@ json ReleaseToJson(const Release& release) {
   } else {
     out["golive_approval"] = nullptr;
   }
+  out["rollout_window"] = release.rollout_window
+                              ? json{{"start", release.rollout_window->start.text},
+                                     {"end", release.rollout_window->end.text}}
+                              : json(nullptr);
+  out["freeze_override"] = release.freeze_override
+                               ? json{{"by", release.freeze_override->by},
+                                      {"at", TimeJson(release.freeze_override->at)},
+                                      {"reason", release.freeze_override->reason}}
+                               : json(nullptr);
+  out["rollout_finished_at"] =
+      release.rollout_finished_at > 0 ? TimeJson(release.rollout_finished_at) : json(nullptr);
+  out["closure"] = release.closure
+                       ? json{{"by", release.closure->by},
+                              {"at", TimeJson(release.closure->at)},
+                              {"notes", release.closure->notes},
+                              {"finished_in_window", release.closure->finished_in_window},
+                              {"cmdb", release.closure->cmdb}}
+                       : json(nullptr);
   return out;
 }
 

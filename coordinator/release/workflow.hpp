@@ -106,6 +106,12 @@ enum class Action {
   kRollback,
   kFinishRollback,
   kClose,
+  // Added with the rollout engine (issue 5): kept after the first ones so
+  // stored histories keep their names.
+  kGate,            // a person confirms a control point between waves
+  kAbort,           // assign nothing more; in-flight hosts finish
+  kReschedule,      // a new window for a rollout the old window stopped
+  kOverrideFreeze,  // an approver lets an emergency release through a freeze
 };
 std::string_view ActionName(Action action);  // "approve-golive"
 
@@ -177,6 +183,23 @@ struct HistoryEntry {
   friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
 };
 
+struct FreezeOverride {
+  std::string by;
+  UnixSeconds at = 0;
+  std::string reason;
+  friend bool operator==(const FreezeOverride&, const FreezeOverride&) = default;
+};
+
+// How a release was closed (§6.2.9) and what the KPIs need of it (§4.6).
+struct Closure {
+  std::string by;
+  UnixSeconds at = 0;
+  std::string notes;
+  bool finished_in_window = false;  // the rollout ended before the planned window's end
+  std::string cmdb;                 // "confirmed", or "waived by NAME: reason"
+  friend bool operator==(const Closure&, const Closure&) = default;
+};
+
 struct Release {
   std::string id;
   std::string owner;  // the creator (seed §6.1.2)
@@ -199,6 +222,15 @@ struct Release {
   std::optional<GoLiveApproval> golive_approval;  // when approved separately (§6.2.5)
 
   std::vector<HistoryEntry> history;
+
+  // The rollout (issue 5).
+  std::optional<MaintenanceWindow> rollout_window;  // set by Reschedule; else the plan's
+  std::optional<FreezeOverride> freeze_override;    // emergency releases only
+  UnixSeconds rollout_finished_at = 0;              // deployed, failed or rolled back
+  std::optional<Closure> closure;
+
+  // The window the rollout runs in now: a rescheduled one, else the planned one.
+  std::optional<MaintenanceWindow> ActiveWindow() const;
 
   friend bool operator==(const Release&, const Release&) = default;
 };
@@ -281,13 +313,80 @@ struct RolloutOutcome {
   std::size_t hosts = 0;
   std::size_t succeeded = 0;
   std::size_t failed = 0;  // failed, rolled back, rollback failed or timed out
+  // A wave went over max_failures, or a person aborted before every target
+  // was assigned: the rollout did not complete.
+  bool halted = false;
+  std::string reason;  // why it halted
 };
 
-// Ends a rollout once every host is final: deploying -> deployed when every
-// host succeeded, else deploying|paused -> failed (the engine acts as admin).
-// kFailedPrecondition while some host is not final.
+// Ends a rollout once every assigned host is final: deploying -> deployed when
+// it completed (every wave within its failure threshold), else
+// deploying|paused -> failed (the engine acts as admin). kFailedPrecondition
+// while some host is not final.
 Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSeconds at,
                               const RolloutOutcome& outcome);
+
+// deploying -> paused: by a person (release_manager, approver, admin) or by
+// the engine when the window closes or a freeze begins; `reason` says which.
+Result<Release> PauseRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                             std::string reason);
+
+// paused|failed -> deploying. From failed (a wave over its threshold without
+// auto_rollback) a person decides to go on with the next wave.
+Result<Release> ResumeRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                              std::string comment);
+
+// A control point between waves confirmed (release_manager or approver, seed
+// §4.5); the state stays deploying.
+Result<Release> ConfirmGate(const Release& release, const Actor& actor, UnixSeconds at,
+                            std::string comment);
+
+// deploying|paused -> deploying: nothing more is assigned; the engine ends the
+// rollout once the hosts in flight are final.
+Result<Release> AbortRollout(const Release& release, const Actor& actor, UnixSeconds at,
+                             std::string reason);
+
+// deploying|paused|failed -> rolling_back: every host that moved is told to
+// restore its previous release (auto_rollback, or a person after a failure).
+Result<Release> StartRollback(const Release& release, const Actor& actor, UnixSeconds at,
+                              std::string reason);
+
+// rolling_back -> rolled_back once every moved host is final (the engine).
+Result<Release> FinishRollback(const Release& release, const Actor& actor, UnixSeconds at,
+                               std::string note);
+
+// A new window for a paused rollout (release_manager, approver or admin):
+// the engine goes on when it opens. The planned window stays what
+// timeliness is measured against.
+Result<Release> RescheduleWindow(const Release& release, const Actor& actor, UnixSeconds at,
+                                 MaintenanceWindow window);
+
+// An approver records that an emergency release may start or continue inside
+// a freeze period (§6.1.1(8)); kFailedPrecondition for other categories.
+Result<Release> OverrideFreeze(const Release& release, const Actor& actor, UnixSeconds at,
+                               std::string reason);
+
+// What closing needs to know beyond the release itself.
+struct CloseFacts {
+  std::size_t hosts_succeeded = 0;
+  std::size_t hosts_failed = 0;  // any final result but succeeded (install deployments)
+  bool cmdb_confirmed = false;   // built-in records committed, deliveries done or waived
+  std::string cmdb_summary;      // "confirmed", "waived by ...", or what is still pending
+};
+
+// The close code the outcome says: deployed with no failed host -> success,
+// deployed with some -> partial; failed -> partial when some host succeeded,
+// else failed; rolled_back -> rolled_back.
+Result<CloseCode> DefaultCloseCode(const Release& release, const CloseFacts& facts);
+
+// deployed|failed|rolled_back -> closed (release_manager or admin). Guards:
+// the CMDB update confirmed; `success` refused when any host failed; the
+// code must not claim more than the outcome (success/partial need a host
+// that succeeded). Records whether the rollout finished inside the planned
+// window. A closed release is read-only: no operation accepts it.
+Result<Release> CloseRelease(const Release& release, const Actor& actor, UnixSeconds at,
+                             std::optional<CloseCode> code, std::string notes,
+                             const CloseFacts& facts);
 
 // Succeeds when the release's content still has the digest frozen at
 // approval (kIntegrity otherwise, kFailedPrecondition when never approved).

@@ -153,6 +153,69 @@ const std::vector<Migration>& AllMigrations() {
            " received TEXT NOT NULL,"
            " PRIMARY KEY (deployment, sequence))",
        }},
+      {6,
+       "rollouts: waves, freezes, incidents",
+       {
+           // One row per production rollout: where the engine stands. Every
+           // decision is made from these rows and the deployments, inside one
+           // transaction, so a restart goes on from exactly here.
+           "CREATE TABLE rollouts ("
+           " release_id TEXT PRIMARY KEY,"
+           " package_id TEXT NOT NULL,"
+           " wave_sizes TEXT NOT NULL,"          // JSON: cumulative host counts
+           " thresholds TEXT NOT NULL,"          // JSON: failures tolerated per wave
+           " current_wave INTEGER NOT NULL,"     // the last wave started; -1: none
+           " wave_done_at BIGINT NOT NULL,"      // when it ended within its threshold; 0: not yet
+           " gates_confirmed INTEGER NOT NULL,"  // control points passed
+           " accepted_wave INTEGER NOT NULL,"    // a failed wave a person resumed past; -1
+           " aborted INTEGER NOT NULL,"
+           " pause_kind TEXT NOT NULL,"  // '', person, window, freeze
+           " waiting TEXT NOT NULL,"     // why nothing moves now, for people
+           " started BIGINT NOT NULL,"
+           " finished BIGINT NOT NULL)",
+           // The targets in the stable order the waves take them.
+           "CREATE TABLE rollout_hosts ("
+           " release_id TEXT NOT NULL,"
+           " position INTEGER NOT NULL,"
+           " host TEXT NOT NULL,"
+           " wave INTEGER NOT NULL,"
+           " from_version TEXT NOT NULL,"
+           " PRIMARY KEY (release_id, position),"
+           " UNIQUE (release_id, host))",
+           "ALTER TABLE deployments ADD COLUMN wave INTEGER NOT NULL DEFAULT -1",
+           "ALTER TABLE deployments ADD COLUMN from_version TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE deployments ADD COLUMN observe BIGINT NOT NULL DEFAULT 0",
+           "ALTER TABLE deployments ADD COLUMN observe_interval BIGINT NOT NULL DEFAULT 0",
+           "CREATE INDEX deployments_release ON deployments (release_id, host, attempt)",
+           "CREATE TABLE freezes ("
+           " id TEXT PRIMARY KEY,"
+           " seq BIGINT NOT NULL UNIQUE,"
+           " starts BIGINT NOT NULL,"
+           " ends BIGINT NOT NULL,"
+           " start_text TEXT NOT NULL,"
+           " end_text TEXT NOT NULL,"
+           " reason TEXT NOT NULL,"
+           " selector TEXT NOT NULL,"
+           " created TEXT NOT NULL,"
+           " created_by TEXT NOT NULL,"
+           " removed INTEGER NOT NULL,"
+           " removed_by TEXT NOT NULL,"
+           " removed_at TEXT NOT NULL)",
+           "CREATE TABLE incidents ("
+           " id TEXT PRIMARY KEY,"
+           " seq BIGINT NOT NULL UNIQUE,"
+           " release_id TEXT NOT NULL,"
+           " host TEXT NOT NULL,"
+           " severity TEXT NOT NULL,"
+           " summary TEXT NOT NULL,"
+           " source TEXT NOT NULL,"  // observation, manual
+           " state TEXT NOT NULL,"   // open, closed
+           " created BIGINT NOT NULL,"
+           " created_by TEXT NOT NULL,"
+           " closed BIGINT NOT NULL,"
+           " closed_by TEXT NOT NULL)",
+           "CREATE INDEX incidents_release ON incidents (release_id)",
+       }},
   };
   return kMigrations;
 }

@@ -54,10 +54,13 @@ class DeploymentStoreTest : public ::testing::Test {
       package.name = "c3m-video";
       package.version = "V1.3.0.12";
       package.size = 10;
-      auto created = CreateDeployments(tx, r, package, {"web-1", "web-2"}, kTestEnvironment, 100);
+      auto created = CreateDeployments(tx, r, package, std::vector<std::string>{"web-1", "web-2"},
+                                       kTestEnvironment, 100);
       EXPECT_EQ(created.size(), 2u);
       // A second call makes nothing while they are unfinished.
-      EXPECT_TRUE(CreateDeployments(tx, r, package, {"web-1"}, kTestEnvironment, 101).empty());
+      EXPECT_TRUE(CreateDeployments(tx, r, package, std::vector<std::string>{"web-1"},
+                                    kTestEnvironment, 101)
+                      .empty());
       return created.front().id;
     });
     ASSERT_TRUE(made) << made.error().message();
@@ -67,7 +70,8 @@ class DeploymentStoreTest : public ::testing::Test {
   Result<protocol::EventAck> Post(const std::string& host,
                                   const std::vector<protocol::DeploymentEvent>& events) {
     return store_->Write(origin_, [&](Transaction& tx) {
-      return StoreEvents(tx, host, protocol::EventBatch{events}, 200, {});
+      Wakeups wakeups;
+      return StoreEvents(tx, host, protocol::EventBatch{events}, 200, {}, wakeups);
     });
   }
 
@@ -124,7 +128,7 @@ TEST_F(DeploymentStoreTest, AFinalStepEndsTheAssignmentAndATimeoutEndsTheOther) 
   // web-2's deadline is 100 + the default host timeout.
   auto swept = SweepDeployments(*store_, 100 + kDefaultHostTimeoutSeconds, {});
   ASSERT_TRUE(swept) << swept.error().message();
-  EXPECT_EQ(*swept, 1u);
+  EXPECT_EQ(swept->timed_out, 1u);
   auto listed = store_->Read([&](soci::session& sql) -> Result<std::vector<DeploymentRecord>> {
     return ListDeployments(sql, "R-1");
   });

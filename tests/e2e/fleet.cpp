@@ -504,7 +504,7 @@ std::string Fleet::Scheduled(const Package& package) {
         {"max_failures", "0"},
         {"between_waves", "5m"},
         {"host_timeout", "15m"},
-        {"auto_rollback", true}}}};
+        {"auto_rollback", false}}}};
   const fs::path file = dir_ / ("plan-" + std::to_string(++files_) + ".json");
   WriteFile(file, plan.dump(2));
   auto created = As(rm_, {"release", "create", "--file", file.string()});

@@ -44,6 +44,30 @@ Release Scheduled() {
 UnixSeconds WindowStart(const Release& r) { return r.plan.golive->window.start.seconds; }
 UnixSeconds WindowEnd(const Release& r) { return r.plan.golive->window.end.seconds; }
 
+RolloutOutcome Outcome(std::size_t hosts, std::size_t succeeded, std::size_t failed,
+                       bool halted = false) {
+  RolloutOutcome outcome;
+  outcome.hosts = hosts;
+  outcome.succeeded = succeeded;
+  outcome.failed = failed;
+  outcome.halted = halted;
+  return outcome;
+}
+
+CloseFacts Facts(std::size_t succeeded, std::size_t failed, bool cmdb_confirmed = true) {
+  CloseFacts facts;
+  facts.hosts_succeeded = succeeded;
+  facts.hosts_failed = failed;
+  facts.cmdb_confirmed = cmdb_confirmed;
+  facts.cmdb_summary = cmdb_confirmed ? "confirmed" : "2 delivery(ies) pending";
+  return facts;
+}
+
+Release Deploying() {
+  const Release scheduled = Scheduled();
+  return Must(StartRollout(scheduled, kOwner, WindowStart(scheduled), 3));
+}
+
 TEST(TestDeploymentTest, MovesAnApprovedReleaseToTesting) {
   Release r = Must(StartTestDeployment(Approved(), kOwner, kT0 + 35, 2));
   EXPECT_EQ(r.state, ReleaseState::kTesting);
@@ -95,30 +119,154 @@ TEST(RolloutTest, NeedsProductionHostsAScheduleAndARole) {
 TEST(RolloutTest, EndsDeployedWhenEveryHostSucceeded) {
   const Release scheduled = Scheduled();
   Release r = Must(StartRollout(scheduled, kOwner, WindowStart(scheduled), 3));
-  r = Must(FinishRollout(r, kEngine, WindowStart(scheduled) + 60, {3, 3, 0}));
+  r = Must(FinishRollout(r, kEngine, WindowStart(scheduled) + 60, Outcome(3, 3, 0)));
   EXPECT_EQ(r.state, ReleaseState::kDeployed);
   EXPECT_EQ(r.history.back().action, Action::kFinishRollout);
   EXPECT_EQ(r.history.back().note, "3 of 3 host(s) succeeded, 0 failed");
 }
 
-TEST(RolloutTest, EndsFailedWhenAHostFailed) {
+TEST(RolloutTest, EndsDeployedWhenFailuresStayedWithinTheThresholds) {
   const Release scheduled = Scheduled();
   Release r = Must(StartRollout(scheduled, kOwner, WindowStart(scheduled), 3));
-  r = Must(FinishRollout(r, kEngine, WindowStart(scheduled) + 60, {3, 2, 1}));
+  r = Must(FinishRollout(r, kEngine, WindowStart(scheduled) + 60, Outcome(3, 2, 1)));
+  EXPECT_EQ(r.state, ReleaseState::kDeployed);
+  EXPECT_EQ(r.rollout_finished_at, WindowStart(scheduled) + 60);
+}
+
+TEST(RolloutTest, EndsFailedWhenHalted) {
+  const Release scheduled = Scheduled();
+  Release r = Must(StartRollout(scheduled, kOwner, WindowStart(scheduled), 3));
+  RolloutOutcome outcome = Outcome(2, 1, 1, /*halted=*/true);
+  outcome.reason = "wave 1 of 2: 1 of 2 host(s) failed";
+  r = Must(FinishRollout(r, kEngine, WindowStart(scheduled) + 60, outcome));
   EXPECT_EQ(r.state, ReleaseState::kFailed);
   EXPECT_EQ(r.history.back().action, Action::kFailRollout);
+  EXPECT_EQ(r.history.back().note,
+            "1 of 2 host(s) succeeded, 1 failed; wave 1 of 2: 1 of 2 host(s) failed");
+}
+
+TEST(RolloutSteeringTest, PauseNeedsAReasonAndResumeGoesBackToDeploying) {
+  Release r = Deploying();
+  EXPECT_EQ(Refusal(PauseRollout(r, kOwner, kT0 + 100, " ")).rfind("invalid_argument", 0), 0u);
+  EXPECT_EQ(Refusal(PauseRollout(r, kTester, kT0 + 100, "x")).rfind("permission_denied", 0), 0u);
+  r = Must(PauseRollout(r, kWang, kT0 + 100, "customer asked to wait"));
+  EXPECT_EQ(r.state, ReleaseState::kPaused);
+  EXPECT_EQ(r.history.back().note, "customer asked to wait");
+  r = Must(ResumeRollout(r, kOwner, kT0 + 110, "go"));
+  EXPECT_EQ(r.state, ReleaseState::kDeploying);
+}
+
+TEST(RolloutSteeringTest, AGateIsConfirmedOnlyWhenThePlanHasGates) {
+  Release r = Deploying();
+  // The test plan sets between_waves to a duration.
+  EXPECT_TRUE(Refusal(ConfirmGate(r, kWang, kT0 + 100, "")).find("no control points") !=
+              std::string::npos);
+  r.plan.golive->gate_between_waves = true;
+  r = Must(ConfirmGate(r, kWang, kT0 + 100, "checked the dashboards"));
+  EXPECT_EQ(r.state, ReleaseState::kDeploying);
+  EXPECT_EQ(r.history.back().action, Action::kGate);
+  EXPECT_EQ(r.history.back().actor, kWang.name);
+}
+
+TEST(RolloutSteeringTest, RollbackFromFailedThenTheEngineFinishesIt) {
+  Release r = Deploying();
+  r = Must(FinishRollout(r, kEngine, kT0 + 100, Outcome(1, 0, 1, true)));
+  EXPECT_EQ(Refusal(StartRollback(r, kOwner, kT0 + 110, "")).rfind("invalid_argument", 0), 0u);
+  r = Must(StartRollback(r, kOwner, kT0 + 110, "health check red"));
+  EXPECT_EQ(r.state, ReleaseState::kRollingBack);
+  EXPECT_EQ(Refusal(FinishRollback(r, kOwner, kT0 + 120, "")).rfind("permission_denied", 0), 0u);
+  r = Must(FinishRollback(r, kEngine, kT0 + 120, "1 host(s) restored"));
+  EXPECT_EQ(r.state, ReleaseState::kRolledBack);
+  EXPECT_EQ(r.rollout_finished_at, kT0 + 120);
+}
+
+TEST(RolloutSteeringTest, AbortKeepsDeployingAndRescheduleNeedsAPausedRollout) {
+  Release r = Deploying();
+  r = Must(AbortRollout(r, kOwner, kT0 + 100, "wrong build"));
+  EXPECT_EQ(r.state, ReleaseState::kDeploying);
+  const MaintenanceWindow next{*ParseRfc3339("2030-01-01T01:00:00+08:00"),
+                               *ParseRfc3339("2030-01-01T03:00:00+08:00")};
+  EXPECT_EQ(Refusal(RescheduleWindow(r, kOwner, kT0 + 100, next)).rfind("conflict", 0), 0u);
+  r = Must(PauseRollout(r, kEngine, kT0 + 100, "window closed"));
+  const MaintenanceWindow backwards{next.end, next.start};
+  EXPECT_EQ(Refusal(RescheduleWindow(r, kOwner, kT0 + 100, backwards)).rfind("invalid_argument", 0),
+            0u);
+  r = Must(RescheduleWindow(r, kOwner, kT0 + 100, next));
+  EXPECT_EQ(r.state, ReleaseState::kPaused);
+  EXPECT_EQ(r.ActiveWindow(), next);
+  // Timeliness is still measured against the planned window.
+  EXPECT_NE(r.plan.golive->window, next);
+}
+
+TEST(RolloutSteeringTest, OnlyAnApproverOverridesAFreezeAndOnlyForAnEmergency) {
+  Release r = Deploying();
+  EXPECT_TRUE(Refusal(OverrideFreeze(r, kWang, kT0 + 100, "outage fix")).find("emergency") !=
+              std::string::npos);
+  r.plan.category = "emergency";
+  EXPECT_EQ(Refusal(OverrideFreeze(r, kOwner, kT0 + 100, "x")).rfind("permission_denied", 0), 0u);
+  EXPECT_EQ(Refusal(OverrideFreeze(r, kWang, kT0 + 100, "")).rfind("invalid_argument", 0), 0u);
+  r = Must(OverrideFreeze(r, kWang, kT0 + 100, "outage fix"));
+  ASSERT_TRUE(r.freeze_override);
+  EXPECT_EQ(r.freeze_override->by, kWang.name);
+  EXPECT_EQ(r.state, ReleaseState::kDeploying);
+}
+
+TEST(CloseTest, TheDefaultCodeFollowsTheOutcome) {
+  Release r = Must(FinishRollout(Deploying(), kEngine, kT0 + 100, Outcome(3, 3, 0)));
+  EXPECT_EQ(DefaultCloseCode(r, Facts(3, 0)).value(), CloseCode::kSuccess);
+  EXPECT_EQ(DefaultCloseCode(r, Facts(2, 1)).value(), CloseCode::kPartial);
+  Release failed = Must(FinishRollout(Deploying(), kEngine, kT0 + 100, Outcome(2, 1, 1, true)));
+  EXPECT_EQ(DefaultCloseCode(failed, Facts(1, 1)).value(), CloseCode::kPartial);
+  EXPECT_EQ(DefaultCloseCode(failed, Facts(0, 2)).value(), CloseCode::kFailed);
+  Release rolled = Must(StartRollback(failed, kOwner, kT0 + 110, "red"));
+  rolled = Must(FinishRollback(rolled, kEngine, kT0 + 120, ""));
+  EXPECT_EQ(DefaultCloseCode(rolled, Facts(1, 1)).value(), CloseCode::kRolledBack);
+}
+
+TEST(CloseTest, RefusesSuccessWithAFailedHostAndWaitsForTheCmdb) {
+  Release r = Must(FinishRollout(Deploying(), kEngine, kT0 + 100, Outcome(3, 2, 1)));
+  EXPECT_TRUE(Refusal(CloseRelease(r, kOwner, kT0 + 200, CloseCode::kSuccess, "", Facts(2, 1)))
+                  .find("cannot close release R-12 as success: 1 host(s) failed") !=
+              std::string::npos);
+  EXPECT_TRUE(Refusal(CloseRelease(r, kOwner, kT0 + 200, std::nullopt, "", Facts(2, 1, false)))
+                  .find("the CMDB update is not confirmed") != std::string::npos);
+  r = Must(CloseRelease(r, kOwner, kT0 + 200, std::nullopt, "one host left on V1", Facts(2, 1)));
+  EXPECT_EQ(r.state, ReleaseState::kClosed);
+  EXPECT_EQ(r.close_code, CloseCode::kPartial);
+  ASSERT_TRUE(r.closure);
+  EXPECT_EQ(r.closure->notes, "one host left on V1");
+  EXPECT_EQ(r.closure->cmdb, "confirmed");
+  // kT0 + 100 is long before the planned window ends.
+  EXPECT_TRUE(r.closure->finished_in_window);
+  // Closed is read-only.
+  EXPECT_EQ(Refusal(PauseRollout(r, kOwner, kT0 + 300, "x")).rfind("conflict", 0), 0u);
+  EXPECT_EQ(Refusal(CloseRelease(r, kOwner, kT0 + 300, std::nullopt, "", Facts(2, 1)))
+                .rfind("conflict", 0),
+            0u);
+}
+
+TEST(CloseTest, RecordsALateFinishAndSurvivesTheRoundTrip) {
+  const Release scheduled = Scheduled();
+  Release r = Must(StartRollout(scheduled, kOwner, WindowStart(scheduled), 1));
+  r = Must(FinishRollout(r, kEngine, WindowEnd(scheduled) + 1, Outcome(1, 1, 0)));
+  r = Must(CloseRelease(r, kOwner, WindowEnd(scheduled) + 5, std::nullopt, "", Facts(1, 0)));
+  EXPECT_EQ(r.close_code, CloseCode::kSuccess);
+  EXPECT_FALSE(r.closure->finished_in_window);
+  auto back = ReleaseFromJson(ReleaseToJson(r));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, r);
 }
 
 TEST(RolloutTest, DoesNotEndWhileAHostIsNotFinal) {
   const Release scheduled = Scheduled();
   Release r = Must(StartRollout(scheduled, kOwner, WindowStart(scheduled), 3));
-  EXPECT_TRUE(Refusal(FinishRollout(r, kEngine, WindowStart(scheduled) + 60, {3, 1, 1}))
+  EXPECT_TRUE(Refusal(FinishRollout(r, kEngine, WindowStart(scheduled) + 60, Outcome(3, 1, 1)))
                   .find("1 of 3 host(s) are not final") != std::string::npos);
   // Only the engine (admin) ends a rollout, and only a deploying one.
-  EXPECT_EQ(Refusal(FinishRollout(r, kOwner, WindowStart(scheduled) + 60, {3, 3, 0}))
+  EXPECT_EQ(Refusal(FinishRollout(r, kOwner, WindowStart(scheduled) + 60, Outcome(3, 3, 0)))
                 .rfind("permission_denied", 0),
             0u);
-  EXPECT_EQ(Refusal(FinishRollout(scheduled, kAdmin, WindowStart(scheduled), {3, 3, 0}))
+  EXPECT_EQ(Refusal(FinishRollout(scheduled, kAdmin, WindowStart(scheduled), Outcome(3, 3, 0)))
                 .rfind("conflict", 0),
             0u);
 }

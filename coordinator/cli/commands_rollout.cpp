@@ -1,0 +1,233 @@
+// `fabu release status|pause|resume|abort|gate|rollback|reschedule|override-freeze`
+// and `fabu freeze add|list|remove`: following and steering a production
+// rollout (issue 5 §2). Each verb posts to /api/v1/releases/R/<verb> and
+// prints where the rollout stands afterwards.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "coordinator/cli/client.hpp"
+#include "coordinator/cli/commands.hpp"
+
+namespace fabu::cli {
+namespace {
+
+using nlohmann::json;
+
+std::string Text(const json& value) {
+  return value.is_string() ? value.get<std::string>() : std::string("-");
+}
+
+// The status as a person reads it: the waves, the hosts, and why it waits.
+void PrintStatus(const json& s) {
+  std::cout << fmt::format("{} is {}\n", s.value("release", ""), s.value("state", ""));
+  if (s["rollout"].is_null()) {
+    std::cout << "  no production rollout yet\n";
+    return;
+  }
+  const json& rollout = s["rollout"];
+  std::cout << fmt::format("  rollout started {}, finished {}{}\n", Text(rollout["started"]),
+                           Text(rollout["finished"]),
+                           rollout.value("aborted", false) ? " (aborted)" : "");
+  if (!s.value("waiting", "").empty()) {
+    std::cout << fmt::format("  waiting: {}\n", s.value("waiting", ""));
+  }
+  std::cout << fmt::format("  {:<5} {:<10} {:>5} {:>9} {:>10} {:>7} {:>10}\n", "WAVE", "STATE",
+                           "HOSTS", "FINAL", "SUCCEEDED", "FAILED", "TOLERATED");
+  for (const auto& w : s["waves"]) {
+    std::cout << fmt::format("  {:<5} {:<10} {:>5} {:>9} {:>10} {:>7} {:>10}\n", w.value("wave", 0),
+                             w.value("state", ""), w.value("hosts", 0), w.value("final", 0),
+                             w.value("succeeded", 0), w.value("failed", 0),
+                             w.value("threshold", 0));
+  }
+  std::cout << fmt::format("  {:<24} {:<5} {:<16} {:<16} {}\n", "HOST", "WAVE", "STEP", "RESULT",
+                           "MESSAGE");
+  for (const auto& h : s["hosts"]) {
+    std::string result = h.value("result", "");
+    std::string step = h.value("step", "");
+    std::string message = h.value("message", "");
+    if (h.contains("rollback")) {
+      const json& rb = h["rollback"];
+      step = "rollback:" + rb.value("step", "");
+      result = rb.value("result", "").empty() ? result : "restore " + rb.value("result", "");
+      if (!rb.value("message", "").empty()) message = rb.value("message", "");
+    }
+    std::cout << fmt::format("  {:<24} {:<5} {:<16} {:<16} {}\n", h.value("host", ""),
+                             h.value("wave", 0), step, result.empty() ? "-" : result, message);
+  }
+}
+
+struct SteerArgs {
+  ClientOptions client;
+  std::string id;
+  std::string reason;
+  std::string comment;
+  std::string start;
+  std::string end;
+  bool confirm = false;
+  bool json = false;
+};
+
+// One rollout verb: which options it takes and what it posts.
+struct SteerVerb {
+  const char* name;
+  const char* help;
+  bool reason;   // --reason, required
+  bool comment;  // --comment, optional
+  bool window;   // --start, --end
+  bool confirm;  // --confirm
+};
+
+constexpr SteerVerb kSteerVerbs[] = {
+    {"pause", "Pause a rollout: nothing new starts; hosts in flight finish", true, false, false,
+     false},
+    {"resume",
+     "Resume a paused rollout, or go on past a wave that failed its threshold (the release "
+     "was failed)",
+     false, true, false, false},
+    {"abort", "Assign nothing more; hosts in flight finish, then the rollout ends failed", true,
+     false, false, false},
+    {"gate", "Confirm a control point between waves (between_waves: gate)", false, true, false,
+     true},
+    {"rollback", "Tell every host that moved to restore its previous release", true, false, false,
+     false},
+    {"reschedule", "Give a rollout stopped by its closed window a new window", false, false, true,
+     false},
+    {"override-freeze", "Let an emergency release start or continue inside a freeze (approver)",
+     true, false, false, false},
+};
+
+json BodyOf(const SteerVerb& verb, const SteerArgs& args) {
+  json body = json::object();
+  if (verb.reason) body["reason"] = args.reason;
+  if (verb.comment && !args.comment.empty()) body["comment"] = args.comment;
+  if (verb.window) {
+    body["start"] = args.start;
+    body["end"] = args.end;
+  }
+  if (verb.confirm) body["confirm"] = args.confirm;
+  return body;
+}
+
+}  // namespace
+
+void RegisterRolloutCommands(CLI::App& app, int& exit_code) {
+  CLI::App* release = app.get_subcommand("release");
+
+  auto status_args = std::make_shared<SteerArgs>();
+  auto* status = release->add_subcommand(
+      "status", "Where a rollout stands: wave by wave, host by host, and why it waits");
+  status->add_option("R", status_args->id, "Release id")->required();
+  status->add_flag("--json", status_args->json, "Print JSON");
+  AddClientOptions(status, status_args->client);
+  status->callback([&exit_code, status_args] {
+    auto client = ApiClient::Create(status_args->client);
+    if (!client) return ReportFailure("release status", client.error(), exit_code);
+    auto r = client->Get("/api/v1/releases/" + client->Escape(status_args->id) + "/status");
+    if (!r) return ReportFailure("release status", r.error(), exit_code);
+    if (status_args->json) {
+      std::cout << r->dump(2) << "\n";
+    } else {
+      PrintStatus(*r);
+    }
+  });
+
+  for (const SteerVerb& verb : kSteerVerbs) {
+    auto args = std::make_shared<SteerArgs>();
+    auto* cmd = release->add_subcommand(verb.name, verb.help);
+    cmd->add_option("R", args->id, "Release id")->required();
+    if (verb.reason) cmd->add_option("--reason", args->reason, "Why (recorded)")->required();
+    if (verb.comment) cmd->add_option("--comment", args->comment, "A comment (recorded)");
+    if (verb.window) {
+      cmd->add_option("--start", args->start, "Window start, RFC 3339 with offset")->required();
+      cmd->add_option("--end", args->end, "Window end, RFC 3339 with offset")->required();
+    }
+    if (verb.confirm) {
+      cmd->add_flag("--confirm", args->confirm, "Confirm the control point")->required();
+    }
+    cmd->add_flag("--json", args->json, "Print the rollout status as JSON");
+    AddClientOptions(cmd, args->client);
+    cmd->callback([&exit_code, args, &verb] {
+      const std::string command = fmt::format("release {}", verb.name);
+      auto client = ApiClient::Create(args->client);
+      if (!client) return ReportFailure(command, client.error(), exit_code);
+      auto r =
+          client->Post(fmt::format("/api/v1/releases/{}/{}", client->Escape(args->id), verb.name),
+                       BodyOf(verb, *args));
+      if (!r) return ReportFailure(command, r.error(), exit_code);
+      if (args->json) {
+        std::cout << r->dump(2) << "\n";
+      } else {
+        PrintStatus(*r);
+      }
+    });
+  }
+
+  // freeze
+  auto* freeze = app.add_subcommand("freeze", "Freeze periods: no rollout starts or continues");
+  freeze->require_subcommand(1);
+
+  struct FreezeArgs {
+    ClientOptions client;
+    std::string from, to, reason, selector, id;
+    bool json = false;
+  };
+  auto add_args = std::make_shared<FreezeArgs>();
+  auto* add = freeze->add_subcommand("add", "Add a freeze period");
+  add->add_option("--from", add_args->from, "Start, RFC 3339 with offset")->required();
+  add->add_option("--to", add_args->to, "End, RFC 3339 with offset")->required();
+  add->add_option("--reason", add_args->reason, "Why (shown to whoever is blocked)")->required();
+  add->add_option("--selector", add_args->selector,
+                  "Only hosts with these labels: k=v,... (default: every host)");
+  AddClientOptions(add, add_args->client);
+  add->callback([&exit_code, add_args] {
+    auto client = ApiClient::Create(add_args->client);
+    if (!client) return ReportFailure("freeze add", client.error(), exit_code);
+    json body = {{"from", add_args->from}, {"to", add_args->to}, {"reason", add_args->reason}};
+    if (!add_args->selector.empty()) body["selector"] = add_args->selector;
+    auto r = client->Post("/api/v1/freezes", body);
+    if (!r) return ReportFailure("freeze add", r.error(), exit_code);
+    std::cout << r->value("id", "") << "\n";
+  });
+
+  auto list_args = std::make_shared<FreezeArgs>();
+  auto* list = freeze->add_subcommand("list", "Freeze periods not removed");
+  list->add_flag("--json", list_args->json, "Print JSON");
+  AddClientOptions(list, list_args->client);
+  list->callback([&exit_code, list_args] {
+    auto client = ApiClient::Create(list_args->client);
+    if (!client) return ReportFailure("freeze list", client.error(), exit_code);
+    auto r = client->Get("/api/v1/freezes");
+    if (!r) return ReportFailure("freeze list", r.error(), exit_code);
+    if (list_args->json) {
+      std::cout << r->dump(2) << "\n";
+      return;
+    }
+    std::cout << fmt::format("{:<6} {:<26} {:<26} {:<20} {}\n", "ID", "FROM", "TO", "SELECTOR",
+                             "REASON");
+    for (const auto& f : (*r)["freezes"]) {
+      std::cout << fmt::format("{:<6} {:<26} {:<26} {:<20} {}\n", f.value("id", ""),
+                               f.value("from", ""), f.value("to", ""),
+                               f.value("selector", "").empty() ? "(all)" : f.value("selector", ""),
+                               f.value("reason", ""));
+    }
+  });
+
+  auto remove_args = std::make_shared<FreezeArgs>();
+  auto* remove = freeze->add_subcommand("remove", "Remove a freeze period");
+  remove->add_option("ID", remove_args->id, "Freeze id (F-n)")->required();
+  AddClientOptions(remove, remove_args->client);
+  remove->callback([&exit_code, remove_args] {
+    auto client = ApiClient::Create(remove_args->client);
+    if (!client) return ReportFailure("freeze remove", client.error(), exit_code);
+    auto r = client->Post("/api/v1/freezes/" + client->Escape(remove_args->id) + "/remove",
+                          json::object());
+    if (!r) return ReportFailure("freeze remove", r.error(), exit_code);
+    std::cout << fmt::format("removed {}\n", r->value("id", ""));
+  });
+}
+
+}  // namespace fabu::cli

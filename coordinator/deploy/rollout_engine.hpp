@@ -1,0 +1,122 @@
+// The rollout engine: a production release reaches its targets wave by wave
+// (issue 5 §2; DESIGN.md §6 "Rollout engine"; seed §4.5, §6.2.4, §6.2.7).
+//
+// `fabu release start` fixes the targets in a stable order (by host name)
+// and the waves' sizes (release::WaveSizes) and thresholds
+// (release::FailureThresholds) in the `rollouts` and `rollout_hosts` rows,
+// then asks the engine to advance. Advancing is a pure decision over the
+// store, taken inside the caller's transaction, so it is safe to call at any
+// moment and as often as one likes: on every final deployment, on every
+// sweep (once a second), after every person's verb. A coordinator killed at
+// any instant resumes from exactly what was committed, and no host is ever
+// assigned twice (CreateDeployments refuses a second unfinished deployment,
+// and a wave's hosts are assigned in the same transaction that records the
+// wave as started).
+//
+// One step of the engine, in state deploying:
+// - while the current wave has a host not final: wait;
+// - once it is final: over its failure threshold (and not accepted by a
+//   person with `resume`), the rollout halts: with auto_rollback the release
+//   goes rolling_back, else failed (waiting for `rollback` or `resume`);
+// - the last wave done, or an aborted rollout with nothing in flight: the
+//   release goes deployed (completed) or failed (aborted);
+// - else the next wave starts when its conditions hold: the gate confirmed
+//   (between_waves: gate) or the pause elapsed; inside the window (past its
+//   end the rollout pauses, reason "window"); no freeze applies (else it
+//   pauses, reason "freeze") unless an emergency override was recorded.
+// In state paused for a window or a freeze, it resumes by itself once the
+// window is open and no freeze applies. In rolling_back, every host whose
+// install succeeded gets a rollback deployment (the agent restores the
+// release it kept before); once every install and rollback deployment is
+// final the release goes rolled_back.
+//
+// The engine acts as "fabu-coordinator" (role admin) in release histories;
+// each of its transitions is audited like a person's.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/deploy/deployments.hpp"
+#include "coordinator/packages/package_store.hpp"
+#include "coordinator/release/workflow.hpp"
+#include "coordinator/store/store.hpp"
+
+namespace fabu::coordinator {
+
+using protocol::Timestamp;
+
+// Why a rollout is paused (rollouts.pause_kind).
+inline constexpr std::string_view kPausedByPerson = "person";
+inline constexpr std::string_view kPausedByWindow = "window";
+inline constexpr std::string_view kPausedByFreeze = "freeze";
+
+// Incidents the engine records (issue 5 §2; issue 6 adds the people's side).
+inline constexpr std::string_view kObservingStep = "observing";
+inline constexpr std::string_view kObservationSeverity = "P3";
+inline constexpr std::string_view kIncidentFromObservation = "observation";
+
+// Fixes the rollout of `release` (just moved to deploying) to `hosts`, in
+// name order, and starts its first wave. kFailedPrecondition when the waves
+// cannot cover the targets (a last wave that is a count below them).
+Result<void> BeginRollout(Transaction& tx, const release::Release& release,
+                          const StoredPackage& package, std::vector<std::string> hosts,
+                          UnixSeconds now, const release::PlanParseOptions& options,
+                          Wakeups& wakeups);
+
+// One step of the engine for `release_id` (see above); nothing when it has no
+// rollout or the rollout is over. Hosts given work are added to `wakeups`.
+void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
+                    const release::PlanParseOptions& options, Wakeups& wakeups);
+
+// Releases whose rollout the engine must look at: deploying, rolling_back,
+// or paused by a window or a freeze.
+std::vector<std::string> ActiveRollouts(soci::session& sql);
+
+// Records why a rollout is paused (kPausedBy*) or clears it ("").
+void SetPauseKind(soci::session& sql, const std::string& release_id, std::string_view kind);
+// Marks the rollout aborted: the engine assigns nothing more.
+void MarkAborted(soci::session& sql, const std::string& release_id);
+// A person resumed a halted rollout past its failed wave.
+void AcceptCurrentWave(soci::session& sql, const std::string& release_id);
+// One more control point passed. kFailedPrecondition when the rollout does
+// not wait at a gate now.
+Result<void> PassGate(soci::session& sql, const std::string& release_id);
+
+// Where the rollout stands: waves (size, threshold, state, counts), hosts
+// (wave, step, result, message) and why it waits, if it does.
+Result<nlohmann::json> RolloutStatus(soci::session& sql, const release::Release& release,
+                                     UnixSeconds now);
+
+// Adds an incident against a release (audited "incident.create"); returns its id.
+std::string RecordIncident(Transaction& tx, const std::string& release_id, const std::string& host,
+                           std::string_view severity, const std::string& summary,
+                           std::string_view source, UnixSeconds now);
+
+// A freeze period (§6.1.1(8)): no rollout starts or continues inside it on
+// hosts matching its selector (every host when empty).
+struct Freeze {
+  std::string id;  // "F-3"
+  Timestamp from;
+  Timestamp to;
+  std::string reason;
+  std::string selector;  // "k=v,..." or ""
+  std::string created;
+  std::string created_by;
+  nlohmann::json ToJson() const;
+};
+
+// kInvalidArgument for an empty reason, to <= from, or a bad selector.
+Result<Freeze> AddFreeze(Transaction& tx, Timestamp from, Timestamp to, std::string reason,
+                         std::string selector);
+// Freezes not removed, by start; with `active_at` > 0 only those in force then.
+std::vector<Freeze> ListFreezes(soci::session& sql, UnixSeconds active_at = 0);
+// kNotFound for an unknown or already removed id.
+Result<Freeze> RemoveFreeze(Transaction& tx, const std::string& id);
+// The freeze in force at `now` that covers any of `hosts`, if one does.
+std::optional<Freeze> FreezeCovering(soci::session& sql, const std::vector<std::string>& hosts,
+                                     UnixSeconds now);
+
+}  // namespace fabu::coordinator
