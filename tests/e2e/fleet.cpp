@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -32,7 +33,8 @@ using fabu::testing::ReadFile;
 using fabu::testing::RunCommand;
 using fabu::testing::WriteFile;
 
-// RFC 3339 UTC of now + `offset`.
+}  // namespace
+
 std::string UtcIn(std::chrono::seconds offset) {
   const std::time_t t =
       std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + offset);
@@ -42,6 +44,8 @@ std::string UtcIn(std::chrono::seconds offset) {
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
 }
+
+namespace {
 
 std::string ReadIfExists(const fs::path& path) {
   std::error_code ec;
@@ -478,7 +482,7 @@ Package Fleet::BuildAndUpload(const std::string& version, std::size_t extra_byte
 }
 
 std::string Fleet::Scheduled(const Package& package) {
-  const json plan = {
+  json plan = {
       {"title", "C3M-VIDEO " + package.version},
       {"product", kApp},
       {"version", package.version},
@@ -505,6 +509,7 @@ std::string Fleet::Scheduled(const Package& package) {
         {"between_waves", "5m"},
         {"host_timeout", "15m"},
         {"auto_rollback", false}}}};
+  plan["golive"].merge_patch(golive_changes_);
   const fs::path file = dir_ / ("plan-" + std::to_string(++files_) + ".json");
   WriteFile(file, plan.dump(2));
   auto created = As(rm_, {"release", "create", "--file", file.string()});
@@ -535,6 +540,47 @@ std::string Fleet::Release(const Package& package) {
   const std::string id = Scheduled(package);
   StartRelease(id);
   return id;
+}
+
+std::vector<std::vector<std::string>> Fleet::QueryStore(const std::string& query) {
+  std::vector<std::vector<std::string>> rows;
+  sqlite3* db = nullptr;
+  const std::string uri = "file:" + (CoordinatorDir() / "coordinator.db").string() + "?mode=ro";
+  EXPECT_EQ(sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr),
+            SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, query.c_str(), -1, &stmt, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+    std::vector<std::string> row;
+    for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+      const auto* text = sqlite3_column_text(stmt, i);
+      row.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
+    }
+    rows.push_back(std::move(row));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return rows;
+}
+
+json Fleet::Status(const std::string& release) {
+  auto r = As(viewer_, {"release", "status", release, "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return json::parse(r.out, nullptr, false);
+}
+
+std::string Fleet::WaitForState(const std::string& release, const std::vector<std::string>& states,
+                                std::chrono::seconds deadline) {
+  std::string state;
+  WaitFor(
+      [&] {
+        state = State(release);
+        return std::find(states.begin(), states.end(), state) != states.end();
+      },
+      deadline);
+  return std::find(states.begin(), states.end(), state) != states.end() ? state : "";
 }
 
 json Fleet::Show(const std::string& release) {

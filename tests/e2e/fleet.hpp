@@ -41,6 +41,9 @@ using nlohmann::json;
 
 std::string AgentBinary();
 
+// RFC 3339 UTC of now + `offset`.
+std::string UtcIn(std::chrono::seconds offset);
+
 // Polls `condition` every 50 ms until it holds or `deadline` passes; returns
 // whether it held.
 bool WaitFor(const std::function<bool()>& condition,
@@ -154,7 +157,9 @@ class Fleet : public ::testing::Test {
   // data, and uploads it.
   Package BuildAndUpload(const std::string& version, std::size_t extra_bytes = 0);
   // A release of `package` walked create → submit → approve ×2 → test-report
-  // → accept → schedule (go-live window now-1h .. now+1h); its id.
+  // → accept → schedule (go-live window now-1h .. now+1h, one wave of 100%,
+  // max_failures 0, no auto_rollback, unless golive_changes_ says otherwise:
+  // it is merged into the go-live plan); its id.
   std::string Scheduled(const Package& package);
   void StartRelease(const std::string& id);
   // Scheduled + started.
@@ -171,9 +176,18 @@ class Fleet : public ::testing::Test {
   // Scheduled + started + deployed on every agent, asserting it.
   void Deploy(const Package& package);
 
+  // `release status R --json`.
+  json Status(const std::string& release);
+  // Waits until the release is in one of `states`; that state, "" at the deadline.
+  std::string WaitForState(const std::string& release, const std::vector<std::string>& states,
+                           std::chrono::seconds deadline = std::chrono::seconds(60));
+  // Rows of a read-only query of the coordinator's store, as text.
+  std::vector<std::vector<std::string>> QueryStore(const std::string& query);
+
   // current -> releases/<version> of the agent's c3m-video.
   fs::path Current(const Agent& agent) const;
 
+  json golive_changes_ = json::object();
   fabu::testing::TempDir dir_;
   std::string admin_, rm_, wang_, li_, tester_, viewer_;
   std::vector<Agent> agents_;

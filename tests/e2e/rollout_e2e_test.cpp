@@ -1,0 +1,224 @@
+// End-to-end tests of the rollout engine (issue 5 §5): the real coordinator,
+// real agents each in its own temp root, waves, thresholds, fleet rollback,
+// gates, windows, freezes and a coordinator killed mid-wave, all driven by
+// the real fabu CLI.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "tests/e2e/fleet.hpp"
+#include "tests/support/run_command.hpp"
+
+namespace fabu::e2e {
+namespace {
+
+using fabu::testing::ReadFile;
+using fabu::testing::WriteFile;
+using namespace std::chrono_literals;
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+class RolloutE2eTest : public Fleet {
+ protected:
+  const json& HostIn(const json& status, const std::string& host) {
+    for (const auto& h : status["hosts"]) {
+      if (h.value("host", "") == host) return h;
+    }
+    static const json kNone = json::object();
+    return kNone;
+  }
+
+  // Install deployments per host of `release`: every host at most once.
+  void ExpectNoHostAssignedTwice(const std::string& release) {
+    const auto rows = QueryStore("SELECT host, COUNT(*) FROM deployments WHERE release_id = '" +
+                                 release + "' AND kind = 'install' GROUP BY host");
+    for (const auto& row : rows) EXPECT_EQ(row[1], "1") << release << " assigned " << row[0];
+  }
+};
+
+// Given V1.0.0.1 on six hosts and waves 1, 50%, 100% with no failure
+// tolerated and auto_rollback, and V1.0.0.2 failing its health check on
+// web-2 (wave 2): the rollout halts after wave 2, web-1 and web-3 (which had
+// moved) are told to restore V1.0.0.1, web-2 rolled back itself, wave 3 is
+// never assigned, and the release ends rolled_back.
+TEST_F(RolloutE2eTest, AWaveOverItsThresholdRollsEveryMovedHostBack) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(6));
+  const Package v1 = BuildAndUpload(kV1);
+  const Package v2 = BuildAndUpload(kV2);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v1));
+
+  golive_changes_ = {{"waves", {"1", "50%", "100%"}},
+                     {"max_failures", "0"},
+                     {"between_waves", "0"},
+                     {"auto_rollback", true}};
+  WriteFile(agents_[1].apps() / "FAIL_HEALTH", std::string(kV2) + "\n");
+  const std::string id = Release(v2);
+  ASSERT_EQ(WaitForState(id, {"rolled_back", "failed", "deployed"}, 120s), "rolled_back")
+      << Status(id).dump(2);
+
+  const json status = Status(id);
+  ASSERT_EQ(status["waves"].size(), 3u) << status.dump(2);
+  EXPECT_EQ(status["waves"][0].value("state", ""), "succeeded");
+  EXPECT_EQ(status["waves"][1].value("state", ""), "failed");
+  EXPECT_EQ(status["waves"][1].value("failed", 0), 1);
+  EXPECT_EQ(status["waves"][2].value("state", ""), "pending");
+  for (const char* host : {"web-1", "web-3"}) {
+    const json& h = HostIn(status, host);
+    EXPECT_EQ(h.value("result", ""), "succeeded") << h.dump(2);
+    ASSERT_TRUE(h.contains("rollback")) << h.dump(2);
+    EXPECT_EQ(h["rollback"].value("result", ""), "rolled_back") << h.dump(2);
+  }
+  EXPECT_EQ(HostIn(status, "web-2").value("result", ""), "rolled_back");
+  EXPECT_FALSE(HostIn(status, "web-2").contains("rollback"));
+  for (const char* host : {"web-4", "web-5", "web-6"}) {
+    EXPECT_EQ(HostIn(status, host).value("step", ""), "pending") << host;
+  }
+  // Every host is back on (or never left) V1.0.0.1, and the CMDB's view of
+  // the hosts (what the agents report) says so.
+  for (const auto& agent : agents_) {
+    EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
+  }
+  // The moved hosts ran V1.0.0.1's rollback hook when leaving V1.0.0.2.
+  EXPECT_EQ(ReadFile(agents_[0].root / "rolled_back"), std::string(kV1) + " " + kV2 + "\n");
+  json listed;
+  EXPECT_TRUE(WaitFor([&] {
+    listed = HostsList();
+    return std::ranges::all_of(agents_, [&](const Agent& a) {
+      for (const auto& h : listed) {
+        if (h.value("name", "") != a.name) continue;
+        for (const auto& app : h.value("apps", json::array())) {
+          if (app.value("name", "") == kApp) return app.value("current", "") == kV1;
+        }
+      }
+      return false;
+    });
+  })) << listed.dump(2);
+  ExpectNoHostAssignedTwice(id);
+  const json shown = Show(id);
+  const json& last = shown["history"].back();
+  EXPECT_EQ(last.value("action", ""), "finish-rollback");
+  EXPECT_EQ(last.value("note", ""), "2 host(s) restored to their previous release");
+}
+
+// Given between_waves "gate", the rollout stops after wave 1 until an
+// approver confirms; nobody else is assigned meanwhile.
+TEST_F(RolloutE2eTest, AGateHoldsTheNextWaveUntilConfirmed) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(3));
+  const Package v1 = BuildAndUpload(kV1);
+  golive_changes_ = {{"waves", {"1", "100%"}}, {"between_waves", "gate"}};
+  const std::string id = Release(v1);
+
+  json status;
+  ASSERT_TRUE(WaitFor([&] {
+    status = Status(id);
+    return Contains(status.value("waiting", ""), "control point after wave 1");
+  })) << status.dump(2);
+  EXPECT_EQ(status.value("state", ""), "deploying");
+  EXPECT_EQ(status["waves"][1].value("state", ""), "pending");
+  EXPECT_EQ(HostIn(status, "web-2").value("step", ""), "pending");
+  EXPECT_EQ(Current(agents_[1]), fs::path());
+
+  // A tester may not pass it; the flag is required.
+  EXPECT_NE(As(tester_, {"release", "gate", id, "--confirm"}).exit_code, 0);
+  EXPECT_NE(As(wang_, {"release", "gate", id}).exit_code, 0);
+  auto passed = As(wang_, {"release", "gate", id, "--confirm", "--comment", "dashboards green"});
+  ASSERT_EQ(passed.exit_code, 0) << passed.err;
+  ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
+  for (const auto& agent : agents_) {
+    EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
+  }
+  bool gated = false;
+  const json shown = Show(id);
+  for (const auto& h : shown["history"]) {
+    gated |= h.value("action", "") == "gate" && h.value("actor", "") == "wang.approver" &&
+             h.value("note", "") == "dashboards green";
+  }
+  EXPECT_TRUE(gated) << shown["history"].dump(2);
+  // Passing a gate that is not waiting is refused.
+  EXPECT_NE(As(wang_, {"release", "gate", id, "--confirm"}).exit_code, 0);
+}
+
+// Given a window that closes while the rollout waits between waves, it
+// pauses with that reason; a new window lets it finish.
+TEST_F(RolloutE2eTest, AClosedWindowPausesTheRolloutUntilANewOne) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(3));
+  const Package v1 = BuildAndUpload(kV1);
+  golive_changes_ = {
+      {"window", {{"start", UtcIn(-1h)}, {"end", UtcIn(12s)}}},
+      {"waves", {"1", "100%"}},
+      {"between_waves", "20s"},
+  };
+  const std::string id = Release(v1);
+  ASSERT_EQ(WaitForState(id, {"paused", "deployed", "failed"}, 60s), "paused")
+      << Status(id).dump(2);
+  const json status = Status(id);
+  EXPECT_TRUE(Contains(status.value("waiting", ""), "window")) << status.dump(2);
+  EXPECT_EQ(status["waves"][0].value("state", ""), "succeeded");
+  EXPECT_EQ(HostIn(status, "web-3").value("step", ""), "pending");
+
+  // Resuming by hand inside no window would start nothing: a new window is needed.
+  auto moved = As(rm_, {"release", "reschedule", id, "--start", UtcIn(-1min), "--end", UtcIn(1h)});
+  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+  ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
+  for (const auto& agent : agents_) {
+    EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
+  }
+}
+
+// Given a freeze in force on the targets, the rollout does not start; once
+// it is removed, it does.
+TEST_F(RolloutE2eTest, AFreezeBlocksTheStart) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(3));
+  const Package v1 = BuildAndUpload(kV1);
+  auto added = As(rm_, {"freeze", "add", "--from", UtcIn(-1min), "--to", UtcIn(1h), "--reason",
+                        "year-end freeze", "--selector", "app=c3m-video"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_EQ(added.out, "F-1\n");
+  const std::string id = Scheduled(v1);
+  auto refused = As(rm_, {"release", "start", id});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_TRUE(Contains(refused.err, "freeze F-1 (year-end freeze)")) << refused.err;
+  EXPECT_EQ(State(id), "scheduled");
+  EXPECT_TRUE(QueryStore("SELECT id FROM deployments WHERE release_id = '" + id + "'").empty());
+
+  auto listed = As(viewer_, {"freeze", "list"});
+  EXPECT_TRUE(Contains(listed.out, "year-end freeze")) << listed.out;
+  ASSERT_EQ(As(rm_, {"freeze", "remove", "F-1"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(StartRelease(id));
+  ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
+}
+
+// Given wave 2 in flight (its hosts held in their activate hook), the
+// coordinator is killed with SIGKILL and restarted: the rollout completes
+// and no host was assigned twice.
+TEST_F(RolloutE2eTest, ACoordinatorKilledMidWaveResumesTheRollout) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(6));
+  const Package v1 = BuildAndUpload(kV1);
+  golive_changes_ = {{"waves", {"1", "50%", "100%"}}, {"between_waves", "0"}};
+  for (int i : {1, 2}) WriteFile(agents_[i].apps() / "HOLD", "");
+  const std::string id = Release(v1);
+  ASSERT_TRUE(WaitFor([&] {
+    return fs::exists(agents_[1].apps() / "HELD") && fs::exists(agents_[2].apps() / "HELD");
+  })) << Status(id).dump(2);
+
+  const int port = Port();
+  KillCoordinator();
+  for (int i : {1, 2}) WriteFile(agents_[i].apps() / "GO", "");
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(port));
+  ASSERT_EQ(WaitForFinal(id, 120s), "deployed") << Status(id).dump(2);
+  for (const auto& agent : agents_) {
+    EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
+  }
+  ExpectNoHostAssignedTwice(id);
+  const auto assigned = QueryStore("SELECT COUNT(*) FROM deployments WHERE release_id = '" + id +
+                                   "' AND kind = 'install'");
+  ASSERT_EQ(assigned.size(), 1u);
+  EXPECT_EQ(assigned[0][0], "6");
+}
+
+}  // namespace
+}  // namespace fabu::e2e
