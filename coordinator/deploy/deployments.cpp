@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/store/release_records.hpp"
 
@@ -122,6 +123,9 @@ void Finish(Transaction& tx, const DeploymentRecord& d, std::string_view result,
   event.release_id = d.release_id;
   event.detail = {{"host", d.host}, {"result", res}, {"message", msg}, {"step", d.step}};
   tx.Audit(event);
+  // The upgrade record (and its outbox messages) of a production deployment
+  // commit with its end (cmdb.hpp).
+  RecordDeploymentEnd(tx, d, result, now);
 }
 
 // Ends release `release_id`'s production rollout when every host is final.
