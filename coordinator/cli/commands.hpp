@@ -17,5 +17,6 @@ void RegisterPackageCommands(CLI::App& app, int& exit_code);
 void RegisterAuditCommands(CLI::App& app, int& exit_code);
 void RegisterReleaseCommands(CLI::App& app, int& exit_code);
 void RegisterHostCommands(CLI::App& app, int& exit_code);
+void RegisterCmdbCommands(CLI::App& app, int& exit_code);
 
 }  // namespace fabu::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   fabu::cli::RegisterAuditCommands(app, exit_code);
   fabu::cli::RegisterReleaseCommands(app, exit_code);
   fabu::cli::RegisterHostCommands(app, exit_code);
+  fabu::cli::RegisterCmdbCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
