@@ -31,5 +31,6 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api);
 void RegisterHostRoutes(Router& router, const ApiContext& api);
 void RegisterRolloutRoutes(Router& router, const ApiContext& api);
 void RegisterAgentRoutes(Router& router, const ApiContext& api);
+void RegisterCmdbRoutes(Router& router, const ApiContext& api);
 
 }  // namespace fabu::coordinator

@@ -10,6 +10,7 @@
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
+#include "coordinator/cmdb/upgrade_export.hpp"
 #include "coordinator/packages/package_store.hpp"
 #include "coordinator/release/plan_export.hpp"
 #include "coordinator/release/workflow.hpp"
@@ -119,6 +120,24 @@ Result<std::string> OptionalString(const json& body, const char* name) {
     return Fail(ErrorCode::kInvalidArgument, fmt::format("{}: must be a string", name));
   }
   return it->get<std::string>();
+}
+
+// The upgrade record table (升级记录表) of release `id` as csv, md, html or json.
+Result<Response> ExportUpgradeRecordsOf(const ApiContext& api, const RequestContext& ctx) {
+  const std::string id = ctx.path_params.at("id");
+  const std::string format = ctx.Query("format").value_or("csv");
+  auto content = api.store.Read([&](soci::session& sql) -> Result<std::string> {
+    auto r = LoadRelease(sql, id, PlanOptions(api));
+    if (!r) return std::unexpected(r.error());
+    UpgradeFilter filter;
+    filter.release_id = id;
+    filter.limit = 1'000'000;
+    return ExportUpgradeRecords(id, ListUpgradeRecords(sql, filter), ConfirmationOf(sql, id),
+                                format);
+  });
+  if (!content) return std::unexpected(content.error());
+  return Response::Ok(
+      {{"id", id}, {"doc", "upgrade-records"}, {"format", format}, {"content", *content}});
 }
 
 }  // namespace
@@ -333,10 +352,11 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
              [api](RequestContext& ctx) -> Result<Response> {
                const std::string id = ctx.path_params.at("id");
                const std::string doc = ctx.Query("doc").value_or("plan");
+               if (doc == "upgrade-records") return ExportUpgradeRecordsOf(api, ctx);
                if (doc != "plan") {
                  return Fail(ErrorCode::kInvalidArgument,
-                             fmt::format("doc: \"{}\" is not a document fabu exports yet "
-                                         "(available: plan)",
+                             fmt::format("doc: \"{}\" is not a document fabu exports "
+                                         "(available: plan, upgrade-records)",
                                          doc));
                }
                auto format = rel::ParseExportFormat(ctx.Query("format").value_or("md"));

@@ -26,6 +26,7 @@ void RegisterAllRoutes(Router& router, const ApiContext& api) {
   RegisterHostRoutes(router, api);
   RegisterRolloutRoutes(router, api);
   RegisterAgentRoutes(router, api);
+  RegisterCmdbRoutes(router, api);
 }
 
 }  // namespace fabu::coordinator

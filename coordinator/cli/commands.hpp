@@ -19,5 +19,6 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code);
 void RegisterHostCommands(CLI::App& app, int& exit_code);
 // Adds the rollout verbs to `release` (call after RegisterReleaseCommands) and `freeze`.
 void RegisterRolloutCommands(CLI::App& app, int& exit_code);
+void RegisterCmdbCommands(CLI::App& app, int& exit_code);
 
 }  // namespace fabu::cli

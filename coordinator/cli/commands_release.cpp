@@ -406,21 +406,25 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
   // export
   struct ExportArgs {
     ClientOptions client;
-    std::string id, doc = "plan", format = "md", out;
+    std::string id, doc = "plan", format, out;
   };
   auto export_args = std::make_shared<ExportArgs>();
-  auto* exp = release->add_subcommand("export", "Render a release record (plan: 发布方案)");
+  auto* exp = release->add_subcommand(
+      "export", "Render a release record (plan: 发布方案; upgrade-records: 升级记录表)");
   exp->add_option("R", export_args->id, "Release id")->required();
-  exp->add_option("--doc", export_args->doc, "Which record: plan");
-  exp->add_option("--format", export_args->format, "md, html or json");
+  exp->add_option("--doc", export_args->doc, "Which record: plan (default) or upgrade-records");
+  exp->add_option("--format", export_args->format,
+                  "plan: md (default), html or json; upgrade-records: csv (default), md, html "
+                  "or json");
   exp->add_option("--out", export_args->out, "Write to this file instead of stdout");
   AddClientOptions(exp, export_args->client);
   exp->callback([&exit_code, export_args] {
     auto client = ApiClient::Create(export_args->client);
     if (!client) return ReportFailure("release export", client.error(), exit_code);
-    auto r = client->Get("/api/v1/releases/" + client->Escape(export_args->id) +
-                         "/export?doc=" + client->Escape(export_args->doc) +
-                         "&format=" + client->Escape(export_args->format));
+    std::string format = export_args->format;
+    if (format.empty()) format = export_args->doc == "upgrade-records" ? "csv" : "md";
+    auto r = client->Get("/api/v1/releases/" + client->Escape(export_args->id) + "/export?doc=" +
+                         client->Escape(export_args->doc) + "&format=" + client->Escape(format));
     if (!r) return ReportFailure("release export", r.error(), exit_code);
     const std::string content = r->value("content", "");
     if (export_args->out.empty()) {

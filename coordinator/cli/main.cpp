@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   fabu::cli::RegisterReleaseCommands(app, exit_code);
   fabu::cli::RegisterRolloutCommands(app, exit_code);
   fabu::cli::RegisterHostCommands(app, exit_code);
+  fabu::cli::RegisterCmdbCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -40,7 +40,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"timeouts", JsonType::kObject},
                              {"categories", JsonType::kArray},
                              {"trusted_keys", JsonType::kArray},
-                             {"workers", JsonType::kInteger}});
+                             {"workers", JsonType::kInteger},
+                             {"cmdb", JsonType::kObject}});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -115,6 +116,11 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
     if (*v > 256) return Fail(ErrorCode::kInvalidArgument, "workers: at most 256");
     config.workers = static_cast<int>(*v);
   }
+  if (json.contains("cmdb") && !json["cmdb"].is_null()) {
+    auto cmdb = CmdbConfig::FromJson(json["cmdb"], "cmdb");
+    if (!cmdb) return std::unexpected(cmdb.error());
+    config.cmdb = std::move(*cmdb);
+  }
   return config;
 }
 
@@ -141,7 +147,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
             {"shutdown_seconds", shutdown_timeout.count()}}},
           {"categories", categories},
           {"trusted_keys", trusted_keys},
-          {"workers", workers}};
+          {"workers", workers},
+          {"cmdb", cmdb.ToJson()}};
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

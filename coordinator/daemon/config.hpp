@@ -8,7 +8,8 @@
 //                  "io_seconds": 60, "shutdown_seconds": 10},
 //     "categories": ["major", "minor", "patch", "emergency"],
 //     "trusted_keys": [],                         // PEM files beside DIR/trusted/*.pub
-//     "workers": 4                                // threads for store and hashing work
+//     "workers": 4,                               // threads for store and hashing work
+//     "cmdb": {"connectors": [], "retry": {...}}  // outward CMDB (cmdb/cmdb_config.hpp)
 //   }
 //
 // Every field is optional (defaults above); unknown fields are refused with
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/cmdb/cmdb_config.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -38,6 +40,7 @@ struct CoordinatorConfig {
   std::vector<std::string> categories = {"major", "minor", "patch", "emergency"};
   std::vector<std::string> trusted_keys;
   int workers = 4;
+  CmdbConfig cmdb;
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);

@@ -5,6 +5,8 @@
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
+#include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/cmdb/delivery.hpp"
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/digest.hpp"
 #include "coordinator/common/files.hpp"
@@ -136,6 +138,24 @@ Result<void> Serve(const ServeOptions& options) {
   }
   std::filesystem::create_directories(data.packages(), ec);
 
+  // The outward CMDB: the configured connectors become the active ones,
+  // and their worker delivers whatever the outbox holds, also from before
+  // a restart.
+  auto connectors = MakeConnectors(config->cmdb, data.root);
+  if (!connectors) return std::unexpected(connectors.error().WithContext(data.config().string()));
+  std::vector<ConnectorName> names;
+  for (const auto& c : *connectors) names.push_back({c->name(), std::string(c->type())});
+  if (auto synced = (*store)->Write(LocalOrigin("serve"),
+                                    [&](Transaction& tx) -> Result<void> {
+                                      SyncConnectors(tx, names);
+                                      return {};
+                                    });
+      !synced) {
+    return std::unexpected(synced.error());
+  }
+  DeliveryWorker delivery(**store, std::move(*connectors),
+                          RetryPolicy{config->cmdb.retry_initial, config->cmdb.retry_max});
+
   Router router;
   WakeupHub wakeups;
   RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups});
@@ -186,7 +206,9 @@ Result<void> Serve(const ServeOptions& options) {
       }
     }
   });
+  delivery.Start();
   auto ran = server.Run();
+  delivery.Stop();
   (*store)->Close();
   return ran;
 }

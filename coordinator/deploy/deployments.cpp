@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/store/release_records.hpp"
@@ -130,6 +131,9 @@ void FinishDeployment(Transaction& tx, const DeploymentRecord& d, std::string_vi
   event.release_id = d.release_id;
   event.detail = {{"host", d.host}, {"result", res}, {"message", msg}, {"step", d.step}};
   tx.Audit(event);
+  // The upgrade record (and its outbox messages) of a production deployment
+  // commit with its end (cmdb.hpp).
+  RecordDeploymentEnd(tx, d, result, now);
 }
 
 std::optional<std::string_view> FinalResultOf(Step step, std::optional<Step> failed_step) {

@@ -216,6 +216,60 @@ const std::vector<Migration>& AllMigrations() {
            " closed_by TEXT NOT NULL)",
            "CREATE INDEX incidents_release ON incidents (release_id)",
        }},
+      {7,
+       "the CMDB: upgrade records, baselines and the outbox",
+       {
+           // 升级记录表 (seed §8): one row per final production deployment.
+           "CREATE TABLE upgrade_records ("
+           " id BIGINT PRIMARY KEY,"
+           " deployment_id TEXT NOT NULL UNIQUE,"
+           " release_id TEXT NOT NULL,"
+           " host TEXT NOT NULL,"
+           " package TEXT NOT NULL,"
+           " package_id TEXT NOT NULL,"
+           " from_version TEXT NOT NULL,"
+           " from_source TEXT NOT NULL,"
+           " to_version TEXT NOT NULL,"
+           " started BIGINT NOT NULL,"
+           " finished BIGINT NOT NULL,"
+           " result TEXT NOT NULL,"
+           " operator TEXT NOT NULL,"
+           " kind TEXT NOT NULL,"
+           " recorded TEXT NOT NULL)",
+           "CREATE INDEX upgrade_records_release ON upgrade_records (release_id, id)",
+           "CREATE INDEX upgrade_records_host ON upgrade_records (host, package, id)",
+           "CREATE TABLE cmdb_baselines ("
+           " release_id TEXT NOT NULL,"
+           " phase TEXT NOT NULL,"
+           " taken BIGINT NOT NULL,"
+           " host TEXT NOT NULL,"
+           " app TEXT NOT NULL,"
+           " version TEXT NOT NULL,"
+           " PRIMARY KEY (release_id, phase, host, app))",
+           "CREATE TABLE cmdb_connectors ("
+           " name TEXT PRIMARY KEY,"
+           " type TEXT NOT NULL,"
+           " active INTEGER NOT NULL,"
+           " updated TEXT NOT NULL)",
+           // The transactional outbox: written with the result it reports.
+           "CREATE TABLE cmdb_outbox ("
+           " id BIGINT PRIMARY KEY,"
+           " connector TEXT NOT NULL,"
+           " idempotency_key TEXT NOT NULL,"
+           " release_id TEXT NOT NULL,"
+           " payload TEXT NOT NULL,"
+           " state TEXT NOT NULL,"
+           " attempts INTEGER NOT NULL,"
+           " next_attempt BIGINT NOT NULL,"
+           " last_error TEXT NOT NULL,"
+           " created TEXT NOT NULL,"
+           " delivered TEXT NOT NULL,"
+           " waived_by TEXT NOT NULL,"
+           " waive_reason TEXT NOT NULL,"
+           " UNIQUE (connector, idempotency_key))",
+           "CREATE INDEX cmdb_outbox_connector ON cmdb_outbox (connector, state, id)",
+           "CREATE INDEX cmdb_outbox_release ON cmdb_outbox (release_id, state)",
+       }},
   };
   return kMigrations;
 }

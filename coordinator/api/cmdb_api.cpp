@@ -1,0 +1,166 @@
+// /api/v1/cmdb and /api/v1/releases/{id}/upgrade-records: the built-in CMDB
+// (hosts as configuration items, the upgrade record table) and the outbox
+// feeding outside CMDBs (issue 5 §3; coordinator/cmdb/cmdb.hpp).
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "coordinator/api/api_context.hpp"
+#include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/hosts/hosts.hpp"
+#include "coordinator/server/json_input.hpp"
+#include "coordinator/store/release_records.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+using nlohmann::json;
+namespace rel = release;
+
+Result<std::int64_t> LimitOf(const RequestContext& ctx) {
+  auto text = ctx.Query("limit");
+  if (!text) return 1000;
+  std::int64_t value = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || end != text->data() + text->size() || value < 1 || value > 10000) {
+    return Fail(ErrorCode::kInvalidArgument, "limit: must be a number 1-10000");
+  }
+  return value;
+}
+
+json RecordsJson(const std::vector<UpgradeRecord>& records) {
+  json items = json::array();
+  for (const UpgradeRecord& r : records) items.push_back(r.ToJson());
+  return items;
+}
+
+}  // namespace
+
+void RegisterCmdbRoutes(Router& router, const ApiContext& api) {
+  // Configuration items: every enrolled host with what its agent reports.
+  router.Add(Method::kGet, "/api/v1/cmdb/hosts", RouteOptions::AnyUser(),
+             [api](RequestContext&) -> Result<Response> {
+               auto hosts = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 json items = json::array();
+                 for (const HostRecord& host : ListHosts(sql)) items.push_back(host.ToJson());
+                 return items;
+               });
+               if (!hosts) return std::unexpected(hosts.error());
+               return Response::Ok({{"hosts", *hosts}});
+             });
+
+  router.Add(Method::kGet, "/api/v1/cmdb/hosts/{name}", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string name = ctx.path_params.at("name");
+               auto host = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 auto found = FindHost(sql, name);
+                 if (!found) return std::unexpected(found.error());
+                 UpgradeFilter filter;
+                 filter.host = name;
+                 filter.limit = 100;
+                 json out = found->ToJson();
+                 out["upgrades"] = RecordsJson(ListUpgradeRecords(sql, filter));
+                 return out;
+               });
+               if (!host) return std::unexpected(host.error());
+               return Response::Ok(*host);
+             });
+
+  router.Add(Method::kGet, "/api/v1/cmdb/history", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               UpgradeFilter filter;
+               filter.host = ctx.Query("host");
+               filter.package = ctx.Query("package");
+               filter.release_id = ctx.Query("release");
+               auto limit = LimitOf(ctx);
+               if (!limit) return std::unexpected(limit.error());
+               filter.limit = *limit;
+               auto records = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 return RecordsJson(ListUpgradeRecords(sql, filter));
+               });
+               if (!records) return std::unexpected(records.error());
+               return Response::Ok({{"records", *records}});
+             });
+
+  router.Add(Method::kGet, "/api/v1/cmdb/outbox", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               OutboxFilter filter;
+               filter.release_id = ctx.Query("release");
+               filter.state = ctx.Query("state");
+               if (filter.state && *filter.state != kOutboxPending &&
+                   *filter.state != kOutboxFailing && *filter.state != kOutboxDelivered &&
+                   *filter.state != kOutboxWaived) {
+                 return Fail(ErrorCode::kInvalidArgument,
+                             fmt::format("state: \"{}\" is not pending, failing, delivered or "
+                                         "waived",
+                                         *filter.state));
+               }
+               auto limit = LimitOf(ctx);
+               if (!limit) return std::unexpected(limit.error());
+               filter.limit = *limit;
+               auto listed = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 json items = json::array();
+                 for (const OutboxMessage& m : ListOutbox(sql, filter)) items.push_back(m.ToJson());
+                 return items;
+               });
+               if (!listed) return std::unexpected(listed.error());
+               return Response::Ok({{"messages", *listed}});
+             });
+
+  // The release's upgrade record table, its baselines and whether its CMDB
+  // update is confirmed (the guard of close).
+  router.Add(Method::kGet, "/api/v1/releases/{id}/upgrade-records", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               rel::PlanParseOptions options;
+               options.categories = api.config.categories;
+               auto out = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 auto r = LoadRelease(sql, id, options);
+                 if (!r) return std::unexpected(r.error());
+                 UpgradeFilter filter;
+                 filter.release_id = id;
+                 filter.limit = 1'000'000;
+                 json baseline = json::array();
+                 for (const BaselineRow& row : ListBaseline(sql, id)) {
+                   baseline.push_back({{"phase", row.phase},
+                                       {"taken", protocol::FormatRfc3339Utc(row.taken)},
+                                       {"host", row.host},
+                                       {"app", row.app},
+                                       {"version", row.version}});
+                 }
+                 return json{{"release", id},
+                             {"records", RecordsJson(ListUpgradeRecords(sql, filter))},
+                             {"baseline", baseline},
+                             {"cmdb", ConfirmationOf(sql, id).ToJson()}};
+               });
+               if (!out) return std::unexpected(out.error());
+               return Response::Ok(*out);
+             });
+
+  // An approver waives the outward deliveries still outstanding, with a reason.
+  router.Add(Method::kPost, "/api/v1/releases/{id}/cmdb/waive",
+             RouteOptions::ForRoles({Role::kApprover}, "waiving CMDB deliveries"),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               if (auto ok = CheckObject(*body, "", {{"reason", JsonType::kString, true}}); !ok) {
+                 return std::unexpected(ok.error());
+               }
+               const std::string reason = (*body)["reason"].get<std::string>();
+               rel::PlanParseOptions options;
+               options.categories = api.config.categories;
+               const rel::Actor actor{ctx.user().name, rel::Role::kApprover};
+               auto waived = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<json> {
+                 auto r = LoadRelease(tx.sql(), id, options);
+                 if (!r) return std::unexpected(r.error());
+                 auto n = WaiveDeliveries(tx, id, actor, reason);
+                 if (!n) return std::unexpected(n.error());
+                 return json{{"waived", *n}, {"cmdb", ConfirmationOf(tx.sql(), id).ToJson()}};
+               });
+               if (!waived) return std::unexpected(waived.error());
+               return Response::Ok(*waived);
+             });
+}
+
+}  // namespace fabu::coordinator
