@@ -156,19 +156,17 @@ void RegisterCmdbCommands(CLI::App& app, int& exit_code) {
     if (!client) return ReportFailure("cmdb outbox", client.error(), exit_code);
     const std::string query =
         Query(*client, {{"release", outbox_args->release}, {"state", outbox_args->state}});
-    GetAndPrint("cmdb outbox", *outbox_args, "/api/v1/cmdb/outbox" + query, exit_code,
-                [](const json& r) {
-                  std::cout << fmt::format("{:<6} {:<12} {:<10} {:<8} {:<21} {:<48} {}\n", "ID",
-                                           "CONNECTOR", "STATE", "ATTEMPTS", "NEXT", "KEY",
-                                           "LAST ERROR");
-                  for (const auto& m : r["messages"]) {
-                    std::cout << fmt::format("{:<6} {:<12} {:<10} {:<8} {:<21} {:<48} {}\n",
-                                             m.value("id", 0), Text(m["connector"]),
-                                             Text(m["state"]), m.value("attempts", 0),
-                                             Text(m["next_attempt"]), Text(m["idempotency_key"]),
-                                             Text(m["last_error"]));
-                  }
-                });
+    GetAndPrint(
+        "cmdb outbox", *outbox_args, "/api/v1/cmdb/outbox" + query, exit_code, [](const json& r) {
+          std::cout << fmt::format("{:<6} {:<12} {:<10} {:<8} {:<21} {:<48} {}\n", "ID",
+                                   "CONNECTOR", "STATE", "ATTEMPTS", "NEXT", "KEY", "LAST ERROR");
+          for (const auto& m : r["messages"]) {
+            std::cout << fmt::format("{:<6} {:<12} {:<10} {:<8} {:<21} {:<48} {}\n",
+                                     m.value("id", 0), Text(m["connector"]), Text(m["state"]),
+                                     m.value("attempts", 0), Text(m["next_attempt"]),
+                                     Text(m["idempotency_key"]), Text(m["last_error"]));
+          }
+        });
   });
 
   // fabu cmdb waive R --reason ...
@@ -185,10 +183,10 @@ void RegisterCmdbCommands(CLI::App& app, int& exit_code) {
     auto r = client->Post("/api/v1/releases/" + client->Escape(waive_args->release) + "/cmdb/waive",
                           {{"reason", waive_args->reason}});
     if (!r) return ReportFailure("cmdb waive", r.error(), exit_code);
-    std::cout << fmt::format("{} delivery(ies) of {} waived; CMDB update {}\n",
-                             r->value("waived", 0), waive_args->release,
-                             (*r)["cmdb"].value("confirmed", false) ? "confirmed"
-                                                                     : "not confirmed yet");
+    std::cout << fmt::format(
+        "{} delivery(ies) of {} waived; CMDB update {}\n", r->value("waived", 0),
+        waive_args->release,
+        (*r)["cmdb"].value("confirmed", false) ? "confirmed" : "not confirmed yet");
   });
 }
 

@@ -423,9 +423,8 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
     if (!client) return ReportFailure("release export", client.error(), exit_code);
     std::string format = export_args->format;
     if (format.empty()) format = export_args->doc == "upgrade-records" ? "csv" : "md";
-    auto r = client->Get("/api/v1/releases/" + client->Escape(export_args->id) +
-                         "/export?doc=" + client->Escape(export_args->doc) +
-                         "&format=" + client->Escape(format));
+    auto r = client->Get("/api/v1/releases/" + client->Escape(export_args->id) + "/export?doc=" +
+                         client->Escape(export_args->doc) + "&format=" + client->Escape(format));
     if (!r) return ReportFailure("release export", r.error(), exit_code);
     const std::string content = r->value("content", "");
     if (export_args->out.empty()) {

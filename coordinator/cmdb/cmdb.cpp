@@ -51,9 +51,9 @@ struct RecordRow {
     st.exchange(soci::into(recorded));
   }
   UpgradeRecord ToRecord() const {
-    return UpgradeRecord{id,          deployment_id, release_id, host,     package,
-                         package_id,  from_version,  from_source, to_version, started,
-                         finished,    result,        operator_name, kind,  recorded};
+    return UpgradeRecord{id,         deployment_id, release_id,    host,       package,
+                         package_id, from_version,  from_source,   to_version, started,
+                         finished,   result,        operator_name, kind,       recorded};
   }
 };
 
@@ -79,8 +79,8 @@ struct OutboxRow {
     st.exchange(soci::into(delivered));
   }
   OutboxMessage ToMessage() const {
-    return OutboxMessage{id,         connector, key,        release_id, payload,  state,
-                         attempts,   next_attempt, last_error, created,   delivered};
+    return OutboxMessage{id,       connector,    key,        release_id, payload,  state,
+                         attempts, next_attempt, last_error, created,    delivered};
   }
 };
 
@@ -164,8 +164,8 @@ std::pair<std::string, std::string> FromVersionOf(soci::session& sql, const Depl
     if (at && at->seconds < d.created) {
       std::string version;
       soci::indicator ind = soci::i_null;
-      sql << "SELECT current_version FROM host_apps WHERE host = :h AND app = :a",
-          soci::use(host), soci::use(app), soci::into(version, ind);
+      sql << "SELECT current_version FROM host_apps WHERE host = :h AND app = :a", soci::use(host),
+          soci::use(app), soci::into(version, ind);
       return {sql.got_data() && ind == soci::i_ok ? version : std::string(), "inventory"};
     }
   }
@@ -386,8 +386,8 @@ std::vector<BaselineRow> ListBaseline(soci::session& sql, std::string_view relea
 }
 
 json CmdbConfirmation::ToJson() const {
-  return {{"release", release_id}, {"records", records},     {"unrecorded", unrecorded},
-          {"pending", pending},    {"failing", failing},     {"delivered", delivered},
+  return {{"release", release_id}, {"records", records},    {"unrecorded", unrecorded},
+          {"pending", pending},    {"failing", failing},    {"delivered", delivered},
           {"waived", waived},      {"confirmed", confirmed}};
 }
 
@@ -433,7 +433,7 @@ Result<std::int64_t> WaiveDeliveries(Transaction& tx, std::string_view release_i
   }
   soci::session& sql = tx.sql();
   std::string key(release_id), by = actor.name, why(reason), waived(kOutboxWaived),
-      pending(kOutboxPending), failing(kOutboxFailing);
+                               pending(kOutboxPending), failing(kOutboxFailing);
   long long outstanding = 0;
   sql << "SELECT COUNT(*) FROM cmdb_outbox WHERE release_id = :r AND state IN (:p, :f)",
       soci::use(key), soci::use(pending), soci::use(failing), soci::into(outstanding);

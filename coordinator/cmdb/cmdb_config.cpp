@@ -14,8 +14,8 @@ using nlohmann::json;
 bool ValidName(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                    c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -51,14 +51,14 @@ Result<ConnectorConfig> ConnectorFromJson(const json& value, const std::string& 
   c.type = value["type"].get<std::string>();
   c.url = value["url"].get<std::string>();
   if (!ValidName(c.name)) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("{}.name: \"{}\" must be 1-64 of a-z, 0-9, '.', '_', '-'", path,
-                            c.name));
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("{}.name: \"{}\" must be 1-64 of a-z, 0-9, '.', '_', '-'", path, c.name));
   }
   if (c.type != "webhook" && c.type != "itop") {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("{}.type: \"{}\" is not a connector type (webhook or itop)", path,
-                            c.type));
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("{}.type: \"{}\" is not a connector type (webhook or itop)", path, c.type));
   }
   if (c.url.rfind("https://", 0) != 0 && c.url.rfind("http://", 0) != 0) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -86,8 +86,8 @@ Result<ConnectorConfig> ConnectorFromJson(const json& value, const std::string& 
                               "HMAC-SHA256 key of X-Fabu-Signature)",
                               path));
     }
-    for (const char* itop_only : {"user", "password", "password_file", "organization", "classes",
-                                  "fields"}) {
+    for (const char* itop_only :
+         {"user", "password", "password_file", "organization", "classes", "fields"}) {
       if (value.contains(itop_only)) {
         return Fail(ErrorCode::kInvalidArgument,
                     fmt::format("{}.{}: only for type itop", path, itop_only));
@@ -102,9 +102,9 @@ Result<ConnectorConfig> ConnectorFromJson(const json& value, const std::string& 
                             path));
   }
   if (c.user.empty() || c.password.empty() == c.password_file.empty()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("{}: iTop needs user and exactly one of password or password_file",
-                            path));
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("{}: iTop needs user and exactly one of password or password_file", path));
   }
   if (value.contains("classes") && !value["classes"].is_null()) {
     const json& classes = value["classes"];
@@ -133,9 +133,9 @@ Result<ConnectorConfig> ConnectorFromJson(const json& value, const std::string& 
     c.software_server_field = fields.value("software_server", c.software_server_field);
     c.software_version_field = fields.value("software_version", c.software_version_field);
   }
-  for (const std::string* field : {&c.server_class, &c.software_class, &c.server_name_field,
-                                   &c.software_name_field, &c.software_server_field,
-                                   &c.software_version_field}) {
+  for (const std::string* field :
+       {&c.server_class, &c.software_class, &c.server_name_field, &c.software_name_field,
+        &c.software_server_field, &c.software_version_field}) {
     if (field->empty()) {
       return Fail(ErrorCode::kInvalidArgument,
                   fmt::format("{}: iTop class and field names must not be empty", path));
@@ -168,8 +168,8 @@ json ConnectorConfig::ToJson() const {
 
 Result<CmdbConfig> CmdbConfig::FromJson(const json& value, std::string_view path) {
   const std::string p(path);
-  if (auto ok = CheckObject(value, p,
-                            {{"connectors", JsonType::kArray}, {"retry", JsonType::kObject}});
+  if (auto ok =
+          CheckObject(value, p, {{"connectors", JsonType::kArray}, {"retry", JsonType::kObject}});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -189,9 +189,9 @@ Result<CmdbConfig> CmdbConfig::FromJson(const json& value, std::string_view path
   }
   if (value.contains("retry") && !value["retry"].is_null()) {
     const json& retry = value["retry"];
-    if (auto ok = CheckObject(retry, p + ".retry",
-                              {{"initial_seconds", JsonType::kInteger},
-                               {"max_seconds", JsonType::kInteger}});
+    if (auto ok = CheckObject(
+            retry, p + ".retry",
+            {{"initial_seconds", JsonType::kInteger}, {"max_seconds", JsonType::kInteger}});
         !ok) {
       return std::unexpected(ok.error());
     }
@@ -216,9 +216,9 @@ Result<CmdbConfig> CmdbConfig::FromJson(const json& value, std::string_view path
 json CmdbConfig::ToJson() const {
   json list = json::array();
   for (const ConnectorConfig& c : connectors) list.push_back(c.ToJson());
-  return {{"connectors", list},
-          {"retry",
-           {{"initial_seconds", retry_initial.count()}, {"max_seconds", retry_max.count()}}}};
+  return {
+      {"connectors", list},
+      {"retry", {{"initial_seconds", retry_initial.count()}, {"max_seconds", retry_max.count()}}}};
 }
 
 }  // namespace fabu::coordinator

@@ -39,7 +39,9 @@ Result<std::string> ReadSecret(const std::filesystem::path& data_root, const std
   std::filesystem::path path(file);
   if (path.is_relative()) path = data_root / path;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(ErrorCode::kInvalidArgument, fmt::format("{}: cannot read {}", what, path.string()));
+  if (!in)
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}: cannot read {}", what, path.string()));
   std::ostringstream text;
   text << in.rdbuf();
   std::string secret = text.str();
@@ -71,9 +73,8 @@ class WebhookConnector final : public Connector {
     auto response = HttpPost(request);
     if (!response) return std::unexpected(response.error());
     if (response->status < 200 || response->status >= 300) {
-      return Fail(ErrorCode::kUnavailable,
-                  fmt::format("POST {}: HTTP {} {}", config_.url, response->status,
-                              Excerpt(response->body)));
+      return Fail(ErrorCode::kUnavailable, fmt::format("POST {}: HTTP {} {}", config_.url,
+                                                       response->status, Excerpt(response->body)));
     }
     return {};
   }
@@ -93,8 +94,8 @@ class ItopConnector final : public Connector {
   Result<void> Deliver(const OutboxMessage& message) override {
     json payload = json::parse(message.payload, nullptr, false);
     if (!payload.is_object()) {
-      return Fail(ErrorCode::kInternal, fmt::format("outbox message {}: payload is not JSON",
-                                                    message.id));
+      return Fail(ErrorCode::kInternal,
+                  fmt::format("outbox message {}: payload is not JSON", message.id));
     }
     const std::string host = payload.value("host", ""), package = payload.value("package", ""),
                       version = payload.value("installed_version", "");
@@ -115,7 +116,8 @@ class ItopConnector final : public Connector {
                            {"fields", fields}});
       if (!created) return std::unexpected(created.error());
       auto key = FirstKey(*created);
-      if (!key) return std::unexpected(key.error().WithContext("core/create " + config_.server_class));
+      if (!key)
+        return std::unexpected(key.error().WithContext("core/create " + config_.server_class));
       server_key = *key;
     }
     if (version.empty()) return {};  // nothing known to write on the software instance
@@ -166,9 +168,8 @@ class ItopConnector final : public Connector {
     }
     json answer = json::parse(response->body, nullptr, false);
     if (!answer.is_object() || !answer.contains("code") || !answer["code"].is_number_integer()) {
-      return Fail(ErrorCode::kUnavailable,
-                  fmt::format("iTop {}: the answer is not iTop's JSON: {}", operation,
-                              Excerpt(response->body)));
+      return Fail(ErrorCode::kUnavailable, fmt::format("iTop {}: the answer is not iTop's JSON: {}",
+                                                       operation, Excerpt(response->body)));
     }
     if (answer["code"].get<int>() != 0) {
       return Fail(ErrorCode::kUnavailable,
@@ -181,10 +182,8 @@ class ItopConnector final : public Connector {
 
   // The key of the one object of `cls` matching `criteria`; "" when none.
   Result<std::string> FindOne(const std::string& cls, const json& criteria) {
-    auto found = Call({{"operation", "core/get"},
-                       {"class", cls},
-                       {"key", criteria},
-                       {"output_fields", "id"}});
+    auto found = Call(
+        {{"operation", "core/get"}, {"class", cls}, {"key", criteria}, {"output_fields", "id"}});
     if (!found) return std::unexpected(found.error());
     const json& objects = (*found)["objects"];
     if (!objects.is_object() || objects.empty()) return std::string();

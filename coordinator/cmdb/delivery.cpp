@@ -43,9 +43,8 @@ Result<DeliveryPass> DeliverDue(Store& store,
   // Connectors whose head failed in this pass: their queue waits.
   std::map<std::string, bool> blocked;
   for (;;) {
-    auto heads = store.Read([](soci::session& sql) -> Result<std::vector<OutboxMessage>> {
-      return OutboxHeads(sql);
-    });
+    auto heads = store.Read(
+        [](soci::session& sql) -> Result<std::vector<OutboxMessage>> { return OutboxHeads(sql); });
     if (!heads) return std::unexpected(heads.error());
     bool progressed = false;
     for (const OutboxMessage& m : *heads) {
@@ -117,7 +116,8 @@ void DeliveryWorker::Run() {
     } else {
       if (pass->delivered > 0) spdlog::info("cmdb delivery: {} delivered", pass->delivered);
       if (pass->next_due) {
-        const auto until = std::chrono::seconds(std::max<UnixSeconds>(0, *pass->next_due - WallNow()));
+        const auto until =
+            std::chrono::seconds(std::max<UnixSeconds>(0, *pass->next_due - WallNow()));
         wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(until) +
                                   std::chrono::milliseconds(50));
       }

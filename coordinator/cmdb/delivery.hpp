@@ -49,7 +49,8 @@ struct DeliveryPass {
 
 // Delivers every due head message (and the ones behind it while they
 // succeed). Stops early when `stop` is set.
-Result<DeliveryPass> DeliverDue(Store& store, const std::vector<std::unique_ptr<Connector>>& connectors,
+Result<DeliveryPass> DeliverDue(Store& store,
+                                const std::vector<std::unique_ptr<Connector>>& connectors,
                                 const RetryPolicy& policy, std::function<UnixSeconds()> now,
                                 std::mt19937_64& random, const std::atomic<bool>& stop);
 

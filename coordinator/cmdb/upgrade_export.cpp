@@ -12,17 +12,17 @@ using nlohmann::json;
 std::string Time(UnixSeconds at) { return at > 0 ? protocol::FormatRfc3339Utc(at) : ""; }
 
 const std::vector<std::string>& Header() {
-  static const std::vector<std::string> kHeader = {
-      "host",   "package", "from",     "to",   "started",   "finished",
-      "result", "release", "operator", "kind", "deployment"};
+  static const std::vector<std::string> kHeader = {"host",     "package",  "from",      "to",
+                                                   "started",  "finished", "result",    "release",
+                                                   "operator", "kind",     "deployment"};
   return kHeader;
 }
 
 std::vector<std::string> Cells(const UpgradeRecord& r) {
-  return {r.host,   r.package,   r.from_version.empty() ? "-" : r.from_version,
+  return {r.host,       r.package,       r.from_version.empty() ? "-" : r.from_version,
           r.to_version, Time(r.started), Time(r.finished),
-          r.result, r.release_id, r.operator_name,
-          r.kind,   r.deployment_id};
+          r.result,     r.release_id,    r.operator_name,
+          r.kind,       r.deployment_id};
 }
 
 std::string CsvField(const std::string& text) {
@@ -110,14 +110,12 @@ Result<std::string> ExportUpgradeRecords(std::string_view release_id,
   if (format == "json") {
     json items = json::array();
     for (const UpgradeRecord& r : records) items.push_back(r.ToJson());
-    return json{{"release", release_id},
-                {"records", items},
-                {"cmdb", confirmation.ToJson()}}
-        .dump(2);
+    return json{{"release", release_id}, {"records", items}, {"cmdb", confirmation.ToJson()}}.dump(
+        2);
   }
-  return Fail(ErrorCode::kInvalidArgument,
-              fmt::format("\"{}\" is not a format of the upgrade records (csv, md, html or json)",
-                          format));
+  return Fail(
+      ErrorCode::kInvalidArgument,
+      fmt::format("\"{}\" is not a format of the upgrade records (csv, md, html or json)", format));
 }
 
 }  // namespace fabu::coordinator

@@ -296,7 +296,8 @@ TEST_F(CmdbStoreTest, TheWebhookConnectorRetriesUntilTheReceiverTakesItInOrder) 
   std::mt19937_64 random(7);
   std::atomic<bool> stop{false};
   const RetryPolicy policy{std::chrono::seconds(10), std::chrono::seconds(40)};
-  auto pass = DeliverDue(*store_, *connectors, policy, [&] { return now; }, random, stop);
+  auto pass = DeliverDue(
+      *store_, *connectors, policy, [&] { return now; }, random, stop);
   ASSERT_TRUE(pass) << pass.error().message();
   EXPECT_EQ(pass->delivered, 0u);
   EXPECT_EQ(pass->failed, 1u);  // the second waits behind the first
@@ -311,20 +312,24 @@ TEST_F(CmdbStoreTest, TheWebhookConnectorRetriesUntilTheReceiverTakesItInOrder) 
   EXPECT_EQ(outbox[0].state, kOutboxPending);
 
   // Not due yet: nothing is sent.
-  ASSERT_TRUE(DeliverDue(*store_, *connectors, policy, [&] { return now; }, random, stop));
+  ASSERT_TRUE(DeliverDue(
+      *store_, *connectors, policy, [&] { return now; }, random, stop));
   EXPECT_EQ(receiver.requests().size(), 1u);
 
   receiver.SetStatus(200);
   now += 60;
-  pass = DeliverDue(*store_, *connectors, policy, [&] { return now; }, random, stop);
+  pass = DeliverDue(
+      *store_, *connectors, policy, [&] { return now; }, random, stop);
   ASSERT_TRUE(pass);
   EXPECT_EQ(pass->delivered, 2u);
   EXPECT_TRUE(Confirmation().confirmed);
 
   auto requests = receiver.requests();
   ASSERT_EQ(requests.size(), 3u);
-  EXPECT_EQ(requests[1].headers["idempotency-key"], "R-1/web-1/c3m-video/V1.0.0.2/install.succeeded");
-  EXPECT_EQ(requests[2].headers["idempotency-key"], "R-1/web-2/c3m-video/V1.0.0.2/install.succeeded");
+  EXPECT_EQ(requests[1].headers["idempotency-key"],
+            "R-1/web-1/c3m-video/V1.0.0.2/install.succeeded");
+  EXPECT_EQ(requests[2].headers["idempotency-key"],
+            "R-1/web-2/c3m-video/V1.0.0.2/install.succeeded");
   for (const auto& request : requests) {
     EXPECT_EQ(request.target, "/fabu");
     EXPECT_EQ(request.headers.at("x-fabu-signature"), WebhookSignature("s3cret", request.body));

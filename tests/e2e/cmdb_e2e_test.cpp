@@ -80,16 +80,16 @@ class ItopStandIn {
     if (op == "core/create") {
       const std::string key = std::to_string(++next_key_);
       objects_[cls][key] = call["fields"];
-      return {200, json{{"code", 0},
-                        {"objects", {{cls + "::" + key, {{"code", 0}, {"key", key}}}}}}
-                       .dump()};
+      return {
+          200,
+          json{{"code", 0}, {"objects", {{cls + "::" + key, {{"code", 0}, {"key", key}}}}}}.dump()};
     }
     if (op == "core/update") {
       const std::string key = call["key"].get<std::string>();
       for (const auto& [name, value] : call["fields"].items()) objects_[cls][key][name] = value;
-      return {200, json{{"code", 0},
-                        {"objects", {{cls + "::" + key, {{"code", 0}, {"key", key}}}}}}
-                       .dump()};
+      return {
+          200,
+          json{{"code", 0}, {"objects", {{cls + "::" + key, {{"code", 0}, {"key", key}}}}}}.dump()};
     }
     return {200, json{{"code", 3}, {"message", "unknown operation " + op}}.dump()};
   }
@@ -157,11 +157,12 @@ TEST_F(CmdbE2eTest, AWebhookDownThenUpGetsEachKeyOnceSignedAcrossARestart) {
   HttpReceiver receiver;
   receiver.SetStatus(503, "{\"error\": \"maintenance\"}");
   fabu::testing::WriteFile(CoordinatorDir() / "hook.secret", "k3y-for-hmac\n");
-  ASSERT_NO_FATAL_FAILURE(Configure(
-      {{"connectors",
-        {{{"name", "ops"}, {"type", "webhook"}, {"url", receiver.url("/cmdb")},
-          {"secret_file", "hook.secret"}}}},
-       {"retry", {{"initial_seconds", 1}, {"max_seconds", 2}}}}));
+  ASSERT_NO_FATAL_FAILURE(Configure({{"connectors",
+                                      {{{"name", "ops"},
+                                        {"type", "webhook"},
+                                        {"url", receiver.url("/cmdb")},
+                                        {"secret_file", "hook.secret"}}}},
+                                     {"retry", {{"initial_seconds", 1}, {"max_seconds", 2}}}}));
   AddAgents(2);
   const Package v1 = BuildAndUpload(kV1);
   ASSERT_NO_FATAL_FAILURE(Deploy(v1));
@@ -210,11 +211,13 @@ TEST_F(CmdbE2eTest, AWebhookDownThenUpGetsEachKeyOnceSignedAcrossARestart) {
   // The next release's records know what each host ran before (its inventory).
   ASSERT_TRUE(WaitFor([&] {
     auto host = As(viewer_, {"cmdb", "host", "web-1", "--json"});
-    return host.exit_code == 0 && json::parse(host.out)["apps"].dump().find(kV1) != std::string::npos;
+    return host.exit_code == 0 &&
+           json::parse(host.out)["apps"].dump().find(kV1) != std::string::npos;
   }));
   ASSERT_TRUE(WaitFor([&] {
     auto host = As(viewer_, {"cmdb", "host", "web-2", "--json"});
-    return host.exit_code == 0 && json::parse(host.out)["apps"].dump().find(kV1) != std::string::npos;
+    return host.exit_code == 0 &&
+           json::parse(host.out)["apps"].dump().find(kV1) != std::string::npos;
   }));
   const Package v2 = BuildAndUpload(kV2);
   ASSERT_NO_FATAL_FAILURE(Deploy(v2));
@@ -225,12 +228,12 @@ TEST_F(CmdbE2eTest, AWebhookDownThenUpGetsEachKeyOnceSignedAcrossARestart) {
   EXPECT_NE(csv.out.find(std::string("web-2,c3m-video,") + kV1 + "," + kV2), std::string::npos)
       << csv.out;
   ASSERT_TRUE(WaitFor([&] { return AllDelivered(4); })) << Outbox().dump(2);
-  auto records_json = As(viewer_, {"release", "export", "R-2", "--doc", "upgrade-records",
-                                   "--format", "json"});
+  auto records_json =
+      As(viewer_, {"release", "export", "R-2", "--doc", "upgrade-records", "--format", "json"});
   ASSERT_EQ(records_json.exit_code, 0) << records_json.err;
   EXPECT_TRUE(json::parse(records_json.out)["cmdb"]["confirmed"].get<bool>()) << records_json.out;
-  auto bad = As(viewer_, {"release", "export", "R-2", "--doc", "upgrade-records", "--format",
-                          "pdf"});
+  auto bad =
+      As(viewer_, {"release", "export", "R-2", "--doc", "upgrade-records", "--format", "pdf"});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("csv, md, html or json"), std::string::npos) << bad.err;
 }
@@ -239,22 +242,24 @@ TEST_F(CmdbE2eTest, TheItopConnectorCreatesTheServerAndUpdatesItsSoftwareInstanc
   ItopStandIn itop;
   HttpReceiver receiver;
   receiver.SetAnswer([&](const ReceivedRequest& request) { return itop.Answer(request); });
-  ASSERT_NO_FATAL_FAILURE(Configure(
-      {{"connectors",
-        {{{"name", "itop"}, {"type", "itop"},
-          {"url", receiver.url("/webservices/rest.php?version=1.3")}, {"user", "fabu-rest"},
-          {"password", "pw"}, {"organization", "Demo"}}}},
-       {"retry", {{"initial_seconds", 1}, {"max_seconds", 2}}}}));
+  ASSERT_NO_FATAL_FAILURE(Configure({{"connectors",
+                                      {{{"name", "itop"},
+                                        {"type", "itop"},
+                                        {"url", receiver.url("/webservices/rest.php?version=1.3")},
+                                        {"user", "fabu-rest"},
+                                        {"password", "pw"},
+                                        {"organization", "Demo"}}}},
+                                     {"retry", {{"initial_seconds", 1}, {"max_seconds", 2}}}}));
   AddAgents(1);
   ASSERT_NO_FATAL_FAILURE(Deploy(BuildAndUpload(kV1)));
   ASSERT_TRUE(WaitFor([&] { return AllDelivered(1); })) << Outbox().dump(2);
   const std::string server = itop.KeyOf("Server", "web-1");
   ASSERT_FALSE(server.empty());
-  EXPECT_EQ(itop.Field("OtherSoftware", "c3m-video", "description", server),
-            json(kV1).dump());
+  EXPECT_EQ(itop.Field("OtherSoftware", "c3m-video", "description", server), json(kV1).dump());
   ASSERT_TRUE(WaitFor([&] {
     auto host = As(viewer_, {"cmdb", "host", "web-1", "--json"});
-    return host.exit_code == 0 && json::parse(host.out)["apps"].dump().find(kV1) != std::string::npos;
+    return host.exit_code == 0 &&
+           json::parse(host.out)["apps"].dump().find(kV1) != std::string::npos;
   }));
   ASSERT_NO_FATAL_FAILURE(Deploy(BuildAndUpload(kV2)));
   ASSERT_TRUE(WaitFor([&] { return AllDelivered(2); })) << Outbox().dump(2);
