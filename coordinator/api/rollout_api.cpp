@@ -10,6 +10,7 @@
 #include <chrono>
 
 #include "coordinator/api/api_context.hpp"
+#include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
@@ -176,6 +177,28 @@ Result<void> Aborted(soci::session& sql, const std::string& id) {
 
 Result<void> GatePassed(soci::session& sql, const std::string& id) { return PassGate(sql, id); }
 
+// What closing needs from the store: how the hosts ended and whether the
+// CMDB update is confirmed (seed §6.2.8).
+rel::CloseFacts CloseFactsOf(soci::session& sql, const std::string& id) {
+  rel::CloseFacts facts;
+  const RolloutTally tally = TallyRollout(sql, id);
+  facts.hosts_succeeded = tally.succeeded;
+  facts.hosts_failed = tally.failed;
+  const CmdbConfirmation cmdb = ConfirmationOf(sql, id);
+  facts.cmdb_confirmed = cmdb.confirmed;
+  if (cmdb.confirmed) {
+    facts.cmdb_summary =
+        fmt::format("confirmed: {} upgrade record(s), {} delivered", cmdb.records, cmdb.delivered);
+    if (cmdb.waived > 0) facts.cmdb_summary += fmt::format(", {} waived", cmdb.waived);
+  } else {
+    facts.cmdb_summary = fmt::format(
+        "{} final deployment(s) without an upgrade record, {} delivery(ies) pending, "
+        "{} failing",
+        cmdb.unrecorded, cmdb.pending, cmdb.failing);
+  }
+  return facts;
+}
+
 }  // namespace
 
 void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
@@ -290,6 +313,50 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                    },
                    nullptr);
              });
+
+  router.Add(
+      Method::kPost, "/api/v1/releases/{id}/close",
+      RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "closing a release"),
+      [api](RequestContext& ctx) -> Result<Response> {
+        const std::string id = ctx.path_params.at("id");
+        auto body = ctx.Json();
+        if (!body) return std::unexpected(body.error());
+        if (auto ok =
+                CheckObject(*body, "", {{"code", JsonType::kString}, {"notes", JsonType::kString}});
+            !ok) {
+          return std::unexpected(ok.error());
+        }
+        std::optional<rel::CloseCode> code;
+        if (auto text = StringField(*body, "code"); !text->empty()) {
+          auto parsed = rel::ParseCloseCode(*text);
+          if (!parsed) return std::unexpected(parsed.error().WithContext("code"));
+          code = *parsed;
+        }
+        auto closed = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<rel::Release> {
+          auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
+          if (!before) return before;
+          const rel::UnixSeconds now = Now();
+          const rel::CloseFacts facts = CloseFactsOf(tx.sql(), id);
+          auto after = rel::CloseRelease(*before, ActorOf(ctx), now, code,
+                                         *StringField(*body, "notes"), facts);
+          if (!after) return after;
+          // The CMDB's baseline after the rollout: what the agents report now.
+          if (auto taken = TakeBaseline(tx, id, kBaselineAfter, RolloutTargets(tx.sql(), id), now);
+              !taken) {
+            return std::unexpected(taken.error());
+          }
+          SaveRelease(tx.sql(), *after);
+          AuditTransition(tx, *before, *after,
+                          {{"code", rel::CloseCodeName(*after->close_code)},
+                           {"cmdb", facts.cmdb_summary},
+                           {"hosts_succeeded", facts.hosts_succeeded},
+                           {"hosts_failed", facts.hosts_failed},
+                           {"finished_in_window", after->closure->finished_in_window}});
+          return after;
+        });
+        if (!closed) return std::unexpected(closed.error());
+        return Response::Ok(rel::ReleaseToJson(*closed));
+      });
 
   router.Add(Method::kGet, "/api/v1/releases/{id}/status", RouteOptions::AnyUser(),
              [api](RequestContext& ctx) -> Result<Response> {

@@ -166,6 +166,40 @@ void RegisterRolloutCommands(CLI::App& app, int& exit_code) {
     });
   }
 
+  // close
+  struct CloseArgs {
+    ClientOptions client;
+    std::string id, code, notes;
+    bool json = false;
+  };
+  auto close_args = std::make_shared<CloseArgs>();
+  auto* close = release->add_subcommand(
+      "close", "Close a release once its CMDB update is confirmed (§6.2.9); read-only afterwards");
+  close->add_option("R", close_args->id, "Release id")->required();
+  close->add_option("--code", close_args->code,
+                    "success, partial, failed or rolled_back (default: what the outcome says)");
+  close->add_option("--notes", close_args->notes, "Closing notes (recorded)");
+  close->add_flag("--json", close_args->json, "Print the release as JSON");
+  AddClientOptions(close, close_args->client);
+  close->callback([&exit_code, close_args] {
+    auto client = ApiClient::Create(close_args->client);
+    if (!client) return ReportFailure("release close", client.error(), exit_code);
+    json body = json::object();
+    if (!close_args->code.empty()) body["code"] = close_args->code;
+    if (!close_args->notes.empty()) body["notes"] = close_args->notes;
+    auto r = client->Post("/api/v1/releases/" + client->Escape(close_args->id) + "/close", body);
+    if (!r) return ReportFailure("release close", r.error(), exit_code);
+    if (close_args->json) {
+      std::cout << r->dump(2) << "\n";
+      return;
+    }
+    const json& closure = (*r)["closure"];
+    std::cout << fmt::format(
+        "{} is closed: {}; CMDB {}; {} the planned window\n", r->value("id", ""),
+        r->value("close_code", ""), closure.value("cmdb", ""),
+        closure.value("finished_in_window", false) ? "finished inside" : "finished after");
+  });
+
   // freeze
   auto* freeze = app.add_subcommand("freeze", "Freeze periods: no rollout starts or continues");
   freeze->require_subcommand(1);

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/store/release_records.hpp"
@@ -464,6 +465,10 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
                 "VALUES (:r, :p, :h, :w, :f)",
         soci::use(key), soci::use(pos), soci::use(host), soci::use(w), soci::use(from);
   }
+  // The CMDB's baseline of every target's software before anything moves.
+  if (auto taken = TakeBaseline(tx, release.id, kBaselineBefore, hosts, now); !taken) {
+    return std::unexpected(taken.error());
+  }
   AuditEvent event("rollout.begin", "release", release.id);
   event.release_id = release.id;
   event.detail = {{"hosts", hosts}, {"wave_sizes", *sizes}, {"thresholds", thresholds}};
@@ -502,6 +507,24 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
                        row->pause_kind != before.pause_kind || row->waiting != before.waiting ||
                        row->finished != before.finished;
   if (changed) SaveRollout(tx.sql(), *row);
+}
+
+std::vector<std::string> RolloutTargets(soci::session& sql, const std::string& release_id) {
+  return HostNames(LoadRolloutHosts(sql, release_id));
+}
+
+RolloutTally TallyRollout(soci::session& sql, const std::string& release_id) {
+  RolloutTally tally;
+  const HostDeployments deployments = LoadHostDeployments(sql, release_id);
+  for (const auto& [host, d] : deployments.install) {
+    if (!d.final) continue;
+    if (Succeeded(d)) {
+      ++tally.succeeded;
+    } else {
+      ++tally.failed;
+    }
+  }
+  return tally;
 }
 
 std::vector<std::string> ActiveRollouts(soci::session& sql) {

@@ -71,6 +71,17 @@ Result<void> BeginRollout(Transaction& tx, const release::Release& release,
 void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
                     const release::PlanParseOptions& options, Wakeups& wakeups);
 
+// The targets of a release's rollout, in wave order; empty without one.
+std::vector<std::string> RolloutTargets(soci::session& sql, const std::string& release_id);
+
+// How the hosts of a release's production rollout ended (their latest
+// install deployment; hosts never assigned count in neither).
+struct RolloutTally {
+  std::size_t succeeded = 0;
+  std::size_t failed = 0;
+};
+RolloutTally TallyRollout(soci::session& sql, const std::string& release_id);
+
 // Releases whose rollout the engine must look at: deploying, rolling_back,
 // or paused by a window or a freeze.
 std::vector<std::string> ActiveRollouts(soci::session& sql);

@@ -238,6 +238,65 @@ TEST_F(CmdbE2eTest, AWebhookDownThenUpGetsEachKeyOnceSignedAcrossARestart) {
   EXPECT_NE(bad.err.find("csv, md, html or json"), std::string::npos) << bad.err;
 }
 
+// Given a webhook that refuses, closing waits for the CMDB update (seed
+// §6.2.8-§6.2.9): refused while deliveries are outstanding, accepted once
+// they are delivered or an approver waived them; the baselines before and
+// after are in the store, and a closed release is read-only.
+TEST_F(CmdbE2eTest, CloseWaitsUntilTheCmdbUpdateIsConfirmedOrWaived) {
+  HttpReceiver receiver;
+  receiver.SetStatus(503, "{\"error\": \"maintenance\"}");
+  ASSERT_NO_FATAL_FAILURE(Configure({{"connectors",
+                                      {{{"name", "ops"},
+                                        {"type", "webhook"},
+                                        {"url", receiver.url("/cmdb")},
+                                        {"secret", "s3cret"}}}},
+                                     {"retry", {{"initial_seconds", 1}, {"max_seconds", 1}}}}));
+  AddAgents(2);
+  const Package v1 = BuildAndUpload(kV1);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v1));
+
+  auto refused = As(rm_, {"release", "close", "R-1"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("the CMDB update is not confirmed"), std::string::npos) << refused.err;
+  EXPECT_EQ(State("R-1"), "deployed");
+
+  receiver.SetStatus(200);
+  ASSERT_TRUE(WaitFor([&] { return AllDelivered(2); })) << Outbox().dump(2);
+  auto closed = As(rm_, {"release", "close", "R-1", "--notes", "all green"});
+  ASSERT_EQ(closed.exit_code, 0) << closed.err;
+  EXPECT_NE(closed.out.find("R-1 is closed: success"), std::string::npos) << closed.out;
+  const json shown = Show("R-1");
+  EXPECT_EQ(shown.value("state", ""), "closed");
+  EXPECT_EQ(shown.value("close_code", ""), "success");
+  EXPECT_TRUE(shown["closure"].value("finished_in_window", false)) << shown["closure"].dump(2);
+  EXPECT_EQ(shown["closure"].value("cmdb", "").rfind("confirmed", 0), 0u)
+      << shown["closure"].dump(2);
+  std::map<std::string, std::string> baseline;  // phase/host -> version
+  for (const auto& row :
+       QueryStore("SELECT phase, host, version FROM cmdb_baselines WHERE release_id = 'R-1'")) {
+    baseline[row[0] + "/" + row[1]] = row[2];
+  }
+  EXPECT_TRUE(baseline.contains("before/web-1"));
+  EXPECT_EQ(baseline["before/web-1"], "");
+  EXPECT_EQ(baseline["after/web-1"], kV1);
+  EXPECT_EQ(baseline["after/web-2"], kV1);
+  // Read-only once closed.
+  EXPECT_NE(As(rm_, {"release", "close", "R-1"}).exit_code, 0);
+  EXPECT_NE(As(rm_, {"release", "pause", "R-1", "--reason", "late"}).exit_code, 0);
+
+  // The next one: the receiver down again, an approver waives the deliveries.
+  receiver.SetStatus(503);
+  const Package v2 = BuildAndUpload(kV2);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v2));
+  EXPECT_NE(As(rm_, {"release", "close", "R-2"}).exit_code, 0);
+  EXPECT_NE(As(rm_, {"cmdb", "waive", "R-2", "--reason", "CMDB down"}).exit_code, 0);
+  auto waived = As(wang_, {"cmdb", "waive", "R-2", "--reason", "CMDB down for maintenance"});
+  ASSERT_EQ(waived.exit_code, 0) << waived.err;
+  auto success = As(rm_, {"release", "close", "R-2", "--code", "success"});
+  ASSERT_EQ(success.exit_code, 0) << success.err;
+  EXPECT_NE(Show("R-2")["closure"].value("cmdb", "").find("waived"), std::string::npos);
+}
+
 TEST_F(CmdbE2eTest, TheItopConnectorCreatesTheServerAndUpdatesItsSoftwareInstance) {
   ItopStandIn itop;
   HttpReceiver receiver;
