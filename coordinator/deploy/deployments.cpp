@@ -343,7 +343,18 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
          soci::use(app), soci::use(version), soci::use(message), soci::use(output), soci::use(time),
          soci::use(at));
     st.execute(true);
-    if (st.get_affected_rows() > 0) ++stored[e.deployment];
+    if (st.get_affected_rows() == 0) continue;  // stored before
+    ++stored[e.deployment];
+    if (e.step == Step::kFailed && e.failed_step &&
+        protocol::StepName(*e.failed_step) == kObservingStep) {
+      // A release that passed its health check and then failed while observed
+      // is an incident caused by the release (seed §6.2.10).
+      const DeploymentRecord& d = deployments.at(e.deployment);
+      RecordIncident(tx, d.release_id, d.host, kObservationSeverity,
+                     fmt::format("{} {} failed its health check while observed on {}: {}", d.app,
+                                 d.version, d.host, e.message),
+                     kIncidentFromObservation, now);
+    }
   }
 
   protocol::EventAck ack;
@@ -378,12 +389,6 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
       if (auto parsed = protocol::ParseStep(failed_text)) failed_step = *parsed;
     }
     const auto result = step ? FinalResultOf(*step, failed_step) : std::nullopt;
-    if (step == Step::kFailed && failed_text == kObservingStep && d.step != step_text) {
-      RecordIncident(tx, d.release_id, d.host, kObservationSeverity,
-                     fmt::format("{} {} failed its health check while observed on {}: {}", d.app,
-                                 d.version, d.host, message),
-                     kIncidentFromObservation, now);
-    }
     long long started = d.started > 0 ? d.started : now, sequence = highest;
     tx.sql() << "UPDATE deployments SET step = :st, message = :m, last_sequence = :s, "
                 "started = :b WHERE id = :id",
