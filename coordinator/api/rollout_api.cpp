@@ -104,7 +104,11 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
           !begun) {
         return std::unexpected(begun.error());
       }
-      return Outcome{std::move(*after), ListDeployments(tx.sql(), id)};
+      std::vector<DeploymentRecord> first_wave;
+      for (DeploymentRecord& d : ListDeployments(tx.sql(), id)) {
+        if (d.environment == kProductionEnvironment) first_wave.push_back(std::move(d));
+      }
+      return Outcome{std::move(*after), std::move(first_wave)};
     }
     auto made = CreateDeployments(tx, *after, *package, hosts, environment, now);
     for (const DeploymentRecord& d : made) wake.hosts.push_back(d.host);

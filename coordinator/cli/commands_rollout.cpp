@@ -43,7 +43,7 @@ void PrintStatus(const json& s) {
                              w.value("succeeded", 0), w.value("failed", 0),
                              w.value("threshold", 0));
   }
-  std::cout << fmt::format("  {:<24} {:<5} {:<16} {:<16} {}\n", "HOST", "WAVE", "STEP", "RESULT",
+  std::cout << fmt::format("  {:<24} {:<5} {:<22} {:<22} {}\n", "HOST", "WAVE", "STEP", "RESULT",
                            "MESSAGE");
   for (const auto& h : s["hosts"]) {
     std::string result = h.value("result", "");
@@ -55,7 +55,7 @@ void PrintStatus(const json& s) {
       result = rb.value("result", "").empty() ? result : "restore " + rb.value("result", "");
       if (!rb.value("message", "").empty()) message = rb.value("message", "");
     }
-    std::cout << fmt::format("  {:<24} {:<5} {:<16} {:<16} {}\n", h.value("host", ""),
+    std::cout << fmt::format("  {:<24} {:<5} {:<22} {:<22} {}\n", h.value("host", ""),
                              h.value("wave", 0), step, result.empty() ? "-" : result, message);
   }
 }

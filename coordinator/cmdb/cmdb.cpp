@@ -300,6 +300,19 @@ void RecordDeploymentEnd(Transaction& tx, const DeploymentRecord& d, std::string
   r.package_id = d.package_id;
   r.kind = std::string(protocol::DeploymentKindName(d.kind));
   auto [from, source] = FromVersionOf(tx.sql(), d);
+  if (d.kind == protocol::DeploymentKind::kRollback) {
+    // A rollback leaves what this release installed on the host (its install
+    // succeeded, or there would be nothing to restore).
+    std::string release = d.release_id, host = d.host, kind = "install", version;
+    soci::indicator ind = soci::i_null;
+    tx.sql() << "SELECT version FROM deployments WHERE release_id = :r AND host = :h AND "
+                "kind = :k AND result = 'succeeded' ORDER BY attempt DESC LIMIT 1",
+        soci::use(release), soci::use(host), soci::use(kind), soci::into(version, ind);
+    if (tx.sql().got_data() && ind == soci::i_ok) {
+      from = version;
+      source = "install";
+    }
+  }
   r.from_version = from;
   r.from_source = source;
   r.to_version = d.version;

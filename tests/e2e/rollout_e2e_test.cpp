@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <string>
 
 #include "tests/e2e/fleet.hpp"
@@ -98,6 +99,20 @@ TEST_F(RolloutE2eTest, AWaveOverItsThresholdRollsEveryMovedHostBack) {
     });
   })) << listed.dump(2);
   ExpectNoHostAssignedTwice(id);
+  // The upgrade record table says what each host went through.
+  std::map<std::string, std::string> records;  // host/kind -> from>to:result
+  for (const auto& row : QueryStore("SELECT host, kind, from_version, to_version, result FROM "
+                                    "upgrade_records WHERE release_id = '" +
+                                    id + "'")) {
+    records[row[0] + "/" + row[1]] = row[2] + ">" + row[3] + ":" + row[4];
+  }
+  const std::string up = std::string(kV1) + ">" + kV2;
+  const std::string down = std::string(kV2) + ">" + kV1;
+  EXPECT_EQ(records["web-1/install"], up + ":succeeded");
+  EXPECT_EQ(records["web-1/rollback"], down + ":rolled_back");
+  EXPECT_EQ(records["web-2/install"], up + ":rolled_back");
+  EXPECT_EQ(records["web-3/rollback"], down + ":rolled_back");
+  EXPECT_EQ(records.size(), 5u);  // web-1, web-3: install + rollback; web-2: install
   const json shown = Show(id);
   const json& last = shown["history"].back();
   EXPECT_EQ(last.value("action", ""), "finish-rollback");
