@@ -188,9 +188,44 @@ Result<DeploymentOutcome> Deployer::Install(const DeploymentRequest& request) {
   sink_.Publish(event);
 
   auto phase = InstallAndActivate(ctx, request);
+  if (phase && !*phase && request.observe.count() > 0) phase = Observe(ctx, request);
   if (!phase) return std::unexpected(phase.error());
   if (*phase) return HandleFailure(ctx, **phase);
   return Succeed(ctx);
+}
+
+Deployer::Phase Deployer::Observe(Context& ctx, const DeploymentRequest& request) {
+  using std::chrono::seconds;
+  const seconds period = request.observe;
+  seconds interval = request.observe_interval;
+  if (interval.count() <= 0 || interval > period) interval = period;
+  const Version& version = *ctx.version;
+  if (auto ok =
+          Enter(ctx, Step::kObserving,
+                fmt::format("health check every {} s for {} s", interval.count(), period.count()));
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  const auto hooks = HooksOf(ctx.app, version);
+  const fs::path release = layout_.ReleaseDir(ctx.app, version);
+  int checks = 0;
+  for (seconds waited{0}; waited < period;) {
+    const seconds wait = std::min(interval, period - waited);
+    clock_.SleepFor(wait);
+    waited += wait;
+    ++checks;
+    // One attempt: a host that fails while watched is not healthy, whatever
+    // a retry might say.
+    auto phase = RunHook(ctx, "health_check", Step::kObserving, hooks, release, version,
+                         ctx.previous, settings_.health_check_timeout);
+    if (!phase) return phase;
+    if (*phase) {
+      (*phase)->reason = fmt::format("{} (observation check {}, after {} s of {} s)",
+                                     (*phase)->reason, checks, waited.count(), period.count());
+      return phase;
+    }
+  }
+  return std::optional<StepFailure>();
 }
 
 Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentRequest& request) {

@@ -8,7 +8,10 @@
 // host, anti-downgrade) -> installing (extract into <app>/.staging-<v>,
 // pre_install from there, place as releases/<v>, post_install) -> activating
 // (switch `current`, activate) -> health_checking (health_check, retried) ->
-// succeeded; then releases beyond the retained count are pruned.
+// observing (only when the request asks for an observation period: the
+// health check re-run every interval, each run a single attempt; the first
+// failure fails the deployment and it rolls back) -> succeeded; then releases
+// beyond the retained count are pruned.
 //   - A failure before activating reports `failed` and leaves `current`
 //     untouched; staging and the new release directory are removed.
 //   - A failure from activating on reports `failed`, `rolling_back`, then
@@ -80,6 +83,11 @@ struct DeploymentRequest {
   std::filesystem::path package;
   std::string package_sha256;  // the package id assigned; required with `package`
   std::string app;             // rollback without a package: the app to roll back
+  // install: after the health check passed, keep re-running it every
+  // `observe_interval` until `observe` has passed (0: no observation). An
+  // interval of 0, or longer than `observe`, checks once at the end.
+  std::chrono::seconds observe{0};
+  std::chrono::seconds observe_interval{0};
 };
 
 struct DeploymentOutcome {
@@ -132,6 +140,7 @@ class Deployer {
   Result<void> Enter(Context& ctx, Step step, std::string message = {}, std::string output = {});
 
   Phase InstallAndActivate(Context& ctx, const DeploymentRequest& request);
+  Phase Observe(Context& ctx, const DeploymentRequest& request);
   Result<DeploymentOutcome> Succeed(Context& ctx, bool announce = true);
   Result<DeploymentOutcome> HandleFailure(Context& ctx, const StepFailure& failure);
   Result<DeploymentOutcome> CleanUpBeforeActivating(Context& ctx);

@@ -226,7 +226,13 @@ struct AgentRunner::State {
     if (journal.NextSequence(a.deployment) == 1) {
       if (auto ok = Publish(a, Step::kAssigned); !ok) return std::unexpected(ok.error());
     }
-    DeploymentRequest request{a.deployment, a.kind, {}, a.package_id, a.app};
+    DeploymentRequest request;
+    request.deployment = a.deployment;
+    request.kind = a.kind;
+    request.package_sha256 = a.package_id;
+    request.app = a.app;
+    request.observe = std::chrono::seconds(a.observe_seconds);
+    request.observe_interval = std::chrono::seconds(a.observe_interval_seconds);
     fs::path downloaded;
     if (!a.package_id.empty()) {
       if (!IsPackageId(a.package_id)) {

@@ -181,6 +181,9 @@ std::optional<std::string_view> FinalResultOf(Step step, std::optional<Step> fai
       // for the rollback report (or the timeout).
       if (failed_step && protocol::IsBeforeActivating(*failed_step)) return kResultFailed;
       return std::nullopt;
+    case Step::kObserving:
+      // Still being watched: the host's health check may yet fail.
+      return std::nullopt;
     default:
       return std::nullopt;
   }

@@ -69,11 +69,16 @@ class AgentProcessTest : public ::testing::Test {
     return RunCommand(args, {}, std::chrono::seconds(120), env);
   }
 
-  CommandResult Install(const Package& p, const std::string& id,
-                        std::vector<std::string> env = {}) {
-    return Agent({"install", "--trust", (dir_ / "publisher.pub").string(), "--package", p.path,
-                  "--sha256", p.sha256, "--deployment", id, "--health-attempts", "1"},
-                 std::move(env));
+  CommandResult Install(const Package& p, const std::string& id, std::vector<std::string> env = {},
+                        std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"install", "--trust", (dir_ / "publisher.pub").string()};
+    for (const std::string& arg :
+         {std::string("--package"), p.path, std::string("--sha256"), p.sha256,
+          std::string("--deployment"), id, std::string("--health-attempts"), std::string("1")}) {
+      args.push_back(arg);
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Agent(std::move(args), std::move(env));
   }
 
   CommandResult Recover(std::vector<std::string> env = {}) {
@@ -87,7 +92,8 @@ class AgentProcessTest : public ::testing::Test {
   fs::path AppDir() { return dir_ / "apps" / kApp; }
 
   // Asserts the host is exactly on `version` and everything agrees with it.
-  void ExpectHostOn(const std::string& version, const std::string& final_step) {
+  void ExpectHostOn(const std::string& version, const std::string& final_step,
+                    const std::string& deployment = "d2") {
     ASSERT_EQ(fs::read_symlink(AppDir() / "current"), fs::path("releases") / version);
     const auto manifest =
         packaging::Manifest::Parse(ReadFile(AppDir() / "manifests" / (version + ".json")));
@@ -101,13 +107,13 @@ class AgentProcessTest : public ::testing::Test {
 
     const auto journal = Journal();
     EXPECT_FALSE(journal.contains("in_flight")) << journal.dump(2);
-    EXPECT_EQ(journal["last"]["deployment"], "d2");
+    EXPECT_EQ(journal["last"]["deployment"], deployment);
     EXPECT_EQ(journal["last"]["outcome"], final_step);
     EXPECT_EQ(journal["last"]["current_version"], version);
-    // d2's events: numbered 1..n without a gap, the last one the outcome.
+    // The deployment's events: numbered 1..n without a gap, the last one the outcome.
     std::vector<nlohmann::json> events;
     for (const auto& e : journal["events"]) {
-      if (e["deployment"] == "d2") events.push_back(e);
+      if (e["deployment"] == deployment) events.push_back(e);
     }
     ASSERT_FALSE(events.empty());
     for (std::size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i]["sequence"], i + 1);
@@ -124,6 +130,7 @@ struct CrashCase {
   std::string fail_hook;  // a hook of V2 made to fail, or ""
   std::string ends_on;    // the release the host ends on
   std::string outcome;    // the journal's final step for d2
+  bool observe = false;   // install V2 with a 1 s observation period
 };
 
 std::ostream& operator<<(std::ostream& os, const CrashCase& c) {
@@ -139,7 +146,9 @@ TEST_P(AgentCrashTest, RecoveryEndsOnTheOldOrTheNewReleaseNeverBetween) {
   ASSERT_EQ(first.exit_code, 0) << first.err;
   if (!c.fail_hook.empty()) WriteFile(dir_ / "apps" / ("FAIL_" + c.fail_hook + "_" + kV2), "");
 
-  auto crashed = Install(v2_, "d2", {"FABU_AGENT_CRASH_AT=" + c.crash_at});
+  std::vector<std::string> extra;
+  if (c.observe) extra = {"--observe", "1s", "--observe-interval", "1s"};
+  auto crashed = Install(v2_, "d2", {"FABU_AGENT_CRASH_AT=" + c.crash_at}, extra);
   ASSERT_EQ(crashed.exit_code, kInjectedCrashExitCode) << crashed.out << crashed.err;
   // The journal recorded the step the process died at.
   const auto journal = Journal();
@@ -174,7 +183,8 @@ INSTANTIATE_TEST_SUITE_P(
                       CrashCase{"activate", "", kV1, "rolled_back"},
                       CrashCase{"health_checking", "", kV1, "rolled_back"},
                       CrashCase{"health_check", "", kV1, "rolled_back"},
-                      CrashCase{"succeeded", "", kV2, "succeeded"},
+                      CrashCase{"observing", "", kV1, "rolled_back", true},
+                      CrashCase{"succeeded", "", kV2, "succeeded", true},
                       CrashCase{"failed", "pre_install", kV1, "failed"},
                       CrashCase{"failed", "health_check", kV1, "rolled_back"},
                       CrashCase{"rolling_back", "health_check", kV1, "rolled_back"},
