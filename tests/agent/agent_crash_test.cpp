@@ -110,7 +110,8 @@ class AgentProcessTest : public ::testing::Test {
     EXPECT_EQ(journal["last"]["deployment"], deployment);
     EXPECT_EQ(journal["last"]["outcome"], final_step);
     EXPECT_EQ(journal["last"]["current_version"], version);
-    // The deployment's events: numbered 1..n without a gap, the last one the outcome.
+    // The deployment's events: numbered 1..n without a gap, the last one the
+    // outcome.
     std::vector<nlohmann::json> events;
     for (const auto& e : journal["events"]) {
       if (e["deployment"] == deployment) events.push_back(e);
@@ -194,6 +195,71 @@ INSTANTIATE_TEST_SUITE_P(
       const CrashCase& c = test_info.param;
       return c.crash_at + (c.fail_hook.empty() ? "" : "_" + c.fail_hook);
     });
+
+// A rollback deployment (the fleet rollback of issue 5) from V2 back to V1,
+// killed at each of its steps: recovery finishes restoring V1, idempotently.
+struct RollbackCrashCase {
+  std::string crash_at;  // FABU_AGENT_CRASH_AT
+  bool unhealthy_v1;     // V1's health check fails: the rollback cannot succeed
+  std::string outcome;   // the journal's final step for r1
+};
+
+std::ostream& operator<<(std::ostream& os, const RollbackCrashCase& c) {
+  return os << c.crash_at << (c.unhealthy_v1 ? "+unhealthy_v1" : "");
+}
+
+class AgentRollbackCrashTest : public AgentProcessTest,
+                               public ::testing::WithParamInterface<RollbackCrashCase> {};
+
+TEST_P(AgentRollbackCrashTest, RecoveryEndsOnTheOldOrTheNewReleaseNeverBetween) {
+  if (!FaultInjectionCompiledIn()) GTEST_SKIP() << "built with FABU_FAULT_INJECTION=OFF";
+  const RollbackCrashCase& c = GetParam();
+  ASSERT_EQ(Install(v1_, "d1").exit_code, 0);
+  ASSERT_EQ(Install(v2_, "d2").exit_code, 0);
+  if (c.unhealthy_v1) WriteFile(dir_ / "apps" / (std::string("FAIL_health_check_") + kV1), "");
+
+  auto crashed = Agent({"rollback", "--app", kApp, "--deployment", "r1", "--health-attempts", "1"},
+                       {"FABU_AGENT_CRASH_AT=" + c.crash_at});
+  ASSERT_EQ(crashed.exit_code, kInjectedCrashExitCode) << crashed.out << crashed.err;
+  const auto journal = Journal();
+  ASSERT_TRUE(journal.contains("in_flight")) << journal.dump(2);
+  EXPECT_EQ(journal["in_flight"]["kind"], "rollback");
+  EXPECT_EQ(journal["in_flight"]["step"], c.crash_at);
+  // Killed before the switch, `current` is still exactly V2; after it, exactly
+  // V1.
+  const auto current = fs::read_symlink(AppDir() / "current");
+  EXPECT_TRUE(current == fs::path("releases") / kV1 || current == fs::path("releases") / kV2)
+      << current;
+
+  auto recovered = Recover();
+  ASSERT_EQ(recovered.exit_code, 0) << recovered.err;
+  // A rollback switches to V1 even when V1 then fails its check
+  // (rollback_failed says so); the release left stays kept.
+  ExpectHostOn(kV1, c.outcome, "r1");
+  std::vector<std::string> releases;
+  for (const auto& e : fs::directory_iterator(AppDir() / "releases")) {
+    releases.push_back(e.path().filename().string());
+  }
+  std::ranges::sort(releases);
+  EXPECT_EQ(releases, (std::vector<std::string>{kV1, kV2}));
+  auto again = Recover();
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_EQ(again.out, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStep, AgentRollbackCrashTest,
+                         ::testing::Values(RollbackCrashCase{"verified", false, "rolled_back"},
+                                           RollbackCrashCase{"rolling_back", false, "rolled_back"},
+                                           RollbackCrashCase{"rollback", false, "rolled_back"},
+                                           RollbackCrashCase{"rolled_back", false, "rolled_back"},
+                                           RollbackCrashCase{"verified", true, "rollback_failed"},
+                                           RollbackCrashCase{"rollback", true, "rollback_failed"},
+                                           RollbackCrashCase{"rollback_failed", true,
+                                                             "rollback_failed"}),
+                         [](const auto& test_info) {
+                           const RollbackCrashCase& c = test_info.param;
+                           return c.crash_at + (c.unhealthy_v1 ? "_unhealthy_v1" : "");
+                         });
 
 TEST_F(AgentProcessTest, CrashDuringRecoveryIsRecoveredToo) {
   if (!FaultInjectionCompiledIn()) GTEST_SKIP() << "built with FABU_FAULT_INJECTION=OFF";
