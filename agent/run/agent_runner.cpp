@@ -110,7 +110,33 @@ struct AgentRunner::State {
   bool polled = false;
   std::optional<std::string> assignment;
 
+  // The package id whose downloads were last kept by PruneDownloads ("" for
+  // none); unset until the first poll answered.
+  std::optional<std::string> downloads_kept_for;
+
   fs::path Downloads() const { return data_dir / "downloads"; }
+
+  // Removes every file in DIR/downloads that is not the package of the
+  // current assignment (`keep_id`, "" when there is none): partial downloads
+  // of cancelled or superseded assignments would otherwise stay forever. The
+  // current one's <id>.part stays, so a Range resume still works.
+  void PruneDownloads(const std::string& keep_id) {
+    std::error_code ec;
+    fs::directory_iterator it(Downloads(), ec);
+    if (ec) return;  // no downloads yet
+    for (const auto& entry : it) {
+      const fs::path& path = entry.path();
+      if (!keep_id.empty() && path.stem().string() == keep_id) continue;
+      std::error_code removed;
+      fs::remove_all(path, removed);
+      if (removed) {
+        spdlog::warn("cannot remove stale download {}: {}", path.string(), removed.message());
+      } else {
+        spdlog::info("removed stale download {} (not the current assignment's package)",
+                     path.filename().string());
+      }
+    }
+  }
 
   void Reachable() {
     if (link == Link::kUnreachable) spdlog::info("coordinator reachable again");
@@ -343,6 +369,13 @@ struct AgentRunner::State {
       }
       Reachable();
       polled = true;
+      // On start (the first answer) and whenever the assignment changes.
+      const std::string current_package =
+          *polled_assignment ? (*polled_assignment)->package_id : std::string();
+      if (downloads_kept_for != current_package) {
+        PruneDownloads(current_package);
+        downloads_kept_for = current_package;
+      }
       if (!*polled_assignment) {
         assignment.reset();
         continue;
