@@ -24,7 +24,8 @@ struct Deployer::Context {
   std::optional<Version> version;   // install: the new one; rollback: the one restored
   std::optional<Version> previous;  // install: current before; rollback: the one left
   std::uint64_t next_sequence = 1;
-  std::string last_output;  // tail of the last hook that ran
+  std::string last_output;    // tail of the last hook that ran
+  std::string manifest_json;  // install: the signed manifest verified at `verified`
 
   std::string VersionText() const { return version ? version->ToString() : std::string(); }
 };
@@ -104,8 +105,13 @@ Result<packaging::VerifiedPackage> Deployer::VerifyForHost(const DeploymentReque
   // Signature (own keys), expiry and the file's digest against the assigned id;
   // every file's content is checked by the single extraction pass that follows,
   // before anything is activated.
-  auto verified = packaging::VerifySignatureAndDigest(request.package, trust_,
-                                                      {.now = clock_.Now(), .durable = false});
+  const packaging::VerifyOptions options{.now = clock_.Now(), .durable = false};
+  auto verified = request.package_file_sha256.empty()
+                      ? packaging::VerifySignatureAndDigest(request.package, trust_, options)
+                      : packaging::VerifySignature(request.package, trust_, options);
+  if (verified && !request.package_file_sha256.empty()) {
+    verified->package_sha256 = request.package_file_sha256;
+  }
   if (!verified) {
     return std::unexpected(verified.error().WithContext(
         fmt::format("verifying {}", request.package.filename().string())));
@@ -152,6 +158,7 @@ Result<DeploymentOutcome> Deployer::Install(const DeploymentRequest& request) {
   const Manifest& manifest = verified->manifest;
   ctx.app = manifest.name;
   ctx.version = manifest.version;
+  ctx.manifest_json = verified->manifest_json;
 
   auto current = layout_.CurrentVersion(ctx.app);
   if (!current) return Refuse(ctx, current.error());
@@ -239,13 +246,18 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   if (auto ok = layout_.Prepare(app); !ok) return io_failure(Step::kInstalling, ok.error());
   if (auto ok = layout_.RemoveLeftovers(app); !ok) return io_failure(Step::kInstalling, ok.error());
   const fs::path staging = layout_.StagingDir(app, version);
-  auto extracted = packaging::ExtractPackage(request.package, trust_, staging,
-                                             {.now = clock_.Now(), .durable = settings_.durable});
+  // The file's digest was checked against the assigned id at `verified`; the
+  // extraction checks the payload's digest and every file against the signed
+  // manifest, so the same signed manifest means the same package: the whole
+  // file is not hashed a second time.
+  auto extracted = packaging::ExtractPackage(
+      request.package, trust_, staging,
+      {.now = clock_.Now(), .durable = settings_.durable, .file_digest = false});
   if (!extracted) {
     return io_failure(Step::kInstalling, extracted.error().WithContext(
                                              fmt::format("extracting into {}", staging.string())));
   }
-  if (extracted->package_sha256 != ctx.package_sha256) {
+  if (extracted->manifest_json != ctx.manifest_json) {
     return io_failure(
         Step::kInstalling,
         Error(ErrorCode::kIntegrity, fmt::format("{} changed between verification and extraction",

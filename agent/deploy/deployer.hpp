@@ -88,6 +88,12 @@ struct DeploymentRequest {
   // interval of 0, or longer than `observe`, checks once at the end.
   std::chrono::seconds observe{0};
   std::chrono::seconds observe_interval{0};
+  // The SHA-256 of `package` when already known (the agent hashed the bytes
+  // as they were downloaded): verify then reads only the signed header
+  // instead of the whole file. The extraction must then find the same signed
+  // manifest (and the payload its digest names), so a file changed meanwhile
+  // is still refused.
+  std::string package_file_sha256;
 };
 
 struct DeploymentOutcome {

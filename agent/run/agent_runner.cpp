@@ -308,6 +308,7 @@ struct AgentRunner::State {
       if (auto ok = Publish(a, Step::kDownloaded); !ok) return std::unexpected(ok.error());
       downloaded = download.destination;
       request.package = downloaded;
+      request.package_file_sha256 = report->sha256;
     }
 
     Result<DeploymentOutcome> outcome = [&] {
