@@ -1,11 +1,11 @@
 #include "agent/deploy/deployer.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
 #include "agent/common/durable_files.hpp"
+#include "agent/common/log.hpp"
 #include "agent/deploy/fault_injection.hpp"
 #include "packaging/package.hpp"
 
@@ -309,19 +309,18 @@ Result<DeploymentOutcome> Deployer::Succeed(Context& ctx, bool announce) {
   }
   if (auto pruned = layout_.Prune(ctx.app, settings_.retained_releases, ctx.previous); !pruned) {
     // The deployment stands; a release left over is only disk space.
-    spdlog::warn("{}: pruning old releases: {}", ctx.app, pruned.error().message());
+    log::Warn("{}: pruning old releases: {}", ctx.app, pruned.error().message());
   } else {
-    for (const auto& v : *pruned) spdlog::info("{}: removed old release {}", ctx.app, v.ToString());
+    for (const auto& v : *pruned) log::Info("{}: removed old release {}", ctx.app, v.ToString());
   }
   if (auto ok = layout_.RemoveLeftovers(ctx.app); !ok) {
-    spdlog::warn("{}: {}", ctx.app, ok.error().message());
+    log::Warn("{}: {}", ctx.app, ok.error().message());
   }
   return Finish(ctx, Step::kSucceeded, note);
 }
 
 Result<DeploymentOutcome> Deployer::HandleFailure(Context& ctx, const StepFailure& failure) {
-  spdlog::warn("deployment {}: {} failed: {}", ctx.deployment, StepName(failure.step),
-               failure.reason);
+  log::Warn("deployment {}: {} failed: {}", ctx.deployment, StepName(failure.step), failure.reason);
   const DeploymentEvent event =
       MakeEvent(ctx, Step::kFailed, failure.reason, failure.output, failure.step);
   if (auto ok = journal_.Record(Step::kFailed, event, failure.step); !ok) {
@@ -390,11 +389,11 @@ Result<DeploymentOutcome> Deployer::RollBackInstall(Context& ctx, bool announce)
   auto current = layout_.CurrentVersion(ctx.app);
   if (current && *current == ctx.previous) {
     if (auto ok = layout_.RemoveRelease(ctx.app, failed); !ok) {
-      spdlog::warn("{}: {}", ctx.app, ok.error().message());
+      log::Warn("{}: {}", ctx.app, ok.error().message());
     }
   }
   if (auto ok = layout_.RemoveLeftovers(ctx.app); !ok) {
-    spdlog::warn("{}: {}", ctx.app, ok.error().message());
+    log::Warn("{}: {}", ctx.app, ok.error().message());
   }
   if (*phase) {
     if (auto e = Enter(ctx, Step::kRollbackFailed, (*phase)->reason, (*phase)->output); !e) {
@@ -581,10 +580,10 @@ Deployer::Phase Deployer::RunHook(Context& ctx, const std::string& name, Step re
       return std::optional<StepFailure>(StepFailure{reported, result.error().message(), {}});
     }
     ctx.last_output = result->output_tail;
-    spdlog::info("deployment {}: {} hook of {} {} {} (attempt {} of {}, {} bytes of output)",
-                 ctx.deployment, name, ctx.app, version.ToString(),
-                 result->ok() ? "passed" : result->Describe(), attempt, attempts,
-                 result->output_bytes);
+    log::Info("deployment {}: {} hook of {} {} {} (attempt {} of {}, {} bytes of output)",
+              ctx.deployment, name, ctx.app, version.ToString(),
+              result->ok() ? "passed" : result->Describe(), attempt, attempts,
+              result->output_bytes);
     if (result->ok()) return std::optional<StepFailure>();
     last_reason = attempts > 1 ? fmt::format("{} hook {} (attempt {} of {})", name,
                                              result->Describe(), attempt, attempts)
@@ -619,8 +618,8 @@ Result<std::optional<DeploymentOutcome>> Deployer::Recover() {
     if (!previous) return std::unexpected(damaged(previous.error()));
     ctx.previous = *previous;
   }
-  spdlog::warn("recovering deployment {} of {} {} interrupted at {}", d.deployment, d.app,
-               d.version, StepName(d.step));
+  log::Warn("recovering deployment {} of {} {} interrupted at {}", d.deployment, d.app, d.version,
+            StepName(d.step));
   const std::string reason = fmt::format("agent restarted during {}", StepName(d.step));
 
   Result<DeploymentOutcome> outcome = Fail(ErrorCode::kInternal, "unreachable");
