@@ -21,6 +21,7 @@
 #include "agent/net/agent_api_client.hpp"
 #include "agent/net/backoff.hpp"
 #include "agent/net/package_download.hpp"
+#include "agent/run/resident_pages.hpp"
 #include "agent/run/service_notify.hpp"
 #include "agent/run/stop_signal.hpp"
 
@@ -221,8 +222,10 @@ struct AgentRunner::State {
     if (auto ok = api.PostInventory(*inventory); !ok) return ok;
     inventory_pending = false;
     // Start-up, a deployment or a recovery is over and the long poll comes
-    // next: give the heap they grew back to the system while the agent idles.
+    // next: give back the heap they grew and the library pages only they
+    // used (resident_pages.hpp), while the agent idles.
     ::malloc_trim(0);
+    ReleaseCleanFileMappings();
     return {};
   }
 
