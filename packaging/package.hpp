@@ -62,6 +62,10 @@ struct VerifyOptions {
   // are still checked against the signed manifest. `package_sha256` is then
   // empty.
   bool file_digest = true;
+  // Extraction only: the package file is the caller's scratch copy (a
+  // download): unlink it as soon as it has been read, before the tree is
+  // synced, so its pages still waiting to be written never reach the disk.
+  bool remove_file_when_read = false;
 };
 
 struct VerifiedPackage {

@@ -856,6 +856,11 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
   {
     PipelinedDiskSink sink(staging);
     result = ReadPackage(file, trust, options, &sink);
+    if (options.remove_file_when_read) {
+      // Read to the end (or refused): nothing reads it again. The writer may
+      // still be busy; the sync below must not pay for the package's pages.
+      ::unlink(file.c_str());
+    }
     if (result) {
       if (auto closed = sink.Close(); !closed) result = std::unexpected(closed.error());
     }

@@ -250,9 +250,11 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   // extraction checks the payload's digest and every file against the signed
   // manifest, so the same signed manifest means the same package: the whole
   // file is not hashed a second time.
-  auto extracted = packaging::ExtractPackage(
-      request.package, trust_, staging,
-      {.now = clock_.Now(), .durable = settings_.durable, .file_digest = false});
+  auto extracted = packaging::ExtractPackage(request.package, trust_, staging,
+                                             {.now = clock_.Now(),
+                                              .durable = settings_.durable,
+                                              .file_digest = false,
+                                              .remove_file_when_read = request.package_is_scratch});
   if (!extracted) {
     return io_failure(Step::kInstalling, extracted.error().WithContext(
                                              fmt::format("extracting into {}", staging.string())));

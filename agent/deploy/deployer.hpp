@@ -94,6 +94,10 @@ struct DeploymentRequest {
   // manifest (and the payload its digest names), so a file changed meanwhile
   // is still refused.
   std::string package_file_sha256;
+  // `package` is the agent's own download, not needed once extracted: it is
+  // removed then, before the extracted tree is synced, so its bytes are never
+  // written back to disk for nothing. (Recovery never reads it again.)
+  bool package_is_scratch = false;
 };
 
 struct DeploymentOutcome {

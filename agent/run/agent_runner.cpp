@@ -313,6 +313,7 @@ struct AgentRunner::State {
       downloaded = download.destination;
       request.package = downloaded;
       request.package_file_sha256 = report->sha256;
+      request.package_is_scratch = true;
     }
 
     Result<DeploymentOutcome> outcome = [&] {

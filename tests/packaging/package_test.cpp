@@ -218,6 +218,15 @@ TEST_F(PackageTest, HeaderOnlyVerifyAndExtractWithoutTheFileDigest) {
   EXPECT_EQ(extracted->manifest_json, header->manifest_json);
   EXPECT_EQ(extracted->package_size, fs::file_size(built.path));
 
+  // A scratch copy (a download) is gone once read, before the tree is synced.
+  fs::copy_file(built.path, dir_ / "scratch.fabu");
+  VerifyOptions scratch = options;
+  scratch.remove_file_when_read = true;
+  auto from_scratch = ExtractPackage(dir_ / "scratch.fabu", trust_, dir_ / "tree2", scratch);
+  ASSERT_TRUE(from_scratch) << from_scratch.error().message();
+  EXPECT_FALSE(fs::exists(dir_ / "scratch.fabu"));
+  EXPECT_TRUE(fs::exists(dir_ / "tree2"));
+
   std::string bytes = ReadFile(built.path);
   const std::size_t gzip_at = bytes.find("\x1f\x8b\x08", 1024);
   ASSERT_NE(gzip_at, std::string::npos);
