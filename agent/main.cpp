@@ -1,17 +1,13 @@
 // `fabu-agent`: the daemon on a customer host. This file only wires the
 // subcommands; the engine lives in fabu_agent_core, the networked `enroll`
 // and `run` in fabu_agent_net.
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <CLI/CLI.hpp>
 
 #include "agent/cli/local_commands.hpp"
 #include "agent/cli/network_commands.hpp"
 
 int main(int argc, char** argv) {
-  // stdout carries events (JSON lines); logs go to stderr.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("fabu-agent"));
+  // stdout carries events (JSON lines); logs go to stderr (agent/common/log.hpp).
   CLI::App app{"fabu-agent: installs signed fabu packages on this host, crash-safe"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "fabu-agent 0.1.0");

@@ -56,6 +56,16 @@ struct VerifyOptions {
   // directory entry (fsync) before returning, so a crash after success cannot
   // lose it. Off only where durability does not matter (benchmarks, tests).
   bool durable = true;
+  // Hash the whole file for `package_sha256` (the package id). A caller that
+  // checked the id already and compares the signed manifest it saw then with
+  // the one returned may turn this off: the payload's digest and every entry
+  // are still checked against the signed manifest. `package_sha256` is then
+  // empty.
+  bool file_digest = true;
+  // Extraction only: the package file is the caller's scratch copy (a
+  // download): unlink it as soon as it has been read, before the tree is
+  // synced, so its pages still waiting to be written never reach the disk.
+  bool remove_file_when_read = false;
 };
 
 struct VerifiedPackage {
@@ -79,6 +89,14 @@ Result<VerifiedPackage> VerifyPackage(const std::filesystem::path& file, const T
 Result<VerifiedPackage> VerifySignatureAndDigest(const std::filesystem::path& file,
                                                  const TrustStore& trust,
                                                  const VerifyOptions& options = {});
+
+// The header alone: member order up to the signature, the signature by a
+// trusted key and expiry; nothing after manifest.sig is read, so
+// `package_sha256` is empty. For a caller that already knows the file's digest
+// (an agent that hashed the bytes as they were downloaded) and extracts with
+// ExtractPackage next, which derives the digest again as it reads.
+Result<VerifiedPackage> VerifySignature(const std::filesystem::path& file, const TrustStore& trust,
+                                        const VerifyOptions& options = {});
 
 // Verifies and extracts the payload to `dest` in one streaming pass. `dest`
 // must be absent or an empty directory.

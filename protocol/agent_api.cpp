@@ -205,21 +205,25 @@ Result<EnrollResponse> EnrollResponseFromJson(const json& j) {
 }
 
 json AssignmentToJson(const Assignment& a) {
-  return {{"deployment", a.deployment},
-          {"release", a.release},
-          {"kind", DeploymentKindName(a.kind)},
-          {"app", a.app},
-          {"version", a.version},
-          {"package_id", a.package_id},
-          {"package_size", a.package_size},
-          {"package_url", a.package_url},
-          {"host_timeout_seconds", a.host_timeout_seconds}};
+  json j = {{"deployment", a.deployment},
+            {"release", a.release},
+            {"kind", DeploymentKindName(a.kind)},
+            {"app", a.app},
+            {"version", a.version},
+            {"package_id", a.package_id},
+            {"package_size", a.package_size},
+            {"package_url", a.package_url},
+            {"host_timeout_seconds", a.host_timeout_seconds}};
+  if (a.observe_seconds != 0) j["observe_seconds"] = a.observe_seconds;
+  if (a.observe_interval_seconds != 0) j["observe_interval_seconds"] = a.observe_interval_seconds;
+  return j;
 }
 
 Result<Assignment> AssignmentFromJson(const json& j, std::string_view path) {
   Fields f(j, path);
   if (auto ok = f.Only({"deployment", "release", "kind", "app", "version", "package_id",
-                        "package_size", "package_url", "host_timeout_seconds"});
+                        "package_size", "package_url", "host_timeout_seconds", "observe_seconds",
+                        "observe_interval_seconds"});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -239,6 +243,19 @@ Result<Assignment> AssignmentFromJson(const json& j, std::string_view path) {
   std::uint64_t timeout = 0;
   FABU_TRY_ASSIGN(timeout, f.Unsigned("host_timeout_seconds", false));
   a.host_timeout_seconds = static_cast<std::int64_t>(timeout);
+  std::uint64_t observe = 0;
+  FABU_TRY_ASSIGN(observe, f.Unsigned("observe_seconds", false));
+  std::uint64_t observe_interval = 0;
+  FABU_TRY_ASSIGN(observe_interval, f.Unsigned("observe_interval_seconds", false));
+  // Bounded so that seconds never overflow a duration in milliseconds.
+  constexpr std::uint64_t kMaxObserve = 366ULL * 24 * 3600;
+  if (observe > kMaxObserve || observe_interval > kMaxObserve) {
+    return Fail(ErrorCode::kInvalidArgument,
+                f.PathOf(observe > kMaxObserve ? "observe_seconds" : "observe_interval_seconds") +
+                    ": at most a year (31622400 s)");
+  }
+  a.observe_seconds = static_cast<std::int64_t>(observe);
+  a.observe_interval_seconds = static_cast<std::int64_t>(observe_interval);
   if (a.kind == DeploymentKind::kInstall && (a.package_id.empty() || a.package_url.empty())) {
     return Fail(ErrorCode::kInvalidArgument,
                 f.PathOf("package_id") + ": an install assignment needs a package id and url");

@@ -99,6 +99,16 @@ struct Assignment {
   // an absolute URL of a mirror. The agent trusts only signature and digest.
   std::string package_url;
   std::int64_t host_timeout_seconds = 0;  // 0: no limit
+  // Observation (issue 5 §1): after the health check passed, the agent
+  // reports `observing` and re-runs the health check every
+  // observe_interval_seconds until observe_seconds have passed, then reports
+  // `succeeded`; a failing check fails the host (failed_step `observing`) and
+  // it rolls back. 0: no observation. An interval of 0 (or longer than the
+  // period) checks once, when the period ends. Both are optional on the wire
+  // and sent only when not 0, so older agents and coordinators understand
+  // the message.
+  std::int64_t observe_seconds = 0;
+  std::int64_t observe_interval_seconds = 0;
 };
 nlohmann::json AssignmentToJson(const Assignment& assignment);
 Result<Assignment> AssignmentFromJson(const nlohmann::json& json, std::string_view path = "");

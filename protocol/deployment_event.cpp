@@ -10,7 +10,7 @@ namespace fabu::protocol {
 
 namespace {
 
-constexpr std::array<std::pair<Step, std::string_view>, 17> kStepNames = {{
+constexpr std::array<std::pair<Step, std::string_view>, 18> kStepNames = {{
     {Step::kAssigned, "assigned"},
     {Step::kDownloading, "downloading"},
     {Step::kDownloaded, "downloaded"},
@@ -22,6 +22,7 @@ constexpr std::array<std::pair<Step, std::string_view>, 17> kStepNames = {{
     {Step::kActivate, "activate"},
     {Step::kHealthChecking, "health_checking"},
     {Step::kHealthCheck, "health_check"},
+    {Step::kObserving, "observing"},
     {Step::kSucceeded, "succeeded"},
     {Step::kFailed, "failed"},
     {Step::kRollingBack, "rolling_back"},

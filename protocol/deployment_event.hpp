@@ -2,7 +2,8 @@
 // (DESIGN §5, issue 4 §3).
 //
 // Reported steps, in order: assigned, downloading, downloaded (networked agent
-// only), verified, installing, activating, health_checking, succeeded; or
+// only), verified, installing, activating, health_checking, observing (only
+// when the assignment asks for an observation period), succeeded; or
 // failed (with the step that failed and the reason), then rolling_back and
 // rolled_back | rollback_failed. `failed` alone is final when the failure came
 // before `activating`: nothing was switched, so nothing is rolled back.
@@ -42,6 +43,7 @@ enum class Step {
   kActivate,  // hook point
   kHealthChecking,
   kHealthCheck,  // hook point
+  kObserving,    // the health check re-run for the observation period
   kSucceeded,
   kFailed,
   kRollingBack,

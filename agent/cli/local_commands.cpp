@@ -52,6 +52,8 @@ struct DeployOptions {
   std::string sha256;
   std::string deployment;
   std::string app;
+  std::string observe = "0";
+  std::string observe_interval = "0";
 };
 
 int ReportError(const Error& error) {
@@ -144,7 +146,18 @@ int RunDeployment(const EngineOptions& o, DeployOptions d, DeploymentKind kind) 
     d.deployment = d.sha256.empty() ? fmt::format("local-{}-{}", DeploymentKindName(kind), d.app)
                                     : "local-" + d.sha256.substr(0, 16);
   }
-  DeploymentRequest request{d.deployment, kind, d.package, d.sha256, d.app};
+  DeploymentRequest request;
+  request.deployment = d.deployment;
+  request.kind = kind;
+  request.package = d.package;
+  request.package_sha256 = d.sha256;
+  request.app = d.app;
+  auto observe = ParseTimeout(d.observe, "--observe");
+  if (!observe) return ReportError(observe.error());
+  auto observe_interval = ParseTimeout(d.observe_interval, "--observe-interval");
+  if (!observe_interval) return ReportError(observe_interval.error());
+  request.observe = std::chrono::duration_cast<std::chrono::seconds>(*observe);
+  request.observe_interval = std::chrono::duration_cast<std::chrono::seconds>(*observe_interval);
   auto outcome = (*engine)->deployer->Deploy(request);
   if (!outcome) return ReportError(outcome.error());
   if (!outcome->ok(kind)) {
@@ -220,6 +233,14 @@ void RegisterLocalCommands(CLI::App& app, int& exit_code) {
     install->add_option("--package", d->package, "The package file")->required();
     install->add_option("--sha256", d->sha256, "Its expected SHA-256 (the package id)")->required();
     install->add_option("--deployment", d->deployment, "Deployment id (default local-<sha256>)");
+    install
+        ->add_option("--observe", d->observe,
+                     "After the health check passed, keep re-running it this long (30s, 5m)")
+        ->capture_default_str();
+    install
+        ->add_option("--observe-interval", d->observe_interval,
+                     "How often to re-run it while observing (0: once, at the end)")
+        ->capture_default_str();
     install->callback(
         [o, d, &exit_code] { exit_code = RunDeployment(*o, *d, DeploymentKind::kInstall); });
   }

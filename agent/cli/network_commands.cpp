@@ -1,7 +1,6 @@
 #include "agent/cli/network_commands.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "agent/common/durable_files.hpp"
+#include "agent/common/log.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/host/host_inventory.hpp"
 #include "agent/install/install_layout.hpp"

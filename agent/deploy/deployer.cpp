@@ -1,11 +1,11 @@
 #include "agent/deploy/deployer.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
 #include "agent/common/durable_files.hpp"
+#include "agent/common/log.hpp"
 #include "agent/deploy/fault_injection.hpp"
 #include "packaging/package.hpp"
 
@@ -24,7 +24,8 @@ struct Deployer::Context {
   std::optional<Version> version;   // install: the new one; rollback: the one restored
   std::optional<Version> previous;  // install: current before; rollback: the one left
   std::uint64_t next_sequence = 1;
-  std::string last_output;  // tail of the last hook that ran
+  std::string last_output;    // tail of the last hook that ran
+  std::string manifest_json;  // install: the signed manifest verified at `verified`
 
   std::string VersionText() const { return version ? version->ToString() : std::string(); }
 };
@@ -104,8 +105,13 @@ Result<packaging::VerifiedPackage> Deployer::VerifyForHost(const DeploymentReque
   // Signature (own keys), expiry and the file's digest against the assigned id;
   // every file's content is checked by the single extraction pass that follows,
   // before anything is activated.
-  auto verified = packaging::VerifySignatureAndDigest(request.package, trust_,
-                                                      {.now = clock_.Now(), .durable = false});
+  const packaging::VerifyOptions options{.now = clock_.Now(), .durable = false};
+  auto verified = request.package_file_sha256.empty()
+                      ? packaging::VerifySignatureAndDigest(request.package, trust_, options)
+                      : packaging::VerifySignature(request.package, trust_, options);
+  if (verified && !request.package_file_sha256.empty()) {
+    verified->package_sha256 = request.package_file_sha256;
+  }
   if (!verified) {
     return std::unexpected(verified.error().WithContext(
         fmt::format("verifying {}", request.package.filename().string())));
@@ -152,6 +158,7 @@ Result<DeploymentOutcome> Deployer::Install(const DeploymentRequest& request) {
   const Manifest& manifest = verified->manifest;
   ctx.app = manifest.name;
   ctx.version = manifest.version;
+  ctx.manifest_json = verified->manifest_json;
 
   auto current = layout_.CurrentVersion(ctx.app);
   if (!current) return Refuse(ctx, current.error());
@@ -188,9 +195,44 @@ Result<DeploymentOutcome> Deployer::Install(const DeploymentRequest& request) {
   sink_.Publish(event);
 
   auto phase = InstallAndActivate(ctx, request);
+  if (phase && !*phase && request.observe.count() > 0) phase = Observe(ctx, request);
   if (!phase) return std::unexpected(phase.error());
   if (*phase) return HandleFailure(ctx, **phase);
   return Succeed(ctx);
+}
+
+Deployer::Phase Deployer::Observe(Context& ctx, const DeploymentRequest& request) {
+  using std::chrono::seconds;
+  const seconds period = request.observe;
+  seconds interval = request.observe_interval;
+  if (interval.count() <= 0 || interval > period) interval = period;
+  const Version& version = *ctx.version;
+  if (auto ok =
+          Enter(ctx, Step::kObserving,
+                fmt::format("health check every {} s for {} s", interval.count(), period.count()));
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  const auto hooks = HooksOf(ctx.app, version);
+  const fs::path release = layout_.ReleaseDir(ctx.app, version);
+  int checks = 0;
+  for (seconds waited{0}; waited < period;) {
+    const seconds wait = std::min(interval, period - waited);
+    clock_.SleepFor(wait);
+    waited += wait;
+    ++checks;
+    // One attempt: a host that fails while watched is not healthy, whatever
+    // a retry might say.
+    auto phase = RunHook(ctx, "health_check", Step::kObserving, hooks, release, version,
+                         ctx.previous, settings_.health_check_timeout);
+    if (!phase) return phase;
+    if (*phase) {
+      (*phase)->reason = fmt::format("{} (observation check {}, after {} s of {} s)",
+                                     (*phase)->reason, checks, waited.count(), period.count());
+      return phase;
+    }
+  }
+  return std::optional<StepFailure>();
 }
 
 Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentRequest& request) {
@@ -204,13 +246,20 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   if (auto ok = layout_.Prepare(app); !ok) return io_failure(Step::kInstalling, ok.error());
   if (auto ok = layout_.RemoveLeftovers(app); !ok) return io_failure(Step::kInstalling, ok.error());
   const fs::path staging = layout_.StagingDir(app, version);
+  // The file's digest was checked against the assigned id at `verified`; the
+  // extraction checks the payload's digest and every file against the signed
+  // manifest, so the same signed manifest means the same package: the whole
+  // file is not hashed a second time.
   auto extracted = packaging::ExtractPackage(request.package, trust_, staging,
-                                             {.now = clock_.Now(), .durable = settings_.durable});
+                                             {.now = clock_.Now(),
+                                              .durable = settings_.durable,
+                                              .file_digest = false,
+                                              .remove_file_when_read = request.package_is_scratch});
   if (!extracted) {
     return io_failure(Step::kInstalling, extracted.error().WithContext(
                                              fmt::format("extracting into {}", staging.string())));
   }
-  if (extracted->package_sha256 != ctx.package_sha256) {
+  if (extracted->manifest_json != ctx.manifest_json) {
     return io_failure(
         Step::kInstalling,
         Error(ErrorCode::kIntegrity, fmt::format("{} changed between verification and extraction",
@@ -262,19 +311,18 @@ Result<DeploymentOutcome> Deployer::Succeed(Context& ctx, bool announce) {
   }
   if (auto pruned = layout_.Prune(ctx.app, settings_.retained_releases, ctx.previous); !pruned) {
     // The deployment stands; a release left over is only disk space.
-    spdlog::warn("{}: pruning old releases: {}", ctx.app, pruned.error().message());
+    log::Warn("{}: pruning old releases: {}", ctx.app, pruned.error().message());
   } else {
-    for (const auto& v : *pruned) spdlog::info("{}: removed old release {}", ctx.app, v.ToString());
+    for (const auto& v : *pruned) log::Info("{}: removed old release {}", ctx.app, v.ToString());
   }
   if (auto ok = layout_.RemoveLeftovers(ctx.app); !ok) {
-    spdlog::warn("{}: {}", ctx.app, ok.error().message());
+    log::Warn("{}: {}", ctx.app, ok.error().message());
   }
   return Finish(ctx, Step::kSucceeded, note);
 }
 
 Result<DeploymentOutcome> Deployer::HandleFailure(Context& ctx, const StepFailure& failure) {
-  spdlog::warn("deployment {}: {} failed: {}", ctx.deployment, StepName(failure.step),
-               failure.reason);
+  log::Warn("deployment {}: {} failed: {}", ctx.deployment, StepName(failure.step), failure.reason);
   const DeploymentEvent event =
       MakeEvent(ctx, Step::kFailed, failure.reason, failure.output, failure.step);
   if (auto ok = journal_.Record(Step::kFailed, event, failure.step); !ok) {
@@ -343,11 +391,11 @@ Result<DeploymentOutcome> Deployer::RollBackInstall(Context& ctx, bool announce)
   auto current = layout_.CurrentVersion(ctx.app);
   if (current && *current == ctx.previous) {
     if (auto ok = layout_.RemoveRelease(ctx.app, failed); !ok) {
-      spdlog::warn("{}: {}", ctx.app, ok.error().message());
+      log::Warn("{}: {}", ctx.app, ok.error().message());
     }
   }
   if (auto ok = layout_.RemoveLeftovers(ctx.app); !ok) {
-    spdlog::warn("{}: {}", ctx.app, ok.error().message());
+    log::Warn("{}: {}", ctx.app, ok.error().message());
   }
   if (*phase) {
     if (auto e = Enter(ctx, Step::kRollbackFailed, (*phase)->reason, (*phase)->output); !e) {
@@ -534,10 +582,10 @@ Deployer::Phase Deployer::RunHook(Context& ctx, const std::string& name, Step re
       return std::optional<StepFailure>(StepFailure{reported, result.error().message(), {}});
     }
     ctx.last_output = result->output_tail;
-    spdlog::info("deployment {}: {} hook of {} {} {} (attempt {} of {}, {} bytes of output)",
-                 ctx.deployment, name, ctx.app, version.ToString(),
-                 result->ok() ? "passed" : result->Describe(), attempt, attempts,
-                 result->output_bytes);
+    log::Info("deployment {}: {} hook of {} {} {} (attempt {} of {}, {} bytes of output)",
+              ctx.deployment, name, ctx.app, version.ToString(),
+              result->ok() ? "passed" : result->Describe(), attempt, attempts,
+              result->output_bytes);
     if (result->ok()) return std::optional<StepFailure>();
     last_reason = attempts > 1 ? fmt::format("{} hook {} (attempt {} of {})", name,
                                              result->Describe(), attempt, attempts)
@@ -572,8 +620,8 @@ Result<std::optional<DeploymentOutcome>> Deployer::Recover() {
     if (!previous) return std::unexpected(damaged(previous.error()));
     ctx.previous = *previous;
   }
-  spdlog::warn("recovering deployment {} of {} {} interrupted at {}", d.deployment, d.app,
-               d.version, StepName(d.step));
+  log::Warn("recovering deployment {} of {} {} interrupted at {}", d.deployment, d.app, d.version,
+            StepName(d.step));
   const std::string reason = fmt::format("agent restarted during {}", StepName(d.step));
 
   Result<DeploymentOutcome> outcome = Fail(ErrorCode::kInternal, "unreachable");

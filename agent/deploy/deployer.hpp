@@ -8,7 +8,10 @@
 // host, anti-downgrade) -> installing (extract into <app>/.staging-<v>,
 // pre_install from there, place as releases/<v>, post_install) -> activating
 // (switch `current`, activate) -> health_checking (health_check, retried) ->
-// succeeded; then releases beyond the retained count are pruned.
+// observing (only when the request asks for an observation period: the
+// health check re-run every interval, each run a single attempt; the first
+// failure fails the deployment and it rolls back) -> succeeded; then releases
+// beyond the retained count are pruned.
 //   - A failure before activating reports `failed` and leaves `current`
 //     untouched; staging and the new release directory are removed.
 //   - A failure from activating on reports `failed`, `rolling_back`, then
@@ -80,6 +83,21 @@ struct DeploymentRequest {
   std::filesystem::path package;
   std::string package_sha256;  // the package id assigned; required with `package`
   std::string app;             // rollback without a package: the app to roll back
+  // install: after the health check passed, keep re-running it every
+  // `observe_interval` until `observe` has passed (0: no observation). An
+  // interval of 0, or longer than `observe`, checks once at the end.
+  std::chrono::seconds observe{0};
+  std::chrono::seconds observe_interval{0};
+  // The SHA-256 of `package` when already known (the agent hashed the bytes
+  // as they were downloaded): verify then reads only the signed header
+  // instead of the whole file. The extraction must then find the same signed
+  // manifest (and the payload its digest names), so a file changed meanwhile
+  // is still refused.
+  std::string package_file_sha256;
+  // `package` is the agent's own download, not needed once extracted: it is
+  // removed then, before the extracted tree is synced, so its bytes are never
+  // written back to disk for nothing. (Recovery never reads it again.)
+  bool package_is_scratch = false;
 };
 
 struct DeploymentOutcome {
@@ -132,6 +150,7 @@ class Deployer {
   Result<void> Enter(Context& ctx, Step step, std::string message = {}, std::string output = {});
 
   Phase InstallAndActivate(Context& ctx, const DeploymentRequest& request);
+  Phase Observe(Context& ctx, const DeploymentRequest& request);
   Result<DeploymentOutcome> Succeed(Context& ctx, bool announce = true);
   Result<DeploymentOutcome> HandleFailure(Context& ctx, const StepFailure& failure);
   Result<DeploymentOutcome> CleanUpBeforeActivating(Context& ctx);

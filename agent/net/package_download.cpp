@@ -4,11 +4,14 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <vector>
 
 #include "agent/common/durable_files.hpp"
+#include "packaging/sha256.hpp"
 
 namespace fabu::agent {
 
@@ -36,6 +39,30 @@ std::uint64_t SizeOrZero(const fs::path& path) {
   return ec ? 0 : size;
 }
 
+// Hashes the first `size` bytes of `path` (a partial file being resumed).
+Result<void> HashPrefix(const fs::path& path, std::uint64_t size, packaging::Sha256& hash) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return Fail(ErrorCode::kIo,
+                fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
+  }
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<char> buffer(256 << 10);
+  std::uint64_t left = size;
+  while (left > 0) {
+    const ssize_t n = ::read(fd.get(), buffer.data(), std::min<std::uint64_t>(left, buffer.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return Fail(ErrorCode::kIo,
+                  fmt::format("cannot read {}: {}", path.string(),
+                              n == 0 ? "shorter than expected" : std::strerror(errno)));
+    }
+    hash.Update(buffer.data(), static_cast<std::size_t>(n));
+    left -= static_cast<std::uint64_t>(n);
+  }
+  return {};
+}
+
 bool WriteAll(int fd, std::span<const char> bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::write(fd, bytes.data(), bytes.size());
@@ -52,7 +79,13 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
   std::error_code ec;
   if (fs::exists(r.destination, ec)) {
     // Completed by an earlier run (the agent stopped before installing it).
-    if (SizeOrZero(r.destination) == r.size) return DownloadReport{r.size, 0};
+    if (SizeOrZero(r.destination) == r.size) {
+      auto sha256 = packaging::Sha256::OfFile(r.destination);
+      if (!sha256) return std::unexpected(sha256.error());
+      if (r.expected_sha256.empty() || *sha256 == r.expected_sha256) {
+        return DownloadReport{r.size, 0, std::move(*sha256)};
+      }
+    }
     fs::remove(r.destination, ec);
   }
   if (auto ok = MakeDirectories(r.part.parent_path()); !ok) return std::unexpected(ok.error());
@@ -64,6 +97,10 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
     have = 0;
   }
   report.resumed_from = have;
+  packaging::Sha256 hash;
+  if (have > 0) {
+    if (auto ok = HashPrefix(r.part, have, hash); !ok) return std::unexpected(ok.error());
+  }
 
   if (have < r.size) {
     Fd fd(::open(r.part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
@@ -90,6 +127,7 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
       }
       // 200: the server sends the whole file; start over.
       if (have > 0) report.resumed_from = 0;
+      if (have > 0) hash = packaging::Sha256();
       have = 0;
       if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0) {
         refusal = Error(ErrorCode::kIo, fmt::format("cannot truncate {}", r.part.string()));
@@ -110,6 +148,7 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
                         fmt::format("cannot write {}: {}", r.part.string(), std::strerror(errno)));
         return false;
       }
+      hash.Update(bytes.data(), bytes.size());
       have += bytes.size();
       report.fetched += bytes.size();
       return true;
@@ -121,8 +160,8 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
       }
       return std::unexpected(*refusal);
     }
-    // Keep what arrived for the next attempt, durably enough to resume from.
-    ::fdatasync(fd.get());
+    // What arrived stays for the next attempt (the page cache keeps it across
+    // an agent restart; a power cut that tears it is caught by the digest).
     if (!response) return std::unexpected(response.error());
     if (response->status != 200 && response->status != 206) {
       // 416: the server does not have the bytes we asked from: start over next time.
@@ -134,16 +173,18 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
                   fmt::format("GET {}: the transfer ended after {} of {} bytes (it will resume)",
                               r.url, have, r.size));
     }
-    if (::fsync(fd.get()) != 0) {
-      return Fail(ErrorCode::kIo, fmt::format("cannot sync {}", r.part.string()));
-    }
+  }
+  report.sha256 = hash.FinishHex();
+  if (!r.expected_sha256.empty() && report.sha256 != r.expected_sha256) {
+    fs::remove(r.part, ec);
+    return Fail(ErrorCode::kIntegrity,
+                fmt::format("GET {}: the {} bytes received have SHA-256 {}, not the package id "
+                            "{}; the partial file was removed (the next attempt starts over)",
+                            r.url, r.size, report.sha256, r.expected_sha256));
   }
   if (::rename(r.part.c_str(), r.destination.c_str()) != 0) {
     return Fail(ErrorCode::kIo, fmt::format("cannot rename {} to {}: {}", r.part.string(),
                                             r.destination.string(), std::strerror(errno)));
-  }
-  if (auto ok = SyncDirectory(r.destination.parent_path()); !ok) {
-    return std::unexpected(ok.error());
   }
   return report;
 }

@@ -1,8 +1,7 @@
 #include "agent/run/agent_runner.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -13,6 +12,7 @@
 
 #include "agent/common/clock.hpp"
 #include "agent/common/durable_files.hpp"
+#include "agent/common/log.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/deploy/deployer.hpp"
 #include "agent/hooks/hook_runner.hpp"
@@ -21,6 +21,8 @@
 #include "agent/net/agent_api_client.hpp"
 #include "agent/net/backoff.hpp"
 #include "agent/net/package_download.hpp"
+#include "agent/run/resident_pages.hpp"
+#include "agent/run/service_notify.hpp"
 #include "agent/run/stop_signal.hpp"
 
 namespace fabu::agent {
@@ -40,10 +42,7 @@ bool IsPackageId(const std::string& id) {
 class Watchdog {
  public:
   Watchdog() {
-    std::uint64_t usec = 0;
-    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-      interval_ = std::chrono::microseconds(usec / 2);
-    }
+    if (auto usec = ServiceWatchdogInterval()) interval_ = *usec / 2;
   }
   bool enabled() const { return interval_.count() > 0; }
   std::chrono::microseconds interval() const { return interval_; }
@@ -52,7 +51,7 @@ class Watchdog {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_ < interval_) return;
     last_ = now;
-    sd_notify(0, "WATCHDOG=1");
+    NotifyServiceManager("WATCHDOG=1");
   }
 
  private:
@@ -68,8 +67,8 @@ struct AgentRunner::State {
    public:
     explicit CoordinatorSink(State& state) : state_(state) {}
     void Publish(const DeploymentEvent& event) override {
-      spdlog::info("deployment {} #{}: {}{}", event.deployment, event.sequence,
-                   StepName(event.step), event.message.empty() ? "" : ": " + event.message);
+      log::Info("deployment {} #{}: {}{}", event.deployment, event.sequence, StepName(event.step),
+                event.message.empty() ? "" : ": " + event.message);
       // While the coordinator is away, the main loop retries; do not make
       // every step of a deployment wait for a connect timeout.
       if (state_.link == Link::kUnreachable) return;
@@ -110,18 +109,44 @@ struct AgentRunner::State {
   bool polled = false;
   std::optional<std::string> assignment;
 
+  // The package id whose downloads were last kept by PruneDownloads ("" for
+  // none); unset until the first poll answered.
+  std::optional<std::string> downloads_kept_for;
+
   fs::path Downloads() const { return data_dir / "downloads"; }
 
+  // Removes every file in DIR/downloads that is not the package of the
+  // current assignment (`keep_id`, "" when there is none): partial downloads
+  // of cancelled or superseded assignments would otherwise stay forever. The
+  // current one's <id>.part stays, so a Range resume still works.
+  void PruneDownloads(const std::string& keep_id) {
+    std::error_code ec;
+    fs::directory_iterator it(Downloads(), ec);
+    if (ec) return;  // no downloads yet
+    for (const auto& entry : it) {
+      const fs::path& path = entry.path();
+      if (!keep_id.empty() && path.stem().string() == keep_id) continue;
+      std::error_code removed;
+      fs::remove_all(path, removed);
+      if (removed) {
+        log::Warn("cannot remove stale download {}: {}", path.string(), removed.message());
+      } else {
+        log::Info("removed stale download {} (not the current assignment's package)",
+                  path.filename().string());
+      }
+    }
+  }
+
   void Reachable() {
-    if (link == Link::kUnreachable) spdlog::info("coordinator reachable again");
+    if (link == Link::kUnreachable) log::Info("coordinator reachable again");
     link = Link::kReachable;
     backoff.Reset();
   }
 
   void Unreachable(const Error& error) {
     if (link != Link::kUnreachable) {
-      spdlog::warn("coordinator unreachable: {} (retrying, backoff up to {}s)", error.message(),
-                   config.backoff_cap_seconds);
+      log::Warn("coordinator unreachable: {} (retrying, backoff up to {}s)", error.message(),
+                config.backoff_cap_seconds);
     }
     link = Link::kUnreachable;
   }
@@ -196,6 +221,11 @@ struct AgentRunner::State {
     if (!inventory) return std::unexpected(inventory.error());
     if (auto ok = api.PostInventory(*inventory); !ok) return ok;
     inventory_pending = false;
+    // Start-up, a deployment or a recovery is over and the long poll comes
+    // next: give back the heap they grew and the library pages only they
+    // used (resident_pages.hpp), while the agent idles.
+    ::malloc_trim(0);
+    ReleaseCleanFileMappings();
     return {};
   }
 
@@ -221,12 +251,18 @@ struct AgentRunner::State {
   // now (coordinator away, stopping); the next poll resumes it. An error is
   // fatal for the agent (journal, credential).
   Result<Next> Execute(const Assignment& a) {
-    spdlog::info("assignment {}: {} {} {} (release {})", a.deployment, DeploymentKindName(a.kind),
-                 a.app, a.version, a.release);
+    log::Info("assignment {}: {} {} {} (release {})", a.deployment, DeploymentKindName(a.kind),
+              a.app, a.version, a.release);
     if (journal.NextSequence(a.deployment) == 1) {
       if (auto ok = Publish(a, Step::kAssigned); !ok) return std::unexpected(ok.error());
     }
-    DeploymentRequest request{a.deployment, a.kind, {}, a.package_id, a.app};
+    DeploymentRequest request;
+    request.deployment = a.deployment;
+    request.kind = a.kind;
+    request.package_sha256 = a.package_id;
+    request.app = a.app;
+    request.observe = std::chrono::seconds(a.observe_seconds);
+    request.observe_interval = std::chrono::seconds(a.observe_interval_seconds);
     fs::path downloaded;
     if (!a.package_id.empty()) {
       if (!IsPackageId(a.package_id)) {
@@ -264,18 +300,20 @@ struct AgentRunner::State {
           return Next::kRetryLater;
         }
         // Refused (403/404), oversized, or the disk: this deployment cannot go on.
-        spdlog::error("assignment {}: download failed: {}", a.deployment, e.message());
+        log::Error("assignment {}: download failed: {}", a.deployment, e.message());
         if (auto ok = Publish(a, Step::kFailed, e.message(), Step::kDownloading); !ok) {
           return std::unexpected(ok.error());
         }
         return Next::kContinue;
       }
       Reachable();
-      spdlog::info("assignment {}: downloaded {} bytes ({} fetched, resumed from {})", a.deployment,
-                   a.package_size, report->fetched, report->resumed_from);
+      log::Info("assignment {}: downloaded {} bytes ({} fetched, resumed from {})", a.deployment,
+                a.package_size, report->fetched, report->resumed_from);
       if (auto ok = Publish(a, Step::kDownloaded); !ok) return std::unexpected(ok.error());
       downloaded = download.destination;
       request.package = downloaded;
+      request.package_file_sha256 = report->sha256;
+      request.package_is_scratch = true;
     }
 
     Result<DeploymentOutcome> outcome = [&] {
@@ -288,7 +326,7 @@ struct AgentRunner::State {
           std::condition_variable_any cv;
           std::unique_lock lock(mutex);
           while (!token.stop_requested()) {
-            sd_notify(0, "WATCHDOG=1");
+            NotifyServiceManager("WATCHDOG=1");
             cv.wait_for(lock, token, interval, [] { return false; });
           }
         });
@@ -296,8 +334,8 @@ struct AgentRunner::State {
       return deployer->Deploy(request);
     }();
     if (!outcome) return std::unexpected(outcome.error());
-    spdlog::info("deployment {}: {}{}", outcome->deployment, StepName(outcome->final_step),
-                 outcome->message.empty() ? "" : ": " + outcome->message);
+    log::Info("deployment {}: {}{}", outcome->deployment, StepName(outcome->final_step),
+              outcome->message.empty() ? "" : ": " + outcome->message);
     if (!downloaded.empty()) {
       std::error_code ec;
       fs::remove(downloaded, ec);
@@ -337,6 +375,13 @@ struct AgentRunner::State {
       }
       Reachable();
       polled = true;
+      // On start (the first answer) and whenever the assignment changes.
+      const std::string current_package =
+          *polled_assignment ? (*polled_assignment)->package_id : std::string();
+      if (downloads_kept_for != current_package) {
+        PruneDownloads(current_package);
+        downloads_kept_for = current_package;
+      }
       if (!*polled_assignment) {
         assignment.reset();
         continue;
@@ -347,7 +392,7 @@ struct AgentRunner::State {
         // Ended here already; the coordinator has not stored the final event
         // yet. Send the events again (next round) rather than run it twice;
         // wait so a coordinator that keeps repeating it is not hammered.
-        spdlog::debug("assignment {} already ended here; re-sending its events", a.deployment);
+        log::Debug("assignment {} already ended here; re-sending its events", a.deployment);
         if (journal.pending_events().empty() && WaitBackoff()) break;
         continue;
       }
@@ -355,7 +400,7 @@ struct AgentRunner::State {
       if (!next) return std::unexpected(next.error());
       if (*next == Next::kRetryLater && WaitBackoff()) break;
     }
-    spdlog::info("stopping");
+    log::Info("stopping");
     return {};
   }
 };
@@ -384,7 +429,7 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
     }
   }
   if (trust.empty()) {
-    spdlog::warn("agent.json: trusted_keys is empty: every package will be refused at verify");
+    log::Warn("agent.json: trusted_keys is empty: every package will be refused at verify");
   }
   HttpsSettings settings;
   settings.ca = ca.string();
@@ -420,17 +465,17 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
 
 Result<void> AgentRunner::Run() {
   State& s = *state_;
-  spdlog::info("fabu-agent {} as {} for {} (apps in {})", kAgentVersion, s.config.name,
-               s.config.server, s.config.apps_root);
+  log::Info("fabu-agent {} as {} for {} (apps in {})", kAgentVersion, s.config.name,
+            s.config.server, s.config.apps_root);
   auto recovered = s.deployer->Recover();
   if (!recovered) return std::unexpected(recovered.error());
   if (*recovered) {
-    spdlog::info("recovered deployment {}: {}", (*recovered)->deployment,
-                 StepName((*recovered)->final_step));
+    log::Info("recovered deployment {}: {}", (*recovered)->deployment,
+              StepName((*recovered)->final_step));
   }
-  sd_notify(0, "READY=1");
+  NotifyServiceManager("READY=1");
   auto result = s.Loop();
-  sd_notify(0, "STOPPING=1");
+  NotifyServiceManager("STOPPING=1");
   return result;
 }
 

@@ -12,7 +12,10 @@
 //      downloaded with resume into DIR/downloads, `downloaded`, then the
 //      Deployer (verify with the agent's own keys, install, health check,
 //      roll back); a rollback assignment goes to the Deployer's rollback.
-//      The inventory is sent again and the downloaded file removed. An
+//      The inventory is sent again and the downloaded file removed. On the
+//      first answer after start, and whenever the assignment changes, every
+//      file in DIR/downloads but the current assignment's package (whose
+//      .part a Range request resumes) is removed. An
 //      assignment whose deployment already ended here is not run again: its
 //      events are re-sent.
 // A coordinator that cannot be reached (or answers 5xx) is retried with

@@ -149,6 +149,9 @@ std::optional<std::string_view> FinalResultOf(Step step, std::optional<Step> fai
       // for the rollback report (or the timeout).
       if (failed_step && protocol::IsBeforeActivating(*failed_step)) return kResultFailed;
       return std::nullopt;
+    case Step::kObserving:
+      // Still being watched: the host's health check may yet fail.
+      return std::nullopt;
     default:
       return std::nullopt;
   }
@@ -165,6 +168,8 @@ protocol::Assignment DeploymentRecord::ToAssignment() const {
   a.package_size = package_size;
   a.package_url = package_url;
   a.host_timeout_seconds = host_timeout_seconds;
+  a.observe_seconds = observe_seconds;
+  a.observe_interval_seconds = observe_interval_seconds;
   return a;
 }
 
@@ -345,8 +350,7 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     st.execute(true);
     if (st.get_affected_rows() == 0) continue;  // stored before
     ++stored[e.deployment];
-    if (e.step == Step::kFailed && e.failed_step &&
-        protocol::StepName(*e.failed_step) == kObservingStep) {
+    if (e.step == Step::kFailed && e.failed_step && *e.failed_step == Step::kObserving) {
       // A release that passed its health check and then failed while observed
       // is an incident caused by the release (seed §6.2.10).
       const DeploymentRecord& d = deployments.at(e.deployment);

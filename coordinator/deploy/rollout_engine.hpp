@@ -54,7 +54,6 @@ inline constexpr std::string_view kPausedByWindow = "window";
 inline constexpr std::string_view kPausedByFreeze = "freeze";
 
 // Incidents the engine records (issue 5 §2; issue 6 adds the people's side).
-inline constexpr std::string_view kObservingStep = "observing";
 inline constexpr std::string_view kObservationSeverity = "P3";
 inline constexpr std::string_view kIncidentFromObservation = "observation";
 

@@ -69,11 +69,16 @@ class AgentProcessTest : public ::testing::Test {
     return RunCommand(args, {}, std::chrono::seconds(120), env);
   }
 
-  CommandResult Install(const Package& p, const std::string& id,
-                        std::vector<std::string> env = {}) {
-    return Agent({"install", "--trust", (dir_ / "publisher.pub").string(), "--package", p.path,
-                  "--sha256", p.sha256, "--deployment", id, "--health-attempts", "1"},
-                 std::move(env));
+  CommandResult Install(const Package& p, const std::string& id, std::vector<std::string> env = {},
+                        std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"install", "--trust", (dir_ / "publisher.pub").string()};
+    for (const std::string& arg :
+         {std::string("--package"), p.path, std::string("--sha256"), p.sha256,
+          std::string("--deployment"), id, std::string("--health-attempts"), std::string("1")}) {
+      args.push_back(arg);
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Agent(std::move(args), std::move(env));
   }
 
   CommandResult Recover(std::vector<std::string> env = {}) {
@@ -87,7 +92,8 @@ class AgentProcessTest : public ::testing::Test {
   fs::path AppDir() { return dir_ / "apps" / kApp; }
 
   // Asserts the host is exactly on `version` and everything agrees with it.
-  void ExpectHostOn(const std::string& version, const std::string& final_step) {
+  void ExpectHostOn(const std::string& version, const std::string& final_step,
+                    const std::string& deployment = "d2") {
     ASSERT_EQ(fs::read_symlink(AppDir() / "current"), fs::path("releases") / version);
     const auto manifest =
         packaging::Manifest::Parse(ReadFile(AppDir() / "manifests" / (version + ".json")));
@@ -101,13 +107,14 @@ class AgentProcessTest : public ::testing::Test {
 
     const auto journal = Journal();
     EXPECT_FALSE(journal.contains("in_flight")) << journal.dump(2);
-    EXPECT_EQ(journal["last"]["deployment"], "d2");
+    EXPECT_EQ(journal["last"]["deployment"], deployment);
     EXPECT_EQ(journal["last"]["outcome"], final_step);
     EXPECT_EQ(journal["last"]["current_version"], version);
-    // d2's events: numbered 1..n without a gap, the last one the outcome.
+    // The deployment's events: numbered 1..n without a gap, the last one the
+    // outcome.
     std::vector<nlohmann::json> events;
     for (const auto& e : journal["events"]) {
-      if (e["deployment"] == "d2") events.push_back(e);
+      if (e["deployment"] == deployment) events.push_back(e);
     }
     ASSERT_FALSE(events.empty());
     for (std::size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i]["sequence"], i + 1);
@@ -124,6 +131,7 @@ struct CrashCase {
   std::string fail_hook;  // a hook of V2 made to fail, or ""
   std::string ends_on;    // the release the host ends on
   std::string outcome;    // the journal's final step for d2
+  bool observe = false;   // install V2 with a 1 s observation period
 };
 
 std::ostream& operator<<(std::ostream& os, const CrashCase& c) {
@@ -139,7 +147,9 @@ TEST_P(AgentCrashTest, RecoveryEndsOnTheOldOrTheNewReleaseNeverBetween) {
   ASSERT_EQ(first.exit_code, 0) << first.err;
   if (!c.fail_hook.empty()) WriteFile(dir_ / "apps" / ("FAIL_" + c.fail_hook + "_" + kV2), "");
 
-  auto crashed = Install(v2_, "d2", {"FABU_AGENT_CRASH_AT=" + c.crash_at});
+  std::vector<std::string> extra;
+  if (c.observe) extra = {"--observe", "1s", "--observe-interval", "1s"};
+  auto crashed = Install(v2_, "d2", {"FABU_AGENT_CRASH_AT=" + c.crash_at}, extra);
   ASSERT_EQ(crashed.exit_code, kInjectedCrashExitCode) << crashed.out << crashed.err;
   // The journal recorded the step the process died at.
   const auto journal = Journal();
@@ -174,7 +184,8 @@ INSTANTIATE_TEST_SUITE_P(
                       CrashCase{"activate", "", kV1, "rolled_back"},
                       CrashCase{"health_checking", "", kV1, "rolled_back"},
                       CrashCase{"health_check", "", kV1, "rolled_back"},
-                      CrashCase{"succeeded", "", kV2, "succeeded"},
+                      CrashCase{"observing", "", kV1, "rolled_back", true},
+                      CrashCase{"succeeded", "", kV2, "succeeded", true},
                       CrashCase{"failed", "pre_install", kV1, "failed"},
                       CrashCase{"failed", "health_check", kV1, "rolled_back"},
                       CrashCase{"rolling_back", "health_check", kV1, "rolled_back"},
@@ -184,6 +195,71 @@ INSTANTIATE_TEST_SUITE_P(
       const CrashCase& c = test_info.param;
       return c.crash_at + (c.fail_hook.empty() ? "" : "_" + c.fail_hook);
     });
+
+// A rollback deployment (the fleet rollback of issue 5) from V2 back to V1,
+// killed at each of its steps: recovery finishes restoring V1, idempotently.
+struct RollbackCrashCase {
+  std::string crash_at;  // FABU_AGENT_CRASH_AT
+  bool unhealthy_v1;     // V1's health check fails: the rollback cannot succeed
+  std::string outcome;   // the journal's final step for r1
+};
+
+std::ostream& operator<<(std::ostream& os, const RollbackCrashCase& c) {
+  return os << c.crash_at << (c.unhealthy_v1 ? "+unhealthy_v1" : "");
+}
+
+class AgentRollbackCrashTest : public AgentProcessTest,
+                               public ::testing::WithParamInterface<RollbackCrashCase> {};
+
+TEST_P(AgentRollbackCrashTest, RecoveryEndsOnTheOldOrTheNewReleaseNeverBetween) {
+  if (!FaultInjectionCompiledIn()) GTEST_SKIP() << "built with FABU_FAULT_INJECTION=OFF";
+  const RollbackCrashCase& c = GetParam();
+  ASSERT_EQ(Install(v1_, "d1").exit_code, 0);
+  ASSERT_EQ(Install(v2_, "d2").exit_code, 0);
+  if (c.unhealthy_v1) WriteFile(dir_ / "apps" / (std::string("FAIL_health_check_") + kV1), "");
+
+  auto crashed = Agent({"rollback", "--app", kApp, "--deployment", "r1", "--health-attempts", "1"},
+                       {"FABU_AGENT_CRASH_AT=" + c.crash_at});
+  ASSERT_EQ(crashed.exit_code, kInjectedCrashExitCode) << crashed.out << crashed.err;
+  const auto journal = Journal();
+  ASSERT_TRUE(journal.contains("in_flight")) << journal.dump(2);
+  EXPECT_EQ(journal["in_flight"]["kind"], "rollback");
+  EXPECT_EQ(journal["in_flight"]["step"], c.crash_at);
+  // Killed before the switch, `current` is still exactly V2; after it, exactly
+  // V1.
+  const auto current = fs::read_symlink(AppDir() / "current");
+  EXPECT_TRUE(current == fs::path("releases") / kV1 || current == fs::path("releases") / kV2)
+      << current;
+
+  auto recovered = Recover();
+  ASSERT_EQ(recovered.exit_code, 0) << recovered.err;
+  // A rollback switches to V1 even when V1 then fails its check
+  // (rollback_failed says so); the release left stays kept.
+  ExpectHostOn(kV1, c.outcome, "r1");
+  std::vector<std::string> releases;
+  for (const auto& e : fs::directory_iterator(AppDir() / "releases")) {
+    releases.push_back(e.path().filename().string());
+  }
+  std::ranges::sort(releases);
+  EXPECT_EQ(releases, (std::vector<std::string>{kV1, kV2}));
+  auto again = Recover();
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_EQ(again.out, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStep, AgentRollbackCrashTest,
+                         ::testing::Values(RollbackCrashCase{"verified", false, "rolled_back"},
+                                           RollbackCrashCase{"rolling_back", false, "rolled_back"},
+                                           RollbackCrashCase{"rollback", false, "rolled_back"},
+                                           RollbackCrashCase{"rolled_back", false, "rolled_back"},
+                                           RollbackCrashCase{"verified", true, "rollback_failed"},
+                                           RollbackCrashCase{"rollback", true, "rollback_failed"},
+                                           RollbackCrashCase{"rollback_failed", true,
+                                                             "rollback_failed"}),
+                         [](const auto& test_info) {
+                           const RollbackCrashCase& c = test_info.param;
+                           return c.crash_at + (c.unhealthy_v1 ? "_unhealthy_v1" : "");
+                         });
 
 TEST_F(AgentProcessTest, CrashDuringRecoveryIsRecoveredToo) {
   if (!FaultInjectionCompiledIn()) GTEST_SKIP() << "built with FABU_FAULT_INJECTION=OFF";

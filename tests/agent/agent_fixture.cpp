@@ -41,6 +41,24 @@ std::string RecordingHook(const std::string& name) {
          "exit 0\n";
 }
 
+std::string CountingHealthCheck(int fail_from) {
+  return "#!/bin/sh\n"
+         "log=\"$FABU_APPS_ROOT/../hooklog\"\n"
+         "mkdir -p \"$log\"\n"
+         "n=$(cat \"$log/checks-$FABU_VERSION\" 2>/dev/null || echo 0)\n"
+         "n=$((n + 1))\n"
+         "echo \"$n\" > \"$log/checks-$FABU_VERSION\"\n"
+         "echo \"health_check $FABU_VERSION\" >> \"$log/order\"\n"
+         "if [ " +
+         std::to_string(fail_from) + " -gt 0 ] && [ \"$n\" -ge " + std::to_string(fail_from) +
+         " ]; then\n"
+         "  echo \"unhealthy on check $n\"\n"
+         "  exit 1\n"
+         "fi\n"
+         "echo \"healthy on check $n\"\n"
+         "exit 0\n";
+}
+
 std::map<std::string, std::string> AllRecordingHooks() {
   std::map<std::string, std::string> hooks;
   for (auto name : packaging::kHookNames) {

@@ -61,6 +61,11 @@ struct BuiltPackage {
 BuiltPackage MakePackage(const std::filesystem::path& work_dir, const PackageSpec& spec,
                          const packaging::SigningKey& key);
 
+// A health_check hook that counts its runs per version (in
+// <apps_root>/../hooklog/checks-<version>) and exits 1 from run `fail_from`
+// on (0: never), saying "unhealthy on check N".
+std::string CountingHealthCheck(int fail_from);
+
 // Every hook of kHookNames as a RecordingHook.
 std::map<std::string, std::string> AllRecordingHooks();
 

@@ -11,6 +11,7 @@
 #include "agent/net/backoff.hpp"
 #include "agent/net/https_client.hpp"
 #include "agent/net/package_download.hpp"
+#include "packaging/sha256.hpp"
 #include "tests/agent/tls_test_server.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -191,8 +192,12 @@ class DownloadTest : public ::testing::Test {
   }
 
   DownloadRequest Request() const {
-    return {http_->url() + "/api/v1/agent/packages/abc", "secret", dir_ / "dl/abc.part",
-            dir_ / "dl/abc.fabu", server_.content.size()};
+    return {http_->url() + "/api/v1/agent/packages/abc",
+            "secret",
+            dir_ / "dl/abc.part",
+            dir_ / "dl/abc.fabu",
+            server_.content.size(),
+            ""};
   }
 
   TempDir dir_;
@@ -228,6 +233,42 @@ TEST_F(DownloadTest, ResumesACutTransferFromThePartialFile) {
   EXPECT_EQ(second->fetched, server_.content.size() - 80'000u);
   EXPECT_EQ(http_->requests().back().headers.at("range"), "bytes=80000-");
   EXPECT_EQ(ReadFile(Request().destination), server_.content);
+}
+
+TEST_F(DownloadTest, HashesTheBytesAsTheyArriveAlsoAcrossAResume) {
+  const std::string whole = packaging::Sha256::OfString(server_.content);
+  auto direct = DownloadPackage(*client_, Request());
+  ASSERT_TRUE(direct) << direct.error().message();
+  EXPECT_EQ(direct->sha256, whole);
+  // A completed file found again is hashed from disk.
+  auto again = DownloadPackage(*client_, Request());
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->sha256, whole);
+
+  // Given a cut transfer, the part on disk is hashed once, then the rest as it comes.
+  fs::remove(Request().destination);
+  server_.cut_after = 70'000;
+  ASSERT_FALSE(DownloadPackage(*client_, Request()));
+  server_.cut_after = std::string::npos;
+  auto resumed = DownloadPackage(*client_, Request());
+  ASSERT_TRUE(resumed) << resumed.error().message();
+  EXPECT_EQ(resumed->resumed_from, 70'000u);
+  EXPECT_EQ(resumed->sha256, whole);
+}
+
+TEST_F(DownloadTest, BytesThatAreNotThePackageIdAreDroppedWithAClearError) {
+  DownloadRequest request = Request();
+  request.expected_sha256 = std::string(64, 'e');
+  auto report = DownloadPackage(*client_, request);
+  ASSERT_FALSE(report);
+  EXPECT_EQ(report.error().code(), ErrorCode::kIntegrity);
+  EXPECT_NE(report.error().message().find("not the package id " + std::string(64, 'e')),
+            std::string::npos)
+      << report.error().message();
+  EXPECT_FALSE(fs::exists(request.part));
+  EXPECT_FALSE(fs::exists(request.destination));
+  request.expected_sha256 = packaging::Sha256::OfString(server_.content);
+  EXPECT_TRUE(DownloadPackage(*client_, request));
 }
 
 TEST_F(DownloadTest, ResumesFromAPartialFileLeftByAnEarlierProcess) {

@@ -211,6 +211,167 @@ struct ScriptedCoordinator {
   }
 };
 
+// Builds a package of c3m-video V1.0.0.0 with `hooks`, serves it as the one
+// assignment of a ScriptedCoordinator (observing as asked), runs the real
+// agent until a final event is stored and returns the stored steps.
+void RunObservedAssignment(const fs::path& dir, const std::map<std::string, std::string>& hooks,
+                           std::int64_t observe, std::int64_t interval,
+                           std::vector<protocol::DeploymentEvent>& stored) {
+  ASSERT_EQ(Fabu({"keygen", "--out", (dir / "publisher").string()}).exit_code, 0);
+  const fs::path src = dir / "src";
+  WriteFile(src / "app/bin/server", "#!/bin/sh\necho serving\n");
+  for (const auto& [name, script] : hooks) {
+    WriteFile(src / "hooks" / name, script);
+    fs::permissions(src / "hooks" / name, fs::perms(0755));
+  }
+  const fs::path package = dir / "c3m-video.fabu";
+  auto built = Fabu({"pack", "build", "--name", "c3m-video", "--version", "V1.0.0.0", "--from",
+                     (src / "app").string(), "--hooks", (src / "hooks").string(), "--key",
+                     (dir / "publisher.key").string(), "--out", package.string()});
+  ASSERT_EQ(built.exit_code, 0) << built.err;
+  ScriptedCoordinator coordinator;
+  coordinator.package = ReadFile(package);
+  coordinator.assignment.deployment = "d-obs";
+  coordinator.assignment.release = "R-1";
+  coordinator.assignment.app = "c3m-video";
+  coordinator.assignment.version = "V1.0.0.0";
+  coordinator.assignment.package_id = *packaging::Sha256::OfFile(package);
+  coordinator.assignment.package_size = coordinator.package.size();
+  coordinator.assignment.package_url =
+      std::string(protocol::kAgentPackagesPath) + coordinator.assignment.package_id;
+  coordinator.assignment.observe_seconds = observe;
+  coordinator.assignment.observe_interval_seconds = interval;
+  TlsTestServer server(dir / "tls", [&](const TestRequest& r) { return coordinator.Answer(r); });
+  ASSERT_TRUE(server.started());
+  fs::create_directories(dir / "data/trusted");
+  fs::copy_file(dir / "publisher.pub", dir / "data/trusted/0-publisher.pub");
+  EnrollByHand(dir / "data", server.url(), server.ca(), dir / "apps", {"trusted/0-publisher.pub"});
+  AgentDaemon agent(dir / "data", dir / "agent.log");
+  auto settled = [&] {
+    std::lock_guard lock(coordinator.mutex);
+    return coordinator.final_stored;
+  };
+  ASSERT_TRUE(Eventually(settled, std::chrono::seconds(60))) << agent.log();
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+  std::lock_guard lock(coordinator.mutex);
+  for (const auto& [seq, e] : coordinator.stored) stored.push_back(e);
+}
+
+std::vector<std::string> StepsOf(const std::vector<protocol::DeploymentEvent>& events) {
+  std::vector<std::string> steps;
+  for (const auto& e : events) steps.emplace_back(StepName(e.step));
+  return steps;
+}
+
+TEST(AgentRunTest, AnObservedAssignmentKeepsCheckingThenSucceeds) {
+  TempDir dir;
+  std::vector<protocol::DeploymentEvent> stored;
+  RunObservedAssignment(dir.path(), {{"health_check", CountingHealthCheck(0)}}, 2, 1, stored);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(StepsOf(stored), (std::vector<std::string>{
+                                 "assigned", "downloading", "downloaded", "verified", "installing",
+                                 "activating", "health_checking", "observing", "succeeded"}));
+  // Checked when activated, then after 1 s and 2 s.
+  EXPECT_EQ(ReadFile(dir.path() / "hooklog/checks-V1.0.0.0"), "3\n");
+  EXPECT_EQ(fs::read_symlink(dir.path() / "apps/c3m-video/current"), fs::path("releases/V1.0.0.0"));
+}
+
+TEST(AgentRunTest, AHealthCheckFailingWhileObservedIsReportedAndRolledBack) {
+  TempDir dir;
+  std::vector<protocol::DeploymentEvent> stored;
+  RunObservedAssignment(dir.path(), {{"health_check", CountingHealthCheck(2)}}, 3, 1, stored);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(StepsOf(stored),
+            (std::vector<std::string>{"assigned", "downloading", "downloaded", "verified",
+                                      "installing", "activating", "health_checking", "observing",
+                                      "failed", "rolling_back", "rolled_back"}));
+  const auto failed = std::ranges::find_if(
+      stored, [](const protocol::DeploymentEvent& e) { return e.step == Step::kFailed; });
+  ASSERT_NE(failed, stored.end());
+  EXPECT_EQ(failed->failed_step, Step::kObserving);
+  EXPECT_NE(failed->output.find("unhealthy on check 2"), std::string::npos) << failed->output;
+  // A first install rolled back leaves nothing installed.
+  EXPECT_FALSE(fs::exists(dir.path() / "apps/c3m-video/current"));
+}
+
+TEST(AgentRunTest, StaleDownloadsGoAndTheCurrentPartialOneResumes) {
+  TempDir dir;
+  ASSERT_EQ(Fabu({"keygen", "--out", (dir / "publisher").string()}).exit_code, 0);
+  const fs::path src = dir / "src";
+  WriteFile(src / "bin/server", std::string(200'000, 'x'));
+  const fs::path package = dir / "c3m-video.fabu";
+  auto built =
+      Fabu({"pack", "build", "--name", "c3m-video", "--version", "V1.0.0.0", "--from", src.string(),
+            "--key", (dir / "publisher.key").string(), "--out", package.string()});
+  ASSERT_EQ(built.exit_code, 0) << built.err;
+
+  ScriptedCoordinator coordinator;
+  coordinator.package = ReadFile(package);
+  coordinator.assignment.deployment = "d-2";
+  coordinator.assignment.release = "R-2";
+  coordinator.assignment.app = "c3m-video";
+  coordinator.assignment.version = "V1.0.0.0";
+  coordinator.assignment.package_id = *packaging::Sha256::OfFile(package);
+  coordinator.assignment.package_size = coordinator.package.size();
+  coordinator.assignment.package_url =
+      std::string(protocol::kAgentPackagesPath) + coordinator.assignment.package_id;
+  TlsTestServer server(dir / "tls", [&](const TestRequest& r) { return coordinator.Answer(r); });
+  ASSERT_TRUE(server.started());
+  fs::create_directories(dir / "data/trusted");
+  fs::copy_file(dir / "publisher.pub", dir / "data/trusted/0-publisher.pub");
+  EnrollByHand(dir / "data", server.url(), server.ca(), dir / "apps", {"trusted/0-publisher.pub"});
+  // Given leftovers of a cancelled assignment and of another release, and
+  // half of the current package from before a restart:
+  const fs::path downloads = dir / "data/downloads";
+  const std::string cancelled(64, 'a'), other(64, 'b');
+  WriteFile(downloads / (cancelled + ".part"), "half of a cancelled package");
+  WriteFile(downloads / (other + ".fabu"), "a whole package of another release");
+  const std::size_t half = coordinator.package.size() / 2;
+  WriteFile(downloads / (coordinator.assignment.package_id + ".part"),
+            coordinator.package.substr(0, half));
+  AgentDaemon agent(dir / "data", dir / "agent.log");
+
+  auto settled = [&] {
+    std::lock_guard lock(coordinator.mutex);
+    return coordinator.final_stored;
+  };
+  ASSERT_TRUE(Eventually(settled, std::chrono::seconds(60))) << agent.log();
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+
+  // ... we should remove the stale ones and resume the current one by Range.
+  EXPECT_FALSE(fs::exists(downloads / (cancelled + ".part"))) << agent.log();
+  EXPECT_FALSE(fs::exists(downloads / (other + ".fabu"))) << agent.log();
+  std::vector<std::string> ranges;
+  for (const auto& r : server.requests()) {
+    if (!r.target.starts_with(protocol::kAgentPackagesPath)) continue;
+    auto it = r.headers.find("range");
+    ranges.push_back(it == r.headers.end() ? "none" : it->second);
+  }
+  EXPECT_EQ(ranges, (std::vector<std::string>{fmt::format("bytes={}-", half)}));
+  EXPECT_EQ(fs::read_symlink(dir / "apps/c3m-video/current"), fs::path("releases/V1.0.0.0"));
+  EXPECT_TRUE(fs::is_empty(downloads));
+}
+
+TEST(AgentRunTest, WithoutAnAssignmentEveryLeftoverDownloadGoes) {
+  TempDir dir;
+  std::atomic<int> polls{0};
+  TlsTestServer server(dir / "tls", [&](const TestRequest& r) {
+    if (r.target.starts_with(protocol::kAssignmentPath)) {
+      ++polls;
+      return Json(protocol::AssignmentResponseToJson(std::nullopt));
+    }
+    return Json(nlohmann::json::object());
+  });
+  ASSERT_TRUE(server.started());
+  EnrollByHand(dir / "data", server.url(), server.ca(), dir / "apps");
+  const fs::path stale = dir / "data/downloads" / (std::string(64, 'a') + ".part");
+  WriteFile(stale, "half of a cancelled package");
+  AgentDaemon agent(dir / "data", dir / "agent.log");
+  ASSERT_TRUE(Eventually([&] { return polls >= 1 && !fs::exists(stale); })) << agent.log();
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+  EXPECT_NE(agent.log().find("removed stale download"), std::string::npos) << agent.log();
+}
+
 TEST(AgentRunTest, AnAssignmentIsDownloadedDeployedAndReportedInOrder) {
   TempDir dir;
   ASSERT_EQ(Fabu({"keygen", "--out", (dir / "publisher").string()}).exit_code, 0);

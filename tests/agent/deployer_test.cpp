@@ -27,6 +27,19 @@ bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// A request with the fields a test cares about.
+DeploymentRequest Request(const std::string& deployment, DeploymentKind kind,
+                          const fs::path& package = {}, const std::string& sha256 = {},
+                          const std::string& app = {}) {
+  DeploymentRequest request;
+  request.deployment = deployment;
+  request.kind = kind;
+  request.package = package;
+  request.package_sha256 = sha256;
+  request.app = app;
+  return request;
+}
+
 class DeployerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -60,7 +73,7 @@ class DeployerTest : public ::testing::Test {
 
   DeploymentOutcome Deploy(const BuiltPackage& p, const std::string& id) {
     sink_.events.clear();
-    auto outcome = MakeDeployer().Deploy({id, DeploymentKind::kInstall, p.path, p.sha256, ""});
+    auto outcome = MakeDeployer().Deploy(Request(id, DeploymentKind::kInstall, p.path, p.sha256));
     EXPECT_TRUE(outcome) << outcome.error().message();
     return outcome ? *outcome : DeploymentOutcome{};
   }
@@ -355,7 +368,8 @@ TEST_F(DeployerTest, RollbackDeploymentRestoresTheKeptPreviousRelease) {
   Deploy(Package("V1.0.0.0"), "d1");
   Deploy(Package("V1.1.0.0"), "d2");
   sink_.events.clear();
-  auto outcome = MakeDeployer().Deploy({"r1", DeploymentKind::kRollback, {}, {}, "c3m-video"});
+  auto outcome =
+      MakeDeployer().Deploy(Request("r1", DeploymentKind::kRollback, {}, {}, "c3m-video"));
   ASSERT_TRUE(outcome) << outcome.error().message();
   EXPECT_EQ(outcome->final_step, Step::kRolledBack) << outcome->message;
   EXPECT_EQ(sink_.Steps(), (std::vector<std::string>{"verified", "rolling_back", "rolled_back"}));
@@ -365,7 +379,7 @@ TEST_F(DeployerTest, RollbackDeploymentRestoresTheKeptPreviousRelease) {
   EXPECT_TRUE(Contains(HookLog("rollback-V1.0.0.0.env"), "FABU_PREVIOUS_VERSION=V1.1.0.0\n"));
   // A second rollback has nothing older to restore.
   sink_.events.clear();
-  auto again = MakeDeployer().Deploy({"r2", DeploymentKind::kRollback, {}, {}, "c3m-video"});
+  auto again = MakeDeployer().Deploy(Request("r2", DeploymentKind::kRollback, {}, {}, "c3m-video"));
   ASSERT_TRUE(again);
   EXPECT_EQ(again->final_step, Step::kFailed);
   EXPECT_TRUE(Contains(again->message, "nothing to restore")) << again->message;
@@ -375,10 +389,63 @@ TEST_F(DeployerTest, RollbackWithAPackageRestoresOnlyAKeptVersion) {
   auto v1 = Package("V1.0.0.0");
   Deploy(v1, "d1");
   Deploy(Package("V1.1.0.0"), "d2");
-  auto outcome = MakeDeployer().Deploy({"r1", DeploymentKind::kRollback, v1.path, v1.sha256, ""});
+  auto outcome =
+      MakeDeployer().Deploy(Request("r1", DeploymentKind::kRollback, v1.path, v1.sha256));
   ASSERT_TRUE(outcome);
   EXPECT_EQ(outcome->final_step, Step::kRolledBack) << outcome->message;
   EXPECT_EQ(Current(), Version::Parse("V1.0.0.0").value());
+}
+
+// Observation (issue 5 §1): the health check keeps running after it passed.
+TEST_F(DeployerTest, ObservationRerunsTheHealthCheckEachIntervalThenSucceeds) {
+  auto hooks = AllRecordingHooks();
+  hooks["health_check"] = CountingHealthCheck(0);
+  auto v1 = Package("V1.0.0.0", hooks);
+  sink_.events.clear();
+  DeploymentRequest request = Request("d1", DeploymentKind::kInstall, v1.path, v1.sha256);
+  request.observe = std::chrono::seconds(3);
+  request.observe_interval = std::chrono::seconds(1);
+  auto outcome = MakeDeployer().Deploy(request);
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kSucceeded) << outcome->message;
+  EXPECT_EQ(sink_.Steps(), (std::vector<std::string>{"verified", "installing", "activating",
+                                                     "health_checking", "observing", "succeeded"}));
+  EXPECT_TRUE(Contains(sink_.events[4].message, "every 1 s for 3 s")) << sink_.events[4].message;
+  // The health check once, then once a second for three seconds.
+  EXPECT_EQ(HookLog("checks-V1.0.0.0"), "4\n");
+  EXPECT_EQ(clock_.slept, std::chrono::seconds(3));
+  EXPECT_TRUE(Contains(sink_.events.back().output, "healthy on check 4"));
+  EXPECT_EQ(Current(), Version::Parse("V1.0.0.0").value());
+}
+
+TEST_F(DeployerTest, HealthCheckFailingWhileObservedFailsAndRollsBack) {
+  auto v1 = Package("V1.0.0.0");
+  Deploy(v1, "d1");
+  auto hooks = AllRecordingHooks();
+  hooks["health_check"] = CountingHealthCheck(3);
+  auto v2 = Package("V1.1.0.0", hooks);
+  sink_.events.clear();
+  DeploymentRequest request = Request("d2", DeploymentKind::kInstall, v2.path, v2.sha256);
+  request.observe = std::chrono::seconds(5);
+  request.observe_interval = std::chrono::seconds(2);
+  auto outcome = MakeDeployer().Deploy(request);
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kRolledBack) << outcome->message;
+  EXPECT_EQ(sink_.Steps(),
+            (std::vector<std::string>{"verified", "installing", "activating", "health_checking",
+                                      "observing", "failed", "rolling_back", "rolled_back"}));
+  const DeploymentEvent& failed = sink_.events[5];
+  EXPECT_EQ(failed.failed_step, Step::kObserving);
+  EXPECT_TRUE(Contains(failed.message, "health_check hook exited with status 1")) << failed.message;
+  EXPECT_TRUE(Contains(failed.message, "observation check 2, after 4 s of 5 s")) << failed.message;
+  EXPECT_TRUE(Contains(failed.output, "unhealthy on check 3")) << failed.output;
+  // A failure while observed is not retried: checks 1 (health_checking), 2, 3.
+  EXPECT_EQ(HookLog("checks-V1.1.0.0"), "3\n");
+  EXPECT_EQ(Current(), Version::Parse("V1.0.0.0").value());
+  EXPECT_TRUE(CompareWithManifest(ReleaseDir("V1.0.0.0"), v1.manifest).empty());
+  EXPECT_EQ(Releases(), (std::vector<std::string>{"V1.0.0.0"}));
+  EXPECT_TRUE(Contains(HookLog("order"), "rollback V1.0.0.0\nhealth_check V1.0.0.0\n"));
+  EXPECT_EQ(journal_->last()->outcome, Step::kRolledBack);
 }
 
 TEST_F(DeployerTest, RecoverWithNothingInFlightDoesNothing) {
@@ -394,8 +461,8 @@ TEST_F(DeployerTest, NewDeploymentIsRefusedWhileOneIsInFlight) {
       std::nullopt, Step::kInstalling,        std::nullopt, 1};
   DeploymentEvent e{"d0", 1, Step::kVerified, std::nullopt, "c3m-video", "V1.0.0.0", "", "", 0};
   ASSERT_TRUE(journal_->Begin(d, e));
-  auto outcome =
-      MakeDeployer().Deploy({"d1", DeploymentKind::kInstall, Package("V1.0.0.0").path, "ab", ""});
+  auto outcome = MakeDeployer().Deploy(
+      Request("d1", DeploymentKind::kInstall, Package("V1.0.0.0").path, "ab"));
   ASSERT_FALSE(outcome);
   EXPECT_TRUE(Contains(outcome.error().message(), "d0 is still in flight"));
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -109,6 +110,41 @@ TEST_F(DeploymentStoreTest, EventsAreStoredOnceAndAcknowledged) {
   ASSERT_TRUE(*open);
   EXPECT_EQ((*open)->step, "downloading");
   EXPECT_EQ((*open)->started, 200);
+}
+
+// Given a release that passed its health check and failed while observed,
+// reported in one batch with its rollback, we should record one incident
+// against the release, however often the batch is re-sent.
+TEST_F(DeploymentStoreTest, AFailureWhileObservedRecordsOneIncident) {
+  protocol::DeploymentEvent failed = Event(4, Step::kFailed);
+  failed.failed_step = Step::kObserving;
+  failed.message = "health_check exited 1";
+  const std::vector<protocol::DeploymentEvent> batch = {
+      Event(1, Step::kAssigned),    Event(2, Step::kHealthChecking),
+      Event(3, Step::kObserving),   failed,
+      Event(5, Step::kRollingBack), Event(6, Step::kRolledBack)};
+  ASSERT_TRUE(Post("web-1", batch));
+  ASSERT_TRUE(Post("web-1", batch));
+  auto incidents = store_->Read([&](soci::session& sql) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    soci::rowset<soci::row> rows = (sql.prepare << "SELECT release_id, host, severity, summary, "
+                                                   "source, state FROM incidents");
+    for (const soci::row& r : rows) {
+      out.push_back(r.get<std::string>(0) + "|" + r.get<std::string>(1) + "|" +
+                    r.get<std::string>(2) + "|" + r.get<std::string>(4) + "|" +
+                    r.get<std::string>(5) + "|" + r.get<std::string>(3));
+    }
+    return out;
+  });
+  ASSERT_TRUE(incidents) << incidents.error().message();
+  ASSERT_EQ(incidents->size(), 1u);
+  EXPECT_EQ(incidents->front(),
+            "R-1|web-1|P3|observation|open|c3m-video V1.3.0.12 failed its health check while "
+            "observed on web-1: health_check exited 1");
+  auto listed = store_->Read([&](soci::session& sql) -> Result<std::vector<DeploymentRecord>> {
+    return ListDeployments(sql, "R-1");
+  });
+  EXPECT_EQ((*listed)[0].result, kResultRolledBack);
 }
 
 TEST_F(DeploymentStoreTest, AnotherHostsDeploymentIsRefusedAndNothingIsStored) {

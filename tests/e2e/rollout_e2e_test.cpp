@@ -184,6 +184,33 @@ TEST_F(RolloutE2eTest, AClosedWindowPausesTheRolloutUntilANewOne) {
   }
 }
 
+// Given observe 10s, a host whose health check starts failing while it is
+// observed fails (and rolls back), trips the threshold, and leaves an
+// incident against the release.
+TEST_F(RolloutE2eTest, AFailureWhileObservedFailsTheHostAndRecordsAnIncident) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(2));
+  const Package v1 = BuildAndUpload(kV1);
+  const Package v2 = BuildAndUpload(kV2);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v1));
+  golive_changes_ = {{"observe", "10s"}, {"observe_interval", "1s"}};
+  const std::string id = Release(v2);
+  json status;
+  ASSERT_TRUE(WaitFor([&] {
+    status = Status(id);
+    return HostIn(status, "web-1").value("step", "") == "observing";
+  })) << status.dump(2);
+  WriteFile(agents_[0].apps() / "FAIL_HEALTH", std::string(kV2) + "\n");
+  ASSERT_EQ(WaitForFinal(id), "failed") << Status(id).dump(2);
+  status = Status(id);
+  EXPECT_EQ(HostIn(status, "web-1").value("result", ""), "rolled_back") << status.dump(2);
+  EXPECT_EQ(HostIn(status, "web-2").value("result", ""), "succeeded") << status.dump(2);
+  EXPECT_EQ(Current(agents_[0]), fs::path("releases") / kV1);
+  const auto incidents =
+      QueryStore("SELECT host, severity, source FROM incidents WHERE release_id = '" + id + "'");
+  ASSERT_EQ(incidents.size(), 1u);
+  EXPECT_EQ(incidents[0], (std::vector<std::string>{"web-1", "P3", "observation"}));
+}
+
 // Given a freeze in force on the targets, the rollout does not start; once
 // it is removed, it does.
 TEST_F(RolloutE2eTest, AFreezeBlocksTheStart) {

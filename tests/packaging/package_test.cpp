@@ -199,6 +199,45 @@ TEST_F(PackageTest, QuickCheckVerifiesTheSignatureAndHashesTheWholeFile) {
   EXPECT_FALSE(VerifySignatureAndDigest(dir_ / "cut.fabu", trust_));
 }
 
+// An agent that hashed the file while downloading it checks only the signed
+// header, then extracts without hashing the whole file again: the payload's
+// digest and every file are still checked against the signed manifest.
+TEST_F(PackageTest, HeaderOnlyVerifyAndExtractWithoutTheFileDigest) {
+  auto built = Build();
+  auto header = VerifySignature(built.path, trust_);
+  ASSERT_TRUE(header) << header.error().message();
+  EXPECT_EQ(header->manifest.name, "c3m-video");
+  EXPECT_TRUE(header->package_sha256.empty());
+  EXPECT_EQ(header->package_size, fs::file_size(built.path));
+
+  VerifyOptions options;
+  options.file_digest = false;
+  auto extracted = ExtractPackage(built.path, trust_, dir_ / "tree", options);
+  ASSERT_TRUE(extracted) << extracted.error().message();
+  EXPECT_TRUE(extracted->package_sha256.empty());
+  EXPECT_EQ(extracted->manifest_json, header->manifest_json);
+  EXPECT_EQ(extracted->package_size, fs::file_size(built.path));
+
+  // A scratch copy (a download) is gone once read, before the tree is synced.
+  fs::copy_file(built.path, dir_ / "scratch.fabu");
+  VerifyOptions scratch = options;
+  scratch.remove_file_when_read = true;
+  auto from_scratch = ExtractPackage(dir_ / "scratch.fabu", trust_, dir_ / "tree2", scratch);
+  ASSERT_TRUE(from_scratch) << from_scratch.error().message();
+  EXPECT_FALSE(fs::exists(dir_ / "scratch.fabu"));
+  EXPECT_TRUE(fs::exists(dir_ / "tree2"));
+
+  std::string bytes = ReadFile(built.path);
+  const std::size_t gzip_at = bytes.find("\x1f\x8b\x08", 1024);
+  ASSERT_NE(gzip_at, std::string::npos);
+  bytes[gzip_at + 100] ^= 0x10;
+  WriteFile(dir_ / "changed.fabu", bytes);
+  EXPECT_TRUE(VerifySignature(dir_ / "changed.fabu", trust_)) << "the header is intact";
+  auto changed = ExtractPackage(dir_ / "changed.fabu", trust_, dir_ / "never", options);
+  ASSERT_FALSE(changed);
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
+}
+
 TEST_F(PackageTest, WrongKeyIsRefusedAsUnknown) {
   auto built = Build();
   TrustStore other;

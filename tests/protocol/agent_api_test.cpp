@@ -30,6 +30,63 @@ TEST(AgentApiTest, AssignmentRoundTrips) {
   EXPECT_FALSE(none->has_value());
 }
 
+TEST(AgentApiTest, ObservationFieldsRoundTripAndAreOptional) {
+  Assignment observed = SampleAssignment();
+  observed.observe_seconds = 600;
+  observed.observe_interval_seconds = 30;
+  const json j = AssignmentToJson(observed);
+  EXPECT_EQ(j.at("observe_seconds"), 600);
+  EXPECT_EQ(j.at("observe_interval_seconds"), 30);
+  auto back = AssignmentFromJson(j);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->observe_seconds, 600);
+  EXPECT_EQ(back->observe_interval_seconds, 30);
+  // Given a message from before observation existed, we should read 0 (none),
+  // and without observation we should not send the fields an older agent
+  // would refuse as unknown.
+  const json plain = AssignmentToJson(SampleAssignment());
+  EXPECT_FALSE(plain.contains("observe_seconds"));
+  EXPECT_FALSE(plain.contains("observe_interval_seconds"));
+  auto old = AssignmentFromJson(plain);
+  ASSERT_TRUE(old) << old.error().message();
+  EXPECT_EQ(old->observe_seconds, 0);
+  EXPECT_EQ(old->observe_interval_seconds, 0);
+}
+
+TEST(AgentApiTest, ObservationFieldsMustBeNonNegativeAndBounded) {
+  json j = AssignmentToJson(SampleAssignment());
+  j["observe_seconds"] = -5;
+  auto a = AssignmentFromJson(j, "assignment");
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message().find("assignment.observe_seconds: must be"), std::string::npos)
+      << a.error().message();
+  j["observe_seconds"] = 60;
+  j["observe_interval_seconds"] = 1LL << 40;
+  a = AssignmentFromJson(j);
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message().find("observe_interval_seconds: at most a year"), std::string::npos)
+      << a.error().message();
+}
+
+TEST(AgentApiTest, ObservingIsAReportedStepBetweenHealthCheckingAndSucceeded) {
+  auto step = ParseStep("observing");
+  ASSERT_TRUE(step) << step.error().message();
+  EXPECT_EQ(*step, Step::kObserving);
+  EXPECT_EQ(StepName(Step::kObserving), "observing");
+  EXPECT_TRUE(IsReportedStep(Step::kObserving));
+  EXPECT_FALSE(IsBeforeActivating(Step::kObserving));
+  EXPECT_EQ(ReportedStepOf(Step::kObserving), Step::kObserving);
+  DeploymentEvent e;
+  e.deployment = "D-7";
+  e.sequence = 6;
+  e.step = Step::kFailed;
+  e.failed_step = Step::kObserving;
+  e.time = 1764100000;
+  auto back = EventFromJson(EventToJson(e));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, e);
+}
+
 TEST(AgentApiTest, AnInstallNeedsAPackage) {
   json j = AssignmentToJson(SampleAssignment());
   j["package_id"] = "";

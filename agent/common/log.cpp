@@ -1,0 +1,86 @@
+#include "agent/common/log.hpp"
+
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+#include <string>
+
+namespace fabu::agent::log {
+
+namespace {
+
+struct Settings {
+  bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
+  bool debug = [] {
+    const char* level = std::getenv("FABU_AGENT_LOG");
+    return level != nullptr && std::string_view(level) == "debug";
+  }();
+};
+
+const Settings& GetSettings() {
+  static const Settings settings;
+  return settings;
+}
+
+std::string_view Name(Level level) {
+  switch (level) {
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarning:
+      return "warning";
+    case Level::kError:
+      return "error";
+  }
+  return "info";
+}
+
+// syslog priorities, as the journal reads them from a "<N>" prefix.
+int Priority(Level level) {
+  switch (level) {
+    case Level::kDebug:
+      return 7;
+    case Level::kInfo:
+      return 6;
+    case Level::kWarning:
+      return 4;
+    case Level::kError:
+      return 3;
+  }
+  return 6;
+}
+
+}  // namespace
+
+bool Enabled(Level level) { return level != Level::kDebug || GetSettings().debug; }
+
+void Write(Level level, std::string_view message) {
+  if (!Enabled(level)) return;
+  std::string line;
+  if (GetSettings().journal) {
+    line = fmt::format("<{}>{}\n", Priority(level), message);
+  } else {
+    timeval now{};
+    ::gettimeofday(&now, nullptr);
+    std::tm local{};
+    ::localtime_r(&now.tv_sec, &local);
+    char stamp[32];
+    const std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &local);
+    line = fmt::format("{}.{:03} {}: {}\n", std::string_view(stamp, n), now.tv_usec / 1000,
+                       Name(level), message);
+  }
+  // One write per line, so lines of concurrent threads never interleave.
+  std::string_view rest = line;
+  while (!rest.empty()) {
+    const ssize_t written = ::write(STDERR_FILENO, rest.data(), rest.size());
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return;
+    rest.remove_prefix(static_cast<std::size_t>(written));
+  }
+}
+
+}  // namespace fabu::agent::log
