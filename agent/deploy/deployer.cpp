@@ -74,6 +74,16 @@ Result<void> Deployer::Enter(Context& ctx, Step step, std::string message, std::
   return {};
 }
 
+Result<void> Deployer::EnterHookPoint(Context& ctx, Step point,
+                                      const std::map<std::string, std::string>& hooks,
+                                      const std::string& name) {
+  // A hook point only refines where in its reported step a deployment
+  // stopped, and recovery treats both alike; without the hook there is
+  // nothing to refine, so no journal write (two fsyncs) is spent on it.
+  if (!hooks.contains(name)) return {};
+  return Enter(ctx, point);
+}
+
 Result<DeploymentOutcome> Deployer::Deploy(const DeploymentRequest& request) {
   if (const auto& in_flight = journal_.in_flight()) {
     return Fail(ErrorCode::kConflict,
@@ -272,7 +282,9 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   }
   const auto& hooks = extracted->manifest.hooks;
 
-  if (auto ok = Enter(ctx, Step::kPreInstall); !ok) return std::unexpected(ok.error());
+  if (auto ok = EnterHookPoint(ctx, Step::kPreInstall, hooks, "pre_install"); !ok) {
+    return std::unexpected(ok.error());
+  }
   auto phase = RunHook(ctx, "pre_install", Step::kInstalling, hooks, staging, version, ctx.previous,
                        settings_.hook_timeout);
   if (!phase || *phase) return phase;
@@ -282,7 +294,9 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   }
   const fs::path release = layout_.ReleaseDir(app, version);
 
-  if (auto ok = Enter(ctx, Step::kPostInstall); !ok) return std::unexpected(ok.error());
+  if (auto ok = EnterHookPoint(ctx, Step::kPostInstall, hooks, "post_install"); !ok) {
+    return std::unexpected(ok.error());
+  }
   phase = RunHook(ctx, "post_install", Step::kInstalling, hooks, release, version, ctx.previous,
                   settings_.hook_timeout);
   if (!phase || *phase) return phase;
@@ -291,13 +305,17 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   if (auto ok = layout_.SwitchCurrent(app, version); !ok) {
     return io_failure(Step::kActivating, ok.error());
   }
-  if (auto ok = Enter(ctx, Step::kActivate); !ok) return std::unexpected(ok.error());
+  if (auto ok = EnterHookPoint(ctx, Step::kActivate, hooks, "activate"); !ok) {
+    return std::unexpected(ok.error());
+  }
   phase = RunHook(ctx, "activate", Step::kActivating, hooks, release, version, ctx.previous,
                   settings_.hook_timeout);
   if (!phase || *phase) return phase;
 
   if (auto ok = Enter(ctx, Step::kHealthChecking); !ok) return std::unexpected(ok.error());
-  if (auto ok = Enter(ctx, Step::kHealthCheck); !ok) return std::unexpected(ok.error());
+  if (auto ok = EnterHookPoint(ctx, Step::kHealthCheck, hooks, "health_check"); !ok) {
+    return std::unexpected(ok.error());
+  }
   return RunHook(ctx, "health_check", Step::kHealthChecking, hooks, release, version, ctx.previous,
                  settings_.health_check_timeout, settings_.health_check_attempts);
 }

@@ -148,6 +148,10 @@ class Deployer {
   DeploymentEvent MakeEvent(Context& ctx, Step step, std::string message = {},
                             std::string output = {}, std::optional<Step> failed = {});
   Result<void> Enter(Context& ctx, Step step, std::string message = {}, std::string output = {});
+  // Journals hook point `point` when the release declares hook `name`.
+  Result<void> EnterHookPoint(Context& ctx, Step point,
+                              const std::map<std::string, std::string>& hooks,
+                              const std::string& name);
 
   Phase InstallAndActivate(Context& ctx, const DeploymentRequest& request);
   Phase Observe(Context& ctx, const DeploymentRequest& request);
