@@ -493,7 +493,7 @@ net::awaitable<void> Fleet::Run(Agent& agent, Clock::duration start_after) {
 Result<void> RaiseOpenFiles(int agents) {
   rlimit limit{};
   getrlimit(RLIMIT_NOFILE, &limit);
-  const rlim_t want = static_cast<rlim_t>(agents) + 1024;
+  const rlim_t want = static_cast<rlim_t>(agents) + 64;
   if (limit.rlim_cur >= want) return {};
   rlimit raised{want, std::max(limit.rlim_max, want)};
   if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
