@@ -34,6 +34,10 @@ class AgentApiClient {
   // absolute, or the mirror URL as given (which must be https).
   Result<std::string> PackageUrl(const protocol::Assignment& assignment) const;
 
+  // The Retry-After of the last answer, a call or a package download (a 503
+  // of an overloaded coordinator), for the caller's backoff.
+  std::optional<std::chrono::seconds> retry_after() const { return http_.last_retry_after(); }
+
   HttpsClient& http() { return http_; }
   const std::string& server() const { return server_; }
   const std::string& credential() const { return credential_; }

@@ -11,7 +11,7 @@ Backoff::Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds ca
       cap_(std::max(cap, initial_)),
       random_(std::move(random)) {}
 
-std::chrono::milliseconds Backoff::Next() {
+std::chrono::milliseconds Backoff::Next(std::optional<std::chrono::seconds> retry_after) {
   // Double until the cap; stop counting once there so the shift never overflows.
   std::chrono::milliseconds nominal = initial_;
   for (int i = 0; i < doublings_ && nominal < cap_; ++i) nominal *= 2;
@@ -19,8 +19,14 @@ std::chrono::milliseconds Backoff::Next() {
   if (nominal < cap_) ++doublings_;
   const double r = std::clamp(random_(), 0.0, 1.0);
   const auto half = nominal.count() / 2;
-  return std::chrono::milliseconds(half + static_cast<std::chrono::milliseconds::rep>(
-                                              r * static_cast<double>(nominal.count() - half)));
+  const std::chrono::milliseconds delay(
+      half +
+      static_cast<std::chrono::milliseconds::rep>(r * static_cast<double>(nominal.count() - half)));
+  if (!retry_after || *retry_after <= std::chrono::seconds(0)) return delay;
+  const std::chrono::milliseconds asked = *retry_after;
+  return std::max(delay,
+                  asked + std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(
+                              r * static_cast<double>(asked.count()) / 2)));
 }
 
 Backoff::Random Backoff::SystemRandom() {

@@ -78,6 +78,16 @@ struct HttpsClient::Impl {
   HttpsSettings settings;
   CurlHandle curl;
   Tick tick;
+  std::optional<std::chrono::seconds> last_retry_after;
+
+  // The Retry-After of the transfer just ended (libcurl parses the header).
+  std::optional<std::chrono::seconds> RetryAfter() {
+    curl_off_t seconds = 0;
+    if (curl_easy_getinfo(curl.get(), CURLINFO_RETRY_AFTER, &seconds) != CURLE_OK || seconds <= 0) {
+      return std::nullopt;
+    }
+    return std::chrono::seconds(seconds);
+  }
 
   // State of the transfer in progress, for the callbacks.
   struct Transfer {
@@ -186,7 +196,7 @@ Result<HttpsClient> HttpsClient::Create(HttpsSettings settings) {
   if (kGlobal != CURLE_OK) return Fail(ErrorCode::kInternal, "libcurl failed to initialize");
   CurlHandle curl(curl_easy_init());
   if (!curl) return Fail(ErrorCode::kInternal, "libcurl: cannot make a handle");
-  return HttpsClient(std::make_unique<Impl>(Impl{std::move(settings), std::move(curl), {}}));
+  return HttpsClient(std::make_unique<Impl>(Impl{std::move(settings), std::move(curl), {}, {}}));
 }
 
 HttpsClient::HttpsClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -195,6 +205,10 @@ HttpsClient& HttpsClient::operator=(HttpsClient&&) noexcept = default;
 HttpsClient::~HttpsClient() = default;
 
 void HttpsClient::set_tick(Tick tick) { impl_->tick = std::move(tick); }
+
+std::optional<std::chrono::seconds> HttpsClient::last_retry_after() const {
+  return impl_->last_retry_after;
+}
 
 Result<HttpResponse> HttpsClient::Request(std::string_view method, const std::string& url,
                                           const std::string* json_body, const std::string& bearer,
@@ -206,6 +220,7 @@ Result<HttpResponse> HttpsClient::Request(std::string_view method, const std::st
   char error_text[CURL_ERROR_SIZE] = "";
   HeaderList headers;
   impl_->Prepare(url, bearer, headers, error_text);
+  impl_->last_retry_after.reset();
   headers.reset(curl_slist_append(headers.release(), "Accept: application/json"));
   HttpResponse response;
   curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(timeout.count()));
@@ -221,6 +236,8 @@ Result<HttpResponse> HttpsClient::Request(std::string_view method, const std::st
   const CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) return std::unexpected(Impl::TransportError(method, url, rc, error_text));
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
+  response.retry_after = impl_->RetryAfter();
+  impl_->last_retry_after = response.retry_after;
   return response;
 }
 
@@ -233,6 +250,7 @@ Result<HttpResponse> HttpsClient::Fetch(const std::string& url, const std::strin
   char error_text[CURL_ERROR_SIZE] = "";
   HeaderList headers;
   impl_->Prepare(url, bearer, headers, error_text);
+  impl_->last_retry_after.reset();
   Impl::Transfer transfer;
   transfer.self = impl_.get();
   transfer.handler = &handler;
@@ -250,6 +268,8 @@ Result<HttpResponse> HttpsClient::Fetch(const std::string& url, const std::strin
     return Fail(ErrorCode::kUnavailable, fmt::format("GET {}: abandoned by the receiver", url));
   }
   if (rc != CURLE_OK) return std::unexpected(Impl::TransportError("GET", url, rc, error_text));
+  transfer.response.retry_after = impl_->RetryAfter();
+  impl_->last_retry_after = transfer.response.retry_after;
   // An empty body never reached Write: tell the handler now.
   if (!transfer.started && !impl_->Start(transfer)) {
     return Fail(ErrorCode::kUnavailable, fmt::format("GET {}: abandoned by the receiver", url));

@@ -37,6 +37,8 @@ struct HttpsSettings {
 
 struct HttpResponse {
   long status = 0;
+  // The Retry-After of the answer (as seconds), when it had one.
+  std::optional<std::chrono::seconds> retry_after;
   std::string body;  // JSON answer (or, for a failed Fetch, up to 4 KiB of the error body)
 };
 
@@ -63,6 +65,10 @@ class HttpsClient {
   ~HttpsClient();
 
   void set_tick(Tick tick);
+
+  // The Retry-After of the last answer (Request or Fetch), as a 503 of an
+  // overloaded coordinator carries it; nullopt when it had none.
+  std::optional<std::chrono::seconds> last_retry_after() const;
 
   // GET (body == nullptr) or POST of a JSON body. `timeout` bounds the whole
   // request (a long poll passes its wait plus a margin).

@@ -153,7 +153,8 @@ struct AgentRunner::State {
 
   // Waits out the next backoff delay; true when asked to stop meanwhile.
   bool WaitBackoff() {
-    const auto delay = backoff.Next();
+    // An overloaded coordinator says when to come back (503 + Retry-After).
+    const auto delay = backoff.Next(api.retry_after());
     const auto deadline = std::chrono::steady_clock::now() + delay;
     // Wake for the watchdog while waiting.
     const auto step =

@@ -69,12 +69,34 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
   }
   if (json.contains("limits")) {
     const auto& limits = json["limits"];
-    if (auto ok = CheckObject(
-            limits, "limits",
-            {{"json_body_bytes", JsonType::kInteger}, {"upload_bytes", JsonType::kInteger}});
+    if (auto ok = CheckObject(limits, "limits",
+                              {{"json_body_bytes", JsonType::kInteger},
+                               {"upload_bytes", JsonType::kInteger},
+                               {"max_connections", JsonType::kInteger},
+                               {"reserved_connections", JsonType::kInteger},
+                               {"max_downloads", JsonType::kInteger},
+                               {"retry_after_seconds", JsonType::kInteger}});
         !ok) {
       return std::unexpected(ok.error());
     }
+    auto read = [&](const char* name, std::uint64_t& out) -> Result<void> {
+      if (!limits.contains(name)) return {};
+      auto v = Positive(limits[name], FieldPath("limits", name));
+      if (!v) return std::unexpected(v.error());
+      out = *v;
+      return {};
+    };
+    std::uint64_t retry_after = static_cast<std::uint64_t>(config.retry_after.count());
+    for (auto ok :
+         {read("max_connections", config.max_connections),
+          read("reserved_connections", config.reserved_connections),
+          read("max_downloads", config.max_downloads), read("retry_after_seconds", retry_after)}) {
+      if (!ok) return std::unexpected(ok.error());
+    }
+    if (retry_after > 3600) {
+      return Fail(ErrorCode::kInvalidArgument, "limits.retry_after_seconds: at most 3600");
+    }
+    config.retry_after = std::chrono::seconds(static_cast<std::chrono::seconds::rep>(retry_after));
     if (limits.contains("json_body_bytes")) {
       auto v = Positive(limits["json_body_bytes"], "limits.json_body_bytes");
       if (!v) return std::unexpected(v.error());
@@ -139,7 +161,13 @@ Result<CoordinatorConfig> CoordinatorConfig::Load(const std::filesystem::path& p
 nlohmann::json CoordinatorConfig::ToJson() const {
   return {{"listen", listen},
           {"hostnames", hostnames},
-          {"limits", {{"json_body_bytes", json_body_limit}, {"upload_bytes", upload_limit}}},
+          {"limits",
+           {{"json_body_bytes", json_body_limit},
+            {"upload_bytes", upload_limit},
+            {"max_connections", max_connections},
+            {"reserved_connections", reserved_connections},
+            {"max_downloads", max_downloads},
+            {"retry_after_seconds", retry_after.count()}}},
           {"timeouts",
            {{"handshake_seconds", handshake_timeout.count()},
             {"idle_seconds", idle_timeout.count()},

@@ -3,7 +3,11 @@
 //   {
 //     "listen": "127.0.0.1:8443",
 //     "hostnames": ["coordinator.example"],      // names in the server certificate
-//     "limits": {"json_body_bytes": 1048576, "upload_bytes": 4294967296},
+//     "limits": {"json_body_bytes": 1048576, "upload_bytes": 4294967296,
+//                "max_connections": 30000,        // past it, agent requests get 503
+//                "reserved_connections": 64,      // above the cap, for people only
+//                "max_downloads": 64,             // concurrent package downloads
+//                "retry_after_seconds": 10},      // Retry-After of those 503s
 //     "timeouts": {"handshake_seconds": 10, "idle_seconds": 60,
 //                  "io_seconds": 60, "shutdown_seconds": 10},
 //     "categories": ["major", "minor", "patch", "emergency"],
@@ -37,6 +41,10 @@ struct CoordinatorConfig {
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds io_timeout{60};
   std::chrono::seconds shutdown_timeout{10};
+  std::uint64_t max_connections = 30000;
+  std::uint64_t reserved_connections = 64;
+  std::uint64_t max_downloads = 64;
+  std::chrono::seconds retry_after{10};
   std::vector<std::string> categories = {"major", "minor", "patch", "emergency"};
   std::vector<std::string> trusted_keys;
   int workers = 4;

@@ -174,6 +174,10 @@ Result<void> Serve(const ServeOptions& options) {
   settings.io_timeout = config->io_timeout;
   settings.shutdown_timeout = config->shutdown_timeout;
   settings.workers = config->workers;
+  settings.max_connections = static_cast<std::size_t>(config->max_connections);
+  settings.reserved_connections = static_cast<std::size_t>(config->reserved_connections);
+  settings.max_downloads = static_cast<std::size_t>(config->max_downloads);
+  settings.retry_after = config->retry_after;
 
   Store& store_ref = **store;
   HttpServer server(

@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
 #include <boost/algorithm/string/predicate.hpp>
@@ -90,10 +91,36 @@ std::string BearerToken(std::string_view authorization) {
 struct Exchange {
   std::optional<Response> response;
   bool close = false;
+  std::optional<std::chrono::seconds> retry_after;  // sent as Retry-After
 };
 
 Exchange Refuse(const Error& error, bool close) {
-  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}}, close};
+  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}}, close, {}};
+}
+
+// The 503 of a limit: the client should come back after `retry_after`.
+Exchange Busy(std::string what, std::chrono::seconds retry_after) {
+  Exchange busy =
+      Refuse(Error(ErrorCode::kUnavailable,
+                   fmt::format("{}: retry after {} s (Retry-After)", what, retry_after.count())),
+             true);
+  busy.retry_after = retry_after;
+  return busy;
+}
+
+// Agents' traffic, which the connection cap applies to (enrollment included).
+bool IsAgentPath(std::string_view path) { return path.starts_with("/api/v1/agent/"); }
+
+// Raises the soft limit on open files to the hard one; returns the limit.
+rlim_t RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return raised.rlim_cur;
+  }
+  return limit.rlim_cur;
 }
 
 // Streamed file responses read the file in chunks of this size.
@@ -148,13 +175,15 @@ class HttpServer::Impl {
   struct Connection {
     Stream* stream = nullptr;
     bool busy = false;
+    // Accepted past max_connections: people's requests only.
+    bool over_cap = false;
   };
 
   net::awaitable<void> Accept();
   net::awaitable<void> Session(tcp::socket socket);
   net::awaitable<Exchange> Serve(Stream& stream, beast::flat_buffer& buffer,
                                  http::request_parser<http::empty_body>& header,
-                                 RequestContext& ctx);
+                                 RequestContext& ctx, bool over_cap);
   template <typename Parser>
   net::awaitable<beast::error_code> ReadBody(Stream& stream, beast::flat_buffer& buffer,
                                              Parser& parser);
@@ -200,6 +229,8 @@ class HttpServer::Impl {
   bool stopping_ = false;
   std::uint64_t next_connection_ = 0;
   std::map<std::uint64_t, Connection*> connections_;
+  std::size_t downloads_ = 0;  // Response::File being written. I/O thread only.
+  std::uint64_t refused_connections_ = 0;
   // Timers of long polls and periodic work: cancelled at shutdown. I/O thread only.
   std::set<net::steady_timer*> timers_;
 };
@@ -223,6 +254,9 @@ Result<void> HttpServer::Impl::Run() {
                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
                      net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
     SSL_CTX_set_min_proto_version(ssl_.native_handle(), TLS1_2_VERSION);
+    // OpenSSL frees a connection's record buffers (~34 KiB) while it is idle:
+    // most of our connections are long polls, idle for their whole wait.
+    SSL_CTX_set_mode(ssl_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     ssl_.use_certificate_chain_file(settings_.certificate_chain.string());
     ssl_.use_private_key_file(settings_.private_key.string(), net::ssl::context::pem);
   } catch (const boost::system::system_error& e) {
@@ -247,6 +281,14 @@ Result<void> HttpServer::Impl::Run() {
                                             settings_.port, ec.message()));
   }
   const std::uint16_t port = acceptor_.local_endpoint().port();
+  const rlim_t open_files = RaiseOpenFileLimit();
+  const std::size_t wanted = settings_.max_connections + settings_.reserved_connections + 64;
+  if (open_files != 0 && open_files != RLIM_INFINITY && open_files < wanted) {
+    spdlog::warn(
+        "the open-file limit ({}) is below max_connections + reserved_connections ({}): "
+        "connections past it are refused by the OS (raise LimitNOFILE / ulimit -n)",
+        open_files, wanted - 64);
+  }
   const std::string host = address.is_v6() ? fmt::format("[{}]", settings_.host) : settings_.host;
 
   // A peer that vanishes mid-write must not kill the daemon.
@@ -360,9 +402,18 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
   const auto peer = socket.remote_endpoint(ec);
   const std::string source =
       ec ? std::string("unknown") : fmt::format("{}:{}", peer.address().to_string(), peer.port());
+  if (connections_.size() >= settings_.max_connections + settings_.reserved_connections) {
+    // Past the reserve too: not even a handshake. Say so once in a while.
+    if (refused_connections_++ % 1000 == 0) {
+      spdlog::warn("{} connections open: closing new ones at once ({} so far)", connections_.size(),
+                   refused_connections_);
+    }
+    socket.close(ec);
+    co_return;
+  }
   Stream stream(std::move(socket), ssl_);
   const std::uint64_t id = ++next_connection_;
-  Connection connection{&stream, false};
+  Connection connection{&stream, false, connections_.size() >= settings_.max_connections};
   connections_[id] = &connection;
   struct Unregister {
     Impl* impl;
@@ -414,13 +465,22 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     auto request_id = RandomHex(8);
     ctx.request_id = request_id ? *request_id : "unknown";
     ctx.source = source;
-    Exchange exchange = co_await Serve(stream, buffer, header, ctx);
+    Exchange exchange = co_await Serve(stream, buffer, header, ctx, connection.over_cap);
+    if (exchange.response && exchange.response->file && downloads_ >= settings_.max_downloads) {
+      exchange = Busy(fmt::format("{} package downloads are in progress", downloads_),
+                      settings_.retry_after);
+    }
     if (!exchange.response) {
       tls_usable = false;
       break;
     }
     const bool keep_alive = client_keep_alive && !exchange.close && !stopping_;
     if (exchange.response->file) {
+      struct Downloading {
+        std::size_t& count;
+        explicit Downloading(std::size_t& c) : count(c) { ++count; }
+        ~Downloading() { --count; }
+      } downloading{downloads_};
       const bool written = co_await WriteFile(stream, ctx, version, keep_alive, *exchange.response);
       if (!written) ec = net::error::connection_aborted;
     } else {
@@ -429,6 +489,9 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
       response.set(http::field::content_type, "application/json");
       response.set(http::field::cache_control, "no-store");
       response.set("X-Request-Id", ctx.request_id);
+      if (exchange.retry_after) {
+        response.set(http::field::retry_after, std::to_string(exchange.retry_after->count()));
+      }
       response.body() = exchange.response->body.dump() + "\n";
       response.keep_alive(keep_alive);
       response.prepare_payload();
@@ -509,7 +572,7 @@ net::awaitable<Exchange> HttpServer::Impl::RefuseEarly(
 
 net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buffer& buffer,
                                                  http::request_parser<http::empty_body>& header,
-                                                 RequestContext& ctx) {
+                                                 RequestContext& ctx, bool over_cap) {
   const auto& request = header.get();
   const auto method = ToMethod(request.method());
   if (!method) {
@@ -526,6 +589,15 @@ net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
     auto query = ParseQuery(target.substr(question + 1));
     if (!query) co_return co_await RefuseEarly(stream, buffer, header, query.error());
     ctx.query = std::move(*query);
+  }
+  if (over_cap && IsAgentPath(ctx.path)) {
+    // Before authentication: a refused agent costs us no store read. Its
+    // (small) body is read first, so it reads our answer, not a reset.
+    const auto length = header.content_length();
+    if (header.chunked() || (length && *length > 0)) co_await Drain(stream, buffer, header);
+    co_return Busy(fmt::format("the coordinator holds its maximum of {} agent connections",
+                               settings_.max_connections),
+                   settings_.retry_after);
   }
   auto match = router_.Match(ctx.method, ctx.path);
   if (!match) co_return co_await RefuseEarly(stream, buffer, header, match.error());
@@ -627,7 +699,7 @@ net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
     }
     co_return Refuse(result.error(), false);
   }
-  co_return Exchange{std::move(*result), false};
+  co_return Exchange{std::move(*result), false, {}};
 }
 
 net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route,

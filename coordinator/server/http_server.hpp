@@ -18,6 +18,23 @@
 //      a Response::File is streamed from disk in chunks read on the pool.
 // Every read and write has a timeout; "Expect: 100-continue" is honoured.
 //
+// Limits that protect the server (issue 7 §3), each past its bound answered
+// 503 with "Retry-After: retry_after" and the connection closed:
+//   - time: the TLS handshake within handshake_timeout, each request header
+//     whole within idle_timeout of the previous answer, each piece of a body
+//     read or write within io_timeout (a slow or silent peer is dropped);
+//   - connections: a connection accepted while more than max_connections are
+//     open is served for people's (management and public) requests only; an
+//     agent request on it (any path under /api/v1/agent/) gets the 503. So
+//     agents never take the last reserved_connections slots, and `fabu` keeps
+//     working when a fleet storms in. A connection accepted while more than
+//     max_connections + reserved_connections are open is closed at once,
+//     before TLS (nothing can be said to it without a handshake);
+//   - downloads: a package download (Response::File) while max_downloads are
+//     being written gets the 503 instead of the file.
+// Run() raises the soft RLIMIT_NOFILE to the hard limit and warns when that
+// is below max_connections + reserved_connections.
+//
 // Threads: one I/O thread runs every connection's coroutine (so connection
 // bookkeeping needs no locks); blocking work (authentication, handlers) runs
 // on a thread pool of `workers` threads and resumes on the I/O thread.
@@ -31,6 +48,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -59,6 +77,10 @@ struct ServerSettings {
   std::chrono::seconds io_timeout{60};
   std::chrono::seconds shutdown_timeout{10};
   int workers = 4;
+  std::size_t max_connections = 30000;
+  std::size_t reserved_connections = 64;
+  std::size_t max_downloads = 64;
+  std::chrono::seconds retry_after{10};
 };
 
 // Resolves a bearer token to a user (runs on the worker pool).

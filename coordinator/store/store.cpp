@@ -2,6 +2,9 @@
 
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "coordinator/store/migrations.hpp"
 
 namespace fabu::coordinator {
@@ -49,8 +52,90 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& path) {
   return Connect(path);
 }
 
+Result<void> Store::RunInGroup(const std::function<bool(soci::session&)>& work) {
+  Writer self;
+  self.work = &work;
+  std::unique_lock lock(queue_mutex_);
+  queue_.push_back(&self);
+  self.wake.wait(lock, [&] { return self.done || queue_.front() == &self; });
+  if (!self.done) {
+    // Leading: take the queue as it is now (we are at its front).
+    const std::size_t n = std::min(queue_.size(), kMaxGroup);
+    std::vector<Writer*> group(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    // Writers arriving while the group commits queue behind it and form the next.
+    lock.unlock();
+    CommitGroup(group);
+    lock.lock();
+    ++group_commits_;
+    for (Writer* writer : group) {
+      queue_.pop_front();
+      writer->done = true;
+      if (writer != &self) writer->wake.notify_one();
+    }
+    if (!queue_.empty()) queue_.front()->wake.notify_one();
+  }
+  if (self.error) return std::unexpected(std::move(*self.error));
+  return {};
+}
+
+std::size_t Store::QueuedWrites() {
+  std::lock_guard lock(queue_mutex_);
+  return queue_.size();
+}
+
+std::uint64_t Store::GroupCommits() {
+  std::lock_guard lock(queue_mutex_);
+  return group_commits_;
+}
+
+void Store::CommitGroup(const std::vector<Writer*>& group) {
+  std::lock_guard lock(session_mutex_);
+  if (!open_) {
+    for (Writer* writer : group)
+      writer->error = Error(ErrorCode::kUnavailable, "the store is closed");
+    return;
+  }
+  soci::session& sql = *sql_;
+  try {
+    sql.begin();
+  } catch (const std::exception& e) {
+    for (Writer* writer : group)
+      writer->error = Error(ErrorCode::kIo, std::string("store: ") + e.what());
+    return;
+  }
+  try {
+    for (Writer* writer : group) {
+      sql << "SAVEPOINT fabu_write";
+      bool keep = false;
+      try {
+        keep = (*writer->work)(sql);
+      } catch (const std::exception& e) {
+        writer->error = Error(ErrorCode::kIo, std::string("store: ") + e.what());
+      }
+      // Undo only this writer's work. Should SQLite have ended the whole
+      // transaction (a full disk, an I/O error), this throws and the group fails.
+      if (!keep) sql << "ROLLBACK TO fabu_write";
+      sql << "RELEASE fabu_write";
+      writer->refused = !keep && !writer->error;
+    }
+    sql.commit();
+  } catch (const std::exception& e) {
+    try {
+      sql.rollback();
+    } catch (const std::exception&) {
+      // SQLite may have rolled back already.
+    }
+    const std::string message = std::string("store: the group commit failed: ") + e.what();
+    // Writers whose callback refused keep their own answer; every other one
+    // (kept work now lost, or never run) gets the group's failure.
+    for (Writer* writer : group) {
+      if (!writer->refused && !writer->error) writer->error = Error(ErrorCode::kIo, message);
+    }
+  }
+}
+
 void Store::Close() {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(session_mutex_);
   if (!open_) return;
   open_ = false;
   try {

@@ -1,15 +1,29 @@
 // The coordinator's store: one SQLite database through SOCI (DESIGN.md §6).
 //
 // Store owns one SOCI session. Every use goes through Read (a query) or Write
-// (one transaction that commits when the callback succeeds and rolls back
-// when it fails or throws). Both serialize on one mutex, so concurrent
-// requests never interleave inside a transaction: two approvers acting at the
-// same instant are applied one after the other and lose nothing. Calls block
-// (SQLite, fsync): run them on a worker pool, never on an I/O thread.
+// (a unit of work that commits when the callback succeeds and is undone when
+// it fails or throws). Calls block (SQLite, fsync): run them on a worker
+// pool, never on an I/O thread. Thread-safe.
+//
+// Writes are group-committed. Concurrent Write calls queue; the first in the
+// queue leads: it opens one transaction and runs every queued callback in
+// order, each inside its own SAVEPOINT, then commits once (one fsync for the
+// whole group). A callback that returns an error or throws is rolled back to
+// its savepoint, so it loses only its own work; the others are unaffected.
+// Every caller returns only after the shared COMMIT: a value from Write means
+// its work is durable. When the COMMIT itself fails, every caller of the
+// group gets the error (kIo) and none of the group's work is kept. Callbacks
+// of one group run one after another on the leader's thread, and each sees
+// the work of those before it, so two approvers acting at the same instant
+// are still applied one after the other and lose nothing, and the audit hash
+// chain stays one chain. A group holds at most kMaxGroup callbacks.
 //
 // Write hands the callback a Transaction, whose Audit() appends a hash-chained
-// audit entry (audit_log.hpp) in the same transaction: a mutation and its
-// audit entry are committed together or not at all.
+// audit entry (audit_log.hpp) in the same unit of work: a mutation and its
+// audit entry are committed together or not at all. A callback must not call
+// Read or Write of the same store (it would deadlock), and must not leave
+// effects outside the database that assume its commit (the group's COMMIT
+// may still fail).
 //
 // SOCI throws; Read and Write catch at this boundary and return an Error
 // (kIo for database failures, kInternal for anything else). The SQL used
@@ -22,11 +36,17 @@
 
 #include <soci/soci.h>
 
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "coordinator/audit/audit_log.hpp"
 #include "protocol/error.hpp"
@@ -64,10 +84,18 @@ class Store {
   // The schema version after migrations.
   int schema_version() const { return schema_version_; }
 
+  // Writes waiting for (or in) a group commit, and group commits so far
+  // (COMMITs attempted). For metrics and tests.
+  std::size_t QueuedWrites();
+  std::uint64_t GroupCommits();
+
+  // The most callbacks one group commit runs.
+  static constexpr std::size_t kMaxGroup = 512;
+
   // Runs `f(soci::session&)` -> Result<T> under the store lock.
   template <typename F>
   auto Read(F&& f) -> std::invoke_result_t<F, soci::session&> {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(session_mutex_);
     if (!open_) return Fail(ErrorCode::kUnavailable, "the store is closed");
     try {
       return std::forward<F>(f)(*sql_);
@@ -76,25 +104,20 @@ class Store {
     }
   }
 
-  // Runs `f(Transaction&)` -> Result<T> in one transaction; commits when it
-  // returns a value, rolls back when it returns an error or throws.
+  // Runs `f(Transaction&)` -> Result<T> in a group commit (above): its work
+  // is durable when it returns a value and the group committed; undone when
+  // it returns an error or throws (kIo then, with the exception's text).
   template <typename F>
   auto Write(const AuditOrigin& origin, F&& f) -> std::invoke_result_t<F, Transaction&> {
-    std::lock_guard lock(mutex_);
-    if (!open_) return Fail(ErrorCode::kUnavailable, "the store is closed");
-    try {
-      soci::transaction transaction(*sql_);
-      Transaction tx(*sql_, origin);
-      auto result = std::forward<F>(f)(tx);
-      if (result) {
-        transaction.commit();
-      } else {
-        transaction.rollback();
-      }
-      return result;
-    } catch (const std::exception& e) {
-      return Fail(ErrorCode::kIo, std::string("store: ") + e.what());
-    }
+    using R = std::invoke_result_t<F, Transaction&>;
+    std::optional<R> result;
+    const std::function<bool(soci::session&)> work = [&](soci::session& sql) {
+      Transaction tx(sql, origin);
+      result.emplace(std::forward<F>(f)(tx));
+      return result->has_value();
+    };
+    if (auto done = RunInGroup(work); !done) return std::unexpected(std::move(done.error()));
+    return std::move(*result);
   }
 
   // Checkpoints the WAL and closes the session; later calls fail kUnavailable.
@@ -104,7 +127,26 @@ class Store {
   Store() = default;
   static Result<std::unique_ptr<Store>> Connect(const std::filesystem::path& path);
 
-  std::mutex mutex_;
+  // One caller of Write waiting in the queue (lives on its caller's stack).
+  struct Writer {
+    const std::function<bool(soci::session&)>* work = nullptr;
+    std::optional<Error> error;  // set when it threw, or its kept work was lost
+    bool refused = false;        // its callback returned an error (its own answer)
+    bool done = false;
+    std::condition_variable wake;
+  };
+
+  // Queues `work`; returns once its group committed (or failed). An error is
+  // the callback's exception, or the group's failure; a callback's own
+  // returned error is not one (its result carries it).
+  Result<void> RunInGroup(const std::function<bool(soci::session&)>& work);
+  // The leader's part: runs `group` in one transaction under the session lock.
+  void CommitGroup(const std::vector<Writer*>& group);
+
+  std::mutex queue_mutex_;           // guards queue_
+  std::deque<Writer*> queue_;        // waiting writers; the front one leads
+  std::uint64_t group_commits_ = 0;  // guarded by queue_mutex_
+  std::mutex session_mutex_;         // guards sql_ and open_
   std::unique_ptr<soci::session> sql_;
   bool open_ = false;
   int schema_version_ = 0;

@@ -70,6 +70,19 @@ TEST(BackoffTest, ResetStartsOverAfterASuccess) {
   EXPECT_EQ(backoff.Next(), milliseconds(500));
 }
 
+TEST(BackoffTest, RetryAfterIsAFloorSpreadByUpToHalfOfIt) {
+  // Given a 503 asking for 10 s, the agent should wait 10 to 15 s even when
+  // its own backoff is shorter, and its own backoff when that is longer.
+  Backoff low(seconds(1), seconds(60), Fixed(0.0));
+  EXPECT_EQ(low.Next(seconds(10)), seconds(10));
+  Backoff high(seconds(1), seconds(60), Fixed(0.999));
+  const auto spread = high.Next(seconds(10));
+  EXPECT_GE(spread, milliseconds(14900));
+  EXPECT_LE(spread, seconds(15));
+  Backoff long_own(seconds(40), seconds(60), Fixed(0.0));
+  EXPECT_EQ(long_own.Next(seconds(2)), seconds(20));
+}
+
 // ---- Config and credential --------------------------------------------------
 
 AgentConfig SampleConfig() {

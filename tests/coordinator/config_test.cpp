@@ -26,6 +26,22 @@ TEST(ConfigTest, TyposAreRefusedWithTheirPath) {
   EXPECT_NE(zero.error().message().find("workers"), std::string::npos);
 }
 
+TEST(ConfigTest, ConnectionAndDownloadLimitsAreRead) {
+  auto config = CoordinatorConfig::FromJson(nlohmann::json::parse(
+      R"({"limits": {"max_connections": 25000, "reserved_connections": 16,
+                     "max_downloads": 8, "retry_after_seconds": 30}})"));
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->max_connections, 25000u);
+  EXPECT_EQ(config->reserved_connections, 16u);
+  EXPECT_EQ(config->max_downloads, 8u);
+  EXPECT_EQ(config->retry_after, std::chrono::seconds(30));
+  EXPECT_EQ(CoordinatorConfig::FromJson(config->ToJson())->max_downloads, 8u);
+  auto zero =
+      CoordinatorConfig::FromJson(nlohmann::json::parse(R"({"limits": {"max_connections": 0}})"));
+  ASSERT_FALSE(zero);
+  EXPECT_NE(zero.error().message().find("limits.max_connections"), std::string::npos);
+}
+
 TEST(ConfigTest, ListenAddresses) {
   auto v4 = ParseListenAddress("127.0.0.1:0");
   ASSERT_TRUE(v4);

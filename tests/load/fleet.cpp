@@ -1,0 +1,742 @@
+// clang-format off
+#include <utility>  // before any Boost.Asio header: asio/awaitable.hpp needs it with g++ 12
+// clang-format on
+
+#include "tests/load/fleet.hpp"
+
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "protocol/agent_api.hpp"
+#include "protocol/deployment_event.hpp"
+
+namespace fabu::load {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Stream = beast::ssl_stream<beast::tcp_stream>;
+using Clock = std::chrono::steady_clock;
+using protocol::Step;
+
+std::int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t WallSeconds() { return WallMs() / 1000; }
+
+// The steps fabu-agent reports, in order (protocol/deployment_event.hpp).
+// (Namespace-scope arrays: g++ 12 miscompiles a braced list in a coroutine.)
+constexpr std::array<Step, 2> kStepsToDownload = {Step::kAssigned, Step::kDownloading};
+constexpr std::array<Step, 3> kStepsToInstall = {Step::kDownloaded, Step::kVerified,
+                                                 Step::kInstalling};
+constexpr std::array<Step, 3> kStepsToSucceed = {Step::kActivating, Step::kHealthChecking,
+                                                 Step::kSucceeded};
+
+// What the whole fleet shares across I/O threads.
+struct Shared {
+  std::atomic<int> held{0};  // connections with a finished handshake
+  std::atomic<int> max_held{0};
+  std::atomic<int> enrolled{0};
+  std::atomic<int> polling{0};  // agents inside a long poll right now
+  std::atomic<int> assigned{0};
+  std::atomic<int> done{0};  // deployment final (its last event acknowledged)
+  std::atomic<int> succeeded{0};
+  std::atomic<int> failed{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> ingested{0};  // extra events acknowledged
+  std::mutex files;                        // credentials file, assignments file
+  std::ofstream credentials;
+  std::ofstream assignments;
+};
+
+// Per I/O thread: latencies and errors, merged at the end.
+struct ThreadStats {
+  std::map<std::string, std::vector<std::uint32_t>> micros;
+  std::map<std::string, std::uint64_t> errors;
+  std::uint64_t requests = 0;
+  std::uint64_t extra_acked = 0;
+  std::int64_t extra_first_ms = 0, extra_last_ms = 0;
+};
+
+struct Agent {
+  int index = 0;
+  std::string name;
+  std::string credential;
+  bool fails = false;
+  std::optional<Stream> stream;
+  beast::flat_buffer buffer;
+};
+
+struct Answer {
+  int status = 0;  // 0: the connection broke (counted in errors)
+  std::string body;
+  std::optional<std::chrono::seconds> retry_after;
+};
+
+protocol::Inventory SimulatedInventory(const std::string& name) {
+  protocol::Inventory inventory;
+  inventory.hostname = name;
+  inventory.os = "linux";
+  inventory.kernel = "6.1.0-load";
+  inventory.arch = "x86_64";
+  inventory.cpus = 4;
+  inventory.memory_bytes = std::uint64_t{8} << 30;
+  inventory.agent_version = "fabu-loadgen";
+  return inventory;
+}
+
+// A batch of one event (not a braced list: see kStepsToDownload).
+std::vector<protocol::DeploymentEvent> One(protocol::DeploymentEvent event) {
+  std::vector<protocol::DeploymentEvent> events;
+  events.push_back(std::move(event));
+  return events;
+}
+
+class Fleet {
+ public:
+  Fleet(const FleetOptions& options, Shared& shared, net::io_context& io, ThreadStats& stats)
+      : options_(options), shared_(shared), io_(io), stats_(stats) {
+    tls_.load_verify_file(options_.ca.string());
+    tls_.set_verify_mode(net::ssl::verify_peer);
+    // Idle long polls need no record buffers.
+    SSL_CTX_set_mode(tls_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  }
+
+  net::awaitable<void> Run(Agent& agent, Clock::duration start_after);
+  // Opens the ingestion gate (SIGUSR1): agents waiting at it send their
+  // extra events. Call on this fleet's I/O thread.
+  void OpenGate() {
+    gate_open_ = true;
+    gate_.cancel();
+  }
+
+ private:
+  net::awaitable<bool> Connect(Agent& agent);
+  net::awaitable<Answer> Call(Agent& agent, http::verb verb, const std::string& target,
+                              const std::string* body, const std::string& type,
+                              std::chrono::seconds timeout);
+  net::awaitable<bool> Download(Agent& agent, const protocol::Assignment& assignment);
+  net::awaitable<bool> Report(Agent& agent, std::vector<protocol::DeploymentEvent> events);
+  net::awaitable<void> Pause(std::chrono::milliseconds delay);
+  net::awaitable<void> Deploy(Agent& agent, const protocol::Assignment& assignment);
+  void Drop(Agent& agent);
+  void Error(const std::string& kind) { ++stats_.errors[kind]; }
+
+  const FleetOptions& options_;
+  Shared& shared_;
+  net::io_context& io_;
+  ThreadStats& stats_;
+  net::ssl::context tls_{net::ssl::context::tls_client};
+  std::mt19937_64 random_{std::random_device{}()};
+  // Never expires: waiting on it parks an agent until OpenGate cancels it.
+  net::steady_timer gate_{io_, Clock::time_point::max()};
+  bool gate_open_ = false;
+};
+
+void Fleet::Drop(Agent& agent) {
+  if (!agent.stream) return;
+  beast::error_code ignored;
+  beast::get_lowest_layer(*agent.stream).socket().close(ignored);
+  agent.stream.reset();
+  agent.buffer.clear();
+  --shared_.held;
+}
+
+net::awaitable<void> Fleet::Pause(std::chrono::milliseconds delay) {
+  net::steady_timer timer(io_, delay);
+  beast::error_code ec;
+  co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+}
+
+net::awaitable<bool> Fleet::Connect(Agent& agent) {
+  agent.stream.emplace(io_, tls_);
+  auto& layer = beast::get_lowest_layer(*agent.stream);
+  beast::error_code ec;
+  const auto started = Clock::now();
+  layer.expires_after(std::chrono::seconds(30));
+  co_await layer.async_connect(tcp::endpoint(net::ip::make_address(options_.host), options_.port),
+                               net::redirect_error(net::use_awaitable, ec));
+  if (ec) {
+    Error("connect: " + ec.message());
+    agent.stream.reset();
+    co_return false;
+  }
+  co_await agent.stream->async_handshake(net::ssl::stream_base::client,
+                                         net::redirect_error(net::use_awaitable, ec));
+  if (ec) {
+    Error("tls handshake: " + ec.message());
+    agent.stream.reset();
+    co_return false;
+  }
+  stats_.micros["connect+tls"].push_back(static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count()));
+  const int held = ++shared_.held;
+  int seen = shared_.max_held.load();
+  while (held > seen && !shared_.max_held.compare_exchange_weak(seen, held)) {
+  }
+  co_return true;
+}
+
+net::awaitable<Answer> Fleet::Call(Agent& agent, http::verb verb, const std::string& target,
+                                   const std::string* body, const std::string& type,
+                                   std::chrono::seconds timeout) {
+  Answer answer;
+  if (!agent.stream && !co_await Connect(agent)) co_return answer;
+  http::request<http::string_body> request{verb, target, 11};
+  request.set(http::field::host, options_.host);
+  request.set(http::field::user_agent, "fabu-loadgen");
+  if (!agent.credential.empty()) {
+    request.set(http::field::authorization, "Bearer " + agent.credential);
+  }
+  if (body != nullptr) {
+    request.set(http::field::content_type, "application/json");
+    request.body() = *body;
+  }
+  request.keep_alive(true);
+  request.prepare_payload();
+  auto& layer = beast::get_lowest_layer(*agent.stream);
+  beast::error_code ec;
+  const auto started = Clock::now();
+  layer.expires_after(timeout);
+  co_await http::async_write(*agent.stream, request, net::redirect_error(net::use_awaitable, ec));
+  http::response<http::string_body> response;
+  if (!ec) {
+    co_await http::async_read(*agent.stream, agent.buffer, response,
+                              net::redirect_error(net::use_awaitable, ec));
+  }
+  ++stats_.requests;
+  if (ec) {
+    Error(fmt::format("{}: {}", type, ec == beast::error::timeout ? "timeout" : ec.message()));
+    Drop(agent);
+    co_return answer;
+  }
+  stats_.micros[type].push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count(),
+      std::numeric_limits<std::uint32_t>::max())));
+  answer.status = static_cast<int>(response.result_int());
+  answer.body = std::move(response.body());
+  if (auto after = response[http::field::retry_after]; !after.empty()) {
+    int seconds = 0;
+    if (std::from_chars(after.data(), after.data() + after.size(), seconds).ec == std::errc()) {
+      answer.retry_after = std::chrono::seconds(seconds);
+    }
+  }
+  if (answer.status >= 300) Error(fmt::format("{}: HTTP {}", type, answer.status));
+  if (!response.keep_alive()) Drop(agent);
+  co_return answer;
+}
+
+net::awaitable<bool> Fleet::Download(Agent& agent, const protocol::Assignment& assignment) {
+  if (!agent.stream && !co_await Connect(agent)) co_return false;
+  const std::string target =
+      assignment.package_url.empty() || assignment.package_url.starts_with("https://")
+          ? std::string(protocol::kAgentPackagesPath) + assignment.package_id
+          : assignment.package_url;
+  http::request<http::empty_body> request{http::verb::get, target, 11};
+  request.set(http::field::host, options_.host);
+  request.set(http::field::authorization, "Bearer " + agent.credential);
+  request.keep_alive(true);
+  auto& layer = beast::get_lowest_layer(*agent.stream);
+  beast::error_code ec;
+  const auto started = Clock::now();
+  layer.expires_after(std::chrono::seconds(60));
+  co_await http::async_write(*agent.stream, request, net::redirect_error(net::use_awaitable, ec));
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  std::uint64_t received = 0;
+  if (!ec) {
+    co_await http::async_read_header(*agent.stream, agent.buffer, parser,
+                                     net::redirect_error(net::use_awaitable, ec));
+  }
+  char chunk[16 * 1024];
+  while (!ec && !parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof chunk;
+    layer.expires_after(std::chrono::seconds(60));
+    co_await http::async_read_some(*agent.stream, agent.buffer, parser,
+                                   net::redirect_error(net::use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    received += sizeof chunk - parser.get().body().size;
+  }
+  ++stats_.requests;
+  if (ec) {
+    Error("download: " + ec.message());
+    Drop(agent);
+    co_return false;
+  }
+  stats_.micros["download"].push_back(static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count()));
+  const int status = static_cast<int>(parser.get().result_int());
+  if (!parser.get().keep_alive()) Drop(agent);
+  if (status != 200) {
+    Error(fmt::format("download: HTTP {}", status));
+    co_return false;
+  }
+  if (received != assignment.package_size) {
+    Error("download: size differs from the assignment's");
+    co_return false;
+  }
+  co_return true;
+}
+
+// Posts `events`; retries (bounded) until the coordinator acknowledged them.
+net::awaitable<bool> Fleet::Report(Agent& agent, std::vector<protocol::DeploymentEvent> events) {
+  protocol::EventBatch batch{std::move(events)};
+  const std::string body = protocol::EventBatchToJson(batch).dump();
+  for (int attempt = 0; attempt < 20 && !shared_.stopping; ++attempt) {
+    Answer answer = co_await Call(agent, http::verb::post, std::string(protocol::kEventsPath),
+                                  &body, "events", std::chrono::seconds(60));
+    if (answer.status == 200) co_return true;
+    if (answer.status >= 400 && answer.status < 500) co_return false;
+    co_await Pause(answer.retry_after ? std::chrono::milliseconds(*answer.retry_after)
+                                      : std::chrono::milliseconds(500 + random_() % 1000));
+  }
+  co_return false;
+}
+
+net::awaitable<void> Fleet::Deploy(Agent& agent, const protocol::Assignment& assignment) {
+  const std::int64_t assigned_ms = WallMs();
+  ++shared_.assigned;
+  std::uint64_t sequence = 0;
+  auto event = [&](Step step) {
+    protocol::DeploymentEvent e;
+    e.deployment = assignment.deployment;
+    e.sequence = ++sequence;
+    e.step = step;
+    e.app = assignment.app;
+    e.version = assignment.version;
+    e.time = WallSeconds();
+    return e;
+  };
+  bool ok = true;
+  for (Step step : kStepsToDownload) {
+    ok = ok && co_await Report(agent, One(event(step)));
+  }
+  if (ok && !options_.skip_download && !assignment.package_id.empty()) {
+    if (!co_await Download(agent, assignment)) {
+      auto failed = event(Step::kFailed);
+      failed.failed_step = Step::kDownloading;
+      failed.message = "fabu-loadgen: the download failed";
+      co_await Report(agent, One(failed));
+      ok = false;
+    }
+  }
+  Step final_step = Step::kSucceeded;
+  if (ok) {
+    for (Step step : kStepsToInstall) {
+      ok = ok && co_await Report(agent, One(event(step)));
+    }
+  }
+  if (ok && agent.fails) {
+    auto failed = event(Step::kFailed);
+    failed.failed_step = Step::kInstalling;
+    failed.message = "fabu-loadgen: simulated failure (--fail-fraction)";
+    ok = co_await Report(agent, One(failed));
+    final_step = Step::kFailed;
+  } else if (ok) {
+    for (Step step : kStepsToSucceed) {
+      ok = ok && co_await Report(agent, One(event(step)));
+    }
+  }
+  const std::int64_t final_ms = WallMs();
+  if (ok && final_step == Step::kSucceeded) ++shared_.succeeded;
+  if (!ok || final_step == Step::kFailed) ++shared_.failed;
+  {
+    std::lock_guard lock(shared_.files);
+    if (shared_.assignments.is_open()) {
+      shared_.assignments << agent.name << ' ' << assignment.deployment << ' ' << assigned_ms << ' '
+                          << final_ms << ' ' << (ok ? protocol::StepName(final_step) : "error")
+                          << '\n';
+    }
+  }
+  ++shared_.done;
+  // Ingestion: more events for the same (now final) deployment, once the
+  // gate opens (so ingestion is measured apart from the rollout).
+  if (ok && options_.extra_events > 0 && !gate_open_) {
+    beast::error_code ec;
+    co_await gate_.async_wait(net::redirect_error(net::use_awaitable, ec));
+  }
+  for (int sent = 0; ok && sent < options_.extra_events && !shared_.stopping;) {
+    std::vector<protocol::DeploymentEvent> events;
+    for (int i = 0; i < options_.events_per_post && sent < options_.extra_events; ++i, ++sent) {
+      auto e = event(final_step);
+      e.message = "fabu-loadgen: ingestion";
+      events.push_back(std::move(e));
+    }
+    const std::size_t n = events.size();
+    if (!co_await Report(agent, std::move(events))) break;
+    const std::int64_t now = WallMs();
+    if (stats_.extra_first_ms == 0) stats_.extra_first_ms = now;
+    stats_.extra_last_ms = std::max(stats_.extra_last_ms, now);
+    stats_.extra_acked += n;
+    shared_.ingested += n;
+  }
+}
+
+net::awaitable<void> Fleet::Run(Agent& agent, Clock::duration start_after) {
+  {
+    net::steady_timer ramp(io_, start_after);
+    beast::error_code ec;
+    co_await ramp.async_wait(net::redirect_error(net::use_awaitable, ec));
+  }
+  bool inventory_sent = false;
+  std::optional<std::string> finished;  // the deployment this agent completed
+  const auto retry = [&](const Answer& answer) -> std::chrono::milliseconds {
+    if (answer.retry_after) {
+      const auto base = std::chrono::duration_cast<std::chrono::milliseconds>(*answer.retry_after);
+      return base + std::chrono::milliseconds(random_() % (base.count() / 2 + 1));
+    }
+    return std::chrono::milliseconds(500 + random_() % 1500);
+  };
+  while (!shared_.stopping) {
+    if (agent.credential.empty()) {
+      protocol::EnrollRequest enroll;
+      enroll.token = options_.enroll_token;
+      enroll.name = agent.name;
+      enroll.labels = options_.labels;
+      enroll.inventory = SimulatedInventory(agent.name);
+      const std::string body = protocol::EnrollRequestToJson(enroll).dump();
+      Answer answer = co_await Call(agent, http::verb::post, std::string(protocol::kEnrollPath),
+                                    &body, "enroll", std::chrono::seconds(60));
+      if (answer.status != 201) {
+        if (answer.status == 401 || answer.status == 403) {
+          Error("enroll refused: giving up on this agent");
+          co_return;
+        }
+        co_await Pause(retry(answer));
+        continue;
+      }
+      auto json = nlohmann::json::parse(answer.body, nullptr, false);
+      auto response = protocol::EnrollResponseFromJson(json);
+      if (!response) {
+        Error("enroll: malformed answer");
+        co_return;
+      }
+      agent.credential = response->credential;
+      ++shared_.enrolled;
+      std::lock_guard lock(shared_.files);
+      if (shared_.credentials.is_open()) {
+        shared_.credentials << agent.name << ' ' << agent.credential << '\n' << std::flush;
+      }
+    }
+    if (options_.until == Until::kEnrolled) co_return;
+    if (!inventory_sent) {
+      const std::string body = protocol::InventoryToJson(SimulatedInventory(agent.name)).dump();
+      Answer answer = co_await Call(agent, http::verb::post, std::string(protocol::kInventoryPath),
+                                    &body, "inventory", std::chrono::seconds(60));
+      if (answer.status != 200) {
+        co_await Pause(retry(answer));
+        continue;
+      }
+      inventory_sent = true;
+    }
+    const std::string target =
+        fmt::format("{}?wait={}", protocol::kAssignmentPath, options_.poll_wait_seconds);
+    ++shared_.polling;
+    Answer answer = co_await Call(agent, http::verb::get, target, nullptr, "poll",
+                                  std::chrono::seconds(options_.poll_wait_seconds + 30));
+    --shared_.polling;
+    if (answer.status != 200) {
+      co_await Pause(retry(answer));
+      continue;
+    }
+    auto json = nlohmann::json::parse(answer.body, nullptr, false);
+    auto assignment = protocol::AssignmentResponseFromJson(json);
+    if (!assignment) {
+      Error("poll: malformed answer");
+      co_await Pause(retry(answer));
+      continue;
+    }
+    if (!*assignment || (finished && (*assignment)->deployment == *finished)) {
+      if (*assignment) co_await Pause(std::chrono::seconds(1));  // repeated until acked
+      continue;
+    }
+    co_await Deploy(agent, **assignment);
+    finished = (*assignment)->deployment;
+  }
+}
+
+Result<void> RaiseOpenFiles(int agents) {
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  const rlim_t want = static_cast<rlim_t>(agents) + 64;
+  if (limit.rlim_cur >= want) return {};
+  rlimit raised{want, std::max(limit.rlim_max, want)};
+  if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("{} agents need {} open files; the limit is {} (hard {}): raise it "
+                            "(ulimit -Hn, or run as root)",
+                            agents, want, limit.rlim_cur, limit.rlim_max));
+  }
+  return {};
+}
+
+std::map<std::string, std::string> ReadCredentials(const std::filesystem::path& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  std::string name, credential;
+  while (in >> name >> credential) out[name] = credential;
+  return out;
+}
+
+LatencySummary Summarize(std::vector<std::uint32_t>& micros) {
+  LatencySummary s;
+  if (micros.empty()) return s;
+  std::sort(micros.begin(), micros.end());
+  auto at = [&](double p) {
+    const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(micros.size())));
+    return static_cast<double>(micros[std::clamp<std::size_t>(rank, 1, micros.size()) - 1]) / 1000;
+  };
+  s.count = micros.size();
+  s.p50_ms = at(0.50);
+  s.p99_ms = at(0.99);
+  s.max_ms = static_cast<double>(micros.back()) / 1000;
+  return s;
+}
+
+void WriteStatus(const FleetOptions& options, const Shared& shared, double elapsed) {
+  if (options.status_file.empty()) return;
+  const auto temp = options.status_file.string() + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << fmt::format(
+        "elapsed {:.1f} held {} enrolled {} polling {} assigned {} done {} succeeded {} failed "
+        "{} ingested {}\n",
+        elapsed, shared.held.load(), shared.enrolled.load(), shared.polling.load(),
+        shared.assigned.load(), shared.done.load(), shared.succeeded.load(), shared.failed.load(),
+        shared.ingested.load());
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, options.status_file, ec);
+}
+
+}  // namespace
+
+std::string FleetReport::Text() const {
+  std::string out = fmt::format(
+      "fabu-loadgen: {} agents, {:.1f} s; enrolled {}; connections held at the end {} (max {})\n"
+      "requests {} ({:.0f}/s); assignments received {}; finished: {} succeeded, {} failed\n",
+      agents, seconds, enrolled, held_at_end, max_held, requests, requests_per_second, assigned,
+      succeeded, failed);
+  out += fmt::format("{:<14} {:>9} {:>10} {:>10} {:>10}\n", "request", "count", "p50 ms", "p99 ms",
+                     "max ms");
+  for (const auto& [type, s] : latency) {
+    out += fmt::format("{:<14} {:>9} {:>10.2f} {:>10.2f} {:>10.2f}\n", type, s.count, s.p50_ms,
+                       s.p99_ms, s.max_ms);
+  }
+  if (extra_events_acked > 0) {
+    out += fmt::format("extra events acknowledged: {} in {:.2f} s = {:.0f} events/s\n",
+                       extra_events_acked, extra_events_seconds,
+                       extra_events_seconds > 0
+                           ? static_cast<double>(extra_events_acked) / extra_events_seconds
+                           : 0.0);
+  }
+  out += errors.empty() ? "errors: none\n" : "errors:\n";
+  for (const auto& [kind, n] : errors) out += fmt::format("  {:>8}  {}\n", n, kind);
+  return out;
+}
+
+std::string FleetReport::Json() const {
+  nlohmann::json j = {{"seconds", seconds},
+                      {"agents", agents},
+                      {"enrolled", enrolled},
+                      {"held_at_end", held_at_end},
+                      {"max_held", max_held},
+                      {"assigned", assigned},
+                      {"succeeded", succeeded},
+                      {"failed", failed},
+                      {"requests", requests},
+                      {"requests_per_second", requests_per_second},
+                      {"extra_events_acked", extra_events_acked},
+                      {"extra_events_seconds", extra_events_seconds},
+                      {"errors", errors}};
+  for (const auto& [type, s] : latency) {
+    j["latency"][type] = {
+        {"count", s.count}, {"p50_ms", s.p50_ms}, {"p99_ms", s.p99_ms}, {"max_ms", s.max_ms}};
+  }
+  return j.dump(2);
+}
+
+Result<FleetReport> RunFleet(const FleetOptions& options) {
+  if (options.agents < 1 || options.threads < 1 || options.connect_rate < 1) {
+    return Fail(ErrorCode::kInvalidArgument, "agents, threads and connect rate must be positive");
+  }
+  if (auto ok = RaiseOpenFiles(options.agents); !ok) return std::unexpected(ok.error());
+  Shared shared;
+  std::map<std::string, std::string> saved;
+  if (!options.credentials.empty()) {
+    saved = ReadCredentials(options.credentials);
+    shared.credentials.open(options.credentials, std::ios::app);
+    if (!shared.credentials) {
+      return Fail(ErrorCode::kIo, fmt::format("cannot write the credentials file {}",
+                                              options.credentials.string()));
+    }
+  }
+  if (!options.assignments_out.empty()) {
+    shared.assignments.open(options.assignments_out, std::ios::trunc);
+    if (!shared.assignments) {
+      return Fail(ErrorCode::kIo, fmt::format("cannot write {}", options.assignments_out.string()));
+    }
+  }
+
+  std::vector<Agent> agents(static_cast<std::size_t>(options.agents));
+  std::mt19937_64 random(options.seed);
+  int missing = 0;
+  for (int i = 0; i < options.agents; ++i) {
+    Agent& a = agents[static_cast<std::size_t>(i)];
+    a.index = i;
+    a.name = fmt::format("{}{:05d}", options.name_prefix, i + 1);
+    if (auto it = saved.find(a.name); it != saved.end()) {
+      a.credential = it->second;
+      ++shared.enrolled;
+    } else {
+      ++missing;
+    }
+    a.fails = std::uniform_real_distribution<double>(0, 1)(random) < options.fail_fraction;
+  }
+  if (missing > 0 && options.enroll_token.empty()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{} agent(s) have no saved credential: give --enroll-token", missing));
+  }
+
+  const int threads = options.threads;
+  std::vector<std::unique_ptr<net::io_context>> ios;
+  std::vector<ThreadStats> stats(static_cast<std::size_t>(threads));
+  std::vector<std::unique_ptr<Fleet>> fleets;
+  try {
+    for (int t = 0; t < threads; ++t) {
+      ios.push_back(std::make_unique<net::io_context>(1));
+      fleets.push_back(std::make_unique<Fleet>(options, shared, *ios.back(),
+                                               stats[static_cast<std::size_t>(t)]));
+    }
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("TLS set-up ({}): {}", options.ca.string(), e.what()));
+  }
+  for (int i = 0; i < options.agents; ++i) {
+    const auto t = static_cast<std::size_t>(i % threads);
+    const auto start_after =
+        std::chrono::microseconds(std::int64_t{i} * 1000000 / options.connect_rate);
+    net::co_spawn(*ios[t], fleets[t]->Run(agents[static_cast<std::size_t>(i)], start_after),
+                  // An agent that gives up (refused enrollment) just ends.
+                  net::detached);
+  }
+
+  const auto started = Clock::now();
+  const auto deadline = started + options.run_for;
+  // The control loop: status every second, the stop conditions, signals.
+  net::io_context control(1);
+  net::signal_set signals(control, SIGINT, SIGTERM);
+  net::signal_set gate_signal(control, SIGUSR1);
+  gate_signal.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    for (std::size_t t = 0; t < ios.size(); ++t) {
+      net::post(*ios[t], [fleet = fleets[t].get()] { fleet->OpenGate(); });
+    }
+  });
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (!ec) shared.stopping = true;
+  });
+  net::steady_timer tick(control);
+  std::function<void()> arm = [&] {
+    tick.expires_after(std::chrono::seconds(1));
+    tick.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+      WriteStatus(options, shared, elapsed);
+      const bool finished =
+          (options.until == Until::kDone && shared.done.load() >= options.agents) ||
+          (options.until == Until::kEnrolled && shared.enrolled.load() >= options.agents);
+      if (finished || Clock::now() >= deadline) shared.stopping = true;
+      if (shared.stopping) {
+        for (auto& io : ios) io->stop();
+        signals.cancel();
+        gate_signal.cancel();
+        return;
+      }
+      arm();
+    });
+  };
+  arm();
+  std::vector<std::thread> workers;
+  for (auto& io : ios) workers.emplace_back([&io] { io->run(); });
+  control.run();
+  for (auto& io : ios) io->stop();
+  for (auto& worker : workers) worker.join();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  WriteStatus(options, shared, elapsed);
+
+  FleetReport report;
+  report.seconds = elapsed;
+  report.agents = options.agents;
+  report.enrolled = shared.enrolled;
+  report.held_at_end = shared.held;
+  report.max_held = shared.max_held;
+  report.assigned = shared.assigned;
+  report.succeeded = shared.succeeded;
+  report.failed = shared.failed;
+  std::map<std::string, std::vector<std::uint32_t>> micros;
+  std::int64_t extra_first = 0, extra_last = 0;
+  for (auto& s : stats) {
+    report.requests += s.requests;
+    for (auto& [type, values] : s.micros) {
+      auto& all = micros[type];
+      all.insert(all.end(), values.begin(), values.end());
+    }
+    for (const auto& [kind, n] : s.errors) report.errors[kind] += n;
+    report.extra_events_acked += s.extra_acked;
+    if (s.extra_first_ms != 0) {
+      extra_first = extra_first == 0 ? s.extra_first_ms : std::min(extra_first, s.extra_first_ms);
+      extra_last = std::max(extra_last, s.extra_last_ms);
+    }
+  }
+  report.extra_events_seconds = static_cast<double>(extra_last - extra_first) / 1000;
+  report.requests_per_second = elapsed > 0 ? static_cast<double>(report.requests) / elapsed : 0;
+  for (auto& [type, values] : micros) report.latency[type] = Summarize(values);
+  if (!options.report_json.empty()) {
+    std::ofstream out(options.report_json, std::ios::trunc);
+    out << report.Json() << '\n';
+  }
+  // Connections first (their io_context still exists), then the coroutine
+  // frames (with the io_contexts), then what the frames refer to.
+  for (Agent& a : agents) a.stream.reset();
+  ios.clear();
+  fleets.clear();
+  return report;
+}
+
+}  // namespace fabu::load

@@ -1,0 +1,94 @@
+// A simulated fleet of agents in one process, for load tests (issue 7 §1).
+//
+// Each simulated agent holds one real TLS connection to the coordinator
+// (Boost.Beast client coroutine, the coordinator's CA pinned) and speaks the
+// agent protocol with the message types of protocol/agent_api.hpp: it
+// enrolls with an enrollment token (or reuses a credential saved by an
+// earlier run), sends its inventory, long-polls its assignment and, on an
+// assignment, reports the deployment's steps as events, one POST per step as
+// fabu-agent does (downloading the package for real unless skip_download;
+// failing at `installing` for a fail_fraction of the agents). Optionally it
+// then posts extra_events more events for that deployment, to measure event
+// ingestion: each agent waits, after its deployment, until the process gets
+// SIGUSR1, so ingestion can be measured apart from the rollout.
+//
+// Agents run as coroutines on `threads` I/O threads (one io_context each),
+// not a thread per agent. A connection that breaks is made again after a
+// short, jittered pause; a 503 waits its Retry-After.
+//
+// What it measures: connections held, requests and latency per request type,
+// the wall-clock time each agent received its assignment and stored its final
+// event, and errors by kind. Run() returns when every agent has finished a
+// deployment (Until::kDone), or at the deadline, or on SIGINT/SIGTERM.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "protocol/error.hpp"
+
+namespace fabu::load {
+
+enum class Until {
+  kDeadline,  // hold the fleet until the deadline or a signal
+  kDone,      // stop once every agent has finished one deployment
+  kEnrolled,  // stop once every agent is enrolled (credentials saved)
+};
+
+struct FleetOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::filesystem::path ca;
+  int agents = 100;
+  std::string name_prefix = "load-";
+  std::string enroll_token;           // for agents without a saved credential
+  std::filesystem::path credentials;  // "NAME CREDENTIAL" lines, read and appended
+  std::map<std::string, std::string> labels;
+  int poll_wait_seconds = 30;
+  std::chrono::seconds run_for{300};  // hard bound of the whole run
+  Until until = Until::kDeadline;
+  bool skip_download = false;
+  double fail_fraction = 0.0;
+  int extra_events = 0;     // more events per agent after its deployment
+  int events_per_post = 1;  // for the extra events
+  int connect_rate = 2000;  // new connections per second while ramping up
+  int threads = 1;
+  std::uint64_t seed = 1;
+  std::filesystem::path assignments_out;  // "NAME DEPLOYMENT ASSIGNED_MS FINAL_MS RESULT"
+  std::filesystem::path status_file;      // rewritten every second
+  std::filesystem::path report_json;      // the report, as JSON
+};
+
+struct LatencySummary {
+  std::uint64_t count = 0;
+  double p50_ms = 0, p99_ms = 0, max_ms = 0;
+};
+
+struct FleetReport {
+  double seconds = 0;
+  int agents = 0;
+  int enrolled = 0;
+  int held_at_end = 0;
+  int max_held = 0;
+  int assigned = 0;
+  int succeeded = 0;
+  int failed = 0;
+  std::uint64_t requests = 0;
+  double requests_per_second = 0;
+  std::uint64_t extra_events_acked = 0;
+  double extra_events_seconds = 0;                // first to last extra-event ack
+  std::map<std::string, LatencySummary> latency;  // per request type
+  std::map<std::string, std::uint64_t> errors;    // per kind
+
+  std::string Text() const;
+  std::string Json() const;
+};
+
+// Runs the fleet; an Error when it cannot start (limits, files, TLS setup).
+Result<FleetReport> RunFleet(const FleetOptions& options);
+
+}  // namespace fabu::load
