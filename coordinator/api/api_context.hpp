@@ -32,5 +32,6 @@ void RegisterHostRoutes(Router& router, const ApiContext& api);
 void RegisterRolloutRoutes(Router& router, const ApiContext& api);
 void RegisterAgentRoutes(Router& router, const ApiContext& api);
 void RegisterCmdbRoutes(Router& router, const ApiContext& api);
+void RegisterRecordsRoutes(Router& router, const ApiContext& api);
 
 }  // namespace fabu::coordinator

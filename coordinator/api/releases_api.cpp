@@ -10,9 +10,13 @@
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
+#include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/cmdb/upgrade_export.hpp"
+#include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/packages/package_store.hpp"
+#include "coordinator/records/records_store.hpp"
 #include "coordinator/release/plan_export.hpp"
+#include "coordinator/release/release_report.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/server/json_input.hpp"
 #include "coordinator/store/release_records.hpp"
@@ -138,6 +142,48 @@ Result<Response> ExportUpgradeRecordsOf(const ApiContext& api, const RequestCont
   if (!content) return std::unexpected(content.error());
   return Response::Ok(
       {{"id", id}, {"doc", "upgrade-records"}, {"format", format}, {"content", *content}});
+}
+
+// The release report (发布报告) or the release test report (发布测试报告) of
+// release `id` as md, html or json, in the coordinator's time zone.
+Result<Response> ExportRecordOf(const ApiContext& api, const RequestContext& ctx,
+                                const std::string& doc) {
+  const std::string id = ctx.path_params.at("id");
+  auto format = rel::ParseRecordFormat(ctx.Query("format").value_or("md"));
+  if (!format) return std::unexpected(format.error());
+  auto lang = rel::ParseLang(ctx.Query("lang").value_or("en"));
+  if (!lang) return std::unexpected(lang.error());
+  auto zone = rel::TimeZone::Load(api.config.time_zone);
+  if (!zone) return std::unexpected(zone.error());
+  auto facts = api.store.Read([&](soci::session& sql) -> Result<rel::ReleaseReportFacts> {
+    auto r = LoadRelease(sql, id, PlanOptions(api));
+    if (!r) return std::unexpected(r.error());
+    rel::ReleaseReportFacts f;
+    f.release = std::move(*r);
+    if (doc == "test-report") return f;
+    auto status = RolloutStatus(sql, f.release, Now());
+    if (!status) return std::unexpected(status.error());
+    f.rollout = std::move(*status);
+    f.incidents = ListIncidents(sql, id);
+    UpgradeFilter filter;
+    filter.release_id = id;
+    filter.limit = 1'000'000;
+    for (const UpgradeRecord& u : ListUpgradeRecords(sql, filter)) {
+      f.upgrade_records.push_back(u.ToJson());
+    }
+    f.cmdb = ConfirmationOf(sql, id).ToJson();
+    if (auto notes = GetReviewNotes(sql, id)) f.review_notes = notes->notes;
+    return f;
+  });
+  if (!facts) return std::unexpected(facts.error());
+  auto content = doc == "test-report" ? rel::RenderTestReport(facts->release, *format, *lang, *zone)
+                                      : rel::RenderReleaseReport(*facts, *format, *lang, *zone);
+  if (!content) return std::unexpected(content.error());
+  return Response::Ok({{"id", id},
+                       {"doc", doc},
+                       {"format", ctx.Query("format").value_or("md")},
+                       {"lang", rel::LangTag(*lang)},
+                       {"content", *content}});
 }
 
 }  // namespace
@@ -353,10 +399,14 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                const std::string id = ctx.path_params.at("id");
                const std::string doc = ctx.Query("doc").value_or("plan");
                if (doc == "upgrade-records") return ExportUpgradeRecordsOf(api, ctx);
+               if (doc == "test-report" || doc == "release-report") {
+                 return ExportRecordOf(api, ctx, doc);
+               }
                if (doc != "plan") {
                  return Fail(ErrorCode::kInvalidArgument,
                              fmt::format("doc: \"{}\" is not a document fabu exports "
-                                         "(available: plan, upgrade-records)",
+                                         "(available: plan, test-report, release-report, "
+                                         "upgrade-records)",
                                          doc));
                }
                auto format = rel::ParseExportFormat(ctx.Query("format").value_or("md"));

@@ -8,6 +8,7 @@
 
 #include "coordinator/cli/client.hpp"
 #include "coordinator/cli/commands.hpp"
+#include "coordinator/cli/output_file.hpp"
 #include "coordinator/release/structured_input.hpp"
 
 namespace fabu::cli {
@@ -406,16 +407,22 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
   // export
   struct ExportArgs {
     ClientOptions client;
-    std::string id, doc = "plan", format, out;
+    std::string id, doc = "plan", format, out, lang = "en";
   };
   auto export_args = std::make_shared<ExportArgs>();
   auto* exp = release->add_subcommand(
-      "export", "Render a release record (plan: 发布方案; upgrade-records: 升级记录表)");
+      "export",
+      "Render a release record (plan: 发布方案; test-report: 发布测试报告; release-report: "
+      "发布报告; upgrade-records: 升级记录表)");
   exp->add_option("R", export_args->id, "Release id")->required();
-  exp->add_option("--doc", export_args->doc, "Which record: plan (default) or upgrade-records");
+  exp->add_option("--doc", export_args->doc,
+                  "Which record: plan (default), test-report, release-report or upgrade-records")
+      ->check(CLI::IsMember({"plan", "test-report", "release-report", "upgrade-records"}));
   exp->add_option("--format", export_args->format,
-                  "plan: md (default), html or json; upgrade-records: csv (default), md, html "
-                  "or json");
+                  "md (default), html or json; upgrade-records: csv (default), md, html or json");
+  exp->add_option("--lang", export_args->lang,
+                  "Labels of test-report and release-report: en (default) or zh-CN")
+      ->check(CLI::IsMember({"en", "zh-CN"}));
   exp->add_option("--out", export_args->out, "Write to this file instead of stdout");
   AddClientOptions(exp, export_args->client);
   exp->callback([&exit_code, export_args] {
@@ -424,19 +431,11 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
     std::string format = export_args->format;
     if (format.empty()) format = export_args->doc == "upgrade-records" ? "csv" : "md";
     auto r = client->Get("/api/v1/releases/" + client->Escape(export_args->id) + "/export?doc=" +
-                         client->Escape(export_args->doc) + "&format=" + client->Escape(format));
+                         client->Escape(export_args->doc) + "&format=" + client->Escape(format) +
+                         "&lang=" + client->Escape(export_args->lang));
     if (!r) return ReportFailure("release export", r.error(), exit_code);
-    const std::string content = r->value("content", "");
-    if (export_args->out.empty()) {
-      std::cout << content;
-      if (!content.empty() && content.back() != '\n') std::cout << "\n";
-      return;
-    }
-    std::ofstream out(export_args->out, std::ios::binary | std::ios::trunc);
-    out << content;
-    if (!out) {
-      return ReportFailure("release export",
-                           Error(ErrorCode::kIo, "cannot write " + export_args->out), exit_code);
+    if (auto ok = WriteOutput(r->value("content", ""), export_args->out); !ok) {
+      return ReportFailure("release export", ok.error(), exit_code);
     }
   });
 }

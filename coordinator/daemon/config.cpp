@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "coordinator/release/time_zone.hpp"
 #include "coordinator/server/json_input.hpp"
 
 namespace fabu::coordinator {
@@ -41,6 +42,7 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"categories", JsonType::kArray},
                              {"trusted_keys", JsonType::kArray},
                              {"workers", JsonType::kInteger},
+                             {"time_zone", JsonType::kString},
                              {"cmdb", JsonType::kObject}});
       !ok) {
     return std::unexpected(ok.error());
@@ -138,6 +140,13 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
     if (*v > 256) return Fail(ErrorCode::kInvalidArgument, "workers: at most 256");
     config.workers = static_cast<int>(*v);
   }
+  if (json.contains("time_zone")) {
+    // Checked now, so a zone missing from the tz database stops the start.
+    config.time_zone = json["time_zone"].get<std::string>();
+    if (auto zone = release::TimeZone::Load(config.time_zone); !zone) {
+      return std::unexpected(zone.error());
+    }
+  }
   if (json.contains("cmdb") && !json["cmdb"].is_null()) {
     auto cmdb = CmdbConfig::FromJson(json["cmdb"], "cmdb");
     if (!cmdb) return std::unexpected(cmdb.error());
@@ -176,6 +185,7 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"categories", categories},
           {"trusted_keys", trusted_keys},
           {"workers", workers},
+          {"time_zone", time_zone},
           {"cmdb", cmdb.ToJson()}};
 }
 

@@ -13,6 +13,7 @@
 //     "categories": ["major", "minor", "patch", "emergency"],
 //     "trusted_keys": [],                         // PEM files beside DIR/trusted/*.pub
 //     "workers": 4,                               // threads for store and hashing work
+//     "time_zone": "Asia/Shanghai",               // IANA zone of report periods (issue 6)
 //     "cmdb": {"connectors": [], "retry": {...}}  // outward CMDB (cmdb/cmdb_config.hpp)
 //   }
 //
@@ -48,6 +49,7 @@ struct CoordinatorConfig {
   std::vector<std::string> categories = {"major", "minor", "patch", "emergency"};
   std::vector<std::string> trusted_keys;
   int workers = 4;
+  std::string time_zone = "Asia/Shanghai";  // checked against the system tz database
   CmdbConfig cmdb;
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);

@@ -270,6 +270,18 @@ const std::vector<Migration>& AllMigrations() {
            "CREATE INDEX cmdb_outbox_connector ON cmdb_outbox (connector, state, id)",
            "CREATE INDEX cmdb_outbox_release ON cmdb_outbox (release_id, state)",
        }},
+      {8,
+       "records: review notes of releases",
+       {
+           // The failed-release review (issue 6 §1): what the people learned,
+           // kept beside the release record (which the workflow owns).
+           "CREATE TABLE release_review_notes ("
+           " release_id TEXT PRIMARY KEY,"
+           " notes TEXT NOT NULL,"
+           " updated BIGINT NOT NULL,"
+           " updated_by TEXT NOT NULL)",
+           "CREATE INDEX incidents_created ON incidents (created)",
+       }},
   };
   return kMigrations;
 }

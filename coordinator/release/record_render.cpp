@@ -1,0 +1,333 @@
+#include "coordinator/release/record_render.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "coordinator/release/plan_export.hpp"
+
+namespace fabu::coordinator::release {
+namespace {
+
+struct Terms {
+  std::string_view en;
+  std::string_view zh;
+};
+
+// The procedure's terms (seed §4.6, §6.2, §8) beside the English ones.
+const std::map<std::string_view, Terms, std::less<>>& LabelTable() {
+  static const std::map<std::string_view, Terms, std::less<>> kTable = {
+      // Documents (§8).
+      {"doc.plan", {"Release plan", "发布方案"}},
+      {"doc.test_report", {"Release test report", "发布测试报告"}},
+      {"doc.release_report", {"Release report", "发布报告"}},
+      {"doc.upgrade_records", {"Upgrade record table", "升级记录表"}},
+      {"doc.period_report", {"Release management report", "发布管理报告"}},
+      // Period report.
+      {"period", {"Period", "统计周期"}},
+      {"time_zone", {"Time zone", "时区"}},
+      {"kpi", {"Key indicators", "关键指标"}},
+      {"metric", {"Indicator", "指标"}},
+      {"value", {"Value", "数值"}},
+      {"closed", {"Releases closed", "已关闭发布数"}},
+      {"by_category", {"Releases by category", "按发布类别统计"}},
+      {"success", {"Successful", "成功"}},
+      {"partial", {"Partial", "部分成功"}},
+      {"failed", {"Failed", "失败"}},
+      {"rolled_back", {"Rolled back", "已回退"}},
+      {"cancelled", {"Cancelled", "已取消"}},
+      {"success_ratio", {"Success ratio", "发布成功率"}},
+      {"timeliness_ratio", {"Timeliness ratio", "发布及时率"}},
+      {"emergency_share", {"Emergency share", "紧急发布占比"}},
+      {"rollbacks", {"Rollbacks", "回退次数"}},
+      {"test_waived", {"Emergency releases without testing", "免测试的紧急发布"}},
+      {"incidents", {"Incidents caused by releases", "发布引起的事件"}},
+      {"incidents_by_severity", {"Incidents by severity", "事件（按级别）"}},
+      {"rejected_releases", {"Releases rejected in review", "评审未通过的发布"}},
+      {"rejections", {"Rejections", "评审驳回次数"}},
+      {"avg_review", {"Average time in review", "平均评审时长"}},
+      {"avg_testing", {"Average time in testing", "平均测试时长"}},
+      {"avg_deployment", {"Average time in deployment", "平均部署时长"}},
+      {"closed_releases", {"Releases closed in the period", "本期关闭的发布"}},
+      {"failed_review", {"Failed-release review", "失败发布回顾"}},
+      {"coming_month", {"Releases scheduled for the coming month", "下月发布计划"}},
+      {"trend", {"Month by month (last 12 months)", "近12个月趋势"}},
+      {"month", {"Month", "月份"}},
+      {"none", {"None.", "无。"}},
+      // Release fields.
+      {"release", {"Release", "发布编号"}},
+      {"title", {"Title", "标题"}},
+      {"product", {"Product", "产品"}},
+      {"version", {"Version", "版本"}},
+      {"category", {"Category", "发布类别"}},
+      {"state", {"State", "状态"}},
+      {"owner", {"Release manager", "发布负责人"}},
+      {"close_code", {"Close code", "关闭代码"}},
+      {"closed_at", {"Closed", "关闭时间"}},
+      {"closed_by", {"Closed by", "关闭人"}},
+      {"notes", {"Closing notes", "关闭说明"}},
+      {"review_notes", {"Review notes", "复盘说明"}},
+      {"in_window", {"In window", "窗口内完成"}},
+      {"window", {"Window", "发布窗口"}},
+      {"yes", {"yes", "是"}},
+      {"no", {"no", "否"}},
+      // Incidents.
+      {"incident", {"Incident", "事件编号"}},
+      {"severity", {"Severity", "级别"}},
+      {"summary", {"Summary", "摘要"}},
+      {"host", {"Host", "主机"}},
+      {"source", {"Source", "来源"}},
+      {"opened", {"Opened", "发生时间"}},
+      // Release report.
+      {"timeline", {"Timeline", "发布过程记录"}},
+      {"time", {"Time", "时间"}},
+      {"action", {"Action", "操作"}},
+      {"actor", {"Actor", "操作人"}},
+      {"role", {"Role", "角色"}},
+      {"from", {"From", "原状态"}},
+      {"to", {"To", "新状态"}},
+      {"note", {"Note", "说明"}},
+      {"waves", {"Waves", "发布批次"}},
+      {"wave", {"Wave", "批次"}},
+      {"hosts", {"Hosts", "主机数"}},
+      {"threshold", {"Failures tolerated", "允许失败数"}},
+      {"succeeded", {"Succeeded", "成功"}},
+      {"in_flight", {"In flight", "进行中"}},
+      {"step", {"Step", "步骤"}},
+      {"result", {"Result", "结果"}},
+      {"message", {"Message", "信息"}},
+      {"progress", {"Progress per wave", "各批次进度"}},
+      {"host_results", {"Hosts and results", "主机及结果"}},
+      {"cmdb", {"CMDB update", "CMDB更新"}},
+      {"records", {"Upgrade records", "升级记录"}},
+      {"deliveries", {"Deliveries", "外部推送"}},
+      {"pending", {"Pending", "待推送"}},
+      {"failing", {"Failing", "推送失败"}},
+      {"delivered", {"Delivered", "已推送"}},
+      {"waived", {"Waived", "已豁免"}},
+      {"confirmed", {"Confirmed", "已确认"}},
+      {"closure", {"Closure", "发布关闭"}},
+      {"not_closed", {"Not closed yet.", "尚未关闭。"}},
+      // Test report.
+      {"tests", {"Test reports", "测试报告"}},
+      {"author", {"Tester", "测试人员"}},
+      {"round", {"Review round", "评审轮次"}},
+      {"acceptance", {"Acceptance", "测试验收"}},
+      {"accepted_by", {"Accepted by", "验收人"}},
+      {"waive_reason", {"Test waived (emergency)", "紧急发布免测试"}},
+      {"comment", {"Comment", "意见"}},
+  };
+  return kTable;
+}
+
+constexpr int kChartWidth = 560;
+constexpr int kChartHeight = 240;
+constexpr int kLeft = 48, kRight = 16, kTop = 32, kBottom = 48;
+
+std::string SvgText(std::string_view text) { return EscapeHtml(text); }
+
+}  // namespace
+
+Result<Lang> ParseLang(std::string_view text) {
+  if (text == "en") return Lang::kEn;
+  if (text == "zh-CN" || text == "zh") return Lang::kZhCn;
+  return Fail(ErrorCode::kInvalidArgument,
+              fmt::format("lang: \"{}\" is not a language of the records (en or zh-CN)", text));
+}
+
+std::string_view LangTag(Lang lang) { return lang == Lang::kEn ? "en" : "zh-CN"; }
+
+std::string_view Label(Lang lang, std::string_view key) {
+  const auto& table = LabelTable();
+  auto it = table.find(key);
+  if (it == table.end()) return key;
+  return lang == Lang::kEn ? it->second.en : it->second.zh;
+}
+
+std::string CsvField(std::string_view text) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
+  std::string out = "\"";
+  for (char ch : text) {
+    if (ch == '"') out += '"';
+    out += ch;
+  }
+  out += '"';
+  return out;
+}
+
+std::string CsvRow(const std::vector<std::string>& fields) {
+  std::string out;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i) out += ',';
+    out += CsvField(fields[i]);
+  }
+  return out + "\r\n";
+}
+
+std::string MdCell(std::string_view text) {
+  std::string out;
+  for (char ch : text) {
+    if (ch == '|') {
+      out += "\\|";
+    } else if (ch == '\n') {
+      out += "<br>";
+    } else if (ch != '\r') {
+      out += ch;
+    }
+  }
+  return out.empty() ? std::string("—") : out;
+}
+
+std::string MdTable(const std::vector<std::string>& header,
+                    const std::vector<std::vector<std::string>>& rows) {
+  std::string out = "|";
+  for (const auto& h : header) out += " " + MdCell(h) + " |";
+  out += "\n|";
+  for (std::size_t i = 0; i < header.size(); ++i) out += " --- |";
+  out += "\n";
+  for (const auto& row : rows) {
+    out += "|";
+    for (const auto& cell : row) out += " " + MdCell(cell) + " |";
+    out += "\n";
+  }
+  return out + "\n";
+}
+
+std::string HtmlTable(const std::vector<std::string>& header,
+                      const std::vector<std::vector<std::string>>& rows) {
+  std::string out = "<table>\n<thead><tr>";
+  for (const auto& h : header) out += "<th>" + EscapeHtml(h) + "</th>";
+  out += "</tr></thead>\n<tbody>\n";
+  for (const auto& row : rows) {
+    out += "<tr>";
+    for (const auto& cell : row) out += "<td>" + EscapeHtml(cell) + "</td>";
+    out += "</tr>\n";
+  }
+  return out + "</tbody>\n</table>\n";
+}
+
+std::string HtmlBegin(Lang lang, std::string_view title) {
+  return fmt::format(
+      "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<title>{}</title>\n<style>\n"
+      "body{{font-family:sans-serif;margin:2em;max-width:60em;color:#222}}\n"
+      "table{{border-collapse:collapse;margin:0.5em 0 1.5em}}\n"
+      "th,td{{border:1px solid #bbb;padding:0.25em 0.6em;text-align:left;vertical-align:top}}\n"
+      "th{{background:#eee}}\nsvg{{display:block;margin:0.5em 0 1.5em}}\n"
+      "pre{{background:#f6f6f6;padding:0.5em;white-space:pre-wrap}}\n"
+      ".flag{{color:#a00;font-weight:bold}}\n"
+      "</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+      LangTag(lang), EscapeHtml(title), EscapeHtml(title));
+}
+
+std::string HtmlEnd() { return "</body>\n</html>\n"; }
+
+std::string SvgBarChart(std::string_view id, std::string_view title, const std::vector<Bar>& bars) {
+  double max = 0;
+  for (const Bar& b : bars) max = std::max(max, b.value);
+  if (max <= 0) max = 1;
+  const int plot_w = kChartWidth - kLeft - kRight;
+  const int plot_h = kChartHeight - kTop - kBottom;
+  std::string out = fmt::format(
+      "<svg id=\"{}\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" "
+      "height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" data-bars=\"{}\">\n"
+      "<title>{}</title>\n<text x=\"{}\" y=\"18\" font-size=\"14\">{}</text>\n"
+      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#444\"/>\n",
+      SvgText(id), kChartWidth, kChartHeight, kChartWidth, kChartHeight, bars.size(),
+      SvgText(title), kLeft, SvgText(title), kLeft, kTop + plot_h, kLeft + plot_w, kTop + plot_h);
+  if (bars.empty()) {
+    out += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\">—</text>\n", kLeft + 8,
+                       kTop + plot_h / 2);
+  }
+  const double slot = bars.empty() ? 0 : static_cast<double>(plot_w) / bars.size();
+  for (std::size_t i = 0; i < bars.size(); ++i) {
+    const double h = bars[i].value / max * plot_h;
+    const double x = kLeft + slot * i + slot * 0.15;
+    const double y = kTop + plot_h - h;
+    out += fmt::format(
+        "<rect class=\"bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
+        "fill=\"#4a7ab5\" data-label=\"{}\" data-value=\"{}\"><title>{}: {}</title></rect>\n"
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"12\" text-anchor=\"middle\">{}</text>\n"
+        "<text x=\"{:.1f}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>\n",
+        x, y, slot * 0.7, h, SvgText(bars[i].label), bars[i].value, SvgText(bars[i].label),
+        SvgText(bars[i].text), x + slot * 0.35, y - 4, SvgText(bars[i].text), x + slot * 0.35,
+        kTop + plot_h + 16, SvgText(bars[i].label));
+  }
+  return out + "</svg>\n";
+}
+
+std::string SvgRatioChart(std::string_view id, std::string_view title,
+                          const std::vector<std::string>& x_labels,
+                          const std::vector<Series>& series) {
+  static constexpr std::string_view kColours[] = {"#2e8b57", "#d2691e", "#4a7ab5", "#8b008b"};
+  const int plot_w = kChartWidth - kLeft - kRight;
+  const int plot_h = kChartHeight - kTop - kBottom;
+  const double step =
+      x_labels.size() > 1 ? static_cast<double>(plot_w) / (x_labels.size() - 1) : 0.0;
+  auto x_of = [&](std::size_t i) { return kLeft + step * static_cast<double>(i); };
+  auto y_of = [&](double v) { return kTop + plot_h - v * plot_h; };
+  std::string out = fmt::format(
+      "<svg id=\"{}\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" "
+      "height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" data-months=\"{}\">\n"
+      "<title>{}</title>\n<text x=\"{}\" y=\"18\" font-size=\"14\">{}</text>\n",
+      SvgText(id), kChartWidth, kChartHeight, kChartWidth, kChartHeight, x_labels.size(),
+      SvgText(title), kLeft, SvgText(title));
+  for (int pct : {0, 50, 100}) {
+    out += fmt::format(
+        "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>"
+        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"end\">{}%</text>\n",
+        kLeft, y_of(pct / 100.0), kLeft + plot_w, y_of(pct / 100.0), kLeft - 4,
+        y_of(pct / 100.0) + 4, pct);
+  }
+  for (std::size_t i = 0; i < x_labels.size(); ++i) {
+    out += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>\n", x_of(i),
+        kTop + plot_h + 16 + (i % 2) * 12, SvgText(x_labels[i]));
+  }
+  for (std::size_t s = 0; s < series.size(); ++s) {
+    const std::string_view colour = kColours[s % std::size(kColours)];
+    // One polyline per run of months that have a value.
+    std::string points;
+    auto flush = [&] {
+      if (!points.empty()) {
+        out += fmt::format(
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>\n", colour,
+            points);
+      }
+      points.clear();
+    };
+    for (std::size_t i = 0; i < series[s].values.size() && i < x_labels.size(); ++i) {
+      const auto& v = series[s].values[i];
+      if (!v) {
+        flush();
+        continue;
+      }
+      points += fmt::format("{}{:.1f},{:.1f}", points.empty() ? "" : " ", x_of(i), y_of(*v));
+      out += fmt::format(
+          "<circle class=\"point\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\" "
+          "data-series=\"{}\" data-month=\"{}\" data-value=\"{:.4f}\"><title>{} {}: "
+          "{:.1f}%</title></circle>\n",
+          x_of(i), y_of(*v), colour, SvgText(series[s].name), SvgText(x_labels[i]), *v,
+          SvgText(series[s].name), SvgText(x_labels[i]), *v * 100.0);
+    }
+    flush();
+    out += fmt::format(
+        "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>"
+        "<text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>\n",
+        kLeft + 200 + static_cast<int>(s) * 150, 8, colour, kLeft + 214 + static_cast<int>(s) * 150,
+        17, SvgText(series[s].name));
+  }
+  return out + "</svg>\n";
+}
+
+std::string DurationText(std::optional<std::int64_t> seconds) {
+  if (!seconds) return "n/a";
+  const std::int64_t s = *seconds;
+  if (s >= 86400) return fmt::format("{}d {}h {}m", s / 86400, s % 86400 / 3600, s % 3600 / 60);
+  if (s >= 3600) return fmt::format("{}h {}m", s / 3600, s % 3600 / 60);
+  if (s >= 60) return fmt::format("{}m {}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+}  // namespace fabu::coordinator::release

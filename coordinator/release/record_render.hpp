@@ -1,0 +1,64 @@
+// What the records (issue 6 §1, §3) share: the language of their labels,
+// escaping for each format, and inline SVG charts.
+//
+// Labels come from one table with the procedure's own Chinese terms
+// (发布方案, 发布测试报告, 发布报告, 升级记录表, 发布成功率, 发布及时率, ...) next
+// to the English ones; every label a record prints goes through Label().
+// Escaping: HTML entities for HTML; Markdown cells keep no raw '|' or
+// newline; CSV fields are quoted per RFC 4180 when they hold a comma, quote,
+// CR or LF. Charts are plain SVG elements (no script, no external resource)
+// carrying data-* attributes with their numbers, so a test can read them.
+//
+// Pure functions; thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/error.hpp"
+
+namespace fabu::coordinator::release {
+
+enum class Lang { kEn, kZhCn };
+// "en" or "zh-CN". kInvalidArgument naming the value.
+Result<Lang> ParseLang(std::string_view text);
+std::string_view LangTag(Lang lang);  // "en", "zh-CN"
+
+// The label `key` in `lang`; the key itself when the table lacks it.
+std::string_view Label(Lang lang, std::string_view key);
+
+std::string CsvField(std::string_view text);
+std::string CsvRow(const std::vector<std::string>& fields);  // ends with "\r\n"
+std::string MdCell(std::string_view text);                   // "—" when empty
+std::string MdTable(const std::vector<std::string>& header,
+                    const std::vector<std::vector<std::string>>& rows);
+std::string HtmlTable(const std::vector<std::string>& header,
+                      const std::vector<std::vector<std::string>>& rows);
+// The head of a self-contained HTML page (inline CSS) with `title`; close
+// it with HtmlEnd().
+std::string HtmlBegin(Lang lang, std::string_view title);
+std::string HtmlEnd();
+
+struct Bar {
+  std::string label;
+  double value = 0;
+  std::string text;  // printed above the bar
+};
+// A bar chart; `id` becomes the svg's id.
+std::string SvgBarChart(std::string_view id, std::string_view title, const std::vector<Bar>& bars);
+
+struct Series {
+  std::string name;
+  std::vector<std::optional<double>> values;  // 0..1; nullopt: no point
+};
+// A line chart of ratios (0-100%) over `x_labels`; gaps where a value is absent.
+std::string SvgRatioChart(std::string_view id, std::string_view title,
+                          const std::vector<std::string>& x_labels,
+                          const std::vector<Series>& series);
+
+// "3h 20m", "n/a" for none.
+std::string DurationText(std::optional<std::int64_t> seconds);
+
+}  // namespace fabu::coordinator::release

@@ -1,0 +1,313 @@
+#include "coordinator/release/release_report.hpp"
+
+#include <fmt/format.h>
+
+#include "coordinator/release/plan_export.hpp"
+
+namespace fabu::coordinator::release {
+namespace {
+
+using nlohmann::json;
+using Rows = std::vector<std::vector<std::string>>;
+
+std::string L(Lang lang, std::string_view key) { return std::string(Label(lang, key)); }
+
+std::string Str(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key)) return "";
+  const json& v = j[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "";
+  return v.dump();
+}
+
+// A document written once and rendered as Markdown or HTML.
+class Doc {
+ public:
+  Doc(RecordFormat format, Lang lang) : md_(format == RecordFormat::kMarkdown), lang_(lang) {}
+  void Begin(const std::string& title) {
+    out_ += md_ ? fmt::format("# {}\n\n", MdCell(title)) : HtmlBegin(lang_, title);
+  }
+  void Heading(const std::string& key, std::string_view id) {
+    out_ += md_ ? fmt::format("## {}\n\n", L(lang_, key))
+                : fmt::format("<h2 id=\"{}\">{}</h2>\n", id, EscapeHtml(L(lang_, key)));
+  }
+  void Para(const std::string& text) {
+    out_ += md_ ? text + "\n\n" : "<p>" + EscapeHtml(text) + "</p>\n";
+  }
+  void Block(const std::string& text) {
+    if (text.empty()) return Para("—");
+    if (md_) {
+      std::string quoted;
+      std::size_t start = 0;
+      while (start <= text.size()) {
+        const std::size_t end = text.find('\n', start);
+        quoted += "> " + text.substr(start, end == std::string::npos ? end : end - start) + "\n";
+        if (end == std::string::npos) break;
+        start = end + 1;
+      }
+      out_ += quoted + "\n";
+    } else {
+      out_ += "<pre>" + EscapeHtml(text) + "</pre>\n";
+    }
+  }
+  void Table(const std::vector<std::string>& header, const Rows& rows) {
+    if (rows.empty()) return Para(L(lang_, "none"));
+    out_ += md_ ? MdTable(header, rows) : HtmlTable(header, rows);
+  }
+  void Raw(const std::string& html) {
+    if (!md_) out_ += html;
+  }
+  std::string Finish() { return md_ ? out_ : out_ + HtmlEnd(); }
+
+ private:
+  bool md_;
+  Lang lang_;
+  std::string out_;
+};
+
+std::string Headline(const Release& r) {
+  return fmt::format("{} {} — {} {}", r.id, r.plan.title, r.plan.product,
+                     r.plan.version.ToString());
+}
+
+Rows Summary(const Release& r, Lang lang, const TimeZone& zone) {
+  Rows rows = {{L(lang, "release"), r.id},
+               {L(lang, "title"), r.plan.title},
+               {L(lang, "product"), r.plan.product},
+               {L(lang, "version"), r.plan.version.ToString()},
+               {L(lang, "category"), r.plan.category},
+               {L(lang, "owner"), r.owner},
+               {L(lang, "state"), std::string(ReleaseStateName(r.state))},
+               {L(lang, "time_zone"), zone.name()}};
+  if (auto window = r.ActiveWindow()) {
+    rows.push_back({L(lang, "window"), zone.FormatLocal(window->start.seconds) + " — " +
+                                           zone.FormatLocal(window->end.seconds)});
+  }
+  return rows;
+}
+
+}  // namespace
+
+json ReleaseReportJson(const ReleaseReportFacts& f, const TimeZone& zone) {
+  const Release& r = f.release;
+  json timeline = json::array();
+  for (const HistoryEntry& e : r.history) {
+    timeline.push_back({{"at_utc", FormatRfc3339Utc(e.at)},
+                        {"at_local", zone.FormatLocal(e.at)},
+                        {"action", ActionName(e.action)},
+                        {"actor", e.actor},
+                        {"role", RoleName(e.role)},
+                        {"from", ReleaseStateName(e.from)},
+                        {"to", ReleaseStateName(e.to)},
+                        {"note", e.note}});
+  }
+  json incidents = json::array();
+  for (const IncidentRecord& i : f.incidents) incidents.push_back(i.ToJson());
+  json rollbacks = json::array();
+  for (const HistoryEntry& e : r.history) {
+    if (e.action == Action::kRollback || e.action == Action::kFinishRollback) {
+      rollbacks.push_back({{"at_utc", FormatRfc3339Utc(e.at)},
+                           {"action", ActionName(e.action)},
+                           {"actor", e.actor},
+                           {"note", e.note}});
+    }
+  }
+  json closure = nullptr;
+  if (r.closure) {
+    closure = {{"by", r.closure->by},
+               {"at_utc", FormatRfc3339Utc(r.closure->at)},
+               {"notes", r.closure->notes},
+               {"finished_in_window", r.closure->finished_in_window},
+               {"cmdb", r.closure->cmdb}};
+  }
+  return {{"doc", "release-report"},
+          {"release", r.id},
+          {"title", r.plan.title},
+          {"product", r.plan.product},
+          {"version", r.plan.version.ToString()},
+          {"category", r.plan.category},
+          {"owner", r.owner},
+          {"state", ReleaseStateName(r.state)},
+          {"close_code", r.close_code ? json(CloseCodeName(*r.close_code)) : json(nullptr)},
+          {"time_zone", zone.name()},
+          {"timeline", timeline},
+          {"rollout", f.rollout.value("rollout", json(nullptr))},
+          {"waves", f.rollout.value("waves", json::array())},
+          {"hosts", f.rollout.value("hosts", json::array())},
+          {"incidents", incidents},
+          {"rollbacks", rollbacks},
+          {"cmdb", {{"confirmation", f.cmdb}, {"upgrade_records", f.upgrade_records}}},
+          {"closure", closure},
+          {"review_notes", f.review_notes}};
+}
+
+Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordFormat format, Lang lang,
+                                        const TimeZone& zone) {
+  if (format == RecordFormat::kJson) return ReleaseReportJson(f, zone).dump(2) + "\n";
+  if (format == RecordFormat::kCsv) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "format: the release report is md, html or json (csv is for upgrade-records)");
+  }
+  const Release& r = f.release;
+  Doc doc(format, lang);
+  doc.Begin(fmt::format("{} — {}", L(lang, "doc.release_report"), Headline(r)));
+  doc.Table({L(lang, "metric"), L(lang, "value")}, Summary(r, lang, zone));
+
+  doc.Heading("timeline", "timeline");
+  Rows timeline;
+  for (const HistoryEntry& e : r.history) {
+    timeline.push_back({zone.FormatLocal(e.at), std::string(ActionName(e.action)), e.actor,
+                        std::string(RoleName(e.role)), std::string(ReleaseStateName(e.from)),
+                        std::string(ReleaseStateName(e.to)), e.note});
+  }
+  doc.Table({L(lang, "time"), L(lang, "action"), L(lang, "actor"), L(lang, "role"), L(lang, "from"),
+             L(lang, "to"), L(lang, "note")},
+            timeline);
+
+  doc.Heading("waves", "waves");
+  const json waves = f.rollout.value("waves", json::array());
+  std::vector<Bar> bars;
+  Rows wave_rows;
+  for (const json& w : waves) {
+    const std::string name = fmt::format("{} {}", L(lang, "wave"), Str(w, "wave"));
+    const double hosts = w.value("hosts", 0.0);
+    const double succeeded = w.value("succeeded", 0.0);
+    bars.push_back({name, hosts > 0 ? succeeded / hosts * 100.0 : 0.0,
+                    fmt::format("{}/{}", Str(w, "succeeded"), Str(w, "hosts"))});
+    wave_rows.push_back({Str(w, "wave"), Str(w, "hosts"), Str(w, "threshold"), Str(w, "state"),
+                         Str(w, "succeeded"), Str(w, "failed")});
+  }
+  doc.Raw(SvgBarChart("chart-waves", L(lang, "progress"), bars));
+  doc.Table({L(lang, "wave"), L(lang, "hosts"), L(lang, "threshold"), L(lang, "state"),
+             L(lang, "succeeded"), L(lang, "failed")},
+            wave_rows);
+
+  doc.Heading("host_results", "hosts");
+  Rows host_rows;
+  for (const json& h : f.rollout.value("hosts", json::array())) {
+    std::string rollback;
+    if (h.contains("rollback")) {
+      rollback = fmt::format("{}: {} {}", L(lang, "rolled_back"), Str(h["rollback"], "step"),
+                             Str(h["rollback"], "result"));
+    }
+    host_rows.push_back({Str(h, "host"), Str(h, "wave"), Str(h, "step"), Str(h, "result"),
+                         Str(h, "message") + (rollback.empty() ? "" : " " + rollback)});
+  }
+  doc.Table(
+      {L(lang, "host"), L(lang, "wave"), L(lang, "step"), L(lang, "result"), L(lang, "message")},
+      host_rows);
+
+  doc.Heading("incidents", "incidents");
+  Rows incident_rows;
+  for (const IncidentRecord& i : f.incidents) {
+    incident_rows.push_back(
+        {i.id, i.severity, i.host, i.summary, i.source, i.state, zone.FormatLocal(i.created)});
+  }
+  doc.Table({L(lang, "incident"), L(lang, "severity"), L(lang, "host"), L(lang, "summary"),
+             L(lang, "source"), L(lang, "state"), L(lang, "opened")},
+            incident_rows);
+
+  doc.Heading("rollbacks", "rollbacks");
+  Rows rollback_rows;
+  for (const HistoryEntry& e : r.history) {
+    if (e.action == Action::kRollback || e.action == Action::kFinishRollback) {
+      rollback_rows.push_back(
+          {zone.FormatLocal(e.at), std::string(ActionName(e.action)), e.actor, e.note});
+    }
+  }
+  doc.Table({L(lang, "time"), L(lang, "action"), L(lang, "actor"), L(lang, "note")}, rollback_rows);
+
+  doc.Heading("cmdb", "cmdb");
+  doc.Table({L(lang, "records"), L(lang, "pending"), L(lang, "failing"), L(lang, "delivered"),
+             L(lang, "waived"), L(lang, "confirmed")},
+            {{Str(f.cmdb, "records"), Str(f.cmdb, "pending"), Str(f.cmdb, "failing"),
+              Str(f.cmdb, "delivered"), Str(f.cmdb, "waived"),
+              L(lang, f.cmdb.value("confirmed", false) ? "yes" : "no")}});
+  Rows records;
+  for (const json& u : f.upgrade_records) {
+    records.push_back({Str(u, "host"), Str(u, "package"), Str(u, "from_version"),
+                       Str(u, "to_version"), Str(u, "kind"), Str(u, "result")});
+  }
+  doc.Table({L(lang, "host"), L(lang, "product"), L(lang, "from"), L(lang, "to"), L(lang, "action"),
+             L(lang, "result")},
+            records);
+
+  doc.Heading("closure", "closure");
+  if (r.closure) {
+    doc.Table(
+        {L(lang, "metric"), L(lang, "value")},
+        {{L(lang, "close_code"), r.close_code ? std::string(CloseCodeName(*r.close_code)) : ""},
+         {L(lang, "closed_at"), zone.FormatLocal(r.closure->at)},
+         {L(lang, "closed_by"), r.closure->by},
+         {L(lang, "in_window"), L(lang, r.closure->finished_in_window ? "yes" : "no")},
+         {L(lang, "cmdb"), r.closure->cmdb}});
+    doc.Block(r.closure->notes);
+  } else {
+    doc.Para(L(lang, "not_closed"));
+  }
+  doc.Heading("review_notes", "review-notes");
+  doc.Block(f.review_notes);
+  return doc.Finish();
+}
+
+json TestReportJson(const Release& r) {
+  json reports = json::array();
+  for (const TestReport& t : r.test_reports) {
+    reports.push_back({{"result", TestResultName(t.result)},
+                       {"author", t.author},
+                       {"at_utc", FormatRfc3339Utc(t.at)},
+                       {"round", t.round},
+                       {"text", t.text}});
+  }
+  json acceptance = nullptr;
+  if (r.acceptance) {
+    acceptance = {{"by", r.acceptance->by},
+                  {"at_utc", FormatRfc3339Utc(r.acceptance->at)},
+                  {"test_waived", r.acceptance->test_waived},
+                  {"waive_reason", r.acceptance->waive_reason},
+                  {"comment", r.acceptance->comment}};
+  }
+  return {{"doc", "test-report"},
+          {"release", r.id},
+          {"title", r.plan.title},
+          {"product", r.plan.product},
+          {"version", r.plan.version.ToString()},
+          {"test_waived_ever", r.test_waived_ever},
+          {"test_reports", reports},
+          {"acceptance", acceptance}};
+}
+
+Result<std::string> RenderTestReport(const Release& r, RecordFormat format, Lang lang,
+                                     const TimeZone& zone) {
+  if (format == RecordFormat::kJson) return TestReportJson(r).dump(2) + "\n";
+  if (format == RecordFormat::kCsv) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "format: the test report is md, html or json (csv is for upgrade-records)");
+  }
+  Doc doc(format, lang);
+  doc.Begin(fmt::format("{} — {}", L(lang, "doc.test_report"), Headline(r)));
+  doc.Table({L(lang, "metric"), L(lang, "value")}, Summary(r, lang, zone));
+  doc.Heading("tests", "tests");
+  if (r.test_reports.empty()) doc.Para(L(lang, "none"));
+  for (const TestReport& t : r.test_reports) {
+    doc.Table({L(lang, "result"), L(lang, "author"), L(lang, "time"), L(lang, "round")},
+              {{std::string(TestResultName(t.result)), t.author, zone.FormatLocal(t.at),
+                std::to_string(t.round)}});
+    doc.Block(t.text);
+  }
+  doc.Heading("acceptance", "acceptance");
+  if (r.acceptance) {
+    Rows rows = {{L(lang, "accepted_by"), r.acceptance->by},
+                 {L(lang, "time"), zone.FormatLocal(r.acceptance->at)},
+                 {L(lang, "comment"), r.acceptance->comment}};
+    if (r.acceptance->test_waived) {
+      rows.push_back({L(lang, "waive_reason"), "⚠ " + r.acceptance->waive_reason});
+    }
+    doc.Table({L(lang, "metric"), L(lang, "value")}, rows);
+  } else {
+    doc.Para(L(lang, "none"));
+  }
+  return doc.Finish();
+}
+
+}  // namespace fabu::coordinator::release

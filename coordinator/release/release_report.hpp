@@ -1,0 +1,46 @@
+// The release report (发布报告) and the release test report (发布测试报告) of
+// one release (issue 6 §3; seed §8), from what fabu recorded:
+// - release report: the timeline of every state change with actor and role,
+//   the waves and the hosts with their results (RolloutStatus), incidents,
+//   rollbacks, the CMDB update (upgrade records and deliveries), the close
+//   code, closing notes and review notes. HTML carries an inline SVG of
+//   progress per wave (succeeded and failed hosts of each wave).
+// - test report: every test report filed (result, tester, round, text) and
+//   the acceptance, with an emergency waiver flagged.
+// As Markdown, self-contained HTML or JSON; times in the given zone.
+//
+// Pure functions over values; thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "coordinator/release/kpi.hpp"
+#include "coordinator/release/record_render.hpp"
+#include "coordinator/release/report_export.hpp"
+#include "coordinator/release/workflow.hpp"
+
+namespace fabu::coordinator::release {
+
+struct ReleaseReportFacts {
+  Release release;
+  // RolloutStatus (coordinator/deploy): {"rollout": ..., "waves": [...],
+  // "hosts": [...]}; "rollout" null when the release never rolled out.
+  nlohmann::json rollout = nlohmann::json::object();
+  std::vector<IncidentRecord> incidents;
+  nlohmann::json upgrade_records = nlohmann::json::array();  // UpgradeRecord::ToJson each
+  nlohmann::json cmdb = nlohmann::json::object();            // CmdbConfirmation::ToJson
+  std::string review_notes;
+};
+
+nlohmann::json ReleaseReportJson(const ReleaseReportFacts& facts, const TimeZone& zone);
+// kInvalidArgument for csv (the report is not one table).
+Result<std::string> RenderReleaseReport(const ReleaseReportFacts& facts, RecordFormat format,
+                                        Lang lang, const TimeZone& zone);
+
+nlohmann::json TestReportJson(const Release& release);
+Result<std::string> RenderTestReport(const Release& release, RecordFormat format, Lang lang,
+                                     const TimeZone& zone);
+
+}  // namespace fabu::coordinator::release
