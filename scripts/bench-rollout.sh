@@ -39,6 +39,7 @@ cpu_ticks() {
 bench_rollout() {
   local mib=${FABU_BENCH_MIB:-10} runs=${FABU_BENCH_RUNS:-1} seed=${FABU_BENCH_SEED:-20261125}
   local agents=${FABU_BENCH_AGENTS:-100} waves_row=${FABU_BENCH_WAVES:-1}
+  local nosync_row=${FABU_BENCH_NOSYNC:-1}
   timeout_s=${FABU_BENCH_TIMEOUT:-900}
   require_int FABU_BENCH_MIB "$mib" 1 256
   require_int FABU_BENCH_RUNS "$runs" 1 5
@@ -46,18 +47,20 @@ bench_rollout() {
   require_int FABU_BENCH_TIMEOUT "$timeout_s" 10 3600
   require_int FABU_BENCH_AGENTS "$agents" 1 200
   require_int FABU_BENCH_WAVES "$waves_row" 0 1
+  require_int FABU_BENCH_NOSYNC "$nosync_row" 0 1
   command -v ansible-playbook >/dev/null || die "ansible-playbook is missing: run scripts/bootstrap"
   command -v sqlite3 >/dev/null || die "the sqlite3 command line tool is missing"
   command -v zstd >/dev/null || die "zstd is missing: run scripts/bootstrap"
   [[ -x /usr/bin/time ]] || die "GNU time is missing: run scripts/bootstrap (package 'time')"
   # Every release leaves a download and a tree per agent; Ansible a copy and a tree per host.
-  local rows=$((1 + waves_row)) parent=${FABU_BENCH_DIR:-/tmp} need avail
+  local rows=$((1 + waves_row + nosync_row)) parent=${FABU_BENCH_DIR:-/tmp} need avail
   need=$((agents * mib * 3 * (rows + 1) * runs + 1024))
   mkdir -p "$parent"
   avail=$(($(df -Pk "$parent" | awk 'NR == 2 { print $4 }') / 1024))
   ((avail >= need)) || die "$parent has $avail MiB free, the run needs about $need MiB"
   make_work_dir
-  trap 'stop_rollout_bench; cleanup' EXIT
+  # cleanup exits with the status it finds in $?: keep the script's, not the kill's.
+  trap 'rollout_rc=$?; stop_rollout_bench; (exit "$rollout_rc"); cleanup' EXIT
 
   local build="$repo/build-bench"
   local -a launcher=()
@@ -80,14 +83,21 @@ bench_rollout() {
   admin=$(tail -n 1 init.out)
   "$fabu" keygen --out pub >/dev/null 2>&1
   "$coordinator" trust add --data coord pub.pub >/dev/null
-  "$coordinator" serve --data coord --listen 127.0.0.1:0 >serve.out 2>serve.log &
-  rollout_pids+=($!)
-  local coord_pid=$!
-  local tries=0
-  until [[ -s coord/coordinator.port ]]; do
-    ((tries++ < 100)) || die "the coordinator did not start: $(cat serve.log)"
-    sleep 0.1
-  done
+  # serve_coordinator ADDRESS [ENV...]: starts the coordinator, waits for its port file.
+  local coord_pid
+  serve_coordinator() {
+    local address=$1 tries=0
+    shift
+    rm -f coord/coordinator.port
+    env "$@" "$coordinator" serve --data coord --listen "$address" >>serve.out 2>>serve.log &
+    rollout_pids+=($!)
+    coord_pid=$!
+    until [[ -s coord/coordinator.port ]]; do
+      ((tries++ < 100)) || die "the coordinator did not start: $(cat serve.log)"
+      sleep 0.1
+    done
+  }
+  serve_coordinator 127.0.0.1:0
   FABU_SERVER="https://127.0.0.1:$(cat coord/coordinator.port)"
   export FABU_SERVER FABU_CA=$work/coord/ca.pem
   local rm_token approver_token tester_token
@@ -115,7 +125,7 @@ HOOK
   chmod 755 hooks/health_check
   local app=bench-rollout
   # One version per release started: V1.0.0.1, .2, ...; all packed and uploaded untimed.
-  local releases_total=$((rows * runs)) k
+  local releases_total=$(((1 + waves_row) * runs + nosync_row)) k
   local -a package_ids=()
   for ((k = 1; k <= releases_total; k++)); do
     "$fabu" pack build --name "$app" --version "V1.0.0.$k" --from tree --hooks hooks \
@@ -145,10 +155,19 @@ HOOK
             s/"poll_wait_seconds": [0-9]*/"poll_wait_seconds": 30/;
             s/"backoff_initial_seconds": [0-9]*/"backoff_initial_seconds": 1/;
             s/"backoff_cap_seconds": [0-9]*/"backoff_cap_seconds": 5/' "$home/data/agent.json"
-    "$agent" run --data "$home/data" </dev/null >"$home/agent.out" 2>"$home/agent.log" &
-    rollout_pids+=($!)
-    agent_pids+=($!)
   done
+  # run_agents [ENV...]: starts every enrolled agent.
+  run_agents() {
+    agent_pids=()
+    for ((i = 1; i <= agents; i++)); do
+      home="$work/hosts/$(printf 'host-%03d' "$i")"
+      env "$@" "$agent" run --data "$home/data" </dev/null >>"$home/agent.out" \
+        2>>"$home/agent.log" &
+      rollout_pids+=($!)
+      agent_pids+=($!)
+    done
+  }
+  run_agents
 
   # --- Ansible: 100 local inventory hosts, each with its own root, default forks.
   local sha
@@ -345,6 +364,26 @@ PLAN
       esac
     done
   done
+  if ((nosync_row)); then
+    # Diagnosis, not the goal: the same rollout with fsync, fdatasync, syncfs and sync
+    # made no-ops in the coordinator and every agent (an LD_PRELOAD shim), to show what
+    # the durable writes cost on this disk. Ansible makes none of these calls.
+    cat >nosync.c <<'C'
+int fsync(int fd) { (void)fd; return 0; }
+int fdatasync(int fd) { (void)fd; return 0; }
+int syncfs(int fd) { (void)fd; return 0; }
+void sync(void) {}
+C
+    cc -shared -fPIC -O2 -o nosync.so nosync.c || die "cannot build the no-sync shim"
+    local port
+    port=$(cat coord/coordinator.port)
+    stop_rollout_bench
+    serve_coordinator "127.0.0.1:$port" LD_PRELOAD="$work/nosync.so"
+    run_agents LD_PRELOAD="$work/nosync.so"
+    echo "bench: diagnosis: coordinator and agents restarted without syncs; idle 5 s" >&2
+    sleep 5
+    fabu_row nosync '["100%"]' 1
+  fi
   stop_rollout_bench
   report_rollout "$results" "$mib" "$runs" "$agents" "$summary"
 }
@@ -399,7 +438,8 @@ def walls(label):
 
 steps = ["assigned", "downloading", "downloaded", "verified", "installing", "activating",
          "health_checking", "succeeded"]
-for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%, between_waves 0")):
+for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%, between_waves 0"),
+                    ("nosync", "one wave of 100%, DIAGNOSIS: fsync/fdatasync/syncfs made no-ops")):
     if label not in fabu:
         continue
     w = walls(label)
@@ -417,10 +457,15 @@ for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%, 
         print("         CPU: coordinator %.1f s, %d agents %.1f s (with their hooks) = %.0f%% of 2 cores"
               % (cc, agents, ac, 100 * (cc + ac) / (2 * w[run])))
         print("         per host, median / max s:", end="")
-        for a, b in zip(steps, steps[1:]):
-            d = [(h[b] - h[a]) / 1000 for h in ev.values() if a in h and b in h]
+        phases = [("start->assigned", None, "assigned"), ("wake", "assigned", "downloading"),
+                  ("download", "downloading", "downloaded"), ("verify", "downloaded", "verified"),
+                  ("prepare", "verified", "installing"), ("extract+sync", "installing", "activating"),
+                  ("activate", "activating", "health_checking"),
+                  ("health", "health_checking", "succeeded")]
+        for i, (name, a, b) in enumerate(phases):
+            d = [(h[b] - (h[a] if a else t0)) / 1000 for h in ev.values() if (a is None or a in h) and b in h]
             if d:
-                print("  %s->%s %.2f/%.2f" % (a[:5], b[:5], statistics.median(d), max(d)), end="")
+                print("%s %s %.2f/%.2f" % ("\n          " if i == 4 else "", name, statistics.median(d), max(d)), end="")
         print()
         if label == "waves":
             by_wave = defaultdict(list)
@@ -445,7 +490,8 @@ for task, xs in sorted(atasks.items(), key=lambda kv: -statistics.median(kv[1]))
 print()
 a = statistics.median(x[0] for x in ansible.values())
 print("Goal (issue 5, section 5): fabu >= 10x faster than Ansible doing the same work.")
-for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%")):
+for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%"),
+                    ("nosync", "(diagnosis) no syncs")):
     if label not in fabu:
         continue
     w = walls(label)
@@ -453,6 +499,7 @@ for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%")
     f = statistics.median(w.values())
     r = statistics.median(ratios)
     print("  %-24s fabu %6.2f s  Ansible %7.2f s  = %5.1fx  (runs: %s)  %s" % (
-        desc, f, a, r, " ".join("%.1fx" % x for x in ratios), verdict(r >= 10)))
+        desc, f, a, r, " ".join("%.1fx" % x for x in ratios),
+        "(not a goal)" if label == "nosync" else verdict(r >= 10)))
 EOF
 }
