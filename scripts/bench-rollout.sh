@@ -14,9 +14,10 @@
 # The pids of every process bench_rollout started; only these are killed.
 rollout_pids=()
 stop_rollout_bench() {
-  local pid
-  for pid in "${rollout_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${rollout_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local i
+  # Newest first: the agents before the coordinator they poll.
+  for ((i = ${#rollout_pids[@]} - 1; i >= 0; i--)); do kill "${rollout_pids[i]}" 2>/dev/null || true; done
+  for ((i = ${#rollout_pids[@]} - 1; i >= 0; i--)); do wait "${rollout_pids[i]}" 2>/dev/null || true; done
   rollout_pids=()
 }
 
