@@ -502,5 +502,14 @@ for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%")
     print("  %-24s fabu %6.2f s  Ansible %7.2f s  = %5.1fx  (runs: %s)  %s" % (
         desc, f, a, r, " ".join("%.1fx" % x for x in ratios),
         "(not a goal)" if label == "nosync" else verdict(r >= 10)))
+print("CPU seconds per host (user + sys; fabu: coordinator + agents with their hooks,")
+print("Ansible: ansible-playbook and its children), less sensitive to a neighbour's load:")
+acpu = statistics.median((x[1] + x[2]) / agents for x in ansible.values())
+for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%"),
+                    ("nosync", "(diagnosis) no syncs")):
+    if label not in fabu:
+        continue
+    fcpu = statistics.median((x[2] + x[3]) / agents for x in fabu[label].values())
+    print("  %-24s fabu %6.3f s  Ansible %7.3f s  = %5.1fx" % (desc, fcpu, acpu, acpu / fcpu))
 EOF
 }
