@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <map>
 #include <string>
 
@@ -117,6 +118,35 @@ TEST_F(RolloutE2eTest, AWaveOverItsThresholdRollsEveryMovedHostBack) {
   const json& last = shown["history"].back();
   EXPECT_EQ(last.value("action", ""), "finish-rollback");
   EXPECT_EQ(last.value("note", ""), "2 host(s) restored to their previous release");
+
+  // Closed as rolled back, the release report (发布报告) tells it wave by
+  // wave, and the month's report counts the rollback.
+  auto closed = As(rm_, {"release", "close", id, "--notes", "health check of V1.0.0.2"});
+  ASSERT_EQ(closed.exit_code, 0) << closed.err;
+  EXPECT_NE(closed.out.find("closed: rolled_back"), std::string::npos) << closed.out;
+  auto report =
+      As(viewer_, {"release", "export", id, "--doc", "release-report", "--format", "json"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  const json doc = json::parse(report.out, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << report.out;
+  EXPECT_EQ(doc.value("close_code", ""), "rolled_back") << report.out;
+  ASSERT_EQ(doc["waves"].size(), 3u) << report.out;
+  EXPECT_EQ(doc["waves"][1].value("failed", 0), 1);
+  EXPECT_EQ(doc["hosts"].size(), 6u);
+  EXPECT_EQ(doc["cmdb"]["upgrade_records"].size(), 5u);
+  auto html = As(viewer_, {"release", "export", id, "--doc", "release-report", "--format", "html"});
+  ASSERT_EQ(html.exit_code, 0) << html.err;
+  EXPECT_NE(html.out.find("<svg"), std::string::npos);
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  const std::time_t shanghai = now + 8 * 3600;  // Asia/Shanghai has no DST
+  gmtime_r(&shanghai, &local);
+  char month[8];
+  std::strftime(month, sizeof month, "%Y-%m", &local);
+  auto kpis = As(viewer_, {"report", "--month", month, "--format", "json"});
+  ASSERT_EQ(kpis.exit_code, 0) << kpis.err;
+  const json period = json::parse(kpis.out, nullptr, false);
+  EXPECT_EQ(period.value("rollbacks", -1), 1) << kpis.out;
 }
 
 // Given between_waves "gate", the rollout stops after wave 1 until an
