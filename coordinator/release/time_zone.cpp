@@ -1,49 +1,16 @@
 #include "coordinator/release/time_zone.hpp"
 
 #include <fmt/format.h>
+#include <unicode/timezone.h>
+#include <unicode/unistr.h>
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
-#include <sstream>
 
 namespace fabu::coordinator::release {
 namespace {
 
-// Big-endian reads from a TZif buffer, bounds checked by the caller.
-std::int64_t ReadBe(std::string_view bytes, std::size_t at, std::size_t width) {
-  std::uint64_t value = 0;
-  for (std::size_t i = 0; i < width; ++i) {
-    value = (value << 8) | static_cast<unsigned char>(bytes[at + i]);
-  }
-  if (width == 4) return static_cast<std::int32_t>(static_cast<std::uint32_t>(value));
-  return static_cast<std::int64_t>(value);
-}
-
-struct TzifCounts {
-  std::size_t isut = 0, isstd = 0, leap = 0, time = 0, type = 0, chars = 0;
-  std::size_t DataSize(std::size_t time_width) const {
-    return time * time_width + time + type * 6 + chars + leap * (time_width + 4) + isstd + isut;
-  }
-};
-
-Result<TzifCounts> ReadHeader(std::string_view bytes, std::size_t at, const std::string& name) {
-  if (bytes.size() < at + 44 || bytes.substr(at, 4) != "TZif") {
-    return Fail(ErrorCode::kIntegrity, fmt::format("time zone {}: not a TZif file", name));
-  }
-  TzifCounts c;
-  c.isut = static_cast<std::size_t>(ReadBe(bytes, at + 20, 4));
-  c.isstd = static_cast<std::size_t>(ReadBe(bytes, at + 24, 4));
-  c.leap = static_cast<std::size_t>(ReadBe(bytes, at + 28, 4));
-  c.time = static_cast<std::size_t>(ReadBe(bytes, at + 32, 4));
-  c.type = static_cast<std::size_t>(ReadBe(bytes, at + 36, 4));
-  c.chars = static_cast<std::size_t>(ReadBe(bytes, at + 40, 4));
-  if (c.type == 0) {
-    return Fail(ErrorCode::kIntegrity, fmt::format("time zone {}: no local time types", name));
-  }
-  return c;
-}
-
+// Zone names as the tz database spells them; nothing that could be a path out.
 bool ValidZoneName(std::string_view name) {
   if (name.empty() || name.front() == '/' || name.find("..") != std::string_view::npos) {
     return false;
@@ -115,68 +82,37 @@ TimeZone TimeZone::Utc() {
   return zone;
 }
 
-Result<TimeZone> TimeZone::Load(std::string_view name, const std::filesystem::path& dir) {
+struct TimeZone::Zone {
+  std::unique_ptr<icu::TimeZone> icu;
+};
+
+Result<TimeZone> TimeZone::Load(std::string_view name) {
   if (name == "UTC") return Utc();
   if (!ValidZoneName(name)) {
     return Fail(
         ErrorCode::kInvalidArgument,
         fmt::format("time_zone: \"{}\" is not an IANA zone name (e.g. Asia/Shanghai)", name));
   }
-  const std::filesystem::path path = dir / std::string(name);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Fail(
-        ErrorCode::kNotFound,
-        fmt::format("time_zone: no zone \"{}\" in {} (is tzdata installed?)", name, dir.string()));
-  }
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return FromTzif(std::string(name), bytes.str());
-}
-
-Result<TimeZone> TimeZone::FromTzif(std::string name, std::string_view bytes) {
-  auto v1 = ReadHeader(bytes, 0, name);
-  if (!v1) return std::unexpected(v1.error());
-  std::size_t at = 44;
-  std::size_t width = 4;
-  TzifCounts counts = *v1;
-  if (bytes[4] >= '2') {
-    // Skip the 32-bit block; the 64-bit one follows with its own header.
-    at += v1->DataSize(4);
-    auto v2 = ReadHeader(bytes, at, name);
-    if (!v2) return std::unexpected(v2.error());
-    counts = *v2;
-    at += 44;
-    width = 8;
-  }
-  if (bytes.size() < at + counts.DataSize(width)) {
-    return Fail(ErrorCode::kIntegrity, fmt::format("time zone {}: truncated TZif file", name));
-  }
-  std::vector<std::int32_t> type_offsets(counts.type);
-  const std::size_t types_at = at + counts.time * width + counts.time;
-  for (std::size_t i = 0; i < counts.type; ++i) {
-    type_offsets[i] = static_cast<std::int32_t>(ReadBe(bytes, types_at + i * 6, 4));
+  const icu::UnicodeString id = icu::UnicodeString::fromUTF8(
+      icu::StringPiece(name.data(), static_cast<std::int32_t>(name.size())));
+  std::unique_ptr<icu::TimeZone> icu_zone(icu::TimeZone::createTimeZone(id));
+  if (!icu_zone || *icu_zone == icu::TimeZone::getUnknown()) {
+    return Fail(ErrorCode::kNotFound,
+                fmt::format("time_zone: no zone \"{}\" in the tz database", name));
   }
   TimeZone zone;
-  zone.name_ = std::move(name);
-  // RFC 8536 §3.2: before the first transition, local time type 0 applies.
-  zone.initial_offset_ = type_offsets[0];
-  for (std::size_t i = 0; i < counts.time; ++i) {
-    const std::size_t index = static_cast<unsigned char>(bytes[at + counts.time * width + i]);
-    if (index >= counts.type) {
-      return Fail(ErrorCode::kIntegrity,
-                  fmt::format("time zone {}: transition {} names no type", zone.name_, i));
-    }
-    zone.transitions_.push_back(ReadBe(bytes, at + i * width, width));
-    zone.offsets_.push_back(type_offsets[index]);
-  }
+  zone.name_ = std::string(name);
+  zone.zone_ = std::make_shared<const Zone>(Zone{std::move(icu_zone)});
   return zone;
 }
 
 std::int32_t TimeZone::OffsetAt(UnixSeconds utc) const {
-  auto it = std::upper_bound(transitions_.begin(), transitions_.end(), utc);
-  if (it == transitions_.begin()) return initial_offset_;
-  return offsets_[static_cast<std::size_t>(it - transitions_.begin() - 1)];
+  if (!zone_) return 0;
+  std::int32_t raw = 0, dst = 0;
+  UErrorCode status = U_ZERO_ERROR;
+  zone_->icu->getOffset(static_cast<UDate>(utc) * 1000.0, /*local=*/false, raw, dst, status);
+  if (U_FAILURE(status)) return 0;  // only for dates ICU cannot represent
+  return (raw + dst) / 1000;
 }
 
 UnixSeconds TimeZone::StartOfDay(CivilDate date) const {

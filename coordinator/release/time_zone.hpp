@@ -1,20 +1,18 @@
-// An IANA time zone read from the system's tz database (/usr/share/zoneinfo,
-// Debian's `tzdata`), for the periods of the records (issue 6 §1: "periods
-// follow the coordinator's configured time zone").
+// An IANA time zone, for the periods of the records (issue 6 §1: "periods
+// follow the coordinator's configured time zone") and the times a reader
+// sees.
 //
 // Why not the C library: localtime_r honours only the process-wide TZ
 // variable, and changing it (setenv + tzset) races with every other thread;
-// std::chrono::zoned_time is not in libstdc++ 12. So the TZif file is parsed
-// here (RFC 8536): its 64-bit transition table gives the UTC offset at any
-// instant. Past the last transition the last offset holds; Debian's zone
-// files are built "fat" (transitions listed up to 2037), so the POSIX rule
-// in the footer is not needed for the dates fabu reports on.
+// std::chrono::zoned_time is not in libstdc++ 12. ICU's time zones (its own
+// copy of the tz database) answer the offset at any instant, DST included,
+// from any thread.
 //
 // A TimeZone is an immutable value once loaded; thread-safe.
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,7 +23,6 @@
 namespace fabu::coordinator::release {
 
 inline constexpr std::string_view kDefaultTimeZone = "Asia/Shanghai";
-inline constexpr std::string_view kZoneInfoDir = "/usr/share/zoneinfo";
 
 // A calendar date in a time zone.
 struct CivilDate {
@@ -37,15 +34,12 @@ struct CivilDate {
 
 class TimeZone {
  public:
-  // "UTC", no file needed.
+  // "UTC".
   static TimeZone Utc();
-  // Loads NAME ("Asia/Shanghai") from `dir`. kInvalidArgument for a name
-  // that is not a zone name (absolute, "..", odd characters), kNotFound when
-  // the database has no such zone, kIntegrity for a file that is not TZif.
-  static Result<TimeZone> Load(std::string_view name,
-                               const std::filesystem::path& dir = kZoneInfoDir);
-  // Parses the bytes of a TZif file (for tests and Load).
-  static Result<TimeZone> FromTzif(std::string name, std::string_view bytes);
+  // NAME ("Asia/Shanghai"). kInvalidArgument for a name that is not a zone
+  // name (absolute, "..", odd characters), kNotFound when the tz database
+  // has no such zone.
+  static Result<TimeZone> Load(std::string_view name);
 
   const std::string& name() const { return name_; }
   // Seconds east of UTC at instant `utc`.
@@ -58,10 +52,9 @@ class TimeZone {
   std::string FormatLocal(UnixSeconds utc) const;
 
  private:
+  struct Zone;  // ICU's, kept out of this header
   std::string name_;
-  std::vector<std::int64_t> transitions_;  // ascending UTC instants
-  std::vector<std::int32_t> offsets_;      // offset from each transition on
-  std::int32_t initial_offset_ = 0;        // before the first transition
+  std::shared_ptr<const Zone> zone_;  // null: UTC
 };
 
 // Days since 1970-01-01 of a proleptic Gregorian date, and back.
