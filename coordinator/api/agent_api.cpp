@@ -21,18 +21,6 @@ using nlohmann::json;
 // A poll marks its host seen at most this often (a write per poll is waste).
 constexpr std::int64_t kSeenEverySeconds = 30;
 
-UnixSeconds Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-release::PlanParseOptions PlanOptions(const ApiContext& api) {
-  release::PlanParseOptions options;
-  options.categories = api.config.categories;
-  return options;
-}
-
 // ?wait=SECONDS: 0..kMaxPollWaitSeconds (more is capped), absent = 0.
 Result<int> PollWait(const RequestContext& ctx) {
   auto text = ctx.Query("wait");

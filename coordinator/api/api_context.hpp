@@ -6,6 +6,8 @@
 
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/daemon/config.hpp"
+#include "coordinator/release/release_plan.hpp"
+#include "coordinator/release/workflow.hpp"
 #include "coordinator/server/router.hpp"
 #include "coordinator/server/wakeup_hub.hpp"
 #include "coordinator/store/store.hpp"
@@ -18,6 +20,15 @@ struct ApiContext {
   const CoordinatorConfig& config;
   WakeupHub& wakeups;  // notified when an assignment is made
 };
+
+// What every area of the API needs alike.
+// The time a request acts at: seconds since the epoch.
+protocol::UnixSeconds Now();
+// How release plans are read here (the configured categories).
+release::PlanParseOptions PlanOptions(const ApiContext& api);
+// The authenticated user as the release workflow knows people (the two role
+// enums name the same five roles of seed §4.4).
+release::Actor ActorOf(const RequestContext& ctx);
 
 // Registers every route of /healthz and /api/v1/. Each area has its own
 // Register*Routes in api/<area>_api.cpp; add a new area's call here.

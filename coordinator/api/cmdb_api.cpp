@@ -112,8 +112,7 @@ void RegisterCmdbRoutes(Router& router, const ApiContext& api) {
   router.Add(Method::kGet, "/api/v1/releases/{id}/upgrade-records", RouteOptions::AnyUser(),
              [api](RequestContext& ctx) -> Result<Response> {
                const std::string id = ctx.path_params.at("id");
-               rel::PlanParseOptions options;
-               options.categories = api.config.categories;
+               const rel::PlanParseOptions options = PlanOptions(api);
                auto out = api.store.Read([&](soci::session& sql) -> Result<json> {
                  auto r = LoadRelease(sql, id, options);
                  if (!r) return std::unexpected(r.error());
@@ -148,8 +147,7 @@ void RegisterCmdbRoutes(Router& router, const ApiContext& api) {
                  return std::unexpected(ok.error());
                }
                const std::string reason = (*body)["reason"].get<std::string>();
-               rel::PlanParseOptions options;
-               options.categories = api.config.categories;
+               const rel::PlanParseOptions options = PlanOptions(api);
                const rel::Actor actor{ctx.user().name, rel::Role::kApprover};
                auto waived = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<json> {
                  auto r = LoadRelease(tx.sql(), id, options);

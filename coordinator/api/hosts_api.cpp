@@ -15,12 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-UnixSeconds Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 void RegisterHostRoutes(Router& router, const ApiContext& api) {
@@ -86,8 +80,7 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
              RouteOptions::ForRoles({R::kAdmin}, "removing a host"),
              [api](RequestContext& ctx) -> Result<Response> {
                const std::string name = ctx.path_params.at("name");
-               release::PlanParseOptions options;
-               options.categories = api.config.categories;
+               const release::PlanParseOptions options = PlanOptions(api);
                Wakeups wake;
                auto removed = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
                  wake.hosts.clear();

@@ -18,18 +18,6 @@ namespace {
 using nlohmann::json;
 namespace rel = release;
 
-rel::UnixSeconds Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-rel::PlanParseOptions PlanOptions(const ApiContext& api) {
-  rel::PlanParseOptions options;
-  options.categories = api.config.categories;
-  return options;
-}
-
 // The period of ?month=YYYY-MM or ?from=DATE&to=DATE (one of the two).
 Result<rel::Period> PeriodOf(const RequestContext& ctx, const rel::TimeZone& zone) {
   auto month = ctx.Query("month");

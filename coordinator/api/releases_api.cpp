@@ -27,24 +27,6 @@ namespace {
 using nlohmann::json;
 namespace rel = release;
 
-rel::UnixSeconds Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-rel::Actor ActorOf(const RequestContext& ctx) {
-  // The two role enums name the same five roles of seed §4.4.
-  auto role = rel::ParseRole(RoleName(ctx.user().role));
-  return rel::Actor{ctx.user().name, role.value_or(rel::Role::kViewer)};
-}
-
-rel::PlanParseOptions PlanOptions(const ApiContext& api) {
-  rel::PlanParseOptions options;
-  options.categories = api.config.categories;
-  return options;
-}
-
 // Every package a plan names must be stored here.
 Result<void> CheckPackagesStored(soci::session& sql, const rel::ReleasePlan& plan) {
   for (std::size_t i = 0; i < plan.packages.size(); ++i) {

@@ -23,23 +23,6 @@ namespace {
 using nlohmann::json;
 namespace rel = release;
 
-UnixSeconds Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-rel::Actor ActorOf(const RequestContext& ctx) {
-  auto role = rel::ParseRole(RoleName(ctx.user().role));
-  return rel::Actor{ctx.user().name, role.value_or(rel::Role::kViewer)};
-}
-
-rel::PlanParseOptions PlanOptions(const ApiContext& api) {
-  rel::PlanParseOptions options;
-  options.categories = api.config.categories;
-  return options;
-}
-
 using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor&, rel::UnixSeconds,
                                            std::size_t);
 

@@ -1,6 +1,26 @@
+#include <chrono>
+
 #include "coordinator/api/api_context.hpp"
+#include "coordinator/auth/users.hpp"
 
 namespace fabu::coordinator {
+
+protocol::UnixSeconds Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+release::PlanParseOptions PlanOptions(const ApiContext& api) {
+  release::PlanParseOptions options;
+  options.categories = api.config.categories;
+  return options;
+}
+
+release::Actor ActorOf(const RequestContext& ctx) {
+  auto role = release::ParseRole(RoleName(ctx.user().role));
+  return release::Actor{ctx.user().name, role.value_or(release::Role::kViewer)};
+}
 
 void RegisterHealthRoutes(Router& router, const ApiContext& api) {
   router.Add(Method::kGet, "/healthz", RouteOptions::Public(),

@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "coordinator/release/record_render.hpp"
+
 namespace fabu::coordinator::release {
 namespace {
 
@@ -22,25 +24,11 @@ class DocumentWriter {
   virtual void Table(const Row& header, const std::vector<Row>& rows) = 0;
 };
 
-std::string MarkdownCell(std::string_view text) {
-  std::string out;
-  for (char ch : text) {
-    if (ch == '|') {
-      out += "\\|";
-    } else if (ch == '\n') {
-      out += "<br>";
-    } else if (ch != '\r') {
-      out += ch;
-    }
-  }
-  return out.empty() ? std::string("—") : out;
-}
-
 class MarkdownWriter final : public DocumentWriter {
  public:
   void Heading(int level, std::string_view text) override {
-    out_ += fmt::format("{} {}\n\n", std::string(static_cast<std::size_t>(level), '#'),
-                        MarkdownCell(text));
+    out_ +=
+        fmt::format("{} {}\n\n", std::string(static_cast<std::size_t>(level), '#'), MdCell(text));
   }
   void Paragraph(std::string_view text) override { out_ += fmt::format("{}\n\n", text); }
   void Block(std::string_view text) override {
@@ -68,13 +56,13 @@ class MarkdownWriter final : public DocumentWriter {
     std::string line = "|";
     std::string rule = "|";
     for (const auto& cell : header) {
-      line += " " + MarkdownCell(cell) + " |";
+      line += " " + MdCell(cell) + " |";
       rule += "---|";
     }
     out_ += line + "\n" + rule + "\n";
     for (const Row& row : rows) {
       line = "|";
-      for (const auto& cell : row) line += " " + MarkdownCell(cell) + " |";
+      for (const auto& cell : row) line += " " + MdCell(cell) + " |";
       out_ += line + "\n";
     }
     out_ += "\n";
