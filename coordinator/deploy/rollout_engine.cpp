@@ -367,6 +367,17 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
     return;
   }
   const long long next = row.current_wave + 1;
+  // A closed window or a freeze pauses the rollout at once, even between
+  // waves: nothing more may start until it is lifted.
+  std::string pause_kind;
+  const std::string blocker = Blocker(tx.sql(), release, hosts, now, pause_kind);
+  if (!pause_kind.empty()) {
+    if (Apply(tx, release, rel::PauseRollout(release, kEngine, now, blocker))) {
+      row.pause_kind = pause_kind;
+    }
+    row.waiting = blocker;
+    return;
+  }
   if (row.current_wave >= 0) {
     if (golive.gate_between_waves) {
       if (row.gates_confirmed <= row.current_wave) {
@@ -383,14 +394,7 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
       return;
     }
   }
-  std::string pause_kind;
-  const std::string blocker = Blocker(tx.sql(), release, hosts, now, pause_kind);
-  if (!blocker.empty()) {
-    if (!pause_kind.empty()) {
-      if (Apply(tx, release, rel::PauseRollout(release, kEngine, now, blocker))) {
-        row.pause_kind = pause_kind;
-      }
-    }
+  if (!blocker.empty()) {  // the window has not opened yet
     row.waiting = blocker;
     return;
   }

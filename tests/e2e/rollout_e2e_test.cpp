@@ -193,9 +193,9 @@ TEST_F(RolloutE2eTest, AClosedWindowPausesTheRolloutUntilANewOne) {
   ASSERT_NO_FATAL_FAILURE(AddAgents(3));
   const Package v1 = BuildAndUpload(kV1);
   golive_changes_ = {
-      {"window", {{"start", UtcIn(-1h)}, {"end", UtcIn(12s)}}},
+      {"window", {{"start", UtcIn(-1h)}, {"end", UtcIn(20s)}}},
       {"waves", {"1", "100%"}},
-      {"between_waves", "20s"},
+      {"between_waves", "30s"},
   };
   const std::string id = Release(v1);
   ASSERT_EQ(WaitForState(id, {"paused", "deployed", "failed"}, 60s), "paused")
