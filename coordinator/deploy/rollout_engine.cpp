@@ -186,6 +186,25 @@ rel::RolloutOutcome OutcomeOf(const std::vector<RolloutHost>& hosts,
   return outcome;
 }
 
+// "wave 2 of 3: 40 of 100 host(s) final" while the current wave has a host
+// whose install is not final; nullopt once all are (or before wave 1).
+std::optional<std::string> WaveStillRunning(soci::session& sql, const RolloutRow& row) {
+  if (row.current_wave < 0) return std::nullopt;
+  const auto w = static_cast<std::size_t>(row.current_wave);
+  const std::uint64_t hosts = row.sizes[w] - (w > 0 ? row.sizes[w - 1] : 0);
+  std::string key = row.release_id, env(kProductionEnvironment),
+              kind(protocol::DeploymentKindName(DeploymentKind::kInstall));
+  long long wave = row.current_wave, final = 0;
+  soci::indicator ind = soci::i_null;
+  sql << "SELECT SUM(final) FROM deployments WHERE release_id = :r AND environment = :e AND "
+         "kind = :k AND wave = :w",
+      soci::use(key), soci::use(env), soci::use(kind), soci::use(wave), soci::into(final, ind);
+  if (ind != soci::i_ok) final = 0;
+  if (static_cast<std::uint64_t>(final) >= hosts) return std::nullopt;
+  return fmt::format("wave {} of {}: {} of {} host(s) final", row.current_wave + 1,
+                     row.wave_count(), final, hosts);
+}
+
 // Starts wave `wave`: one install deployment per host of it.
 void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
                 const std::vector<RolloutHost>& hosts, long long wave, UnixSeconds now,
@@ -491,8 +510,18 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
     return;
   }
   if (!release->plan.golive) return;
-  const std::vector<RolloutHost> hosts = LoadRolloutHosts(tx.sql(), release_id);
   const RolloutRow before = *row;
+  if (release->state == rel::ReleaseState::kDeploying) {
+    // Most calls come from one host's final event while its wave is still
+    // running: answer those from one indexed count, not from every row of
+    // the rollout (which would make a wave of N hosts cost N^2).
+    if (auto waiting = WaveStillRunning(tx.sql(), *row)) {
+      row->waiting = std::move(*waiting);
+      if (row->waiting != before.waiting) SaveRollout(tx.sql(), *row);
+      return;
+    }
+  }
+  const std::vector<RolloutHost> hosts = LoadRolloutHosts(tx.sql(), release_id);
   switch (release->state) {
     case rel::ReleaseState::kDeploying:
       AdvanceDeploying(tx, *release, *row, hosts, now, wakeups);

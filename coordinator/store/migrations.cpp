@@ -187,6 +187,8 @@ const std::vector<Migration>& AllMigrations() {
            "ALTER TABLE deployments ADD COLUMN observe BIGINT NOT NULL DEFAULT 0",
            "ALTER TABLE deployments ADD COLUMN observe_interval BIGINT NOT NULL DEFAULT 0",
            "CREATE INDEX deployments_release ON deployments (release_id, host, attempt)",
+           "CREATE INDEX deployments_wave ON deployments (release_id, environment, kind, wave, "
+           "final)",
            "CREATE TABLE freezes ("
            " id TEXT PRIMARY KEY,"
            " seq BIGINT NOT NULL UNIQUE,"
