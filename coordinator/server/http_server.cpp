@@ -257,6 +257,11 @@ Result<void> HttpServer::Impl::Run() {
     // OpenSSL frees a connection's record buffers (~34 KiB) while it is idle:
     // most of our connections are long polls, idle for their whole wait.
     SSL_CTX_set_mode(ssl_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+    // TLS 1.3 session tickets (stateless, on by default) let a reconnecting agent
+    // resume without the certificate signature and its verification. A client keeps
+    // one session, so one ticket per handshake, not OpenSSL's default two (each one
+    // encrypted and written on every handshake).
+    SSL_CTX_set_num_tickets(ssl_.native_handle(), 1);
     ssl_.use_certificate_chain_file(settings_.certificate_chain.string());
     ssl_.use_private_key_file(settings_.private_key.string(), net::ssl::context::pem);
   } catch (const boost::system::system_error& e) {

@@ -26,6 +26,7 @@
 #include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <cmath>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -68,7 +69,10 @@ constexpr std::array<Step, 3> kStepsToSucceed = {Step::kActivating, Step::kHealt
 
 // What the whole fleet shares across I/O threads.
 struct Shared {
-  std::atomic<int> held{0};  // connections with a finished handshake
+  Clock::time_point started = Clock::now();
+  std::atomic<std::int64_t> all_held_ms{-1};     // since started, first time held == agents
+  std::atomic<std::int64_t> all_polling_ms{-1};  // same for polling
+  std::atomic<int> held{0};                      // connections with a finished handshake
   std::atomic<int> max_held{0};
   std::atomic<int> enrolled{0};
   std::atomic<int> polling{0};  // agents inside a long poll right now
@@ -90,7 +94,21 @@ struct ThreadStats {
   std::uint64_t requests = 0;
   std::uint64_t extra_acked = 0;
   std::int64_t extra_first_ms = 0, extra_last_ms = 0;
+  std::uint64_t connect_attempts = 0, connect_failed = 0, handshake_failed = 0;
+  std::uint64_t handshakes_full = 0, handshakes_resumed = 0;
 };
+
+struct SessionFree {
+  void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
+};
+
+// Records the first moment `value` reached `target` (milliseconds since started).
+void MarkFirst(std::atomic<std::int64_t>& mark, int value, int target, Clock::time_point started) {
+  if (value < target) return;
+  std::int64_t unset = -1;
+  mark.compare_exchange_strong(
+      unset, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+}
 
 struct Agent {
   int index = 0;
@@ -99,10 +117,14 @@ struct Agent {
   bool fails = false;
   std::optional<Stream> stream;
   beast::flat_buffer buffer;
+  // The TLS session of the last connection (its TLS 1.3 ticket), offered on a reconnect.
+  std::unique_ptr<SSL_SESSION, SessionFree> session;
+  bool take_session = false;  // after the first answer on a new connection
+  int backoff_doublings = 0;  // failed attempts to connect/reach since the last answer
 };
 
 struct Answer {
-  int status = 0;  // 0: the connection broke (counted in errors)
+  int status = 0;  // 0: no connection, or it broke (counted in errors)
   std::string body;
   std::optional<std::chrono::seconds> retry_after;
 };
@@ -128,12 +150,19 @@ std::vector<protocol::DeploymentEvent> One(protocol::DeploymentEvent event) {
 
 class Fleet {
  public:
-  Fleet(const FleetOptions& options, Shared& shared, net::io_context& io, ThreadStats& stats)
-      : options_(options), shared_(shared), io_(io), stats_(stats) {
+  Fleet(const FleetOptions& options, Shared& shared, net::io_context& io, ThreadStats& stats,
+        int connect_slots)
+      : options_(options),
+        shared_(shared),
+        io_(io),
+        stats_(stats),
+        connect_slots_(std::max(connect_slots, 1)) {
     tls_.load_verify_file(options_.ca.string());
     tls_.set_verify_mode(net::ssl::verify_peer);
     // Idle long polls need no record buffers.
     SSL_CTX_set_mode(tls_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+    // Sessions are kept per agent (Agent::session), not in the context's cache.
+    SSL_CTX_set_session_cache_mode(tls_.native_handle(), SSL_SESS_CACHE_OFF);
   }
 
   net::awaitable<void> Run(Agent& agent, Clock::duration start_after);
@@ -153,6 +182,12 @@ class Fleet {
   net::awaitable<bool> Report(Agent& agent, std::vector<protocol::DeploymentEvent> events);
   net::awaitable<void> Pause(std::chrono::milliseconds delay);
   net::awaitable<void> Deploy(Agent& agent, const protocol::Assignment& assignment);
+  // Waits for one of this thread's connection-attempt slots; Release hands it on.
+  net::awaitable<void> AcquireConnectSlot();
+  void ReleaseConnectSlot();
+  // The next delay after a failure to connect or to get an answer: fabu-agent's
+  // backoff (agent/net/backoff.cpp), honouring a Retry-After.
+  std::chrono::milliseconds Backoff(Agent& agent, std::optional<std::chrono::seconds> retry_after);
   void Drop(Agent& agent);
   void Error(const std::string& kind) { ++stats_.errors[kind]; }
 
@@ -165,7 +200,50 @@ class Fleet {
   // Never expires: waiting on it parks an agent until OpenGate cancels it.
   net::steady_timer gate_{io_, Clock::time_point::max()};
   bool gate_open_ = false;
+  const int connect_slots_;
+  int connecting_ = 0;                         // attempts in flight on this thread
+  std::deque<net::steady_timer*> slot_queue_;  // agents waiting for a slot, in order
 };
+
+net::awaitable<void> Fleet::AcquireConnectSlot() {
+  if (connecting_ < connect_slots_ && slot_queue_.empty()) {
+    ++connecting_;
+    co_return;
+  }
+  // Parked until ReleaseConnectSlot cancels the timer: the slot is then ours.
+  net::steady_timer wait(io_, Clock::time_point::max());
+  slot_queue_.push_back(&wait);
+  beast::error_code ec;
+  co_await wait.async_wait(net::redirect_error(net::use_awaitable, ec));
+}
+
+void Fleet::ReleaseConnectSlot() {
+  if (slot_queue_.empty()) {
+    --connecting_;
+    return;
+  }
+  net::steady_timer* next = slot_queue_.front();  // the slot passes to it
+  slot_queue_.pop_front();
+  next->cancel();
+}
+
+std::chrono::milliseconds Fleet::Backoff(Agent& agent,
+                                         std::optional<std::chrono::seconds> retry_after) {
+  auto nominal = options_.backoff_initial;
+  for (int i = 0; i < agent.backoff_doublings && nominal < options_.backoff_cap; ++i) nominal *= 2;
+  nominal = std::min(nominal, options_.backoff_cap);
+  if (nominal < options_.backoff_cap) ++agent.backoff_doublings;
+  const double r = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
+  const auto half = nominal.count() / 2;
+  std::chrono::milliseconds delay(half + static_cast<std::chrono::milliseconds::rep>(
+                                             r * static_cast<double>(nominal.count() - half)));
+  if (retry_after && *retry_after > std::chrono::seconds(0)) {
+    const std::chrono::milliseconds asked = *retry_after;
+    delay = std::max(delay, asked + std::chrono::milliseconds(static_cast<std::int64_t>(
+                                        r * static_cast<double>(asked.count()) / 2)));
+  }
+  return delay;
+}
 
 void Fleet::Drop(Agent& agent) {
   if (!agent.stream) return;
@@ -183,28 +261,54 @@ net::awaitable<void> Fleet::Pause(std::chrono::milliseconds delay) {
 }
 
 net::awaitable<bool> Fleet::Connect(Agent& agent) {
+  const auto queued = Clock::now();
+  co_await AcquireConnectSlot();
+  if (shared_.stopping) {
+    ReleaseConnectSlot();
+    co_return false;
+  }
+  const auto started = Clock::now();
+  stats_.micros["connect-wait"].push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(started - queued).count(),
+      std::numeric_limits<std::uint32_t>::max())));
+  ++stats_.connect_attempts;
   agent.stream.emplace(io_, tls_);
+  if (options_.resume_sessions && agent.session) {
+    SSL_set_session(agent.stream->native_handle(), agent.session.get());
+  }
   auto& layer = beast::get_lowest_layer(*agent.stream);
   beast::error_code ec;
-  const auto started = Clock::now();
   layer.expires_after(std::chrono::seconds(30));
   co_await layer.async_connect(tcp::endpoint(net::ip::make_address(options_.host), options_.port),
                                net::redirect_error(net::use_awaitable, ec));
   if (ec) {
-    Error("connect: " + ec.message());
+    ReleaseConnectSlot();
+    ++stats_.connect_failed;
+    Error("connect: " + (ec == beast::error::timeout ? std::string("timeout") : ec.message()));
     agent.stream.reset();
     co_return false;
   }
   co_await agent.stream->async_handshake(net::ssl::stream_base::client,
                                          net::redirect_error(net::use_awaitable, ec));
+  ReleaseConnectSlot();
   if (ec) {
-    Error("tls handshake: " + ec.message());
+    ++stats_.handshake_failed;
+    Error("tls handshake: " +
+          (ec == beast::error::timeout ? std::string("timeout") : ec.message()));
     agent.stream.reset();
     co_return false;
   }
-  stats_.micros["connect+tls"].push_back(static_cast<std::uint32_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count()));
+  if (SSL_session_reused(agent.stream->native_handle()) == 1) {
+    ++stats_.handshakes_resumed;
+  } else {
+    ++stats_.handshakes_full;
+  }
+  agent.take_session = true;
+  stats_.micros["connect+tls"].push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count(),
+      std::numeric_limits<std::uint32_t>::max())));
   const int held = ++shared_.held;
+  MarkFirst(shared_.all_held_ms, held, options_.agents, shared_.started);
   int seen = shared_.max_held.load();
   while (held > seen && !shared_.max_held.compare_exchange_weak(seen, held)) {
   }
@@ -249,6 +353,17 @@ net::awaitable<Answer> Fleet::Call(Agent& agent, http::verb verb, const std::str
       std::numeric_limits<std::uint32_t>::max())));
   answer.status = static_cast<int>(response.result_int());
   answer.body = std::move(response.body());
+  if (agent.take_session) {
+    // TLS 1.3 tickets arrive after the handshake: by the first answer they are in.
+    agent.take_session = false;
+    // A copy: OpenSSL marks the connection's own session object not resumable
+    // when the connection is freed without a close_notify sent (Drop).
+    SSL_SESSION* current = SSL_get_session(agent.stream->native_handle());
+    if (current != nullptr && SSL_SESSION_is_resumable(current) == 1) {
+      agent.session.reset(SSL_SESSION_dup(current));
+    }
+  }
+  if (answer.status < 300) agent.backoff_doublings = 0;
   if (auto after = response[http::field::retry_after]; !after.empty()) {
     int seconds = 0;
     if (std::from_chars(after.data(), after.data() + after.size(), seconds).ec == std::errc()) {
@@ -322,8 +437,9 @@ net::awaitable<bool> Fleet::Report(Agent& agent, std::vector<protocol::Deploymen
                                   &body, "events", std::chrono::seconds(60));
     if (answer.status == 200) co_return true;
     if (answer.status >= 400 && answer.status < 500) co_return false;
-    co_await Pause(answer.retry_after ? std::chrono::milliseconds(*answer.retry_after)
-                                      : std::chrono::milliseconds(500 + random_() % 1000));
+    co_await Pause(answer.status == 0   ? Backoff(agent, std::nullopt)
+                   : answer.retry_after ? std::chrono::milliseconds(*answer.retry_after)
+                                        : std::chrono::milliseconds(500 + random_() % 1000));
   }
   co_return false;
 }
@@ -416,6 +532,9 @@ net::awaitable<void> Fleet::Run(Agent& agent, Clock::duration start_after) {
   bool inventory_sent = false;
   std::optional<std::string> finished;  // the deployment this agent completed
   const auto retry = [&](const Answer& answer) -> std::chrono::milliseconds {
+    // No connection or no answer: back off as fabu-agent does, so a fleet
+    // refused under load does not come back all at once (a retry storm).
+    if (answer.status == 0 || answer.status == 503) return Backoff(agent, answer.retry_after);
     if (answer.retry_after) {
       const auto base = std::chrono::duration_cast<std::chrono::milliseconds>(*answer.retry_after);
       return base + std::chrono::milliseconds(random_() % (base.count() / 2 + 1));
@@ -466,7 +585,12 @@ net::awaitable<void> Fleet::Run(Agent& agent, Clock::duration start_after) {
     }
     const std::string target =
         fmt::format("{}?wait={}", protocol::kAssignmentPath, options_.poll_wait_seconds);
-    ++shared_.polling;
+    // Counted as polling only once it holds a connection.
+    if (!agent.stream && !co_await Connect(agent)) {
+      co_await Pause(Backoff(agent, std::nullopt));
+      continue;
+    }
+    MarkFirst(shared_.all_polling_ms, ++shared_.polling, options_.agents, shared_.started);
     Answer answer = co_await Call(agent, http::verb::get, target, nullptr, "poll",
                                   std::chrono::seconds(options_.poll_wait_seconds + 30));
     --shared_.polling;
@@ -552,6 +676,15 @@ std::string FleetReport::Text() const {
       "requests {} ({:.0f}/s); assignments received {}; finished: {} succeeded, {} failed\n",
       agents, seconds, enrolled, held_at_end, max_held, requests, requests_per_second, assigned,
       succeeded, failed);
+  const auto when = [](double s) {
+    return s < 0 ? std::string("never") : fmt::format("after {:.1f} s", s);
+  };
+  out += fmt::format(
+      "all {} held a connection: {}; all in their long poll: {}\n"
+      "connection attempts {}: {} TCP connects failed, {} TLS handshakes failed; "
+      "handshakes done: {} full, {} resumed\n",
+      agents, when(all_held_seconds), when(all_polling_seconds), connect_attempts, connect_failed,
+      handshake_failed, handshakes_full, handshakes_resumed);
   out += fmt::format("{:<14} {:>9} {:>10} {:>10} {:>10}\n", "request", "count", "p50 ms", "p99 ms",
                      "max ms");
   for (const auto& [type, s] : latency) {
@@ -576,6 +709,13 @@ std::string FleetReport::Json() const {
                       {"enrolled", enrolled},
                       {"held_at_end", held_at_end},
                       {"max_held", max_held},
+                      {"all_held_seconds", all_held_seconds},
+                      {"all_polling_seconds", all_polling_seconds},
+                      {"connect_attempts", connect_attempts},
+                      {"connect_failed", connect_failed},
+                      {"handshake_failed", handshake_failed},
+                      {"handshakes_full", handshakes_full},
+                      {"handshakes_resumed", handshakes_resumed},
                       {"assigned", assigned},
                       {"succeeded", succeeded},
                       {"failed", failed},
@@ -592,8 +732,12 @@ std::string FleetReport::Json() const {
 }
 
 Result<FleetReport> RunFleet(const FleetOptions& options) {
-  if (options.agents < 1 || options.threads < 1 || options.connect_rate < 1) {
-    return Fail(ErrorCode::kInvalidArgument, "agents, threads and connect rate must be positive");
+  if (options.agents < 1 || options.threads < 1 || options.connect_rate < 1 ||
+      options.connect_concurrency < options.threads || options.backoff_initial.count() < 1 ||
+      options.backoff_cap < options.backoff_initial) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "agents, threads, connect rate and backoff must be positive, connect concurrency "
+                "at least the threads, the backoff cap at least its initial delay");
   }
   if (auto ok = RaiseOpenFiles(options.agents); !ok) return std::unexpected(ok.error());
   Shared shared;
@@ -640,13 +784,17 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
   try {
     for (int t = 0; t < threads; ++t) {
       ios.push_back(std::make_unique<net::io_context>(1));
+      // The attempts in flight are split across the threads.
+      const int slots = options.connect_concurrency / threads +
+                        (t < options.connect_concurrency % threads ? 1 : 0);
       fleets.push_back(std::make_unique<Fleet>(options, shared, *ios.back(),
-                                               stats[static_cast<std::size_t>(t)]));
+                                               stats[static_cast<std::size_t>(t)], slots));
     }
   } catch (const std::exception& e) {
     return Fail(ErrorCode::kInvalidArgument,
                 fmt::format("TLS set-up ({}): {}", options.ca.string(), e.what()));
   }
+  shared.started = Clock::now();
   for (int i = 0; i < options.agents; ++i) {
     const auto t = static_cast<std::size_t>(i % threads);
     const auto start_after =
@@ -656,7 +804,7 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
                   net::detached);
   }
 
-  const auto started = Clock::now();
+  const auto started = shared.started;
   const auto deadline = started + options.run_for;
   // The control loop: status every second, the stop conditions, signals.
   net::io_context control(1);
@@ -706,6 +854,10 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
   report.enrolled = shared.enrolled;
   report.held_at_end = shared.held;
   report.max_held = shared.max_held;
+  if (const auto ms = shared.all_held_ms.load(); ms >= 0) report.all_held_seconds = ms / 1000.0;
+  if (const auto ms = shared.all_polling_ms.load(); ms >= 0) {
+    report.all_polling_seconds = ms / 1000.0;
+  }
   report.assigned = shared.assigned;
   report.succeeded = shared.succeeded;
   report.failed = shared.failed;
@@ -719,6 +871,11 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     }
     for (const auto& [kind, n] : s.errors) report.errors[kind] += n;
     report.extra_events_acked += s.extra_acked;
+    report.connect_attempts += s.connect_attempts;
+    report.connect_failed += s.connect_failed;
+    report.handshake_failed += s.handshake_failed;
+    report.handshakes_full += s.handshakes_full;
+    report.handshakes_resumed += s.handshakes_resumed;
     if (s.extra_first_ms != 0) {
       extra_first = extra_first == 0 ? s.extra_first_ms : std::min(extra_first, s.extra_first_ms);
       extra_last = std::max(extra_last, s.extra_last_ms);

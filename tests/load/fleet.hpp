@@ -13,8 +13,15 @@
 // SIGUSR1, so ingestion can be measured apart from the rollout.
 //
 // Agents run as coroutines on `threads` I/O threads (one io_context each),
-// not a thread per agent. A connection that breaks is made again after a
-// short, jittered pause; a 503 waits its Retry-After.
+// not a thread per agent. Like a real fleet coming up, at most
+// connect_concurrency connection attempts (TCP connect + TLS handshake) are
+// in flight at once, and an agent whose connection or handshake failed backs
+// off exponentially with jitter as fabu-agent does (backoff_initial doubling
+// to backoff_cap, a delay drawn in [nominal/2, nominal]) until it connects
+// and gets an answer. A reconnect offers the TLS session of the agent's
+// previous connection (TLS 1.3 ticket) for resumption. A request that fails
+// on an established connection is retried after a short, jittered pause; a
+// 503 waits its Retry-After.
 //
 // What it measures: connections held, requests and latency per request type,
 // the wall-clock time each agent received its assignment and stored its final
@@ -53,9 +60,13 @@ struct FleetOptions {
   Until until = Until::kDeadline;
   bool skip_download = false;
   double fail_fraction = 0.0;
-  int extra_events = 0;     // more events per agent after its deployment
-  int events_per_post = 1;  // for the extra events
-  int connect_rate = 2000;  // new connections per second while ramping up
+  int extra_events = 0;           // more events per agent after its deployment
+  int events_per_post = 1;        // for the extra events
+  int connect_rate = 2000;        // new agents started per second while ramping up
+  int connect_concurrency = 200;  // connection attempts (connect + TLS) in flight, at most
+  std::chrono::milliseconds backoff_initial{500};  // after a failed connect/handshake
+  std::chrono::milliseconds backoff_cap{30000};
+  bool resume_sessions = true;  // offer the previous TLS session on a reconnect
   int threads = 1;
   std::uint64_t seed = 1;
   std::filesystem::path assignments_out;  // "NAME DEPLOYMENT ASSIGNED_MS FINAL_MS RESULT"
@@ -74,6 +85,13 @@ struct FleetReport {
   int enrolled = 0;
   int held_at_end = 0;
   int max_held = 0;
+  double all_held_seconds = -1;     // first moment every agent held a connection (-1: never)
+  double all_polling_seconds = -1;  // first moment every agent was in its long poll
+  std::uint64_t connect_attempts = 0;
+  std::uint64_t connect_failed = 0;    // TCP connect failed or timed out
+  std::uint64_t handshake_failed = 0;  // TLS handshake failed or timed out
+  std::uint64_t handshakes_full = 0;
+  std::uint64_t handshakes_resumed = 0;  // a previous session was accepted
   int assigned = 0;
   int succeeded = 0;
   int failed = 0;

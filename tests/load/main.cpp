@@ -63,6 +63,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   app.add_option("--connect-rate", options.connect_rate, "new agents started per second")
       ->check(CLI::Range(1, 1000000));
+  app.add_option("--connect-concurrency", options.connect_concurrency,
+                 "connection attempts (TCP connect + TLS handshake) in flight at most")
+      ->check(CLI::Range(1, 1000000));
+  double backoff_initial = 0.5, backoff_cap = 30;
+  app.add_option("--backoff-initial", backoff_initial,
+                 "seconds before the first retry of a failed connection (doubling, jittered)")
+      ->check(CLI::Range(0.001, 3600.0));
+  app.add_option("--backoff-cap", backoff_cap, "the backoff's cap in seconds")
+      ->check(CLI::Range(0.001, 3600.0));
+  bool no_resume = false;
+  app.add_flag("--no-resume", no_resume, "full TLS handshakes on reconnects (no session reuse)");
   app.add_option("--threads", options.threads, "I/O threads")->check(CLI::Range(1, 8));
   app.add_option("--seed", options.seed, "seed of --fail-fraction's choice");
   app.add_option("--assignments-out", options.assignments_out,
@@ -76,6 +87,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.run_for = std::chrono::seconds(run_seconds);
+  options.backoff_initial = std::chrono::milliseconds(static_cast<long>(backoff_initial * 1000));
+  options.backoff_cap = std::chrono::milliseconds(static_cast<long>(backoff_cap * 1000));
+  options.resume_sessions = !no_resume;
   options.until = until == "done"       ? fabu::load::Until::kDone
                   : until == "enrolled" ? fabu::load::Until::kEnrolled
                                         : fabu::load::Until::kDeadline;
