@@ -193,7 +193,7 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"workers", workers},
           {"time_zone", time_zone},
           {"cmdb", cmdb.ToJson()},
-          {"smtp", smtp.ToJson()}};
+          {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()}};
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {
