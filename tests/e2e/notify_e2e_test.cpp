@@ -2,8 +2,9 @@
 // with the real fabu CLI, a release walked through schedule, rollout and
 // completion on real agents, the real coordinator delivering its notices
 // to a webhook receiver and to an SMTP server on 127.0.0.1 — both down at
-// first (HTTP 503; SMTP port closed), then up: each notice delivered once,
-// signed, the mail with its headers and the window in the reader's zone.
+// first (HTTP 503; SMTP port closed) across a restart of the coordinator,
+// then up: each notice delivered once, signed, the mail with its headers
+// and the window in the reader's zone.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -90,6 +91,11 @@ TEST_F(NotifyE2eTest, AWebhookAndAMailboxDownThenUpGetEachNoticeOnce) {
   })) << Notices("N-1").dump(2)
       << Notices("N-2").dump(2);
   EXPECT_FALSE(Notices("N-2")[0]["last_error"].get<std::string>().empty());
+
+  // The coordinator restarts with the notices pending: nothing is lost.
+  const int port = Port();  // the agents know this one
+  ASSERT_EQ(StopCoordinator(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(port));
 
   SmtpReceiver smtp(smtp_port);
   hook.SetStatus(200);
