@@ -44,8 +44,12 @@ Result<NoticeSubscription> SubscriptionFromBody(const json& body, const ApiConte
   }
   s.channel = std::string(webhook ? kChannelWebhook : kChannelEmail);
   s.target = body[webhook ? "webhook" : "email"].get<std::string>();
-  s.secret = body.value("secret", "");
-  s.time_zone = body.value("time_zone", api.config.time_zone);
+  // Nulls count as absent (CheckObject lets them through).
+  auto text = [&](const char* name, const std::string& absent) {
+    return body.contains(name) && body[name].is_string() ? body[name].get<std::string>() : absent;
+  };
+  s.secret = text("secret", "");
+  s.time_zone = text("time_zone", api.config.time_zone);
   return s;
 }
 
