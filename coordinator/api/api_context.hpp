@@ -43,6 +43,7 @@ void RegisterHostRoutes(Router& router, const ApiContext& api);
 void RegisterRolloutRoutes(Router& router, const ApiContext& api);
 void RegisterAgentRoutes(Router& router, const ApiContext& api);
 void RegisterCmdbRoutes(Router& router, const ApiContext& api);
+void RegisterNotifyRoutes(Router& router, const ApiContext& api);
 void RegisterRecordsRoutes(Router& router, const ApiContext& api);
 
 }  // namespace fabu::coordinator

@@ -13,6 +13,7 @@
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/cmdb/upgrade_export.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
+#include "coordinator/notify/notices.hpp"
 #include "coordinator/packages/package_store.hpp"
 #include "coordinator/records/records_store.hpp"
 #include "coordinator/release/plan_export.hpp"
@@ -84,6 +85,7 @@ Result<Response> Mutate(const ApiContext& api, RequestContext& ctx, std::string_
     auto after = step(tx.sql(), *before, ActorOf(ctx), Now());
     if (!after) return after;
     SaveRelease(tx.sql(), *after);
+    EnqueueNotices(tx, *before, *after);
     AuditEvent event(fmt::format("release.{}", action), "release", id);
     event.release_id = id;
     event.before = rel::ReleaseToJson(*before);

@@ -14,6 +14,7 @@
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/notify/notices.hpp"
 #include "coordinator/server/json_input.hpp"
 #include "coordinator/store/release_records.hpp"
 
@@ -72,6 +73,7 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
           fmt::format("release {} names package {}", id, after->plan.packages.front())));
     }
     SaveRelease(tx.sql(), *after);
+    EnqueueNotices(tx, *before, *after);
     AuditEvent event(fmt::format("release.{}", rel::ActionName(after->history.back().action)),
                      "release", id);
     event.release_id = id;
@@ -136,6 +138,7 @@ Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
       if (auto ok = effect(tx.sql(), id); !ok) return std::unexpected(ok.error());
     }
     SaveRelease(tx.sql(), *after);
+    EnqueueNotices(tx, *before, *after);
     AuditTransition(tx, *before, *after, *body);
     AdvanceRollout(tx, id, now, PlanOptions(api), wake);
     auto current = LoadRelease(tx.sql(), id, PlanOptions(api));
@@ -333,6 +336,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
             return std::unexpected(taken.error());
           }
           SaveRelease(tx.sql(), *after);
+          EnqueueNotices(tx, *before, *after);
           AuditTransition(tx, *before, *after,
                           {{"code", rel::CloseCodeName(*after->close_code)},
                            {"cmdb", facts.cmdb_summary},

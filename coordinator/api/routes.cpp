@@ -47,6 +47,7 @@ void RegisterAllRoutes(Router& router, const ApiContext& api) {
   RegisterRolloutRoutes(router, api);
   RegisterAgentRoutes(router, api);
   RegisterCmdbRoutes(router, api);
+  RegisterNotifyRoutes(router, api);
   RegisterRecordsRoutes(router, api);
 }
 

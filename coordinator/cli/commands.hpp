@@ -20,6 +20,7 @@ void RegisterHostCommands(CLI::App& app, int& exit_code);
 // Adds the rollout verbs to `release` (call after RegisterReleaseCommands) and `freeze`.
 void RegisterRolloutCommands(CLI::App& app, int& exit_code);
 void RegisterCmdbCommands(CLI::App& app, int& exit_code);
+void RegisterNotifyCommands(CLI::App& app, int& exit_code);
 void RegisterReportCommands(CLI::App& app, int& exit_code);
 // `incident ...`, and `release review-notes` (call after RegisterReleaseCommands).
 void RegisterIncidentCommands(CLI::App& app, int& exit_code);

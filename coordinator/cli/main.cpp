@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   fabu::cli::RegisterRolloutCommands(app, exit_code);
   fabu::cli::RegisterHostCommands(app, exit_code);
   fabu::cli::RegisterCmdbCommands(app, exit_code);
+  fabu::cli::RegisterNotifyCommands(app, exit_code);
   fabu::cli::RegisterReportCommands(app, exit_code);
   fabu::cli::RegisterIncidentCommands(app, exit_code);
   try {

@@ -419,9 +419,10 @@ CmdbConfirmation ConfirmationOf(soci::session& sql, std::string_view release_id)
   c.unrecorded = n;
   std::string state;
   long long count = 0;
-  soci::statement st = (sql.prepare << "SELECT state, COUNT(*) FROM cmdb_outbox WHERE "
-                                       "release_id = :r GROUP BY state",
-                        soci::use(key), soci::into(state), soci::into(count));
+  soci::statement st =
+      (sql.prepare << "SELECT state, COUNT(*) FROM cmdb_outbox WHERE "
+                      "release_id = :r AND connector NOT LIKE 'notify:%' GROUP BY state",
+       soci::use(key), soci::into(state), soci::into(count));
   st.execute(false);
   while (st.fetch()) {
     if (state == kOutboxPending) c.pending = count;
@@ -448,7 +449,8 @@ Result<std::int64_t> WaiveDeliveries(Transaction& tx, std::string_view release_i
   std::string key(release_id), by = actor.name, why(reason), waived(kOutboxWaived),
                                pending(kOutboxPending), failing(kOutboxFailing);
   long long outstanding = 0;
-  sql << "SELECT COUNT(*) FROM cmdb_outbox WHERE release_id = :r AND state IN (:p, :f)",
+  sql << "SELECT COUNT(*) FROM cmdb_outbox WHERE release_id = :r AND state IN (:p, :f) AND "
+         "connector NOT LIKE 'notify:%'",
       soci::use(key), soci::use(pending), soci::use(failing), soci::into(outstanding);
   if (outstanding == 0) {
     return Fail(ErrorCode::kFailedPrecondition,
@@ -457,7 +459,7 @@ Result<std::int64_t> WaiveDeliveries(Transaction& tx, std::string_view release_i
                             release_id));
   }
   sql << "UPDATE cmdb_outbox SET state = :w, waived_by = :b, waive_reason = :y WHERE "
-         "release_id = :r AND state IN (:p, :f)",
+         "release_id = :r AND state IN (:p, :f) AND connector NOT LIKE 'notify:%'",
       soci::use(waived), soci::use(by), soci::use(why), soci::use(key), soci::use(pending),
       soci::use(failing);
   AuditEvent event("cmdb.waive", "release", key);

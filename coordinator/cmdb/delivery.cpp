@@ -21,6 +21,12 @@ UnixSeconds WallNow() {
       .count();
 }
 
+// Release notices (notify/notices.hpp) share one connector for all subscriptions.
+std::string ConnectorOf(const OutboxMessage& m) {
+  constexpr std::string_view kNotify = "notify:";
+  return m.connector.starts_with(kNotify) ? std::string(kNotify) : m.connector;
+}
+
 }  // namespace
 
 std::int64_t RetryDelaySeconds(const RetryPolicy& policy, std::int64_t attempts, double unit) {
@@ -60,7 +66,8 @@ Result<DeliveryPass> DeliverDue(Store& store,
                                            "(configure it again, or waive the release's "
                                            "deliveries)",
                                            m.connector));
-      if (auto it = by_name.find(m.connector); it != by_name.end()) sent = it->second->Deliver(m);
+      if (auto it = by_name.find(ConnectorOf(m)); it != by_name.end())
+        sent = it->second->Deliver(m);
       const std::int64_t delay = RetryDelaySeconds(policy, m.attempts + 1, unit(random));
       auto marked = store.Write(kWorkerOrigin, [&](Transaction& tx) -> Result<void> {
         if (sent) {

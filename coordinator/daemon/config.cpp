@@ -43,7 +43,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"trusted_keys", JsonType::kArray},
                              {"workers", JsonType::kInteger},
                              {"time_zone", JsonType::kString},
-                             {"cmdb", JsonType::kObject}});
+                             {"cmdb", JsonType::kObject},
+                             {"smtp", JsonType::kObject}});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -152,6 +153,11 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
     if (!cmdb) return std::unexpected(cmdb.error());
     config.cmdb = std::move(*cmdb);
   }
+  if (json.contains("smtp") && !json["smtp"].is_null()) {
+    auto smtp = SmtpConfig::FromJson(json["smtp"], "smtp");
+    if (!smtp) return std::unexpected(smtp.error());
+    config.smtp = std::move(*smtp);
+  }
   return config;
 }
 
@@ -186,7 +192,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"trusted_keys", trusted_keys},
           {"workers", workers},
           {"time_zone", time_zone},
-          {"cmdb", cmdb.ToJson()}};
+          {"cmdb", cmdb.ToJson()},
+          {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()}};
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "coordinator/cmdb/cmdb_config.hpp"
+#include "coordinator/notify/smtp_mail.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -51,6 +52,7 @@ struct CoordinatorConfig {
   int workers = 4;
   std::string time_zone = "Asia/Shanghai";  // checked against the system tz database
   CmdbConfig cmdb;
+  SmtpConfig smtp;  // e-mail of release notices; url "" when not configured
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);

@@ -13,6 +13,7 @@
 #include "coordinator/daemon/config.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/notify/notice_connector.hpp"
 #include "coordinator/packages/package_store.hpp"
 #include "coordinator/server/http_server.hpp"
 #include "coordinator/store/store.hpp"
@@ -153,6 +154,10 @@ Result<void> Serve(const ServeOptions& options) {
       !synced) {
     return std::unexpected(synced.error());
   }
+  // Release notices go out through the same worker (notify/notice_connector.hpp).
+  auto notices = MakeNoticeConnector(**store, config->smtp, data.root);
+  if (!notices) return std::unexpected(notices.error().WithContext(data.config().string()));
+  connectors->push_back(std::move(*notices));
   DeliveryWorker delivery(**store, std::move(*connectors),
                           RetryPolicy{config->cmdb.retry_initial, config->cmdb.retry_max});
 

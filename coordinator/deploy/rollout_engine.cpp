@@ -11,6 +11,7 @@
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/notify/notices.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
@@ -121,6 +122,7 @@ std::optional<rel::Release> Apply(Transaction& tx, const rel::Release& before,
     return std::nullopt;
   }
   SaveRelease(tx.sql(), *after);
+  EnqueueNotices(tx, before, *after);
   AuditEvent event(fmt::format("release.{}", rel::ActionName(after->history.back().action)),
                    "release", before.id);
   event.release_id = before.id;

@@ -284,6 +284,24 @@ const std::vector<Migration>& AllMigrations() {
            " updated_by TEXT NOT NULL)",
            "CREATE INDEX incidents_created ON incidents (created)",
        }},
+      {9,
+       "notify: subscriptions to release notices",
+       {
+           // Issue 6 §4: who gets which release events, by webhook or
+           // e-mail. A removed row stays (removed set) so ids, part of
+           // the outbox connector names, are never reused.
+           "CREATE TABLE notify_subscriptions ("
+           " id TEXT PRIMARY KEY,"
+           " seq BIGINT NOT NULL UNIQUE,"
+           " events TEXT NOT NULL,"
+           " channel TEXT NOT NULL,"
+           " target TEXT NOT NULL,"
+           " secret TEXT NOT NULL,"
+           " time_zone TEXT NOT NULL,"
+           " created TEXT NOT NULL,"
+           " created_by TEXT NOT NULL,"
+           " removed TEXT NOT NULL)",
+       }},
   };
   return kMigrations;
 }

@@ -1,0 +1,255 @@
+// Release notices (coordinator/notify/notices.hpp, smtp_mail.hpp): which
+// transition is which event, what the go-live notice says and in which time
+// zone, the e-mail's headers, and the subscriptions and outbox in a real
+// store.
+#include "coordinator/notify/notices.hpp"
+
+#include <gtest/gtest.h>
+#include <soci/soci.h>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/notify/smtp_mail.hpp"
+#include "coordinator/store/release_records.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+namespace rel = release;
+using nlohmann::json;
+
+constexpr rel::UnixSeconds kStart = 1796000400;  // 2026-11-30T01:00:00Z
+
+rel::Release GoLiveRelease() {
+  rel::Release r;
+  r.id = "R-7";
+  r.owner = "zhang.rm";
+  r.state = rel::ReleaseState::kScheduled;
+  r.plan.title = "视频转码修复";
+  r.plan.product = "c3m-video";
+  r.plan.version = *protocol::Version::Parse("V1.3.0.12");
+  r.plan.Section(rel::PlanSection::kScope) = "All c3m-video servers in Beijing.";
+  r.plan.Section(rel::PlanSection::kRollbackPlan) = "Reinstall V1.3.0.11 on every host.";
+  r.plan.Section(rel::PlanSection::kParticipants) = "wang.approver (ops), chen.tester (QA)";
+  rel::GoLivePlan golive;
+  golive.window.start = {kStart, "2026-11-30T01:00:00Z"};
+  golive.window.end = {kStart + 4 * 3600, "2026-11-30T05:00:00Z"};
+  r.plan.golive = golive;
+  r.history.push_back({rel::Action::kSchedule, "zhang.rm", rel::Role::kReleaseManager, kStart - 60,
+                       rel::ReleaseState::kAccepted, rel::ReleaseState::kScheduled, ""});
+  return r;
+}
+
+// Given a transition adding a history entry of each action, we should map
+// it to its event — and a save without a new entry to none.
+TEST(NoticeEventTest, EachTransitionMapsToItsEvent) {
+  const std::vector<std::pair<rel::Action, std::optional<NoticeEvent>>> table = {
+      {rel::Action::kSchedule, NoticeEvent::kScheduled},
+      {rel::Action::kStartRollout, NoticeEvent::kStarted},
+      {rel::Action::kPause, NoticeEvent::kPaused},
+      {rel::Action::kFinishRollback, NoticeEvent::kRolledBack},
+      {rel::Action::kFinishRollout, NoticeEvent::kCompleted},
+      {rel::Action::kFailRollout, NoticeEvent::kCompleted},
+      {rel::Action::kClose, NoticeEvent::kClosed},
+      {rel::Action::kApprove, std::nullopt},
+      {rel::Action::kResume, std::nullopt},
+      {rel::Action::kRollback, std::nullopt},
+      {rel::Action::kGate, std::nullopt},
+  };
+  for (const auto& [action, expected] : table) {
+    rel::Release before = GoLiveRelease(), after = before;
+    after.history.push_back({action, "x", rel::Role::kAdmin, 1, {}, {}, ""});
+    EXPECT_EQ(NoticeEventOf(before, after), expected) << rel::ActionName(action);
+    EXPECT_EQ(NoticeEventOf(after, after), std::nullopt) << rel::ActionName(action);
+  }
+}
+
+TEST(NoticeEventTest, NamesRoundTripAndAnUnknownNameListsTheEvents) {
+  for (NoticeEvent e : AllNoticeEvents()) EXPECT_EQ(*ParseNoticeEvent(NoticeEventName(e)), e);
+  auto bad = ParseNoticeEvent("deployed");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("scheduled, started"), std::string::npos);
+}
+
+// Given a scheduled release, the go-live notice should say what, when (in
+// the reader's zone), the scope and host count, the rollback plan and whom
+// to contact.
+TEST(NoticeTextTest, TheGoLiveNoticeSaysWhatWhenScopeRollbackAndContacts) {
+  NoticeFacts facts;
+  facts.packages = {"c3m-video V1.3.0.12 (sha256 0123456789ab)"};
+  facts.target_hosts = 12;
+  auto shanghai = rel::TimeZone::Load("Asia/Shanghai");
+  ASSERT_TRUE(shanghai) << shanghai.error().message();
+  Notice n = ComposeNotice(NoticeEvent::kScheduled, GoLiveRelease(), facts, *shanghai);
+  EXPECT_NE(n.subject.find("Go-live notice: c3m-video V1.3.0.12 scheduled (R-7)"),
+            std::string::npos)
+      << n.subject;
+  for (const char* part :
+       {"c3m-video V1.3.0.12 \"视频转码修复\"", "package c3m-video V1.3.0.12 (sha256 0123456789ab)",
+        "2026-11-30 09:00 +08:00 to 2026-11-30 13:00 +08:00 (Asia/Shanghai)",
+        "All c3m-video servers in Beijing.", "12 target host(s)",
+        "Reinstall V1.3.0.11 on every host.", "owner: zhang.rm",
+        "wang.approver (ops), chen.tester (QA)"}) {
+    EXPECT_NE(n.text.find(part), std::string::npos) << part << "\n" << n.text;
+  }
+  auto berlin = rel::TimeZone::Load("Europe/Berlin");
+  ASSERT_TRUE(berlin);
+  Notice b = ComposeNotice(NoticeEvent::kStarted, GoLiveRelease(), facts, *berlin);
+  EXPECT_NE(b.text.find("2026-11-30 02:00 +01:00 to 2026-11-30 06:00 +01:00 (Europe/Berlin)"),
+            std::string::npos)
+      << b.text;
+  EXPECT_NE(b.subject.find("rollout started"), std::string::npos) << b.subject;
+}
+
+TEST(NoticeTextTest, ACompletedNoticeSaysTheOutcomeStateAndCounts) {
+  rel::Release r = GoLiveRelease();
+  r.state = rel::ReleaseState::kFailed;
+  r.history.push_back({rel::Action::kFailRollout, "fabu-coordinator", rel::Role::kAdmin,
+                       kStart + 600, rel::ReleaseState::kDeploying, rel::ReleaseState::kFailed,
+                       "2 hosts failed (threshold 0)"});
+  NoticeFacts facts;
+  facts.target_hosts = 5;
+  facts.succeeded = 3;
+  facts.failed = 2;
+  Notice n = ComposeNotice(NoticeEvent::kCompleted, r, facts, rel::TimeZone::Utc());
+  EXPECT_NE(n.subject.find("rollout completed: failed"), std::string::npos) << n.subject;
+  EXPECT_NE(n.text.find("deploying -> failed by fabu-coordinator"), std::string::npos) << n.text;
+  EXPECT_NE(n.text.find("5 target(s): 3 succeeded, 2 failed, 0 unfinished"), std::string::npos)
+      << n.text;
+  EXPECT_NE(n.text.find("2 hosts failed (threshold 0)"), std::string::npos) << n.text;
+}
+
+TEST(SmtpMailTest, TheMessageHasItsHeadersAndCrlfLines) {
+  MailMessage m;
+  m.from = "fabu@example.com";
+  m.to = "ops@example.com";
+  m.subject = "[fabu] 视频 scheduled";
+  m.text = "line one\n.dot line\n";
+  m.message_id = "R-7.scheduled.9.N-1@example.com";
+  m.date = kStart;
+  const std::string text = FormatMail(m);
+  EXPECT_NE(text.find("From: fabu@example.com\r\n"), std::string::npos);
+  EXPECT_NE(text.find("To: ops@example.com\r\n"), std::string::npos);
+  EXPECT_NE(text.find("Subject: =?UTF-8?B?"), std::string::npos) << text;
+  EXPECT_NE(text.find("Date: Mon, 30 Nov 2026 01:00:00 +0000\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("Message-ID: <R-7.scheduled.9.N-1@example.com>\r\n"), std::string::npos);
+  EXPECT_NE(text.find("Content-Type: text/plain; charset=UTF-8\r\n"), std::string::npos);
+  EXPECT_NE(text.find("\r\n\r\nline one\r\n.dot line\r\n"), std::string::npos) << text;
+}
+
+TEST(SmtpMailTest, TheConfigNamesTheWrongField) {
+  auto bad = SmtpConfig::FromJson({{"url", "http://mail"}, {"from", "a@b"}}, "smtp");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("smtp.url"), std::string::npos);
+  auto no_pw =
+      SmtpConfig::FromJson({{"url", "smtp://m"}, {"from", "a@b"}, {"username", "u"}}, "smtp");
+  ASSERT_FALSE(no_pw);
+  EXPECT_NE(no_pw.error().message().find("smtp.password_file"), std::string::npos);
+  auto ok = SmtpConfig::FromJson(
+      {{"url", "smtp://127.0.0.1:2525"}, {"from", "fabu@example.com"}, {"starttls", true}}, "smtp");
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_TRUE(ok->starttls);
+}
+
+class NoticeStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = Store::Create(dir_ / "coordinator.db");
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+  }
+  template <typename T, typename F>
+  Result<T> Write(F&& f) {
+    return store_->Write(origin_, [&](Transaction& tx) -> Result<T> { return f(tx); });
+  }
+  std::vector<OutboxMessage> Outbox() {
+    return *store_->Read([&](soci::session& sql) -> Result<std::vector<OutboxMessage>> {
+      return ListOutbox(sql, {});
+    });
+  }
+  NoticeSubscription Subscription(std::vector<NoticeEvent> events, std::string channel,
+                                  std::string target) {
+    NoticeSubscription s;
+    s.events = std::move(events);
+    s.channel = std::move(channel);
+    s.target = std::move(target);
+    s.time_zone = "Asia/Shanghai";
+    return s;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  AuditOrigin origin_{"test", "admin", "req", "local"};
+};
+
+TEST_F(NoticeStoreTest, ASubscriptionIsCheckedFieldByField) {
+  auto bad_url = Write<NoticeSubscription>([&](Transaction& tx) {
+    return AddSubscription(tx, Subscription({NoticeEvent::kScheduled}, "webhook", "ftp://x"), "a");
+  });
+  ASSERT_FALSE(bad_url);
+  EXPECT_NE(bad_url.error().message().find("webhook:"), std::string::npos);
+  auto bad_mail = Write<NoticeSubscription>([&](Transaction& tx) {
+    return AddSubscription(
+        tx, Subscription({NoticeEvent::kScheduled}, "email", "ops@x\r\nBcc: y@z"), "a");
+  });
+  ASSERT_FALSE(bad_mail);
+  EXPECT_NE(bad_mail.error().message().find("email:"), std::string::npos);
+  auto no_events = Write<NoticeSubscription>(
+      [&](Transaction& tx) { return AddSubscription(tx, Subscription({}, "email", "o@x"), "a"); });
+  ASSERT_FALSE(no_events);
+  EXPECT_NE(no_events.error().message().find("events:"), std::string::npos);
+  auto s = Subscription({NoticeEvent::kScheduled}, "email", "o@x");
+  s.time_zone = "Mars/Olympus";
+  auto bad_zone =
+      Write<NoticeSubscription>([&](Transaction& tx) { return AddSubscription(tx, s, "a"); });
+  ASSERT_FALSE(bad_zone);
+  EXPECT_NE(bad_zone.error().message().find("time_zone"), std::string::npos);
+}
+
+// Given two subscriptions, one to scheduled, a schedule transition should
+// queue one notice for it only, once however often it is enqueued, and
+// leave the release's CMDB confirmation alone; removing the subscription
+// waives it.
+TEST_F(NoticeStoreTest, AScheduleQueuesOneNoticePerSubscriberOnceOutsideTheCmdbConfirmation) {
+  auto hook = Write<NoticeSubscription>([&](Transaction& tx) {
+    return AddSubscription(
+        tx, Subscription({NoticeEvent::kScheduled}, "webhook", "http://127.0.0.1:1/x"), "zhang");
+  });
+  ASSERT_TRUE(hook) << hook.error().message();
+  EXPECT_EQ(hook->id, "N-1");
+  ASSERT_TRUE(Write<NoticeSubscription>([&](Transaction& tx) {
+    return AddSubscription(tx, Subscription({NoticeEvent::kClosed}, "email", "o@x"), "zhang");
+  }));
+  rel::Release after = GoLiveRelease(), before = after;
+  before.history.clear();
+  before.state = rel::ReleaseState::kAccepted;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(Write<void>([&](Transaction& tx) -> Result<void> {
+      SaveRelease(tx.sql(), after);
+      EnqueueNotices(tx, before, after);
+      return {};
+    }));
+  }
+  auto outbox = Outbox();
+  ASSERT_EQ(outbox.size(), 1u);
+  EXPECT_EQ(outbox[0].connector, "notify:N-1");
+  EXPECT_EQ(outbox[0].idempotency_key, "R-7/scheduled/1");
+  json payload = json::parse(outbox[0].payload);
+  EXPECT_EQ(payload["event"], "scheduled");
+  EXPECT_NE(payload["text"].get<std::string>().find("+08:00"), std::string::npos);
+  auto confirmation = store_->Read(
+      [&](soci::session& sql) -> Result<CmdbConfirmation> { return ConfirmationOf(sql, "R-7"); });
+  EXPECT_EQ(confirmation->pending, 0);
+  EXPECT_TRUE(confirmation->confirmed);
+
+  ASSERT_TRUE(Write<void>([&](Transaction& tx) { return RemoveSubscription(tx, "N-1", "zhang"); }));
+  EXPECT_EQ(Outbox()[0].state, kOutboxWaived);
+  auto again = Write<void>([&](Transaction& tx) { return RemoveSubscription(tx, "N-1", "zhang"); });
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace fabu::coordinator

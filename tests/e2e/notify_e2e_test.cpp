@@ -1,0 +1,161 @@
+// Release notices end to end (issue 6 §4 "Notices"): subscriptions made
+// with the real fabu CLI, a release walked through schedule, rollout and
+// completion on real agents, the real coordinator delivering its notices
+// to a webhook receiver and to an SMTP server on 127.0.0.1 — both down at
+// first (HTTP 503; SMTP port closed) across a restart of the coordinator,
+// then up: each notice delivered once, signed, the mail with its headers
+// and the window in the reader's zone.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "coordinator/cmdb/connectors.hpp"
+#include "tests/e2e/fleet.hpp"
+#include "tests/support/http_receiver.hpp"
+#include "tests/support/smtp_receiver.hpp"
+
+namespace fabu::e2e {
+namespace {
+
+using fabu::testing::HttpReceiver;
+using fabu::testing::SmtpReceiver;
+
+class NotifyE2eTest : public Fleet {
+ protected:
+  // Restarts the coordinator with `changes` merged into its config.json.
+  void Configure(const json& changes) {
+    ASSERT_EQ(StopCoordinator(), 0);
+    const fs::path config = CoordinatorDir() / "config.json";
+    json j = json::parse(fabu::testing::ReadFile(config));
+    j.merge_patch(changes);
+    fabu::testing::WriteFile(config, j.dump(2));
+    ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  }
+
+  // The outbox messages of notice subscription `id`, oldest first.
+  json Notices(const std::string& id) {
+    auto r = As(viewer_, {"cmdb", "outbox", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json out = json::array();
+    json messages = json::parse(r.out, nullptr, false)["messages"];
+    for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+      if ((*it)["connector"] == "notify:" + id) out.push_back(*it);
+    }
+    return out;
+  }
+};
+
+TEST_F(NotifyE2eTest, AWebhookAndAMailboxDownThenUpGetEachNoticeOnce) {
+  HttpReceiver hook;
+  hook.SetStatus(503, "{\"error\": \"maintenance\"}");
+  std::uint16_t smtp_port = 0;
+  {
+    SmtpReceiver probe;  // a free port, closed again: the mail server is down
+    smtp_port = probe.port();
+  }
+  ASSERT_NO_FATAL_FAILURE(Configure(
+      {{"smtp",
+        {{"url", "smtp://127.0.0.1:" + std::to_string(smtp_port)}, {"from", "fabu@example.com"}}},
+       {"cmdb", {{"retry", {{"initial_seconds", 1}, {"max_seconds", 2}}}}}}));
+
+  auto added = As(rm_, {"notify", "add", "--events", "scheduled,started,completed", "--webhook",
+                        hook.url("/notices"), "--secret", "n0tice-key"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_EQ(added.out, "N-1\n");
+  added = As(rm_, {"notify", "add", "--events", "scheduled", "--email", "ops@example.com", "--tz",
+                   "Europe/Berlin"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_EQ(added.out, "N-2\n");
+  auto refused = As(viewer_, {"notify", "add", "--events", "closed", "--email", "x@example.com"});
+  EXPECT_NE(refused.exit_code, 0);
+  auto bad = As(rm_, {"notify", "add", "--events", "deployed", "--email", "x@example.com"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("events[0]"), std::string::npos) << bad.err;
+  auto list = As(viewer_, {"notify", "list", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  json subscriptions = json::parse(list.out)["subscriptions"];
+  ASSERT_EQ(subscriptions.size(), 2u) << list.out;
+  EXPECT_EQ(subscriptions[0]["signed"], true);
+  EXPECT_EQ(subscriptions[0].dump().find("n0tice-key"), std::string::npos);
+  EXPECT_EQ(subscriptions[1]["time_zone"], "Europe/Berlin");
+
+  AddAgents(2);
+  const Package v1 = BuildAndUpload(kV1);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v1));  // scheduled, started, completed (deployed)
+
+  // Both receivers are down: the notices wait in the outbox, retried.
+  ASSERT_TRUE(WaitFor([&] {
+    json hooks = Notices("N-1"), mails = Notices("N-2");
+    return hooks.size() == 3 && mails.size() == 1 && hooks[0]["state"] == "failing" &&
+           mails[0]["state"] == "failing" && mails[0]["attempts"].get<int>() >= 1;
+  })) << Notices("N-1").dump(2)
+      << Notices("N-2").dump(2);
+  EXPECT_FALSE(Notices("N-2")[0]["last_error"].get<std::string>().empty());
+
+  // The coordinator restarts with the notices pending: nothing is lost.
+  const int port = Port();  // the agents know this one
+  ASSERT_EQ(StopCoordinator(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(port));
+
+  SmtpReceiver smtp(smtp_port);
+  hook.SetStatus(200);
+  auto all_delivered = [&] {
+    for (const char* id : {"N-1", "N-2"}) {
+      for (const auto& m : Notices(id)) {
+        if (m["state"] != "delivered") return false;
+      }
+    }
+    return true;
+  };
+  ASSERT_TRUE(WaitFor(all_delivered)) << Notices("N-1").dump(2) << Notices("N-2").dump(2);
+
+  std::map<std::string, int> accepted;
+  std::map<std::string, json> bodies;
+  for (const auto& request : hook.requests()) {
+    EXPECT_EQ(request.headers.at("x-fabu-signature"),
+              coordinator::WebhookSignature("n0tice-key", request.body));
+    if (request.status != 200) continue;
+    ++accepted[request.headers.at("idempotency-key")];
+    json body = json::parse(request.body);
+    bodies[body["event"].get<std::string>()] = body;
+  }
+  EXPECT_GT(hook.requests().size(), accepted.size());  // it refused some first
+  ASSERT_EQ(accepted.size(), 3u);
+  for (const auto& [key, count] : accepted) EXPECT_EQ(count, 1) << key;
+  ASSERT_EQ(bodies.count("scheduled"), 1u);
+  const std::string golive = bodies["scheduled"]["text"];
+  for (const char* part :
+       {"All c3m-video servers.", "2 target host(s)",
+        "Automatic rollback on a failed health check.", "owner: zhang.rm", "(Asia/Shanghai)"}) {
+    EXPECT_NE(golive.find(part), std::string::npos) << part << "\n" << golive;
+  }
+  EXPECT_NE(bodies["completed"]["subject"].get<std::string>().find("completed: deployed"),
+            std::string::npos)
+      << bodies["completed"].dump(2);
+  EXPECT_EQ(bodies["completed"]["hosts"]["succeeded"], 2);
+
+  auto mails = smtp.mails();
+  ASSERT_EQ(mails.size(), 1u);
+  EXPECT_EQ(mails[0].from, "fabu@example.com");
+  EXPECT_EQ(mails[0].recipients, std::vector<std::string>{"ops@example.com"});
+  const std::string& data = mails[0].data;
+  for (const char* part :
+       {"From: fabu@example.com\r\n", "To: ops@example.com\r\n",
+        "Subject: [fabu] Go-live notice: c3m-video", "Date: ", "Message-ID: <R-1.scheduled.",
+        "Content-Type: text/plain; charset=UTF-8\r\n", "(Europe/Berlin)",
+        "Automatic rollback on a failed health check."}) {
+    EXPECT_NE(data.find(part), std::string::npos) << part << "\n" << data;
+  }
+
+  // Removed, N-2 gets nothing more; the audit has the subscriptions.
+  auto removed = As(rm_, {"notify", "remove", "N-2"});
+  EXPECT_EQ(removed.exit_code, 0) << removed.err;
+  list = As(viewer_, {"notify", "list", "--json"});
+  EXPECT_EQ(json::parse(list.out)["subscriptions"].size(), 1u);
+  auto audit = QueryStore("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'notify.%'");
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_GE(std::stoi(audit[0][0]), 6);  // 2 add, 3 queue events, 1 remove
+}
+
+}  // namespace
+}  // namespace fabu::e2e
