@@ -231,6 +231,22 @@ json UpgradeRecord::ToJson() const {
           {"recorded", recorded}};
 }
 
+bool EnqueueOutboxMessage(soci::session& sql, const std::string& connector, const std::string& key,
+                          const std::string& release_id, const std::string& payload) {
+  const std::string created = NowUtc(), empty, state(kOutboxPending);
+  long long message_id = NextId(sql, "cmdb_outbox"), zero = 0;
+  soci::statement st =
+      (sql.prepare << "INSERT INTO cmdb_outbox (id, connector, idempotency_key, release_id, "
+                      "payload, state, attempts, next_attempt, last_error, created, delivered, "
+                      "waived_by, waive_reason) VALUES (:id, :c, :k, :r, :p, :s, :a, :n, :e, "
+                      ":cr, :d, :wb, :wr) ON CONFLICT (connector, idempotency_key) DO NOTHING",
+       soci::use(message_id), soci::use(connector), soci::use(key), soci::use(release_id),
+       soci::use(payload), soci::use(state), soci::use(zero), soci::use(zero), soci::use(empty),
+       soci::use(created), soci::use(empty), soci::use(empty), soci::use(empty));
+  st.execute(true);
+  return st.get_affected_rows() > 0;
+}
+
 bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
   soci::session& sql = tx.sql();
   std::string deployment = input.deployment_id;
@@ -264,20 +280,8 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
     for (const std::string& name : rows) connectors.push_back(name);
   }
   std::size_t queued = 0;
-  const std::string created = NowUtc(), empty, state(kOutboxPending);
-  for (std::string connector : connectors) {
-    long long message_id = NextId(sql, "cmdb_outbox"), zero = 0;
-    std::string k = key, release = r.release_id, text = body;
-    soci::statement st =
-        (sql.prepare << "INSERT INTO cmdb_outbox (id, connector, idempotency_key, release_id, "
-                        "payload, state, attempts, next_attempt, last_error, created, delivered, "
-                        "waived_by, waive_reason) VALUES (:id, :c, :k, :r, :p, :s, :a, :n, :e, "
-                        ":cr, :d, :wb, :wr) ON CONFLICT (connector, idempotency_key) DO NOTHING",
-         soci::use(message_id), soci::use(connector), soci::use(k), soci::use(release),
-         soci::use(text), soci::use(state), soci::use(zero), soci::use(zero), soci::use(empty),
-         soci::use(created), soci::use(empty), soci::use(empty), soci::use(empty));
-    st.execute(true);
-    if (st.get_affected_rows() > 0) ++queued;
+  for (const std::string& connector : connectors) {
+    if (EnqueueOutboxMessage(sql, connector, key, r.release_id, body)) ++queued;
   }
 
   AuditEvent event("cmdb.record", "upgrade_record", std::to_string(r.id));

@@ -356,7 +356,6 @@ void EnqueueNotices(Transaction& tx, const rel::Release& before, const rel::Rele
   const NoticeFacts facts = FactsOf(sql, after);
   const std::string key =
       fmt::format("{}/{}/{}", after.id, NoticeEventName(*event), after.history.size());
-  const std::string created = NowUtc(), empty, state(kOutboxPending);
   std::size_t queued = 0;
   for (const NoticeSubscription& s : subscribers) {
     auto zone = rel::TimeZone::Load(s.time_zone);
@@ -382,21 +381,7 @@ void EnqueueNotices(Transaction& tx, const rel::Release& before, const rel::Rele
       payload["window"] = {{"start", rel::FormatRfc3339Utc(window->start.seconds)},
                            {"end", rel::FormatRfc3339Utc(window->end.seconds)}};
     }
-    long long message_id = 0, zero = 0;
-    soci::indicator ind = soci::i_null;
-    sql << "SELECT MAX(id) FROM cmdb_outbox", soci::into(message_id, ind);
-    message_id = (ind == soci::i_ok ? message_id : 0) + 1;
-    std::string connector = s.ConnectorName(), k = key, release = after.id, text = payload.dump();
-    soci::statement st =
-        (sql.prepare << "INSERT INTO cmdb_outbox (id, connector, idempotency_key, release_id, "
-                        "payload, state, attempts, next_attempt, last_error, created, delivered, "
-                        "waived_by, waive_reason) VALUES (:id, :c, :k, :r, :p, :s, :a, :n, :e, "
-                        ":cr, :d, :wb, :wr) ON CONFLICT (connector, idempotency_key) DO NOTHING",
-         soci::use(message_id), soci::use(connector), soci::use(k), soci::use(release),
-         soci::use(text), soci::use(state), soci::use(zero), soci::use(zero), soci::use(empty),
-         soci::use(created), soci::use(empty), soci::use(empty), soci::use(empty));
-    st.execute(true);
-    if (st.get_affected_rows() > 0) ++queued;
+    if (EnqueueOutboxMessage(sql, s.ConnectorName(), key, after.id, payload.dump())) ++queued;
   }
   AuditEvent audit("notify.queue", "release", after.id);
   audit.release_id = after.id;
