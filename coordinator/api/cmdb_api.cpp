@@ -148,7 +148,7 @@ void RegisterCmdbRoutes(Router& router, const ApiContext& api) {
                }
                const std::string reason = (*body)["reason"].get<std::string>();
                const rel::PlanParseOptions options = PlanOptions(api);
-               const rel::Actor actor{ctx.user().name, rel::Role::kApprover};
+               const rel::Actor actor = ActorOf(ctx);
                auto waived = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<json> {
                  auto r = LoadRelease(tx.sql(), id, options);
                  if (!r) return std::unexpected(r.error());

@@ -200,6 +200,12 @@ std::string ApiClient::Escape(std::string_view text) const {
   return out;
 }
 
+std::string CellText(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>().empty() ? "-" : value.get<std::string>();
+  if (value.is_null()) return "-";
+  return value.dump();
+}
+
 void ReportFailure(std::string_view command, const Error& error, int& exit_code) {
   std::cerr << "fabu " << command << ": " << error.message() << "\n";
   exit_code = 1;

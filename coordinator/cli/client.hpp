@@ -55,4 +55,8 @@ class ApiClient {
 // setting exit_code to 1.
 void ReportFailure(std::string_view command, const Error& error, int& exit_code);
 
+// A JSON value as a table cell: a string as is, "-" for null or an empty
+// string, anything else as JSON.
+std::string CellText(const nlohmann::json& value);
+
 }  // namespace fabu::cli

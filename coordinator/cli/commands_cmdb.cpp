@@ -13,21 +13,16 @@ namespace {
 
 using nlohmann::json;
 
-std::string Text(const json& value) {
-  if (value.is_string()) return value.get<std::string>().empty() ? "-" : value.get<std::string>();
-  if (value.is_null()) return "-";
-  return value.dump();
-}
-
 void PrintRecords(const json& records) {
   std::cout << fmt::format("{:<20} {:<16} {:<12} {:<12} {:<21} {:<21} {:<14} {:<8} {}\n", "HOST",
                            "PACKAGE", "FROM", "TO", "STARTED", "FINISHED", "RESULT", "RELEASE",
                            "OPERATOR");
   for (const auto& r : records) {
     std::cout << fmt::format("{:<20} {:<16} {:<12} {:<12} {:<21} {:<21} {:<14} {:<8} {}\n",
-                             Text(r["host"]), Text(r["package"]), Text(r["from_version"]),
-                             Text(r["to_version"]), Text(r["started"]), Text(r["finished"]),
-                             Text(r["result"]), Text(r["release"]), Text(r["operator"]));
+                             CellText(r["host"]), CellText(r["package"]),
+                             CellText(r["from_version"]), CellText(r["to_version"]),
+                             CellText(r["started"]), CellText(r["finished"]), CellText(r["result"]),
+                             CellText(r["release"]), CellText(r["operator"]));
   }
 }
 
@@ -82,10 +77,10 @@ void RegisterCmdbCommands(CLI::App& app, int& exit_code) {
         std::string apps;
         for (const auto& a : h["apps"]) {
           if (!apps.empty()) apps += ", ";
-          apps += a.value("name", "") + " " + Text(a["current"]);
+          apps += a.value("name", "") + " " + CellText(a["current"]);
         }
-        std::cout << fmt::format("{:<24} {:<10} {:<22} {}\n", Text(h["name"]),
-                                 Text(h["agent_version"]), Text(h["last_seen"]),
+        std::cout << fmt::format("{:<24} {:<10} {:<22} {}\n", CellText(h["name"]),
+                                 CellText(h["agent_version"]), CellText(h["last_seen"]),
                                  apps.empty() ? "-" : apps);
       }
     });
@@ -103,9 +98,9 @@ void RegisterCmdbCommands(CLI::App& app, int& exit_code) {
     GetAndPrint("cmdb host", *host_args, "/api/v1/cmdb/hosts/" + client->Escape(host_args->name),
                 exit_code, [](const json& h) {
                   const json& inv = h.contains("inventory") ? h["inventory"] : json::object();
-                  std::cout << fmt::format("{}\n", Text(h["name"]));
-                  std::cout << fmt::format("  agent      {}\n", Text(h["agent_version"]));
-                  std::cout << fmt::format("  last seen  {}\n", Text(h["last_seen"]));
+                  std::cout << fmt::format("{}\n", CellText(h["name"]));
+                  std::cout << fmt::format("  agent      {}\n", CellText(h["agent_version"]));
+                  std::cout << fmt::format("  last seen  {}\n", CellText(h["last_seen"]));
                   if (inv.is_object()) {
                     std::cout << fmt::format("  system     {} {} {}, {} cpu(s)\n",
                                              inv.value("os", ""), inv.value("kernel", ""),
@@ -118,7 +113,7 @@ void RegisterCmdbCommands(CLI::App& app, int& exit_code) {
                   std::cout << fmt::format("  labels     {}\n", labels.empty() ? "-" : labels);
                   for (const auto& a : h["apps"]) {
                     std::cout << fmt::format("  software   {} {}\n", a.value("name", ""),
-                                             Text(a["current"]));
+                                             CellText(a["current"]));
                   }
                   std::cout << "  upgrades\n";
                   PrintRecords(h["upgrades"]);
@@ -162,9 +157,10 @@ void RegisterCmdbCommands(CLI::App& app, int& exit_code) {
                                    "CONNECTOR", "STATE", "ATTEMPTS", "NEXT", "KEY", "LAST ERROR");
           for (const auto& m : r["messages"]) {
             std::cout << fmt::format("{:<6} {:<12} {:<10} {:<8} {:<21} {:<48} {}\n",
-                                     m.value("id", 0), Text(m["connector"]), Text(m["state"]),
-                                     m.value("attempts", 0), Text(m["next_attempt"]),
-                                     Text(m["idempotency_key"]), Text(m["last_error"]));
+                                     m.value("id", 0), CellText(m["connector"]),
+                                     CellText(m["state"]), m.value("attempts", 0),
+                                     CellText(m["next_attempt"]), CellText(m["idempotency_key"]),
+                                     CellText(m["last_error"]));
           }
         });
   });

@@ -15,20 +15,14 @@ namespace {
 
 using nlohmann::json;
 
-std::string Text(const json& value) {
-  if (value.is_string()) return value.get<std::string>().empty() ? "-" : value.get<std::string>();
-  if (value.is_null()) return "-";
-  return value.dump();
-}
-
 void PrintIncidents(const json& list) {
   std::cout << fmt::format("{:<6} {:<8} {:<4} {:<7} {:<12} {:<20} {:<21} {}\n", "ID", "RELEASE",
                            "SEV", "STATE", "SOURCE", "HOST", "OPENED", "SUMMARY");
   for (const auto& i : list) {
-    std::cout << fmt::format("{:<6} {:<8} {:<4} {:<7} {:<12} {:<20} {:<21} {}\n", Text(i["id"]),
-                             Text(i["release"]), Text(i["severity"]), Text(i["state"]),
-                             Text(i["source"]), Text(i["host"]), Text(i["created_utc"]),
-                             Text(i["summary"]));
+    std::cout << fmt::format("{:<6} {:<8} {:<4} {:<7} {:<12} {:<20} {:<21} {}\n", CellText(i["id"]),
+                             CellText(i["release"]), CellText(i["severity"]), CellText(i["state"]),
+                             CellText(i["source"]), CellText(i["host"]), CellText(i["created_utc"]),
+                             CellText(i["summary"]));
   }
 }
 
@@ -64,8 +58,8 @@ void RegisterIncidentCommands(CLI::App& app, int& exit_code) {
     if (add_args->json) {
       std::cout << r->dump(2) << "\n";
     } else {
-      std::cout << fmt::format("{} recorded against {} ({})\n", Text((*r)["id"]),
-                               Text((*r)["release"]), Text((*r)["severity"]));
+      std::cout << fmt::format("{} recorded against {} ({})\n", CellText((*r)["id"]),
+                               CellText((*r)["release"]), CellText((*r)["severity"]));
     }
   });
 
@@ -102,7 +96,7 @@ void RegisterIncidentCommands(CLI::App& app, int& exit_code) {
     if (close_args->json) {
       std::cout << r->dump(2) << "\n";
     } else {
-      std::cout << fmt::format("{} closed\n", Text((*r)["id"]));
+      std::cout << fmt::format("{} closed\n", CellText((*r)["id"]));
     }
   });
 

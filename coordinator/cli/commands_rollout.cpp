@@ -17,10 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Text(const json& value) {
-  return value.is_string() ? value.get<std::string>() : std::string("-");
-}
-
 // The status as a person reads it: the waves, the hosts, and why it waits.
 void PrintStatus(const json& s) {
   std::cout << fmt::format("{} is {}\n", s.value("release", ""), s.value("state", ""));
@@ -29,8 +25,8 @@ void PrintStatus(const json& s) {
     return;
   }
   const json& rollout = s["rollout"];
-  std::cout << fmt::format("  rollout started {}, finished {}{}\n", Text(rollout["started"]),
-                           Text(rollout["finished"]),
+  std::cout << fmt::format("  rollout started {}, finished {}{}\n", CellText(rollout["started"]),
+                           CellText(rollout["finished"]),
                            rollout.value("aborted", false) ? " (aborted)" : "");
   if (!s.value("waiting", "").empty()) {
     std::cout << fmt::format("  waiting: {}\n", s.value("waiting", ""));

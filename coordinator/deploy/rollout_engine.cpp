@@ -597,8 +597,6 @@ Result<void> PassGate(soci::session& sql, const std::string& release_id) {
     return Fail(ErrorCode::kFailedPrecondition,
                 fmt::format("release {} has no rollout", release_id));
   }
-  HostDeployments deployments = LoadHostDeployments(sql, release_id);
-  const auto hosts = LoadRolloutHosts(sql, release_id);
   const bool at_gate = row->current_wave >= 0 && row->wave_done_at > 0 &&
                        row->gates_confirmed <= row->current_wave && !row->last_wave_started();
   if (!at_gate) {
