@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 
+#include "packaging/growing_file.hpp"
 #include "packaging/keys.hpp"
 #include "packaging/manifest.hpp"
 #include "protocol/error.hpp"
@@ -66,6 +67,16 @@ struct VerifyOptions {
   // download): unlink it as soon as it has been read, before the tree is
   // synced, so its pages still waiting to be written never reach the disk.
   bool remove_file_when_read = false;
+  // The file is still being written (a download in progress): read it as far
+  // as its writer declares, waiting for more, so that checking and extracting
+  // overlap the transfer. A file abandoned by its writer fails the read
+  // (kUnavailable). Not owned; must outlive the call.
+  GrowingFile* growing = nullptr;
+  // An open descriptor of `file` to read instead of opening it by name (a
+  // download renamed while it is read); `file` then only names it in
+  // messages. Read from offset 0 without moving the descriptor's offset, and
+  // not closed, so one descriptor serves several reads.
+  int fd = -1;
 };
 
 struct VerifiedPackage {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fmt/format.h"
+#include "packaging/growing_file.hpp"
 #include "packaging/package.hpp"
 #include "packaging/platform/libarchive.hpp"
 #include "packaging/sha256.hpp"
@@ -39,47 +40,72 @@ constexpr std::size_t kReadChunk = 256 << 10;
 // Bytes of file data queued between the reading and the writing thread.
 constexpr std::size_t kWriteQueueBytes = 1 << 20;
 
-// The package file, hashed as libarchive pulls it.
+// The package file, hashed as libarchive pulls it. A growing file (a
+// download still running) is read up to its end as its writer declares it.
 struct FileSource {
   int fd = -1;
+  bool owns_fd = true;  // false: VerifyOptions::fd, the caller's
   bool hashing = true;  // VerifyOptions::file_digest
   Sha256 hash;
   std::uint64_t size = 0;
   std::vector<char> buffer = std::vector<char>(kReadChunk);
-  int error = 0;
+  GrowingFile* growing = nullptr;  // VerifyOptions::growing
+  std::string growing_error;       // why a growing file ended early
+
+  // The next bytes into `buffer`, hashed and counted: their number, 0 at the
+  // end of the file, -1 on an error (errno, or `growing_error`).
+  ssize_t Next() {
+    bool waited = false;
+    while (true) {
+      // pread from our own offset: a caller's descriptor may be read again.
+      const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(size));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return -1;
+      if (n == 0 && growing != nullptr) {
+        // Caught up with the writer: wait for more, or for the end.
+        if (waited) {
+          // The writer said there is more, yet this file has no more: it is
+          // no longer the file being written (a download that started over).
+          growing_error = "the file was replaced while it was being read";
+          return -1;
+        }
+        auto more = growing->WaitBeyond(size);
+        if (!more) {
+          growing_error = more.error().message();
+          return -1;
+        }
+        if (*more) {
+          waited = true;
+          continue;
+        }
+      }
+      if (hashing) hash.Update(buffer.data(), static_cast<std::size_t>(n));
+      size += static_cast<std::uint64_t>(n);
+      return n;
+    }
+  }
 
   // Reads and hashes whatever libarchive did not, so the digest covers the file.
   Result<void> Drain() {
-    if (!hashing) {
+    if (!hashing && growing == nullptr) {
       struct stat st {};
       if (::fstat(fd, &st) == 0) size = static_cast<std::uint64_t>(st.st_size);
       return {};
     }
     while (true) {
-      ssize_t n = ::read(fd, buffer.data(), buffer.size());
-      if (n < 0 && errno == EINTR) continue;
+      const ssize_t n = Next();
+      if (n < 0 && !growing_error.empty()) return Fail(ErrorCode::kUnavailable, growing_error);
       if (n < 0) return Fail(ErrorCode::kIo, std::string("read: ") + std::strerror(errno));
       if (n == 0) return {};
-      hash.Update(buffer.data(), static_cast<std::size_t>(n));
-      size += static_cast<std::uint64_t>(n);
     }
   }
 };
 
 la_ssize_t FileRead(archive*, void* client, const void** out) {
   auto* src = static_cast<FileSource*>(client);
-  while (true) {
-    ssize_t n = ::read(src->fd, src->buffer.data(), src->buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      src->error = errno;
-      return -1;
-    }
-    if (src->hashing) src->hash.Update(src->buffer.data(), static_cast<std::size_t>(n));
-    src->size += static_cast<std::uint64_t>(n);
-    *out = src->buffer.data();
-    return n;
-  }
+  const ssize_t n = src->Next();
+  *out = src->buffer.data();
+  return n;
 }
 
 // The payload member, pulled from the outer tar, hashed and bounded by the
@@ -651,7 +677,7 @@ struct OpenedPackage {
   OpenedPackage& operator=(const OpenedPackage&) = delete;
   ~OpenedPackage() {
     outer.reset();
-    if (source.fd >= 0) ::close(source.fd);
+    if (source.fd >= 0 && source.owns_fd) ::close(source.fd);
   }
 
   // Hashes what libarchive did not read and returns the signed header and
@@ -667,10 +693,29 @@ struct OpenedPackage {
   }
 };
 
+// A growing file that ended early fails every read after it: its writer's
+// reason is the cause to report, not the truncation the readers saw.
+template <typename T>
+Result<T> GrowingFileFirst(Result<T> result, const FileSource& source) {
+  if (!result && !source.growing_error.empty()) {
+    return Fail(ErrorCode::kUnavailable,
+                fmt::format("the package ended before it was whole: {}", source.growing_error));
+  }
+  return result;
+}
+
 // Opens `file` for reading as a package. Errors carry no file name; callers add it.
-Result<std::unique_ptr<OpenedPackage>> OpenPackage(const fs::path& file) {
+Result<std::unique_ptr<OpenedPackage>> OpenPackage(const fs::path& file,
+                                                   const VerifyOptions& options = {}) {
   auto opened = std::make_unique<OpenedPackage>();
-  opened->source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  opened->source.hashing = options.file_digest;
+  opened->source.growing = options.growing;
+  if (options.fd >= 0) {
+    opened->source.fd = options.fd;
+    opened->source.owns_fd = false;
+  } else {
+    opened->source.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  }
   if (opened->source.fd < 0) {
     return Fail(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
                 fmt::format("cannot open: {}", std::strerror(errno)));
@@ -680,8 +725,10 @@ Result<std::unique_ptr<OpenedPackage>> OpenPackage(const fs::path& file) {
   archive_read_support_format_tar(opened->outer.get());
   if (archive_read_open(opened->outer.get(), &opened->source, nullptr, FileRead, nullptr) !=
       ARCHIVE_OK) {
-    return std::unexpected(
-        Integrity("not a fabu package (not a tar file): " + ArchiveErrorText(opened->outer.get())));
+    return GrowingFileFirst<std::unique_ptr<OpenedPackage>>(
+        std::unexpected(Integrity("not a fabu package (not a tar file): " +
+                                  ArchiveErrorText(opened->outer.get()))),
+        opened->source);
   }
   return opened;
 }
@@ -710,13 +757,11 @@ Result<SignedHeader> ReadSignedHeader(archive* outer, const TrustStore& trust,
   return SignedHeader{std::move(*header), std::move(*manifest)};
 }
 
-// The whole read; `sink` receives every checked entry (nullptr: verify only).
-Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trust,
-                                    const VerifyOptions& options, EntrySink* sink) {
-  auto opened = OpenPackage(file);
-  if (!opened) return std::unexpected(opened.error());
-  (*opened)->source.hashing = options.file_digest;
-  archive* outer = (*opened)->outer.get();
+// The whole read of an opened package; `sink` receives every checked entry
+// (nullptr: verify only).
+Result<VerifiedPackage> ReadOpenedPackage(OpenedPackage& opened, const TrustStore& trust,
+                                          const VerifyOptions& options, EntrySink* sink) {
+  archive* outer = opened.outer.get();
 
   // 1. Manifest and signature, checked before the payload is touched.
   auto signed_header = ReadSignedHeader(outer, trust, options);
@@ -789,7 +834,14 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
     return std::unexpected(
         Integrity("package is truncated or corrupt after the payload: " + ArchiveErrorText(outer)));
   }
-  return (*opened)->Finish(std::move(*manifest), std::move(header->manifest_json));
+  return opened.Finish(std::move(*manifest), std::move(header->manifest_json));
+}
+
+Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trust,
+                                    const VerifyOptions& options, EntrySink* sink) {
+  auto opened = OpenPackage(file, options);
+  if (!opened) return std::unexpected(opened.error());
+  return GrowingFileFirst(ReadOpenedPackage(**opened, trust, options, sink), (*opened)->source);
 }
 
 Result<void> SyncDir(const fs::path& dir) {
@@ -895,9 +947,10 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
 
 Result<VerifiedPackage> VerifySignatureAndDigest(const fs::path& file, const TrustStore& trust,
                                                  const VerifyOptions& options) {
-  auto opened = OpenPackage(file);
+  auto opened = OpenPackage(file, options);
   if (!opened) return std::unexpected(opened.error().WithContext(file.string()));
-  auto signed_header = ReadSignedHeader((*opened)->outer.get(), trust, options);
+  auto signed_header =
+      GrowingFileFirst(ReadSignedHeader((*opened)->outer.get(), trust, options), (*opened)->source);
   if (!signed_header) return std::unexpected(signed_header.error().WithContext(file.string()));
   // The rest of the file is hashed, not parsed: the package id.
   return WithContext((*opened)->Finish(std::move(signed_header->manifest),
@@ -907,9 +960,10 @@ Result<VerifiedPackage> VerifySignatureAndDigest(const fs::path& file, const Tru
 
 Result<VerifiedPackage> VerifySignature(const fs::path& file, const TrustStore& trust,
                                         const VerifyOptions& options) {
-  auto opened = OpenPackage(file);
+  auto opened = OpenPackage(file, options);
   if (!opened) return std::unexpected(opened.error().WithContext(file.string()));
-  auto signed_header = ReadSignedHeader((*opened)->outer.get(), trust, options);
+  auto signed_header =
+      GrowingFileFirst(ReadSignedHeader((*opened)->outer.get(), trust, options), (*opened)->source);
   if (!signed_header) return std::unexpected(signed_header.error().WithContext(file.string()));
   VerifiedPackage verified;
   verified.manifest = std::move(signed_header->manifest);

@@ -41,6 +41,14 @@ class Fd {
 
 }  // namespace
 
+Result<void> SyncFileSystemOf(const fs::path& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0 || ::syncfs(fd.get()) != 0) {
+    return Fail(ErrorCode::kIo, fmt::format("cannot sync {}: {}", path.string(), Errno()));
+  }
+  return {};
+}
+
 Result<void> SyncDirectory(const fs::path& dir) {
   Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) {

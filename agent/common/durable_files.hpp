@@ -23,6 +23,10 @@ namespace fabu::agent {
 // a crash.
 Result<void> SyncDirectory(const std::filesystem::path& dir);
 
+// syncfs(2) of the file system holding `path`: everything written there so
+// far (a freshly extracted tree: thousands of files in one call) is on disk.
+Result<void> SyncFileSystemOf(const std::filesystem::path& path);
+
 // Writes `content` to `path` through `path.tmp-XXXXXX`: write, fsync, rename,
 // fsync of the directory, the file getting `mode` (0600 for a secret: the
 // temp file is created 0600, so the content is never readable by others). On

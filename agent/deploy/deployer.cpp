@@ -1,8 +1,12 @@
 #include "agent/deploy/deployer.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "agent/common/durable_files.hpp"
 #include "agent/common/log.hpp"
@@ -253,28 +257,9 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   };
 
   if (auto ok = Enter(ctx, Step::kInstalling); !ok) return std::unexpected(ok.error());
-  if (auto ok = layout_.Prepare(app); !ok) return io_failure(Step::kInstalling, ok.error());
-  if (auto ok = layout_.RemoveLeftovers(app); !ok) return io_failure(Step::kInstalling, ok.error());
   const fs::path staging = layout_.StagingDir(app, version);
-  // The file's digest was checked against the assigned id at `verified`; the
-  // extraction checks the payload's digest and every file against the signed
-  // manifest, so the same signed manifest means the same package: the whole
-  // file is not hashed a second time.
-  auto extracted = packaging::ExtractPackage(request.package, trust_, staging,
-                                             {.now = clock_.Now(),
-                                              .durable = settings_.durable,
-                                              .file_digest = false,
-                                              .remove_file_when_read = request.package_is_scratch});
-  if (!extracted) {
-    return io_failure(Step::kInstalling, extracted.error().WithContext(
-                                             fmt::format("extracting into {}", staging.string())));
-  }
-  if (extracted->manifest_json != ctx.manifest_json) {
-    return io_failure(
-        Step::kInstalling,
-        Error(ErrorCode::kIntegrity, fmt::format("{} changed between verification and extraction",
-                                                 request.package.string())));
-  }
+  auto extracted = Extract(ctx, request, staging);
+  if (!extracted) return io_failure(Step::kInstalling, extracted.error());
   // Kept beside the release: the hooks and file list of a release to restore.
   if (auto ok = WriteFileDurably(layout_.ManifestPath(app, version), extracted->manifest_json);
       !ok) {
@@ -318,6 +303,135 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   }
   return RunHook(ctx, "health_check", Step::kHealthChecking, hooks, release, version, ctx.previous,
                  settings_.health_check_timeout, settings_.health_check_attempts);
+}
+
+Result<packaging::VerifiedPackage> Deployer::Extract(Context& ctx, const DeploymentRequest& request,
+                                                     const fs::path& staging) {
+  if (request.prepared != nullptr) {
+    auto prepared = request.prepared->Take();
+    if (prepared && prepared->staging == staging &&
+        prepared->verified.manifest_json == ctx.manifest_json) {
+      // The package's digest was checked against the assigned id at
+      // `verified`, and the tree against the same signed manifest while it
+      // was written. Only durability is left: the package file goes first, so
+      // the sync does not write back its pages for nothing.
+      if (request.package_is_scratch) ::unlink(request.package.c_str());
+      if (settings_.durable) {
+        if (auto ok = SyncFileSystemOf(staging); !ok) return std::unexpected(ok.error());
+        if (auto ok = SyncDirectory(staging.parent_path()); !ok) {
+          return std::unexpected(ok.error());
+        }
+      }
+      log::Info("deployment {}: the tree was extracted while the package downloaded",
+                ctx.deployment);
+      return std::move(prepared->verified);
+    }
+    // Refused or failed (a download that started over, say): extract the
+    // package as if nothing had been prepared; a real fault shows there again.
+    log::Info("deployment {}: extracting {} again: {}", ctx.deployment,
+              request.package.filename().string(),
+              prepared ? "the tree prepared during the download is not this release's"
+                       : prepared.error().message());
+  }
+  if (auto ok = layout_.Prepare(ctx.app); !ok) return std::unexpected(ok.error());
+  if (auto ok = layout_.RemoveLeftovers(ctx.app); !ok) return std::unexpected(ok.error());
+  // The file's digest was checked against the assigned id at `verified`; the
+  // extraction checks the payload's digest and every file against the signed
+  // manifest, so the same signed manifest means the same package: the whole
+  // file is not hashed a second time.
+  auto extracted = packaging::ExtractPackage(request.package, trust_, staging,
+                                             {.now = clock_.Now(),
+                                              .durable = settings_.durable,
+                                              .file_digest = false,
+                                              .remove_file_when_read = request.package_is_scratch});
+  if (!extracted) {
+    return std::unexpected(
+        extracted.error().WithContext(fmt::format("extracting into {}", staging.string())));
+  }
+  if (extracted->manifest_json != ctx.manifest_json) {
+    return Fail(ErrorCode::kIntegrity, fmt::format("{} changed between verification and extraction",
+                                                   request.package.string()));
+  }
+  return extracted;
+}
+
+// ---------------------------------------------------------------------------
+// Extraction while the package downloads
+
+PreparedInstall::PreparedInstall(InstallLayout layout,
+                                 std::shared_ptr<packaging::GrowingFile> growing)
+    : layout_(std::move(layout)), growing_(std::move(growing)) {}
+
+PreparedInstall::~PreparedInstall() {
+  // A download still running is no longer followed: the thread stops at its
+  // next wait instead of waiting for the end.
+  growing_->Abandon(Error(ErrorCode::kUnavailable, "the install no longer follows the download"));
+  if (thread_.joinable()) thread_.join();
+  // Untaken: no deployment runs, so the app's scratch space can go, and the
+  // app directory too when this made it for a first install.
+  if (!taken_ && !app_.empty()) {
+    auto ok = layout_.RemoveLeftovers(app_);
+    if (ok) ok = layout_.RemoveAppIfEmpty(app_);
+    if (!ok) log::Warn("removing an unused extraction: {}", ok.error().message());
+  }
+}
+
+Result<PreparedInstall::Staged> PreparedInstall::Take() {
+  if (thread_.joinable()) thread_.join();
+  taken_ = true;
+  if (!result_) return Fail(ErrorCode::kInternal, "the extraction did not run");
+  return std::move(*result_);
+}
+
+std::unique_ptr<PreparedInstall> Deployer::PrepareInstall(
+    const fs::path& package, std::shared_ptr<packaging::GrowingFile> growing) {
+  std::unique_ptr<PreparedInstall> prepared(new PreparedInstall(layout_, std::move(growing)));
+  PreparedInstall* p = prepared.get();
+  // Opened here, before the caller starts the download: the download
+  // renames the file when it is whole, maybe before the thread runs.
+  const int fd = ::open(package.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    p->result_ = Fail(ErrorCode::kIo,
+                      fmt::format("cannot open {}: {}", package.string(), std::strerror(errno)));
+    return prepared;
+  }
+  p->thread_ = std::thread([this, p, package, fd] {
+    p->result_ = ExtractWhileDownloading(package, fd, *p->growing_, p->app_);
+    ::close(fd);
+  });
+  return prepared;
+}
+
+Result<PreparedInstall::Staged> Deployer::ExtractWhileDownloading(const fs::path& package, int fd,
+                                                                  packaging::GrowingFile& growing,
+                                                                  std::string& app) {
+  // The checks Install makes before extracting, but for the package's id,
+  // which is known only when the last byte is in (Install checks it).
+  const packaging::VerifyOptions options{
+      .now = clock_.Now(), .durable = false, .file_digest = false, .growing = &growing, .fd = fd};
+  auto header = packaging::VerifySignature(package, trust_, options);
+  if (!header) return std::unexpected(header.error());
+  const Manifest& manifest = header->manifest;
+  if (auto ok = CheckTargets(manifest.targets, host_); !ok) return std::unexpected(ok.error());
+  auto current = layout_.CurrentVersion(manifest.name);
+  if (!current) return std::unexpected(current.error());
+  if (*current && !(**current < manifest.version)) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("{} {} is not above the installed {}", manifest.name,
+                            manifest.version.ToString(), (*current)->ToString()));
+  }
+  app = manifest.name;
+  if (auto ok = layout_.Prepare(manifest.name); !ok) return std::unexpected(ok.error());
+  if (auto ok = layout_.RemoveLeftovers(manifest.name); !ok) return std::unexpected(ok.error());
+  const fs::path staging = layout_.StagingDir(manifest.name, manifest.version);
+  // Durability is Deploy's, once the package file is gone (see Extract).
+  auto extracted = packaging::ExtractPackage(package, trust_, staging, options);
+  if (!extracted) return std::unexpected(extracted.error());
+  if (extracted->manifest_json != header->manifest_json) {
+    (void)layout_.RemoveLeftovers(manifest.name);
+    return Fail(ErrorCode::kIntegrity, "the package changed while it was being extracted");
+  }
+  return PreparedInstall::Staged{std::move(*extracted), staging};
 }
 
 Result<DeploymentOutcome> Deployer::Succeed(Context& ctx, bool announce) {

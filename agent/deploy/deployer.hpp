@@ -48,8 +48,10 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "agent/common/clock.hpp"
 #include "agent/deploy/deployment_event.hpp"
@@ -57,6 +59,7 @@
 #include "agent/host/host_facts.hpp"
 #include "agent/install/install_layout.hpp"
 #include "agent/journal/journal.hpp"
+#include "packaging/growing_file.hpp"
 #include "packaging/keys.hpp"
 #include "packaging/manifest.hpp"
 #include "packaging/package.hpp"
@@ -74,6 +77,8 @@ struct DeploymentSettings {
   std::chrono::milliseconds health_check_delay{5'000};
   bool durable = true;  // sync extracted trees (off only in benchmarks)
 };
+
+class PreparedInstall;
 
 struct DeploymentRequest {
   std::string deployment;  // the coordinator's id
@@ -98,6 +103,12 @@ struct DeploymentRequest {
   // removed then, before the extracted tree is synced, so its bytes are never
   // written back to disk for nothing. (Recovery never reads it again.)
   bool package_is_scratch = false;
+  // install: the extraction Deployer::PrepareInstall started while `package`
+  // was being downloaded. Deploy uses its tree when the extraction went
+  // through and saw the same signed manifest that `verified` checked;
+  // otherwise (it failed, or was refused) it extracts `package` as it would
+  // without one. Not owned.
+  PreparedInstall* prepared = nullptr;
 };
 
 struct DeploymentOutcome {
@@ -114,6 +125,37 @@ struct DeploymentOutcome {
   }
 };
 
+// An install's tree being extracted, on a thread of its own, while the
+// package is still being downloaded: the download and the extraction
+// overlap, as a streaming installer's do, yet nothing is activated before
+// every check of the ordinary path has passed (see Deployer::PrepareInstall).
+// Destroying it tells a download still running that nobody follows it any
+// more, waits for the thread, and removes a tree Deploy did not take.
+class PreparedInstall {
+ public:
+  PreparedInstall(const PreparedInstall&) = delete;
+  PreparedInstall& operator=(const PreparedInstall&) = delete;
+  ~PreparedInstall();
+
+ private:
+  friend class Deployer;
+  struct Staged {
+    packaging::VerifiedPackage verified;  // as ExtractPackage returned it
+    std::filesystem::path staging;        // the tree, complete and checked
+  };
+
+  PreparedInstall(InstallLayout layout, std::shared_ptr<packaging::GrowingFile> growing);
+  // Waits for the extraction; the tree is the caller's from then on.
+  Result<Staged> Take();
+
+  InstallLayout layout_;
+  std::shared_ptr<packaging::GrowingFile> growing_;
+  std::string app_;                       // written by thread_: the app it prepares
+  std::optional<Result<Staged>> result_;  // written by thread_ before it ends
+  bool taken_ = false;
+  std::thread thread_;
+};
+
 class Deployer {
  public:
   // The references must outlive the Deployer.
@@ -126,6 +168,21 @@ class Deployer {
 
   // Finishes the deployment the journal holds in flight, if any.
   Result<std::optional<DeploymentOutcome>> Recover();
+
+  // Starts extracting `package`, which the caller is still downloading and
+  // reports through `growing`, so that the install overlaps the transfer.
+  // The thread reads the signed header as soon as it has arrived and goes on
+  // only if an install of it would: signature by a trusted key, expiry,
+  // targets, a version above the installed one. It then extracts into the
+  // release's staging directory with every entry checked against the signed
+  // manifest, and finishes when the download is complete. Nothing outside
+  // the app's scratch space is touched, and nothing is reported or
+  // journaled: the deployment's steps stay those of Deploy, which the caller
+  // calls once the download is done, with `prepared` set. Only the files'
+  // sync is left to Deploy, after the package file is removed. The Deployer
+  // must not deploy anything else while the returned object lives.
+  std::unique_ptr<PreparedInstall> PrepareInstall(const std::filesystem::path& package,
+                                                  std::shared_ptr<packaging::GrowingFile> growing);
 
   const InstallLayout& layout() const { return layout_; }
 
@@ -154,6 +211,14 @@ class Deployer {
                               const std::string& name);
 
   Phase InstallAndActivate(Context& ctx, const DeploymentRequest& request);
+  // The extraction of an install: the prepared tree when it can be used,
+  // else a fresh extraction of the package into `staging`.
+  Result<packaging::VerifiedPackage> Extract(Context& ctx, const DeploymentRequest& request,
+                                             const std::filesystem::path& staging);
+  // `app` is set once the header passed and the app's directory is touched.
+  Result<PreparedInstall::Staged> ExtractWhileDownloading(const std::filesystem::path& package,
+                                                          int fd, packaging::GrowingFile& growing,
+                                                          std::string& app);
   Phase Observe(Context& ctx, const DeploymentRequest& request);
   Result<DeploymentOutcome> Succeed(Context& ctx, bool announce = true);
   Result<DeploymentOutcome> HandleFailure(Context& ctx, const StepFailure& failure);

@@ -75,7 +75,9 @@ bool WriteAll(int fd, std::span<const char> bytes) {
 
 }  // namespace
 
-Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadRequest& r) {
+namespace {
+
+Result<DownloadReport> Download(HttpsClient& client, const DownloadRequest& r) {
   std::error_code ec;
   if (fs::exists(r.destination, ec)) {
     // Completed by an earlier run (the agent stopped before installing it).
@@ -97,6 +99,7 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
     have = 0;
   }
   report.resumed_from = have;
+  if (r.progress != nullptr) r.progress->Grew(have);
   packaging::Sha256 hash;
   if (have > 0) {
     if (auto ok = HashPrefix(r.part, have, hash); !ok) return std::unexpected(ok.error());
@@ -133,6 +136,7 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
         refusal = Error(ErrorCode::kIo, fmt::format("cannot truncate {}", r.part.string()));
         return false;
       }
+      if (r.progress != nullptr) r.progress->Grew(0);
       return true;
     };
     handler.on_data = [&](std::span<const char> bytes) {
@@ -151,6 +155,7 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
       hash.Update(bytes.data(), bytes.size());
       have += bytes.size();
       report.fetched += bytes.size();
+      if (r.progress != nullptr) r.progress->Grew(have);
       return true;
     };
     auto response = client.Fetch(r.url, r.bearer, have, handler);
@@ -185,6 +190,20 @@ Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadReques
   if (::rename(r.part.c_str(), r.destination.c_str()) != 0) {
     return Fail(ErrorCode::kIo, fmt::format("cannot rename {} to {}: {}", r.part.string(),
                                             r.destination.string(), std::strerror(errno)));
+  }
+  return report;
+}
+
+}  // namespace
+
+Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadRequest& r) {
+  auto report = Download(client, r);
+  if (r.progress != nullptr) {
+    if (report) {
+      r.progress->Complete();
+    } else {
+      r.progress->Abandon(report.error());
+    }
   }
   return report;
 }

@@ -32,6 +32,7 @@
 #include <string>
 
 #include "agent/net/https_client.hpp"
+#include "packaging/growing_file.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::agent {
@@ -43,6 +44,12 @@ struct DownloadRequest {
   std::filesystem::path destination;
   std::uint64_t size = 0;       // exact size announced by the assignment
   std::string expected_sha256;  // the package id; "" to skip the check
+  // Told of every byte written to `part`, then whether the download ended
+  // whole (after the digest check) or not: lets a reader follow the part
+  // file while it is written (an install that extracts as it downloads).
+  // `part` keeps its inode when renamed to `destination`, so a reader's open
+  // descriptor stays valid. Optional; not owned.
+  packaging::GrowingFile* progress = nullptr;
 };
 
 struct DownloadReport {

@@ -1,7 +1,9 @@
 #include "agent/run/agent_runner.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -33,6 +35,14 @@ using protocol::Assignment;
 namespace {
 
 constexpr std::size_t kBatchLimit = 100;
+
+// Creates an empty file at `path` unless one is there (mode 0600).
+bool CreateIfAbsent(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
 
 bool IsPackageId(const std::string& id) {
   return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
@@ -265,6 +275,7 @@ struct AgentRunner::State {
     request.observe = std::chrono::seconds(a.observe_seconds);
     request.observe_interval = std::chrono::seconds(a.observe_interval_seconds);
     fs::path downloaded;
+    std::unique_ptr<PreparedInstall> prepared;
     if (!a.package_id.empty()) {
       if (!IsPackageId(a.package_id)) {
         if (auto ok = Publish(
@@ -287,6 +298,15 @@ struct AgentRunner::State {
       std::string note =
           ec || partial == 0 ? std::string() : fmt::format("resuming at byte {}", partial);
       if (auto ok = Publish(a, Step::kDownloading, note); !ok) return std::unexpected(ok.error());
+      // An install extracts while it downloads: a second thread follows the
+      // part file and writes the release's tree beside it (Deploy still
+      // checks everything before it activates; see PrepareInstall).
+      if (url && a.kind == DeploymentKind::kInstall && !fs::exists(download.destination, ec) &&
+          MakeDirectories(Downloads()) && CreateIfAbsent(download.part)) {
+        auto growing = std::make_shared<packaging::GrowingFile>();
+        download.progress = growing.get();
+        prepared = deployer->PrepareInstall(download.part, std::move(growing));
+      }
       Result<DownloadReport> report = url ? ([&] {
         download.url = *url;
         return DownloadPackage(api.http(), download);
@@ -315,6 +335,7 @@ struct AgentRunner::State {
       request.package = downloaded;
       request.package_file_sha256 = report->sha256;
       request.package_is_scratch = true;
+      request.prepared = prepared.get();
     }
 
     Result<DeploymentOutcome> outcome = [&] {

@@ -6,12 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <memory>
+#include <thread>
 
+#include "packaging/growing_file.hpp"
 #include "packaging/package.hpp"
 #include "packaging/sha256.hpp"
 #include "tests/agent/agent_fixture.hpp"
+#include "tests/packaging/forge.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace fabu::agent::testing {
@@ -446,6 +450,108 @@ TEST_F(DeployerTest, HealthCheckFailingWhileObservedFailsAndRollsBack) {
   EXPECT_EQ(Releases(), (std::vector<std::string>{"V1.0.0.0"}));
   EXPECT_TRUE(Contains(HookLog("order"), "rollback V1.0.0.0\nhealth_check V1.0.0.0\n"));
   EXPECT_EQ(journal_->last()->outcome, Step::kRolledBack);
+}
+
+// Waits up to 20 s for `path` to exist.
+bool AppearsSoon(const fs::path& path) {
+  for (int i = 0; i < 2000 && !fs::exists(path); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return fs::exists(path);
+}
+
+TEST_F(DeployerTest, TreeExtractedWhileThePackageDownloadsIsTheOneActivated) {
+  Deploy(Package("V1.0.0.0"), "d1");
+  auto v2 = Package("V1.1.0.0");
+  Deployer deployer = MakeDeployer();
+  const fs::path part = dir_.path() / "v2.part";
+  auto growing = std::make_shared<packaging::GrowingFile>();
+  auto writer = fabu::testing::WriteGrowing(v2.path, part, *growing, 512);
+  auto prepared = deployer.PrepareInstall(part, growing);
+  // The tree is complete before the deployment starts: it was written while
+  // the package was still arriving.
+  const fs::path staging = apps_ / "c3m-video" / ".staging-V1.1.0.0";
+  ASSERT_TRUE(AppearsSoon(staging));
+  writer.join();
+  // Proof that Deploy activates that tree rather than extracting again.
+  WriteFile(staging / "extracted-during-download", "");
+
+  sink_.events.clear();
+  DeploymentRequest request = Request("d2", DeploymentKind::kInstall, part, v2.sha256);
+  request.prepared = prepared.get();
+  auto outcome = deployer.Deploy(request);
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kSucceeded) << outcome->message;
+  EXPECT_EQ(sink_.Steps(), (std::vector<std::string>{"verified", "installing", "activating",
+                                                     "health_checking", "succeeded"}));
+  EXPECT_EQ(Current(), Version::Parse("V1.1.0.0").value());
+  EXPECT_TRUE(fs::exists(ReleaseDir("V1.1.0.0") / "extracted-during-download"));
+  EXPECT_EQ(ReadFile(ReleaseDir("V1.1.0.0") / "bin/server"), "server V1.1.0.0\n");
+  EXPECT_EQ(HookLog("order"),
+            "pre_install V1.0.0.0\npost_install V1.0.0.0\nactivate V1.0.0.0\n"
+            "health_check V1.0.0.0\npre_install V1.1.0.0\npost_install V1.1.0.0\n"
+            "activate V1.1.0.0\nhealth_check V1.1.0.0\n");
+  prepared.reset();
+  EXPECT_TRUE(EntriesStartingWith(apps_ / "c3m-video", ".").empty());
+}
+
+TEST_F(DeployerTest, PreparedTreeOfAnotherPackageIsNotUsed) {
+  // The download brought a validly signed package, but not the assigned one:
+  // Deploy refuses it at verify, and the tree prepared from it is removed.
+  Deploy(Package("V1.0.0.0"), "d1");
+  auto v2 = Package("V1.1.0.0");
+  auto v3 = Package("V1.2.0.0");
+  Deployer deployer = MakeDeployer();
+  const fs::path part = dir_.path() / "v3.part";
+  auto growing = std::make_shared<packaging::GrowingFile>();
+  auto writer = fabu::testing::WriteGrowing(v3.path, part, *growing, 4096);
+  auto prepared = deployer.PrepareInstall(part, growing);
+  writer.join();
+  ASSERT_TRUE(AppearsSoon(apps_ / "c3m-video" / ".staging-V1.2.0.0"));
+
+  DeploymentRequest request = Request("d2", DeploymentKind::kInstall, part, v2.sha256);
+  request.prepared = prepared.get();
+  auto outcome = deployer.Deploy(request);
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kFailed);
+  EXPECT_TRUE(Contains(outcome->message, "differs from the assigned package id"))
+      << outcome->message;
+  prepared.reset();
+  EXPECT_EQ(Current(), Version::Parse("V1.0.0.0").value());
+  EXPECT_EQ(Releases(), (std::vector<std::string>{"V1.0.0.0"}));
+  EXPECT_TRUE(EntriesStartingWith(apps_ / "c3m-video", ".").empty());
+}
+
+TEST_F(DeployerTest, NothingIsExtractedWhileDownloadingWhatAnInstallWouldRefuse) {
+  Deploy(Package("V1.1.0.0"), "d1");
+  const auto before = Snapshot(apps_);
+  for (const char* version : {"V1.0.0.0", "V1.1.0.0"}) {
+    SCOPED_TRACE(version);
+    auto package = Package(version);
+    Deployer deployer = MakeDeployer();
+    const fs::path part = dir_.path() / "refused.part";
+    auto growing = std::make_shared<packaging::GrowingFile>();
+    auto writer = fabu::testing::WriteGrowing(package.path, part, *growing, 4096);
+    auto prepared = deployer.PrepareInstall(part, growing);
+    writer.join();
+    prepared.reset();  // waits for the thread
+    EXPECT_EQ(Snapshot(apps_), before);
+  }
+}
+
+TEST_F(DeployerTest, DownloadBrokenOffLeavesNothingOfAFirstInstall) {
+  auto v1 = Package("V1.0.0.0");
+  Deployer deployer = MakeDeployer();
+  const fs::path part = dir_.path() / "v1.part";
+  auto growing = std::make_shared<packaging::GrowingFile>();
+  auto writer =
+      fabu::testing::WriteGrowing(v1.path, part, *growing, 1024, fs::file_size(v1.path) / 2,
+                                  Error(ErrorCode::kUnavailable, "connection reset"));
+  auto prepared = deployer.PrepareInstall(part, growing);
+  writer.join();
+  prepared.reset();
+  EXPECT_FALSE(fs::exists(apps_ / "c3m-video"));
+  EXPECT_TRUE(fs::is_empty(apps_));
 }
 
 TEST_F(DeployerTest, RecoverWithNothingInFlightDoesNothing) {

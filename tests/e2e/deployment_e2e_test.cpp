@@ -135,6 +135,11 @@ TEST_F(DeploymentE2eTest, APackageWithHooksGoesToAllThree) {
               std::string("version=") + kV1 + "\n");
     EXPECT_EQ(ReadFile(agent.root / "activated"), std::string(kV1) + "\n") << agent.name;
     EXPECT_FALSE(fs::exists(agent.root / "rolled_back")) << agent.name;
+    // The tree was written while the package was still arriving.
+    EXPECT_TRUE(Contains(ReadFile(agent.log()),
+                         "the tree was extracted while the package "
+                         "downloaded"))
+        << agent.name;
   }
   // Each agent reports its inventory after the deployment.
   json listed;
@@ -319,6 +324,12 @@ TEST_F(DeploymentE2eTest, ADownloadCutHalfwayResumes) {
   std::smatch match;
   ASSERT_TRUE(std::regex_search(log, match, std::regex("resuming at byte ([0-9]+)"))) << log;
   EXPECT_EQ(std::stoull(match[1]), have);
+  // The restarted agent extracted as the rest arrived, after clearing what
+  // the killed one had begun.
+  EXPECT_TRUE(Contains(log, "the tree was extracted while the package downloaded")) << log;
+  for (const auto& entry : fs::directory_iterator(agent.app())) {
+    EXPECT_FALSE(entry.path().filename().string().starts_with(".")) << entry.path();
+  }
   RecordProperty("package_bytes", std::to_string(big.size));
   RecordProperty("resumed_at", std::to_string(have));
   RecordProperty("served_bytes", std::to_string(relay.served()));

@@ -3,9 +3,13 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <algorithm>
+#include <chrono>
+#include <fstream>
 #include <stdexcept>
 
 #include "packaging/sha256.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace fabu::testing {
 namespace {
@@ -145,6 +149,30 @@ void ForgePackage(const std::filesystem::path& path, const std::string& manifest
   ForgeTar(path, {{"manifest.json", manifest_json},
                   {"manifest.sig", SignatureBytes(key, manifest_json)},
                   {payload_name, payload}});
+}
+
+std::jthread WriteGrowing(const std::filesystem::path& from, const std::filesystem::path& to,
+                          packaging::GrowingFile& growing, std::size_t chunk,
+                          std::size_t stop_after, std::optional<Error> abandon) {
+  WriteFile(to, "");
+  return std::jthread([=, &growing] {
+    const std::string bytes = ReadFile(from);
+    std::ofstream out(to, std::ios::binary);
+    std::size_t written = 0;
+    while (written < bytes.size() && written < stop_after) {
+      const std::size_t n = std::min({chunk, bytes.size() - written, stop_after - written});
+      out.write(bytes.data() + written, static_cast<std::streamsize>(n));
+      out.flush();
+      written += n;
+      growing.Grew(written);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (abandon) {
+      growing.Abandon(*abandon);
+    } else {
+      growing.Complete();
+    }
+  });
 }
 
 }  // namespace fabu::testing

@@ -6,11 +6,16 @@
 // refuses the content itself and not merely a bad signature.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "packaging/growing_file.hpp"
 #include "packaging/keys.hpp"
 #include "packaging/manifest.hpp"
 
@@ -49,5 +54,14 @@ void ForgePackage(const std::filesystem::path& path, const std::string& manifest
                   const std::string& payload_name = "payload.tar.gz");
 
 std::string SignatureBytes(const packaging::SigningKey& key, const std::string& message);
+
+// Copies `from` into `to` (created empty first) on a thread, `chunk` bytes at
+// a time with a short pause, telling `growing` after each, as a download
+// does. After `stop_after` bytes (or the whole file) it calls
+// growing.Abandon(*abandon) when `abandon` is set, else growing.Complete().
+std::jthread WriteGrowing(const std::filesystem::path& from, const std::filesystem::path& to,
+                          packaging::GrowingFile& growing, std::size_t chunk,
+                          std::size_t stop_after = SIZE_MAX,
+                          std::optional<Error> abandon = std::nullopt);
 
 }  // namespace fabu::testing

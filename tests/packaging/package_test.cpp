@@ -6,8 +6,14 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <optional>
+#include <thread>
 
+#include "fmt/format.h"
+#include "packaging/growing_file.hpp"
 #include "packaging/sha256.hpp"
 #include "tests/packaging/forge.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -236,6 +242,76 @@ TEST_F(PackageTest, HeaderOnlyVerifyAndExtractWithoutTheFileDigest) {
   auto changed = ExtractPackage(dir_ / "changed.fabu", trust_, dir_ / "never", options);
   ASSERT_FALSE(changed);
   EXPECT_FALSE(fs::exists(dir_ / "never"));
+}
+
+TEST_F(PackageTest, ExtractFollowsAFileStillBeingWritten) {
+  for (Compression compression : {Compression::kGzip, Compression::kZstd}) {
+    SCOPED_TRACE(CompressionName(compression));
+    auto built = Build(compression);
+    const fs::path part = dir_ / "download.part";
+    const fs::path tree = dir_ / fmt::format("followed-{}", CompressionName(compression));
+    GrowingFile growing;
+    auto writer = testing::WriteGrowing(built.path, part, growing, 1000);
+    VerifyOptions options;
+    options.growing = &growing;
+    auto extracted = ExtractPackage(part, trust_, tree, options);
+    writer.join();
+    ASSERT_TRUE(extracted) << extracted.error().message();
+    EXPECT_EQ(extracted->package_size, fs::file_size(built.path));
+    EXPECT_EQ(extracted->package_sha256, Sha256::OfFile(built.path).value());
+    EXPECT_EQ(ReadFile(tree / "share/big.bin"), ReadFile(app_ / "share/big.bin"));
+    EXPECT_EQ(fs::read_symlink(tree / "etc/server-link"), "../bin/server");
+  }
+}
+
+TEST_F(PackageTest, AFileAbandonedByItsWriterIsRefusedWithItsReason) {
+  auto built = Build();
+  const std::size_t size = fs::file_size(built.path);
+  for (std::size_t stop : {std::size_t{100}, size / 2, size}) {
+    SCOPED_TRACE(stop);
+    const fs::path part = dir_ / "download.part";
+    const fs::path tree = dir_ / "out" / "tree";
+    GrowingFile growing;
+    auto writer = testing::WriteGrowing(built.path, part, growing, 4096, stop,
+                                        Error(ErrorCode::kUnavailable, "connection reset by peer"));
+    VerifyOptions options;
+    options.growing = &growing;
+    auto extracted = ExtractPackage(part, trust_, tree, options);
+    writer.join();
+    ASSERT_FALSE(extracted);
+    EXPECT_EQ(extracted.error().code(), ErrorCode::kUnavailable);
+    EXPECT_NE(extracted.error().message().find("ended before it was whole"), std::string::npos)
+        << extracted.error().message();
+    EXPECT_NE(extracted.error().message().find("connection reset by peer"), std::string::npos)
+        << extracted.error().message();
+    EXPECT_FALSE(fs::exists(tree));
+    EXPECT_TRUE(!fs::exists(dir_ / "out") || fs::is_empty(dir_ / "out")) << "staging left behind";
+  }
+}
+
+TEST_F(PackageTest, AFileReplacedUnderAReaderIsRefusedNotWaitedFor) {
+  auto built = Build();
+  const fs::path part = dir_ / "download.part";
+  WriteFile(part, ReadFile(built.path).substr(0, 2048));
+  GrowingFile growing;
+  growing.Grew(2048);
+  std::jthread writer([&] {
+    // A download that starts over in a new file: the reader's file stops
+    // growing while the writer still reports progress.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    fs::remove(part);
+    WriteFile(part, ReadFile(built.path));
+    growing.Grew(fs::file_size(built.path));
+  });
+  VerifyOptions options;
+  options.growing = &growing;
+  auto extracted = ExtractPackage(part, trust_, dir_ / "tree", options);
+  writer.join();
+  growing.Complete();
+  ASSERT_FALSE(extracted);
+  EXPECT_NE(extracted.error().message().find("replaced while it was being read"), std::string::npos)
+      << extracted.error().message();
+  EXPECT_FALSE(fs::exists(dir_ / "tree"));
 }
 
 TEST_F(PackageTest, WrongKeyIsRefusedAsUnknown) {
