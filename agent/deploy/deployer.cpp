@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <future>
 
 #include "agent/common/durable_files.hpp"
 #include "agent/common/log.hpp"
 #include "agent/deploy/fault_injection.hpp"
 #include "packaging/package.hpp"
+#include "packaging/sha256.hpp"
 
 namespace fabu::agent {
 
@@ -28,8 +30,9 @@ struct Deployer::Context {
   std::optional<Version> version;   // install: the new one; rollback: the one restored
   std::optional<Version> previous;  // install: current before; rollback: the one left
   std::uint64_t next_sequence = 1;
-  std::string last_output;    // tail of the last hook that ran
-  std::string manifest_json;  // install: the signed manifest verified at `verified`
+  std::string last_output;           // tail of the last hook that ran
+  std::string manifest_json;         // install: the signed manifest verified at `verified`
+  std::optional<StagedTree> staged;  // install: a local file's tree, extracted before verified
 
   std::string VersionText() const { return version ? version->ToString() : std::string(); }
 };
@@ -37,6 +40,14 @@ struct Deployer::Context {
 namespace {
 
 std::string PreviousText(const std::optional<Version>& v) { return v ? v->ToString() : ""; }
+
+// Removes an app's staged tree no deployment uses (no deployment runs), and
+// the app directory when only the empty one a first install made is left.
+void DiscardStagedTree(const InstallLayout& layout, const std::string& app) {
+  auto ok = layout.RemoveLeftovers(app);
+  if (ok) ok = layout.RemoveAppIfEmpty(app);
+  if (!ok) log::Warn("removing an unused extraction: {}", ok.error().message());
+}
 
 }  // namespace
 
@@ -115,15 +126,18 @@ Result<DeploymentOutcome> Deployer::Deploy(const DeploymentRequest& request) {
   return RollBack(request);
 }
 
-Result<packaging::VerifiedPackage> Deployer::VerifyForHost(const DeploymentRequest& request) {
+Result<packaging::VerifiedPackage> Deployer::VerifyForHost(const DeploymentRequest& request,
+                                                           const packaging::VerifiedPackage* read) {
   // Signature (own keys), expiry and the file's digest against the assigned id;
   // every file's content is checked by the single extraction pass that follows,
   // before anything is activated.
   const packaging::VerifyOptions options{.now = clock_.Now(), .durable = false};
-  auto verified = request.package_file_sha256.empty()
-                      ? packaging::VerifySignatureAndDigest(request.package, trust_, options)
-                      : packaging::VerifySignature(request.package, trust_, options);
-  if (verified && !request.package_file_sha256.empty()) {
+  Result<packaging::VerifiedPackage> verified =
+      read != nullptr ? *read
+      : request.package_file_sha256.empty()
+          ? packaging::VerifySignatureAndDigest(request.package, trust_, options)
+          : packaging::VerifySignature(request.package, trust_, options);
+  if (verified && read == nullptr && !request.package_file_sha256.empty()) {
     verified->package_sha256 = request.package_file_sha256;
   }
   if (!verified) {
@@ -146,6 +160,10 @@ Result<packaging::VerifiedPackage> Deployer::VerifyForHost(const DeploymentReque
 }
 
 Result<DeploymentOutcome> Deployer::Refuse(Context& ctx, const Error& error) {
+  if (ctx.staged) {
+    DiscardStaged(ctx.staged->verified.manifest.name);
+    ctx.staged.reset();
+  }
   const DeploymentEvent event = MakeEvent(ctx, Step::kFailed, error.message(), {}, Step::kVerified);
   if (auto ok = journal_.Append(event); !ok) return std::unexpected(ok.error());
   sink_.Publish(event);
@@ -167,8 +185,19 @@ Result<DeploymentOutcome> Deployer::Install(const DeploymentRequest& request) {
   ctx.package = fs::absolute(request.package).string();
   ctx.package_sha256 = request.package_sha256;
 
-  auto verified = VerifyForHost(request);
-  if (!verified) return Refuse(ctx, verified.error());
+  // A local file whose id nobody computed yet is read once for everything:
+  // its tree goes to staging (nothing visible changes) while its id is
+  // hashed beside it; the id is then checked at `verified` as usual. When
+  // that cannot be done (a refused header, the same version again), the
+  // checks below read the file and say why.
+  if (request.prepared == nullptr && request.package_file_sha256.empty()) {
+    ctx.staged = ExtractLocalFile(request.package);
+  }
+  auto verified = VerifyForHost(request, ctx.staged ? &ctx.staged->verified : nullptr);
+  if (!verified) {
+    if (ctx.staged) ctx.app = ctx.staged->verified.manifest.name;
+    return Refuse(ctx, verified.error());
+  }
   const Manifest& manifest = verified->manifest;
   ctx.app = manifest.name;
   ctx.version = manifest.version;
@@ -307,31 +336,37 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
 
 Result<packaging::VerifiedPackage> Deployer::Extract(Context& ctx, const DeploymentRequest& request,
                                                      const fs::path& staging) {
-  if (request.prepared != nullptr) {
+  std::optional<StagedTree> staged = std::move(ctx.staged);
+  ctx.staged.reset();
+  const char* when = "before the package was verified";
+  if (!staged && request.prepared != nullptr) {
     auto prepared = request.prepared->Take();
-    if (prepared && prepared->staging == staging &&
-        prepared->verified.manifest_json == ctx.manifest_json) {
-      // The package's digest was checked against the assigned id at
-      // `verified`, and the tree against the same signed manifest while it
-      // was written. Only durability is left: the package file goes first, so
-      // the sync does not write back its pages for nothing.
-      if (request.package_is_scratch) ::unlink(request.package.c_str());
-      if (settings_.durable) {
-        if (auto ok = SyncFileSystemOf(staging); !ok) return std::unexpected(ok.error());
-        if (auto ok = SyncDirectory(staging.parent_path()); !ok) {
-          return std::unexpected(ok.error());
-        }
-      }
-      log::Info("deployment {}: the tree was extracted while the package downloaded",
-                ctx.deployment);
-      return std::move(prepared->verified);
+    when = "while the package downloaded";
+    if (prepared) {
+      staged = std::move(*prepared);
+    } else {
+      // Refused or failed (a download that started over, say): extract the
+      // package as if nothing had been prepared; a real fault shows again.
+      log::Info("deployment {}: extracting {} again: {}", ctx.deployment,
+                request.package.filename().string(), prepared.error().message());
     }
-    // Refused or failed (a download that started over, say): extract the
-    // package as if nothing had been prepared; a real fault shows there again.
-    log::Info("deployment {}: extracting {} again: {}", ctx.deployment,
-              request.package.filename().string(),
-              prepared ? "the tree prepared during the download is not this release's"
-                       : prepared.error().message());
+  }
+  if (staged && staged->staging == staging && staged->verified.manifest_json == ctx.manifest_json) {
+    // The package's digest was checked against the assigned id at
+    // `verified`, and the tree against the same signed manifest while it
+    // was written. Only durability is left: the package file goes first, so
+    // the sync does not write back its pages for nothing.
+    if (request.package_is_scratch) ::unlink(request.package.c_str());
+    if (settings_.durable) {
+      if (auto ok = SyncFileSystemOf(staging); !ok) return std::unexpected(ok.error());
+      if (auto ok = SyncDirectory(staging.parent_path()); !ok) return std::unexpected(ok.error());
+    }
+    log::Info("deployment {}: the tree was extracted {}", ctx.deployment, when);
+    return std::move(staged->verified);
+  }
+  if (staged) {
+    log::Info("deployment {}: extracting {} again: the tree extracted {} is not this release's",
+              ctx.deployment, request.package.filename().string(), when);
   }
   if (auto ok = layout_.Prepare(ctx.app); !ok) return std::unexpected(ok.error());
   if (auto ok = layout_.RemoveLeftovers(ctx.app); !ok) return std::unexpected(ok.error());
@@ -369,14 +404,10 @@ PreparedInstall::~PreparedInstall() {
   if (thread_.joinable()) thread_.join();
   // Untaken: no deployment runs, so the app's scratch space can go, and the
   // app directory too when this made it for a first install.
-  if (!taken_ && !app_.empty()) {
-    auto ok = layout_.RemoveLeftovers(app_);
-    if (ok) ok = layout_.RemoveAppIfEmpty(app_);
-    if (!ok) log::Warn("removing an unused extraction: {}", ok.error().message());
-  }
+  if (!taken_ && !app_.empty()) DiscardStagedTree(layout_, app_);
 }
 
-Result<PreparedInstall::Staged> PreparedInstall::Take() {
+Result<StagedTree> PreparedInstall::Take() {
   if (thread_.joinable()) thread_.join();
   taken_ = true;
   if (!result_) return Fail(ErrorCode::kInternal, "the extraction did not run");
@@ -396,19 +427,18 @@ std::unique_ptr<PreparedInstall> Deployer::PrepareInstall(
     return prepared;
   }
   p->thread_ = std::thread([this, p, package, fd] {
-    p->result_ = ExtractWhileDownloading(package, fd, *p->growing_, p->app_);
+    p->result_ = ExtractAhead(package, fd, p->growing_.get(), p->app_);
     ::close(fd);
   });
   return prepared;
 }
 
-Result<PreparedInstall::Staged> Deployer::ExtractWhileDownloading(const fs::path& package, int fd,
-                                                                  packaging::GrowingFile& growing,
-                                                                  std::string& app) {
+Result<StagedTree> Deployer::ExtractAhead(const fs::path& package, int fd,
+                                          packaging::GrowingFile* growing, std::string& app) {
   // The checks Install makes before extracting, but for the package's id,
   // which is known only when the last byte is in (Install checks it).
   const packaging::VerifyOptions options{
-      .now = clock_.Now(), .durable = false, .file_digest = false, .growing = &growing, .fd = fd};
+      .now = clock_.Now(), .durable = false, .file_digest = false, .growing = growing, .fd = fd};
   auto header = packaging::VerifySignature(package, trust_, options);
   if (!header) return std::unexpected(header.error());
   const Manifest& manifest = header->manifest;
@@ -431,8 +461,23 @@ Result<PreparedInstall::Staged> Deployer::ExtractWhileDownloading(const fs::path
     (void)layout_.RemoveLeftovers(manifest.name);
     return Fail(ErrorCode::kIntegrity, "the package changed while it was being extracted");
   }
-  return PreparedInstall::Staged{std::move(*extracted), staging};
+  return StagedTree{std::move(*extracted), staging};
 }
+
+std::optional<StagedTree> Deployer::ExtractLocalFile(const fs::path& package) {
+  auto digest = std::async(std::launch::async, [&] { return packaging::Sha256::OfFile(package); });
+  std::string app;
+  auto staged = ExtractAhead(package, -1, nullptr, app);
+  auto sha256 = digest.get();
+  if (staged && sha256) {
+    staged->verified.package_sha256 = std::move(*sha256);
+    return std::move(*staged);
+  }
+  if (!app.empty()) DiscardStaged(app);
+  return std::nullopt;
+}
+
+void Deployer::DiscardStaged(const std::string& app) { DiscardStagedTree(layout_, app); }
 
 Result<DeploymentOutcome> Deployer::Succeed(Context& ctx, bool announce) {
   const std::string note = fmt::format("{} {} is current", ctx.app, ctx.version->ToString());

@@ -131,6 +131,14 @@ struct DeploymentOutcome {
 // every check of the ordinary path has passed (see Deployer::PrepareInstall).
 // Destroying it tells a download still running that nobody follows it any
 // more, waits for the thread, and removes a tree Deploy did not take.
+// A release's tree extracted ahead of its deployment's `installing` step,
+// into the release's staging directory; every entry checked against the
+// signed manifest.
+struct StagedTree {
+  packaging::VerifiedPackage verified;  // as ExtractPackage returned it
+  std::filesystem::path staging;        // the tree, complete and checked
+};
+
 class PreparedInstall {
  public:
   PreparedInstall(const PreparedInstall&) = delete;
@@ -139,19 +147,14 @@ class PreparedInstall {
 
  private:
   friend class Deployer;
-  struct Staged {
-    packaging::VerifiedPackage verified;  // as ExtractPackage returned it
-    std::filesystem::path staging;        // the tree, complete and checked
-  };
-
   PreparedInstall(InstallLayout layout, std::shared_ptr<packaging::GrowingFile> growing);
   // Waits for the extraction; the tree is the caller's from then on.
-  Result<Staged> Take();
+  Result<StagedTree> Take();
 
   InstallLayout layout_;
   std::shared_ptr<packaging::GrowingFile> growing_;
-  std::string app_;                       // written by thread_: the app it prepares
-  std::optional<Result<Staged>> result_;  // written by thread_ before it ends
+  std::string app_;                           // written by thread_: the app it prepares
+  std::optional<Result<StagedTree>> result_;  // written by thread_ before it ends
   bool taken_ = false;
   std::thread thread_;
 };
@@ -199,7 +202,10 @@ class Deployer {
 
   Result<DeploymentOutcome> Install(const DeploymentRequest& request);
   Result<DeploymentOutcome> RollBack(const DeploymentRequest& request);
-  Result<packaging::VerifiedPackage> VerifyForHost(const DeploymentRequest& request);
+  // `read`: the package as an extraction already read it (its id included),
+  // so the file is not read again.
+  Result<packaging::VerifiedPackage> VerifyForHost(
+      const DeploymentRequest& request, const packaging::VerifiedPackage* read = nullptr);
   Result<DeploymentOutcome> Refuse(Context& ctx, const Error& error);
 
   DeploymentEvent MakeEvent(Context& ctx, Step step, std::string message = {},
@@ -215,10 +221,17 @@ class Deployer {
   // else a fresh extraction of the package into `staging`.
   Result<packaging::VerifiedPackage> Extract(Context& ctx, const DeploymentRequest& request,
                                              const std::filesystem::path& staging);
-  // `app` is set once the header passed and the app's directory is touched.
-  Result<PreparedInstall::Staged> ExtractWhileDownloading(const std::filesystem::path& package,
-                                                          int fd, packaging::GrowingFile& growing,
-                                                          std::string& app);
+  // Extracts into the release's staging directory if an install of the
+  // package would go on (PrepareInstall). `fd` (or -1) and `growing` (or
+  // null) as in packaging::VerifyOptions. `app` is set once the header
+  // passed and the app's directory is touched.
+  Result<StagedTree> ExtractAhead(const std::filesystem::path& package, int fd,
+                                  packaging::GrowingFile* growing, std::string& app);
+  // A local package file: its tree extracted while another thread hashes
+  // the whole file for its id; one read of the file each, side by side.
+  std::optional<StagedTree> ExtractLocalFile(const std::filesystem::path& package);
+  // Removes a staged tree no deployment will use.
+  void DiscardStaged(const std::string& app);
   Phase Observe(Context& ctx, const DeploymentRequest& request);
   Result<DeploymentOutcome> Succeed(Context& ctx, bool announce = true);
   Result<DeploymentOutcome> HandleFailure(Context& ctx, const StepFailure& failure);
