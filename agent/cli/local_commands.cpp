@@ -219,6 +219,7 @@ int RunAck(const std::string& data, const std::string& deployment, std::uint64_t
   auto journal = Journal::Open(data);
   if (!journal) return ReportError(journal.error());
   if (auto ok = journal->Acknowledge(deployment, through); !ok) return ReportError(ok.error());
+  if (auto ok = journal->WriteAcknowledged(); !ok) return ReportError(ok.error());
   return 0;
 }
 

@@ -97,7 +97,10 @@ Result<FinishedDeployment> FinishedFromJson(const json& j) {
 Journal::Journal(fs::path path, int lock_fd) : path_(std::move(path)), lock_fd_(lock_fd) {}
 
 Journal::Journal(Journal&& other) noexcept
-    : path_(std::move(other.path_)), lock_fd_(other.lock_fd_), state_(std::move(other.state_)) {
+    : path_(std::move(other.path_)),
+      lock_fd_(other.lock_fd_),
+      state_(std::move(other.state_)),
+      unwritten_acks_(other.unwritten_acks_) {
   other.lock_fd_ = -1;
 }
 
@@ -186,6 +189,7 @@ Result<void> Journal::Commit(State next) {
     return std::unexpected(ok.error().WithContext("writing the agent journal"));
   }
   state_ = std::move(next);
+  unwritten_acks_ = false;
   return {};
 }
 
@@ -251,7 +255,15 @@ Result<void> Journal::Acknowledge(std::string_view deployment, std::uint64_t thr
     return e.deployment == deployment && e.sequence <= through;
   });
   if (next.events.size() == state_.events.size()) return {};
-  return Commit(std::move(next));
+  // Not written now: the next write carries it (see the header).
+  state_ = std::move(next);
+  unwritten_acks_ = true;
+  return {};
+}
+
+Result<void> Journal::WriteAcknowledged() {
+  if (!unwritten_acks_) return {};
+  return Commit(state_);
 }
 
 }  // namespace fabu::agent

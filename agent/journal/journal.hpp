@@ -30,8 +30,9 @@
 //
 // A Journal object holds an exclusive flock on <data_dir>/agent.lock for its
 // lifetime, so two agents never share a data directory. Not thread-safe.
-// Every mutator writes the file before returning; when the write fails the
-// in-memory state is left as it was and the error says which file.
+// Every mutator but Acknowledge writes the file before returning; when the
+// write fails the in-memory state is left as it was and the error says which
+// file.
 #pragma once
 
 #include <cstdint>
@@ -112,8 +113,15 @@ class Journal {
   // finished, so a repeated deployment never reuses a number).
   std::uint64_t NextSequence(std::string_view deployment) const;
 
-  // Drops the queued events of `deployment` with sequence <= `through`.
+  // Drops the queued events of `deployment` with sequence <= `through`. Not
+  // written at once: the next write carries it (every step writes), or
+  // WriteAcknowledged. Losing it to a crash only means those events are sent
+  // again, and their receiver stores an event once however often it comes;
+  // so a deployment's steps do not wait for a write per acknowledgement.
   Result<void> Acknowledge(std::string_view deployment, std::uint64_t through);
+
+  // Writes acknowledgements not written yet, if any (when idle).
+  Result<void> WriteAcknowledged();
 
   // The whole journal as JSON (what the file holds), for `fabu-agent status`.
   std::string Serialize() const;
@@ -134,6 +142,7 @@ class Journal {
   std::filesystem::path path_;
   int lock_fd_ = -1;
   State state_;
+  bool unwritten_acks_ = false;  // state_ has acknowledgements the file lacks
 };
 
 }  // namespace fabu::agent

@@ -387,6 +387,8 @@ struct AgentRunner::State {
         }
         Reachable();
       }
+      // Idle now: what the coordinator acknowledged goes to disk while it waits.
+      if (auto ok = journal.WriteAcknowledged(); !ok) return ok;
       auto polled_assignment = api.PollAssignment(std::chrono::seconds(config.poll_wait_seconds));
       if (stop.requested()) break;
       if (!polled_assignment) {
@@ -498,6 +500,7 @@ Result<void> AgentRunner::Run() {
   NotifyServiceManager("READY=1");
   auto result = s.Loop();
   NotifyServiceManager("STOPPING=1");
+  if (auto ok = s.journal.WriteAcknowledged(); !ok && result) result = ok;
   return result;
 }
 

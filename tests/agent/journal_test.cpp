@@ -90,6 +90,37 @@ TEST(JournalTest, AcknowledgeDropsOnlyTheEventsReceived) {
   EXPECT_EQ(journal->pending_events().size(), 1u);
 }
 
+TEST(JournalTest, AcknowledgementsReachTheFileWithTheNextWriteOrWhenIdle) {
+  TempDir dir;
+  {
+    auto journal = Journal::Open(dir / "data");
+    ASSERT_TRUE(journal->Begin(InFlight(), Event("d1", 1, Step::kVerified)));
+    ASSERT_TRUE(journal->Record(Step::kInstalling, Event("d1", 2, Step::kInstalling)));
+    ASSERT_TRUE(journal->Acknowledge("d1", 2));
+  }
+  // Lost with the process (a crash): the two events are sent again, which
+  // their receiver stores once.
+  {
+    auto journal = Journal::Open(dir / "data");
+    ASSERT_TRUE(journal);
+    EXPECT_EQ(journal->pending_events().size(), 2u);
+    ASSERT_TRUE(journal->Acknowledge("d1", 2));
+    ASSERT_TRUE(journal->Record(Step::kActivating, Event("d1", 3, Step::kActivating)));
+  }
+  // Carried by the next step's write.
+  {
+    auto journal = Journal::Open(dir / "data");
+    ASSERT_EQ(journal->pending_events().size(), 1u);
+    EXPECT_EQ(journal->pending_events()[0].sequence, 3u);
+    ASSERT_TRUE(journal->Acknowledge("d1", 3));
+    ASSERT_TRUE(journal->WriteAcknowledged());
+  }
+  // Or written when idle.
+  auto journal = Journal::Open(dir / "data");
+  EXPECT_TRUE(journal->pending_events().empty());
+  EXPECT_EQ(journal->NextSequence("d1"), 4u);
+}
+
 TEST(JournalTest, SecondDeploymentIsRefusedWhileOneIsInFlight) {
   TempDir dir;
   auto journal = Journal::Open(dir / "data");
