@@ -452,6 +452,25 @@ TEST_F(DeployerTest, HealthCheckFailingWhileObservedFailsAndRollsBack) {
   EXPECT_EQ(journal_->last()->outcome, Step::kRolledBack);
 }
 
+// An install prepared by `deployer` while a thread writes `package` into
+// `part` as a download would (see fabu::testing::WriteGrowing).
+struct Downloading {
+  fs::path part;
+  std::jthread writer;
+  std::unique_ptr<PreparedInstall> prepared;
+};
+Downloading PrepareWhileWriting(Deployer& deployer, const fs::path& package, fs::path part,
+                                std::size_t chunk, std::size_t stop_after = SIZE_MAX,
+                                std::optional<Error> abandon = std::nullopt) {
+  auto growing = std::make_shared<packaging::GrowingFile>();
+  Downloading d{
+      part,
+      fabu::testing::WriteGrowing(package, part, *growing, chunk, stop_after, std::move(abandon)),
+      nullptr};
+  d.prepared = deployer.PrepareInstall(part, std::move(growing));
+  return d;
+}
+
 // Waits up to 20 s for `path` to exist.
 bool AppearsSoon(const fs::path& path) {
   for (int i = 0; i < 2000 && !fs::exists(path); ++i) {
@@ -464,21 +483,18 @@ TEST_F(DeployerTest, TreeExtractedWhileThePackageDownloadsIsTheOneActivated) {
   Deploy(Package("V1.0.0.0"), "d1");
   auto v2 = Package("V1.1.0.0");
   Deployer deployer = MakeDeployer();
-  const fs::path part = dir_.path() / "v2.part";
-  auto growing = std::make_shared<packaging::GrowingFile>();
-  auto writer = fabu::testing::WriteGrowing(v2.path, part, *growing, 512);
-  auto prepared = deployer.PrepareInstall(part, growing);
+  auto download = PrepareWhileWriting(deployer, v2.path, dir_.path() / "v2.part", 512);
   // The tree is complete before the deployment starts: it was written while
   // the package was still arriving.
   const fs::path staging = apps_ / "c3m-video" / ".staging-V1.1.0.0";
   ASSERT_TRUE(AppearsSoon(staging));
-  writer.join();
+  download.writer.join();
   // Proof that Deploy activates that tree rather than extracting again.
   WriteFile(staging / "extracted-during-download", "");
 
   sink_.events.clear();
-  DeploymentRequest request = Request("d2", DeploymentKind::kInstall, part, v2.sha256);
-  request.prepared = prepared.get();
+  DeploymentRequest request = Request("d2", DeploymentKind::kInstall, download.part, v2.sha256);
+  request.prepared = download.prepared.get();
   auto outcome = deployer.Deploy(request);
   ASSERT_TRUE(outcome) << outcome.error().message();
   EXPECT_EQ(outcome->final_step, Step::kSucceeded) << outcome->message;
@@ -491,7 +507,7 @@ TEST_F(DeployerTest, TreeExtractedWhileThePackageDownloadsIsTheOneActivated) {
             "pre_install V1.0.0.0\npost_install V1.0.0.0\nactivate V1.0.0.0\n"
             "health_check V1.0.0.0\npre_install V1.1.0.0\npost_install V1.1.0.0\n"
             "activate V1.1.0.0\nhealth_check V1.1.0.0\n");
-  prepared.reset();
+  download.prepared.reset();
   EXPECT_TRUE(EntriesStartingWith(apps_ / "c3m-video", ".").empty());
 }
 
@@ -502,21 +518,18 @@ TEST_F(DeployerTest, PreparedTreeOfAnotherPackageIsNotUsed) {
   auto v2 = Package("V1.1.0.0");
   auto v3 = Package("V1.2.0.0");
   Deployer deployer = MakeDeployer();
-  const fs::path part = dir_.path() / "v3.part";
-  auto growing = std::make_shared<packaging::GrowingFile>();
-  auto writer = fabu::testing::WriteGrowing(v3.path, part, *growing, 4096);
-  auto prepared = deployer.PrepareInstall(part, growing);
-  writer.join();
+  auto download = PrepareWhileWriting(deployer, v3.path, dir_.path() / "v3.part", 4096);
+  download.writer.join();
   ASSERT_TRUE(AppearsSoon(apps_ / "c3m-video" / ".staging-V1.2.0.0"));
 
-  DeploymentRequest request = Request("d2", DeploymentKind::kInstall, part, v2.sha256);
-  request.prepared = prepared.get();
+  DeploymentRequest request = Request("d2", DeploymentKind::kInstall, download.part, v2.sha256);
+  request.prepared = download.prepared.get();
   auto outcome = deployer.Deploy(request);
   ASSERT_TRUE(outcome) << outcome.error().message();
   EXPECT_EQ(outcome->final_step, Step::kFailed);
   EXPECT_TRUE(Contains(outcome->message, "differs from the assigned package id"))
       << outcome->message;
-  prepared.reset();
+  download.prepared.reset();
   EXPECT_EQ(Current(), Version::Parse("V1.0.0.0").value());
   EXPECT_EQ(Releases(), (std::vector<std::string>{"V1.0.0.0"}));
   EXPECT_TRUE(EntriesStartingWith(apps_ / "c3m-video", ".").empty());
@@ -529,12 +542,9 @@ TEST_F(DeployerTest, NothingIsExtractedWhileDownloadingWhatAnInstallWouldRefuse)
     SCOPED_TRACE(version);
     auto package = Package(version);
     Deployer deployer = MakeDeployer();
-    const fs::path part = dir_.path() / "refused.part";
-    auto growing = std::make_shared<packaging::GrowingFile>();
-    auto writer = fabu::testing::WriteGrowing(package.path, part, *growing, 4096);
-    auto prepared = deployer.PrepareInstall(part, growing);
-    writer.join();
-    prepared.reset();  // waits for the thread
+    auto download = PrepareWhileWriting(deployer, package.path, dir_.path() / "refused.part", 4096);
+    download.writer.join();
+    download.prepared.reset();  // waits for the thread
     EXPECT_EQ(Snapshot(apps_), before);
   }
 }
@@ -542,14 +552,11 @@ TEST_F(DeployerTest, NothingIsExtractedWhileDownloadingWhatAnInstallWouldRefuse)
 TEST_F(DeployerTest, DownloadBrokenOffLeavesNothingOfAFirstInstall) {
   auto v1 = Package("V1.0.0.0");
   Deployer deployer = MakeDeployer();
-  const fs::path part = dir_.path() / "v1.part";
-  auto growing = std::make_shared<packaging::GrowingFile>();
-  auto writer =
-      fabu::testing::WriteGrowing(v1.path, part, *growing, 1024, fs::file_size(v1.path) / 2,
-                                  Error(ErrorCode::kUnavailable, "connection reset"));
-  auto prepared = deployer.PrepareInstall(part, growing);
-  writer.join();
-  prepared.reset();
+  auto download =
+      PrepareWhileWriting(deployer, v1.path, dir_.path() / "v1.part", 1024,
+                          fs::file_size(v1.path) / 2, Error(ErrorCode::kUnavailable, "reset"));
+  download.writer.join();
+  download.prepared.reset();
   EXPECT_FALSE(fs::exists(apps_ / "c3m-video"));
   EXPECT_TRUE(fs::is_empty(apps_));
 }
