@@ -94,6 +94,16 @@ struct Exchange {
   std::optional<std::chrono::seconds> retry_after;  // sent as Retry-After
 };
 
+// A request Serve read whole: the route whose handler answers it or, when
+// `route` is null, the answer already decided (a refusal; no response when
+// the connection broke).
+struct Received {
+  Received(Exchange decided) : answer(std::move(decided)) {}  // every early co_return
+  explicit Received(const Route& matched) : route(&matched) {}
+  const Route* route = nullptr;
+  Exchange answer;
+};
+
 Exchange Refuse(const Error& error, bool close) {
   return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}}, close, {}};
 }
@@ -181,9 +191,12 @@ class HttpServer::Impl {
 
   net::awaitable<void> Accept();
   net::awaitable<void> Session(tcp::socket socket);
-  net::awaitable<Exchange> Serve(Stream& stream, beast::flat_buffer& buffer,
+  // Reads a request's head and body: its route, or the answer already decided.
+  net::awaitable<Received> Serve(Stream& stream, beast::flat_buffer& buffer,
                                  http::request_parser<http::empty_body>& header,
                                  RequestContext& ctx, bool over_cap);
+  // Runs the route's handler for a request Serve read.
+  net::awaitable<Exchange> Answer(const Route& route, RequestContext& ctx);
   template <typename Parser>
   net::awaitable<beast::error_code> ReadBody(Stream& stream, beast::flat_buffer& buffer,
                                              Parser& parser);
@@ -469,7 +482,18 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     auto request_id = RandomHex(8);
     ctx.request_id = request_id ? *request_id : "unknown";
     ctx.source = source;
-    Exchange exchange = co_await Serve(stream, buffer, header, ctx, connection.over_cap);
+    Received received = co_await Serve(stream, buffer, header, ctx, connection.over_cap);
+    // The handler runs in a coroutine of its own: Serve's frame (body parsers,
+    // header copies) is freed before a long poll parks the connection, and so
+    // is the read buffer's space unless a pipelined request is in it.
+    buffer.shrink_to_fit();
+    // (Not `?:` around co_await: built by g++ 12 that crashed destroying the result.)
+    Exchange exchange;
+    if (received.route != nullptr) {
+      exchange = co_await Answer(*received.route, ctx);
+    } else {
+      exchange = std::move(received.answer);
+    }
     if (exchange.response && exchange.response->file && downloads_ >= settings_.max_downloads) {
       exchange = Busy(fmt::format("{} package downloads are in progress", downloads_),
                       settings_.retry_after);
@@ -574,7 +598,7 @@ net::awaitable<Exchange> HttpServer::Impl::RefuseEarly(
   co_return Refuse(error, !drained);
 }
 
-net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buffer& buffer,
+net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buffer& buffer,
                                                  http::request_parser<http::empty_body>& header,
                                                  RequestContext& ctx, bool over_cap) {
   const auto& request = header.get();
@@ -691,7 +715,10 @@ net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
     }
     ctx.body = std::move(parser.get().body());
   }
+  co_return Received(route);
+}
 
+net::awaitable<Exchange> HttpServer::Impl::Answer(const Route& route, RequestContext& ctx) {
   auto result = co_await RunHandler(route, ctx);
   if (!ctx.upload.empty()) {
     std::error_code ignored;
