@@ -118,7 +118,7 @@ class TlsStream {
     if (span.size > 0 && span.size < kGatherLimit && it != end && std::next(it) != end) {
       const std::size_t total = std::min(boost::asio::buffer_size(buffers), kGatherLimit);
       if (total > span.size) {
-        gathered = std::make_unique<char[]>(total);
+        gathered.reset(new char[total]);  // not zeroed: overwritten at once
         boost::asio::buffer_copy(boost::asio::buffer(gathered.get(), total), buffers);
         span = Span{boost::asio::mutable_buffer(gathered.get(), total)};
       }
