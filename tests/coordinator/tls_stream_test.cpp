@@ -312,6 +312,9 @@ TEST_F(TlsStreamTest, TheDeadlineBoundsOperationsNotTheTimeBetweenThem) {
          auto stream = co_await Accept();
          stream->expires_after(10s);
          co_await stream->async_handshake(net::use_awaitable);
+         // The client sends "a" only once it has this: the read below waits.
+         const std::string ready = "r";
+         co_await net::async_write(*stream, net::buffer(ready), net::use_awaitable);
          stream->expires_after(100ms);
          std::array<char, 1> a{};
          co_await net::async_read(*stream, net::buffer(a),
@@ -329,6 +332,8 @@ TEST_F(TlsStreamTest, TheDeadlineBoundsOperationsNotTheTimeBetweenThem) {
        [&]() -> net::awaitable<void> {
          auto client = co_await Connect();
          co_await client->async_handshake(net::ssl::stream_base::client, net::use_awaitable);
+         std::array<char, 1> ready{};
+         co_await net::async_read(*client, net::buffer(ready), net::use_awaitable);
          co_await net::async_write(*client, net::buffer(std::string("a")), net::use_awaitable);
          std::array<char, 2> go{};
          co_await net::async_read(*client, net::buffer(go), net::use_awaitable);
