@@ -18,13 +18,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <csignal>
 #include <cstdio>
@@ -38,6 +37,7 @@
 #include "coordinator/common/digest.hpp"
 #include "coordinator/common/files.hpp"
 #include "coordinator/server/error_status.hpp"
+#include "coordinator/tls/tls_stream.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -46,7 +46,7 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
-using Stream = beast::ssl_stream<beast::tcp_stream>;
+using Stream = TlsStream;
 using HttpResponse = http::response<http::string_body>;
 
 constexpr std::size_t kHeaderLimit = 16 * 1024;
@@ -92,6 +92,16 @@ struct Exchange {
   std::optional<Response> response;
   bool close = false;
   std::optional<std::chrono::seconds> retry_after;  // sent as Retry-After
+};
+
+// A request Serve read whole: the route whose handler answers it or, when
+// `route` is null, the answer already decided (a refusal; no response when
+// the connection broke).
+struct Received {
+  Received(Exchange decided) : answer(std::move(decided)) {}  // every early co_return
+  explicit Received(const Route& matched) : route(&matched) {}
+  const Route* route = nullptr;
+  Exchange answer;
 };
 
 Exchange Refuse(const Error& error, bool close) {
@@ -181,9 +191,12 @@ class HttpServer::Impl {
 
   net::awaitable<void> Accept();
   net::awaitable<void> Session(tcp::socket socket);
-  net::awaitable<Exchange> Serve(Stream& stream, beast::flat_buffer& buffer,
+  // Reads a request's head and body: its route, or the answer already decided.
+  net::awaitable<Received> Serve(Stream& stream, beast::flat_buffer& buffer,
                                  http::request_parser<http::empty_body>& header,
                                  RequestContext& ctx, bool over_cap);
+  // Runs the route's handler for a request Serve read.
+  net::awaitable<Exchange> Answer(const Route& route, RequestContext& ctx);
   template <typename Parser>
   net::awaitable<beast::error_code> ReadBody(Stream& stream, beast::flat_buffer& buffer,
                                              Parser& parser);
@@ -353,7 +366,7 @@ void HttpServer::Impl::OnSignal(int signal_number) {
   for (auto& [id, connection] : connections_) {
     // Idle connections wait for a handshake or a request header: end them now.
     // Busy ones finish their request and then close (stopping_).
-    if (!connection->busy) beast::get_lowest_layer(*connection->stream).cancel();
+    if (!connection->busy) connection->stream->cancel();
   }
   // Long polls answer now; periodic work stops.
   for (net::steady_timer* timer : timers_) timer->cancel();
@@ -416,7 +429,7 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     socket.close(ec);
     co_return;
   }
-  Stream stream(std::move(socket), ssl_);
+  Stream stream(std::move(socket), ssl_.native_handle());
   const std::uint64_t id = ++next_connection_;
   Connection connection{&stream, false, connections_.size() >= settings_.max_connections};
   connections_[id] = &connection;
@@ -429,9 +442,8 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     }
   } unregister{this, id};
 
-  beast::get_lowest_layer(stream).expires_after(settings_.handshake_timeout);
-  co_await stream.async_handshake(net::ssl::stream_base::server,
-                                  net::redirect_error(net::use_awaitable, ec));
+  stream.expires_after(settings_.handshake_timeout);
+  co_await stream.async_handshake(net::redirect_error(net::use_awaitable, ec));
   if (ec) {
     // Plain HTTP, a port scan or a client that does not trust our CA.
     spdlog::debug("TLS handshake with {} failed: {}", source, ec.message());
@@ -447,7 +459,7 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     // Boost 1.74 compares the length against the optional and refuses.)
     header.body_limit(std::numeric_limits<std::uint64_t>::max());
     connection.busy = false;
-    beast::get_lowest_layer(stream).expires_after(settings_.idle_timeout);
+    stream.expires_after(settings_.idle_timeout);
     co_await http::async_read_header(stream, buffer, header,
                                      net::redirect_error(net::use_awaitable, ec));
     if (ec) {
@@ -470,7 +482,18 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     auto request_id = RandomHex(8);
     ctx.request_id = request_id ? *request_id : "unknown";
     ctx.source = source;
-    Exchange exchange = co_await Serve(stream, buffer, header, ctx, connection.over_cap);
+    Received received = co_await Serve(stream, buffer, header, ctx, connection.over_cap);
+    // The handler runs in a coroutine of its own: Serve's frame (body parsers,
+    // header copies) is freed before a long poll parks the connection, and so
+    // is the read buffer's space unless a pipelined request is in it.
+    buffer.shrink_to_fit();
+    // (Not `?:` around co_await: built by g++ 12 that crashed destroying the result.)
+    Exchange exchange;
+    if (received.route != nullptr) {
+      exchange = co_await Answer(*received.route, ctx);
+    } else {
+      exchange = std::move(received.answer);
+    }
     if (exchange.response && exchange.response->file && downloads_ >= settings_.max_downloads) {
       exchange = Busy(fmt::format("{} package downloads are in progress", downloads_),
                       settings_.retry_after);
@@ -500,7 +523,7 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
       response.body() = exchange.response->body.dump() + "\n";
       response.keep_alive(keep_alive);
       response.prepare_payload();
-      beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+      stream.expires_after(settings_.io_timeout);
       co_await http::async_write(stream, response, net::redirect_error(net::use_awaitable, ec));
     }
     const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -519,10 +542,10 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
   }
   connection.busy = false;
   if (tls_usable) {
-    beast::get_lowest_layer(stream).expires_after(kTlsCloseTimeout);
+    stream.expires_after(kTlsCloseTimeout);
     co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
   }
-  beast::get_lowest_layer(stream).close();
+  stream.close();
 }
 
 template <typename Parser>
@@ -532,7 +555,7 @@ net::awaitable<beast::error_code> HttpServer::Impl::ReadBody(Stream& stream,
   beast::error_code ec;
   // Read piecewise so the timeout bounds silence, not the size of an upload.
   while (!parser.is_done()) {
-    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    stream.expires_after(settings_.io_timeout);
     co_await http::async_read_some(stream, buffer, parser,
                                    net::redirect_error(net::use_awaitable, ec));
     if (ec) co_return ec;
@@ -556,7 +579,7 @@ net::awaitable<bool> HttpServer::Impl::Drain(Stream& stream, beast::flat_buffer&
   while (!drain.is_done()) {
     drain.get().body().data = scratch;
     drain.get().body().size = sizeof scratch;
-    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    stream.expires_after(settings_.io_timeout);
     co_await http::async_read_some(stream, buffer, drain,
                                    net::redirect_error(net::use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
@@ -575,7 +598,7 @@ net::awaitable<Exchange> HttpServer::Impl::RefuseEarly(
   co_return Refuse(error, !drained);
 }
 
-net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buffer& buffer,
+net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buffer& buffer,
                                                  http::request_parser<http::empty_body>& header,
                                                  RequestContext& ctx, bool over_cap) {
   const auto& request = header.get();
@@ -652,7 +675,7 @@ net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
   beast::error_code ec;
   if (boost::algorithm::iequals(request[http::field::expect], "100-continue")) {
     http::response<http::empty_body> go_on{http::status::continue_, request.version()};
-    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    stream.expires_after(settings_.io_timeout);
     co_await http::async_write(stream, go_on, net::redirect_error(net::use_awaitable, ec));
     if (ec) {
       spdlog::debug("{}: writing 100-continue to {}: {}", ctx.request_id, ctx.source, ec.message());
@@ -692,7 +715,10 @@ net::awaitable<Exchange> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
     }
     ctx.body = std::move(parser.get().body());
   }
+  co_return Received(route);
+}
 
+net::awaitable<Exchange> HttpServer::Impl::Answer(const Route& route, RequestContext& ctx) {
   auto result = co_await RunHandler(route, ctx);
   if (!ctx.upload.empty()) {
     std::error_code ignored;
@@ -770,7 +796,7 @@ net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestCo
     error_response.body() = body.dump() + "\n";
     error_response.keep_alive(keep_alive);
     error_response.prepare_payload();
-    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    stream.expires_after(settings_.io_timeout);
     co_await http::async_write(stream, error_response, net::redirect_error(net::use_awaitable, ec));
     co_return !ec;
   };
@@ -812,7 +838,7 @@ net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestCo
   out.body().data = nullptr;
   out.body().more = true;
   http::response_serializer<http::buffer_body> serializer{out};
-  beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+  stream.expires_after(settings_.io_timeout);
   co_await http::async_write_header(stream, serializer,
                                     net::redirect_error(net::use_awaitable, ec));
   if (ec) co_return false;
@@ -836,7 +862,7 @@ net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestCo
     out.body().size = got;
     out.body().more = remaining > 0;
     // Per chunk, so the timeout bounds a stalled reader, not the file's size.
-    beast::get_lowest_layer(stream).expires_after(settings_.io_timeout);
+    stream.expires_after(settings_.io_timeout);
     co_await http::async_write(stream, serializer, net::redirect_error(net::use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return false;

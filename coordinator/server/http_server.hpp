@@ -35,6 +35,16 @@
 // Run() raises the soft RLIMIT_NOFILE to the hard limit and warns when that
 // is below max_connections + reserved_connections.
 //
+// Memory per connection (issue 7: ≤ 32 KiB per idle long poll): TLS runs on
+// TlsStream (coordinator/tls/tls_stream.hpp), OpenSSL on the non-blocking
+// socket with SSL_MODE_RELEASE_BUFFERS, so an idle connection holds no record
+// buffers, only OpenSSL's state (~14 KiB after the handshake). A request is
+// read and routed in one coroutine (Serve) and its handler run in another
+// (Answer): while a Response::Wait parks the connection, only the session's
+// frame, the RequestContext and the handler's frame and timer are held; the
+// body parsers are gone and the read buffer is shrunk to what it holds.
+// docs/benchmarks.md ("Scale") has the measured figure and its breakdown.
+//
 // Threads: one I/O thread runs every connection's coroutine (so connection
 // bookkeeping needs no locks); blocking work (authentication, handlers) runs
 // on a thread pool of `workers` threads and resumes on the I/O thread.

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <cstdint>
 #include <ctime>
 #include <fstream>
 #include <memory>
@@ -74,6 +75,15 @@ class AgentApiTest : public ::testing::Test {
     for (int i = 0; i < 20000; ++i) payload += std::to_string(i * 7919) + "\n";
     WriteFile(dir_ / "app/bin/c3m-video", "#!/bin/sh\necho playback\n");
     WriteFile(dir_ / "app/share/data.txt", payload);
+    // And 4 MiB that do not compress, so the upload and the downloads run
+    // through many TLS records and many 256 KiB file chunks.
+    std::string blob(std::size_t{4} << 20, '\0');
+    std::uint32_t x = 7919;
+    for (char& c : blob) {
+      x = x * 1664525u + 1013904223u;
+      c = static_cast<char>(x >> 24);
+    }
+    WriteFile(dir_ / "app/share/blob.bin", blob);
     auto built = Fabu({"pack", "build", "--name", "c3m-video", "--version", "V1.3.0.12", "--from",
                        (dir_ / "app").string(), "--key", (dir_ / "publisher.key").string(), "--out",
                        (dir_ / "c3m.fabu").string()});

@@ -1,13 +1,15 @@
 // The limits that protect the coordinator (issue 7 §3), on the real
 // fabu-coordinator: past the connection cap agents get 503 + Retry-After and
-// people are still served. Connections are real TLS (Boost.Beast, the
-// coordinator's CA pinned), held open by the test.
+// people are still served; silent, idle and vanished peers are dropped;
+// shutdown does not wait for idle connections. Connections are real TLS
+// (Boost.Beast, the coordinator's CA pinned), held open by the test.
 // clang-format off
 #include <utility>  // before any Boost.Asio header: asio/awaitable.hpp needs it with g++ 12
 // clang-format on
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -17,8 +19,10 @@
 #include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -56,11 +60,51 @@ class CoordinatorLimitsTest : public ::testing::Test {
     config["limits"]["max_connections"] = kMaxConnections;
     config["limits"]["reserved_connections"] = 8;
     config["limits"]["retry_after_seconds"] = kRetryAfterSeconds;
+    // Long enough that a shutdown waiting for an idle connection shows.
+    config["timeouts"]["shutdown_seconds"] = 30;
+    Configure(config);
     std::ofstream(data / "config.json") << config.dump(2);
     coordinator_ = std::make_unique<CoordinatorProcess>(data);
     ASSERT_TRUE(coordinator_->started()) << coordinator_->log();
     tls_.load_verify_file(coordinator_->ca().string());
     tls_.set_verify_mode(net::ssl::verify_peer);
+  }
+
+  virtual void Configure(nlohmann::json& /*config*/) {}
+
+  // A TCP connection to the coordinator, nothing sent.
+  net::ip::tcp::socket ConnectTcp() {
+    net::ip::tcp::socket socket(io_);
+    socket.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"),
+                                          static_cast<unsigned short>(coordinator_->port())));
+    return socket;
+  }
+
+  // Reads and drops what the server sends on `socket` until it closes the
+  // connection, for at most 15 s; how long that took, or nullopt.
+  std::optional<std::chrono::milliseconds> WaitForClose(net::ip::tcp::socket& socket) {
+    const auto start = std::chrono::steady_clock::now();
+    bool closed = false;
+    std::array<char, 4096> scratch{};
+    std::function<void(const beast::error_code&, std::size_t)> on_read =
+        [&](const beast::error_code& ec, std::size_t) {
+          if (ec) {
+            closed = true;
+            return;
+          }
+          socket.async_read_some(net::buffer(scratch), on_read);
+        };
+    socket.async_read_some(net::buffer(scratch), on_read);
+    io_.restart();
+    io_.run_for(std::chrono::seconds(15));
+    if (!closed) {
+      socket.cancel();
+      io_.restart();
+      io_.run();
+      return std::nullopt;
+    }
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start);
   }
 
   // A TLS connection to the coordinator, handshake done (the server has
@@ -147,6 +191,54 @@ TEST_F(CoordinatorLimitsTest, ConnectionsUnderTheCapAreServedAsUsual) {
   const Reply reply = Get(*stream, kAssignment, kNoSuchCredential);
   EXPECT_EQ(reply.status, 401);
   EXPECT_TRUE(reply.retry_after.empty());
+}
+
+TEST_F(CoordinatorLimitsTest, ShutdownClosesIdleConnectionsWithoutWaitingForThem) {
+  // Given a connection that completed its handshake and sent nothing, SIGTERM
+  // should close it at once and exit, not wait out the 30 s shutdown timeout.
+  auto idle = Connect();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(coordinator_->Stop(), 0) << coordinator_->log();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_TRUE(WaitForClose(beast::get_lowest_layer(*idle).socket()).has_value());
+}
+
+TEST_F(CoordinatorLimitsTest, APeerThatVanishesMidRecordLeavesTheServerServing) {
+  // Given a client that sends half a TLS record and closes, the server should
+  // drop that connection and go on serving others.
+  auto vanishing = Connect();
+  const std::string half_record = std::string("\x17\x03\x03\x00\x40", 5) + std::string(20, 'x');
+  net::write(beast::get_lowest_layer(*vanishing).socket(), net::buffer(half_record));
+  beast::get_lowest_layer(*vanishing).socket().shutdown(net::ip::tcp::socket::shutdown_send);
+  EXPECT_TRUE(WaitForClose(beast::get_lowest_layer(*vanishing).socket()).has_value());
+  auto next = Connect();
+  EXPECT_EQ(Get(*next, "/healthz", "").status, 200);
+}
+
+// One-second handshake and idle timeouts, so the tests can wait them out.
+class CoordinatorTimeoutsTest : public CoordinatorLimitsTest {
+ protected:
+  void Configure(nlohmann::json& config) override {
+    config["timeouts"]["handshake_seconds"] = 1;
+    config["timeouts"]["idle_seconds"] = 1;
+  }
+};
+
+TEST_F(CoordinatorTimeoutsTest, ASilentConnectionIsClosedAtTheHandshakeTimeout) {
+  auto silent = ConnectTcp();
+  const auto closed_after = WaitForClose(silent);
+  ASSERT_TRUE(closed_after.has_value()) << "the connection was not closed within 15 s";
+  EXPECT_GE(*closed_after, std::chrono::milliseconds(900));
+}
+
+TEST_F(CoordinatorTimeoutsTest, AConnectionWithoutARequestIsClosedAtTheIdleTimeout) {
+  auto idle = Connect();
+  const auto closed_after = WaitForClose(beast::get_lowest_layer(*idle).socket());
+  ASSERT_TRUE(closed_after.has_value()) << "the connection was not closed within 15 s";
+  EXPECT_GE(*closed_after, std::chrono::milliseconds(900));
+  // And the server still serves.
+  auto next = Connect();
+  EXPECT_EQ(Get(*next, "/healthz", "").status, 200);
 }
 
 }  // namespace
