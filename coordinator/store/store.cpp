@@ -96,6 +96,14 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     return;
   }
   soci::session& sql = *sql_;
+  // The savepoint statements run for every writer: prepared once.
+  struct Savepoint {
+    explicit Savepoint(soci::session& s)
+        : open(s.prepare << "SAVEPOINT fabu_write"),
+          undo(s.prepare << "ROLLBACK TO fabu_write"),
+          release(s.prepare << "RELEASE fabu_write") {}
+    soci::statement open, undo, release;
+  };
   try {
     sql.begin();
   } catch (const std::exception& e) {
@@ -104,8 +112,9 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     return;
   }
   try {
+    Savepoint& savepoint = statements_.Get<Savepoint>(sql);
     for (Writer* writer : group) {
-      sql << "SAVEPOINT fabu_write";
+      savepoint.open.execute(true);
       bool keep = false;
       try {
         keep = (*writer->work)(sql);
@@ -114,8 +123,8 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
       }
       // Undo only this writer's work. Should SQLite have ended the whole
       // transaction (a full disk, an I/O error), this throws and the group fails.
-      if (!keep) sql << "ROLLBACK TO fabu_write";
-      sql << "RELEASE fabu_write";
+      if (!keep) savepoint.undo.execute(true);
+      savepoint.release.execute(true);
       writer->refused = !keep && !writer->error;
     }
     sql.commit();
@@ -138,6 +147,7 @@ void Store::Close() {
   std::lock_guard lock(session_mutex_);
   if (!open_) return;
   open_ = false;
+  statements_.Clear();  // finalizes the cached statements before the session closes
   try {
     // Fold the WAL into the database so the file alone holds everything.
     *sql_ << "PRAGMA wal_checkpoint(TRUNCATE)";
