@@ -63,7 +63,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
         const std::uint64_t generation = api.wakeups.Generation(key);
         if (!ctx.wait_until) {
           auto touched = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<void> {
-            TouchHost(tx.sql(), ctx.host(), Now(), kSeenEverySeconds);
+            TouchHost(tx, ctx.host(), Now(), kSeenEverySeconds);
             return {};
           });
           if (!touched) return std::unexpected(touched.error());
@@ -92,7 +92,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                Wakeups wake;
                auto ack = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
                  wake.hosts.clear();
-                 TouchHost(tx.sql(), ctx.host(), Now(), 0);
+                 TouchHost(tx, ctx.host(), Now(), 0);
                  return StoreEvents(tx, ctx.host(), *batch, Now(), PlanOptions(api), wake);
                });
                if (!ack) return std::unexpected(ack.error());

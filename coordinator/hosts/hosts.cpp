@@ -379,11 +379,26 @@ Result<void> StoreInventory(Transaction& tx, std::string_view host,
   return {};
 }
 
-void TouchHost(soci::session& sql, std::string_view host, UnixSeconds now, std::int64_t every) {
-  std::string name(host);
-  long long seen = now, before = now - every;
-  sql << "UPDATE hosts SET last_seen = :s WHERE name = :n AND last_seen < :b", soci::use(seen),
-      soci::use(name), soci::use(before);
+namespace {
+
+// Every agent request touches its host: prepared once (StatementCache).
+struct TouchStatement {
+  explicit TouchStatement(soci::session& sql)
+      : st((sql.prepare << "UPDATE hosts SET last_seen = :s WHERE name = :n AND last_seen < :b",
+            soci::use(seen), soci::use(name), soci::use(before))) {}
+  long long seen = 0, before = 0;
+  std::string name;
+  soci::statement st;
+};
+
+}  // namespace
+
+void TouchHost(Transaction& tx, std::string_view host, UnixSeconds now, std::int64_t every) {
+  TouchStatement& touch = tx.Cached<TouchStatement>();
+  touch.name = host;
+  touch.seen = now;
+  touch.before = now - every;
+  touch.st.execute(true);
 }
 
 }  // namespace fabu::coordinator

@@ -112,6 +112,6 @@ Result<void> StoreInventory(Transaction& tx, std::string_view host,
 
 // Marks a host seen at `now` when it was last seen before `now - every`
 // (so a poll every few seconds does not write every time). Not audited.
-void TouchHost(soci::session& sql, std::string_view host, UnixSeconds now, std::int64_t every);
+void TouchHost(Transaction& tx, std::string_view host, UnixSeconds now, std::int64_t every);
 
 }  // namespace fabu::coordinator
