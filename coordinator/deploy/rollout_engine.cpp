@@ -218,19 +218,24 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
     row.waiting = fmt::format("cannot start wave {}: {}", wave + 1, package.error().message());
     return;
   }
+  // Hosts enrolled now (removed ones are kept, flagged): one read for the
+  // wave, not one per host (a wave may hold thousands).
+  std::set<std::string> present;
+  {
+    soci::rowset<std::string> rows = (tx.sql().prepare << "SELECT name FROM hosts WHERE "
+                                                          "removed = 0");
+    for (const std::string& name : rows) present.insert(name);
+  }
   std::vector<NewDeployment> targets;
-  std::vector<std::string> removed;
+  std::set<std::string> removed;
   for (const RolloutHost& h : hosts) {
     if (h.wave != wave) continue;
-    auto host = FindHost(tx.sql(), h.host);
-    if (!host || host->removed) {
-      removed.push_back(h.host);
-    }
+    if (!present.contains(h.host)) removed.insert(h.host);
     targets.push_back(NewDeployment{h.host, DeploymentKind::kInstall, wave});
   }
   auto made = CreateDeployments(tx, release, *package, targets, kProductionEnvironment, now);
   for (const DeploymentRecord& d : made) {
-    if (std::find(removed.begin(), removed.end(), d.host) != removed.end()) {
+    if (removed.contains(d.host)) {
       // A target removed since the rollout began: it counts as failed.
       FinishDeployment(tx, d, kResultRemoved, fmt::format("host {} was removed", d.host), now);
       continue;
