@@ -31,6 +31,15 @@ Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path)
   auto version = Migrate(*store->sql_, AllMigrations());
   if (!version) return std::unexpected(std::move(version.error()).WithContext(path.string()));
   store->schema_version_ = *version;
+  try {
+    // The reading session: WAL lets it read while the writer commits.
+    // query_only makes a write through Read fail instead of racing the writer.
+    store->reader_ =
+        std::make_unique<soci::session>(soci::sqlite3, "db=\"" + path.string() + "\" timeout=10");
+    *store->reader_ << "PRAGMA query_only=ON";
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kIo, "opening store " + path.string() + " for reading: " + e.what());
+  }
   store->open_ = true;
   return store;
 }
@@ -144,6 +153,18 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
 }
 
 void Store::Close() {
+  {
+    std::lock_guard lock(reader_mutex_);
+    if (reader_) {
+      reader_statements_.Clear();
+      try {
+        reader_->close();
+      } catch (const std::exception&) {
+        // Best effort, as below.
+      }
+      reader_.reset();
+    }
+  }
   std::lock_guard lock(session_mutex_);
   if (!open_) return;
   open_ = false;

@@ -1,9 +1,14 @@
 // The coordinator's store: one SQLite database through SOCI (DESIGN.md §6).
 //
-// Store owns one SOCI session. Every use goes through Read (a query) or Write
-// (a unit of work that commits when the callback succeeds and is undone when
-// it fails or throws). Calls block (SQLite, fsync): run them on a worker
-// pool, never on an I/O thread. Thread-safe.
+// Store owns two SOCI sessions on the database: one writes, one reads. Every
+// use goes through Read (a query) or Write (a unit of work that commits when
+// the callback succeeds and is undone when it fails or throws). Calls block
+// (SQLite, fsync): run them on a worker pool, never on an I/O thread.
+// Thread-safe.
+//
+// Reads run on their own session (query_only), so with WAL they proceed
+// while a group commit runs or waits for its fsync; a Read sees what was
+// committed when its statement started (every Write that has returned).
 //
 // Writes are group-committed. Concurrent Write calls queue; the first in the
 // queue leads: it opens one transaction and runs every queued callback in
@@ -63,8 +68,9 @@ namespace fabu::coordinator {
 // prepares its statement (`soci::statement st`) bound to S's own members;
 // a caller sets the members and runs `st.execute(true)`. A query must be
 // read to its end (Finish) so it holds no read snapshot between uses.
-// Owned by the Store; only used under its session lock (inside Write
-// callbacks, through Transaction::Cached). Not thread-safe by itself.
+// Owned by the Store, one per session; only used under that session's lock
+// (inside Write callbacks through Transaction::Cached, and ReadCached). Not
+// thread-safe by itself.
 class StatementCache {
  public:
   template <typename S>
@@ -150,10 +156,23 @@ class Store {
   // Runs `f(soci::session&)` -> Result<T> under the store lock.
   template <typename F>
   auto Read(F&& f) -> std::invoke_result_t<F, soci::session&> {
-    std::lock_guard lock(session_mutex_);
-    if (!open_) return Fail(ErrorCode::kUnavailable, "the store is closed");
+    std::lock_guard lock(reader_mutex_);
+    if (!reader_) return Fail(ErrorCode::kUnavailable, "the store is closed");
     try {
-      return std::forward<F>(f)(*sql_);
+      return std::forward<F>(f)(*reader_);
+    } catch (const std::exception& e) {
+      return Fail(ErrorCode::kIo, std::string("store: ") + e.what());
+    }
+  }
+
+  // The same, for reads on a hot path: `f(soci::session&, StatementCache&)`
+  // may use the session's cached statements.
+  template <typename F>
+  auto ReadCached(F&& f) -> std::invoke_result_t<F, soci::session&, StatementCache&> {
+    std::lock_guard lock(reader_mutex_);
+    if (!reader_) return Fail(ErrorCode::kUnavailable, "the store is closed");
+    try {
+      return std::forward<F>(f)(*reader_, reader_statements_);
     } catch (const std::exception& e) {
       return Fail(ErrorCode::kIo, std::string("store: ") + e.what());
     }
@@ -205,6 +224,9 @@ class Store {
   std::unique_ptr<soci::session> sql_;
   StatementCache statements_;  // guarded by session_mutex_; cleared before sql_ closes
   bool open_ = false;
+  std::mutex reader_mutex_;  // guards reader_ and reader_statements_
+  std::unique_ptr<soci::session> reader_;
+  StatementCache reader_statements_;
   int schema_version_ = 0;
 };
 

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -323,6 +325,49 @@ TEST(StoreStatementCacheTest, AStatementIsPreparedOnceAndSurvivesAFailedWrite) {
   });
   ASSERT_TRUE(checkpoint) << checkpoint.error().message();
   EXPECT_EQ(*checkpoint, 0);  // nothing held a read snapshot
+}
+
+// Given a group commit whose callback is still running, a Read should
+// complete meanwhile (it has its own session) and see what was committed
+// before, not the group's work; and a write through Read is refused.
+TEST(StoreReaderTest, AReadRunsWhileAWriteIsInProgress) {
+  TempDir dir;
+  auto store = Store::Create(dir / "c.db");
+  ASSERT_TRUE(store);
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool writing = false, read_done = false;
+  std::thread writer([&] {
+    auto ok = (*store)->Write(kOrigin, [&](Transaction& tx) -> Result<void> {
+      tx.Audit(AuditEvent("thing.change", "thing", "t1"));
+      std::unique_lock lock(mutex);
+      writing = true;
+      changed.notify_all();
+      // Hold the group open until the read is answered (bounded).
+      changed.wait_for(lock, std::chrono::seconds(10), [&] { return read_done; });
+      return {};
+    });
+    EXPECT_TRUE(ok);
+  });
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return writing; }));
+  }
+  EXPECT_EQ(CountRows(**store, "audit_log"), 0);  // not committed yet, and not blocked
+  {
+    std::lock_guard lock(mutex);
+    read_done = true;
+  }
+  changed.notify_all();
+  writer.join();
+  EXPECT_EQ(CountRows(**store, "audit_log"), 1);
+  auto refused = (*store)->Read([](soci::session& sql) -> Result<void> {
+    sql << "DELETE FROM audit_log";
+    return {};
+  });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kIo);
+  EXPECT_EQ(CountRows(**store, "audit_log"), 1);
 }
 
 }  // namespace
