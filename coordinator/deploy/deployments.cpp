@@ -406,6 +406,37 @@ std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, std::string_v
   return open.front();
 }
 
+namespace {
+
+struct OpenAssignmentStatement {
+  explicit OpenAssignmentStatement(soci::session& sql) : st(sql) {
+    row.Into(st);
+    st.exchange(soci::use(key, "h"));
+    st.alloc();
+    st.prepare(
+        fmt::format("SELECT {} FROM deployments WHERE host = :h AND final = 0 "
+                    "ORDER BY created, id LIMIT 1",
+                    kColumns));
+    st.define_and_bind();
+  }
+  Row row;
+  std::string key;
+  soci::statement st;
+};
+
+}  // namespace
+
+std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, StatementCache& statements,
+                                               std::string_view host) {
+  OpenAssignmentStatement& open = statements.Get<OpenAssignmentStatement>(sql);
+  open.key = host;
+  open.st.execute(true);
+  std::optional<DeploymentRecord> found;
+  if (open.st.got_data()) found = open.row.ToRecord();
+  StatementCache::Finish(open.st);
+  return found;
+}
+
 std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id) {
   std::string key(release_id);
   return Query(sql,

@@ -269,16 +269,19 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
   return outcome->response;
 }
 
-Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential) {
-  if (credential.empty()) {
-    return Fail(ErrorCode::kUnauthenticated, "missing agent credential");
-  }
-  std::string hash = HashToken(credential);
-  std::string name;
+namespace {
+
+struct AgentCredentialStatement {
+  explicit AgentCredentialStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT name, removed FROM hosts WHERE credential_sha256 = :h",
+            soci::use(hash), soci::into(name), soci::into(removed))) {}
+  std::string hash, name;
   int removed = 0;
-  sql << "SELECT name, removed FROM hosts WHERE credential_sha256 = :h", soci::use(hash),
-      soci::into(name), soci::into(removed);
-  if (!sql.got_data()) {
+  soci::statement st;
+};
+
+Result<std::string> AgentOf(bool found, const std::string& name, int removed) {
+  if (!found) {
     return Fail(ErrorCode::kUnauthenticated,
                 "unknown agent credential (a user token is no agent credential): enroll the host "
                 "with `fabu-agent enroll`");
@@ -289,6 +292,35 @@ Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view crede
         fmt::format("host {} was removed by an admin; enroll it again with a new token", name));
   }
   return name;
+}
+
+}  // namespace
+
+Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential) {
+  if (credential.empty()) {
+    return Fail(ErrorCode::kUnauthenticated, "missing agent credential");
+  }
+  std::string hash = HashToken(credential);
+  std::string name;
+  int removed = 0;
+  sql << "SELECT name, removed FROM hosts WHERE credential_sha256 = :h", soci::use(hash),
+      soci::into(name), soci::into(removed);
+  return AgentOf(sql.got_data(), name, removed);
+}
+
+Result<std::string> AuthenticateAgent(soci::session& sql, StatementCache& statements,
+                                      std::string_view credential) {
+  if (credential.empty()) {
+    return Fail(ErrorCode::kUnauthenticated, "missing agent credential");
+  }
+  AgentCredentialStatement& find = statements.Get<AgentCredentialStatement>(sql);
+  find.hash = HashToken(credential);
+  find.st.execute(true);
+  const bool found = find.st.got_data();
+  const std::string name = find.name;
+  const int removed = find.removed;
+  StatementCache::Finish(find.st);
+  return AgentOf(found, name, removed);
 }
 
 json HostRecord::ToJson() const {

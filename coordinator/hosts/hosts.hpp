@@ -76,6 +76,9 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
 
 // The name of the host holding `credential`, or kUnauthenticated saying why not.
 Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential);
+// The same with a statement prepared once (every agent request runs it).
+Result<std::string> AuthenticateAgent(soci::session& sql, StatementCache& statements,
+                                      std::string_view credential);
 
 struct InstalledAppRecord {
   std::string name;
