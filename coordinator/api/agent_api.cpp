@@ -53,35 +53,35 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                return Response::Created(protocol::EnrollResponseToJson(*enrolled));
              });
 
-  router.Add(
-      Method::kGet, std::string(protocol::kAssignmentPath), RouteOptions::Agent(),
-      [api](RequestContext& ctx) -> Result<Response> {
-        auto wait = PollWait(ctx);
-        if (!wait) return std::unexpected(wait.error());
-        const std::string key = WakeupHub::HostKey(ctx.host());
-        // Read before looking at the store: a Notify after this point wakes us.
-        const std::uint64_t generation = api.wakeups.Generation(key);
-        if (!ctx.wait_until) {
-          auto touched = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<void> {
-            TouchHost(tx.sql(), ctx.host(), Now(), kSeenEverySeconds);
-            return {};
-          });
-          if (!touched) return std::unexpected(touched.error());
-        }
-        auto open =
-            api.store.Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
-              return OpenAssignment(sql, ctx.host());
-            });
-        if (!open) return std::unexpected(open.error());
-        if (*open) {
-          return Response::Ok(protocol::AssignmentResponseToJson((*open)->ToAssignment()));
-        }
-        const json none = protocol::AssignmentResponseToJson(std::nullopt);
-        if (*wait == 0) return Response::Ok(none);
-        const auto until =
-            ctx.wait_until.value_or(std::chrono::steady_clock::now() + std::chrono::seconds(*wait));
-        return Response::Wait(key, generation, until, none);
-      });
+  router.Add(Method::kGet, std::string(protocol::kAssignmentPath), RouteOptions::Agent(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto wait = PollWait(ctx);
+               if (!wait) return std::unexpected(wait.error());
+               const std::string key = WakeupHub::HostKey(ctx.host());
+               // Read before looking at the store: a Notify after this point wakes us.
+               const std::uint64_t generation = api.wakeups.Generation(key);
+               if (!ctx.wait_until) {
+                 auto touched = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<void> {
+                   TouchHost(tx, ctx.host(), Now(), kSeenEverySeconds);
+                   return {};
+                 });
+                 if (!touched) return std::unexpected(touched.error());
+               }
+               auto open = api.store.ReadCached(
+                   [&](soci::session& sql,
+                       StatementCache& statements) -> Result<std::optional<DeploymentRecord>> {
+                     return OpenAssignment(sql, statements, ctx.host());
+                   });
+               if (!open) return std::unexpected(open.error());
+               if (*open) {
+                 return Response::Ok(protocol::AssignmentResponseToJson((*open)->ToAssignment()));
+               }
+               const json none = protocol::AssignmentResponseToJson(std::nullopt);
+               if (*wait == 0) return Response::Ok(none);
+               const auto until = ctx.wait_until.value_or(std::chrono::steady_clock::now() +
+                                                          std::chrono::seconds(*wait));
+               return Response::Wait(key, generation, until, none);
+             });
 
   router.Add(Method::kPost, std::string(protocol::kEventsPath), RouteOptions::Agent(),
              [api](RequestContext& ctx) -> Result<Response> {
@@ -92,7 +92,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                Wakeups wake;
                auto ack = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
                  wake.hosts.clear();
-                 TouchHost(tx.sql(), ctx.host(), Now(), 0);
+                 TouchHost(tx, ctx.host(), Now(), 0);
                  return StoreEvents(tx, ctx.host(), *batch, Now(), PlanOptions(api), wake);
                });
                if (!ack) return std::unexpected(ack.error());

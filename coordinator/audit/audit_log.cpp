@@ -85,16 +85,40 @@ nlohmann::json AuditEntry::ToJson() const {
 
 std::string ObjectDigest(const nlohmann::json& object) { return Sha256Hex(object.dump()); }
 
-AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const AuditEvent& event) {
+struct AuditStatements::Prepared {
+  explicit Prepared(soci::session& sql)
+      : head((sql.prepare << "SELECT seq, hash FROM audit_head WHERE id = 1",
+              soci::into(head_seq, found), soci::into(head_hash))),
+        insert((sql.prepare << "INSERT INTO audit_log (" << kColumns
+                            << ") VALUES (:seq, :time, :actor, :role, :action, :object_type, "
+                               ":object_id, :release_id, :request_id, :source, :before_sha256, "
+                               ":after_sha256, :detail, :prev_hash, :hash)",
+                soci::use(seq), soci::use(entry.time), soci::use(entry.actor),
+                soci::use(entry.role), soci::use(entry.action), soci::use(entry.object_type),
+                soci::use(entry.object_id), soci::use(entry.release_id),
+                soci::use(entry.request_id), soci::use(entry.source),
+                soci::use(entry.before_sha256), soci::use(entry.after_sha256),
+                soci::use(entry.detail), soci::use(entry.prev_hash), soci::use(entry.hash))),
+        move_head((sql.prepare << "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1",
+                   soci::use(seq), soci::use(entry.hash))) {}
+
+  // Bound values (declared before the statements that bind them).
   long long head_seq = 0;
   std::string head_hash;
   soci::indicator found = soci::i_null;
-  sql << "SELECT seq, hash FROM audit_head WHERE id = 1", soci::into(head_seq, found),
-      soci::into(head_hash);
-  const bool has_head = sql.got_data() && found == soci::i_ok;
-
+  long long seq = 0;
   AuditEntry entry;
-  entry.seq = has_head ? head_seq + 1 : 1;
+  soci::statement head, insert, move_head;
+};
+
+AuditStatements::AuditStatements(soci::session& sql) : prepared(std::make_unique<Prepared>(sql)) {}
+AuditStatements::~AuditStatements() = default;
+
+namespace {
+
+// Every field of the entry but the chain links.
+AuditEntry NewEntry(const AuditOrigin& origin, const AuditEvent& event) {
+  AuditEntry entry;
   entry.time = NowUtc();
   entry.actor = origin.actor;
   entry.role = origin.role;
@@ -107,6 +131,44 @@ AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const Audi
   entry.before_sha256 = event.before ? ObjectDigest(*event.before) : "";
   entry.after_sha256 = event.after ? ObjectDigest(*event.after) : "";
   entry.detail = event.detail.dump();
+  return entry;
+}
+
+}  // namespace
+
+AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const AuditEvent& event,
+                       AuditStatements* statements) {
+  if (statements != nullptr) {
+    AuditStatements::Prepared& p = *statements->prepared;
+    p.found = soci::i_null;
+    p.head.execute(true);
+    const bool has_head = p.head.got_data() && p.found == soci::i_ok;
+    const long long head_seq = p.head_seq;
+    const std::string head_hash = has_head ? p.head_hash : std::string();
+    // Read to the end: the statement then holds no read snapshot.
+    while (p.head.fetch()) {
+    }
+    if (has_head) {
+      p.entry = NewEntry(origin, event);
+      p.entry.seq = head_seq + 1;
+      p.entry.prev_hash = head_hash;
+      p.entry.hash = p.entry.ComputeHash();
+      p.seq = p.entry.seq;
+      p.insert.execute(true);
+      p.move_head.execute(true);
+      return p.entry;
+    }
+    // The very first entry: rare, the plain way below.
+  }
+  long long head_seq = 0;
+  std::string head_hash;
+  soci::indicator found = soci::i_null;
+  sql << "SELECT seq, hash FROM audit_head WHERE id = 1", soci::into(head_seq, found),
+      soci::into(head_hash);
+  const bool has_head = sql.got_data() && found == soci::i_ok;
+
+  AuditEntry entry = NewEntry(origin, event);
+  entry.seq = has_head ? head_seq + 1 : 1;
   entry.prev_hash = has_head ? head_hash : std::string(kGenesisHash);
   entry.hash = entry.ComputeHash();
 

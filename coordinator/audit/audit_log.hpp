@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -84,8 +85,19 @@ inline constexpr std::string_view kGenesisHash =
 // SHA-256 hex of the compact JSON of an object (nlohmann sorts object keys).
 std::string ObjectDigest(const nlohmann::json& object);
 
-// Appends one entry chained to the current head; returns it.
-AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const AuditEvent& event);
+// AppendAudit's statements, prepared once per store session (kept in the
+// store's StatementCache, store.hpp).
+struct AuditStatements {
+  explicit AuditStatements(soci::session& sql);
+  ~AuditStatements();
+  struct Prepared;
+  std::unique_ptr<Prepared> prepared;
+};
+
+// Appends one entry chained to the current head; returns it. With
+// `statements`, runs those instead of preparing its statements anew.
+AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const AuditEvent& event,
+                       AuditStatements* statements = nullptr);
 
 struct AuditFilter {
   std::optional<std::string> release_id;

@@ -191,8 +191,9 @@ Result<void> Serve(const ServeOptions& options) {
         return store_ref.Read([&](soci::session& sql) { return AuthenticateToken(sql, token); });
       },
       [&store_ref](std::string_view credential) {
-        return store_ref.Read(
-            [&](soci::session& sql) { return AuthenticateAgent(sql, credential); });
+        return store_ref.ReadCached([&](soci::session& sql, StatementCache& statements) {
+          return AuthenticateAgent(sql, statements, credential);
+        });
       },
       &wakeups);
   // Host timeouts and rollouts whose hosts are all final (also those left

@@ -106,13 +106,119 @@ std::vector<DeploymentRecord> Query(soci::session& sql, const std::string& sql_t
   return out;
 }
 
-std::optional<DeploymentRecord> FindDeployment(soci::session& sql, const std::string& id) {
-  std::string key = id;
-  auto found = Query(sql, fmt::format("SELECT {} FROM deployments WHERE id = :id", kColumns),
-                     [&](soci::statement& st) { st.exchange(soci::use(key, "id")); });
-  if (found.empty()) return std::nullopt;
-  return found.front();
+// The statements an agent's events and a wave's assignments run per event
+// or per host, prepared once per store session (StatementCache).
+struct FindStatement {
+  explicit FindStatement(soci::session& sql) : st(sql) {
+    row.Into(st);
+    st.exchange(soci::use(key, "id"));
+    st.alloc();
+    st.prepare(fmt::format("SELECT {} FROM deployments WHERE id = :id", kColumns));
+    st.define_and_bind();
+  }
+  Row row;
+  std::string key;
+  soci::statement st;
+};
+
+std::optional<DeploymentRecord> FindDeployment(Transaction& tx, const std::string& id) {
+  FindStatement& find = tx.Cached<FindStatement>();
+  find.key = id;
+  find.st.execute(true);
+  std::optional<DeploymentRecord> found;
+  if (find.st.got_data()) found = find.row.ToRecord();
+  StatementCache::Finish(find.st);
+  return found;
 }
+
+struct InsertEventStatement {
+  explicit InsertEventStatement(soci::session& sql)
+      : st((sql.prepare << "INSERT INTO deployment_events (deployment, sequence, step, "
+                           "failed_step, app, version, message, output, time, received) VALUES "
+                           "(:d, :s, :st, :f, :a, :v, :m, :o, :t, :r) "
+                           "ON CONFLICT (deployment, sequence) DO NOTHING",
+            soci::use(deployment), soci::use(sequence), soci::use(step), soci::use(failed_step),
+            soci::use(app), soci::use(version), soci::use(message), soci::use(output),
+            soci::use(time), soci::use(received))) {}
+  std::string deployment, step, failed_step, app, version, message, output, received;
+  long long sequence = 0, time = 0;
+  soci::statement st;
+};
+
+struct HighestStatement {
+  explicit HighestStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT MAX(sequence) FROM deployment_events WHERE deployment = :d",
+            soci::use(key), soci::into(highest, ind))) {}
+  std::string key;
+  long long highest = 0;
+  soci::indicator ind = soci::i_null;
+  soci::statement st;
+};
+
+struct LatestEventStatement {
+  explicit LatestEventStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT step, failed_step, message FROM deployment_events WHERE "
+                           "deployment = :d AND sequence = :s",
+            soci::use(key), soci::use(sequence), soci::into(step), soci::into(failed_step),
+            soci::into(message))) {}
+  std::string key, step, failed_step, message;
+  long long sequence = 0;
+  soci::statement st;
+};
+
+struct UpdateStepStatement {
+  explicit UpdateStepStatement(soci::session& sql)
+      : st((sql.prepare << "UPDATE deployments SET step = :st, message = :m, last_sequence = :s, "
+                           "started = :b WHERE id = :id",
+            soci::use(step), soci::use(message), soci::use(sequence), soci::use(started),
+            soci::use(key))) {}
+  std::string step, message, key;
+  long long sequence = 0, started = 0;
+  soci::statement st;
+};
+
+// How many deployments of a release a host has, and how many are unfinished.
+struct AttemptsStatement {
+  explicit AttemptsStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT COUNT(*), COALESCE(SUM(CASE WHEN final = 0 THEN 1 ELSE 0 END), "
+                           "0) FROM deployments WHERE release_id = :r AND host = :h",
+            soci::use(release_id), soci::use(host), soci::into(count), soci::into(open))) {}
+  std::string release_id, host;
+  long long count = 0, open = 0;
+  soci::statement st;
+};
+
+struct InstalledStatement {
+  explicit InstalledStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT current_version FROM host_apps WHERE host = :h AND app = :a",
+            soci::use(host), soci::use(app), soci::into(version, ind))) {}
+  std::string host, app, version;
+  soci::indicator ind = soci::i_null;
+  soci::statement st;
+};
+
+struct InsertDeploymentStatement {
+  explicit InsertDeploymentStatement(soci::session& sql)
+      : st((sql.prepare
+                << "INSERT INTO deployments (id, release_id, host, attempt, environment, kind, "
+                   "app, version, package_id, package_size, package_url, host_timeout, step, "
+                   "final, result, message, last_sequence, created, started, finished, deadline, "
+                   "wave, from_version, observe, observe_interval) VALUES "
+                   "(:id, :r, :h, :a, :e, :k, :app, :v, :p, :s, :u, :t, :step, :z1, :res, :m, "
+                   ":z2, :c, :z3, :z4, :d, :w, :fv, :o, :oi)",
+            soci::use(id), soci::use(release_id), soci::use(host), soci::use(attempt),
+            soci::use(environment), soci::use(kind), soci::use(app), soci::use(version),
+            soci::use(package_id), soci::use(size), soci::use(package_url), soci::use(host_timeout),
+            soci::use(step), soci::use(zero), soci::use(empty), soci::use(empty), soci::use(zero),
+            soci::use(created), soci::use(zero), soci::use(zero), soci::use(deadline),
+            soci::use(wave), soci::use(from_version), soci::use(observe),
+            soci::use(observe_interval))) {}
+  std::string id, release_id, host, environment, kind, app, version, package_id, package_url, step,
+      from_version, empty;
+  long long attempt = 0, size = 0, host_timeout = 0, created = 0, deadline = 0, zero = 0, wave = 0,
+            observe = 0, observe_interval = 0;
+  soci::statement st;
+};
 
 json TimeOrNull(UnixSeconds at) {
   return at > 0 ? json(protocol::FormatRfc3339Utc(at)) : json(nullptr);
@@ -197,19 +303,6 @@ json DeploymentRecord::ToJson() const {
           {"observe_seconds", observe_seconds}};
 }
 
-namespace {
-
-// What `host` reported installed of `app`; "" when none.
-std::string InstalledVersion(soci::session& sql, const std::string& host, const std::string& app) {
-  std::string h = host, a = app, version;
-  soci::indicator ind = soci::i_null;
-  sql << "SELECT current_version FROM host_apps WHERE host = :h AND app = :a", soci::use(h),
-      soci::use(a), soci::into(version, ind);
-  return sql.got_data() && ind == soci::i_ok ? version : std::string();
-}
-
-}  // namespace
-
 std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::Release& release,
                                                 const StoredPackage& package,
                                                 const std::vector<NewDeployment>& hosts,
@@ -219,13 +312,12 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
   const bool observed = release.plan.golive && environment == kProductionEnvironment;
   std::vector<DeploymentRecord> made;
   for (const NewDeployment& target : hosts) {
-    std::string release_id = release.id, h = target.host;
-    long long count = 0, open = 0;
-    tx.sql() << "SELECT COUNT(*) FROM deployments WHERE release_id = :r AND host = :h",
-        soci::use(release_id), soci::use(h), soci::into(count);
-    tx.sql() << "SELECT COUNT(*) FROM deployments WHERE release_id = :r AND host = :h AND "
-                "final = 0",
-        soci::use(release_id), soci::use(h), soci::into(open);
+    AttemptsStatement& attempts = tx.Cached<AttemptsStatement>();
+    attempts.release_id = release.id;
+    attempts.host = target.host;
+    attempts.st.execute(true);
+    const long long count = attempts.count, open = attempts.open;
+    StatementCache::Finish(attempts.st);
     if (open > 0) continue;  // never two unfinished deployments of a release on a host
     const bool install = target.kind == protocol::DeploymentKind::kInstall;
     DeploymentRecord d;
@@ -254,24 +346,37 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
     // The agent observes before it reports success: give it that long too.
     d.deadline = timeout > 0 ? now + timeout + d.observe_seconds : 0;
     d.wave = target.wave;
-    d.from_version = InstalledVersion(tx.sql(), d.host, d.app);
-    std::string kind(protocol::DeploymentKindName(d.kind)), empty;
-    long long attempt = d.attempt, size = static_cast<long long>(d.package_size),
-              host_timeout = d.host_timeout_seconds, created = d.created, deadline = d.deadline,
-              zero = 0, wave = d.wave, observe = d.observe_seconds,
-              observe_interval = d.observe_interval_seconds;
-    tx.sql() << "INSERT INTO deployments (id, release_id, host, attempt, environment, kind, app, "
-                "version, package_id, package_size, package_url, host_timeout, step, final, "
-                "result, message, last_sequence, created, started, finished, deadline, wave, "
-                "from_version, observe, observe_interval) VALUES "
-                "(:id, :r, :h, :a, :e, :k, :app, :v, :p, :s, :u, :t, :step, :z1, :res, :m, :z2, "
-                ":c, :z3, :z4, :d, :w, :fv, :o, :oi)",
-        soci::use(d.id), soci::use(d.release_id), soci::use(d.host), soci::use(attempt),
-        soci::use(d.environment), soci::use(kind), soci::use(d.app), soci::use(d.version),
-        soci::use(d.package_id), soci::use(size), soci::use(d.package_url), soci::use(host_timeout),
-        soci::use(d.step), soci::use(zero), soci::use(empty), soci::use(empty), soci::use(zero),
-        soci::use(created), soci::use(zero), soci::use(zero), soci::use(deadline), soci::use(wave),
-        soci::use(d.from_version), soci::use(observe), soci::use(observe_interval);
+    {
+      InstalledStatement& installed = tx.Cached<InstalledStatement>();
+      installed.host = d.host;
+      installed.app = d.app;
+      installed.ind = soci::i_null;
+      installed.st.execute(true);
+      d.from_version = installed.st.got_data() && installed.ind == soci::i_ok ? installed.version
+                                                                              : std::string();
+      StatementCache::Finish(installed.st);
+    }
+    InsertDeploymentStatement& insert = tx.Cached<InsertDeploymentStatement>();
+    insert.id = d.id;
+    insert.release_id = d.release_id;
+    insert.host = d.host;
+    insert.attempt = d.attempt;
+    insert.environment = d.environment;
+    insert.kind = protocol::DeploymentKindName(d.kind);
+    insert.app = d.app;
+    insert.version = d.version;
+    insert.package_id = d.package_id;
+    insert.size = static_cast<long long>(d.package_size);
+    insert.package_url = d.package_url;
+    insert.host_timeout = d.host_timeout_seconds;
+    insert.step = d.step;
+    insert.created = d.created;
+    insert.deadline = d.deadline;
+    insert.wave = d.wave;
+    insert.from_version = d.from_version;
+    insert.observe = d.observe_seconds;
+    insert.observe_interval = d.observe_interval_seconds;
+    insert.st.execute(true);
     AuditEvent event("deployment.create", "deployment", d.id);
     event.release_id = release.id;
     event.after = d.ToJson();
@@ -301,6 +406,37 @@ std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, std::string_v
   return open.front();
 }
 
+namespace {
+
+struct OpenAssignmentStatement {
+  explicit OpenAssignmentStatement(soci::session& sql) : st(sql) {
+    row.Into(st);
+    st.exchange(soci::use(key, "h"));
+    st.alloc();
+    st.prepare(
+        fmt::format("SELECT {} FROM deployments WHERE host = :h AND final = 0 "
+                    "ORDER BY created, id LIMIT 1",
+                    kColumns));
+    st.define_and_bind();
+  }
+  Row row;
+  std::string key;
+  soci::statement st;
+};
+
+}  // namespace
+
+std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, StatementCache& statements,
+                                               std::string_view host) {
+  OpenAssignmentStatement& open = statements.Get<OpenAssignmentStatement>(sql);
+  open.key = host;
+  open.st.execute(true);
+  std::optional<DeploymentRecord> found;
+  if (open.st.got_data()) found = open.row.ToRecord();
+  StatementCache::Finish(open.st);
+  return found;
+}
+
 std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id) {
   std::string key(release_id);
   return Query(sql,
@@ -325,7 +461,7 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
   std::map<std::string, DeploymentRecord> deployments;
   for (const protocol::DeploymentEvent& e : batch.events) {
     if (deployments.contains(e.deployment)) continue;
-    auto d = FindDeployment(tx.sql(), e.deployment);
+    auto d = FindDeployment(tx, e.deployment);
     if (!d || d->host != host) {
       return Fail(ErrorCode::kPermissionDenied,
                   fmt::format("deployment {} is not assigned to host {}", e.deployment, host));
@@ -334,21 +470,20 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
   }
   std::map<std::string, std::size_t> stored;
   const std::string received = NowUtc();
+  InsertEventStatement& row = tx.Cached<InsertEventStatement>();
+  row.received = received;
   for (const protocol::DeploymentEvent& e : batch.events) {
-    std::string deployment = e.deployment, step(protocol::StepName(e.step)),
-                failed_step(e.failed_step ? protocol::StepName(*e.failed_step) : ""), app = e.app,
-                version = e.version, message = e.message, output = e.output, at = received;
-    long long sequence = static_cast<long long>(e.sequence), time = e.time;
-    soci::statement st =
-        (tx.sql().prepare << "INSERT INTO deployment_events (deployment, sequence, step, "
-                             "failed_step, app, version, message, output, time, received) VALUES "
-                             "(:d, :s, :st, :f, :a, :v, :m, :o, :t, :r) "
-                             "ON CONFLICT (deployment, sequence) DO NOTHING",
-         soci::use(deployment), soci::use(sequence), soci::use(step), soci::use(failed_step),
-         soci::use(app), soci::use(version), soci::use(message), soci::use(output), soci::use(time),
-         soci::use(at));
-    st.execute(true);
-    if (st.get_affected_rows() == 0) continue;  // stored before
+    row.deployment = e.deployment;
+    row.step = protocol::StepName(e.step);
+    row.failed_step = e.failed_step ? protocol::StepName(*e.failed_step) : "";
+    row.app = e.app;
+    row.version = e.version;
+    row.message = e.message;
+    row.output = e.output;
+    row.sequence = static_cast<long long>(e.sequence);
+    row.time = e.time;
+    row.st.execute(true);
+    if (row.st.get_affected_rows() == 0) continue;  // stored before
     ++stored[e.deployment];
     if (e.step == Step::kFailed && e.failed_step && *e.failed_step == Step::kObserving) {
       // A release that passed its health check and then failed while observed
@@ -365,18 +500,22 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
   std::set<std::string> rollouts_to_check;
   for (auto& [id, d] : deployments) {
     std::string key = id;
-    long long highest = 0;
-    soci::indicator ind = soci::i_null;
-    tx.sql() << "SELECT MAX(sequence) FROM deployment_events WHERE deployment = :d", soci::use(key),
-        soci::into(highest, ind);
-    ack.through[id] = ind == soci::i_ok ? static_cast<std::uint64_t>(highest) : 0;
+    HighestStatement& max = tx.Cached<HighestStatement>();
+    max.key = key;
+    max.ind = soci::i_null;
+    max.st.execute(true);
+    const long long highest = max.ind == soci::i_ok ? max.highest : 0;
+    StatementCache::Finish(max.st);
+    ack.through[id] = static_cast<std::uint64_t>(highest);
     if (!stored.contains(id) || d.final) continue;  // nothing new, or already decided
 
-    std::string step_text, failed_text, message;
-    tx.sql() << "SELECT step, failed_step, message FROM deployment_events WHERE deployment = :d "
-                "AND sequence = :s",
-        soci::use(key), soci::use(highest), soci::into(step_text), soci::into(failed_text),
-        soci::into(message);
+    LatestEventStatement& latest_event = tx.Cached<LatestEventStatement>();
+    latest_event.key = key;
+    latest_event.sequence = highest;
+    latest_event.st.execute(true);
+    std::string step_text = latest_event.step, failed_text = latest_event.failed_step,
+                message = latest_event.message;
+    StatementCache::Finish(latest_event.st);
     if (message.empty()) {
       // The latest event saying something (a failure reason outlives the
       // rollback steps that follow it).
@@ -393,11 +532,13 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
       if (auto parsed = protocol::ParseStep(failed_text)) failed_step = *parsed;
     }
     const auto result = step ? FinalResultOf(*step, failed_step) : std::nullopt;
-    long long started = d.started > 0 ? d.started : now, sequence = highest;
-    tx.sql() << "UPDATE deployments SET step = :st, message = :m, last_sequence = :s, "
-                "started = :b WHERE id = :id",
-        soci::use(step_text), soci::use(message), soci::use(sequence), soci::use(started),
-        soci::use(key);
+    UpdateStepStatement& update = tx.Cached<UpdateStepStatement>();
+    update.step = step_text;
+    update.message = message;
+    update.sequence = highest;
+    update.started = d.started > 0 ? d.started : now;
+    update.key = key;
+    update.st.execute(true);
     AuditEvent event("deployment.events", "deployment", id);
     event.release_id = d.release_id;
     event.detail = {{"host", d.host},

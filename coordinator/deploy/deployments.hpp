@@ -128,6 +128,9 @@ void FinishDeployment(Transaction& tx, const DeploymentRecord& d, std::string_vi
 
 // The host's oldest unfinished deployment: what it must do now.
 std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, std::string_view host);
+// The same with a statement prepared once (every long poll runs it).
+std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, StatementCache& statements,
+                                               std::string_view host);
 
 std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id);
 

@@ -188,23 +188,41 @@ rel::RolloutOutcome OutcomeOf(const std::vector<RolloutHost>& hosts,
   return outcome;
 }
 
-// "wave 2 of 3: 40 of 100 host(s) final" while the current wave has a host
-// whose install is not final; nullopt once all are (or before wave 1).
-std::optional<std::string> WaveStillRunning(soci::session& sql, const RolloutRow& row) {
+// Whether a wave has a host whose install is not final: one indexed probe
+// (deployments_wave ends with `final`), prepared once.
+struct WaveOpenStatement {
+  explicit WaveOpenStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT COUNT(*) FROM (SELECT 1 FROM deployments WHERE release_id = "
+                           ":r AND environment = :e AND kind = :k AND wave = :w AND final = 0 "
+                           "LIMIT 1)",
+            soci::use(release_id), soci::use(environment), soci::use(kind), soci::use(wave),
+            soci::into(open))) {}
+  std::string release_id, environment, kind;
+  long long wave = 0, open = 0;
+  soci::statement st;
+};
+
+// "wave 2 of 3: 100 host(s), not all final yet" while the current wave has a
+// host whose install is not final; nullopt once all are (or before wave 1).
+// Called on every final event of the wave: it must not read the whole wave
+// (a count over the wave per event made a wave of N hosts cost N^2; the
+// per-wave counts are in RolloutStatus).
+std::optional<std::string> WaveStillRunning(Transaction& tx, const RolloutRow& row) {
   if (row.current_wave < 0) return std::nullopt;
   const auto w = static_cast<std::size_t>(row.current_wave);
   const std::uint64_t hosts = row.sizes[w] - (w > 0 ? row.sizes[w - 1] : 0);
-  std::string key = row.release_id, env(kProductionEnvironment),
-              kind(protocol::DeploymentKindName(DeploymentKind::kInstall));
-  long long wave = row.current_wave, final = 0;
-  soci::indicator ind = soci::i_null;
-  sql << "SELECT SUM(final) FROM deployments WHERE release_id = :r AND environment = :e AND "
-         "kind = :k AND wave = :w",
-      soci::use(key), soci::use(env), soci::use(kind), soci::use(wave), soci::into(final, ind);
-  if (ind != soci::i_ok) final = 0;
-  if (static_cast<std::uint64_t>(final) >= hosts) return std::nullopt;
-  return fmt::format("wave {} of {}: {} of {} host(s) final", row.current_wave + 1,
-                     row.wave_count(), final, hosts);
+  WaveOpenStatement& probe = tx.Cached<WaveOpenStatement>();
+  probe.release_id = row.release_id;
+  probe.environment = kProductionEnvironment;
+  probe.kind = protocol::DeploymentKindName(DeploymentKind::kInstall);
+  probe.wave = row.current_wave;
+  probe.open = 0;
+  probe.st.execute(true);
+  const bool open = probe.open > 0;
+  StatementCache::Finish(probe.st);
+  if (!open) return std::nullopt;
+  return fmt::format("wave {} of {}: {} host(s), not all final yet", row.current_wave + 1,
+                     row.wave_count(), hosts);
 }
 
 // Starts wave `wave`: one install deployment per host of it.
@@ -218,19 +236,24 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
     row.waiting = fmt::format("cannot start wave {}: {}", wave + 1, package.error().message());
     return;
   }
+  // Hosts enrolled now (removed ones are kept, flagged): one read for the
+  // wave, not one per host (a wave may hold thousands).
+  std::set<std::string> present;
+  {
+    soci::rowset<std::string> rows = (tx.sql().prepare << "SELECT name FROM hosts WHERE "
+                                                          "removed = 0");
+    for (const std::string& name : rows) present.insert(name);
+  }
   std::vector<NewDeployment> targets;
-  std::vector<std::string> removed;
+  std::set<std::string> removed;
   for (const RolloutHost& h : hosts) {
     if (h.wave != wave) continue;
-    auto host = FindHost(tx.sql(), h.host);
-    if (!host || host->removed) {
-      removed.push_back(h.host);
-    }
+    if (!present.contains(h.host)) removed.insert(h.host);
     targets.push_back(NewDeployment{h.host, DeploymentKind::kInstall, wave});
   }
   auto made = CreateDeployments(tx, release, *package, targets, kProductionEnvironment, now);
   for (const DeploymentRecord& d : made) {
-    if (std::find(removed.begin(), removed.end(), d.host) != removed.end()) {
+    if (removed.contains(d.host)) {
       // A target removed since the rollout began: it counts as failed.
       FinishDeployment(tx, d, kResultRemoved, fmt::format("host {} was removed", d.host), now);
       continue;
@@ -515,9 +538,9 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
   const RolloutRow before = *row;
   if (release->state == rel::ReleaseState::kDeploying) {
     // Most calls come from one host's final event while its wave is still
-    // running: answer those from one indexed count, not from every row of
+    // running: answer those from one indexed probe, not from every row of
     // the rollout (which would make a wave of N hosts cost N^2).
-    if (auto waiting = WaveStillRunning(tx.sql(), *row)) {
+    if (auto waiting = WaveStillRunning(tx, *row)) {
       row->waiting = std::move(*waiting);
       if (row->waiting != before.waiting) SaveRollout(tx.sql(), *row);
       return;

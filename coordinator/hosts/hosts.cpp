@@ -269,16 +269,19 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
   return outcome->response;
 }
 
-Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential) {
-  if (credential.empty()) {
-    return Fail(ErrorCode::kUnauthenticated, "missing agent credential");
-  }
-  std::string hash = HashToken(credential);
-  std::string name;
+namespace {
+
+struct AgentCredentialStatement {
+  explicit AgentCredentialStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT name, removed FROM hosts WHERE credential_sha256 = :h",
+            soci::use(hash), soci::into(name), soci::into(removed))) {}
+  std::string hash, name;
   int removed = 0;
-  sql << "SELECT name, removed FROM hosts WHERE credential_sha256 = :h", soci::use(hash),
-      soci::into(name), soci::into(removed);
-  if (!sql.got_data()) {
+  soci::statement st;
+};
+
+Result<std::string> AgentOf(bool found, const std::string& name, int removed) {
+  if (!found) {
     return Fail(ErrorCode::kUnauthenticated,
                 "unknown agent credential (a user token is no agent credential): enroll the host "
                 "with `fabu-agent enroll`");
@@ -289,6 +292,35 @@ Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view crede
         fmt::format("host {} was removed by an admin; enroll it again with a new token", name));
   }
   return name;
+}
+
+}  // namespace
+
+Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential) {
+  if (credential.empty()) {
+    return Fail(ErrorCode::kUnauthenticated, "missing agent credential");
+  }
+  std::string hash = HashToken(credential);
+  std::string name;
+  int removed = 0;
+  sql << "SELECT name, removed FROM hosts WHERE credential_sha256 = :h", soci::use(hash),
+      soci::into(name), soci::into(removed);
+  return AgentOf(sql.got_data(), name, removed);
+}
+
+Result<std::string> AuthenticateAgent(soci::session& sql, StatementCache& statements,
+                                      std::string_view credential) {
+  if (credential.empty()) {
+    return Fail(ErrorCode::kUnauthenticated, "missing agent credential");
+  }
+  AgentCredentialStatement& find = statements.Get<AgentCredentialStatement>(sql);
+  find.hash = HashToken(credential);
+  find.st.execute(true);
+  const bool found = find.st.got_data();
+  const std::string name = find.name;
+  const int removed = find.removed;
+  StatementCache::Finish(find.st);
+  return AgentOf(found, name, removed);
 }
 
 json HostRecord::ToJson() const {
@@ -379,11 +411,26 @@ Result<void> StoreInventory(Transaction& tx, std::string_view host,
   return {};
 }
 
-void TouchHost(soci::session& sql, std::string_view host, UnixSeconds now, std::int64_t every) {
-  std::string name(host);
-  long long seen = now, before = now - every;
-  sql << "UPDATE hosts SET last_seen = :s WHERE name = :n AND last_seen < :b", soci::use(seen),
-      soci::use(name), soci::use(before);
+namespace {
+
+// Every agent request touches its host: prepared once (StatementCache).
+struct TouchStatement {
+  explicit TouchStatement(soci::session& sql)
+      : st((sql.prepare << "UPDATE hosts SET last_seen = :s WHERE name = :n AND last_seen < :b",
+            soci::use(seen), soci::use(name), soci::use(before))) {}
+  long long seen = 0, before = 0;
+  std::string name;
+  soci::statement st;
+};
+
+}  // namespace
+
+void TouchHost(Transaction& tx, std::string_view host, UnixSeconds now, std::int64_t every) {
+  TouchStatement& touch = tx.Cached<TouchStatement>();
+  touch.name = host;
+  touch.seen = now;
+  touch.before = now - every;
+  touch.st.execute(true);
 }
 
 }  // namespace fabu::coordinator

@@ -76,6 +76,9 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
 
 // The name of the host holding `credential`, or kUnauthenticated saying why not.
 Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential);
+// The same with a statement prepared once (every agent request runs it).
+Result<std::string> AuthenticateAgent(soci::session& sql, StatementCache& statements,
+                                      std::string_view credential);
 
 struct InstalledAppRecord {
   std::string name;
@@ -112,6 +115,6 @@ Result<void> StoreInventory(Transaction& tx, std::string_view host,
 
 // Marks a host seen at `now` when it was last seen before `now - every`
 // (so a poll every few seconds does not write every time). Not audited.
-void TouchHost(soci::session& sql, std::string_view host, UnixSeconds now, std::int64_t every);
+void TouchHost(Transaction& tx, std::string_view host, UnixSeconds now, std::int64_t every);
 
 }  // namespace fabu::coordinator

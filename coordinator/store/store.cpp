@@ -31,6 +31,15 @@ Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path)
   auto version = Migrate(*store->sql_, AllMigrations());
   if (!version) return std::unexpected(std::move(version.error()).WithContext(path.string()));
   store->schema_version_ = *version;
+  try {
+    // The reading session: WAL lets it read while the writer commits.
+    // query_only makes a write through Read fail instead of racing the writer.
+    store->reader_ =
+        std::make_unique<soci::session>(soci::sqlite3, "db=\"" + path.string() + "\" timeout=10");
+    *store->reader_ << "PRAGMA query_only=ON";
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kIo, "opening store " + path.string() + " for reading: " + e.what());
+  }
   store->open_ = true;
   return store;
 }
@@ -96,6 +105,14 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     return;
   }
   soci::session& sql = *sql_;
+  // The savepoint statements run for every writer: prepared once.
+  struct Savepoint {
+    explicit Savepoint(soci::session& s)
+        : open(s.prepare << "SAVEPOINT fabu_write"),
+          undo(s.prepare << "ROLLBACK TO fabu_write"),
+          release(s.prepare << "RELEASE fabu_write") {}
+    soci::statement open, undo, release;
+  };
   try {
     sql.begin();
   } catch (const std::exception& e) {
@@ -104,8 +121,9 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     return;
   }
   try {
+    Savepoint& savepoint = statements_.Get<Savepoint>(sql);
     for (Writer* writer : group) {
-      sql << "SAVEPOINT fabu_write";
+      savepoint.open.execute(true);
       bool keep = false;
       try {
         keep = (*writer->work)(sql);
@@ -114,8 +132,8 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
       }
       // Undo only this writer's work. Should SQLite have ended the whole
       // transaction (a full disk, an I/O error), this throws and the group fails.
-      if (!keep) sql << "ROLLBACK TO fabu_write";
-      sql << "RELEASE fabu_write";
+      if (!keep) savepoint.undo.execute(true);
+      savepoint.release.execute(true);
       writer->refused = !keep && !writer->error;
     }
     sql.commit();
@@ -135,9 +153,22 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
 }
 
 void Store::Close() {
+  {
+    std::lock_guard lock(reader_mutex_);
+    if (reader_) {
+      reader_statements_.Clear();
+      try {
+        reader_->close();
+      } catch (const std::exception&) {
+        // Best effort, as below.
+      }
+      reader_.reset();
+    }
+  }
   std::lock_guard lock(session_mutex_);
   if (!open_) return;
   open_ = false;
+  statements_.Clear();  // finalizes the cached statements before the session closes
   try {
     // Fold the WAL into the database so the file alone holds everything.
     *sql_ << "PRAGMA wal_checkpoint(TRUNCATE)";

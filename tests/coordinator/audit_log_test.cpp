@@ -38,9 +38,10 @@ class AuditLogTest : public ::testing::Test {
         ->Read([](soci::session& sql) -> Result<AuditVerification> { return VerifyAudit(sql); })
         .value();
   }
+  // Tampers with the store as someone with the file would (not audited).
   void Exec(const std::string& statement) {
-    auto ok = store_->Read([&](soci::session& sql) -> Result<void> {
-      sql << statement;
+    auto ok = store_->Write(origin_, [&](Transaction& tx) -> Result<void> {
+      tx.sql() << statement;
       return {};
     });
     ASSERT_TRUE(ok) << ok.error().message();

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include <thread>
+
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -145,6 +147,57 @@ TEST_F(DeploymentStoreTest, AFailureWhileObservedRecordsOneIncident) {
     return ListDeployments(sql, "R-1");
   });
   EXPECT_EQ((*listed)[0].result, kResultRolledBack);
+}
+
+// Given a batch of events (as fabu-agent sends its journal) re-sent whole,
+// overlapping, with a repeat inside one batch, and by several callers in
+// the same group commit, we should store each (deployment, sequence) once,
+// with what was sent first, and acknowledge through the highest.
+TEST_F(DeploymentStoreTest, ABatchIsStoredOnceHoweverOftenItIsResent) {
+  std::vector<protocol::DeploymentEvent> batch;
+  for (std::uint64_t seq = 1; seq <= 10; ++seq) {
+    protocol::DeploymentEvent e = Event(seq, Step::kDownloading);
+    e.message = "first " + std::to_string(seq);
+    batch.push_back(e);
+  }
+  ASSERT_TRUE(Post("web-1", batch));
+  ASSERT_TRUE(Post("web-1", batch));
+  std::vector<protocol::DeploymentEvent> wider = batch;
+  for (auto& e : wider) e.message = "again";
+  wider.push_back(Event(11, Step::kDownloading));
+  wider.push_back(Event(11, Step::kDownloading));  // twice in one batch
+  wider.push_back(Event(12, Step::kDownloaded));
+  std::vector<std::thread> senders;
+  std::vector<Result<protocol::EventAck>> acks(4, Fail(ErrorCode::kInternal, "not run"));
+  for (std::size_t i = 0; i < acks.size(); ++i) {
+    senders.emplace_back([&, i] { acks[i] = Post("web-1", wider); });
+  }
+  for (auto& sender : senders) sender.join();
+  for (const auto& ack : acks) {
+    ASSERT_TRUE(ack) << ack.error().message();
+    EXPECT_EQ(ack->through.at(deployment_), 12u);
+  }
+  auto rows = store_->Read([&](soci::session& sql) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    soci::rowset<soci::row> rs = (sql.prepare << "SELECT sequence, step, message FROM "
+                                                 "deployment_events ORDER BY sequence");
+    for (const soci::row& r : rs) {
+      out.push_back(std::to_string(r.get<long long>(0)) + " " + r.get<std::string>(1) + " " +
+                    r.get<std::string>(2));
+    }
+    return out;
+  });
+  ASSERT_TRUE(rows) << rows.error().message();
+  ASSERT_EQ(rows->size(), 12u);
+  EXPECT_EQ((*rows)[2], "3 downloading first 3");
+  EXPECT_EQ((*rows)[10], "11 downloading ");
+  EXPECT_EQ((*rows)[11], "12 downloaded ");
+  auto open = store_->Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
+    return OpenAssignment(sql, "web-1");
+  });
+  ASSERT_TRUE(open && *open);
+  EXPECT_EQ((*open)->step, "downloaded");
+  EXPECT_EQ((*open)->last_sequence, 12u);
 }
 
 TEST_F(DeploymentStoreTest, AnotherHostsDeploymentIsRefusedAndNothingIsStored) {

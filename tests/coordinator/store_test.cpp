@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -265,6 +267,107 @@ TEST(StoreGroupCommitTest, AWriterIsAnsweredAfterItsWorkIsCommitted) {
   int n = 0;
   other << "SELECT COUNT(*) FROM audit_log WHERE object_id = 'durable'", soci::into(n);
   EXPECT_EQ(n, 1);
+}
+
+// A cached statement of the tests: counts its preparations.
+struct CountedInsert {
+  static inline int prepared = 0;
+  explicit CountedInsert(soci::session& sql)
+      : st((sql.prepare << "INSERT INTO notes (id, text) VALUES (:i, :t)", soci::use(id),
+            soci::use(text))) {
+    ++prepared;
+  }
+  long long id = 0;
+  std::string text;
+  soci::statement st;
+};
+
+// Given writes that run the same cached statement, one of them undone by a
+// duplicate key, we should prepare it once, keep every other write, and
+// leave the statement usable after the failure; a cached query read with
+// Finish should not keep the WAL from being checkpointed whole.
+TEST(StoreStatementCacheTest, AStatementIsPreparedOnceAndSurvivesAFailedWrite) {
+  TempDir dir;
+  auto store = Store::Create(dir / "c.db");
+  ASSERT_TRUE(store);
+  ASSERT_TRUE((*store)->Write(kOrigin, [](Transaction& tx) -> Result<void> {
+    tx.sql() << "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)";
+    return {};
+  }));
+  CountedInsert::prepared = 0;
+  auto insert = [&](long long id) {
+    return (*store)->Write(kOrigin, [&](Transaction& tx) -> Result<void> {
+      CountedInsert& st = tx.Cached<CountedInsert>();
+      st.id = id;
+      st.text = "note " + std::to_string(id);
+      st.st.execute(true);
+      tx.Audit(AuditEvent("note.add", "note", std::to_string(id)));
+      return {};
+    });
+  };
+  EXPECT_TRUE(insert(1));
+  EXPECT_TRUE(insert(2));
+  auto duplicate = insert(2);
+  ASSERT_FALSE(duplicate);
+  EXPECT_EQ(duplicate.error().code(), ErrorCode::kIo);
+  EXPECT_TRUE(insert(3));
+  EXPECT_EQ(CountedInsert::prepared, 1);
+  EXPECT_EQ(CountRows(**store, "notes"), 3);
+  EXPECT_EQ(CountRows(**store, "audit_log"), 3);
+  auto chain = (*store)->Read(
+      [](soci::session& sql) -> Result<AuditVerification> { return VerifyAudit(sql); });
+  ASSERT_TRUE(chain);
+  EXPECT_TRUE(chain->intact);
+  auto checkpoint = (*store)->Read([](soci::session& sql) -> Result<int> {
+    int busy = -1, log = 0, done = 0;
+    sql << "PRAGMA wal_checkpoint(TRUNCATE)", soci::into(busy), soci::into(log), soci::into(done);
+    return busy;
+  });
+  ASSERT_TRUE(checkpoint) << checkpoint.error().message();
+  EXPECT_EQ(*checkpoint, 0);  // nothing held a read snapshot
+}
+
+// Given a group commit whose callback is still running, a Read should
+// complete meanwhile (it has its own session) and see what was committed
+// before, not the group's work; and a write through Read is refused.
+TEST(StoreReaderTest, AReadRunsWhileAWriteIsInProgress) {
+  TempDir dir;
+  auto store = Store::Create(dir / "c.db");
+  ASSERT_TRUE(store);
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool writing = false, read_done = false;
+  std::thread writer([&] {
+    auto ok = (*store)->Write(kOrigin, [&](Transaction& tx) -> Result<void> {
+      tx.Audit(AuditEvent("thing.change", "thing", "t1"));
+      std::unique_lock lock(mutex);
+      writing = true;
+      changed.notify_all();
+      // Hold the group open until the read is answered (bounded).
+      changed.wait_for(lock, std::chrono::seconds(10), [&] { return read_done; });
+      return {};
+    });
+    EXPECT_TRUE(ok);
+  });
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return writing; }));
+  }
+  EXPECT_EQ(CountRows(**store, "audit_log"), 0);  // not committed yet, and not blocked
+  {
+    std::lock_guard lock(mutex);
+    read_done = true;
+  }
+  changed.notify_all();
+  writer.join();
+  EXPECT_EQ(CountRows(**store, "audit_log"), 1);
+  auto refused = (*store)->Read([](soci::session& sql) -> Result<void> {
+    sql << "DELETE FROM audit_log";
+    return {};
+  });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kIo);
+  EXPECT_EQ(CountRows(**store, "audit_log"), 1);
 }
 
 }  // namespace

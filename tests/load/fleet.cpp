@@ -92,8 +92,11 @@ struct ThreadStats {
   std::map<std::string, std::vector<std::uint32_t>> micros;
   std::map<std::string, std::uint64_t> errors;
   std::uint64_t requests = 0;
-  std::uint64_t extra_acked = 0;
-  std::int64_t extra_first_ms = 0, extra_last_ms = 0;
+  struct Round {
+    std::uint64_t events = 0, posts = 0;
+    std::int64_t opened_ms = 0, last_ms = 0;  // gate opened here; last ack
+  };
+  std::vector<Round> rounds;  // one per ingestion round, indexed by round
   std::uint64_t connect_attempts = 0, connect_failed = 0, handshake_failed = 0;
   std::uint64_t handshakes_full = 0, handshakes_resumed = 0;
 };
@@ -157,6 +160,7 @@ class Fleet {
         io_(io),
         stats_(stats),
         connect_slots_(std::max(connect_slots, 1)) {
+    stats_.rounds.resize(options_.events_per_post.size());
     tls_.load_verify_file(options_.ca.string());
     tls_.set_verify_mode(net::ssl::verify_peer);
     // Idle long polls need no record buffers.
@@ -166,10 +170,12 @@ class Fleet {
   }
 
   net::awaitable<void> Run(Agent& agent, Clock::duration start_after);
-  // Opens the ingestion gate (SIGUSR1): agents waiting at it send their
-  // extra events. Call on this fleet's I/O thread.
+  // Opens the next ingestion round (SIGUSR1): agents waiting at its gate
+  // send their extra events. Call on this fleet's I/O thread.
   void OpenGate() {
-    gate_open_ = true;
+    if (static_cast<std::size_t>(rounds_open_) >= options_.events_per_post.size()) return;
+    stats_.rounds.at(static_cast<std::size_t>(rounds_open_)).opened_ms = WallMs();
+    ++rounds_open_;
     gate_.cancel();
   }
 
@@ -199,7 +205,7 @@ class Fleet {
   std::mt19937_64 random_{std::random_device{}()};
   // Never expires: waiting on it parks an agent until OpenGate cancels it.
   net::steady_timer gate_{io_, Clock::time_point::max()};
-  bool gate_open_ = false;
+  int rounds_open_ = 0;
   const int connect_slots_;
   int connecting_ = 0;                         // attempts in flight on this thread
   std::deque<net::steady_timer*> slot_queue_;  // agents waiting for a slot, in order
@@ -500,26 +506,30 @@ net::awaitable<void> Fleet::Deploy(Agent& agent, const protocol::Assignment& ass
     }
   }
   ++shared_.done;
-  // Ingestion: more events for the same (now final) deployment, once the
-  // gate opens (so ingestion is measured apart from the rollout).
-  if (ok && options_.extra_events > 0 && !gate_open_) {
-    beast::error_code ec;
-    co_await gate_.async_wait(net::redirect_error(net::use_awaitable, ec));
-  }
-  for (int sent = 0; ok && sent < options_.extra_events && !shared_.stopping;) {
-    std::vector<protocol::DeploymentEvent> events;
-    for (int i = 0; i < options_.events_per_post && sent < options_.extra_events; ++i, ++sent) {
-      auto e = event(final_step);
-      e.message = "fabu-loadgen: ingestion";
-      events.push_back(std::move(e));
+  // Ingestion: more events for the same (now final) deployment, round by
+  // round as the gates open (so ingestion is measured apart from the rollout).
+  if (!ok || options_.extra_events == 0) co_return;
+  for (std::size_t round = 0; round < options_.events_per_post.size(); ++round) {
+    while (rounds_open_ <= static_cast<int>(round) && !shared_.stopping) {
+      beast::error_code ec;
+      co_await gate_.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
-    const std::size_t n = events.size();
-    if (!co_await Report(agent, std::move(events))) break;
-    const std::int64_t now = WallMs();
-    if (stats_.extra_first_ms == 0) stats_.extra_first_ms = now;
-    stats_.extra_last_ms = std::max(stats_.extra_last_ms, now);
-    stats_.extra_acked += n;
-    shared_.ingested += n;
+    const int per_post = options_.events_per_post[round];
+    for (int sent = 0; sent < options_.extra_events && !shared_.stopping;) {
+      std::vector<protocol::DeploymentEvent> events;
+      for (int i = 0; i < per_post && sent < options_.extra_events; ++i, ++sent) {
+        auto e = event(final_step);
+        e.message = "fabu-loadgen: ingestion";
+        events.push_back(std::move(e));
+      }
+      const std::size_t n = events.size();
+      if (!co_await Report(agent, std::move(events))) co_return;
+      ThreadStats::Round& r = stats_.rounds[round];
+      r.last_ms = std::max(r.last_ms, WallMs());
+      r.events += n;
+      ++r.posts;
+      shared_.ingested += n;
+    }
   }
 }
 
@@ -691,12 +701,13 @@ std::string FleetReport::Text() const {
     out += fmt::format("{:<14} {:>9} {:>10.2f} {:>10.2f} {:>10.2f}\n", type, s.count, s.p50_ms,
                        s.p99_ms, s.max_ms);
   }
-  if (extra_events_acked > 0) {
-    out += fmt::format("extra events acknowledged: {} in {:.2f} s = {:.0f} events/s\n",
-                       extra_events_acked, extra_events_seconds,
-                       extra_events_seconds > 0
-                           ? static_cast<double>(extra_events_acked) / extra_events_seconds
-                           : 0.0);
+  for (const IngestRound& r : ingest_rounds) {
+    const double s = r.seconds > 0 ? r.seconds : 0;
+    out += fmt::format(
+        "ingestion, {} event(s) per POST: {} events in {} POSTs acknowledged in {:.2f} s = {:.0f} "
+        "events/s, {:.0f} POSTs/s\n",
+        r.events_per_post, r.events, r.posts, s, s > 0 ? static_cast<double>(r.events) / s : 0.0,
+        s > 0 ? static_cast<double>(r.posts) / s : 0.0);
   }
   out += errors.empty() ? "errors: none\n" : "errors:\n";
   for (const auto& [kind, n] : errors) out += fmt::format("  {:>8}  {}\n", n, kind);
@@ -721,9 +732,14 @@ std::string FleetReport::Json() const {
                       {"failed", failed},
                       {"requests", requests},
                       {"requests_per_second", requests_per_second},
-                      {"extra_events_acked", extra_events_acked},
-                      {"extra_events_seconds", extra_events_seconds},
+                      {"ingest_rounds", nlohmann::json::array()},
                       {"errors", errors}};
+  for (const IngestRound& r : ingest_rounds) {
+    j["ingest_rounds"].push_back({{"events_per_post", r.events_per_post},
+                                  {"events", r.events},
+                                  {"posts", r.posts},
+                                  {"seconds", r.seconds}});
+  }
   for (const auto& [type, s] : latency) {
     j["latency"][type] = {
         {"count", s.count}, {"p50_ms", s.p50_ms}, {"p99_ms", s.p99_ms}, {"max_ms", s.max_ms}};
@@ -810,12 +826,17 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
   net::io_context control(1);
   net::signal_set signals(control, SIGINT, SIGTERM);
   net::signal_set gate_signal(control, SIGUSR1);
-  gate_signal.async_wait([&](const boost::system::error_code& ec, int) {
-    if (ec) return;
-    for (std::size_t t = 0; t < ios.size(); ++t) {
-      net::post(*ios[t], [fleet = fleets[t].get()] { fleet->OpenGate(); });
-    }
-  });
+  // Each SIGUSR1 opens the next ingestion round.
+  std::function<void()> arm_gate = [&] {
+    gate_signal.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      for (std::size_t t = 0; t < ios.size(); ++t) {
+        net::post(*ios[t], [fleet = fleets[t].get()] { fleet->OpenGate(); });
+      }
+      arm_gate();
+    });
+  };
+  arm_gate();
   signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (!ec) shared.stopping = true;
   });
@@ -862,7 +883,10 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
   report.succeeded = shared.succeeded;
   report.failed = shared.failed;
   std::map<std::string, std::vector<std::uint32_t>> micros;
-  std::int64_t extra_first = 0, extra_last = 0;
+  // A round runs from the first thread's gate to the last ack on any thread.
+  std::vector<std::int64_t> opened(options.events_per_post.size(), 0),
+      last(options.events_per_post.size(), 0);
+  report.ingest_rounds.resize(options.events_per_post.size());
   for (auto& s : stats) {
     report.requests += s.requests;
     for (auto& [type, values] : s.micros) {
@@ -870,18 +894,29 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
       all.insert(all.end(), values.begin(), values.end());
     }
     for (const auto& [kind, n] : s.errors) report.errors[kind] += n;
-    report.extra_events_acked += s.extra_acked;
+    for (std::size_t r = 0; r < s.rounds.size(); ++r) {
+      const ThreadStats::Round& round = s.rounds[r];
+      report.ingest_rounds[r].events += round.events;
+      report.ingest_rounds[r].posts += round.posts;
+      if (round.opened_ms != 0) {
+        opened[r] = opened[r] == 0 ? round.opened_ms : std::min(opened[r], round.opened_ms);
+      }
+      last[r] = std::max(last[r], round.last_ms);
+    }
     report.connect_attempts += s.connect_attempts;
     report.connect_failed += s.connect_failed;
     report.handshake_failed += s.handshake_failed;
     report.handshakes_full += s.handshakes_full;
     report.handshakes_resumed += s.handshakes_resumed;
-    if (s.extra_first_ms != 0) {
-      extra_first = extra_first == 0 ? s.extra_first_ms : std::min(extra_first, s.extra_first_ms);
-      extra_last = std::max(extra_last, s.extra_last_ms);
+  }
+  for (std::size_t r = 0; r < report.ingest_rounds.size(); ++r) {
+    report.ingest_rounds[r].events_per_post = options.events_per_post[r];
+    if (opened[r] != 0 && last[r] > opened[r]) {
+      report.ingest_rounds[r].seconds = static_cast<double>(last[r] - opened[r]) / 1000;
     }
   }
-  report.extra_events_seconds = static_cast<double>(extra_last - extra_first) / 1000;
+  std::erase_if(report.ingest_rounds,
+                [](const FleetReport::IngestRound& r) { return r.posts == 0; });
   report.requests_per_second = elapsed > 0 ? static_cast<double>(report.requests) / elapsed : 0;
   for (auto& [type, values] : micros) report.latency[type] = Summarize(values);
   if (!options.report_json.empty()) {

@@ -6,11 +6,14 @@
 // enrolls with an enrollment token (or reuses a credential saved by an
 // earlier run), sends its inventory, long-polls its assignment and, on an
 // assignment, reports the deployment's steps as events, one POST per step as
-// fabu-agent does (downloading the package for real unless skip_download;
-// failing at `installing` for a fail_fraction of the agents). Optionally it
-// then posts extra_events more events for that deployment, to measure event
-// ingestion: each agent waits, after its deployment, until the process gets
-// SIGUSR1, so ingestion can be measured apart from the rollout.
+// fabu-agent does while it reaches the coordinator (downloading the package
+// for real unless skip_download; failing at `installing` for a fail_fraction
+// of the agents). Optionally it then posts more events for that deployment,
+// to measure event ingestion apart from the rollout, in rounds: each SIGUSR1
+// opens the next round, in which every agent posts extra_events events,
+// events_per_post[round] to a POST. (fabu-agent sends every unacknowledged
+// event of its journal, up to 100, in one POST: after a reconnect a host has
+// several ready; while connected it posts each step as it happens.)
 //
 // Agents run as coroutines on `threads` I/O threads (one io_context each),
 // not a thread per agent. Like a real fleet coming up, at most
@@ -60,10 +63,10 @@ struct FleetOptions {
   Until until = Until::kDeadline;
   bool skip_download = false;
   double fail_fraction = 0.0;
-  int extra_events = 0;           // more events per agent after its deployment
-  int events_per_post = 1;        // for the extra events
-  int connect_rate = 2000;        // new agents started per second while ramping up
-  int connect_concurrency = 200;  // connection attempts (connect + TLS) in flight, at most
+  int extra_events = 0;                 // more events per agent and round, after its deployment
+  std::vector<int> events_per_post{1};  // one ingestion round each: events per POST
+  int connect_rate = 2000;              // new agents started per second while ramping up
+  int connect_concurrency = 200;        // connection attempts (connect + TLS) in flight, at most
   std::chrono::milliseconds backoff_initial{500};  // after a failed connect/handshake
   std::chrono::milliseconds backoff_cap{30000};
   bool resume_sessions = true;  // offer the previous TLS session on a reconnect
@@ -97,8 +100,13 @@ struct FleetReport {
   int failed = 0;
   std::uint64_t requests = 0;
   double requests_per_second = 0;
-  std::uint64_t extra_events_acked = 0;
-  double extra_events_seconds = 0;                // first to last extra-event ack
+  struct IngestRound {
+    int events_per_post = 0;
+    std::uint64_t events = 0;  // acknowledged
+    std::uint64_t posts = 0;   // acknowledged POSTs
+    double seconds = 0;        // from SIGUSR1 (the round's gate) to the last ack
+  };
+  std::vector<IngestRound> ingest_rounds;         // those opened
   std::map<std::string, LatencySummary> latency;  // per request type
   std::map<std::string, std::uint64_t> errors;    // per kind
 

@@ -57,9 +57,12 @@ int main(int argc, char** argv) {
   app.add_option("--fail-fraction", options.fail_fraction, "agents that fail at installing")
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--extra-events", options.extra_events,
-                 "events each agent posts after its deployment (ingestion load)")
+                 "events each agent posts per ingestion round after its deployment")
       ->check(CLI::Range(0, 100000));
-  app.add_option("--events-per-post", options.events_per_post, "extra events per POST")
+  app.add_option("--events-per-post", options.events_per_post,
+                 "events per POST of each ingestion round (e.g. 1,10: two rounds; each "
+                 "SIGUSR1 opens the next)")
+      ->delimiter(',')
       ->check(CLI::Range(1, 1000));
   app.add_option("--connect-rate", options.connect_rate, "new agents started per second")
       ->check(CLI::Range(1, 1000000));
