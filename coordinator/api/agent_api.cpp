@@ -91,7 +91,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                if (!batch) return std::unexpected(batch.error());
                Wakeups wake;
                auto ack = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
-                 wake = Wakeups();
+                 wake.hosts.clear();
                  TouchHost(tx, ctx.host(), Now(), 0);
                  return StoreEvents(tx, ctx.host(), *batch, Now(), PlanOptions(api), wake);
                });
@@ -100,9 +100,6 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                for (const std::string& host : wake.hosts) {
                  api.wakeups.Notify(WakeupHub::HostKey(host));
                }
-               ContinueWaves(api.store, wake, PlanOptions(api), [&](const std::string& host) {
-                 api.wakeups.Notify(WakeupHub::HostKey(host));
-               });
                return Response::Ok(protocol::EventAckToJson(*ack));
              });
 

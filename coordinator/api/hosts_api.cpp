@@ -83,7 +83,7 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
                const release::PlanParseOptions options = PlanOptions(api);
                Wakeups wake;
                auto removed = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
-                 wake = Wakeups();
+                 wake.hosts.clear();
                  auto host = RemoveHost(tx, name);
                  if (host) EndDeploymentsOfHost(tx, name, Now(), options, wake);
                  return host;
@@ -92,9 +92,6 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
                for (const std::string& host : wake.hosts) {
                  api.wakeups.Notify(WakeupHub::HostKey(host));
                }
-               ContinueWaves(api.store, wake, options, [&](const std::string& host) {
-                 api.wakeups.Notify(WakeupHub::HostKey(host));
-               });
                // A poll of the removed host must not keep its deployment alive.
                api.wakeups.Notify(WakeupHub::HostKey(name));
                return Response::Ok(removed->ToJson());

@@ -29,8 +29,6 @@ using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor
 
 void Wake(const ApiContext& api, const Wakeups& wakeups) {
   for (const std::string& host : wakeups.hosts) api.wakeups.Notify(WakeupHub::HostKey(host));
-  ContinueWaves(api.store, wakeups, PlanOptions(api),
-                [&](const std::string& host) { api.wakeups.Notify(WakeupHub::HostKey(host)); });
 }
 
 void AuditTransition(Transaction& tx, const rel::Release& before, const rel::Release& after,
@@ -58,7 +56,7 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
   };
   Wakeups wake;
   auto outcome = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<Outcome> {
-    wake = Wakeups();
+    wake.hosts.clear();
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return std::unexpected(before.error());
     LabelSelector selector;
@@ -130,7 +128,7 @@ Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
   if (auto ok = CheckObject(*body, "", rules); !ok) return std::unexpected(ok.error());
   Wakeups wake;
   auto saved = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<json> {
-    wake = Wakeups();
+    wake.hosts.clear();
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return std::unexpected(before.error());
     const rel::UnixSeconds now = Now();

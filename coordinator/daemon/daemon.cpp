@@ -214,8 +214,6 @@ Result<void> Serve(const ServeOptions& options) {
       for (const std::string& host : swept->wakeups.hosts) {
         wakeups.Notify(WakeupHub::HostKey(host));
       }
-      ContinueWaves(store_ref, swept->wakeups, plan_options,
-                    [&](const std::string& host) { wakeups.Notify(WakeupHub::HostKey(host)); });
     }
   });
   delivery.Start();

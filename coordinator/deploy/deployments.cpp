@@ -2,10 +2,8 @@
 
 #include <fmt/format.h>
 #include <soci/soci.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <map>
 #include <set>
 
@@ -574,32 +572,6 @@ void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds no
   }
   for (const std::string& release_id : releases) {
     AdvanceRollout(tx, release_id, now, options, wakeups);
-  }
-}
-
-void ContinueWaves(Store& store, const Wakeups& started, const release::PlanParseOptions& options,
-                   const std::function<void(const std::string& host)>& notify) {
-  const AuditOrigin origin{"fabu-coordinator", "system", "rollout", "local"};
-  for (const std::string& release_id : started.more) {
-    // A wave needs (hosts / chunk) rounds; the bound only guards a bug.
-    for (int round = 0; round < 10'000; ++round) {
-      Wakeups next;
-      auto done = store.Write(origin, [&](Transaction& tx) -> Result<void> {
-        next = Wakeups();
-        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-        AdvanceRollout(tx, release_id, now, options, next);
-        return {};
-      });
-      if (!done) {
-        spdlog::error("rollout of {}: assigning the rest of the wave: {}", release_id,
-                      done.error().message());
-        break;
-      }
-      for (const std::string& host : next.hosts) notify(host);
-      if (!next.more.contains(release_id)) break;
-    }
   }
 }
 

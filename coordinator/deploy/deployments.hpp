@@ -24,10 +24,8 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,9 +97,6 @@ struct DeploymentRecord {
 // decided it has committed: wake the long-polls of these hosts.
 struct Wakeups {
   std::vector<std::string> hosts;
-  // Releases whose current wave still has hosts to assign: a large wave is
-  // assigned in chunks, one transaction each (ContinueWaves).
-  std::set<std::string> more;
 };
 
 // One deployment to make.
@@ -155,14 +150,6 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
 // Ends the host's unfinished deployments with result host_removed.
 void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds now,
                           const release::PlanParseOptions& options, Wakeups& wakeups);
-
-// Assigns the rest of the waves `started.more` names, a chunk per
-// transaction, calling `notify` with each host as soon as its chunk is
-// committed, so the first hosts of a wave of thousands hold their
-// assignment while the rest are still being written. Bounded; what it
-// leaves (an error, a crash) the sweep assigns from the store.
-void ContinueWaves(Store& store, const Wakeups& started, const release::PlanParseOptions& options,
-                   const std::function<void(const std::string& host)>& notify);
 
 struct Sweep {
   std::size_t timed_out = 0;

@@ -34,7 +34,6 @@ struct RolloutRow {
   long long gates_confirmed = 0;
   long long accepted_wave = -1;
   long long aborted = 0;
-  long long wave_pending = 0;  // hosts of the current wave still to be assigned
   std::string pause_kind;
   std::string waiting;
   long long started = 0;
@@ -50,13 +49,13 @@ std::optional<RolloutRow> LoadRollout(soci::session& sql, const std::string& rel
   RolloutRow row;
   std::string key = release_id, sizes, thresholds;
   sql << "SELECT release_id, package_id, wave_sizes, thresholds, current_wave, wave_done_at, "
-         "gates_confirmed, accepted_wave, aborted, pause_kind, waiting, started, finished, "
-         "wave_pending FROM rollouts WHERE release_id = :r",
+         "gates_confirmed, accepted_wave, aborted, pause_kind, waiting, started, finished "
+         "FROM rollouts WHERE release_id = :r",
       soci::use(key), soci::into(row.release_id), soci::into(row.package_id), soci::into(sizes),
       soci::into(thresholds), soci::into(row.current_wave), soci::into(row.wave_done_at),
       soci::into(row.gates_confirmed), soci::into(row.accepted_wave), soci::into(row.aborted),
       soci::into(row.pause_kind), soci::into(row.waiting), soci::into(row.started),
-      soci::into(row.finished), soci::into(row.wave_pending);
+      soci::into(row.finished);
   if (!sql.got_data()) return std::nullopt;
   row.sizes = json::parse(sizes).get<std::vector<std::uint64_t>>();
   row.thresholds = json::parse(thresholds).get<std::vector<std::uint64_t>>();
@@ -67,13 +66,13 @@ void SaveRollout(soci::session& sql, const RolloutRow& row) {
   std::string key = row.release_id, pause_kind = row.pause_kind, waiting = row.waiting;
   long long current_wave = row.current_wave, wave_done_at = row.wave_done_at,
             gates = row.gates_confirmed, accepted = row.accepted_wave, aborted = row.aborted,
-            finished = row.finished, pending = row.wave_pending;
+            finished = row.finished;
   sql << "UPDATE rollouts SET current_wave = :c, wave_done_at = :d, gates_confirmed = :g, "
-         "accepted_wave = :a, aborted = :ab, pause_kind = :p, waiting = :w, finished = :f, "
-         "wave_pending = :wp WHERE release_id = :r",
+         "accepted_wave = :a, aborted = :ab, pause_kind = :p, waiting = :w, finished = :f "
+         "WHERE release_id = :r",
       soci::use(current_wave), soci::use(wave_done_at), soci::use(gates), soci::use(accepted),
       soci::use(aborted), soci::use(pause_kind), soci::use(waiting), soci::use(finished),
-      soci::use(pending), soci::use(key);
+      soci::use(key);
 }
 
 struct RolloutHost {
@@ -155,13 +154,12 @@ struct WaveCount {
 };
 
 WaveCount CountWave(const std::vector<RolloutHost>& hosts, const HostDeployments& deployments,
-                    long long wave, bool assigned_only = false) {
+                    long long wave) {
   WaveCount count;
   for (const RolloutHost& h : hosts) {
     if (h.wave != wave) continue;
-    auto it = deployments.install.find(h.host);
-    if (assigned_only && it == deployments.install.end()) continue;
     ++count.hosts;
+    auto it = deployments.install.find(h.host);
     if (it == deployments.install.end() || !it->second.final) continue;
     ++count.final;
     if (Succeeded(it->second)) {
@@ -227,14 +225,7 @@ std::optional<std::string> WaveStillRunning(Transaction& tx, const RolloutRow& r
                      row.wave_count(), hosts);
 }
 
-// Hosts per transaction when a wave is assigned: each chunk is committed
-// and its hosts woken while the next is written (a wave of 18,000 hosts in
-// one transaction kept its first hosts waiting 0.8 s for the commit).
-constexpr std::size_t kWaveChunk = 1000;
-
-// Starts wave `wave`, or goes on with it: one install deployment for each of
-// its next kWaveChunk hosts not assigned yet, in the wave's order. What is
-// left is row.wave_pending, and the release is in wakeups.more.
+// Starts wave `wave`: one install deployment per host of it.
 void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
                 const std::vector<RolloutHost>& hosts, long long wave, UnixSeconds now,
                 Wakeups& wakeups) {
@@ -253,21 +244,10 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
                                                           "removed = 0");
     for (const std::string& name : rows) present.insert(name);
   }
-  std::vector<const RolloutHost*> in_wave;
-  for (const RolloutHost& h : hosts) {
-    if (h.wave == wave) in_wave.push_back(&h);
-  }
-  const bool starting = row.current_wave != wave;
-  // The assigned ones come first in the wave's order (position).
-  const std::size_t from =
-      starting ? 0
-               : in_wave.size() - std::min<std::size_t>(static_cast<std::size_t>(row.wave_pending),
-                                                        in_wave.size());
-  const std::size_t to = std::min(in_wave.size(), from + kWaveChunk);
   std::vector<NewDeployment> targets;
   std::set<std::string> removed;
-  for (std::size_t i = from; i < to; ++i) {
-    const RolloutHost& h = *in_wave[i];
+  for (const RolloutHost& h : hosts) {
+    if (h.wave != wave) continue;
     if (!present.contains(h.host)) removed.insert(h.host);
     targets.push_back(NewDeployment{h.host, DeploymentKind::kInstall, wave});
   }
@@ -282,21 +262,13 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
   }
   row.current_wave = wave;
   row.wave_done_at = 0;
-  row.wave_pending = static_cast<long long>(in_wave.size() - to);
   row.waiting.clear();
-  if (row.wave_pending > 0) {
-    row.waiting = fmt::format("wave {} of {}: assigning, {} of {} host(s) so far", wave + 1,
-                              row.wave_count(), to, in_wave.size());
-    wakeups.more.insert(release.id);
-  }
-  if (!starting) return;  // each deployment has its own audit entry
   AuditEvent event("rollout.wave-start", "release", release.id);
   event.release_id = release.id;
   event.detail = {{"wave", wave + 1},
                   {"of", row.wave_count()},
                   {"hosts", HostsOf(hosts, wave)},
-                  {"assigned", made.size()},
-                  {"in_chunks_of", kWaveChunk}};
+                  {"assigned", made.size()}};
   tx.Audit(event);
 }
 
@@ -382,30 +354,9 @@ std::string Blocker(soci::session& sql, const rel::Release& release,
 void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& row,
                       const std::vector<RolloutHost>& hosts, UnixSeconds now, Wakeups& wakeups) {
   const rel::GoLivePlan& golive = *release.plan.golive;
-  if (row.current_wave >= 0 && row.wave_pending > 0) {
-    if (row.aborted != 0) {
-      row.wave_pending = 0;  // the rest of the wave is never assigned
-    } else {
-      // The rest of a wave assigned in chunks; a window that closed or a
-      // freeze stops it like a new wave.
-      std::string pause_kind;
-      const std::string blocker = Blocker(tx.sql(), release, hosts, now, pause_kind);
-      if (!pause_kind.empty()) {
-        if (Apply(tx, release, rel::PauseRollout(release, kEngine, now, blocker))) {
-          row.pause_kind = pause_kind;
-        }
-        row.waiting = blocker;
-        return;
-      }
-      AssignWave(tx, release, row, hosts, row.current_wave, now, wakeups);
-      return;
-    }
-  }
   HostDeployments deployments = LoadHostDeployments(tx.sql(), release.id);
   if (row.current_wave >= 0) {
-    // An aborted rollout ends with the hosts it assigned.
-    const WaveCount count =
-        CountWave(hosts, deployments, row.current_wave, /*assigned_only=*/row.aborted != 0);
+    const WaveCount count = CountWave(hosts, deployments, row.current_wave);
     if (count.final < count.hosts) {
       row.waiting = fmt::format("wave {} of {}: {} of {} host(s) final", row.current_wave + 1,
                                 row.wave_count(), count.final, count.hosts);
@@ -585,7 +536,7 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
   }
   if (!release->plan.golive) return;
   const RolloutRow before = *row;
-  if (release->state == rel::ReleaseState::kDeploying && row->wave_pending == 0) {
+  if (release->state == rel::ReleaseState::kDeploying) {
     // Most calls come from one host's final event while its wave is still
     // running: answer those from one indexed probe, not from every row of
     // the rollout (which would make a wave of N hosts cost N^2).

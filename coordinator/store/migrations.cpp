@@ -302,15 +302,6 @@ const std::vector<Migration>& AllMigrations() {
            " created_by TEXT NOT NULL,"
            " removed TEXT NOT NULL)",
        }},
-      {10,
-       "rollouts: a large wave is assigned in chunks",
-       {
-           // Issue 7: hosts of the current wave not given a deployment yet.
-           // Each chunk is its own transaction, so the first hosts are
-           // woken while the rest are still being written; 0 (every row
-           // before this migration) means the whole wave is assigned.
-           "ALTER TABLE rollouts ADD COLUMN wave_pending BIGINT NOT NULL DEFAULT 0",
-       }},
   };
   return kMigrations;
 }
