@@ -4,6 +4,8 @@
 #include <soci/soci.h>
 
 #include <algorithm>
+#include <optional>
+#include <string>
 
 #include "coordinator/common/clock.hpp"
 #include "coordinator/common/digest.hpp"
@@ -116,6 +118,21 @@ AuditStatements::~AuditStatements() = default;
 
 namespace {
 
+// The audit_head row: the last entry's sequence number and hash.
+struct AuditHead {
+  long long seq = 0;
+  std::string hash;
+};
+
+std::optional<AuditHead> ReadHead(soci::session& sql) {
+  AuditHead head;
+  soci::indicator found = soci::i_null;
+  sql << "SELECT seq, hash FROM audit_head WHERE id = 1", soci::into(head.seq, found),
+      soci::into(head.hash);
+  if (!sql.got_data() || found != soci::i_ok) return std::nullopt;
+  return head;
+}
+
 // Every field of the entry but the chain links.
 AuditEntry NewEntry(const AuditOrigin& origin, const AuditEvent& event) {
   AuditEntry entry;
@@ -160,16 +177,12 @@ AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const Audi
     }
     // The very first entry: rare, the plain way below.
   }
-  long long head_seq = 0;
-  std::string head_hash;
-  soci::indicator found = soci::i_null;
-  sql << "SELECT seq, hash FROM audit_head WHERE id = 1", soci::into(head_seq, found),
-      soci::into(head_hash);
-  const bool has_head = sql.got_data() && found == soci::i_ok;
+  const std::optional<AuditHead> head = ReadHead(sql);
+  const bool has_head = head.has_value();
 
   AuditEntry entry = NewEntry(origin, event);
-  entry.seq = has_head ? head_seq + 1 : 1;
-  entry.prev_hash = has_head ? head_hash : std::string(kGenesisHash);
+  entry.seq = has_head ? head->seq + 1 : 1;
+  entry.prev_hash = has_head ? head->hash : std::string(kGenesisHash);
   entry.hash = entry.ComputeHash();
 
   long long seq = entry.seq;
@@ -267,16 +280,13 @@ AuditVerification VerifyAudit(soci::session& sql) {
     ++result.count;
   }
 
-  long long head_seq = 0;
-  std::string head_hash;
-  soci::indicator found = soci::i_null;
-  sql << "SELECT seq, hash FROM audit_head WHERE id = 1", soci::into(head_seq, found),
-      soci::into(head_hash);
-  const bool has_head = sql.got_data() && found == soci::i_ok;
-  if (!has_head) {
+  const std::optional<AuditHead> head = ReadHead(sql);
+  if (!head) {
     if (result.count > 0) return broken(result.count, "the audit head record is missing");
     return result;
   }
+  const long long head_seq = head->seq;
+  const std::string& head_hash = head->hash;
   if (head_seq != result.count) {
     const std::int64_t first_bad = std::min<std::int64_t>(head_seq, result.count) + 1;
     return broken(first_bad, fmt::format("the log ends at entry {} but the audit head records "
