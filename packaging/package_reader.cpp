@@ -968,31 +968,45 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
   return result;
 }
 
-Result<VerifiedPackage> VerifySignatureAndDigest(const fs::path& file, const TrustStore& trust,
-                                                 const VerifyOptions& options) {
+namespace {
+
+// The package opened, its signed header read and checked; errors name `file`.
+struct OpenedHeader {
+  std::unique_ptr<OpenedPackage> opened;
+  SignedHeader header;
+};
+
+Result<OpenedHeader> OpenSignedHeader(const fs::path& file, const TrustStore& trust,
+                                      const VerifyOptions& options) {
   auto opened = OpenPackage(file, options);
   if (!opened) return std::unexpected(opened.error().WithContext(file.string()));
   auto signed_header =
       GrowingFileFirst(ReadSignedHeader((*opened)->outer.get(), trust, options), (*opened)->source);
   if (!signed_header) return std::unexpected(signed_header.error().WithContext(file.string()));
+  return OpenedHeader{std::move(*opened), std::move(*signed_header)};
+}
+
+}  // namespace
+
+Result<VerifiedPackage> VerifySignatureAndDigest(const fs::path& file, const TrustStore& trust,
+                                                 const VerifyOptions& options) {
+  auto read = OpenSignedHeader(file, trust, options);
+  if (!read) return std::unexpected(read.error());
   // The rest of the file is hashed, not parsed: the package id.
-  return WithContext((*opened)->Finish(std::move(signed_header->manifest),
-                                       std::move(signed_header->header.manifest_json)),
+  return WithContext(read->opened->Finish(std::move(read->header.manifest),
+                                          std::move(read->header.header.manifest_json)),
                      file.string());
 }
 
 Result<VerifiedPackage> VerifySignature(const fs::path& file, const TrustStore& trust,
                                         const VerifyOptions& options) {
-  auto opened = OpenPackage(file, options);
-  if (!opened) return std::unexpected(opened.error().WithContext(file.string()));
-  auto signed_header =
-      GrowingFileFirst(ReadSignedHeader((*opened)->outer.get(), trust, options), (*opened)->source);
-  if (!signed_header) return std::unexpected(signed_header.error().WithContext(file.string()));
+  auto read = OpenSignedHeader(file, trust, options);
+  if (!read) return std::unexpected(read.error());
   VerifiedPackage verified;
-  verified.manifest = std::move(signed_header->manifest);
-  verified.manifest_json = std::move(signed_header->header.manifest_json);
+  verified.manifest = std::move(read->header.manifest);
+  verified.manifest_json = std::move(read->header.header.manifest_json);
   struct stat st {};
-  if (::fstat((*opened)->source.fd, &st) == 0) {
+  if (::fstat(read->opened->source.fd, &st) == 0) {
     verified.package_size = static_cast<std::uint64_t>(st.st_size);
   }
   return verified;

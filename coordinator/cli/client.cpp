@@ -6,20 +6,17 @@
 #include <cstdio>
 #include <iostream>
 
+#include "coordinator/common/curl_handles.hpp"
+
 namespace fabu::cli {
 namespace {
 
-struct CurlFree {
-  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
-};
-struct SlistFree {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
+using coordinator::CurlHandle;
+using coordinator::HeaderList;
+
 struct FileClose {
   void operator()(std::FILE* file) const { std::fclose(file); }
 };
-using CurlHandle = std::unique_ptr<CURL, CurlFree>;
-using HeaderList = std::unique_ptr<curl_slist, SlistFree>;
 using File = std::unique_ptr<std::FILE, FileClose>;
 
 size_t CollectBody(char* data, size_t size, size_t count, void* user) {

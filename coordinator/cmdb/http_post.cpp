@@ -5,17 +5,10 @@
 
 #include <memory>
 
+#include "coordinator/common/curl_handles.hpp"
+
 namespace fabu::coordinator {
 namespace {
-
-struct CurlFree {
-  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
-};
-struct SlistFree {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-using CurlHandle = std::unique_ptr<CURL, CurlFree>;
-using HeaderList = std::unique_ptr<curl_slist, SlistFree>;
 
 // Keep at most this much of an answer: enough for an error message.
 constexpr std::size_t kMaxBody = 1 << 20;

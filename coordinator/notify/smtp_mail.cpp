@@ -11,17 +11,11 @@
 #include <memory>
 #include <sstream>
 
+#include "coordinator/common/curl_handles.hpp"
 #include "coordinator/server/json_input.hpp"
 
 namespace fabu::coordinator {
 namespace {
-
-struct CurlFree {
-  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
-};
-struct SlistFree {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
 
 bool IsAscii(std::string_view text) {
   for (char c : text) {
@@ -152,13 +146,13 @@ Result<void> SendMail(const SmtpConfig& config, const std::string& password,
                       const MailMessage& message) {
   static const CURLcode kGlobal = curl_global_init(CURL_GLOBAL_DEFAULT);
   if (kGlobal != CURLE_OK) return Fail(ErrorCode::kInternal, "libcurl failed to initialize");
-  std::unique_ptr<CURL, CurlFree> handle(curl_easy_init());
+  CurlHandle handle(curl_easy_init());
   if (!handle) return Fail(ErrorCode::kInternal, "libcurl: cannot make a handle");
   CURL* c = handle.get();
   const std::string body = FormatMail(message);
   Upload upload{&body};
   const std::string from = "<" + config.from + ">", to = "<" + message.to + ">";
-  std::unique_ptr<curl_slist, SlistFree> recipients(curl_slist_append(nullptr, to.c_str()));
+  HeaderList recipients(curl_slist_append(nullptr, to.c_str()));
   char error_text[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(c, CURLOPT_URL, config.url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
