@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -211,6 +213,33 @@ struct ScriptedCoordinator {
   }
 };
 
+// Makes `package` (c3m-video V1.0.0.0) `coordinator`'s assignment
+// `deployment` of `release` (`edit` may change more of it), serves it over
+// TLS and enrolls an agent under dir/data that trusts dir/publisher.pub.
+std::unique_ptr<TlsTestServer> ServeAssignment(
+    const fs::path& dir, const fs::path& package, ScriptedCoordinator& coordinator,
+    const std::string& deployment, const std::string& release,
+    const std::function<void(protocol::Assignment&)>& edit = {}) {
+  coordinator.package = ReadFile(package);
+  protocol::Assignment& a = coordinator.assignment;
+  a.deployment = deployment;
+  a.release = release;
+  a.app = "c3m-video";
+  a.version = "V1.0.0.0";
+  a.package_id = *packaging::Sha256::OfFile(package);
+  a.package_size = coordinator.package.size();
+  a.package_url = std::string(protocol::kAgentPackagesPath) + a.package_id;
+  if (edit) edit(a);
+  auto server = std::make_unique<TlsTestServer>(
+      dir / "tls", [&coordinator](const TestRequest& r) { return coordinator.Answer(r); });
+  if (!server->started()) return server;
+  fs::create_directories(dir / "data/trusted");
+  fs::copy_file(dir / "publisher.pub", dir / "data/trusted/0-publisher.pub");
+  EnrollByHand(dir / "data", server->url(), server->ca(), dir / "apps",
+               {"trusted/0-publisher.pub"});
+  return server;
+}
+
 // Builds a package of c3m-video V1.0.0.0 with `hooks`, serves it as the one
 // assignment of a ScriptedCoordinator (observing as asked), runs the real
 // agent until a final event is stored and returns the stored steps.
@@ -230,22 +259,12 @@ void RunObservedAssignment(const fs::path& dir, const std::map<std::string, std:
                      (dir / "publisher.key").string(), "--out", package.string()});
   ASSERT_EQ(built.exit_code, 0) << built.err;
   ScriptedCoordinator coordinator;
-  coordinator.package = ReadFile(package);
-  coordinator.assignment.deployment = "d-obs";
-  coordinator.assignment.release = "R-1";
-  coordinator.assignment.app = "c3m-video";
-  coordinator.assignment.version = "V1.0.0.0";
-  coordinator.assignment.package_id = *packaging::Sha256::OfFile(package);
-  coordinator.assignment.package_size = coordinator.package.size();
-  coordinator.assignment.package_url =
-      std::string(protocol::kAgentPackagesPath) + coordinator.assignment.package_id;
-  coordinator.assignment.observe_seconds = observe;
-  coordinator.assignment.observe_interval_seconds = interval;
-  TlsTestServer server(dir / "tls", [&](const TestRequest& r) { return coordinator.Answer(r); });
-  ASSERT_TRUE(server.started());
-  fs::create_directories(dir / "data/trusted");
-  fs::copy_file(dir / "publisher.pub", dir / "data/trusted/0-publisher.pub");
-  EnrollByHand(dir / "data", server.url(), server.ca(), dir / "apps", {"trusted/0-publisher.pub"});
+  auto server =
+      ServeAssignment(dir, package, coordinator, "d-obs", "R-1", [&](protocol::Assignment& a) {
+        a.observe_seconds = observe;
+        a.observe_interval_seconds = interval;
+      });
+  ASSERT_TRUE(server && server->started());
   AgentDaemon agent(dir / "data", dir / "agent.log");
   auto settled = [&] {
     std::lock_guard lock(coordinator.mutex);
@@ -306,20 +325,8 @@ TEST(AgentRunTest, StaleDownloadsGoAndTheCurrentPartialOneResumes) {
   ASSERT_EQ(built.exit_code, 0) << built.err;
 
   ScriptedCoordinator coordinator;
-  coordinator.package = ReadFile(package);
-  coordinator.assignment.deployment = "d-2";
-  coordinator.assignment.release = "R-2";
-  coordinator.assignment.app = "c3m-video";
-  coordinator.assignment.version = "V1.0.0.0";
-  coordinator.assignment.package_id = *packaging::Sha256::OfFile(package);
-  coordinator.assignment.package_size = coordinator.package.size();
-  coordinator.assignment.package_url =
-      std::string(protocol::kAgentPackagesPath) + coordinator.assignment.package_id;
-  TlsTestServer server(dir / "tls", [&](const TestRequest& r) { return coordinator.Answer(r); });
-  ASSERT_TRUE(server.started());
-  fs::create_directories(dir / "data/trusted");
-  fs::copy_file(dir / "publisher.pub", dir / "data/trusted/0-publisher.pub");
-  EnrollByHand(dir / "data", server.url(), server.ca(), dir / "apps", {"trusted/0-publisher.pub"});
+  auto server = ServeAssignment(dir.path(), package, coordinator, "d-2", "R-2");
+  ASSERT_TRUE(server && server->started());
   // Given leftovers of a cancelled assignment and of another release, and
   // half of the current package from before a restart:
   const fs::path downloads = dir / "data/downloads";
@@ -342,7 +349,7 @@ TEST(AgentRunTest, StaleDownloadsGoAndTheCurrentPartialOneResumes) {
   EXPECT_FALSE(fs::exists(downloads / (cancelled + ".part"))) << agent.log();
   EXPECT_FALSE(fs::exists(downloads / (other + ".fabu"))) << agent.log();
   std::vector<std::string> ranges;
-  for (const auto& r : server.requests()) {
+  for (const auto& r : server->requests()) {
     if (!r.target.starts_with(protocol::kAgentPackagesPath)) continue;
     auto it = r.headers.find("range");
     ranges.push_back(it == r.headers.end() ? "none" : it->second);
@@ -385,20 +392,8 @@ TEST(AgentRunTest, AnAssignmentIsDownloadedDeployedAndReportedInOrder) {
   ASSERT_EQ(built.exit_code, 0) << built.err;
 
   ScriptedCoordinator coordinator;
-  coordinator.package = ReadFile(package);
-  coordinator.assignment.deployment = "d-1";
-  coordinator.assignment.release = "R-1";
-  coordinator.assignment.app = "c3m-video";
-  coordinator.assignment.version = "V1.0.0.0";
-  coordinator.assignment.package_id = *packaging::Sha256::OfFile(package);
-  coordinator.assignment.package_size = coordinator.package.size();
-  coordinator.assignment.package_url =
-      std::string(protocol::kAgentPackagesPath) + coordinator.assignment.package_id;
-  TlsTestServer server(dir / "tls", [&](const TestRequest& r) { return coordinator.Answer(r); });
-  ASSERT_TRUE(server.started());
-  fs::create_directories(dir / "data/trusted");
-  fs::copy_file(dir / "publisher.pub", dir / "data/trusted/0-publisher.pub");
-  EnrollByHand(dir / "data", server.url(), server.ca(), dir / "apps", {"trusted/0-publisher.pub"});
+  auto server = ServeAssignment(dir.path(), package, coordinator, "d-1", "R-1");
+  ASSERT_TRUE(server && server->started());
   AgentDaemon agent(dir / "data", dir / "agent.log");
 
   auto settled = [&] {
