@@ -59,10 +59,8 @@ class AgentApiTest : public ::testing::Test {
     auto init = InitCoordinator(dir_ / "coordinator");
     ASSERT_EQ(init.exit_code, 0) << init.err;
     admin_ = LastLine(init.out);
-    ASSERT_EQ(Fabu({"keygen", "--out", (dir_ / "publisher").string()}).exit_code, 0);
-    auto trust = RunCommand({CoordinatorBinary(), "trust", "add", "--data",
-                             (dir_ / "coordinator").string(), (dir_ / "publisher.pub").string()});
-    ASSERT_EQ(trust.exit_code, 0) << trust.err;
+    auto trust = TrustNewPublisher(dir_.path(), dir_ / "coordinator");
+    ASSERT_EQ(trust.exit_code, 0) << trust.out << trust.err;
     Start();
     rm_ = AddUser("zhang.rm", "release_manager");
     wang_ = AddUser("wang.approver", "approver");

@@ -27,10 +27,8 @@ class PackageUploadTest : public ::testing::Test {
     auto init = InitCoordinator(data());
     ASSERT_EQ(init.exit_code, 0) << init.err;
     admin_token_ = LastLine(init.out);
-    ASSERT_EQ(Fabu({"keygen", "--out", (dir_ / "publisher").string()}).exit_code, 0);
-    auto trust = RunCommand({CoordinatorBinary(), "trust", "add", "--data", data().string(),
-                             (dir_ / "publisher.pub").string()});
-    ASSERT_EQ(trust.exit_code, 0) << trust.err;
+    auto trust = TrustNewPublisher(dir_.path(), data());
+    ASSERT_EQ(trust.exit_code, 0) << trust.out << trust.err;
     WriteFile(dir_ / "app" / "bin" / "app", "#!/bin/sh\necho app\n");
     WriteFile(dir_ / "app" / "etc" / "app.conf", "port=8080\n");
     package_ = Build("publisher", "V1.0.0.1");

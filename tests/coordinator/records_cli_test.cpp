@@ -38,10 +38,8 @@ class RecordsCliTest : public ::testing::Test {
     auto init = InitCoordinator(dir_ / "coordinator");
     ASSERT_EQ(init.exit_code, 0) << init.err;
     admin_ = LastLine(init.out);
-    ASSERT_EQ(Fabu({"keygen", "--out", (dir_ / "publisher").string()}).exit_code, 0);
-    auto trust = RunCommand({CoordinatorBinary(), "trust", "add", "--data",
-                             (dir_ / "coordinator").string(), (dir_ / "publisher.pub").string()});
-    ASSERT_EQ(trust.exit_code, 0) << trust.err;
+    auto trust = TrustNewPublisher(dir_.path(), dir_ / "coordinator");
+    ASSERT_EQ(trust.exit_code, 0) << trust.out << trust.err;
     daemon_ = std::make_unique<CoordinatorProcess>(dir_ / "coordinator");
     ASSERT_TRUE(daemon_->started()) << daemon_->log();
     rm_ = AddUser("zhang.rm", "release_manager");

@@ -27,10 +27,8 @@ class ReleaseFlowTest : public ::testing::Test {
     ASSERT_EQ(init.exit_code, 0) << init.err;
     admin_ = LastLine(init.out);
     // The publisher key the coordinator trusts, and a package signed with it.
-    ASSERT_EQ(Fabu({"keygen", "--out", (dir_ / "publisher").string()}).exit_code, 0);
-    auto trust = RunCommand({CoordinatorBinary(), "trust", "add", "--data",
-                             (dir_ / "coordinator").string(), (dir_ / "publisher.pub").string()});
-    ASSERT_EQ(trust.exit_code, 0) << trust.err;
+    auto trust = TrustNewPublisher(dir_.path(), dir_ / "coordinator");
+    ASSERT_EQ(trust.exit_code, 0) << trust.out << trust.err;
     Start();
     rm_ = AddUser("zhang.rm", "release_manager");
     wang_ = AddUser("wang.approver", "approver");

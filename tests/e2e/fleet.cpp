@@ -293,11 +293,8 @@ void Fleet::SetUp() {
   auto init = fabu::testing::InitCoordinator(CoordinatorDir());
   ASSERT_EQ(init.exit_code, 0) << init.err;
   admin_ = LastLine(init.out);
-  auto keys = fabu::testing::Fabu({"keygen", "--out", (dir_ / "publisher").string()});
-  ASSERT_EQ(keys.exit_code, 0) << keys.err;
-  auto trust = RunCommand({fabu::testing::CoordinatorBinary(), "trust", "add", "--data",
-                           CoordinatorDir().string(), (dir_ / "publisher.pub").string()});
-  ASSERT_EQ(trust.exit_code, 0) << trust.err;
+  auto trust = fabu::testing::TrustNewPublisher(dir_.path(), CoordinatorDir());
+  ASSERT_EQ(trust.exit_code, 0) << trust.out << trust.err;
   ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   auto add_user = [&](const std::string& name, const std::string& role) {
     auto r = As(admin_, {"user", "add", name, "--role", role});

@@ -59,6 +59,14 @@ CommandResult InitCoordinator(const std::filesystem::path& data,
   return RunCommand(argv);
 }
 
+CommandResult TrustNewPublisher(const std::filesystem::path& dir,
+                                const std::filesystem::path& data) {
+  auto keys = Fabu({"keygen", "--out", (dir / "publisher").string()});
+  if (keys.exit_code != 0) return keys;
+  return RunCommand({CoordinatorBinary(), "trust", "add", "--data", data.string(),
+                     (dir / "publisher.pub").string()});
+}
+
 std::string LastLine(const std::string& text) {
   std::size_t end = text.size();
   while (end > 0 && text[end - 1] == '\n') --end;

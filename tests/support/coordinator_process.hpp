@@ -29,6 +29,12 @@ std::string CoordinatorBinary();
 CommandResult InitCoordinator(const std::filesystem::path& data,
                               const std::vector<std::string>& args = {});
 
+// A new publisher key pair (`fabu keygen --out DIR/publisher`) whose public
+// key the coordinator with data dir `data` trusts (`fabu-coordinator trust
+// add`); the first command that failed, else the trust command's result.
+CommandResult TrustNewPublisher(const std::filesystem::path& dir,
+                                const std::filesystem::path& data);
+
 // The last non-empty line of `text`.
 std::string LastLine(const std::string& text);
 
