@@ -83,24 +83,37 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                return Response::Wait(key, generation, until, none);
              });
 
-  router.Add(Method::kPost, std::string(protocol::kEventsPath), RouteOptions::Agent(),
+  // Inline (a small batch is parsed on the I/O thread) and written with
+  // WriteAsync: a POST holds no worker thread while its group commits, so a
+  // group holds every event that came during the commit before it.
+  router.Add(Method::kPost, std::string(protocol::kEventsPath), RouteOptions::Agent().Inline(),
              [api](RequestContext& ctx) -> Result<Response> {
                auto body = ctx.Json();
                if (!body) return std::unexpected(body.error());
                auto batch = protocol::EventBatchFromJson(*body);
                if (!batch) return std::unexpected(batch.error());
-               Wakeups wake;
-               auto ack = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
-                 wake.hosts.clear();
-                 TouchHost(tx, ctx.host(), Now(), 0);
-                 return StoreEvents(tx, ctx.host(), *batch, Now(), PlanOptions(api), wake);
-               });
-               if (!ack) return std::unexpected(ack.error());
-               // A wave that ended with these events may have started the next one.
-               for (const std::string& host : wake.hosts) {
-                 api.wakeups.Notify(WakeupHub::HostKey(host));
-               }
-               return Response::Ok(protocol::EventAckToJson(*ack));
+               auto answer = std::make_shared<Deferred>();
+               auto wake = std::make_shared<Wakeups>();
+               api.store.WriteAsync(
+                   ctx.Origin(),
+                   [host = ctx.host(), batch = std::move(*batch), wake,
+                    options = PlanOptions(api)](Transaction& tx) {
+                     wake->hosts.clear();
+                     TouchHost(tx, host, Now(), 0);
+                     return StoreEvents(tx, host, batch, Now(), options, *wake);
+                   },
+                   [answer, wake, &wakeups = api.wakeups](Result<protocol::EventAck> ack) {
+                     if (!ack) {
+                       answer->Complete(std::unexpected(std::move(ack.error())));
+                       return;
+                     }
+                     // A wave that ended with these events may have started the next one.
+                     for (const std::string& host : wake->hosts) {
+                       wakeups.Notify(WakeupHub::HostKey(host));
+                     }
+                     answer->Complete(Response::Ok(protocol::EventAckToJson(*ack)));
+                   });
+               return Response::Later(answer);
              });
 
   router.Add(Method::kPost, std::string(protocol::kInventoryPath), RouteOptions::Agent(),

@@ -6,6 +6,7 @@
 
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/daemon/config.hpp"
+#include "coordinator/hosts/credential_cache.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/server/router.hpp"
@@ -18,7 +19,8 @@ struct ApiContext {
   Store& store;
   DataDir data;
   const CoordinatorConfig& config;
-  WakeupHub& wakeups;  // notified when an assignment is made
+  WakeupHub& wakeups;                  // notified when an assignment is made
+  CredentialCache& agent_credentials;  // forgotten when a host is removed
 };
 
 // What every area of the API needs alike.

@@ -89,6 +89,8 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
                  return host;
                });
                if (!removed) return std::unexpected(removed.error());
+               // Its credential must not pass any more (committed: nothing puts it back).
+               api.agent_credentials.ForgetAll();
                for (const std::string& host : wake.hosts) {
                  api.wakeups.Notify(WakeupHub::HostKey(host));
                }

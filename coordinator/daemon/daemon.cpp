@@ -163,7 +163,8 @@ Result<void> Serve(const ServeOptions& options) {
 
   Router router;
   WakeupHub wakeups;
-  RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups});
+  CredentialCache agent_credentials;
+  RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials});
 
   ServerSettings settings;
   settings.host = address->host;
@@ -190,12 +191,18 @@ Result<void> Serve(const ServeOptions& options) {
       [&store_ref](std::string_view token) {
         return store_ref.Read([&](soci::session& sql) { return AuthenticateToken(sql, token); });
       },
-      [&store_ref](std::string_view credential) {
-        return store_ref.ReadCached([&](soci::session& sql, StatementCache& statements) {
+      [&store_ref, &agent_credentials](std::string_view credential) {
+        const std::uint64_t generation = agent_credentials.Generation();
+        auto host = store_ref.ReadCached([&](soci::session& sql, StatementCache& statements) {
           return AuthenticateAgent(sql, statements, credential);
         });
+        if (host) agent_credentials.Remember(credential, *host, generation);
+        return host;
       },
-      &wakeups);
+      &wakeups,
+      [&agent_credentials](std::string_view credential) {
+        return agent_credentials.Find(credential);
+      });
   // Host timeouts and rollouts whose hosts are all final (also those left
   // by a restart: every rollout resumes from the store).
   release::PlanParseOptions plan_options;

@@ -105,7 +105,7 @@ struct Received {
 };
 
 Exchange Refuse(const Error& error, bool close) {
-  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}}, close, {}};
+  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}}, close, {}};
 }
 
 // The 503 of a limit: the client should come back after `retry_after`.
@@ -167,11 +167,12 @@ using FileHandle = std::unique_ptr<std::FILE, FileCloser>;
 class HttpServer::Impl {
  public:
   Impl(ServerSettings settings, const Router& router, Authenticator authenticate,
-       AgentAuthenticator authenticate_agent, WakeupHub* wakeups)
+       AgentAuthenticator authenticate_agent, WakeupHub* wakeups, AgentLookup lookup_agent)
       : settings_(std::move(settings)),
         router_(router),
         authenticate_(std::move(authenticate)),
         authenticate_agent_(std::move(authenticate_agent)),
+        lookup_agent_(std::move(lookup_agent)),
         wakeups_(wakeups),
         pool_(static_cast<std::size_t>(settings_.workers)) {}
 
@@ -231,6 +232,7 @@ class HttpServer::Impl {
   const Router& router_;
   Authenticator authenticate_;
   AgentAuthenticator authenticate_agent_;
+  AgentLookup lookup_agent_;
   WakeupHub* wakeups_;
   std::vector<Periodic> periodic_;
   net::thread_pool pool_;
@@ -249,9 +251,11 @@ class HttpServer::Impl {
 };
 
 HttpServer::HttpServer(ServerSettings settings, const Router& router, Authenticator authenticate,
-                       AgentAuthenticator authenticate_agent, WakeupHub* wakeups)
+                       AgentAuthenticator authenticate_agent, WakeupHub* wakeups,
+                       AgentLookup lookup_agent)
     : impl_(std::make_unique<Impl>(std::move(settings), router, std::move(authenticate),
-                                   std::move(authenticate_agent), wakeups)) {}
+                                   std::move(authenticate_agent), wakeups,
+                                   std::move(lookup_agent))) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -640,17 +644,25 @@ net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
 
   if (route.options.access == Access::kAgent) {
     const std::string token = BearerToken(Sv(request[http::field::authorization]));
-    auto host = co_await OnPool([this, &token]() -> Result<std::string> {
-      if (!authenticate_agent_) {
-        return Fail(ErrorCode::kUnauthenticated, "this coordinator does not serve agents");
-      }
-      if (token.empty()) {
-        return Fail(ErrorCode::kUnauthenticated,
-                    "missing agent credential: send \"Authorization: Bearer <credential>\" "
-                    "(enroll the host with `fabu-agent enroll`)");
-      }
-      return authenticate_agent_(token);
-    });
+    // A credential known good is taken here; any other is asked on the pool.
+    std::optional<std::string> known;
+    if (lookup_agent_ && !token.empty()) known = lookup_agent_(token);
+    Result<std::string> host = Fail(ErrorCode::kUnauthenticated, "not looked up");
+    if (known) {
+      host = std::move(*known);
+    } else {
+      host = co_await OnPool([this, &token]() -> Result<std::string> {
+        if (!authenticate_agent_) {
+          return Fail(ErrorCode::kUnauthenticated, "this coordinator does not serve agents");
+        }
+        if (token.empty()) {
+          return Fail(ErrorCode::kUnauthenticated,
+                      "missing agent credential: send \"Authorization: Bearer <credential>\" "
+                      "(enroll the host with `fabu-agent enroll`)");
+        }
+        return authenticate_agent_(token);
+      });
+    }
     if (!host) co_return co_await RefuseEarly(stream, buffer, header, host.error());
     ctx.agent = std::move(*host);
   } else if (route.options.access != Access::kPublic) {
@@ -742,7 +754,26 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
       return Fail(ErrorCode::kInternal, fmt::format("unexpected failure: {}", e.what()));
     }
   };
-  Result<Response> result = co_await OnPool(run);
+  Result<Response> result = Fail(ErrorCode::kInternal, "no answer");
+  if (route.options.inline_handler && ctx.body.size() <= kInlineBodyLimit) {
+    result = run();
+  } else {
+    result = co_await OnPool(run);
+  }
+  if (result && result->later) {
+    // Answered from another thread (a Store::WriteAsync completion).
+    std::shared_ptr<Deferred> deferred = std::move(result->later);
+    auto timer = std::make_shared<net::steady_timer>(io_, net::steady_timer::time_point::max());
+    // The waker runs on the completing thread: the timer is only touched here.
+    // The wait below starts before a posted cancel can run (both on this thread).
+    if (deferred->OnComplete([timer, executor = io_.get_executor()] {
+          net::post(executor, [timer] { timer->cancel(); });
+        })) {
+      beast::error_code ec;
+      co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+    result = deferred->Take();
+  }
   while (result && result->wait && wakeups_ != nullptr && !stopping_) {
     const WaitInstruction wait = *result->wait;
     if (!ctx.wait_until) ctx.wait_until = wait.until;

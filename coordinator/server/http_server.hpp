@@ -8,11 +8,15 @@
 //      (403 naming the role needed) — before reading any body, so an
 //      unauthorized upload is refused without receiving it; agent routes
 //      authenticate the token as a host credential instead (user tokens
-//      fail there, and host credentials fail on user routes: 401);
+//      fail there, and host credentials fail on user routes: 401), first
+//      through the AgentLookup on the I/O thread (a credential known good),
+//      else through the AgentAuthenticator on the pool;
 //   3. reads the body: JSON routes under the JSON limit (413 beyond it),
 //      upload routes streamed to a temp file under the upload limit;
-//   4. runs the handler on the worker pool and writes its JSON response with
+//   4. runs the handler on the worker pool (an Inline route's, with a small
+//      body, on the I/O thread) and writes its JSON response with
 //      an X-Request-Id header (a fresh id per request, also in the audit);
+//      a Response::Later is waited for on a timer, woken by its Deferred;
 //      a Response::Wait is honoured with a steady_timer on the I/O thread,
 //      woken through the WakeupHub (no worker thread is held while waiting);
 //      a Response::File is streamed from disk in chunks read on the pool.
@@ -63,6 +67,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -100,12 +105,18 @@ using Authenticator = std::function<Result<Principal>(std::string_view token)>;
 // pool): kUnauthenticated for an unknown credential or a removed host.
 using AgentAuthenticator = std::function<Result<std::string>(std::string_view credential)>;
 
+// Looks an agent credential up without blocking (runs on the I/O thread): the
+// host of a credential known good, or nullopt to ask the AgentAuthenticator on
+// the worker pool.
+using AgentLookup = std::function<std::optional<std::string>(std::string_view credential)>;
+
 class HttpServer {
  public:
   // `authenticate_agent` may be empty (agent routes then answer 401);
   // `wakeups` may be null (Response::Wait then answers its body at once).
   HttpServer(ServerSettings settings, const Router& router, Authenticator authenticate,
-             AgentAuthenticator authenticate_agent = {}, WakeupHub* wakeups = nullptr);
+             AgentAuthenticator authenticate_agent = {}, WakeupHub* wakeups = nullptr,
+             AgentLookup lookup_agent = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

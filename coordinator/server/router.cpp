@@ -5,6 +5,30 @@
 #include "coordinator/server/json_input.hpp"
 
 namespace fabu::coordinator {
+
+void Deferred::Complete(Result<Response> result) {
+  std::function<void()> waker;
+  {
+    std::lock_guard lock(mutex_);
+    if (result_) return;
+    result_ = std::make_unique<Result<Response>>(std::move(result));
+    waker = std::move(waker_);
+  }
+  if (waker) waker();
+}
+
+bool Deferred::OnComplete(std::function<void()> waker) {
+  std::lock_guard lock(mutex_);
+  if (result_) return false;
+  waker_ = std::move(waker);
+  return true;
+}
+
+Result<Response> Deferred::Take() {
+  std::lock_guard lock(mutex_);
+  if (!result_) return Fail(ErrorCode::kInternal, "the deferred answer was never given");
+  return std::move(*result_);
+}
 namespace {
 
 std::vector<std::string> SplitPath(std::string_view path) {

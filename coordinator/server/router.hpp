@@ -9,9 +9,10 @@
 // limit). The server authenticates, checks the roles and reads the body
 // before calling the handler, so a handler only deals with its domain.
 //
-// Handlers run on the worker pool (never on the I/O thread), so they may call
-// the Store and do other blocking work. They return Result<Response>; an
-// Error becomes the JSON error body with the status of HttpStatusFor.
+// Handlers run on the worker pool (never on the I/O thread, but for Inline
+// routes, below), so they may call the Store and do other blocking work.
+// They return Result<Response>; an Error becomes the JSON error body with the
+// status of HttpStatusFor.
 // Exceptions thrown by a handler are caught and answered with 500.
 //
 // Two kinds of answer go beyond a JSON body:
@@ -21,6 +22,14 @@
 //   RequestContext::wait_until set to the first `until`.
 // - Response::File: the server streams a file (never read into memory),
 //   honouring "Range: bytes=N-" (206 + Content-Range; 416 past the end).
+// - Response::Later: "the answer comes from another thread" (a
+//   Store::WriteAsync completion): the server waits for Deferred::Complete,
+//   holding no worker thread, and writes what it was given.
+//
+// A route marked Inline() runs its handler on the I/O thread when the body is
+// small (kInlineBodyLimit), saving the hand-off to a worker and back: its
+// handler must not block (no Store::Read or Write; Store::WriteAsync with
+// Response::Later is the way to write). A larger body runs on the pool.
 //
 // Register every route before the server starts; the router is then only
 // read, from any thread.
@@ -35,6 +44,8 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -107,25 +118,52 @@ struct FileReply {
   std::string etag;  // sent as is (quoted by the caller); empty: none
 };
 
+struct Response;
+
+// See Response::Later: the answer of a request, given once from any thread.
+class Deferred {
+ public:
+  // Gives the answer (the first call counts). Thread-safe.
+  void Complete(Result<Response> result);
+  // The server's side: `waker` is called (on the completing thread) once the
+  // answer is given; false, and no call, when it is given already.
+  bool OnComplete(std::function<void()> waker);
+  // The answer, once given (moved out).
+  Result<Response> Take();
+
+ private:
+  std::mutex mutex_;
+  std::unique_ptr<Result<Response>> result_;
+  std::function<void()> waker_;
+};
+
 struct Response {
   int status = 200;
   nlohmann::json body = nlohmann::json::object();
   std::optional<WaitInstruction> wait;
   std::optional<FileReply> file;
+  std::shared_ptr<Deferred> later;
 
-  static Response Ok(nlohmann::json body) { return {200, std::move(body), {}, {}}; }
-  static Response Created(nlohmann::json body) { return {201, std::move(body), {}, {}}; }
+  static Response Ok(nlohmann::json body) { return {200, std::move(body), {}, {}, {}}; }
+  static Response Created(nlohmann::json body) { return {201, std::move(body), {}, {}, {}}; }
   // Answer `body` (200) at `until` unless `key` is woken before; then the
   // handler runs again. `generation`: WakeupHub::Generation(key), read before
   // the handler looked at the store (so no wakeup is lost in between).
   static Response Wait(std::string key, std::uint64_t generation,
                        std::chrono::steady_clock::time_point until, nlohmann::json body) {
-    return {200, std::move(body), WaitInstruction{std::move(key), generation, until}, {}};
+    return {200, std::move(body), WaitInstruction{std::move(key), generation, until}, {}, {}};
   }
   static Response File(FileReply file) {
-    return {200, nlohmann::json::object(), {}, std::move(file)};
+    return {200, nlohmann::json::object(), {}, std::move(file), {}};
+  }
+  // The answer is what `deferred` is completed with (not a Wait or a Later).
+  static Response Later(std::shared_ptr<Deferred> deferred) {
+    return {200, nlohmann::json::object(), {}, {}, std::move(deferred)};
   }
 };
+
+// An Inline route's handler runs on the I/O thread for bodies up to this size.
+inline constexpr std::size_t kInlineBodyLimit = 16 * 1024;
 
 using Handler = std::function<Result<Response>(RequestContext&)>;
 
@@ -156,11 +194,17 @@ struct RouteOptions {
     body = BodyKind::kUpload;
     return std::move(*this);
   }
+  // The handler never blocks: run it on the I/O thread (see above).
+  RouteOptions Inline() && {
+    inline_handler = true;
+    return std::move(*this);
+  }
 
   Access access = Access::kAuthenticated;
   std::vector<Role> roles;  // empty: any authenticated user
   BodyKind body = BodyKind::kJson;
   std::string action;  // for the 403 message: "adding a user"; defaults to "METHOD PATH"
+  bool inline_handler = false;
 };
 
 struct Route {

@@ -41,6 +41,7 @@ Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path)
     return Fail(ErrorCode::kIo, "opening store " + path.string() + " for reading: " + e.what());
   }
   store->open_ = true;
+  store->committer_ = std::thread([raw = store.get()] { raw->CommitLoop(); });
   return store;
 }
 
@@ -64,27 +65,64 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& path) {
 Result<void> Store::RunInGroup(const std::function<bool(soci::session&)>& work) {
   Writer self;
   self.work = &work;
+  Enqueue(self);
   std::unique_lock lock(queue_mutex_);
-  queue_.push_back(&self);
-  self.wake.wait(lock, [&] { return self.done || queue_.front() == &self; });
-  if (!self.done) {
-    // Leading: take the queue as it is now (we are at its front).
+  self.wake.wait(lock, [&] { return self.done; });
+  if (self.error) return std::unexpected(std::move(*self.error));
+  return {};
+}
+
+void Store::Enqueue(Writer& writer) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (!stopping_ && committer_.joinable()) {
+      queue_.push_back(&writer);
+      // The committer waits only on an empty queue (a group stays queued
+      // while it commits).
+      if (queue_.size() == 1) queued_.notify_one();
+      return;
+    }
+    writer.error = Error(ErrorCode::kUnavailable, "the store is closed");
+    writer.done = true;
+  }
+  if (writer.finished) {
+    auto finish = std::move(writer.finished);  // it frees the job holding `writer`
+    finish();
+  }
+}
+
+void Store::CommitLoop() {
+  std::unique_lock lock(queue_mutex_);
+  std::vector<Writer*> group;
+  std::vector<Writer*> finished;
+  for (;;) {
+    queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything queued is committed
     const std::size_t n = std::min(queue_.size(), kMaxGroup);
-    std::vector<Writer*> group(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
     // Writers arriving while the group commits queue behind it and form the next.
     lock.unlock();
     CommitGroup(group);
     lock.lock();
     ++group_commits_;
+    finished.clear();
     for (Writer* writer : group) {
       queue_.pop_front();
       writer->done = true;
-      if (writer != &self) writer->wake.notify_one();
+      if (writer->finished) {
+        finished.push_back(writer);
+      } else {
+        writer->wake.notify_one();  // under the lock: it returns only after we let go
+      }
     }
-    if (!queue_.empty()) queue_.front()->wake.notify_one();
+    lock.unlock();
+    // Each frees its own job: take the function out first.
+    for (Writer* writer : finished) {
+      auto finish = std::move(writer->finished);
+      finish();
+    }
+    lock.lock();
   }
-  if (self.error) return std::unexpected(std::move(*self.error));
-  return {};
 }
 
 std::size_t Store::QueuedWrites() {
@@ -153,6 +191,14 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
 }
 
 void Store::Close() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queued_.notify_one();
+  if (committer_.joinable() && committer_.get_id() != std::this_thread::get_id()) {
+    committer_.join();
+  }
   {
     std::lock_guard lock(reader_mutex_);
     if (reader_) {

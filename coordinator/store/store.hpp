@@ -2,23 +2,28 @@
 //
 // Store owns two SOCI sessions on the database: one writes, one reads. Every
 // use goes through Read (a query) or Write (a unit of work that commits when
-// the callback succeeds and is undone when it fails or throws). Calls block
-// (SQLite, fsync): run them on a worker pool, never on an I/O thread.
-// Thread-safe.
+// the callback succeeds and is undone when it fails or throws), or
+// WriteAsync (the same, answered through a callback). Read and Write block
+// (SQLite, fsync): run them on a worker pool, never on an I/O thread;
+// WriteAsync only queues. Thread-safe.
 //
 // Reads run on their own session (query_only), so with WAL they proceed
 // while a group commit runs or waits for its fsync; a Read sees what was
 // committed when its statement started (every Write that has returned).
 //
-// Writes are group-committed. Concurrent Write calls queue; the first in the
-// queue leads: it opens one transaction and runs every queued callback in
-// order, each inside its own SAVEPOINT, then commits once (one fsync for the
-// whole group). A callback that returns an error or throws is rolled back to
-// its savepoint, so it loses only its own work; the others are unaffected.
-// Every caller returns only after the shared COMMIT: a value from Write means
+// Writes are group-committed. Write and WriteAsync calls queue; the store's
+// committer thread takes the whole queue as one group (up to kMaxGroup): it
+// opens one transaction and runs every queued callback in order, each inside
+// its own SAVEPOINT, then commits once (one fsync for the whole group), while
+// the writes arriving meanwhile queue up for the next group. So a group is as
+// large as the writes that came during the previous commit, not bounded by
+// how many threads can wait in Write: WriteAsync holds no thread at all.
+// A callback that returns an error or throws is rolled back to its
+// savepoint, so it loses only its own work; the others are unaffected. Every
+// caller is answered only after the shared COMMIT: a value from Write means
 // its work is durable. When the COMMIT itself fails, every caller of the
 // group gets the error (kIo) and none of the group's work is kept. Callbacks
-// of one group run one after another on the leader's thread, and each sees
+// of one group run one after another on the committer thread, and each sees
 // the work of those before it, so two approvers acting at the same instant
 // are still applied one after the other and lose nothing, and the audit hash
 // chain stays one chain. A group holds at most kMaxGroup callbacks.
@@ -50,6 +55,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <typeindex>
 #include <unordered_map>
@@ -194,33 +200,80 @@ class Store {
     return std::move(*result);
   }
 
-  // Checkpoints the WAL and closes the session; later calls fail kUnavailable.
+  // Write without waiting: queues `f(Transaction&)` -> Result<T> and returns
+  // at once; `done(Result<T>)` is called on the committer thread once the
+  // group committed (the callback's value), or with the callback's own error,
+  // or with the group's failure (kIo), or kUnavailable when the store is
+  // closed (then at once, on the caller's thread). `done` must be quick and
+  // must not call Read or Write of this store: hand the result to another
+  // thread (the HTTP server posts it to its I/O thread).
+  template <typename F, typename Done>
+  void WriteAsync(AuditOrigin origin, F f, Done done) {
+    using R = std::invoke_result_t<F&, Transaction&>;
+    struct Job {
+      AuditOrigin origin;
+      F f;
+      Done done;
+      std::optional<R> result;
+      std::function<bool(soci::session&)> work;
+      Writer writer;
+    };
+    auto* job = new Job{std::move(origin), std::move(f), std::move(done), {}, {}, {}};
+    job->work = [this, job](soci::session& sql) {
+      Transaction tx(sql, job->origin, statements_);
+      job->result.emplace(job->f(tx));
+      return job->result->has_value();
+    };
+    job->writer.work = &job->work;
+    job->writer.finished = [job] {
+      std::unique_ptr<Job> owned(job);
+      if (owned->writer.error) {
+        owned->done(R(std::unexpected(std::move(*owned->writer.error))));
+      } else {
+        owned->done(std::move(*owned->result));
+      }
+    };
+    Enqueue(job->writer);
+  }
+
+  // Commits what is queued, stops the committer, checkpoints the WAL and
+  // closes the sessions; later calls fail kUnavailable.
   void Close();
 
  private:
   Store() = default;
   static Result<std::unique_ptr<Store>> Connect(const std::filesystem::path& path);
 
-  // One caller of Write waiting in the queue (lives on its caller's stack).
+  // One queued write: a caller of Write waiting (on its caller's stack, woken
+  // through `wake`), or a WriteAsync job (on the heap, `finished` set).
   struct Writer {
     const std::function<bool(soci::session&)>* work = nullptr;
     std::optional<Error> error;  // set when it threw, or its kept work was lost
     bool refused = false;        // its callback returned an error (its own answer)
     bool done = false;
     std::condition_variable wake;
+    std::function<void()> finished;  // WriteAsync: called once, after the group
   };
 
   // Queues `work`; returns once its group committed (or failed). An error is
   // the callback's exception, or the group's failure; a callback's own
   // returned error is not one (its result carries it).
   Result<void> RunInGroup(const std::function<bool(soci::session&)>& work);
-  // The leader's part: runs `group` in one transaction under the session lock.
+  // Queues `writer` for the committer; a closed store finishes it at once
+  // with kUnavailable.
+  void Enqueue(Writer& writer);
+  // The committer thread: takes the queue as a group, commits, repeats.
+  void CommitLoop();
+  // Runs `group` in one transaction under the session lock.
   void CommitGroup(const std::vector<Writer*>& group);
 
-  std::mutex queue_mutex_;           // guards queue_
-  std::deque<Writer*> queue_;        // waiting writers; the front one leads
+  std::mutex queue_mutex_;           // guards queue_, stopping_
+  std::condition_variable queued_;   // the committer waits here for writes
+  std::deque<Writer*> queue_;        // waiting writers; a group from the front
+  bool stopping_ = false;            // Close: no more writes are queued
   std::uint64_t group_commits_ = 0;  // guarded by queue_mutex_
-  std::mutex session_mutex_;         // guards sql_ and open_
+  std::thread committer_;
+  std::mutex session_mutex_;  // guards sql_ and open_
   std::unique_ptr<soci::session> sql_;
   StatementCache statements_;  // guarded by session_mutex_; cleared before sql_ closes
   bool open_ = false;

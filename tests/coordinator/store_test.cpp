@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -208,16 +209,18 @@ TEST(StoreGroupCommitTest, AFailingWriterLosesOnlyItsOwnWork) {
   ASSERT_TRUE(store);
   Store& s = **store;
   constexpr std::size_t kWriters = 6;
-  // The first writer leads a group of its own and holds it open until every
-  // other writer has queued, so those form the next group together.
+  // The first writer's group is committing, held open until every other
+  // writer has queued, so those form the next group together.
+  std::atomic<bool> committing = false;
   std::thread first([&] {
     auto ok = s.Write(kOrigin, [&](Transaction& tx) {
+      committing = true;
       EXPECT_TRUE(WaitForQueued(s, 1 + kWriters));
       return AuditOne(tx, "first");
     });
     EXPECT_TRUE(ok);
   });
-  ASSERT_TRUE(WaitForQueued(s, 1));
+  while (!committing) std::this_thread::yield();
   std::vector<Result<void>> results(kWriters);
   std::vector<std::thread> writers;
   for (std::size_t i = 0; i < kWriters; ++i) {
@@ -267,6 +270,106 @@ TEST(StoreGroupCommitTest, AWriterIsAnsweredAfterItsWorkIsCommitted) {
   int n = 0;
   other << "SELECT COUNT(*) FROM audit_log WHERE object_id = 'durable'", soci::into(n);
   EXPECT_EQ(n, 1);
+}
+
+TEST(StoreGroupCommitTest, AnAsyncWriteIsAnsweredOnlyAfterItsGroupCommitted) {
+  // Given async writes queued behind a commit in progress (from this one
+  // thread, which WriteAsync does not hold), they should commit as one group;
+  // each should be answered once its work is visible to another connection,
+  // and a refusing one with its own error and none of its work.
+  TempDir dir;
+  const auto path = dir / "c.db";
+  auto store = Store::Create(path);
+  ASSERT_TRUE(store);
+  Store& s = **store;
+  constexpr int kWrites = 20;
+  std::atomic<bool> committing = false;
+  std::thread first([&] {
+    EXPECT_TRUE(s.Write(kOrigin, [&](Transaction& tx) {
+      committing = true;
+      EXPECT_TRUE(WaitForQueued(s, 1 + kWrites));
+      return AuditOne(tx, "first");
+    }));
+  });
+  while (!committing) std::this_thread::yield();
+  std::mutex mutex;
+  std::condition_variable answered;
+  std::vector<std::optional<Result<std::string>>> results(kWrites);
+  std::vector<int> visible(kWrites, -1);
+  for (int i = 0; i < kWrites; ++i) {
+    const std::string id = "a" + std::to_string(i);
+    s.WriteAsync(
+        kOrigin,
+        [id, i](Transaction& tx) -> Result<std::string> {
+          if (auto ok = AuditOne(tx, id); !ok) return std::unexpected(ok.error());
+          if (i == 7) return Fail(ErrorCode::kConflict, "a7 changed its mind");
+          return id;
+        },
+        [&, id, i](Result<std::string> result) {
+          soci::session other(soci::sqlite3, "db=" + path.string());
+          int n = 0;
+          other << "SELECT COUNT(*) FROM audit_log WHERE object_id = :i", soci::use(id),
+              soci::into(n);
+          std::lock_guard lock(mutex);
+          visible[i] = n;
+          results[i] = std::move(result);
+          answered.notify_all();
+        });
+  }
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(answered.wait_for(lock, std::chrono::seconds(30), [&] {
+      return std::all_of(results.begin(), results.end(), [](const auto& r) { return r; });
+    }));
+  }
+  first.join();
+  EXPECT_EQ(s.GroupCommits(), 2u);
+  for (int i = 0; i < kWrites; ++i) {
+    if (i == 7) {
+      ASSERT_FALSE(*results[i]);
+      EXPECT_EQ(results[i]->error().code(), ErrorCode::kConflict);
+      EXPECT_EQ(visible[i], 0);
+    } else {
+      ASSERT_TRUE(*results[i]) << results[i]->error().message();
+      EXPECT_EQ(**results[i], "a" + std::to_string(i));
+      EXPECT_EQ(visible[i], 1) << i;
+    }
+  }
+  const AuditVerification verified = Verify(s);
+  EXPECT_TRUE(verified.intact) << verified.reason;
+  EXPECT_EQ(verified.count, kWrites);  // "first" and 19 of the 20
+}
+
+TEST(StoreGroupCommitTest, CloseCommitsQueuedAsyncWritesAndRefusesLaterOnes) {
+  // Given async writes queued and the store closed at once, every one of them
+  // should be committed and answered before Close returns; a write after
+  // Close should be answered at once with kUnavailable.
+  TempDir dir;
+  const auto path = dir / "c.db";
+  auto store = Store::Create(path);
+  ASSERT_TRUE(store);
+  Store& s = **store;
+  std::atomic<int> ok = 0;
+  for (int i = 0; i < 50; ++i) {
+    s.WriteAsync(
+        kOrigin, [i](Transaction& tx) { return AuditOne(tx, "c" + std::to_string(i)); },
+        [&](Result<void> result) {
+          if (result) ++ok;
+        });
+  }
+  s.Close();
+  EXPECT_EQ(ok.load(), 50);
+  std::optional<Result<void>> late;
+  s.WriteAsync(
+      kOrigin, [](Transaction& tx) { return AuditOne(tx, "late"); },
+      [&](Result<void> result) { late = std::move(result); });
+  ASSERT_TRUE(late);
+  ASSERT_FALSE(*late);
+  EXPECT_EQ(late->error().code(), ErrorCode::kUnavailable);
+  soci::session other(soci::sqlite3, "db=" + path.string());
+  int n = 0;
+  other << "SELECT COUNT(*) FROM audit_log WHERE object_type = 'test'", soci::into(n);
+  EXPECT_EQ(n, 50);
 }
 
 // A cached statement of the tests: counts its preparations.
