@@ -166,6 +166,17 @@ struct LatestEventStatement {
   soci::statement st;
 };
 
+// The latest event of a deployment saying something.
+struct LatestMessageStatement {
+  explicit LatestMessageStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT message FROM deployment_events WHERE deployment = :d AND "
+                           "message <> '' ORDER BY sequence DESC LIMIT 1",
+            soci::use(key), soci::into(message, indicator))) {}
+  std::string key, message;
+  soci::indicator indicator = soci::i_null;
+  soci::statement st;
+};
+
 struct UpdateStepStatement {
   explicit UpdateStepStatement(soci::session& sql)
       : st((sql.prepare << "UPDATE deployments SET step = :st, message = :m, last_sequence = :s, "
@@ -519,12 +530,13 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     if (message.empty()) {
       // The latest event saying something (a failure reason outlives the
       // rollback steps that follow it).
-      soci::indicator mind = soci::i_null;
-      std::string latest;
-      tx.sql() << "SELECT message FROM deployment_events WHERE deployment = :d AND message <> '' "
-                  "ORDER BY sequence DESC LIMIT 1",
-          soci::use(key), soci::into(latest, mind);
-      message = tx.sql().got_data() && mind == soci::i_ok ? latest : d.message;
+      LatestMessageStatement& latest = tx.Cached<LatestMessageStatement>();
+      latest.key = key;
+      latest.indicator = soci::i_null;
+      latest.st.execute(true);
+      const bool found = latest.st.got_data() && latest.indicator == soci::i_ok;
+      message = found ? latest.message : d.message;
+      StatementCache::Finish(latest.st);
     }
     auto step = protocol::ParseStep(step_text);
     std::optional<Step> failed_step;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 namespace fabu::coordinator {
 namespace {
 
@@ -58,6 +60,30 @@ TEST(QueryTest, PairsAreDecoded) {
   EXPECT_EQ(query->at("x"), "a b");
   EXPECT_FALSE(ParseQuery("a=%zz"));
   EXPECT_FALSE(PercentDecode("abc%4", false));
+}
+
+TEST(DeferredTest, AnAnswerGivenBeforeTheServerWaitsIsTakenAtOnce) {
+  Deferred deferred;
+  deferred.Complete(Response::Ok({{"through", 3}}));
+  EXPECT_FALSE(deferred.OnComplete([] { ADD_FAILURE() << "woken for an answer already there"; }));
+  auto answer = deferred.Take();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->body["through"], 3);
+}
+
+TEST(DeferredTest, TheWaiterIsWokenOnceAndTheFirstAnswerCounts) {
+  Deferred deferred;
+  int woken = 0;
+  EXPECT_TRUE(deferred.OnComplete([&] { ++woken; }));
+  std::thread writer([&] {
+    deferred.Complete(Fail(ErrorCode::kPermissionDenied, "not this host's deployment"));
+    deferred.Complete(Response::Ok({}));
+  });
+  writer.join();
+  EXPECT_EQ(woken, 1);
+  auto answer = deferred.Take();
+  ASSERT_FALSE(answer);
+  EXPECT_EQ(answer.error().code(), ErrorCode::kPermissionDenied);
 }
 
 }  // namespace
