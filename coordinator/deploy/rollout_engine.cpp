@@ -62,6 +62,37 @@ std::optional<RolloutRow> LoadRollout(soci::session& sql, const std::string& rel
   return row;
 }
 
+// The same, with a statement prepared once: AdvanceRollout runs on every
+// final event of a rollout.
+struct RolloutRowStatement {
+  explicit RolloutRowStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT release_id, package_id, wave_sizes, thresholds, current_wave, "
+                           "wave_done_at, gates_confirmed, accepted_wave, aborted, pause_kind, "
+                           "waiting, started, finished FROM rollouts WHERE release_id = :r",
+            soci::use(key), soci::into(row.release_id), soci::into(row.package_id),
+            soci::into(sizes), soci::into(thresholds), soci::into(row.current_wave),
+            soci::into(row.wave_done_at), soci::into(row.gates_confirmed),
+            soci::into(row.accepted_wave), soci::into(row.aborted), soci::into(row.pause_kind),
+            soci::into(row.waiting), soci::into(row.started), soci::into(row.finished))) {}
+  std::string key, sizes, thresholds;
+  RolloutRow row;
+  soci::statement st;
+};
+
+std::optional<RolloutRow> LoadRollout(Transaction& tx, const std::string& release_id) {
+  RolloutRowStatement& read = tx.Cached<RolloutRowStatement>();
+  read.key = release_id;
+  read.st.execute(true);
+  const bool found = read.st.got_data();
+  RolloutRow row = read.row;
+  const std::string sizes = read.sizes, thresholds = read.thresholds;
+  StatementCache::Finish(read.st);
+  if (!found) return std::nullopt;
+  row.sizes = json::parse(sizes).get<std::vector<std::uint64_t>>();
+  row.thresholds = json::parse(thresholds).get<std::vector<std::uint64_t>>();
+  return row;
+}
+
 void SaveRollout(soci::session& sql, const RolloutRow& row) {
   std::string key = row.release_id, pause_kind = row.pause_kind, waiting = row.waiting;
   long long current_wave = row.current_wave, wave_done_at = row.wave_done_at,
@@ -201,6 +232,26 @@ struct WaveOpenStatement {
   long long wave = 0, open = 0;
   soci::statement st;
 };
+
+// A release's state as stored (its column), prepared once: the engine's
+// hot path decides from it whether the whole release must be read.
+struct ReleaseStateStatement {
+  explicit ReleaseStateStatement(soci::session& sql)
+      : st((sql.prepare << "SELECT state FROM releases WHERE id = :r", soci::use(release_id),
+            soci::into(state))) {}
+  std::string release_id, state;
+  soci::statement st;
+};
+
+std::string StoredReleaseState(Transaction& tx, const std::string& release_id) {
+  ReleaseStateStatement& read = tx.Cached<ReleaseStateStatement>();
+  read.release_id = release_id;
+  read.state.clear();
+  read.st.execute(true);
+  std::string state = read.st.got_data() ? read.state : std::string();
+  StatementCache::Finish(read.st);
+  return state;
+}
 
 // "wave 2 of 3: 100 host(s), not all final yet" while the current wave has a
 // host whose install is not final; nullopt once all are (or before wave 1).
@@ -527,25 +578,26 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
 
 void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
                     const rel::PlanParseOptions& options, Wakeups& wakeups) {
-  auto row = LoadRollout(tx.sql(), release_id);
+  auto row = LoadRollout(tx, release_id);
   if (!row || row->finished != 0) return;
-  auto release = LoadRelease(tx.sql(), release_id, options);
-  if (!release) {
-    spdlog::error("rollout engine: {}", release.error().message());
-    return;
-  }
-  if (!release->plan.golive) return;
   const RolloutRow before = *row;
-  if (release->state == rel::ReleaseState::kDeploying) {
+  if (StoredReleaseState(tx, release_id) == rel::ReleaseStateName(rel::ReleaseState::kDeploying)) {
     // Most calls come from one host's final event while its wave is still
     // running: answer those from one indexed probe, not from every row of
-    // the rollout (which would make a wave of N hosts cost N^2).
+    // the rollout (which would make a wave of N hosts cost N^2), and without
+    // reading (parsing) the whole release.
     if (auto waiting = WaveStillRunning(tx, *row)) {
       row->waiting = std::move(*waiting);
       if (row->waiting != before.waiting) SaveRollout(tx.sql(), *row);
       return;
     }
   }
+  auto release = LoadRelease(tx.sql(), release_id, options);
+  if (!release) {
+    spdlog::error("rollout engine: {}", release.error().message());
+    return;
+  }
+  if (!release->plan.golive) return;
   const std::vector<RolloutHost> hosts = LoadRolloutHosts(tx.sql(), release_id);
   switch (release->state) {
     case rel::ReleaseState::kDeploying:
