@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -161,6 +162,18 @@ AuditVerification Verify(Store& store) {
   return verified.value_or(AuditVerification{false, -1, {}, "read failed"});
 }
 
+// Audit entries of `object_id` ("" for every test entry), counted through a
+// connection of its own to the database at `path` (as after a crash and reopen).
+int CommittedEntries(const std::filesystem::path& path, const std::string& object_id) {
+  soci::session other(soci::sqlite3, "db=" + path.string());
+  int n = 0;
+  std::string id = object_id;
+  other << "SELECT COUNT(*) FROM audit_log WHERE object_type = 'test' AND (:i = '' OR "
+           "object_id = :i)",
+      soci::use(id, "i"), soci::into(n);
+  return n;
+}
+
 // Waits (yielding, up to 10 s) until `store` has `n` writes queued.
 bool WaitForQueued(Store& store, std::size_t n) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -266,10 +279,7 @@ TEST(StoreGroupCommitTest, AWriterIsAnsweredAfterItsWorkIsCommitted) {
   auto store = Store::Create(path);
   ASSERT_TRUE(store);
   ASSERT_TRUE((*store)->Write(kOrigin, [](Transaction& tx) { return AuditOne(tx, "durable"); }));
-  soci::session other(soci::sqlite3, "db=" + path.string());
-  int n = 0;
-  other << "SELECT COUNT(*) FROM audit_log WHERE object_id = 'durable'", soci::into(n);
-  EXPECT_EQ(n, 1);
+  EXPECT_EQ(CommittedEntries(path, "durable"), 1);
 }
 
 TEST(StoreGroupCommitTest, AnAsyncWriteIsAnsweredOnlyAfterItsGroupCommitted) {
@@ -306,10 +316,7 @@ TEST(StoreGroupCommitTest, AnAsyncWriteIsAnsweredOnlyAfterItsGroupCommitted) {
           return id;
         },
         [&, id, i](Result<std::string> result) {
-          soci::session other(soci::sqlite3, "db=" + path.string());
-          int n = 0;
-          other << "SELECT COUNT(*) FROM audit_log WHERE object_id = :i", soci::use(id),
-              soci::into(n);
+          const int n = CommittedEntries(path, id);
           std::lock_guard lock(mutex);
           visible[i] = n;
           results[i] = std::move(result);
@@ -366,10 +373,7 @@ TEST(StoreGroupCommitTest, CloseCommitsQueuedAsyncWritesAndRefusesLaterOnes) {
   ASSERT_TRUE(late);
   ASSERT_FALSE(*late);
   EXPECT_EQ(late->error().code(), ErrorCode::kUnavailable);
-  soci::session other(soci::sqlite3, "db=" + path.string());
-  int n = 0;
-  other << "SELECT COUNT(*) FROM audit_log WHERE object_type = 'test'", soci::into(n);
-  EXPECT_EQ(n, 50);
+  EXPECT_EQ(CommittedEntries(path, ""), 50);
 }
 
 // A cached statement of the tests: counts its preparations.
