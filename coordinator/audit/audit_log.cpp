@@ -116,6 +116,15 @@ struct AuditStatements::Prepared {
 AuditStatements::AuditStatements(soci::session& sql) : prepared(std::make_unique<Prepared>(sql)) {}
 AuditStatements::~AuditStatements() = default;
 
+void AuditStatements::Flush() {
+  if (!pending) return;
+  Prepared& p = *prepared;
+  p.seq = pending->seq;
+  p.entry.hash = pending->hash;
+  p.move_head.execute(true);
+  pending.reset();
+}
+
 namespace {
 
 // The audit_head row: the last entry's sequence number and hash.
@@ -157,25 +166,27 @@ AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const Audi
                        AuditStatements* statements) {
   if (statements != nullptr) {
     AuditStatements::Prepared& p = *statements->prepared;
-    p.found = soci::i_null;
-    p.head.execute(true);
-    const bool has_head = p.head.got_data() && p.found == soci::i_ok;
-    const long long head_seq = p.head_seq;
-    const std::string head_hash = has_head ? p.head_hash : std::string();
-    // Read to the end: the statement then holds no read snapshot.
-    while (p.head.fetch()) {
+    std::optional<AuditStatements::Head> head = statements->pending;
+    if (!head) {
+      p.found = soci::i_null;
+      p.head.execute(true);
+      if (p.head.got_data() && p.found == soci::i_ok) head = {p.head_seq, p.head_hash};
+      // Read to the end: the statement then holds no read snapshot.
+      while (p.head.fetch()) {
+      }
     }
-    if (has_head) {
+    if (head) {
       p.entry = NewEntry(origin, event);
-      p.entry.seq = head_seq + 1;
-      p.entry.prev_hash = head_hash;
+      p.entry.seq = head->seq + 1;
+      p.entry.prev_hash = head->hash;
       p.entry.hash = p.entry.ComputeHash();
       p.seq = p.entry.seq;
       p.insert.execute(true);
-      p.move_head.execute(true);
+      // audit_head is written once, before the COMMIT (AuditStatements::Flush).
+      statements->pending = AuditStatements::Head{p.entry.seq, p.entry.hash};
       return p.entry;
     }
-    // The very first entry: rare, the plain way below.
+    // The very first entry: rare, the plain way below (it writes audit_head).
   }
   const std::optional<AuditHead> head = ReadHead(sql);
   const bool has_head = head.has_value();

@@ -86,12 +86,24 @@ inline constexpr std::string_view kGenesisHash =
 std::string ObjectDigest(const nlohmann::json& object);
 
 // AppendAudit's statements, prepared once per store session (kept in the
-// store's StatementCache, store.hpp).
+// store's StatementCache, store.hpp), and the chain's head as the appends of
+// the transaction in progress left it: AppendAudit reads audit_head once per
+// transaction and keeps the head here instead of writing audit_head for every
+// entry; Flush writes it before the COMMIT. The store's group commit (the
+// only writer) resets it when a transaction starts or fails, restores it when
+// a writer's savepoint is rolled back, and flushes it before each COMMIT.
 struct AuditStatements {
   explicit AuditStatements(soci::session& sql);
   ~AuditStatements();
+  struct Head {
+    long long seq = 0;
+    std::string hash;
+  };
+  // Writes `pending` into audit_head (when set) and clears it.
+  void Flush();
   struct Prepared;
   std::unique_ptr<Prepared> prepared;
+  std::optional<Head> pending;
 };
 
 // Appends one entry chained to the current head; returns it. With

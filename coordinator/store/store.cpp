@@ -158,9 +158,14 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
       writer->error = Error(ErrorCode::kIo, std::string("store: ") + e.what());
     return;
   }
+  AuditStatements* audit = nullptr;
   try {
     Savepoint& savepoint = statements_.Get<Savepoint>(sql);
+    // The chain head this transaction's entries move (audit_log.hpp).
+    audit = &statements_.Get<AuditStatements>(sql);
+    audit->pending.reset();
     for (Writer* writer : group) {
+      const std::optional<AuditStatements::Head> head_before = audit->pending;
       savepoint.open.execute(true);
       bool keep = false;
       try {
@@ -168,14 +173,20 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
       } catch (const std::exception& e) {
         writer->error = Error(ErrorCode::kIo, std::string("store: ") + e.what());
       }
-      // Undo only this writer's work. Should SQLite have ended the whole
-      // transaction (a full disk, an I/O error), this throws and the group fails.
-      if (!keep) savepoint.undo.execute(true);
+      // Undo only this writer's work (and its entries' move of the head).
+      // Should SQLite have ended the whole transaction (a full disk, an I/O
+      // error), this throws and the group fails.
+      if (!keep) {
+        savepoint.undo.execute(true);
+        audit->pending = head_before;
+      }
       savepoint.release.execute(true);
       writer->refused = !keep && !writer->error;
     }
+    audit->Flush();
     sql.commit();
   } catch (const std::exception& e) {
+    if (audit != nullptr) audit->pending.reset();
     try {
       sql.rollback();
     } catch (const std::exception&) {

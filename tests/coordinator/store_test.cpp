@@ -1,6 +1,7 @@
 // The store: migrations, transactions, the boundary that turns SOCI errors into Errors.
 #include "coordinator/store/store.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 #include <soci/sqlite3/soci-sqlite3.h>
@@ -269,6 +270,54 @@ TEST(StoreGroupCommitTest, AFailingWriterLosesOnlyItsOwnWork) {
   const AuditVerification verified = Verify(s);
   EXPECT_TRUE(verified.intact) << verified.reason;
   EXPECT_EQ(verified.count, 5);
+}
+
+TEST(StoreGroupCommitTest, TheChainHeadFollowsOnlyTheKeptEntriesOfAGroup) {
+  // Given one group whose writers append several entries each, the last of
+  // them appending and then refusing, the chain should hold the kept entries
+  // in order, and its head (written once, before the COMMIT) should be the
+  // last kept entry; a later group should chain on from it.
+  TempDir dir;
+  auto store = Store::Create(dir / "c.db");
+  ASSERT_TRUE(store);
+  Store& s = **store;
+  std::atomic<bool> committing = false;
+  std::thread first([&] {
+    EXPECT_TRUE(s.Write(kOrigin, [&](Transaction& tx) {
+      committing = true;
+      EXPECT_TRUE(WaitForQueued(s, 4));
+      return AuditOne(tx, "first");
+    }));
+  });
+  while (!committing) std::this_thread::yield();
+  std::vector<std::optional<Result<void>>> results(3);
+  std::atomic<int> answered = 0;
+  for (int w = 0; w < 3; ++w) {
+    s.WriteAsync(
+        kOrigin,
+        [w](Transaction& tx) -> Result<void> {
+          for (int i = 0; i < 3; ++i) {
+            if (auto ok = AuditOne(tx, fmt::format("g{}-{}", w, i)); !ok) return ok;
+          }
+          if (w == 2) return Fail(ErrorCode::kConflict, "the last one changed its mind");
+          return {};
+        },
+        [&, w](Result<void> result) {
+          results[w] = std::move(result);
+          ++answered;
+        });
+  }
+  first.join();
+  while (answered < 3) std::this_thread::yield();
+  EXPECT_EQ(s.GroupCommits(), 2u);
+  EXPECT_TRUE(*results[0] && *results[1]);
+  EXPECT_FALSE(*results[2]);
+  ASSERT_TRUE(s.Write(kOrigin, [](Transaction& tx) { return AuditOne(tx, "later"); }));
+  EXPECT_EQ(AuditedIds(s), (std::vector<std::string>{"first", "g0-0", "g0-1", "g0-2", "g1-0",
+                                                     "g1-1", "g1-2", "later"}));
+  const AuditVerification verified = Verify(s);
+  EXPECT_TRUE(verified.intact) << verified.reason;
+  EXPECT_EQ(verified.count, 8);
 }
 
 TEST(StoreGroupCommitTest, AWriterIsAnsweredAfterItsWorkIsCommitted) {
