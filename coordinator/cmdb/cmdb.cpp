@@ -190,7 +190,18 @@ struct HistoryActorStatement {
   std::map<std::pair<std::string, std::string>, Found> found;
 };
 
-std::string HistoryActorOf(const std::string& record, std::string_view action);
+// The actor of the latest entry of `action` in a release record's history.
+std::string HistoryActorOf(const std::string& record, std::string_view action) {
+  json parsed = json::parse(record, nullptr, false);
+  if (parsed.is_discarded() || !parsed.contains("history") || !parsed["history"].is_array()) {
+    return "";
+  }
+  const json& history = parsed["history"];
+  for (auto it = history.rbegin(); it != history.rend(); ++it) {
+    if (it->is_object() && it->value("action", "") == action) return it->value("actor", "");
+  }
+  return "";
+}
 
 // Who started the rollout: the release history's latest entry of `action`.
 std::string HistoryActor(Transaction& tx, const std::string& release_id, std::string_view action) {
@@ -210,18 +221,6 @@ std::string HistoryActor(Transaction& tx, const std::string& release_id, std::st
   if (read.found.size() >= 64) read.found.clear();
   read.found[key] = {record, actor};
   return actor;
-}
-
-std::string HistoryActorOf(const std::string& record, std::string_view action) {
-  json parsed = json::parse(record, nullptr, false);
-  if (parsed.is_discarded() || !parsed.contains("history") || !parsed["history"].is_array()) {
-    return "";
-  }
-  const json& history = parsed["history"];
-  for (auto it = history.rbegin(); it != history.rend(); ++it) {
-    if (it->is_object() && it->value("action", "") == action) return it->value("actor", "");
-  }
-  return "";
 }
 
 // When a deployment's first event came, prepared once.

@@ -215,6 +215,14 @@ class HttpServer::Impl {
   void OnSignal(int signal_number);
   void MaybeFinish();
 
+  // A waker any thread may call to end `timer`'s wait: the cancel is posted
+  // to the I/O thread, the only one that touches the timer.
+  std::function<void()> CancelLater(std::shared_ptr<net::steady_timer> timer) {
+    return [timer = std::move(timer), executor = io_.get_executor()] {
+      net::post(executor, [timer] { timer->cancel(); });
+    };
+  }
+
   // Runs `f` on the worker pool and resumes on the I/O thread with its result.
   template <typename F>
   net::awaitable<std::invoke_result_t<F&>> OnPool(F f) {
@@ -764,11 +772,8 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
     // Answered from another thread (a Store::WriteAsync completion).
     std::shared_ptr<Deferred> deferred = std::move(result->later);
     auto timer = std::make_shared<net::steady_timer>(io_, net::steady_timer::time_point::max());
-    // The waker runs on the completing thread: the timer is only touched here.
-    // The wait below starts before a posted cancel can run (both on this thread).
-    if (deferred->OnComplete([timer, executor = io_.get_executor()] {
-          net::post(executor, [timer] { timer->cancel(); });
-        })) {
+    // The wait below starts before the posted cancel can run (both on this thread).
+    if (deferred->OnComplete(CancelLater(timer))) {
       beast::error_code ec;
       co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
     }
@@ -779,11 +784,7 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
     if (!ctx.wait_until) ctx.wait_until = wait.until;
     if (std::chrono::steady_clock::now() >= wait.until) break;
     auto timer = std::make_shared<net::steady_timer>(io_, wait.until);
-    // The waker runs on the notifying (worker) thread: the timer is only
-    // touched on the I/O thread.
-    auto id = wakeups_->Register(wait.key, wait.generation, [timer, executor = io_.get_executor()] {
-      net::post(executor, [timer] { timer->cancel(); });
-    });
+    auto id = wakeups_->Register(wait.key, wait.generation, CancelLater(timer));
     if (id) {
       timers_.insert(timer.get());
       beast::error_code ec;
