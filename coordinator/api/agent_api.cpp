@@ -98,7 +98,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                    ctx.Origin(),
                    [host = ctx.host(), batch = std::move(*batch), wake,
                     options = PlanOptions(api)](Transaction& tx) {
-                     wake->hosts.clear();
+                     *wake = {};
                      TouchHost(tx, host, Now(), 0);
                      return StoreEvents(tx, host, batch, Now(), options, *wake);
                    },
@@ -108,9 +108,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                        return;
                      }
                      // A wave that ended with these events may have started the next one.
-                     for (const std::string& host : wake->hosts) {
-                       wakeups.Notify(WakeupHub::HostKey(host));
-                     }
+                     WakeHosts(wakeups, *wake);
                      answer->Complete(Response::Ok(protocol::EventAckToJson(*ack)));
                    });
                return Response::Later(answer);

@@ -83,7 +83,7 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
                const release::PlanParseOptions options = PlanOptions(api);
                Wakeups wake;
                auto removed = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
-                 wake.hosts.clear();
+                 wake = {};
                  auto host = RemoveHost(tx, name);
                  if (host) EndDeploymentsOfHost(tx, name, Now(), options, wake);
                  return host;
@@ -91,9 +91,7 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
                if (!removed) return std::unexpected(removed.error());
                // Its credential must not pass any more (committed: nothing puts it back).
                api.agent_credentials.ForgetAll();
-               for (const std::string& host : wake.hosts) {
-                 api.wakeups.Notify(WakeupHub::HostKey(host));
-               }
+               WakeHosts(api.wakeups, wake);
                // A poll of the removed host must not keep its deployment alive.
                api.wakeups.Notify(WakeupHub::HostKey(name));
                return Response::Ok(removed->ToJson());

@@ -27,10 +27,6 @@ namespace rel = release;
 using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor&, rel::UnixSeconds,
                                            std::size_t);
 
-void Wake(const ApiContext& api, const Wakeups& wakeups) {
-  for (const std::string& host : wakeups.hosts) api.wakeups.Notify(WakeupHub::HostKey(host));
-}
-
 void AuditTransition(Transaction& tx, const rel::Release& before, const rel::Release& after,
                      json detail) {
   AuditEvent event(fmt::format("release.{}", rel::ActionName(after.history.back().action)),
@@ -56,7 +52,7 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
   };
   Wakeups wake;
   auto outcome = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<Outcome> {
-    wake.hosts.clear();
+    wake = {};
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return std::unexpected(before.error());
     LabelSelector selector;
@@ -100,7 +96,7 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
     return Outcome{std::move(*after), std::move(made)};
   });
   if (!outcome) return std::unexpected(outcome.error());
-  Wake(api, wake);
+  WakeHosts(api.wakeups, wake);
   json deployments = json::array();
   for (const DeploymentRecord& d : outcome->made) deployments.push_back(d.ToJson());
   return Response::Ok(
@@ -128,7 +124,7 @@ Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
   if (auto ok = CheckObject(*body, "", rules); !ok) return std::unexpected(ok.error());
   Wakeups wake;
   auto saved = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<json> {
-    wake.hosts.clear();
+    wake = {};
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return std::unexpected(before.error());
     const rel::UnixSeconds now = Now();
@@ -146,7 +142,7 @@ Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
     return RolloutStatus(tx.sql(), *current, now);
   });
   if (!saved) return std::unexpected(saved.error());
-  Wake(api, wake);
+  WakeHosts(api.wakeups, wake);
   return Response::Ok(*saved);
 }
 

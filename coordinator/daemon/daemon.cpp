@@ -218,9 +218,7 @@ Result<void> Serve(const ServeOptions& options) {
       if (swept->timed_out > 0) {
         spdlog::info("deployment sweep: {} host(s) timed out", swept->timed_out);
       }
-      for (const std::string& host : swept->wakeups.hosts) {
-        wakeups.Notify(WakeupHub::HostKey(host));
-      }
+      WakeHosts(wakeups, swept->wakeups);
     }
   });
   delivery.Start();

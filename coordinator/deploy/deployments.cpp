@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
+#include "coordinator/server/wakeup_hub.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
@@ -312,6 +314,23 @@ json DeploymentRecord::ToJson() const {
           {"wave", wave >= 0 ? json(wave + 1) : json(nullptr)},
           {"from_version", from_version},
           {"observe_seconds", observe_seconds}};
+}
+
+void WakeHosts(WakeupHub& hub, const Wakeups& wakeups) {
+  // A host named more than once (two rollouts in one sweep, say) may have
+  // several unfinished deployments: it looks again and finds the oldest.
+  std::unordered_map<std::string_view, int> named;
+  for (const Wakeups::Assigned& a : wakeups.assigned) ++named[a.host];
+  for (const std::string& host : wakeups.hosts) ++named[host];
+  for (const Wakeups::Assigned& a : wakeups.assigned) {
+    const std::string key = WakeupHub::HostKey(a.host);
+    if (named[a.host] > 1) {
+      hub.Notify(key);
+      continue;
+    }
+    hub.Notify(key, std::make_shared<const json>(protocol::AssignmentResponseToJson(a.assignment)));
+  }
+  for (const std::string& host : wakeups.hosts) hub.Notify(WakeupHub::HostKey(host));
 }
 
 std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::Release& release,

@@ -38,6 +38,8 @@
 
 namespace fabu::coordinator {
 
+class WakeupHub;
+
 using protocol::UnixSeconds;
 
 // Where a deployment goes: the label env=<name> its hosts carry.
@@ -96,8 +98,22 @@ struct DeploymentRecord {
 // What the rollout engine and the API must do once the transaction that
 // decided it has committed: wake the long-polls of these hosts.
 struct Wakeups {
+  // Their polls look again.
   std::vector<std::string> hosts;
+  // Hosts whose new deployment is the only unfinished one they have at the
+  // COMMIT (nothing else committed between the check and it: the store has
+  // one writer), so it is what a fresh look would find: their polls are
+  // answered with it directly. A host named twice in one transaction is
+  // woken to look again instead (WakeHosts).
+  struct Assigned {
+    std::string host;
+    protocol::Assignment assignment;
+  };
+  std::vector<Assigned> assigned;
 };
+
+// Wakes the long polls `wakeups` names. Call after its transaction committed.
+void WakeHosts(WakeupHub& hub, const Wakeups& wakeups);
 
 // One deployment to make.
 struct NewDeployment {

@@ -303,13 +303,28 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
     targets.push_back(NewDeployment{h.host, DeploymentKind::kInstall, wave});
   }
   auto made = CreateDeployments(tx, release, *package, targets, kProductionEnvironment, now);
+  // Hosts with an unfinished deployment of another release: their polls look
+  // again (and find the oldest). The others' polls get theirs with the wakeup.
+  std::set<std::string> busy;
+  {
+    std::string id = release.id;
+    soci::rowset<std::string> rows =
+        (tx.sql().prepare << "SELECT DISTINCT host FROM deployments WHERE final = 0 AND "
+                             "release_id <> :r",
+         soci::use(id));
+    for (const std::string& host : rows) busy.insert(host);
+  }
   for (const DeploymentRecord& d : made) {
     if (removed.contains(d.host)) {
       // A target removed since the rollout began: it counts as failed.
       FinishDeployment(tx, d, kResultRemoved, fmt::format("host {} was removed", d.host), now);
       continue;
     }
-    wakeups.hosts.push_back(d.host);
+    if (busy.contains(d.host)) {
+      wakeups.hosts.push_back(d.host);
+    } else {
+      wakeups.assigned.push_back({d.host, d.ToAssignment()});
+    }
   }
   row.current_wave = wave;
   row.wave_done_at = 0;

@@ -223,6 +223,19 @@ class HttpServer::Impl {
     };
   }
 
+  // The same for a long poll's wait: the answer the wakeup hands over (if
+  // any) is stored on the I/O thread too, before the cancel.
+  WakeupHub::Waker WakeLater(std::shared_ptr<net::steady_timer> timer,
+                             std::shared_ptr<WakeupHub::Answer> answer) {
+    return [timer = std::move(timer), answer = std::move(answer),
+            executor = io_.get_executor()](const WakeupHub::Answer& given) {
+      net::post(executor, [timer, answer, given] {
+        *answer = given;
+        timer->cancel();
+      });
+    };
+  }
+
   // Runs `f` on the worker pool and resumes on the I/O thread with its result.
   template <typename F>
   net::awaitable<std::invoke_result_t<F&>> OnPool(F f) {
@@ -784,7 +797,8 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
     if (!ctx.wait_until) ctx.wait_until = wait.until;
     if (std::chrono::steady_clock::now() >= wait.until) break;
     auto timer = std::make_shared<net::steady_timer>(io_, wait.until);
-    auto id = wakeups_->Register(wait.key, wait.generation, CancelLater(timer));
+    auto answer = std::make_shared<WakeupHub::Answer>();
+    auto id = wakeups_->Register(wait.key, wait.generation, WakeLater(timer, answer));
     if (id) {
       timers_.insert(timer.get());
       beast::error_code ec;
@@ -792,6 +806,13 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
       timers_.erase(timer.get());
       wakeups_->Unregister(wait.key, *id);
       if (!ec) break;  // the deadline: answer the body as it is
+    }
+    if (*answer) {
+      // The wakeup handed over what a look would find: send it at once. A
+      // whole wave's answers then leave in one burst, ahead of the requests
+      // its hosts send next.
+      result = Response::Ok(**answer);
+      break;
     }
     // Woken (or the key moved before we registered, or shutdown): look again.
     result = co_await OnPool(run);

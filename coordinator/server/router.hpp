@@ -147,7 +147,8 @@ struct Response {
   static Response Ok(nlohmann::json body) { return {200, std::move(body), {}, {}, {}}; }
   static Response Created(nlohmann::json body) { return {201, std::move(body), {}, {}, {}}; }
   // Answer `body` (200) at `until` unless `key` is woken before; then the
-  // handler runs again. `generation`: WakeupHub::Generation(key), read before
+  // handler runs again (or, when the wakeup hands over an answer, that is
+  // sent). `generation`: WakeupHub::Generation(key), read before
   // the handler looked at the store (so no wakeup is lost in between).
   static Response Wait(std::string key, std::uint64_t generation,
                        std::chrono::steady_clock::time_point until, nlohmann::json body) {

@@ -30,7 +30,7 @@ void WakeupHub::Unregister(const std::string& key, std::uint64_t id) {
   waiting_ -= it->second.wakers.erase(id);
 }
 
-void WakeupHub::Notify(const std::string& key) {
+void WakeupHub::Notify(const std::string& key, const Answer& answer) {
   std::vector<Waker> wake;
   {
     std::lock_guard lock(mutex_);
@@ -40,7 +40,7 @@ void WakeupHub::Notify(const std::string& key) {
     waiting_ -= entry.wakers.size();
     entry.wakers.clear();
   }
-  for (Waker& waker : wake) waker();
+  for (Waker& waker : wake) waker(answer);
 }
 
 std::size_t WakeupHub::waiting() const {

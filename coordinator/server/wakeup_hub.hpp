@@ -11,6 +11,11 @@
 // refuses (returns nullopt) when the generation moved since: something
 // happened between the look and the registration, so look again.
 //
+// A notifier that knows what the waiters will find may hand it over with the
+// wakeup (Notify(key, answer)): a long poll woken by a new assignment then
+// answers with it at once, without another look at the store. Only hand over
+// what a fresh look would find (deployments.hpp, Wakeups::answers).
+//
 // Wakers run on the thread that calls Notify, outside the hub's lock; they
 // must be quick and thread-safe (the server's posts a timer cancel to its I/O
 // thread). The hub knows nothing of Asio. Thread-safe.
@@ -22,7 +27,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,7 +38,9 @@ namespace fabu::coordinator {
 
 class WakeupHub {
  public:
-  using Waker = std::function<void()>;
+  // What a wait ends with, when the notifier knows it; null: look again.
+  using Answer = std::shared_ptr<const nlohmann::json>;
+  using Waker = std::function<void(const Answer&)>;
 
   // The key under which a host's long poll waits for an assignment.
   static std::string HostKey(std::string_view host);
@@ -46,8 +55,9 @@ class WakeupHub {
   // ignored.
   void Unregister(const std::string& key, std::uint64_t id);
 
-  // Bumps the key's generation and calls (then drops) every waker of it.
-  void Notify(const std::string& key);
+  // Bumps the key's generation and calls (then drops) every waker of it,
+  // handing each `answer` (null: the waiters look again).
+  void Notify(const std::string& key, const Answer& answer = nullptr);
 
   // Registered wakers, for tests and /metrics.
   std::size_t waiting() const;

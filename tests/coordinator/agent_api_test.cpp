@@ -431,6 +431,9 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   EXPECT_EQ(assignment["package_url"], "/api/v1/agent/packages/" + package_id_);
   EXPECT_EQ(assignment["host_timeout_seconds"], 900);
   const std::string d1 = assignment["deployment"];
+  // The waiting poll was answered with what the wave's wakeup handed over: it
+  // is exactly what a fresh look finds.
+  EXPECT_EQ(polled.Json(), Poll(web1).Json());
   EXPECT_EQ(State(id), "deploying");
   // A host outside the targets gets nothing.
   EXPECT_EQ(Poll(other).Json()["assignment"], nullptr);

@@ -13,9 +13,9 @@ TEST(WakeupHubTest, NotifyWakesEveryWaiterOfTheKeyOnce) {
   WakeupHub hub;
   const std::string key = WakeupHub::HostKey("web-1");
   int woken = 0, other = 0;
-  ASSERT_TRUE(hub.Register(key, hub.Generation(key), [&] { ++woken; }));
-  ASSERT_TRUE(hub.Register(key, hub.Generation(key), [&] { ++woken; }));
-  ASSERT_TRUE(hub.Register("host:web-2", 0, [&] { ++other; }));
+  ASSERT_TRUE(hub.Register(key, hub.Generation(key), [&](const WakeupHub::Answer&) { ++woken; }));
+  ASSERT_TRUE(hub.Register(key, hub.Generation(key), [&](const WakeupHub::Answer&) { ++woken; }));
+  ASSERT_TRUE(hub.Register("host:web-2", 0, [&](const WakeupHub::Answer&) { ++other; }));
   EXPECT_EQ(hub.waiting(), 3u);
   hub.Notify(key);
   EXPECT_EQ(woken, 2);
@@ -25,6 +25,26 @@ TEST(WakeupHubTest, NotifyWakesEveryWaiterOfTheKeyOnce) {
   EXPECT_EQ(woken, 2);
 }
 
+TEST(WakeupHubTest, AnAnswerHandedOverReachesEveryWaiterAndAPlainNotifyHandsNone) {
+  WakeupHub hub;
+  const std::string key = WakeupHub::HostKey("web-1");
+  std::vector<WakeupHub::Answer> got;
+  auto record = [&](const WakeupHub::Answer& answer) { got.push_back(answer); };
+  ASSERT_TRUE(hub.Register(key, hub.Generation(key), record));
+  ASSERT_TRUE(hub.Register(key, hub.Generation(key), record));
+  hub.Notify(key, std::make_shared<const nlohmann::json>(
+                      nlohmann::json{{"assignment", {{"deployment", "R-1-1-web-1"}}}}));
+  ASSERT_EQ(got.size(), 2u);
+  for (const WakeupHub::Answer& answer : got) {
+    ASSERT_NE(answer, nullptr);
+    EXPECT_EQ((*answer)["assignment"]["deployment"], "R-1-1-web-1");
+  }
+  ASSERT_TRUE(hub.Register(key, hub.Generation(key), record));
+  hub.Notify(key);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got.back(), nullptr);  // look again
+}
+
 TEST(WakeupHubTest, ANotifyBetweenLookAndRegisterIsNotLost) {
   // Given a waiter that read the generation, then looked at the store, we
   // should refuse its registration when an assignment was made in between.
@@ -32,14 +52,14 @@ TEST(WakeupHubTest, ANotifyBetweenLookAndRegisterIsNotLost) {
   const std::string key = WakeupHub::HostKey("web-1");
   const auto seen = hub.Generation(key);
   hub.Notify(key);
-  EXPECT_FALSE(hub.Register(key, seen, [] {}));
-  EXPECT_TRUE(hub.Register(key, hub.Generation(key), [] {}));
+  EXPECT_FALSE(hub.Register(key, seen, [](const WakeupHub::Answer&) {}));
+  EXPECT_TRUE(hub.Register(key, hub.Generation(key), [](const WakeupHub::Answer&) {}));
 }
 
 TEST(WakeupHubTest, UnregisterDropsAWaiterThatTimedOut) {
   WakeupHub hub;
   int woken = 0;
-  auto id = hub.Register("k", 0, [&] { ++woken; });
+  auto id = hub.Register("k", 0, [&](const WakeupHub::Answer&) { ++woken; });
   ASSERT_TRUE(id);
   hub.Unregister("k", *id);
   hub.Unregister("k", *id);  // twice is harmless
@@ -58,7 +78,8 @@ TEST(WakeupHubTest, ConcurrentRegisterAndNotifyLoseNoWakeup) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 500; ++i) {
         const std::string key = "host:" + std::to_string((t * 500 + i) % 7);
-        if (hub.Register(key, hub.Generation(key), [&] { ++woken; })) ++registered;
+        if (hub.Register(key, hub.Generation(key), [&](const WakeupHub::Answer&) { ++woken; }))
+          ++registered;
         if (i % 3 == 0) hub.Notify(key);
       }
     });
