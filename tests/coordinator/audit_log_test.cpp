@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include <cstdint>
+
 #include "coordinator/common/digest.hpp"
 #include "coordinator/store/store.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -145,6 +147,93 @@ TEST_F(AuditLogTest, AppendingContinuesTheChainAfterVerify) {
   });
   ASSERT_TRUE(ok);
   EXPECT_EQ(Verify().count, 6);
+}
+
+// Entries hashed by the code that wrote the chains in use: their hashes are
+// fixed here so that a faster canonical writer can never change them (old
+// chains must keep verifying).
+AuditEntry TypicalEntry() {
+  AuditEntry e;
+  e.seq = 17910;
+  e.time = "2026-03-01T12:00:00.123Z";
+  e.actor = "fabu-coordinator";
+  e.role = "system";
+  e.action = "deployment.create";
+  e.object_type = "deployment";
+  e.object_id = "R-12-1-web-0001.prod.example.net";
+  e.release_id = "R-12";
+  e.request_id = "sweep";
+  e.source = "local";
+  e.after_sha256 = Sha256Hex("after");
+  e.detail = "{}";
+  e.prev_hash = Sha256Hex("previous");
+  return e;
+}
+
+// Every string field carries bytes a JSON writer must escape or pass on:
+// non-ASCII UTF-8 (2 to 4 bytes), quotes, backslashes, control characters,
+// and DEL (0x7F, which JSON leaves as is).
+AuditEntry HostileEntry() {
+  AuditEntry e;
+  e.seq = INT64_MAX;
+  e.time = "2026-12-31T23:59:59.999Z";
+  e.actor = "Zo\xc3\xab \"the admin\" \xc3\x9cnal";
+  e.role = "ops\\lead";
+  e.action = "user.update\n";
+  e.object_type = "user\t\r\b\f";
+  e.object_id = std::string(
+      "id\x01\x1f\x00"
+      "end",
+      8);
+  e.release_id = "R-\x7f";
+  e.request_id = "req-\xe2\x82\xac-\xf0\x9f\x98\x80";
+  e.source = "[::1]:443/\"\\";
+  e.before_sha256 = Sha256Hex("before");
+  e.detail = R"({"comment":"a \"quoted\" word\nand \u00e9"})";
+  e.prev_hash = std::string(kGenesisHash);
+  return e;
+}
+
+TEST(AuditHashTest, HashesMatchThoseOfTheChainsAlreadyWritten) {
+  EXPECT_EQ(TypicalEntry().ComputeHash(),
+            "660655a365ed0e987169bf1cd887b8e1344ee8111b80df65e1b467e9b18375b6");
+  EXPECT_EQ(HostileEntry().ComputeHash(),
+            "3480be14e14ac542104e73ebbe6111e9aded00319885bdf675e1a9dc2bff50c7");
+  EXPECT_EQ(AuditEntry{}.ComputeHash(),
+            "135019057ddd259a5c9a4b4e18ec67af2f8fbbd2704f413d487dc7a959e3022c");
+  AuditEntry negative = TypicalEntry();
+  negative.seq = -3;
+  EXPECT_EQ(negative.ComputeHash(),
+            "a09dd082559c1e985f0eb1855fe14e2f2e5c6a9bc32423c46bed97b487f5ee8e");
+}
+
+TEST(AuditHashTest, CanonicalContentIsTheCompactJsonWithSortedKeys) {
+  EXPECT_EQ(
+      HostileEntry().CanonicalContent(),
+      "{\"action\":\"user.update\\n\""
+      ",\"actor\":\"Zo\xC3\xAB \\\"the admin\\\" \xC3\x9Cnal\""
+      ",\"after_sha256\":\"\""
+      ",\"before_sha256\":\"6db7d803e74f1ffa7d8f5adc0bf95b3e15bf4c8373fffadf546227cc6c6742cb\""
+      ",\"detail\":\"{\\\"comment\\\":\\\"a \\\\\\\"quoted\\\\\\\" word\\\\nand \\\\u00e9\\\"}\""
+      ",\"object_id\":\"id\\u0001\\u001f\\u0000end\""
+      ",\"object_type\":\"user\\t\\r\\b\\f\""
+      ",\"release_id\":\"R-\x7F\""
+      ",\"request_id\":\"req-\xE2\x82\xAC-\xF0\x9F\x98\x80\""
+      ",\"role\":\"ops\\\\lead\""
+      ",\"seq\":9223372036854775807"
+      ",\"source\":\"[::1]:443/\\\"\\\\\""
+      ",\"time\":\"2026-12-31T23:59:59.999Z\"}");
+}
+
+TEST(AuditHashTest, InvalidUtf8CannotBeHashed) {
+  // Given a field that is not UTF-8, we should refuse to hash it (as
+  // nlohmann::json does) rather than hash something a reader cannot show.
+  AuditEntry e = TypicalEntry();
+  e.object_id = "web-\xff\xfe";
+  EXPECT_THROW(e.ComputeHash(), nlohmann::json::type_error);
+  e = TypicalEntry();
+  e.detail = "{\"truncated\":\"\xe2\x82\"}";
+  EXPECT_THROW(e.ComputeHash(), nlohmann::json::type_error);
 }
 
 }  // namespace

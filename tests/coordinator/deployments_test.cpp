@@ -7,6 +7,7 @@
 
 #include <thread>
 
+#include "coordinator/audit/audit_log.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -224,6 +225,59 @@ TEST_F(DeploymentStoreTest, AFinalStepEndsTheAssignmentAndATimeoutEndsTheOther) 
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_EQ((*listed)[0].result, kResultSucceeded);
   EXPECT_EQ((*listed)[1].result, kResultTimeout);
+}
+
+// Records digested by the code that wrote the audit chains in use: the
+// after_sha256 of "deployment.create" entries must stay what it was.
+DeploymentRecord JustMadeRecord() {
+  DeploymentRecord d;
+  d.id = "R-12-1-web-0001";
+  d.release_id = "R-12";
+  d.host = "web-0001";
+  d.environment = "test";
+  d.app = "c3m-video";
+  d.version = "V1.3.0.12";
+  d.package_id = std::string(64, 'a');
+  d.package_size = 123456789;
+  d.package_url = "/api/v1/agent/packages/" + d.package_id;
+  d.host_timeout_seconds = 1800;
+  d.step = "assigned";
+  d.message =
+      "\xc3\x9c"
+      "berpr\xc3\xbc"
+      "fung: \xe2\x80\x9e"
+      "timeout\xe2\x80\x9c";
+  d.created = 1767225600;
+  d.deadline = 1767227400;  // started, finished: null; wave -1: null
+  return d;
+}
+
+DeploymentRecord FinishedRecord() {
+  DeploymentRecord d = JustMadeRecord();
+  d.attempt = 3;
+  d.environment = "production";
+  d.kind = protocol::DeploymentKind::kRollback;
+  d.step = "rolled_back";
+  d.final = true;
+  d.result = "rolled_back";
+  d.message = "health check said \"no\"\nC:\\logs\x01\x7f";
+  d.last_sequence = 42;
+  d.started = 1767225660;
+  d.finished = 1767226000;
+  d.wave = 0;
+  d.from_version = "V1.3.0.11";
+  d.observe_seconds = 600;
+  d.observe_interval_seconds = 30;
+  return d;
+}
+
+TEST(DeploymentDigestTest, DigestsMatchThoseOfTheChainsAlreadyWritten) {
+  EXPECT_EQ(ObjectDigest(JustMadeRecord().ToJson()),
+            "0d36e46baa769603b4a6901afe00f32a9fa6ca7424e6a6b47099a0bd846a8d44");
+  EXPECT_EQ(ObjectDigest(FinishedRecord().ToJson()),
+            "60a013055857eaf65b28c7621ccb5c8c0d50b0fed973721a3eb8eb019f64410f");
+  EXPECT_EQ(ObjectDigest(DeploymentRecord{}.ToJson()),
+            "2242fc2e73a97779270810c9544f5083440e3229681022643a7133ee5dee79bd");
 }
 
 }  // namespace
