@@ -7,8 +7,10 @@
 #include <optional>
 #include <string>
 
+#include "coordinator/common/canonical_json.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/common/digest.hpp"
+#include "packaging/sha256.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -50,7 +52,8 @@ struct AuditRow {
 
 namespace {
 
-// Every field of an entry but the chain links (prev_hash, hash).
+// Every field of an entry but the chain links (prev_hash, hash), as ToJson
+// shows it; CanonicalContent writes the same text without building it.
 nlohmann::json ContentOf(const AuditEntry& e) {
   return {
       {"seq", e.seq},
@@ -71,9 +74,37 @@ nlohmann::json ContentOf(const AuditEntry& e) {
 
 }  // namespace
 
-std::string AuditEntry::CanonicalContent() const { return ContentOf(*this).dump(); }
+// ContentOf(*this).dump(), byte for byte, without building the json: the
+// keys in nlohmann's (byte) order.
+std::string AuditEntry::CanonicalContent() const {
+  // The keys, quotes, colons and commas, the seq's digits, and the values.
+  constexpr std::size_t kFraming = 200;
+  CanonicalJsonWriter out(kFraming + time.size() + actor.size() + role.size() + action.size() +
+                          object_type.size() + object_id.size() + release_id.size() +
+                          request_id.size() + source.size() + before_sha256.size() +
+                          after_sha256.size() + detail.size());
+  out.String("action", action);
+  out.String("actor", actor);
+  out.String("after_sha256", after_sha256);
+  out.String("before_sha256", before_sha256);
+  out.String("detail", detail);
+  out.String("object_id", object_id);
+  out.String("object_type", object_type);
+  out.String("release_id", release_id);
+  out.String("request_id", request_id);
+  out.String("role", role);
+  out.Number("seq", seq);
+  out.String("source", source);
+  out.String("time", time);
+  return out.Finish();
+}
 
-std::string AuditEntry::ComputeHash() const { return Sha256Hex(prev_hash + CanonicalContent()); }
+std::string AuditEntry::ComputeHash() const {
+  packaging::Sha256 sha;
+  sha.Update(prev_hash);
+  sha.Update(CanonicalContent());
+  return sha.FinishHex();
+}
 
 nlohmann::json AuditEntry::ToJson() const {
   nlohmann::json out = ContentOf(*this);
@@ -154,8 +185,9 @@ AuditEntry NewEntry(const AuditOrigin& origin, const AuditEvent& event) {
   entry.release_id = event.release_id;
   entry.request_id = origin.request_id;
   entry.source = origin.source;
-  entry.before_sha256 = event.before ? ObjectDigest(*event.before) : "";
-  entry.after_sha256 = event.after ? ObjectDigest(*event.after) : "";
+  entry.before_sha256 =
+      event.before ? ObjectDigest(*event.before) : event.before_sha256.value_or("");
+  entry.after_sha256 = event.after ? ObjectDigest(*event.after) : event.after_sha256.value_or("");
   entry.detail = event.detail.dump();
   return entry;
 }

@@ -53,6 +53,11 @@ struct AuditEvent {
   std::optional<nlohmann::json> before;  // the object before; absent on create
   std::optional<nlohmann::json> after;   // the object after; absent on delete
   nlohmann::json detail = nlohmann::json::object();  // e.g. {"comment": "..."}
+  // ObjectDigest of the object before / after, for a caller that computes it
+  // without building the json (DeploymentRecord::Digest); used only when
+  // `before` / `after` is absent.
+  std::optional<std::string> before_sha256;
+  std::optional<std::string> after_sha256;
 };
 
 struct AuditEntry {

@@ -79,6 +79,29 @@ TEST_F(AuditLogTest, EntriesRecordOriginDigestsAndLinks) {
   EXPECT_EQ((*entries)[1].prev_hash, first.hash);
 }
 
+TEST_F(AuditLogTest, ADigestGivenWithoutTheObjectIsStoredAsGiven) {
+  // Given an event that carries an object's json and a digest, we should
+  // digest the json; given only a digest, we should store it.
+  const std::string given = Sha256Hex("computed by the caller");
+  auto entries = store_->Write(origin_, [&](Transaction& tx) -> Result<std::vector<AuditEntry>> {
+    AuditEvent both("thing.change", "thing", "t1");
+    both.before = nlohmann::json{{"n", 5}};
+    both.after = nlohmann::json{{"n", 6}};
+    both.before_sha256 = given;
+    both.after_sha256 = given;
+    AuditEvent digests_only("thing.change", "thing", "t1");
+    digests_only.before_sha256 = given;
+    digests_only.after_sha256 = given;
+    return std::vector<AuditEntry>{tx.Audit(both), tx.Audit(digests_only)};
+  });
+  ASSERT_TRUE(entries) << entries.error().message();
+  EXPECT_EQ((*entries)[0].before_sha256, Sha256Hex(R"({"n":5})"));
+  EXPECT_EQ((*entries)[0].after_sha256, Sha256Hex(R"({"n":6})"));
+  EXPECT_EQ((*entries)[1].before_sha256, given);
+  EXPECT_EQ((*entries)[1].after_sha256, given);
+  EXPECT_TRUE(Verify().intact);
+}
+
 TEST_F(AuditLogTest, ListFiltersByReleaseAndPages) {
   auto of_release = store_->Read([](soci::session& sql) -> Result<std::vector<AuditEntry>> {
     AuditFilter filter;
@@ -223,6 +246,18 @@ TEST(AuditHashTest, CanonicalContentIsTheCompactJsonWithSortedKeys) {
       ",\"seq\":9223372036854775807"
       ",\"source\":\"[::1]:443/\\\"\\\\\""
       ",\"time\":\"2026-12-31T23:59:59.999Z\"}");
+}
+
+TEST(AuditHashTest, CanonicalContentIsWhatToJsonShowsButTheLinks) {
+  // Given any entry, the hashed text should be ToJson's fields (the detail
+  // as its stored text) but prev_hash and hash: nothing shown goes unhashed.
+  for (const AuditEntry& e : {TypicalEntry(), HostileEntry(), AuditEntry{}}) {
+    nlohmann::json shown = e.ToJson();
+    shown.erase("prev_hash");
+    shown.erase("hash");
+    shown["detail"] = e.detail;
+    EXPECT_EQ(e.CanonicalContent(), shown.dump());
+  }
 }
 
 TEST(AuditHashTest, InvalidUtf8CannotBeHashed) {
