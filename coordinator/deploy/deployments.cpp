@@ -9,7 +9,9 @@
 #include <unordered_map>
 
 #include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/common/canonical_json.hpp"
 #include "coordinator/common/clock.hpp"
+#include "coordinator/common/digest.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/server/wakeup_hub.hpp"
 #include "coordinator/store/release_records.hpp"
@@ -333,6 +335,53 @@ void WakeHosts(WakeupHub& hub, const Wakeups& wakeups) {
   for (const std::string& host : wakeups.hosts) hub.Notify(WakeupHub::HostKey(host));
 }
 
+namespace {
+
+void WriteTimeOrNull(CanonicalJsonWriter& out, std::string_view key, UnixSeconds at) {
+  if (at > 0) {
+    out.String(key, protocol::FormatRfc3339Utc(at));
+  } else {
+    out.Null(key);
+  }
+}
+
+}  // namespace
+
+// ToJson's keys in nlohmann's (byte) order.
+std::string DeploymentRecord::Digest() const {
+  // The keys, quotes, colons and commas, numbers, four times, and the strings.
+  constexpr std::size_t kFraming = 512;
+  CanonicalJsonWriter out(kFraming + id.size() + release_id.size() + host.size() +
+                          environment.size() + app.size() + version.size() + package_id.size() +
+                          step.size() + result.size() + message.size() + from_version.size());
+  out.String("app", app);
+  out.Number("attempt", attempt);
+  WriteTimeOrNull(out, "created", created);
+  WriteTimeOrNull(out, "deadline", deadline);
+  out.String("deployment", id);
+  out.String("environment", environment);
+  out.Bool("final", final);
+  WriteTimeOrNull(out, "finished", finished);
+  out.String("from_version", from_version);
+  out.String("host", host);
+  out.String("kind", protocol::DeploymentKindName(kind));
+  out.Number("last_sequence", last_sequence);
+  out.String("message", message);
+  out.Number("observe_seconds", observe_seconds);
+  out.String("package_id", package_id);
+  out.String("release", release_id);
+  out.String("result", result);
+  WriteTimeOrNull(out, "started", started);
+  out.String("step", step);
+  out.String("version", version);
+  if (wave >= 0) {
+    out.Number("wave", wave + 1);
+  } else {
+    out.Null("wave");
+  }
+  return Sha256Hex(out.Finish());
+}
+
 std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::Release& release,
                                                 const StoredPackage& package,
                                                 const std::vector<NewDeployment>& hosts,
@@ -409,7 +458,7 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
     insert.st.execute(true);
     AuditEvent event("deployment.create", "deployment", d.id);
     event.release_id = release.id;
-    event.after = d.ToJson();
+    event.after_sha256 = d.Digest();
     tx.Audit(event);
     made.push_back(std::move(d));
   }

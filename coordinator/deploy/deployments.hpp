@@ -93,6 +93,9 @@ struct DeploymentRecord {
 
   protocol::Assignment ToAssignment() const;
   nlohmann::json ToJson() const;
+  // ObjectDigest(ToJson()) without building the json: the after_sha256 of
+  // its "deployment.create" audit entry. Must change with ToJson.
+  std::string Digest() const;
 };
 
 // What the rollout engine and the API must do once the transaction that

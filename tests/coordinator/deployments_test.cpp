@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include <cstdint>
+#include <map>
 #include <thread>
 
 #include "coordinator/audit/audit_log.hpp"
@@ -92,6 +94,22 @@ class DeploymentStoreTest : public ::testing::Test {
   AuditOrigin origin_{"test", "admin", "req", "local"};
   std::string deployment_;
 };
+
+TEST_F(DeploymentStoreTest, TheCreationIsAuditedWithTheDigestOfTheDeploymentsJson) {
+  auto checked = store_->Read([](soci::session& sql) -> Result<std::size_t> {
+    std::map<std::string, std::string> digests;
+    for (const AuditEntry& e : ListAudit(sql, {})) {
+      if (e.action == "deployment.create") digests[e.object_id] = e.after_sha256;
+    }
+    const std::vector<DeploymentRecord> made = ListDeployments(sql, "R-1");
+    for (const DeploymentRecord& d : made) {
+      EXPECT_EQ(digests.at(d.id), ObjectDigest(d.ToJson())) << d.id;
+    }
+    return made.size();
+  });
+  ASSERT_TRUE(checked) << checked.error().message();
+  EXPECT_EQ(*checked, 2u);
+}
 
 TEST_F(DeploymentStoreTest, EventsAreStoredOnceAndAcknowledged) {
   EXPECT_EQ(deployment_, "R-1-1-web-1");
@@ -278,6 +296,38 @@ TEST(DeploymentDigestTest, DigestsMatchThoseOfTheChainsAlreadyWritten) {
             "60a013055857eaf65b28c7621ccb5c8c0d50b0fed973721a3eb8eb019f64410f");
   EXPECT_EQ(ObjectDigest(DeploymentRecord{}.ToJson()),
             "2242fc2e73a97779270810c9544f5083440e3229681022643a7133ee5dee79bd");
+  EXPECT_EQ(JustMadeRecord().Digest(),
+            "0d36e46baa769603b4a6901afe00f32a9fa6ca7424e6a6b47099a0bd846a8d44");
+  EXPECT_EQ(FinishedRecord().Digest(),
+            "60a013055857eaf65b28c7621ccb5c8c0d50b0fed973721a3eb8eb019f64410f");
+  EXPECT_EQ(DeploymentRecord{}.Digest(),
+            "2242fc2e73a97779270810c9544f5083440e3229681022643a7133ee5dee79bd");
+}
+
+TEST(DeploymentDigestTest, DigestIsTheDigestOfItsJson) {
+  // Given records with every field set, we should digest exactly what
+  // ToJson shows: a field added to one and not the other fails here.
+  DeploymentRecord extreme = FinishedRecord();
+  extreme.attempt = INT64_MAX;
+  extreme.last_sequence = UINT64_MAX;
+  extreme.observe_seconds = -1;
+  extreme.wave = 17909;
+  extreme.host = "h\xc3\xb4te \"1\"";
+  extreme.from_version = std::string("nul\0byte", 8);
+  DeploymentRecord waveless = FinishedRecord();
+  waveless.wave = -1;
+  waveless.started = 0;
+  for (const DeploymentRecord& d :
+       {JustMadeRecord(), FinishedRecord(), DeploymentRecord{}, extreme, waveless}) {
+    EXPECT_EQ(d.Digest(), ObjectDigest(d.ToJson())) << d.ToJson().dump();
+  }
+}
+
+TEST(DeploymentDigestTest, InvalidUtf8CannotBeDigested) {
+  DeploymentRecord d = JustMadeRecord();
+  d.message = "cut \xe2\x82";
+  EXPECT_THROW(ObjectDigest(d.ToJson()), nlohmann::json::type_error);
+  EXPECT_THROW(d.Digest(), nlohmann::json::type_error);
 }
 
 }  // namespace
