@@ -212,6 +212,83 @@ struct InstalledStatement {
   soci::statement st;
 };
 
+// What CreateDeployments reads of each target before making its deployment:
+// its attempts at the release and the version of the app it has installed.
+// One read per host for a few targets; for a wave, one read of each for all
+// of them (a wave may hold tens of thousands).
+class TargetFacts {
+ public:
+  struct Attempts {
+    long long count = 0, open = 0;
+  };
+
+  TargetFacts(Transaction& tx, const std::string& release_id, const std::string& app,
+              std::size_t targets)
+      : tx_(tx), release_id_(release_id), app_(app), all_(targets >= kReadAllFrom) {
+    if (!all_) return;
+    std::string host, version;
+    Attempts a;
+    soci::statement attempts =
+        (tx.sql().prepare << "SELECT host, COUNT(*), COALESCE(SUM(CASE WHEN final = 0 THEN 1 "
+                             "ELSE 0 END), 0) FROM deployments WHERE release_id = :r GROUP BY "
+                             "host",
+         soci::use(release_id_), soci::into(host), soci::into(a.count), soci::into(a.open));
+    attempts.execute(false);
+    while (attempts.fetch()) attempts_.emplace(host, a);
+    soci::statement installed =
+        (tx.sql().prepare << "SELECT host, current_version FROM host_apps WHERE app = :a",
+         soci::use(app_), soci::into(host), soci::into(version));
+    installed.execute(false);
+    while (installed.fetch()) installed_.emplace(host, version);
+  }
+
+  Attempts AttemptsOf(const std::string& host) {
+    if (all_) {
+      auto it = attempts_.find(host);
+      return it == attempts_.end() ? Attempts{} : it->second;
+    }
+    AttemptsStatement& s = tx_.Cached<AttemptsStatement>();
+    s.release_id = release_id_;
+    s.host = host;
+    s.st.execute(true);
+    const Attempts a{s.count, s.open};
+    StatementCache::Finish(s.st);
+    return a;
+  }
+
+  // Counts the deployment just made for `host` (a host named twice gets one).
+  void Made(const std::string& host) {
+    if (!all_) return;
+    Attempts& a = attempts_[host];
+    ++a.count;
+    ++a.open;
+  }
+
+  // "" when the host reported no version of the app.
+  std::string InstalledOf(const std::string& host) {
+    if (all_) {
+      auto it = installed_.find(host);
+      return it == installed_.end() ? std::string() : it->second;
+    }
+    InstalledStatement& s = tx_.Cached<InstalledStatement>();
+    s.host = host;
+    s.app = app_;
+    s.ind = soci::i_null;
+    s.st.execute(true);
+    std::string version = s.st.got_data() && s.ind == soci::i_ok ? s.version : std::string();
+    StatementCache::Finish(s.st);
+    return version;
+  }
+
+ private:
+  static constexpr std::size_t kReadAllFrom = 64;
+  Transaction& tx_;
+  std::string release_id_, app_;
+  bool all_;
+  std::unordered_map<std::string, Attempts> attempts_;
+  std::unordered_map<std::string, std::string> installed_;
+};
+
 struct InsertDeploymentStatement {
   explicit InsertDeploymentStatement(soci::session& sql)
       : st((sql.prepare
@@ -324,15 +401,21 @@ void WakeHosts(WakeupHub& hub, const Wakeups& wakeups) {
   std::unordered_map<std::string_view, int> named;
   for (const Wakeups::Assigned& a : wakeups.assigned) ++named[a.host];
   for (const std::string& host : wakeups.hosts) ++named[host];
+  // Every answer is made before the first wakeup: the wakeups then reach the
+  // I/O thread together, and it sends the whole wave before it reads the
+  // next requests (the steps of the hosts answered first).
+  std::vector<std::pair<std::string, WakeupHub::Answer>> wake;
+  wake.reserve(wakeups.assigned.size() + wakeups.hosts.size());
   for (const Wakeups::Assigned& a : wakeups.assigned) {
-    const std::string key = WakeupHub::HostKey(a.host);
-    if (named[a.host] > 1) {
-      hub.Notify(key);
-      continue;
+    WakeupHub::Answer answer;
+    if (named[a.host] == 1) {
+      answer = std::make_shared<const json>(protocol::AssignmentResponseToJson(a.assignment));
     }
-    hub.Notify(key, std::make_shared<const json>(protocol::AssignmentResponseToJson(a.assignment)));
+    wake.emplace_back(WakeupHub::HostKey(a.host), std::move(answer));
   }
-  for (const std::string& host : wakeups.hosts) hub.Notify(WakeupHub::HostKey(host));
+  for (const std::string& host : wakeups.hosts)
+    wake.emplace_back(WakeupHub::HostKey(host), nullptr);
+  for (const auto& [key, answer] : wake) hub.Notify(key, answer);
 }
 
 namespace {
@@ -390,17 +473,14 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
       release.plan.golive ? release.plan.golive->host_timeout_seconds : kDefaultHostTimeoutSeconds;
   const bool observed = release.plan.golive && environment == kProductionEnvironment;
   std::vector<DeploymentRecord> made;
+  TargetFacts facts(tx, release.id, package.name, hosts.size());
   for (const NewDeployment& target : hosts) {
-    AttemptsStatement& attempts = tx.Cached<AttemptsStatement>();
-    attempts.release_id = release.id;
-    attempts.host = target.host;
-    attempts.st.execute(true);
-    const long long count = attempts.count, open = attempts.open;
-    StatementCache::Finish(attempts.st);
-    if (open > 0) continue;  // never two unfinished deployments of a release on a host
+    const TargetFacts::Attempts attempts = facts.AttemptsOf(target.host);
+    // Never two unfinished deployments of a release on a host.
+    if (attempts.open > 0) continue;
     const bool install = target.kind == protocol::DeploymentKind::kInstall;
     DeploymentRecord d;
-    d.attempt = count + 1;
+    d.attempt = attempts.count + 1;
     // Only [A-Za-z0-9.-]: safe as a file name on the agent. Unambiguous
     // because release ids are R-<digits> and the attempt is digits.
     d.id = fmt::format("{}-{}-{}", release.id, d.attempt, target.host);
@@ -425,16 +505,7 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
     // The agent observes before it reports success: give it that long too.
     d.deadline = timeout > 0 ? now + timeout + d.observe_seconds : 0;
     d.wave = target.wave;
-    {
-      InstalledStatement& installed = tx.Cached<InstalledStatement>();
-      installed.host = d.host;
-      installed.app = d.app;
-      installed.ind = soci::i_null;
-      installed.st.execute(true);
-      d.from_version = installed.st.got_data() && installed.ind == soci::i_ok ? installed.version
-                                                                              : std::string();
-      StatementCache::Finish(installed.st);
-    }
+    d.from_version = facts.InstalledOf(d.host);
     InsertDeploymentStatement& insert = tx.Cached<InsertDeploymentStatement>();
     insert.id = d.id;
     insert.release_id = d.release_id;
@@ -460,6 +531,7 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
     event.release_id = release.id;
     event.after_sha256 = d.Digest();
     tx.Audit(event);
+    facts.Made(d.host);
     made.push_back(std::move(d));
   }
   return made;

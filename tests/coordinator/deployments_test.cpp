@@ -2,6 +2,7 @@
 // and the host check (deploy/deployments.hpp).
 #include "coordinator/deploy/deployments.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
@@ -225,6 +226,52 @@ TEST_F(DeploymentStoreTest, AnotherHostsDeploymentIsRefusedAndNothingIsStored) {
   EXPECT_EQ(refused.error().code(), ErrorCode::kPermissionDenied);
   auto ack = Post("web-1", {Event(1, Step::kAssigned)});
   EXPECT_EQ(ack->through.at(deployment_), 1u);
+}
+
+// A wave reads what it needs of all its targets at once (from 64 of them);
+// fewer are read one by one. Both must make the same deployments.
+void ExpectTheSecondReleaseMadeRight(Store& store, const AuditOrigin& origin, int new_hosts) {
+  auto made = store.Write(origin, [&](Transaction& tx) -> Result<std::vector<DeploymentRecord>> {
+    tx.sql() << "INSERT INTO host_apps (host, app, current_version, releases, updated) VALUES "
+                "('web-1', 'c3m-video', 'V1.3.0.11', '[]', ''), "
+                "('host-007', 'c3m-video', 'V1.2.0.0', '[]', ''), "
+                "('host-008', 'other-app', 'V9', '[]', '')";
+    release::Release r;
+    r.id = "R-1";
+    StoredPackage package;
+    package.id = std::string(64, 'a');
+    package.name = "c3m-video";
+    package.version = "V1.3.0.12";
+    std::vector<NewDeployment> targets = {{"web-1"}, {"web-2"}};
+    for (int i = 0; i < new_hosts; ++i) targets.push_back({fmt::format("host-{:03}", i)});
+    targets.push_back({"host-000"});  // named twice: made once
+    return CreateDeployments(tx, r, package, targets, kTestEnvironment, 300);
+  });
+  ASSERT_TRUE(made) << made.error().message();
+  std::map<std::string, DeploymentRecord> by_host;
+  for (const DeploymentRecord& d : *made) {
+    EXPECT_TRUE(by_host.emplace(d.host, d).second) << d.host << " was given two deployments";
+  }
+  // web-2's first attempt is unfinished: nothing new. web-1's ended: its second.
+  EXPECT_EQ(made->size(), static_cast<std::size_t>(new_hosts) + 1);
+  EXPECT_FALSE(by_host.contains("web-2"));
+  EXPECT_EQ(by_host.at("web-1").attempt, 2);
+  EXPECT_EQ(by_host.at("web-1").id, "R-1-2-web-1");
+  EXPECT_EQ(by_host.at("web-1").from_version, "V1.3.0.11");
+  EXPECT_EQ(by_host.at("host-000").attempt, 1);
+  EXPECT_EQ(by_host.at("host-007").from_version, "V1.2.0.0");
+  EXPECT_EQ(by_host.at("host-008").from_version, "");  // another app's version is not this one's
+  EXPECT_EQ(by_host.at("host-009").from_version, "");
+}
+
+TEST_F(DeploymentStoreTest, AFewTargetsAreReadOneByOne) {
+  ASSERT_TRUE(Post("web-1", {Event(1, Step::kAssigned), Event(2, Step::kSucceeded)}));
+  ExpectTheSecondReleaseMadeRight(*store_, origin_, 10);
+}
+
+TEST_F(DeploymentStoreTest, AWavesTargetsAreReadAllAtOnceWithTheSameResult) {
+  ASSERT_TRUE(Post("web-1", {Event(1, Step::kAssigned), Event(2, Step::kSucceeded)}));
+  ExpectTheSecondReleaseMadeRight(*store_, origin_, 100);
 }
 
 TEST_F(DeploymentStoreTest, AFinalStepEndsTheAssignmentAndATimeoutEndsTheOther) {
