@@ -409,7 +409,8 @@ void WakeHosts(WakeupHub& hub, const Wakeups& wakeups) {
   for (const Wakeups::Assigned& a : wakeups.assigned) {
     WakeupHub::Answer answer;
     if (named[a.host] == 1) {
-      answer = std::make_shared<const json>(protocol::AssignmentResponseToJson(a.assignment));
+      answer = std::make_shared<const std::string>(
+          protocol::AssignmentResponseToJson(a.assignment).dump());
     }
     wake.emplace_back(WakeupHub::HostKey(a.host), std::move(answer));
   }

@@ -105,7 +105,7 @@ struct Received {
 };
 
 Exchange Refuse(const Error& error, bool close) {
-  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}}, close, {}};
+  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}, {}}, close, {}};
 }
 
 // The 503 of a limit: the client should come back after `retry_after`.
@@ -545,7 +545,13 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
       if (exchange.retry_after) {
         response.set(http::field::retry_after, std::to_string(exchange.retry_after->count()));
       }
-      response.body() = exchange.response->body.dump() + "\n";
+      if (exchange.response->text) {
+        response.body().reserve(exchange.response->text->size() + 1);
+        response.body() = *exchange.response->text;
+        response.body() += '\n';
+      } else {
+        response.body() = exchange.response->body.dump() + "\n";
+      }
       response.keep_alive(keep_alive);
       response.prepare_payload();
       stream.expires_after(settings_.io_timeout);
@@ -811,7 +817,7 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
       // The wakeup handed over what a look would find: send it at once. A
       // whole wave's answers then leave in one burst, ahead of the requests
       // its hosts send next.
-      result = Response::Ok(**answer);
+      result = Response::OkText(*answer);
       break;
     }
     // Woken (or the key moved before we registered, or shutdown): look again.

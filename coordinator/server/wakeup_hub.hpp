@@ -29,7 +29,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,8 +37,9 @@ namespace fabu::coordinator {
 
 class WakeupHub {
  public:
-  // What a wait ends with, when the notifier knows it; null: look again.
-  using Answer = std::shared_ptr<const nlohmann::json>;
+  // What a wait ends with, when the notifier knows it (a JSON body, as
+  // text); null: look again.
+  using Answer = std::shared_ptr<const std::string>;
   using Waker = std::function<void(const Answer&)>;
 
   // The key under which a host's long poll waits for an assignment.

@@ -32,12 +32,12 @@ TEST(WakeupHubTest, AnAnswerHandedOverReachesEveryWaiterAndAPlainNotifyHandsNone
   auto record = [&](const WakeupHub::Answer& answer) { got.push_back(answer); };
   ASSERT_TRUE(hub.Register(key, hub.Generation(key), record));
   ASSERT_TRUE(hub.Register(key, hub.Generation(key), record));
-  hub.Notify(key, std::make_shared<const nlohmann::json>(
-                      nlohmann::json{{"assignment", {{"deployment", "R-1-1-web-1"}}}}));
+  hub.Notify(key,
+             std::make_shared<const std::string>(R"({"assignment":{"deployment":"R-1-1-web-1"}})"));
   ASSERT_EQ(got.size(), 2u);
   for (const WakeupHub::Answer& answer : got) {
     ASSERT_NE(answer, nullptr);
-    EXPECT_EQ((*answer)["assignment"]["deployment"], "R-1-1-web-1");
+    EXPECT_EQ(*answer, R"({"assignment":{"deployment":"R-1-1-web-1"}})");
   }
   ASSERT_TRUE(hub.Register(key, hub.Generation(key), record));
   hub.Notify(key);
