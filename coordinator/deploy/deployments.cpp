@@ -401,22 +401,31 @@ void WakeHosts(WakeupHub& hub, const Wakeups& wakeups) {
   std::unordered_map<std::string_view, int> named;
   for (const Wakeups::Assigned& a : wakeups.assigned) ++named[a.host];
   for (const std::string& host : wakeups.hosts) ++named[host];
-  // Every answer is made before the first wakeup: the wakeups then reach the
-  // I/O thread together, and it sends the whole wave before it reads the
-  // next requests (the steps of the hosts answered first).
-  std::vector<std::pair<std::string, WakeupHub::Answer>> wake;
-  wake.reserve(wakeups.assigned.size() + wakeups.hosts.size());
+  // Answers are made a chunk at a time, and the chunk's wakeups sent
+  // together: they reach the I/O thread at once, which sends them before it
+  // reads the next requests (the steps of the hosts answered first), while
+  // the next chunk is made. (All answers first delayed the whole wave by the
+  // time to make them: 17,910 took 76 ms under perf.)
+  constexpr std::size_t kChunk = 256;
+  std::vector<std::pair<std::string, WakeupHub::Answer>> chunk;
+  chunk.reserve(kChunk);
+  auto send = [&] {
+    for (const auto& [key, answer] : chunk) hub.Notify(key, answer);
+    chunk.clear();
+  };
   for (const Wakeups::Assigned& a : wakeups.assigned) {
     WakeupHub::Answer answer;
     if (named[a.host] == 1) {
       answer = std::make_shared<const std::string>(
           protocol::AssignmentResponseToJson(a.assignment).dump());
     }
-    wake.emplace_back(WakeupHub::HostKey(a.host), std::move(answer));
+    chunk.emplace_back(WakeupHub::HostKey(a.host), std::move(answer));
+    if (chunk.size() == kChunk) send();
   }
-  for (const std::string& host : wakeups.hosts)
-    wake.emplace_back(WakeupHub::HostKey(host), nullptr);
-  for (const auto& [key, answer] : wake) hub.Notify(key, answer);
+  for (const std::string& host : wakeups.hosts) {
+    chunk.emplace_back(WakeupHub::HostKey(host), nullptr);
+  }
+  send();
 }
 
 namespace {

@@ -40,6 +40,22 @@ TEST(FinalResultTest, AFailureIsFinalOnlyBeforeActivating) {
   EXPECT_FALSE(FinalResultOf(Step::kFailed, std::nullopt));
 }
 
+// The release and package every deployment here is of.
+release::Release TestRelease() {
+  release::Release r;
+  r.id = "R-1";
+  return r;
+}
+
+StoredPackage TestPackage() {
+  StoredPackage package;
+  package.id = std::string(64, 'a');
+  package.name = "c3m-video";
+  package.version = "V1.3.0.12";
+  package.size = 10;
+  return package;
+}
+
 class DeploymentStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -54,13 +70,8 @@ class DeploymentStoreTest : public ::testing::Test {
                     "(:n, :c, '{}', '{}', '', '', 0, 0, '', '')",
             soci::use(n), soci::use(credential);
       }
-      release::Release r;
-      r.id = "R-1";
-      StoredPackage package;
-      package.id = std::string(64, 'a');
-      package.name = "c3m-video";
-      package.version = "V1.3.0.12";
-      package.size = 10;
+      const release::Release r = TestRelease();
+      const StoredPackage package = TestPackage();
       auto created = CreateDeployments(tx, r, package, std::vector<std::string>{"web-1", "web-2"},
                                        kTestEnvironment, 100);
       EXPECT_EQ(created.size(), 2u);
@@ -236,16 +247,10 @@ void ExpectTheSecondReleaseMadeRight(Store& store, const AuditOrigin& origin, in
                 "('web-1', 'c3m-video', 'V1.3.0.11', '[]', ''), "
                 "('host-007', 'c3m-video', 'V1.2.0.0', '[]', ''), "
                 "('host-008', 'other-app', 'V9', '[]', '')";
-    release::Release r;
-    r.id = "R-1";
-    StoredPackage package;
-    package.id = std::string(64, 'a');
-    package.name = "c3m-video";
-    package.version = "V1.3.0.12";
     std::vector<NewDeployment> targets = {{"web-1"}, {"web-2"}};
     for (int i = 0; i < new_hosts; ++i) targets.push_back({fmt::format("host-{:03}", i)});
     targets.push_back({"host-000"});  // named twice: made once
-    return CreateDeployments(tx, r, package, targets, kTestEnvironment, 300);
+    return CreateDeployments(tx, TestRelease(), TestPackage(), targets, kTestEnvironment, 300);
   });
   ASSERT_TRUE(made) << made.error().message();
   std::map<std::string, DeploymentRecord> by_host;
