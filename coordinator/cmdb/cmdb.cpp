@@ -328,13 +328,14 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
   StatementCache::Finish(s.exists);
   if (exists > 0) return false;
 
-  UpgradeRecord r = input;
+  // Filled in the insert's bound record itself (no copy per deployment end).
+  UpgradeRecord& r = s.r;
+  r = input;
   s.id_ind = soci::i_null;
   s.highest.execute(true);
   r.id = (s.id_ind == soci::i_ok ? s.id : 0) + 1;
   StatementCache::Finish(s.highest);
   if (r.recorded.empty()) r.recorded = NowUtc();
-  s.r = r;
   s.id = r.id;
   s.started = r.started;
   s.finished = r.finished;

@@ -45,25 +45,7 @@ struct RolloutRow {
   }
 };
 
-std::optional<RolloutRow> LoadRollout(soci::session& sql, const std::string& release_id) {
-  RolloutRow row;
-  std::string key = release_id, sizes, thresholds;
-  sql << "SELECT release_id, package_id, wave_sizes, thresholds, current_wave, wave_done_at, "
-         "gates_confirmed, accepted_wave, aborted, pause_kind, waiting, started, finished "
-         "FROM rollouts WHERE release_id = :r",
-      soci::use(key), soci::into(row.release_id), soci::into(row.package_id), soci::into(sizes),
-      soci::into(thresholds), soci::into(row.current_wave), soci::into(row.wave_done_at),
-      soci::into(row.gates_confirmed), soci::into(row.accepted_wave), soci::into(row.aborted),
-      soci::into(row.pause_kind), soci::into(row.waiting), soci::into(row.started),
-      soci::into(row.finished);
-  if (!sql.got_data()) return std::nullopt;
-  row.sizes = json::parse(sizes).get<std::vector<std::uint64_t>>();
-  row.thresholds = json::parse(thresholds).get<std::vector<std::uint64_t>>();
-  return row;
-}
-
-// The same, with a statement prepared once: AdvanceRollout runs on every
-// final event of a rollout.
+// The rollout row of a release.
 struct RolloutRowStatement {
   explicit RolloutRowStatement(soci::session& sql)
       : st((sql.prepare << "SELECT release_id, package_id, wave_sizes, thresholds, current_wave, "
@@ -79,8 +61,7 @@ struct RolloutRowStatement {
   soci::statement st;
 };
 
-std::optional<RolloutRow> LoadRollout(Transaction& tx, const std::string& release_id) {
-  RolloutRowStatement& read = tx.Cached<RolloutRowStatement>();
+std::optional<RolloutRow> ReadRollout(RolloutRowStatement& read, const std::string& release_id) {
   read.key = release_id;
   read.st.execute(true);
   const bool found = read.st.got_data();
@@ -91,6 +72,17 @@ std::optional<RolloutRow> LoadRollout(Transaction& tx, const std::string& releas
   row.sizes = json::parse(sizes).get<std::vector<std::uint64_t>>();
   row.thresholds = json::parse(thresholds).get<std::vector<std::uint64_t>>();
   return row;
+}
+
+std::optional<RolloutRow> LoadRollout(soci::session& sql, const std::string& release_id) {
+  RolloutRowStatement read(sql);
+  return ReadRollout(read, release_id);
+}
+
+// The same, with the statement prepared once: AdvanceRollout runs on every
+// final event of a rollout.
+std::optional<RolloutRow> LoadRollout(Transaction& tx, const std::string& release_id) {
+  return ReadRollout(tx.Cached<RolloutRowStatement>(), release_id);
 }
 
 void SaveRollout(soci::session& sql, const RolloutRow& row) {

@@ -216,24 +216,23 @@ class HttpServer::Impl {
   void MaybeFinish();
 
   // A waker any thread may call to end `timer`'s wait: the cancel is posted
-  // to the I/O thread, the only one that touches the timer.
-  std::function<void()> CancelLater(std::shared_ptr<net::steady_timer> timer) {
-    return [timer = std::move(timer), executor = io_.get_executor()] {
-      net::post(executor, [timer] { timer->cancel(); });
-    };
-  }
-
-  // The same for a long poll's wait: the answer the wakeup hands over (if
-  // any) is stored on the I/O thread too, before the cancel.
+  // to the I/O thread, the only one that touches the timer. The answer a
+  // wakeup hands over is stored in `answer` (when given) there too, before
+  // the cancel.
   WakeupHub::Waker WakeLater(std::shared_ptr<net::steady_timer> timer,
                              std::shared_ptr<WakeupHub::Answer> answer) {
     return [timer = std::move(timer), answer = std::move(answer),
             executor = io_.get_executor()](const WakeupHub::Answer& given) {
       net::post(executor, [timer, answer, given] {
-        *answer = given;
+        if (answer) *answer = given;
         timer->cancel();
       });
     };
+  }
+
+  // The same without an answer (a deferred response's completion).
+  std::function<void()> CancelLater(std::shared_ptr<net::steady_timer> timer) {
+    return [wake = WakeLater(std::move(timer), nullptr)] { wake(nullptr); };
   }
 
   // Runs `f` on the worker pool and resumes on the I/O thread with its result.
@@ -545,13 +544,9 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
       if (exchange.retry_after) {
         response.set(http::field::retry_after, std::to_string(exchange.retry_after->count()));
       }
-      if (exchange.response->text) {
-        response.body().reserve(exchange.response->text->size() + 1);
-        response.body() = *exchange.response->text;
-        response.body() += '\n';
-      } else {
-        response.body() = exchange.response->body.dump() + "\n";
-      }
+      response.body() =
+          (exchange.response->text ? *exchange.response->text : exchange.response->body.dump()) +
+          "\n";
       response.keep_alive(keep_alive);
       response.prepare_payload();
       stream.expires_after(settings_.io_timeout);

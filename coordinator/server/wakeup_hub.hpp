@@ -14,7 +14,7 @@
 // A notifier that knows what the waiters will find may hand it over with the
 // wakeup (Notify(key, answer)): a long poll woken by a new assignment then
 // answers with it at once, without another look at the store. Only hand over
-// what a fresh look would find (deployments.hpp, Wakeups::answers).
+// what a fresh look would find (deployments.hpp, Wakeups::assigned).
 //
 // Wakers run on the thread that calls Notify, outside the hub's lock; they
 // must be quick and thread-safe (the server's posts a timer cancel to its I/O
