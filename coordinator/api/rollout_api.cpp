@@ -81,7 +81,8 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
                     {"hosts", hosts}};
     tx.Audit(event);
     if (environment == kProductionEnvironment) {
-      if (auto begun = BeginRollout(tx, *after, *package, hosts, now, PlanOptions(api), wake);
+      if (auto begun = BeginRollout(tx, *after, *package, hosts, now, PlanOptions(api), wake,
+                                    api.config.wave_first_part);
           !begun) {
         return std::unexpected(begun.error());
       }

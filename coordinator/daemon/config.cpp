@@ -78,7 +78,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                                {"max_connections", JsonType::kInteger},
                                {"reserved_connections", JsonType::kInteger},
                                {"max_downloads", JsonType::kInteger},
-                               {"retry_after_seconds", JsonType::kInteger}});
+                               {"retry_after_seconds", JsonType::kInteger},
+                               {"wave_first_part", JsonType::kInteger}});
         !ok) {
       return std::unexpected(ok.error());
     }
@@ -93,7 +94,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
     for (auto ok :
          {read("max_connections", config.max_connections),
           read("reserved_connections", config.reserved_connections),
-          read("max_downloads", config.max_downloads), read("retry_after_seconds", retry_after)}) {
+          read("max_downloads", config.max_downloads), read("retry_after_seconds", retry_after),
+          read("wave_first_part", config.wave_first_part)}) {
       if (!ok) return std::unexpected(ok.error());
     }
     if (retry_after > 3600) {
@@ -182,7 +184,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
             {"max_connections", max_connections},
             {"reserved_connections", reserved_connections},
             {"max_downloads", max_downloads},
-            {"retry_after_seconds", retry_after.count()}}},
+            {"retry_after_seconds", retry_after.count()},
+            {"wave_first_part", wave_first_part}}},
           {"timeouts",
            {{"handshake_seconds", handshake_timeout.count()},
             {"idle_seconds", idle_timeout.count()},

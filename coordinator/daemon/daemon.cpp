@@ -204,23 +204,30 @@ Result<void> Serve(const ServeOptions& options) {
         return agent_credentials.Find(credential);
       });
   // Host timeouts and rollouts whose hosts are all final (also those left
-  // by a restart: every rollout resumes from the store).
+  // by a restart: every rollout resumes from the store); at once when a wave
+  // has parts left to assign (WakeupHub::kSweepKey).
   release::PlanParseOptions plan_options;
   plan_options.categories = config->categories;
-  server.Every(kSweepInterval, [&store_ref, &wakeups, plan_options] {
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-    auto swept = SweepDeployments(store_ref, now, plan_options);
-    if (!swept) {
-      spdlog::error("deployment sweep: {}", swept.error().message());
-    } else {
-      if (swept->timed_out > 0) {
-        spdlog::info("deployment sweep: {} host(s) timed out", swept->timed_out);
-      }
-      WakeHosts(wakeups, swept->wakeups);
-    }
-  });
+  server.Every(
+      kSweepInterval,
+      [&store_ref, &wakeups, plan_options] {
+        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+        auto swept = SweepDeployments(store_ref, now, plan_options, wakeups);
+        if (!swept) {
+          spdlog::error("deployment sweep: {}", swept.error().message());
+        } else {
+          if (swept->timed_out > 0) {
+            spdlog::info("deployment sweep: {} host(s) timed out", swept->timed_out);
+          }
+          if (swept->transactions > 1) {
+            spdlog::info("deployment sweep: {} host(s) woken, a wave assigned in {} transactions",
+                         swept->woken, swept->transactions);
+          }
+        }
+      },
+      std::string(WakeupHub::kSweepKey));
   delivery.Start();
   auto ran = server.Run();
   delivery.Stop();

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 #include <soci/soci.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -425,6 +427,9 @@ void WakeHosts(WakeupHub& hub, const Wakeups& wakeups) {
   for (const std::string& host : wakeups.hosts) {
     chunk.emplace_back(WakeupHub::HostKey(host), nullptr);
   }
+  if (!wakeups.rollouts_to_go_on.empty()) {
+    chunk.emplace_back(std::string(WakeupHub::kSweepKey), nullptr);
+  }
   send();
 }
 
@@ -738,7 +743,7 @@ void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds no
 }
 
 Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
-                               const release::PlanParseOptions& options) {
+                               const release::PlanParseOptions& options, WakeupHub& hub) {
   AuditOrigin origin{"fabu-coordinator", "system", "sweep", "local"};
   // Most sweeps find nothing: look before taking a write transaction.
   auto work = store.Read([&](soci::session& sql) -> Result<bool> {
@@ -751,8 +756,10 @@ Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
   });
   if (!work) return std::unexpected(work.error());
   if (!*work) return Sweep{};
-  return store.Write(origin, [&](Transaction& tx) -> Result<Sweep> {
+  Wakeups wakeups;
+  auto swept = store.Write(origin, [&](Transaction& tx) -> Result<Sweep> {
     Sweep sweep;
+    wakeups = {};
     long long at = now;
     auto overdue = Query(tx.sql(),
                          fmt::format("SELECT {} FROM deployments WHERE final = 0 AND deadline > 0 "
@@ -771,10 +778,45 @@ Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
     // may be due, a window may have opened, and after a restart the last
     // event may have been stored without the rollout having moved on.
     for (const std::string& release_id : ActiveRollouts(tx.sql())) {
-      AdvanceRollout(tx, release_id, now, options, sweep.wakeups);
+      AdvanceRollout(tx, release_id, now, options, wakeups);
     }
     return sweep;
   });
+  if (!swept) return swept;
+  swept->transactions = 1;
+  // While a part's hosts are woken here, the next part is made on the
+  // committer thread. Each part assigns at least one host (AssignWave), so
+  // this ends.
+  for (;;) {
+    const std::vector<std::string> go_on = std::move(wakeups.rollouts_to_go_on);
+    wakeups.rollouts_to_go_on.clear();
+    std::promise<Result<Wakeups>> next_part;
+    std::future<Result<Wakeups>> made = next_part.get_future();
+    if (!go_on.empty()) {
+      store.WriteAsync(
+          origin,
+          [go_on, now, options](Transaction& tx) -> Result<Wakeups> {
+            Wakeups part;
+            for (const std::string& release_id : go_on) {
+              AdvanceRollout(tx, release_id, now, options, part);
+            }
+            return part;
+          },
+          [&next_part](Result<Wakeups> part) { next_part.set_value(std::move(part)); });
+    }
+    swept->woken += wakeups.assigned.size() + wakeups.hosts.size();
+    WakeHosts(hub, wakeups);
+    if (go_on.empty()) break;
+    Result<Wakeups> part = made.get();
+    if (!part) {
+      // The parts before are committed and woken; the next sweep goes on.
+      spdlog::error("deployment sweep: the next part of a wave: {}", part.error().message());
+      break;
+    }
+    wakeups = std::move(*part);
+    ++swept->transactions;
+  }
+  return swept;
 }
 
 }  // namespace fabu::coordinator

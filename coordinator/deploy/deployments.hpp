@@ -113,9 +113,13 @@ struct Wakeups {
     protocol::Assignment assignment;
   };
   std::vector<Assigned> assigned;
+  // Releases whose current wave has hosts left to assign (rollout_engine.hpp):
+  // the sweep makes the next part at once (WakeHosts wakes it).
+  std::vector<std::string> rollouts_to_go_on;
 };
 
-// Wakes the long polls `wakeups` names. Call after its transaction committed.
+// Wakes the long polls `wakeups` names, and the sweep when a wave has parts
+// left (WakeupHub::kSweepKey). Call after its transaction committed.
 void WakeHosts(WakeupHub& hub, const Wakeups& wakeups);
 
 // One deployment to make.
@@ -172,12 +176,16 @@ void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds no
 
 struct Sweep {
   std::size_t timed_out = 0;
-  Wakeups wakeups;
+  std::size_t transactions = 0;  // the first, and one per further part of a wave
+  std::size_t woken = 0;         // hosts woken
 };
 
 // Times out deployments past their deadline and advances every rollout in
-// progress (rollout_engine.hpp): next waves, windows, freezes, endings.
+// progress (rollout_engine.hpp): next waves, windows, freezes, endings; then
+// wakes the hosts given work. A wave assigned in parts is assigned whole
+// here: each next part is made (committer thread) while the hosts of the
+// part before are woken (this thread).
 Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
-                               const release::PlanParseOptions& options);
+                               const release::PlanParseOptions& options, WakeupHub& hub);
 
 }  // namespace fabu::coordinator

@@ -38,6 +38,7 @@ struct RolloutRow {
   std::string waiting;
   long long started = 0;
   long long finished = 0;
+  long long first_part = kDefaultFirstWavePart;  // AssignWave
 
   std::size_t wave_count() const { return sizes.size(); }
   bool last_wave_started() const {
@@ -48,14 +49,16 @@ struct RolloutRow {
 // The rollout row of a release.
 struct RolloutRowStatement {
   explicit RolloutRowStatement(soci::session& sql)
-      : st((sql.prepare << "SELECT release_id, package_id, wave_sizes, thresholds, current_wave, "
-                           "wave_done_at, gates_confirmed, accepted_wave, aborted, pause_kind, "
-                           "waiting, started, finished FROM rollouts WHERE release_id = :r",
+      : st((sql.prepare
+                << "SELECT release_id, package_id, wave_sizes, thresholds, current_wave, "
+                   "wave_done_at, gates_confirmed, accepted_wave, aborted, pause_kind, "
+                   "waiting, started, finished, first_part FROM rollouts WHERE release_id = :r",
             soci::use(key), soci::into(row.release_id), soci::into(row.package_id),
             soci::into(sizes), soci::into(thresholds), soci::into(row.current_wave),
             soci::into(row.wave_done_at), soci::into(row.gates_confirmed),
             soci::into(row.accepted_wave), soci::into(row.aborted), soci::into(row.pause_kind),
-            soci::into(row.waiting), soci::into(row.started), soci::into(row.finished))) {}
+            soci::into(row.waiting), soci::into(row.started), soci::into(row.finished),
+            soci::into(row.first_part))) {}
   std::string key, sizes, thresholds;
   RolloutRow row;
   soci::statement st;
@@ -173,7 +176,7 @@ std::vector<std::string> HostNames(const std::vector<RolloutHost>& hosts) {
 }
 
 struct WaveCount {
-  std::size_t hosts = 0, final = 0, succeeded = 0, failed = 0;
+  std::size_t hosts = 0, assigned = 0, final = 0, succeeded = 0, failed = 0;
 };
 
 WaveCount CountWave(const std::vector<RolloutHost>& hosts, const HostDeployments& deployments,
@@ -183,7 +186,9 @@ WaveCount CountWave(const std::vector<RolloutHost>& hosts, const HostDeployments
     if (h.wave != wave) continue;
     ++count.hosts;
     auto it = deployments.install.find(h.host);
-    if (it == deployments.install.end() || !it->second.final) continue;
+    if (it == deployments.install.end()) continue;
+    ++count.assigned;
+    if (!it->second.final) continue;
     ++count.final;
     if (Succeeded(it->second)) {
       ++count.succeeded;
@@ -268,10 +273,17 @@ std::optional<std::string> WaveStillRunning(Transaction& tx, const RolloutRow& r
                      row.wave_count(), hosts);
 }
 
-// Starts wave `wave`: one install deployment per host of it.
+// Starts wave `wave`, or goes on with it: one install deployment for each
+// of its next hosts without one (in rollout order). A wave is assigned in
+// parts, each its own transaction answered as soon as it commits, so its
+// first hosts get their work while the rest is being made: first_part hosts,
+// then as many as are assigned already (first_part, 2 * first_part, 4 *, ...).
+// While hosts are left, the release is added to wakeups.rollouts_to_go_on.
+// A part decides from the store alone: after a restart the next part is made
+// as if nothing happened.
 void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
-                const std::vector<RolloutHost>& hosts, long long wave, UnixSeconds now,
-                Wakeups& wakeups) {
+                const std::vector<RolloutHost>& hosts, const HostDeployments& deployments,
+                long long wave, UnixSeconds now, Wakeups& wakeups) {
   auto package = FindPackage(tx.sql(), row.package_id);
   if (!package) {
     // The store refuses to delete a package a release names; reaching here
@@ -279,6 +291,20 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
     row.waiting = fmt::format("cannot start wave {}: {}", wave + 1, package.error().message());
     return;
   }
+  std::size_t in_wave = 0, assigned_before = 0;
+  std::vector<const RolloutHost*> left;
+  for (const RolloutHost& h : hosts) {
+    if (h.wave != wave) continue;
+    ++in_wave;
+    if (deployments.install.contains(h.host)) {
+      ++assigned_before;
+    } else {
+      left.push_back(&h);
+    }
+  }
+  const std::size_t part =
+      std::max(static_cast<std::size_t>(std::max(row.first_part, 1LL)), assigned_before);
+  if (left.size() > part) left.resize(part);
   // Hosts enrolled now (removed ones are kept, flagged): one read for the
   // wave, not one per host (a wave may hold thousands).
   std::set<std::string> present;
@@ -289,10 +315,9 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
   }
   std::vector<NewDeployment> targets;
   std::set<std::string> removed;
-  for (const RolloutHost& h : hosts) {
-    if (h.wave != wave) continue;
-    if (!present.contains(h.host)) removed.insert(h.host);
-    targets.push_back(NewDeployment{h.host, DeploymentKind::kInstall, wave});
+  for (const RolloutHost* h : left) {
+    if (!present.contains(h->host)) removed.insert(h->host);
+    targets.push_back(NewDeployment{h->host, DeploymentKind::kInstall, wave});
   }
   auto made = CreateDeployments(tx, release, *package, targets, kProductionEnvironment, now);
   // Hosts with an unfinished deployment of another release: their polls look
@@ -318,15 +343,27 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
       wakeups.assigned.push_back({d.host, d.ToAssignment()});
     }
   }
+  const std::size_t assigned = assigned_before + made.size();
+  const bool starts = row.current_wave != wave;
   row.current_wave = wave;
   row.wave_done_at = 0;
   row.waiting.clear();
-  AuditEvent event("rollout.wave-start", "release", release.id);
+  // (A host CreateDeployments refused, one with an unfinished deployment of
+  // this release elsewhere, stays unassigned: go on only while parts make
+  // something, or such a wave would be retried without end.)
+  if (assigned < in_wave && !made.empty()) {
+    wakeups.rollouts_to_go_on.push_back(release.id);
+    row.waiting = fmt::format("wave {} of {}: {} of {} host(s) assigned, the rest follow", wave + 1,
+                              row.wave_count(), assigned, in_wave);
+  }
+  AuditEvent event(starts ? "rollout.wave-start" : "rollout.wave-part", "release", release.id);
   event.release_id = release.id;
-  event.detail = {{"wave", wave + 1},
-                  {"of", row.wave_count()},
-                  {"hosts", HostsOf(hosts, wave)},
-                  {"assigned", made.size()}};
+  event.detail = {{"wave", wave + 1}, {"of", row.wave_count()}};
+  // The wave's hosts are named once, when it starts.
+  if (starts) event.detail["hosts"] = HostsOf(hosts, wave);
+  event.detail["assigned"] = made.size();
+  event.detail["assigned_so_far"] = assigned;
+  event.detail["wave_hosts"] = in_wave;
   tx.Audit(event);
 }
 
@@ -409,13 +446,35 @@ std::string Blocker(soci::session& sql, const rel::Release& release,
   return "";
 }
 
+// Pauses the rollout when Blocker said it must (its window closed or a
+// freeze applies); whether it did.
+bool PauseFor(Transaction& tx, const rel::Release& release, RolloutRow& row,
+              const std::string& blocker, const std::string& pause_kind, UnixSeconds now) {
+  if (pause_kind.empty()) return false;
+  if (Apply(tx, release, rel::PauseRollout(release, kEngine, now, blocker))) {
+    row.pause_kind = pause_kind;
+  }
+  row.waiting = blocker;
+  return true;
+}
+
 void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& row,
                       const std::vector<RolloutHost>& hosts, UnixSeconds now, Wakeups& wakeups) {
   const rel::GoLivePlan& golive = *release.plan.golive;
   HostDeployments deployments = LoadHostDeployments(tx.sql(), release.id);
   if (row.current_wave >= 0) {
     const WaveCount count = CountWave(hosts, deployments, row.current_wave);
-    if (count.final < count.hosts) {
+    if (count.assigned < count.hosts && row.aborted == 0) {
+      // A wave assigned in parts (AssignWave): its next part, unless a closed
+      // window or a freeze came in between. (Aborted: the rest never goes.)
+      std::string pause_kind;
+      const std::string blocker = Blocker(tx.sql(), release, hosts, now, pause_kind);
+      if (!PauseFor(tx, release, row, blocker, pause_kind, now)) {
+        AssignWave(tx, release, row, hosts, deployments, row.current_wave, now, wakeups);
+      }
+      return;
+    }
+    if (count.final < count.assigned) {
       row.waiting = fmt::format("wave {} of {}: {} of {} host(s) final", row.current_wave + 1,
                                 row.wave_count(), count.final, count.hosts);
       return;
@@ -457,7 +516,7 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
   }
   if (row.aborted != 0 || row.last_wave_started()) {
     rel::RolloutOutcome outcome = OutcomeOf(hosts, deployments);
-    if (row.aborted != 0 && !row.last_wave_started()) {
+    if (row.aborted != 0 && outcome.hosts < hosts.size()) {
       outcome.halted = true;
       outcome.reason =
           fmt::format("aborted: {} host(s) never assigned", hosts.size() - outcome.hosts);
@@ -473,13 +532,7 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
   // waves: nothing more may start until it is lifted.
   std::string pause_kind;
   const std::string blocker = Blocker(tx.sql(), release, hosts, now, pause_kind);
-  if (!pause_kind.empty()) {
-    if (Apply(tx, release, rel::PauseRollout(release, kEngine, now, blocker))) {
-      row.pause_kind = pause_kind;
-    }
-    row.waiting = blocker;
-    return;
-  }
+  if (PauseFor(tx, release, row, blocker, pause_kind, now)) return;
   if (row.current_wave >= 0) {
     if (golive.gate_between_waves) {
       if (row.gates_confirmed <= row.current_wave) {
@@ -500,7 +553,7 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
     row.waiting = blocker;
     return;
   }
-  AssignWave(tx, release, row, hosts, next, now, wakeups);
+  AssignWave(tx, release, row, hosts, deployments, next, now, wakeups);
 }
 
 // A rollout paused by its window or a freeze goes on once neither holds.
@@ -525,7 +578,8 @@ void AdvancePaused(Transaction& tx, const rel::Release& release, RolloutRow& row
 
 Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
                           const StoredPackage& package, std::vector<std::string> hosts,
-                          UnixSeconds now, const rel::PlanParseOptions& options, Wakeups& wakeups) {
+                          UnixSeconds now, const rel::PlanParseOptions& options, Wakeups& wakeups,
+                          std::size_t first_part) {
   if (!release.plan.golive) {
     return Fail(ErrorCode::kFailedPrecondition,
                 fmt::format("release {} has no go-live plan", release.id));
@@ -549,14 +603,15 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
   const auto thresholds = rel::FailureThresholds(*sizes, release.plan.golive->max_failures);
   std::string key = release.id, package_id = package.id, sizes_text = json(*sizes).dump(),
               thresholds_text = json(thresholds).dump(), empty;
-  long long started = now, minus_one = -1, zero = 0;
+  long long started = now, minus_one = -1, zero = 0,
+            part = static_cast<long long>(std::max<std::size_t>(first_part, 1));
   tx.sql() << "INSERT INTO rollouts (release_id, package_id, wave_sizes, thresholds, "
               "current_wave, wave_done_at, gates_confirmed, accepted_wave, aborted, pause_kind, "
-              "waiting, started, finished) VALUES (:r, :p, :s, :t, :c, :d, :g, :a, :ab, :pk, :w, "
-              ":st, :f)",
+              "waiting, started, finished, first_part) VALUES (:r, :p, :s, :t, :c, :d, :g, :a, "
+              ":ab, :pk, :w, :st, :f, :fp)",
       soci::use(key), soci::use(package_id), soci::use(sizes_text), soci::use(thresholds_text),
       soci::use(minus_one), soci::use(zero), soci::use(zero), soci::use(minus_one), soci::use(zero),
-      soci::use(empty), soci::use(empty), soci::use(started), soci::use(zero);
+      soci::use(empty), soci::use(empty), soci::use(started), soci::use(zero), soci::use(part);
   std::size_t wave = 0;
   for (std::size_t position = 0; position < hosts.size(); ++position) {
     while (position >= (*sizes)[wave]) ++wave;

@@ -9,11 +9,16 @@
 // moment and as often as one likes: on every final deployment, on every
 // sweep (once a second), after every person's verb. A coordinator killed at
 // any instant resumes from exactly what was committed, and no host is ever
-// assigned twice (CreateDeployments refuses a second unfinished deployment,
-// and a wave's hosts are assigned in the same transaction that records the
-// wave as started).
+// assigned twice (CreateDeployments refuses a second unfinished deployment).
+// A big wave is assigned in parts (kDefaultFirstWavePart), each a
+// transaction of its own that decides from the store which hosts of the
+// wave have no deployment yet: a restart between two parts goes on with the
+// next one.
 //
 // One step of the engine, in state deploying:
+// - while the current wave has hosts not assigned yet: its next part (unless
+//   a closed window or a freeze pauses the rollout; an aborted rollout
+//   assigns no more);
 // - while the current wave has a host not final: wait;
 // - once it is final: over its failure threshold (and not accepted by a
 //   person with `resume`), the rollout halts: with auto_rollback the release
@@ -57,16 +62,25 @@ inline constexpr std::string_view kPausedByFreeze = "freeze";
 inline constexpr std::string_view kObservationSeverity = "P3";
 inline constexpr std::string_view kIncidentFromObservation = "observation";
 
+// A wave's hosts are assigned in parts, each its own transaction answered as
+// soon as it commits: this many hosts, as many again, then twice as many, and
+// so on (a wave of 17,910 in 7). Its first hosts get their work while the
+// rest is being made, instead of all waiting for one long transaction.
+inline constexpr std::size_t kDefaultFirstWavePart = 500;
+
 // Fixes the rollout of `release` (just moved to deploying) to `hosts`, in
-// name order, and starts its first wave. kFailedPrecondition when the waves
-// cannot cover the targets (a last wave that is a count below them).
+// name order, and starts its first wave, its parts of `first_part` hosts
+// and up. kFailedPrecondition when the waves cannot cover the targets (a
+// last wave that is a count below them).
 Result<void> BeginRollout(Transaction& tx, const release::Release& release,
                           const StoredPackage& package, std::vector<std::string> hosts,
                           UnixSeconds now, const release::PlanParseOptions& options,
-                          Wakeups& wakeups);
+                          Wakeups& wakeups, std::size_t first_part = kDefaultFirstWavePart);
 
 // One step of the engine for `release_id` (see above); nothing when it has no
-// rollout or the rollout is over. Hosts given work are added to `wakeups`.
+// rollout or the rollout is over. Hosts given work are added to `wakeups`;
+// when a wave's next part is due, the release is added to
+// wakeups.rollouts_to_go_on (its caller then runs the sweep at once).
 void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
                     const release::PlanParseOptions& options, Wakeups& wakeups);
 

@@ -177,8 +177,8 @@ class HttpServer::Impl {
         pool_(static_cast<std::size_t>(settings_.workers)) {}
 
   Result<void> Run();
-  void Every(std::chrono::milliseconds interval, std::function<void()> work) {
-    periodic_.push_back({interval, std::move(work)});
+  void Every(std::chrono::milliseconds interval, std::function<void()> work, std::string wake_key) {
+    periodic_.push_back({interval, std::move(work), std::move(wake_key)});
   }
 
  private:
@@ -246,6 +246,7 @@ class HttpServer::Impl {
   struct Periodic {
     std::chrono::milliseconds interval;
     std::function<void()> work;
+    std::string wake_key;  // WakeupHub key that runs it early; "": none
   };
 
   ServerSettings settings_;
@@ -281,8 +282,9 @@ HttpServer::~HttpServer() = default;
 
 Result<void> HttpServer::Run() { return impl_->Run(); }
 
-void HttpServer::Every(std::chrono::milliseconds interval, std::function<void()> work) {
-  impl_->Every(interval, std::move(work));
+void HttpServer::Every(std::chrono::milliseconds interval, std::function<void()> work,
+                       std::string wake_key) {
+  impl_->Every(interval, std::move(work), std::move(wake_key));
 }
 
 Result<void> HttpServer::Impl::Run() {
@@ -932,19 +934,32 @@ net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestCo
 }
 
 net::awaitable<void> HttpServer::Impl::RunPeriodic(std::size_t index) {
-  net::steady_timer timer(io_);
-  timers_.insert(&timer);
+  const Periodic& periodic = periodic_[index];
+  const bool wakeable = !periodic.wake_key.empty() && wakeups_ != nullptr;
+  auto timer = std::make_shared<net::steady_timer>(io_);
+  timers_.insert(timer.get());
+  // A notify while the work runs (or before the first wait) is not lost: the
+  // key's generation moved, so Register refuses and the work runs again.
+  std::uint64_t seen = wakeable ? wakeups_->Generation(periodic.wake_key) : 0;
   while (!stopping_) {
-    timer.expires_after(periodic_[index].interval);
-    beast::error_code ec;
-    co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
-    if (ec || stopping_) break;
-    co_await OnPool([this, index] {
-      periodic_[index].work();
+    timer->expires_after(periodic.interval);
+    std::optional<std::uint64_t> id;
+    if (wakeable) id = wakeups_->Register(periodic.wake_key, seen, WakeLater(timer, nullptr));
+    if (!wakeable || id) {
+      beast::error_code ec;
+      co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
+      if (id) wakeups_->Unregister(periodic.wake_key, *id);
+      // Cancelled: by shutdown (stopping_) or by a wakeup (run now).
+      if (ec && (!wakeable || ec != net::error::operation_aborted)) break;
+    }
+    if (stopping_) break;
+    if (wakeable) seen = wakeups_->Generation(periodic.wake_key);
+    co_await OnPool([&periodic] {
+      periodic.work();
       return true;
     });
   }
-  timers_.erase(&timer);
+  timers_.erase(timer.get());
 }
 
 }  // namespace fabu::coordinator

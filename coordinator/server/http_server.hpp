@@ -53,7 +53,8 @@
 // bookkeeping needs no locks); blocking work (authentication, handlers) runs
 // on a thread pool of `workers` threads and resumes on the I/O thread.
 //
-// Periodic work (Every) runs on the pool at its interval, one run at a time.
+// Periodic work (Every) runs on the pool at its interval, one run at a time;
+// a notify of its wake key in the WakeupHub runs it early.
 //
 // Run() blocks until SIGTERM or SIGINT: it then stops accepting, closes idle
 // connections, answers waiting long polls at once, stops periodic work, lets
@@ -127,8 +128,11 @@ class HttpServer {
   Result<void> Run();
 
   // Runs `work` on the worker pool every `interval` while the server runs
-  // (first run one interval after start). Call before Run. `work` must not throw.
-  void Every(std::chrono::milliseconds interval, std::function<void()> work);
+  // (first run one interval after start), and at once (after the run in
+  // progress, if any) whenever `wake_key` is notified in the WakeupHub ("":
+  // never early). Call before Run. `work` must not throw.
+  void Every(std::chrono::milliseconds interval, std::function<void()> work,
+             std::string wake_key = "");
 
  private:
   class Impl;

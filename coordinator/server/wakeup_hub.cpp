@@ -4,7 +4,20 @@
 
 namespace fabu::coordinator {
 
-std::string WakeupHub::HostKey(std::string_view host) { return "host:" + std::string(host); }
+namespace {
+
+constexpr std::string_view kHostPrefix = "host:";
+
+// Only hosts' long polls count in waiting().
+std::size_t Counted(std::string_view key, std::size_t wakers) {
+  return key.starts_with(kHostPrefix) ? wakers : 0;
+}
+
+}  // namespace
+
+std::string WakeupHub::HostKey(std::string_view host) {
+  return std::string(kHostPrefix) + std::string(host);
+}
 
 std::uint64_t WakeupHub::Generation(const std::string& key) const {
   std::lock_guard lock(mutex_);
@@ -19,7 +32,7 @@ std::optional<std::uint64_t> WakeupHub::Register(const std::string& key, std::ui
   if (entry.generation != seen) return std::nullopt;
   const std::uint64_t id = ++next_id_;
   entry.wakers.emplace(id, std::move(waker));
-  ++waiting_;
+  waiting_ += Counted(key, 1);
   return id;
 }
 
@@ -27,7 +40,7 @@ void WakeupHub::Unregister(const std::string& key, std::uint64_t id) {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
-  waiting_ -= it->second.wakers.erase(id);
+  waiting_ -= Counted(key, it->second.wakers.erase(id));
 }
 
 void WakeupHub::Notify(const std::string& key, const Answer& answer) {
@@ -37,7 +50,7 @@ void WakeupHub::Notify(const std::string& key, const Answer& answer) {
     Entry& entry = entries_[key];
     ++entry.generation;
     for (auto& [id, waker] : entry.wakers) wake.push_back(std::move(waker));
-    waiting_ -= entry.wakers.size();
+    waiting_ -= Counted(key, entry.wakers.size());
     entry.wakers.clear();
   }
   for (Waker& waker : wake) waker(answer);

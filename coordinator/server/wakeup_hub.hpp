@@ -44,6 +44,9 @@ class WakeupHub {
 
   // The key under which a host's long poll waits for an assignment.
   static std::string HostKey(std::string_view host);
+  // The key under which the coordinator's sweep waits for its next run: a
+  // notify runs it at once (a wave with parts left to assign).
+  static constexpr std::string_view kSweepKey = "sweep";
 
   std::uint64_t Generation(const std::string& key) const;
 
@@ -59,7 +62,7 @@ class WakeupHub {
   // handing each `answer` (null: the waiters look again).
   void Notify(const std::string& key, const Answer& answer = nullptr);
 
-  // Registered wakers, for tests and /metrics.
+  // Registered wakers of hosts' long polls (HostKey), for tests and /healthz.
   std::size_t waiting() const;
 
  private:

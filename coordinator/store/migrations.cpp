@@ -302,6 +302,15 @@ const std::vector<Migration>& AllMigrations() {
            " created_by TEXT NOT NULL,"
            " removed TEXT NOT NULL)",
        }},
+      {10,
+       "rollouts: waves assigned in parts",
+       {
+           // Issue 7: a wave's hosts are assigned in transactions of
+           // first_part, first_part, 2 * first_part, ... hosts, each answered
+           // once it commits (rollout_engine.hpp). Fixed when the rollout
+           // begins, like its wave sizes.
+           "ALTER TABLE rollouts ADD COLUMN first_part BIGINT NOT NULL DEFAULT 500",
+       }},
   };
   return kMigrations;
 }

@@ -11,6 +11,7 @@
 #include "coordinator/cmdb/connectors.hpp"
 #include "coordinator/cmdb/delivery.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/server/wakeup_hub.hpp"
 #include "tests/support/http_receiver.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -123,6 +124,7 @@ class CmdbStoreTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::unique_ptr<Store> store_;
+  WakeupHub hub_;
   AuditOrigin origin_{"test", "admin", "req", "local"};
 };
 
@@ -162,7 +164,7 @@ TEST_F(CmdbStoreTest, AProductionDeploymentEndingRecordsItsUpgradeAndQueuesOneMe
   EXPECT_EQ(Outbox().size(), 2u);
 
   // web-2 times out; it never reported anything, so its "from" is unknown.
-  ASSERT_TRUE(SweepDeployments(*store_, 100 + kDefaultHostTimeoutSeconds, {}));
+  ASSERT_TRUE(SweepDeployments(*store_, 100 + kDefaultHostTimeoutSeconds, {}, hub_));
   records = Records();
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records[1].host, "web-2");
@@ -214,7 +216,7 @@ TEST_F(CmdbStoreTest, TestDeploymentsAreNotUpgradeRecords) {
         CreateDeployments(tx, r, package, std::vector<std::string>{"web-1"}, kTestEnvironment, 100);
     ASSERT_EQ(made.size(), 1u);
   });
-  ASSERT_TRUE(SweepDeployments(*store_, 100 + kDefaultHostTimeoutSeconds, {}));
+  ASSERT_TRUE(SweepDeployments(*store_, 100 + kDefaultHostTimeoutSeconds, {}, hub_));
   EXPECT_TRUE(Records("R-2").empty());
   EXPECT_TRUE(Outbox().empty());
 }

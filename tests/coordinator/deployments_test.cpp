@@ -13,6 +13,7 @@
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/server/wakeup_hub.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace fabu::coordinator {
@@ -103,6 +104,7 @@ class DeploymentStoreTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::unique_ptr<Store> store_;
+  WakeupHub hub_;
   AuditOrigin origin_{"test", "admin", "req", "local"};
   std::string deployment_;
 };
@@ -286,7 +288,7 @@ TEST_F(DeploymentStoreTest, AFinalStepEndsTheAssignmentAndATimeoutEndsTheOther) 
   });
   EXPECT_FALSE(*open);
   // web-2's deadline is 100 + the default host timeout.
-  auto swept = SweepDeployments(*store_, 100 + kDefaultHostTimeoutSeconds, {});
+  auto swept = SweepDeployments(*store_, 100 + kDefaultHostTimeoutSeconds, {}, hub_);
   ASSERT_TRUE(swept) << swept.error().message();
   EXPECT_EQ(swept->timed_out, 1u);
   auto listed = store_->Read([&](soci::session& sql) -> Result<std::vector<DeploymentRecord>> {

@@ -25,6 +25,21 @@ TEST(WakeupHubTest, NotifyWakesEveryWaiterOfTheKeyOnce) {
   EXPECT_EQ(woken, 2);
 }
 
+TEST(WakeupHubTest, TheSweepIsWokenLikeAPollButIsNoLongPoll) {
+  WakeupHub hub;
+  const std::string sweep(WakeupHub::kSweepKey);
+  int swept = 0;
+  ASSERT_TRUE(
+      hub.Register(sweep, hub.Generation(sweep), [&](const WakeupHub::Answer&) { ++swept; }));
+  ASSERT_TRUE(hub.Register("host:web-1", 0, [](const WakeupHub::Answer&) {}));
+  EXPECT_EQ(hub.waiting(), 1u);
+  hub.Notify(sweep);
+  EXPECT_EQ(swept, 1);
+  EXPECT_EQ(hub.waiting(), 1u);
+  // Notified while it ran: its next registration is refused, so it runs again.
+  EXPECT_FALSE(hub.Register(sweep, 0, [](const WakeupHub::Answer&) {}));
+}
+
 TEST(WakeupHubTest, AnAnswerHandedOverReachesEveryWaiterAndAPlainNotifyHandsNone) {
   WakeupHub hub;
   const std::string key = WakeupHub::HostKey("web-1");

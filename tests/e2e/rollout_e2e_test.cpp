@@ -292,5 +292,38 @@ TEST_F(RolloutE2eTest, ACoordinatorKilledMidWaveResumesTheRollout) {
   EXPECT_EQ(assigned[0][0], "6");
 }
 
+// Given a coordinator that assigns a wave in parts of 2 hosts (the default
+// is 500) and one wave of five: the hosts are assigned in three
+// transactions of 2, 2 and 1, each audited and each answered when it
+// commits; every host is deployed once and the release completes.
+TEST_F(RolloutE2eTest, ABigWaveIsAssignedInPartsOneTransactionEach) {
+  ASSERT_EQ(StopCoordinator(), 0);
+  const fs::path config = CoordinatorDir() / "config.json";
+  json edited = json::parse(ReadFile(config));
+  edited["limits"]["wave_first_part"] = 2;
+  WriteFile(config, edited.dump(2));
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_NO_FATAL_FAILURE(AddAgents(5));
+  const Package v1 = BuildAndUpload(kV1);
+  const std::string id = Release(v1);
+  ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
+  for (const auto& agent : agents_) {
+    EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
+  }
+  ExpectNoHostAssignedTwice(id);
+
+  std::vector<std::string> parts;
+  for (const auto& row : QueryStore("SELECT action, detail FROM audit_log WHERE release_id = '" +
+                                    id + "' AND action LIKE 'rollout.wave-%' ORDER BY seq")) {
+    const json detail = json::parse(row[1]);
+    parts.push_back(row[0] + " " + std::to_string(detail.value("assigned", -1)) + "/" +
+                    std::to_string(detail.value("assigned_so_far", -1)) + "/" +
+                    std::to_string(detail.value("wave_hosts", -1)));
+  }
+  EXPECT_EQ(parts,
+            (std::vector<std::string>{"rollout.wave-start 2/2/5", "rollout.wave-part 2/4/5",
+                                      "rollout.wave-part 1/5/5", "rollout.wave-done -1/-1/-1"}));
+}
+
 }  // namespace
 }  // namespace fabu::e2e
