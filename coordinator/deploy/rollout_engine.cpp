@@ -39,6 +39,7 @@ struct RolloutRow {
   long long started = 0;
   long long finished = 0;
   long long first_part = kDefaultFirstWavePart;  // AssignWave
+  long long assigning = 0;                       // 1: the current wave has hosts left to assign
 
   std::size_t wave_count() const { return sizes.size(); }
   bool last_wave_started() const {
@@ -49,16 +50,16 @@ struct RolloutRow {
 // The rollout row of a release.
 struct RolloutRowStatement {
   explicit RolloutRowStatement(soci::session& sql)
-      : st((sql.prepare
-                << "SELECT release_id, package_id, wave_sizes, thresholds, current_wave, "
-                   "wave_done_at, gates_confirmed, accepted_wave, aborted, pause_kind, "
-                   "waiting, started, finished, first_part FROM rollouts WHERE release_id = :r",
+      : st((sql.prepare << "SELECT release_id, package_id, wave_sizes, thresholds, current_wave, "
+                           "wave_done_at, gates_confirmed, accepted_wave, aborted, pause_kind, "
+                           "waiting, started, finished, first_part, assigning FROM rollouts WHERE "
+                           "release_id = :r",
             soci::use(key), soci::into(row.release_id), soci::into(row.package_id),
             soci::into(sizes), soci::into(thresholds), soci::into(row.current_wave),
             soci::into(row.wave_done_at), soci::into(row.gates_confirmed),
             soci::into(row.accepted_wave), soci::into(row.aborted), soci::into(row.pause_kind),
             soci::into(row.waiting), soci::into(row.started), soci::into(row.finished),
-            soci::into(row.first_part))) {}
+            soci::into(row.first_part), soci::into(row.assigning))) {}
   std::string key, sizes, thresholds;
   RolloutRow row;
   soci::statement st;
@@ -92,13 +93,13 @@ void SaveRollout(soci::session& sql, const RolloutRow& row) {
   std::string key = row.release_id, pause_kind = row.pause_kind, waiting = row.waiting;
   long long current_wave = row.current_wave, wave_done_at = row.wave_done_at,
             gates = row.gates_confirmed, accepted = row.accepted_wave, aborted = row.aborted,
-            finished = row.finished;
+            finished = row.finished, assigning = row.assigning;
   sql << "UPDATE rollouts SET current_wave = :c, wave_done_at = :d, gates_confirmed = :g, "
-         "accepted_wave = :a, aborted = :ab, pause_kind = :p, waiting = :w, finished = :f "
-         "WHERE release_id = :r",
+         "accepted_wave = :a, aborted = :ab, pause_kind = :p, waiting = :w, finished = :f, "
+         "assigning = :as WHERE release_id = :r",
       soci::use(current_wave), soci::use(wave_done_at), soci::use(gates), soci::use(accepted),
       soci::use(aborted), soci::use(pause_kind), soci::use(waiting), soci::use(finished),
-      soci::use(key);
+      soci::use(assigning), soci::use(key);
 }
 
 struct RolloutHost {
@@ -351,7 +352,8 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
   // (A host CreateDeployments refused, one with an unfinished deployment of
   // this release elsewhere, stays unassigned: go on only while parts make
   // something, or such a wave would be retried without end.)
-  if (assigned < in_wave && !made.empty()) {
+  row.assigning = assigned < in_wave && !made.empty() ? 1 : 0;
+  if (row.assigning != 0) {
     wakeups.rollouts_to_go_on.push_back(release.id);
     row.waiting = fmt::format("wave {} of {}: {} of {} host(s) assigned, the rest follow", wave + 1,
                               row.wave_count(), assigned, in_wave);
@@ -643,11 +645,13 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
   auto row = LoadRollout(tx, release_id);
   if (!row || row->finished != 0) return;
   const RolloutRow before = *row;
-  if (StoredReleaseState(tx, release_id) == rel::ReleaseStateName(rel::ReleaseState::kDeploying)) {
+  if (row->assigning == 0 &&
+      StoredReleaseState(tx, release_id) == rel::ReleaseStateName(rel::ReleaseState::kDeploying)) {
     // Most calls come from one host's final event while its wave is still
     // running: answer those from one indexed probe, not from every row of
     // the rollout (which would make a wave of N hosts cost N^2), and without
-    // reading (parsing) the whole release.
+    // reading (parsing) the whole release. (Not while the wave is being
+    // assigned in parts: the next part is due.)
     if (auto waiting = WaveStillRunning(tx, *row)) {
       row->waiting = std::move(*waiting);
       if (row->waiting != before.waiting) SaveRollout(tx.sql(), *row);
@@ -677,7 +681,7 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
   const bool changed = row->current_wave != before.current_wave ||
                        row->wave_done_at != before.wave_done_at ||
                        row->pause_kind != before.pause_kind || row->waiting != before.waiting ||
-                       row->finished != before.finished;
+                       row->finished != before.finished || row->assigning != before.assigning;
   if (changed) SaveRollout(tx.sql(), *row);
 }
 

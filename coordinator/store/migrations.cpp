@@ -310,6 +310,9 @@ const std::vector<Migration>& AllMigrations() {
            // once it commits (rollout_engine.hpp). Fixed when the rollout
            // begins, like its wave sizes.
            "ALTER TABLE rollouts ADD COLUMN first_part BIGINT NOT NULL DEFAULT 500",
+           // 1 while the current wave has hosts left to assign: the engine
+           // then goes on with it instead of waiting for the wave's end.
+           "ALTER TABLE rollouts ADD COLUMN assigning INTEGER NOT NULL DEFAULT 0",
        }},
   };
   return kMigrations;

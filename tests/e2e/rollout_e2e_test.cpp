@@ -305,7 +305,22 @@ TEST_F(RolloutE2eTest, ABigWaveIsAssignedInPartsOneTransactionEach) {
   ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   ASSERT_NO_FATAL_FAILURE(AddAgents(5));
   const Package v1 = BuildAndUpload(kV1);
+  // Every install waits: the parts after the first go out while the first
+  // part's hosts are still busy, not once they are final.
+  for (const auto& agent : agents_) WriteFile(agent.apps() / "HOLD", "");
   const std::string id = Release(v1);
+  json status;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        status = Status(id);
+        for (const auto& h : status["hosts"]) {
+          if (h.value("step", "pending") == "pending") return false;
+        }
+        return true;
+      },
+      20s))
+      << status.dump(2);  // (a HOLD ends by itself after 60 s)
+  for (const auto& agent : agents_) WriteFile(agent.apps() / "GO", "");
   ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
   for (const auto& agent : agents_) {
     EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
