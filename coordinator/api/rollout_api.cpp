@@ -86,11 +86,11 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
           !begun) {
         return std::unexpected(begun.error());
       }
-      std::vector<DeploymentRecord> first_wave;
+      std::vector<DeploymentRecord> first_part;
       for (DeploymentRecord& d : ListDeployments(tx.sql(), id)) {
-        if (d.environment == kProductionEnvironment) first_wave.push_back(std::move(d));
+        if (d.environment == kProductionEnvironment) first_part.push_back(std::move(d));
       }
-      return Outcome{std::move(*after), std::move(first_wave)};
+      return Outcome{std::move(*after), std::move(first_part)};
     }
     auto made = CreateDeployments(tx, *after, *package, hosts, environment, now);
     for (const DeploymentRecord& d : made) wake.hosts.push_back(d.host);

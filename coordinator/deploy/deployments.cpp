@@ -721,7 +721,7 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     }
   }
   for (const std::string& release_id : rollouts_to_check) {
-    AdvanceRollout(tx, release_id, now, options, wakeups);
+    AdvanceRollout(tx, release_id, now, options, wakeups, AdvanceBy::kFinalEvent);
   }
   return ack;
 }
@@ -738,7 +738,7 @@ void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds no
     if (d.environment == kProductionEnvironment) releases.insert(d.release_id);
   }
   for (const std::string& release_id : releases) {
-    AdvanceRollout(tx, release_id, now, options, wakeups);
+    AdvanceRollout(tx, release_id, now, options, wakeups, AdvanceBy::kFinalEvent);
   }
 }
 
@@ -785,8 +785,9 @@ Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
   if (!swept) return swept;
   swept->transactions = 1;
   // While a part's hosts are woken here, the next part is made on the
-  // committer thread. Each part assigns at least one host (AssignWave), so
-  // this ends.
+  // committer thread, queued ahead of the steps the hosts answered first are
+  // posting meanwhile (else each part waits behind thousands of them). Each
+  // part assigns at least one host (AssignWave), so this ends.
   for (;;) {
     const std::vector<std::string> go_on = std::move(wakeups.rollouts_to_go_on);
     wakeups.rollouts_to_go_on.clear();
@@ -802,7 +803,8 @@ Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
             }
             return part;
           },
-          [&next_part](Result<Wakeups> part) { next_part.set_value(std::move(part)); });
+          [&next_part](Result<Wakeups> part) { next_part.set_value(std::move(part)); },
+          /*ahead=*/true);
     }
     swept->woken += wakeups.assigned.size() + wakeups.hosts.size();
     WakeHosts(hub, wakeups);

@@ -468,7 +468,7 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
     const WaveCount count = CountWave(hosts, deployments, row.current_wave);
     if (count.assigned < count.hosts && row.aborted == 0) {
       // A wave assigned in parts (AssignWave): its next part, unless a closed
-      // window or a freeze came in between. (Aborted: the rest never goes.)
+      // window or a freeze came in between.
       std::string pause_kind;
       const std::string blocker = Blocker(tx.sql(), release, hosts, now, pause_kind);
       if (!PauseFor(tx, release, row, blocker, pause_kind, now)) {
@@ -476,6 +476,7 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
       }
       return;
     }
+    row.assigning = 0;  // all assigned, or aborted: the rest never goes
     if (count.final < count.assigned) {
       row.waiting = fmt::format("wave {} of {}: {} of {} host(s) final", row.current_wave + 1,
                                 row.wave_count(), count.final, count.hosts);
@@ -641,9 +642,11 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
 }
 
 void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
-                    const rel::PlanParseOptions& options, Wakeups& wakeups) {
+                    const rel::PlanParseOptions& options, Wakeups& wakeups, AdvanceBy by) {
   auto row = LoadRollout(tx, release_id);
   if (!row || row->finished != 0) return;
+  // The sweep is making the current wave's next part (it was woken).
+  if (row->assigning != 0 && by == AdvanceBy::kFinalEvent) return;
   const RolloutRow before = *row;
   if (row->assigning == 0 &&
       StoredReleaseState(tx, release_id) == rel::ReleaseStateName(rel::ReleaseState::kDeploying)) {

@@ -72,11 +72,17 @@ Result<void> Store::RunInGroup(const std::function<bool(soci::session&)>& work) 
   return {};
 }
 
-void Store::Enqueue(Writer& writer) {
+void Store::Enqueue(Writer& writer, bool ahead) {
   {
     std::lock_guard lock(queue_mutex_);
     if (!stopping_ && committer_.joinable()) {
-      queue_.push_back(&writer);
+      if (ahead) {
+        // Behind the group committing and the writes queued ahead before it.
+        queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(committing_ + ahead_), &writer);
+        ++ahead_;
+      } else {
+        queue_.push_back(&writer);
+      }
       // The committer waits only on an empty queue (a group stays queued
       // while it commits).
       if (queue_.size() == 1) queued_.notify_one();
@@ -100,12 +106,15 @@ void Store::CommitLoop() {
     if (queue_.empty()) return;  // stopping, and everything queued is committed
     const std::size_t n = std::min(queue_.size(), kMaxGroup);
     group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    committing_ = n;
+    ahead_ -= std::min(ahead_, n);
     // Writers arriving while the group commits queue behind it and form the next.
     lock.unlock();
     CommitGroup(group);
     lock.lock();
     ++group_commits_;
     finished.clear();
+    committing_ = 0;
     for (Writer* writer : group) {
       queue_.pop_front();
       writer->done = true;

@@ -207,8 +207,12 @@ class Store {
   // closed (then at once, on the caller's thread). `done` must be quick and
   // must not call Read or Write of this store: hand the result to another
   // thread (the HTTP server posts it to its I/O thread).
+  //
+  // `ahead`: queued before every write still waiting (behind the group
+  // committing and any queued ahead earlier), for work that must not wait for
+  // a flood of small writes (the next part of a wave, rollout_engine.hpp).
   template <typename F, typename Done>
-  void WriteAsync(AuditOrigin origin, F f, Done done) {
+  void WriteAsync(AuditOrigin origin, F f, Done done, bool ahead = false) {
     using R = std::invoke_result_t<F&, Transaction&>;
     struct Job {
       AuditOrigin origin;
@@ -233,7 +237,7 @@ class Store {
         owned->done(std::move(*owned->result));
       }
     };
-    Enqueue(job->writer);
+    Enqueue(job->writer, ahead);
   }
 
   // Commits what is queued, stops the committer, checkpoints the WAL and
@@ -259,9 +263,9 @@ class Store {
   // the callback's exception, or the group's failure; a callback's own
   // returned error is not one (its result carries it).
   Result<void> RunInGroup(const std::function<bool(soci::session&)>& work);
-  // Queues `writer` for the committer; a closed store finishes it at once
-  // with kUnavailable.
-  void Enqueue(Writer& writer);
+  // Queues `writer` for the committer (`ahead`: see WriteAsync); a closed
+  // store finishes it at once with kUnavailable.
+  void Enqueue(Writer& writer, bool ahead = false);
   // The committer thread: takes the queue as a group, commits, repeats.
   void CommitLoop();
   // Runs `group` in one transaction under the session lock.
@@ -270,6 +274,8 @@ class Store {
   std::mutex queue_mutex_;           // guards queue_, stopping_
   std::condition_variable queued_;   // the committer waits here for writes
   std::deque<Writer*> queue_;        // waiting writers; a group from the front
+  std::size_t committing_ = 0;       // the group at the front being committed
+  std::size_t ahead_ = 0;            // queued ahead, right behind that group
   bool stopping_ = false;            // Close: no more writes are queued
   std::uint64_t group_commits_ = 0;  // guarded by queue_mutex_
   std::thread committer_;

@@ -396,6 +396,56 @@ TEST(StoreGroupCommitTest, AnAsyncWriteIsAnsweredOnlyAfterItsGroupCommitted) {
   EXPECT_EQ(verified.count, kWrites);  // "first" and 19 of the 20
 }
 
+TEST(StoreGroupCommitTest, AWriteQueuedAheadRunsBeforeTheWritesWaitingButAfterTheGroupCommitting) {
+  // Given a group committing and writes queued behind it, writes queued
+  // ahead run first in the next group, in the order they were queued ahead.
+  TempDir dir;
+  auto store = Store::Create(dir / "c.db");
+  ASSERT_TRUE(store);
+  Store& s = **store;
+  std::mutex mutex;
+  std::vector<std::string> order;
+  std::atomic<bool> committing = false;
+  std::thread first([&] {
+    EXPECT_TRUE(s.Write(kOrigin, [&](Transaction& tx) {
+      committing = true;
+      EXPECT_TRUE(WaitForQueued(s, 6));
+      {
+        std::lock_guard lock(mutex);
+        order.push_back("first");
+      }
+      return AuditOne(tx, "first");
+    }));
+  });
+  while (!committing) std::this_thread::yield();
+  std::atomic<int> answered = 0;
+  for (const std::string id : {"w1", "ahead1", "w2", "ahead2", "w3"}) {
+    s.WriteAsync(
+        kOrigin,
+        [&, id](Transaction& tx) -> Result<void> {
+          {
+            std::lock_guard lock(mutex);
+            order.push_back(id);
+          }
+          return AuditOne(tx, id);
+        },
+        [&](Result<void> done) {
+          EXPECT_TRUE(done);
+          ++answered;
+        },
+        /*ahead=*/id.starts_with("ahead"));
+  }
+  first.join();
+  for (int i = 0; i < 3000 && answered < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(answered, 5);
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "ahead1", "ahead2", "w1", "w2", "w3"}));
+  const AuditVerification verified = Verify(s);
+  EXPECT_TRUE(verified.intact) << verified.reason;
+  EXPECT_EQ(verified.count, 6);
+}
+
 TEST(StoreGroupCommitTest, CloseCommitsQueuedAsyncWritesAndRefusesLaterOnes) {
   // Given async writes queued and the store closed at once, every one of them
   // should be committed and answered before Close returns; a write after
