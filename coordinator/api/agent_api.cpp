@@ -5,6 +5,7 @@
 #include "protocol/agent_api.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <charconv>
 #include <chrono>
@@ -61,11 +62,20 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                // Read before looking at the store: a Notify after this point wakes us.
                const std::uint64_t generation = api.wakeups.Generation(key);
                if (!ctx.wait_until) {
-                 auto touched = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<void> {
-                   TouchHost(tx, ctx.host(), Now(), kSeenEverySeconds);
-                   return {};
-                 });
-                 if (!touched) return std::unexpected(touched.error());
+                 // Not waited for: a poll must not hold a worker while a flood
+                 // of steps commits (a wave's hosts posting theirs), or polls
+                 // queue for workers and the hosts answered late are many.
+                 api.store.WriteAsync(
+                     ctx.Origin(),
+                     [host = ctx.host()](Transaction& tx) -> Result<void> {
+                       TouchHost(tx, host, Now(), kSeenEverySeconds);
+                       return {};
+                     },
+                     [host = ctx.host()](Result<void> touched) {
+                       if (!touched) {
+                         spdlog::warn("marking host {} seen: {}", host, touched.error().message());
+                       }
+                     });
                }
                auto open = api.store.ReadCached(
                    [&](soci::session& sql,
