@@ -162,14 +162,6 @@ std::optional<rel::Release> Apply(Transaction& tx, const rel::Release& before,
   return *after;
 }
 
-std::string HostsOf(const std::vector<RolloutHost>& hosts, long long wave) {
-  std::string out;
-  for (const RolloutHost& h : hosts) {
-    if (h.wave == wave) out += (out.empty() ? "" : ", ") + h.host;
-  }
-  return out;
-}
-
 std::vector<std::string> HostNames(const std::vector<RolloutHost>& hosts) {
   std::vector<std::string> names;
   for (const RolloutHost& h : hosts) names.push_back(h.host);
@@ -274,6 +266,48 @@ std::optional<std::string> WaveStillRunning(Transaction& tx, const RolloutRow& r
                      row.wave_count(), hosts);
 }
 
+// A wave's hosts in rollout order, and those of them with an install
+// deployment of the release.
+struct WaveHosts {
+  std::vector<std::string> hosts;
+  std::set<std::string> assigned;
+};
+
+WaveHosts WaveOf(const std::vector<RolloutHost>& hosts, const HostDeployments& deployments,
+                 long long wave) {
+  WaveHosts out;
+  for (const RolloutHost& h : hosts) {
+    if (h.wave != wave) continue;
+    out.hosts.push_back(h.host);
+    if (deployments.install.contains(h.host)) out.assigned.insert(h.host);
+  }
+  return out;
+}
+
+// The same read from the store for one wave only: the next part of a wave
+// reads its wave, not the whole rollout and every deployment of it.
+WaveHosts LoadWaveHosts(soci::session& sql, const std::string& release_id, long long wave) {
+  WaveHosts out;
+  std::string key = release_id, host;
+  long long w = wave;
+  {
+    soci::statement st = (sql.prepare << "SELECT host FROM rollout_hosts WHERE release_id = :r "
+                                         "AND wave = :w ORDER BY position",
+                          soci::use(key), soci::use(w), soci::into(host));
+    st.execute(false);
+    while (st.fetch()) out.hosts.push_back(host);
+  }
+  std::string environment(kProductionEnvironment),
+      kind(protocol::DeploymentKindName(DeploymentKind::kInstall));
+  soci::statement st =
+      (sql.prepare << "SELECT host FROM deployments WHERE release_id = :r AND environment = :e "
+                      "AND kind = :k AND wave = :w",
+       soci::use(key), soci::use(environment), soci::use(kind), soci::use(w), soci::into(host));
+  st.execute(false);
+  while (st.fetch()) out.assigned.insert(host);
+  return out;
+}
+
 // Starts wave `wave`, or goes on with it: one install deployment for each
 // of its next hosts without one (in rollout order). A wave is assigned in
 // parts, each its own transaction answered as soon as it commits, so its
@@ -282,8 +316,7 @@ std::optional<std::string> WaveStillRunning(Transaction& tx, const RolloutRow& r
 // While hosts are left, the release is added to wakeups.rollouts_to_go_on.
 // A part decides from the store alone: after a restart the next part is made
 // as if nothing happened.
-void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
-                const std::vector<RolloutHost>& hosts, const HostDeployments& deployments,
+void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row, const WaveHosts& in,
                 long long wave, UnixSeconds now, Wakeups& wakeups) {
   auto package = FindPackage(tx.sql(), row.package_id);
   if (!package) {
@@ -292,33 +325,30 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
     row.waiting = fmt::format("cannot start wave {}: {}", wave + 1, package.error().message());
     return;
   }
-  std::size_t in_wave = 0, assigned_before = 0;
-  std::vector<const RolloutHost*> left;
-  for (const RolloutHost& h : hosts) {
-    if (h.wave != wave) continue;
-    ++in_wave;
-    if (deployments.install.contains(h.host)) {
+  const std::size_t in_wave = in.hosts.size();
+  std::size_t assigned_before = 0;
+  std::vector<const std::string*> left;
+  for (const std::string& host : in.hosts) {
+    if (in.assigned.contains(host)) {
       ++assigned_before;
     } else {
-      left.push_back(&h);
+      left.push_back(&host);
     }
   }
   const std::size_t part =
       std::max(static_cast<std::size_t>(std::max(row.first_part, 1LL)), assigned_before);
   if (left.size() > part) left.resize(part);
-  // Hosts enrolled now (removed ones are kept, flagged): one read for the
-  // wave, not one per host (a wave may hold thousands).
-  std::set<std::string> present;
+  // Hosts removed since (their rows are kept, flagged): one read for the part,
+  // not one per host (a part may hold thousands), and usually none.
+  std::set<std::string> removed;
   {
     soci::rowset<std::string> rows = (tx.sql().prepare << "SELECT name FROM hosts WHERE "
-                                                          "removed = 0");
-    for (const std::string& name : rows) present.insert(name);
+                                                          "removed <> 0");
+    for (const std::string& name : rows) removed.insert(name);
   }
   std::vector<NewDeployment> targets;
-  std::set<std::string> removed;
-  for (const RolloutHost* h : left) {
-    if (!present.contains(h->host)) removed.insert(h->host);
-    targets.push_back(NewDeployment{h->host, DeploymentKind::kInstall, wave});
+  for (const std::string* host : left) {
+    targets.push_back(NewDeployment{*host, DeploymentKind::kInstall, wave});
   }
   auto made = CreateDeployments(tx, release, *package, targets, kProductionEnvironment, now);
   // Hosts with an unfinished deployment of another release: their polls look
@@ -362,7 +392,7 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row,
   event.release_id = release.id;
   event.detail = {{"wave", wave + 1}, {"of", row.wave_count()}};
   // The wave's hosts are named once, when it starts.
-  if (starts) event.detail["hosts"] = HostsOf(hosts, wave);
+  if (starts) event.detail["hosts"] = fmt::format("{}", fmt::join(in.hosts, ", "));
   event.detail["assigned"] = made.size();
   event.detail["assigned_so_far"] = assigned;
   event.detail["wave_hosts"] = in_wave;
@@ -425,7 +455,7 @@ std::string WindowText(const rel::MaintenanceWindow& window) {
 // Why the rollout may not start a wave now ("" when it may): the window and
 // freezes. Sets `pause_kind` when the reason should pause it.
 std::string Blocker(soci::session& sql, const rel::Release& release,
-                    const std::vector<RolloutHost>& hosts, UnixSeconds now,
+                    const std::vector<std::string>& hosts, UnixSeconds now,
                     std::string& pause_kind) {
   pause_kind.clear();
   const auto window = release.ActiveWindow();
@@ -440,7 +470,7 @@ std::string Blocker(soci::session& sql, const rel::Release& release,
     return fmt::format("waiting for the go-live window to open at {}", window->start.text);
   }
   if (!release.freeze_override) {
-    if (auto freeze = FreezeCovering(sql, HostNames(hosts), now)) {
+    if (auto freeze = FreezeCovering(sql, hosts, now)) {
       pause_kind = kPausedByFreeze;
       return fmt::format("freeze {} ({}) until {}", freeze->id, freeze->reason, freeze->to.text);
     }
@@ -470,9 +500,10 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
       // A wave assigned in parts (AssignWave): its next part, unless a closed
       // window or a freeze came in between.
       std::string pause_kind;
-      const std::string blocker = Blocker(tx.sql(), release, hosts, now, pause_kind);
+      const std::string blocker = Blocker(tx.sql(), release, HostNames(hosts), now, pause_kind);
       if (!PauseFor(tx, release, row, blocker, pause_kind, now)) {
-        AssignWave(tx, release, row, hosts, deployments, row.current_wave, now, wakeups);
+        AssignWave(tx, release, row, WaveOf(hosts, deployments, row.current_wave), row.current_wave,
+                   now, wakeups);
       }
       return;
     }
@@ -534,7 +565,7 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
   // A closed window or a freeze pauses the rollout at once, even between
   // waves: nothing more may start until it is lifted.
   std::string pause_kind;
-  const std::string blocker = Blocker(tx.sql(), release, hosts, now, pause_kind);
+  const std::string blocker = Blocker(tx.sql(), release, HostNames(hosts), now, pause_kind);
   if (PauseFor(tx, release, row, blocker, pause_kind, now)) return;
   if (row.current_wave >= 0) {
     if (golive.gate_between_waves) {
@@ -556,7 +587,7 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
     row.waiting = blocker;
     return;
   }
-  AssignWave(tx, release, row, hosts, deployments, next, now, wakeups);
+  AssignWave(tx, release, row, WaveOf(hosts, deployments, next), next, now, wakeups);
 }
 
 // A rollout paused by its window or a freeze goes on once neither holds.
@@ -564,7 +595,7 @@ void AdvancePaused(Transaction& tx, const rel::Release& release, RolloutRow& row
                    const std::vector<RolloutHost>& hosts, UnixSeconds now, Wakeups& wakeups) {
   if (row.pause_kind != kPausedByWindow && row.pause_kind != kPausedByFreeze) return;
   std::string pause_kind;
-  const std::string blocker = Blocker(tx.sql(), release, hosts, now, pause_kind);
+  const std::string blocker = Blocker(tx.sql(), release, HostNames(hosts), now, pause_kind);
   if (!blocker.empty()) {
     row.waiting = blocker;
     return;
@@ -648,6 +679,24 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
   // The sweep is making the current wave's next part (it was woken).
   if (row->assigning != 0 && by == AdvanceBy::kFinalEvent) return;
   const RolloutRow before = *row;
+  if (row->assigning != 0 && row->aborted == 0 &&
+      StoredReleaseState(tx, release_id) == rel::ReleaseStateName(rel::ReleaseState::kDeploying)) {
+    // The current wave's next part: read that wave only (a window that
+    // closed, or a freeze on its hosts, pauses the rollout here).
+    auto release = LoadRelease(tx.sql(), release_id, options);
+    if (!release) {
+      spdlog::error("rollout engine: {}", release.error().message());
+      return;
+    }
+    const WaveHosts wave = LoadWaveHosts(tx.sql(), release_id, row->current_wave);
+    std::string pause_kind;
+    const std::string blocker = Blocker(tx.sql(), *release, wave.hosts, now, pause_kind);
+    if (!PauseFor(tx, *release, *row, blocker, pause_kind, now)) {
+      AssignWave(tx, *release, *row, wave, row->current_wave, now, wakeups);
+    }
+    SaveRollout(tx.sql(), *row);
+    return;
+  }
   if (row->assigning == 0 &&
       StoredReleaseState(tx, release_id) == rel::ReleaseStateName(rel::ReleaseState::kDeploying)) {
     // Most calls come from one host's final event while its wave is still
