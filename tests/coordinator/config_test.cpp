@@ -42,6 +42,19 @@ TEST(ConfigTest, ConnectionAndDownloadLimitsAreRead) {
   EXPECT_NE(zero.error().message().find("limits.max_connections"), std::string::npos);
 }
 
+TEST(ConfigTest, AWavesFirstPartIsReadAndMustBePositive) {
+  EXPECT_EQ(CoordinatorConfig{}.wave_first_part, 500u);
+  auto config = CoordinatorConfig::FromJson(
+      nlohmann::json::parse(R"({"limits": {"wave_first_part": 2000}})"));
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->wave_first_part, 2000u);
+  EXPECT_EQ(CoordinatorConfig::FromJson(config->ToJson())->wave_first_part, 2000u);
+  auto zero =
+      CoordinatorConfig::FromJson(nlohmann::json::parse(R"({"limits": {"wave_first_part": 0}})"));
+  ASSERT_FALSE(zero);
+  EXPECT_NE(zero.error().message().find("limits.wave_first_part"), std::string::npos);
+}
+
 TEST(ConfigTest, ListenAddresses) {
   auto v4 = ParseListenAddress("127.0.0.1:0");
   ASSERT_TRUE(v4);
