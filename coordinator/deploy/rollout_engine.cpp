@@ -312,8 +312,9 @@ WaveHosts LoadWaveHosts(soci::session& sql, const std::string& release_id, long 
 // of its next hosts without one (in rollout order). A wave is assigned in
 // parts, each its own transaction answered as soon as it commits, so its
 // first hosts get their work while the rest is being made: first_part hosts,
-// then as many as are assigned already, at most kWavePartGrowth * first_part
-// (500, 500, 1,000, 2,000, 2,000, ...).
+// then as many as are assigned already (first_part, 2 * first_part, 4 *, ...).
+// (Capped at 2,000, each host waited less for its own part, but the whole
+// wave reached its last host a second later: docs/benchmarks.md.)
 // While hosts are left, the release is added to wakeups.rollouts_to_go_on.
 // A part decides from the store alone: after a restart the next part is made
 // as if nothing happened.
@@ -336,8 +337,8 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row, c
       left.push_back(&host);
     }
   }
-  const std::size_t first = static_cast<std::size_t>(std::max(row.first_part, 1LL));
-  const std::size_t part = std::min(std::max(first, assigned_before), kWavePartGrowth * first);
+  const std::size_t part =
+      std::max(static_cast<std::size_t>(std::max(row.first_part, 1LL)), assigned_before);
   if (left.size() > part) left.resize(part);
   // Hosts removed since (their rows are kept, flagged): one read for the part,
   // not one per host (a part may hold thousands), and usually none.

@@ -63,13 +63,10 @@ inline constexpr std::string_view kObservationSeverity = "P3";
 inline constexpr std::string_view kIncidentFromObservation = "observation";
 
 // A wave's hosts are assigned in parts, each its own transaction answered as
-// soon as it commits: this many hosts, as many again, then twice as many, up
-// to kWavePartGrowth times as many (a wave of 17,910 in 11 parts of 500 to
-// 2,000). Its first hosts get their work while the rest is being made,
-// instead of all waiting for one long transaction; no host waits for more
-// than a part's transaction.
+// soon as it commits: this many hosts, as many again, then twice as many, and
+// so on (a wave of 17,910 in 7). Its first hosts get their work while the
+// rest is being made, instead of all waiting for one long transaction.
 inline constexpr std::size_t kDefaultFirstWavePart = 500;
-inline constexpr std::size_t kWavePartGrowth = 4;
 
 // Fixes the rollout of `release` (just moved to deploying) to `hosts`, in
 // name order, and starts its first wave, its parts of `first_part` hosts
