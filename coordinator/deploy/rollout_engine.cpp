@@ -492,6 +492,17 @@ bool PauseFor(Transaction& tx, const rel::Release& release, RolloutRow& row,
   return true;
 }
 
+// The current wave's next part (AssignWave), unless its window closed or a
+// freeze on its hosts began since the part before: then the rollout pauses.
+void AssignNextPart(Transaction& tx, const rel::Release& release, RolloutRow& row,
+                    const WaveHosts& wave, UnixSeconds now, Wakeups& wakeups) {
+  std::string pause_kind;
+  const std::string blocker = Blocker(tx.sql(), release, wave.hosts, now, pause_kind);
+  if (!PauseFor(tx, release, row, blocker, pause_kind, now)) {
+    AssignWave(tx, release, row, wave, row.current_wave, now, wakeups);
+  }
+}
+
 void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& row,
                       const std::vector<RolloutHost>& hosts, UnixSeconds now, Wakeups& wakeups) {
   const rel::GoLivePlan& golive = *release.plan.golive;
@@ -499,14 +510,7 @@ void AdvanceDeploying(Transaction& tx, const rel::Release& release, RolloutRow& 
   if (row.current_wave >= 0) {
     const WaveCount count = CountWave(hosts, deployments, row.current_wave);
     if (count.assigned < count.hosts && row.aborted == 0) {
-      // A wave assigned in parts (AssignWave): its next part, unless a closed
-      // window or a freeze came in between.
-      std::string pause_kind;
-      const std::string blocker = Blocker(tx.sql(), release, HostNames(hosts), now, pause_kind);
-      if (!PauseFor(tx, release, row, blocker, pause_kind, now)) {
-        AssignWave(tx, release, row, WaveOf(hosts, deployments, row.current_wave), row.current_wave,
-                   now, wakeups);
-      }
+      AssignNextPart(tx, release, row, WaveOf(hosts, deployments, row.current_wave), now, wakeups);
       return;
     }
     row.assigning = 0;  // all assigned, or aborted: the rest never goes
@@ -683,19 +687,15 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
   const RolloutRow before = *row;
   if (row->assigning != 0 && row->aborted == 0 &&
       StoredReleaseState(tx, release_id) == rel::ReleaseStateName(rel::ReleaseState::kDeploying)) {
-    // The current wave's next part: read that wave only (a window that
-    // closed, or a freeze on its hosts, pauses the rollout here).
+    // The current wave's next part: read that wave only, not the whole
+    // rollout and every deployment of it.
     auto release = LoadRelease(tx.sql(), release_id, options);
     if (!release) {
       spdlog::error("rollout engine: {}", release.error().message());
       return;
     }
-    const WaveHosts wave = LoadWaveHosts(tx.sql(), release_id, row->current_wave);
-    std::string pause_kind;
-    const std::string blocker = Blocker(tx.sql(), *release, wave.hosts, now, pause_kind);
-    if (!PauseFor(tx, *release, *row, blocker, pause_kind, now)) {
-      AssignWave(tx, *release, *row, wave, row->current_wave, now, wakeups);
-    }
+    AssignNextPart(tx, *release, *row, LoadWaveHosts(tx.sql(), release_id, row->current_wave), now,
+                   wakeups);
     SaveRollout(tx.sql(), *row);
     return;
   }
@@ -704,8 +704,8 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
     // Most calls come from one host's final event while its wave is still
     // running: answer those from one indexed probe, not from every row of
     // the rollout (which would make a wave of N hosts cost N^2), and without
-    // reading (parsing) the whole release. (Not while the wave is being
-    // assigned in parts: the next part is due.)
+    // reading (parsing) the whole release. (Not for a wave aborted while it
+    // was assigned in parts: AdvanceDeploying clears `assigning`.)
     if (auto waiting = WaveStillRunning(tx, *row)) {
       row->waiting = std::move(*waiting);
       if (row->waiting != before.waiting) SaveRollout(tx.sql(), *row);
