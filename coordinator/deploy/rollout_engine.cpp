@@ -652,19 +652,28 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
       soci::use(key), soci::use(package_id), soci::use(sizes_text), soci::use(thresholds_text),
       soci::use(minus_one), soci::use(zero), soci::use(zero), soci::use(minus_one), soci::use(zero),
       soci::use(empty), soci::use(empty), soci::use(started), soci::use(zero), soci::use(part);
+  // Two statements prepared once for every target (each parsed anew per
+  // host was a second of `release start` at 20,000 hosts).
+  std::string host, app = package.name, from;
+  soci::indicator ind = soci::i_null;
+  long long pos = 0, w = 0;
+  soci::statement installed =
+      (tx.sql().prepare << "SELECT current_version FROM host_apps WHERE host = :h AND app = :a",
+       soci::use(host), soci::use(app), soci::into(from, ind));
+  soci::statement insert =
+      (tx.sql().prepare << "INSERT INTO rollout_hosts (release_id, position, host, wave, "
+                           "from_version) VALUES (:r, :p, :h, :w, :f)",
+       soci::use(key), soci::use(pos), soci::use(host), soci::use(w), soci::use(from));
   std::size_t wave = 0;
   for (std::size_t position = 0; position < hosts.size(); ++position) {
     while (position >= (*sizes)[wave]) ++wave;
-    long long pos = static_cast<long long>(position), w = static_cast<long long>(wave);
-    std::string host = hosts[position], from;
-    soci::indicator ind = soci::i_null;
-    std::string app = package.name;
-    tx.sql() << "SELECT current_version FROM host_apps WHERE host = :h AND app = :a",
-        soci::use(host), soci::use(app), soci::into(from, ind);
-    if (!tx.sql().got_data() || ind != soci::i_ok) from.clear();
-    tx.sql() << "INSERT INTO rollout_hosts (release_id, position, host, wave, from_version) "
-                "VALUES (:r, :p, :h, :w, :f)",
-        soci::use(key), soci::use(pos), soci::use(host), soci::use(w), soci::use(from);
+    pos = static_cast<long long>(position);
+    w = static_cast<long long>(wave);
+    host = hosts[position];
+    from.clear();
+    ind = soci::i_null;
+    if (!installed.execute(true) || ind != soci::i_ok) from.clear();
+    insert.execute(true);
   }
   // The CMDB's baseline of every target's software before anything moves.
   if (auto taken = TakeBaseline(tx, release.id, kBaselineBefore, hosts, now); !taken) {
