@@ -79,7 +79,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                                {"reserved_connections", JsonType::kInteger},
                                {"max_downloads", JsonType::kInteger},
                                {"retry_after_seconds", JsonType::kInteger},
-                               {"wave_first_part", JsonType::kInteger}});
+                               {"wave_first_part", JsonType::kInteger},
+                               {"wave_hold_ms", JsonType::kInteger}});
         !ok) {
       return std::unexpected(ok.error());
     }
@@ -102,6 +103,15 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
       return Fail(ErrorCode::kInvalidArgument, "limits.retry_after_seconds: at most 3600");
     }
     config.retry_after = std::chrono::seconds(static_cast<std::chrono::seconds::rep>(retry_after));
+    if (limits.contains("wave_hold_ms")) {
+      const auto& hold = limits["wave_hold_ms"];
+      if (!hold.is_number_integer() || hold.get<std::int64_t>() < 0 ||
+          hold.get<std::int64_t>() > 60000) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "limits.wave_hold_ms: expected an integer from 0 (never hold) to 60000");
+      }
+      config.wave_hold = std::chrono::milliseconds(hold.get<std::int64_t>());
+    }
     if (limits.contains("json_body_bytes")) {
       auto v = Positive(limits["json_body_bytes"], "limits.json_body_bytes");
       if (!v) return std::unexpected(v.error());
@@ -185,7 +195,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
             {"reserved_connections", reserved_connections},
             {"max_downloads", max_downloads},
             {"retry_after_seconds", retry_after.count()},
-            {"wave_first_part", wave_first_part}}},
+            {"wave_first_part", wave_first_part},
+            {"wave_hold_ms", wave_hold.count()}}},
           {"timeouts",
            {{"handshake_seconds", handshake_timeout.count()},
             {"idle_seconds", idle_timeout.count()},

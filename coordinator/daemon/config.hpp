@@ -8,8 +8,10 @@
 //                "reserved_connections": 64,      // above the cap, for people only
 //                "max_downloads": 64,             // concurrent package downloads
 //                "retry_after_seconds": 10,       // Retry-After of those 503s
-//                "wave_first_part": 500},         // hosts in a wave's first transaction
+//                "wave_first_part": 500,          // hosts in a wave's first transaction
 //                                                 // (then as many, then twice: rollout_engine.hpp)
+//                "wave_hold_ms": 2000},           // the longest an agent's next request waits
+//                                                 // while a wave is assigned in parts; 0: never
 //     "timeouts": {"handshake_seconds": 10, "idle_seconds": 60,
 //                  "io_seconds": 60, "shutdown_seconds": 10},
 //     "categories": ["major", "minor", "patch", "emergency"],
@@ -49,7 +51,8 @@ struct CoordinatorConfig {
   std::uint64_t reserved_connections = 64;
   std::uint64_t max_downloads = 64;
   std::chrono::seconds retry_after{10};
-  std::uint64_t wave_first_part = 500;  // kDefaultFirstWavePart
+  std::uint64_t wave_first_part = 500;        // kDefaultFirstWavePart
+  std::chrono::milliseconds wave_hold{2000};  // ServerSettings::hold_limit
   std::vector<std::string> categories = {"major", "minor", "patch", "emergency"};
   std::vector<std::string> trusted_keys;
   int workers = 4;

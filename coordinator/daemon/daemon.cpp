@@ -184,6 +184,7 @@ Result<void> Serve(const ServeOptions& options) {
   settings.reserved_connections = static_cast<std::size_t>(config->reserved_connections);
   settings.max_downloads = static_cast<std::size_t>(config->max_downloads);
   settings.retry_after = config->retry_after;
+  settings.hold_limit = config->wave_hold;
 
   Store& store_ref = **store;
   HttpServer server(

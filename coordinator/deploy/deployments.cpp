@@ -788,9 +788,14 @@ Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
   // committer thread, queued ahead of the steps the hosts answered first are
   // posting meanwhile (else each part waits behind thousands of them). Each
   // part assigns at least one host (AssignWave), so this ends.
+  // While parts are left, the hub is held: agents' next requests (the steps
+  // of the hosts told first) wait, so the committer, the I/O thread and the
+  // hosts' CPU go to the wave's answers (wakeup_hub.hpp).
+  std::optional<HubHold> hold;
   for (;;) {
     const std::vector<std::string> go_on = std::move(wakeups.rollouts_to_go_on);
     wakeups.rollouts_to_go_on.clear();
+    if (!go_on.empty() && !hold) hold.emplace(&hub);
     std::promise<Result<Wakeups>> next_part;
     std::future<Result<Wakeups>> made = next_part.get_future();
     if (!go_on.empty()) {

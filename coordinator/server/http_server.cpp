@@ -92,6 +92,7 @@ struct Exchange {
   std::optional<Response> response;
   bool close = false;
   std::optional<std::chrono::seconds> retry_after;  // sent as Retry-After
+  bool ran_out = false;  // a long poll (Response::Wait) that ended by its deadline
 };
 
 // A request Serve read whole: the route whose handler answers it or, when
@@ -188,6 +189,10 @@ class HttpServer::Impl {
     bool busy = false;
     // Accepted past max_connections: people's requests only.
     bool over_cap = false;
+    // Its next request waits while the hub is held: the last one was an
+    // agent's, and not a long poll that ran out (whose next request is
+    // another poll, maybe for the very wave being assigned).
+    bool hold_next = false;
   };
 
   net::awaitable<void> Accept();
@@ -206,8 +211,13 @@ class HttpServer::Impl {
   net::awaitable<Exchange> RefuseEarly(Stream& stream, beast::flat_buffer& buffer,
                                        http::request_parser<http::empty_body>& header,
                                        const Error& error);
+  // Waits while the WakeupHub is held (a wave being assigned in parts), for
+  // at most settings_.hold_limit.
+  net::awaitable<void> WaitWhileHeld();
   // Runs the route's handler, honouring Response::Wait.
-  net::awaitable<Result<Response>> RunHandler(const Route& route, RequestContext& ctx);
+  // `ran_out`: set when a Response::Wait ended by its deadline.
+  net::awaitable<Result<Response>> RunHandler(const Route& route, RequestContext& ctx,
+                                              bool& ran_out);
   // Writes a Response::File; false when the connection broke.
   net::awaitable<bool> WriteFile(Stream& stream, const RequestContext& ctx, unsigned version,
                                  bool keep_alive, Response& response);
@@ -485,6 +495,11 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     // Boost 1.74 compares the length against the optional and refuses.)
     header.body_limit(std::numeric_limits<std::uint64_t>::max());
     connection.busy = false;
+    if (connection.hold_next && wakeups_ != nullptr && settings_.hold_limit.count() > 0 &&
+        wakeups_->holding()) {
+      co_await WaitWhileHeld();
+      if (stopping_) break;
+    }
     stream.expires_after(settings_.idle_timeout);
     co_await http::async_read_header(stream, buffer, header,
                                      net::redirect_error(net::use_awaitable, ec));
@@ -528,6 +543,7 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
       tls_usable = false;
       break;
     }
+    connection.hold_next = ctx.agent.has_value() && !exchange.ran_out;
     const bool keep_alive = client_keep_alive && !exchange.close && !stopping_;
     if (exchange.response->file) {
       struct Downloading {
@@ -755,7 +771,8 @@ net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
 }
 
 net::awaitable<Exchange> HttpServer::Impl::Answer(const Route& route, RequestContext& ctx) {
-  auto result = co_await RunHandler(route, ctx);
+  bool ran_out = false;
+  auto result = co_await RunHandler(route, ctx, ran_out);
   if (!ctx.upload.empty()) {
     std::error_code ignored;
     std::filesystem::remove(ctx.upload, ignored);
@@ -766,11 +783,30 @@ net::awaitable<Exchange> HttpServer::Impl::Answer(const Route& route, RequestCon
     }
     co_return Refuse(result.error(), false);
   }
-  co_return Exchange{std::move(*result), false, {}};
+  co_return Exchange{std::move(*result), false, {}, ran_out};
+}
+
+net::awaitable<void> HttpServer::Impl::WaitWhileHeld() {
+  const auto until = std::chrono::steady_clock::now() + settings_.hold_limit;
+  const std::string key(WakeupHub::kHoldKey);
+  while (!stopping_ && std::chrono::steady_clock::now() < until) {
+    // Generation first: a hold that ends after this read bumps it, so the
+    // registration below is refused rather than missing the wakeup.
+    const std::uint64_t generation = wakeups_->Generation(key);
+    if (!wakeups_->holding()) break;
+    auto timer = std::make_shared<net::steady_timer>(io_, until);
+    auto id = wakeups_->Register(key, generation, WakeLater(timer, nullptr));
+    if (!id) continue;
+    timers_.insert(timer.get());
+    beast::error_code ec;
+    co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
+    timers_.erase(timer.get());
+    wakeups_->Unregister(key, *id);
+  }
 }
 
 net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route,
-                                                              RequestContext& ctx) {
+                                                              RequestContext& ctx, bool& ran_out) {
   auto run = [&route, &ctx]() -> Result<Response> {
     try {
       return route.handler(ctx);
@@ -798,7 +834,10 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
   while (result && result->wait && wakeups_ != nullptr && !stopping_) {
     const WaitInstruction wait = *result->wait;
     if (!ctx.wait_until) ctx.wait_until = wait.until;
-    if (std::chrono::steady_clock::now() >= wait.until) break;
+    if (std::chrono::steady_clock::now() >= wait.until) {
+      ran_out = true;
+      break;
+    }
     auto timer = std::make_shared<net::steady_timer>(io_, wait.until);
     auto answer = std::make_shared<WakeupHub::Answer>();
     auto id = wakeups_->Register(wait.key, wait.generation, WakeLater(timer, answer));
@@ -808,7 +847,10 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
       co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
       timers_.erase(timer.get());
       wakeups_->Unregister(wait.key, *id);
-      if (!ec) break;  // the deadline: answer the body as it is
+      if (!ec) {  // the deadline: answer the body as it is
+        ran_out = true;
+        break;
+      }
     }
     if (*answer) {
       // The wakeup handed over what a look would find: send it at once. A

@@ -36,6 +36,11 @@
 //     before TLS (nothing can be said to it without a handshake);
 //   - downloads: a package download (Response::File) while max_downloads are
 //     being written gets the 503 instead of the file.
+// Answers first: while the WakeupHub is held (a wave being assigned in
+// parts, SweepDeployments), a connection that has just answered an agent's
+// request reads its next one only when the hold ends or after hold_limit
+// (wakeup_hub.hpp). A connection's first request, people's requests and the
+// request after a long poll that ran out (the next poll) are not held.
 // Run() raises the soft RLIMIT_NOFILE to the hard limit and warns when that
 // is below max_connections + reserved_connections.
 //
@@ -97,6 +102,9 @@ struct ServerSettings {
   std::size_t reserved_connections = 64;
   std::size_t max_downloads = 64;
   std::chrono::seconds retry_after{10};
+  // The longest an agent's next request waits while a wave is being
+  // assigned in parts (WakeupHub holds); zero: never waits.
+  std::chrono::milliseconds hold_limit{2000};
 };
 
 // Resolves a bearer token to a user (runs on the worker pool).

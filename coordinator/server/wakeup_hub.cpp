@@ -56,6 +56,12 @@ void WakeupHub::Notify(const std::string& key, const Answer& answer) {
   for (Waker& waker : wake) waker(answer);
 }
 
+void WakeupHub::BeginHold() { holds_.fetch_add(1, std::memory_order_acq_rel); }
+
+void WakeupHub::EndHold() {
+  if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) Notify(std::string(kHoldKey));
+}
+
 std::size_t WakeupHub::waiting() const {
   std::lock_guard lock(mutex_);
   return waiting_;

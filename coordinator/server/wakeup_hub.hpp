@@ -16,6 +16,12 @@
 // answers with it at once, without another look at the store. Only hand over
 // what a fresh look would find (deployments.hpp, Wakeups::assigned).
 //
+// Holds: while a wave is assigned in parts (SweepDeployments), the sweep
+// holds the hub (BeginHold/EndHold). The server then reads no next request
+// from agents' connections until the last hold ends (a Notify of kHoldKey)
+// or its hold limit passed, so the wave's answers go out before the progress
+// events of the hosts told first.
+//
 // Wakers run on the thread that calls Notify, outside the hub's lock; they
 // must be quick and thread-safe (the server's posts a timer cancel to its I/O
 // thread). The hub knows nothing of Asio. Thread-safe.
@@ -24,6 +30,7 @@
 // LISTEN/NOTIFY bridge would call Notify here for notifications from peers.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -48,6 +55,10 @@ class WakeupHub {
   // notify runs it at once (a wave with parts left to assign).
   static constexpr std::string_view kSweepKey = "sweep";
 
+  // The key under which an agent's held request waits; notified when the
+  // last hold ends.
+  static constexpr std::string_view kHoldKey = "hold";
+
   std::uint64_t Generation(const std::string& key) const;
 
   // Registers `waker` under `key` unless the key's generation is no longer
@@ -65,6 +76,12 @@ class WakeupHub {
   // Registered wakers of hosts' long polls (HostKey), for tests and /healthz.
   std::size_t waiting() const;
 
+  // Holds nest; the end of the last one notifies kHoldKey.
+  void BeginHold();
+  void EndHold();
+  // Whether a hold is on (cheap: read for every agent request).
+  bool holding() const { return holds_.load(std::memory_order_acquire) > 0; }
+
  private:
   struct Entry {
     std::uint64_t generation = 0;
@@ -74,6 +91,23 @@ class WakeupHub {
   std::map<std::string, Entry, std::less<>> entries_;
   std::uint64_t next_id_ = 0;
   std::size_t waiting_ = 0;
+  std::atomic<int> holds_{0};
+};
+
+// Holds the hub for its lifetime (none when constructed with null).
+class HubHold {
+ public:
+  explicit HubHold(WakeupHub* hub) : hub_(hub) {
+    if (hub_ != nullptr) hub_->BeginHold();
+  }
+  ~HubHold() {
+    if (hub_ != nullptr) hub_->EndHold();
+  }
+  HubHold(const HubHold&) = delete;
+  HubHold& operator=(const HubHold&) = delete;
+
+ private:
+  WakeupHub* hub_;
 };
 
 }  // namespace fabu::coordinator

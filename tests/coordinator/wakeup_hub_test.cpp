@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -38,6 +39,42 @@ TEST(WakeupHubTest, TheSweepIsWokenLikeAPollButIsNoLongPoll) {
   EXPECT_EQ(hub.waiting(), 1u);
   // Notified while it ran: its next registration is refused, so it runs again.
   EXPECT_FALSE(hub.Register(sweep, 0, [](const WakeupHub::Answer&) {}));
+}
+
+TEST(WakeupHubTest, HoldsNestAndTheEndOfTheLastOneWakesTheHeld) {
+  WakeupHub hub;
+  const std::string key(WakeupHub::kHoldKey);
+  EXPECT_FALSE(hub.holding());
+  int released = 0;
+  {
+    HubHold outer(&hub);
+    EXPECT_TRUE(hub.holding());
+    ASSERT_TRUE(
+        hub.Register(key, hub.Generation(key), [&](const WakeupHub::Answer&) { ++released; }));
+    EXPECT_EQ(hub.waiting(), 0u);  // a held request is no long poll
+    {
+      HubHold inner(&hub);
+      EXPECT_TRUE(hub.holding());
+    }
+    EXPECT_TRUE(hub.holding());
+    EXPECT_EQ(released, 0);
+  }
+  EXPECT_FALSE(hub.holding());
+  EXPECT_EQ(released, 1);
+  HubHold none(nullptr);  // a sweep without a hub holds nothing
+  EXPECT_FALSE(hub.holding());
+}
+
+TEST(WakeupHubTest, AHoldEndingBetweenLookAndRegisterIsNotMissed) {
+  WakeupHub hub;
+  const std::string key(WakeupHub::kHoldKey);
+  auto hold = std::make_unique<HubHold>(&hub);
+  // The server reads the generation, then sees the hold on ...
+  const std::uint64_t seen = hub.Generation(key);
+  EXPECT_TRUE(hub.holding());
+  hold.reset();  // ... and the hold ends before it registers:
+  EXPECT_FALSE(hub.Register(key, seen, [](const WakeupHub::Answer&) {}));
+  EXPECT_FALSE(hub.holding());
 }
 
 TEST(WakeupHubTest, AnAnswerHandedOverReachesEveryWaiterAndAPlainNotifyHandsNone) {

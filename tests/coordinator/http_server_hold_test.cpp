@@ -1,0 +1,241 @@
+// The server's side of a WakeupHub hold (a wave assigned in parts): an agent
+// connection that finishes a request while the hub is held reads its next
+// one only once the hold ends or hold_limit passed. People's connections, a
+// connection's first request, and the request after a long poll that ran out
+// are not held; neither is a connection already waiting for its next request
+// when the hold began.
+//
+// A real HttpServer runs in this process on loopback (its own thread), with a
+// real TLS client; SIGTERM (which Run() handles) stops it.
+// clang-format off
+#include <utility>  // before any Boost.Asio header: asio/awaitable.hpp needs it with g++ 12
+// clang-format on
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "coordinator/common/data_dir.hpp"
+#include "coordinator/server/http_server.hpp"
+#include "coordinator/server/router.hpp"
+#include "coordinator/server/wakeup_hub.hpp"
+#include "coordinator/tls/certificates.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fabu::coordinator {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+
+constexpr const char* kAgentPath = "/api/v1/agent/ping";
+constexpr const char* kPeoplePath = "/api/v1/ping";
+constexpr const char* kPollPath = "/api/v1/agent/poll";  // a long poll of 300 ms
+
+// A server with one agent route and one public route, and the hub the
+// sweep would hold.
+class HoldServer {
+ public:
+  explicit HoldServer(std::chrono::milliseconds hold_limit) {
+    const DataDir data{dir_.path()};
+    auto made = CreateCertificates(data, {});
+    if (!made) throw std::runtime_error(made.error().message());
+    ServerSettings settings;
+    settings.port = 0;
+    settings.certificate_chain = data.server_cert();
+    settings.private_key = data.server_key();
+    settings.upload_dir = dir_.path();
+    settings.port_file = data.port_file();
+    settings.workers = 2;
+    settings.hold_limit = hold_limit;
+    ca_ = data.ca_cert();
+    router_.Add(Method::kGet, kAgentPath, RouteOptions::Agent(),
+                [](RequestContext&) -> Result<Response> {
+                  return Response::Ok({{"ok", true}});
+                });
+    router_.Add(Method::kGet, kPollPath, RouteOptions::Agent(),
+                [this](RequestContext& ctx) -> Result<Response> {
+                  const std::string key = WakeupHub::HostKey(ctx.host());
+                  return Response::Wait(
+                      key, hub_.Generation(key),
+                      ctx.wait_until.value_or(std::chrono::steady_clock::now() + 300ms),
+                      {{"assignment", nullptr}});
+                });
+    router_.Add(Method::kGet, kPeoplePath, RouteOptions::Public(),
+                [](RequestContext&) -> Result<Response> {
+                  return Response::Ok({{"ok", true}});
+                });
+    server_ = std::make_unique<HttpServer>(
+        settings, router_,
+        [](std::string_view) -> Result<Principal> {
+          return Fail(ErrorCode::kUnauthenticated, "no users here");
+        },
+        [](std::string_view credential) -> Result<std::string> {
+          if (credential == "cred-web-1") return std::string("web-1");
+          return Fail(ErrorCode::kUnauthenticated, "unknown credential");
+        },
+        &hub_);
+    thread_ = std::thread([this] { ran_ = server_->Run(); });
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!std::filesystem::exists(data.port_file()) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    port_ = static_cast<std::uint16_t>(std::stoi(fabu::testing::ReadFile(data.port_file())));
+  }
+
+  ~HoldServer() {
+    std::raise(SIGTERM);  // Run() answers it: stops and returns
+    thread_.join();
+  }
+
+  WakeupHub& hub() { return hub_; }
+  std::uint16_t port() const { return port_; }
+  const std::filesystem::path& ca() const { return ca_; }
+
+ private:
+  fabu::testing::TempDir dir_;
+  Router router_;
+  WakeupHub hub_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  Result<void> ran_;
+  std::uint16_t port_ = 0;
+  std::filesystem::path ca_;
+};
+
+// One keep-alive TLS connection; a request's answer is waited for with a
+// deadline, and one not yet come is still read by the next Receive.
+class Connection {
+ public:
+  explicit Connection(const HoldServer& server) {
+    tls_.load_verify_file(server.ca().string());
+    tls_.set_verify_mode(net::ssl::verify_peer);
+    stream_.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+    stream_.handshake(net::ssl::stream_base::client);
+  }
+
+  void Send(const std::string& target, const std::string& credential) {
+    http::request<http::empty_body> request{http::verb::get, target, 11};
+    request.set(http::field::host, "127.0.0.1");
+    if (!credential.empty()) request.set(http::field::authorization, "Bearer " + credential);
+    request.keep_alive(true);
+    http::write(stream_, request);
+  }
+
+  // The status of the answer, or nullopt when none came within `timeout`.
+  std::optional<unsigned> Receive(std::chrono::milliseconds timeout) {
+    if (!pending_) {
+      pending_ = std::make_shared<Pending>();
+      auto pending = pending_;
+      http::async_read(stream_, buffer_, pending->response,
+                       [pending](beast::error_code ec, std::size_t) {
+                         pending->done = true;
+                         pending->error = ec;
+                       });
+    }
+    io_.restart();
+    io_.run_for(timeout);
+    if (!pending_->done) return std::nullopt;
+    auto done = std::move(pending_);
+    EXPECT_FALSE(done->error) << done->error.message();
+    return done->error ? 0u : done->response.result_int();
+  }
+
+ private:
+  struct Pending {
+    bool done = false;
+    beast::error_code error;
+    http::response<http::string_body> response;
+  };
+  net::io_context io_;
+  net::ssl::context tls_{net::ssl::context::tls_client};
+  net::ssl::stream<tcp::socket> stream_{io_, tls_};
+  beast::flat_buffer buffer_;
+  std::shared_ptr<Pending> pending_;
+};
+
+TEST(HttpServerHoldTest, AnAgentsNextRequestWaitsForTheHoldToEnd) {
+  HoldServer server(30s);
+  auto hold = std::make_unique<HubHold>(&server.hub());
+  Connection agent(server);
+  agent.Send(kAgentPath, "cred-web-1");
+  ASSERT_EQ(agent.Receive(10s), 200u);  // a connection's first request is not held
+  agent.Send(kAgentPath, "cred-web-1");
+  EXPECT_EQ(agent.Receive(700ms), std::nullopt) << "answered while the hub was held";
+
+  // Meanwhile people are answered.
+  Connection person(server);
+  person.Send(kPeoplePath, "");
+  EXPECT_EQ(person.Receive(10s), 200u);
+  person.Send(kPeoplePath, "");
+  EXPECT_EQ(person.Receive(10s), 200u);
+
+  const auto released = std::chrono::steady_clock::now();
+  hold.reset();
+  EXPECT_EQ(agent.Receive(10s), 200u);
+  EXPECT_LT(std::chrono::steady_clock::now() - released, 5s);
+}
+
+TEST(HttpServerHoldTest, AfterALongPollThatRanOutTheNextRequestIsNotHeld) {
+  // A poll that ran out is followed by the next poll, maybe for the very
+  // wave being assigned: that one is read at once.
+  HoldServer server(30s);
+  Connection agent(server);
+  agent.Send(kPollPath, "cred-web-1");
+  ASSERT_EQ(agent.Receive(10s), 200u);  // ran out after 300 ms
+  {
+    HubHold hold(&server.hub());
+    agent.Send(kPollPath, "cred-web-1");
+    EXPECT_EQ(agent.Receive(5s), 200u) << "a poll after a poll that ran out was held";
+    agent.Send(kAgentPath, "cred-web-1");
+    EXPECT_EQ(agent.Receive(5s), 200u);
+    // After any other agent request, the next one is held.
+    agent.Send(kAgentPath, "cred-web-1");
+    EXPECT_EQ(agent.Receive(700ms), std::nullopt);
+  }
+  EXPECT_EQ(agent.Receive(10s), 200u);
+}
+
+TEST(HttpServerHoldTest, AHoldLongerThanTheLimitDelaysARequestByTheLimitOnly) {
+  HoldServer server(1500ms);
+  HubHold hold(&server.hub());  // never ended while the request waits
+  Connection agent(server);
+  agent.Send(kAgentPath, "cred-web-1");
+  ASSERT_EQ(agent.Receive(10s), 200u);
+  const auto sent = std::chrono::steady_clock::now();
+  agent.Send(kAgentPath, "cred-web-1");
+  EXPECT_EQ(agent.Receive(700ms), std::nullopt);
+  EXPECT_EQ(agent.Receive(20s), 200u);
+  // The limit counts from when the connection was ready for it (its answer
+  // before), which is before `sent`.
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 1000ms);
+}
+
+TEST(HttpServerHoldTest, AZeroLimitHoldsNothing) {
+  HoldServer server(0ms);
+  HubHold hold(&server.hub());
+  Connection agent(server);
+  agent.Send(kAgentPath, "cred-web-1");
+  ASSERT_EQ(agent.Receive(10s), 200u);
+  agent.Send(kAgentPath, "cred-web-1");
+  EXPECT_EQ(agent.Receive(10s), 200u);
+}
+
+}  // namespace
+}  // namespace fabu::coordinator
