@@ -831,23 +831,47 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
     }
     result = deferred->Take();
   }
+  // A wait that runs out while a wave is being assigned in parts (the hub
+  // held) waits once more, for the rest of the wave (at most hold_limit): its
+  // host may be in a part still to come, and a poll answered empty now comes
+  // back only after a round trip through two busy event loops.
+  bool extended = false;
+  const std::string hold_key(WakeupHub::kHoldKey);
   while (result && result->wait && wakeups_ != nullptr && !stopping_) {
     const WaitInstruction wait = *result->wait;
     if (!ctx.wait_until) ctx.wait_until = wait.until;
-    if (std::chrono::steady_clock::now() >= wait.until) {
-      ran_out = true;
-      break;
+    auto until = wait.until;
+    if (const auto now = std::chrono::steady_clock::now(); now >= until) {
+      if (extended || settings_.hold_limit.count() <= 0 || !wakeups_->holding()) {
+        ran_out = true;
+        break;
+      }
+      extended = true;
+      until = now + settings_.hold_limit;
     }
-    auto timer = std::make_shared<net::steady_timer>(io_, wait.until);
+    auto timer = std::make_shared<net::steady_timer>(io_, until);
     auto answer = std::make_shared<WakeupHub::Answer>();
     auto id = wakeups_->Register(wait.key, wait.generation, WakeLater(timer, answer));
+    std::optional<std::uint64_t> hold_id;
+    if (id && extended) {
+      // Generation first, as in WaitWhileHeld.
+      const std::uint64_t seen = wakeups_->Generation(hold_key);
+      if (wakeups_->holding())
+        hold_id = wakeups_->Register(hold_key, seen, WakeLater(timer, nullptr));
+      if (!hold_id) {  // the hold ended meanwhile: look again now
+        wakeups_->Unregister(wait.key, *id);
+        id.reset();
+      }
+    }
     if (id) {
       timers_.insert(timer.get());
       beast::error_code ec;
       co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
       timers_.erase(timer.get());
       wakeups_->Unregister(wait.key, *id);
-      if (!ec) {  // the deadline: answer the body as it is
+      if (hold_id) wakeups_->Unregister(hold_key, *hold_id);
+      if (!ec) {  // the deadline: answer the body as it is, unless held (above)
+        if (!extended && settings_.hold_limit.count() > 0 && wakeups_->holding()) continue;
         ran_out = true;
         break;
       }

@@ -40,7 +40,10 @@
 // parts, SweepDeployments), a connection that has just answered an agent's
 // request reads its next one only when the hold ends or after hold_limit
 // (wakeup_hub.hpp). A connection's first request, people's requests and the
-// request after a long poll that ran out (the next poll) are not held.
+// request after a long poll that ran out (the next poll) are not held. A
+// Response::Wait whose deadline passes while the hub is held waits once more,
+// until the hold ends (at most hold_limit): its host may be in a part still
+// to come.
 // Run() raises the soft RLIMIT_NOFILE to the hard limit and warns when that
 // is below max_connections + reserved_connections.
 //

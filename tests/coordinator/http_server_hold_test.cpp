@@ -154,8 +154,12 @@ class Connection {
     if (!pending_->done) return std::nullopt;
     auto done = std::move(pending_);
     EXPECT_FALSE(done->error) << done->error.message();
+    body_ = done->response.body();
     return done->error ? 0u : done->response.result_int();
   }
+
+  // The body of the last answer Receive returned.
+  const std::string& body() const { return body_; }
 
  private:
   struct Pending {
@@ -168,6 +172,7 @@ class Connection {
   net::ssl::stream<tcp::socket> stream_{io_, tls_};
   beast::flat_buffer buffer_;
   std::shared_ptr<Pending> pending_;
+  std::string body_;
 };
 
 TEST(HttpServerHoldTest, AnAgentsNextRequestWaitsForTheHoldToEnd) {
@@ -198,18 +203,52 @@ TEST(HttpServerHoldTest, AfterALongPollThatRanOutTheNextRequestIsNotHeld) {
   HoldServer server(30s);
   Connection agent(server);
   agent.Send(kPollPath, "cred-web-1");
-  ASSERT_EQ(agent.Receive(10s), 200u);  // ran out after 300 ms
+  ASSERT_EQ(agent.Receive(10s), 200u);  // ran out after 300 ms, no hold
   {
     HubHold hold(&server.hub());
     agent.Send(kPollPath, "cred-web-1");
-    EXPECT_EQ(agent.Receive(5s), 200u) << "a poll after a poll that ran out was held";
-    agent.Send(kAgentPath, "cred-web-1");
-    EXPECT_EQ(agent.Receive(5s), 200u);
-    // After any other agent request, the next one is held.
+    EXPECT_EQ(agent.Receive(700ms), std::nullopt);  // read, and waiting for the wave
+    server.hub().Notify(WakeupHub::HostKey("web-1"), std::make_shared<const std::string>(
+                                                         R"({"assignment":{"deployment":"D-2"}})"));
+    ASSERT_EQ(agent.Receive(5s), 200u) << "the poll after a poll that ran out was held";
+    EXPECT_NE(agent.body().find("D-2"), std::string::npos) << agent.body();
+    // After any other agent request (here: a poll that got its assignment),
+    // the next one is held.
     agent.Send(kAgentPath, "cred-web-1");
     EXPECT_EQ(agent.Receive(700ms), std::nullopt);
   }
   EXPECT_EQ(agent.Receive(10s), 200u);
+}
+
+TEST(HttpServerHoldTest, APollThatRunsOutWhileHeldWaitsForTheRestOfTheWave) {
+  HoldServer server(30s);
+  auto hold = std::make_unique<HubHold>(&server.hub());
+  Connection agent(server);
+  // Its 300 ms run out while the hub is held: the host may be in a part
+  // still to come, so the poll waits on.
+  agent.Send(kPollPath, "cred-web-1");
+  EXPECT_EQ(agent.Receive(1000ms), std::nullopt) << "a poll ran out while a wave was assigned";
+  // The part that assigns it: the answer handed over is sent at once.
+  server.hub().Notify(WakeupHub::HostKey("web-1"), std::make_shared<const std::string>(
+                                                       R"({"assignment":{"deployment":"D-1"}})"));
+  ASSERT_EQ(agent.Receive(5s), 200u);
+  EXPECT_NE(agent.body().find("D-1"), std::string::npos) << agent.body();
+
+  // Another poll that runs out while held, and the wave ends without this
+  // host: answered (with nothing) when the hold ends, not at hold_limit.
+  Connection other(server);
+  other.Send(kPollPath, "cred-web-1");
+  EXPECT_EQ(other.Receive(1000ms), std::nullopt);
+  const auto released = std::chrono::steady_clock::now();
+  hold.reset();
+  ASSERT_EQ(other.Receive(10s), 200u);
+  EXPECT_LT(std::chrono::steady_clock::now() - released, 5s);
+  EXPECT_NE(other.body().find(R"("assignment":null)"), std::string::npos) << other.body();
+  // Without a hold a poll runs out at its time.
+  const auto sent = std::chrono::steady_clock::now();
+  other.Send(kPollPath, "cred-web-1");
+  ASSERT_EQ(other.Receive(10s), 200u);
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 5s);
 }
 
 TEST(HttpServerHoldTest, AHoldLongerThanTheLimitDelaysARequestByTheLimitOnly) {
