@@ -106,9 +106,9 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
     if (limits.contains("wave_hold_ms")) {
       const auto& hold = limits["wave_hold_ms"];
       if (!hold.is_number_integer() || hold.get<std::int64_t>() < 0 ||
-          hold.get<std::int64_t>() > 60000) {
+          hold.get<std::int64_t>() > 10000) {
         return Fail(ErrorCode::kInvalidArgument,
-                    "limits.wave_hold_ms: expected an integer from 0 (never hold) to 60000");
+                    "limits.wave_hold_ms: expected an integer from 0 (never hold) to 10000");
       }
       config.wave_hold = std::chrono::milliseconds(hold.get<std::int64_t>());
     }

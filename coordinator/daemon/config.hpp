@@ -11,7 +11,8 @@
 //                "wave_first_part": 500,          // hosts in a wave's first transaction
 //                                                 // (then as many, then twice: rollout_engine.hpp)
 //                "wave_hold_ms": 2000},           // the longest an agent's next request waits
-//                                                 // while a wave is assigned in parts; 0: never
+//                                                 // while a wave is assigned in parts
+//                                                 // (0: never; at most 10000)
 //     "timeouts": {"handshake_seconds": 10, "idle_seconds": 60,
 //                  "io_seconds": 60, "shutdown_seconds": 10},
 //     "categories": ["major", "minor", "patch", "emergency"],

@@ -57,14 +57,14 @@ TEST(ConfigTest, AWavesFirstPartIsReadAndMustBePositive) {
 
 TEST(ConfigTest, TheWaveHoldIsReadZeroTurnsItOffAndItIsBounded) {
   EXPECT_EQ(CoordinatorConfig{}.wave_hold, std::chrono::milliseconds(2000));
-  for (const int ms : {0, 500, 60000}) {
+  for (const int ms : {0, 500, 10000}) {
     auto config = CoordinatorConfig::FromJson(nlohmann::json{{"limits", {{"wave_hold_ms", ms}}}});
     ASSERT_TRUE(config) << ms << ": " << config.error().message();
     EXPECT_EQ(config->wave_hold, std::chrono::milliseconds(ms));
     EXPECT_EQ(CoordinatorConfig::FromJson(config->ToJson())->wave_hold,
               std::chrono::milliseconds(ms));
   }
-  for (const char* bad : {R"(-1)", R"(60001)", R"("2s")", R"(1.5)"}) {
+  for (const char* bad : {R"(-1)", R"(10001)", R"("2s")", R"(1.5)"}) {
     auto refused = CoordinatorConfig::FromJson(
         nlohmann::json::parse(std::string(R"({"limits": {"wave_hold_ms": )") + bad + "}}"));
     ASSERT_FALSE(refused) << bad;
