@@ -549,9 +549,13 @@ TEST_F(AgentApiTest, AFailureBeforeActivatingIsFinal) {
 
 TEST_F(AgentApiTest, AHostThatDoesNotFinishInTimeCountsAsFailed) {
   const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
-  const std::string id = Scheduled("1s");
+  // 3 s: under the sanitizers and a parallel ctest, start and the first poll
+  // took over 1 s, and the poll found the deployment already timed out.
+  const std::string id = Scheduled("3s");
   ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
-  const std::string d1 = Poll(web1).Json()["assignment"]["deployment"];
+  const json assignment = Poll(web1).Json()["assignment"];
+  ASSERT_TRUE(assignment.is_object()) << assignment << daemon_->log();
+  const std::string d1 = assignment["deployment"];
   ASSERT_EQ(Post(web1, json::array({Event(d1, 1, "assigned")})).status, 200);
   ASSERT_TRUE(WaitForState(id, "failed", std::chrono::seconds(20))) << daemon_->log();
   json hosts = Hosts(id);
