@@ -670,8 +670,7 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
     pos = static_cast<long long>(position);
     w = static_cast<long long>(wave);
     host = hosts[position];
-    from.clear();
-    ind = soci::i_null;
+    // No row, or a NULL: no version installed (`from` may hold the last host's).
     if (!installed.execute(true) || ind != soci::i_ok) from.clear();
     insert.execute(true);
   }

@@ -211,8 +211,15 @@ class HttpServer::Impl {
   net::awaitable<Exchange> RefuseEarly(Stream& stream, beast::flat_buffer& buffer,
                                        http::request_parser<http::empty_body>& header,
                                        const Error& error);
-  // Waits while the WakeupHub is held (a wave being assigned in parts), for
-  // at most settings_.hold_limit.
+  // Whether the WakeupHub is held (a wave being assigned in parts) and the
+  // server honours holds (hold_limit > 0).
+  bool Held() const {
+    return wakeups_ != nullptr && settings_.hold_limit.count() > 0 && wakeups_->holding();
+  }
+  // Registers `timer` to be cancelled when the hold ends: the registration
+  // id, or nullopt when no hold is on (any more).
+  std::optional<std::uint64_t> CancelAtHoldEnd(const std::shared_ptr<net::steady_timer>& timer);
+  // Waits while Held(), for at most settings_.hold_limit.
   net::awaitable<void> WaitWhileHeld();
   // Runs the route's handler, honouring Response::Wait.
   // `ran_out`: set when a Response::Wait ended by its deadline.
@@ -495,8 +502,7 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     // Boost 1.74 compares the length against the optional and refuses.)
     header.body_limit(std::numeric_limits<std::uint64_t>::max());
     connection.busy = false;
-    if (connection.hold_next && wakeups_ != nullptr && settings_.hold_limit.count() > 0 &&
-        wakeups_->holding()) {
+    if (connection.hold_next && Held()) {
       co_await WaitWhileHeld();
       if (stopping_) break;
     }
@@ -786,22 +792,27 @@ net::awaitable<Exchange> HttpServer::Impl::Answer(const Route& route, RequestCon
   co_return Exchange{std::move(*result), false, {}, ran_out};
 }
 
+std::optional<std::uint64_t> HttpServer::Impl::CancelAtHoldEnd(
+    const std::shared_ptr<net::steady_timer>& timer) {
+  const std::string key(WakeupHub::kHoldKey);
+  // Generation first: a hold that ends after this read bumps it, so the
+  // registration is refused rather than missing the wakeup.
+  const std::uint64_t generation = wakeups_->Generation(key);
+  if (!wakeups_->holding()) return std::nullopt;
+  return wakeups_->Register(key, generation, WakeLater(timer, nullptr));
+}
+
 net::awaitable<void> HttpServer::Impl::WaitWhileHeld() {
   const auto until = std::chrono::steady_clock::now() + settings_.hold_limit;
-  const std::string key(WakeupHub::kHoldKey);
-  while (!stopping_ && std::chrono::steady_clock::now() < until) {
-    // Generation first: a hold that ends after this read bumps it, so the
-    // registration below is refused rather than missing the wakeup.
-    const std::uint64_t generation = wakeups_->Generation(key);
-    if (!wakeups_->holding()) break;
+  while (!stopping_ && std::chrono::steady_clock::now() < until && Held()) {
     auto timer = std::make_shared<net::steady_timer>(io_, until);
-    auto id = wakeups_->Register(key, generation, WakeLater(timer, nullptr));
-    if (!id) continue;
+    auto id = CancelAtHoldEnd(timer);
+    if (!id) continue;  // the hold ended meanwhile (or another began): look again
     timers_.insert(timer.get());
     beast::error_code ec;
     co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
     timers_.erase(timer.get());
-    wakeups_->Unregister(key, *id);
+    wakeups_->Unregister(std::string(WakeupHub::kHoldKey), *id);
   }
 }
 
@@ -836,13 +847,12 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
   // host may be in a part still to come, and a poll answered empty now comes
   // back only after a round trip through two busy event loops.
   bool extended = false;
-  const std::string hold_key(WakeupHub::kHoldKey);
   while (result && result->wait && wakeups_ != nullptr && !stopping_) {
     const WaitInstruction wait = *result->wait;
     if (!ctx.wait_until) ctx.wait_until = wait.until;
     auto until = wait.until;
     if (const auto now = std::chrono::steady_clock::now(); now >= until) {
-      if (extended || settings_.hold_limit.count() <= 0 || !wakeups_->holding()) {
+      if (extended || !Held()) {
         ran_out = true;
         break;
       }
@@ -854,10 +864,7 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
     auto id = wakeups_->Register(wait.key, wait.generation, WakeLater(timer, answer));
     std::optional<std::uint64_t> hold_id;
     if (id && extended) {
-      // Generation first, as in WaitWhileHeld.
-      const std::uint64_t seen = wakeups_->Generation(hold_key);
-      if (wakeups_->holding())
-        hold_id = wakeups_->Register(hold_key, seen, WakeLater(timer, nullptr));
+      hold_id = CancelAtHoldEnd(timer);
       if (!hold_id) {  // the hold ended meanwhile: look again now
         wakeups_->Unregister(wait.key, *id);
         id.reset();
@@ -869,9 +876,9 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
       co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
       timers_.erase(timer.get());
       wakeups_->Unregister(wait.key, *id);
-      if (hold_id) wakeups_->Unregister(hold_key, *hold_id);
+      if (hold_id) wakeups_->Unregister(std::string(WakeupHub::kHoldKey), *hold_id);
       if (!ec) {  // the deadline: answer the body as it is, unless held (above)
-        if (!extended && settings_.hold_limit.count() > 0 && wakeups_->holding()) continue;
+        if (!extended && Held()) continue;
         ran_out = true;
         break;
       }
