@@ -5,6 +5,7 @@
 #include "coordinator/server/http_server.hpp"
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <stdio.h>
@@ -34,7 +35,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "coordinator/common/digest.hpp"
 #include "coordinator/common/files.hpp"
 #include "coordinator/server/error_status.hpp"
 #include "coordinator/tls/tls_stream.hpp"
@@ -132,6 +132,13 @@ rlim_t RaiseOpenFileLimit() {
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return raised.rlim_cur;
   }
   return limit.rlim_cur;
+}
+
+// A random 64-bit number (0 if OpenSSL's generator fails: ids then count from 0).
+std::uint64_t RandomStart() {
+  std::uint64_t start = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&start), sizeof start) != 1) return 0;
+  return start;
 }
 
 // Streamed file responses read the file in chunks of this size.
@@ -281,6 +288,9 @@ class HttpServer::Impl {
   net::steady_timer grace_{io_};
   bool stopping_ = false;
   std::uint64_t next_connection_ = 0;
+  // X-Request-Id: a count from a random start, so ids are unique within a run
+  // and unlikely to repeat across restarts, without a random draw per request.
+  std::uint64_t next_request_id_ = RandomStart();
   std::map<std::uint64_t, Connection*> connections_;
   std::size_t downloads_ = 0;  // Response::File being written. I/O thread only.
   std::uint64_t refused_connections_ = 0;
@@ -526,8 +536,7 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     const std::string target(Sv(header.get().target()));
 
     RequestContext ctx;
-    auto request_id = RandomHex(8);
-    ctx.request_id = request_id ? *request_id : "unknown";
+    ctx.request_id = fmt::format("{:016x}", next_request_id_++);
     ctx.source = source;
     Received received = co_await Serve(stream, buffer, header, ctx, connection.over_cap);
     // The handler runs in a coroutine of its own: Serve's frame (body parsers,
@@ -579,11 +588,13 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - started)
                             .count();
-    spdlog::info(
-        "{} {} {} -> {} {}ms user={} from={}", ctx.request_id, method_text, target,
-        exchange.response->status, millis,
-        ctx.principal ? ctx.principal->name : (ctx.agent ? "host:" + *ctx.agent : std::string("-")),
-        source);
+    if (spdlog::should_log(spdlog::level::info)) {  // (the user's name is built for it)
+      spdlog::info("{} {} {} -> {} {}ms user={} from={}", ctx.request_id, method_text, target,
+                   exchange.response->status, millis,
+                   ctx.principal ? ctx.principal->name
+                                 : (ctx.agent ? "host:" + *ctx.agent : std::string("-")),
+                   source);
+    }
     if (ec) {
       tls_usable = false;
       break;

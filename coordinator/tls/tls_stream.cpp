@@ -112,6 +112,10 @@ struct TlsStream::State {
     // Record buffers are freed whenever nothing is pending.
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                           SSL_MODE_RELEASE_BUFFERS);
+    // One recv(2) takes whatever has arrived, not a record's 5-byte header and
+    // then its body. Safe here: a read always asks SSL_read before it waits
+    // for the socket, so bytes OpenSSL holds are never waited for.
+    SSL_set_read_ahead(ssl, 1);
   }
   ~State() { SSL_free(ssl); }
 

@@ -225,8 +225,14 @@ TEST_F(CoordinatorTest, EveryAnswerCarriesARequestIdThatTheAuditRecords) {
   const auto at = r.out.find("X-Request-Id: ");
   ASSERT_NE(at, std::string::npos) << r.out;
   const std::string id = r.out.substr(at + 14, 16);
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << r.out;
   auto after = AsAdmin({"audit", "list", "--json"});
   EXPECT_TRUE(Contains(after.out, "\"request_id\": \"" + id + "\"")) << after.out;
+  // Each request has its own id.
+  auto again = Curl("/api/v1/users/ann/disable", body, admin_token_, {"-i"});
+  const auto next = again.out.find("X-Request-Id: ");
+  ASSERT_NE(next, std::string::npos) << again.out;
+  EXPECT_NE(again.out.substr(next + 14, 16), id) << again.out;
 }
 
 TEST_F(CoordinatorTest, PlainHttpGetsNoService) {
