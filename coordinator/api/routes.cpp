@@ -33,7 +33,10 @@ void RegisterHealthRoutes(Router& router, const ApiContext& api) {
                if (!version) return std::unexpected(version.error());
                return Response::Ok({{"status", "ok"},
                                     {"schema", store.schema_version()},
-                                    {"long_polls", wakeups.waiting()}});
+                                    {"long_polls", wakeups.waiting()},
+                                    // A wave being assigned in parts holds agents' requests.
+                                    {"wave_hold", wakeups.holding()},
+                                    {"held_requests", wakeups.held()}});
              });
 }
 

@@ -67,4 +67,10 @@ std::size_t WakeupHub::waiting() const {
   return waiting_;
 }
 
+std::size_t WakeupHub::held() const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(kHoldKey);
+  return it == entries_.end() ? 0 : it->second.wakers.size();
+}
+
 }  // namespace fabu::coordinator

@@ -75,6 +75,10 @@ class WakeupHub {
 
   // Registered wakers of hosts' long polls (HostKey), for tests and /healthz.
   std::size_t waiting() const;
+  // Registered wakers of kHoldKey: agents' requests waiting for a hold to
+  // end (a next request not read yet, or a poll past its deadline), for
+  // /healthz.
+  std::size_t held() const;
 
   // Holds nest; the end of the last one notifies kHoldKey.
   void BeginHold();

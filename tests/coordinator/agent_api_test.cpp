@@ -412,7 +412,10 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   const auto parked_by = Clock::now() + std::chrono::seconds(20);
   while (Clock::now() < parked_by && Http("GET", "/healthz", "").Json()["long_polls"] != 1) {
   }
-  ASSERT_EQ(Http("GET", "/healthz", "").Json()["long_polls"], 1);
+  const auto health = Http("GET", "/healthz", "").Json();
+  ASSERT_EQ(health["long_polls"], 1);
+  EXPECT_EQ(health["wave_hold"], false);  // no wave is being assigned in parts
+  EXPECT_EQ(health["held_requests"], 0);
   auto started = As(rm_, {"release", "start", id});
   const auto start_done = Clock::now();
   agent.join();

@@ -52,6 +52,7 @@ TEST(WakeupHubTest, HoldsNestAndTheEndOfTheLastOneWakesTheHeld) {
     ASSERT_TRUE(
         hub.Register(key, hub.Generation(key), [&](const WakeupHub::Answer&) { ++released; }));
     EXPECT_EQ(hub.waiting(), 0u);  // a held request is no long poll
+    EXPECT_EQ(hub.held(), 1u);
     {
       HubHold inner(&hub);
       EXPECT_TRUE(hub.holding());
@@ -61,6 +62,7 @@ TEST(WakeupHubTest, HoldsNestAndTheEndOfTheLastOneWakesTheHeld) {
   }
   EXPECT_FALSE(hub.holding());
   EXPECT_EQ(released, 1);
+  EXPECT_EQ(hub.held(), 0u);
   HubHold none(nullptr);  // a sweep without a hub holds nothing
   EXPECT_FALSE(hub.holding());
 }
