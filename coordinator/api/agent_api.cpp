@@ -19,7 +19,8 @@ namespace {
 
 using nlohmann::json;
 
-// A poll marks its host seen at most this often (a write per poll is waste).
+// A poll or an events POST marks its host seen at most this often (a write
+// per request is waste: a deployment posts a step every few seconds).
 constexpr std::int64_t kSeenEverySeconds = 30;
 
 // ?wait=SECONDS: 0..kMaxPollWaitSeconds (more is capped), absent = 0.
@@ -109,7 +110,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                    [host = ctx.host(), batch = std::move(*batch), wake,
                     options = PlanOptions(api)](Transaction& tx) {
                      *wake = {};
-                     TouchHost(tx, host, Now(), 0);
+                     TouchHost(tx, host, Now(), kSeenEverySeconds);
                      return StoreEvents(tx, host, batch, Now(), options, *wake);
                    },
                    [answer, wake, &wakeups = api.wakeups](Result<protocol::EventAck> ack) {

@@ -147,6 +147,41 @@ TEST_F(DeploymentStoreTest, EventsAreStoredOnceAndAcknowledged) {
   EXPECT_EQ((*open)->started, 200);
 }
 
+// The newest event decides the deployment's step and message, whether it
+// came in this batch or before it.
+TEST_F(DeploymentStoreTest, ALateOlderEventLeavesTheNewestStepAndMessage) {
+  auto newest = Event(3, Step::kInstalling);
+  newest.message = "unpacking";
+  ASSERT_TRUE(Post("web-1", {Event(1, Step::kAssigned), newest}));
+  auto open = store_->Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
+    return OpenAssignment(sql, "web-1");
+  });
+  ASSERT_TRUE(open && *open);
+  EXPECT_EQ((*open)->step, "installing");
+  EXPECT_EQ((*open)->message, "unpacking");
+
+  auto late = Event(2, Step::kDownloading);
+  late.message = "late";
+  auto ack = Post("web-1", {late});
+  ASSERT_TRUE(ack) << ack.error().message();
+  EXPECT_EQ(ack->through.at(deployment_), 3u);
+  open = store_->Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
+    return OpenAssignment(sql, "web-1");
+  });
+  ASSERT_TRUE(open && *open);
+  EXPECT_EQ((*open)->step, "installing");
+  EXPECT_EQ((*open)->message, "unpacking");
+
+  // A newer one without a message keeps the last message said.
+  ASSERT_TRUE(Post("web-1", {Event(4, Step::kActivating)}));
+  open = store_->Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
+    return OpenAssignment(sql, "web-1");
+  });
+  ASSERT_TRUE(open && *open);
+  EXPECT_EQ((*open)->step, "activating");
+  EXPECT_EQ((*open)->message, "unpacking");
+}
+
 // Given a release that passed its health check and failed while observed,
 // reported in one batch with its rollback, we should record one incident
 // against the release, however often the batch is re-sent.
