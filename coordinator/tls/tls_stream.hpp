@@ -3,7 +3,9 @@
 // TlsStream runs OpenSSL directly on a non-blocking TCP socket: the SSL object
 // reads and writes the socket itself (through a minimal BIO on the fd, with
 // MSG_NOSIGNAL), and when OpenSSL wants to read or write more the stream waits
-// for readiness with socket.async_wait. With SSL_MODE_RELEASE_BUFFERS OpenSSL
+// for readiness with socket.async_wait. OpenSSL reads ahead (one recv takes
+// all that has arrived), which is safe because every read asks SSL_read
+// before it waits for the socket. With SSL_MODE_RELEASE_BUFFERS OpenSSL
 // frees its record buffers whenever nothing is pending, so an idle connection
 // (a long poll, a keep-alive between requests) costs the SSL object and this
 // stream's small state, a few KiB. Asio's ssl::stream, by contrast, keeps two
