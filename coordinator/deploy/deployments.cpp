@@ -398,6 +398,10 @@ json DeploymentRecord::ToJson() const {
 }
 
 void WakeHosts(WakeupHub& hub, const Wakeups& wakeups) {
+  // A wave with parts left, started outside the sweep: hold the hub before
+  // its first part is answered, until the sweep has assigned the rest (the
+  // sweep's own calls have taken rollouts_to_go_on out).
+  if (!wakeups.rollouts_to_go_on.empty()) hub.PassHold();
   // A host named more than once (two rollouts in one sweep, say) may have
   // several unfinished deployments: it looks again and finds the oldest.
   std::unordered_map<std::string_view, int> named;
@@ -745,6 +749,16 @@ void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds no
 Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
                                const release::PlanParseOptions& options, WakeupHub& hub) {
   AuditOrigin origin{"fabu-coordinator", "system", "sweep", "local"};
+  // Holds passed by those who started a wave (WakeHosts): ended when this
+  // sweep returns, after the parts it assigns below (each on return, also on
+  // an early one).
+  struct PassedHolds {
+    WakeupHub& hub;
+    std::size_t count;
+    ~PassedHolds() {
+      for (; count > 0; --count) hub.EndHold();
+    }
+  } passed{hub, hub.TakePassedHolds()};
   // Most sweeps find nothing: look before taking a write transaction.
   auto work = store.Read([&](soci::session& sql) -> Result<bool> {
     long long overdue = 0, active = 0;

@@ -119,7 +119,8 @@ struct Wakeups {
 };
 
 // Wakes the long polls `wakeups` names, and the sweep when a wave has parts
-// left (WakeupHub::kSweepKey). Call after its transaction committed.
+// left (WakeupHub::kSweepKey; the hub is then held until the sweep has
+// assigned them: WakeupHub::PassHold). Call after its transaction committed.
 void WakeHosts(WakeupHub& hub, const Wakeups& wakeups);
 
 // One deployment to make.
@@ -184,7 +185,8 @@ struct Sweep {
 // progress (rollout_engine.hpp): next waves, windows, freezes, endings; then
 // wakes the hosts given work. A wave assigned in parts is assigned whole
 // here: each next part is made (committer thread) while the hosts of the
-// part before are woken (this thread).
+// part before are woken (this thread), the hub held meanwhile. Holds passed
+// to it (WakeHosts after a person started a wave) end when it returns.
 Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
                                const release::PlanParseOptions& options, WakeupHub& hub);
 

@@ -1,5 +1,6 @@
 #include "coordinator/server/wakeup_hub.hpp"
 
+#include <utility>
 #include <vector>
 
 namespace fabu::coordinator {
@@ -60,6 +61,19 @@ void WakeupHub::BeginHold() { holds_.fetch_add(1, std::memory_order_acq_rel); }
 
 void WakeupHub::EndHold() {
   if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) Notify(std::string(kHoldKey));
+}
+
+void WakeupHub::PassHold() {
+  {
+    std::lock_guard lock(mutex_);
+    ++passed_;
+  }
+  BeginHold();
+}
+
+std::size_t WakeupHub::TakePassedHolds() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(passed_, 0);
 }
 
 std::size_t WakeupHub::waiting() const {

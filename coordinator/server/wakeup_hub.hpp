@@ -17,7 +17,8 @@
 // what a fresh look would find (deployments.hpp, Wakeups::assigned).
 //
 // Holds: while a wave is assigned in parts (SweepDeployments), the sweep
-// holds the hub (BeginHold/EndHold). The server then reads no next request
+// holds the hub (BeginHold/EndHold; from a wave's first part when a person
+// started the wave: PassHold). The server then reads no next request
 // from agents' connections until the last hold ends (a Notify of kHoldKey)
 // or its hold limit passed, so the wave's answers go out before the progress
 // events of the hosts told first.
@@ -83,6 +84,15 @@ class WakeupHub {
   // Holds nest; the end of the last one notifies kHoldKey.
   void BeginHold();
   void EndHold();
+  // A hold handed on to the sweep: begun by whoever committed a wave's first
+  // part outside the sweep (a person's `release start`, WakeHosts), ended by
+  // the next SweepDeployments, which takes it (TakePassedHolds) and ends it
+  // once it has assigned the rest of the wave. So a wave a person starts
+  // holds agents like one the sweep starts. The sweep is woken at once; each
+  // held request still waits at most the server's hold limit.
+  void PassHold();
+  // The holds passed since the last call (the caller ends each: EndHold).
+  std::size_t TakePassedHolds();
   // Whether a hold is on (cheap: read for every agent request).
   bool holding() const { return holds_.load(std::memory_order_acquire) > 0; }
 
@@ -96,6 +106,7 @@ class WakeupHub {
   std::uint64_t next_id_ = 0;
   std::size_t waiting_ = 0;
   std::atomic<int> holds_{0};
+  std::size_t passed_ = 0;  // guarded by mutex_
 };
 
 // Holds the hub for its lifetime (none when constructed with null).

@@ -514,6 +514,38 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   EXPECT_EQ(As(admin_, {"audit", "verify"}).exit_code, 0);
 }
 
+// Given a coordinator that assigns a wave one host first, a wave of three
+// that a person starts goes out in parts: the first in the start's own
+// transaction, the rest by the sweep; the hold passed on with the first
+// part ends once the sweep has assigned them.
+TEST_F(AgentApiTest, AWaveAPersonStartsInPartsReachesEveryHostAndItsHoldEnds) {
+  daemon_.reset();
+  const auto config_path = dir_ / "coordinator" / "config.json";
+  json config = json::parse(ReadFile(config_path));
+  config["limits"]["wave_first_part"] = 1;
+  WriteFile(config_path, config.dump());
+  Start();
+  const std::vector<std::string> hosts{Enroll("web-1", "env=production,app=c3m-video"),
+                                       Enroll("web-2", "env=production,app=c3m-video"),
+                                       Enroll("web-3", "env=production,app=c3m-video")};
+  const std::string id = Scheduled();
+  auto started = As(rm_, {"release", "start", id});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  EXPECT_TRUE(Contains(started.out, "1 host(s) assigned")) << started.out;
+  for (const std::string& host : hosts) {
+    const json polled = Poll(host, 10).Json();
+    EXPECT_TRUE(polled["assignment"].is_object()) << polled.dump();
+  }
+  const auto until = Clock::now() + std::chrono::seconds(10);
+  json health = Http("GET", "/healthz", "").Json();
+  while (Clock::now() < until && health["wave_hold"] != false) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    health = Http("GET", "/healthz", "").Json();
+  }
+  EXPECT_EQ(health["wave_hold"], false) << health.dump() << daemon_->log();
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM deployments WHERE release_id = '" + id + "'"), 3);
+}
+
 TEST_F(AgentApiTest, OneFailedHostFailsTheRollout) {
   const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
   const std::string web2 = Enroll("web-2", "env=production,app=c3m-video");

@@ -147,6 +147,21 @@ TEST_F(DeploymentStoreTest, EventsAreStoredOnceAndAcknowledged) {
   EXPECT_EQ((*open)->started, 200);
 }
 
+// Given a wave with parts left that a person started (the API wakes its
+// first part), the hub is held from then until the next sweep returns.
+TEST_F(DeploymentStoreTest, AWaveStartedByAPersonHoldsTheHubUntilTheSweep) {
+  Wakeups started;
+  started.rollouts_to_go_on.push_back("R-1");
+  WakeHosts(hub_, started);
+  EXPECT_TRUE(hub_.holding());
+  // The sweep's own wakeups pass nothing on.
+  WakeHosts(hub_, Wakeups{});
+  ASSERT_TRUE(SweepDeployments(*store_, 100, {}, hub_));
+  EXPECT_FALSE(hub_.holding());
+  ASSERT_TRUE(SweepDeployments(*store_, 100, {}, hub_));  // nothing left to end
+  EXPECT_FALSE(hub_.holding());
+}
+
 // The newest event decides the deployment's step and message, whether it
 // came in this batch or before it.
 TEST_F(DeploymentStoreTest, ALateOlderEventLeavesTheNewestStepAndMessage) {

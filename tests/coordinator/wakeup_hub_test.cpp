@@ -67,6 +67,28 @@ TEST(WakeupHubTest, HoldsNestAndTheEndOfTheLastOneWakesTheHeld) {
   EXPECT_FALSE(hub.holding());
 }
 
+TEST(WakeupHubTest, APassedHoldLastsUntilItsTakerEndsIt) {
+  WakeupHub hub;
+  const std::string key(WakeupHub::kHoldKey);
+  EXPECT_EQ(hub.TakePassedHolds(), 0u);
+  hub.PassHold();
+  hub.PassHold();
+  EXPECT_TRUE(hub.holding());
+  int released = 0;
+  ASSERT_TRUE(
+      hub.Register(key, hub.Generation(key), [&](const WakeupHub::Answer&) { ++released; }));
+  const std::size_t taken = hub.TakePassedHolds();
+  EXPECT_EQ(taken, 2u);
+  EXPECT_EQ(hub.TakePassedHolds(), 0u);  // taken once
+  EXPECT_TRUE(hub.holding());            // until the taker ends them
+  hub.EndHold();
+  EXPECT_TRUE(hub.holding());
+  EXPECT_EQ(released, 0);
+  hub.EndHold();
+  EXPECT_FALSE(hub.holding());
+  EXPECT_EQ(released, 1);
+}
+
 TEST(WakeupHubTest, AHoldEndingBetweenLookAndRegisterIsNotMissed) {
   WakeupHub hub;
   const std::string key(WakeupHub::kHoldKey);
