@@ -532,8 +532,11 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     const auto started = std::chrono::steady_clock::now();
     const unsigned version = header.get().version();
     const bool client_keep_alive = header.get().keep_alive();
-    const std::string method_text(Sv(header.get().method_string()));
-    const std::string target(Sv(header.get().target()));
+    // The access line (built only when info is logged: agents' requests are
+    // many). Copied now: the header is gone by the time it is written.
+    const bool access_log = spdlog::should_log(spdlog::level::info);
+    const std::string method_text(access_log ? Sv(header.get().method_string()) : "");
+    const std::string target(access_log ? Sv(header.get().target()) : "");
 
     RequestContext ctx;
     ctx.request_id = fmt::format("{:016x}", next_request_id_++);
@@ -588,7 +591,7 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - started)
                             .count();
-    if (spdlog::should_log(spdlog::level::info)) {  // (the user's name is built for it)
+    if (access_log) {
       spdlog::info("{} {} {} -> {} {}ms user={} from={}", ctx.request_id, method_text, target,
                    exchange.response->status, millis,
                    ctx.principal ? ctx.principal->name

@@ -64,11 +64,10 @@ void WakeupHub::EndHold() {
 }
 
 void WakeupHub::PassHold() {
-  {
-    std::lock_guard lock(mutex_);
-    ++passed_;
-  }
+  // Begun before it can be taken: a taker never ends a hold not begun yet.
   BeginHold();
+  std::lock_guard lock(mutex_);
+  ++passed_;
 }
 
 std::size_t WakeupHub::TakePassedHolds() {

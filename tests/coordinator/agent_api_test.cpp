@@ -416,6 +416,8 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   ASSERT_EQ(health["long_polls"], 1);
   EXPECT_EQ(health["wave_hold"], false);  // no wave is being assigned in parts
   EXPECT_EQ(health["held_requests"], 0);
+  // Each request leaves an access line (at info, the daemon's default).
+  EXPECT_TRUE(Contains(daemon_->log(), " GET /healthz -> 200 ")) << daemon_->log();
   auto started = As(rm_, {"release", "start", id});
   const auto start_done = Clock::now();
   agent.join();
