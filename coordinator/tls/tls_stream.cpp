@@ -93,7 +93,7 @@ BIO_METHOD* SocketMethod() {
 }  // namespace
 
 struct TlsStream::State {
-  State(net::ip::tcp::socket s, SSL_CTX* context)
+  State(net::ip::tcp::socket s, SSL_CTX* context, Role role)
       : socket(std::move(s)), timer(socket.get_executor()), ssl(SSL_new(context)) {
     ErrorCode ignored;
     socket.non_blocking(true, ignored);
@@ -106,7 +106,11 @@ struct TlsStream::State {
     }
     BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(socket.native_handle())));
     SSL_set_bio(ssl, bio, bio);  // one reference, owned by ssl
-    SSL_set_accept_state(ssl);
+    if (role == Role::kClient) {
+      SSL_set_connect_state(ssl);
+    } else {
+      SSL_set_accept_state(ssl);
+    }
     // Writes complete record by record (so a write_some returns what is out),
     // and a retried write may come from another address with the same bytes.
     // Record buffers are freed whenever nothing is pending.
@@ -132,8 +136,8 @@ struct TlsStream::State {
   int pending = 0;  // operations in flight
 };
 
-TlsStream::TlsStream(net::ip::tcp::socket socket, SSL_CTX* context)
-    : state_(std::make_shared<State>(std::move(socket), context)) {}
+TlsStream::TlsStream(net::ip::tcp::socket socket, SSL_CTX* context, Role role)
+    : state_(std::make_shared<State>(std::move(socket), context, role)) {}
 
 TlsStream::~TlsStream() {
   ErrorCode ignored;

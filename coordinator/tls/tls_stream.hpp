@@ -1,4 +1,4 @@
-// A server-side TLS stream that holds no buffers while idle.
+// A TLS stream that holds no buffers while idle.
 //
 // TlsStream runs OpenSSL directly on a non-blocking TCP socket: the SSL object
 // reads and writes the socket itself (through a minimal BIO on the fd, with
@@ -10,7 +10,15 @@
 // (a long poll, a keep-alive between requests) costs the SSL object and this
 // stream's small state, a few KiB. Asio's ssl::stream, by contrast, keeps two
 // 17 KiB buffers (stream_core) and an OpenSSL BIO pair of two more for the
-// connection's whole life; neither size is configurable in Boost 1.74.
+// connection's whole life; neither size is configurable in Boost 1.74, and
+// every record passes through those buffers once more.
+//
+// The coordinator's server uses it on accepted connections; fabu-loadgen, on
+// the client side, on its connected ones (Role::kClient): its simulated
+// agents share the coordinator's cores, so what they cost is taken from what
+// is measured. A client's certificate checks are its SSL_CTX's (verify mode,
+// trusted CAs); a session to resume is set on native_handle() before the
+// handshake.
 //
 // It satisfies Beast's AsyncReadStream and AsyncWriteStream, so
 // http::async_read / async_write work on it unchanged, and has the timeout
@@ -55,9 +63,12 @@ namespace fabu::coordinator {
 class TlsStream {
  public:
   using executor_type = boost::asio::ip::tcp::socket::executor_type;
+  // Which side of the handshake this end takes.
+  enum class Role { kServer, kClient };
 
-  // Takes an accepted socket; the handshake is async_handshake's.
-  TlsStream(boost::asio::ip::tcp::socket socket, SSL_CTX* context);
+  // Takes an accepted (kServer) or connected (kClient) socket; the handshake
+  // is async_handshake's.
+  TlsStream(boost::asio::ip::tcp::socket socket, SSL_CTX* context, Role role = Role::kServer);
   ~TlsStream();
   TlsStream(const TlsStream&) = delete;
   TlsStream& operator=(const TlsStream&) = delete;
@@ -73,7 +84,7 @@ class TlsStream {
   // Closes the socket without a TLS close_notify; later operations fail.
   void close();
 
-  // The server's side of the TLS handshake. Signature: void(error_code).
+  // This end's side of the TLS handshake. Signature: void(error_code).
   template <typename Token>
   auto async_handshake(Token&& token) {
     return Run<void(boost::system::error_code)>(Kind::kHandshake, {}, std::forward<Token>(token));

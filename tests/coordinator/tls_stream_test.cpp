@@ -1,6 +1,7 @@
-// TlsStream, the coordinator's server-side TLS stream, against Asio's TLS
-// client on loopback: one io_context runs both ends, so every test is
-// deterministic in its ordering and bounded by a deadline.
+// TlsStream on loopback: its server side against Asio's TLS client, and its
+// client side (fabu-loadgen's) against its server side. One io_context runs
+// both ends, so every test is deterministic in its ordering and bounded by a
+// deadline.
 // clang-format off
 #include <utility>  // before any Boost.Asio header: asio/awaitable.hpp needs it with g++ 12
 // clang-format on
@@ -8,6 +9,8 @@
 #include "coordinator/tls/tls_stream.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <array>
 #include <boost/asio/co_spawn.hpp>
@@ -88,6 +91,13 @@ class TlsStreamTest : public ::testing::Test {
     }
     co_await socket.async_connect(acceptor_.local_endpoint(), net::use_awaitable);
     co_return client;
+  }
+
+  // A client-side TlsStream, TCP connected (no handshake yet).
+  net::awaitable<std::unique_ptr<TlsStream>> ConnectTls(SSL_CTX* context) {
+    tcp::socket socket(io_);
+    co_await socket.async_connect(acceptor_.local_endpoint(), net::use_awaitable);
+    co_return std::make_unique<TlsStream>(std::move(socket), context, TlsStream::Role::kClient);
   }
 
   // Runs the coroutines to their end; fails the test on an exception or
@@ -346,6 +356,95 @@ TEST_F(TlsStreamTest, TheDeadlineBoundsOperationsNotTheTimeBetweenThem) {
   EXPECT_FALSE(first) << first.message();
   EXPECT_FALSE(second) << second.message();
   EXPECT_EQ(got, "ab");
+}
+
+TEST_F(TlsStreamTest, TheClientSideExchangesWithTheServerSideAndResumesItsSession) {
+  // Given fabu-loadgen's way of connecting (a client-side TlsStream that
+  // verifies the server against its CA), two requests on two connections,
+  // the second offering the first one's session: both should be answered,
+  // the second handshake should resume, and a close_notify should read as
+  // the end of the stream.
+  std::vector<std::string> got_bodies, got_answers;
+  std::vector<ErrorCode> ends;
+  std::vector<int> resumed;
+  SSL_SESSION* session = nullptr;
+  for (int round = 0; round < 2; ++round) {
+    Run({[&]() -> net::awaitable<void> {
+           auto stream = co_await Accept();
+           stream->expires_after(10s);
+           co_await stream->async_handshake(net::use_awaitable);
+           beast::flat_buffer buffer;
+           http::request<http::string_body> request;
+           co_await http::async_read(*stream, buffer, request, net::use_awaitable);
+           got_bodies.push_back(request.body());
+           http::response<http::string_body> response{http::status::ok, 11};
+           response.body() = "pong " + request.body();
+           response.prepare_payload();
+           co_await http::async_write(*stream, response, net::use_awaitable);
+           http::request<http::string_body> next;
+           ErrorCode end;
+           co_await http::async_read(*stream, buffer, next,
+                                     net::redirect_error(net::use_awaitable, end));
+           ends.push_back(end);
+           co_await stream->async_shutdown(net::use_awaitable);
+         },
+         [&]() -> net::awaitable<void> {
+           auto client = co_await ConnectTls(client_tls_.native_handle());
+           if (session != nullptr) SSL_set_session(client->native_handle(), session);
+           client->expires_after(10s);
+           co_await client->async_handshake(net::use_awaitable);
+           http::request<http::string_body> request{http::verb::post, "/ping", 11};
+           request.body() = "ping " + std::to_string(round);
+           request.prepare_payload();
+           co_await http::async_write(*client, request, net::use_awaitable);
+           beast::flat_buffer buffer;
+           http::response<http::string_body> response;
+           co_await http::async_read(*client, buffer, response, net::use_awaitable);
+           got_answers.push_back(response.body());
+           resumed.push_back(SSL_session_reused(client->native_handle()));
+           // TLS 1.3 tickets arrive after the handshake: by the answer they are in.
+           if (session == nullptr) session = SSL_get1_session(client->native_handle());
+           co_await client->async_shutdown(net::use_awaitable);
+         }});
+    io_.restart();
+  }
+  SSL_SESSION_free(session);
+  EXPECT_EQ(got_bodies, (std::vector<std::string>{"ping 0", "ping 1"}));
+  EXPECT_EQ(got_answers, (std::vector<std::string>{"pong ping 0", "pong ping 1"}));
+  EXPECT_EQ(resumed, (std::vector<int>{0, 1}));
+  ASSERT_EQ(ends.size(), 2u);
+  for (const ErrorCode& end : ends) EXPECT_EQ(end, http::error::end_of_stream) << end.message();
+}
+
+TEST_F(TlsStreamTest, TheClientSideRefusesAServerItsCaDidNotSign) {
+  // Given a client that trusts another CA only, its handshake should fail
+  // with the verification error at once, not time out or go through.
+  const fabu::testing::TempDir other_dir;
+  const DataDir other{other_dir.path()};
+  ASSERT_TRUE(CreateCertificates(other, {}));
+  net::ssl::context other_tls{net::ssl::context::tls_client};
+  other_tls.load_verify_file(other.ca_cert().string());
+  other_tls.set_verify_mode(net::ssl::verify_peer);
+  ErrorCode client_handshake, server_handshake;
+  Run({[&]() -> net::awaitable<void> {
+         auto stream = co_await Accept();
+         stream->expires_after(10s);
+         co_await stream->async_handshake(
+             net::redirect_error(net::use_awaitable, server_handshake));
+       },
+       [&]() -> net::awaitable<void> {
+         auto client = co_await ConnectTls(other_tls.native_handle());
+         client->expires_after(10s);
+         co_await client->async_handshake(
+             net::redirect_error(net::use_awaitable, client_handshake));
+       }});
+  ASSERT_TRUE(client_handshake) << "the handshake went through";
+  EXPECT_EQ(&client_handshake.category(), &net::error::get_ssl_category())
+      << client_handshake.message();
+  EXPECT_EQ(ERR_GET_REASON(static_cast<unsigned long>(client_handshake.value())),
+            SSL_R_CERTIFICATE_VERIFY_FAILED)
+      << client_handshake.message();
+  EXPECT_TRUE(server_handshake) << "the server's side went through";
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // A simulated fleet of agents in one process, for load tests (issue 7 §1).
 //
 // Each simulated agent holds one real TLS connection to the coordinator
-// (Boost.Beast client coroutine, the coordinator's CA pinned) and speaks the
+// (a Boost.Beast client coroutine over the coordinator's own TlsStream, on
+// the client side; the coordinator's CA pinned) and speaks the
 // agent protocol with the message types of protocol/agent_api.hpp: it
 // enrolls with an enrollment token (or reuses a credential saved by an
 // earlier run), sends its inventory, long-polls its assignment and, on an
