@@ -343,7 +343,8 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
 
   // One message per active connector, the same exact body for each.
   const std::string key = r.IdempotencyKey();
-  json payload = r.ToJson();
+  json record = r.ToJson();  // also the audit entry's `after`
+  json payload = record;
   payload["event"] = r.Event();
   payload["idempotency_key"] = key;
   payload["installed_version"] = r.ResultingVersion();
@@ -358,7 +359,7 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
 
   AuditEvent event("cmdb.record", "upgrade_record", std::to_string(r.id));
   event.release_id = r.release_id;
-  event.after = r.ToJson();
+  event.after = std::move(record);
   event.detail = {{"idempotency_key", key}, {"queued", queued}};
   tx.Audit(event);
   if (queued > 0) RingOutbox();
