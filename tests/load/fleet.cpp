@@ -47,10 +47,10 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
-// The coordinator's own TLS stream, on the client side: Asio's ssl::stream
-// (under beast::ssl_stream, over a beast::tcp_stream with a timer per
-// operation) cost the loadgen about a third more CPU per request, taken from
-// the coordinator it measures on the same cores.
+// The coordinator's own TLS stream, on the client side: with Asio's
+// ssl::stream (under beast::ssl_stream, over a beast::tcp_stream with a timer
+// per operation) the loadgen spent 10-20 % more CPU per request, taken from
+// the coordinator it measures on the same cores (docs/benchmarks.md).
 using Stream = coordinator::TlsStream;
 using Clock = std::chrono::steady_clock;
 using protocol::Step;
@@ -281,35 +281,21 @@ net::awaitable<bool> Fleet::Connect(Agent& agent) {
       std::chrono::duration_cast<std::chrono::microseconds>(started - queued).count(),
       std::numeric_limits<std::uint32_t>::max())));
   ++stats_.connect_attempts;
-  // The connect is bounded as the handshake is: at the deadline the timer
-  // closes the socket. Its handler keeps the attempt alive: it may run after
-  // this frame is gone.
-  struct Attempt {
-    explicit Attempt(net::io_context& io) : socket(io) {}
-    tcp::socket socket;
-    bool timed_out = false;
-  };
-  auto attempt = std::make_shared<Attempt>(io_);
-  net::steady_timer connect_deadline(io_, std::chrono::seconds(30));
-  connect_deadline.async_wait([attempt](const beast::error_code& error) {
-    if (error) return;  // cancelled: the connect ended first
-    attempt->timed_out = true;
-    beast::error_code ignored;
-    attempt->socket.close(ignored);
-  });
+  // Beast's tcp_stream bounds the connect (it ends with error::timeout at the
+  // deadline); the connected socket then goes to the TLS stream.
+  beast::tcp_stream connecting(io_);
+  connecting.expires_after(std::chrono::seconds(30));
   beast::error_code ec;
-  co_await attempt->socket.async_connect(
+  co_await connecting.async_connect(
       tcp::endpoint(net::ip::make_address(options_.host), options_.port),
       net::redirect_error(net::use_awaitable, ec));
-  connect_deadline.cancel();
-  if (attempt->timed_out) ec = beast::error::timeout;
   if (ec) {
     ReleaseConnectSlot();
     ++stats_.connect_failed;
     Error("connect: " + (ec == beast::error::timeout ? std::string("timeout") : ec.message()));
     co_return false;
   }
-  agent.stream = std::make_unique<Stream>(std::move(attempt->socket), tls_.native_handle(),
+  agent.stream = std::make_unique<Stream>(connecting.release_socket(), tls_.native_handle(),
                                           Stream::Role::kClient);
   if (options_.resume_sessions && agent.session) {
     SSL_set_session(agent.stream->native_handle(), agent.session.get());
