@@ -254,7 +254,7 @@ TEST_F(RecordsCliTest, TheReleaseRecordsAreExportedInEveryFormatAndLanguage) {
 TEST_F(RecordsCliTest, HtmlRecordsLoadInHeadlessChromium) {
   const std::filesystem::path chromium = "/usr/bin/chromium";
   if (!std::filesystem::exists(chromium)) {
-    GTEST_SKIP() << "Debian's chromium is not installed (scripts/bootstrap installs it)";
+    FAIL() << "/usr/bin/chromium is missing (Debian's chromium; scripts/bootstrap installs it)";
   }
   const std::string id = RejectedRelease();
   ASSERT_EQ(As(rm_, {"incident", "add", "--release", id, "--severity", "P2", "--summary",
