@@ -99,7 +99,7 @@ struct Assignment {
   // an absolute URL of a mirror. The agent trusts only signature and digest.
   std::string package_url;
   std::int64_t host_timeout_seconds = 0;  // 0: no limit
-  // Observation (issue 5 §1): after the health check passed, the agent
+  // Observation: after the health check passed, the agent
   // reports `observing` and re-runs the health check every
   // observe_interval_seconds until observe_seconds have passed, then reports
   // `succeeded`; a failing check fails the host (failed_step `observing`) and

@@ -1,5 +1,5 @@
 // The steps of a deployment on one host and the events that report them
-// (DESIGN §5, issue 4 §3).
+// (docs/agent.md, docs/api.md).
 //
 // Reported steps, in order: assigned, downloading, downloaded (networked agent
 // only), verified, installing, activating, health_checking, observing (only

@@ -1,4 +1,4 @@
-// Release version numbers and the rules for moving between them (seed §6.1.3).
+// Release version numbers and the rules for moving between them (procedure §6.1.3).
 //
 // A version is written `Va.b.c.d`:
 //   a  major number          (architecture change)      0..99

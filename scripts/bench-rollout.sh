@@ -8,7 +8,7 @@
 # with its default forks) doing the same work on 100 `ansible_connection=local`
 # inventory hosts in the same run: copy the package, check its SHA-256, extract
 # it into releases/<version>, switch the `current` link, run the health check.
-# Goal (issue 5 §5): fabu >= 10x faster.
+# Goal (docs/benchmarks.md): fabu >= 10x faster.
 # shellcheck disable=SC2154 # repo and work are set by scripts/bench
 
 # The pids of every process bench_rollout started; only these are killed.
@@ -490,7 +490,7 @@ for task, xs in sorted(atasks.items(), key=lambda kv: -statistics.median(kv[1]))
 
 print()
 a = statistics.median(x[0] for x in ansible.values())
-print("Goal (issue 5, section 5): fabu >= 10x faster than Ansible doing the same work.")
+print("Goal (docs/benchmarks.md): fabu >= 10x faster than Ansible doing the same work.")
 for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%"),
                     ("nosync", "(diagnosis) no syncs")):
     if label not in fabu:

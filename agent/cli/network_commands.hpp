@@ -1,4 +1,4 @@
-// The networked subcommands of `fabu-agent` (issue 4 §1-2):
+// The networked subcommands of `fabu-agent`:
 //
 //   enroll --server URL --ca CA.pem --token T --data DIR [--name NAME]
 //          [--labels k=v,...] [--apps-root DIR] [--trust PUB ...]

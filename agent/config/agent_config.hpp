@@ -1,5 +1,5 @@
 // The networked agent's configuration: DIR/agent.json, written by
-// `fabu-agent enroll` and read by `fabu-agent run` (issue 4 §1-2).
+// `fabu-agent enroll` and read by `fabu-agent run`.
 //
 // Format 1 (every field present when written; on read, absent fields take the
 // defaults below, unknown fields and wrong types are errors naming the field):

@@ -1,6 +1,6 @@
 // The deployment engine: installs one package on this host, or restores the
 // previous release kept locally, reporting every step and rolling back on
-// failure (DESIGN §5, issue 4 §3-4). No networking: the package is a file
+// failure (docs/agent.md). No networking: the package is a file
 // already downloaded.
 //
 // An install goes: verified (signature by the agent's own trusted keys, the

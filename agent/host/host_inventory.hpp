@@ -1,5 +1,5 @@
 // The inventory a host reports (protocol::Inventory): at enrollment, on start
-// and after every deployment (issue 4 §2).
+// and after every deployment.
 //
 // Facts come from uname(2), gethostname(2) and sysconf(3); installed apps from
 // InstallLayout::Inventory. Only reading the apps root can fail (kIo with the

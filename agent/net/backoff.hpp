@@ -1,5 +1,5 @@
 // Capped exponential backoff with jitter, for retrying a coordinator that is
-// away (issue 4 §6).
+// away.
 //
 // The n-th consecutive failure (n = 0, 1, ...) waits a delay drawn from
 // [d/2, d] where d = min(cap, initial * 2^n): "equal jitter", so agents that

@@ -1,5 +1,5 @@
 // The agent's HTTPS client: libcurl with the coordinator's CA pinned
-// (DESIGN §5, issue 4 §3). The agent never includes coordinator/ code; this
+// (docs/agent.md). The agent never includes coordinator/ code; this
 // is its own small adapter.
 //
 // Every transfer: https only (no redirects to other schemes), peer and host

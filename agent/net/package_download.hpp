@@ -1,4 +1,4 @@
-// Downloading a package file with resume (issue 4 §3 "Downloads").
+// Downloading a package file with resume.
 //
 // The bytes go to `part` (DIR/downloads/<package_id>.part); a later call —
 // also after the agent was restarted — asks only for what is missing

@@ -1,4 +1,4 @@
-// `fabu-agent run`: the networked agent's main loop (DESIGN §5, issue 4 §2-3, §6).
+// `fabu-agent run`: the networked agent's main loop (docs/agent.md).
 //
 // On start it finishes a deployment a crash interrupted (Deployer::Recover,
 // its events reported like any other), sends the inventory and tells systemd

@@ -1,5 +1,5 @@
 // What the API handlers share: the store, the data directory and the
-// configuration. Owned by the daemon (daemon/serve.cpp), which outlives every
+// configuration. Owned by the daemon (daemon/daemon.cpp), which outlives every
 // handler; handlers run on worker threads and may use all of it concurrently
 // (the Store serializes itself, so does the WakeupHub; the rest is read-only).
 #pragma once
@@ -29,7 +29,7 @@ protocol::UnixSeconds Now();
 // How release plans are read here (the configured categories).
 release::PlanParseOptions PlanOptions(const ApiContext& api);
 // The authenticated user as the release workflow knows people (the two role
-// enums name the same five roles of seed §4.4).
+// enums name the same five roles of procedure §4.4).
 release::Actor ActorOf(const RequestContext& ctx);
 
 // Registers every route of /healthz and /api/v1/. Each area has its own

@@ -1,6 +1,6 @@
 // /api/v1/cmdb and /api/v1/releases/{id}/upgrade-records: the built-in CMDB
 // (hosts as configuration items, the upgrade record table) and the outbox
-// feeding outside CMDBs (issue 5 §3; coordinator/cmdb/cmdb.hpp).
+// feeding outside CMDBs (coordinator/cmdb/cmdb.hpp).
 #include <fmt/format.h>
 
 #include <charconv>

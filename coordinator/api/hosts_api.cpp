@@ -1,5 +1,5 @@
 // /api/v1/enroll-tokens and /api/v1/hosts: enrolling agents and the hosts
-// they run on (issue 4 §1-§2).
+// they run on.
 #include <fmt/format.h>
 
 #include <chrono>

@@ -1,4 +1,4 @@
-// /api/v1/notify: subscriptions to release notices (issue 6 §4 "Notices";
+// /api/v1/notify: subscriptions to release notices (docs/coordinator.md,
 // coordinator/notify/notices.hpp).
 //
 //   POST /api/v1/notify/subscriptions      {"events": ["scheduled", ...],

@@ -1,4 +1,4 @@
-// The records (issue 6): /api/v1/reports (the period report and its KPIs),
+// The records: /api/v1/reports (the period report and its KPIs),
 // /api/v1/incidents (§6.2.10), and a release's review notes. Reports are
 // computed on each request from the store (release records, incidents,
 // review notes) in the coordinator's configured time zone.

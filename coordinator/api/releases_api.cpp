@@ -1,4 +1,4 @@
-// /api/v1/releases: release plans through the procedure (seed §6.2.1-§6.2.5).
+// /api/v1/releases: release plans through the procedure (procedure §6.2.1-§6.2.5).
 //
 // Every verb loads the release, applies the pure workflow operation
 // (coordinator/release/workflow.hpp) and saves the result with its audit entry

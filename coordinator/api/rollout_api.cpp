@@ -1,6 +1,6 @@
 // /api/v1/releases/{id}/test, /start, /hosts, /status and the verbs that steer
 // a rollout (pause, resume, abort, gate, rollback, reschedule,
-// override-freeze), and /api/v1/freezes (issue 4 §5, issue 5 §2).
+// override-freeze), and /api/v1/freezes (docs/api.md).
 //
 // A person's transition, what it tells the rollout engine, and the engine's
 // next step are one store transaction; the agents given work are woken after
@@ -165,7 +165,7 @@ Result<void> Aborted(soci::session& sql, const std::string& id) {
 Result<void> GatePassed(soci::session& sql, const std::string& id) { return PassGate(sql, id); }
 
 // What closing needs from the store: how the hosts ended and whether the
-// CMDB update is confirmed (seed §6.2.8).
+// CMDB update is confirmed (procedure §6.2.8).
 rel::CloseFacts CloseFactsOf(soci::session& sql, const std::string& id) {
   rel::CloseFacts facts;
   const RolloutTally tally = TallyRollout(sql, id);

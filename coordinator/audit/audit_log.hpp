@@ -1,5 +1,5 @@
 // The audit trail: an append-only, hash-chained log of every mutation (seed
-// §1.4, §6.1.1(2); DESIGN.md §1).
+// §1.4, §6.1.1(2)).
 //
 // Each entry records who did what to which object, when, from where and under
 // which request, plus the SHA-256 of the object's JSON before and after. Entry

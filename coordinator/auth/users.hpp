@@ -1,4 +1,4 @@
-// People, roles and bearer tokens (seed §4.4; DESIGN.md §6 "API").
+// People, roles and bearer tokens (procedure §4.4).
 //
 // A user has a name, one role and one bearer token. Tokens are 256 random bits
 // (hex); the store keeps only their SHA-256, so a token is shown once, when it

@@ -1,4 +1,4 @@
-// `fabu audit list|verify`: the hash-chained audit trail (seed §1.4).
+// `fabu audit list|verify`: the hash-chained audit trail (procedure §1.4).
 #include <fmt/format.h>
 
 #include <iostream>

@@ -1,5 +1,5 @@
 // `fabu cmdb ...`: the built-in CMDB — hosts as configuration items, the
-// upgrade record table — and the outbox feeding outside CMDBs (issue 5 §3).
+// upgrade record table — and the outbox feeding outside CMDBs.
 #include <fmt/format.h>
 
 #include <iostream>

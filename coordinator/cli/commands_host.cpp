@@ -1,5 +1,5 @@
 // `fabu enroll-token create`, `fabu hosts list`, `fabu host remove`: the
-// hosts agents run on and how they enroll (issue 4 §1-§2).
+// hosts agents run on and how they enroll.
 #include <fmt/format.h>
 
 #include <iostream>

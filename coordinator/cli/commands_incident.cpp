@@ -1,4 +1,4 @@
-// `fabu incident ...` (seed §6.2.10; issue 6 §2) and `fabu release
+// `fabu incident ...` (procedure §6.2.10) and `fabu release
 // review-notes`: what went wrong after a release, and what was learned.
 #include <fmt/format.h>
 

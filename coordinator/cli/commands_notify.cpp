@@ -1,6 +1,6 @@
 // `fabu notify ...`: subscriptions to release notices — a webhook or an
 // e-mail address told when releases are scheduled, started, paused,
-// rolled back, completed or closed (issue 6 §4 "Notices").
+// rolled back, completed or closed.
 #include <fmt/format.h>
 
 #include <iostream>

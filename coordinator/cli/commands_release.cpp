@@ -1,4 +1,4 @@
-// `fabu release ...`: release plans through the procedure (seed §6.2.1-§6.2.5).
+// `fabu release ...`: release plans through the procedure (procedure §6.2.1-§6.2.5).
 #include <fmt/format.h>
 
 #include <fstream>

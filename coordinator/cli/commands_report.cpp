@@ -1,4 +1,4 @@
-// `fabu report`: the period report with its KPIs (issue 6 §1; seed §4.6,
+// `fabu report`: the period report with its KPIs (procedure §4.6,
 // §6.1.1(3)) as json, csv, md or html, in English or in the procedure's
 // Chinese terms.
 #include <fmt/format.h>

@@ -1,6 +1,6 @@
 // `fabu release status|pause|resume|abort|gate|rollback|reschedule|override-freeze`
 // and `fabu freeze add|list|remove`: following and steering a production
-// rollout (issue 5 §2). Each verb posts to /api/v1/releases/R/<verb> and
+// rollout. Each verb posts to /api/v1/releases/R/<verb> and
 // prints where the rollout stands afterwards.
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-// `fabu user add|list|disable`: people and their roles (seed §4.4).
+// `fabu user add|list|disable`: people and their roles (procedure §4.4).
 #include <fmt/format.h>
 
 #include <iostream>

@@ -1,4 +1,4 @@
-// `fabu version next|check`: the version policy of seed §6.1.3.
+// `fabu version next|check`: the version policy of procedure §6.1.3.
 #include <iostream>
 #include <memory>
 #include <string>

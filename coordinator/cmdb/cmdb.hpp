@@ -1,6 +1,6 @@
 // The CMDB: what is installed where, the upgrade record table (升级记录表)
-// and the outbox feeding outside CMDBs (seed §6.2.7-§6.2.8, §8; DESIGN.md §6
-// "CMDB"; issue 5 §3).
+// and the outbox feeding outside CMDBs (procedure §6.2.7-§6.2.8, §8;
+// docs/coordinator.md "The CMDB").
 //
 // Configuration items are the enrolled hosts (hosts.hpp): their facts,
 // labels and the apps their agents report (`host_apps`). What is installed
@@ -123,7 +123,7 @@ struct BaselineRow {
 };
 std::vector<BaselineRow> ListBaseline(soci::session& sql, std::string_view release_id);
 
-// Whether the CMDB update of a release is confirmed (seed §6.2.8): the
+// Whether the CMDB update of a release is confirmed (procedure §6.2.8): the
 // built-in records are committed for every final production deployment
 // and every outward delivery is delivered or waived.
 struct CmdbConfirmation {

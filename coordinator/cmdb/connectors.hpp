@@ -1,5 +1,5 @@
 // Outward CMDB connectors: each delivers one outbox message (cmdb.hpp) to
-// the outside (issue 5 §3).
+// the outside.
 //
 //   webhook  POSTs the message's exact JSON body with
 //              X-Fabu-Signature: sha256=<hex HMAC-SHA256 of the body, keyed

@@ -1,6 +1,6 @@
 // Delivers the CMDB outbox (cmdb.hpp) through the connectors
 // (connectors.hpp): retried with capped exponential backoff and jitter until
-// delivered or waived (issue 5 §3).
+// delivered or waived.
 //
 // Each connector's messages go out in the order they were queued: only a
 // connector's oldest undelivered message is tried, so a failing message

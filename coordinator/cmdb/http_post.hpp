@@ -1,4 +1,4 @@
-// The CMDB connectors' HTTP client: one POST with libcurl (DESIGN.md §7).
+// The CMDB connectors' HTTP client: one POST with libcurl.
 //
 // http:// and https:// are accepted; for https the server certificate is
 // checked against `ca_file` when given, else the system's CA store, and the

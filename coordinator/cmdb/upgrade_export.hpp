@@ -1,4 +1,4 @@
-// Export of a release's upgrade record table (升级记录表, seed §8) as CSV,
+// Export of a release's upgrade record table (升级记录表, procedure §8) as CSV,
 // Markdown, self-contained HTML or JSON: one row per production deployment
 // that ended (host, package, from, to, started, finished, result, operator,
 // kind, deployment), with the CMDB confirmation of the release.

@@ -18,7 +18,7 @@
 //     "categories": ["major", "minor", "patch", "emergency"],
 //     "trusted_keys": [],                         // PEM files beside DIR/trusted/*.pub
 //     "workers": 4,                               // threads for store and hashing work
-//     "time_zone": "Asia/Shanghai",               // IANA zone of report periods (issue 6)
+//     "time_zone": "Asia/Shanghai",               // IANA zone of report periods
 //     "cmdb": {"connectors": [], "retry": {...}}  // outward CMDB (cmdb/cmdb_config.hpp)
 //   }
 //

@@ -657,7 +657,7 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     ++stored[e.deployment];
     if (e.step == Step::kFailed && e.failed_step && *e.failed_step == Step::kObserving) {
       // A release that passed its health check and then failed while observed
-      // is an incident caused by the release (seed §6.2.10).
+      // is an incident caused by the release (procedure §6.2.10).
       const DeploymentRecord& d = deployments.at(e.deployment);
       RecordIncident(tx, d.release_id, d.host, kObservationSeverity,
                      fmt::format("{} {} failed its health check while observed on {}: {}", d.app,

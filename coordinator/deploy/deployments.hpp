@@ -1,5 +1,5 @@
-// Deployments: one release's package on one host (issue 4 §3, §5; DESIGN.md
-// §5, §6 "Rollout engine").
+// Deployments: one release's package on one host
+// (docs/coordinator.md "The rollout").
 //
 // A deployment is made once per (release, host, attempt): the test
 // deployment (`fabu release test`) makes one per target host labelled

@@ -1,5 +1,5 @@
 // The rollout engine: a production release reaches its targets wave by wave
-// (issue 5 §2; DESIGN.md §6 "Rollout engine"; seed §4.5, §6.2.4, §6.2.7).
+// (procedure §4.5, §6.2.4, §6.2.7).
 //
 // `fabu release start` fixes the targets in a stable order (by host name)
 // and the waves' sizes (release::WaveSizes) and thresholds
@@ -58,7 +58,7 @@ inline constexpr std::string_view kPausedByPerson = "person";
 inline constexpr std::string_view kPausedByWindow = "window";
 inline constexpr std::string_view kPausedByFreeze = "freeze";
 
-// Incidents the engine records (issue 5 §2; issue 6 adds the people's side).
+// Incidents the engine records.
 inline constexpr std::string_view kObservationSeverity = "P3";
 inline constexpr std::string_view kIncidentFromObservation = "observation";
 

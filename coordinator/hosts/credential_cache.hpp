@@ -1,6 +1,6 @@
 // Agent credentials the store has accepted, kept in memory so that the HTTP
 // server can authenticate an agent's request on its I/O thread, without a
-// store read on the worker pool (issue 7: every agent request paid that
+// store read on the worker pool (before this cache, every agent request paid that
 // hand-off, a quarter of the coordinator's CPU under a fleet's load).
 //
 // Keyed by the credential's SHA-256 (the store's key too): the secret itself

@@ -1,4 +1,4 @@
-// Hosts and their enrollment (issue 4 §1-§2; DESIGN.md §6 "API", "CMDB").
+// Hosts and their enrollment.
 //
 // An admin or release manager makes an enrollment token: 256 random bits,
 // single use and valid 1 h unless told otherwise, stored as its SHA-256 with

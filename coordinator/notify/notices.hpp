@@ -1,4 +1,4 @@
-// Release notices (issue 6 §4 "Notices"; seed §6.2.6 go-live notice):
+// Release notices (procedure §6.2.6 go-live notice):
 // people and systems subscribe to events of every release's rollout and
 // get a message — a signed JSON webhook or a plain-text e-mail — when one
 // happens.

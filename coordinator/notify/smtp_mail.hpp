@@ -1,5 +1,5 @@
 // E-mail for release notices: the "smtp" section of config.json and one
-// message sent with libcurl's SMTP (DESIGN.md §7: no hand-written clients).
+// message sent with libcurl's SMTP.
 //
 //   "smtp": {"url": "smtp://mail.example:587",   // or smtps://host:465
 //            "from": "fabu@example.com",

@@ -1,5 +1,5 @@
 // The content-addressed, immutable package store of the coordinator (seed
-// §1.3; DESIGN.md §4).
+// §1.3).
 //
 // An uploaded package is verified with the packaging library against the
 // publisher keys the coordinator trusts (DIR/trusted/*.pub plus the config's

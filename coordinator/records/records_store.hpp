@@ -1,4 +1,4 @@
-// The store side of the records (issue 6): incidents (the `incidents` table
+// The store side of the records: incidents (the `incidents` table
 // the rollout engine writes to; people add and close them here), the review
 // notes of releases (`release_review_notes`, migration 8), and the inputs of
 // the period report.

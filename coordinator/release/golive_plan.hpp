@@ -1,4 +1,4 @@
-// The go-live plan (上线计划, seed §6.2.4; go-live review §6.2.5): when and how a
+// The go-live plan (上线计划, procedure §6.2.4; go-live review §6.2.5): when and how a
 // release reaches its target hosts.
 //
 // Document form (a JSON object, also the `golive` member of a release plan):
@@ -13,7 +13,7 @@
 //   Required, non-empty.
 // - max_failures: failures tolerated per wave, a count or a percent of the
 //   wave's hosts (rounded down). Required.
-// - between_waves: a duration ("5m") or "gate" (a control point, seed §4.5). Required.
+// - between_waves: a duration ("5m") or "gate" (a control point, procedure §4.5). Required.
 // - host_timeout: a duration > 0. Required. auto_rollback: a boolean. Required.
 // - observe, observe_interval: durations, default 0; when observe > 0,
 //   observe_interval must be > 0 and not longer than observe.

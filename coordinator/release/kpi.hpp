@@ -1,4 +1,4 @@
-// The period report and its KPIs (issue 6 §1; seed §4.6, §6.1.1(3), §6.2.10):
+// The period report and its KPIs (procedure §4.6, §6.1.1(3), §6.2.10):
 // computed from the release records and incidents, never entered by hand.
 //
 // Rules (docs/records.md says them to readers):

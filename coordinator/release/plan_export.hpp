@@ -1,4 +1,4 @@
-// Export of the release plan document (发布方案, seed §6.2.1, records §8) as
+// Export of the release plan document (发布方案, procedure §6.2.1, records §8) as
 // Markdown, self-contained HTML or JSON: the nine sections with their Chinese
 // and English titles, change refs, packages with their digests, targets, the
 // go-live plan, the reviewers and each decision with time and comment, test

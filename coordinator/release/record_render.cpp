@@ -15,7 +15,7 @@ struct Terms {
   std::string_view zh;
 };
 
-// The procedure's terms (seed §4.6, §6.2, §8) beside the English ones.
+// The procedure's terms (procedure §4.6, §6.2, §8) beside the English ones.
 const std::map<std::string_view, Terms, std::less<>>& LabelTable() {
   static const std::map<std::string_view, Terms, std::less<>> kTable = {
       // Documents (§8).

@@ -1,4 +1,4 @@
-// What the records (issue 6 §1, §3) share: the language of their labels,
+// What the records share: the language of their labels,
 // escaping for each format, and inline SVG charts.
 //
 // Labels come from one table with the procedure's own Chinese terms

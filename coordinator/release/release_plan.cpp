@@ -255,7 +255,7 @@ Result<void> CheckSubmittable(const ReleasePlan& plan) {
   if (plan.packages.empty()) missing.push_back("packages: at least one package is needed");
   if (!plan.targets) missing.push_back("targets.selector: the target hosts are not chosen");
   if (plan.change_refs.empty()) {
-    missing.push_back("change_refs: at least one change request is needed (seed §6.1.1(6))");
+    missing.push_back("change_refs: at least one change request is needed (procedure §6.1.1(6))");
   }
   if (plan.reviewers.empty()) missing.push_back("reviewers: at least one reviewer is needed");
   if (missing.empty()) return {};

@@ -1,4 +1,4 @@
-// The release plan (发布方案, seed §6.2.1): what a release manager writes and
+// The release plan (发布方案, procedure §6.2.1): what a release manager writes and
 // reviewers approve.
 //
 // Document form, JSON or YAML (see structured_input.hpp):
@@ -17,8 +17,8 @@
 // lacks before it may be submitted for review.
 //
 // The canonical JSON of a plan has every field, keys sorted; its SHA-256 is
-// the content digest that approval freezes (seed §1.1). The go-live plan has
-// its own digest, because it may be set and approved later (seed §6.2.5).
+// the content digest that approval freezes (procedure §1.1). The go-live plan has
+// its own digest, because it may be set and approved later (procedure §6.2.5).
 //
 // Pure value types and functions; thread-safe.
 #pragma once
@@ -38,7 +38,7 @@
 
 namespace fabu::coordinator::release {
 
-// The nine parts of a release plan, in the order of seed §6.2.1.
+// The nine parts of a release plan, in the order of procedure §6.2.1.
 enum class PlanSection {
   kPurpose,        // 1. 发布的目的和背景
   kScope,          // 2. 发布影响范围
@@ -79,7 +79,7 @@ inline const std::vector<std::string>& DefaultCategories() {
 }
 
 struct PlanParseOptions {
-  // Release categories allowed (seed §6.1.1(8)); from the coordinator's config.
+  // Release categories allowed (procedure §6.1.1(8)); from the coordinator's config.
   std::vector<std::string> categories = DefaultCategories();
   DocumentFormat format = DocumentFormat::kAuto;
 };

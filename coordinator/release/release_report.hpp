@@ -1,5 +1,5 @@
 // The release report (发布报告) and the release test report (发布测试报告) of
-// one release (issue 6 §3; seed §8), from what fabu recorded:
+// one release (procedure §8), from what fabu recorded:
 // - release report: the timeline of every state change with actor and role,
 //   the waves and the hosts with their results (RolloutStatus), incidents,
 //   rollbacks, the CMDB update (upgrade records and deliveries), the close

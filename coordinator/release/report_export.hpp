@@ -1,4 +1,4 @@
-// The period report (发布管理报告, issue 6 §1) as JSON, CSV, Markdown or one
+// The period report (发布管理报告) as JSON, CSV, Markdown or one
 // self-contained HTML page with inline SVG charts (releases per category;
 // success and timeliness ratios month by month for the last 12 months).
 //

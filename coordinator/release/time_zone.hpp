@@ -1,5 +1,5 @@
-// An IANA time zone, for the periods of the records (issue 6 §1: "periods
-// follow the coordinator's configured time zone") and the times a reader
+// An IANA time zone, for the periods of the records (periods
+// follow the coordinator's configured time zone) and the times a reader
 // sees.
 //
 // Why not the C library: localtime_r honours only the process-wide TZ

@@ -464,7 +464,7 @@ const std::vector<TransitionRule>& TransitionTable() {
        {S::kDeploying},
        S::kDeploying,
        {R::kReleaseManager, R::kApprover, R::kAdmin},
-       "the rollout waits at a control point (between_waves: gate, seed §4.5)"},
+       "the rollout waits at a control point (between_waves: gate, procedure §4.5)"},
       {Action::kAbort,
        {S::kDeploying, S::kPaused},
        S::kDeploying,

@@ -1,6 +1,6 @@
 // The release workflow: states, roles, and the operations that move a release
-// through review, testing, acceptance and scheduling (seed §4.4, §6.1.2,
-// §6.2.1-§6.2.5; DESIGN.md §6).
+// through review, testing, acceptance and scheduling (procedure §4.4, §6.1.2,
+// §6.2.1-§6.2.5).
 //
 // A `Release` is a plain value: the aggregate the store keeps. Every operation
 // is a pure function `(release, actor, time, inputs) -> Result<Release>`; it
@@ -24,9 +24,9 @@
 // The content a release's reviewers approve (everything in the plan but the
 // go-live plan) is frozen by its digest at approval; any change to it sends
 // the release back to draft with its approvals, test acceptance and go-live
-// approval cleared (seed §1.1). A go-live plan that was part of the approved
+// approval cleared (procedure §1.1). A go-live plan that was part of the approved
 // content needs no further approval; one set or changed after approval needs
-// `ApproveGoLive` before `ScheduleRelease` (seed §6.2.5).
+// `ApproveGoLive` before `ScheduleRelease` (procedure §6.2.5).
 //
 // Pure value types and functions; thread-safe.
 #pragma once
@@ -67,12 +67,12 @@ Result<ReleaseState> ParseReleaseState(std::string_view text);
 // Every state, in workflow order.
 const std::vector<ReleaseState>& AllReleaseStates();
 
-// How a closed release ended (seed §6.2.9, KPI §4.6).
+// How a closed release ended (procedure §6.2.9, KPI §4.6).
 enum class CloseCode { kSuccess, kPartial, kFailed, kRolledBack, kCancelled };
 std::string_view CloseCodeName(CloseCode code);
 Result<CloseCode> ParseCloseCode(std::string_view text);
 
-// Roles of seed §4.4: admin; approver (发布管理负责人, approves plans);
+// Roles of procedure §4.4: admin; approver (发布管理负责人, approves plans);
 // release_manager (发布负责人, owns releases); tester (发布测试人员); viewer.
 enum class Role { kAdmin, kApprover, kReleaseManager, kTester, kViewer };
 std::string_view RoleName(Role role);
@@ -96,7 +96,7 @@ enum class Action {
   kAccept,
   kSchedule,
   kCancel,
-  kTestDeploy,  // deploy to the targets with env=test (issue 4 §5)
+  kTestDeploy,  // deploy to the targets with env=test
   // Carried out by the rollout engine; listed so the table is whole.
   kStartRollout,
   kPause,
@@ -106,7 +106,7 @@ enum class Action {
   kRollback,
   kFinishRollback,
   kClose,
-  // Added with the rollout engine (issue 5): kept after the first ones so
+  // Added with the rollout engine: kept after the first ones so
   // stored histories keep their names.
   kGate,            // a person confirms a control point between waves
   kAbort,           // assign nothing more; in-flight hosts finish
@@ -202,7 +202,7 @@ struct Closure {
 
 struct Release {
   std::string id;
-  std::string owner;  // the creator (seed §6.1.2)
+  std::string owner;  // the creator (procedure §6.1.2)
   ReleaseState state = ReleaseState::kDraft;
   std::optional<CloseCode> close_code;
   ReleasePlan plan;
@@ -223,7 +223,7 @@ struct Release {
 
   std::vector<HistoryEntry> history;
 
-  // The rollout (issue 5).
+  // The rollout.
   std::optional<MaintenanceWindow> rollout_window;  // set by Reschedule; else the plan's
   std::optional<FreezeOverride> freeze_override;    // emergency releases only
   UnixSeconds rollout_finished_at = 0;              // deployed, failed or rolled back

@@ -22,7 +22,7 @@
 //      a Response::File is streamed from disk in chunks read on the pool.
 // Every read and write has a timeout; "Expect: 100-continue" is honoured.
 //
-// Limits that protect the server (issue 7 §3), each past its bound answered
+// Limits that protect the server, each past its bound answered
 // 503 with "Retry-After: retry_after" and the connection closed:
 //   - time: the TLS handshake within handshake_timeout, each request header
 //     whole within idle_timeout of the previous answer, each piece of a body
@@ -47,7 +47,7 @@
 // Run() raises the soft RLIMIT_NOFILE to the hard limit and warns when that
 // is below max_connections + reserved_connections.
 //
-// Memory per connection (issue 7: ≤ 32 KiB per idle long poll): TLS runs on
+// Memory per connection (goal: ≤ 32 KiB per idle long poll): TLS runs on
 // TlsStream (coordinator/tls/tls_stream.hpp), OpenSSL on the non-blocking
 // socket with SSL_MODE_RELEASE_BUFFERS, so an idle connection holds no record
 // buffers, only OpenSSL's state (~14 KiB after the handshake). A request is

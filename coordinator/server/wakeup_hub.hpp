@@ -27,7 +27,7 @@
 // must be quick and thread-safe (the server's posts a timer cancel to its I/O
 // thread). The hub knows nothing of Asio. Thread-safe.
 //
-// Keeping the door open for several coordinators (DESIGN §6): a PostgreSQL
+// Keeping the door open for several coordinators: a PostgreSQL
 // LISTEN/NOTIFY bridge would call Notify here for notifications from peers.
 #pragma once
 

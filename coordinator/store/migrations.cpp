@@ -221,7 +221,7 @@ const std::vector<Migration>& AllMigrations() {
       {7,
        "the CMDB: upgrade records, baselines and the outbox",
        {
-           // 升级记录表 (seed §8): one row per final production deployment.
+           // 升级记录表 (procedure §8): one row per final production deployment.
            "CREATE TABLE upgrade_records ("
            " id BIGINT PRIMARY KEY,"
            " deployment_id TEXT NOT NULL UNIQUE,"
@@ -275,7 +275,7 @@ const std::vector<Migration>& AllMigrations() {
       {8,
        "records: review notes of releases",
        {
-           // The failed-release review (issue 6 §1): what the people learned,
+           // The failed-release review: what the people learned,
            // kept beside the release record (which the workflow owns).
            "CREATE TABLE release_review_notes ("
            " release_id TEXT PRIMARY KEY,"
@@ -287,7 +287,7 @@ const std::vector<Migration>& AllMigrations() {
       {9,
        "notify: subscriptions to release notices",
        {
-           // Issue 6 §4: who gets which release events, by webhook or
+           // Notices: who gets which release events, by webhook or
            // e-mail. A removed row stays (removed set) so ids, part of
            // the outbox connector names, are never reused.
            "CREATE TABLE notify_subscriptions ("
@@ -305,7 +305,7 @@ const std::vector<Migration>& AllMigrations() {
       {10,
        "rollouts: waves assigned in parts",
        {
-           // Issue 7: a wave's hosts are assigned in transactions of
+           // Assignment in parts: a wave's hosts are assigned in transactions of
            // first_part, first_part, 2 * first_part, ... hosts, each answered
            // once it commits (rollout_engine.hpp). Fixed when the rollout
            // begins, like its wave sizes.

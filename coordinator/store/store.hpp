@@ -1,4 +1,4 @@
-// The coordinator's store: one SQLite database through SOCI (DESIGN.md §6).
+// The coordinator's store: one SQLite database through SOCI.
 //
 // Store owns two SOCI sessions on the database: one writes, one reads. Every
 // use goes through Read (a query) or Write (a unit of work that commits when

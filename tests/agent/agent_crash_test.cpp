@@ -196,7 +196,7 @@ INSTANTIATE_TEST_SUITE_P(
       return c.crash_at + (c.fail_hook.empty() ? "" : "_" + c.fail_hook);
     });
 
-// A rollback deployment (the fleet rollback of issue 5) from V2 back to V1,
+// A rollback deployment (the fleet rollback) from V2 back to V1,
 // killed at each of its steps: recovery finishes restoring V1, idempotently.
 struct RollbackCrashCase {
   std::string crash_at;  // FABU_AGENT_CRASH_AT

@@ -400,7 +400,7 @@ TEST_F(DeployerTest, RollbackWithAPackageRestoresOnlyAKeptVersion) {
   EXPECT_EQ(Current(), Version::Parse("V1.0.0.0").value());
 }
 
-// Observation (issue 5 §1): the health check keeps running after it passed.
+// Observation: the health check keeps running after it passed.
 TEST_F(DeployerTest, ObservationRerunsTheHealthCheckEachIntervalThenSucceeds) {
   auto hooks = AllRecordingHooks();
   hooks["health_check"] = CountingHealthCheck(0);

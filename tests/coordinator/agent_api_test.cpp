@@ -1,4 +1,4 @@
-// The coordinator's side of the agent (issue 4 §1, §5): enrollment tokens,
+// The coordinator's side of the agent: enrollment tokens,
 // hosts, the agent API and deployments, on the real fabu-coordinator. People
 // use the real fabu CLI; the agent is played by curl (real HTTPS with the
 // pinned CA), since the real agent is built beside this.

@@ -1,4 +1,4 @@
-// The limits that protect the coordinator (issue 7 §3), on the real
+// The limits that protect the coordinator, on the real
 // fabu-coordinator: past the connection cap agents get 503 + Retry-After and
 // people are still served; silent, idle and vanished peers are dropped;
 // shutdown does not wait for idle connections. Connections are real TLS

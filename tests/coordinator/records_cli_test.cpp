@@ -1,5 +1,5 @@
-// The records on the real fabu-coordinator, driven by the real fabu CLI
-// (issue 6 §1-§2): incidents added, listed and closed; review notes stored
+// The records on the real fabu-coordinator, driven by the real fabu CLI:
+// incidents added, listed and closed; review notes stored
 // and audited; the period report as JSON (the API's), CSV, Markdown in the
 // procedure's Chinese terms, and HTML with its charts.
 #include <gtest/gtest.h>
@@ -250,7 +250,7 @@ TEST_F(RecordsCliTest, TheReleaseRecordsAreExportedInEveryFormatAndLanguage) {
 }
 
 // HTML records load in headless Chromium with no console errors, and the
-// charts and numbers are in the rendered page (issue 6 §5).
+// charts and numbers are in the rendered page.
 TEST_F(RecordsCliTest, HtmlRecordsLoadInHeadlessChromium) {
   const std::filesystem::path chromium = "/usr/bin/chromium";
   if (!std::filesystem::exists(chromium)) {

@@ -1,4 +1,4 @@
-// A release walks the procedure (seed §6.2.1-§6.2.5) on the real
+// A release walks the procedure (procedure §6.2.1-§6.2.5) on the real
 // fabu-coordinator, driven by the real fabu CLI as each person would: the
 // release manager writes and submits the plan, approvers review it, a tester
 // files the report, an approver accepts, the release manager schedules.

@@ -1,4 +1,4 @@
-// The CMDB end to end (issue 5 §3): real agents upgrade, the real
+// The CMDB end to end: real agents upgrade, the real
 // coordinator records each host's upgrade and delivers it to a webhook
 // receiver and to an iTop stand-in on 127.0.0.1 — a receiver that is down
 // (503), a coordinator restarted while deliveries are pending, then the

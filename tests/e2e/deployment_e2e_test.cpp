@@ -1,4 +1,4 @@
-// End to end (issue 4 §8): the real coordinator, real agents in their own
+// End to end: the real coordinator, real agents in their own
 // temp roots, packages with hooks, releases walked by the real CLI.
 #include <sqlite3.h>
 

@@ -1,4 +1,4 @@
-// A fleet for end-to-end tests (issue 4 §8): the real fabu-coordinator, real
+// A fleet for end-to-end tests: the real fabu-coordinator, real
 // fabu-agent processes each in its own temp root (data dir + apps root), the
 // people of the release procedure, signed packages of `c3m-video` with hooks,
 // and releases walked by the real fabu CLI from create to `release start`.

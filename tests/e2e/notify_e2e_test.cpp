@@ -1,4 +1,4 @@
-// Release notices end to end (issue 6 §4 "Notices"): subscriptions made
+// Release notices end to end: subscriptions made
 // with the real fabu CLI, a release walked through schedule, rollout and
 // completion on real agents, the real coordinator delivering its notices
 // to a webhook receiver and to an SMTP server on 127.0.0.1 — both down at

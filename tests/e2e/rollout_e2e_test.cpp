@@ -1,4 +1,4 @@
-// End-to-end tests of the rollout engine (issue 5 §5): the real coordinator,
+// End-to-end tests of the rollout engine: the real coordinator,
 // real agents each in its own temp root, waves, thresholds, fleet rollback,
 // gates, windows, freezes and a coordinator killed mid-wave, all driven by
 // the real fabu CLI.

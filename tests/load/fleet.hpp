@@ -1,4 +1,4 @@
-// A simulated fleet of agents in one process, for load tests (issue 7 §1).
+// A simulated fleet of agents in one process, for load tests.
 //
 // Each simulated agent holds one real TLS connection to the coordinator
 // (a Boost.Beast client coroutine over the coordinator's own TlsStream, on

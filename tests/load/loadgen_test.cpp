@@ -1,4 +1,4 @@
-// fabu-loadgen against a real fabu-coordinator on loopback (issue 7 §1), in
+// fabu-loadgen against a real fabu-coordinator on loopback, in
 // the end-to-end tests' fleet (tests/e2e/fleet.hpp: the coordinator, its
 // people, signed packages, releases walked by the real CLI): a small fleet
 // enrolls, comes back with its saved credentials and long-polls; a fleet that

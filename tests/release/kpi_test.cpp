@@ -1,4 +1,4 @@
-// KPI arithmetic on seeded histories (issue 6 §5): month and time-zone
+// KPI arithmetic on seeded histories: month and time-zone
 // boundaries, empty periods, partial versus success, emergencies, a release
 // closed a month after it started.
 #include "coordinator/release/kpi.hpp"

@@ -1,5 +1,5 @@
 // The workflow operations that deploy a release: the test deployment, the
-// start of the production rollout and its end (issue 4 §5).
+// start of the production rollout and its end.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 

@@ -12,7 +12,7 @@ namespace fabu::coordinator::release::testing {
 
 inline const std::string kPackageId(64, 'a');
 
-// A complete plan, as issue 3 §4 writes it, with a go-live plan.
+// A complete plan, as docs/coordinator.md writes it, with a go-live plan.
 inline std::string FullPlanJson(std::string_view category = "minor") {
   return std::string(R"({"title": "C3M-VIDEO playback download", "product": "c3m-video",
  "version": "V1.3.0.12", "category": ")") +
