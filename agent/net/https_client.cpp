@@ -6,6 +6,8 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "protocol/http_errors.hpp"
+
 namespace fabu::agent {
 
 namespace {
@@ -20,29 +22,6 @@ using CurlHandle = std::unique_ptr<CURL, CurlFree>;
 using HeaderList = std::unique_ptr<curl_slist, SlistFree>;
 
 constexpr std::size_t kErrorBodyLimit = 4096;
-
-ErrorCode CodeForStatus(long status) {
-  switch (status) {
-    case 400:
-      return ErrorCode::kInvalidArgument;
-    case 401:
-      return ErrorCode::kUnauthenticated;
-    case 403:
-      return ErrorCode::kPermissionDenied;
-    case 404:
-      return ErrorCode::kNotFound;
-    case 409:
-      return ErrorCode::kConflict;
-    case 413:
-      return ErrorCode::kTooLarge;
-    case 416:
-      return ErrorCode::kInvalidArgument;
-    case 422:
-      return ErrorCode::kIntegrity;
-    default:
-      return status >= 500 ? ErrorCode::kUnavailable : ErrorCode::kInternal;
-  }
-}
 
 size_t CollectBody(char* data, size_t size, size_t count, void* user) {
   static_cast<std::string*>(user)->append(data, size * count);
@@ -63,15 +42,19 @@ std::optional<std::uint64_t> ParseContentRangeStart(std::string_view value) {
 }  // namespace
 
 Error StatusError(std::string_view what, const HttpResponse& response) {
-  std::string message = fmt::format("HTTP {}", response.status);
+  std::string message = fmt::format("HTTP {}", response.status), code;
   const auto body = nlohmann::json::parse(response.body, nullptr, false);
   if (!body.is_discarded() && body.is_object() && body.contains("error") &&
-      body["error"].is_object() && body["error"].contains("message") &&
-      body["error"]["message"].is_string()) {
-    message =
-        fmt::format("{} (HTTP {})", body["error"]["message"].get<std::string>(), response.status);
+      body["error"].is_object()) {
+    const nlohmann::json& error = body["error"];
+    if (error.contains("message") && error["message"].is_string()) {
+      message = fmt::format("{} (HTTP {})", error["message"].get<std::string>(), response.status);
+    }
+    if (error.contains("code") && error["code"].is_string())
+      code = error["code"].get<std::string>();
   }
-  return Error(CodeForStatus(response.status), fmt::format("{}: {}", what, message));
+  return Error(protocol::ErrorCodeForHttp(response.status, code),
+               fmt::format("{}: {}", what, message));
 }
 
 struct HttpsClient::Impl {

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "coordinator/common/curl_handles.hpp"
+#include "protocol/http_errors.hpp"
 
 namespace fabu::cli {
 namespace {
@@ -29,29 +30,6 @@ size_t ReadFromFile(char* buffer, size_t size, size_t count, void* user) {
   const size_t n = std::fread(buffer, 1, size * count, file);
   if (n == 0 && std::ferror(file)) return CURL_READFUNC_ABORT;
   return n;
-}
-
-ErrorCode CodeForStatus(long status) {
-  switch (status) {
-    case 400:
-      return ErrorCode::kInvalidArgument;
-    case 401:
-      return ErrorCode::kUnauthenticated;
-    case 403:
-      return ErrorCode::kPermissionDenied;
-    case 404:
-      return ErrorCode::kNotFound;
-    case 409:
-      return ErrorCode::kConflict;
-    case 413:
-      return ErrorCode::kTooLarge;
-    case 422:
-      return ErrorCode::kIntegrity;
-    case 503:
-      return ErrorCode::kUnavailable;
-    default:
-      return ErrorCode::kInternal;
-  }
 }
 
 }  // namespace
@@ -113,12 +91,18 @@ struct ApiClient::Impl {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     nlohmann::json body = nlohmann::json::parse(response, nullptr, false);
     if (status < 200 || status >= 300) {
-      std::string message = fmt::format("HTTP {}", status);
-      if (!body.is_discarded() && body.contains("error") && body["error"].is_object() &&
-          body["error"].contains("message") && body["error"]["message"].is_string()) {
-        message = body["error"]["message"].get<std::string>();
+      std::string message = fmt::format("HTTP {}", status), code;
+      if (!body.is_discarded() && body.contains("error") && body["error"].is_object()) {
+        const nlohmann::json& error = body["error"];
+        if (error.contains("message") && error["message"].is_string()) {
+          message = error["message"].get<std::string>();
+        }
+        if (error.contains("code") && error["code"].is_string()) {
+          code = error["code"].get<std::string>();
+        }
       }
-      return Fail(CodeForStatus(status), fmt::format("{} (HTTP {})", message, status));
+      return Fail(protocol::ErrorCodeForHttp(status, code),
+                  fmt::format("{} (HTTP {})", message, status));
     }
     if (body.is_discarded()) {
       return Fail(ErrorCode::kUnavailable,
