@@ -50,7 +50,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                if (!body) return std::unexpected(body.error());
                auto request = protocol::EnrollRequestFromJson(*body);
                if (!request) return std::unexpected(request.error());
-               auto enrolled = EnrollHost(api.store, ctx.Origin(), *request, Now());
+               auto enrolled = EnrollHost(api.store, ctx.Origin(), *request, Now(api));
                if (!enrolled) return std::unexpected(enrolled.error());
                return Response::Created(protocol::EnrollResponseToJson(*enrolled));
              });
@@ -69,7 +69,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                  api.store.WriteAsync(
                      ctx.Origin(),
                      [host = ctx.host()](Transaction& tx) -> Result<void> {
-                       TouchHost(tx, host, Now(), kSeenEverySeconds);
+                       TouchHost(tx, host, tx.clock().Seconds(), kSeenEverySeconds);
                        return {};
                      },
                      [host = ctx.host()](Result<void> touched) {
@@ -110,8 +110,8 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                    [host = ctx.host(), batch = std::move(*batch), wake,
                     options = PlanOptions(api)](Transaction& tx) {
                      *wake = {};
-                     TouchHost(tx, host, Now(), kSeenEverySeconds);
-                     return StoreEvents(tx, host, batch, Now(), options, *wake);
+                     TouchHost(tx, host, tx.clock().Seconds(), kSeenEverySeconds);
+                     return StoreEvents(tx, host, batch, tx.clock().Seconds(), options, *wake);
                    },
                    [answer, wake, &wakeups = api.wakeups](Result<protocol::EventAck> ack) {
                      if (!ack) {
@@ -132,7 +132,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                auto inventory = protocol::InventoryFromJson(*body);
                if (!inventory) return std::unexpected(inventory.error());
                auto stored = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
-                 return StoreInventory(tx, ctx.host(), *inventory, Now());
+                 return StoreInventory(tx, ctx.host(), *inventory, Now(api));
                });
                if (!stored) return std::unexpected(stored.error());
                return Response::Ok(json::object());

@@ -5,12 +5,12 @@
 #pragma once
 
 #include "coordinator/common/data_dir.hpp"
-#include "coordinator/daemon/config.hpp"
+#include "coordinator/common/wakeup_hub.hpp"
+#include "coordinator/config/config.hpp"
 #include "coordinator/hosts/credential_cache.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/server/router.hpp"
-#include "coordinator/server/wakeup_hub.hpp"
 #include "coordinator/store/store.hpp"
 
 namespace fabu::coordinator {
@@ -24,12 +24,12 @@ struct ApiContext {
 };
 
 // What every area of the API needs alike.
-// The time a request acts at: seconds since the epoch.
-protocol::UnixSeconds Now();
+// The time a request acts at: seconds since the epoch, by the store's clock
+// (common/clock.hpp).
+protocol::UnixSeconds Now(const ApiContext& api);
 // How release plans are read here (the configured categories).
 release::PlanParseOptions PlanOptions(const ApiContext& api);
-// The authenticated user as the release workflow knows people (the two role
-// enums name the same five roles of procedure §4.4).
+// The authenticated user as the release workflow knows people.
 release::Actor ActorOf(const RequestContext& ctx);
 
 // Registers every route of /healthz and /api/v1/. Each area has its own

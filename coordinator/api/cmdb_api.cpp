@@ -7,8 +7,8 @@
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/common/json_input.hpp"
 #include "coordinator/hosts/hosts.hpp"
-#include "coordinator/server/json_input.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {

@@ -5,10 +5,10 @@
 #include <chrono>
 
 #include "coordinator/api/api_context.hpp"
+#include "coordinator/common/json_input.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/release/release_plan.hpp"
-#include "coordinator/server/json_input.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -53,7 +53,7 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
           spec.ttl_seconds = *ttl;
         }
         auto issued = api.store.Write(
-            ctx.Origin(), [&](Transaction& tx) { return CreateEnrollToken(tx, spec, Now()); });
+            ctx.Origin(), [&](Transaction& tx) { return CreateEnrollToken(tx, spec, Now(api)); });
         if (!issued) return std::unexpected(issued.error());
         return Response::Created(issued->ToJson());
       });
@@ -85,7 +85,7 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
                auto removed = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
                  wake = {};
                  auto host = RemoveHost(tx, name);
-                 if (host) EndDeploymentsOfHost(tx, name, Now(), options, wake);
+                 if (host) EndDeploymentsOfHost(tx, name, Now(api), options, wake);
                  return host;
                });
                if (!removed) return std::unexpected(removed.error());

@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 
 #include "coordinator/api/api_context.hpp"
+#include "coordinator/common/json_input.hpp"
 #include "coordinator/notify/notices.hpp"
-#include "coordinator/server/json_input.hpp"
 
 namespace fabu::coordinator {
 namespace {

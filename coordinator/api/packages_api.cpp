@@ -9,8 +9,8 @@ void RegisterPackageRoutes(Router& router, const ApiContext& api) {
       Method::kPost, "/api/v1/packages",
       RouteOptions::ForRoles({Role::kAdmin, Role::kReleaseManager}, "uploading a package").Upload(),
       [api](RequestContext& ctx) -> Result<Response> {
-        auto outcome =
-            StoreUploadedPackage(api.store, api.data, api.config, ctx.Origin(), ctx.upload);
+        auto outcome = StoreUploadedPackage(api.store, api.data, api.config.trusted_keys,
+                                            ctx.Origin(), ctx.upload);
         if (!outcome) return std::unexpected(outcome.error());
         nlohmann::json body = outcome->package.ToJson();
         body["created"] = outcome->created;

@@ -7,10 +7,10 @@
 #include <chrono>
 
 #include "coordinator/api/api_context.hpp"
+#include "coordinator/common/json_input.hpp"
 #include "coordinator/records/records_store.hpp"
 #include "coordinator/release/kpi.hpp"
 #include "coordinator/release/report_export.hpp"
-#include "coordinator/server/json_input.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -111,7 +111,7 @@ void RegisterRecordsRoutes(Router& router, const ApiContext& api) {
                const std::string host = *StringField(*body, "host");
                auto added = api.store.Write(
                    ctx.Origin(), [&](Transaction& tx) -> Result<rel::IncidentRecord> {
-                     return AddIncident(tx, release_id, host, severity, summary, Now());
+                     return AddIncident(tx, release_id, host, severity, summary, Now(api));
                    });
                if (!added) return std::unexpected(added.error());
                return Response::Created(added->ToJson());
@@ -124,7 +124,7 @@ void RegisterRecordsRoutes(Router& router, const ApiContext& api) {
         const std::string id = ctx.path_params.at("id");
         auto closed =
             api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<rel::IncidentRecord> {
-              return CloseIncident(tx, id, Now());
+              return CloseIncident(tx, id, Now(api));
             });
         if (!closed) return std::unexpected(closed.error());
         return Response::Ok(closed->ToJson());
@@ -142,7 +142,7 @@ void RegisterRecordsRoutes(Router& router, const ApiContext& api) {
         }
         const std::string notes = (*body)["notes"].get<std::string>();
         auto saved = api.store.Write(
-            ctx.Origin(), [&](Transaction& tx) { return SetReviewNotes(tx, id, notes, Now()); });
+            ctx.Origin(), [&](Transaction& tx) { return SetReviewNotes(tx, id, notes, Now(api)); });
         if (!saved) return std::unexpected(saved.error());
         return Response::Ok({{"release", saved->release_id},
                              {"notes", saved->notes},

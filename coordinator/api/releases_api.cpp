@@ -12,6 +12,7 @@
 #include "coordinator/auth/users.hpp"
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/cmdb/upgrade_export.hpp"
+#include "coordinator/common/json_input.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/notify/notices.hpp"
 #include "coordinator/packages/package_store.hpp"
@@ -19,7 +20,6 @@
 #include "coordinator/release/plan_export.hpp"
 #include "coordinator/release/release_report.hpp"
 #include "coordinator/release/workflow.hpp"
-#include "coordinator/server/json_input.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
@@ -82,18 +82,9 @@ Result<Response> Mutate(const ApiContext& api, RequestContext& ctx, std::string_
   auto saved = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<rel::Release> {
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return before;
-    auto after = step(tx.sql(), *before, ActorOf(ctx), Now());
+    auto after = step(tx.sql(), *before, ActorOf(ctx), Now(api));
     if (!after) return after;
-    SaveRelease(tx.sql(), *after);
-    EnqueueNotices(tx, *before, *after);
-    AuditEvent event(fmt::format("release.{}", action), "release", id);
-    event.release_id = id;
-    event.before = rel::ReleaseToJson(*before);
-    event.after = rel::ReleaseToJson(*after);
-    event.detail = std::move(detail);
-    event.detail["from"] = rel::ReleaseStateName(before->state);
-    event.detail["to"] = rel::ReleaseStateName(after->state);
-    tx.Audit(event);
+    SaveTransition(tx, *before, *after, std::move(detail), action);
     return after;
   });
   if (!saved) return std::unexpected(saved.error());
@@ -145,7 +136,7 @@ Result<Response> ExportRecordOf(const ApiContext& api, const RequestContext& ctx
     rel::ReleaseReportFacts f;
     f.release = std::move(*r);
     if (doc == "test-report") return f;
-    auto status = RolloutStatus(sql, f.release, Now());
+    auto status = RolloutStatus(sql, f.release, Now(api));
     if (!status) return std::unexpected(status.error());
     f.rollout = std::move(*status);
     f.incidents = ListIncidents(sql, id);
@@ -185,7 +176,7 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
           if (auto ok = CheckPackagesStored(tx.sql(), *plan); !ok) {
             return std::unexpected(ok.error());
           }
-          auto r = rel::CreateRelease(NextReleaseId(tx.sql()), ActorOf(ctx), Now(), *plan);
+          auto r = rel::CreateRelease(NextReleaseId(tx.sql()), ActorOf(ctx), Now(api), *plan);
           if (!r) return r;
           InsertRelease(tx.sql(), *r);
           AuditEvent event("release.create", "release", r->id);

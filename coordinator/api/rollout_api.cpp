@@ -11,11 +11,10 @@
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/common/json_input.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
-#include "coordinator/notify/notices.hpp"
-#include "coordinator/server/json_input.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
@@ -26,19 +25,6 @@ namespace rel = release;
 
 using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor&, rel::UnixSeconds,
                                            std::size_t);
-
-void AuditTransition(Transaction& tx, const rel::Release& before, const rel::Release& after,
-                     json detail) {
-  AuditEvent event(fmt::format("release.{}", rel::ActionName(after.history.back().action)),
-                   "release", before.id);
-  event.release_id = before.id;
-  event.before = rel::ReleaseToJson(before);
-  event.after = rel::ReleaseToJson(after);
-  detail["from"] = rel::ReleaseStateName(before.state);
-  detail["to"] = rel::ReleaseStateName(after.state);
-  event.detail = std::move(detail);
-  tx.Audit(event);
-}
 
 // Moves release `id` with `operation` and deploys it to its targets labelled
 // env=`environment`: all of them at once for a test deployment, wave by wave
@@ -60,7 +46,7 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
     selector.emplace_back("env", std::string(environment));
     std::vector<std::string> hosts;
     for (const HostRecord& host : ListHosts(tx.sql(), selector)) hosts.push_back(host.name);
-    const rel::UnixSeconds now = Now();
+    const rel::UnixSeconds now = Now(api);
     auto after = operation(*before, ActorOf(ctx), now, hosts.size());
     if (!after) return std::unexpected(after.error());
     auto package = FindPackage(tx.sql(), after->plan.packages.front());
@@ -68,19 +54,12 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
       return std::unexpected(package.error().WithContext(
           fmt::format("release {} names package {}", id, after->plan.packages.front())));
     }
-    SaveRelease(tx.sql(), *after);
-    EnqueueNotices(tx, *before, *after);
-    AuditEvent event(fmt::format("release.{}", rel::ActionName(after->history.back().action)),
-                     "release", id);
-    event.release_id = id;
-    event.before = rel::ReleaseToJson(*before);
-    event.after = rel::ReleaseToJson(*after);
-    event.detail = {{"from", rel::ReleaseStateName(before->state)},
-                    {"to", rel::ReleaseStateName(after->state)},
-                    {"environment", environment},
-                    {"hosts", hosts}};
-    tx.Audit(event);
+    SaveTransition(tx, *before, *after, {{"environment", environment}, {"hosts", hosts}});
     if (environment == kProductionEnvironment) {
+      // The CMDB's baseline of every target's software before anything moves.
+      if (auto taken = TakeBaseline(tx, id, kBaselineBefore, hosts, now); !taken) {
+        return std::unexpected(taken.error());
+      }
       if (auto begun = BeginRollout(tx, *after, *package, hosts, now, PlanOptions(api), wake,
                                     api.config.wave_first_part);
           !begun) {
@@ -128,15 +107,13 @@ Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
     wake = {};
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return std::unexpected(before.error());
-    const rel::UnixSeconds now = Now();
+    const rel::UnixSeconds now = Now(api);
     auto after = step(*before, ActorOf(ctx), now, *body);
     if (!after) return std::unexpected(after.error());
     if (effect != nullptr) {
       if (auto ok = effect(tx.sql(), id); !ok) return std::unexpected(ok.error());
     }
-    SaveRelease(tx.sql(), *after);
-    EnqueueNotices(tx, *before, *after);
-    AuditTransition(tx, *before, *after, *body);
+    SaveTransition(tx, *before, *after, *body);
     AdvanceRollout(tx, id, now, PlanOptions(api), wake);
     auto current = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!current) return std::unexpected(current.error());
@@ -322,7 +299,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
         auto closed = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<rel::Release> {
           auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
           if (!before) return before;
-          const rel::UnixSeconds now = Now();
+          const rel::UnixSeconds now = Now(api);
           const rel::CloseFacts facts = CloseFactsOf(tx.sql(), id);
           auto after = rel::CloseRelease(*before, ActorOf(ctx), now, code,
                                          *StringField(*body, "notes"), facts);
@@ -332,14 +309,12 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
               !taken) {
             return std::unexpected(taken.error());
           }
-          SaveRelease(tx.sql(), *after);
-          EnqueueNotices(tx, *before, *after);
-          AuditTransition(tx, *before, *after,
-                          {{"code", rel::CloseCodeName(*after->close_code)},
-                           {"cmdb", facts.cmdb_summary},
-                           {"hosts_succeeded", facts.hosts_succeeded},
-                           {"hosts_failed", facts.hosts_failed},
-                           {"finished_in_window", after->closure->finished_in_window}});
+          SaveTransition(tx, *before, *after,
+                         {{"code", rel::CloseCodeName(*after->close_code)},
+                          {"cmdb", facts.cmdb_summary},
+                          {"hosts_succeeded", facts.hosts_succeeded},
+                          {"hosts_failed", facts.hosts_failed},
+                          {"finished_in_window", after->closure->finished_in_window}});
           return after;
         });
         if (!closed) return std::unexpected(closed.error());
@@ -352,7 +327,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
                  auto r = LoadRelease(sql, id, PlanOptions(api));
                  if (!r) return std::unexpected(r.error());
-                 return RolloutStatus(sql, *r, Now());
+                 return RolloutStatus(sql, *r, Now(api));
                });
                if (!status) return std::unexpected(status.error());
                return Response::Ok(*status);

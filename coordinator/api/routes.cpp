@@ -5,11 +5,7 @@
 
 namespace fabu::coordinator {
 
-protocol::UnixSeconds Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+protocol::UnixSeconds Now(const ApiContext& api) { return api.store.clock().Seconds(); }
 
 release::PlanParseOptions PlanOptions(const ApiContext& api) {
   release::PlanParseOptions options;
@@ -18,8 +14,7 @@ release::PlanParseOptions PlanOptions(const ApiContext& api) {
 }
 
 release::Actor ActorOf(const RequestContext& ctx) {
-  auto role = release::ParseRole(RoleName(ctx.user().role));
-  return release::Actor{ctx.user().name, role.value_or(release::Role::kViewer)};
+  return release::Actor{ctx.user().name, ctx.user().role};
 }
 
 void RegisterHealthRoutes(Router& router, const ApiContext& api) {

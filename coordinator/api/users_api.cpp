@@ -2,7 +2,7 @@
 #include <fmt/format.h>
 
 #include "coordinator/api/api_context.hpp"
-#include "coordinator/server/json_input.hpp"
+#include "coordinator/common/json_input.hpp"
 
 namespace fabu::coordinator {
 

@@ -174,9 +174,9 @@ std::optional<AuditHead> ReadHead(soci::session& sql) {
 }
 
 // Every field of the entry but the chain links.
-AuditEntry NewEntry(const AuditOrigin& origin, const AuditEvent& event) {
+AuditEntry NewEntry(const AuditOrigin& origin, const AuditEvent& event, std::string time) {
   AuditEntry entry;
-  entry.time = NowUtc();
+  entry.time = std::move(time);
   entry.actor = origin.actor;
   entry.role = origin.role;
   entry.action = event.action;
@@ -195,7 +195,7 @@ AuditEntry NewEntry(const AuditOrigin& origin, const AuditEvent& event) {
 }  // namespace
 
 AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const AuditEvent& event,
-                       AuditStatements* statements) {
+                       std::string time, AuditStatements* statements) {
   if (statements != nullptr) {
     AuditStatements::Prepared& p = *statements->prepared;
     std::optional<AuditStatements::Head> head = statements->pending;
@@ -208,7 +208,7 @@ AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const Audi
       }
     }
     if (head) {
-      p.entry = NewEntry(origin, event);
+      p.entry = NewEntry(origin, event, std::move(time));
       p.entry.seq = head->seq + 1;
       p.entry.prev_hash = head->hash;
       p.entry.hash = p.entry.ComputeHash();
@@ -223,7 +223,7 @@ AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const Audi
   const std::optional<AuditHead> head = ReadHead(sql);
   const bool has_head = head.has_value();
 
-  AuditEntry entry = NewEntry(origin, event);
+  AuditEntry entry = NewEntry(origin, event, std::move(time));
   entry.seq = has_head ? head->seq + 1 : 1;
   entry.prev_hash = has_head ? head->hash : std::string(kGenesisHash);
   entry.hash = entry.ComputeHash();

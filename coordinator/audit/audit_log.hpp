@@ -111,10 +111,11 @@ struct AuditStatements {
   std::optional<Head> pending;
 };
 
-// Appends one entry chained to the current head; returns it. With
-// `statements`, runs those instead of preparing its statements anew.
+// Appends one entry made at `time` (RFC 3339 UTC, the store's clock) chained
+// to the current head; returns it. With `statements`, runs those instead of
+// preparing its statements anew.
 AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const AuditEvent& event,
-                       AuditStatements* statements = nullptr);
+                       std::string time, AuditStatements* statements = nullptr);
 
 struct AuditFilter {
   std::optional<std::string> release_id;

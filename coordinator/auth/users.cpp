@@ -23,6 +23,7 @@ struct UserRow {
   User ToUser() const {
     User user;
     user.name = name;
+    // A role this coordinator does not know (a damaged row) grants the least.
     user.role = ParseRole(role).value_or(Role::kViewer);
     user.disabled = disabled != 0;
     user.created = created;
@@ -33,22 +34,6 @@ struct UserRow {
 
 }  // namespace
 
-std::string_view RoleName(Role role) {
-  switch (role) {
-    case Role::kAdmin:
-      return "admin";
-    case Role::kApprover:
-      return "approver";
-    case Role::kReleaseManager:
-      return "release_manager";
-    case Role::kTester:
-      return "tester";
-    case Role::kViewer:
-      return "viewer";
-  }
-  return "viewer";
-}
-
 std::string RoleList() {
   std::string out;
   for (Role role : kAllRoles) {
@@ -56,14 +41,6 @@ std::string RoleList() {
     out += RoleName(role);
   }
   return out;
-}
-
-Result<Role> ParseRole(std::string_view name) {
-  for (Role role : kAllRoles) {
-    if (RoleName(role) == name) return role;
-  }
-  return Fail(ErrorCode::kInvalidArgument,
-              fmt::format("unknown role \"{}\": use one of {}", name, RoleList()));
 }
 
 Result<void> RequireRole(const Principal& principal, std::span<const Role> allowed,
@@ -144,7 +121,7 @@ Result<std::string> CreateUser(Transaction& tx, std::string_view name, Role role
   User user;
   user.name = std::string(name);
   user.role = role;
-  user.created = NowUtc();
+  user.created = tx.clock().Utc();
   user.created_by = tx.origin().actor;
   std::string role_name(RoleName(role));
   std::string token_hash = HashToken(*token);

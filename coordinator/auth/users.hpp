@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/release/workflow.hpp"
 #include "protocol/error.hpp"
 
 namespace soci {
@@ -27,10 +28,12 @@ namespace fabu::coordinator {
 
 class Transaction;
 
-enum class Role { kAdmin, kApprover, kReleaseManager, kTester, kViewer };
+// The roles of the procedure (procedure §4.4): one type, the release
+// domain's, for the API, the store and the workflow alike.
+using release::ParseRole;
+using release::Role;
+using release::RoleName;
 
-std::string_view RoleName(Role role);
-Result<Role> ParseRole(std::string_view name);
 // "admin, approver, release_manager, tester, viewer"
 std::string RoleList();
 

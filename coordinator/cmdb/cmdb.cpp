@@ -273,9 +273,10 @@ json UpgradeRecord::ToJson() const {
           {"recorded", recorded}};
 }
 
-bool EnqueueOutboxMessage(soci::session& sql, const std::string& connector, const std::string& key,
+bool EnqueueOutboxMessage(Transaction& tx, const std::string& connector, const std::string& key,
                           const std::string& release_id, const std::string& payload) {
-  const std::string created = NowUtc(), empty, state(kOutboxPending);
+  soci::session& sql = tx.sql();
+  const std::string created = tx.clock().Utc(), empty, state(kOutboxPending);
   long long message_id = NextId(sql, "cmdb_outbox"), zero = 0;
   soci::statement st =
       (sql.prepare << "INSERT INTO cmdb_outbox (id, connector, idempotency_key, release_id, "
@@ -319,7 +320,6 @@ struct UpgradeStatements {
 }  // namespace
 
 bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
-  soci::session& sql = tx.sql();
   UpgradeStatements& s = tx.Cached<UpgradeStatements>();
   s.deployment = input.deployment_id;
   s.count = 0;
@@ -335,7 +335,7 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
   s.highest.execute(true);
   r.id = (s.id_ind == soci::i_ok ? s.id : 0) + 1;
   StatementCache::Finish(s.highest);
-  if (r.recorded.empty()) r.recorded = NowUtc();
+  if (r.recorded.empty()) r.recorded = tx.clock().Utc();
   s.id = r.id;
   s.started = r.started;
   s.finished = r.finished;
@@ -354,7 +354,7 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
   while (s.connectors.fetch()) connectors.push_back(s.connector);
   std::size_t queued = 0;
   for (const std::string& connector : connectors) {
-    if (EnqueueOutboxMessage(sql, connector, key, r.release_id, body)) ++queued;
+    if (EnqueueOutboxMessage(tx, connector, key, r.release_id, body)) ++queued;
   }
 
   AuditEvent event("cmdb.record", "upgrade_record", std::to_string(r.id));
@@ -646,7 +646,7 @@ void MarkFailed(Transaction& tx, std::int64_t id, const std::string& error,
 
 void SyncConnectors(Transaction& tx, const std::vector<ConnectorName>& connectors) {
   soci::session& sql = tx.sql();
-  const std::string now = NowUtc();
+  const std::string now = tx.clock().Utc();
   sql << "UPDATE cmdb_connectors SET active = 0";
   for (const ConnectorName& c : connectors) {
     std::string name = c.name, type = c.type, at = now;

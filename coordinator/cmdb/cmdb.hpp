@@ -96,7 +96,7 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& record);
 // Queues one outbox message for `connector` unless one with that
 // idempotency key is queued already (then false). The caller's transaction
 // holds it; RingOutbox() wakes the worker once it may have committed.
-bool EnqueueOutboxMessage(soci::session& sql, const std::string& connector, const std::string& key,
+bool EnqueueOutboxMessage(Transaction& tx, const std::string& connector, const std::string& key,
                           const std::string& release_id, const std::string& payload);
 
 // Builds the upgrade record of a production deployment that just became

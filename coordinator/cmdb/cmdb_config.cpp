@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "coordinator/server/json_input.hpp"
+#include "coordinator/common/json_input.hpp"
 
 namespace fabu::coordinator {
 namespace {

@@ -15,12 +15,6 @@ namespace {
 
 const AuditOrigin kWorkerOrigin{"fabu-coordinator", "system", "cmdb-delivery", "local"};
 
-UnixSeconds WallNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Release notices (notify/notices.hpp) share one connector for all subscriptions.
 std::string ConnectorOf(const OutboxMessage& m) {
   constexpr std::string_view kNotify = "notify:";
@@ -71,7 +65,7 @@ Result<DeliveryPass> DeliverDue(Store& store,
       const std::int64_t delay = RetryDelaySeconds(policy, m.attempts + 1, unit(random));
       auto marked = store.Write(kWorkerOrigin, [&](Transaction& tx) -> Result<void> {
         if (sent) {
-          MarkDelivered(tx, m.id, NowUtc());
+          MarkDelivered(tx, m.id, tx.clock().Utc());
         } else {
           MarkFailed(tx, m.id, sent.error().message(), now() + delay);
         }
@@ -116,15 +110,16 @@ void DeliveryWorker::Run() {
   std::mt19937_64 random(std::random_device{}());
   std::uint64_t rings = OutboxRings();
   while (!stop_) {
-    auto pass = DeliverDue(store_, connectors_, policy_, WallNow, random, stop_);
+    auto pass = DeliverDue(
+        store_, connectors_, policy_, [this] { return store_.clock().Seconds(); }, random, stop_);
     std::chrono::milliseconds wait = poll_;
     if (!pass) {
       spdlog::error("cmdb delivery: {}", pass.error().message());
     } else {
       if (pass->delivered > 0) spdlog::info("cmdb delivery: {} delivered", pass->delivered);
       if (pass->next_due) {
-        const auto until =
-            std::chrono::seconds(std::max<UnixSeconds>(0, *pass->next_due - WallNow()));
+        const auto until = std::chrono::seconds(
+            std::max<UnixSeconds>(0, *pass->next_due - store_.clock().Seconds()));
         wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(until) +
                                   std::chrono::milliseconds(50));
       }

@@ -1,15 +1,29 @@
 #include "coordinator/common/clock.hpp"
 
-#include <chrono>
-
-#include "protocol/timestamp.hpp"
-
 namespace fabu::coordinator {
 
-std::string NowUtc() {
-  const auto now = std::chrono::system_clock::now();
-  const auto second = std::chrono::floor<std::chrono::seconds>(now);
-  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now - second).count();
+protocol::UnixSeconds Clock::Seconds() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(Now().time_since_epoch()).count();
+}
+
+std::string Clock::Utc() const { return FormatUtcMillis(Now()); }
+
+std::chrono::system_clock::time_point SystemClock::Now() const {
+  return std::chrono::system_clock::now();
+}
+
+const Clock& WallClock() {
+  static const SystemClock clock;
+  return clock;
+}
+
+std::chrono::system_clock::time_point FakeClock::Now() const {
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(millis_.load()));
+}
+
+std::string FormatUtcMillis(std::chrono::system_clock::time_point at) {
+  const auto second = std::chrono::floor<std::chrono::seconds>(at);
+  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(at - second).count();
   // Formatting the date and time costs more than the rest of an audit
   // entry's fields (a wave writes thousands a second): the
   // "YYYY-MM-DDTHH:MM:SS" prefix is formatted once per second on each thread.

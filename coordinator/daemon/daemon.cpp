@@ -10,7 +10,8 @@
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/digest.hpp"
 #include "coordinator/common/files.hpp"
-#include "coordinator/daemon/config.hpp"
+#include "coordinator/config/config.hpp"
+#include "coordinator/daemon/listeners.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/notify/notice_connector.hpp"
@@ -127,8 +128,11 @@ Result<void> Serve(const ServeOptions& options) {
   auto address = ParseListenAddress(listen);
   if (!address) return std::unexpected(address.error().WithContext("listen"));
 
-  auto store = Store::Open(data.store());
+  // The daemon's one clock: the store, the API and the sweep read it.
+  const SystemClock clock;
+  auto store = Store::Open(data.store(), clock);
   if (!store) return std::unexpected(store.error());
+  SubscribeListeners((*store)->events());
   spdlog::info("store {} at schema version {}", data.store().string(), (*store)->schema_version());
 
   // Uploads cut off by a crash are garbage.
@@ -212,9 +216,7 @@ Result<void> Serve(const ServeOptions& options) {
   server.Every(
       kSweepInterval,
       [&store_ref, &wakeups, plan_options] {
-        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+        const auto now = store_ref.clock().Seconds();
         auto swept = SweepDeployments(store_ref, now, plan_options, wakeups);
         if (!swept) {
           spdlog::error("deployment sweep: {}", swept.error().message());

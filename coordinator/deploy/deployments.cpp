@@ -10,189 +10,21 @@
 #include <set>
 #include <unordered_map>
 
-#include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/canonical_json.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/common/digest.hpp"
+#include "coordinator/common/wakeup_hub.hpp"
+#include "coordinator/deploy/deployment_rows.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
-#include "coordinator/server/wakeup_hub.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
 namespace {
 
+using namespace detail;  // deployment_rows.hpp
+
 using nlohmann::json;
 using protocol::Step;
-
-constexpr const char* kColumns =
-    "id, release_id, host, attempt, environment, kind, app, version, package_id, package_size, "
-    "package_url, host_timeout, step, final, result, message, last_sequence, created, started, "
-    "finished, deadline, wave, from_version, observe, observe_interval";
-
-// SOCI binds plain types; this is one deployments row.
-struct Row {
-  std::string id, release_id, host, environment, kind, app, version, package_id, package_url, step,
-      result, message, from_version;
-  long long attempt = 0, package_size = 0, host_timeout = 0, final = 0, last_sequence = 0,
-            created = 0, started = 0, finished = 0, deadline = 0, wave = -1, observe = 0,
-            observe_interval = 0;
-
-  void Into(soci::statement& st) {
-    st.exchange(soci::into(id));
-    st.exchange(soci::into(release_id));
-    st.exchange(soci::into(host));
-    st.exchange(soci::into(attempt));
-    st.exchange(soci::into(environment));
-    st.exchange(soci::into(kind));
-    st.exchange(soci::into(app));
-    st.exchange(soci::into(version));
-    st.exchange(soci::into(package_id));
-    st.exchange(soci::into(package_size));
-    st.exchange(soci::into(package_url));
-    st.exchange(soci::into(host_timeout));
-    st.exchange(soci::into(step));
-    st.exchange(soci::into(final));
-    st.exchange(soci::into(result));
-    st.exchange(soci::into(message));
-    st.exchange(soci::into(last_sequence));
-    st.exchange(soci::into(created));
-    st.exchange(soci::into(started));
-    st.exchange(soci::into(finished));
-    st.exchange(soci::into(deadline));
-    st.exchange(soci::into(wave));
-    st.exchange(soci::into(from_version));
-    st.exchange(soci::into(observe));
-    st.exchange(soci::into(observe_interval));
-  }
-
-  DeploymentRecord ToRecord() const {
-    DeploymentRecord d;
-    d.id = id;
-    d.release_id = release_id;
-    d.host = host;
-    d.attempt = attempt;
-    d.environment = environment;
-    d.kind = protocol::ParseDeploymentKind(kind).value_or(protocol::DeploymentKind::kInstall);
-    d.app = app;
-    d.version = version;
-    d.package_id = package_id;
-    d.package_size = static_cast<std::uint64_t>(package_size);
-    d.package_url = package_url;
-    d.host_timeout_seconds = host_timeout;
-    d.step = step;
-    d.final = final != 0;
-    d.result = result;
-    d.message = message;
-    d.last_sequence = static_cast<std::uint64_t>(last_sequence);
-    d.created = created;
-    d.started = started;
-    d.finished = finished;
-    d.deadline = deadline;
-    d.wave = wave;
-    d.from_version = from_version;
-    d.observe_seconds = observe;
-    d.observe_interval_seconds = observe_interval;
-    return d;
-  }
-};
-
-// Runs `sql_text` (selecting kColumns) with `bind` adding the uses.
-template <typename Bind>
-std::vector<DeploymentRecord> Query(soci::session& sql, const std::string& sql_text, Bind bind) {
-  Row row;
-  soci::statement st(sql);
-  row.Into(st);
-  bind(st);
-  st.alloc();
-  st.prepare(sql_text);
-  st.define_and_bind();
-  st.execute(false);
-  std::vector<DeploymentRecord> out;
-  while (st.fetch()) out.push_back(row.ToRecord());
-  return out;
-}
-
-// The statements an agent's events and a wave's assignments run per event
-// or per host, prepared once per store session (StatementCache).
-struct FindStatement {
-  explicit FindStatement(soci::session& sql) : st(sql) {
-    row.Into(st);
-    st.exchange(soci::use(key, "id"));
-    st.alloc();
-    st.prepare(fmt::format("SELECT {} FROM deployments WHERE id = :id", kColumns));
-    st.define_and_bind();
-  }
-  Row row;
-  std::string key;
-  soci::statement st;
-};
-
-std::optional<DeploymentRecord> FindDeployment(Transaction& tx, const std::string& id) {
-  FindStatement& find = tx.Cached<FindStatement>();
-  find.key = id;
-  find.st.execute(true);
-  std::optional<DeploymentRecord> found;
-  if (find.st.got_data()) found = find.row.ToRecord();
-  StatementCache::Finish(find.st);
-  return found;
-}
-
-struct InsertEventStatement {
-  explicit InsertEventStatement(soci::session& sql)
-      : st((sql.prepare << "INSERT INTO deployment_events (deployment, sequence, step, "
-                           "failed_step, app, version, message, output, time, received) VALUES "
-                           "(:d, :s, :st, :f, :a, :v, :m, :o, :t, :r) "
-                           "ON CONFLICT (deployment, sequence) DO NOTHING",
-            soci::use(deployment), soci::use(sequence), soci::use(step), soci::use(failed_step),
-            soci::use(app), soci::use(version), soci::use(message), soci::use(output),
-            soci::use(time), soci::use(received))) {}
-  std::string deployment, step, failed_step, app, version, message, output, received;
-  long long sequence = 0, time = 0;
-  soci::statement st;
-};
-
-struct HighestStatement {
-  explicit HighestStatement(soci::session& sql)
-      : st((sql.prepare << "SELECT MAX(sequence) FROM deployment_events WHERE deployment = :d",
-            soci::use(key), soci::into(highest, ind))) {}
-  std::string key;
-  long long highest = 0;
-  soci::indicator ind = soci::i_null;
-  soci::statement st;
-};
-
-struct LatestEventStatement {
-  explicit LatestEventStatement(soci::session& sql)
-      : st((sql.prepare << "SELECT step, failed_step, message FROM deployment_events WHERE "
-                           "deployment = :d AND sequence = :s",
-            soci::use(key), soci::use(sequence), soci::into(step), soci::into(failed_step),
-            soci::into(message))) {}
-  std::string key, step, failed_step, message;
-  long long sequence = 0;
-  soci::statement st;
-};
-
-// The latest event of a deployment saying something.
-struct LatestMessageStatement {
-  explicit LatestMessageStatement(soci::session& sql)
-      : st((sql.prepare << "SELECT message FROM deployment_events WHERE deployment = :d AND "
-                           "message <> '' ORDER BY sequence DESC LIMIT 1",
-            soci::use(key), soci::into(message, indicator))) {}
-  std::string key, message;
-  soci::indicator indicator = soci::i_null;
-  soci::statement st;
-};
-
-struct UpdateStepStatement {
-  explicit UpdateStepStatement(soci::session& sql)
-      : st((sql.prepare << "UPDATE deployments SET step = :st, message = :m, last_sequence = :s, "
-                           "started = :b WHERE id = :id",
-            soci::use(step), soci::use(message), soci::use(sequence), soci::use(started),
-            soci::use(key))) {}
-  std::string step, message, key;
-  long long sequence = 0, started = 0;
-  soci::statement st;
-};
 
 // How many deployments of a release a host has, and how many are unfinished.
 struct AttemptsStatement {
@@ -331,9 +163,9 @@ void FinishDeployment(Transaction& tx, const DeploymentRecord& d, std::string_vi
   event.release_id = d.release_id;
   event.detail = {{"host", d.host}, {"result", res}, {"message", msg}, {"step", d.step}};
   tx.Audit(event);
-  // The upgrade record (and its outbox messages) of a production deployment
-  // commit with its end (cmdb.hpp).
-  RecordDeploymentEnd(tx, d, result, now);
+  // Its listeners (the CMDB's upgrade record and outbox messages) commit
+  // with its end.
+  tx.Raise(DeploymentEnded{d, result, now});
 }
 
 std::optional<std::string_view> FinalResultOf(Step step, std::optional<Step> failed_step) {
@@ -395,46 +227,6 @@ json DeploymentRecord::ToJson() const {
           {"wave", wave >= 0 ? json(wave + 1) : json(nullptr)},
           {"from_version", from_version},
           {"observe_seconds", observe_seconds}};
-}
-
-void WakeHosts(WakeupHub& hub, const Wakeups& wakeups) {
-  // A wave with parts left, started outside the sweep: hold the hub before
-  // its first part is answered, until the sweep has assigned the rest (the
-  // sweep's own calls have taken rollouts_to_go_on out).
-  if (!wakeups.rollouts_to_go_on.empty()) hub.PassHold();
-  // A host named more than once (two rollouts in one sweep, say) may have
-  // several unfinished deployments: it looks again and finds the oldest.
-  std::unordered_map<std::string_view, int> named;
-  for (const Wakeups::Assigned& a : wakeups.assigned) ++named[a.host];
-  for (const std::string& host : wakeups.hosts) ++named[host];
-  // Answers are made a chunk at a time, and the chunk's wakeups sent
-  // together: they reach the I/O thread at once, which sends them before it
-  // reads the next requests (the steps of the hosts answered first), while
-  // the next chunk is made. (All answers first delayed the whole wave by the
-  // time to make them: 17,910 took 76 ms under perf.)
-  constexpr std::size_t kChunk = 256;
-  std::vector<std::pair<std::string, WakeupHub::Answer>> chunk;
-  chunk.reserve(kChunk);
-  auto send = [&] {
-    for (const auto& [key, answer] : chunk) hub.Notify(key, answer);
-    chunk.clear();
-  };
-  for (const Wakeups::Assigned& a : wakeups.assigned) {
-    WakeupHub::Answer answer;
-    if (named[a.host] == 1) {
-      answer = std::make_shared<const std::string>(
-          protocol::AssignmentResponseToJson(a.assignment).dump());
-    }
-    chunk.emplace_back(WakeupHub::HostKey(a.host), std::move(answer));
-    if (chunk.size() == kChunk) send();
-  }
-  for (const std::string& host : wakeups.hosts) {
-    chunk.emplace_back(WakeupHub::HostKey(host), nullptr);
-  }
-  if (!wakeups.rollouts_to_go_on.empty()) {
-    chunk.emplace_back(std::string(WakeupHub::kSweepKey), nullptr);
-  }
-  send();
 }
 
 namespace {
@@ -624,220 +416,32 @@ bool HostHasPackage(soci::session& sql, std::string_view host, std::string_view 
   return count > 0;
 }
 
-Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
-                                       const protocol::EventBatch& batch, UnixSeconds now,
-                                       const release::PlanParseOptions& options, Wakeups& wakeups) {
-  // Every event must be this host's before anything is stored.
-  std::map<std::string, DeploymentRecord> deployments;
-  for (const protocol::DeploymentEvent& e : batch.events) {
-    if (deployments.contains(e.deployment)) continue;
-    auto d = FindDeployment(tx, e.deployment);
-    if (!d || d->host != host) {
-      return Fail(ErrorCode::kPermissionDenied,
-                  fmt::format("deployment {} is not assigned to host {}", e.deployment, host));
-    }
-    deployments.emplace(e.deployment, std::move(*d));
-  }
-  std::map<std::string, std::size_t> stored;
-  const std::string received = NowUtc();
-  InsertEventStatement& row = tx.Cached<InsertEventStatement>();
-  row.received = received;
-  for (const protocol::DeploymentEvent& e : batch.events) {
-    row.deployment = e.deployment;
-    row.step = protocol::StepName(e.step);
-    row.failed_step = e.failed_step ? protocol::StepName(*e.failed_step) : "";
-    row.app = e.app;
-    row.version = e.version;
-    row.message = e.message;
-    row.output = e.output;
-    row.sequence = static_cast<long long>(e.sequence);
-    row.time = e.time;
-    row.st.execute(true);
-    if (row.st.get_affected_rows() == 0) continue;  // stored before
-    ++stored[e.deployment];
-    if (e.step == Step::kFailed && e.failed_step && *e.failed_step == Step::kObserving) {
-      // A release that passed its health check and then failed while observed
-      // is an incident caused by the release (procedure §6.2.10).
-      const DeploymentRecord& d = deployments.at(e.deployment);
-      RecordIncident(tx, d.release_id, d.host, kObservationSeverity,
-                     fmt::format("{} {} failed its health check while observed on {}: {}", d.app,
-                                 d.version, d.host, e.message),
-                     kIncidentFromObservation, now);
-    }
-  }
+namespace detail {
 
-  protocol::EventAck ack;
-  std::set<std::string> rollouts_to_check;
-  for (auto& [id, d] : deployments) {
-    std::string key = id;
-    HighestStatement& max = tx.Cached<HighestStatement>();
-    max.key = key;
-    max.ind = soci::i_null;
-    max.st.execute(true);
-    const long long highest = max.ind == soci::i_ok ? max.highest : 0;
-    StatementCache::Finish(max.st);
-    ack.through[id] = static_cast<std::uint64_t>(highest);
-    if (!stored.contains(id) || d.final) continue;  // nothing new, or already decided
+// Prepared once per store session (StatementCache).
+struct FindStatement {
+  explicit FindStatement(soci::session& sql) : st(sql) {
+    row.Into(st);
+    st.exchange(soci::use(key, "id"));
+    st.alloc();
+    st.prepare(fmt::format("SELECT {} FROM deployments WHERE id = :id", kColumns));
+    st.define_and_bind();
+  }
+  Row row;
+  std::string key;
+  soci::statement st;
+};
 
-    LatestEventStatement& latest_event = tx.Cached<LatestEventStatement>();
-    latest_event.key = key;
-    latest_event.sequence = highest;
-    latest_event.st.execute(true);
-    std::string step_text = latest_event.step, failed_text = latest_event.failed_step,
-                message = latest_event.message;
-    StatementCache::Finish(latest_event.st);
-    if (message.empty()) {
-      // The latest event saying something (a failure reason outlives the
-      // rollback steps that follow it).
-      LatestMessageStatement& latest = tx.Cached<LatestMessageStatement>();
-      latest.key = key;
-      latest.indicator = soci::i_null;
-      latest.st.execute(true);
-      const bool found = latest.st.got_data() && latest.indicator == soci::i_ok;
-      message = found ? latest.message : d.message;
-      StatementCache::Finish(latest.st);
-    }
-    auto step = protocol::ParseStep(step_text);
-    std::optional<Step> failed_step;
-    if (!failed_text.empty()) {
-      if (auto parsed = protocol::ParseStep(failed_text)) failed_step = *parsed;
-    }
-    const auto result = step ? FinalResultOf(*step, failed_step) : std::nullopt;
-    UpdateStepStatement& update = tx.Cached<UpdateStepStatement>();
-    update.step = step_text;
-    update.message = message;
-    update.sequence = highest;
-    update.started = d.started > 0 ? d.started : now;
-    update.key = key;
-    update.st.execute(true);
-    AuditEvent event("deployment.events", "deployment", id);
-    event.release_id = d.release_id;
-    event.detail = {{"host", d.host},
-                    {"stored", stored[id]},
-                    {"through", highest},
-                    {"from", d.step},
-                    {"to", step_text}};
-    tx.Audit(event);
-    if (result) {
-      d.step = step_text;
-      FinishDeployment(tx, d, *result, message, now);
-      if (d.environment == kProductionEnvironment) rollouts_to_check.insert(d.release_id);
-    }
-  }
-  for (const std::string& release_id : rollouts_to_check) {
-    AdvanceRollout(tx, release_id, now, options, wakeups, AdvanceBy::kFinalEvent);
-  }
-  return ack;
+std::optional<DeploymentRecord> FindDeployment(Transaction& tx, const std::string& id) {
+  FindStatement& find = tx.Cached<FindStatement>();
+  find.key = id;
+  find.st.execute(true);
+  std::optional<DeploymentRecord> found;
+  if (find.st.got_data()) found = find.row.ToRecord();
+  StatementCache::Finish(find.st);
+  return found;
 }
 
-void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds now,
-                          const release::PlanParseOptions& options, Wakeups& wakeups) {
-  std::string key(host);
-  auto open = Query(
-      tx.sql(), fmt::format("SELECT {} FROM deployments WHERE host = :h AND final = 0", kColumns),
-      [&](soci::statement& st) { st.exchange(soci::use(key, "h")); });
-  std::set<std::string> releases;
-  for (const DeploymentRecord& d : open) {
-    FinishDeployment(tx, d, kResultRemoved, fmt::format("host {} was removed", host), now);
-    if (d.environment == kProductionEnvironment) releases.insert(d.release_id);
-  }
-  for (const std::string& release_id : releases) {
-    AdvanceRollout(tx, release_id, now, options, wakeups, AdvanceBy::kFinalEvent);
-  }
-}
-
-Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
-                               const release::PlanParseOptions& options, WakeupHub& hub) {
-  AuditOrigin origin{"fabu-coordinator", "system", "sweep", "local"};
-  // Holds passed by those who started a wave (WakeHosts): ended when this
-  // sweep returns, after the parts it assigns below (each on return, also on
-  // an early one).
-  struct PassedHolds {
-    WakeupHub& hub;
-    std::size_t count;
-    ~PassedHolds() {
-      for (; count > 0; --count) hub.EndHold();
-    }
-  } passed{hub, hub.TakePassedHolds()};
-  // Most sweeps find nothing: look before taking a write transaction.
-  auto work = store.Read([&](soci::session& sql) -> Result<bool> {
-    long long overdue = 0, active = 0;
-    long long at = now;
-    sql << "SELECT COUNT(*) FROM deployments WHERE final = 0 AND deadline > 0 AND deadline <= :n",
-        soci::use(at), soci::into(overdue);
-    active = static_cast<long long>(ActiveRollouts(sql).size());
-    return overdue > 0 || active > 0;
-  });
-  if (!work) return std::unexpected(work.error());
-  if (!*work) return Sweep{};
-  Wakeups wakeups;
-  auto swept = store.Write(origin, [&](Transaction& tx) -> Result<Sweep> {
-    Sweep sweep;
-    wakeups = {};
-    long long at = now;
-    auto overdue = Query(tx.sql(),
-                         fmt::format("SELECT {} FROM deployments WHERE final = 0 AND deadline > 0 "
-                                     "AND deadline <= :n",
-                                     kColumns),
-                         [&](soci::statement& st) { st.exchange(soci::use(at, "n")); });
-    for (const DeploymentRecord& d : overdue) {
-      FinishDeployment(
-          tx, d, kResultTimeout,
-          fmt::format("timeout: not final within the host timeout of {} (last step {})",
-                      protocol::FormatDuration(d.host_timeout_seconds), d.step),
-          now);
-    }
-    sweep.timed_out = overdue.size();
-    // Every rollout in progress, not only those just touched: the next wave
-    // may be due, a window may have opened, and after a restart the last
-    // event may have been stored without the rollout having moved on.
-    for (const std::string& release_id : ActiveRollouts(tx.sql())) {
-      AdvanceRollout(tx, release_id, now, options, wakeups);
-    }
-    return sweep;
-  });
-  if (!swept) return swept;
-  swept->transactions = 1;
-  // While a part's hosts are woken here, the next part is made on the
-  // committer thread, queued ahead of the steps the hosts answered first are
-  // posting meanwhile (else each part waits behind thousands of them). Each
-  // part assigns at least one host (AssignWave), so this ends.
-  // While parts are left, the hub is held: agents' next requests (the steps
-  // of the hosts told first) wait, so the committer, the I/O thread and the
-  // hosts' CPU go to the wave's answers (wakeup_hub.hpp).
-  std::optional<HubHold> hold;
-  for (;;) {
-    const std::vector<std::string> go_on = std::move(wakeups.rollouts_to_go_on);
-    wakeups.rollouts_to_go_on.clear();
-    if (!go_on.empty() && !hold) hold.emplace(&hub);
-    std::promise<Result<Wakeups>> next_part;
-    std::future<Result<Wakeups>> made = next_part.get_future();
-    if (!go_on.empty()) {
-      store.WriteAsync(
-          origin,
-          [go_on, now, options](Transaction& tx) -> Result<Wakeups> {
-            Wakeups part;
-            for (const std::string& release_id : go_on) {
-              AdvanceRollout(tx, release_id, now, options, part);
-            }
-            return part;
-          },
-          [&next_part](Result<Wakeups> part) { next_part.set_value(std::move(part)); },
-          /*ahead=*/true);
-    }
-    swept->woken += wakeups.assigned.size() + wakeups.hosts.size();
-    WakeHosts(hub, wakeups);
-    if (go_on.empty()) break;
-    Result<Wakeups> part = made.get();
-    if (!part) {
-      // The parts before are committed and woken; the next sweep goes on.
-      spdlog::error("deployment sweep: the next part of a wave: {}", part.error().message());
-      break;
-    }
-    wakeups = std::move(*part);
-    ++swept->transactions;
-  }
-  return swept;
-}
+}  // namespace detail
 
 }  // namespace fabu::coordinator

@@ -146,7 +146,16 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
                                                 const std::vector<std::string>& hosts,
                                                 std::string_view environment, UnixSeconds now);
 
-// Marks a deployment final with `result` (audited "deployment.finish").
+// Raised (Transaction::Raise) when a deployment became final with `result`;
+// the CMDB listens (its upgrade record, docs/architecture.md).
+struct DeploymentEnded {
+  const DeploymentRecord& deployment;
+  std::string_view result;
+  UnixSeconds now;
+};
+
+// Marks a deployment final with `result` (audited "deployment.finish") and
+// raises DeploymentEnded.
 void FinishDeployment(Transaction& tx, const DeploymentRecord& d, std::string_view result,
                       const std::string& message, UnixSeconds now);
 

@@ -15,25 +15,9 @@
 // wave have no deployment yet: a restart between two parts goes on with the
 // next one.
 //
-// One step of the engine, in state deploying:
-// - while the current wave has hosts not assigned yet: its next part (unless
-//   a closed window or a freeze pauses the rollout; an aborted rollout
-//   assigns no more);
-// - while the current wave has a host not final: wait;
-// - once it is final: over its failure threshold (and not accepted by a
-//   person with `resume`), the rollout halts: with auto_rollback the release
-//   goes rolling_back, else failed (waiting for `rollback` or `resume`);
-// - the last wave done, or an aborted rollout with nothing in flight: the
-//   release goes deployed (completed) or failed (aborted);
-// - else the next wave starts when its conditions hold: the gate confirmed
-//   (between_waves: gate) or the pause elapsed; inside the window (past its
-//   end the rollout pauses, reason "window"); no freeze applies (else it
-//   pauses, reason "freeze") unless an emergency override was recorded.
-// In state paused for a window or a freeze, it resumes by itself once the
-// window is open and no freeze applies. In rolling_back, every host whose
-// install succeeded gets a rollback deployment (the agent restores the
-// release it kept before); once every install and rollback deployment is
-// final the release goes rolled_back.
+// What one step does is decided by DecideRollout (release/rollout_decision.hpp),
+// a pure function of a snapshot of the rollout that this engine loads; the
+// engine carries the decision out in the same transaction.
 //
 // The engine acts as "fabu-coordinator" (role admin) in release histories;
 // each of its transitions is audited like a person's.
@@ -45,7 +29,10 @@
 #include <vector>
 
 #include "coordinator/deploy/deployments.hpp"
+#include "coordinator/deploy/freezes.hpp"
+#include "coordinator/deploy/incidents.hpp"
 #include "coordinator/packages/package_store.hpp"
+#include "coordinator/release/rollout_decision.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/store/store.hpp"
 
@@ -54,13 +41,9 @@ namespace fabu::coordinator {
 using protocol::Timestamp;
 
 // Why a rollout is paused (rollouts.pause_kind).
-inline constexpr std::string_view kPausedByPerson = "person";
-inline constexpr std::string_view kPausedByWindow = "window";
-inline constexpr std::string_view kPausedByFreeze = "freeze";
-
-// Incidents the engine records.
-inline constexpr std::string_view kObservationSeverity = "P3";
-inline constexpr std::string_view kIncidentFromObservation = "observation";
+using release::kPausedByFreeze;
+using release::kPausedByPerson;
+using release::kPausedByWindow;
 
 // A wave's hosts are assigned in parts, each its own transaction answered as
 // soon as it commits: this many hosts, as many again, then twice as many, and
@@ -117,35 +100,6 @@ Result<void> PassGate(soci::session& sql, const std::string& release_id);
 // Where the rollout stands: waves (size, threshold, state, counts), hosts
 // (wave, step, result, message) and why it waits, if it does.
 Result<nlohmann::json> RolloutStatus(soci::session& sql, const release::Release& release,
-                                     UnixSeconds now);
-
-// Adds an incident against a release (audited "incident.create"); returns its id.
-std::string RecordIncident(Transaction& tx, const std::string& release_id, const std::string& host,
-                           std::string_view severity, const std::string& summary,
-                           std::string_view source, UnixSeconds now);
-
-// A freeze period (§6.1.1(8)): no rollout starts or continues inside it on
-// hosts matching its selector (every host when empty).
-struct Freeze {
-  std::string id;  // "F-3"
-  Timestamp from;
-  Timestamp to;
-  std::string reason;
-  std::string selector;  // "k=v,..." or ""
-  std::string created;
-  std::string created_by;
-  nlohmann::json ToJson() const;
-};
-
-// kInvalidArgument for an empty reason, to <= from, or a bad selector.
-Result<Freeze> AddFreeze(Transaction& tx, Timestamp from, Timestamp to, std::string reason,
-                         std::string selector);
-// Freezes not removed, by start; with `active_at` > 0 only those in force then.
-std::vector<Freeze> ListFreezes(soci::session& sql, UnixSeconds active_at = 0);
-// kNotFound for an unknown or already removed id.
-Result<Freeze> RemoveFreeze(Transaction& tx, const std::string& id);
-// The freeze in force at `now` that covers any of `hosts`, if one does.
-std::optional<Freeze> FreezeCovering(soci::session& sql, const std::vector<std::string>& hosts,
                                      UnixSeconds now);
 
 }  // namespace fabu::coordinator

@@ -96,10 +96,11 @@ class AppsReader {
   soci::statement st_;
 };
 
-void WriteApps(soci::session& sql, const std::string& host,
+void WriteApps(Transaction& tx, const std::string& host,
                const std::vector<protocol::InstalledApp>& apps) {
+  soci::session& sql = tx.sql();
   sql << "DELETE FROM host_apps WHERE host = :h", soci::use(host);
-  const std::string now = NowUtc();
+  const std::string now = tx.clock().Utc();
   for (const protocol::InstalledApp& app : apps) {
     std::string name = app.name, current = app.current, releases = json(app.releases).dump();
     std::string h = host, updated = now;
@@ -172,7 +173,7 @@ Result<IssuedEnrollToken> CreateEnrollToken(Transaction& tx, const EnrollTokenSp
   std::string hash = HashToken(*token);
   std::string labels = LabelsJson(spec.labels).dump();
   long long uses_allowed = spec.uses, uses = 0, expires = issued.expires;
-  std::string created = NowUtc(), created_by = tx.origin().actor;
+  std::string created = tx.clock().Utc(), created_by = tx.origin().actor;
   tx.sql() << "INSERT INTO enroll_tokens (token_sha256, labels, uses_allowed, uses, expires, "
               "created, created_by) VALUES (:h, :l, :a, :u, :e, :c, :b)",
       soci::use(hash), soci::use(labels), soci::use(uses_allowed), soci::use(uses),
@@ -251,7 +252,7 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
     std::string labels_text = LabelsJson(labels).dump();
     std::string inventory = protocol::InventoryToJson(request.inventory).dump();
     std::string agent_version = request.inventory.agent_version;
-    std::string enrolled = NowUtc();
+    std::string enrolled = tx.clock().Utc();
     long long last_seen = now;
     if (existed) {
       tx.sql() << "UPDATE hosts SET credential_sha256 = :c, labels = :l, inventory = :i, "
@@ -266,7 +267,7 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
           soci::use(name), soci::use(credential_hash), soci::use(labels_text), soci::use(inventory),
           soci::use(agent_version), soci::use(enrolled), soci::use(last_seen);
     }
-    WriteApps(tx.sql(), name, request.inventory.apps);
+    WriteApps(tx, name, request.inventory.apps);
     std::string hash = token_hash;
     tx.sql() << "UPDATE enroll_tokens SET uses = uses + 1 WHERE token_sha256 = :h", soci::use(hash);
     AuditEvent event("host.enroll", "host", name);
@@ -397,7 +398,7 @@ Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name) {
   }
   HostRecord after = *host;
   after.removed = true;
-  after.removed_at = NowUtc();
+  after.removed_at = tx.clock().Utc();
   after.removed_by = tx.origin().actor;
   std::string key(name);
   tx.sql() << "UPDATE hosts SET removed = 1, removed_at = :a, removed_by = :b WHERE name = :n",
@@ -417,7 +418,7 @@ Result<void> StoreInventory(Transaction& tx, std::string_view host,
   long long seen = now;
   tx.sql() << "UPDATE hosts SET inventory = :i, agent_version = :v, last_seen = :s WHERE name = :n",
       soci::use(text), soci::use(agent_version), soci::use(seen), soci::use(name);
-  WriteApps(tx.sql(), name, inventory.apps);
+  WriteApps(tx, name, inventory.apps);
   json apps = json::object();
   for (const auto& app : inventory.apps) apps[app.name] = app.current;
   AuditEvent event("host.inventory", "host", name);

@@ -287,7 +287,7 @@ Result<NoticeSubscription> AddSubscription(Transaction& tx, NoticeSubscription s
   sql << "SELECT MAX(seq) FROM notify_subscriptions", soci::into(seq, ind);
   seq = (ind == soci::i_ok ? seq : 0) + 1;
   s.id = fmt::format("N-{}", seq);
-  s.created = NowUtc();
+  s.created = tx.clock().Utc();
   s.created_by = std::string(actor);
   s.removed.clear();
   const std::string events = JoinEvents(s.events);
@@ -328,7 +328,7 @@ Result<void> RemoveSubscription(Transaction& tx, std::string_view id, std::strin
         ErrorCode::kNotFound,
         fmt::format("notice subscription {} was already removed at {}", id, found->removed));
   }
-  const std::string key(id), now = NowUtc(), connector = found->ConnectorName(),
+  const std::string key(id), now = tx.clock().Utc(), connector = found->ConnectorName(),
                              waived(kOutboxWaived), pending(kOutboxPending),
                              failing(kOutboxFailing), by(actor), why("notice subscription removed");
   tx.sql() << "UPDATE notify_subscriptions SET removed = :r WHERE id = :id", soci::use(now),
@@ -381,7 +381,7 @@ void EnqueueNotices(Transaction& tx, const rel::Release& before, const rel::Rele
       payload["window"] = {{"start", rel::FormatRfc3339Utc(window->start.seconds)},
                            {"end", rel::FormatRfc3339Utc(window->end.seconds)}};
     }
-    if (EnqueueOutboxMessage(sql, s.ConnectorName(), key, after.id, payload.dump())) ++queued;
+    if (EnqueueOutboxMessage(tx, s.ConnectorName(), key, after.id, payload.dump())) ++queued;
   }
   AuditEvent audit("notify.queue", "release", after.id);
   audit.release_id = after.id;

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "coordinator/common/curl_handles.hpp"
-#include "coordinator/server/json_input.hpp"
+#include "coordinator/common/json_input.hpp"
 
 namespace fabu::coordinator {
 namespace {

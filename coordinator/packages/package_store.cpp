@@ -47,7 +47,8 @@ nlohmann::json StoredPackage::ToJson(bool with_manifest) const {
   return out;
 }
 
-Result<packaging::TrustStore> LoadTrust(const DataDir& data, const CoordinatorConfig& config) {
+Result<packaging::TrustStore> LoadTrust(const DataDir& data,
+                                        const std::vector<std::string>& trusted_keys) {
   packaging::TrustStore trust;
   std::error_code ec;
   if (std::filesystem::is_directory(data.trusted(), ec)) {
@@ -58,7 +59,7 @@ Result<packaging::TrustStore> LoadTrust(const DataDir& data, const CoordinatorCo
       }
     }
   }
-  for (const std::string& file : config.trusted_keys) {
+  for (const std::string& file : trusted_keys) {
     std::filesystem::path path(file);
     if (path.is_relative()) path = data.root / path;
     if (auto ok = trust.AddFile(path); !ok) {
@@ -95,10 +96,10 @@ std::vector<StoredPackage> ListPackages(soci::session& sql) {
 }
 
 Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
-                                           const CoordinatorConfig& config,
+                                           const std::vector<std::string>& trusted_keys,
                                            const AuditOrigin& origin,
                                            const std::filesystem::path& upload) {
-  auto trust = LoadTrust(data, config);
+  auto trust = LoadTrust(data, trusted_keys);
   if (!trust) return std::unexpected(trust.error());
   if (trust->empty()) {
     return Fail(ErrorCode::kFailedPrecondition,
@@ -115,7 +116,7 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
   package.size = verified->package_size;
   package.key_id = verified->manifest.key_id;
   package.manifest = verified->manifest_json;
-  package.uploaded = NowUtc();
+  package.uploaded = store.clock().Utc();
   package.uploaded_by = origin.actor;
 
   auto existing = store.Read([&](soci::session& sql) { return FindPackage(sql, package.id); });

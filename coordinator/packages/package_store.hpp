@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "coordinator/common/data_dir.hpp"
-#include "coordinator/daemon/config.hpp"
 #include "coordinator/store/store.hpp"
 #include "packaging/keys.hpp"
 #include "protocol/error.hpp"
@@ -41,7 +40,8 @@ struct StoredPackage {
 };
 
 // The publisher keys the coordinator trusts now.
-Result<packaging::TrustStore> LoadTrust(const DataDir& data, const CoordinatorConfig& config);
+Result<packaging::TrustStore> LoadTrust(const DataDir& data,
+                                        const std::vector<std::string>& trusted_keys);
 
 struct UploadOutcome {
   StoredPackage package;
@@ -51,7 +51,7 @@ struct UploadOutcome {
 // Verifies `upload` (a temp file, consumed: moved into the store or left for
 // the caller to remove) and stores it.
 Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
-                                           const CoordinatorConfig& config,
+                                           const std::vector<std::string>& trusted_keys,
                                            const AuditOrigin& origin,
                                            const std::filesystem::path& upload);
 

@@ -134,4 +134,101 @@ Result<Release> ReleaseFromJson(const json& j, const PlanParseOptions& options) 
   }
 }
 
+// ---- writing ----------------------------------------------------------------
+
+using nlohmann::json;
+
+namespace {
+
+json TimeJson(UnixSeconds at) { return json{{"unix", at}, {"utc", FormatRfc3339Utc(at)}}; }
+
+json DecisionJson(const ReviewDecision& decision) {
+  return json{{"reviewer", decision.reviewer},
+              {"decision", DecisionName(decision.decision)},
+              {"at", TimeJson(decision.at)},
+              {"comment", decision.comment},
+              {"round", decision.round}};
+}
+
+}  // namespace
+
+json ReleaseToJson(const Release& release) {
+  json approvals = json::array();
+  for (const auto& approval : release.approvals) approvals.push_back(DecisionJson(approval));
+  json rejections = json::array();
+  for (const auto& rejection : release.rejections) rejections.push_back(DecisionJson(rejection));
+  json reports = json::array();
+  for (const TestReport& report : release.test_reports) {
+    reports.push_back(json{{"result", TestResultName(report.result)},
+                           {"author", report.author},
+                           {"at", TimeJson(report.at)},
+                           {"text", report.text},
+                           {"round", report.round}});
+  }
+  json history = json::array();
+  for (const HistoryEntry& entry : release.history) {
+    history.push_back(json{{"action", ActionName(entry.action)},
+                           {"actor", entry.actor},
+                           {"role", RoleName(entry.role)},
+                           {"at", TimeJson(entry.at)},
+                           {"from", ReleaseStateName(entry.from)},
+                           {"to", ReleaseStateName(entry.to)},
+                           {"note", entry.note}});
+  }
+  json out = {
+      {"id", release.id},
+      {"owner", release.owner},
+      {"state", ReleaseStateName(release.state)},
+      {"close_code", release.close_code ? json(CloseCodeName(*release.close_code)) : json(nullptr)},
+      {"plan", ReleasePlanToJson(release.plan)},
+      {"created_at", TimeJson(release.created_at)},
+      {"updated_at", TimeJson(release.updated_at)},
+      {"review_round", release.review_round},
+      {"approvals", std::move(approvals)},
+      {"rejections", std::move(rejections)},
+      {"test_reports", std::move(reports)},
+      {"test_waived_ever", release.test_waived_ever},
+      {"frozen_content_digest", release.frozen_content_digest},
+      {"golive_approved", release.golive_approved},
+      {"approved_golive_digest", release.approved_golive_digest},
+      {"history", std::move(history)},
+  };
+  if (release.acceptance) {
+    out["acceptance"] = json{{"by", release.acceptance->by},
+                             {"at", TimeJson(release.acceptance->at)},
+                             {"test_waived", release.acceptance->test_waived},
+                             {"waive_reason", release.acceptance->waive_reason},
+                             {"comment", release.acceptance->comment}};
+  } else {
+    out["acceptance"] = nullptr;
+  }
+  if (release.golive_approval) {
+    out["golive_approval"] = json{{"by", release.golive_approval->by},
+                                  {"at", TimeJson(release.golive_approval->at)},
+                                  {"comment", release.golive_approval->comment},
+                                  {"digest", release.golive_approval->digest}};
+  } else {
+    out["golive_approval"] = nullptr;
+  }
+  out["rollout_window"] = release.rollout_window
+                              ? json{{"start", release.rollout_window->start.text},
+                                     {"end", release.rollout_window->end.text}}
+                              : json(nullptr);
+  out["freeze_override"] = release.freeze_override
+                               ? json{{"by", release.freeze_override->by},
+                                      {"at", TimeJson(release.freeze_override->at)},
+                                      {"reason", release.freeze_override->reason}}
+                               : json(nullptr);
+  out["rollout_finished_at"] =
+      release.rollout_finished_at > 0 ? TimeJson(release.rollout_finished_at) : json(nullptr);
+  out["closure"] = release.closure
+                       ? json{{"by", release.closure->by},
+                              {"at", TimeJson(release.closure->at)},
+                              {"notes", release.closure->notes},
+                              {"finished_in_window", release.closure->finished_in_window},
+                              {"cmdb", release.closure->cmdb}}
+                       : json(nullptr);
+  return out;
+}
+
 }  // namespace fabu::coordinator::release

@@ -55,7 +55,8 @@
 // (Answer): while a Response::Wait parks the connection, only the session's
 // frame, the RequestContext and the handler's frame and timer are held; the
 // body parsers are gone and the read buffer is shrunk to what it holds.
-// docs/benchmarks.md ("Scale") has the measured figure and its breakdown.
+// docs/benchmarks.md ("Scale", "What a held connection costs") has the
+// measured figure and its breakdown.
 //
 // Threads: one I/O thread runs every connection's coroutine (so connection
 // bookkeeping needs no locks); blocking work (authentication, handlers) runs
@@ -81,8 +82,8 @@
 #include <string_view>
 
 #include "coordinator/auth/users.hpp"
+#include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/server/router.hpp"
-#include "coordinator/server/wakeup_hub.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {

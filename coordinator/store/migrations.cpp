@@ -318,7 +318,7 @@ const std::vector<Migration>& AllMigrations() {
   return kMigrations;
 }
 
-Result<int> Migrate(soci::session& sql, std::span<const Migration> migrations) {
+Result<int> Migrate(soci::session& sql, std::span<const Migration> migrations, const Clock& clock) {
   try {
     sql << "CREATE TABLE IF NOT EXISTS schema_migrations ("
            " version INTEGER PRIMARY KEY,"
@@ -341,7 +341,7 @@ Result<int> Migrate(soci::session& sql, std::span<const Migration> migrations) {
       for (std::string_view statement : migration.statements) sql << std::string(statement);
       int version = migration.version;
       std::string name(migration.name);
-      std::string applied = NowUtc();
+      std::string applied = clock.Utc();
       sql << "INSERT INTO schema_migrations (version, name, applied) VALUES (:v, :n, :a)",
           soci::use(version), soci::use(name), soci::use(applied);
       transaction.commit();

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/common/clock.hpp"
 #include "protocol/error.hpp"
 
 namespace soci {
@@ -31,6 +32,6 @@ const std::vector<Migration>& AllMigrations();
 
 // Applies the pending migrations of `migrations` to `sql`; returns the
 // resulting schema version. Throws nothing; SOCI errors become kIo.
-Result<int> Migrate(soci::session& sql, std::span<const Migration> migrations);
+Result<int> Migrate(soci::session& sql, std::span<const Migration> migrations, const Clock& clock);
 
 }  // namespace fabu::coordinator

@@ -163,4 +163,22 @@ bool PackageExists(soci::session& sql, const std::string& package_id) {
   return count > 0;
 }
 
+void SaveTransition(Transaction& tx, const release::Release& before, const release::Release& after,
+                    nlohmann::json detail, std::string_view action) {
+  SaveRelease(tx.sql(), after);
+  AuditEvent event(
+      fmt::format("release.{}",
+                  action.empty() ? release::ActionName(after.history.back().action) : action),
+      "release", before.id);
+  event.release_id = before.id;
+  event.before = release::ReleaseToJson(before);
+  event.after = release::ReleaseToJson(after);
+  if (!detail.is_object()) detail = nlohmann::json::object();
+  detail["from"] = release::ReleaseStateName(before.state);
+  detail["to"] = release::ReleaseStateName(after.state);
+  event.detail = std::move(detail);
+  tx.Audit(event);
+  tx.Raise(ReleaseChanged{before, after});
+}
+
 }  // namespace fabu::coordinator

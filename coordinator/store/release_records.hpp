@@ -9,11 +9,14 @@
 // transaction (the store serializes writers).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "coordinator/release/workflow.hpp"
+#include "coordinator/store/store.hpp"
 #include "protocol/error.hpp"
 
 namespace soci {
@@ -27,6 +30,21 @@ std::string NextReleaseId(soci::session& sql);
 
 void InsertRelease(soci::session& sql, const release::Release& r);
 void SaveRelease(soci::session& sql, const release::Release& r);
+
+// Raised (Transaction::Raise) when a release moved from `before` to `after`;
+// the notices listen (docs/architecture.md).
+struct ReleaseChanged {
+  const release::Release& before;
+  const release::Release& after;
+};
+
+// The one way a release's transition is kept, whoever made it (a person
+// through the API, the rollout engine): saves `after`, appends the audit
+// entry "release.<action>" (its before and after, `detail` with "from" and
+// "to" added) and raises ReleaseChanged, all in `tx`. `action` defaults to
+// the name of the last history entry's action.
+void SaveTransition(Transaction& tx, const release::Release& before, const release::Release& after,
+                    nlohmann::json detail = nlohmann::json::object(), std::string_view action = {});
 
 // kNotFound naming the id when there is no such release.
 Result<release::Release> LoadRelease(soci::session& sql, const std::string& id,

@@ -10,8 +10,9 @@
 
 namespace fabu::coordinator {
 
-Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path) {
-  std::unique_ptr<Store> store(new Store());
+Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path,
+                                              const Clock& clock) {
+  std::unique_ptr<Store> store(new Store(clock));
   try {
     // timeout= sets SQLite's busy timeout (seconds) for other processes
     // holding the lock, e.g. `fabu-coordinator trust add` next to `serve`.
@@ -29,7 +30,7 @@ Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path)
   } catch (const std::exception& e) {
     return Fail(ErrorCode::kIo, "opening store " + path.string() + ": " + e.what());
   }
-  auto version = Migrate(*store->sql_, AllMigrations());
+  auto version = Migrate(*store->sql_, AllMigrations(), clock);
   if (!version) return std::unexpected(std::move(version.error()).WithContext(path.string()));
   store->schema_version_ = *version;
   try {
@@ -46,21 +47,22 @@ Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path)
   return store;
 }
 
-Result<std::unique_ptr<Store>> Store::Create(const std::filesystem::path& path) {
+Result<std::unique_ptr<Store>> Store::Create(const std::filesystem::path& path,
+                                             const Clock& clock) {
   std::error_code ec;
   if (std::filesystem::exists(path, ec)) {
     return Fail(ErrorCode::kAlreadyExists, "a store already exists at " + path.string());
   }
-  return Connect(path);
+  return Connect(path, clock);
 }
 
-Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& path) {
+Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& path, const Clock& clock) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return Fail(ErrorCode::kNotFound,
                 "no store at " + path.string() + ": run `fabu-coordinator init` first");
   }
-  return Connect(path);
+  return Connect(path, clock);
 }
 
 Result<void> Store::RunInGroup(const std::function<bool(soci::session&)>& work) {

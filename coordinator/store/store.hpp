@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "coordinator/audit/audit_log.hpp"
+#include "coordinator/common/clock.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -111,6 +112,37 @@ class StatementCache {
   std::unordered_map<std::type_index, std::unique_ptr<Entry>> entries_;
 };
 
+class Transaction;
+
+// What happened inside a transaction, told to whoever acts on it in the same
+// unit of work. A module raises an event (a struct of its own) without
+// knowing who listens: the deployments raise "a deployment ended" and the
+// CMDB records it, a release's transition raises "a release changed" and the
+// notices queue what it announces. The daemon subscribes the listeners once,
+// before the store's first write (docs/architecture.md "Modules and their
+// dependencies"); subscribing is not thread-safe after that. A listener runs
+// inside the transaction: what it throws undoes the whole unit of work.
+class EventBus {
+ public:
+  template <typename Event>
+  void Subscribe(std::function<void(Transaction&, const Event&)> listener) {
+    listeners_[std::type_index(typeid(Event))].push_back(
+        [listener = std::move(listener)](Transaction& tx, const void* event) {
+          listener(tx, *static_cast<const Event*>(event));
+        });
+  }
+  template <typename Event>
+  void Raise(Transaction& tx, const Event& event) const {
+    auto it = listeners_.find(std::type_index(typeid(Event)));
+    if (it == listeners_.end()) return;
+    for (const auto& listener : it->second) listener(tx, &event);
+  }
+
+ private:
+  std::unordered_map<std::type_index, std::vector<std::function<void(Transaction&, const void*)>>>
+      listeners_;
+};
+
 // One write transaction in progress. Only valid inside Store::Write's callback.
 class Transaction {
  public:
@@ -118,31 +150,45 @@ class Transaction {
   const AuditOrigin& origin() const { return origin_; }
   // Appends an audit entry for `event`, committed with this transaction.
   AuditEntry Audit(const AuditEvent& event) {
-    return AppendAudit(sql_, origin_, event, &Cached<AuditStatements>());
+    return AppendAudit(sql_, origin_, event, clock_.Utc(), &Cached<AuditStatements>());
   }
   // The session's cached statement S (StatementCache).
   template <typename S>
   S& Cached() {
     return statements_.Get<S>(sql_);
   }
+  // The store's clock: what a transaction records as "now".
+  const Clock& clock() const { return clock_; }
+  // Tells the store's subscribers (EventBus) that `event` happened, now,
+  // inside this transaction.
+  template <typename Event>
+  void Raise(const Event& event) {
+    events_.Raise(*this, event);
+  }
 
  private:
   friend class Store;
-  Transaction(soci::session& sql, const AuditOrigin& origin, StatementCache& statements)
-      : sql_(sql), origin_(origin), statements_(statements) {}
+  Transaction(soci::session& sql, const AuditOrigin& origin, StatementCache& statements,
+              const EventBus& events, const Clock& clock)
+      : sql_(sql), origin_(origin), statements_(statements), events_(events), clock_(clock) {}
   soci::session& sql_;
   const AuditOrigin& origin_;
   StatementCache& statements_;
+  const EventBus& events_;
+  const Clock& clock_;
 };
 
 class Store {
  public:
   // Creates a new database at `path` and applies every migration. Refuses
   // (kAlreadyExists) when the file exists.
-  static Result<std::unique_ptr<Store>> Create(const std::filesystem::path& path);
+  // `clock` stamps what transactions record; it must outlive the store.
+  static Result<std::unique_ptr<Store>> Create(const std::filesystem::path& path,
+                                               const Clock& clock = WallClock());
   // Opens an existing database and applies pending migrations. kNotFound when
   // there is none.
-  static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& path);
+  static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& path,
+                                             const Clock& clock = WallClock());
 
   ~Store();
   Store(const Store&) = delete;
@@ -150,6 +196,10 @@ class Store {
 
   // The schema version after migrations.
   int schema_version() const { return schema_version_; }
+
+  // The listeners of events raised in this store's transactions (EventBus).
+  EventBus& events() { return events_; }
+  const Clock& clock() const { return clock_; }
 
   // Writes waiting for (or in) a group commit, and group commits so far
   // (COMMITs attempted). For metrics and tests.
@@ -192,7 +242,7 @@ class Store {
     using R = std::invoke_result_t<F, Transaction&>;
     std::optional<R> result;
     const std::function<bool(soci::session&)> work = [&](soci::session& sql) {
-      Transaction tx(sql, origin, statements_);
+      Transaction tx(sql, origin, statements_, events_, clock_);
       result.emplace(std::forward<F>(f)(tx));
       return result->has_value();
     };
@@ -224,7 +274,7 @@ class Store {
     };
     auto* job = new Job{std::move(origin), std::move(f), std::move(done), {}, {}, {}};
     job->work = [this, job](soci::session& sql) {
-      Transaction tx(sql, job->origin, statements_);
+      Transaction tx(sql, job->origin, statements_, events_, clock_);
       job->result.emplace(job->f(tx));
       return job->result->has_value();
     };
@@ -245,8 +295,9 @@ class Store {
   void Close();
 
  private:
-  Store() = default;
-  static Result<std::unique_ptr<Store>> Connect(const std::filesystem::path& path);
+  explicit Store(const Clock& clock) : clock_(clock) {}
+  static Result<std::unique_ptr<Store>> Connect(const std::filesystem::path& path,
+                                                const Clock& clock);
 
   // One queued write: a caller of Write waiting (on its caller's stack, woken
   // through `wake`), or a WriteAsync job (on the heap, `finished` set).
@@ -282,6 +333,8 @@ class Store {
   std::mutex session_mutex_;  // guards sql_ and open_
   std::unique_ptr<soci::session> sql_;
   StatementCache statements_;  // guarded by session_mutex_; cleared before sql_ closes
+  EventBus events_;            // subscribed before the first write, read-only after
+  const Clock& clock_;
   bool open_ = false;
   std::mutex reader_mutex_;  // guards reader_ and reader_statements_
   std::unique_ptr<soci::session> reader_;

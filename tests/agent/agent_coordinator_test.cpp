@@ -104,7 +104,7 @@ TEST_F(AgentCoordinatorTest, ARunningAgentReportsItsInventory) {
     auto hosts = FabuAs(*daemon_, admin_, {"hosts", "list", "--json"});
     seen = hosts.exit_code == 0 && hosts.out.find("web-1") != std::string::npos &&
            hosts.out.find("agent_version") != std::string::npos;
-    std::this_thread::yield();
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   RunCommand({"kill", "-TERM", pid});
   EXPECT_TRUE(seen) << fabu::testing::ReadFile(log);

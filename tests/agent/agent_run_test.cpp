@@ -26,6 +26,7 @@
 #include "tests/agent/tls_test_server.hpp"
 #include "tests/support/run_command.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/wait.hpp"
 
 extern char** environ;
 
@@ -72,7 +73,7 @@ class AgentDaemon {
         pid_ = -1;
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       }
-      std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return -1;
   }
@@ -82,15 +83,10 @@ class AgentDaemon {
   pid_t pid_ = -1;
 };
 
-// Polls `condition` until it holds or `deadline` passes.
-template <typename Condition>
-bool Eventually(Condition condition, std::chrono::seconds deadline = std::chrono::seconds(30)) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::yield();
-  }
-  return condition();
+// Polls `condition` until it holds or `deadline` passes (paced, tests/support/wait.hpp).
+bool Eventually(const std::function<bool()>& condition,
+                std::chrono::seconds deadline = std::chrono::seconds(30)) {
+  return fabu::testing::WaitUntil(condition, deadline, std::chrono::milliseconds(20));
 }
 
 std::size_t Count(const std::string& text, const std::string& what) {

@@ -16,7 +16,9 @@
 #include <thread>
 
 #include "tests/support/coordinator_process.hpp"
+#include "tests/support/people_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/wait.hpp"
 
 namespace fabu::testing {
 namespace {
@@ -53,21 +55,11 @@ struct HttpReply {
   json Json() const { return json::parse(body, nullptr, false); }
 };
 
-class AgentApiTest : public ::testing::Test {
+class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
  protected:
   void SetUp() override {
-    auto init = InitCoordinator(dir_ / "coordinator");
-    ASSERT_EQ(init.exit_code, 0) << init.err;
-    admin_ = LastLine(init.out);
-    auto trust = TrustNewPublisher(dir_.path(), dir_ / "coordinator");
-    ASSERT_EQ(trust.exit_code, 0) << trust.out << trust.err;
-    Start();
-    rm_ = AddUser("zhang.rm", "release_manager");
-    wang_ = AddUser("wang.approver", "approver");
-    li_ = AddUser("li.approver", "approver");
-    tester_ = AddUser("chen.tester", "tester");
-    viewer_ = AddUser("zhao.viewer", "viewer");
-
+    CoordinatorWithPeople::SetUp();
+    if (HasFatalFailure()) return;
     // Enough bytes that a range is a real part of the file.
     std::string payload;
     for (int i = 0; i < 20000; ++i) payload += std::to_string(i * 7919) + "\n";
@@ -90,21 +82,6 @@ class AgentApiTest : public ::testing::Test {
     ASSERT_EQ(uploaded.exit_code, 0) << uploaded.err;
     package_id_ = LastLine(uploaded.out);
     ASSERT_EQ(package_id_.size(), 64u);
-  }
-
-  void Start() {
-    daemon_ = std::make_unique<CoordinatorProcess>(dir_ / "coordinator");
-    ASSERT_TRUE(daemon_->started()) << daemon_->log();
-  }
-
-  CommandResult As(const std::string& token, const std::vector<std::string>& args) {
-    return FabuAs(*daemon_, token, args);
-  }
-
-  std::string AddUser(const std::string& name, const std::string& role) {
-    auto r = As(admin_, {"user", "add", name, "--role", role});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return LastLine(r.out);
   }
 
   // One HTTPS request with curl, pinning the coordinator's CA.
@@ -272,11 +249,7 @@ class AgentApiTest : public ::testing::Test {
   // Polls `release show` until the release is in `state` or `deadline` passes.
   bool WaitForState(const std::string& id, const std::string& state,
                     std::chrono::seconds deadline) {
-    const auto until = Clock::now() + deadline;
-    while (Clock::now() < until) {
-      if (State(id) == state) return true;
-    }
-    return State(id) == state;
+    return fabu::testing::WaitUntil([&] { return State(id) == state; }, deadline);
   }
 
   long long CountRows(const std::string& query) {
@@ -295,9 +268,6 @@ class AgentApiTest : public ::testing::Test {
     return count;
   }
 
-  TempDir dir_;
-  std::unique_ptr<CoordinatorProcess> daemon_;
-  std::string admin_, rm_, wang_, li_, tester_, viewer_;
   std::string package_id_;
   int requests_ = 0;
 };
@@ -409,9 +379,8 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
     polled = Poll(web1, 30);
     answered = Clock::now();
   });
-  const auto parked_by = Clock::now() + std::chrono::seconds(20);
-  while (Clock::now() < parked_by && Http("GET", "/healthz", "").Json()["long_polls"] != 1) {
-  }
+  fabu::testing::WaitUntil([&] { return Http("GET", "/healthz", "").Json()["long_polls"] == 1; },
+                           std::chrono::seconds(20), std::chrono::milliseconds(10));
   const auto health = Http("GET", "/healthz", "").Json();
   ASSERT_EQ(health["long_polls"], 1);
   EXPECT_EQ(health["wave_hold"], false);  // no wave is being assigned in parts

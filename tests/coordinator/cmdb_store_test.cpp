@@ -10,8 +10,9 @@
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/cmdb/connectors.hpp"
 #include "coordinator/cmdb/delivery.hpp"
+#include "coordinator/common/wakeup_hub.hpp"
+#include "coordinator/daemon/listeners.hpp"
 #include "coordinator/hosts/hosts.hpp"
-#include "coordinator/server/wakeup_hub.hpp"
 #include "tests/support/http_receiver.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -27,6 +28,7 @@ class CmdbStoreTest : public ::testing::Test {
     auto store = Store::Create(dir_ / "coordinator.db");
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
+    SubscribeListeners(store_->events());
     ASSERT_TRUE(Write([&](Transaction& tx) {
       for (const char* name : {"web-1", "web-2"}) {
         std::string n = name, credential = std::string("cred-") + name;

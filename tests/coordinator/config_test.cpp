@@ -1,5 +1,5 @@
 // The configuration file: defaults, strictness, listen addresses.
-#include "coordinator/daemon/config.hpp"
+#include "coordinator/config/config.hpp"
 
 #include <gtest/gtest.h>
 

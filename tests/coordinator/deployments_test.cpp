@@ -11,9 +11,10 @@
 #include <thread>
 
 #include "coordinator/audit/audit_log.hpp"
+#include "coordinator/common/wakeup_hub.hpp"
+#include "coordinator/daemon/listeners.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
-#include "coordinator/server/wakeup_hub.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace fabu::coordinator {
@@ -63,6 +64,7 @@ class DeploymentStoreTest : public ::testing::Test {
     auto store = Store::Create(dir_ / "coordinator.db");
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
+    SubscribeListeners(store_->events());
     auto made = store_->Write(origin_, [&](Transaction& tx) -> Result<std::string> {
       for (const char* name : {"web-1", "web-2"}) {
         std::string n = name, credential = std::string("cred-") + name;

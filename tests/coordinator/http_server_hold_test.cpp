@@ -28,9 +28,9 @@
 #include <thread>
 
 #include "coordinator/common/data_dir.hpp"
+#include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/server/http_server.hpp"
 #include "coordinator/server/router.hpp"
-#include "coordinator/server/wakeup_hub.hpp"
 #include "coordinator/tls/certificates.hpp"
 #include "tests/support/temp_dir.hpp"
 

@@ -1,5 +1,5 @@
 // Strict request bodies: every refusal names the field.
-#include "coordinator/server/json_input.hpp"
+#include "coordinator/common/json_input.hpp"
 
 #include <gtest/gtest.h>
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/daemon/listeners.hpp"
 #include "coordinator/notify/smtp_mail.hpp"
 #include "coordinator/store/release_records.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -159,6 +160,7 @@ class NoticeStoreTest : public ::testing::Test {
     auto store = Store::Create(dir_ / "coordinator.db");
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
+    SubscribeListeners(store_->events());
   }
   template <typename T, typename F>
   Result<T> Write(F&& f) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/coordinator_process.hpp"
+#include "tests/support/people_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace fabu::testing {
@@ -32,19 +33,11 @@ std::string ShanghaiMonth() {
   return text;
 }
 
-class RecordsCliTest : public ::testing::Test {
+class RecordsCliTest : public fabu::testing::CoordinatorWithPeople {
  protected:
   void SetUp() override {
-    auto init = InitCoordinator(dir_ / "coordinator");
-    ASSERT_EQ(init.exit_code, 0) << init.err;
-    admin_ = LastLine(init.out);
-    auto trust = TrustNewPublisher(dir_.path(), dir_ / "coordinator");
-    ASSERT_EQ(trust.exit_code, 0) << trust.out << trust.err;
-    daemon_ = std::make_unique<CoordinatorProcess>(dir_ / "coordinator");
-    ASSERT_TRUE(daemon_->started()) << daemon_->log();
-    rm_ = AddUser("zhang.rm", "release_manager");
-    wang_ = AddUser("wang.approver", "approver");
-    viewer_ = AddUser("zhao.viewer", "viewer");
+    CoordinatorWithPeople::SetUp();
+    if (HasFatalFailure()) return;
     WriteFile(dir_ / "app/bin/c3m-video", "#!/bin/sh\necho playback\n");
     auto built = Fabu({"pack", "build", "--name", "c3m-video", "--version", "V1.3.0.12", "--from",
                        (dir_ / "app").string(), "--key", (dir_ / "publisher.key").string(), "--out",
@@ -53,16 +46,6 @@ class RecordsCliTest : public ::testing::Test {
     auto uploaded = As(rm_, {"package", "upload", (dir_ / "c3m.fabu").string()});
     ASSERT_EQ(uploaded.exit_code, 0) << uploaded.err;
     package_id_ = LastLine(uploaded.out);
-  }
-
-  CommandResult As(const std::string& token, const std::vector<std::string>& args) {
-    return FabuAs(*daemon_, token, args);
-  }
-
-  std::string AddUser(const std::string& name, const std::string& role) {
-    auto r = As(admin_, {"user", "add", name, "--role", role});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return LastLine(r.out);
   }
 
   // A release rejected once in review.
@@ -95,9 +78,7 @@ class RecordsCliTest : public ::testing::Test {
     return id;
   }
 
-  TempDir dir_;
-  std::unique_ptr<CoordinatorProcess> daemon_;
-  std::string admin_, rm_, wang_, viewer_, package_id_;
+  std::string package_id_;
 };
 
 TEST_F(RecordsCliTest, IncidentsAreAddedListedAndClosed) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tests/support/coordinator_process.hpp"
+#include "tests/support/people_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace fabu::testing {
@@ -20,23 +21,11 @@ bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-class ReleaseFlowTest : public ::testing::Test {
+class ReleaseFlowTest : public fabu::testing::CoordinatorWithPeople {
  protected:
   void SetUp() override {
-    auto init = InitCoordinator(dir_ / "coordinator");
-    ASSERT_EQ(init.exit_code, 0) << init.err;
-    admin_ = LastLine(init.out);
-    // The publisher key the coordinator trusts, and a package signed with it.
-    auto trust = TrustNewPublisher(dir_.path(), dir_ / "coordinator");
-    ASSERT_EQ(trust.exit_code, 0) << trust.out << trust.err;
-    Start();
-    rm_ = AddUser("zhang.rm", "release_manager");
-    wang_ = AddUser("wang.approver", "approver");
-    li_ = AddUser("li.approver", "approver");
-    liu_ = AddUser("liu.approver", "approver");
-    tester_ = AddUser("chen.tester", "tester");
-    viewer_ = AddUser("zhao.viewer", "viewer");
-
+    CoordinatorWithPeople::SetUp();
+    if (HasFatalFailure()) return;
     WriteFile(dir_ / "app/bin/c3m-video", "#!/bin/sh\necho playback\n");
     auto built = Fabu({"pack", "build", "--name", "c3m-video", "--version", "V1.3.0.12", "--from",
                        (dir_ / "app").string(), "--key", (dir_ / "publisher.key").string(), "--out",
@@ -46,21 +35,6 @@ class ReleaseFlowTest : public ::testing::Test {
     ASSERT_EQ(uploaded.exit_code, 0) << uploaded.err;
     package_id_ = LastLine(uploaded.out);
     ASSERT_EQ(package_id_.size(), 64u);
-  }
-
-  void Start() {
-    daemon_ = std::make_unique<CoordinatorProcess>(dir_ / "coordinator");
-    ASSERT_TRUE(daemon_->started()) << daemon_->log();
-  }
-
-  CommandResult As(const std::string& token, const std::vector<std::string>& args) {
-    return FabuAs(*daemon_, token, args);
-  }
-
-  std::string AddUser(const std::string& name, const std::string& role) {
-    auto r = As(admin_, {"user", "add", name, "--role", role});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return LastLine(r.out);
   }
 
   json Plan(const std::string& category = "minor") const {
@@ -119,9 +93,6 @@ class ReleaseFlowTest : public ::testing::Test {
     return id;
   }
 
-  TempDir dir_;
-  std::unique_ptr<CoordinatorProcess> daemon_;
-  std::string admin_, rm_, wang_, li_, liu_, tester_, viewer_;
   std::string package_id_;
 };
 

@@ -75,7 +75,7 @@ TEST(StoreTest, OpenAppliesPendingMigrationsToAnOldStore) {
   const auto path = dir / "old.db";
   {
     soci::session sql(soci::sqlite3, "db=" + path.string());
-    auto version = Migrate(sql, std::span(AllMigrations()).first(1));
+    auto version = Migrate(sql, std::span(AllMigrations()).first(1), WallClock());
     ASSERT_TRUE(version) << version.error().message();
     EXPECT_EQ(*version, 1);
     sql << "INSERT INTO users (name, role, token_sha256, disabled, created, created_by) "

@@ -1,4 +1,4 @@
-#include "coordinator/server/wakeup_hub.hpp"
+#include "coordinator/common/wakeup_hub.hpp"
 
 #include <gtest/gtest.h>
 

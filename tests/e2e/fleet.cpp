@@ -21,6 +21,7 @@
 #include <stdexcept>
 
 #include "tests/support/coordinator_process.hpp"
+#include "tests/support/wait.hpp"
 
 extern char** environ;
 
@@ -87,13 +88,7 @@ int MillisLeft(Clock::time_point deadline) {
 std::string AgentBinary() { return FABU_AGENT_PATH; }
 
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
-  const auto until = Clock::now() + deadline;
-  while (Clock::now() < until) {
-    if (condition()) return true;
-    // Between checks, not instead of one: each check may run a CLI.
-    poll(nullptr, 0, 50);
-  }
-  return condition();
+  return fabu::testing::WaitUntil(condition, deadline);
 }
 
 // --- Process ---

@@ -50,7 +50,7 @@ using tcp = net::ip::tcp;
 // The coordinator's own TLS stream, on the client side: with Asio's
 // ssl::stream (under beast::ssl_stream, over a beast::tcp_stream with a timer
 // per operation) the loadgen spent 10-20 % more CPU per request, taken from
-// the coordinator it measures on the same cores (docs/benchmarks.md).
+// the coordinator it measures on the same cores (docs/benchmarks-history.md).
 using Stream = coordinator::TlsStream;
 using Clock = std::chrono::steady_clock;
 using protocol::Step;

@@ -1,4 +1,4 @@
-#include "coordinator/server/json_input.hpp"
+#include "coordinator/common/json_input.hpp"
 
 #include <fmt/format.h>
 

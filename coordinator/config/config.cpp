@@ -1,4 +1,4 @@
-#include "coordinator/daemon/config.hpp"
+#include "coordinator/config/config.hpp"
 
 #include <fmt/format.h>
 
@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "coordinator/common/json_input.hpp"
 #include "coordinator/release/time_zone.hpp"
-#include "coordinator/server/json_input.hpp"
 
 namespace fabu::coordinator {
 namespace {

@@ -1,0 +1,91 @@
+#include <fmt/format.h>
+
+#include "coordinator/deploy/rollout_engine.hpp"
+#include "coordinator/deploy/rollout_rows.hpp"
+
+namespace fabu::coordinator {
+
+using nlohmann::json;
+
+Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, UnixSeconds now) {
+  json out = {{"release", release.id},
+              {"state", rel::ReleaseStateName(release.state)},
+              {"now", protocol::FormatRfc3339Utc(now)}};
+  auto row = LoadRollout(sql, release.id);
+  if (!row) {
+    out["rollout"] = nullptr;
+    out["waiting"] = "";
+    return out;
+  }
+  const auto hosts = LoadRolloutHosts(sql, release.id);
+  const HostDeployments deployments = LoadHostDeployments(sql, release.id);
+  json waves = json::array();
+  for (std::size_t w = 0; w < row->wave_count(); ++w) {
+    const long long wave = static_cast<long long>(w);
+    const rel::WaveTally count = CountWave(hosts, deployments, wave);
+    std::string state;
+    if (wave > row->current_wave) {
+      state = "pending";
+    } else if (count.final < count.hosts) {
+      state = "running";
+    } else if (count.failed > row->thresholds[w] && row->accepted_wave < wave) {
+      state = "failed";
+    } else {
+      state = count.failed > row->thresholds[w] ? "accepted" : "succeeded";
+    }
+    waves.push_back({{"wave", w + 1},
+                     {"hosts", count.hosts},
+                     {"threshold", row->thresholds[w]},
+                     {"state", state},
+                     {"final", count.final},
+                     {"succeeded", count.succeeded},
+                     {"failed", count.failed}});
+  }
+  json host_rows = json::array();
+  for (const RolloutHost& h : hosts) {
+    json entry = {{"host", h.host}, {"wave", h.wave + 1}};
+    auto install = deployments.install.find(h.host);
+    if (install == deployments.install.end()) {
+      entry["step"] = "pending";
+      entry["result"] = "";
+      entry["message"] = "";
+    } else {
+      entry["step"] = install->second.step;
+      entry["result"] = install->second.result;
+      entry["message"] = install->second.message;
+      entry["from_version"] = install->second.from_version;
+      entry["deployment"] = install->second.id;
+    }
+    auto rollback = deployments.rollback.find(h.host);
+    if (rollback != deployments.rollback.end()) {
+      entry["rollback"] = {{"deployment", rollback->second.id},
+                           {"step", rollback->second.step},
+                           {"result", rollback->second.result},
+                           {"message", rollback->second.message}};
+    }
+    host_rows.push_back(std::move(entry));
+  }
+  out["rollout"] = {{"waves_planned", row->wave_count()},
+                    {"current_wave", row->current_wave + 1},
+                    {"aborted", row->aborted != 0},
+                    {"pause_kind", row->pause_kind},
+                    {"started", protocol::FormatRfc3339Utc(row->started)},
+                    {"finished", row->finished > 0 ? json(protocol::FormatRfc3339Utc(row->finished))
+                                                   : json(nullptr)}};
+  out["waves"] = std::move(waves);
+  out["hosts"] = std::move(host_rows);
+  std::string waiting = row->waiting;
+  if (release.state == rel::ReleaseState::kPaused && row->pause_kind == kPausedByPerson) {
+    for (auto it = release.history.rbegin(); it != release.history.rend(); ++it) {
+      if (it->action == rel::Action::kPause) {
+        waiting = fmt::format("paused by {}: {}; `fabu release resume {}` goes on", it->actor,
+                              it->note, release.id);
+        break;
+      }
+    }
+  }
+  out["waiting"] = waiting;
+  return out;
+}
+
+}  // namespace fabu::coordinator
