@@ -211,7 +211,8 @@ int RunStatus(const std::string& data, const std::string& apps_root) {
            {"releases", releases}});
     }
   }
-  std::cout << status.dump(2) << "\n";
+  // App names are directory names: any bytes.
+  std::cout << status.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
 

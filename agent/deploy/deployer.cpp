@@ -11,6 +11,7 @@
 
 #include "agent/common/durable_files.hpp"
 #include "agent/common/log.hpp"
+#include "agent/common/utf8.hpp"
 #include "agent/deploy/fault_injection.hpp"
 #include "packaging/package.hpp"
 #include "packaging/sha256.hpp"
@@ -74,8 +75,10 @@ DeploymentEvent Deployer::MakeEvent(Context& ctx, Step step, std::string message
   event.failed_step = failed;
   event.app = ctx.app;
   event.version = ctx.VersionText();
-  event.message = std::move(message);
-  event.output = std::move(output);
+  // Messages quote what failed (file names, hook output, a coordinator's
+  // answer): foreign bytes, made valid UTF-8 before they go into JSON.
+  event.message = ValidUtf8(message);
+  event.output = ValidUtf8(output);
   event.time = clock_.Now();
   return event;
 }

@@ -15,6 +15,7 @@
 #include "agent/common/clock.hpp"
 #include "agent/common/durable_files.hpp"
 #include "agent/common/log.hpp"
+#include "agent/common/utf8.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/deploy/deployer.hpp"
 #include "agent/hooks/hook_runner.hpp"
@@ -249,7 +250,7 @@ struct AgentRunner::State {
     event.failed_step = failed_step;
     event.app = a.app;
     event.version = a.version;
-    event.message = std::move(message);
+    event.message = ValidUtf8(message);  // may quote a coordinator's answer
     event.time = clock.Now();
     if (auto ok = journal.Append(event); !ok) return ok;
     sink.Publish(event);

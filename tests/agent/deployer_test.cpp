@@ -9,6 +9,7 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "packaging/growing_file.hpp"
@@ -559,6 +560,32 @@ TEST_F(DeployerTest, DownloadBrokenOffLeavesNothingOfAFirstInstall) {
   download.prepared.reset();
   EXPECT_FALSE(fs::exists(apps_ / "c3m-video"));
   EXPECT_TRUE(fs::is_empty(apps_));
+}
+
+// What a hook prints is foreign bytes: neither random bytes nor a multi-byte
+// character cut by the 4 KiB tail may stop the agent from reporting it.
+TEST_F(DeployerTest, HookOutputThatIsNotUtf8IsReportedReadably) {
+  auto hooks = AllRecordingHooks();
+  // Random bytes, then Chinese text long enough that the tail starts inside
+  // it, at an offset that is no character boundary.
+  hooks["health_check"] =
+      "#!/bin/sh\nhead -c 3000 /dev/urandom\nprintf '\\377\\376\\300\\200 '\n"
+      "i=0; while [ $i -lt 700 ]; do printf '\\344\\270\\255\\346\\226\\207'; i=$((i+1)); done\n"
+      "printf 'xy\\n\\344\\270'\nexit 1\n";
+  auto outcome = Deploy(Package("V1.0.0.0", hooks), "d1");
+  EXPECT_EQ(outcome.final_step, Step::kRolledBack) << outcome.message;
+  auto failed = std::ranges::find(sink_.events, Step::kFailed, &DeploymentEvent::step);
+  ASSERT_NE(failed, sink_.events.end());
+  EXPECT_LE(failed->output.size(), kHookOutputTail);
+  // Valid UTF-8 (a strict dump throws otherwise), starting on a character.
+  for (const auto& e : sink_.events) EXPECT_NO_THROW((void)EventToJson(e).dump()) << e.message;
+  EXPECT_TRUE(failed->output.starts_with("\xE4\xB8\xAD\xE6\x96\x87") ||
+              failed->output.starts_with("\xE6\x96\x87"))
+      << "the tail must start on a character boundary";
+  // The character cut at the end is replaced, not dropped silently.
+  EXPECT_TRUE(failed->output.ends_with("xy\n\xEF\xBF\xBD")) << failed->output.size();
+  EXPECT_TRUE(Contains(failed->message, "health_check hook exited with status 1"))
+      << failed->message;
 }
 
 TEST_F(DeployerTest, RecoverWithNothingInFlightDoesNothing) {
