@@ -11,6 +11,7 @@
 #include "agent/common/clock.hpp"
 #include "agent/common/durable_files.hpp"
 #include "agent/deploy/deployer.hpp"
+#include "agent/deploy/names.hpp"
 #include "agent/hooks/hook_runner.hpp"
 #include "agent/host/host_facts.hpp"
 #include "agent/install/install_layout.hpp"
@@ -141,6 +142,9 @@ int RunDeployment(const EngineOptions& o, DeployOptions d, DeploymentKind kind) 
   if (!engine) return ReportError(engine.error());
   if (auto recovered = (*engine)->deployer->Recover(); !recovered) {
     return ReportError(recovered.error());
+  }
+  if (!d.app.empty()) {
+    if (auto ok = CheckAppName(d.app); !ok) return ReportError(ok.error());
   }
   if (d.deployment.empty()) {
     d.deployment = d.sha256.empty() ? fmt::format("local-{}-{}", DeploymentKindName(kind), d.app)

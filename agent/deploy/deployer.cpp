@@ -13,6 +13,7 @@
 #include "agent/common/log.hpp"
 #include "agent/common/utf8.hpp"
 #include "agent/deploy/fault_injection.hpp"
+#include "agent/deploy/names.hpp"
 #include "packaging/package.hpp"
 #include "packaging/sha256.hpp"
 
@@ -111,6 +112,8 @@ Result<DeploymentOutcome> Deployer::Deploy(const DeploymentRequest& request) {
   if (request.deployment.empty()) {
     return Fail(ErrorCode::kInvalidArgument, "a deployment needs an id (--deployment)");
   }
+  // Events and the journal carry it; `run` refuses such an assignment first.
+  if (auto ok = CheckDeploymentId(request.deployment); !ok) return std::unexpected(ok.error());
   if (!request.package.empty() && request.package_sha256.empty()) {
     return Fail(ErrorCode::kInvalidArgument,
                 "a package comes with its expected SHA-256, the id the coordinator assigned "
@@ -205,6 +208,12 @@ Result<DeploymentOutcome> Deployer::Install(const DeploymentRequest& request) {
   ctx.app = manifest.name;
   ctx.version = manifest.version;
   ctx.manifest_json = verified->manifest_json;
+  if (!request.app.empty() && request.app != manifest.name) {
+    return Refuse(ctx,
+                  Error(ErrorCode::kInvalidArgument,
+                        fmt::format("the package is {} {}, not the assigned app {}", manifest.name,
+                                    manifest.version.ToString(), Quoted(request.app))));
+  }
 
   auto current = layout_.CurrentVersion(ctx.app);
   if (!current) return Refuse(ctx, current.error());
@@ -635,6 +644,14 @@ Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
   ctx.next_sequence = journal_.NextSequence(ctx.deployment);
   ctx.kind = DeploymentKind::kRollback;
   ctx.app = request.app;
+  // The app is a directory under the apps root: a name that is not a
+  // package name (`../..`, `/etc`) touches nothing (names.hpp).
+  if (!ctx.app.empty()) {
+    if (auto ok = CheckAppName(ctx.app); !ok) {
+      ctx.app.clear();
+      return Refuse(ctx, ok.error());
+    }
+  }
   std::optional<Version> wanted;
   if (!request.package.empty()) {
     ctx.package = fs::absolute(request.package).string();
@@ -673,6 +690,14 @@ Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
                                : fmt::format("no release of {} older than the current {} is "
                                              "kept on this host; nothing to restore",
                                              ctx.app, (*current)->ToString())));
+  }
+  // Only a release this agent installed and verified itself is restored:
+  // its signed manifest, kept when it was installed, says so.
+  if (auto kept = KeptManifest(ctx.app, *target); !kept) {
+    return Refuse(ctx, Error(ErrorCode::kFailedPrecondition,
+                             fmt::format("{} {} cannot be restored: {}; the agent restores only "
+                                         "releases it installed and verified itself",
+                                         ctx.app, target->ToString(), kept.error().message())));
   }
   ctx.version = target;
   ctx.previous = *current;
@@ -713,22 +738,32 @@ Result<DeploymentOutcome> Deployer::RestoreKept(Context& ctx, bool announce) {
 // ---------------------------------------------------------------------------
 // Hooks
 
+Result<Manifest> Deployer::KeptManifest(const std::string& app, const Version& version) const {
+  const fs::path path = layout_.ManifestPath(app, version);
+  auto json = ReadWholeFile(path);
+  if (!json) {
+    return Fail(ErrorCode::kNotFound,
+                fmt::format("no signed manifest was kept for it ({} is missing)", path.string()));
+  }
+  auto manifest = Manifest::Parse(*json);
+  if (!manifest) return std::unexpected(manifest.error().WithContext(path.string()));
+  if (manifest->name != app || manifest->version != version) {
+    return Fail(ErrorCode::kIntegrity, fmt::format("{} is the manifest of {} {}", path.string(),
+                                                   manifest->name, manifest->version.ToString()));
+  }
+  return manifest;
+}
+
 std::map<std::string, std::string> Deployer::HooksOf(const std::string& app,
                                                      const Version& version) const {
-  if (auto json = ReadWholeFile(layout_.ManifestPath(app, version))) {
-    if (auto manifest = Manifest::Parse(*json)) return manifest->hooks;
+  // Only the hooks of the signed manifest the agent kept when it installed
+  // the release: never a file merely found in the tree.
+  auto manifest = KeptManifest(app, version);
+  if (!manifest) {
+    log::Warn("{} {}: running no hooks: {}", app, version.ToString(), manifest.error().message());
+    return {};
   }
-  // No manifest kept (made by hand, or lost): fall back to the convention
-  // `fabu pack build --hooks` follows.
-  std::map<std::string, std::string> hooks;
-  std::error_code ec;
-  for (auto name : packaging::kHookNames) {
-    const std::string path = "hooks/" + std::string(name);
-    if (fs::is_regular_file(layout_.ReleaseDir(app, version) / path, ec)) {
-      hooks.emplace(std::string(name), path);
-    }
-  }
-  return hooks;
+  return manifest->hooks;
 }
 
 Deployer::Phase Deployer::RunHook(Context& ctx, const std::string& name, Step reported,

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "agent/common/durable_files.hpp"
+#include "packaging/manifest.hpp"
 
 namespace fabu::agent {
 
@@ -219,6 +220,7 @@ Result<std::vector<InstalledApp>> InstallLayout::Inventory() const {
     if (!it->is_directory(ec) || !fs::is_directory(it->path() / kReleases, ec)) continue;
     InstalledApp app;
     app.name = it->path().filename().string();
+    if (!packaging::CheckPackageName(app.name)) continue;
     auto current = CurrentVersion(app.name);
     if (!current) return std::unexpected(current.error());
     app.current = *current;

@@ -79,6 +79,8 @@ class InstallLayout {
       const std::optional<protocol::Version>& previous) const;
 
   // Every app under the root with its current version and kept releases.
+  // Directories whose name is not a package name are not apps the agent
+  // made, and are left out.
   Result<std::vector<InstalledApp>> Inventory() const;
 
   // Removes the app directory when nothing is left in it but empty

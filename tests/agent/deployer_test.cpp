@@ -588,6 +588,80 @@ TEST_F(DeployerTest, HookOutputThatIsNotUtf8IsReportedReadably) {
       << failed->message;
 }
 
+TEST_F(DeployerTest, AnInstallOfAnotherAppThanTheAssignedOneIsRefused) {
+  auto v1 = Package("V1.0.0.0");
+  auto request = Request("d1", DeploymentKind::kInstall, v1.path, v1.sha256, "billing");
+  auto outcome = MakeDeployer().Deploy(request);
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kFailed);
+  EXPECT_TRUE(Contains(outcome->message, "not the assigned app \"billing\"")) << outcome->message;
+  EXPECT_FALSE(fs::exists(apps_ / "c3m-video"));
+}
+
+// A tree outside the apps root that looks like an app the agent made, with a
+// rollback hook that would leave a mark: what `../..` in an app once reached.
+void PlantApp(const fs::path& app_dir, const fs::path& mark, bool with_manifests) {
+  for (const char* v : {"V1.0.0.0", "V2.0.0.0"}) {
+    const fs::path hook = app_dir / "releases" / v / "hooks/rollback";
+    WriteFile(hook, "#!/bin/sh\ntouch " + mark.string() + "\n");
+    fs::permissions(hook, fs::perms(0755));
+    if (with_manifests) {
+      WriteFile(app_dir / "manifests" / (std::string(v) + ".json"),
+                fmt::format(R"({{"format": 1, "name": "c3m-video", "version": "{}",)"
+                            R"( "hooks": {{"rollback": "hooks/rollback"}}}})",
+                            v));
+    }
+  }
+  fs::create_directory_symlink("releases/V2.0.0.0", app_dir / "current");
+}
+
+TEST_F(DeployerTest, RollbackOfAnAppThatIsNoPackageNameTouchesNothing) {
+  const fs::path outside = dir_.path() / "outside";
+  const fs::path mark = dir_.path() / "hook-ran";
+  PlantApp(outside / "victim", mark, /*with_manifests=*/true);
+  const auto before = Snapshot(outside);
+  for (const std::string& app : std::vector<std::string>{
+           "../outside/victim", (outside / "victim").string(), "c3m-video/../../outside/victim",
+           "..", ".", "C3M", std::string("a\nb"), std::string("\xff\xfe")}) {
+    sink_.events.clear();
+    auto outcome = MakeDeployer().Deploy(Request("r1", DeploymentKind::kRollback, {}, {}, app));
+    ASSERT_TRUE(outcome) << app << ": " << outcome.error().message();
+    EXPECT_EQ(outcome->final_step, Step::kFailed) << app;
+    EXPECT_TRUE(Contains(outcome->message, "package name")) << outcome->message;
+    ASSERT_EQ(sink_.Steps(), (std::vector<std::string>{"failed"})) << app;
+    EXPECT_EQ(sink_.events[0].app, "") << "a refused name is not reported as the app";
+    EXPECT_NO_THROW((void)EventToJson(sink_.events[0]).dump());
+  }
+  EXPECT_FALSE(fs::exists(mark));
+  EXPECT_EQ(Snapshot(outside), before);
+  EXPECT_TRUE(fs::is_empty(apps_));
+}
+
+// Releases the agent did not install (no signed manifest kept) are never
+// restored, and their files are never run as hooks.
+TEST_F(DeployerTest, RollbackRestoresOnlyAReleaseThisAgentInstalled) {
+  const fs::path mark = dir_.path() / "hook-ran";
+  PlantApp(apps_ / "c3m-video", mark, /*with_manifests=*/false);
+  const auto before = Snapshot(apps_);
+  auto outcome =
+      MakeDeployer().Deploy(Request("r1", DeploymentKind::kRollback, {}, {}, "c3m-video"));
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kFailed);
+  EXPECT_TRUE(Contains(outcome->message, "installed and verified itself")) << outcome->message;
+  EXPECT_FALSE(fs::exists(mark));
+  EXPECT_EQ(Snapshot(apps_), before);
+}
+
+TEST_F(DeployerTest, DeploymentIdWithControlCharactersIsRefused) {
+  auto v1 = Package("V1.0.0.0");
+  auto outcome =
+      MakeDeployer().Deploy(Request("d1\n\x1b[31m", DeploymentKind::kInstall, v1.path, v1.sha256));
+  ASSERT_FALSE(outcome);
+  EXPECT_TRUE(Contains(outcome.error().message(), "is not an id")) << outcome.error().message();
+  EXPECT_TRUE(sink_.events.empty());
+  EXPECT_TRUE(fs::is_empty(apps_));
+}
+
 TEST_F(DeployerTest, RecoverWithNothingInFlightDoesNothing) {
   auto recovered = MakeDeployer().Recover();
   ASSERT_TRUE(recovered);
