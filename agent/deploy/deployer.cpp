@@ -218,7 +218,14 @@ Result<DeploymentOutcome> Deployer::Install(const DeploymentRequest& request) {
   auto current = layout_.CurrentVersion(ctx.app);
   if (!current) return Refuse(ctx, current.error());
   if (*current == manifest.version) {
-    // Re-sent or repeated: the host already runs this release.
+    // Re-sent or repeated: the host already runs this release, if it runs
+    // this very package; the same name and version with another content is
+    // refused, never reported as done.
+    if (auto same = CheckSameContent(ctx.app, manifest.version, verified->package_sha256,
+                                     verified->manifest_json);
+        !same) {
+      return Refuse(ctx, same.error());
+    }
     const std::string note = fmt::format("{} {} is already current; nothing to do", ctx.app,
                                          manifest.version.ToString());
     for (Step step : {Step::kVerified, Step::kSucceeded}) {
@@ -303,6 +310,12 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   if (!extracted) return io_failure(Step::kInstalling, extracted.error());
   // Kept beside the release: the hooks and file list of a release to restore.
   if (auto ok = WriteFileDurably(layout_.ManifestPath(app, version), extracted->manifest_json);
+      !ok) {
+    return io_failure(Step::kInstalling, ok.error());
+  }
+  // And its package id, so that the same name and version are never taken
+  // for this content when another package carries them.
+  if (auto ok = WriteFileDurably(layout_.PackageIdPath(app, version), ctx.package_sha256 + "\n");
       !ok) {
     return io_failure(Step::kInstalling, ok.error());
   }
@@ -653,6 +666,7 @@ Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
     }
   }
   std::optional<Version> wanted;
+  std::string wanted_manifest;
   if (!request.package.empty()) {
     ctx.package = fs::absolute(request.package).string();
     ctx.package_sha256 = request.package_sha256;
@@ -665,6 +679,7 @@ Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
     }
     ctx.app = verified->manifest.name;
     wanted = verified->manifest.version;
+    wanted_manifest = verified->manifest_json;
     ctx.version = wanted;
   }
   auto current = layout_.CurrentVersion(ctx.app);
@@ -692,12 +707,19 @@ Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
                                              ctx.app, (*current)->ToString())));
   }
   // Only a release this agent installed and verified itself is restored:
-  // its signed manifest, kept when it was installed, says so.
+  // its signed manifest, kept when it was installed, says so; and a package
+  // named for the rollback must be the very one that was installed.
   if (auto kept = KeptManifest(ctx.app, *target); !kept) {
     return Refuse(ctx, Error(ErrorCode::kFailedPrecondition,
                              fmt::format("{} {} cannot be restored: {}; the agent restores only "
                                          "releases it installed and verified itself",
                                          ctx.app, target->ToString(), kept.error().message())));
+  }
+  if (wanted) {
+    if (auto same = CheckSameContent(ctx.app, *target, request.package_sha256, wanted_manifest);
+        !same) {
+      return Refuse(ctx, same.error());
+    }
   }
   ctx.version = target;
   ctx.previous = *current;
@@ -752,6 +774,30 @@ Result<Manifest> Deployer::KeptManifest(const std::string& app, const Version& v
                                                    manifest->name, manifest->version.ToString()));
   }
   return manifest;
+}
+
+Result<void> Deployer::CheckSameContent(const std::string& app, const Version& version,
+                                        const std::string& package_id,
+                                        const std::string& manifest_json) const {
+  auto recorded = layout_.RecordedPackageId(app, version);
+  if (!recorded) return std::unexpected(recorded.error());
+  if (*recorded) {
+    if (**recorded == package_id) return {};
+    return Fail(ErrorCode::kConflict,
+                fmt::format("{} {} is installed here as package {}, not package {}: the same "
+                            "name and version with other content; refused (a changed package "
+                            "needs a new version)",
+                            app, version.ToString(), **recorded, package_id));
+  }
+  // Installed before package ids were recorded: the signed manifest, which
+  // holds the digest of every file, tells whether the content is the same.
+  auto kept = ReadWholeFile(layout_.ManifestPath(app, version));
+  if (kept && *kept == manifest_json) return {};
+  return Fail(ErrorCode::kConflict,
+              fmt::format("{} {} is installed here with another signed manifest than package {} "
+                          "(its package id was not recorded): the same name and version with "
+                          "other content; refused (a changed package needs a new version)",
+                          app, version.ToString(), package_id));
 }
 
 std::map<std::string, std::string> Deployer::HooksOf(const std::string& app,

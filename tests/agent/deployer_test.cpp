@@ -588,6 +588,70 @@ TEST_F(DeployerTest, HookOutputThatIsNotUtf8IsReportedReadably) {
       << failed->message;
 }
 
+// One name and version, two contents: the agent compares package ids and
+// never reports success for content it does not run.
+TEST_F(DeployerTest, SameVersionWithAnotherPackageIdIsRefusedNamingBoth) {
+  auto v1 = Package("V1.0.0.0");
+  Deploy(v1, "d1");
+  PackageSpec other;
+  other.version = "V1.0.0.0";
+  other.files = {{"bin/server", "other content\n"}};
+  other.hooks = AllRecordingHooks();
+  auto impostor = MakePackage(dir_.path() / "other", other, *key_);
+  ASSERT_NE(impostor.sha256, v1.sha256);
+  const std::string order = HookLog("order");
+  const auto before = Snapshot(apps_);
+  auto outcome = Deploy(impostor, "d2");
+  EXPECT_EQ(outcome.final_step, Step::kFailed);
+  ASSERT_EQ(sink_.Steps(), (std::vector<std::string>{"failed"}));
+  EXPECT_EQ(sink_.events[0].failed_step, Step::kVerified);
+  EXPECT_TRUE(Contains(outcome.message, v1.sha256)) << outcome.message;
+  EXPECT_TRUE(Contains(outcome.message, impostor.sha256)) << outcome.message;
+  EXPECT_TRUE(Contains(outcome.message, "same name and version")) << outcome.message;
+  EXPECT_EQ(HookLog("order"), order);
+  EXPECT_EQ(Snapshot(apps_), before);
+  EXPECT_EQ(ReadFile(ReleaseDir("V1.0.0.0") / "bin/server"), "server V1.0.0.0\n");
+  // The package really installed is still "already current".
+  EXPECT_EQ(Deploy(v1, "d3").final_step, Step::kSucceeded);
+}
+
+// A release installed before package ids were recorded is compared by its
+// kept signed manifest, which holds every file's digest.
+TEST_F(DeployerTest, SameVersionWithoutARecordedIdIsComparedByItsSignedManifest) {
+  auto v1 = Package("V1.0.0.0");
+  Deploy(v1, "d1");
+  ASSERT_TRUE(fs::remove(apps_ / "c3m-video/manifests/V1.0.0.0.id"));
+  EXPECT_EQ(Deploy(v1, "d2").final_step, Step::kSucceeded);
+  PackageSpec other;
+  other.version = "V1.0.0.0";
+  other.files = {{"bin/server", "other content\n"}};
+  auto impostor = MakePackage(dir_.path() / "other", other, *key_);
+  auto outcome = Deploy(impostor, "d3");
+  EXPECT_EQ(outcome.final_step, Step::kFailed);
+  EXPECT_TRUE(Contains(outcome.message, impostor.sha256)) << outcome.message;
+  EXPECT_TRUE(Contains(outcome.message, "another signed manifest")) << outcome.message;
+}
+
+TEST_F(DeployerTest, RollbackToAKeptVersionWithAnotherPackageIdIsRefused) {
+  auto v1 = Package("V1.0.0.0");
+  Deploy(v1, "d1");
+  Deploy(Package("V1.1.0.0"), "d2");
+  PackageSpec other;
+  other.version = "V1.0.0.0";
+  other.files = {{"bin/server", "other content\n"}};
+  auto impostor = MakePackage(dir_.path() / "other", other, *key_);
+  const auto before = Snapshot(apps_);
+  sink_.events.clear();
+  auto outcome = MakeDeployer().Deploy(
+      Request("r1", DeploymentKind::kRollback, impostor.path, impostor.sha256));
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kFailed);
+  EXPECT_TRUE(Contains(outcome->message, v1.sha256)) << outcome->message;
+  EXPECT_TRUE(Contains(outcome->message, impostor.sha256)) << outcome->message;
+  EXPECT_EQ(Current(), Version::Parse("V1.1.0.0").value());
+  EXPECT_EQ(Snapshot(apps_), before);
+}
+
 TEST_F(DeployerTest, AnInstallOfAnotherAppThanTheAssignedOneIsRefused) {
   auto v1 = Package("V1.0.0.0");
   auto request = Request("d1", DeploymentKind::kInstall, v1.path, v1.sha256, "billing");
