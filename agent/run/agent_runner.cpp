@@ -293,7 +293,7 @@ struct AgentRunner::State {
     if (!a.package_id.empty()) {
       auto url = api.PackageUrl(a);
       DownloadRequest download;
-      download.bearer = url && url->starts_with(api.server()) ? api.credential() : "";
+      download.bearer = url && api.IsOnServer(*url) ? api.credential() : "";
       download.part = Downloads() / (a.package_id + ".part");
       download.destination = Downloads() / (a.package_id + ".fabu");
       download.size = a.package_size;
