@@ -11,6 +11,7 @@
 #include "agent/common/clock.hpp"
 #include "agent/common/durable_files.hpp"
 #include "agent/deploy/deployer.hpp"
+#include "agent/deploy/names.hpp"
 #include "agent/hooks/hook_runner.hpp"
 #include "agent/host/host_facts.hpp"
 #include "agent/install/install_layout.hpp"
@@ -142,6 +143,9 @@ int RunDeployment(const EngineOptions& o, DeployOptions d, DeploymentKind kind) 
   if (auto recovered = (*engine)->deployer->Recover(); !recovered) {
     return ReportError(recovered.error());
   }
+  if (!d.app.empty()) {
+    if (auto ok = CheckAppName(d.app); !ok) return ReportError(ok.error());
+  }
   if (d.deployment.empty()) {
     d.deployment = d.sha256.empty() ? fmt::format("local-{}-{}", DeploymentKindName(kind), d.app)
                                     : "local-" + d.sha256.substr(0, 16);
@@ -211,7 +215,8 @@ int RunStatus(const std::string& data, const std::string& apps_root) {
            {"releases", releases}});
     }
   }
-  std::cout << status.dump(2) << "\n";
+  // App names are directory names: any bytes.
+  std::cout << status.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
 

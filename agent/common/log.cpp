@@ -8,6 +8,8 @@
 #include <ctime>
 #include <string>
 
+#include "agent/common/utf8.hpp"
+
 namespace fabu::agent::log {
 
 namespace {
@@ -54,6 +56,23 @@ int Priority(Level level) {
   return 6;
 }
 
+// One line per message, whatever it quotes: control characters (a newline
+// in a name a coordinator sent, a terminal escape) are written as \xNN, and
+// ill-formed UTF-8 as U+FFFD.
+std::string Printable(std::string_view message) {
+  std::string out;
+  out.reserve(message.size());
+  for (char c : message) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      out.append(fmt::format("\\x{:02x}", byte));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return ValidUtf8(out);
+}
+
 }  // namespace
 
 bool Enabled(Level level) { return level != Level::kDebug || GetSettings().debug; }
@@ -62,7 +81,7 @@ void Write(Level level, std::string_view message) {
   if (!Enabled(level)) return;
   std::string line;
   if (GetSettings().journal) {
-    line = fmt::format("<{}>{}\n", Priority(level), message);
+    line = fmt::format("<{}>{}\n", Priority(level), Printable(message));
   } else {
     timeval now{};
     ::gettimeofday(&now, nullptr);
@@ -71,7 +90,7 @@ void Write(Level level, std::string_view message) {
     char stamp[32];
     const std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &local);
     line = fmt::format("{}.{:03} {}: {}\n", std::string_view(stamp, n), now.tv_usec / 1000,
-                       Name(level), message);
+                       Name(level), Printable(message));
   }
   // One write per line, so lines of concurrent threads never interleave.
   std::string_view rest = line;

@@ -66,7 +66,7 @@ std::string AgentConfigToJson(const AgentConfig& c) {
   j["connect_timeout_seconds"] = c.connect_timeout_seconds;
   j["low_speed_limit_bytes"] = c.low_speed_limit_bytes;
   j["low_speed_time_seconds"] = c.low_speed_time_seconds;
-  return j.dump(2) + "\n";
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 Result<AgentConfig> AgentConfigFromJson(std::string_view text) {

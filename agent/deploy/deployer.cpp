@@ -11,7 +11,9 @@
 
 #include "agent/common/durable_files.hpp"
 #include "agent/common/log.hpp"
+#include "agent/common/utf8.hpp"
 #include "agent/deploy/fault_injection.hpp"
+#include "agent/deploy/names.hpp"
 #include "packaging/package.hpp"
 #include "packaging/sha256.hpp"
 
@@ -74,8 +76,10 @@ DeploymentEvent Deployer::MakeEvent(Context& ctx, Step step, std::string message
   event.failed_step = failed;
   event.app = ctx.app;
   event.version = ctx.VersionText();
-  event.message = std::move(message);
-  event.output = std::move(output);
+  // Messages quote what failed (file names, hook output, a coordinator's
+  // answer): foreign bytes, made valid UTF-8 before they go into JSON.
+  event.message = ValidUtf8(message);
+  event.output = ValidUtf8(output);
   event.time = clock_.Now();
   return event;
 }
@@ -108,6 +112,8 @@ Result<DeploymentOutcome> Deployer::Deploy(const DeploymentRequest& request) {
   if (request.deployment.empty()) {
     return Fail(ErrorCode::kInvalidArgument, "a deployment needs an id (--deployment)");
   }
+  // Events and the journal carry it; `run` refuses such an assignment first.
+  if (auto ok = CheckDeploymentId(request.deployment); !ok) return std::unexpected(ok.error());
   if (!request.package.empty() && request.package_sha256.empty()) {
     return Fail(ErrorCode::kInvalidArgument,
                 "a package comes with its expected SHA-256, the id the coordinator assigned "
@@ -202,11 +208,24 @@ Result<DeploymentOutcome> Deployer::Install(const DeploymentRequest& request) {
   ctx.app = manifest.name;
   ctx.version = manifest.version;
   ctx.manifest_json = verified->manifest_json;
+  if (!request.app.empty() && request.app != manifest.name) {
+    return Refuse(ctx,
+                  Error(ErrorCode::kInvalidArgument,
+                        fmt::format("the package is {} {}, not the assigned app {}", manifest.name,
+                                    manifest.version.ToString(), Quoted(request.app))));
+  }
 
   auto current = layout_.CurrentVersion(ctx.app);
   if (!current) return Refuse(ctx, current.error());
   if (*current == manifest.version) {
-    // Re-sent or repeated: the host already runs this release.
+    // Re-sent or repeated: the host already runs this release, if it runs
+    // this very package; the same name and version with another content is
+    // refused, never reported as done.
+    if (auto same = CheckSameContent(ctx.app, manifest.version, verified->package_sha256,
+                                     verified->manifest_json);
+        !same) {
+      return Refuse(ctx, same.error());
+    }
     const std::string note = fmt::format("{} {} is already current; nothing to do", ctx.app,
                                          manifest.version.ToString());
     for (Step step : {Step::kVerified, Step::kSucceeded}) {
@@ -291,6 +310,12 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   if (!extracted) return io_failure(Step::kInstalling, extracted.error());
   // Kept beside the release: the hooks and file list of a release to restore.
   if (auto ok = WriteFileDurably(layout_.ManifestPath(app, version), extracted->manifest_json);
+      !ok) {
+    return io_failure(Step::kInstalling, ok.error());
+  }
+  // And its package id, so that the same name and version are never taken
+  // for this content when another package carries them.
+  if (auto ok = WriteFileDurably(layout_.PackageIdPath(app, version), ctx.package_sha256 + "\n");
       !ok) {
     return io_failure(Step::kInstalling, ok.error());
   }
@@ -632,7 +657,16 @@ Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
   ctx.next_sequence = journal_.NextSequence(ctx.deployment);
   ctx.kind = DeploymentKind::kRollback;
   ctx.app = request.app;
+  // The app is a directory under the apps root: a name that is not a
+  // package name (`../..`, `/etc`) touches nothing (names.hpp).
+  if (!ctx.app.empty()) {
+    if (auto ok = CheckAppName(ctx.app); !ok) {
+      ctx.app.clear();
+      return Refuse(ctx, ok.error());
+    }
+  }
   std::optional<Version> wanted;
+  std::string wanted_manifest;
   if (!request.package.empty()) {
     ctx.package = fs::absolute(request.package).string();
     ctx.package_sha256 = request.package_sha256;
@@ -645,6 +679,7 @@ Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
     }
     ctx.app = verified->manifest.name;
     wanted = verified->manifest.version;
+    wanted_manifest = verified->manifest_json;
     ctx.version = wanted;
   }
   auto current = layout_.CurrentVersion(ctx.app);
@@ -670,6 +705,21 @@ Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
                                : fmt::format("no release of {} older than the current {} is "
                                              "kept on this host; nothing to restore",
                                              ctx.app, (*current)->ToString())));
+  }
+  // Only a release this agent installed and verified itself is restored:
+  // its signed manifest, kept when it was installed, says so; and a package
+  // named for the rollback must be the very one that was installed.
+  if (auto kept = KeptManifest(ctx.app, *target); !kept) {
+    return Refuse(ctx, Error(ErrorCode::kFailedPrecondition,
+                             fmt::format("{} {} cannot be restored: {}; the agent restores only "
+                                         "releases it installed and verified itself",
+                                         ctx.app, target->ToString(), kept.error().message())));
+  }
+  if (wanted) {
+    if (auto same = CheckSameContent(ctx.app, *target, request.package_sha256, wanted_manifest);
+        !same) {
+      return Refuse(ctx, same.error());
+    }
   }
   ctx.version = target;
   ctx.previous = *current;
@@ -710,22 +760,56 @@ Result<DeploymentOutcome> Deployer::RestoreKept(Context& ctx, bool announce) {
 // ---------------------------------------------------------------------------
 // Hooks
 
+Result<Manifest> Deployer::KeptManifest(const std::string& app, const Version& version) const {
+  const fs::path path = layout_.ManifestPath(app, version);
+  auto json = ReadWholeFile(path);
+  if (!json) {
+    return Fail(ErrorCode::kNotFound,
+                fmt::format("no signed manifest was kept for it ({} is missing)", path.string()));
+  }
+  auto manifest = Manifest::Parse(*json);
+  if (!manifest) return std::unexpected(manifest.error().WithContext(path.string()));
+  if (manifest->name != app || manifest->version != version) {
+    return Fail(ErrorCode::kIntegrity, fmt::format("{} is the manifest of {} {}", path.string(),
+                                                   manifest->name, manifest->version.ToString()));
+  }
+  return manifest;
+}
+
+Result<void> Deployer::CheckSameContent(const std::string& app, const Version& version,
+                                        const std::string& package_id,
+                                        const std::string& manifest_json) const {
+  auto recorded = layout_.RecordedPackageId(app, version);
+  if (!recorded) return std::unexpected(recorded.error());
+  if (*recorded) {
+    if (**recorded == package_id) return {};
+    return Fail(ErrorCode::kConflict,
+                fmt::format("{} {} is installed here as package {}, not package {}: the same "
+                            "name and version with other content; refused (a changed package "
+                            "needs a new version)",
+                            app, version.ToString(), **recorded, package_id));
+  }
+  // Installed before package ids were recorded: the signed manifest, which
+  // holds the digest of every file, tells whether the content is the same.
+  auto kept = ReadWholeFile(layout_.ManifestPath(app, version));
+  if (kept && *kept == manifest_json) return {};
+  return Fail(ErrorCode::kConflict,
+              fmt::format("{} {} is installed here with another signed manifest than package {} "
+                          "(its package id was not recorded): the same name and version with "
+                          "other content; refused (a changed package needs a new version)",
+                          app, version.ToString(), package_id));
+}
+
 std::map<std::string, std::string> Deployer::HooksOf(const std::string& app,
                                                      const Version& version) const {
-  if (auto json = ReadWholeFile(layout_.ManifestPath(app, version))) {
-    if (auto manifest = Manifest::Parse(*json)) return manifest->hooks;
+  // Only the hooks of the signed manifest the agent kept when it installed
+  // the release: never a file merely found in the tree.
+  auto manifest = KeptManifest(app, version);
+  if (!manifest) {
+    log::Warn("{} {}: running no hooks: {}", app, version.ToString(), manifest.error().message());
+    return {};
   }
-  // No manifest kept (made by hand, or lost): fall back to the convention
-  // `fabu pack build --hooks` follows.
-  std::map<std::string, std::string> hooks;
-  std::error_code ec;
-  for (auto name : packaging::kHookNames) {
-    const std::string path = "hooks/" + std::string(name);
-    if (fs::is_regular_file(layout_.ReleaseDir(app, version) / path, ec)) {
-      hooks.emplace(std::string(name), path);
-    }
-  }
-  return hooks;
+  return manifest->hooks;
 }
 
 Deployer::Phase Deployer::RunHook(Context& ctx, const std::string& name, Step reported,

@@ -19,11 +19,17 @@
 //     health check, removes the failed release and reports `rolled_back` (or
 //     `rollback_failed` with the reason). With no previous release, `current`
 //     and the release are removed: `rolled_back` means nothing is installed.
-//   - The version already current succeeds at once (idempotent); a lower one
-//     is refused at verify unless it comes as a rollback of a kept release.
+//   - The version already current succeeds at once (idempotent) when it is
+//     the same package (the id recorded at install); the same name and
+//     version with another id is refused, naming both. A lower version is
+//     refused at verify unless it comes as a rollback of a kept release.
 // A rollback deployment switches `current` to the newest kept release older
-// than the current one (or the kept version of the package given), runs its
-// rollback hook and health check: `rolled_back` or `rollback_failed`.
+// than the current one (or the kept version of the package given, which
+// must be the package installed), runs its rollback hook and health check:
+// `rolled_back` or `rollback_failed`. It restores only a release this agent
+// installed itself (its signed manifest kept under manifests/), and hooks
+// always come from that kept manifest. An app that is not a package name is
+// refused before it touches the file system (names.hpp).
 //
 // Every step is written to the journal before it is carried out. `Recover`,
 // called on start, finishes a deployment a crash interrupted: before
@@ -248,8 +254,20 @@ class Deployer {
                 const std::map<std::string, std::string>& hooks, const std::filesystem::path& root,
                 const protocol::Version& version, const std::optional<protocol::Version>& previous,
                 std::chrono::milliseconds timeout, int attempts = 1);
+  // The hooks of a release, from the signed manifest kept when it was
+  // installed (none without one).
   std::map<std::string, std::string> HooksOf(const std::string& app,
                                              const protocol::Version& version) const;
+  // The signed manifest kept for a release this agent installed; an error
+  // when none was kept or it is not that release's.
+  Result<packaging::Manifest> KeptManifest(const std::string& app,
+                                           const protocol::Version& version) const;
+  // Succeeds when the kept release `app` `version` is the package
+  // `package_id` (its recorded id; without one, its kept signed manifest
+  // equals `manifest_json`); otherwise a conflict naming both.
+  Result<void> CheckSameContent(const std::string& app, const protocol::Version& version,
+                                const std::string& package_id,
+                                const std::string& manifest_json) const;
 
   DeploymentSettings settings_;
   packaging::TrustStore trust_;

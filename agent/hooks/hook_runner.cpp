@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "agent/common/utf8.hpp"
+
 extern char** environ;
 
 namespace fabu::agent {
@@ -39,6 +41,12 @@ void OutputTail::Append(std::string_view data) {
   }
   text_.append(data);
   if (text_.size() > limit_) text_.erase(0, text_.size() - limit_);
+}
+
+std::string OutputTail::Utf8Text() const {
+  // Cut at the front: a character's first bytes may have gone.
+  const std::string_view kept = total_ > text_.size() ? DropCutCharacter(text_) : text_;
+  return ValidUtf8Tail(kept, limit_);
 }
 
 std::string HookResult::Describe() const {
@@ -154,7 +162,7 @@ Result<HookResult> ProcessHookRunner::Run(const HookInvocation& invocation) {
   result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
-  result.output_tail = tail.text();
+  result.output_tail = tail.Utf8Text();
   result.output_bytes = tail.total();
   return result;
 }

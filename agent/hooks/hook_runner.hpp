@@ -7,7 +7,9 @@
 // minus any inherited FABU_* variable, plus the ones the invocation names.
 // When the timeout passes, the whole process group is killed with SIGKILL, so
 // a child the hook left behind dies with it. The result keeps the last
-// `kHookOutputTail` bytes of the output.
+// `kHookOutputTail` bytes of the output at most, as valid UTF-8 cut on a
+// character boundary (ill-formed bytes replaced by U+FFFD), since it goes
+// into an event's JSON.
 //
 // HookRunner is the seam for tests; ProcessHookRunner is the real one. A
 // runner is used by one thread at a time.
@@ -38,7 +40,7 @@ struct HookResult {
   int exit_code = -1;  // when it exited
   int signal = 0;      // when a signal ended it (SIGKILL after a timeout)
   bool timed_out = false;
-  std::string output_tail;  // last kHookOutputTail bytes of stdout+stderr
+  std::string output_tail;  // last kHookOutputTail bytes of stdout+stderr at most, valid UTF-8
   std::uint64_t output_bytes = 0;
   std::chrono::milliseconds elapsed{0};
   std::chrono::milliseconds timeout{0};  // the limit it ran under
@@ -66,7 +68,12 @@ class OutputTail {
  public:
   explicit OutputTail(std::size_t limit = kHookOutputTail) : limit_(limit) {}
   void Append(std::string_view data);
+  // The bytes kept, as they came.
   const std::string& text() const { return text_; }
+  // What an event may carry: at most `limit` bytes of valid UTF-8, starting
+  // on a character boundary when the front was cut, ill-formed sequences
+  // replaced by U+FFFD.
+  std::string Utf8Text() const;
   std::uint64_t total() const { return total_; }
 
  private:

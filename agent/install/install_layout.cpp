@@ -9,6 +9,7 @@
 #include <random>
 
 #include "agent/common/durable_files.hpp"
+#include "packaging/manifest.hpp"
 
 namespace fabu::agent {
 
@@ -39,6 +40,27 @@ fs::path InstallLayout::ReleaseDir(const std::string& app, const Version& v) con
 
 fs::path InstallLayout::ManifestPath(const std::string& app, const Version& v) const {
   return AppDir(app) / "manifests" / (v.ToString() + ".json");
+}
+
+fs::path InstallLayout::PackageIdPath(const std::string& app, const Version& v) const {
+  return AppDir(app) / "manifests" / (v.ToString() + ".id");
+}
+
+Result<std::optional<std::string>> InstallLayout::RecordedPackageId(const std::string& app,
+                                                                    const Version& v) const {
+  const fs::path path = PackageIdPath(app, v);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::optional<std::string>();
+  auto text = ReadWholeFile(path);
+  if (!text) return std::unexpected(text.error());
+  std::string id = *text;
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  if (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Fail(
+        ErrorCode::kIntegrity,
+        fmt::format("{} does not hold a package id; the agent did not write it", path.string()));
+  }
+  return std::optional<std::string>(std::move(id));
 }
 
 fs::path InstallLayout::StagingDir(const std::string& app, const Version& v) const {
@@ -170,9 +192,10 @@ Result<void> InstallLayout::RemoveRelease(const std::string& app, const Version&
     if (auto ok = SyncDirectory(dir.parent_path()); !ok) return ok;
     if (auto ok = RemoveTreeDurably(trash); !ok) return ok;
   }
-  if (::unlink(ManifestPath(app, v).c_str()) != 0 && errno != ENOENT) {
-    return Fail(ErrorCode::kIo,
-                fmt::format("cannot remove {}: {}", ManifestPath(app, v).string(), Errno()));
+  for (const fs::path& record : {ManifestPath(app, v), PackageIdPath(app, v)}) {
+    if (::unlink(record.c_str()) != 0 && errno != ENOENT) {
+      return Fail(ErrorCode::kIo, fmt::format("cannot remove {}: {}", record.string(), Errno()));
+    }
   }
   return {};
 }
@@ -219,6 +242,7 @@ Result<std::vector<InstalledApp>> InstallLayout::Inventory() const {
     if (!it->is_directory(ec) || !fs::is_directory(it->path() / kReleases, ec)) continue;
     InstalledApp app;
     app.name = it->path().filename().string();
+    if (!packaging::CheckPackageName(app.name)) continue;
     auto current = CurrentVersion(app.name);
     if (!current) return std::unexpected(current.error());
     app.current = *current;

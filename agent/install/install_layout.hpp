@@ -2,6 +2,8 @@
 //
 //   <apps_root>/<name>/releases/<version>/   one directory per kept release
 //   <apps_root>/<name>/manifests/<version>.json  the signed manifest of it
+//   <apps_root>/<name>/manifests/<version>.id    its package id (the SHA-256
+//                                                of the package file)
 //   <apps_root>/<name>/current -> releases/<version>   the active release
 //   <apps_root>/<name>/.staging-<version>/   extraction in progress
 //
@@ -41,11 +43,18 @@ class InstallLayout {
   std::filesystem::path AppDir(const std::string& app) const;
   std::filesystem::path ReleaseDir(const std::string& app, const protocol::Version& v) const;
   std::filesystem::path ManifestPath(const std::string& app, const protocol::Version& v) const;
+  std::filesystem::path PackageIdPath(const std::string& app, const protocol::Version& v) const;
   std::filesystem::path StagingDir(const std::string& app, const protocol::Version& v) const;
   std::filesystem::path CurrentLink(const std::string& app) const;
 
   // The version `current` points to; none when the app has no `current`.
   Result<std::optional<protocol::Version>> CurrentVersion(const std::string& app) const;
+
+  // The package id recorded for a kept release when it was installed; none
+  // when no id was recorded (a release installed before ids were kept).
+  // kIntegrity when the record is not a package id.
+  Result<std::optional<std::string>> RecordedPackageId(const std::string& app,
+                                                       const protocol::Version& v) const;
 
   // Kept releases, ascending. Entries that are not versions are ignored.
   Result<std::vector<protocol::Version>> Releases(const std::string& app) const;
@@ -65,7 +74,7 @@ class InstallLayout {
   Result<void> PlaceRelease(const std::string& app, const protocol::Version& v,
                             const std::filesystem::path& staging) const;
 
-  // Removes releases/<v> and its manifest; refuses the current release.
+  // Removes releases/<v>, its manifest and package id; refuses the current release.
   Result<void> RemoveRelease(const std::string& app, const protocol::Version& v) const;
 
   // Removes scratch entries (.staging-*, extraction temp dirs, .trash-*,
@@ -79,6 +88,8 @@ class InstallLayout {
       const std::optional<protocol::Version>& previous) const;
 
   // Every app under the root with its current version and kept releases.
+  // Directories whose name is not a package name are not apps the agent
+  // made, and are left out.
   Result<std::vector<InstalledApp>> Inventory() const;
 
   // Removes the app directory when nothing is left in it but empty

@@ -23,7 +23,11 @@ Result<nlohmann::json> AgentApiClient::Call(std::string_view method, std::string
                                             const nlohmann::json* body,
                                             std::chrono::seconds timeout, long expected_status) {
   const std::string url = server_ + std::string(path);
-  const std::string text = body != nullptr ? body->dump() : std::string();
+  // Bodies carry what hooks printed and what the host holds: never let a
+  // stray byte make the agent throw (ill-formed UTF-8 becomes U+FFFD).
+  const std::string text =
+      body != nullptr ? body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                      : std::string();
   auto response =
       http_.Request(method, url, body != nullptr ? &text : nullptr, credential_, timeout);
   if (!response) return std::unexpected(response.error());

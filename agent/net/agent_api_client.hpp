@@ -38,6 +38,15 @@ class AgentApiClient {
   // of an overloaded coordinator), for the caller's backoff.
   std::optional<std::chrono::seconds> retry_after() const { return http_.last_retry_after(); }
 
+  // True when `url` is on the coordinator itself (scheme, host and port all
+  // the server's, the path below it): only there does the credential go. A
+  // mirror whose host merely starts like the server's
+  // ("https://coord:8443.example.net/...") never sees it.
+  bool IsOnServer(std::string_view url) const {
+    return url == server_ ||
+           (url.starts_with(server_) && url.substr(server_.size()).starts_with('/'));
+  }
+
   HttpsClient& http() { return http_; }
   const std::string& server() const { return server_; }
   const std::string& credential() const { return credential_; }

@@ -15,8 +15,10 @@
 #include "agent/common/clock.hpp"
 #include "agent/common/durable_files.hpp"
 #include "agent/common/log.hpp"
+#include "agent/common/utf8.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/deploy/deployer.hpp"
+#include "agent/deploy/names.hpp"
 #include "agent/hooks/hook_runner.hpp"
 #include "agent/host/host_inventory.hpp"
 #include "agent/journal/journal.hpp"
@@ -42,10 +44,6 @@ bool CreateIfAbsent(const fs::path& path) {
   if (fd < 0) return false;
   ::close(fd);
   return true;
-}
-
-bool IsPackageId(const std::string& id) {
-  return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 // Sends WATCHDOG=1 at most every half interval; a no-op without WATCHDOG_USEC.
@@ -118,6 +116,8 @@ struct AgentRunner::State {
   // The deployment of the assignment last polled; unknown until the first poll.
   bool polled = false;
   std::optional<std::string> assignment;
+  // The last deployment id refused as unusable (logged once).
+  std::string refused_id;
 
   // The package id whose downloads were last kept by PruneDownloads ("" for
   // none); unset until the first poll answered.
@@ -249,7 +249,7 @@ struct AgentRunner::State {
     event.failed_step = failed_step;
     event.app = a.app;
     event.version = a.version;
-    event.message = std::move(message);
+    event.message = ValidUtf8(message);  // may quote a coordinator's answer
     event.time = clock.Now();
     if (auto ok = journal.Append(event); !ok) return ok;
     sink.Publish(event);
@@ -264,6 +264,20 @@ struct AgentRunner::State {
   Result<Next> Execute(const Assignment& a) {
     log::Info("assignment {}: {} {} {} (release {})", a.deployment, DeploymentKindName(a.kind),
               a.app, a.version, a.release);
+    // Names from the network are checked before any touches a path or a
+    // command (names.hpp); the refusal is the deployment's final event.
+    if (auto ok = CheckAssignment(a); !ok) {
+      const std::string reason =
+          fmt::format("assignment refused, nothing was done: {}", ok.error().message());
+      log::Error("assignment {}: {}", a.deployment, reason);
+      Assignment named = a;  // the event names only what passed
+      if (!CheckAppName(a.app)) named.app.clear();
+      if (!protocol::Version::Parse(a.version)) named.version.clear();
+      if (auto published = Publish(named, Step::kFailed, reason, Step::kVerified); !published) {
+        return std::unexpected(published.error());
+      }
+      return Next::kContinue;
+    }
     if (journal.NextSequence(a.deployment) == 1) {
       if (auto ok = Publish(a, Step::kAssigned); !ok) return std::unexpected(ok.error());
     }
@@ -277,19 +291,9 @@ struct AgentRunner::State {
     fs::path downloaded;
     std::unique_ptr<PreparedInstall> prepared;
     if (!a.package_id.empty()) {
-      if (!IsPackageId(a.package_id)) {
-        if (auto ok = Publish(
-                a, Step::kFailed,
-                fmt::format("package_id \"{}\" is not a SHA-256 (64 hex digits)", a.package_id),
-                Step::kDownloading);
-            !ok) {
-          return std::unexpected(ok.error());
-        }
-        return Next::kContinue;
-      }
       auto url = api.PackageUrl(a);
       DownloadRequest download;
-      download.bearer = url && url->starts_with(api.server()) ? api.credential() : "";
+      download.bearer = url && api.IsOnServer(*url) ? api.credential() : "";
       download.part = Downloads() / (a.package_id + ".part");
       download.destination = Downloads() / (a.package_id + ".fabu");
       download.size = a.package_size;
@@ -412,6 +416,16 @@ struct AgentRunner::State {
       }
       const Assignment& a = **polled_assignment;
       assignment = a.deployment;
+      if (auto ok = CheckDeploymentId(a.deployment); !ok) {
+        // No event can answer a deployment that has no usable name: say it
+        // in the log (once per assignment) and ask again later.
+        if (refused_id != a.deployment) {
+          log::Error("refusing an assignment: {}; nothing was done", ok.error().message());
+          refused_id = a.deployment;
+        }
+        if (WaitBackoff()) break;
+        continue;
+      }
       if (FinishedLocally(a.deployment)) {
         // Ended here already; the coordinator has not stored the final event
         // yet. Send the events again (next round) rather than run it twice;

@@ -8,6 +8,7 @@
 #include <deque>
 
 #include "agent/config/agent_config.hpp"
+#include "agent/net/agent_api_client.hpp"
 #include "agent/net/backoff.hpp"
 #include "agent/net/https_client.hpp"
 #include "agent/net/package_download.hpp"
@@ -346,6 +347,22 @@ TEST_F(DownloadTest, AServerNotSignedByThePinnedCaIsRefused) {
   ASSERT_FALSE(report);
   EXPECT_EQ(report.error().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(other.request_count(), 0u);
+}
+
+// The credential goes only to the coordinator: a mirror URL whose host only
+// begins like the server's is another host.
+TEST_F(DownloadTest, OnlyUrlsOnTheServerItselfAreTheCoordinators) {
+  HttpsSettings settings;
+  settings.ca = http_->ca().string();
+  auto client = HttpsClient::Create(settings);
+  ASSERT_TRUE(client);
+  AgentApiClient api(std::move(*client), "https://coord.example.com:8443/", "secret");
+  EXPECT_TRUE(api.IsOnServer("https://coord.example.com:8443/api/v1/agent/packages/abc"));
+  EXPECT_TRUE(api.IsOnServer("https://coord.example.com:8443"));
+  EXPECT_FALSE(api.IsOnServer("https://coord.example.com:84430/api/v1/agent/packages/abc"));
+  EXPECT_FALSE(api.IsOnServer("https://coord.example.com:8443.evil.example/packages/abc"));
+  EXPECT_FALSE(api.IsOnServer("https://coord.example.com:8443@evil.example/packages/abc"));
+  EXPECT_FALSE(api.IsOnServer("https://mirror.example.com/packages/abc"));
 }
 
 }  // namespace

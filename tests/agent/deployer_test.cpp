@@ -9,6 +9,7 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "packaging/growing_file.hpp"
@@ -558,6 +559,170 @@ TEST_F(DeployerTest, DownloadBrokenOffLeavesNothingOfAFirstInstall) {
   download.writer.join();
   download.prepared.reset();
   EXPECT_FALSE(fs::exists(apps_ / "c3m-video"));
+  EXPECT_TRUE(fs::is_empty(apps_));
+}
+
+// What a hook prints is foreign bytes: neither random bytes nor a multi-byte
+// character cut by the 4 KiB tail may stop the agent from reporting it.
+TEST_F(DeployerTest, HookOutputThatIsNotUtf8IsReportedReadably) {
+  auto hooks = AllRecordingHooks();
+  // Random bytes, then Chinese text long enough that the tail starts inside
+  // it, at an offset that is no character boundary.
+  hooks["health_check"] =
+      "#!/bin/sh\nhead -c 3000 /dev/urandom\nprintf '\\377\\376\\300\\200 '\n"
+      "i=0; while [ $i -lt 700 ]; do printf '\\344\\270\\255\\346\\226\\207'; i=$((i+1)); done\n"
+      "printf 'xy\\n\\344\\270'\nexit 1\n";
+  auto outcome = Deploy(Package("V1.0.0.0", hooks), "d1");
+  EXPECT_EQ(outcome.final_step, Step::kRolledBack) << outcome.message;
+  auto failed = std::ranges::find(sink_.events, Step::kFailed, &DeploymentEvent::step);
+  ASSERT_NE(failed, sink_.events.end());
+  EXPECT_LE(failed->output.size(), kHookOutputTail);
+  // Valid UTF-8 (a strict dump throws otherwise), starting on a character.
+  for (const auto& e : sink_.events) EXPECT_NO_THROW((void)EventToJson(e).dump()) << e.message;
+  EXPECT_TRUE(failed->output.starts_with("\xE4\xB8\xAD\xE6\x96\x87") ||
+              failed->output.starts_with("\xE6\x96\x87"))
+      << "the tail must start on a character boundary";
+  // The character cut at the end is replaced, not dropped silently.
+  EXPECT_TRUE(failed->output.ends_with("xy\n\xEF\xBF\xBD")) << failed->output.size();
+  EXPECT_TRUE(Contains(failed->message, "health_check hook exited with status 1"))
+      << failed->message;
+}
+
+// One name and version, two contents: the agent compares package ids and
+// never reports success for content it does not run.
+TEST_F(DeployerTest, SameVersionWithAnotherPackageIdIsRefusedNamingBoth) {
+  auto v1 = Package("V1.0.0.0");
+  Deploy(v1, "d1");
+  PackageSpec other;
+  other.version = "V1.0.0.0";
+  other.files = {{"bin/server", "other content\n"}};
+  other.hooks = AllRecordingHooks();
+  auto impostor = MakePackage(dir_.path() / "other", other, *key_);
+  ASSERT_NE(impostor.sha256, v1.sha256);
+  const std::string order = HookLog("order");
+  const auto before = Snapshot(apps_);
+  auto outcome = Deploy(impostor, "d2");
+  EXPECT_EQ(outcome.final_step, Step::kFailed);
+  ASSERT_EQ(sink_.Steps(), (std::vector<std::string>{"failed"}));
+  EXPECT_EQ(sink_.events[0].failed_step, Step::kVerified);
+  EXPECT_TRUE(Contains(outcome.message, v1.sha256)) << outcome.message;
+  EXPECT_TRUE(Contains(outcome.message, impostor.sha256)) << outcome.message;
+  EXPECT_TRUE(Contains(outcome.message, "same name and version")) << outcome.message;
+  EXPECT_EQ(HookLog("order"), order);
+  EXPECT_EQ(Snapshot(apps_), before);
+  EXPECT_EQ(ReadFile(ReleaseDir("V1.0.0.0") / "bin/server"), "server V1.0.0.0\n");
+  // The package really installed is still "already current".
+  EXPECT_EQ(Deploy(v1, "d3").final_step, Step::kSucceeded);
+}
+
+// A release installed before package ids were recorded is compared by its
+// kept signed manifest, which holds every file's digest.
+TEST_F(DeployerTest, SameVersionWithoutARecordedIdIsComparedByItsSignedManifest) {
+  auto v1 = Package("V1.0.0.0");
+  Deploy(v1, "d1");
+  ASSERT_TRUE(fs::remove(apps_ / "c3m-video/manifests/V1.0.0.0.id"));
+  EXPECT_EQ(Deploy(v1, "d2").final_step, Step::kSucceeded);
+  PackageSpec other;
+  other.version = "V1.0.0.0";
+  other.files = {{"bin/server", "other content\n"}};
+  auto impostor = MakePackage(dir_.path() / "other", other, *key_);
+  auto outcome = Deploy(impostor, "d3");
+  EXPECT_EQ(outcome.final_step, Step::kFailed);
+  EXPECT_TRUE(Contains(outcome.message, impostor.sha256)) << outcome.message;
+  EXPECT_TRUE(Contains(outcome.message, "another signed manifest")) << outcome.message;
+}
+
+TEST_F(DeployerTest, RollbackToAKeptVersionWithAnotherPackageIdIsRefused) {
+  auto v1 = Package("V1.0.0.0");
+  Deploy(v1, "d1");
+  Deploy(Package("V1.1.0.0"), "d2");
+  PackageSpec other;
+  other.version = "V1.0.0.0";
+  other.files = {{"bin/server", "other content\n"}};
+  auto impostor = MakePackage(dir_.path() / "other", other, *key_);
+  const auto before = Snapshot(apps_);
+  sink_.events.clear();
+  auto outcome = MakeDeployer().Deploy(
+      Request("r1", DeploymentKind::kRollback, impostor.path, impostor.sha256));
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kFailed);
+  EXPECT_TRUE(Contains(outcome->message, v1.sha256)) << outcome->message;
+  EXPECT_TRUE(Contains(outcome->message, impostor.sha256)) << outcome->message;
+  EXPECT_EQ(Current(), Version::Parse("V1.1.0.0").value());
+  EXPECT_EQ(Snapshot(apps_), before);
+}
+
+TEST_F(DeployerTest, AnInstallOfAnotherAppThanTheAssignedOneIsRefused) {
+  auto v1 = Package("V1.0.0.0");
+  auto request = Request("d1", DeploymentKind::kInstall, v1.path, v1.sha256, "billing");
+  auto outcome = MakeDeployer().Deploy(request);
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kFailed);
+  EXPECT_TRUE(Contains(outcome->message, "not the assigned app \"billing\"")) << outcome->message;
+  EXPECT_FALSE(fs::exists(apps_ / "c3m-video"));
+}
+
+// A tree outside the apps root that looks like an app the agent made, with a
+// rollback hook that would leave a mark: what `../..` in an app once reached.
+void PlantApp(const fs::path& app_dir, const fs::path& mark, bool with_manifests) {
+  for (const char* v : {"V1.0.0.0", "V2.0.0.0"}) {
+    const fs::path hook = app_dir / "releases" / v / "hooks/rollback";
+    WriteFile(hook, "#!/bin/sh\ntouch " + mark.string() + "\n");
+    fs::permissions(hook, fs::perms(0755));
+    if (with_manifests) {
+      WriteFile(app_dir / "manifests" / (std::string(v) + ".json"),
+                fmt::format(R"({{"format": 1, "name": "c3m-video", "version": "{}",)"
+                            R"( "hooks": {{"rollback": "hooks/rollback"}}}})",
+                            v));
+    }
+  }
+  fs::create_directory_symlink("releases/V2.0.0.0", app_dir / "current");
+}
+
+TEST_F(DeployerTest, RollbackOfAnAppThatIsNoPackageNameTouchesNothing) {
+  const fs::path outside = dir_.path() / "outside";
+  const fs::path mark = dir_.path() / "hook-ran";
+  PlantApp(outside / "victim", mark, /*with_manifests=*/true);
+  const auto before = Snapshot(outside);
+  for (const std::string& app : std::vector<std::string>{
+           "../outside/victim", (outside / "victim").string(), "c3m-video/../../outside/victim",
+           "..", ".", "C3M", std::string("a\nb"), std::string("\xff\xfe")}) {
+    sink_.events.clear();
+    auto outcome = MakeDeployer().Deploy(Request("r1", DeploymentKind::kRollback, {}, {}, app));
+    ASSERT_TRUE(outcome) << app << ": " << outcome.error().message();
+    EXPECT_EQ(outcome->final_step, Step::kFailed) << app;
+    EXPECT_TRUE(Contains(outcome->message, "package name")) << outcome->message;
+    ASSERT_EQ(sink_.Steps(), (std::vector<std::string>{"failed"})) << app;
+    EXPECT_EQ(sink_.events[0].app, "") << "a refused name is not reported as the app";
+    EXPECT_NO_THROW((void)EventToJson(sink_.events[0]).dump());
+  }
+  EXPECT_FALSE(fs::exists(mark));
+  EXPECT_EQ(Snapshot(outside), before);
+  EXPECT_TRUE(fs::is_empty(apps_));
+}
+
+// Releases the agent did not install (no signed manifest kept) are never
+// restored, and their files are never run as hooks.
+TEST_F(DeployerTest, RollbackRestoresOnlyAReleaseThisAgentInstalled) {
+  const fs::path mark = dir_.path() / "hook-ran";
+  PlantApp(apps_ / "c3m-video", mark, /*with_manifests=*/false);
+  const auto before = Snapshot(apps_);
+  auto outcome =
+      MakeDeployer().Deploy(Request("r1", DeploymentKind::kRollback, {}, {}, "c3m-video"));
+  ASSERT_TRUE(outcome) << outcome.error().message();
+  EXPECT_EQ(outcome->final_step, Step::kFailed);
+  EXPECT_TRUE(Contains(outcome->message, "installed and verified itself")) << outcome->message;
+  EXPECT_FALSE(fs::exists(mark));
+  EXPECT_EQ(Snapshot(apps_), before);
+}
+
+TEST_F(DeployerTest, DeploymentIdWithControlCharactersIsRefused) {
+  auto v1 = Package("V1.0.0.0");
+  auto outcome =
+      MakeDeployer().Deploy(Request("d1\n\x1b[31m", DeploymentKind::kInstall, v1.path, v1.sha256));
+  ASSERT_FALSE(outcome);
+  EXPECT_TRUE(Contains(outcome.error().message(), "is not an id")) << outcome.error().message();
+  EXPECT_TRUE(sink_.events.empty());
   EXPECT_TRUE(fs::is_empty(apps_));
 }
 
