@@ -1,7 +1,10 @@
 #include "packaging/manifest.hpp"
 
+#include <deque>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
+#include <vector>
 
 #include "fmt/format.h"
 
@@ -105,6 +108,119 @@ bool SymlinkStaysInside(std::string_view path, std::string_view target) {
     start = slash + 1;
   }
   return true;
+}
+
+namespace {
+
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const std::size_t slash = path.find('/', start);
+    parts.push_back(path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
+std::string JoinPath(const std::vector<std::string_view>& parts) {
+  std::string out;
+  for (const auto& p : parts) {
+    if (!out.empty()) out += '/';
+    out += p;
+  }
+  return out;
+}
+
+// The links a resolution followed, for messages: `"a" -> "b", "b" -> ".."`.
+std::string DescribeChain(const std::vector<const ManifestEntry*>& chain) {
+  std::string out;
+  constexpr std::size_t kShown = 4;
+  for (std::size_t i = 0; i < chain.size() && i < kShown; ++i) {
+    if (i > 0) out += ", ";
+    out += fmt::format("\"{}\" -> \"{}\"", chain[i]->path, chain[i]->target);
+  }
+  if (chain.size() > kShown) out += fmt::format(", ... ({} links)", chain.size());
+  return out;
+}
+
+// Resolves `link` through the symlinks of `by_path` (see CheckSymlinkTree).
+Result<void> ResolveLink(
+    const ManifestEntry& link,
+    const std::unordered_map<std::string_view, const ManifestEntry*>& by_path) {
+  // Where the resolution stands (entry names from the root) and what is left.
+  std::vector<std::string_view> at = SplitPath(link.path);
+  at.pop_back();
+  std::deque<std::string_view> rest;
+  for (auto part : SplitPath(link.target)) rest.push_back(part);
+  std::vector<const ManifestEntry*> followed;  // links after `link` itself
+  int hops = 1;
+  auto leaves = [&] {
+    return Fail(
+        ErrorCode::kUnsafe,
+        fmt::format("symlink \"{}\" -> \"{}\" leaves the package tree{}", link.path, link.target,
+                    followed.empty() ? std::string()
+                                     : fmt::format(" once its links are followed ({})",
+                                                   DescribeChain(followed))));
+  };
+  if (link.target.empty() || link.target.front() == '/') return leaves();
+  while (!rest.empty()) {
+    const std::string_view part = rest.front();
+    rest.pop_front();
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (at.empty()) return leaves();
+      at.pop_back();
+      continue;
+    }
+    at.push_back(part);
+    auto it = by_path.find(JoinPath(at));
+    if (it == by_path.end() || it->second->type != EntryType::kSymlink) continue;
+    const ManifestEntry& next = *it->second;
+    if (++hops > kMaxSymlinkHops) {
+      return Fail(ErrorCode::kUnsafe,
+                  fmt::format("symlink \"{}\" -> \"{}\" does not resolve: more than {} links "
+                              "in a chain, a loop ({})",
+                              link.path, link.target, kMaxSymlinkHops, DescribeChain(followed)));
+    }
+    followed.push_back(&next);
+    at.pop_back();
+    if (next.target.empty() || next.target.front() == '/') return leaves();
+    const auto parts = SplitPath(next.target);
+    rest.insert(rest.begin(), parts.begin(), parts.end());
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> CheckSymlinkTree(const std::vector<ManifestEntry>& entries) {
+  std::unordered_map<std::string_view, const ManifestEntry*> by_path;
+  by_path.reserve(entries.size());
+  bool any_link = false;
+  for (const auto& e : entries) {
+    by_path.emplace(e.path, &e);
+    any_link = any_link || e.type == EntryType::kSymlink;
+  }
+  if (!any_link) return {};
+  for (const auto& e : entries) {
+    if (e.type != EntryType::kSymlink) continue;
+    if (auto ok = ResolveLink(e, by_path); !ok) return ok;
+  }
+  for (const auto& e : entries) {
+    for (std::size_t slash = e.path.find('/'); slash != std::string::npos;
+         slash = e.path.find('/', slash + 1)) {
+      auto it = by_path.find(std::string_view(e.path).substr(0, slash));
+      if (it != by_path.end() && it->second->type == EntryType::kSymlink) {
+        return Fail(ErrorCode::kUnsafe,
+                    fmt::format("\"{}\" lies beneath the symlink \"{}\"; refused", e.path,
+                                it->second->path));
+      }
+    }
+  }
+  return {};
 }
 
 std::string_view CompressionName(Compression c) {
@@ -318,6 +434,10 @@ Result<Manifest> Manifest::Parse(std::string_view text) {
       e.target = *target;
     }
     m.files.push_back(std::move(e));
+  }
+  // Each link stays inside on its own text; now the links together.
+  if (auto tree = CheckSymlinkTree(m.files); !tree) {
+    return std::unexpected(tree.error().WithContext("files"));
   }
 
   if (auto hooks = j.find("hooks"); hooks != j.end()) {

@@ -78,6 +78,23 @@ Result<std::string> NormalizeEntryPath(std::string_view path);
 
 // True when a symlink at entry `path` pointing to `target` resolves inside the
 // package tree (judged on the text alone: relative, never above the root).
+// Necessary, not sufficient: see CheckSymlinkTree.
 bool SymlinkStaysInside(std::string_view path, std::string_view target);
+
+// The most links one path resolution follows, as the kernel's MAXSYMLINKS.
+inline constexpr int kMaxSymlinkHops = 40;
+
+// Resolves every symlink among `entries` as the kernel will once the tree is on
+// disk: its target walked component by component from the link's directory,
+// every component that is another entry's symlink replaced by that link's
+// target (a chain), `..` taking the resolved directory's parent, at most
+// kMaxSymlinkHops links. Refuses a link whose resolution leaves the tree at
+// any step (`sub/up -> ..` with `esc -> sub/up/..`: each stays inside on its
+// own text, together they climb out), a loop or a chain over the bound, and
+// any entry that lies beneath a symlink (it would be written through it).
+// Components no entry names are taken as plain directories, so the check is
+// never looser than the lexical one. Errors name the entry
+// (docs/package-format.md, "Symlinks").
+Result<void> CheckSymlinkTree(const std::vector<ManifestEntry>& entries);
 
 }  // namespace fabu::packaging

@@ -299,6 +299,22 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
                               e.target, options.from.string()));
     }
   }
+  // Then the links together, resolved through each other as they will be
+  // once extracted: a chain that climbs out is refused here too.
+  {
+    std::vector<ManifestEntry> tree;
+    tree.reserve(entries.size());
+    for (const auto& e : entries) {
+      ManifestEntry m;
+      m.path = e.path;
+      m.type = e.type;
+      m.target = e.target;
+      tree.push_back(std::move(m));
+    }
+    if (auto ok = CheckSymlinkTree(tree); !ok) {
+      return std::unexpected(ok.error().WithContext(options.from.string()));
+    }
+  }
 
   // 2. The payload, into a temp file beside the output.
   const fs::path out_dir = options.out.has_parent_path() ? options.out.parent_path() : ".";

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "coordinator/common/data_dir.hpp"
+#include "coordinator/common/secret_box.hpp"
 #include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/config/config.hpp"
 #include "coordinator/hosts/credential_cache.hpp"
@@ -21,6 +22,7 @@ struct ApiContext {
   const CoordinatorConfig& config;
   WakeupHub& wakeups;                  // notified when an assignment is made
   CredentialCache& agent_credentials;  // forgotten when a host is removed
+  const SecretBox& secrets;            // seals secrets stored in the store
 };
 
 // What every area of the API needs alike.

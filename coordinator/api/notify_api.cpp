@@ -64,10 +64,10 @@ void RegisterNotifyRoutes(Router& router, const ApiContext& api) {
                if (!body) return std::unexpected(body.error());
                auto input = SubscriptionFromBody(*body, api);
                if (!input) return std::unexpected(input.error());
-               auto added = api.store.Write(ctx.Origin(),
-                                            [&](Transaction& tx) -> Result<NoticeSubscription> {
-                                              return AddSubscription(tx, *input, ctx.user().name);
-                                            });
+               auto added = api.store.Write(
+                   ctx.Origin(), [&](Transaction& tx) -> Result<NoticeSubscription> {
+                     return AddSubscription(tx, *input, ctx.user().name, api.secrets);
+                   });
                if (!added) return std::unexpected(added.error());
                return Response::Created(added->ToJson());
              });

@@ -9,6 +9,10 @@
 //   DIR/packages/          verified packages, <sha256>.fabu, read-only
 //   DIR/tmp/               uploads in flight
 //   DIR/coordinator.port   the port `serve` listens on, written once listening
+//   DIR/secret.key         the key sealing secrets in the store (secret_box.hpp)
+//
+// The directory and its subdirectories are 0700, every file in it 0600 (or
+// 0400 when read-only): the daemon runs with umask 077.
 #pragma once
 
 #include <filesystem>
@@ -28,6 +32,7 @@ struct DataDir {
   std::filesystem::path packages() const { return root / "packages"; }
   std::filesystem::path tmp() const { return root / "tmp"; }
   std::filesystem::path port_file() const { return root / "coordinator.port"; }
+  std::filesystem::path secret_key() const { return root / "secret.key"; }
 };
 
 }  // namespace fabu::coordinator

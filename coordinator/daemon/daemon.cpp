@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
@@ -10,11 +14,13 @@
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/digest.hpp"
 #include "coordinator/common/files.hpp"
+#include "coordinator/common/secret_box.hpp"
 #include "coordinator/config/config.hpp"
 #include "coordinator/daemon/listeners.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/notify/notice_connector.hpp"
+#include "coordinator/notify/notices.hpp"
 #include "coordinator/packages/package_store.hpp"
 #include "coordinator/server/http_server.hpp"
 #include "coordinator/store/store.hpp"
@@ -45,7 +51,7 @@ class InitRollback {
     }
     for (const auto& path :
          {data_.config(), data_.ca_cert(), data_.ca_key(), data_.server_cert(), data_.server_key(),
-          data_.store(), std::filesystem::path(data_.store().string() + "-wal"),
+          data_.secret_key(), data_.store(), std::filesystem::path(data_.store().string() + "-wal"),
           std::filesystem::path(data_.store().string() + "-shm")}) {
       std::filesystem::remove(path, ec);
     }
@@ -61,12 +67,75 @@ class InitRollback {
   bool committed_ = false;
 };
 
+// Drops the group and other permissions of `path` (not following a
+// symlink); true when it had any.
+bool MakePrivate(const std::filesystem::path& path, bool log) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return false;
+  if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) return false;
+  const mode_t mode = st.st_mode & 07777;
+  if ((mode & 077) == 0) return false;
+  const mode_t tightened = mode & 07700;
+  if (::chmod(path.c_str(), tightened) != 0) {
+    spdlog::warn("{}: mode {:04o} is open to others and cannot be tightened: {}", path.string(),
+                 mode, std::strerror(errno));
+    return false;
+  }
+  if (log) {
+    spdlog::warn("{}: mode {:04o} was open to others; tightened to {:04o}", path.string(), mode,
+                 tightened);
+  }
+  return true;
+}
+
+// The data directory is the coordinator's alone (docs/coordinator.md, "Files
+// and modes"): a directory or file left open to others by an older
+// coordinator or by hand is tightened at start, each with a log line (the
+// files of packages/ and trusted/ counted in one).
+void TightenDataDir(const DataDir& data) {
+  MakePrivate(data.root, true);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(data.root, ec)) {
+    MakePrivate(entry.path(), true);
+  }
+  for (const auto& dir : {data.trusted(), data.packages(), data.tmp()}) {
+    int count = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (MakePrivate(entry.path(), false)) ++count;
+    }
+    if (count > 0) {
+      spdlog::warn("{}: {} file(s) open to others; tightened to owner only", dir.string(), count);
+    }
+  }
+}
+
+// The key that seals secrets in the store. Made when missing, unless the
+// store already holds secrets sealed by a key that is gone: those could not
+// be opened again, and a new key would hide that.
+Result<SecretBox> LoadSecretKey(const DataDir& data, Store& store) {
+  auto box = SecretBox::Load(data.secret_key());
+  if (box || box.error().code() != ErrorCode::kNotFound) return box;
+  auto sealed = store.Read(
+      [](soci::session& sql) -> Result<bool> { return AnySealedSubscriptionSecret(sql); });
+  if (!sealed) return std::unexpected(sealed.error());
+  if (*sealed) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("{} is missing, but the store holds secrets sealed with it: restore "
+                            "it from the backup of the data directory",
+                            data.secret_key().string()));
+  }
+  spdlog::info("made {}, the key that seals webhook secrets in the store",
+               data.secret_key().string());
+  return SecretBox::Create(data.secret_key());
+}
+
 }  // namespace
 
 Result<std::string> InitDataDir(const InitOptions& options) {
   const DataDir data{options.data};
   std::error_code ec;
-  for (const auto& path : {data.store(), data.config(), data.ca_key(), data.server_key()}) {
+  for (const auto& path :
+       {data.store(), data.config(), data.ca_key(), data.server_key(), data.secret_key()}) {
     if (std::filesystem::exists(path, ec)) {
       return Fail(ErrorCode::kAlreadyExists,
                   fmt::format("{} already holds a coordinator ({} exists); refusing to touch it",
@@ -87,20 +156,18 @@ Result<std::string> InitDataDir(const InitOptions& options) {
   if (ec)
     return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", data.root.string(), ec.message()));
   InitRollback rollback(data, created_root);
-  if (created_root) {
-    std::filesystem::permissions(data.root,
-                                 std::filesystem::perms::owner_all |
-                                     std::filesystem::perms::group_read |
-                                     std::filesystem::perms::group_exec,
-                                 ec);
-  }
+  // The coordinator's alone, also when it existed (empty) before.
+  std::filesystem::permissions(data.root, std::filesystem::perms::owner_all, ec);
+  if (ec)
+    return Fail(ErrorCode::kIo, fmt::format("chmod {}: {}", data.root.string(), ec.message()));
   for (const auto& dir : {data.trusted(), data.packages(), data.tmp()}) {
     std::filesystem::create_directories(dir, ec);
     if (ec) return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", dir.string(), ec.message()));
   }
-  if (auto ok = WriteFileDurably(data.config(), config.ToJson().dump(2) + "\n", 0644); !ok) {
+  if (auto ok = WriteFileDurably(data.config(), config.ToJson().dump(2) + "\n", 0600); !ok) {
     return std::unexpected(ok.error());
   }
+  if (auto box = SecretBox::Create(data.secret_key()); !box) return std::unexpected(box.error());
   if (auto ok = CreateCertificates(data, config.hostnames); !ok) {
     return std::unexpected(ok.error().WithContext("making the CA and server certificate"));
   }
@@ -128,12 +195,32 @@ Result<void> Serve(const ServeOptions& options) {
   auto address = ParseListenAddress(listen);
   if (!address) return std::unexpected(address.error().WithContext("listen"));
 
+  // Before the store opens: SQLite gives its -wal and -shm the mode of the
+  // database file.
+  TightenDataDir(data);
   // The daemon's one clock: the store, the API and the sweep read it.
   const SystemClock clock;
   auto store = Store::Open(data.store(), clock);
   if (!store) return std::unexpected(store.error());
   SubscribeListeners((*store)->events());
   spdlog::info("store {} at schema version {}", data.store().string(), (*store)->schema_version());
+
+  // Webhook secrets are kept sealed; an older coordinator kept them in clear.
+  auto secrets = LoadSecretKey(data, **store);
+  if (!secrets) return std::unexpected(secrets.error());
+  auto sealed = (*store)->Write(LocalOrigin("serve"), [&](Transaction& tx) -> Result<int> {
+    auto n = SealClearSubscriptionSecrets(tx, *secrets);
+    if (n && *n > 0) {
+      AuditEvent event("notify.seal-secrets", "notify_subscription", "*");
+      event.after = nlohmann::json{{"sealed", *n}};
+      tx.Audit(event);
+    }
+    return n;
+  });
+  if (!sealed) return std::unexpected(sealed.error());
+  if (*sealed > 0) {
+    spdlog::warn("sealed {} webhook secret(s) an older coordinator stored in clear", *sealed);
+  }
 
   // Uploads cut off by a crash are garbage.
   std::error_code ec;
@@ -159,7 +246,7 @@ Result<void> Serve(const ServeOptions& options) {
     return std::unexpected(synced.error());
   }
   // Release notices go out through the same worker (notify/notice_connector.hpp).
-  auto notices = MakeNoticeConnector(**store, config->smtp, data.root);
+  auto notices = MakeNoticeConnector(**store, config->smtp, data.root, *secrets);
   if (!notices) return std::unexpected(notices.error().WithContext(data.config().string()));
   connectors->push_back(std::move(*notices));
   DeliveryWorker delivery(**store, std::move(*connectors),
@@ -168,7 +255,8 @@ Result<void> Serve(const ServeOptions& options) {
   Router router;
   WakeupHub wakeups;
   CredentialCache agent_credentials;
-  RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials});
+  RegisterAllRoutes(router,
+                    ApiContext{**store, data, *config, wakeups, agent_credentials, *secrets});
 
   ServerSettings settings;
   settings.host = address->host;

@@ -4,6 +4,7 @@
 //   trust add --data DIR PUB
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -12,6 +13,9 @@
 #include "coordinator/daemon/daemon.hpp"
 
 int main(int argc, char** argv) {
+  // Everything the coordinator creates in its data directory (store, WAL,
+  // uploads, keys) is its own: set here, not left to whoever started it.
+  ::umask(077);
   spdlog::set_default_logger(spdlog::stderr_color_mt("fabu-coordinator"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   // FABU_LOG_LEVEL=debug|info|warn|error (default info).

@@ -1,6 +1,7 @@
 #include "coordinator/notify/notice_connector.hpp"
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 
 #include "coordinator/cmdb/http_post.hpp"
 #include "coordinator/common/clock.hpp"
@@ -13,8 +14,8 @@ using nlohmann::json;
 
 class NoticeConnector final : public Connector {
  public:
-  NoticeConnector(Store& store, SmtpConfig smtp, std::string password)
-      : store_(store), smtp_(std::move(smtp)), password_(std::move(password)) {}
+  NoticeConnector(Store& store, SmtpConfig smtp, std::string password, const SecretBox& secrets)
+      : store_(store), smtp_(std::move(smtp)), password_(std::move(password)), secrets_(secrets) {}
   const std::string& name() const override { return name_; }
   std::string_view type() const override { return "notify"; }
 
@@ -41,7 +42,11 @@ class NoticeConnector final : public Connector {
                        "Idempotency-Key: " + message.idempotency_key,
                        "X-Fabu-Event: notice." + payload.value("event", "")};
     if (!s.secret.empty()) {
-      request.headers.push_back("X-Fabu-Signature: " + WebhookSignature(s.secret, message.payload));
+      // Opened for this signature only; the clear key is not kept.
+      auto secret = secrets_.Open(s.secret, SubscriptionSecretContext(s.id));
+      if (!secret) return std::unexpected(secret.error());
+      request.headers.push_back("X-Fabu-Signature: " + WebhookSignature(*secret, message.payload));
+      OPENSSL_cleanse(secret->data(), secret->size());
     }
     auto response = HttpPost(request);
     if (!response) return std::unexpected(response.error());
@@ -78,15 +83,17 @@ class NoticeConnector final : public Connector {
   Store& store_;
   SmtpConfig smtp_;
   std::string password_;
+  const SecretBox& secrets_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Connector>> MakeNoticeConnector(Store& store, const SmtpConfig& smtp,
-                                                       const std::filesystem::path& data_root) {
+                                                       const std::filesystem::path& data_root,
+                                                       const SecretBox& secrets) {
   auto password = ReadSmtpPassword(smtp, data_root);
   if (!password) return std::unexpected(password.error());
-  return std::make_unique<NoticeConnector>(store, smtp, std::move(*password));
+  return std::make_unique<NoticeConnector>(store, smtp, std::move(*password), secrets);
 }
 
 }  // namespace fabu::coordinator

@@ -15,13 +15,17 @@
 #include <memory>
 
 #include "coordinator/cmdb/connectors.hpp"
+#include "coordinator/common/secret_box.hpp"
 #include "coordinator/notify/smtp_mail.hpp"
 #include "coordinator/store/store.hpp"
 
 namespace fabu::coordinator {
 
 // kInvalidArgument naming smtp.password_file when it cannot be read.
+// `secrets` opens a webhook's sealed secret when a delivery is signed, and
+// only then; it must outlive the connector.
 Result<std::unique_ptr<Connector>> MakeNoticeConnector(Store& store, const SmtpConfig& smtp,
-                                                       const std::filesystem::path& data_root);
+                                                       const std::filesystem::path& data_root,
+                                                       const SecretBox& secrets);
 
 }  // namespace fabu::coordinator

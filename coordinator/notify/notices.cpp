@@ -254,8 +254,12 @@ Notice ComposeNotice(NoticeEvent event, const rel::Release& r, const NoticeFacts
   return notice;
 }
 
+std::string SubscriptionSecretContext(std::string_view id) {
+  return fmt::format("notify_subscriptions/{}/secret", id);
+}
+
 Result<NoticeSubscription> AddSubscription(Transaction& tx, NoticeSubscription s,
-                                           std::string_view actor) {
+                                           std::string_view actor, const SecretBox& secrets) {
   if (s.events.empty()) {
     return Fail(ErrorCode::kInvalidArgument,
                 "events: name at least one of scheduled, started, paused, rolled_back, "
@@ -290,6 +294,9 @@ Result<NoticeSubscription> AddSubscription(Transaction& tx, NoticeSubscription s
   s.created = tx.clock().Utc();
   s.created_by = std::string(actor);
   s.removed.clear();
+  auto sealed = secrets.Seal(s.secret, SubscriptionSecretContext(s.id));
+  if (!sealed) return std::unexpected(sealed.error());
+  s.secret = std::move(*sealed);
   const std::string events = JoinEvents(s.events);
   sql << "INSERT INTO notify_subscriptions (id, seq, events, channel, target, secret, time_zone, "
          "created, created_by, removed) VALUES (:id, :seq, :ev, :ch, :t, :s, :tz, :c, :cb, '')",
@@ -299,6 +306,34 @@ Result<NoticeSubscription> AddSubscription(Transaction& tx, NoticeSubscription s
   event.after = s.ToJson();
   tx.Audit(event);
   return s;
+}
+
+Result<int> SealClearSubscriptionSecrets(Transaction& tx, const SecretBox& secrets) {
+  soci::session& sql = tx.sql();
+  std::vector<std::pair<std::string, std::string>> clear;
+  soci::rowset<soci::row> rows =
+      (sql.prepare
+       << "SELECT id, secret FROM notify_subscriptions WHERE secret <> '' ORDER BY seq");
+  for (const soci::row& row : rows) {
+    std::string secret = row.get<std::string>(1);
+    if (!SecretBox::IsSealed(secret))
+      clear.emplace_back(row.get<std::string>(0), std::move(secret));
+  }
+  for (auto& [id, secret] : clear) {
+    auto sealed = secrets.Seal(secret, SubscriptionSecretContext(id));
+    if (!sealed) return std::unexpected(sealed.error());
+    sql << "UPDATE notify_subscriptions SET secret = :s WHERE id = :id", soci::use(*sealed),
+        soci::use(id);
+  }
+  return static_cast<int>(clear.size());
+}
+
+bool AnySealedSubscriptionSecret(soci::session& sql) {
+  long long n = 0;
+  const std::string pattern = std::string(SecretBox::kPrefix) + "%";
+  sql << "SELECT COUNT(*) FROM notify_subscriptions WHERE secret LIKE :p", soci::use(pattern),
+      soci::into(n);
+  return n > 0;
 }
 
 std::vector<NoticeSubscription> ListSubscriptions(soci::session& sql) {

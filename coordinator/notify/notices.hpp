@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/common/secret_box.hpp"
 #include "coordinator/release/time_zone.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/store/store.hpp"
@@ -66,7 +67,7 @@ struct NoticeSubscription {
   std::vector<NoticeEvent> events;
   std::string channel;  // webhook | email
   std::string target;   // URL or e-mail address
-  std::string secret;   // HMAC key of a webhook; "" for none
+  std::string secret;   // HMAC key of a webhook, sealed (secret_box.hpp); "" for none
   std::string time_zone;
   std::string created;
   std::string created_by;
@@ -101,9 +102,17 @@ Notice ComposeNotice(NoticeEvent event, const release::Release& release, const N
 // Checks and stores a subscription (id, created assigned). kInvalidArgument
 // naming the field: no events, an unknown event, a URL that is not http(s),
 // an address that is not one mailbox, an unknown time zone. Audited
-// "notify.add".
+// "notify.add". A webhook's secret is stored sealed by `secrets`
+// (SubscriptionSecretContext), never in clear; the subscription returned
+// holds the sealed form.
 Result<NoticeSubscription> AddSubscription(Transaction& tx, NoticeSubscription input,
-                                           std::string_view actor);
+                                           std::string_view actor, const SecretBox& secrets);
+// What a subscription's sealed secret is bound to: its row.
+std::string SubscriptionSecretContext(std::string_view id);
+// Seals the secrets an older coordinator stored in clear; how many it sealed.
+Result<int> SealClearSubscriptionSecrets(Transaction& tx, const SecretBox& secrets);
+// Whether any subscription, removed or not, holds a sealed secret.
+bool AnySealedSubscriptionSecret(soci::session& sql);
 // Active subscriptions in id order.
 std::vector<NoticeSubscription> ListSubscriptions(soci::session& sql);
 // Active or removed; kNotFound when there is no such id.

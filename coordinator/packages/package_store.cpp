@@ -127,7 +127,7 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
   // crash in between leaves a file without a row, which the next upload of
   // the same package simply adopts.
   const std::filesystem::path final_path = data.packages() / (package.id + ".fabu");
-  if (::chmod(upload.c_str(), 0444) != 0) {
+  if (::chmod(upload.c_str(), 0400) != 0) {
     return Fail(ErrorCode::kIo, "cannot make " + upload.string() + " read-only");
   }
   if (auto ok = SyncFile(upload); !ok) return std::unexpected(ok.error());
@@ -170,7 +170,7 @@ Result<std::string> TrustPublisherKey(const DataDir& data, const std::filesystem
   std::filesystem::create_directories(data.trusted(), ec);
   if (ec) return Fail(ErrorCode::kIo, "creating " + data.trusted().string() + ": " + ec.message());
   const auto target = data.trusted() / (key->key_id() + ".pub");
-  if (auto ok = WriteFileDurably(target, key->ToPem(), 0644); !ok) {
+  if (auto ok = WriteFileDurably(target, key->ToPem(), 0600); !ok) {
     return std::unexpected(ok.error());
   }
   return key->key_id();

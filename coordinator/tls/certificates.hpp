@@ -3,8 +3,8 @@
 // CreateCertificates makes an EC P-256 CA (10 years) and a server
 // certificate (2 years) signed by it, valid for `hostnames` plus
 // "localhost", 127.0.0.1 and ::1, with serverAuth usage. Files:
-//   ca.pem (0644), ca.key (0600), server.pem (server cert then CA, 0644),
-//   server.key (0600)
+//   ca.pem, ca.key, server.pem (server cert then CA), server.key, all 0600
+//   (the data directory is private; hand ca.pem to clients by copying it)
 // at the paths of `data`. Keys are written with O_EXCL: nothing is
 // overwritten. Clients pin ca.pem. Thread-safe (no shared state).
 #pragma once

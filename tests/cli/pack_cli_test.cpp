@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fmt/format.h"
 #include "packaging/keys.hpp"
 #include "packaging/manifest.hpp"
 #include "tests/packaging/forge.hpp"
@@ -217,6 +218,53 @@ TEST_F(PackCliTest, RefusalsNameWhatFailedAndExtractNothing) {
   // Not a package at all.
   WriteFile(dir_ / "junk.fabu", "hello, I am not a tar file\n");
   expect_refused(dir_ / "junk.fabu", {Pub()}, "not a fabu package");
+}
+
+// Symlinks that leave the tree only once resolved through one another:
+// `pack build` refuses to make such a package, and `pack verify` and
+// `pack extract` refuse one forged and signed by the trusted key, naming the
+// link, with nothing extracted.
+TEST_F(PackCliTest, SymlinkChainsThatLeaveTheTreeAreRefusedEverywhere) {
+  auto signer = packaging::SigningKey::FromPemFile(Key()).value();
+  const fs::path dest = dir_ / "dest";
+  const auto cases = HostileSymlinkTrees();
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    SCOPED_TRACE(c.name);
+    const fs::path file = dir_ / fmt::format("hostile-{}.fabu", i);
+    const std::string payload = ForgePayload(c.entries);
+    ForgePackage(file, ForgeManifest(c.entries, payload, signer).ToJson(), payload, signer);
+    auto v = Fabu({"pack", "verify", file.string(), "--trust", Pub()});
+    EXPECT_EQ(v.exit_code, 1) << v.err;
+    EXPECT_TRUE(Contains(v.err, c.needle)) << v.err;
+    auto x = Fabu({"pack", "extract", file.string(), "--trust", Pub(), "--to", dest.string()});
+    EXPECT_EQ(x.exit_code, 1) << x.err;
+    EXPECT_TRUE(Contains(x.err, c.needle)) << x.err;
+    EXPECT_TRUE(Contains(x.err, "nothing was extracted")) << x.err;
+    EXPECT_FALSE(fs::exists(dest));
+
+    // The same links in a source tree (files written through a link would
+    // land outside it, so only the links and what lies inside).
+    const fs::path src = dir_ / fmt::format("src-{}", i);
+    fs::create_directories(src);
+    for (const auto& e : c.entries) {
+      if (e.type == ForgeType::kDir) fs::create_directories(src / e.path);
+      if (e.type == ForgeType::kSymlink) fs::create_symlink(e.target, src / e.path);
+      if (e.type == ForgeType::kFile && e.path.find('/') == std::string::npos) {
+        WriteFile(src / e.path, e.data);
+      }
+    }
+    const std::string out = (dir_ / fmt::format("built-{}.fabu", i)).string();
+    auto b = Fabu({"pack", "build", "--name", "app", "--version", "V1.3.0.1", "--from",
+                   src.string(), "--key", Key(), "--out", out});
+    EXPECT_EQ(b.exit_code, 1) << b.err;
+    EXPECT_TRUE(Contains(b.err, c.needle)) << b.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  for (const auto& e : fs::directory_iterator(dir_.path())) {
+    EXPECT_EQ(e.path().filename().string().find("fabu-staging"), std::string::npos)
+        << "staging left: " << e.path();
+  }
 }
 
 // Given a disk that fills up while extracting (simulated with a file size

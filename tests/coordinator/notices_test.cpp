@@ -184,28 +184,74 @@ class NoticeStoreTest : public ::testing::Test {
   testing::TempDir dir_;
   std::unique_ptr<Store> store_;
   AuditOrigin origin_{"test", "admin", "req", "local"};
+  SecretBox secrets_ = SecretBox::FromKey({1, 2, 3, 4, 5, 6, 7, 8});
 };
+
+// A webhook's secret is stored sealed, bound to its subscription, and opens
+// only with the key and for the row it was sealed for; secrets an older
+// coordinator stored in clear are sealed by the start-up migration.
+TEST_F(NoticeStoreTest, WebhookSecretsAreStoredSealed) {
+  auto s = Subscription({NoticeEvent::kScheduled}, "webhook", "http://127.0.0.1:1/x");
+  s.secret = "hunter2-hmac-key";
+  auto added = Write<NoticeSubscription>(
+      [&](Transaction& tx) { return AddSubscription(tx, s, "a", secrets_); });
+  ASSERT_TRUE(added) << added.error().message();
+  EXPECT_TRUE(SecretBox::IsSealed(added->secret)) << added->secret;
+  auto stored = store_->Read([&](soci::session& sql) { return FindSubscription(sql, added->id); });
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->secret, added->secret);
+  EXPECT_EQ(stored->secret.find("hunter2"), std::string::npos);
+  EXPECT_EQ(secrets_.Open(stored->secret, SubscriptionSecretContext("N-1")).value_or(""),
+            "hunter2-hmac-key");
+  EXPECT_FALSE(secrets_.Open(stored->secret, SubscriptionSecretContext("N-2")));
+  EXPECT_FALSE(SecretBox::FromKey({9}).Open(stored->secret, SubscriptionSecretContext("N-1")));
+  std::string altered = stored->secret;
+  altered.back() = altered.back() == '0' ? '1' : '0';
+  EXPECT_FALSE(secrets_.Open(altered, SubscriptionSecretContext("N-1")));
+
+  // As an older coordinator left it: in clear.
+  ASSERT_TRUE(Write<void>([&](Transaction& tx) -> Result<void> {
+    tx.sql() << "UPDATE notify_subscriptions SET secret = 'old-clear-key' WHERE id = 'N-1'";
+    return {};
+  }));
+  EXPECT_TRUE(store_
+                  ->Read([](soci::session& sql) -> Result<bool> {
+                    return !AnySealedSubscriptionSecret(sql);
+                  })
+                  .value());
+  auto sealed =
+      Write<int>([&](Transaction& tx) { return SealClearSubscriptionSecrets(tx, secrets_); });
+  ASSERT_TRUE(sealed) << sealed.error().message();
+  EXPECT_EQ(*sealed, 1);
+  stored = store_->Read([&](soci::session& sql) { return FindSubscription(sql, "N-1"); });
+  EXPECT_EQ(secrets_.Open(stored->secret, SubscriptionSecretContext("N-1")).value_or(""),
+            "old-clear-key");
+  EXPECT_EQ(
+      *Write<int>([&](Transaction& tx) { return SealClearSubscriptionSecrets(tx, secrets_); }), 0);
+}
 
 TEST_F(NoticeStoreTest, ASubscriptionIsCheckedFieldByField) {
   auto bad_url = Write<NoticeSubscription>([&](Transaction& tx) {
-    return AddSubscription(tx, Subscription({NoticeEvent::kScheduled}, "webhook", "ftp://x"), "a");
+    return AddSubscription(tx, Subscription({NoticeEvent::kScheduled}, "webhook", "ftp://x"), "a",
+                           secrets_);
   });
   ASSERT_FALSE(bad_url);
   EXPECT_NE(bad_url.error().message().find("webhook:"), std::string::npos);
   auto bad_mail = Write<NoticeSubscription>([&](Transaction& tx) {
     return AddSubscription(
-        tx, Subscription({NoticeEvent::kScheduled}, "email", "ops@x\r\nBcc: y@z"), "a");
+        tx, Subscription({NoticeEvent::kScheduled}, "email", "ops@x\r\nBcc: y@z"), "a", secrets_);
   });
   ASSERT_FALSE(bad_mail);
   EXPECT_NE(bad_mail.error().message().find("email:"), std::string::npos);
-  auto no_events = Write<NoticeSubscription>(
-      [&](Transaction& tx) { return AddSubscription(tx, Subscription({}, "email", "o@x"), "a"); });
+  auto no_events = Write<NoticeSubscription>([&](Transaction& tx) {
+    return AddSubscription(tx, Subscription({}, "email", "o@x"), "a", secrets_);
+  });
   ASSERT_FALSE(no_events);
   EXPECT_NE(no_events.error().message().find("events:"), std::string::npos);
   auto s = Subscription({NoticeEvent::kScheduled}, "email", "o@x");
   s.time_zone = "Mars/Olympus";
-  auto bad_zone =
-      Write<NoticeSubscription>([&](Transaction& tx) { return AddSubscription(tx, s, "a"); });
+  auto bad_zone = Write<NoticeSubscription>(
+      [&](Transaction& tx) { return AddSubscription(tx, s, "a", secrets_); });
   ASSERT_FALSE(bad_zone);
   EXPECT_NE(bad_zone.error().message().find("time_zone"), std::string::npos);
 }
@@ -217,12 +263,14 @@ TEST_F(NoticeStoreTest, ASubscriptionIsCheckedFieldByField) {
 TEST_F(NoticeStoreTest, AScheduleQueuesOneNoticePerSubscriberOnceOutsideTheCmdbConfirmation) {
   auto hook = Write<NoticeSubscription>([&](Transaction& tx) {
     return AddSubscription(
-        tx, Subscription({NoticeEvent::kScheduled}, "webhook", "http://127.0.0.1:1/x"), "zhang");
+        tx, Subscription({NoticeEvent::kScheduled}, "webhook", "http://127.0.0.1:1/x"), "zhang",
+        secrets_);
   });
   ASSERT_TRUE(hook) << hook.error().message();
   EXPECT_EQ(hook->id, "N-1");
   ASSERT_TRUE(Write<NoticeSubscription>([&](Transaction& tx) {
-    return AddSubscription(tx, Subscription({NoticeEvent::kClosed}, "email", "o@x"), "zhang");
+    return AddSubscription(tx, Subscription({NoticeEvent::kClosed}, "email", "o@x"), "zhang",
+                           secrets_);
   }));
   rel::Release after = GoLiveRelease(), before = after;
   before.history.clear();

@@ -137,6 +137,43 @@ void ForgeTar(const std::filesystem::path& path,
   archive_write_free(a);
 }
 
+std::vector<HostileSymlinkTree> HostileSymlinkTrees() {
+  const ForgeEntry ok{"ok.txt", ForgeType::kFile, 0644, "fine", "", -1};
+  auto dir = [](std::string path) { return ForgeEntry{path, ForgeType::kDir, 0755, "", "", -1}; };
+  auto link = [](std::string path, std::string target) {
+    return ForgeEntry{path, ForgeType::kSymlink, 0777, "", target, -1};
+  };
+  auto file = [](std::string path) {
+    return ForgeEntry{path, ForgeType::kFile, 0644, "root:x:0:0::/root:/bin/sh\n", "", -1};
+  };
+  return {
+      // sub/up is the root; esc climbs one above it.
+      {"chain of 2 links",
+       {ok, dir("sub"), link("sub/up", ".."), link("esc", "sub/up/../etc/passwd")},
+       "symlink \"esc\" -> \"sub/up/../etc/passwd\" leaves the package tree"},
+      // a/hop -> a/b/up2 -> the root; esc climbs one above it.
+      {"chain of 3 links",
+       {ok, dir("a"), dir("a/b"), link("a/b/up2", "../.."), link("a/hop", "b/up2"),
+        link("esc", "a/hop/../etc/passwd")},
+       "symlink \"esc\" -> \"a/hop/../etc/passwd\" leaves the package tree"},
+      // The parent of the tree through a link to a directory, then a file
+      // written through that link.
+      {"link to a directory, a file written through it",
+       {ok, dir("sub"), link("sub/up", ".."), link("above", "sub/up/.."), file("above/passwd")},
+       "symlink \"above\" -> \"sub/up/..\" leaves the package tree"},
+      // The same, the escaping link last in the tree's order.
+      {"the escape behind a link to a directory inside",
+       {ok, dir("d"), link("d/root", ".."), link("z", "d/root/../outside")},
+       "symlink \"z\" -> \"d/root/../outside\" leaves the package tree"},
+      {"link loop",
+       {ok, link("l1", "l2"), link("l2", "l1")},
+       "symlink \"l1\" -> \"l2\" does not resolve"},
+      {"link looping through itself",
+       {ok, link("self", "self/x")},
+       "symlink \"self\" -> \"self/x\" does not resolve"},
+  };
+}
+
 std::string SignatureBytes(const packaging::SigningKey& key, const std::string& message) {
   auto sig = key.Sign(message);
   if (!sig) throw std::runtime_error(sig.error().message());

@@ -53,6 +53,19 @@ void ForgePackage(const std::filesystem::path& path, const std::string& manifest
                   const std::string& payload, const packaging::SigningKey& key,
                   const std::string& payload_name = "payload.tar.gz");
 
+// A tree a trusted publisher could sign whose symlinks each stay inside on
+// their own text, but lead outside the tree, or nowhere, once resolved
+// through one another as the kernel will after extraction (chains of 2 and 3
+// links, a link to a directory with a file written through it, loops). The
+// payload and the manifest both hold `entries`, so only a reader that
+// resolves the chains refuses them.
+struct HostileSymlinkTree {
+  std::string name;
+  std::vector<ForgeEntry> entries;
+  std::string needle;  // what the refusal must say: names the entry
+};
+std::vector<HostileSymlinkTree> HostileSymlinkTrees();
+
 std::string SignatureBytes(const packaging::SigningKey& key, const std::string& message);
 
 // Copies `from` into `to` (created empty first) on a thread, `chunk` bytes at

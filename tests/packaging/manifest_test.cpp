@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fmt/format.h"
+
 namespace fabu::packaging {
 namespace {
 
@@ -96,6 +98,57 @@ TEST(ManifestTest, RefusesEscapingSymlinks) {
   j["files"][3]["path"] = "bin/link";
   j["files"][3]["target"] = "../hooks/health_check";  // inside: bin/.. is the root
   EXPECT_EQ(ErrorOf(j), "parsed");
+}
+
+// Each of these links stays inside on its own text; together they do not.
+TEST(ManifestTest, ResolvesSymlinkChainsThroughOneAnother) {
+  auto with_links = [](std::vector<std::pair<std::string, std::string>> links) {
+    json j = GoodManifest();
+    for (const auto& [path, target] : links) {
+      j["files"].push_back({{"path", path}, {"type", "symlink"}, {"target", target}});
+    }
+    return ErrorOf(j);
+  };
+  EXPECT_NE(with_links({{"bin/up", ".."}, {"esc", "bin/up/../etc/passwd"}})
+                .find("files: symlink \"esc\" -> \"bin/up/../etc/passwd\" leaves the package "
+                      "tree once its links are followed (\"bin/up\" -> \"..\")"),
+            std::string::npos);
+  EXPECT_NE(with_links({{"bin/up", ".."}, {"bin/hop", "up"}, {"esc", "bin/hop/.."}})
+                .find("symlink \"esc\" -> \"bin/hop/..\" leaves the package tree"),
+            std::string::npos);
+  EXPECT_NE(with_links({{"l1", "l2"}, {"l2", "l3"}, {"l3", "l1"}})
+                .find("symlink \"l1\" -> \"l2\" does not resolve: more than 40 links"),
+            std::string::npos);
+  EXPECT_NE(with_links({{"bin/up", ".."}, {"bin/up2", "up/bin/up"}, {"esc", "bin/up2/.."}})
+                .find("symlink \"esc\""),
+            std::string::npos);
+  // A link as the last component of another's target is followed too.
+  EXPECT_NE(with_links({{"bin/up", ".."}, {"top", "bin/up"}, {"bin/x", "../top/.."}})
+                .find("symlink \"bin/x\""),
+            std::string::npos);
+  // Written through a link: refused even when the link stays inside.
+  json j = GoodManifest();
+  j["files"][3]["target"] = "bin";
+  j["files"].push_back({{"path", "current/x"}, {"type", "dir"}, {"mode", "0755"}});
+  EXPECT_NE(ErrorOf(j).find("\"current/x\" lies beneath the symlink \"current\""),
+            std::string::npos)
+      << ErrorOf(j);
+  // Chains that stay inside, a deep one and a dangling one, parse.
+  EXPECT_EQ(with_links({{"bin/up", ".."},
+                        {"bin/a", "up/bin/up/bin/server"},
+                        {"b", "bin/a"},
+                        {"c", "b"},
+                        {"dangling", "no/such/../file"},
+                        {"self", "."}}),
+            "parsed");
+  // Forty links in a row resolve, as they would on Linux; forty-one do not.
+  std::vector<std::pair<std::string, std::string>> chain;
+  for (int i = 0; i < 39; ++i) chain.push_back({fmt::format("c{}", i), fmt::format("c{}", i + 1)});
+  chain.push_back({"c39", "bin/server"});
+  EXPECT_EQ(with_links(chain), "parsed");
+  chain.back().second = "c40";
+  chain.push_back({"c40", "bin/server"});
+  EXPECT_NE(with_links(chain).find("symlink \"c0\" -> \"c1\" does not resolve"), std::string::npos);
 }
 
 TEST(ManifestTest, RefusesSetuidModesAndOtherTypes) {

@@ -1,19 +1,23 @@
 // The package reader and writer, exercised through the library.
 #include "packaging/package.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <thread>
 
 #include "fmt/format.h"
 #include "packaging/growing_file.hpp"
+#include "packaging/platform/open_beneath.hpp"
 #include "packaging/sha256.hpp"
 #include "tests/packaging/forge.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -484,6 +488,145 @@ TEST_F(PackageTest, UnsafePayloadsSignedByATrustedKeyAreRefused) {
     ExpectRefused(Forge(c.payload, c.manifest), c.needle);
   }
   EXPECT_FALSE(fs::exists("/tmp/fabu-evil"));
+}
+
+// Links that each stay inside on their own text but leave the tree, or loop,
+// once resolved through one another: verify and extract refuse them before a
+// byte of the payload reaches the disk, naming the link.
+TEST_F(PackageTest, SymlinkChainsThatLeaveTheTreeAreRefused) {
+  for (const auto& c : testing::HostileSymlinkTrees()) {
+    SCOPED_TRACE(c.name);
+    ExpectRefused(Forge(c.entries, c.entries), c.needle);
+  }
+  EXPECT_FALSE(fs::exists(dir_.path().parent_path() / "passwd"));
+}
+
+// Makes the tree of `entries` on disk under `root`, as a publisher would.
+void MakeTree(const fs::path& root, const std::vector<ForgeEntry>& entries) {
+  fs::create_directories(root);
+  for (const auto& e : entries) {
+    switch (e.type) {
+      case ForgeType::kDir:
+        fs::create_directories(root / e.path);
+        break;
+      case ForgeType::kSymlink:
+        fs::create_directories((root / e.path).parent_path());
+        fs::create_symlink(e.target, root / e.path);
+        break;
+      default:
+        WriteFile(root / e.path, e.data);
+        break;
+    }
+  }
+}
+
+TEST_F(PackageTest, BuildRefusesSymlinkChainsThatLeaveTheTree) {
+  const auto cases = testing::HostileSymlinkTrees();
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    SCOPED_TRACE(c.name);
+    // A file written through a link lands outside the source tree: skip
+    // making those, the links alone are the case.
+    std::vector<ForgeEntry> on_disk;
+    for (const auto& e : c.entries) {
+      if (e.path.find('/') != std::string::npos && e.type == ForgeType::kFile) continue;
+      on_disk.push_back(e);
+    }
+    const fs::path src = dir_ / "hostile" / std::to_string(i);
+    MakeTree(src, on_disk);
+    BuildOptions options;
+    options.name = "c3m-video";
+    options.from = src;
+    options.out = dir_ / "hostile.fabu";
+    auto built = BuildPackage(options, *key_);
+    ASSERT_FALSE(built);
+    EXPECT_NE(built.error().message().find(c.needle), std::string::npos) << built.error().message();
+    EXPECT_FALSE(fs::exists(options.out));
+  }
+}
+
+// Chains that stay inside (library version links, a link to a directory
+// named inside another link's target) build, verify and extract as they are.
+TEST_F(PackageTest, SymlinkChainsThatStayInsideRoundTrip) {
+  fs::remove_all(app_);
+  MakeTree(app_, {{"lib/libfoo.so.1.2", ForgeType::kFile, 0644, "elf", "", -1},
+                  {"lib/libfoo.so.1", ForgeType::kSymlink, 0777, "", "libfoo.so.1.2", -1},
+                  {"lib/libfoo.so", ForgeType::kSymlink, 0777, "", "libfoo.so.1", -1},
+                  {"current", ForgeType::kSymlink, 0777, "", "lib", -1},
+                  {"bin/foo", ForgeType::kSymlink, 0777, "", "../current/libfoo.so", -1},
+                  {"bin/up", ForgeType::kSymlink, 0777, "", "..", -1},
+                  {"bin/again", ForgeType::kSymlink, 0777, "", "up/bin/up/lib/../current", -1},
+                  {"dangling", ForgeType::kSymlink, 0777, "", "run/app.pid", -1}});
+  auto built = Build();
+  ASSERT_FALSE(built.path.empty());
+  const fs::path out = dir_ / "out";
+  auto extracted = ExtractPackage(built.path, trust_, out);
+  ASSERT_TRUE(extracted) << extracted.error().message();
+  EXPECT_EQ(ReadFile(out / "bin/foo"), "elf");
+  EXPECT_EQ(ReadFile(out / "bin/again/libfoo.so"), "elf");
+  EXPECT_EQ(fs::read_symlink(out / "bin/up"), "..");
+  EXPECT_EQ(fs::read_symlink(out / "dangling"), "run/app.pid");
+}
+
+// The manifest need not list every directory: missing parents are made
+// (0755); listed directories get their exact mode, a read-only one after
+// its children were written.
+TEST_F(PackageTest, ExtractMakesMissingParentsAndExactModes) {
+  const std::vector<ForgeEntry> entries = {
+      {"deep/a/b/file", ForgeType::kFile, 0640, "deep", "", -1},
+      {"ro", ForgeType::kDir, 0555, "", "", -1},
+      {"ro/file", ForgeType::kFile, 0444, "read only", "", -1},
+      {"ro/sub/x", ForgeType::kFile, 0600, "x", "", -1},
+  };
+  const fs::path out = dir_ / "out";
+  auto extracted = ExtractPackage(Forge(entries, entries), trust_, out);
+  ASSERT_TRUE(extracted) << extracted.error().message();
+  EXPECT_EQ(ReadFile(out / "deep/a/b/file"), "deep");
+  EXPECT_EQ(fs::status(out / "deep/a/b/file").permissions(), fs::perms(0640));
+  EXPECT_EQ(fs::status(out / "deep/a").permissions(), fs::perms(0755));
+  EXPECT_EQ(fs::status(out / "ro").permissions(), fs::perms(0555));
+  EXPECT_EQ(fs::status(out / "ro/file").permissions(), fs::perms(0444));
+  EXPECT_EQ(ReadFile(out / "ro/sub/x"), "x");
+  fs::permissions(out / "ro", fs::perms(0755));
+}
+
+// The extraction writer's last line of defence: whatever the tree beneath
+// the root holds, a path is never resolved through a symlink or outside.
+TEST_F(PackageTest, OpenBeneathNeverLeavesTheRoot) {
+  const fs::path root = dir_ / "root";
+  const fs::path outside = dir_ / "outside";
+  fs::create_directories(root / "sub");
+  fs::create_directories(outside);
+  fs::create_symlink(outside, root / "abs");
+  fs::create_symlink("../outside", root / "rel");
+  fs::create_symlink("sub", root / "inside");
+  const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(root_fd, 0);
+  for (bool openat2 : {true, false}) {
+    SCOPED_TRACE(openat2 ? "openat2" : "openat walk");
+    for (const char* path : {"abs/f", "rel/f", "inside/f", "../outside/f", "sub/../../outside/f",
+                             "/tmp/fabu-beneath-f"}) {
+      SCOPED_TRACE(path);
+      errno = 0;
+      const int fd =
+          platform::OpenBeneath(root_fd, path, O_WRONLY | O_CREAT | O_EXCL, 0600, openat2);
+      EXPECT_LT(fd, 0);
+      if (fd >= 0) ::close(fd);
+      EXPECT_TRUE(errno == ELOOP || errno == EXDEV) << std::strerror(errno);
+    }
+    // A symlink as the last component is not followed either.
+    const int link_fd = platform::OpenBeneath(root_fd, "rel", O_RDONLY, 0, openat2);
+    EXPECT_LT(link_fd, 0);
+    const int fd = platform::OpenBeneath(root_fd, openat2 ? "sub/a" : "sub/b",
+                                         O_WRONLY | O_CREAT | O_EXCL, 0600, openat2);
+    EXPECT_GE(fd, 0) << std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+  }
+  ::close(root_fd);
+  EXPECT_TRUE(fs::is_empty(outside));
+  EXPECT_FALSE(fs::exists("/tmp/fabu-beneath-f"));
+  EXPECT_TRUE(fs::exists(root / "sub/a"));
+  EXPECT_TRUE(fs::exists(root / "sub/b"));
 }
 
 // Given a payload that inflates far beyond what the manifest declares, the
