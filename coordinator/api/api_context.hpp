@@ -7,6 +7,7 @@
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/daemon/config.hpp"
 #include "coordinator/hosts/credential_cache.hpp"
+#include "coordinator/hosts/enroll_refusals.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/server/router.hpp"
@@ -21,6 +22,7 @@ struct ApiContext {
   const CoordinatorConfig& config;
   WakeupHub& wakeups;                  // notified when an assignment is made
   CredentialCache& agent_credentials;  // forgotten when a host is removed
+  EnrollRefusals& enroll_refusals;     // per address: what of them is audited
 };
 
 // What every area of the API needs alike.

@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdint>
+#include <limits>
+
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
 #include "coordinator/cmdb/cmdb.hpp"
@@ -164,7 +168,9 @@ Result<void> Serve(const ServeOptions& options) {
   Router router;
   WakeupHub wakeups;
   CredentialCache agent_credentials;
-  RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials});
+  EnrollRefusals enroll_refusals;
+  RegisterAllRoutes(
+      router, ApiContext{**store, data, *config, wakeups, agent_credentials, enroll_refusals});
 
   ServerSettings settings;
   settings.host = address->host;
@@ -229,9 +235,26 @@ Result<void> Serve(const ServeOptions& options) {
         }
       },
       std::string(WakeupHub::kSweepKey));
+  // Refused enrollments counted past an address's quota: one summary entry
+  // per address and window once the window has ended, and at shutdown.
+  const auto write_refusal_summaries = [&store_ref, &enroll_refusals](std::int64_t now) {
+    auto ended = enroll_refusals.TakeEnded(now);
+    if (ended.empty()) return;
+    auto written = store_ref.Write(LocalOrigin("enroll-refusals"), [&](Transaction& tx) {
+      for (const EnrollRefusals::Summary& summary : ended) tx.Audit(summary.ToAuditEvent());
+      return Result<void>{};
+    });
+    if (!written) spdlog::error("recording refused enrollments: {}", written.error().message());
+  };
+  server.Every(std::chrono::seconds(5), [&write_refusal_summaries] {
+    write_refusal_summaries(std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  });
   delivery.Start();
   auto ran = server.Run();
   delivery.Stop();
+  write_refusal_summaries(std::numeric_limits<std::int64_t>::max());
   (*store)->Close();
   return ran;
 }
