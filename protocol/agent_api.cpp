@@ -28,20 +28,23 @@ class Fields {
       for (auto k : known) ok = ok || k == key;
       if (!ok) {
         return Fail(ErrorCode::kInvalidArgument,
-                    fmt::format("{}: unknown field", Path(path_, key)));
+                    fmt::format("{}: unknown field", Path(path_, key.substr(0, 64))));
       }
     }
     return {};
   }
 
-  Result<std::string> String(std::string_view name, bool required = true) const {
+  Result<std::string> String(std::string_view name, bool required = true,
+                             std::size_t max_bytes = kNoLimit) const {
     auto it = object_.find(name);
     if (it == object_.end() || it->is_null()) {
       if (required) return Missing(name);
       return std::string();
     }
     if (!it->is_string()) return Wrong(name, "a string");
-    return it->get<std::string>();
+    const auto& text = it->get_ref<const std::string&>();
+    if (text.size() > max_bytes) return TooLong(Path(path_, name), text.size(), max_bytes);
+    return text;
   }
 
   Result<std::uint64_t> Unsigned(std::string_view name, bool required = true) const {
@@ -56,17 +59,33 @@ class Fields {
     return it->get<std::uint64_t>();
   }
 
-  Result<std::map<std::string, std::string>> StringMap(std::string_view name) const {
+  Result<std::map<std::string, std::string>> StringMap(
+      std::string_view name, std::size_t max_entries = kNoLimit,
+      std::size_t max_key_bytes = kNoLimit, std::size_t max_value_bytes = kNoLimit) const {
     std::map<std::string, std::string> out;
     auto it = object_.find(name);
     if (it == object_.end() || it->is_null()) return out;
     if (!it->is_object()) return Wrong(name, "an object of strings");
+    if (it->size() > max_entries) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("{}: {} entries, at most {} allowed", Path(path_, name), it->size(),
+                              max_entries));
+    }
     for (const auto& [key, value] : it->items()) {
+      if (key.size() > max_key_bytes) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("{}: a key of {} bytes, at most {} allowed", Path(path_, name),
+                                key.size(), max_key_bytes));
+      }
       if (!value.is_string()) {
         return Fail(ErrorCode::kInvalidArgument,
                     fmt::format("{}: must be a string", Path(Path(path_, name), key)));
       }
-      out[key] = value.get<std::string>();
+      const auto& text = value.get_ref<const std::string&>();
+      if (text.size() > max_value_bytes) {
+        return TooLong(Path(Path(path_, name), key), text.size(), max_value_bytes);
+      }
+      out[key] = text;
     }
     return out;
   }
@@ -78,6 +97,13 @@ class Fields {
   std::string PathOf(std::string_view name) const { return Path(path_, name); }
 
  private:
+  static constexpr std::size_t kNoLimit = static_cast<std::size_t>(-1);
+
+  static std::unexpected<Error> TooLong(const std::string& path, std::size_t size,
+                                        std::size_t max_bytes) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}: {} bytes, at most {} allowed", path, size, max_bytes));
+  }
   std::unexpected<Error> Missing(std::string_view name) const {
     return Fail(ErrorCode::kInvalidArgument, fmt::format("{}: missing", Path(path_, name)));
   }
@@ -128,18 +154,26 @@ Result<Inventory> InventoryFromJson(const json& j, std::string_view path) {
     return std::unexpected(ok.error());
   }
   Inventory inv;
-  FABU_TRY_ASSIGN(inv.hostname, f.String("hostname"));
-  FABU_TRY_ASSIGN(inv.os, f.String("os", false));
-  FABU_TRY_ASSIGN(inv.kernel, f.String("kernel", false));
-  FABU_TRY_ASSIGN(inv.arch, f.String("arch", false));
+  FABU_TRY_ASSIGN(inv.hostname, f.String("hostname", true, kMaxHostNameBytes));
+  if (auto ok = CheckDnsName(inv.hostname); !ok) {
+    return std::unexpected(ok.error().WithContext(f.PathOf("hostname")));
+  }
+  FABU_TRY_ASSIGN(inv.os, f.String("os", false, kMaxFactBytes));
+  FABU_TRY_ASSIGN(inv.kernel, f.String("kernel", false, kMaxFactBytes));
+  FABU_TRY_ASSIGN(inv.arch, f.String("arch", false, kMaxFactBytes));
   std::uint64_t cpus = 0;
   FABU_TRY_ASSIGN(cpus, f.Unsigned("cpus", false));
   inv.cpus = static_cast<std::uint32_t>(cpus);
   FABU_TRY_ASSIGN(inv.memory_bytes, f.Unsigned("memory_bytes", false));
-  FABU_TRY_ASSIGN(inv.agent_version, f.String("agent_version", false));
+  FABU_TRY_ASSIGN(inv.agent_version, f.String("agent_version", false, kMaxFactBytes));
   if (const json* apps = f.Find("apps"); apps != nullptr && !apps->is_null()) {
     if (!apps->is_array()) {
       return Fail(ErrorCode::kInvalidArgument, f.PathOf("apps") + ": must be an array");
+    }
+    if (apps->size() > kMaxApps) {
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          fmt::format("{}: {} apps, at most {} allowed", f.PathOf("apps"), apps->size(), kMaxApps));
     }
     for (std::size_t i = 0; i < apps->size(); ++i) {
       const std::string where = fmt::format("{}[{}]", f.PathOf("apps"), i);
@@ -148,16 +182,22 @@ Result<Inventory> InventoryFromJson(const json& j, std::string_view path) {
         return std::unexpected(ok.error());
       }
       InstalledApp app;
-      FABU_TRY_ASSIGN(app.name, a.String("name"));
-      FABU_TRY_ASSIGN(app.current, a.String("current", false));
+      FABU_TRY_ASSIGN(app.name, a.String("name", true, kMaxAppNameBytes));
+      FABU_TRY_ASSIGN(app.current, a.String("current", false, kMaxVersionBytes));
       if (const json* releases = a.Find("releases"); releases != nullptr) {
         if (!releases->is_array()) {
           return Fail(ErrorCode::kInvalidArgument, where + ".releases: must be an array");
         }
+        if (releases->size() > kMaxReleasesPerApp) {
+          return Fail(ErrorCode::kInvalidArgument,
+                      fmt::format("{}.releases: {} versions, at most {} allowed", where,
+                                  releases->size(), kMaxReleasesPerApp));
+        }
         for (const json& r : *releases) {
-          if (!r.is_string()) {
+          if (!r.is_string() || r.get_ref<const std::string&>().size() > kMaxVersionBytes) {
             return Fail(ErrorCode::kInvalidArgument,
-                        where + ".releases: must hold version strings");
+                        fmt::format("{}.releases: must hold version strings of at most {} bytes",
+                                    where, kMaxVersionBytes));
           }
           app.releases.push_back(r.get<std::string>());
         }
@@ -168,22 +208,61 @@ Result<Inventory> InventoryFromJson(const json& j, std::string_view path) {
   return inv;
 }
 
+Result<void> CheckDnsName(std::string_view name) {
+  const auto bad = [&](std::string_view why) {
+    std::string shown(name.substr(0, 64));
+    for (char& c : shown) {
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) c = '?';
+    }
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("\"{}{}\" is not a DNS host name: {}", shown,
+                            name.size() > 64 ? "..." : "", why));
+  };
+  if (name.empty() || name.size() > kMaxHostNameBytes) {
+    return bad(fmt::format("it must be 1 to {} characters", kMaxHostNameBytes));
+  }
+  std::size_t label = 0;
+  for (char c : name) {
+    if (c == '.') {
+      if (label == 0) return bad("a label between dots is empty");
+      label = 0;
+      continue;
+    }
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    if (!ok) return bad("only A-Z, a-z, 0-9, '-' and '.' are allowed");
+    if (++label > 63) return bad("a label is longer than 63 characters");
+  }
+  if (label == 0) return bad("a label between dots is empty");
+  return {};
+}
+
 json EnrollRequestToJson(const EnrollRequest& r) {
-  return {{"token", r.token},
-          {"name", r.name},
-          {"labels", StringMapJson(r.labels)},
-          {"inventory", InventoryToJson(r.inventory)}};
+  json j = {{"token", r.token},
+            {"name", r.name},
+            {"labels", StringMapJson(r.labels)},
+            {"inventory", InventoryToJson(r.inventory)}};
+  if (!r.enroll_key.empty()) j["enroll_key"] = r.enroll_key;
+  return j;
 }
 
 Result<EnrollRequest> EnrollRequestFromJson(const json& j) {
   Fields f(j, "");
-  if (auto ok = f.Only({"token", "name", "labels", "inventory"}); !ok) {
+  if (auto ok = f.Only({"token", "name", "labels", "inventory", "enroll_key"}); !ok) {
     return std::unexpected(ok.error());
   }
   EnrollRequest r;
-  FABU_TRY_ASSIGN(r.token, f.String("token"));
-  FABU_TRY_ASSIGN(r.name, f.String("name"));
-  FABU_TRY_ASSIGN(r.labels, f.StringMap("labels"));
+  FABU_TRY_ASSIGN(r.token, f.String("token", true, kMaxTokenBytes));
+  FABU_TRY_ASSIGN(r.name, f.String("name", true, kMaxHostNameBytes));
+  FABU_TRY_ASSIGN(r.labels,
+                  f.StringMap("labels", kMaxLabels, kMaxLabelKeyBytes, kMaxLabelValueBytes));
+  FABU_TRY_ASSIGN(r.enroll_key, f.String("enroll_key", false, 64));
+  if (!r.enroll_key.empty() &&
+      (r.enroll_key.size() != 64 ||
+       r.enroll_key.find_first_not_of("0123456789abcdef") != std::string::npos)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "enroll_key: must be 64 lower-case hex digits (256 random bits)");
+  }
   const json* inventory = f.Find("inventory");
   if (inventory == nullptr) return Fail(ErrorCode::kInvalidArgument, "inventory: missing");
   FABU_TRY_ASSIGN(r.inventory, InventoryFromJson(*inventory, "inventory"));

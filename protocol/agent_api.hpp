@@ -27,6 +27,7 @@
 // Value types; thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -69,11 +70,33 @@ struct Inventory {
 nlohmann::json InventoryToJson(const Inventory& inventory);
 Result<Inventory> InventoryFromJson(const nlohmann::json& json, std::string_view path = "");
 
+// Bounds of what an agent may send (enrollment is public: nothing of it is
+// unbounded). FromJson refuses more with the field's path.
+inline constexpr std::size_t kMaxTokenBytes = 128;     // tokens are 64 hex digits
+inline constexpr std::size_t kMaxHostNameBytes = 253;  // a DNS name
+inline constexpr std::size_t kMaxLabels = 64;          // labels asked for at enrollment
+inline constexpr std::size_t kMaxLabelKeyBytes = 63;
+inline constexpr std::size_t kMaxLabelValueBytes = 253;
+inline constexpr std::size_t kMaxFactBytes = 256;  // os, kernel, arch, agent_version
+inline constexpr std::size_t kMaxApps = 1024;
+inline constexpr std::size_t kMaxAppNameBytes = 128;
+inline constexpr std::size_t kMaxVersionBytes = 64;
+inline constexpr std::size_t kMaxReleasesPerApp = 256;
+
+// A DNS host name: labels of 1-63 of [A-Za-z0-9-] joined by '.', at most
+// 253 characters. The error quotes at most 64 bytes of `name`.
+Result<void> CheckDnsName(std::string_view name);
+
 struct EnrollRequest {
   std::string token;                          // the one-time enrollment token
   std::string name;                           // host name in fabu: [a-z0-9.-], 1-64
   std::map<std::string, std::string> labels;  // added to the token's labels
   Inventory inventory;
+  // Optional, 64 lower-case hex digits the agent chose at random for this
+  // enrollment and sends again on every retry of it. With it a retry of an
+  // enrollment that committed (its answer lost) gets the same answer again,
+  // credential included; without it such a retry is refused (409/403).
+  std::string enroll_key;
 };
 nlohmann::json EnrollRequestToJson(const EnrollRequest& request);
 Result<EnrollRequest> EnrollRequestFromJson(const nlohmann::json& json);

@@ -88,8 +88,14 @@ std::string FormatRfc3339Utc(UnixSeconds seconds) {
 
 Result<std::int64_t> ParseDuration(std::string_view text) {
   const auto bad = [&](std::string_view why) {
+    const bool cut = text.size() > 32;
+    std::string shown(text.substr(0, 32));
+    for (char& ch : shown) {
+      if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7F) ch = '?';
+    }
     return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("\"{}\" is not a duration (e.g. 30s, 5m, 1h, 2d): {}", text, why));
+                fmt::format("\"{}{}\" is not a duration (e.g. 30s, 5m, 1h, 2d): {}", shown,
+                            cut ? "..." : "", why));
   };
   if (text == "0") return 0;
   if (text.size() < 2) return bad("a number and a unit are needed");
@@ -117,8 +123,9 @@ Result<std::int64_t> ParseDuration(std::string_view text) {
   std::int64_t value = 0;
   auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
   if (ec != std::errc() || ptr != number.data() + number.size() ||
-      value > std::numeric_limits<std::int64_t>::max() / unit) {
-    return bad("too large");
+      value > kMaxDurationSeconds / unit) {
+    return bad(
+        fmt::format("longer than the longest duration accepted, {}d", kMaxDurationSeconds / 86400));
   }
   return value * unit;
 }

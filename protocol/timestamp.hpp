@@ -38,7 +38,14 @@ Result<Timestamp> ParseRfc3339(std::string_view text);
 // "2026-12-01T01:00:00Z": the UTC form of an instant, for records and exports.
 std::string FormatRfc3339Utc(UnixSeconds seconds);
 
-// Parses "30s", "5m", "1h", "2d" or "0" into seconds.
+// The longest duration ParseDuration accepts: 3650 days. Durations are added
+// to the current time (expiries, windows, timeouts); a bound keeps every such
+// sum far from overflow and every resulting date a real one.
+inline constexpr std::int64_t kMaxDurationSeconds = std::int64_t{3650} * 86400;
+
+// Parses "30s", "5m", "1h", "2d" or "0" into seconds, at most
+// kMaxDurationSeconds (longer is kInvalidArgument saying the bound). The
+// error quotes at most the first 32 bytes of `text`.
 Result<std::int64_t> ParseDuration(std::string_view text);
 
 // The shortest exact form of a duration in seconds: 300 -> "5m", 0 -> "0s".

@@ -125,7 +125,8 @@ Result<std::string> Enroll(EnrollOptions o) {
   auto http = HttpsClient::Create(settings);
   if (!http) return std::unexpected(http.error());
   AgentApiClient api(std::move(*http), o.server, "");
-  protocol::EnrollRequest request{o.token, o.name, *labels, *inventory};
+  // No enroll_key: this command does not retry (see protocol/agent_api.hpp).
+  protocol::EnrollRequest request{o.token, o.name, *labels, *inventory, {}};
   auto response = api.Enroll(request);
   if (!response) {
     const Error& e = response.error();

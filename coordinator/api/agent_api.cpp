@@ -50,7 +50,8 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                if (!body) return std::unexpected(body.error());
                auto request = protocol::EnrollRequestFromJson(*body);
                if (!request) return std::unexpected(request.error());
-               auto enrolled = EnrollHost(api.store, ctx.Origin(), *request, Now(api));
+               auto enrolled =
+                   EnrollHost(api.store, ctx.Origin(), *request, Now(api), &api.enroll_refusals);
                if (!enrolled) return std::unexpected(enrolled.error());
                return Response::Created(protocol::EnrollResponseToJson(*enrolled));
              });

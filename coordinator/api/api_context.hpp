@@ -9,6 +9,7 @@
 #include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/config/config.hpp"
 #include "coordinator/hosts/credential_cache.hpp"
+#include "coordinator/hosts/enroll_refusals.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/server/router.hpp"
@@ -23,6 +24,7 @@ struct ApiContext {
   WakeupHub& wakeups;                  // notified when an assignment is made
   CredentialCache& agent_credentials;  // forgotten when a host is removed
   const SecretBox& secrets;            // seals secrets stored in the store
+  EnrollRefusals& enroll_refusals;     // per address: what of them is audited
 };
 
 // What every area of the API needs alike.

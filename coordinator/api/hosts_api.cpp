@@ -29,7 +29,7 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
         if (!body) return std::unexpected(body.error());
         if (auto ok = CheckObject(*body, "",
                                   {{"labels", JsonType::kObject, false},
-                                   {"uses", JsonType::kInteger, false},
+                                   {"uses", JsonType::kInteger, false, 1, kMaxEnrollUses},
                                    {"ttl", JsonType::kString, false}});
             !ok) {
           return std::unexpected(ok.error());

@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
@@ -255,8 +258,9 @@ Result<void> Serve(const ServeOptions& options) {
   Router router;
   WakeupHub wakeups;
   CredentialCache agent_credentials;
-  RegisterAllRoutes(router,
-                    ApiContext{**store, data, *config, wakeups, agent_credentials, *secrets});
+  EnrollRefusals enroll_refusals;
+  RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials, *secrets,
+                                       enroll_refusals});
 
   ServerSettings settings;
   settings.host = address->host;
@@ -319,9 +323,23 @@ Result<void> Serve(const ServeOptions& options) {
         }
       },
       std::string(WakeupHub::kSweepKey));
+  // Refused enrollments counted past an address's quota: one summary entry
+  // per address and window once the window has ended, and at shutdown.
+  const auto write_refusal_summaries = [&store_ref, &enroll_refusals](std::int64_t now) {
+    auto ended = enroll_refusals.TakeEnded(now);
+    if (ended.empty()) return;
+    auto written = store_ref.Write(LocalOrigin("enroll-refusals"), [&](Transaction& tx) {
+      for (const EnrollRefusals::Summary& summary : ended) tx.Audit(summary.ToAuditEvent());
+      return Result<void>{};
+    });
+    if (!written) spdlog::error("recording refused enrollments: {}", written.error().message());
+  };
+  server.Every(std::chrono::seconds(5),
+               [&write_refusal_summaries, &clock] { write_refusal_summaries(clock.Seconds()); });
   delivery.Start();
   auto ran = server.Run();
   delivery.Stop();
+  write_refusal_summaries(std::numeric_limits<std::int64_t>::max());
   (*store)->Close();
   return ran;
 }

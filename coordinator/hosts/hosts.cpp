@@ -7,6 +7,7 @@
 #include "coordinator/common/clock.hpp"
 #include "coordinator/common/digest.hpp"
 #include "coordinator/release/release_plan.hpp"
+#include "coordinator/server/json_input.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -113,20 +114,27 @@ void WriteApps(Transaction& tx, const std::string& host,
 }  // namespace
 
 Result<void> CheckHostName(std::string_view name) {
+  // Quoted back (and recorded, when refused) only as a short excerpt.
+  const std::string shown = SafeExcerpt(name, 64);
   if (name.empty() || name.size() > 64) {
     return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("host name \"{}\" must be 1 to 64 characters", name));
+                fmt::format("host name \"{}\" must be 1 to 64 characters", shown));
   }
   auto is_alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   if (!is_alnum(name.front())) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("host name \"{}\" must start with a lower-case letter or digit", name));
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("host name \"{}\" must start with a lower-case letter or digit", shown));
   }
   for (char c : name) {
     if (!is_alnum(c) && c != '.' && c != '-') {
       return Fail(ErrorCode::kInvalidArgument,
-                  fmt::format("host name \"{}\" may hold only a-z, 0-9, '.' and '-'", name));
+                  fmt::format("host name \"{}\" may hold only a-z, 0-9, '.' and '-'", shown));
     }
+  }
+  // And it is a DNS name: no empty label, none longer than 63.
+  if (auto dns = protocol::CheckDnsName(name); !dns) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("host name: {}", dns.error().message()));
   }
   return {};
 }
@@ -159,12 +167,17 @@ json IssuedEnrollToken::ToJson() const {
 
 Result<IssuedEnrollToken> CreateEnrollToken(Transaction& tx, const EnrollTokenSpec& spec,
                                             UnixSeconds now) {
-  if (spec.uses < 1) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("uses: {} is not a number of uses (1 or more)", spec.uses));
+  if (spec.uses < 1 || spec.uses > kMaxEnrollUses) {
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("uses: {} is not a number of uses (1 to {})", spec.uses, kMaxEnrollUses));
   }
-  if (spec.ttl_seconds < 0) {
-    return Fail(ErrorCode::kInvalidArgument, "ttl: must not be negative");
+  if (spec.ttl_seconds < 0 || spec.ttl_seconds > kMaxEnrollTtlSeconds) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("ttl: {} is not a token life from 0s to {} (an enrollment token is "
+                            "meant to be used soon; make another when it runs out)",
+                            protocol::FormatDuration(spec.ttl_seconds),
+                            protocol::FormatDuration(kMaxEnrollTtlSeconds)));
   }
   if (auto ok = CheckLabels(spec.labels, "labels"); !ok) return std::unexpected(ok.error());
   auto token = RandomHex(32);
@@ -186,23 +199,73 @@ Result<IssuedEnrollToken> CreateEnrollToken(Transaction& tx, const EnrollTokenSp
   return issued;
 }
 
+namespace {
+
+// The credential kept for a repeated enrollment, sealed with the agent's
+// enroll key: hex XOR with SHA-256 of the key (256 random bits the store
+// never holds), so the store alone does not give the credential away.
+std::string SealCredential(std::string_view credential, std::string_view enroll_key) {
+  const std::string pad = Sha256Hex(fmt::format("fabu-enroll-seal:{}", enroll_key));
+  const auto value = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  std::string out(credential.size(), '0');
+  for (std::size_t i = 0; i < credential.size() && i < pad.size(); ++i) {
+    out[i] = "0123456789abcdef"[value(credential[i]) ^ value(pad[i])];
+  }
+  return out;
+}
+
+// The answer of an enrollment that committed, when `request` repeats it: the
+// same token, name and enroll key, the host not removed since and its
+// credential unchanged.
+std::optional<protocol::EnrollResponse> RepeatedEnrollment(soci::session& sql,
+                                                           const protocol::EnrollRequest& request,
+                                                           const std::string& token_hash) {
+  if (request.enroll_key.empty()) return std::nullopt;
+  std::string name = request.name, credential_hash, labels, enroll_token, enroll_key, sealed;
+  int removed = 0;
+  sql << "SELECT credential_sha256, labels, removed, enroll_token_sha256, enroll_key_sha256, "
+         "enroll_sealed FROM hosts WHERE name = :n",
+      soci::use(name), soci::into(credential_hash), soci::into(labels), soci::into(removed),
+      soci::into(enroll_token), soci::into(enroll_key), soci::into(sealed);
+  if (!sql.got_data() || removed != 0 || sealed.empty() || enroll_token != token_hash ||
+      enroll_key != Sha256Hex(request.enroll_key)) {
+    return std::nullopt;
+  }
+  std::string credential = SealCredential(sealed, request.enroll_key);  // XOR undoes itself
+  if (HashToken(credential) != credential_hash) return std::nullopt;
+  return protocol::EnrollResponse{name, std::move(credential), LabelsFrom(labels)};
+}
+
+}  // namespace
+
 Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& origin,
-                                            const protocol::EnrollRequest& request,
-                                            UnixSeconds now) {
+                                            const protocol::EnrollRequest& request, UnixSeconds now,
+                                            EnrollRefusals* refusals) {
   struct Outcome {
     std::optional<Error> refused;
     protocol::EnrollResponse response;
   };
+  // Whatever the caller sent is recorded only as a short excerpt: enrollment
+  // is public (docs/coordinator.md, "The audit trail").
+  const std::string shown_name = SafeExcerpt(request.name, 64);
   AuditOrigin as_host = origin;
-  as_host.actor = "host:" + request.name;
+  as_host.actor = "host:" + shown_name;
   as_host.role = "agent";
   auto outcome = store.Write(as_host, [&](Transaction& tx) -> Result<Outcome> {
     const std::string token_hash = HashToken(request.token);
-    // A refusal is committed with its audit entry, and only that.
+    // A refusal is committed with its audit entry (or counted into a summary
+    // entry when its address sent many: enroll_refusals.hpp), and only that.
     auto refuse = [&](Error error) -> Result<Outcome> {
-      AuditEvent event("host.enroll-refused", "host", request.name);
-      event.detail = {{"reason", error.message()}, {"token", TokenTag(token_hash)}};
-      tx.Audit(event);
+      std::vector<EnrollRefusals::Summary> ended;
+      const bool audit =
+          refusals == nullptr || refusals->Count(origin.source, now, error.message(), ended);
+      for (const EnrollRefusals::Summary& summary : ended) tx.Audit(summary.ToAuditEvent());
+      if (audit) {
+        AuditEvent event("host.enroll-refused", "host", shown_name);
+        event.detail = {{"reason", SafeExcerpt(error.message(), 256)},
+                        {"token", TokenTag(token_hash)}};
+        tx.Audit(event);
+      }
       return Outcome{std::move(error), {}};
     };
     if (auto ok = CheckHostName(request.name); !ok) return refuse(ok.error().WithContext("name"));
@@ -218,6 +281,14 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
       return refuse(Error(ErrorCode::kUnauthenticated,
                           "unknown enrollment token: ask an admin or release manager for one "
                           "(`fabu enroll-token create`)"));
+    }
+    // The retry of an enrollment whose answer was lost: the same answer,
+    // whether or not the token has uses left or has expired since.
+    if (auto again = RepeatedEnrollment(tx.sql(), request, token_hash)) {
+      AuditEvent event("host.enroll-repeated", "host", again->name);
+      event.detail = {{"token", TokenTag(token_hash)}};
+      tx.Audit(event);
+      return Outcome{std::nullopt, std::move(*again)};
     }
     if (uses >= uses_allowed) {
       return refuse(Error(ErrorCode::kPermissionDenied,
@@ -254,18 +325,28 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
     std::string agent_version = request.inventory.agent_version;
     std::string enrolled = tx.clock().Utc();
     long long last_seen = now;
+    std::string enroll_token = token_hash;
+    std::string enroll_key =
+        request.enroll_key.empty() ? std::string() : Sha256Hex(request.enroll_key);
+    std::string sealed = request.enroll_key.empty()
+                             ? std::string()
+                             : SealCredential(*credential, request.enroll_key);
     if (existed) {
       tx.sql() << "UPDATE hosts SET credential_sha256 = :c, labels = :l, inventory = :i, "
                   "agent_version = :v, enrolled = :e, last_seen = :s, removed = 0, "
-                  "removed_at = '', removed_by = '' WHERE name = :n",
+                  "removed_at = '', removed_by = '', enroll_token_sha256 = :t, "
+                  "enroll_key_sha256 = :k, enroll_sealed = :x WHERE name = :n",
           soci::use(credential_hash), soci::use(labels_text), soci::use(inventory),
-          soci::use(agent_version), soci::use(enrolled), soci::use(last_seen), soci::use(name);
+          soci::use(agent_version), soci::use(enrolled), soci::use(last_seen),
+          soci::use(enroll_token), soci::use(enroll_key), soci::use(sealed), soci::use(name);
     } else {
       tx.sql() << "INSERT INTO hosts (name, credential_sha256, labels, inventory, agent_version, "
-                  "enrolled, last_seen, removed, removed_at, removed_by) VALUES (:n, :c, :l, :i, "
-                  ":v, :e, :s, 0, '', '')",
+                  "enrolled, last_seen, removed, removed_at, removed_by, enroll_token_sha256, "
+                  "enroll_key_sha256, enroll_sealed) VALUES (:n, :c, :l, :i, :v, :e, :s, 0, '', "
+                  "'', :t, :k, :x)",
           soci::use(name), soci::use(credential_hash), soci::use(labels_text), soci::use(inventory),
-          soci::use(agent_version), soci::use(enrolled), soci::use(last_seen);
+          soci::use(agent_version), soci::use(enrolled), soci::use(last_seen),
+          soci::use(enroll_token), soci::use(enroll_key), soci::use(sealed);
     }
     WriteApps(tx, name, request.inventory.apps);
     std::string hash = token_hash;

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "coordinator/hosts/enroll_refusals.hpp"
 #include "coordinator/store/store.hpp"
 #include "protocol/agent_api.hpp"
 #include "protocol/error.hpp"
@@ -40,8 +41,12 @@ using LabelSelector = std::vector<std::pair<std::string, std::string>>;
 using protocol::UnixSeconds;
 
 inline constexpr std::int64_t kDefaultEnrollTtlSeconds = 3600;
+// An enrollment token lives at most a year and serves at most this many hosts.
+inline constexpr std::int64_t kMaxEnrollTtlSeconds = std::int64_t{365} * 86400;
+inline constexpr std::int64_t kMaxEnrollUses = 1000000;
 
-// 1-64 of [a-z0-9.-], starting with a letter or digit.
+// 1-64 of [a-z0-9.-], starting with a letter or digit, and a DNS name (no
+// empty label, none over 63). The error quotes at most 64 bytes of `name`.
 Result<void> CheckHostName(std::string_view name);
 // Every key and value as a target selector allows; `path` names the field.
 Result<void> CheckLabels(const Labels& labels, std::string_view path);
@@ -62,17 +67,23 @@ struct IssuedEnrollToken {
   nlohmann::json ToJson() const;
 };
 
-// kInvalidArgument for uses < 1, a negative ttl or bad labels.
+// kInvalidArgument for uses outside 1..kMaxEnrollUses, a ttl outside
+// 0..kMaxEnrollTtlSeconds or bad labels.
 Result<IssuedEnrollToken> CreateEnrollToken(Transaction& tx, const EnrollTokenSpec& spec,
                                             UnixSeconds now);
 
 // Enrolls a host. Refusals (each audited as "host.enroll-refused"):
 // kUnauthenticated for an unknown token, kPermissionDenied for a used or
 // expired one, kAlreadyExists for a name enrolled and not removed,
-// kInvalidArgument for a bad name or labels.
+// kInvalidArgument for a bad name or labels. Refusals record only short
+// excerpts of what was sent; with `refusals`, an address's refusals past its
+// quota are counted into summary entries instead (enroll_refusals.hpp).
+// A request repeating an enrollment that committed (same token, name and
+// enroll_key; host not removed since) gets the same answer again, audited as
+// "host.enroll-repeated"; without an enroll_key there is no such repeat.
 Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& origin,
-                                            const protocol::EnrollRequest& request,
-                                            UnixSeconds now);
+                                            const protocol::EnrollRequest& request, UnixSeconds now,
+                                            EnrollRefusals* refusals = nullptr);
 
 // The name of the host holding `credential`, or kUnauthenticated saying why not.
 Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential);

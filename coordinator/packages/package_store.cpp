@@ -95,6 +95,25 @@ std::vector<StoredPackage> ListPackages(soci::session& sql) {
   return out;
 }
 
+namespace {
+
+// kConflict naming the stored package when another content already has
+// `package`'s name and version.
+Result<void> CheckVersionFree(soci::session& sql, const StoredPackage& package) {
+  std::string other_id;
+  std::string name = package.name, version = package.version, id = package.id;
+  sql << "SELECT id FROM packages WHERE name = :n AND version = :v AND id <> :i "
+         "ORDER BY uploaded LIMIT 1",
+      soci::use(name), soci::use(version), soci::use(id), soci::into(other_id);
+  if (!sql.got_data()) return {};
+  return Fail(ErrorCode::kConflict,
+              fmt::format("{} {} is already stored as package {} with other content; a name and "
+                          "version identify one content: build the change as a new version",
+                          package.name, package.version, other_id));
+}
+
+}  // namespace
+
 Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
                                            const std::vector<std::string>& trusted_keys,
                                            const AuditOrigin& origin,
@@ -122,6 +141,10 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
   auto existing = store.Read([&](soci::session& sql) { return FindPackage(sql, package.id); });
   if (existing) return UploadOutcome{*existing, false};
   if (existing.error().code() != ErrorCode::kNotFound) return std::unexpected(existing.error());
+  // A name and version identify one content: refused before the file moves.
+  auto same_version = store.Read(
+      [&](soci::session& sql) -> Result<void> { return CheckVersionFree(sql, package); });
+  if (!same_version) return std::unexpected(same_version.error());
 
   // The file goes into place first (immutable, durable), then the row: a
   // crash in between leaves a file without a row, which the next upload of
@@ -141,6 +164,9 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
 
   auto inserted = store.Write(origin, [&](Transaction& tx) -> Result<bool> {
     if (FindPackage(tx.sql(), package.id)) return false;  // a concurrent identical upload won
+    // Again inside the transaction: a concurrent upload of other content
+    // with this name and version may have committed since the read above.
+    if (auto ok = CheckVersionFree(tx.sql(), package); !ok) return std::unexpected(ok.error());
     long long size = static_cast<long long>(package.size);
     tx.sql() << "INSERT INTO packages (" << kPackageColumns
              << ") VALUES (:id, :name, :version, :size, :key_id, :manifest, :uploaded, "
@@ -154,7 +180,11 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
     tx.Audit(event);
     return true;
   });
-  if (!inserted) return std::unexpected(inserted.error());
+  if (!inserted) {
+    // The file in place has no row and none will come: a conflict lost the race.
+    if (inserted.error().code() == ErrorCode::kConflict) std::filesystem::remove(final_path, ec);
+    return std::unexpected(inserted.error());
+  }
   if (!*inserted) {
     auto stored = store.Read([&](soci::session& sql) { return FindPackage(sql, package.id); });
     if (!stored) return std::unexpected(stored.error());

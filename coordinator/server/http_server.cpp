@@ -37,6 +37,8 @@
 
 #include "coordinator/common/files.hpp"
 #include "coordinator/server/error_status.hpp"
+#include "coordinator/server/json_input.hpp"
+#include "coordinator/tls/server_ciphers.hpp"
 #include "coordinator/tls/tls_stream.hpp"
 
 namespace fabu::coordinator {
@@ -319,7 +321,7 @@ Result<void> HttpServer::Impl::Run() {
     ssl_.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
                      net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
-    SSL_CTX_set_min_proto_version(ssl_.native_handle(), TLS1_2_VERSION);
+    if (auto ok = UseServerCiphers(ssl_.native_handle()); !ok) return ok;
     // OpenSSL frees a connection's record buffers (~34 KiB) while it is idle:
     // most of our connections are long polls, idle for their whole wait.
     SSL_CTX_set_mode(ssl_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
@@ -581,7 +583,7 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
         response.set(http::field::retry_after, std::to_string(exchange.retry_after->count()));
       }
       response.body() =
-          (exchange.response->text ? *exchange.response->text : exchange.response->body.dump()) +
+          (exchange.response->text ? *exchange.response->text : DumpJson(exchange.response->body)) +
           "\n";
       response.keep_alive(keep_alive);
       response.prepare_payload();
@@ -936,7 +938,7 @@ net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestCo
     error_response.set(http::field::content_type, "application/json");
     error_response.set("X-Request-Id", ctx.request_id);
     if (content_range) error_response.set(http::field::content_range, *content_range);
-    error_response.body() = body.dump() + "\n";
+    error_response.body() = DumpJson(body) + "\n";
     error_response.keep_alive(keep_alive);
     error_response.prepare_payload();
     stream.expires_after(settings_.io_timeout);

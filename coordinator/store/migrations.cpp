@@ -314,6 +314,17 @@ const std::vector<Migration>& AllMigrations() {
            // then goes on with it instead of waiting for the wave's end.
            "ALTER TABLE rollouts ADD COLUMN assigning INTEGER NOT NULL DEFAULT 0",
        }},
+      {11,
+       "hosts: repeatable enrollment",
+       {
+           // What answers the retry of an enrollment whose answer was lost
+           // (hosts.hpp, EnrollHost): the token it used, the SHA-256 of the
+           // agent's enroll key and the credential sealed with that key.
+           // Empty for hosts enrolled without a key (and before this).
+           "ALTER TABLE hosts ADD COLUMN enroll_token_sha256 TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE hosts ADD COLUMN enroll_key_sha256 TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE hosts ADD COLUMN enroll_sealed TEXT NOT NULL DEFAULT ''",
+       }},
   };
   return kMigrations;
 }

@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdint>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -110,6 +112,71 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
     auto r = RunCommand(argv);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return HttpReply{std::atoi(r.out.c_str()), ReadAll(out), ReadAll(headers)};
+  }
+
+  // One HTTPS request whose body is `raw`, sent byte for byte.
+  HttpReply HttpRaw(const std::string& method, const std::string& path, const std::string& token,
+                    const std::string& raw) {
+    const auto file = dir_ / ("raw-" + std::to_string(++requests_));
+    WriteFile(file, raw);
+    const auto out = dir_ / ("reply-" + std::to_string(requests_));
+    std::vector<std::string> argv{"curl",
+                                  "-sS",
+                                  "--noproxy",
+                                  "*",
+                                  "--cacert",
+                                  daemon_->ca().string(),
+                                  "-X",
+                                  method,
+                                  "-o",
+                                  out.string(),
+                                  "-w",
+                                  "%{http_code}",
+                                  "-H",
+                                  "Content-Type: application/json",
+                                  "--data-binary",
+                                  "@" + file.string()};
+    if (!token.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + token});
+    argv.push_back(daemon_->url() + path);
+    auto r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return HttpReply{std::atoi(r.out.c_str()), ReadAll(out), ""};
+  }
+
+  // `count` enrollment POSTs by one curl over one kept-alive connection, the
+  // bodies taken in turn from `bodies`; the statuses answered.
+  std::vector<int> EnrollFlood(const std::vector<std::string>& bodies, int count) {
+    std::ostringstream config;
+    for (int i = 0; i < count; ++i) {
+      const auto file = dir_ / ("flood-" + std::to_string(i % bodies.size()));
+      if (i < static_cast<int>(bodies.size())) WriteFile(file, bodies[i]);
+      config << "url = \"" << daemon_->url() << "/api/v1/agent/enroll\"\n"
+             << "header = \"Content-Type: application/json\"\n"
+             << "data-binary = \"@" << file.string() << "\"\n"
+             << "cacert = \"" << daemon_->ca().string() << "\"\n"
+             << "noproxy = \"*\"\noutput = \"/dev/null\"\n"
+             << "write-out = \"%{http_code}\\n\"\nsilent\n";
+      if (i + 1 < count) config << "next\n";
+    }
+    WriteFile(dir_ / "flood.curl", config.str());
+    auto r =
+        RunCommand({"curl", "-K", (dir_ / "flood.curl").string()}, {}, std::chrono::seconds(600));
+    EXPECT_EQ(r.exit_code, 0) << r.err.substr(0, 500);
+    std::vector<int> statuses;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) statuses.push_back(std::atoi(line.c_str()));
+    return statuses;
+  }
+
+  // Bytes of the store: the database with its WAL and shared memory.
+  std::uintmax_t StoreBytes() {
+    std::uintmax_t total = 0;
+    for (const char* name : {"coordinator.db", "coordinator.db-wal", "coordinator.db-shm"}) {
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(dir_ / "coordinator" / name, ec);
+      if (!ec) total += size;
+    }
+    return total;
   }
 
   std::string NewToken(const std::vector<std::string>& args = {}) {
@@ -330,6 +397,147 @@ TEST_F(AgentApiTest, EnrollmentTokensAreSingleUseExpireAndAreAudited) {
   EXPECT_TRUE(Contains(audit.out, "enroll-token.create"));
   EXPECT_FALSE(Contains(audit.out, token)) << "the token itself must never be recorded";
   EXPECT_EQ(As(admin_, {"audit", "verify"}).exit_code, 0);
+}
+
+// Enrollment is public: a flood of refused enrollments (bad tokens, long
+// names) must not fill the disk through the audit trail.
+TEST_F(AgentApiTest, AFloodOfRefusedEnrollmentsGrowsTheStoreByLittle) {
+  // Measured after a stop both times (the WAL checkpointed into the database).
+  ASSERT_EQ(daemon_->Stop(), 0);
+  const std::uintmax_t before = StoreBytes();
+  Start();
+  json long_name = EnrollRequest(std::string(64, 'b'), std::string(250, 'x'), {});
+  json bad_token = EnrollRequest(std::string(64, 'c'), "web-9", {});
+  json huge = EnrollRequest(std::string(64, 'd'), std::string(200000, 'y'), {});
+  huge["inventory"]["hostname"] = "web-9";
+  long_name["inventory"]["hostname"] = "web-9";
+  const std::vector<std::string> bodies{long_name.dump(), bad_token.dump(), huge.dump()};
+  constexpr int kRequests = 10000;
+  const auto started = Clock::now();
+  const std::vector<int> statuses = EnrollFlood(bodies, kRequests);
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count() /
+      1000.0;
+  ASSERT_EQ(statuses.size(), static_cast<std::size_t>(kRequests));
+  for (int i = 0; i < kRequests; ++i) {
+    const int want = i % 3 == 1 ? 401 : 400;
+    ASSERT_EQ(statuses[i], want) << "request " << i;
+  }
+  // One summary entry per address and minute, written at shutdown at the latest.
+  ASSERT_EQ(daemon_->Stop(), 0);
+  const std::uintmax_t after = StoreBytes();
+  std::cout << "store: " << before << " bytes before " << kRequests << " refused enrollments, "
+            << after << " after (" << seconds << " s)\n";
+  EXPECT_LT(after, before + 1024 * 1024) << "the store grew by " << (after - before) << " bytes";
+  Start();
+
+  auto audit = As(admin_, {"audit", "list", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  const json entries = json::parse(audit.out);
+  int refused = 0;
+  std::int64_t summarized = 0;
+  for (const json& entry : entries) {
+    const std::string text = entry.dump();
+    EXPECT_EQ(text.find(std::string(100, 'x')), std::string::npos) << text.substr(0, 300);
+    if (entry["action"] == "host.enroll-refused") ++refused;
+    if (entry["action"] == "host.enroll-refused-summary") {
+      summarized += entry["detail"]["count"].get<std::int64_t>();
+    }
+  }
+  // Parse-level refusals (the 200,000-byte name) are answered and not
+  // recorded; of the rest, a few are audited one by one, the others counted.
+  const int recorded_kind = kRequests - kRequests / 3;
+  EXPECT_LE(refused, 40) << "refusals audited one by one";
+  EXPECT_GE(refused, 10);
+  EXPECT_EQ(refused + summarized, recorded_kind);
+  EXPECT_EQ(As(admin_, {"audit", "verify"}).exit_code, 0);
+}
+
+// An enrollment whose answer was lost may be retried and gets the same answer.
+TEST_F(AgentApiTest, ARetriedEnrollmentGetsTheSameAnswer) {
+  const std::string token = NewToken({"--labels", "env=production"});
+  json request = EnrollRequest(token, "web-1", {{"site", "gz"}});
+  request["enroll_key"] = std::string(60, 'a') + "0001";
+  auto first = Http("POST", "/api/v1/agent/enroll", "", request);
+  ASSERT_EQ(first.status, 201) << first.body;
+  auto again = Http("POST", "/api/v1/agent/enroll", "", request);
+  ASSERT_EQ(again.status, 201) << again.body;
+  EXPECT_EQ(again.Json(), first.Json());
+  EXPECT_EQ(Poll(again.Json()["credential"].get<std::string>()).status, 200);
+
+  // Anything else with the used token is still refused.
+  json other_name = request;
+  other_name["name"] = "web-2";
+  EXPECT_EQ(Http("POST", "/api/v1/agent/enroll", "", other_name).status, 403);
+  json other_key = request;
+  other_key["enroll_key"] = std::string(60, 'a') + "0002";
+  auto stolen = Http("POST", "/api/v1/agent/enroll", "", other_key);
+  EXPECT_EQ(stolen.status, 403) << stolen.body;
+  EXPECT_FALSE(Contains(stolen.body, first.Json()["credential"].get<std::string>()));
+  json no_key = request;
+  no_key.erase("enroll_key");
+  EXPECT_EQ(Http("POST", "/api/v1/agent/enroll", "", no_key).status, 403);
+  // A token with uses left: another key for the enrolled name is a conflict.
+  const std::string twice = NewToken({"--uses", "2"});
+  json a = EnrollRequest(twice, "db-1", {});
+  a["enroll_key"] = std::string(64, 'b');
+  ASSERT_EQ(Http("POST", "/api/v1/agent/enroll", "", a).status, 201);
+  json b = a;
+  b["enroll_key"] = std::string(64, 'c');
+  EXPECT_EQ(Http("POST", "/api/v1/agent/enroll", "", b).status, 409);
+  EXPECT_EQ(Http("POST", "/api/v1/agent/enroll", "", a).status, 201);
+
+  // Once the host is removed, the retry no longer answers the old credential.
+  ASSERT_EQ(As(admin_, {"host", "remove", "web-1"}).exit_code, 0);
+  EXPECT_EQ(Http("POST", "/api/v1/agent/enroll", "", request).status, 403);
+  auto audit = As(admin_, {"audit", "list", "--json"});
+  EXPECT_TRUE(Contains(audit.out, "host.enroll-repeated"));
+}
+
+// Bytes that are not UTF-8, numbers past any range, durations past any
+// sense: 400 naming the field, with an answer that is itself valid JSON.
+TEST_F(AgentApiTest, MalformedInputGets400NamingTheField) {
+  auto utf8 = HttpRaw("POST", "/api/v1/agent/enroll", "",
+                      "{\"token\": \"x\", \"name\": \"web\xff\xfe-1\"}");
+  EXPECT_EQ(utf8.status, 400) << utf8.body;
+  ASSERT_FALSE(utf8.Json().is_discarded()) << utf8.body;
+  EXPECT_TRUE(Contains(utf8.Json()["error"]["message"].get<std::string>(), "name")) << utf8.body;
+
+  auto overflow = HttpRaw("POST", "/api/v1/enroll-tokens", rm_, R"({"uses": 1e400})");
+  EXPECT_EQ(overflow.status, 400) << overflow.body;
+  EXPECT_TRUE(Contains(overflow.body, "uses")) << overflow.body;
+  auto wraps = HttpRaw("POST", "/api/v1/enroll-tokens", rm_, R"({"uses": 18446744073709551615})");
+  EXPECT_EQ(wraps.status, 400) << wraps.body;
+  EXPECT_TRUE(Contains(wraps.body, "uses")) << wraps.body;
+  auto nested = HttpRaw("POST", "/api/v1/agent/enroll", "",
+                        R"({"inventory": {"apps": [{"name": "a"}, {"cpus": -1e999}]}})");
+  EXPECT_EQ(nested.status, 400) << nested.body;
+  EXPECT_TRUE(Contains(nested.body, "inventory.apps[1].cpus")) << nested.body;
+
+  for (const char* ttl : {"99999999999d", "400d"}) {
+    auto r = As(rm_, {"enroll-token", "create", "--ttl", ttl});
+    EXPECT_NE(r.exit_code, 0) << ttl << ": " << r.out;
+    EXPECT_TRUE(Contains(r.err, "ttl")) << r.err;
+    EXPECT_TRUE(Contains(r.err, "400")) << r.err;
+  }
+  auto year = As(rm_, {"enroll-token", "create", "--ttl", "365d"});
+  EXPECT_EQ(year.exit_code, 0) << year.err;
+}
+
+// The listener offers AEAD suites only under TLS 1.2.
+TEST_F(AgentApiTest, TlsTwelveOffersOnlyAeadSuites) {
+  const std::string target = "127.0.0.1:" + std::to_string(daemon_->port());
+  auto gcm = RunCommand({"openssl", "s_client", "-connect", target, "-tls1_2", "-cipher",
+                         "ECDHE-ECDSA-AES128-GCM-SHA256"},
+                        "Q\n");
+  EXPECT_EQ(gcm.exit_code, 0) << gcm.err;
+  EXPECT_TRUE(Contains(gcm.out, "ECDHE-ECDSA-AES128-GCM-SHA256")) << gcm.out.substr(0, 2000);
+  for (const char* cbc :
+       {"ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA"}) {
+    auto r =
+        RunCommand({"openssl", "s_client", "-connect", target, "-tls1_2", "-cipher", cbc}, "Q\n");
+    EXPECT_NE(r.exit_code, 0) << cbc << " was accepted: " << r.out.substr(0, 2000);
+  }
 }
 
 TEST_F(AgentApiTest, ARemovedHostMayEnrollAgainAndItsOldCredentialDies) {

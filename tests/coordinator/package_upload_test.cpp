@@ -106,6 +106,32 @@ TEST_F(PackageUploadTest, TheSameUploadTwiceIsIdempotent) {
   EXPECT_EQ(uploads, 1);
 }
 
+TEST_F(PackageUploadTest, OtherContentUnderAStoredNameAndVersionIsRefused) {
+  auto first = As(admin_token_, {"package", "upload", package_.string()});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const std::string id = LastLine(first.out);
+
+  // The same name and version, built from other files: another content.
+  WriteFile(dir_ / "app" / "etc" / "app.conf", "port=9090\n");
+  const auto other = dir_ / "other.fabu";
+  auto built = Fabu({"pack", "build", "--name", "app", "--version", "V1.0.0.1", "--from",
+                     (dir_ / "app").string(), "--key", (dir_ / "publisher.key").string(), "--out",
+                     other.string()});
+  ASSERT_EQ(built.exit_code, 0) << built.err;
+  ASSERT_NE(ReadFile(other), ReadFile(package_));
+  auto refused = As(admin_token_, {"package", "upload", other.string()});
+  EXPECT_NE(refused.exit_code, 0) << refused.out;
+  EXPECT_TRUE(Contains(refused.err, "409") || Contains(refused.err, "conflict")) << refused.err;
+  EXPECT_TRUE(Contains(refused.err, id)) << "the message names the stored package: " << refused.err;
+  ExpectStoredPackages(1);
+
+  // The stored content again stays idempotent.
+  auto again = As(admin_token_, {"package", "upload", package_.string()});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(LastLine(again.out), id);
+  ExpectStoredPackages(1);
+}
+
 TEST_F(PackageUploadTest, ATamperedPackageIsRefusedAndNothingKept) {
   std::string bytes = ReadFile(package_);
   bytes[bytes.size() - 2000] ^= 0x20;  // inside the payload, past the signed manifest
