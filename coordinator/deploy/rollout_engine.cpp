@@ -185,9 +185,9 @@ void AdvanceRollback(Transaction& tx, const rel::Release& release, RolloutRow& r
 // What DecideRollout needs, from the rollout's row, its hosts and their
 // deployments. The freeze is looked up for the hosts the decision concerns:
 // the current wave's while it has hosts left to assign, else every target.
-rel::RolloutSnapshot Snapshot(soci::session& sql, const rel::Release& release,
-                              const RolloutRow& row, const std::vector<RolloutHost>& hosts,
-                              const HostDeployments& deployments, UnixSeconds now) {
+// What a snapshot takes from the release and the rollout's row alone.
+rel::RolloutSnapshot SnapshotOf(const rel::Release& release, const RolloutRow& row,
+                                UnixSeconds now) {
   rel::RolloutSnapshot s;
   s.release_id = release.id;
   s.state = release.state;
@@ -201,8 +201,15 @@ rel::RolloutSnapshot Snapshot(soci::session& sql, const rel::Release& release,
   s.accepted_wave = row.accepted_wave;
   s.aborted = row.aborted != 0;
   s.pause_kind = row.pause_kind;
-  s.targets = hosts.size();
   s.now = now;
+  return s;
+}
+
+rel::RolloutSnapshot Snapshot(soci::session& sql, const rel::Release& release,
+                              const RolloutRow& row, const std::vector<RolloutHost>& hosts,
+                              const HostDeployments& deployments, UnixSeconds now) {
+  rel::RolloutSnapshot s = SnapshotOf(release, row, now);
+  s.targets = hosts.size();
   if (row.current_wave >= 0) s.wave = CountWave(hosts, deployments, row.current_wave);
   s.outcome = OutcomeOf(hosts, deployments);
   if (!s.freeze_override) {
@@ -383,21 +390,9 @@ void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds 
     }
     WaveHosts wave = LoadWaveHosts(tx.sql(), release_id, row->current_wave);
     if (wave.assigned.size() < wave.hosts.size()) {
-      rel::RolloutSnapshot snapshot;
-      snapshot.release_id = release->id;
-      snapshot.state = release->state;
-      snapshot.golive = *release->plan.golive;
-      snapshot.window = release->ActiveWindow();
-      snapshot.freeze_override = release->freeze_override.has_value();
-      snapshot.thresholds = row->thresholds;
-      snapshot.current_wave = row->current_wave;
-      snapshot.wave_done_at = row->wave_done_at;
-      snapshot.gates_confirmed = row->gates_confirmed;
-      snapshot.accepted_wave = row->accepted_wave;
-      snapshot.pause_kind = row->pause_kind;
+      rel::RolloutSnapshot snapshot = SnapshotOf(*release, *row, now);
       snapshot.wave.hosts = wave.hosts.size();
       snapshot.wave.assigned = wave.assigned.size();
-      snapshot.now = now;
       if (!release->freeze_override) snapshot.freeze = FreezeOn(tx.sql(), wave.hosts, now);
       const rel::RolloutDecision decision = rel::DecideRollout(snapshot);
       Carry(
