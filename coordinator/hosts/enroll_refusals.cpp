@@ -1,6 +1,6 @@
 #include "coordinator/hosts/enroll_refusals.hpp"
 
-#include "coordinator/server/json_input.hpp"
+#include "coordinator/common/json_input.hpp"
 #include "protocol/timestamp.hpp"
 
 namespace fabu::coordinator {

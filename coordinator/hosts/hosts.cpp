@@ -7,7 +7,7 @@
 #include "coordinator/common/clock.hpp"
 #include "coordinator/common/digest.hpp"
 #include "coordinator/release/release_plan.hpp"
-#include "coordinator/server/json_input.hpp"
+#include "coordinator/common/json_input.hpp"
 
 namespace fabu::coordinator {
 namespace {

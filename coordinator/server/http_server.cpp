@@ -37,7 +37,7 @@
 
 #include "coordinator/common/files.hpp"
 #include "coordinator/server/error_status.hpp"
-#include "coordinator/server/json_input.hpp"
+#include "coordinator/common/json_input.hpp"
 #include "coordinator/tls/server_ciphers.hpp"
 #include "coordinator/tls/tls_stream.hpp"
 
