@@ -89,7 +89,8 @@ class DataDirTest : public ::testing::Test {
     }
     for (const char* file :
          {"coordinator.db", "coordinator.db-wal", "coordinator.db-shm", "config.json", "ca.pem",
-          "ca.key", "server.pem", "server.key", "secret.key", "coordinator.port"}) {
+          "ca.key", "server.pem", "server.key", "secret.key", "coordinator.port",
+          "audit-checkpoint.key", "audit-checkpoint.pub", "audit-checkpoints.jsonl"}) {
       ASSERT_TRUE(fs::exists(data() / file)) << file;
       EXPECT_EQ(ModeOf(data() / file), 0600u) << file;
     }
