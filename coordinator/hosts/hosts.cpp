@@ -6,8 +6,8 @@
 #include "coordinator/auth/users.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/common/digest.hpp"
-#include "coordinator/release/release_plan.hpp"
 #include "coordinator/common/json_input.hpp"
+#include "coordinator/release/release_plan.hpp"
 
 namespace fabu::coordinator {
 namespace {

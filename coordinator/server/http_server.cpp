@@ -36,8 +36,8 @@
 #include <vector>
 
 #include "coordinator/common/files.hpp"
-#include "coordinator/server/error_status.hpp"
 #include "coordinator/common/json_input.hpp"
+#include "coordinator/server/error_status.hpp"
 #include "coordinator/tls/server_ciphers.hpp"
 #include "coordinator/tls/tls_stream.hpp"
 
