@@ -100,7 +100,16 @@ void RegisterCmdbRoutes(Router& router, const ApiContext& api) {
                filter.limit = *limit;
                auto listed = api.store.Read([&](soci::session& sql) -> Result<json> {
                  json items = json::array();
-                 for (const OutboxMessage& m : ListOutbox(sql, filter)) items.push_back(m.ToJson());
+                 for (const OutboxMessage& m : ListOutbox(sql, filter)) {
+                   json item = m.ToJson();
+                   // A delivery's error says whether an address and port
+                   // answered (a webhook target aimed inside the network
+                   // would scan it): its details are for admins only.
+                   if (ctx.user().role != Role::kAdmin && !m.last_error.empty()) {
+                     item["last_error"] = "delivery failed (the details are shown to admins)";
+                   }
+                   items.push_back(std::move(item));
+                 }
                  return items;
                });
                if (!listed) return std::unexpected(listed.error());

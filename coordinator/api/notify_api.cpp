@@ -10,6 +10,7 @@
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/common/json_input.hpp"
+#include "coordinator/common/webhook_allow.hpp"
 #include "coordinator/notify/notices.hpp"
 
 namespace fabu::coordinator {
@@ -44,6 +45,12 @@ Result<NoticeSubscription> SubscriptionFromBody(const json& body, const ApiConte
   }
   s.channel = std::string(webhook ? kChannelWebhook : kChannelEmail);
   s.target = body[webhook ? "webhook" : "email"].get<std::string>();
+  if (webhook) {
+    // Only where config.json's webhook_allow says (docs/coordinator.md).
+    if (auto ok = CheckWebhookTarget(s.target, api.config.webhook_allow); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
   // Nulls count as absent (CheckObject lets them through).
   auto text = [&](const char* name, const std::string& absent) {
     return body.contains(name) && body[name].is_string() ? body[name].get<std::string>() : absent;

@@ -276,6 +276,20 @@ std::vector<AuditEntry> ListAudit(soci::session& sql, const AuditFilter& filter)
   return entries;
 }
 
+std::optional<AuditStatements::Head> ReadAuditHead(soci::session& sql) {
+  auto head = ReadHead(sql);
+  if (!head) return std::nullopt;
+  return AuditStatements::Head{head->seq, head->hash};
+}
+
+std::optional<std::string> AuditHashAt(soci::session& sql, std::int64_t seq) {
+  long long at = seq;
+  std::string hash;
+  sql << "SELECT hash FROM audit_log WHERE seq = :seq", soci::use(at), soci::into(hash);
+  if (!sql.got_data()) return std::nullopt;
+  return hash;
+}
+
 nlohmann::json AuditVerification::ToJson() const {
   nlohmann::json out = {{"intact", intact}, {"count", count}};
   if (broken_seq) {

@@ -7,7 +7,9 @@
 // hash = SHA-256(prev_hash + CanonicalContent()), where the canonical content
 // is the JSON of every other field with sorted keys. A one-row table
 // `audit_head` holds the seq and hash of the last entry, so removing the tail
-// of the log is detected as well as changing or removing any row.
+// of the log is detected as well as changing or removing any row — unless
+// audit_head is rewritten too: what anchors the chain outside the database
+// is the signed checkpoints of audit/checkpoints.hpp (docs/security.md).
 //
 // These functions work on a SOCI session the caller holds (inside a store
 // transaction for AppendAudit: see Store::Write / Transaction::Audit). SOCI
@@ -133,6 +135,12 @@ struct AuditVerification {
 
   nlohmann::json ToJson() const;
 };
+
+// The seq and hash audit_head records (nullopt before the first entry).
+std::optional<AuditStatements::Head> ReadAuditHead(soci::session& sql);
+
+// The stored hash of entry `seq`; nullopt when there is no such entry.
+std::optional<std::string> AuditHashAt(soci::session& sql, std::int64_t seq);
 
 // Walks the whole chain in seq order and checks seq continuity, prev_hash
 // links, each hash, and the head. Streams; memory is flat in the log size.

@@ -111,6 +111,24 @@ std::vector<User> ListUsers(soci::session& sql) {
   return users;
 }
 
+nlohmann::json UsersRoster(soci::session& sql) {
+  nlohmann::json roster = nlohmann::json::object();
+  std::string name;
+  std::string role;
+  std::string token_sha256;
+  int disabled = 0;
+  soci::statement st =
+      (sql.prepare << "SELECT name, role, token_sha256, disabled FROM users ORDER BY name",
+       soci::into(name), soci::into(role), soci::into(token_sha256), soci::into(disabled));
+  st.execute(false);
+  while (st.fetch()) {
+    roster[name] = {{"role", role},
+                    {"disabled", disabled != 0},
+                    {"token", Sha256Hex(token_sha256).substr(0, 16)}};
+  }
+  return roster;
+}
+
 Result<std::string> CreateUser(Transaction& tx, std::string_view name, Role role) {
   if (auto ok = CheckUserName(name); !ok) return std::unexpected(ok.error());
   if (FindUser(tx.sql(), name)) {

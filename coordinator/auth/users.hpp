@@ -78,6 +78,12 @@ Result<User> DisableUser(Transaction& tx, std::string_view name);
 Result<User> FindUser(soci::session& sql, std::string_view name);
 std::vector<User> ListUsers(soci::session& sql);
 
+// Every user as the audit checkpoints record them (audit/checkpoints.hpp),
+// straight from the table: {"name": {"role": R, "disabled": B, "token": T}},
+// T the first 16 hex digits of the SHA-256 of the stored token hash, so a
+// token swapped by hand shows without the checkpoint giving the hash away.
+nlohmann::json UsersRoster(soci::session& sql);
+
 // The enabled user holding `token`, or kUnauthenticated saying why not.
 Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token);
 

@@ -10,6 +10,9 @@
 //   DIR/tmp/               uploads in flight
 //   DIR/coordinator.port   the port `serve` listens on, written once listening
 //   DIR/secret.key         the key sealing secrets in the store (secret_box.hpp)
+//   DIR/audit-checkpoint.key, .pub   the Ed25519 key signing audit checkpoints
+//   DIR/audit-checkpoints.jsonl      signed checkpoints of the audit chain,
+//                                    appended, never written by the store
 //
 // The directory and its subdirectories are 0700, every file in it 0600 (or
 // 0400 when read-only): the daemon runs with umask 077.
@@ -33,6 +36,9 @@ struct DataDir {
   std::filesystem::path tmp() const { return root / "tmp"; }
   std::filesystem::path port_file() const { return root / "coordinator.port"; }
   std::filesystem::path secret_key() const { return root / "secret.key"; }
+  // PREFIX of PREFIX.key / PREFIX.pub (packaging/keys.hpp).
+  std::filesystem::path checkpoint_key_prefix() const { return root / "audit-checkpoint"; }
+  std::filesystem::path checkpoints() const { return root / "audit-checkpoints.jsonl"; }
 };
 
 }  // namespace fabu::coordinator

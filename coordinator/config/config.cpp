@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "coordinator/common/json_input.hpp"
+#include "coordinator/common/webhook_allow.hpp"
 #include "coordinator/release/time_zone.hpp"
 
 namespace fabu::coordinator {
@@ -44,7 +45,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"workers", JsonType::kInteger},
                              {"time_zone", JsonType::kString},
                              {"cmdb", JsonType::kObject},
-                             {"smtp", JsonType::kObject}});
+                             {"smtp", JsonType::kObject},
+                             {"webhook_allow", JsonType::kArray}});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -170,6 +172,26 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
     if (!smtp) return std::unexpected(smtp.error());
     config.smtp = std::move(*smtp);
   }
+  if (json.contains("webhook_allow")) {
+    auto list = StringList(json["webhook_allow"], "webhook_allow");
+    if (!list) return std::unexpected(list.error());
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      if (auto ok = CheckWebhookAllowEntry((*list)[i]); !ok) {
+        return std::unexpected(ok.error().WithContext(fmt::format("webhook_allow[{}]", i)));
+      }
+    }
+    config.webhook_allow = std::move(*list);
+  }
+  // The CMDB's webhook connectors go where the allow-list says, like the
+  // notice subscriptions (docs/coordinator.md "Webhook targets").
+  for (std::size_t i = 0; i < config.cmdb.connectors.size(); ++i) {
+    const ConnectorConfig& c = config.cmdb.connectors[i];
+    if (c.type != "webhook") continue;
+    if (auto ok = CheckWebhookTarget(c.url, config.webhook_allow); !ok) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("cmdb.connectors[{}] ({}): {}", i, c.name, ok.error().message()));
+    }
+  }
   return config;
 }
 
@@ -207,7 +229,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"workers", workers},
           {"time_zone", time_zone},
           {"cmdb", cmdb.ToJson()},
-          {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()}};
+          {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()},
+          {"webhook_allow", webhook_allow}};
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

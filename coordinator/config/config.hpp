@@ -19,7 +19,9 @@
 //     "trusted_keys": [],                         // PEM files beside DIR/trusted/*.pub
 //     "workers": 4,                               // threads for store and hashing work
 //     "time_zone": "Asia/Shanghai",               // IANA zone of report periods
-//     "cmdb": {"connectors": [], "retry": {...}}  // outward CMDB (cmdb/cmdb_config.hpp)
+//     "cmdb": {"connectors": [], "retry": {...}}, // outward CMDB (cmdb/cmdb_config.hpp)
+//     "webhook_allow": ["https://hooks.example.org/"]  // URL prefixes webhooks may go to
+//                                                 // (common/webhook_allow.hpp; empty: none)
 //   }
 //
 // Every field is optional (defaults above); unknown fields are refused with
@@ -60,6 +62,9 @@ struct CoordinatorConfig {
   std::string time_zone = "Asia/Shanghai";  // checked against the system tz database
   CmdbConfig cmdb;
   SmtpConfig smtp;  // e-mail of release notices; url "" when not configured
+  // Prefixes every webhook target (notice subscriptions, CMDB webhook
+  // connectors) must start with; empty: no webhook is allowed.
+  std::vector<std::string> webhook_allow;
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);

@@ -19,6 +19,7 @@
 #include "coordinator/common/files.hpp"
 #include "coordinator/common/secret_box.hpp"
 #include "coordinator/config/config.hpp"
+#include "coordinator/daemon/audit_anchor.hpp"
 #include "coordinator/daemon/listeners.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/hosts/hosts.hpp"
@@ -34,6 +35,9 @@ namespace {
 
 // How often host timeouts are checked: a host times out at most this late.
 constexpr std::chrono::milliseconds kSweepInterval{1000};
+// How often the audit chain's head is checkpointed when it moved
+// (docs/security.md).
+constexpr std::chrono::milliseconds kCheckpointInterval{60'000};
 
 AuditOrigin LocalOrigin(std::string_view command) {
   auto id = RandomHex(8);
@@ -225,6 +229,14 @@ Result<void> Serve(const ServeOptions& options) {
     spdlog::warn("sealed {} webhook secret(s) an older coordinator stored in clear", *sealed);
   }
 
+  // The chain anchored outside the store: a signed checkpoint now, every
+  // minute when the head moved, and at shutdown (docs/security.md).
+  auto checkpoints = CheckpointWriter::Open(data, **store);
+  if (!checkpoints) return std::unexpected(checkpoints.error());
+  if (auto ok = (*checkpoints)->Write("start", true); !ok) {
+    return std::unexpected(ok.error().WithContext("writing the audit checkpoint"));
+  }
+
   // Uploads cut off by a crash are garbage.
   std::error_code ec;
   std::filesystem::create_directories(data.tmp(), ec);
@@ -336,10 +348,19 @@ Result<void> Serve(const ServeOptions& options) {
   };
   server.Every(std::chrono::seconds(5),
                [&write_refusal_summaries, &clock] { write_refusal_summaries(clock.Seconds()); });
+  CheckpointWriter& checkpoint_writer = **checkpoints;
+  server.Every(kCheckpointInterval, [&checkpoint_writer] {
+    if (auto ok = checkpoint_writer.Write("periodic", false); !ok) {
+      spdlog::error("audit checkpoint: {}", ok.error().message());
+    }
+  });
   delivery.Start();
   auto ran = server.Run();
   delivery.Stop();
   write_refusal_summaries(std::numeric_limits<std::int64_t>::max());
+  if (auto ok = checkpoint_writer.Write("shutdown", true); !ok) {
+    spdlog::error("audit checkpoint: {}", ok.error().message());
+  }
   (*store)->Close();
   return ran;
 }

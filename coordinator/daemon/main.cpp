@@ -2,6 +2,7 @@
 //   init --data DIR [--listen HOST:PORT] [--hostname NAME ...]
 //   serve --data DIR [--listen HOST:PORT]
 //   trust add --data DIR PUB
+//   audit verify --data DIR --checkpoint FILE [--key PUB]
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "coordinator/daemon/audit_anchor.hpp"
 #include "coordinator/daemon/daemon.hpp"
 
 int main(int argc, char** argv) {
@@ -69,6 +71,28 @@ int main(int argc, char** argv) {
     auto key_id = fabu::coordinator::TrustAdd(trust_data, trust_key);
     if (!key_id) return fail("trust add", key_id.error());
     std::cout << *key_id << "\n";
+  });
+
+  auto* audit = app.add_subcommand("audit", "The audit trail, read from the data directory");
+  audit->require_subcommand(1);
+  auto* audit_verify = audit->add_subcommand(
+      "verify", "Check the hash chain against signed checkpoints kept outside the store");
+  fabu::coordinator::AnchoredVerifyOptions verify_options;
+  audit_verify->add_option("--data", verify_options.data, "Data directory")->required();
+  audit_verify
+      ->add_option("--checkpoint", verify_options.checkpoints,
+                   "Checkpoint file (DIR/audit-checkpoints.jsonl, or a copy kept off the host)")
+      ->required();
+  audit_verify->add_option("--key", verify_options.public_key,
+                           "Checkpoint public key (default DIR/audit-checkpoint.pub)");
+  audit_verify->callback([&] {
+    auto result = fabu::coordinator::VerifyAnchoredAudit(verify_options);
+    if (!result) return fail("audit verify", result.error());
+    for (const auto& note : result->notes) std::cout << note << "\n";
+    for (const auto& problem : result->problems) {
+      std::cerr << "fabu-coordinator audit verify: " << problem << "\n";
+    }
+    if (!result->ok) exit_code = 1;
   });
 
   try {

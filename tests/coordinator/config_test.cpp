@@ -84,5 +84,41 @@ TEST(ConfigTest, ListenAddresses) {
   EXPECT_FALSE(ParseListenAddress("127.0.0.1:70000"));
 }
 
+TEST(ConfigTest, WebhookAllowEntriesMustEndAfterAHostWithASlash) {
+  auto config = CoordinatorConfig::FromJson(nlohmann::json::parse(
+      R"({"webhook_allow": ["https://hooks.example.org/", "http://127.0.0.1:9000/fabu/"]})"));
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->webhook_allow.size(), 2u);
+  EXPECT_EQ(CoordinatorConfig::FromJson(config->ToJson())->webhook_allow, config->webhook_allow);
+  for (const char* bad : {R"(["https://hooks.example.org"])", R"(["hooks.example.org/"])",
+                          R"(["https:///"])", R"(["https://user@hooks.example.org/"])"}) {
+    auto refused = CoordinatorConfig::FromJson(
+        nlohmann::json::parse(std::string(R"({"webhook_allow": )") + bad + "}"));
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message().find("webhook_allow[0]"), std::string::npos)
+        << refused.error().message();
+  }
+}
+
+TEST(ConfigTest, ACmdbWebhookOutsideWebhookAllowIsRefusedNamingTheKey) {
+  const std::string connectors =
+      R"("cmdb": {"connectors": [{"name": "ops", "type": "webhook",
+                                  "url": "https://hooks.example.org/fabu", "secret": "s"}]})";
+  auto refused = CoordinatorConfig::FromJson(nlohmann::json::parse("{" + connectors + "}"));
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find(
+                "cmdb.connectors[0] (ops): webhook https://hooks.example.org/fabu: not allowed "
+                "by webhook_allow in config.json"),
+            std::string::npos)
+      << refused.error().message();
+  auto allowed = CoordinatorConfig::FromJson(nlohmann::json::parse(
+      "{" + connectors + R"(, "webhook_allow": ["https://hooks.example.org/"]})"));
+  EXPECT_TRUE(allowed) << allowed.error().message();
+  // A longer host is not the allowed one.
+  auto longer = CoordinatorConfig::FromJson(nlohmann::json::parse(
+      "{" + connectors + R"(, "webhook_allow": ["https://hooks.example.org.evil.example/"]})"));
+  EXPECT_FALSE(longer);
+}
+
 }  // namespace
 }  // namespace fabu::coordinator

@@ -328,6 +328,81 @@ TEST_F(CoordinatorTest, AuditVerifyNamesADeletedRow) {
   EXPECT_TRUE(Contains(broken.err, "entry 2 is missing")) << broken.err;
 }
 
+// `fabu-coordinator audit verify` against the data directory and its
+// checkpoint file, as an operator runs it.
+CommandResult VerifyWithCheckpoints(const std::filesystem::path& data) {
+  return RunCommand({CoordinatorBinary(), "audit", "verify", "--data", data.string(),
+                     "--checkpoint", (data / "audit-checkpoints.jsonl").string()});
+}
+
+TEST_F(CoordinatorTest, CheckpointsAreWrittenAtStartAndShutdownAndVerifyWhenUntouched) {
+  AddUser("ann", "viewer");
+  AddUser("bob", "tester");
+  ASSERT_EQ(daemon_->Stop(), 0) << daemon_->log();
+  EXPECT_TRUE(Contains(daemon_->log(), "audit checkpoint {")) << daemon_->log();
+  const auto file = data() / "audit-checkpoints.jsonl";
+  ASSERT_TRUE(std::filesystem::exists(file));
+  EXPECT_EQ(std::filesystem::status(file).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_TRUE(std::filesystem::exists(data() / "audit-checkpoint.key"));
+  const std::string lines = ReadFile(file);
+  EXPECT_TRUE(Contains(lines, R"("reason":"start")")) << lines;
+  EXPECT_TRUE(Contains(lines, R"("reason":"shutdown","seq":4)")) << lines;
+
+  auto ok = VerifyWithCheckpoints(data());
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_TRUE(Contains(ok.out, "audit trail intact: 4 entries")) << ok.out;
+  EXPECT_TRUE(Contains(ok.out, "2 checkpoint(s) match the chain")) << ok.out;
+  EXPECT_TRUE(Contains(ok.out, "users and roles match")) << ok.out;
+}
+
+TEST_F(CoordinatorTest, ATailCutWithItsHeadRewrittenIsNamedByTheCheckpoint) {
+  AddUser("ann", "viewer");
+  AddUser("bob", "tester");
+  ASSERT_EQ(daemon_->Stop(), 0) << daemon_->log();  // checkpoint: entry 4
+  // Cut entries 3 and 4 and point audit_head at entry 2, in one statement
+  // each, as someone holding the database file would.
+  TamperWith(data() / "coordinator.db", "DELETE FROM audit_log WHERE seq > 2");
+  TamperWith(data() / "coordinator.db",
+             "UPDATE audit_head SET seq = 2, hash = (SELECT hash FROM audit_log WHERE seq = 2)");
+  Start();
+  // The chain alone cannot tell.
+  auto chain_only = AsAdmin({"audit", "verify"});
+  EXPECT_EQ(chain_only.exit_code, 0) << chain_only.err;
+  ASSERT_EQ(daemon_->Stop(), 0) << daemon_->log();
+
+  auto cut = VerifyWithCheckpoints(data());
+  EXPECT_EQ(cut.exit_code, 1) << cut.out;
+  EXPECT_TRUE(Contains(cut.err, "checkpoint on line 2")) << cut.err;
+  EXPECT_TRUE(Contains(cut.err, "shutdown, entry 4) no longer matches: the trail ends at entry 2"))
+      << cut.err;
+  EXPECT_TRUE(Contains(cut.err, "the trail was cut or rewritten after entry 2")) << cut.err;
+}
+
+TEST_F(CoordinatorTest, ARoleChangedBySqlIsNamedByTheCheckpoint) {
+  AddUser("ann", "viewer");
+  ASSERT_EQ(daemon_->Stop(), 0) << daemon_->log();
+  TamperWith(data() / "coordinator.db", "UPDATE users SET role = 'admin' WHERE name = 'ann'");
+
+  auto changed = VerifyWithCheckpoints(data());
+  EXPECT_EQ(changed.exit_code, 1) << changed.out;
+  EXPECT_TRUE(Contains(changed.err, "the audit trail does not record it: ann: viewer -> admin"))
+      << changed.err;
+}
+
+TEST_F(CoordinatorTest, AnAlteredCheckpointLineIsRefused) {
+  ASSERT_EQ(daemon_->Stop(), 0) << daemon_->log();
+  const auto file = data() / "audit-checkpoints.jsonl";
+  std::string lines = ReadFile(file);
+  const auto at = lines.find(R"("seq":2)");
+  ASSERT_NE(at, std::string::npos) << lines;
+  lines.replace(at, 7, R"("seq":1)");
+  WriteFile(file, lines);
+  auto forged = VerifyWithCheckpoints(data());
+  EXPECT_EQ(forged.exit_code, 1) << forged.out;
+  EXPECT_TRUE(Contains(forged.err, "signature does not match its content")) << forged.err;
+}
+
 TEST_F(CoordinatorTest, SigtermExitsCleanly) {
   AddUser("ann", "viewer");
   EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();

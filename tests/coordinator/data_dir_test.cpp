@@ -76,6 +76,16 @@ class DataDirTest : public ::testing::Test {
 
   fs::path data() const { return dir_ / "coordinator"; }
 
+  // Lets webhooks go to https://hooks.example/ (config.json's webhook_allow).
+  void AllowHooks() {
+    std::string config = ReadFile(data() / "config.json");
+    const std::string empty = "\"webhook_allow\": []";
+    ASSERT_TRUE(Contains(config, empty)) << config;
+    config.replace(config.find(empty), empty.size(),
+                   "\"webhook_allow\": [\"https://hooks.example/\"]");
+    WriteFile(data() / "config.json", config);
+  }
+
   void Start() {
     daemon_ = std::make_unique<CoordinatorProcess>(data());
     ASSERT_TRUE(daemon_->started()) << daemon_->log();
@@ -89,7 +99,8 @@ class DataDirTest : public ::testing::Test {
     }
     for (const char* file :
          {"coordinator.db", "coordinator.db-wal", "coordinator.db-shm", "config.json", "ca.pem",
-          "ca.key", "server.pem", "server.key", "secret.key", "coordinator.port"}) {
+          "ca.key", "server.pem", "server.key", "secret.key", "coordinator.port",
+          "audit-checkpoint.key", "audit-checkpoint.pub", "audit-checkpoints.jsonl"}) {
       ASSERT_TRUE(fs::exists(data() / file)) << file;
       EXPECT_EQ(ModeOf(data() / file), 0600u) << file;
     }
@@ -132,6 +143,7 @@ TEST_F(DataDirTest, WhatAnOlderCoordinatorLeftOpenIsTightenedAtStart) {
 // or after the daemon stops (the webhook's HMAC is checked end to end in
 // tests/e2e/notify_e2e_test.cpp).
 TEST_F(DataDirTest, AWebhookSecretIsStoredSealed) {
+  ASSERT_NO_FATAL_FAILURE(AllowHooks());
   ASSERT_NO_FATAL_FAILURE(Start());
   const std::string secret = "Zq7-webhook-hmac-secret-3f9";
   auto added = FabuAs(*daemon_, admin_token_,
@@ -151,6 +163,7 @@ TEST_F(DataDirTest, AWebhookSecretIsStoredSealed) {
 // start, and gone from the file; a data directory whose key was lost
 // refuses to start rather than make a new one.
 TEST_F(DataDirTest, ClearSecretsAreSealedOnTheFirstStart) {
+  ASSERT_NO_FATAL_FAILURE(AllowHooks());
   ASSERT_NO_FATAL_FAILURE(Start());
   auto added = FabuAs(*daemon_, admin_token_,
                       {"notify", "add", "--events", "scheduled", "--webhook",

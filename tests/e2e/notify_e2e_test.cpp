@@ -56,10 +56,18 @@ TEST_F(NotifyE2eTest, AWebhookAndAMailboxDownThenUpGetEachNoticeOnce) {
   ASSERT_NO_FATAL_FAILURE(Configure(
       {{"smtp",
         {{"url", "smtp://127.0.0.1:" + std::to_string(smtp_port)}, {"from", "fabu@example.com"}}},
-       {"cmdb", {{"retry", {{"initial_seconds", 1}, {"max_seconds", 2}}}}}}));
+       {"cmdb", {{"retry", {{"initial_seconds", 1}, {"max_seconds", 2}}}}},
+       {"webhook_allow", {hook.url("/notices/")}}}));
+
+  // A target outside webhook_allow is refused, naming the key.
+  auto outside =
+      As(rm_, {"notify", "add", "--events", "scheduled", "--webhook", "http://127.0.0.1:1/admin"});
+  EXPECT_NE(outside.exit_code, 0);
+  EXPECT_NE(outside.err.find("not allowed by webhook_allow in config.json"), std::string::npos)
+      << outside.err;
 
   auto added = As(rm_, {"notify", "add", "--events", "scheduled,started,completed", "--webhook",
-                        hook.url("/notices"), "--secret", "n0tice-key"});
+                        hook.url("/notices/"), "--secret", "n0tice-key"});
   ASSERT_EQ(added.exit_code, 0) << added.err;
   EXPECT_EQ(added.out, "N-1\n");
   added = As(rm_, {"notify", "add", "--events", "scheduled", "--email", "ops@example.com", "--tz",
