@@ -566,5 +566,19 @@ TEST_F(ReleaseFlowTest, VerbsThatEndOrReverseNeedAReasonShownInTheRecords) {
   EXPECT_TRUE(Contains(report.out, "superseded by V1.3.0.13")) << report.out;
 }
 
+TEST_F(ReleaseFlowTest, AnEmailSubscriptionNeedsAnSmtpServer) {
+  // This coordinator's config.json has no "smtp": the notices could never be sent.
+  auto r = As(rm_, {"notify", "add", "--events", "scheduled", "--email", "ops@example.com"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err,
+                       "email: this coordinator has no SMTP server to send e-mail through; set "
+                       "\"smtp\" (at least smtp.url and smtp.from) in config.json and restart "
+                       "it, or subscribe a webhook"))
+      << r.err;
+  auto list = As(viewer_, {"notify", "list", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_TRUE(json::parse(list.out)["subscriptions"].empty()) << list.out;
+}
+
 }  // namespace
 }  // namespace fabu::testing
