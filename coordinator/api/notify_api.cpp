@@ -43,6 +43,13 @@ Result<NoticeSubscription> SubscriptionFromBody(const json& body, const ApiConte
   if (webhook == email) {
     return Fail(ErrorCode::kInvalidArgument, "webhook, email: give exactly one of them");
   }
+  if (email && api.config.smtp.url.empty()) {
+    // A notice that can never be sent would wait in the outbox forever.
+    return Fail(ErrorCode::kFailedPrecondition,
+                "email: this coordinator has no SMTP server to send e-mail through; set "
+                "\"smtp\" (at least smtp.url and smtp.from) in config.json and restart it, or "
+                "subscribe a webhook");
+  }
   s.channel = std::string(webhook ? kChannelWebhook : kChannelEmail);
   s.target = body[webhook ? "webhook" : "email"].get<std::string>();
   if (webhook) {

@@ -7,12 +7,14 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <map>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/cmdb/upgrade_export.hpp"
 #include "coordinator/common/json_input.hpp"
+#include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/notify/notices.hpp"
 #include "coordinator/packages/package_store.hpp"
@@ -72,6 +74,28 @@ Result<rel::ReleasePlan> PlanFromBody(const RequestContext& ctx, const ApiContex
 std::string CommentOf(const json& body) {
   auto it = body.find("comment");
   return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// The test deployment of this review round a tester reports on: the latest
+// deployment of each test host made since the round's submit (procedure
+// §6.2.3). Empty when the round has none.
+rel::TestRun TestRunOf(soci::session& sql, const rel::Release& release) {
+  rel::TestRun run;
+  if (!rel::LatestTestDeployment(release)) return run;
+  const rel::UnixSeconds since = rel::ReviewRoundStart(release);
+  std::map<std::string, DeploymentRecord> latest;  // by host; ids grow with time
+  for (DeploymentRecord& d : ListDeployments(sql, release.id)) {
+    if (d.environment != kTestEnvironment || d.created < since) continue;
+    auto it = latest.find(d.host);
+    if (it == latest.end() || it->second.created <= d.created) latest[d.host] = std::move(d);
+  }
+  for (const auto& [host, d] : latest) {
+    run.deployments.push_back(d.id);
+    if (!d.final || d.result != kResultSucceeded) {
+      run.not_succeeded.push_back(fmt::format("{} ({})", host, d.final ? d.result : d.step));
+    }
+  }
+  return run;
 }
 
 // Applies `step` to release `id` in one transaction and audits it as `action`.
@@ -246,8 +270,14 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                                if (auto ok = CheckPackagesStored(sql, r.plan); !ok) {
                                  return std::unexpected(ok.error());
                                }
-                               return rel::SubmitRelease(r, a, at,
-                                                         LastReleasedVersion(sql, r.plan.product));
+                               std::vector<rel::PackageIdentity> packages;
+                               for (const std::string& package_id : r.plan.packages) {
+                                 auto p = FindPackage(sql, package_id);
+                                 if (!p) return std::unexpected(p.error());
+                                 packages.push_back({p->id, p->name, p->version});
+                               }
+                               return rel::SubmitRelease(
+                                   r, a, at, LastReleasedVersion(sql, r.plan.product), packages);
                              });
              });
 
@@ -292,9 +322,10 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                return Mutate(api, ctx, "test-report",
                              {{"result", rel::TestResultName(*result)},
                               {"report_sha256", ObjectDigest(json(report))}},
-                             [&](soci::session&, const rel::Release& r, const rel::Actor& a,
+                             [&](soci::session& sql, const rel::Release& r, const rel::Actor& a,
                                  rel::UnixSeconds at) {
-                               return rel::FileTestReport(r, a, at, *result, report);
+                               return rel::FileTestReport(r, a, at, *result, report,
+                                                          TestRunOf(sql, r));
                              });
              });
 

@@ -226,7 +226,7 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
       {"reject", "Reject back to draft, saying why (approver)", "--comment", true},
       {"approve-golive", "Approve a go-live plan set after approval (approver)", "--comment",
        false},
-      {"cancel", "Cancel a release before deployment", "--reason", false},
+      {"cancel", "Cancel a release before deployment, saying why", "--reason", true},
   };
   for (const Verb& verb : kVerbs) {
     auto args = std::make_shared<VerbArgs>();

@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --fabu-version exit 0; every usage error exits 2 (README.md).
+    return app.exit(e) == 0 ? 0 : 2;
   }
   return exit_code;
 }

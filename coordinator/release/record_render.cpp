@@ -113,6 +113,7 @@ const std::map<std::string_view, Terms, std::less<>>& LabelTable() {
       {"tests", {"Test reports", "测试报告"}},
       {"author", {"Tester", "测试人员"}},
       {"round", {"Review round", "评审轮次"}},
+      {"test_deployment", {"Test deployment", "测试部署"}},
       {"acceptance", {"Acceptance", "测试验收"}},
       {"accepted_by", {"Accepted by", "验收人"}},
       {"waive_reason", {"Test waived (emergency)", "紧急发布免测试"}},

@@ -67,6 +67,12 @@ Result<Release> ReleaseFromJson(const json& j, const PlanParseOptions& options) 
       report.at = TimeOf(t.at("at"));
       report.text = t.at("text").get<std::string>();
       report.round = t.at("round").get<int>();
+      // Absent in reports filed before test reports named their deployment.
+      if (auto it = t.find("test_deployed_at"); it != t.end())
+        report.test_deployed_at = TimeOf(*it);
+      if (auto it = t.find("deployments"); it != t.end()) {
+        report.deployments = it->get<std::vector<std::string>>();
+      }
       r.test_reports.push_back(std::move(report));
     }
     r.test_waived_ever = j.at("test_waived_ever").get<bool>();
@@ -163,7 +169,9 @@ json ReleaseToJson(const Release& release) {
                            {"author", report.author},
                            {"at", TimeJson(report.at)},
                            {"text", report.text},
-                           {"round", report.round}});
+                           {"round", report.round},
+                           {"test_deployed_at", TimeJson(report.test_deployed_at)},
+                           {"deployments", report.deployments}});
   }
   json history = json::array();
   for (const HistoryEntry& entry : release.history) {

@@ -253,11 +253,15 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
 json TestReportJson(const Release& r) {
   json reports = json::array();
   for (const TestReport& t : r.test_reports) {
-    reports.push_back({{"result", TestResultName(t.result)},
-                       {"author", t.author},
-                       {"at_utc", FormatRfc3339Utc(t.at)},
-                       {"round", t.round},
-                       {"text", t.text}});
+    reports.push_back(
+        {{"result", TestResultName(t.result)},
+         {"author", t.author},
+         {"at_utc", FormatRfc3339Utc(t.at)},
+         {"round", t.round},
+         {"test_deployed_at_utc",
+          t.test_deployed_at == 0 ? json(nullptr) : json(FormatRfc3339Utc(t.test_deployed_at))},
+         {"deployments", t.deployments},
+         {"text", t.text}});
   }
   json acceptance = nullptr;
   if (r.acceptance) {
@@ -290,9 +294,15 @@ Result<std::string> RenderTestReport(const Release& r, RecordFormat format, Lang
   doc.Heading("tests", "tests");
   if (r.test_reports.empty()) doc.Para(L(lang, "none"));
   for (const TestReport& t : r.test_reports) {
-    doc.Table({L(lang, "result"), L(lang, "author"), L(lang, "time"), L(lang, "round")},
+    std::string tested = "—";
+    if (!t.deployments.empty()) {
+      tested = zone.FormatLocal(t.test_deployed_at) + ":";
+      for (const std::string& d : t.deployments) tested += " " + d;
+    }
+    doc.Table({L(lang, "result"), L(lang, "author"), L(lang, "time"), L(lang, "round"),
+               L(lang, "test_deployment")},
               {{std::string(TestResultName(t.result)), t.author, zone.FormatLocal(t.at),
-                std::to_string(t.round)}});
+                std::to_string(t.round), tested}});
     doc.Block(t.text);
   }
   doc.Heading("acceptance", "acceptance");

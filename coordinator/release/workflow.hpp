@@ -152,6 +152,10 @@ struct TestReport {
   UnixSeconds at = 0;
   std::string text;  // the report (Markdown)
   int round = 0;     // the review round the tested content belongs to
+  // The test deployment it reports on (procedure §6.2.3): when it was made
+  // (its history entry; 0: none) and its deployments, the latest per test host.
+  UnixSeconds test_deployed_at = 0;
+  std::vector<std::string> deployments;
   friend bool operator==(const TestReport&, const TestReport&) = default;
 };
 
@@ -250,11 +254,31 @@ Result<Release> UpdateRelease(const Release& release, const Actor& actor, UnixSe
 Result<Release> SetGoLive(const Release& release, const Actor& actor, UnixSeconds at,
                           GoLivePlan golive);
 
+// What a stored package carries, as its signed manifest says.
+struct PackageIdentity {
+  std::string id;  // SHA-256 hex
+  std::string name;
+  std::string version;
+};
+
 // draft -> in_review (owner or admin). Guards: CheckSubmittable; the owner is
 // not a reviewer; the version follows `last_released` (the last released
-// version of the same product, if any) by the version policy.
+// version of the same product, if any) by the version policy; every package
+// in `packages` (those the plan names, in its order) carries the plan's
+// product as its name and the plan's version (procedure §1.1, §6.1.3).
 Result<Release> SubmitRelease(const Release& release, const Actor& actor, UnixSeconds at,
-                              const std::optional<protocol::Version>& last_released);
+                              const std::optional<protocol::Version>& last_released,
+                              const std::vector<PackageIdentity>& packages = {});
+
+// The packages of `packages` that do not carry `plan`'s product and version,
+// one problem each ("packages[i]: ..."); empty when all do.
+std::vector<std::string> PackageMismatches(const ReleasePlan& plan,
+                                           const std::vector<PackageIdentity>& packages);
+
+// Refuses a go-live window that has already ended at `at` (procedure §6.2.4):
+// `verb` says what was refused ("set the go-live plan of release R-1").
+Result<void> CheckWindowNotEnded(std::string_view verb, const MaintenanceWindow& window,
+                                 UnixSeconds at);
 
 // A listed reviewer with role approver, never the owner, approves in
 // in_review. The last approval moves it to approved and freezes the content digest.
@@ -265,9 +289,24 @@ Result<Release> ApproveRelease(const Release& release, const Actor& actor, UnixS
 Result<Release> RejectRelease(const Release& release, const Actor& actor, UnixSeconds at,
                               std::string comment);
 
-// A tester files a report: approved|testing -> testing.
+// The test deployment of the approved content a tester reports on, as the
+// store saw it: the latest deployment of each test host made in this review
+// round (procedure §6.2.3).
+struct TestRun {
+  std::vector<std::string> deployments;    // ids, one per test host
+  std::vector<std::string> not_succeeded;  // "host (step)" of each host not final and succeeded
+};
+
+// When this review round began (its submit), and when its latest test
+// deployment was made; nullopt when it had none.
+UnixSeconds ReviewRoundStart(const Release& release);
+std::optional<UnixSeconds> LatestTestDeployment(const Release& release);
+
+// A tester files a report: approved|testing -> testing. A passed report
+// needs `run`, a test deployment of this review round that succeeded on
+// every test host; the report records it.
 Result<Release> FileTestReport(const Release& release, const Actor& actor, UnixSeconds at,
-                               TestResult result, std::string text);
+                               TestResult result, std::string text, const TestRun& run = {});
 
 struct AcceptOptions {
   bool waive_test = false;  // category emergency only, with a reason
@@ -276,8 +315,8 @@ struct AcceptOptions {
 };
 
 // An approver accepts: testing -> accepted with the latest report of this
-// review round passed; or, waiving the test, approved|testing -> accepted for
-// category emergency.
+// review round passed and reporting on the latest test deployment; or, waiving the test,
+// approved|testing -> accepted for category emergency.
 Result<Release> AcceptRelease(const Release& release, const Actor& actor, UnixSeconds at,
                               const AcceptOptions& options);
 
@@ -291,7 +330,8 @@ Result<Release> ApproveGoLive(const Release& release, const Actor& actor, UnixSe
 Result<Release> ScheduleRelease(const Release& release, const Actor& actor, UnixSeconds at);
 
 // Any state before deploying -> cancelled, close code cancelled (owner, a
-// release_manager or an admin).
+// release_manager or an admin). The reason is required and kept as the
+// history note.
 Result<Release> CancelRelease(const Release& release, const Actor& actor, UnixSeconds at,
                               std::string reason);
 

@@ -145,6 +145,16 @@ inline Result<void> CheckListedReviewer(Action action, const Release& release, c
                           actor.name, release.id, ActionName(action), names));
 }
 
+// Verbs that end or reverse something (cancel, pause, abort, rollback,
+// override-freeze, a waived test) say why; the reason is the history note,
+// so the audit trail and the release report show it (docs/api.md).
+inline Result<void> NeedReason(Action action, std::string_view reason) {
+  if (!IsBlank(reason)) return {};
+  return Fail(ErrorCode::kInvalidArgument,
+              fmt::format("{} needs a reason: say why (\"reason\" in the API, --reason in fabu)",
+                          ActionName(action)));
+}
+
 // Appends a history entry and moves the release to `to`.
 inline void Record(Release& release, Action action, const Actor& actor, UnixSeconds at,
                    ReleaseState to, std::string note = {}) {

@@ -21,6 +21,13 @@ Result<Release> CreateRelease(std::string id, const Actor& actor, UnixSeconds at
                               ReleasePlan plan) {
   if (auto role = CheckRole(Action::kCreate, actor); !role) return std::unexpected(role.error());
   if (id.empty()) return Fail(ErrorCode::kInvalidArgument, "a release needs an id");
+  if (plan.golive) {
+    if (auto ok =
+            CheckWindowNotEnded(fmt::format("create release {}", id), plan.golive->window, at);
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
   Release release;
   release.id = std::move(id);
   release.owner = actor.name;
@@ -42,6 +49,14 @@ Result<Release> ReplacePlan(Action action, const Release& release, const Actor& 
     return std::unexpected(ok.error());
   }
   if (plan == release.plan) return release;  // nothing changed, nothing to record
+  if (plan.golive) {
+    const std::string verb = action == Action::kSetGoLive
+                                 ? fmt::format("set the go-live plan of release {}", release.id)
+                                 : fmt::format("update release {}", release.id);
+    if (auto ok = CheckWindowNotEnded(verb, plan.golive->window, at); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
 
   auto old_content = ContentDigest(release.plan);
   if (!old_content) return std::unexpected(old_content.error());
@@ -84,6 +99,29 @@ Result<Release> ReplacePlan(Action action, const Release& release, const Actor& 
 
 }  // namespace
 
+Result<void> CheckWindowNotEnded(std::string_view verb, const MaintenanceWindow& window,
+                                 UnixSeconds at) {
+  if (at < window.end.seconds) return {};
+  return Fail(ErrorCode::kFailedPrecondition,
+              fmt::format("cannot {}: its go-live window ended at {} (now {}); set a window that "
+                          "has not ended (procedure §6.2.4)",
+                          verb, window.end.text, FormatRfc3339Utc(at)));
+}
+
+std::vector<std::string> PackageMismatches(const ReleasePlan& plan,
+                                           const std::vector<PackageIdentity>& packages) {
+  std::vector<std::string> problems;
+  const std::string wanted = plan.version.ToString();
+  for (std::size_t i = 0; i < packages.size(); ++i) {
+    const PackageIdentity& p = packages[i];
+    if (p.name == plan.product && p.version == wanted) continue;
+    problems.push_back(
+        fmt::format("packages[{}]: package {} carries {} {}, but the plan releases {} {}", i,
+                    p.id.substr(0, 12), p.name, p.version, plan.product, wanted));
+  }
+  return problems;
+}
+
 Result<Release> UpdateRelease(const Release& release, const Actor& actor, UnixSeconds at,
                               ReleasePlan plan) {
   return ReplacePlan(Action::kUpdate, release, actor, at, std::move(plan));
@@ -97,7 +135,8 @@ Result<Release> SetGoLive(const Release& release, const Actor& actor, UnixSecond
 }
 
 Result<Release> SubmitRelease(const Release& release, const Actor& actor, UnixSeconds at,
-                              const std::optional<protocol::Version>& last_released) {
+                              const std::optional<protocol::Version>& last_released,
+                              const std::vector<PackageIdentity>& packages) {
   if (auto ok = CheckAllowed(Action::kSubmit, release, actor); !ok) {
     return std::unexpected(ok.error());
   }
@@ -118,6 +157,9 @@ Result<Release> SubmitRelease(const Release& release, const Actor& actor, UnixSe
                                      follows.error().message(), release.plan.product,
                                      last_released->ToString()));
     }
+  }
+  for (std::string& problem : PackageMismatches(release.plan, packages)) {
+    problems.push_back(std::move(problem));
   }
   if (!problems.empty()) {
     std::string message = fmt::format("cannot submit release {}: ", release.id);
@@ -197,8 +239,23 @@ Result<Release> RejectRelease(const Release& release, const Actor& actor, UnixSe
   return next;
 }
 
+UnixSeconds ReviewRoundStart(const Release& release) {
+  for (auto it = release.history.rbegin(); it != release.history.rend(); ++it) {
+    if (it->action == Action::kSubmit) return it->at;
+  }
+  return 0;
+}
+
+std::optional<UnixSeconds> LatestTestDeployment(const Release& release) {
+  for (auto it = release.history.rbegin(); it != release.history.rend(); ++it) {
+    if (it->action == Action::kSubmit) return std::nullopt;
+    if (it->action == Action::kTestDeploy) return it->at;
+  }
+  return std::nullopt;
+}
+
 Result<Release> FileTestReport(const Release& release, const Actor& actor, UnixSeconds at,
-                               TestResult result, std::string text) {
+                               TestResult result, std::string text, const TestRun& run) {
   if (auto ok = CheckAllowed(Action::kTestReport, release, actor); !ok) {
     return std::unexpected(ok.error());
   }
@@ -206,11 +263,36 @@ Result<Release> FileTestReport(const Release& release, const Actor& actor, UnixS
     return Fail(ErrorCode::kInvalidArgument,
                 "a test report needs its text (--file REPORT.md): what was tested and how");
   }
+  const std::optional<UnixSeconds> deployed = LatestTestDeployment(release);
+  const bool tested = deployed.has_value() && !run.deployments.empty();
+  if (result == TestResult::kPassed && !tested) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot file a passed test report for release {}: its approved "
+                            "content was never deployed to the test hosts; run `fabu release "
+                            "test {}` first (procedure §6.2.3)",
+                            release.id, release.id));
+  }
+  if (result == TestResult::kPassed && !run.not_succeeded.empty()) {
+    std::string hosts;
+    for (const std::string& h : run.not_succeeded) hosts += (hosts.empty() ? "" : ", ") + h;
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot file a passed test report for release {}: the test "
+                            "deployment of {} has not succeeded on every test host ({}); wait "
+                            "for it, deploy again, or file a failed report",
+                            release.id, FormatRfc3339Utc(*deployed), hosts));
+  }
   Release next = release;
-  next.test_reports.push_back(
-      TestReport{result, actor.name, at, std::move(text), release.review_round});
-  Record(next, Action::kTestReport, actor, at, S::kTesting,
-         fmt::format("test {}", TestResultName(result)));
+  TestReport report{result, actor.name, at, std::move(text), release.review_round, 0, {}};
+  std::string note = fmt::format("test {}", TestResultName(result));
+  if (tested) {
+    report.test_deployed_at = *deployed;
+    report.deployments = run.deployments;
+    std::string ids;
+    for (const std::string& d : run.deployments) ids += (ids.empty() ? "" : ", ") + d;
+    note += fmt::format(" (test deployment of {}: {})", FormatRfc3339Utc(*deployed), ids);
+  }
+  next.test_reports.push_back(std::move(report));
+  Record(next, Action::kTestReport, actor, at, S::kTesting, std::move(note));
   return next;
 }
 
@@ -250,6 +332,22 @@ Result<Release> AcceptRelease(const Release& release, const Actor& actor, UnixSe
                             "failed; a tester must file a passed one first",
                             release.id, latest->author, FormatRfc3339Utc(latest->at)));
   }
+  if (latest->deployments.empty()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot accept release {}: the passed test report (by {} at {}) "
+                            "names no test deployment of the approved content; run `fabu release "
+                            "test {}`, then a tester reports on it (procedure §6.2.3)",
+                            release.id, latest->author, FormatRfc3339Utc(latest->at), release.id));
+  }
+  if (const auto deployed = LatestTestDeployment(release);
+      deployed && *deployed != latest->test_deployed_at) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("cannot accept release {}: it was deployed to the test hosts again at "
+                            "{}, after the test deployment the latest report covers ({}); a "
+                            "tester must report on the new one",
+                            release.id, FormatRfc3339Utc(*deployed),
+                            FormatRfc3339Utc(latest->test_deployed_at)));
+  }
   next.acceptance = Acceptance{actor.name, at, false, "", options.comment};
   Record(next, Action::kAccept, actor, at, S::kAccepted);
   return next;
@@ -272,6 +370,12 @@ Result<Release> ApproveGoLive(const Release& release, const Actor& actor, UnixSe
   if (release.golive_approved) {
     return Fail(ErrorCode::kConflict,
                 fmt::format("the go-live plan of release {} is already approved", release.id));
+  }
+  if (auto ok =
+          CheckWindowNotEnded(fmt::format("approve the go-live plan of release {}", release.id),
+                              release.plan.golive->window, at);
+      !ok) {
+    return std::unexpected(ok.error());
   }
   auto digest = GoLiveDigest(*release.plan.golive);
   if (!digest) return std::unexpected(digest.error());
@@ -320,9 +424,9 @@ Result<Release> ScheduleRelease(const Release& release, const Actor& actor, Unix
 Result<Release> CancelRelease(const Release& release, const Actor& actor, UnixSeconds at,
                               std::string reason) {
   // The owner may cancel whatever role they now hold, as long as it is not viewer or tester.
-  if (auto ok = CheckAllowed(Action::kCancel, release, actor); !ok) {
-    return std::unexpected(ok.error());
-  }
+  if (auto ok = CheckRole(Action::kCancel, actor); !ok) return std::unexpected(ok.error());
+  if (auto ok = NeedReason(Action::kCancel, reason); !ok) return std::unexpected(ok.error());
+  if (auto ok = CheckState(Action::kCancel, release); !ok) return std::unexpected(ok.error());
   Release next = release;
   next.close_code = CloseCode::kCancelled;
   Record(next, Action::kCancel, actor, at, S::kCancelled, std::move(reason));

@@ -117,22 +117,11 @@ Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSe
   return next;
 }
 
-namespace {
-
-Result<void> NeedReason(Action action, std::string_view reason) {
-  if (!IsBlank(reason)) return {};
-  return Fail(ErrorCode::kInvalidArgument,
-              fmt::format("{} needs a reason (--reason)", ActionName(action)));
-}
-
-}  // namespace
-
 Result<Release> PauseRollout(const Release& release, const Actor& actor, UnixSeconds at,
                              std::string reason) {
-  if (auto ok = CheckAllowed(Action::kPause, release, actor); !ok) {
-    return std::unexpected(ok.error());
-  }
+  if (auto ok = CheckRole(Action::kPause, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = NeedReason(Action::kPause, reason); !ok) return std::unexpected(ok.error());
+  if (auto ok = CheckState(Action::kPause, release); !ok) return std::unexpected(ok.error());
   Release next = release;
   Record(next, Action::kPause, actor, at, S::kPaused, std::move(reason));
   return next;
@@ -166,10 +155,9 @@ Result<Release> ConfirmGate(const Release& release, const Actor& actor, UnixSeco
 
 Result<Release> AbortRollout(const Release& release, const Actor& actor, UnixSeconds at,
                              std::string reason) {
-  if (auto ok = CheckAllowed(Action::kAbort, release, actor); !ok) {
-    return std::unexpected(ok.error());
-  }
+  if (auto ok = CheckRole(Action::kAbort, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = NeedReason(Action::kAbort, reason); !ok) return std::unexpected(ok.error());
+  if (auto ok = CheckState(Action::kAbort, release); !ok) return std::unexpected(ok.error());
   Release next = release;
   Record(next, Action::kAbort, actor, at, S::kDeploying, std::move(reason));
   return next;
@@ -177,10 +165,9 @@ Result<Release> AbortRollout(const Release& release, const Actor& actor, UnixSec
 
 Result<Release> StartRollback(const Release& release, const Actor& actor, UnixSeconds at,
                               std::string reason) {
-  if (auto ok = CheckAllowed(Action::kRollback, release, actor); !ok) {
-    return std::unexpected(ok.error());
-  }
+  if (auto ok = CheckRole(Action::kRollback, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = NeedReason(Action::kRollback, reason); !ok) return std::unexpected(ok.error());
+  if (auto ok = CheckState(Action::kRollback, release); !ok) return std::unexpected(ok.error());
   Release next = release;
   Record(next, Action::kRollback, actor, at, S::kRollingBack, std::move(reason));
   return next;
@@ -219,7 +206,11 @@ Result<Release> RescheduleWindow(const Release& release, const Actor& actor, Uni
 
 Result<Release> OverrideFreeze(const Release& release, const Actor& actor, UnixSeconds at,
                                std::string reason) {
-  if (auto ok = CheckAllowed(Action::kOverrideFreeze, release, actor); !ok) {
+  if (auto ok = CheckRole(Action::kOverrideFreeze, actor); !ok) return std::unexpected(ok.error());
+  if (auto ok = NeedReason(Action::kOverrideFreeze, reason); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = CheckState(Action::kOverrideFreeze, release); !ok) {
     return std::unexpected(ok.error());
   }
   if (auto ok = CheckNotOwner(Action::kOverrideFreeze, release, actor); !ok) {
@@ -230,9 +221,6 @@ Result<Release> OverrideFreeze(const Release& release, const Actor& actor, UnixS
                 fmt::format("only an emergency release may run inside a freeze; release {} is "
                             "category {}",
                             release.id, release.plan.category));
-  }
-  if (auto ok = NeedReason(Action::kOverrideFreeze, reason); !ok) {
-    return std::unexpected(ok.error());
   }
   Release next = release;
   next.freeze_override = FreezeOverride{actor.name, at, reason};

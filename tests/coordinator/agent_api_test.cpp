@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -290,6 +291,14 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
 
   std::string Scheduled(const std::string& host_timeout = "15m") {
     const std::string id = Approved(host_timeout);
+    // A test deployment that succeeded (procedure §6.2.3), on a test host of its own.
+    std::string name = "qa-" + id;
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string qa = Enroll(name, "env=test,app=c3m-video");
+    EXPECT_EQ(As(rm_, {"release", "test", id}).exit_code, 0);
+    const json assignment = Poll(qa, 5).Json()["assignment"];
+    EXPECT_TRUE(assignment.is_object()) << assignment;
+    if (assignment.is_object()) Succeed(qa, assignment["deployment"]);
     WriteFile(dir_ / "REPORT.md", "all green\n");
     EXPECT_EQ(As(tester_, {"release", "test-report", id, "--result", "passed", "--file",
                            (dir_ / "REPORT.md").string()})
@@ -307,10 +316,17 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
     return json::parse(r.out, nullptr, false).value("state", "");
   }
 
-  json Hosts(const std::string& id) {
+  // The release's deployments in `environment` (production: Scheduled's
+  // test deployment left out).
+  json Hosts(const std::string& id, const std::string& environment = "production") {
     auto r = As(viewer_, {"release", "hosts", id, "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return json::parse(r.out, nullptr, false)["hosts"];
+    const json parsed = json::parse(r.out, nullptr, false);
+    json hosts = json::array();
+    for (const json& h : parsed["hosts"]) {
+      if (h.value("environment", "") == environment) hosts.push_back(h);
+    }
+    return hosts;
   }
 
   // Polls `release show` until the release is in `state` or `deadline` passes.
@@ -658,7 +674,7 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   EXPECT_EQ(Poll(web1).Json()["assignment"]["deployment"], d1);
   const std::string d2 = Poll(web2).Json()["assignment"]["deployment"];
   EXPECT_NE(d2, d1);
-  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM deployments"), 2);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM deployments WHERE environment = 'production'"), 2);
   EXPECT_NE(As(rm_, {"release", "start", id}).exit_code, 0);
 
   Succeed(web1, d1);
@@ -722,7 +738,9 @@ TEST_F(AgentApiTest, AWaveAPersonStartsInPartsReachesEveryHostAndItsHoldEnds) {
     health = Http("GET", "/healthz", "").Json();
   }
   EXPECT_EQ(health["wave_hold"], false) << health.dump() << daemon_->log();
-  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM deployments WHERE release_id = '" + id + "'"), 3);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM deployments WHERE release_id = '" + id +
+                      "' AND environment = 'production'"),
+            3);
 }
 
 TEST_F(AgentApiTest, OneFailedHostFailsTheRollout) {
@@ -796,7 +814,7 @@ TEST_F(AgentApiTest, ATestDeploymentGoesToTheTestHostsOnly) {
   EXPECT_TRUE(json::parse(again.out)["deployments"].empty());
   Succeed(test1, assignment["deployment"]);
   EXPECT_EQ(State(id), "testing");  // the tester's report decides, not the deployment
-  EXPECT_EQ(Hosts(id)[0]["result"], "succeeded");
+  EXPECT_EQ(Hosts(id, "test")[0]["result"], "succeeded");
   // Starting production before acceptance names the state.
   auto early = As(rm_, {"release", "start", id});
   EXPECT_NE(early.exit_code, 0);
@@ -804,8 +822,7 @@ TEST_F(AgentApiTest, ATestDeploymentGoesToTheTestHostsOnly) {
 }
 
 TEST_F(AgentApiTest, NoTargetHostsRefusesTheStart) {
-  Enroll("web-1", "env=test,app=c3m-video");
-  const std::string id = Scheduled();
+  const std::string id = Scheduled();  // with a test host only
   auto r = As(rm_, {"release", "start", id});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.err, "env=production")) << r.err;

@@ -4,6 +4,8 @@
 // files the report, an approver accepts, the release manager schedules.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -35,6 +37,8 @@ class ReleaseFlowTest : public fabu::testing::CoordinatorWithPeople {
     ASSERT_EQ(uploaded.exit_code, 0) << uploaded.err;
     package_id_ = LastLine(uploaded.out);
     ASSERT_EQ(package_id_.size(), 64u);
+    qa_ = EnrollHost("qa-1", "env=test,app=c3m-video");
+    ASSERT_FALSE(qa_.empty());
   }
 
   json Plan(const std::string& category = "minor") const {
@@ -94,6 +98,7 @@ class ReleaseFlowTest : public fabu::testing::CoordinatorWithPeople {
   }
 
   std::string package_id_;
+  std::string qa_;  // the credential of test host qa-1
 };
 
 TEST_F(ReleaseFlowTest, WalksFromDraftToScheduled) {
@@ -115,11 +120,14 @@ TEST_F(ReleaseFlowTest, WalksFromDraftToScheduled) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Show("R-1")["state"], "approved");
 
+  PassTestDeployment("R-1", {qa_});
+  ASSERT_FALSE(HasFatalFailure());
   WriteFile(dir_ / "REPORT.md", "# Test report\nAll 42 cases passed on env=test.\n");
   r = As(tester_, {"release", "test-report", "R-1", "--result", "passed", "--file",
                    (dir_ / "REPORT.md").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Show("R-1")["state"], "testing");
+  EXPECT_EQ(Show("R-1")["test_reports"][0]["deployments"].size(), 1u);
 
   r = As(wang_, {"release", "accept", "R-1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -129,7 +137,7 @@ TEST_F(ReleaseFlowTest, WalksFromDraftToScheduled) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json shown = Show("R-1");
   EXPECT_EQ(shown["state"], "scheduled");
-  EXPECT_EQ(shown["history"].size(), 7u);
+  EXPECT_EQ(shown["history"].size(), 8u);
 
   // The plan document (发布方案) names its nine sections and every decision.
   auto md = As(viewer_, {"release", "export", "R-1", "--doc", "plan", "--format", "md"});
@@ -243,6 +251,8 @@ TEST_F(ReleaseFlowTest, AChangeAfterApprovalReturnsTheReleaseToDraft) {
 
 TEST_F(ReleaseFlowTest, AGoLivePlanSetAfterApprovalNeedsItsOwnApproval) {
   const std::string id = Approved(Plan());
+  PassTestDeployment(id, {qa_});
+  ASSERT_FALSE(HasFatalFailure());
   WriteFile(dir_ / "REPORT.md", "ok\n");
   ASSERT_EQ(As(tester_, {"release", "test-report", id, "--result", "passed", "--file",
                          (dir_ / "REPORT.md").string()})
@@ -367,6 +377,207 @@ TEST_F(ReleaseFlowTest, CancelBeforeDeployment) {
   EXPECT_EQ(shown["close_code"], "cancelled");
   r = As(rm_, {"release", "submit", id});
   EXPECT_NE(r.exit_code, 0);
+}
+
+// RFC 3339 UTC of now + `offset`.
+std::string UtcIn(std::chrono::seconds offset) {
+  const std::time_t t =
+      std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + offset);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+TEST_F(ReleaseFlowTest, SubmitRefusesAPackageThatIsNotThePlansProductAndVersion) {
+  // A plan declaring V1.4.0.1 that ships the V1.3.0.12 package.
+  json plan = Plan();
+  plan["version"] = "V1.4.0.1";
+  const std::string id = Create(plan);
+  auto r = As(rm_, {"release", "submit", id});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "packages[0]: package " + package_id_.substr(0, 12) +
+                                  " carries c3m-video V1.3.0.12, but the plan releases c3m-video "
+                                  "V1.4.0.1"))
+      << r.err;
+  EXPECT_EQ(Show(id)["state"], "draft");
+
+  // Each package is checked: the second one is another product.
+  WriteFile(dir_ / "web/index.html", "<p>hi</p>\n");
+  const std::string web = BuildAndUpload("c3m-web", "V1.3.0.12", dir_ / "web");
+  plan = Plan();
+  plan["packages"] = {package_id_, web};
+  const std::string two = Create(plan);
+  r = As(rm_, {"release", "submit", two});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "packages[1]: package " + web.substr(0, 12) +
+                                  " carries c3m-web V1.3.0.12, but the plan releases c3m-video "
+                                  "V1.3.0.12"))
+      << r.err;
+  EXPECT_FALSE(Contains(r.err, "packages[0]")) << r.err;
+
+  // The package of the plan's version passes.
+  EXPECT_EQ(As(rm_, {"release", "submit", Create(Plan())}).exit_code, 0);
+}
+
+TEST_F(ReleaseFlowTest, AcceptanceNeedsATestDeploymentThatSucceededOnEveryTestHost) {
+  const std::string id = Approved(Plan());
+  WriteFile(dir_ / "REPORT.md", "# Test report\nall green\n");
+  const std::vector<std::string> report = {
+      "release", "test-report", id, "--result", "passed", "--file", (dir_ / "REPORT.md").string()};
+  // No `release test`: a passed report is refused, and so is acceptance.
+  auto r = As(tester_, report);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "cannot file a passed test report for release " + id +
+                                  ": its approved content was never deployed to the test hosts; "
+                                  "run `fabu release test " +
+                                  id + "` first"))
+      << r.err;
+  r = As(wang_, {"release", "accept", id});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(Show(id)["state"], "approved");
+
+  // Deployed, but qa-1 has not finished: still refused, naming the host and its step.
+  ASSERT_EQ(As(rm_, {"release", "test", id}).exit_code, 0);
+  r = As(tester_, report);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "has not succeeded on every test host (qa-1 (assigned))")) << r.err;
+  // The host's install succeeds: the report is filed, names the deployment, and is accepted.
+  PassTestDeployment(id, {qa_});
+  ASSERT_FALSE(HasFatalFailure());
+  r = As(tester_, report);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json shown = Show(id);
+  ASSERT_EQ(shown["test_reports"].size(), 1u);
+  const json deployments = shown["test_reports"][0]["deployments"];
+  ASSERT_EQ(deployments.size(), 1u) << shown["test_reports"];
+  auto hosts = As(viewer_, {"release", "hosts", id, "--json"});
+  ASSERT_EQ(hosts.exit_code, 0) << hosts.err;
+  const json host = json::parse(hosts.out)["hosts"].back();
+  EXPECT_EQ(host["deployment"], deployments[0]) << hosts.out;
+  EXPECT_EQ(host["result"], "succeeded");
+  auto exported = As(viewer_, {"release", "export", id, "--doc", "test-report", "--format", "md"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_TRUE(Contains(exported.out, deployments[0].get<std::string>())) << exported.out;
+  r = As(wang_, {"release", "accept", id});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Show(id)["state"], "accepted");
+}
+
+TEST_F(ReleaseFlowTest, AReportMustCoverTheLatestTestDeployment) {
+  const std::string id = Approved(Plan());
+  PassTestDeployment(id, {qa_});
+  ASSERT_FALSE(HasFatalFailure());
+  WriteFile(dir_ / "REPORT.md", "all green\n");
+  ASSERT_EQ(As(tester_, {"release", "test-report", id, "--result", "passed", "--file",
+                         (dir_ / "REPORT.md").string()})
+                .exit_code,
+            0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a later second
+  PassTestDeployment(id, {qa_});                                 // deployed again after the report
+  ASSERT_FALSE(HasFatalFailure());
+  auto r = As(wang_, {"release", "accept", id});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "it was deployed to the test hosts again at")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "a tester must report on the new one")) << r.err;
+}
+
+TEST_F(ReleaseFlowTest, AGoLiveWindowThatEndedIsRefusedWhereItIsSet) {
+  json plan = Plan();
+  plan["golive"]["window"] = {{"start", "2020-01-01T01:00:00Z"}, {"end", "2020-01-01T05:00:00Z"}};
+  auto r = As(rm_, {"release", "create", "--file", WritePlan(plan)});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "its go-live window ended at 2020-01-01T05:00:00Z (now 20")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "set a window that has not ended")) << r.err;
+
+  const std::string id = Create(Plan());
+  r = As(rm_, {"release", "update", id, "--file", WritePlan(plan, "late.json")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "cannot update release " + id +
+                                  ": its go-live window ended at 2020-01-01T05:00:00Z (now "))
+      << r.err;
+
+  // Set on an accepted release (schedule --file), and approved too late.
+  const std::string accepted = Approved(Plan());
+  PassTestDeployment(accepted, {qa_});
+  ASSERT_FALSE(HasFatalFailure());
+  WriteFile(dir_ / "REPORT.md", "ok\n");
+  ASSERT_EQ(As(tester_, {"release", "test-report", accepted, "--result", "passed", "--file",
+                         (dir_ / "REPORT.md").string()})
+                .exit_code,
+            0);
+  ASSERT_EQ(As(wang_, {"release", "accept", accepted}).exit_code, 0);
+  WriteFile(dir_ / "ended.json", plan["golive"].dump());
+  r = As(rm_, {"release", "schedule", accepted, "--file", (dir_ / "ended.json").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "cannot set the go-live plan of release " + accepted +
+                                  ": its go-live window ended at 2020-01-01T05:00:00Z"))
+      << r.err;
+  json soon = Plan()["golive"];
+  soon["window"] = {{"start", UtcIn(std::chrono::seconds(-60))},
+                    {"end", UtcIn(std::chrono::seconds(2))}};
+  WriteFile(dir_ / "soon.json", soon.dump());
+  r = As(rm_, {"release", "schedule", accepted, "--file", (dir_ / "soon.json").string()});
+  EXPECT_NE(r.exit_code, 0);  // set, but it needs approve-golive
+  EXPECT_TRUE(Contains(r.err, "approve-golive")) << r.err;
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  r = As(wang_, {"release", "approve-golive", accepted});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "cannot approve the go-live plan of release " + accepted +
+                                  ": its go-live window ended at " +
+                                  soon["window"]["end"].get<std::string>() + " (now "))
+      << r.err;
+}
+
+TEST_F(ReleaseFlowTest, VerbsThatEndOrReverseNeedAReasonShownInTheRecords) {
+  const std::string id = Create(Plan());
+  // Missing: fabu refuses before asking the coordinator.
+  auto r = As(rm_, {"release", "cancel", id});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "--reason")) << r.err;
+  // Blank: the coordinator refuses, for every such verb, whatever the state.
+  const std::string why = " needs a reason: say why (\"reason\" in the API, --reason in fabu)";
+  r = As(rm_, {"release", "cancel", id, "--reason", "  "});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "cancel" + why)) << r.err;
+  for (const char* verb : {"pause", "abort", "rollback"}) {
+    r = As(rm_, {"release", verb, id, "--reason", " "});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_TRUE(Contains(r.err, verb + why)) << r.err;
+  }
+  r = As(wang_, {"release", "override-freeze", id, "--reason", ""});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "override-freeze" + why)) << r.err;
+  r = As(wang_, {"cmdb", "waive", id, "--reason", " "});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "reason: say why the outside CMDB will not get these results"))
+      << r.err;
+  EXPECT_EQ(Show(id)["state"], "draft");
+
+  // Given: recorded in the audit trail and shown in the release report.
+  r = As(rm_, {"release", "cancel", id, "--reason", "superseded by V1.3.0.13"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto audit = As(viewer_, {"audit", "list", "--release", id, "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  EXPECT_TRUE(Contains(audit.out, "superseded by V1.3.0.13")) << audit.out;
+  auto report = As(viewer_, {"release", "export", id, "--doc", "release-report", "--format", "md"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_TRUE(Contains(report.out, "superseded by V1.3.0.13")) << report.out;
+}
+
+TEST_F(ReleaseFlowTest, AnEmailSubscriptionNeedsAnSmtpServer) {
+  // This coordinator's config.json has no "smtp": the notices could never be sent.
+  auto r = As(rm_, {"notify", "add", "--events", "scheduled", "--email", "ops@example.com"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err,
+                       "email: this coordinator has no SMTP server to send e-mail through; set "
+                       "\"smtp\" (at least smtp.url and smtp.from) in config.json and restart "
+                       "it, or subscribe a webhook"))
+      << r.err;
+  auto list = As(viewer_, {"notify", "list", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_TRUE(json::parse(list.out)["subscriptions"].empty()) << list.out;
 }
 
 }  // namespace

@@ -271,7 +271,12 @@ TEST_F(DeploymentE2eTest, ACoordinatorDownForTenSecondsLosesAndDuplicatesNothing
     EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
   }
 
-  const EventRows events = StoredEvents(CoordinatorDir() / "coordinator.db");
+  // The production deployments' events (the test deployment's host reported once, by curl).
+  const EventRows events = StoredEvents(
+      CoordinatorDir() / "coordinator.db",
+      "SELECT e.deployment, e.sequence, COUNT(*) FROM deployment_events e JOIN deployments d ON "
+      "d.id = e.deployment WHERE d.environment = 'production' GROUP BY e.deployment, e.sequence "
+      "ORDER BY e.deployment, e.sequence");
   std::map<std::string, std::vector<long long>> sequences;
   for (const auto& [deployment, sequence, count] : events.rows) {
     EXPECT_EQ(count, 1) << deployment << " #" << sequence << " stored " << count << " times";
@@ -337,11 +342,12 @@ TEST_F(DeploymentE2eTest, ADownloadCutHalfwayResumes) {
       << relay.served() << " bytes served for a package of " << big.size;
 }
 
-// Given agent X (a test host) and agent Y deploying a package, X's credential
-// should be refused (403) on Y's package and on Y's deployment's events.
+// Given agent X (a test host of another app, never assigned anything) and
+// agent Y deploying a package, X's credential should be refused (403) on Y's
+// package and on Y's deployment's events.
 TEST_F(DeploymentE2eTest, OneAgentsCredentialIsRefusedForAnother) {
   ASSERT_NO_FATAL_FAILURE(AddAgents(1));
-  ASSERT_NO_FATAL_FAILURE(AddAgents(1, "env=test,app=c3m-video", /*start=*/true, "test-"));
+  ASSERT_NO_FATAL_FAILURE(AddAgents(1, "env=test,app=c3m-web", /*start=*/true, "test-"));
   const Agent& y = agents_[0];
   const Agent& x = agents_[1];
   const Package v1 = BuildAndUpload(kV1);

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -514,6 +515,7 @@ std::string Fleet::Scheduled(const Package& package) {
   step(rm_, {"release", "submit", id});
   step(wang_, {"release", "approve", id});
   step(li_, {"release", "approve", id});
+  PassTestDeployment(id);
   WriteFile(dir_ / "REPORT.md", "All cases passed.\n");
   step(tester_, {"release", "test-report", id, "--result", "passed", "--file",
                  (dir_ / "REPORT.md").string()});
@@ -590,7 +592,82 @@ json Fleet::HostsOf(const std::string& release) {
   auto r = As(viewer_, {"release", "hosts", release, "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const json parsed = json::parse(r.out, nullptr, false);
-  return parsed.is_object() && parsed.contains("hosts") ? parsed["hosts"] : json::array();
+  json hosts = json::array();
+  if (!parsed.is_object() || !parsed.contains("hosts")) return hosts;
+  for (const json& h : parsed["hosts"]) {
+    if (h.value("environment", "") != "test") hosts.push_back(h);
+  }
+  return hosts;
+}
+
+// A test host played with curl for the test deployment every release needs
+// before acceptance (procedure §6.2.3): enrolled, deployed to, reporting
+// every step to success, then removed so that the fleet's hosts stay the
+// agents'.
+void Fleet::PassTestDeployment(const std::string& release) {
+  std::string name = "qa-" + release;  // host names are lower case
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto http = [&](const std::string& method, const std::string& path, const std::string& credential,
+                  const std::string& body) {
+    const auto out = dir_ / ("qa-reply-" + std::to_string(++files_));
+    std::vector<std::string> argv{"curl",     "-sS",         "--noproxy", "*",
+                                  "--cacert", Ca().string(), "-X",        method,
+                                  "-o",       out.string(),  "-w",        "%{http_code}"};
+    if (!credential.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + credential});
+    if (!body.empty()) {
+      const auto file = dir_ / ("qa-body-" + std::to_string(files_));
+      WriteFile(file, body);
+      argv.insert(argv.end(),
+                  {"-H", "Content-Type: application/json", "--data-binary", "@" + file.string()});
+    }
+    argv.push_back(Url() + path);
+    auto r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "200") << path << ": " << ReadFile(out);
+    return json::parse(ReadFile(out), nullptr, false);
+  };
+  auto token = As(rm_, {"enroll-token", "create", "--labels", "env=test,app=c3m-video"});
+  ASSERT_EQ(token.exit_code, 0) << token.err;
+  const json enroll = {{"token", LastLine(token.out)},
+                       {"name", name},
+                       {"labels", json::object()},
+                       {"inventory",
+                        {{"hostname", name},
+                         {"os", "linux"},
+                         {"kernel", "6.1.0"},
+                         {"arch", "x86_64"},
+                         {"cpus", 2},
+                         {"memory_bytes", 4294967296ull},
+                         {"agent_version", "0.1.0"},
+                         {"apps", json::array()}}}};
+  const auto out = dir_ / ("qa-enroll-" + std::to_string(++files_));
+  auto enrolled = RunCommand({"curl", "-sS", "--noproxy", "*", "--cacert", Ca().string(), "-o",
+                              out.string(), "-H", "Content-Type: application/json", "--data-binary",
+                              enroll.dump(), Url() + "/api/v1/agent/enroll"});
+  ASSERT_EQ(enrolled.exit_code, 0) << enrolled.err;
+  const std::string credential = json::parse(ReadFile(out), nullptr, false).value("credential", "");
+  ASSERT_FALSE(credential.empty()) << ReadFile(out);
+  auto tested = As(rm_, {"release", "test", release});
+  ASSERT_EQ(tested.exit_code, 0) << tested.err;
+  const json assignment =
+      http("GET", "/api/v1/agent/assignment?wait=5", credential, "")["assignment"];
+  ASSERT_TRUE(assignment.is_object()) << assignment;
+  json events = json::array();
+  int sequence = 0;
+  for (const char* step : {"assigned", "downloading", "downloaded", "verified", "installing",
+                           "activating", "health_checking", "succeeded"}) {
+    events.push_back({{"deployment", assignment["deployment"]},
+                      {"sequence", ++sequence},
+                      {"step", step},
+                      {"app", assignment.value("app", "")},
+                      {"version", assignment.value("version", "")},
+                      {"message", ""},
+                      {"output", ""},
+                      {"time", "2026-11-20T00:00:00Z"}});
+  }
+  http("POST", "/api/v1/agent/events", credential, json{{"events", events}}.dump());
+  auto removed = As(admin_, {"host", "remove", name});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
 }
 
 json Fleet::HostsList() {

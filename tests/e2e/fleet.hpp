@@ -156,11 +156,14 @@ class Fleet : public ::testing::Test {
   // Builds c3m-video `version` with the hooks and `extra_bytes` of random
   // data, and uploads it.
   Package BuildAndUpload(const std::string& version, std::size_t extra_bytes = 0);
-  // A release of `package` walked create → submit → approve ×2 → test-report
+  // A release of `package` walked create → submit → approve ×2 → test → test-report
   // → accept → schedule (go-live window now-1h .. now+1h, one wave of 100%,
   // max_failures 0, no auto_rollback, unless golive_changes_ says otherwise:
   // it is merged into the go-live plan); its id.
   std::string Scheduled(const Package& package);
+  // `release test` of `release` to a test host played here, which succeeds
+  // and is then removed (the fleet's hosts stay the agents').
+  void PassTestDeployment(const std::string& release);
   void StartRelease(const std::string& id);
   // Scheduled + started.
   std::string Release(const Package& package);

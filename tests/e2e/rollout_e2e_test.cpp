@@ -36,8 +36,9 @@ class RolloutE2eTest : public Fleet {
 
   // Install deployments per host of `release`: every host at most once.
   void ExpectNoHostAssignedTwice(const std::string& release) {
-    const auto rows = QueryStore("SELECT host, COUNT(*) FROM deployments WHERE release_id = '" +
-                                 release + "' AND kind = 'install' GROUP BY host");
+    const auto rows =
+        QueryStore("SELECT host, COUNT(*) FROM deployments WHERE release_id = '" + release +
+                   "' AND kind = 'install' AND environment = 'production' GROUP BY host");
     for (const auto& row : rows) EXPECT_EQ(row[1], "1") << release << " assigned " << row[0];
   }
 };
@@ -255,7 +256,9 @@ TEST_F(RolloutE2eTest, AFreezeBlocksTheStart) {
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_TRUE(Contains(refused.err, "freeze F-1 (year-end freeze)")) << refused.err;
   EXPECT_EQ(State(id), "scheduled");
-  EXPECT_TRUE(QueryStore("SELECT id FROM deployments WHERE release_id = '" + id + "'").empty());
+  EXPECT_TRUE(QueryStore("SELECT id FROM deployments WHERE release_id = '" + id +
+                         "' AND environment = 'production'")
+                  .empty());
 
   auto listed = As(viewer_, {"freeze", "list"});
   EXPECT_TRUE(Contains(listed.out, "year-end freeze")) << listed.out;
@@ -287,7 +290,7 @@ TEST_F(RolloutE2eTest, ACoordinatorKilledMidWaveResumesTheRollout) {
   }
   ExpectNoHostAssignedTwice(id);
   const auto assigned = QueryStore("SELECT COUNT(*) FROM deployments WHERE release_id = '" + id +
-                                   "' AND kind = 'install'");
+                                   "' AND kind = 'install' AND environment = 'production'");
   ASSERT_EQ(assigned.size(), 1u);
   EXPECT_EQ(assigned[0][0], "6");
 }

@@ -211,10 +211,11 @@ TEST_F(LoadgenTest, AFleetTakesAReleaseDownloadingThePackageWithSomeAgentsFailin
     EXPECT_EQ(rows[0][1], result == "succeeded" ? "succeeded" : "failed") << name;
   }
   EXPECT_EQ(lines_read, kAgents);
-  EXPECT_EQ(QueryStore("SELECT COUNT(*) FROM deployment_events e JOIN deployments d ON "
-                       "d.id = e.deployment WHERE d.release_id = '" +
-                       release + "' AND e.step = 'downloaded'")[0][0],
-            std::to_string(kAgents));
+  EXPECT_EQ(
+      QueryStore("SELECT COUNT(*) FROM deployment_events e JOIN deployments d ON "
+                 "d.id = e.deployment WHERE d.release_id = '" +
+                 release + "' AND d.environment = 'production' AND e.step = 'downloaded'")[0][0],
+      std::to_string(kAgents));
 }
 
 }  // namespace

@@ -28,7 +28,8 @@ Release Accepted() {
   r = *SubmitRelease(r, kOwner, kT0 + 3, std::nullopt);
   r = *ApproveRelease(r, kWang, kT0 + 4, "ok");
   r = *ApproveRelease(r, kLi, kT0 + 5, "fine now");
-  r = *FileTestReport(r, kTester, kT0 + 6, TestResult::kPassed, "all 16 channels play back");
+  r = *FileTestReport(testing::TestDeployed(r, kT0 + 6), kTester, kT0 + 6, TestResult::kPassed,
+                      "all 16 channels play back", testing::kTestRunSucceeded);
   return *AcceptRelease(r, kWang, kT0 + 7, {});
 }
 
@@ -79,7 +80,7 @@ TEST(PlanExportTest, JsonCarriesSectionsPackagesAndDecisions) {
   EXPECT_EQ(doc["acceptance"]["by"], "wang.approver");
   EXPECT_EQ(doc["state"], "accepted");
   EXPECT_EQ(doc["test_reports"][0]["result"], "passed");
-  EXPECT_EQ(doc["history"].size(), 8u);
+  EXPECT_EQ(doc["history"].size(), 9u);  // with the test deployment
   EXPECT_FALSE(doc["frozen_content_digest"].get<std::string>().empty());
 }
 

@@ -37,7 +37,8 @@ Release Approved() {
   return Must(ApproveRelease(r, kLi, kT0 + 30, "fine"));
 }
 Release Scheduled() {
-  Release r = Must(FileTestReport(Approved(), kTester, kT0 + 40, TestResult::kPassed, "green"));
+  Release r = Must(FileTestReport(testing::TestDeployed(Approved(), kT0 + 40), kTester, kT0 + 40,
+                                  TestResult::kPassed, "green", testing::kTestRunSucceeded));
   r = Must(AcceptRelease(r, kWang, kT0 + 50, {}));
   return Must(ScheduleRelease(r, kOwner, kT0 + 60));
 }

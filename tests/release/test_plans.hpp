@@ -48,6 +48,16 @@ inline const Actor kTester{"chen.tester", Role::kTester};
 inline const Actor kAdmin{"root", Role::kAdmin};
 inline const Actor kViewer{"zhao.viewer", Role::kViewer};
 
+// A test deployment that succeeded on its one test host (procedure §6.2.3).
+inline const TestRun kTestRunSucceeded{{"D-1"}, {}};
+
+// `r` deployed to its one test host at `at` by its owner.
+inline Release TestDeployed(const Release& r, UnixSeconds at) {
+  auto deployed = StartTestDeployment(r, kOwner, at, 1);
+  EXPECT_TRUE(deployed.has_value()) << (deployed ? "" : deployed.error().message());
+  return deployed.value_or(r);
+}
+
 // 2026-11-20T00:00:00Z, before the go-live window.
 inline constexpr UnixSeconds kT0 = 1795132800;
 

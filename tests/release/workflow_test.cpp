@@ -41,7 +41,8 @@ Release Approved(std::string_view category = "minor") {
   return Must(ApproveRelease(r, kLi, kT0 + 30, "fine"));
 }
 Release Testing(TestResult result = TestResult::kPassed) {
-  return Must(FileTestReport(Approved(), kTester, kT0 + 40, result, "# report\nall green"));
+  return Must(FileTestReport(testing::TestDeployed(Approved(), kT0 + 35), kTester, kT0 + 40, result,
+                             "# report\nall green", testing::kTestRunSucceeded));
 }
 Release Accepted() { return Must(AcceptRelease(Testing(), kWang, kT0 + 50, {})); }
 
@@ -58,7 +59,8 @@ TEST(ReleaseWorkflowTest, WalksFromDraftToScheduled) {
   EXPECT_EQ(r.state, ReleaseState::kApproved);
   EXPECT_EQ(r.frozen_content_digest, *ContentDigest(r.plan));
   EXPECT_TRUE(r.golive_approved);  // the go-live plan was part of the approved plan
-  r = Must(FileTestReport(r, kTester, kT0 + 40, TestResult::kPassed, "all green"));
+  r = Must(FileTestReport(testing::TestDeployed(r, kT0 + 40), kTester, kT0 + 40,
+                          TestResult::kPassed, "all green", testing::kTestRunSucceeded));
   EXPECT_EQ(r.state, ReleaseState::kTesting);
   r = Must(AcceptRelease(r, kWang, kT0 + 50, {}));
   EXPECT_EQ(r.state, ReleaseState::kAccepted);
@@ -67,7 +69,7 @@ TEST(ReleaseWorkflowTest, WalksFromDraftToScheduled) {
   EXPECT_TRUE(VerifyFrozenContent(r));
 
   // Every step is in the history with actor, role, time, from and to.
-  ASSERT_EQ(r.history.size(), 7u);
+  ASSERT_EQ(r.history.size(), 8u);
   EXPECT_EQ(r.history[0].action, Action::kCreate);
   EXPECT_EQ(r.history[2].actor, "wang.approver");
   EXPECT_EQ(r.history[2].role, Role::kApprover);
@@ -75,8 +77,107 @@ TEST(ReleaseWorkflowTest, WalksFromDraftToScheduled) {
   EXPECT_EQ(r.history[2].from, ReleaseState::kInReview);
   EXPECT_EQ(r.history[2].to, ReleaseState::kInReview);
   EXPECT_EQ(r.history[3].to, ReleaseState::kApproved);
-  EXPECT_EQ(r.history[6].from, ReleaseState::kAccepted);
-  EXPECT_EQ(r.history[6].to, ReleaseState::kScheduled);
+  EXPECT_EQ(r.history[4].action, Action::kTestDeploy);
+  EXPECT_EQ(r.history[5].note, "test passed (test deployment of 2026-11-20T00:00:40Z: D-1)");
+  EXPECT_EQ(r.history[7].from, ReleaseState::kAccepted);
+  EXPECT_EQ(r.history[7].to, ReleaseState::kScheduled);
+}
+
+TEST(ReleaseWorkflowTest, SubmitRefusesAPackageThatIsNotThePlansVersion) {
+  const std::vector<PackageIdentity> wrong = {{testing::kPackageId, "c3m-video", "V1.3.0.1"},
+                                              {std::string(64, 'b'), "c3m-web", "V1.3.0.12"}};
+  EXPECT_EQ(Refusal(SubmitRelease(Draft(), kOwner, kT0 + 10, std::nullopt, wrong)),
+            "failed_precondition: cannot submit release R-12: packages[0]: package aaaaaaaaaaaa "
+            "carries c3m-video V1.3.0.1, but the plan releases c3m-video V1.3.0.12; packages[1]: "
+            "package bbbbbbbbbbbb carries c3m-web V1.3.0.12, but the plan releases c3m-video "
+            "V1.3.0.12");
+  const std::vector<PackageIdentity> right = {{testing::kPackageId, "c3m-video", "V1.3.0.12"}};
+  EXPECT_EQ(Must(SubmitRelease(Draft(), kOwner, kT0 + 10, std::nullopt, right)).state,
+            ReleaseState::kInReview);
+}
+
+TEST(ReleaseWorkflowTest, APassedReportNeedsASucceededTestDeployment) {
+  EXPECT_EQ(Refusal(FileTestReport(Approved(), kTester, kT0 + 40, TestResult::kPassed, "ok")),
+            "failed_precondition: cannot file a passed test report for release R-12: its "
+            "approved content was never deployed to the test hosts; run `fabu release test "
+            "R-12` first (procedure §6.2.3)");
+  const Release deployed = testing::TestDeployed(Approved(), kT0 + 35);
+  EXPECT_EQ(Refusal(FileTestReport(deployed, kTester, kT0 + 40, TestResult::kPassed, "ok",
+                                   {{"D-1", "D-2"}, {"qa-2 (installing)"}})),
+            "failed_precondition: cannot file a passed test report for release R-12: the test "
+            "deployment of 2026-11-20T00:00:35Z has not succeeded on every test host (qa-2 "
+            "(installing)); wait for it, deploy again, or file a failed report");
+  // A failed report needs no deployment; it does not let the release be accepted.
+  const Release failed =
+      Must(FileTestReport(Approved(), kTester, kT0 + 40, TestResult::kFailed, "cannot install"));
+  EXPECT_TRUE(failed.test_reports.back().deployments.empty());
+  // The report names the deployment it covers.
+  const Release passed = Must(
+      FileTestReport(deployed, kTester, kT0 + 40, TestResult::kPassed, "ok", {{"D-1", "D-2"}, {}}));
+  EXPECT_EQ(passed.test_reports.back().test_deployed_at, kT0 + 35);
+  EXPECT_EQ(passed.test_reports.back().deployments, (std::vector<std::string>{"D-1", "D-2"}));
+}
+
+TEST(ReleaseWorkflowTest, AcceptNeedsTheReportToCoverTheLatestTestDeployment) {
+  // A passed report stored before reports named their deployment.
+  Release legacy = Testing();
+  legacy.test_reports.back().deployments.clear();
+  legacy.test_reports.back().test_deployed_at = 0;
+  EXPECT_EQ(Refusal(AcceptRelease(legacy, kWang, kT0 + 50, {})),
+            "failed_precondition: cannot accept release R-12: the passed test report (by "
+            "chen.tester at 2026-11-20T00:00:40Z) names no test deployment of the approved "
+            "content; run `fabu release test R-12`, then a tester reports on it (procedure "
+            "§6.2.3)");
+  // Deployed again after the report: the report no longer covers what ran last.
+  const Release again = testing::TestDeployed(Testing(), kT0 + 45);
+  EXPECT_EQ(Refusal(AcceptRelease(again, kWang, kT0 + 50, {})),
+            "failed_precondition: cannot accept release R-12: it was deployed to the test hosts "
+            "again at 2026-11-20T00:00:45Z, after the test deployment the latest report covers "
+            "(2026-11-20T00:00:35Z); a tester must report on the new one");
+}
+
+TEST(ReleaseWorkflowTest, AGoLiveWindowThatEndedIsRefusedWhereItIsSet) {
+  ReleasePlan plan = FullPlan();
+  const UnixSeconds after_end = plan.golive->window.end.seconds + 60;
+  EXPECT_EQ(Refusal(CreateRelease("R-12", kOwner, after_end, plan)),
+            "failed_precondition: cannot create release R-12: its go-live window ended at "
+            "2026-12-01T05:00:00+08:00 (now 2026-11-30T21:01:00Z); set a window that has not "
+            "ended (procedure §6.2.4)");
+  ReleasePlan changed = plan;
+  changed.title = "new title";
+  EXPECT_EQ(Refusal(UpdateRelease(Draft(), kOwner, after_end, changed)),
+            "failed_precondition: cannot update release R-12: its go-live window ended at "
+            "2026-12-01T05:00:00+08:00 (now 2026-11-30T21:01:00Z); set a window that has not "
+            "ended (procedure §6.2.4)");
+  EXPECT_EQ(Refusal(SetGoLive(Approved(), kOwner, after_end, *plan.golive)),
+            "allowed");  // the same go-live plan: nothing is set
+  GoLivePlan later = *plan.golive;
+  later.waves.pop_back();
+  EXPECT_EQ(Refusal(SetGoLive(Approved(), kOwner, after_end, later)),
+            "failed_precondition: cannot set the go-live plan of release R-12: its go-live "
+            "window ended at 2026-12-01T05:00:00+08:00 (now 2026-11-30T21:01:00Z); set a window "
+            "that has not ended (procedure §6.2.4)");
+  // Set in time but approved too late.
+  Release set = Must(SetGoLive(Accepted(), kOwner, kT0 + 60, later));
+  EXPECT_EQ(Refusal(ApproveGoLive(set, kWang, after_end, "")),
+            "failed_precondition: cannot approve the go-live plan of release R-12: its go-live "
+            "window ended at 2026-12-01T05:00:00+08:00 (now 2026-11-30T21:01:00Z); set a window "
+            "that has not ended (procedure §6.2.4)");
+  EXPECT_TRUE(ApproveGoLive(set, kWang, kT0 + 61, ""));
+}
+
+TEST(ReleaseWorkflowTest, VerbsThatEndOrReverseNeedAReason) {
+  const std::string why = " needs a reason: say why (\"reason\" in the API, --reason in fabu)";
+  EXPECT_EQ(Refusal(CancelRelease(Draft(), kOwner, kT0, "")), "invalid_argument: cancel" + why);
+  EXPECT_EQ(Refusal(CancelRelease(Draft(), kOwner, kT0, " \t")), "invalid_argument: cancel" + why);
+  // Refused for the missing reason before the state is looked at.
+  EXPECT_EQ(Refusal(PauseRollout(Draft(), kOwner, kT0, "")), "invalid_argument: pause" + why);
+  EXPECT_EQ(Refusal(AbortRollout(Draft(), kOwner, kT0, "")), "invalid_argument: abort" + why);
+  EXPECT_EQ(Refusal(StartRollback(Draft(), kOwner, kT0, "")), "invalid_argument: rollback" + why);
+  EXPECT_EQ(Refusal(OverrideFreeze(Draft(), kWang, kT0, " ")),
+            "invalid_argument: override-freeze" + why);
+  const Release cancelled = Must(CancelRelease(Draft(), kOwner, kT0, "superseded"));
+  EXPECT_EQ(cancelled.history.back().note, "superseded");
 }
 
 TEST(ReleaseWorkflowTest, JsonRecordRoundTrips) {
@@ -86,7 +187,8 @@ TEST(ReleaseWorkflowTest, JsonRecordRoundTrips) {
   r = Must(SubmitRelease(r, kOwner, kT0 + 16, std::nullopt));
   r = Must(ApproveRelease(r, kWang, kT0 + 20, "ok"));
   r = Must(ApproveRelease(r, kLi, kT0 + 30, "fine"));
-  r = Must(FileTestReport(r, kTester, kT0 + 40, TestResult::kPassed, "green"));
+  r = Must(FileTestReport(testing::TestDeployed(r, kT0 + 40), kTester, kT0 + 40,
+                          TestResult::kPassed, "green", testing::kTestRunSucceeded));
   r = Must(AcceptRelease(r, kWang, kT0 + 50, {}));
   auto back = ReleaseFromJson(ReleaseToJson(r));
   ASSERT_TRUE(back) << back.error().message();
@@ -280,7 +382,8 @@ TEST(ReleaseWorkflowTest, TestReportNeedsATesterAndApprovedContent) {
   EXPECT_EQ(Refusal(FileTestReport(InReview(), kTester, kT0, TestResult::kPassed, "x")),
             "conflict: cannot test-report release R-12 in state in_review: it is in review: every "
             "listed reviewer must approve it first (test-report applies in approved or testing)");
-  EXPECT_EQ(Refusal(FileTestReport(Approved(), kTester, kT0, TestResult::kPassed, "")),
+  EXPECT_EQ(Refusal(FileTestReport(testing::TestDeployed(Approved(), kT0), kTester, kT0,
+                                   TestResult::kPassed, "", testing::kTestRunSucceeded)),
             "invalid_argument: a test report needs its text (--file REPORT.md): what was tested "
             "and how");
 }
@@ -290,7 +393,8 @@ TEST(ReleaseWorkflowTest, AcceptNeedsTheLatestReportPassed) {
   EXPECT_EQ(Refusal(AcceptRelease(failed, kWang, kT0 + 60, {})),
             "failed_precondition: cannot accept release R-12: the latest test report (by "
             "chen.tester at 2026-11-20T00:00:40Z) failed; a tester must file a passed one first");
-  Release fixed = Must(FileTestReport(failed, kTester, kT0 + 70, TestResult::kPassed, "retest"));
+  Release fixed = Must(FileTestReport(testing::TestDeployed(failed, kT0 + 70), kTester, kT0 + 70,
+                                      TestResult::kPassed, "retest", testing::kTestRunSucceeded));
   Release accepted = Must(AcceptRelease(fixed, kWang, kT0 + 80, {}));
   EXPECT_EQ(accepted.state, ReleaseState::kAccepted);
   ASSERT_TRUE(accepted.acceptance);
@@ -345,7 +449,8 @@ TEST(ReleaseWorkflowTest, ScheduleNeedsAGoLivePlan) {
   r = Must(ApproveRelease(r, kWang, kT0, ""));
   r = Must(ApproveRelease(r, kLi, kT0, ""));
   EXPECT_FALSE(r.golive_approved);
-  r = Must(FileTestReport(r, kTester, kT0, TestResult::kPassed, "ok"));
+  r = Must(FileTestReport(testing::TestDeployed(r, kT0), kTester, kT0, TestResult::kPassed, "ok",
+                          testing::kTestRunSucceeded));
   r = Must(AcceptRelease(r, kWang, kT0, {}));
   EXPECT_EQ(Refusal(ScheduleRelease(r, kOwner, kT0)),
             "failed_precondition: cannot schedule release R-12: it has no go-live plan; give one "
@@ -360,7 +465,8 @@ TEST(ReleaseWorkflowTest, GoLiveSetAfterApprovalNeedsApproveGoLive) {
   r = Must(SubmitRelease(r, kOwner, kT0, std::nullopt));
   r = Must(ApproveRelease(r, kWang, kT0, ""));
   r = Must(ApproveRelease(r, kLi, kT0, ""));
-  r = Must(FileTestReport(r, kTester, kT0, TestResult::kPassed, "ok"));
+  r = Must(FileTestReport(testing::TestDeployed(r, kT0), kTester, kT0, TestResult::kPassed, "ok",
+                          testing::kTestRunSucceeded));
   r = Must(AcceptRelease(r, kWang, kT0, {}));
   const std::string frozen = r.frozen_content_digest;
 
@@ -448,12 +554,12 @@ TEST(ReleaseWorkflowTest, CancelBeforeDeployingOnly) {
   }
   Release deploying = Must(ScheduleRelease(Accepted(), kOwner, kT0 + 60));
   deploying.state = ReleaseState::kDeploying;
-  EXPECT_EQ(Refusal(CancelRelease(deploying, kOwner, kT0, "")),
+  EXPECT_EQ(Refusal(CancelRelease(deploying, kOwner, kT0, "too late")),
             "conflict: cannot cancel release R-12 in state deploying: it is deploying (cancel "
             "applies in draft, in_review, approved, testing, accepted or scheduled)");
   EXPECT_EQ(Refusal(CancelRelease(Draft(), kTester, kT0, "")),
             "permission_denied: cancel needs role release_manager or admin (you are tester)");
-  EXPECT_TRUE(CancelRelease(Draft(), kAdmin, kT0, ""));
+  EXPECT_TRUE(CancelRelease(Draft(), kAdmin, kT0, "duplicate of R-11"));
 }
 
 TEST(TransitionTableTest, HasOneRuleForEveryAction) {

@@ -1,5 +1,9 @@
 #include "tests/support/people_fixture.hpp"
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 namespace fabu::testing {
 
 void CoordinatorWithPeople::SetUp() {
@@ -48,6 +52,79 @@ std::string CoordinatorWithPeople::BuildAndUpload(const std::string& name,
   const std::string id = LastLine(uploaded.out);
   EXPECT_EQ(id.size(), 64u) << uploaded.out;
   return id;
+}
+
+std::pair<int, std::string> CoordinatorWithPeople::AgentHttp(const std::string& method,
+                                                             const std::string& path,
+                                                             const std::string& credential,
+                                                             const std::string& body) {
+  static int requests = 0;
+  const auto out = dir_ / ("agent-reply-" + std::to_string(++requests));
+  std::vector<std::string> argv{
+      "curl", "-sS",  "--noproxy", "*",          "--cacert", daemon_->ca().string(),
+      "-X",   method, "-o",        out.string(), "-w",       "%{http_code}"};
+  if (!credential.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + credential});
+  if (!body.empty()) {
+    const auto file = dir_ / ("agent-body-" + std::to_string(requests));
+    WriteFile(file, body);
+    argv.insert(argv.end(),
+                {"-H", "Content-Type: application/json", "--data-binary", "@" + file.string()});
+  }
+  argv.push_back(daemon_->url() + path);
+  auto r = RunCommand(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(out, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return {std::atoi(r.out.c_str()), text.str()};
+}
+
+std::string CoordinatorWithPeople::EnrollHost(const std::string& name, const std::string& labels) {
+  auto token = As(rm_, {"enroll-token", "create", "--labels", labels});
+  EXPECT_EQ(token.exit_code, 0) << token.err;
+  const nlohmann::json request = {{"token", LastLine(token.out)},
+                                  {"name", name},
+                                  {"labels", nlohmann::json::object()},
+                                  {"inventory",
+                                   {{"hostname", name},
+                                    {"os", "linux"},
+                                    {"kernel", "6.1.0"},
+                                    {"arch", "x86_64"},
+                                    {"cpus", 2},
+                                    {"memory_bytes", 4294967296ull},
+                                    {"agent_version", "0.1.0"},
+                                    {"apps", nlohmann::json::array()}}}};
+  auto [status, reply] = AgentHttp("POST", "/api/v1/agent/enroll", "", request.dump());
+  EXPECT_EQ(status, 201) << reply;
+  return nlohmann::json::parse(reply, nullptr, false).value("credential", "");
+}
+
+void CoordinatorWithPeople::PassTestDeployment(const std::string& id,
+                                               const std::vector<std::string>& credentials) {
+  auto tested = As(rm_, {"release", "test", id});
+  ASSERT_EQ(tested.exit_code, 0) << tested.err;
+  for (const std::string& credential : credentials) {
+    auto [status, reply] = AgentHttp("GET", "/api/v1/agent/assignment?wait=5", credential, "");
+    ASSERT_EQ(status, 200) << reply;
+    const nlohmann::json assignment = nlohmann::json::parse(reply, nullptr, false)["assignment"];
+    ASSERT_TRUE(assignment.is_object()) << reply;
+    nlohmann::json events = nlohmann::json::array();
+    int sequence = 0;
+    for (const char* step : {"assigned", "downloading", "downloaded", "verified", "installing",
+                             "activating", "health_checking", "succeeded"}) {
+      events.push_back({{"deployment", assignment["deployment"]},
+                        {"sequence", ++sequence},
+                        {"step", step},
+                        {"app", assignment.value("app", "")},
+                        {"version", assignment.value("version", "")},
+                        {"message", ""},
+                        {"output", ""},
+                        {"time", "2026-11-20T00:00:00Z"}});
+    }
+    auto [posted, answer] = AgentHttp("POST", "/api/v1/agent/events", credential,
+                                      nlohmann::json{{"events", events}}.dump());
+    ASSERT_EQ(posted, 200) << answer;
+  }
 }
 
 }  // namespace fabu::testing
