@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/wait.hpp"
 
 namespace fabu::agent::testing {
 namespace {
@@ -85,11 +86,9 @@ TEST_F(HookRunnerTest, HungHookIsKilledWithItsWholeProcessGroup) {
 
   // The hook's own child, left in the background, died with the group.
   const pid_t child = std::stoi(ReadFile(pid_file));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!ProcessIsDead(child) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::yield();
-  }
-  EXPECT_TRUE(ProcessIsDead(child)) << "pid " << child;
+  EXPECT_TRUE(fabu::testing::WaitUntil([&] { return ProcessIsDead(child); },
+                                       std::chrono::seconds(10), std::chrono::milliseconds(10)))
+      << "pid " << child;
 }
 
 TEST_F(HookRunnerTest, HookThatLeavesAChildBehindStillEndsWhenItExits) {
