@@ -21,6 +21,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "tests/support/agent_events.hpp"
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/wait.hpp"
 
@@ -652,20 +653,8 @@ void Fleet::PassTestDeployment(const std::string& release) {
   const json assignment =
       http("GET", "/api/v1/agent/assignment?wait=5", credential, "")["assignment"];
   ASSERT_TRUE(assignment.is_object()) << assignment;
-  json events = json::array();
-  int sequence = 0;
-  for (const char* step : {"assigned", "downloading", "downloaded", "verified", "installing",
-                           "activating", "health_checking", "succeeded"}) {
-    events.push_back({{"deployment", assignment["deployment"]},
-                      {"sequence", ++sequence},
-                      {"step", step},
-                      {"app", assignment.value("app", "")},
-                      {"version", assignment.value("version", "")},
-                      {"message", ""},
-                      {"output", ""},
-                      {"time", "2026-11-20T00:00:00Z"}});
-  }
-  http("POST", "/api/v1/agent/events", credential, json{{"events", events}}.dump());
+  http("POST", "/api/v1/agent/events", credential,
+       fabu::testing::SucceededEvents(assignment).dump());
   auto removed = As(admin_, {"host", "remove", name});
   ASSERT_EQ(removed.exit_code, 0) << removed.err;
 }

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tests/support/agent_events.hpp"
+
 namespace fabu::testing {
 
 void CoordinatorWithPeople::SetUp() {
@@ -108,21 +110,8 @@ void CoordinatorWithPeople::PassTestDeployment(const std::string& id,
     ASSERT_EQ(status, 200) << reply;
     const nlohmann::json assignment = nlohmann::json::parse(reply, nullptr, false)["assignment"];
     ASSERT_TRUE(assignment.is_object()) << reply;
-    nlohmann::json events = nlohmann::json::array();
-    int sequence = 0;
-    for (const char* step : {"assigned", "downloading", "downloaded", "verified", "installing",
-                             "activating", "health_checking", "succeeded"}) {
-      events.push_back({{"deployment", assignment["deployment"]},
-                        {"sequence", ++sequence},
-                        {"step", step},
-                        {"app", assignment.value("app", "")},
-                        {"version", assignment.value("version", "")},
-                        {"message", ""},
-                        {"output", ""},
-                        {"time", "2026-11-20T00:00:00Z"}});
-    }
-    auto [posted, answer] = AgentHttp("POST", "/api/v1/agent/events", credential,
-                                      nlohmann::json{{"events", events}}.dump());
+    auto [posted, answer] =
+        AgentHttp("POST", "/api/v1/agent/events", credential, SucceededEvents(assignment).dump());
     ASSERT_EQ(posted, 200) << answer;
   }
 }
