@@ -1,13 +1,17 @@
 #include "agent/cli/network_commands.hpp"
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/common/durable_files.hpp"
@@ -73,6 +77,42 @@ Result<void> CopyFileDurably(const fs::path& from, const fs::path& to) {
   return WriteFileDurably(to, *content);
 }
 
+// DATA/enroll.key: the enroll key of an enrollment not yet answered.
+constexpr std::string_view kEnrollKeyFile = "enroll.key";
+constexpr int kEnrollAttempts = 3;
+
+// The key kept from an earlier attempt, or 256 new random bits (64 hex
+// digits) written to `file` (0600, durably) before they are sent.
+Result<std::string> LoadOrMakeEnrollKey(const fs::path& file) {
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
+    std::ifstream in(file);
+    std::string key;
+    std::getline(in, key);
+    if (key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string::npos) {
+      return key;
+    }
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{} is not an enroll key (64 hex digits); remove it and enroll again",
+                            file.string()));
+  }
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    return Fail(ErrorCode::kInternal, "no random bytes for the enroll key (OpenSSL RAND_bytes)");
+  }
+  std::string key;
+  for (unsigned char b : bytes) key += fmt::format("{:02x}", b);
+  if (auto ok = WriteCredential(file, key); !ok) return std::unexpected(ok.error());
+  return key;
+}
+
+// A TLS failure (the pinned CA does not match): nothing reached the
+// coordinator, and trying again will not help.
+bool IsTlsFailure(const Error& e) {
+  return e.message().find("certificate") != std::string::npos ||
+         e.message().find("SSL") != std::string::npos;
+}
+
 Result<std::string> Enroll(EnrollOptions o) {
   if (!o.server.starts_with("https://")) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -125,24 +165,56 @@ Result<std::string> Enroll(EnrollOptions o) {
   auto http = HttpsClient::Create(settings);
   if (!http) return std::unexpected(http.error());
   AgentApiClient api(std::move(*http), o.server, "");
-  // No enroll_key: this command does not retry (see protocol/agent_api.hpp).
-  protocol::EnrollRequest request{o.token, o.name, *labels, *inventory, {}};
+
+  // The enroll key goes into the data directory before the request, so that
+  // an answer lost on the way (the enrollment committed, the connection
+  // dropped) can be asked for again: the same token, name and key get the
+  // same answer (docs/agent.md, "On a customer server: enroll and run").
+  const bool made_data = !fs::exists(data, ec);
+  if (auto ok = MakeDirectories(data); !ok) return std::unexpected(ok.error());
+  ::chmod(data.c_str(), 0700);
+  const fs::path key_file = data / kEnrollKeyFile;
+  auto key = LoadOrMakeEnrollKey(key_file);
+  if (!key) return std::unexpected(key.error());
+  // Nothing left behind when there is no enrollment to come back to.
+  const auto forget = [&] {
+    fs::remove(key_file, ec);
+    if (made_data) fs::remove(data, ec);
+  };
+
+  protocol::EnrollRequest request{o.token, o.name, *labels, *inventory, *key};
   auto response = api.Enroll(request);
+  // A dropped connection or a timeout is retried with the same key, a few
+  // times, before the operator is asked to run the command again.
+  for (int attempt = 1;
+       attempt < kEnrollAttempts && !response &&
+       response.error().code() == ErrorCode::kUnavailable && !IsTlsFailure(response.error());
+       ++attempt) {
+    log::Warn("enrollment: {}; retrying ({} of {})", response.error().message(), attempt + 1,
+              kEnrollAttempts);
+    std::this_thread::sleep_for(std::chrono::seconds(attempt));
+    response = api.Enroll(request);
+  }
   if (!response) {
     const Error& e = response.error();
     if (e.code() == ErrorCode::kUnavailable) {
-      const bool tls = e.message().find("certificate") != std::string::npos ||
-                       e.message().find("SSL") != std::string::npos;
+      if (IsTlsFailure(e)) {
+        forget();
+        return Fail(ErrorCode::kUnavailable,
+                    fmt::format("cannot reach the coordinator at {}: {} (is --ca the "
+                                "coordinator's ca.pem?)",
+                                o.server, e.message()));
+      }
       return Fail(ErrorCode::kUnavailable,
-                  fmt::format("cannot reach the coordinator at {}: {}{}", o.server, e.message(),
-                              tls ? " (is --ca the coordinator's ca.pem?)" : ""));
+                  fmt::format("cannot reach the coordinator at {}: {}; run the same command "
+                              "again: it repeats this enrollment with {}, so a retry gets the "
+                              "same answer even if the first one was lost",
+                              o.server, e.message(), key_file.string()));
     }
+    forget();
     return Fail(e.code(), fmt::format("the coordinator refused the enrollment: {}", e.message()));
   }
 
-  // Only now the data directory: a refused enrollment leaves nothing behind.
-  if (auto ok = MakeDirectories(data); !ok) return std::unexpected(ok.error());
-  ::chmod(data.c_str(), 0700);
   // The credential first: it is shown once, losing it would orphan the host.
   if (auto ok = WriteCredential(credential_path, response->credential); !ok) {
     return std::unexpected(ok.error());
@@ -159,6 +231,7 @@ Result<std::string> Enroll(EnrollOptions o) {
   config.name = response->name;
   config.apps_root = apps_root.string();
   if (auto ok = WriteAgentConfig(data, config); !ok) return std::unexpected(ok.error());
+  fs::remove(key_file, ec);  // enrolled: there is nothing left to repeat
   std::string labels_text;
   for (const auto& [k, v] : response->labels) {
     labels_text += fmt::format("{}{}={}", labels_text.empty() ? "" : ",", k, v);

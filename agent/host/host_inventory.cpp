@@ -8,6 +8,8 @@
 #include <cctype>
 #include <filesystem>
 
+#include "protocol/build_info.hpp"
+
 namespace fabu::agent {
 
 std::string LocalHostname() {
@@ -35,7 +37,7 @@ Result<protocol::Inventory> CollectInventory(const InstallLayout& layout) {
     inventory.memory_bytes =
         static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
   }
-  inventory.agent_version = std::string(kAgentVersion);
+  inventory.agent_version = std::string(BuildVersion());
   std::error_code ec;
   if (!std::filesystem::exists(layout.apps_root(), ec)) return inventory;  // nothing installed yet
   auto apps = layout.Inventory();

@@ -14,8 +14,6 @@
 
 namespace fabu::agent {
 
-inline constexpr std::string_view kAgentVersion = "0.1.0";
-
 // gethostname(2), or "" when unknown.
 std::string LocalHostname();
 

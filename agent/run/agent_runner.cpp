@@ -28,6 +28,7 @@
 #include "agent/run/resident_pages.hpp"
 #include "agent/run/service_notify.hpp"
 #include "agent/run/stop_signal.hpp"
+#include "protocol/build_info.hpp"
 
 namespace fabu::agent {
 
@@ -503,7 +504,7 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
 
 Result<void> AgentRunner::Run() {
   State& s = *state_;
-  log::Info("fabu-agent {} as {} for {} (apps in {})", kAgentVersion, s.config.name,
+  log::Info("fabu-agent {} as {} for {} (apps in {})", BuildVersion(), s.config.name,
             s.config.server, s.config.apps_root);
   auto recovered = s.deployer->Recover();
   if (!recovered) return std::unexpected(recovered.error());

@@ -171,6 +171,20 @@ Result<Response> ExportRecordOf(const ApiContext& api, const RequestContext& ctx
       f.upgrade_records.push_back(u.ToJson());
     }
     f.cmdb = ConfirmationOf(sql, id).ToJson();
+    OutboxFilter outbox;
+    outbox.release_id = id;
+    outbox.limit = 1'000'000;
+    for (const OutboxMessage& m : ListOutbox(sql, outbox)) {
+      constexpr std::string_view kNotify = "notify:";
+      if (!m.connector.starts_with(kNotify)) continue;
+      const json payload = json::parse(m.payload, nullptr, false);
+      f.notices.push_back(
+          {{"subscription", m.connector.substr(kNotify.size())},
+           {"event", payload.is_object() ? payload.value("event", "") : std::string()},
+           {"state", m.state},
+           {"attempts", m.attempts},
+           {"last_error", m.last_error}});
+    }
     if (auto notes = GetReviewNotes(sql, id)) f.review_notes = notes->notes;
     return f;
   });

@@ -15,6 +15,7 @@
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/release/time_zone.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
@@ -250,13 +251,15 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
 
   router.Add(Method::kPost, "/api/v1/releases/{id}/reschedule", steer_roles,
              [api](RequestContext& ctx) -> Result<Response> {
+               auto zone = rel::TimeZone::Load(api.config.time_zone);
+               if (!zone) return std::unexpected(zone.error());
                return Steer(
                    api, ctx, {{"start", JsonType::kString, true}, {"end", JsonType::kString, true}},
-                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at,
-                      Body b) -> Result<rel::Release> {
-                     auto start = rel::ParseRfc3339(b.at("start").get<std::string>());
+                   [&zone](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at,
+                           Body b) -> Result<rel::Release> {
+                     auto start = rel::ParseTimeArgument(b.at("start").get<std::string>(), *zone);
                      if (!start) return std::unexpected(start.error().WithContext("start"));
-                     auto end = rel::ParseRfc3339(b.at("end").get<std::string>());
+                     auto end = rel::ParseTimeArgument(b.at("end").get<std::string>(), *zone);
                      if (!end) return std::unexpected(end.error().WithContext("end"));
                      return rel::RescheduleWindow(r, a, at, rel::MaintenanceWindow{*start, *end});
                    },
@@ -359,9 +362,11 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                    !ok) {
                  return std::unexpected(ok.error());
                }
-               auto from = rel::ParseRfc3339(body->at("from").get<std::string>());
+               auto zone = rel::TimeZone::Load(api.config.time_zone);
+               if (!zone) return std::unexpected(zone.error());
+               auto from = rel::ParseTimeArgument(body->at("from").get<std::string>(), *zone);
                if (!from) return std::unexpected(from.error().WithContext("from"));
-               auto to = rel::ParseRfc3339(body->at("to").get<std::string>());
+               auto to = rel::ParseTimeArgument(body->at("to").get<std::string>(), *zone);
                if (!to) return std::unexpected(to.error().WithContext("to"));
                auto added = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
                  return AddFreeze(tx, *from, *to, body->at("reason").get<std::string>(),

@@ -138,8 +138,12 @@ void RegisterRolloutCommands(CLI::App& app, int& exit_code) {
     if (verb.reason) cmd->add_option("--reason", args->reason, "Why (recorded)")->required();
     if (verb.comment) cmd->add_option("--comment", args->comment, "A comment (recorded)");
     if (verb.window) {
-      cmd->add_option("--start", args->start, "Window start, RFC 3339 with offset")->required();
-      cmd->add_option("--end", args->end, "Window end, RFC 3339 with offset")->required();
+      cmd->add_option("--start", args->start,
+                      "Window start: 2026-12-01T20:00:00+08:00, or a date (the coordinator's zone)")
+          ->required();
+      cmd->add_option("--end", args->end,
+                      "Window end: 2026-12-01T22:00:00+08:00, or a date (the coordinator's zone)")
+          ->required();
     }
     if (verb.confirm) {
       cmd->add_flag("--confirm", args->confirm, "Confirm the control point")->required();
@@ -207,8 +211,12 @@ void RegisterRolloutCommands(CLI::App& app, int& exit_code) {
   };
   auto add_args = std::make_shared<FreezeArgs>();
   auto* add = freeze->add_subcommand("add", "Add a freeze period");
-  add->add_option("--from", add_args->from, "Start, RFC 3339 with offset")->required();
-  add->add_option("--to", add_args->to, "End, RFC 3339 with offset")->required();
+  add->add_option("--from", add_args->from,
+                  "Start: 2026-12-01T00:00:00+08:00, or a date (the coordinator's zone)")
+      ->required();
+  add->add_option("--to", add_args->to,
+                  "End: 2026-12-08T00:00:00+08:00, or a date (the coordinator's zone)")
+      ->required();
   add->add_option("--reason", add_args->reason, "Why (shown to whoever is blocked)")->required();
   add->add_option("--selector", add_args->selector,
                   "Only hosts with these labels: k=v,... (default: every host)");

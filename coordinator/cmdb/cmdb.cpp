@@ -362,7 +362,7 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
   event.after = std::move(record);
   event.detail = {{"idempotency_key", key}, {"queued", queued}};
   tx.Audit(event);
-  if (queued > 0) RingOutbox();
+  if (queued > 0) tx.AfterCommit(RingOutbox);
   return true;
 }
 
@@ -614,8 +614,11 @@ std::vector<OutboxMessage> ListOutbox(soci::session& sql, const OutboxFilter& fi
 std::vector<OutboxMessage> OutboxHeads(soci::session& sql) {
   return Query<OutboxRow, OutboxMessage>(
       sql,
-      fmt::format("SELECT {} FROM cmdb_outbox WHERE id IN (SELECT MIN(id) FROM cmdb_outbox WHERE "
-                  "state IN ('pending', 'failing') GROUP BY connector) ORDER BY id",
+      // Every undelivered notice (they keep no order), and the oldest
+      // undelivered message of every other connector.
+      fmt::format("SELECT {} FROM cmdb_outbox WHERE state IN ('pending', 'failing') AND "
+                  "(connector LIKE 'notify:%' OR id IN (SELECT MIN(id) FROM cmdb_outbox WHERE "
+                  "state IN ('pending', 'failing') GROUP BY connector)) ORDER BY id",
                   kOutboxColumns),
       [](soci::statement&) {});
 }
@@ -642,6 +645,27 @@ void MarkFailed(Transaction& tx, std::int64_t id, const std::string& error,
   tx.sql() << "UPDATE cmdb_outbox SET state = :s, attempts = attempts + 1, last_error = :e, "
               "next_attempt = :n WHERE id = :id",
       soci::use(state), soci::use(message), soci::use(next), soci::use(key);
+}
+
+void MarkGivenUp(Transaction& tx, std::int64_t id, const std::string& error) {
+  long long key = id;
+  std::string state(kOutboxGivenUp), message = error.substr(0, 2000);
+  std::string connector, idempotency_key, release;
+  long long attempts = 0;
+  tx.sql() << "SELECT connector, idempotency_key, release_id, attempts FROM cmdb_outbox "
+              "WHERE id = :id",
+      soci::use(key), soci::into(connector), soci::into(idempotency_key), soci::into(release),
+      soci::into(attempts);
+  tx.sql() << "UPDATE cmdb_outbox SET state = :s, attempts = attempts + 1, last_error = :e "
+              "WHERE id = :id",
+      soci::use(state), soci::use(message), soci::use(key);
+  AuditEvent event("notify.give-up", "cmdb_outbox", std::to_string(id));
+  event.release_id = release;
+  event.detail = {{"connector", connector},
+                  {"idempotency_key", idempotency_key},
+                  {"attempts", attempts + 1},
+                  {"last_error", message}};
+  tx.Audit(event);
 }
 
 void SyncConnectors(Transaction& tx, const std::vector<ConnectorName>& connectors) {

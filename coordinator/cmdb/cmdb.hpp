@@ -60,6 +60,7 @@ inline constexpr std::string_view kOutboxPending = "pending";      // not attemp
 inline constexpr std::string_view kOutboxFailing = "failing";      // the last attempt failed
 inline constexpr std::string_view kOutboxDelivered = "delivered";  // the receiver took it
 inline constexpr std::string_view kOutboxWaived = "waived";        // an approver waived it
+inline constexpr std::string_view kOutboxGivenUp = "given_up";     // a notice past its time
 
 struct UpgradeRecord {
   std::int64_t id = 0;  // assigned by RecordUpgrade
@@ -177,8 +178,9 @@ struct OutboxFilter {
 };
 std::vector<OutboxMessage> ListOutbox(soci::session& sql, const OutboxFilter& filter);
 
-// For each connector, its oldest undelivered (pending or failing) message:
-// delivery keeps each connector's order.
+// What delivery may try next: for each CMDB connector, its oldest
+// undelivered (pending or failing) message, so that its order is kept; and
+// every undelivered release notice, since notices keep no order.
 std::vector<OutboxMessage> OutboxHeads(soci::session& sql);
 
 // Marks a message delivered (audited "cmdb.deliver") or failed with
@@ -186,6 +188,9 @@ std::vector<OutboxMessage> OutboxHeads(soci::session& sql);
 void MarkDelivered(Transaction& tx, std::int64_t id, const std::string& when);
 void MarkFailed(Transaction& tx, std::int64_t id, const std::string& error,
                 UnixSeconds next_attempt);
+// Gives a release notice up after its last failed attempt (`error`),
+// audited "notify.give-up" (delivery.hpp).
+void MarkGivenUp(Transaction& tx, std::int64_t id, const std::string& error);
 
 // Makes `cmdb_connectors` hold exactly the configured connectors as active
 // (name, type); others stay as inactive rows (their queued messages wait

@@ -189,9 +189,10 @@ Result<CmdbConfig> CmdbConfig::FromJson(const json& value, std::string_view path
   }
   if (value.contains("retry") && !value["retry"].is_null()) {
     const json& retry = value["retry"];
-    if (auto ok = CheckObject(
-            retry, p + ".retry",
-            {{"initial_seconds", JsonType::kInteger}, {"max_seconds", JsonType::kInteger}});
+    if (auto ok = CheckObject(retry, p + ".retry",
+                              {{"initial_seconds", JsonType::kInteger},
+                               {"max_seconds", JsonType::kInteger},
+                               {"notice_give_up_seconds", JsonType::kInteger}});
         !ok) {
       return std::unexpected(ok.error());
     }
@@ -205,6 +206,12 @@ Result<CmdbConfig> CmdbConfig::FromJson(const json& value, std::string_view path
       if (!t) return std::unexpected(t.error());
       config.retry_max = *t;
     }
+    if (retry.contains("notice_give_up_seconds")) {
+      auto t =
+          PositiveSeconds(retry["notice_give_up_seconds"], p + ".retry.notice_give_up_seconds");
+      if (!t) return std::unexpected(t.error());
+      config.notice_give_up = *t;
+    }
     if (config.retry_max < config.retry_initial) {
       return Fail(ErrorCode::kInvalidArgument,
                   fmt::format("{}.retry.max_seconds: must be at least initial_seconds", p));
@@ -216,9 +223,11 @@ Result<CmdbConfig> CmdbConfig::FromJson(const json& value, std::string_view path
 json CmdbConfig::ToJson() const {
   json list = json::array();
   for (const ConnectorConfig& c : connectors) list.push_back(c.ToJson());
-  return {
-      {"connectors", list},
-      {"retry", {{"initial_seconds", retry_initial.count()}, {"max_seconds", retry_max.count()}}}};
+  return {{"connectors", list},
+          {"retry",
+           {{"initial_seconds", retry_initial.count()},
+            {"max_seconds", retry_max.count()},
+            {"notice_give_up_seconds", notice_give_up.count()}}}};
 }
 
 }  // namespace fabu::coordinator

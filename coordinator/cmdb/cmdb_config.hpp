@@ -14,7 +14,8 @@
 //        "fields": {"server_name": "name", "software_name": "name",
 //                   "software_server": "system_id", "software_version": "description"}}
 //     ],
-//     "retry": {"initial_seconds": 5, "max_seconds": 600}
+//     "retry": {"initial_seconds": 5, "max_seconds": 600,
+//               "notice_give_up_seconds": 21600}
 //   }
 //
 // Names are 1-64 of [a-z0-9._-] and unique. Relative file paths are
@@ -59,6 +60,9 @@ struct CmdbConfig {
   std::vector<ConnectorConfig> connectors;
   std::chrono::seconds retry_initial{5};
   std::chrono::seconds retry_max{600};
+  // A release notice still undelivered this long after it was queued is
+  // given up (delivery.hpp): a late notice of a go-live helps nobody.
+  std::chrono::seconds notice_give_up{6 * 3600};
 
   // `value` is the "cmdb" member; `path` names it in errors.
   static Result<CmdbConfig> FromJson(const nlohmann::json& value, std::string_view path = "cmdb");

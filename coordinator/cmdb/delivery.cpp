@@ -9,16 +9,27 @@
 
 #include "coordinator/cmdb/outbox_signal.hpp"
 #include "coordinator/common/clock.hpp"
+#include "protocol/timestamp.hpp"
 
 namespace fabu::coordinator {
 namespace {
 
 const AuditOrigin kWorkerOrigin{"fabu-coordinator", "system", "cmdb-delivery", "local"};
 
+constexpr std::string_view kNotify = "notify:";
+
 // Release notices (notify/notices.hpp) share one connector for all subscriptions.
 std::string ConnectorOf(const OutboxMessage& m) {
-  constexpr std::string_view kNotify = "notify:";
   return m.connector.starts_with(kNotify) ? std::string(kNotify) : m.connector;
+}
+
+bool IsNotice(const OutboxMessage& m) { return m.connector.starts_with(kNotify); }
+
+// When `m` was queued; 0 when its stamp cannot be read (then it is never
+// given up for its age).
+UnixSeconds QueuedAt(const OutboxMessage& m) {
+  auto at = protocol::ParseRfc3339(m.created);
+  return at ? at->seconds : 0;
 }
 
 }  // namespace
@@ -63,9 +74,14 @@ Result<DeliveryPass> DeliverDue(Store& store,
       if (auto it = by_name.find(ConnectorOf(m)); it != by_name.end())
         sent = it->second->Deliver(m);
       const std::int64_t delay = RetryDelaySeconds(policy, m.attempts + 1, unit(random));
+      const UnixSeconds queued = QueuedAt(m);
+      const bool give_up =
+          !sent && IsNotice(m) && queued > 0 && now() - queued >= policy.notice_give_up.count();
       auto marked = store.Write(kWorkerOrigin, [&](Transaction& tx) -> Result<void> {
         if (sent) {
           MarkDelivered(tx, m.id, tx.clock().Utc());
+        } else if (give_up) {
+          MarkGivenUp(tx, m.id, sent.error().message());
         } else {
           MarkFailed(tx, m.id, sent.error().message(), now() + delay);
         }
@@ -75,9 +91,16 @@ Result<DeliveryPass> DeliverDue(Store& store,
       if (sent) {
         ++pass.delivered;
         progressed = true;
+      } else if (give_up) {
+        ++pass.failed;
+        ++pass.given_up;
+        spdlog::error("notice {} via {} given up after {} attempts over {} s: {}", m.id,
+                      m.connector, m.attempts + 1, now() - queued, sent.error().message());
       } else {
         ++pass.failed;
-        blocked[m.connector] = true;
+        // A notice holds back no other message; a CMDB message holds back
+        // the later ones of its connector.
+        if (!IsNotice(m)) blocked[m.connector] = true;
         pass.next_due = std::min(pass.next_due.value_or(now() + delay), now() + delay);
         spdlog::warn("cmdb delivery {} via {} (attempt {}) failed, retry in {} s: {}", m.id,
                      m.connector, m.attempts + 1, delay, sent.error().message());

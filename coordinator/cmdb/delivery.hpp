@@ -2,10 +2,15 @@
 // (connectors.hpp): retried with capped exponential backoff and jitter until
 // delivered or waived.
 //
-// Each connector's messages go out in the order they were queued: only a
-// connector's oldest undelivered message is tried, so a failing message
+// Each CMDB connector's messages go out in the order they were queued: only
+// a connector's oldest undelivered message is tried, so a failing message
 // holds back the later ones of that connector (an iTop never sees an older
-// version after a newer one) and never those of another connector.
+// version after a newer one) and never those of another connector. Release
+// notices (connectors "notify:<subscription>") have no such order: each is
+// tried on its own, so a notice that fails holds back no other, and one
+// still undelivered `notice_give_up` after it was queued is given up
+// (state given_up, audited as notify.give-up, shown in `fabu cmdb outbox`
+// and in the release report).
 // After a failed attempt n (1, 2, ...) the message waits
 // min(max, initial * 2^(n-1)) seconds, drawn uniformly from half that to
 // all of it. Attempts, the last error and the next attempt are in the store
@@ -35,6 +40,7 @@ namespace fabu::coordinator {
 struct RetryPolicy {
   std::chrono::seconds initial{5};
   std::chrono::seconds max{600};
+  std::chrono::seconds notice_give_up{6 * 3600};
 };
 
 // The wait after failed attempt `attempts` (>= 1), given a uniform draw
@@ -44,6 +50,7 @@ std::int64_t RetryDelaySeconds(const RetryPolicy& policy, std::int64_t attempts,
 struct DeliveryPass {
   std::size_t delivered = 0;
   std::size_t failed = 0;
+  std::size_t given_up = 0;             // notices given up in this pass
   std::optional<UnixSeconds> next_due;  // the earliest undelivered message not yet due
 };
 

@@ -1,8 +1,10 @@
 // A process-wide bell rung when a message is queued in the CMDB outbox, so
 // the delivery worker (delivery.hpp) sends it at once instead of at its next
-// timer tick. Ringing inside a store transaction is safe: the worker reads
-// the store after the writer has released it, and a rolled-back message is
-// simply not found. Thread-safe.
+// timer tick. Ring it once the message is committed
+// (Transaction::AfterCommit, store.hpp): the worker reads on its own session
+// and sees only committed work, so a bell rung inside the transaction could
+// wake it too early, find nothing, and leave the message to the next tick.
+// Thread-safe.
 #pragma once
 
 #include <chrono>

@@ -151,8 +151,17 @@ Result<std::string> InitDataDir(const InitOptions& options) {
   }
   CoordinatorConfig config;
   if (options.listen) {
-    if (auto ok = ParseListenAddress(*options.listen); !ok) {
-      return std::unexpected(ok.error().WithContext("--listen"));
+    auto address = ParseListenAddress(*options.listen);
+    if (!address) return std::unexpected(address.error().WithContext("--listen"));
+    // The agents enrolled against this port keep it: a port chosen anew at
+    // every start would strand them after the first restart.
+    if (address->port == 0) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("--listen {}: port 0 would choose another port at every start, "
+                              "and the agents enrolled against the first one could no longer "
+                              "reach it; give a fixed port (`serve --listen HOST:0` picks one "
+                              "for a single run)",
+                              *options.listen));
     }
     config.listen = *options.listen;
   }
@@ -264,8 +273,9 @@ Result<void> Serve(const ServeOptions& options) {
   auto notices = MakeNoticeConnector(**store, config->smtp, data.root, *secrets);
   if (!notices) return std::unexpected(notices.error().WithContext(data.config().string()));
   connectors->push_back(std::move(*notices));
-  DeliveryWorker delivery(**store, std::move(*connectors),
-                          RetryPolicy{config->cmdb.retry_initial, config->cmdb.retry_max});
+  DeliveryWorker delivery(
+      **store, std::move(*connectors),
+      RetryPolicy{config->cmdb.retry_initial, config->cmdb.retry_max, config->cmdb.notice_give_up});
 
   Router router;
   WakeupHub wakeups;

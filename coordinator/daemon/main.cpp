@@ -13,6 +13,7 @@
 
 #include "coordinator/daemon/audit_anchor.hpp"
 #include "coordinator/daemon/daemon.hpp"
+#include "protocol/build_info.hpp"
 
 int main(int argc, char** argv) {
   // Everything the coordinator creates in its data directory (store, WAL,
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"fabu-coordinator: release plans, signed packages and the audit trail"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", fabu::VersionLine("fabu-coordinator"));
   int exit_code = 0;
   auto fail = [&exit_code](std::string_view command, const fabu::Error& error) {
     std::cerr << "fabu-coordinator " << command << ": " << error.message() << "\n";

@@ -188,7 +188,7 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     }
   }
   for (const std::string& release_id : rollouts_to_check) {
-    AdvanceRollout(tx, release_id, now, options, wakeups, AdvanceBy::kFinalEvent);
+    AdvanceRollout(tx, release_id, now, options, wakeups, NextPart::kLeaveToTheSweep);
   }
   return ack;
 }
@@ -205,7 +205,7 @@ void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds no
     if (d.environment == kProductionEnvironment) releases.insert(d.release_id);
   }
   for (const std::string& release_id : releases) {
-    AdvanceRollout(tx, release_id, now, options, wakeups, AdvanceBy::kFinalEvent);
+    AdvanceRollout(tx, release_id, now, options, wakeups, NextPart::kLeaveToTheSweep);
   }
 }
 

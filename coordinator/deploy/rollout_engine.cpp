@@ -194,7 +194,7 @@ rel::RolloutSnapshot SnapshotOf(const rel::Release& release, const RolloutRow& r
   s.golive = *release.plan.golive;
   s.window = release.ActiveWindow();
   s.freeze_override = release.freeze_override.has_value();
-  s.thresholds = row.thresholds;
+  s.waves = row.waves;
   s.current_wave = row.current_wave;
   s.wave_done_at = row.wave_done_at;
   s.gates_confirmed = row.gates_confirmed;
@@ -325,13 +325,19 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
                               release.id, freeze->id, freeze->reason, freeze->to.text));
     }
   }
-  auto sizes = rel::WaveSizes(release.plan.golive->waves, hosts.size());
-  if (!sizes) {
+  auto waves = rel::RolloutWaves(release.plan.golive->waves, hosts.size(),
+                                 release.plan.golive->max_failures);
+  if (!waves) {
     return std::unexpected(
-        sizes.error().WithContext(fmt::format("cannot start release {}", release.id)));
+        waves.error().WithContext(fmt::format("cannot start release {}", release.id)));
   }
-  const auto thresholds = rel::FailureThresholds(*sizes, release.plan.golive->max_failures);
-  std::string key = release.id, package_id = package.id, sizes_text = json(*sizes).dump(),
+  // Stored as two lists (rollout_rows.cpp reads them back).
+  std::vector<std::uint64_t> sizes, thresholds;
+  for (const rel::Wave& wave : *waves) {
+    sizes.push_back(wave.through);
+    thresholds.push_back(wave.max_failures);
+  }
+  std::string key = release.id, package_id = package.id, sizes_text = json(sizes).dump(),
               thresholds_text = json(thresholds).dump(), empty;
   long long started = now, minus_one = -1, zero = 0,
             part = static_cast<long long>(std::max<std::size_t>(first_part, 1));
@@ -356,7 +362,7 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
        soci::use(key), soci::use(pos), soci::use(host), soci::use(w), soci::use(from));
   std::size_t wave = 0;
   for (std::size_t position = 0; position < hosts.size(); ++position) {
-    while (position >= (*sizes)[wave]) ++wave;
+    while (position >= (*waves)[wave].through) ++wave;
     pos = static_cast<long long>(position);
     w = static_cast<long long>(wave);
     host = hosts[position];
@@ -366,18 +372,18 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
   }
   AuditEvent event("rollout.begin", "release", release.id);
   event.release_id = release.id;
-  event.detail = {{"hosts", hosts}, {"wave_sizes", *sizes}, {"thresholds", thresholds}};
+  event.detail = {{"hosts", hosts}, {"wave_sizes", sizes}, {"thresholds", thresholds}};
   tx.Audit(event);
   AdvanceRollout(tx, release.id, now, options, wakeups);
   return {};
 }
 
 void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
-                    const rel::PlanParseOptions& options, Wakeups& wakeups, AdvanceBy by) {
+                    const rel::PlanParseOptions& options, Wakeups& wakeups, NextPart next_part) {
   auto row = LoadRollout(tx, release_id);
   if (!row || row->finished != 0) return;
   // The sweep is making the current wave's next part (it was woken).
-  if (row->assigning != 0 && by == AdvanceBy::kFinalEvent) return;
+  if (row->assigning != 0 && next_part == NextPart::kLeaveToTheSweep) return;
   const RolloutRow before = *row;
   if (row->assigning != 0 && row->aborted == 0 &&
       StoredReleaseState(tx, release_id) == rel::ReleaseStateName(rel::ReleaseState::kDeploying)) {

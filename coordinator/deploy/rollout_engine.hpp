@@ -64,13 +64,14 @@ Result<void> BeginRollout(Transaction& tx, const release::Release& release,
 // rollout or the rollout is over. Hosts given work are added to `wakeups`;
 // when a wave's next part is due, the release is added to
 // wakeups.rollouts_to_go_on (its caller then runs the sweep at once).
-// Who asks. A host's final event never makes a wave's next part: the sweep,
-// woken when the part before committed, does. (Each final event of a wave
-// being assigned would otherwise read the whole rollout: N hosts, N reads.)
-enum class AdvanceBy { kSweepOrPerson, kFinalEvent };
+// `next_part`: whether this step may assign the current wave's next part.
+// A host's final event leaves it to the sweep, woken when the part before
+// committed (each final event of a wave being assigned would otherwise read
+// the whole rollout: N hosts, N reads); the sweep and people's steps make it.
+enum class NextPart { kAssignWhenDue, kLeaveToTheSweep };
 void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
                     const release::PlanParseOptions& options, Wakeups& wakeups,
-                    AdvanceBy by = AdvanceBy::kSweepOrPerson);
+                    NextPart next_part = NextPart::kAssignWhenDue);
 
 // The targets of a release's rollout, in wave order; empty without one.
 std::vector<std::string> RolloutTargets(soci::session& sql, const std::string& release_id);

@@ -38,8 +38,9 @@ std::optional<RolloutRow> ReadRollout(RolloutRowStatement& read, const std::stri
   const std::string sizes = read.sizes, thresholds = read.thresholds;
   StatementCache::Finish(read.st);
   if (!found) return std::nullopt;
-  row.sizes = json::parse(sizes).get<std::vector<std::uint64_t>>();
-  row.thresholds = json::parse(thresholds).get<std::vector<std::uint64_t>>();
+  // Stored as two lists, cumulative sizes and thresholds (rollout_engine.cpp).
+  row.waves = rel::WavesOf(json::parse(sizes).get<std::vector<std::uint64_t>>(),
+                           json::parse(thresholds).get<std::vector<std::uint64_t>>());
   return row;
 }
 
@@ -179,7 +180,7 @@ std::string StoredReleaseState(Transaction& tx, const std::string& release_id) {
 std::optional<std::string> WaveStillRunning(Transaction& tx, const RolloutRow& row) {
   if (row.current_wave < 0) return std::nullopt;
   const auto w = static_cast<std::size_t>(row.current_wave);
-  const std::uint64_t hosts = row.sizes[w] - (w > 0 ? row.sizes[w - 1] : 0);
+  const std::uint64_t hosts = row.waves[w].hosts;
   WaveOpenStatement& probe = tx.Cached<WaveOpenStatement>();
   probe.release_id = row.release_id;
   probe.environment = kProductionEnvironment;

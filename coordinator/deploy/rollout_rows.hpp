@@ -24,8 +24,7 @@ namespace rel = release;
 struct RolloutRow {
   std::string release_id;
   std::string package_id;
-  std::vector<std::uint64_t> sizes;       // cumulative
-  std::vector<std::uint64_t> thresholds;  // per wave
+  std::vector<rel::Wave> waves;
   long long current_wave = -1;
   long long wave_done_at = 0;
   long long gates_confirmed = 0;
@@ -38,9 +37,9 @@ struct RolloutRow {
   long long first_part = 0;  // hosts of a wave's first part (AssignWave)
   long long assigning = 0;   // 1: the current wave has hosts left to assign
 
-  std::size_t wave_count() const { return sizes.size(); }
+  std::size_t wave_count() const { return waves.size(); }
   bool last_wave_started() const {
-    return current_wave >= 0 && static_cast<std::size_t>(current_wave) + 1 >= sizes.size();
+    return current_wave >= 0 && static_cast<std::size_t>(current_wave) + 1 >= waves.size();
   }
 };
 

@@ -28,14 +28,14 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
       state = "pending";
     } else if (count.final < count.hosts) {
       state = "running";
-    } else if (count.failed > row->thresholds[w] && row->accepted_wave < wave) {
+    } else if (count.failed > row->waves[w].max_failures && row->accepted_wave < wave) {
       state = "failed";
     } else {
-      state = count.failed > row->thresholds[w] ? "accepted" : "succeeded";
+      state = count.failed > row->waves[w].max_failures ? "accepted" : "succeeded";
     }
     waves.push_back({{"wave", w + 1},
                      {"hosts", count.hosts},
-                     {"threshold", row->thresholds[w]},
+                     {"threshold", row->waves[w].max_failures},
                      {"state", state},
                      {"final", count.final},
                      {"succeeded", count.succeeded},

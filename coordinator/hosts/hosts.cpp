@@ -3,10 +3,14 @@
 #include <fmt/format.h>
 #include <soci/soci.h>
 
+#include <array>
+#include <cstdint>
+
 #include "coordinator/auth/users.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/common/digest.hpp"
 #include "coordinator/common/json_input.hpp"
+#include "coordinator/common/secret_box.hpp"
 #include "coordinator/release/release_plan.hpp"
 
 namespace fabu::coordinator {
@@ -201,18 +205,21 @@ Result<IssuedEnrollToken> CreateEnrollToken(Transaction& tx, const EnrollTokenSp
 
 namespace {
 
-// The credential kept for a repeated enrollment, sealed with the agent's
-// enroll key: hex XOR with SHA-256 of the key (256 random bits the store
-// never holds), so the store alone does not give the credential away.
-std::string SealCredential(std::string_view credential, std::string_view enroll_key) {
-  const std::string pad = Sha256Hex(fmt::format("fabu-enroll-seal:{}", enroll_key));
-  const auto value = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  std::string out(credential.size(), '0');
-  for (std::size_t i = 0; i < credential.size() && i < pad.size(); ++i) {
-    out[i] = "0123456789abcdef"[value(credential[i]) ^ value(pad[i])];
+// The box sealing the credential kept for a repeated enrollment
+// (AES-256-GCM, secret_box.hpp). Its key is derived from the agent's enroll
+// key, 256 random bits the store never holds (it keeps a different hash of
+// them to recognise the retry), so the store alone does not give the
+// credential away.
+SecretBox EnrollBox(std::string_view enroll_key) {
+  const std::string hex = Sha256Hex(fmt::format("fabu-enroll-seal:{}", enroll_key));
+  std::array<std::uint8_t, SecretBox::kKeyBytes> key{};
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    key[i] = static_cast<std::uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
   }
-  return out;
+  return SecretBox::FromKey(key);
 }
+
+std::string EnrollContext(std::string_view name) { return fmt::format("hosts/{}/enroll", name); }
 
 // The answer of an enrollment that committed, when `request` repeats it: the
 // same token, name and enroll key, the host not removed since and its
@@ -231,9 +238,9 @@ std::optional<protocol::EnrollResponse> RepeatedEnrollment(soci::session& sql,
       enroll_key != Sha256Hex(request.enroll_key)) {
     return std::nullopt;
   }
-  std::string credential = SealCredential(sealed, request.enroll_key);  // XOR undoes itself
-  if (HashToken(credential) != credential_hash) return std::nullopt;
-  return protocol::EnrollResponse{name, std::move(credential), LabelsFrom(labels)};
+  auto credential = EnrollBox(request.enroll_key).Open(sealed, EnrollContext(name));
+  if (!credential || HashToken(*credential) != credential_hash) return std::nullopt;
+  return protocol::EnrollResponse{name, std::move(*credential), LabelsFrom(labels)};
 }
 
 }  // namespace
@@ -328,9 +335,12 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
     std::string enroll_token = token_hash;
     std::string enroll_key =
         request.enroll_key.empty() ? std::string() : Sha256Hex(request.enroll_key);
-    std::string sealed = request.enroll_key.empty()
-                             ? std::string()
-                             : SealCredential(*credential, request.enroll_key);
+    std::string sealed;
+    if (!request.enroll_key.empty()) {
+      auto box = EnrollBox(request.enroll_key).Seal(*credential, EnrollContext(name));
+      if (!box) return std::unexpected(box.error());
+      sealed = std::move(*box);
+    }
     if (existed) {
       tx.sql() << "UPDATE hosts SET credential_sha256 = :c, labels = :l, inventory = :i, "
                   "agent_version = :v, enrolled = :e, last_seen = :s, removed = 0, "

@@ -422,7 +422,7 @@ void EnqueueNotices(Transaction& tx, const rel::Release& before, const rel::Rele
   audit.release_id = after.id;
   audit.detail = {{"event", NoticeEventName(*event)}, {"idempotency_key", key}, {"queued", queued}};
   tx.Audit(audit);
-  if (queued > 0) RingOutbox();
+  if (queued > 0) tx.AfterCommit(RingOutbox);
 }
 
 }  // namespace fabu::coordinator

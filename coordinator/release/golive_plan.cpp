@@ -286,4 +286,21 @@ std::vector<std::uint64_t> FailureThresholds(const std::vector<std::uint64_t>& c
   return thresholds;
 }
 
+std::vector<Wave> WavesOf(const std::vector<std::uint64_t>& cumulative_sizes,
+                          const std::vector<std::uint64_t>& thresholds) {
+  std::vector<Wave> waves;
+  for (std::size_t i = 0; i < cumulative_sizes.size() && i < thresholds.size(); ++i) {
+    const std::uint64_t before = i > 0 ? cumulative_sizes[i - 1] : 0;
+    waves.push_back({cumulative_sizes[i], cumulative_sizes[i] - before, thresholds[i]});
+  }
+  return waves;
+}
+
+Result<std::vector<Wave>> RolloutWaves(const std::vector<HostAmount>& waves,
+                                       std::uint64_t target_count, const HostAmount& max_failures) {
+  auto sizes = WaveSizes(waves, target_count);
+  if (!sizes) return std::unexpected(sizes.error());
+  return WavesOf(*sizes, FailureThresholds(*sizes, max_failures));
+}
+
 }  // namespace fabu::coordinator::release

@@ -99,4 +99,20 @@ Result<std::vector<std::uint64_t>> WaveSizes(const std::vector<HostAmount>& wave
 std::vector<std::uint64_t> FailureThresholds(const std::vector<std::uint64_t>& cumulative_sizes,
                                              const HostAmount& max_failures);
 
+// One wave of a rollout, as fixed when the rollout starts.
+struct Wave {
+  std::uint64_t through = 0;       // targets assigned once this wave has started (cumulative)
+  std::uint64_t hosts = 0;         // this wave's own hosts
+  std::uint64_t max_failures = 0;  // failures it tolerates (FailureThresholds)
+  friend bool operator==(const Wave&, const Wave&) = default;
+};
+
+// The waves of a rollout of `target_count` hosts: WaveSizes and
+// FailureThresholds together (and their errors).
+Result<std::vector<Wave>> RolloutWaves(const std::vector<HostAmount>& waves,
+                                       std::uint64_t target_count, const HostAmount& max_failures);
+// The same, from stored cumulative sizes and thresholds (two lists of one length).
+std::vector<Wave> WavesOf(const std::vector<std::uint64_t>& cumulative_sizes,
+                          const std::vector<std::uint64_t>& thresholds);
+
 }  // namespace fabu::coordinator::release

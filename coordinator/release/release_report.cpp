@@ -137,6 +137,7 @@ json ReleaseReportJson(const ReleaseReportFacts& f, const TimeZone& zone) {
           {"incidents", incidents},
           {"rollbacks", rollbacks},
           {"cmdb", {{"confirmation", f.cmdb}, {"upgrade_records", f.upgrade_records}}},
+          {"notices", f.notices},
           {"closure", closure},
           {"review_notes", f.review_notes}};
 }
@@ -231,6 +232,22 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   doc.Table({L(lang, "host"), L(lang, "product"), L(lang, "from"), L(lang, "to"), L(lang, "action"),
              L(lang, "result")},
             records);
+
+  doc.Heading("notices", "notices");
+  Rows notice_rows;
+  std::size_t given_up = 0;
+  for (const json& n : f.notices) {
+    const std::string state = Str(n, "state");
+    if (state == "given_up") ++given_up;
+    notice_rows.push_back({Str(n, "subscription"), Str(n, "event"), L(lang, state),
+                           Str(n, "attempts"), Str(n, "last_error")});
+  }
+  if (given_up > 0) {
+    doc.Para(fmt::format("⚠ {}: {}", L(lang, "notices_given_up"), given_up));
+  }
+  doc.Table({L(lang, "subscription"), L(lang, "event"), L(lang, "state"), L(lang, "attempts"),
+             L(lang, "last_error")},
+            notice_rows);
 
   doc.Heading("closure", "closure");
   if (r.closure) {

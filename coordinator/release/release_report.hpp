@@ -31,6 +31,9 @@ struct ReleaseReportFacts {
   std::vector<IncidentRecord> incidents;
   nlohmann::json upgrade_records = nlohmann::json::array();  // UpgradeRecord::ToJson each
   nlohmann::json cmdb = nlohmann::json::object();            // CmdbConfirmation::ToJson
+  // The release's notices (coordinator/notify): [{"subscription", "event",
+  // "state", "attempts", "last_error"}], newest first.
+  nlohmann::json notices = nlohmann::json::array();
   std::string review_notes;
 };
 

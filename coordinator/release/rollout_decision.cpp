@@ -80,7 +80,8 @@ RolloutDecision DecideDeploying(const RolloutSnapshot& s) {
                               s.wave_count(), w.final, w.hosts);
       return d;
     }
-    const std::uint64_t threshold = s.thresholds.at(static_cast<std::size_t>(s.current_wave));
+    const std::uint64_t threshold =
+        s.waves.at(static_cast<std::size_t>(s.current_wave)).max_failures;
     d.threshold = threshold;
     if (w.failed > threshold && s.accepted_wave < s.current_wave) {
       const std::string reason = fmt::format(

@@ -71,20 +71,20 @@ struct RolloutSnapshot {
   // aborted), else every target. The engine looks it up for that set only.
   std::optional<FreezeInForce> freeze;
 
-  std::vector<std::uint64_t> thresholds;  // failures tolerated, per wave
-  long long current_wave = -1;            // -1 before the first wave
-  UnixSeconds wave_done_at = 0;           // when the current wave became final (0: not yet)
-  long long gates_confirmed = 0;          // control points passed
-  long long accepted_wave = -1;           // a person resumed past this wave's failures
-  bool aborted = false;                   // a person aborted: nothing more is assigned
-  std::string pause_kind;                 // kPausedBy*, or "" when not paused
+  std::vector<Wave> waves;
+  long long current_wave = -1;    // -1 before the first wave
+  UnixSeconds wave_done_at = 0;   // when the current wave became final (0: not yet)
+  long long gates_confirmed = 0;  // control points passed
+  long long accepted_wave = -1;   // a person resumed past this wave's failures
+  bool aborted = false;           // a person aborted: nothing more is assigned
+  std::string pause_kind;         // kPausedBy*, or "" when not paused
 
   WaveTally wave;           // the current wave (when current_wave >= 0)
   RolloutOutcome outcome;   // every target's latest install so far (hosts = assigned ones)
   std::size_t targets = 0;  // hosts in the rollout
   UnixSeconds now = 0;
 
-  std::size_t wave_count() const { return thresholds.size(); }
+  std::size_t wave_count() const { return waves.size(); }
 };
 
 struct RolloutDecision {

@@ -66,6 +66,31 @@ Result<CivilDate> ParseCivilDate(std::string_view text) {
   return date;
 }
 
+Result<Timestamp> ParseTimeArgument(std::string_view text, const TimeZone& zone) {
+  const bool date_only = text.size() == 10 && text.find('T') == std::string_view::npos;
+  if (date_only) {
+    if (auto date = ParseCivilDate(text)) {
+      const UnixSeconds at = zone.StartOfDay(*date);
+      const std::int32_t offset = zone.OffsetAt(at);
+      const UnixSeconds local = at + offset;
+      const std::int64_t days = local >= 0 ? local / 86400 : (local - 86399) / 86400;
+      const std::int64_t in_day = local - days * 86400;
+      const std::int32_t east = offset < 0 ? -offset : offset;
+      return Timestamp{
+          at, fmt::format("{}T{:02}:{:02}:{:02}{}{:02}:{:02}", FormatCivilDate(CivilFromDays(days)),
+                          in_day / 3600, in_day / 60 % 60, in_day % 60, offset < 0 ? '-' : '+',
+                          east / 3600, east / 60 % 60)};
+    }
+  } else if (auto parsed = ParseRfc3339(text)) {
+    return parsed;
+  }
+  return Fail(ErrorCode::kInvalidArgument,
+              fmt::format("\"{}\" is not a time: write a date, e.g. 2026-12-01 (the start of "
+                          "that day in {}), or an RFC 3339 time with its offset, e.g. "
+                          "2026-12-01T20:00:00+08:00",
+                          text, zone.name()));
+}
+
 std::string FormatCivilDate(CivilDate date) {
   return fmt::format("{:04}-{:02}-{:02}", date.year, date.month, date.day);
 }

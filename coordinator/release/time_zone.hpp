@@ -57,6 +57,13 @@ class TimeZone {
   std::shared_ptr<const Zone> zone_;  // null: UTC
 };
 
+// A time a person typed on the command line: an RFC 3339 time with its
+// offset ("2026-12-01T20:00:00+08:00"), or a date ("2026-12-01") read as the
+// start of that day in `zone`, kept as the RFC 3339 text of that instant
+// with the zone's offset. The error names the text and shows one example of
+// each; callers add the field's name.
+Result<Timestamp> ParseTimeArgument(std::string_view text, const TimeZone& zone);
+
 // Days since 1970-01-01 of a proleptic Gregorian date, and back.
 std::int64_t DaysFromCivil(CivilDate date);
 CivilDate CivilFromDays(std::int64_t days);

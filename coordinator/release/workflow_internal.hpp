@@ -155,8 +155,9 @@ inline Result<void> NeedReason(Action action, std::string_view reason) {
                           ActionName(action)));
 }
 
-// Appends a history entry and moves the release to `to`.
-inline void Record(Release& release, Action action, const Actor& actor, UnixSeconds at,
+// Moves the release to `to`, and writes the move (who, when, from where,
+// why) into its history.
+inline void MoveTo(Release& release, Action action, const Actor& actor, UnixSeconds at,
                    ReleaseState to, std::string note = {}) {
   release.history.push_back(
       HistoryEntry{action, actor.name, actor.role, at, release.state, to, std::move(note)});

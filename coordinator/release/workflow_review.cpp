@@ -33,7 +33,7 @@ Result<Release> CreateRelease(std::string id, const Actor& actor, UnixSeconds at
   release.owner = actor.name;
   release.plan = std::move(plan);
   release.created_at = at;
-  Record(release, Action::kCreate, actor, at, S::kDraft);
+  MoveTo(release, Action::kCreate, actor, at, S::kDraft);
   return release;
 }
 
@@ -68,13 +68,13 @@ Result<Release> ReplacePlan(Action action, const Release& release, const Actor& 
   Release next = release;
   next.plan = std::move(plan);
   if (release.state == S::kDraft) {
-    Record(next, action, actor, at, S::kDraft);
+    MoveTo(next, action, actor, at, S::kDraft);
     return next;
   }
   if (content_changed || !reviewed) {
     // In review, the go-live plan is part of what the reviewers are looking at.
     ClearApprovals(next);
-    Record(next, action, actor, at, S::kDraft,
+    MoveTo(next, action, actor, at, S::kDraft,
            fmt::format("content changed in state {}: back to draft, approvals cleared (§1.1)",
                        ReleaseStateName(release.state)));
     return next;
@@ -90,7 +90,7 @@ Result<Release> ReplacePlan(Action action, const Release& release, const Actor& 
     if (next.golive_approved) next.golive_approval = release.golive_approval;
   }
   const ReleaseState to = release.state == S::kScheduled ? S::kAccepted : release.state;
-  Record(next, Action::kSetGoLive, actor, at, to,
+  MoveTo(next, Action::kSetGoLive, actor, at, to,
          next.golive_approved
              ? "go-live plan restored to the approved one"
              : "go-live plan changed after approval: approve-golive needed (§6.2.5)");
@@ -169,7 +169,7 @@ Result<Release> SubmitRelease(const Release& release, const Actor& actor, UnixSe
   Release next = release;
   ClearApprovals(next);
   next.review_round = release.review_round + 1;
-  Record(next, Action::kSubmit, actor, at, S::kInReview);
+  MoveTo(next, Action::kSubmit, actor, at, S::kInReview);
   return next;
 }
 
@@ -203,7 +203,7 @@ Result<Release> ApproveRelease(const Release& release, const Actor& actor, UnixS
   if (!waiting.empty()) {
     std::string names;
     for (const auto& name : waiting) names += (names.empty() ? "" : ", ") + name;
-    Record(next, Action::kApprove, actor, at, S::kInReview, "waiting for " + names);
+    MoveTo(next, Action::kApprove, actor, at, S::kInReview, "waiting for " + names);
     return next;
   }
   auto digest = ContentDigest(next.plan);
@@ -215,7 +215,7 @@ Result<Release> ApproveRelease(const Release& release, const Actor& actor, UnixS
     next.golive_approved = true;
     next.approved_golive_digest = *golive_digest;
   }
-  Record(next, Action::kApprove, actor, at, S::kApproved,
+  MoveTo(next, Action::kApprove, actor, at, S::kApproved,
          fmt::format("every reviewer approved; content digest {}", *digest));
   return next;
 }
@@ -235,7 +235,7 @@ Result<Release> RejectRelease(const Release& release, const Actor& actor, UnixSe
   ClearApprovals(next);
   next.rejections.push_back(
       ReviewDecision{actor.name, Decision::kRejected, at, comment, release.review_round});
-  Record(next, Action::kReject, actor, at, S::kDraft, std::move(comment));
+  MoveTo(next, Action::kReject, actor, at, S::kDraft, std::move(comment));
   return next;
 }
 
@@ -292,7 +292,7 @@ Result<Release> FileTestReport(const Release& release, const Actor& actor, UnixS
     note += fmt::format(" (test deployment of {}: {})", FormatRfc3339Utc(*deployed), ids);
   }
   next.test_reports.push_back(std::move(report));
-  Record(next, Action::kTestReport, actor, at, S::kTesting, std::move(note));
+  MoveTo(next, Action::kTestReport, actor, at, S::kTesting, std::move(note));
   return next;
 }
 
@@ -315,7 +315,7 @@ Result<Release> AcceptRelease(const Release& release, const Actor& actor, UnixSe
     }
     next.acceptance = Acceptance{actor.name, at, true, options.reason, options.comment};
     next.test_waived_ever = true;
-    Record(next, Action::kAccept, actor, at, S::kAccepted,
+    MoveTo(next, Action::kAccept, actor, at, S::kAccepted,
            "test waived (emergency): " + options.reason);
     return next;
   }
@@ -349,7 +349,7 @@ Result<Release> AcceptRelease(const Release& release, const Actor& actor, UnixSe
                             FormatRfc3339Utc(latest->test_deployed_at)));
   }
   next.acceptance = Acceptance{actor.name, at, false, "", options.comment};
-  Record(next, Action::kAccept, actor, at, S::kAccepted);
+  MoveTo(next, Action::kAccept, actor, at, S::kAccepted);
   return next;
 }
 
@@ -383,7 +383,7 @@ Result<Release> ApproveGoLive(const Release& release, const Actor& actor, UnixSe
   next.golive_approved = true;
   next.approved_golive_digest = *digest;
   next.golive_approval = GoLiveApproval{actor.name, at, std::move(comment), *digest};
-  Record(next, Action::kApproveGoLive, actor, at, release.state,
+  MoveTo(next, Action::kApproveGoLive, actor, at, release.state,
          fmt::format("go-live digest {}", *digest));
   return next;
 }
@@ -416,7 +416,7 @@ Result<Release> ScheduleRelease(const Release& release, const Actor& actor, Unix
                             release.id, window.end.text));
   }
   Release next = release;
-  Record(next, Action::kSchedule, actor, at, S::kScheduled,
+  MoveTo(next, Action::kSchedule, actor, at, S::kScheduled,
          fmt::format("window {} .. {}", window.start.text, window.end.text));
   return next;
 }
@@ -429,7 +429,7 @@ Result<Release> CancelRelease(const Release& release, const Actor& actor, UnixSe
   if (auto ok = CheckState(Action::kCancel, release); !ok) return std::unexpected(ok.error());
   Release next = release;
   next.close_code = CloseCode::kCancelled;
-  Record(next, Action::kCancel, actor, at, S::kCancelled, std::move(reason));
+  MoveTo(next, Action::kCancel, actor, at, S::kCancelled, std::move(reason));
   return next;
 }
 

@@ -56,7 +56,7 @@ Result<Release> StartTestDeployment(const Release& release, const Actor& actor, 
     return std::unexpected(ok.error());
   }
   Release next = release;
-  Record(next, Action::kTestDeploy, actor, at, S::kTesting,
+  MoveTo(next, Action::kTestDeploy, actor, at, S::kTesting,
          fmt::format("deploying to {} test host(s)", host_count));
   return next;
 }
@@ -92,7 +92,7 @@ Result<Release> StartRollout(const Release& release, const Actor& actor, UnixSec
     return std::unexpected(ok.error());
   }
   Release next = release;
-  Record(next, Action::kStartRollout, actor, at, S::kDeploying,
+  MoveTo(next, Action::kStartRollout, actor, at, S::kDeploying,
          fmt::format("deploying to {} production host(s)", host_count));
   return next;
 }
@@ -113,7 +113,7 @@ Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSe
   std::string note = fmt::format("{} of {} host(s) succeeded, {} failed", outcome.succeeded,
                                  outcome.hosts, outcome.failed);
   if (!outcome.reason.empty()) note += "; " + outcome.reason;
-  Record(next, action, actor, at, RuleFor(action).to, std::move(note));
+  MoveTo(next, action, actor, at, RuleFor(action).to, std::move(note));
   return next;
 }
 
@@ -123,7 +123,7 @@ Result<Release> PauseRollout(const Release& release, const Actor& actor, UnixSec
   if (auto ok = NeedReason(Action::kPause, reason); !ok) return std::unexpected(ok.error());
   if (auto ok = CheckState(Action::kPause, release); !ok) return std::unexpected(ok.error());
   Release next = release;
-  Record(next, Action::kPause, actor, at, S::kPaused, std::move(reason));
+  MoveTo(next, Action::kPause, actor, at, S::kPaused, std::move(reason));
   return next;
 }
 
@@ -133,7 +133,7 @@ Result<Release> ResumeRollout(const Release& release, const Actor& actor, UnixSe
     return std::unexpected(ok.error());
   }
   Release next = release;
-  Record(next, Action::kResume, actor, at, S::kDeploying, std::move(comment));
+  MoveTo(next, Action::kResume, actor, at, S::kDeploying, std::move(comment));
   return next;
 }
 
@@ -149,7 +149,7 @@ Result<Release> ConfirmGate(const Release& release, const Actor& actor, UnixSeco
                             release.id));
   }
   Release next = release;
-  Record(next, Action::kGate, actor, at, S::kDeploying, std::move(comment));
+  MoveTo(next, Action::kGate, actor, at, S::kDeploying, std::move(comment));
   return next;
 }
 
@@ -159,7 +159,7 @@ Result<Release> AbortRollout(const Release& release, const Actor& actor, UnixSec
   if (auto ok = NeedReason(Action::kAbort, reason); !ok) return std::unexpected(ok.error());
   if (auto ok = CheckState(Action::kAbort, release); !ok) return std::unexpected(ok.error());
   Release next = release;
-  Record(next, Action::kAbort, actor, at, S::kDeploying, std::move(reason));
+  MoveTo(next, Action::kAbort, actor, at, S::kDeploying, std::move(reason));
   return next;
 }
 
@@ -169,7 +169,7 @@ Result<Release> StartRollback(const Release& release, const Actor& actor, UnixSe
   if (auto ok = NeedReason(Action::kRollback, reason); !ok) return std::unexpected(ok.error());
   if (auto ok = CheckState(Action::kRollback, release); !ok) return std::unexpected(ok.error());
   Release next = release;
-  Record(next, Action::kRollback, actor, at, S::kRollingBack, std::move(reason));
+  MoveTo(next, Action::kRollback, actor, at, S::kRollingBack, std::move(reason));
   return next;
 }
 
@@ -180,7 +180,7 @@ Result<Release> FinishRollback(const Release& release, const Actor& actor, UnixS
   }
   Release next = release;
   next.rollout_finished_at = at;
-  Record(next, Action::kFinishRollback, actor, at, S::kRolledBack, std::move(note));
+  MoveTo(next, Action::kFinishRollback, actor, at, S::kRolledBack, std::move(note));
   return next;
 }
 
@@ -200,7 +200,7 @@ Result<Release> RescheduleWindow(const Release& release, const Actor& actor, Uni
   Release next = release;
   std::string note = fmt::format("window {} .. {}", window.start.text, window.end.text);
   next.rollout_window = std::move(window);
-  Record(next, Action::kReschedule, actor, at, S::kPaused, std::move(note));
+  MoveTo(next, Action::kReschedule, actor, at, S::kPaused, std::move(note));
   return next;
 }
 
@@ -224,7 +224,7 @@ Result<Release> OverrideFreeze(const Release& release, const Actor& actor, UnixS
   }
   Release next = release;
   next.freeze_override = FreezeOverride{actor.name, at, reason};
-  Record(next, Action::kOverrideFreeze, actor, at, release.state, std::move(reason));
+  MoveTo(next, Action::kOverrideFreeze, actor, at, release.state, std::move(reason));
   return next;
 }
 
@@ -290,7 +290,7 @@ Result<Release> CloseRelease(const Release& release, const Actor& actor, UnixSec
   closure.finished_in_window =
       release.plan.golive && finished <= release.plan.golive->window.end.seconds;
   next.closure = std::move(closure);
-  Record(next, Action::kClose, actor, at, S::kClosed,
+  MoveTo(next, Action::kClose, actor, at, S::kClosed,
          notes.empty() ? std::string(CloseCodeName(chosen))
                        : fmt::format("{}: {}", CloseCodeName(chosen), notes));
   return next;

@@ -182,8 +182,10 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     // The chain head this transaction's entries move (audit_log.hpp).
     audit = &statements_.Get<AuditStatements>(sql);
     audit->pending.reset();
+    after_commit_.clear();
     for (Writer* writer : group) {
       const std::optional<AuditStatements::Head> head_before = audit->pending;
+      const std::size_t effects_before = after_commit_.size();
       savepoint.open.execute(true);
       bool keep = false;
       try {
@@ -197,6 +199,7 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
       if (!keep) {
         savepoint.undo.execute(true);
         audit->pending = head_before;
+        after_commit_.resize(effects_before);
       }
       savepoint.release.execute(true);
       writer->refused = !keep && !writer->error;
@@ -204,6 +207,7 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     audit->Flush();
     sql.commit();
   } catch (const std::exception& e) {
+    after_commit_.clear();
     if (audit != nullptr) audit->pending.reset();
     try {
       sql.rollback();
@@ -217,6 +221,10 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
       if (!writer->refused && !writer->error) writer->error = Error(ErrorCode::kIo, message);
     }
   }
+  // What is left belongs to work that is now committed.
+  std::vector<std::function<void()>> effects;
+  effects.swap(after_commit_);
+  for (auto& effect : effects) effect();
 }
 
 void Store::Close() {

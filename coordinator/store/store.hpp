@@ -165,17 +165,30 @@ class Transaction {
   void Raise(const Event& event) {
     events_.Raise(*this, event);
   }
+  // Runs `effect` on the committer thread once this unit of work is
+  // committed, and never when it is undone or the group's COMMIT fails: for
+  // effects outside the database that assume the commit, such as waking a
+  // thread that will read what this transaction wrote (a Read sees only
+  // committed work). `effect` must be quick and must not call Read or Write.
+  void AfterCommit(std::function<void()> effect) { after_commit_.push_back(std::move(effect)); }
 
  private:
   friend class Store;
   Transaction(soci::session& sql, const AuditOrigin& origin, StatementCache& statements,
-              const EventBus& events, const Clock& clock)
-      : sql_(sql), origin_(origin), statements_(statements), events_(events), clock_(clock) {}
+              const EventBus& events, const Clock& clock,
+              std::vector<std::function<void()>>& after_commit)
+      : sql_(sql),
+        origin_(origin),
+        statements_(statements),
+        events_(events),
+        clock_(clock),
+        after_commit_(after_commit) {}
   soci::session& sql_;
   const AuditOrigin& origin_;
   StatementCache& statements_;
   const EventBus& events_;
   const Clock& clock_;
+  std::vector<std::function<void()>>& after_commit_;
 };
 
 class Store {
@@ -242,7 +255,7 @@ class Store {
     using R = std::invoke_result_t<F, Transaction&>;
     std::optional<R> result;
     const std::function<bool(soci::session&)> work = [&](soci::session& sql) {
-      Transaction tx(sql, origin, statements_, events_, clock_);
+      Transaction tx(sql, origin, statements_, events_, clock_, after_commit_);
       result.emplace(std::forward<F>(f)(tx));
       return result->has_value();
     };
@@ -274,7 +287,7 @@ class Store {
     };
     auto* job = new Job{std::move(origin), std::move(f), std::move(done), {}, {}, {}};
     job->work = [this, job](soci::session& sql) {
-      Transaction tx(sql, job->origin, statements_, events_, clock_);
+      Transaction tx(sql, job->origin, statements_, events_, clock_, after_commit_);
       job->result.emplace(job->f(tx));
       return job->result->has_value();
     };
@@ -334,6 +347,9 @@ class Store {
   std::unique_ptr<soci::session> sql_;
   StatementCache statements_;  // guarded by session_mutex_; cleared before sql_ closes
   EventBus events_;            // subscribed before the first write, read-only after
+  // Transaction::AfterCommit's effects of the group being committed; guarded
+  // by session_mutex_.
+  std::vector<std::function<void()>> after_commit_;
   const Clock& clock_;
   bool open_ = false;
   std::mutex reader_mutex_;  // guards reader_ and reader_statements_

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <fstream>
 #include <thread>
 
 #include "tests/agent/agent_fixture.hpp"
@@ -78,6 +79,56 @@ TEST_F(AgentCoordinatorTest, AUsedTokenIsRefusedWithTheCoordinatorsMessage) {
   EXPECT_NE(again.err.find("the coordinator refused the enrollment"), std::string::npos)
       << again.err;
   EXPECT_FALSE(fs::exists(dir_ / "web-2/data/credential"));
+}
+
+TEST_F(AgentCoordinatorTest, AnEnrollmentWhoseAnswerWasLostIsRetriedWithItsKeptKey) {
+  // Given an enrollment that committed but whose answer never reached the
+  // agent (played here by sending the agent's kept enroll key ourselves and
+  // dropping the answer), running `enroll` again with the same token should
+  // get the same credential, not "already enrolled", and leave no key behind.
+  const std::string token = EnrollToken();
+  const fs::path data = dir_ / "web-3/data";
+  fs::create_directories(data);
+  const std::string key(64, 'e');
+  { std::ofstream(data / "enroll.key") << key << "\n"; }
+  const std::string body =
+      R"({"token":")" + token + R"(","name":"web-3","labels":{},"inventory":{"hostname":"web-3",)" +
+      R"("os":"linux","kernel":"6.1.0","arch":"x86_64","cpus":2,"memory_bytes":1073741824,)" +
+      R"("agent_version":"0.1.0","apps":[]},"enroll_key":")" + key + R"("})";
+  auto lost = RunCommand({"curl", "-sS", "--cacert", daemon_->ca().string(), "-H",
+                          "Content-Type: application/json", "--data-binary", body,
+                          daemon_->url() + "/api/v1/agent/enroll"});
+  ASSERT_EQ(lost.exit_code, 0) << lost.err;
+  const auto at = lost.out.find("\"credential\":\"");
+  ASSERT_NE(at, std::string::npos) << lost.out;
+  const std::string credential = lost.out.substr(at + 14, lost.out.find('"', at + 14) - at - 14);
+
+  auto r = Enroll(token, "web-3", data);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("enrolled as web-3"), std::string::npos) << r.out;
+  std::ifstream in(data / "credential");
+  std::string kept;
+  std::getline(in, kept);
+  EXPECT_EQ(kept, credential);
+  EXPECT_FALSE(fs::exists(data / "enroll.key"));
+}
+
+TEST_F(AgentCoordinatorTest, AnUnreachableCoordinatorKeepsTheEnrollKeyForTheRetry) {
+  // Given a coordinator that is down, `enroll` should say so, keep only its
+  // enroll key, and succeed when run again once the coordinator is back.
+  const std::string token = EnrollToken();
+  const fs::path data = dir_ / "web-4/data";
+  daemon_->Stop();
+  auto down = Enroll(token, "web-4", data);
+  EXPECT_NE(down.exit_code, 0);
+  EXPECT_NE(down.err.find("run the same command again"), std::string::npos) << down.err;
+  EXPECT_TRUE(fs::exists(data / "enroll.key"));
+  EXPECT_FALSE(fs::exists(data / "credential"));
+  daemon_ = std::make_unique<CoordinatorProcess>(dir_ / "coordinator");
+  ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  auto up = Enroll(token, "web-4", data);
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  EXPECT_FALSE(fs::exists(data / "enroll.key"));
 }
 
 TEST_F(AgentCoordinatorTest, AWrongCaIsAClearError) {

@@ -117,6 +117,18 @@ TEST(CoordinatorInitTest, ABadListenAddressIsNamedAndLeavesNothing) {
   EXPECT_FALSE(std::filesystem::exists(dir / "c" / "coordinator.db"));
 }
 
+TEST(CoordinatorInitTest, InitRefusesPortZeroSoARestartCannotStrandTheAgents) {
+  // Given `init --listen 127.0.0.1:0`, the config would pick another port at
+  // every start; init refuses it, says why, and creates nothing.
+  TempDir dir;
+  auto init = InitCoordinator(dir / "c", {"--listen", "127.0.0.1:0"});
+  EXPECT_EQ(init.exit_code, 1);
+  EXPECT_TRUE(Contains(init.err, "--listen 127.0.0.1:0: port 0 would choose another port"))
+      << init.err;
+  EXPECT_TRUE(Contains(init.err, "give a fixed port")) << init.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "c"));
+}
+
 TEST_F(CoordinatorTest, TheDaemonAnnouncesItsPortInAFileToo) {
   EXPECT_EQ(std::stoi(ReadFile(data() / "coordinator.port")), daemon_->port());
 }

@@ -7,12 +7,21 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include <atomic>
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <utility>
+#include <vector>
 
 #include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/cmdb/delivery.hpp"
+#include "coordinator/common/clock.hpp"
 #include "coordinator/daemon/listeners.hpp"
+#include "coordinator/notify/notice_connector.hpp"
 #include "coordinator/notify/smtp_mail.hpp"
 #include "coordinator/store/release_records.hpp"
+#include "tests/support/http_receiver.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace fabu::coordinator {
@@ -299,6 +308,80 @@ TEST_F(NoticeStoreTest, AScheduleQueuesOneNoticePerSubscriberOnceOutsideTheCmdbC
   auto again = Write<void>([&](Transaction& tx) { return RemoveSubscription(tx, "N-1", "zhang"); });
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code(), ErrorCode::kNotFound);
+}
+
+// Given a subscriber whose server is down and one whose server is up, the
+// down one's notices should hold back none of the others (not even its own
+// later one), and be given up once they are older than notice_give_up,
+// audited and shown as given_up.
+TEST_F(NoticeStoreTest, AFailingNoticeHoldsBackNoOtherAndIsGivenUpAfterItsTime) {
+  testing::HttpReceiver down, up;
+  down.SetStatus(503, "subscriber down");
+  for (const auto* receiver : {&down, &up}) {
+    ASSERT_TRUE(Write<NoticeSubscription>([&](Transaction& tx) {
+      return AddSubscription(
+          tx, Subscription({NoticeEvent::kScheduled}, "webhook", receiver->url("/n")), "zhang",
+          secrets_);
+    }));
+  }
+  const UnixSeconds queued = WallClock().Seconds();
+  ASSERT_TRUE(Write<void>([&](Transaction& tx) -> Result<void> {
+    for (const auto& [connector, key] :
+         std::vector<std::pair<std::string, std::string>>{{"notify:N-1", "R-7/scheduled/1"},
+                                                          {"notify:N-1", "R-7/started/2"},
+                                                          {"notify:N-2", "R-7/started/2"}}) {
+      const json payload = {{"event", key.substr(4, key.rfind('/') - 4)}, {"release", "R-7"}};
+      EnqueueOutboxMessage(tx, connector, key, "R-7", payload.dump());
+    }
+    return {};
+  }));
+  auto notices = MakeNoticeConnector(*store_, SmtpConfig{}, dir_.path(), secrets_);
+  ASSERT_TRUE(notices) << notices.error().message();
+  std::vector<std::unique_ptr<Connector>> connectors;
+  connectors.push_back(std::move(*notices));
+  const RetryPolicy policy{std::chrono::seconds(10), std::chrono::seconds(40),
+                           std::chrono::seconds(3600)};
+  std::mt19937_64 random(7);
+  std::atomic<bool> stop{false};
+  UnixSeconds now = queued + 1;
+
+  auto pass = DeliverDue(
+      *store_, connectors, policy, [&] { return now; }, random, stop);
+  ASSERT_TRUE(pass) << pass.error().message();
+  EXPECT_EQ(pass->delivered, 1u);
+  EXPECT_EQ(pass->failed, 2u);  // both of N-1 tried; neither held back the other or N-2
+  EXPECT_EQ(up.requests().size(), 1u);
+  EXPECT_EQ(down.requests().size(), 2u);
+
+  now = queued + 3600 + 60;
+  pass = DeliverDue(
+      *store_, connectors, policy, [&] { return now; }, random, stop);
+  ASSERT_TRUE(pass) << pass.error().message();
+  EXPECT_EQ(pass->given_up, 2u);
+  EXPECT_FALSE(pass->next_due);  // nothing left to retry
+  int given_up = 0;
+  for (const OutboxMessage& m : Outbox()) {
+    if (m.connector == "notify:N-1") {
+      EXPECT_EQ(m.state, kOutboxGivenUp);
+      EXPECT_EQ(m.attempts, 2);
+      EXPECT_NE(m.last_error.find("503"), std::string::npos) << m.last_error;
+      ++given_up;
+    } else {
+      EXPECT_EQ(m.state, kOutboxDelivered);
+    }
+  }
+  EXPECT_EQ(given_up, 2);
+  auto audited = store_->Read([](soci::session& sql) -> Result<int> {
+    int n = 0;
+    sql << "SELECT COUNT(*) FROM audit_log WHERE action = 'notify.give-up'", soci::into(n);
+    return n;
+  });
+  EXPECT_EQ(audited.value_or(-1), 2);
+  // Once given up, a notice is not tried again.
+  now += 3600;
+  ASSERT_TRUE(DeliverDue(
+      *store_, connectors, policy, [&] { return now; }, random, stop));
+  EXPECT_EQ(down.requests().size(), 4u);
 }
 
 }  // namespace

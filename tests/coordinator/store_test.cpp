@@ -119,6 +119,40 @@ TEST(StoreTest, AFailedWriteLeavesNothing) {
   EXPECT_EQ(CountRows(**store, "audit_log"), 0);
 }
 
+TEST(StoreTest, AnAfterCommitEffectRunsOnceTheWorkIsVisibleAndNeverForUndoneWork) {
+  // Given effects registered by a kept write, a refused one and one that
+  // throws, only the kept write's effect should run, and when it runs a
+  // Read (the delivery worker's view) should already see that write.
+  TempDir dir;
+  auto store = Store::Create(dir / "c.db");
+  ASSERT_TRUE(store);
+  Store& s = **store;
+  std::vector<std::string> ran;
+  int users_seen = -1;
+  auto kept = s.Write(kOrigin, [&](Transaction& tx) -> Result<void> {
+    auto token = CreateUser(tx, "alice", Role::kTester);
+    if (!token) return std::unexpected(token.error());
+    tx.AfterCommit([&] {
+      ran.push_back("kept");
+      users_seen = CountRows(s, "users");
+    });
+    return {};
+  });
+  ASSERT_TRUE(kept) << kept.error().message();
+  auto refused = s.Write(kOrigin, [&](Transaction& tx) -> Result<void> {
+    tx.AfterCommit([&] { ran.push_back("refused"); });
+    return Fail(ErrorCode::kConflict, "changed my mind");
+  });
+  EXPECT_FALSE(refused);
+  auto threw = s.Write(kOrigin, [&](Transaction& tx) -> Result<void> {
+    tx.AfterCommit([&] { ran.push_back("threw"); });
+    throw std::runtime_error("broke");
+  });
+  EXPECT_FALSE(threw);
+  EXPECT_EQ(ran, std::vector<std::string>{"kept"});
+  EXPECT_EQ(users_seen, 1);
+}
+
 TEST(StoreTest, SqlErrorsBecomeErrorsNotExceptions) {
   TempDir dir;
   auto store = Store::Create(dir / "c.db");

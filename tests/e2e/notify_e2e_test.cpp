@@ -165,5 +165,51 @@ TEST_F(NotifyE2eTest, AWebhookAndAMailboxDownThenUpGetEachNoticeOnce) {
   EXPECT_GE(std::stoi(audit[0][0]), 6);  // 2 add, 3 queue events, 1 remove
 }
 
+// Given one subscriber whose server never answers and one whose server is
+// up, the dead one's notices hold back none of the live one's and are
+// given up after cmdb.retry.notice_give_up_seconds: shown as given_up in
+// `fabu cmdb outbox`, audited, and an alert in the release report.
+TEST_F(NotifyE2eTest, ANoticeThatCannotBeDeliveredIsGivenUpAndTheReportSaysSo) {
+  HttpReceiver live, dead;
+  dead.SetStatus(503, "{\"error\": \"gone\"}");
+  ASSERT_NO_FATAL_FAILURE(Configure(
+      {{"cmdb",
+        {{"retry", {{"initial_seconds", 1}, {"max_seconds", 1}, {"notice_give_up_seconds", 2}}}}},
+       {"webhook_allow", {live.url("/"), dead.url("/")}}}));
+  for (const auto* receiver : {&dead, &live}) {
+    auto added = As(rm_, {"notify", "add", "--events", "scheduled,started,completed",
+                          "--webhook", receiver->url("/n")});
+    ASSERT_EQ(added.exit_code, 0) << added.err;
+  }
+  AddAgents(1);
+  const Package v1 = BuildAndUpload(kV1);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v1));
+  auto settled = [&] {
+    json dead_ones = Notices("N-1"), live_ones = Notices("N-2");
+    if (dead_ones.size() != 3 || live_ones.size() != 3) return false;
+    for (const auto& m : dead_ones) {
+      if (m["state"] != "given_up") return false;
+    }
+    for (const auto& m : live_ones) {
+      if (m["state"] != "delivered") return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(WaitFor(settled)) << Notices("N-1").dump(2) << Notices("N-2").dump(2);
+  EXPECT_EQ(live.requests().size(), 3u);
+  auto audit = QueryStore("SELECT COUNT(*) FROM audit_log WHERE action = 'notify.give-up'");
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0][0], "3");
+
+  auto report = As(viewer_, {"release", "export", "R-1", "--doc", "release-report"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_NE(report.out.find("## Notices"), std::string::npos) << report.out;
+  EXPECT_NE(report.out.find("⚠ Notices given up (never delivered): 3"), std::string::npos)
+      << report.out;
+  auto zh = As(viewer_, {"release", "export", "R-1", "--doc", "release-report", "--lang", "zh-CN"});
+  ASSERT_EQ(zh.exit_code, 0) << zh.err;
+  EXPECT_NE(zh.out.find("未能送达而放弃的通知: 3"), std::string::npos) << zh.out;
+}
+
 }  // namespace
 }  // namespace fabu::e2e

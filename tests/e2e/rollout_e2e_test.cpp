@@ -263,6 +263,18 @@ TEST_F(RolloutE2eTest, AFreezeBlocksTheStart) {
   auto listed = As(viewer_, {"freeze", "list"});
   EXPECT_TRUE(Contains(listed.out, "year-end freeze")) << listed.out;
   ASSERT_EQ(As(rm_, {"freeze", "remove", "F-1"}).exit_code, 0);
+  // A date is the start of that day in the coordinator's zone (Asia/Shanghai
+  // by default); a time that is neither form is refused with an example.
+  auto dated = As(rm_, {"freeze", "add", "--from", "2030-01-01", "--to", "2030-01-02", "--reason",
+                        "new year", "--selector", "app=other"});
+  ASSERT_EQ(dated.exit_code, 0) << dated.err;
+  EXPECT_EQ(QueryStore("SELECT start_text, starts FROM freezes WHERE reason = 'new year'"),
+            (std::vector<std::vector<std::string>>{{"2030-01-01T00:00:00+08:00", "1893427200"}}));
+  auto undated = As(rm_, {"freeze", "add", "--from", "tomorrow", "--to", "2030-01-02", "--reason",
+                          "typo", "--selector", "app=other"});
+  EXPECT_EQ(undated.exit_code, 1);
+  EXPECT_TRUE(Contains(undated.err, "\"tomorrow\" is not a time")) << undated.err;
+  EXPECT_TRUE(Contains(undated.err, "2026-12-01T20:00:00+08:00")) << undated.err;
   ASSERT_NO_FATAL_FAILURE(StartRelease(id));
   ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
 }

@@ -85,6 +85,36 @@ TEST(TimeZoneTest, RefusesNamesThatAreNotZones) {
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
 }
 
+TEST(TimeZoneTest, ATimeArgumentIsAnRfc3339TimeOrADateInTheZone) {
+  auto shanghai = TimeZone::Load("Asia/Shanghai");
+  ASSERT_TRUE(shanghai) << shanghai.error().message();
+  // A date is the start of that day in the zone, kept with the zone's offset.
+  auto date = ParseTimeArgument("2026-12-01", *shanghai);
+  ASSERT_TRUE(date) << date.error().message();
+  EXPECT_EQ(date->seconds, ParseRfc3339("2026-11-30T16:00:00Z")->seconds);
+  EXPECT_EQ(date->text, "2026-12-01T00:00:00+08:00");
+  auto new_york = TimeZone::Load("America/New_York");
+  ASSERT_TRUE(new_york);
+  auto west = ParseTimeArgument("2026-07-04", *new_york);
+  ASSERT_TRUE(west);
+  EXPECT_EQ(west->text, "2026-07-04T00:00:00-04:00");
+  // An RFC 3339 time is taken as written, whatever the zone.
+  auto exact = ParseTimeArgument("2026-12-01T20:00:00+09:00", *shanghai);
+  ASSERT_TRUE(exact);
+  EXPECT_EQ(exact->text, "2026-12-01T20:00:00+09:00");
+  // Anything else: the text, and an example of each form.
+  for (const char* bad : {"2026-13-01", "tomorrow", "2026-12-01T20:00:00", "12/01/2026"}) {
+    auto refused = ParseTimeArgument(bad, *shanghai);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message().find(std::string("\"") + bad + "\" is not a time"),
+              std::string::npos)
+        << refused.error().message();
+    EXPECT_NE(refused.error().message().find("2026-12-01 (the start of that day in Asia/Shanghai)"),
+              std::string::npos);
+    EXPECT_NE(refused.error().message().find("2026-12-01T20:00:00+08:00"), std::string::npos);
+  }
+}
+
 TEST(PeriodTest, MonthsAndDatesAreCheckedAndFollowTheZone) {
   TimeZone zone = Shanghai();
   auto march = MonthPeriod("2026-03", zone);

@@ -31,9 +31,9 @@ RolloutSnapshot Rollout(std::size_t targets, std::vector<HostAmount> waves,
   s.golive.max_failures = max_failures;
   s.golive.between_waves_seconds = 300;
   s.window = MaintenanceWindow{{kOpen, "2027-01-15T08:00:00Z"}, {kClose, "2027-01-15T09:00:00Z"}};
-  const auto sizes = WaveSizes(waves, targets);
-  EXPECT_TRUE(sizes) << sizes.error().message();
-  s.thresholds = FailureThresholds(*sizes, max_failures);
+  const auto planned = RolloutWaves(waves, targets, max_failures);
+  EXPECT_TRUE(planned) << planned.error().message();
+  s.waves = *planned;
   s.targets = targets;
   s.now = kOpen + 60;
   return s;
@@ -189,7 +189,7 @@ TEST(RolloutDecisionTest, FailuresAtTheThresholdGoOn) {
 TEST(RolloutDecisionTest, APercentThresholdIsOfEachWaveRoundedDown) {
   // 20 hosts: waves of 4 and 16; 25% tolerates 1 of 4, then 4 of 16.
   RolloutSnapshot s = Rollout(20, {Count(4), Percent(100)}, Percent(25));
-  ASSERT_EQ(s.thresholds, (std::vector<std::uint64_t>{1, 4}));
+  ASSERT_EQ(s.waves, (std::vector<Wave>{{4, 4, 1}, {20, 16, 4}}));
   WaveFinal(s, 0, 4, 2);
   EXPECT_EQ(DecideRollout(s).kind, Kind::kHalt);
   s.outcome = {};
