@@ -363,7 +363,7 @@ Result<packaging::VerifiedPackage> Deployer::Extract(Context& ctx, const Deploym
                                                      const fs::path& staging) {
   std::optional<StagedTree> staged = std::move(ctx.staged);
   ctx.staged.reset();
-  const char* when = "before the package was verified";
+  const char* when = "while the package was read";
   if (!staged && request.prepared != nullptr) {
     auto prepared = request.prepared->Take();
     when = "while the package downloaded";
@@ -386,7 +386,10 @@ Result<packaging::VerifiedPackage> Deployer::Extract(Context& ctx, const Deploym
       if (auto ok = SyncFileSystemOf(staging); !ok) return std::unexpected(ok.error());
       if (auto ok = SyncDirectory(staging.parent_path()); !ok) return std::unexpected(ok.error());
     }
-    log::Info("deployment {}: the tree was extracted {}", ctx.deployment, when);
+    log::Info(
+        "deployment {}: the tree was extracted into a private staging directory {}; "
+        "nothing is activated before the signature and every digest have been checked",
+        ctx.deployment, when);
     return std::move(staged->verified);
   }
   if (staged) {

@@ -23,8 +23,10 @@ struct UserRow {
   User ToUser() const {
     User user;
     user.name = name;
-    // A role this coordinator does not know (a damaged row) grants the least.
+    // A role this coordinator does not know (a damaged row), or the
+    // coordinator's own, grants the least.
     user.role = ParseRole(role).value_or(Role::kViewer);
+    if (user.role == Role::kSystem) user.role = Role::kViewer;
     user.disabled = disabled != 0;
     user.created = created;
     user.created_by = created_by;
@@ -131,6 +133,12 @@ nlohmann::json UsersRoster(soci::session& sql) {
 
 Result<std::string> CreateUser(Transaction& tx, std::string_view name, Role role) {
   if (auto ok = CheckUserName(name); !ok) return std::unexpected(ok.error());
+  if (role == Role::kSystem) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("role: system is the coordinator's own role, never a user's; use one "
+                            "of {}",
+                            RoleList()));
+  }
   if (FindUser(tx.sql(), name)) {
     return Fail(ErrorCode::kAlreadyExists, fmt::format("user \"{}\" already exists", name));
   }

@@ -21,7 +21,7 @@ namespace rel = release;
 using protocol::DeploymentKind;
 
 // The rollout engine acts as this actor in release histories.
-const rel::Actor kEngine{"fabu-coordinator", rel::Role::kAdmin};
+const rel::Actor kEngine{"fabu-coordinator", rel::Role::kSystem};
 
 // Saves a transition the engine made (SaveTransition); a refused one is
 // logged (the decision should have prevented it) and changes nothing.

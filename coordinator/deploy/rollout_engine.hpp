@@ -19,7 +19,7 @@
 // a pure function of a snapshot of the rollout that this engine loads; the
 // engine carries the decision out in the same transaction.
 //
-// The engine acts as "fabu-coordinator" (role admin) in release histories;
+// The engine acts as "fabu-coordinator" (role system) in release histories;
 // each of its transitions is audited like a person's.
 #pragma once
 

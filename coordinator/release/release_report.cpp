@@ -186,17 +186,20 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   doc.Heading("host_results", "hosts");
   Rows host_rows;
   for (const json& h : f.rollout.value("hosts", json::array())) {
+    // A moved host that was rolled back: how its rollback ended, in a
+    // column of its own.
     std::string rollback;
     if (h.contains("rollback")) {
-      rollback = fmt::format("{}: {} {}", L(lang, "rolled_back"), Str(h["rollback"], "step"),
-                             Str(h["rollback"], "result"));
+      const std::string result = Str(h["rollback"], "result");
+      rollback = result.empty() ? L(lang, "in_flight") : L(lang, result);
     }
-    host_rows.push_back({Str(h, "host"), Str(h, "wave"), Str(h, "step"), Str(h, "result"),
-                         Str(h, "message") + (rollback.empty() ? "" : " " + rollback)});
+    const std::string result = Str(h, "result");
+    host_rows.push_back({Str(h, "host"), Str(h, "wave"), Str(h, "step"),
+                         result.empty() ? "" : L(lang, result), rollback, Str(h, "message")});
   }
-  doc.Table(
-      {L(lang, "host"), L(lang, "wave"), L(lang, "step"), L(lang, "result"), L(lang, "message")},
-      host_rows);
+  doc.Table({L(lang, "host"), L(lang, "wave"), L(lang, "step"), L(lang, "result"),
+             L(lang, "rollback"), L(lang, "message")},
+            host_rows);
 
   doc.Heading("incidents", "incidents");
   Rows incident_rows;

@@ -108,13 +108,15 @@ std::string_view RoleName(Role role) {
       return "tester";
     case Role::kViewer:
       return "viewer";
+    case Role::kSystem:
+      return "system";
   }
   return "unknown";
 }
 
 Result<Role> ParseRole(std::string_view text) {
-  for (Role role :
-       {Role::kAdmin, Role::kApprover, Role::kReleaseManager, Role::kTester, Role::kViewer}) {
+  for (Role role : {Role::kAdmin, Role::kApprover, Role::kReleaseManager, Role::kTester,
+                    Role::kViewer, Role::kSystem}) {
     if (RoleName(role) == text) return role;
   }
   return Fail(ErrorCode::kInvalidArgument,
@@ -274,34 +276,34 @@ const std::vector<TransitionRule>& TransitionTable() {
       {Action::kPause,
        {S::kDeploying},
        S::kPaused,
-       {R::kReleaseManager, R::kApprover, R::kAdmin},
+       {R::kReleaseManager, R::kApprover, R::kAdmin, R::kSystem},
        "a person, or the rollout engine when the window closes or a freeze begins; a reason"},
       {Action::kResume,
        {S::kPaused, S::kFailed},
        S::kDeploying,
-       {R::kReleaseManager, R::kApprover, R::kAdmin},
+       {R::kReleaseManager, R::kApprover, R::kAdmin, R::kSystem},
        "a person; or the engine when the window reopens or the freeze ends; from failed, the "
        "next wave starts despite the failed one"},
       {Action::kFinishRollout,
        {S::kDeploying},
        S::kDeployed,
-       {R::kAdmin},
+       {R::kSystem},
        "every wave within its max_failures and every host final (rollout engine)"},
       {Action::kFailRollout,
        {S::kDeploying, S::kPaused},
        S::kFailed,
-       {R::kAdmin},
+       {R::kSystem},
        "a wave exceeded max_failures without auto_rollback, or an aborted rollout ended "
        "(rollout engine)"},
       {Action::kRollback,
        {S::kDeploying, S::kPaused, S::kFailed},
        S::kRollingBack,
-       {R::kReleaseManager, R::kApprover, R::kAdmin},
+       {R::kReleaseManager, R::kApprover, R::kAdmin, R::kSystem},
        "auto_rollback, or a person after a failure; a reason"},
       {Action::kFinishRollback,
        {S::kRollingBack},
        S::kRolledBack,
-       {R::kAdmin},
+       {R::kSystem},
        "every moved host restored or final (rollout engine)"},
       {Action::kClose,
        {S::kDeployed, S::kFailed, S::kRolledBack},

@@ -74,7 +74,10 @@ Result<CloseCode> ParseCloseCode(std::string_view text);
 
 // Roles of procedure §4.4: admin; approver (发布管理负责人, approves plans);
 // release_manager (发布负责人, owns releases); tester (发布测试人员); viewer.
-enum class Role { kAdmin, kApprover, kReleaseManager, kTester, kViewer };
+// kSystem is the coordinator itself (its rollout engine) in a release's
+// history: never a user's role, and the only one of the engine's own moves
+// (finish-rollout, fail-rollout, finish-rollback).
+enum class Role { kAdmin, kApprover, kReleaseManager, kTester, kViewer, kSystem };
 std::string_view RoleName(Role role);
 Result<Role> ParseRole(std::string_view text);
 

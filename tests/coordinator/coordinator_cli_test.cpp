@@ -171,6 +171,10 @@ TEST_F(CoordinatorTest, DuplicateAndMalformedUsersAreRefusedWithTheReason) {
   auto role = AsAdmin({"user", "add", "bob", "--role", "owner"});
   EXPECT_NE(role.exit_code, 0);
   EXPECT_TRUE(Contains(role.err, "unknown role \"owner\"")) << role.err;
+  auto system = AsAdmin({"user", "add", "bot", "--role", "system"});
+  EXPECT_NE(system.exit_code, 0);
+  EXPECT_TRUE(Contains(system.err, "system is the coordinator's own role, never a user's"))
+      << system.err;
   auto missing = AsAdmin({"user", "disable", "nobody"});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_TRUE(Contains(missing.err, "404")) << missing.err;

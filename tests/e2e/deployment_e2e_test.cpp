@@ -137,8 +137,8 @@ TEST_F(DeploymentE2eTest, APackageWithHooksGoesToAllThree) {
     EXPECT_FALSE(fs::exists(agent.root / "rolled_back")) << agent.name;
     // The tree was written while the package was still arriving.
     EXPECT_TRUE(Contains(ReadFile(agent.log()),
-                         "the tree was extracted while the package "
-                         "downloaded"))
+                         "the tree was extracted into a private staging directory while the "
+                         "package downloaded; nothing is activated before the signature"))
         << agent.name;
   }
   // Each agent reports its inventory after the deployment.
@@ -331,7 +331,7 @@ TEST_F(DeploymentE2eTest, ADownloadCutHalfwayResumes) {
   EXPECT_EQ(std::stoull(match[1]), have);
   // The restarted agent extracted as the rest arrived, after clearing what
   // the killed one had begun.
-  EXPECT_TRUE(Contains(log, "the tree was extracted while the package downloaded")) << log;
+  EXPECT_TRUE(Contains(log, "staging directory while the package downloaded")) << log;
   for (const auto& entry : fs::directory_iterator(agent.app())) {
     EXPECT_FALSE(entry.path().filename().string().starts_with(".")) << entry.path();
   }

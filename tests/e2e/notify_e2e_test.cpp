@@ -177,8 +177,8 @@ TEST_F(NotifyE2eTest, ANoticeThatCannotBeDeliveredIsGivenUpAndTheReportSaysSo) {
         {{"retry", {{"initial_seconds", 1}, {"max_seconds", 1}, {"notice_give_up_seconds", 2}}}}},
        {"webhook_allow", {live.url("/"), dead.url("/")}}}));
   for (const auto* receiver : {&dead, &live}) {
-    auto added = As(rm_, {"notify", "add", "--events", "scheduled,started,completed",
-                          "--webhook", receiver->url("/n")});
+    auto added = As(rm_, {"notify", "add", "--events", "scheduled,started,completed", "--webhook",
+                          receiver->url("/n")});
     ASSERT_EQ(added.exit_code, 0) << added.err;
   }
   AddAgents(1);

@@ -87,6 +87,29 @@ TEST_F(RolloutE2eTest, AWaveOverItsThresholdRollsEveryMovedHostBack) {
   }
   // The moved hosts ran V1.0.0.1's rollback hook when leaving V1.0.0.2.
   EXPECT_EQ(ReadFile(agents_[0].root / "rolled_back"), std::string(kV1) + " " + kV2 + "\n");
+  // The rollback is the coordinator's own act (role system, never a
+  // person's admin), with the rule that fired.
+  int rollbacks = 0;
+  const json history = Show(id)["history"];
+  for (const json& h : history) {
+    if (h["action"] != "rollback" && h["action"] != "finish-rollback") continue;
+    ++rollbacks;
+    EXPECT_EQ(h["actor"], "fabu-coordinator") << h.dump();
+    EXPECT_EQ(h["role"], "system") << h.dump();
+    if (h["action"] == "rollback") {
+      EXPECT_TRUE(Contains(h["note"].get<std::string>(), "auto_rollback")) << h.dump();
+    }
+  }
+  EXPECT_EQ(rollbacks, 2);
+  // The release report: a moved host's result and its rollback, each once,
+  // in the reader's language.
+  auto report_md = As(viewer_, {"release", "export", id, "--doc", "release-report"});
+  ASSERT_EQ(report_md.exit_code, 0) << report_md.err;
+  EXPECT_TRUE(Contains(report_md.out, "| Succeeded | Rolled back |")) << report_md.out;
+  EXPECT_FALSE(Contains(report_md.out, "rolled_back rolled_back")) << report_md.out;
+  auto zh = As(viewer_, {"release", "export", id, "--doc", "release-report", "--lang", "zh-CN"});
+  ASSERT_EQ(zh.exit_code, 0) << zh.err;
+  EXPECT_TRUE(Contains(zh.out, "| 成功 | 已回退 |")) << zh.out;
   json listed;
   EXPECT_TRUE(WaitFor([&] {
     listed = HostsList();

@@ -18,7 +18,7 @@ using testing::kTester;
 using testing::kViewer;
 using testing::kWang;
 
-const Actor kEngine{"fabu-coordinator", Role::kAdmin};
+const Actor kEngine{"fabu-coordinator", Role::kSystem};
 
 Release Must(Result<Release> result) {
   EXPECT_TRUE(result.has_value()) << (result ? "" : result.error().message());
@@ -212,6 +212,16 @@ TEST(RolloutSteeringTest, OnlyAnApproverOverridesAFreezeAndOnlyForAnEmergency) {
   EXPECT_EQ(r.state, ReleaseState::kDeploying);
 }
 
+TEST(RolloutTest, OnlyTheCoordinatorEndsARolloutNoPersonEvenAnAdmin) {
+  const Actor admin{"root.admin", Role::kAdmin};
+  EXPECT_EQ(Refusal(FinishRollout(Deploying(), admin, kT0 + 100, Outcome(3, 3, 0))).substr(0, 18),
+            "permission_denied:")
+      << Refusal(FinishRollout(Deploying(), admin, kT0 + 100, Outcome(3, 3, 0)));
+  const Release r = Must(FinishRollout(Deploying(), kEngine, kT0 + 100, Outcome(3, 3, 0)));
+  EXPECT_EQ(r.history.back().role, Role::kSystem);
+  EXPECT_EQ(r.history.back().actor, "fabu-coordinator");
+}
+
 TEST(CloseTest, TheDefaultCodeFollowsTheOutcome) {
   Release r = Must(FinishRollout(Deploying(), kEngine, kT0 + 100, Outcome(3, 3, 0)));
   EXPECT_EQ(DefaultCloseCode(r, Facts(3, 0)).value(), CloseCode::kSuccess);
@@ -263,11 +273,11 @@ TEST(RolloutTest, DoesNotEndWhileAHostIsNotFinal) {
   Release r = Must(StartRollout(scheduled, kOwner, WindowStart(scheduled), 3));
   EXPECT_TRUE(Refusal(FinishRollout(r, kEngine, WindowStart(scheduled) + 60, Outcome(3, 1, 1)))
                   .find("1 of 3 host(s) are not final") != std::string::npos);
-  // Only the engine (admin) ends a rollout, and only a deploying one.
+  // Only the engine (role system) ends a rollout, and only a deploying one.
   EXPECT_EQ(Refusal(FinishRollout(r, kOwner, WindowStart(scheduled) + 60, Outcome(3, 3, 0)))
                 .rfind("permission_denied", 0),
             0u);
-  EXPECT_EQ(Refusal(FinishRollout(scheduled, kAdmin, WindowStart(scheduled), Outcome(3, 3, 0)))
+  EXPECT_EQ(Refusal(FinishRollout(scheduled, kEngine, WindowStart(scheduled), Outcome(3, 3, 0)))
                 .rfind("conflict", 0),
             0u);
 }

@@ -603,6 +603,7 @@ TEST(WorkflowNamesTest, RoundTrip) {
   EXPECT_EQ(*ParseCloseCode("rolled_back"), CloseCode::kRolledBack);
   EXPECT_EQ(*ParseTestResult("passed"), TestResult::kPassed);
   EXPECT_FALSE(ParseRole("root"));
+  EXPECT_EQ(*ParseRole("system"), Role::kSystem);  // the engine, in histories
   EXPECT_FALSE(ParseReleaseState("done"));
 }
 
