@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+#include <string>
+
 #include "coordinator/release/digest.hpp"
 #include "tests/release/test_plans.hpp"
 
@@ -33,6 +37,29 @@ TEST(ReleasePlanParseTest, ReadsTheIssueExample) {
   ASSERT_TRUE(plan.golive);
   EXPECT_EQ(plan.golive->waves.size(), 3u);
   EXPECT_TRUE(CheckSubmittable(plan));
+}
+
+// docs/plan.md's complete plan, with a real package id in place of its
+// placeholder, is a plan that may be submitted: the page stays true.
+TEST(ReleasePlanParseTest, TheCompletePlanOfDocsPlanMdIsSubmittable) {
+  std::ifstream in(std::string(FABU_SOURCE_DIR) + "/docs/plan.md");
+  ASSERT_TRUE(in) << "docs/plan.md";
+  const std::string page((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto begin = page.find("```yaml\n");
+  ASSERT_NE(begin, std::string::npos);
+  const auto end = page.find("```", begin + 8);
+  ASSERT_NE(end, std::string::npos);
+  std::string yaml = page.substr(begin + 8, end - begin - 8);
+  const std::string placeholder = "<the id printed by fabu package upload>";
+  const auto at = yaml.find(placeholder);
+  ASSERT_NE(at, std::string::npos);
+  yaml.replace(at, placeholder.size(), std::string(64, 'a'));
+  auto plan = ParseReleasePlan(yaml);
+  ASSERT_TRUE(plan) << plan.error().message();
+  EXPECT_TRUE(CheckSubmittable(*plan)) << CheckSubmittable(*plan).error().message();
+  ASSERT_TRUE(plan->golive);
+  EXPECT_EQ(plan->golive->waves.size(), 3u);
+  EXPECT_EQ(plan->Section(PlanSection::kBaseline).substr(0, 9), "Debian 12");
 }
 
 TEST(ReleasePlanParseTest, ReadsYamlLikeJson) {
