@@ -4,6 +4,8 @@
 // (the Store serializes itself, so does the WakeupHub; the rest is read-only).
 #pragma once
 
+#include <string_view>
+
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/secret_box.hpp"
 #include "coordinator/common/wakeup_hub.hpp"
@@ -35,6 +37,19 @@ protocol::UnixSeconds Now(const ApiContext& api);
 release::PlanParseOptions PlanOptions(const ApiContext& api);
 // The authenticated user as the release workflow knows people.
 release::Actor ActorOf(const RequestContext& ctx);
+
+// What the server is told of the API (ServerSettings, server/http_server.hpp;
+// the daemon passes both):
+// Whether `path` is agents' traffic, which the connection cap applies to:
+// every path of the agent API (/api/v1/agent/), enrollment included.
+bool IsAgentTraffic(std::string_view path);
+// The wave hold's policy (wakeup_hub.hpp, "Holds"): while a wave is being
+// assigned in parts, a connection that has just answered an agent's request
+// reads its next one only once the hold ends, so the wave's answers go out
+// first. People's requests are not held, nor the request after a long poll
+// that ran out (`ran_out`): that is the next poll, maybe for the very wave
+// being assigned.
+bool HoldNextRequest(const RequestContext& ctx, bool ran_out);
 
 // Registers every route of /healthz and /api/v1/. Each area has its own
 // Register*Routes in api/<area>_api.cpp; add a new area's call here.

@@ -1,4 +1,5 @@
 #include <chrono>
+#include <string_view>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
@@ -15,6 +16,12 @@ release::PlanParseOptions PlanOptions(const ApiContext& api) {
 
 release::Actor ActorOf(const RequestContext& ctx) {
   return release::Actor{ctx.user().name, ctx.user().role};
+}
+
+bool IsAgentTraffic(std::string_view path) { return path.starts_with("/api/v1/agent/"); }
+
+bool HoldNextRequest(const RequestContext& ctx, bool ran_out) {
+  return ctx.agent.has_value() && !ran_out;
 }
 
 void RegisterHealthRoutes(Router& router, const ApiContext& api) {

@@ -1,3 +1,7 @@
+// clang-format off
+#include <utility>  // before any Boost.Asio header: asio/awaitable.hpp needs it with g++ 12
+// clang-format on
+
 #include "coordinator/daemon/daemon.hpp"
 
 #include <fmt/format.h>
@@ -21,6 +25,7 @@
 #include "coordinator/config/config.hpp"
 #include "coordinator/daemon/audit_anchor.hpp"
 #include "coordinator/daemon/listeners.hpp"
+#include "coordinator/daemon/periodic.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/notify/notice_connector.hpp"
@@ -303,6 +308,8 @@ Result<void> Serve(const ServeOptions& options) {
   settings.max_downloads = static_cast<std::size_t>(config->max_downloads);
   settings.retry_after = config->retry_after;
   settings.hold_limit = config->wave_hold;
+  settings.agent_traffic = IsAgentTraffic;
+  settings.hold_next = HoldNextRequest;
 
   Store& store_ref = **store;
   HttpServer server(
@@ -327,7 +334,8 @@ Result<void> Serve(const ServeOptions& options) {
   // has parts left to assign (WakeupHub::kSweepKey).
   release::PlanParseOptions plan_options;
   plan_options.categories = config->categories;
-  server.Every(
+  PeriodicWork periodic(server, &wakeups);
+  periodic.Every(
       kSweepInterval,
       [&store_ref, &wakeups, plan_options] {
         const auto now = store_ref.clock().Seconds();
@@ -356,14 +364,15 @@ Result<void> Serve(const ServeOptions& options) {
     });
     if (!written) spdlog::error("recording refused enrollments: {}", written.error().message());
   };
-  server.Every(std::chrono::seconds(5),
-               [&write_refusal_summaries, &clock] { write_refusal_summaries(clock.Seconds()); });
+  periodic.Every(std::chrono::seconds(5),
+                 [&write_refusal_summaries, &clock] { write_refusal_summaries(clock.Seconds()); });
   CheckpointWriter& checkpoint_writer = **checkpoints;
-  server.Every(kCheckpointInterval, [&checkpoint_writer] {
+  periodic.Every(kCheckpointInterval, [&checkpoint_writer] {
     if (auto ok = checkpoint_writer.Write("periodic", false); !ok) {
       spdlog::error("audit checkpoint: {}", ok.error().message());
     }
   });
+  periodic.Start();
   delivery.Start();
   auto ran = server.Run();
   delivery.Stop();

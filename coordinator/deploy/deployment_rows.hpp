@@ -1,6 +1,7 @@
 // The `deployments` table's rows as SOCI reads them: shared by the files of
 // coordinator/deploy/ (deployments.cpp, deployment_events.cpp,
-// deployment_sweep.cpp). Internal to coordinator/deploy/.
+// deployment_sweep.cpp) and by the modules above it that read deployments
+// rows themselves (cmdb/upgrade_records.cpp), so a column is read one way.
 #pragma once
 
 #include <soci/soci.h>

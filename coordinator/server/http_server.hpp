@@ -29,7 +29,7 @@
 //     read or write within io_timeout (a slow or silent peer is dropped);
 //   - connections: a connection accepted while more than max_connections are
 //     open is served for people's (management and public) requests only; an
-//     agent request on it (any path under /api/v1/agent/) gets the 503. So
+//     agent request on it (a path `agent_traffic` says is agents') gets the 503. So
 //     agents never take the last reserved_connections slots, and `fabu` keeps
 //     working when a fleet storms in. A connection accepted while more than
 //     max_connections + reserved_connections are open is closed at once,
@@ -37,10 +37,10 @@
 //   - downloads: a package download (Response::File) while max_downloads are
 //     being written gets the 503 instead of the file.
 // Answers first: while the WakeupHub is held (a wave being assigned in
-// parts, SweepDeployments), a connection that has just answered an agent's
-// request reads its next one only when the hold ends or after hold_limit
-// (wakeup_hub.hpp). A connection's first request, people's requests and the
-// request after a long poll that ran out (the next poll) are not held. A
+// parts, SweepDeployments), a connection whose last request `hold_next` names
+// reads its next one only when the hold ends or after hold_limit
+// (wakeup_hub.hpp). Which requests those are is the daemon's policy
+// (daemon/daemon.cpp); a connection's first request is never held. A
 // Response::Wait whose deadline passes while the hub is held waits once more,
 // until the hold ends (at most hold_limit): its host may be in a part still
 // to come.
@@ -62,15 +62,22 @@
 // bookkeeping needs no locks); blocking work (authentication, handlers) runs
 // on a thread pool of `workers` threads and resumes on the I/O thread.
 //
-// Periodic work (Every) runs on the pool at its interval, one run at a time;
-// a notify of its wake key in the WakeupHub runs it early.
+// Other work may share these threads (the daemon's periodic work,
+// daemon/periodic.hpp): io_executor(), pool_executor() and OnShutdown().
 //
 // Run() blocks until SIGTERM or SIGINT: it then stops accepting, closes idle
-// connections, answers waiting long polls at once, stops periodic work, lets
+// connections, answers waiting long polls at once, calls the OnShutdown
+// callbacks (periodic work stops), lets
 // in-flight requests finish for up to the shutdown timeout, joins the pool
 // and returns. A second signal ends it at once.
 #pragma once
 
+// clang-format off
+#include <utility>  // before any Boost.Asio header: asio/awaitable.hpp needs it with g++ 12
+// clang-format on
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -109,6 +116,15 @@ struct ServerSettings {
   // The longest an agent's next request waits while a wave is being
   // assigned in parts (WakeupHub holds); zero: never waits.
   std::chrono::milliseconds hold_limit{2000};
+  // Agents' traffic, which the connection cap applies to: true for the path
+  // of an agent's request (the daemon gives the agent API's, api_context.hpp).
+  // Empty: no request is agents'.
+  std::function<bool(std::string_view path)> agent_traffic;
+  // The wave hold's policy: whether the connection that has just answered
+  // `ctx` reads its next request only once the WakeupHub's hold ends (at most
+  // hold_limit). `ran_out`: `ctx` was a long poll that ended by its deadline.
+  // Empty: no connection is held.
+  std::function<bool(const RequestContext& ctx, bool ran_out)> hold_next;
 };
 
 // Resolves a bearer token to a user (runs on the worker pool).
@@ -139,12 +155,13 @@ class HttpServer {
   // when it cannot start (certificate, address in use); kIo then.
   Result<void> Run();
 
-  // Runs `work` on the worker pool every `interval` while the server runs
-  // (first run one interval after start), and at once (after the run in
-  // progress, if any) whenever `wake_key` is notified in the WakeupHub ("":
-  // never early). Call before Run. `work` must not throw.
-  void Every(std::chrono::milliseconds interval, std::function<void()> work,
-             std::string wake_key = "");
+  // The server's threads, for work that shares them: the I/O thread (its
+  // io_context runs inside Run) and the worker pool.
+  boost::asio::io_context::executor_type io_executor();
+  boost::asio::thread_pool::executor_type pool_executor();
+  // Calls `stop` on the I/O thread when shutdown begins (the first signal),
+  // so work on io_executor() ends and Run can return. Call before Run.
+  void OnShutdown(std::function<void()> stop);
 
  private:
   class Impl;

@@ -27,6 +27,7 @@
 #include <string>
 #include <thread>
 
+#include "coordinator/api/api_context.hpp"
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/server/http_server.hpp"
@@ -63,6 +64,9 @@ class HoldServer {
     settings.port_file = data.port_file();
     settings.workers = 2;
     settings.hold_limit = hold_limit;
+    // The daemon's policy (api/api_context.hpp).
+    settings.agent_traffic = IsAgentTraffic;
+    settings.hold_next = HoldNextRequest;
     ca_ = data.ca_cert();
     router_.Add(Method::kGet, kAgentPath, RouteOptions::Agent(),
                 [](RequestContext&) -> Result<Response> {
