@@ -120,9 +120,12 @@ Result<std::string> Enroll(EnrollOptions o) {
 
   auto inventory = CollectInventory(InstallLayout(apps_root));
   if (!inventory) return std::unexpected(inventory.error());
-  HttpsSettings settings;
-  settings.ca = o.ca;
-  auto http = HttpsClient::Create(settings);
+  // The coordinator's CA pinned, never a proxy, a stalled peer abandoned
+  // (docs/agent.md).
+  platform::HttpClientOptions settings;
+  settings.ca_file = o.ca;
+  settings.low_speed_limit_bytes = 1024;
+  auto http = platform::HttpClient::Create(settings);
   if (!http) return std::unexpected(http.error());
   AgentApiClient api(std::move(*http), o.server, "");
   // No enroll_key: this command does not retry (see protocol/agent_api.hpp).
