@@ -109,7 +109,8 @@ Result<std::string> LoadOrMakeEnrollKey(const fs::path& file) {
 // A TLS failure (the pinned CA does not match): nothing reached the
 // coordinator, and trying again will not help.
 bool IsTlsFailure(const Error& e) {
-  return e.message().find("certificate") != std::string::npos ||
+  return e.message().find("TLS") != std::string::npos ||
+         e.message().find("certificate") != std::string::npos ||
          e.message().find("SSL") != std::string::npos;
 }
 
@@ -160,9 +161,12 @@ Result<std::string> Enroll(EnrollOptions o) {
 
   auto inventory = CollectInventory(InstallLayout(apps_root));
   if (!inventory) return std::unexpected(inventory.error());
-  HttpsSettings settings;
-  settings.ca = o.ca;
-  auto http = HttpsClient::Create(settings);
+  // The coordinator's CA pinned, never a proxy, a stalled peer abandoned
+  // (docs/agent.md).
+  platform::HttpClientOptions settings;
+  settings.ca_file = o.ca;
+  settings.low_speed_limit_bytes = 1024;
+  auto http = platform::HttpClient::Create(settings);
   if (!http) return std::unexpected(http.error());
   AgentApiClient api(std::move(*http), o.server, "");
 

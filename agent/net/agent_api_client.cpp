@@ -14,7 +14,8 @@ constexpr std::chrono::seconds kPollMargin{30};
 
 }  // namespace
 
-AgentApiClient::AgentApiClient(HttpsClient http, std::string server, std::string credential)
+AgentApiClient::AgentApiClient(platform::HttpClient http, std::string server,
+                               std::string credential)
     : http_(std::move(http)), server_(std::move(server)), credential_(std::move(credential)) {
   while (!server_.empty() && server_.back() == '/') server_.pop_back();
 }
@@ -25,11 +26,20 @@ Result<nlohmann::json> AgentApiClient::Call(std::string_view method, std::string
   const std::string url = server_ + std::string(path);
   // Bodies carry what hooks printed and what the host holds: never let a
   // stray byte make the agent throw (ill-formed UTF-8 becomes U+FFFD).
-  const std::string text =
-      body != nullptr ? body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                      : std::string();
-  auto response =
-      http_.Request(method, url, body != nullptr ? &text : nullptr, credential_, timeout);
+  std::string text = body != nullptr
+                         ? body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                         : std::string();
+  platform::HttpRequest request;
+  request.method = std::string(method);
+  request.url = url;
+  request.bearer = credential_;
+  request.headers = {"Accept: application/json"};
+  if (body != nullptr) {
+    request.headers.emplace_back("Content-Type: application/json");
+    request.body = std::move(text);
+  }
+  request.timeout = timeout;
+  auto response = http_.Send(request);
   if (!response) return std::unexpected(response.error());
   const std::string what = fmt::format("{} {}", method, path);
   if (response->status != expected_status) {
@@ -37,7 +47,7 @@ Result<nlohmann::json> AgentApiClient::Call(std::string_view method, std::string
       return Fail(ErrorCode::kUnavailable, fmt::format("{}: unexpected HTTP {} (wanted {})", what,
                                                        response->status, expected_status));
     }
-    return std::unexpected(StatusError(what, *response));
+    return std::unexpected(platform::StatusError(what, *response));
   }
   auto json = nlohmann::json::parse(response->body, nullptr, false);
   if (json.is_discarded()) {

@@ -1,11 +1,11 @@
 // The agent's side of the agent API (protocol/agent_api.hpp): enrollment,
 // the assignment long poll, events, inventory and package URLs, over an
-// HttpsClient with the coordinator's CA pinned.
+// platform::HttpClient with the coordinator's CA pinned.
 //
 // Every call but Enroll sends the credential as a bearer token. Answers are
 // parsed with the protocol's strict FromJson functions; a malformed answer is
 // kUnavailable naming the path (the coordinator is not speaking the
-// contract). An HTTP refusal is StatusError's code with the coordinator's
+// contract). An HTTP refusal is platform::StatusError's code with the coordinator's
 // message. Used by one thread at a time.
 #pragma once
 
@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-#include "agent/net/https_client.hpp"
+#include "platform/http/http_client.hpp"
 #include "protocol/agent_api.hpp"
 #include "protocol/error.hpp"
 
@@ -22,7 +22,7 @@ namespace fabu::agent {
 class AgentApiClient {
  public:
   // `server` is "https://HOST:PORT" (a trailing '/' is dropped).
-  AgentApiClient(HttpsClient http, std::string server, std::string credential);
+  AgentApiClient(platform::HttpClient http, std::string server, std::string credential);
 
   Result<protocol::EnrollResponse> Enroll(const protocol::EnrollRequest& request);
   // Waits up to `wait` (at most kMaxPollWaitSeconds) for an assignment.
@@ -47,7 +47,7 @@ class AgentApiClient {
            (url.starts_with(server_) && url.substr(server_.size()).starts_with('/'));
   }
 
-  HttpsClient& http() { return http_; }
+  platform::HttpClient& http() { return http_; }
   const std::string& server() const { return server_; }
   const std::string& credential() const { return credential_; }
 
@@ -56,7 +56,7 @@ class AgentApiClient {
                               const nlohmann::json* body, std::chrono::seconds timeout,
                               long expected_status);
 
-  HttpsClient http_;
+  platform::HttpClient http_;
   std::string server_;
   std::string credential_;
 };

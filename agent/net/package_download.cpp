@@ -77,7 +77,7 @@ bool WriteAll(int fd, std::span<const char> bytes) {
 
 namespace {
 
-Result<DownloadReport> Download(HttpsClient& client, const DownloadRequest& r) {
+Result<DownloadReport> Download(platform::HttpClient& client, const DownloadRequest& r) {
   std::error_code ec;
   if (fs::exists(r.destination, ec)) {
     // Completed by an earlier run (the agent stopped before installing it).
@@ -115,7 +115,7 @@ Result<DownloadReport> Download(HttpsClient& client, const DownloadRequest& r) {
       return Fail(ErrorCode::kIo, fmt::format("cannot seek in {}", r.part.string()));
     }
     std::optional<Error> refusal;
-    HttpsClient::FetchHandler handler;
+    platform::HttpClient::FetchHandler handler;
     handler.on_start = [&](long status, std::optional<std::uint64_t> range_start) {
       if (status == 206) {
         if (range_start != have) {
@@ -171,7 +171,7 @@ Result<DownloadReport> Download(HttpsClient& client, const DownloadRequest& r) {
     if (response->status != 200 && response->status != 206) {
       // 416: the server does not have the bytes we asked from: start over next time.
       if (response->status == 416) fs::remove(r.part, ec);
-      return std::unexpected(StatusError(fmt::format("GET {}", r.url), *response));
+      return std::unexpected(platform::StatusError(fmt::format("GET {}", r.url), *response));
     }
     if (have < r.size) {
       return Fail(ErrorCode::kUnavailable,
@@ -196,7 +196,7 @@ Result<DownloadReport> Download(HttpsClient& client, const DownloadRequest& r) {
 
 }  // namespace
 
-Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadRequest& r) {
+Result<DownloadReport> DownloadPackage(platform::HttpClient& client, const DownloadRequest& r) {
   auto report = Download(client, r);
   if (r.progress != nullptr) {
     if (report) {

@@ -22,7 +22,7 @@
 // Nothing here trusts the bytes for more than the digest: the deployment
 // engine verifies the signature and re-derives the digest while it extracts.
 // Errors: kUnavailable when the transfer broke (call again to resume),
-// kTooLarge, kIntegrity, and StatusError codes for HTTP refusals (403, 404,
+// kTooLarge, kIntegrity, and platform::StatusError codes for HTTP refusals (403, 404,
 // ...), kIo for the local disk. Not thread-safe (one download per file at a
 // time).
 #pragma once
@@ -31,8 +31,8 @@
 #include <filesystem>
 #include <string>
 
-#include "agent/net/https_client.hpp"
 #include "packaging/growing_file.hpp"
+#include "platform/http/http_client.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::agent {
@@ -58,6 +58,7 @@ struct DownloadReport {
   std::string sha256;              // of the whole file, lower-case hex
 };
 
-Result<DownloadReport> DownloadPackage(HttpsClient& client, const DownloadRequest& request);
+Result<DownloadReport> DownloadPackage(platform::HttpClient& client,
+                                       const DownloadRequest& request);
 
 }  // namespace fabu::agent

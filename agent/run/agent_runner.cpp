@@ -470,12 +470,12 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
   if (trust.empty()) {
     log::Warn("agent.json: trusted_keys is empty: every package will be refused at verify");
   }
-  HttpsSettings settings;
-  settings.ca = ca.string();
+  platform::HttpClientOptions settings;  // never a proxy, CA pinned
+  settings.ca_file = ca.string();
   settings.connect_timeout = std::chrono::seconds(config->connect_timeout_seconds);
   settings.low_speed_limit_bytes = config->low_speed_limit_bytes;
   settings.low_speed_time = std::chrono::seconds(config->low_speed_time_seconds);
-  auto http = HttpsClient::Create(settings);
+  auto http = platform::HttpClient::Create(settings);
   if (!http) return std::unexpected(http.error());
   if (auto ok = MakeDirectories(config->apps_root); !ok) return std::unexpected(ok.error());
   auto journal = Journal::Open(data_dir);

@@ -1,4 +1,4 @@
-// The `fabu` CLI's HTTPS client of the coordinator API (libcurl).
+// The `fabu` CLI's HTTPS client of the coordinator API (platform/http).
 //
 // The server URL, bearer token and pinned CA come from --server/--token/--ca
 // or FABU_SERVER/FABU_TOKEN/FABU_CA. Only https:// URLs are accepted, the
@@ -7,7 +7,7 @@
 // into memory). A non-2xx answer becomes an Error carrying the server's
 // message, with the code the HTTP status stands for.
 //
-// ApiClient owns one CURL handle (reused, so calls share a connection); it is
+// ApiClient owns one platform::HttpClient (calls share a connection); it is
 // not thread-safe.
 #pragma once
 

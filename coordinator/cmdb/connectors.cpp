@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "coordinator/cmdb/http_post.hpp"
+#include "coordinator/cmdb/outbound.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -61,16 +61,15 @@ class WebhookConnector final : public Connector {
 
   Result<void> Deliver(const OutboxMessage& message) override {
     json payload = json::parse(message.payload, nullptr, false);
-    HttpPostRequest request;
+    platform::HttpRequest request;
     request.url = config_.url;
-    request.ca_file = config_.ca_file;
     request.timeout = config_.timeout;
     request.body = message.payload;
     request.headers = {"Content-Type: application/json",
                        "X-Fabu-Signature: " + WebhookSignature(secret_, message.payload),
                        "Idempotency-Key: " + message.idempotency_key,
                        "X-Fabu-Event: " + (payload.is_object() ? payload.value("event", "") : "")};
-    auto response = HttpPost(request);
+    auto response = PostOutbound(std::move(request), config_.ca_file);
     if (!response) return std::unexpected(response.error());
     if (response->status < 200 || response->status >= 300) {
       return Fail(ErrorCode::kUnavailable, fmt::format("POST {}: HTTP {} {}", config_.url,
@@ -152,15 +151,14 @@ class ItopConnector final : public Connector {
  private:
   // One REST call; the answer when its code is 0.
   Result<json> Call(const json& request) {
-    HttpPostRequest post;
+    platform::HttpRequest post;
     post.url = config_.url;
-    post.ca_file = config_.ca_file;
     post.timeout = config_.timeout;
     post.headers = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"};
-    post.body = FormEncode(
+    post.body = platform::FormEncode(
         {{"auth_user", config_.user}, {"auth_pwd", password_}, {"json_data", request.dump()}});
     const std::string operation = request.value("operation", "");
-    auto response = HttpPost(post);
+    auto response = PostOutbound(std::move(post), config_.ca_file);
     if (!response) return std::unexpected(response.error().WithContext("iTop " + operation));
     if (response->status < 200 || response->status >= 300) {
       return Fail(ErrorCode::kUnavailable, fmt::format("iTop {}: HTTP {} {}", operation,

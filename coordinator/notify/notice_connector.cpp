@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
-#include "coordinator/cmdb/http_post.hpp"
+#include "coordinator/cmdb/outbound.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/notify/notices.hpp"
 
@@ -35,7 +35,7 @@ class NoticeConnector final : public Connector {
  private:
   Result<void> Post(const NoticeSubscription& s, const OutboxMessage& message,
                     const json& payload) {
-    HttpPostRequest request;
+    platform::HttpRequest request;
     request.url = s.target;
     request.body = message.payload;
     request.headers = {"Content-Type: application/json",
@@ -48,7 +48,7 @@ class NoticeConnector final : public Connector {
       request.headers.push_back("X-Fabu-Signature: " + WebhookSignature(*secret, message.payload));
       OPENSSL_cleanse(secret->data(), secret->size());
     }
-    auto response = HttpPost(request);
+    auto response = PostOutbound(std::move(request), "");
     if (!response) return std::unexpected(response.error());
     if (response->status < 200 || response->status >= 300) {
       return Fail(ErrorCode::kUnavailable,

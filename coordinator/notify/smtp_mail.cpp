@@ -11,8 +11,8 @@
 #include <memory>
 #include <sstream>
 
-#include "coordinator/common/curl_handles.hpp"
 #include "coordinator/common/json_input.hpp"
+#include "platform/http/curl_handles.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -144,15 +144,13 @@ std::string FormatMail(const MailMessage& m) {
 
 Result<void> SendMail(const SmtpConfig& config, const std::string& password,
                       const MailMessage& message) {
-  static const CURLcode kGlobal = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (kGlobal != CURLE_OK) return Fail(ErrorCode::kInternal, "libcurl failed to initialize");
-  CurlHandle handle(curl_easy_init());
-  if (!handle) return Fail(ErrorCode::kInternal, "libcurl: cannot make a handle");
-  CURL* c = handle.get();
+  auto handle = platform::NewCurlHandle();
+  if (!handle) return std::unexpected(handle.error());
+  CURL* c = handle->get();
   const std::string body = FormatMail(message);
   Upload upload{&body};
   const std::string from = "<" + config.from + ">", to = "<" + message.to + ">";
-  HeaderList recipients(curl_slist_append(nullptr, to.c_str()));
+  platform::CurlList recipients(curl_slist_append(nullptr, to.c_str()));
   char error_text[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(c, CURLOPT_URL, config.url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");

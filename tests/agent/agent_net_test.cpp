@@ -10,9 +10,9 @@
 #include "agent/config/agent_config.hpp"
 #include "agent/net/agent_api_client.hpp"
 #include "agent/net/backoff.hpp"
-#include "agent/net/https_client.hpp"
 #include "agent/net/package_download.hpp"
 #include "packaging/sha256.hpp"
+#include "platform/http/http_client.hpp"
 #include "tests/agent/tls_test_server.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -198,11 +198,11 @@ class DownloadTest : public ::testing::Test {
     http_ = std::make_unique<TlsTestServer>(
         dir_ / "tls", [this](const TestRequest& r) { return server_.Answer(r); });
     ASSERT_TRUE(http_->started());
-    HttpsSettings settings;
-    settings.ca = http_->ca().string();
-    auto client = HttpsClient::Create(settings);
+    platform::HttpClientOptions settings;
+    settings.ca_file = http_->ca().string();
+    auto client = platform::HttpClient::Create(settings);
     ASSERT_TRUE(client);
-    client_ = std::make_unique<HttpsClient>(std::move(*client));
+    client_ = std::make_unique<platform::HttpClient>(std::move(*client));
   }
 
   DownloadRequest Request() const {
@@ -217,7 +217,7 @@ class DownloadTest : public ::testing::Test {
   TempDir dir_;
   PackageServer server_;
   std::unique_ptr<TlsTestServer> http_;
-  std::unique_ptr<HttpsClient> client_;
+  std::unique_ptr<platform::HttpClient> client_;
 };
 
 TEST_F(DownloadTest, FetchesTheWholeFileAndRenamesIt) {
@@ -326,9 +326,9 @@ TEST_F(DownloadTest, ARefusalCarriesTheServersMessage) {
     return TlsTestServer::Response(403, R"({"error":{"message":"not assigned to web-2"}})");
   });
   ASSERT_TRUE(refusing.started());
-  HttpsSettings settings;
-  settings.ca = refusing.ca().string();
-  auto client = HttpsClient::Create(settings);
+  platform::HttpClientOptions settings;
+  settings.ca_file = refusing.ca().string();
+  auto client = platform::HttpClient::Create(settings);
   ASSERT_TRUE(client);
   DownloadRequest request = Request();
   request.url = refusing.url() + "/api/v1/agent/packages/abc";
@@ -352,9 +352,9 @@ TEST_F(DownloadTest, AServerNotSignedByThePinnedCaIsRefused) {
 // The credential goes only to the coordinator: a mirror URL whose host only
 // begins like the server's is another host.
 TEST_F(DownloadTest, OnlyUrlsOnTheServerItselfAreTheCoordinators) {
-  HttpsSettings settings;
-  settings.ca = http_->ca().string();
-  auto client = HttpsClient::Create(settings);
+  platform::HttpClientOptions settings;
+  settings.ca_file = http_->ca().string();
+  auto client = platform::HttpClient::Create(settings);
   ASSERT_TRUE(client);
   AgentApiClient api(std::move(*client), "https://coord.example.com:8443/", "secret");
   EXPECT_TRUE(api.IsOnServer("https://coord.example.com:8443/api/v1/agent/packages/abc"));

@@ -1,7 +1,8 @@
 // The coordinator's side of the agent: enrollment tokens,
 // hosts, the agent API and deployments, on the real fabu-coordinator. People
-// use the real fabu CLI; the agent is played by curl (real HTTPS with the
-// pinned CA), since the real agent is built beside this.
+// use the real fabu CLI; the agent is played by the HTTP client
+// (tests/support/agent_http.hpp: real HTTPS with the pinned CA), since the
+// real agent is built beside this.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -18,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/agent_http.hpp"
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/people_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -51,13 +53,6 @@ std::string UtcIn(std::chrono::seconds offset) {
   return text;
 }
 
-struct HttpReply {
-  int status = 0;
-  std::string body;
-  std::string headers;
-  json Json() const { return json::parse(body, nullptr, false); }
-};
-
 class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
  protected:
   void SetUp() override {
@@ -87,85 +82,31 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
     ASSERT_EQ(package_id_.size(), 64u);
   }
 
-  // One HTTPS request with curl, pinning the coordinator's CA.
+  // One HTTPS request as an agent (the coordinator's CA pinned), on a
+  // connection of its own: a long poll may be waiting on another thread.
   HttpReply Http(const std::string& method, const std::string& path, const std::string& token,
                  const std::optional<json>& body = std::nullopt,
-                 const std::vector<std::string>& extra = {}) {
-    const int n = ++requests_;
-    const auto out = dir_ / ("reply-" + std::to_string(n));
-    const auto headers = dir_ / ("headers-" + std::to_string(n));
-    std::vector<std::string> argv{
-        "curl", "-sS",         "--noproxy", "*",          "--cacert", daemon_->ca().string(),
-        "-X",   method,        "-o",        out.string(), "-D",       headers.string(),
-        "-w",   "%{http_code}"};
-    if (!token.empty()) {
-      argv.push_back("-H");
-      argv.push_back("Authorization: Bearer " + token);
-    }
-    if (body) {
-      const auto file = dir_ / ("body-" + std::to_string(n));
-      WriteFile(file, body->dump());
-      argv.insert(argv.end(),
-                  {"-H", "Content-Type: application/json", "--data-binary", "@" + file.string()});
-    }
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back(daemon_->url() + path);
-    auto r = RunCommand(argv);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return HttpReply{std::atoi(r.out.c_str()), ReadAll(out), ReadAll(headers)};
+                 const std::vector<std::string>& headers = {}) {
+    AgentHttpClient agent(daemon_->url(), daemon_->ca());
+    return agent.Request(method, path, token, body ? body->dump() : "", headers);
   }
 
   // One HTTPS request whose body is `raw`, sent byte for byte.
   HttpReply HttpRaw(const std::string& method, const std::string& path, const std::string& token,
                     const std::string& raw) {
-    const auto file = dir_ / ("raw-" + std::to_string(++requests_));
-    WriteFile(file, raw);
-    const auto out = dir_ / ("reply-" + std::to_string(requests_));
-    std::vector<std::string> argv{"curl",
-                                  "-sS",
-                                  "--noproxy",
-                                  "*",
-                                  "--cacert",
-                                  daemon_->ca().string(),
-                                  "-X",
-                                  method,
-                                  "-o",
-                                  out.string(),
-                                  "-w",
-                                  "%{http_code}",
-                                  "-H",
-                                  "Content-Type: application/json",
-                                  "--data-binary",
-                                  "@" + file.string()};
-    if (!token.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + token});
-    argv.push_back(daemon_->url() + path);
-    auto r = RunCommand(argv);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return HttpReply{std::atoi(r.out.c_str()), ReadAll(out), ""};
+    AgentHttpClient agent(daemon_->url(), daemon_->ca());
+    return agent.Request(method, path, token, raw);
   }
 
-  // `count` enrollment POSTs by one curl over one kept-alive connection, the
-  // bodies taken in turn from `bodies`; the statuses answered.
+  // `count` enrollment POSTs by one client over one kept-alive connection,
+  // the bodies taken in turn from `bodies`; the statuses answered.
   std::vector<int> EnrollFlood(const std::vector<std::string>& bodies, int count) {
-    std::ostringstream config;
-    for (int i = 0; i < count; ++i) {
-      const auto file = dir_ / ("flood-" + std::to_string(i % bodies.size()));
-      if (i < static_cast<int>(bodies.size())) WriteFile(file, bodies[i]);
-      config << "url = \"" << daemon_->url() << "/api/v1/agent/enroll\"\n"
-             << "header = \"Content-Type: application/json\"\n"
-             << "data-binary = \"@" << file.string() << "\"\n"
-             << "cacert = \"" << daemon_->ca().string() << "\"\n"
-             << "noproxy = \"*\"\noutput = \"/dev/null\"\n"
-             << "write-out = \"%{http_code}\\n\"\nsilent\n";
-      if (i + 1 < count) config << "next\n";
-    }
-    WriteFile(dir_ / "flood.curl", config.str());
-    auto r =
-        RunCommand({"curl", "-K", (dir_ / "flood.curl").string()}, {}, std::chrono::seconds(600));
-    EXPECT_EQ(r.exit_code, 0) << r.err.substr(0, 500);
+    AgentHttpClient agent(daemon_->url(), daemon_->ca());
     std::vector<int> statuses;
-    std::istringstream lines(r.out);
-    for (std::string line; std::getline(lines, line);) statuses.push_back(std::atoi(line.c_str()));
+    for (int i = 0; i < count; ++i) {
+      statuses.push_back(
+          agent.Request("POST", "/api/v1/agent/enroll", "", bodies[i % bodies.size()]).status);
+    }
     return statuses;
   }
 
@@ -352,7 +293,6 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
   }
 
   std::string package_id_;
-  int requests_ = 0;
 };
 
 TEST_F(AgentApiTest, EnrollmentTokensAreSingleUseExpireAndAreAudited) {
@@ -643,14 +583,14 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   EXPECT_EQ(whole.body, file);
   EXPECT_TRUE(Contains(whole.headers, "\"" + package_id_ + "\"")) << whole.headers;
   auto rest = Http("GET", "/api/v1/agent/packages/" + package_id_, web1, std::nullopt,
-                   {"-H", "Range: bytes=1000-"});
+                   {"Range: bytes=1000-"});
   EXPECT_EQ(rest.status, 206) << rest.headers;
   EXPECT_EQ(rest.body, file.substr(1000));
   EXPECT_TRUE(Contains(rest.headers, "bytes 1000-" + std::to_string(file.size() - 1) + "/" +
                                          std::to_string(file.size())))
       << rest.headers;
   auto past = Http("GET", "/api/v1/agent/packages/" + package_id_, web1, std::nullopt,
-                   {"-H", "Range: bytes=" + std::to_string(file.size()) + "-"});
+                   {"Range: bytes=" + std::to_string(file.size()) + "-"});
   EXPECT_EQ(past.status, 416);
   // A host without that package assigned may not fetch it.
   EXPECT_EQ(Http("GET", "/api/v1/agent/packages/" + package_id_, other).status, 403);

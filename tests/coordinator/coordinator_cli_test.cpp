@@ -1,6 +1,7 @@
 // The coordinator as its operators and release managers use it: the real
-// fabu-coordinator on loopback, driven by the real fabu CLI (and curl where a
-// test needs to send what the CLI never would).
+// fabu-coordinator on loopback, driven by the real fabu CLI (and the HTTP
+// client, tests/support/agent_http.hpp, where a test needs to send what the
+// CLI never would).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <memory>
 
+#include "tests/support/agent_http.hpp"
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -53,26 +55,12 @@ class CoordinatorTest : public ::testing::Test {
     return LastLine(r.out);
   }
 
-  // POSTs a raw body with curl; returns "BODY\nSTATUS".
-  CommandResult Curl(const std::string& path, const std::filesystem::path& body_file,
-                     const std::string& token, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv{"curl",
-                                  "-sS",
-                                  "--noproxy",
-                                  "*",
-                                  "--cacert",
-                                  daemon_->ca().string(),
-                                  "-H",
-                                  "Authorization: Bearer " + token,
-                                  "-H",
-                                  "Content-Type: application/json",
-                                  "--data-binary",
-                                  "@" + body_file.string(),
-                                  "-w",
-                                  "\n%{http_code}",
-                                  daemon_->url() + path};
-    argv.insert(argv.end() - 1, extra.begin(), extra.end());
-    return RunCommand(argv);
+  // POSTs the body of `body_file` as JSON, byte for byte, with `headers`
+  // added (the HTTP client, the CA pinned).
+  HttpReply Post(const std::string& path, const std::filesystem::path& body_file,
+                 const std::string& token, const std::vector<std::string>& headers = {}) {
+    AgentHttpClient client(daemon_->url(), daemon_->ca());
+    return client.Request("POST", path, token, ReadFile(body_file), headers);
   }
 
   TempDir dir_;
@@ -202,31 +190,31 @@ TEST_F(CoordinatorTest, AViewerGets403NamingTheRoleNeeded) {
 TEST_F(CoordinatorTest, ABodyOverTheLimitGets413) {
   const auto big = dir_ / "big.json";
   WriteFile(big, "{\"name\": \"" + std::string(2 << 20, 'x') + "\"}");
-  auto r = Curl("/api/v1/users", big, admin_token_);
-  EXPECT_EQ(LastLine(r.out), "413") << r.out << r.err;
-  EXPECT_TRUE(Contains(r.out, "over the limit of 1048576 bytes")) << r.out;
+  auto r = Post("/api/v1/users", big, admin_token_);
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_TRUE(Contains(r.body, "over the limit of 1048576 bytes")) << r.body;
   // The same without "Expect: 100-continue": the body arrives anyway.
-  auto pushed = Curl("/api/v1/users", big, admin_token_, {"-H", "Expect:"});
-  EXPECT_EQ(LastLine(pushed.out), "413") << pushed.out << pushed.err;
+  auto pushed = Post("/api/v1/users", big, admin_token_, {"Expect:"});
+  EXPECT_EQ(pushed.status, 413) << pushed.body;
 }
 
 TEST_F(CoordinatorTest, MalformedJsonGets400NamingTheField) {
   const auto body = dir_ / "body.json";
   WriteFile(body, R"({"name": "bob", "role": 7})");
-  auto wrong_type = Curl("/api/v1/users", body, admin_token_);
-  EXPECT_EQ(LastLine(wrong_type.out), "400") << wrong_type.out;
-  EXPECT_TRUE(Contains(wrong_type.out, "role: expected a string")) << wrong_type.out;
+  auto wrong_type = Post("/api/v1/users", body, admin_token_);
+  EXPECT_EQ(wrong_type.status, 400) << wrong_type.body;
+  EXPECT_TRUE(Contains(wrong_type.body, "role: expected a string")) << wrong_type.body;
 
   WriteFile(body, R"({"name": "bob", "role": "viewer", "admin": true})");
-  auto unknown = Curl("/api/v1/users", body, admin_token_);
-  EXPECT_EQ(LastLine(unknown.out), "400") << unknown.out;
-  EXPECT_TRUE(Contains(unknown.out, "admin: unknown field")) << unknown.out;
+  auto unknown = Post("/api/v1/users", body, admin_token_);
+  EXPECT_EQ(unknown.status, 400) << unknown.body;
+  EXPECT_TRUE(Contains(unknown.body, "admin: unknown field")) << unknown.body;
 
   WriteFile(body, R"({"name": "bob", )");
-  auto broken = Curl("/api/v1/users", body, admin_token_);
-  EXPECT_EQ(LastLine(broken.out), "400") << broken.out;
-  EXPECT_TRUE(Contains(broken.out, "not valid JSON")) << broken.out;
-  EXPECT_TRUE(Contains(broken.out, R"("code":"invalid_argument")")) << broken.out;
+  auto broken = Post("/api/v1/users", body, admin_token_);
+  EXPECT_EQ(broken.status, 400) << broken.body;
+  EXPECT_TRUE(Contains(broken.body, "not valid JSON")) << broken.body;
+  EXPECT_TRUE(Contains(broken.body, R"("code":"invalid_argument")")) << broken.body;
 }
 
 TEST_F(CoordinatorTest, EveryAnswerCarriesARequestIdThatTheAuditRecords) {
@@ -237,18 +225,18 @@ TEST_F(CoordinatorTest, EveryAnswerCarriesARequestIdThatTheAuditRecords) {
   EXPECT_TRUE(Contains(audit.out, R"("source": "127.0.0.1:)")) << audit.out;
   const auto body = dir_ / "empty.json";
   WriteFile(body, "{}");
-  auto r = Curl("/api/v1/users/ann/disable", body, admin_token_, {"-i"});
-  const auto at = r.out.find("X-Request-Id: ");
-  ASSERT_NE(at, std::string::npos) << r.out;
-  const std::string id = r.out.substr(at + 14, 16);
-  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << r.out;
+  auto r = Post("/api/v1/users/ann/disable", body, admin_token_);
+  const auto at = r.headers.find("X-Request-Id: ");
+  ASSERT_NE(at, std::string::npos) << r.headers;
+  const std::string id = r.headers.substr(at + 14, 16);
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << r.headers;
   auto after = AsAdmin({"audit", "list", "--json"});
   EXPECT_TRUE(Contains(after.out, "\"request_id\": \"" + id + "\"")) << after.out;
   // Each request has its own id.
-  auto again = Curl("/api/v1/users/ann/disable", body, admin_token_, {"-i"});
-  const auto next = again.out.find("X-Request-Id: ");
-  ASSERT_NE(next, std::string::npos) << again.out;
-  EXPECT_NE(again.out.substr(next + 14, 16), id) << again.out;
+  auto again = Post("/api/v1/users/ann/disable", body, admin_token_);
+  const auto next = again.headers.find("X-Request-Id: ");
+  ASSERT_NE(next, std::string::npos) << again.headers;
+  EXPECT_NE(again.headers.substr(next + 14, 16), id) << again.headers;
 }
 
 TEST_F(CoordinatorTest, PlainHttpGetsNoService) {

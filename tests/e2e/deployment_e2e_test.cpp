@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "tests/e2e/fleet.hpp"
+#include "tests/support/agent_http.hpp"
 
 namespace fabu::e2e {
 namespace {
@@ -271,7 +272,8 @@ TEST_F(DeploymentE2eTest, ACoordinatorDownForTenSecondsLosesAndDuplicatesNothing
     EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
   }
 
-  // The production deployments' events (the test deployment's host reported once, by curl).
+  // The production deployments' events (the test deployment's host reported once, by the test
+  // host).
   const EventRows events = StoredEvents(
       CoordinatorDir() / "coordinator.db",
       "SELECT e.deployment, e.sequence, COUNT(*) FROM deployment_events e JOIN deployments d ON "
@@ -358,22 +360,10 @@ TEST_F(DeploymentE2eTest, OneAgentsCredentialIsRefusedForAnother) {
     return !deployment.empty();
   }));
 
+  fabu::testing::AgentHttpClient agent(Url(), Ca());
   auto http = [&](const Agent& as, const std::string& method, const std::string& path,
                   const std::string& body = "") {
-    std::vector<std::string> argv{"curl",      "-sS",
-                                  "--noproxy", "*",
-                                  "--cacert",  Ca().string(),
-                                  "-X",        method,
-                                  "-o",        "/dev/null",
-                                  "-w",        "%{http_code}",
-                                  "-H",        "Authorization: Bearer " + Credential(as)};
-    if (!body.empty()) {
-      argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", body});
-    }
-    argv.push_back(Url() + path);
-    auto r = RunCommand(argv);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return std::atoi(r.out.c_str());
+    return agent.Request(method, path, Credential(as), body).status;
   };
   const std::string package_path = "/api/v1/agent/packages/" + v1.id;
   EXPECT_EQ(http(x, "GET", package_path), 403);

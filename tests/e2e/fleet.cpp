@@ -22,6 +22,7 @@
 #include <stdexcept>
 
 #include "tests/support/agent_events.hpp"
+#include "tests/support/agent_http.hpp"
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/wait.hpp"
 
@@ -601,31 +602,19 @@ json Fleet::HostsOf(const std::string& release) {
   return hosts;
 }
 
-// A test host played with curl for the test deployment every release needs
+// A test host played with the HTTP client for the test deployment every release needs
 // before acceptance (procedure §6.2.3): enrolled, deployed to, reporting
 // every step to success, then removed so that the fleet's hosts stay the
 // agents'.
 void Fleet::PassTestDeployment(const std::string& release) {
   std::string name = "qa-" + release;  // host names are lower case
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  fabu::testing::AgentHttpClient agent(Url(), Ca());
   auto http = [&](const std::string& method, const std::string& path, const std::string& credential,
                   const std::string& body) {
-    const auto out = dir_ / ("qa-reply-" + std::to_string(++files_));
-    std::vector<std::string> argv{"curl",     "-sS",         "--noproxy", "*",
-                                  "--cacert", Ca().string(), "-X",        method,
-                                  "-o",       out.string(),  "-w",        "%{http_code}"};
-    if (!credential.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + credential});
-    if (!body.empty()) {
-      const auto file = dir_ / ("qa-body-" + std::to_string(files_));
-      WriteFile(file, body);
-      argv.insert(argv.end(),
-                  {"-H", "Content-Type: application/json", "--data-binary", "@" + file.string()});
-    }
-    argv.push_back(Url() + path);
-    auto r = RunCommand(argv);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(r.out, "200") << path << ": " << ReadFile(out);
-    return json::parse(ReadFile(out), nullptr, false);
+    const fabu::testing::HttpReply reply = agent.Request(method, path, credential, body);
+    EXPECT_EQ(reply.status, 200) << path << ": " << reply.body;
+    return reply.Json();
   };
   auto token = As(rm_, {"enroll-token", "create", "--labels", "env=test,app=c3m-video"});
   ASSERT_EQ(token.exit_code, 0) << token.err;
@@ -641,13 +630,10 @@ void Fleet::PassTestDeployment(const std::string& release) {
                          {"memory_bytes", 4294967296ull},
                          {"agent_version", "0.1.0"},
                          {"apps", json::array()}}}};
-  const auto out = dir_ / ("qa-enroll-" + std::to_string(++files_));
-  auto enrolled = RunCommand({"curl", "-sS", "--noproxy", "*", "--cacert", Ca().string(), "-o",
-                              out.string(), "-H", "Content-Type: application/json", "--data-binary",
-                              enroll.dump(), Url() + "/api/v1/agent/enroll"});
-  ASSERT_EQ(enrolled.exit_code, 0) << enrolled.err;
-  const std::string credential = json::parse(ReadFile(out), nullptr, false).value("credential", "");
-  ASSERT_FALSE(credential.empty()) << ReadFile(out);
+  const fabu::testing::HttpReply enrolled =
+      agent.Request("POST", "/api/v1/agent/enroll", "", enroll.dump());
+  const std::string credential = enrolled.Json().value("credential", "");
+  ASSERT_FALSE(credential.empty()) << enrolled.status << " " << enrolled.body;
   auto tested = As(rm_, {"release", "test", release});
   ASSERT_EQ(tested.exit_code, 0) << tested.err;
   const json assignment =

@@ -1,10 +1,9 @@
 #include "tests/support/people_fixture.hpp"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "tests/support/agent_events.hpp"
+#include "tests/support/agent_http.hpp"
 
 namespace fabu::testing {
 
@@ -60,25 +59,9 @@ std::pair<int, std::string> CoordinatorWithPeople::AgentHttp(const std::string& 
                                                              const std::string& path,
                                                              const std::string& credential,
                                                              const std::string& body) {
-  static int requests = 0;
-  const auto out = dir_ / ("agent-reply-" + std::to_string(++requests));
-  std::vector<std::string> argv{
-      "curl", "-sS",  "--noproxy", "*",          "--cacert", daemon_->ca().string(),
-      "-X",   method, "-o",        out.string(), "-w",       "%{http_code}"};
-  if (!credential.empty()) argv.insert(argv.end(), {"-H", "Authorization: Bearer " + credential});
-  if (!body.empty()) {
-    const auto file = dir_ / ("agent-body-" + std::to_string(requests));
-    WriteFile(file, body);
-    argv.insert(argv.end(),
-                {"-H", "Content-Type: application/json", "--data-binary", "@" + file.string()});
-  }
-  argv.push_back(daemon_->url() + path);
-  auto r = RunCommand(argv);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  std::ifstream in(out, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return {std::atoi(r.out.c_str()), text.str()};
+  AgentHttpClient agent(daemon_->url(), daemon_->ca());
+  HttpReply reply = agent.Request(method, path, credential, body);
+  return {reply.status, std::move(reply.body)};
 }
 
 std::string CoordinatorWithPeople::EnrollHost(const std::string& name, const std::string& labels) {

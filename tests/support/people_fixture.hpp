@@ -39,7 +39,7 @@ class CoordinatorWithPeople : public ::testing::Test {
   std::string BuildAndUpload(const std::string& name, const std::string& version,
                              const std::filesystem::path& from);
 
-  // A test host played by curl (real HTTPS, the pinned CA): enrolls `name`
+  // A test host played by the HTTP client (real HTTPS, the pinned CA): enrolls `name`
   // with the token labels `labels` (e.g. "env=test,app=c3m-video"); its
   // credential.
   std::string EnrollHost(const std::string& name, const std::string& labels);
@@ -47,7 +47,7 @@ class CoordinatorWithPeople : public ::testing::Test {
   // release test`) and each host in `credentials` reports every step of its
   // assignment to success, as a working agent would (procedure §6.2.3).
   void PassTestDeployment(const std::string& id, const std::vector<std::string>& credentials);
-  // One HTTPS request with curl as an agent; the status and the body.
+  // One HTTPS request as an agent (AgentHttpClient); the status and the body.
   std::pair<int, std::string> AgentHttp(const std::string& method, const std::string& path,
                                         const std::string& credential, const std::string& body);
 
