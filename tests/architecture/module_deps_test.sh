@@ -41,7 +41,7 @@ def module_of(path):
 include = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 bad = 0
 checked = 0
-for top in ("protocol", "packaging", "agent", "coordinator"):
+for top in ("protocol", "platform", "packaging", "agent", "coordinator"):
     for dirpath, _, files in os.walk(os.path.join(root, top)):
         for name in files:
             if not name.endswith((".cpp", ".hpp")):
