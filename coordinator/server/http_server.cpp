@@ -35,11 +35,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "coordinator/common/files.hpp"
 #include "coordinator/common/json_input.hpp"
 #include "coordinator/server/error_status.hpp"
 #include "coordinator/tls/server_ciphers.hpp"
 #include "coordinator/tls/tls_stream.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -390,7 +390,8 @@ Result<void> HttpServer::Impl::Run() {
   }
 
   if (!settings_.port_file.empty()) {
-    if (auto ok = WriteFileDurably(settings_.port_file, fmt::format("{}\n", port)); !ok) {
+    if (auto ok = platform::WriteFileDurably(settings_.port_file, fmt::format("{}\n", port), 0600);
+        !ok) {
       return std::unexpected(ok.error());
     }
   }
