@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "fmt/format.h"
+#include "platform/fs/files.hpp"
 
 namespace fabu::packaging {
 namespace {
@@ -75,38 +76,12 @@ Result<RawPublicKey> RawOf(EVP_PKEY* pkey) {
 
 // Writes `data` to a new file with `mode`, refusing to overwrite, and fsyncs it.
 Result<void> WriteNewFile(const std::filesystem::path& path, std::string_view data, mode_t mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) {
-    if (errno == EEXIST) {
-      return Fail(ErrorCode::kAlreadyExists,
-                  fmt::format("{} already exists; refusing to overwrite a key", path.string()));
-    }
-    return Fail(ErrorCode::kIo,
-                fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
+  auto written = fabu::platform::WriteNewFileDurably(path, data, mode);
+  if (!written && written.error().code() == ErrorCode::kAlreadyExists) {
+    return Fail(ErrorCode::kAlreadyExists,
+                fmt::format("{} already exists; refusing to overwrite a key", path.string()));
   }
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(path.c_str());
-      return Fail(ErrorCode::kIo,
-                  fmt::format("cannot write {}: {}", path.string(), std::strerror(err)));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  // The umask must not widen or narrow what we promised.
-  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(path.c_str());
-    return Fail(ErrorCode::kIo,
-                fmt::format("cannot sync {}: {}", path.string(), std::strerror(err)));
-  }
-  ::close(fd);
-  return {};
+  return written;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "packaging/package.hpp"
 #include "packaging/platform/libarchive.hpp"
 #include "packaging/sha256.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::packaging {
 namespace {
@@ -27,20 +28,7 @@ using platform::ArchiveWriter;
 
 constexpr std::size_t kChunk = 1 << 20;
 
-// A file descriptor closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = fabu::platform::UniqueFd;
 
 // A file removed on scope exit unless released.
 class TempFile {
@@ -217,14 +205,6 @@ Result<std::pair<std::string, std::uint64_t>> WriteFileData(archive* a, const So
   return std::make_pair(hash.FinishHex(), total);
 }
 
-Result<void> FsyncAndClose(int fd, const fs::path& path) {
-  if (::fsync(fd) != 0) {
-    return Fail(ErrorCode::kIo,
-                fmt::format("cannot sync {}: {}", path.string(), std::strerror(errno)));
-  }
-  return {};
-}
-
 }  // namespace
 
 Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& key) {
@@ -386,7 +366,7 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
 
   // 4. The outer tar, into a temp file, then renamed over `out`.
   std::string out_template = (out_dir / ".fabu-package-XXXXXX").string();
-  raw_fd = ::mkstemp(out_template.data());
+  raw_fd = fabu::platform::CurrentFileSystem().MakeTemp(out_template.data(), O_CLOEXEC);
   if (raw_fd < 0) {
     return Fail(ErrorCode::kIo, fmt::format("cannot create a temp file in {}: {}", out_dir.string(),
                                             std::strerror(errno)));
@@ -428,15 +408,17 @@ Result<BuildResult> BuildPackage(const BuildOptions& options, const SigningKey& 
       return Fail(ErrorCode::kIo, "cannot finish the package: " + ArchiveErrorText(a.get()));
     }
   }
-  if (auto ok = FsyncAndClose(out_fd.get(), out_template); !ok) return std::unexpected(ok.error());
+  if (fabu::platform::CurrentFileSystem().Fsync(out_fd.get()) != 0) {
+    return Fail(ErrorCode::kIo,
+                fmt::format("cannot sync {}: {}", out_template, std::strerror(errno)));
+  }
   ::fchmod(out_fd.get(), 0644);
-  if (::rename(out_template.c_str(), options.out.c_str()) != 0) {
+  if (fabu::platform::CurrentFileSystem().Rename(out_template.c_str(), options.out.c_str()) != 0) {
     return Fail(ErrorCode::kIo,
                 fmt::format("cannot write {}: {}", options.out.string(), std::strerror(errno)));
   }
   out_file.Release();
-  Fd dir_fd(::open(out_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
+  if (auto ok = fabu::platform::SyncDirectory(out_dir); !ok) return std::unexpected(ok.error());
 
   BuildResult result;
   result.manifest = std::move(manifest);

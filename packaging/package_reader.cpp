@@ -28,6 +28,7 @@
 #include "packaging/platform/libarchive.hpp"
 #include "packaging/platform/open_beneath.hpp"
 #include "packaging/sha256.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::packaging {
 namespace {
@@ -979,17 +980,6 @@ Result<VerifiedPackage> ReadPackage(const fs::path& file, const TrustStore& trus
   return GrowingFileFirst(ReadOpenedPackage(**opened, trust, options, sink), (*opened)->source);
 }
 
-Result<void> SyncDir(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return Fail(ErrorCode::kIo, fmt::format("{}: {}", dir.string(), std::strerror(errno)));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0)
-    return Fail(ErrorCode::kIo, fmt::format("{}: fsync: {}", dir.string(), std::strerror(errno)));
-  return {};
-}
-
 }  // namespace
 
 Result<VerifiedPackage> VerifyPackage(const fs::path& file, const TrustStore& trust,
@@ -1054,23 +1044,21 @@ Result<VerifiedPackage> ExtractPackage(const fs::path& file, const TrustStore& t
   }
   if (result && options.durable) {
     // One syncfs flushes every extracted file before the tree becomes visible.
-    int fd = ::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || ::syncfs(fd) != 0) {
-      result = Fail(ErrorCode::kIo,
-                    fmt::format("cannot sync {}: {}", staging.string(), std::strerror(errno)));
+    if (auto synced = fabu::platform::SyncFileSystemOf(staging); !synced) {
+      result = std::unexpected(synced.error());
     }
-    if (fd >= 0) ::close(fd);
   }
   if (result) {
     ::chmod(staging.c_str(), 0755);
     if (existed && ::rmdir(target.c_str()) != 0) {
       result = Fail(ErrorCode::kIo,
                     fmt::format("cannot replace {}: {}", dest.string(), std::strerror(errno)));
-    } else if (::rename(staging.c_str(), target.c_str()) != 0) {
+    } else if (fabu::platform::CurrentFileSystem().Rename(staging.c_str(), target.c_str()) != 0) {
       result = Fail(ErrorCode::kIo, fmt::format("cannot move the tree into {}: {}", dest.string(),
                                                 std::strerror(errno)));
     } else if (options.durable) {
-      if (auto synced = SyncDir(parent); !synced) result = std::unexpected(synced.error());
+      if (auto synced = fabu::platform::SyncDirectory(parent); !synced)
+        result = std::unexpected(synced.error());
     }
   }
   if (!result) {

@@ -9,13 +9,13 @@
 #include <vector>
 
 #include "agent/common/clock.hpp"
-#include "agent/common/durable_files.hpp"
 #include "agent/deploy/deployer.hpp"
 #include "agent/deploy/names.hpp"
 #include "agent/hooks/hook_runner.hpp"
 #include "agent/host/host_facts.hpp"
 #include "agent/install/install_layout.hpp"
 #include "agent/journal/journal.hpp"
+#include "platform/fs/files.hpp"
 #include "protocol/timestamp.hpp"
 
 namespace fabu::agent {
@@ -127,7 +127,7 @@ Result<std::unique_ptr<Engine>> MakeEngine(const EngineOptions& o) {
       return std::unexpected(ok.error().WithContext(fmt::format("--trust {}", pem)));
     }
   }
-  if (auto ok = MakeDirectories(o.apps_root); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::MakeDirectories(o.apps_root); !ok) return std::unexpected(ok.error());
   auto journal = Journal::Open(o.data);
   if (!journal) return std::unexpected(journal.error());
   auto engine = std::unique_ptr<Engine>(new Engine{std::move(*journal), {}, {}, {}, nullptr});
@@ -193,7 +193,7 @@ int RunStatus(const std::string& data, const std::string& apps_root) {
   std::error_code ec;
   if (fs::exists(path, ec)) {
     // The journal is replaced by rename, so reading it needs no lock.
-    auto text = ReadWholeFile(path);
+    auto text = platform::ReadWholeFile(path);
     if (!text) return ReportError(text.error());
     try {
       status["journal"] = nlohmann::json::parse(*text);

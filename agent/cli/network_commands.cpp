@@ -14,7 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include "agent/common/durable_files.hpp"
 #include "agent/common/log.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/host/host_inventory.hpp"
@@ -23,6 +22,7 @@
 #include "agent/run/agent_runner.hpp"
 #include "agent/run/stop_signal.hpp"
 #include "packaging/keys.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::agent {
 
@@ -72,9 +72,9 @@ Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) 
 }
 
 Result<void> CopyFileDurably(const fs::path& from, const fs::path& to) {
-  auto content = ReadWholeFile(from);
+  auto content = platform::ReadWholeFile(from);
   if (!content) return std::unexpected(content.error());
-  return WriteFileDurably(to, *content);
+  return platform::WriteFileDurably(to, *content);
 }
 
 // DATA/enroll.key: the enroll key of an enrollment not yet answered.
@@ -120,7 +120,7 @@ Result<std::string> Enroll(EnrollOptions o) {
                 fmt::format("--server {}: the coordinator speaks HTTPS only (https://HOST:PORT)",
                             o.server));
   }
-  auto ca_text = ReadWholeFile(o.ca);
+  auto ca_text = platform::ReadWholeFile(o.ca);
   if (!ca_text) return std::unexpected(ca_text.error().WithContext("--ca"));
   if (ca_text->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -224,7 +224,8 @@ Result<std::string> Enroll(EnrollOptions o) {
     return std::unexpected(ok.error());
   }
   if (auto ok = CopyFileDurably(o.ca, data / "ca.pem"); !ok) return std::unexpected(ok.error());
-  if (auto ok = MakeDirectories(data / "trusted"); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::MakeDirectories(data / "trusted"); !ok)
+    return std::unexpected(ok.error());
   for (std::size_t i = 0; i < o.trust.size(); ++i) {
     const std::string name =
         fmt::format("trusted/{}-{}", i, fs::path(o.trust[i]).filename().string());

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/common/durable_files.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::agent {
 
@@ -151,7 +151,7 @@ Result<AgentConfig> AgentConfigFromJson(std::string_view text) {
 
 Result<AgentConfig> ReadAgentConfig(const fs::path& data_dir) {
   const fs::path path = data_dir / AgentConfig::kFileName;
-  auto text = ReadWholeFile(path);
+  auto text = platform::ReadWholeFile(path);
   if (!text) {
     if (text.error().code() == ErrorCode::kNotFound) {
       return Fail(ErrorCode::kNotFound,
@@ -165,7 +165,7 @@ Result<AgentConfig> ReadAgentConfig(const fs::path& data_dir) {
 }
 
 Result<void> WriteAgentConfig(const fs::path& data_dir, const AgentConfig& config) {
-  return WriteFileDurably(data_dir / AgentConfig::kFileName, AgentConfigToJson(config));
+  return platform::WriteFileDurably(data_dir / AgentConfig::kFileName, AgentConfigToJson(config));
 }
 
 fs::path ResolvePath(const fs::path& data_dir, const std::string& path) {
@@ -187,7 +187,7 @@ Result<std::string> ReadCredential(const fs::path& path) {
                             "chmod 600 it",
                             path.string(), st.st_mode & 0777));
   }
-  auto text = ReadWholeFile(path);
+  auto text = platform::ReadWholeFile(path);
   if (!text) return std::unexpected(text.error());
   std::string credential = *text;
   while (!credential.empty() && (credential.back() == '\n' || credential.back() == '\r')) {
@@ -203,7 +203,7 @@ Result<std::string> ReadCredential(const fs::path& path) {
 }
 
 Result<void> WriteCredential(const fs::path& path, const std::string& credential) {
-  return WriteFileDurably(path, credential + "\n", 0600);
+  return platform::WriteFileDurably(path, credential + "\n", 0600);
 }
 
 }  // namespace fabu::agent

@@ -9,13 +9,13 @@
 #include <cstring>
 #include <future>
 
-#include "agent/common/durable_files.hpp"
 #include "agent/common/log.hpp"
 #include "agent/common/utf8.hpp"
 #include "agent/deploy/fault_injection.hpp"
 #include "agent/deploy/names.hpp"
 #include "packaging/package.hpp"
 #include "packaging/sha256.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::agent {
 
@@ -309,13 +309,15 @@ Deployer::Phase Deployer::InstallAndActivate(Context& ctx, const DeploymentReque
   auto extracted = Extract(ctx, request, staging);
   if (!extracted) return io_failure(Step::kInstalling, extracted.error());
   // Kept beside the release: the hooks and file list of a release to restore.
-  if (auto ok = WriteFileDurably(layout_.ManifestPath(app, version), extracted->manifest_json);
+  if (auto ok =
+          platform::WriteFileDurably(layout_.ManifestPath(app, version), extracted->manifest_json);
       !ok) {
     return io_failure(Step::kInstalling, ok.error());
   }
   // And its package id, so that the same name and version are never taken
   // for this content when another package carries them.
-  if (auto ok = WriteFileDurably(layout_.PackageIdPath(app, version), ctx.package_sha256 + "\n");
+  if (auto ok = platform::WriteFileDurably(layout_.PackageIdPath(app, version),
+                                           ctx.package_sha256 + "\n");
       !ok) {
     return io_failure(Step::kInstalling, ok.error());
   }
@@ -383,8 +385,9 @@ Result<packaging::VerifiedPackage> Deployer::Extract(Context& ctx, const Deploym
     // the sync does not write back its pages for nothing.
     if (request.package_is_scratch) ::unlink(request.package.c_str());
     if (settings_.durable) {
-      if (auto ok = SyncFileSystemOf(staging); !ok) return std::unexpected(ok.error());
-      if (auto ok = SyncDirectory(staging.parent_path()); !ok) return std::unexpected(ok.error());
+      if (auto ok = platform::SyncFileSystemOf(staging); !ok) return std::unexpected(ok.error());
+      if (auto ok = platform::SyncDirectory(staging.parent_path()); !ok)
+        return std::unexpected(ok.error());
     }
     log::Info(
         "deployment {}: the tree was extracted into a private staging directory {}; "
@@ -765,7 +768,7 @@ Result<DeploymentOutcome> Deployer::RestoreKept(Context& ctx, bool announce) {
 
 Result<Manifest> Deployer::KeptManifest(const std::string& app, const Version& version) const {
   const fs::path path = layout_.ManifestPath(app, version);
-  auto json = ReadWholeFile(path);
+  auto json = platform::ReadWholeFile(path);
   if (!json) {
     return Fail(ErrorCode::kNotFound,
                 fmt::format("no signed manifest was kept for it ({} is missing)", path.string()));
@@ -794,7 +797,7 @@ Result<void> Deployer::CheckSameContent(const std::string& app, const Version& v
   }
   // Installed before package ids were recorded: the signed manifest, which
   // holds the digest of every file, tells whether the content is the same.
-  auto kept = ReadWholeFile(layout_.ManifestPath(app, version));
+  auto kept = platform::ReadWholeFile(layout_.ManifestPath(app, version));
   if (kept && *kept == manifest_json) return {};
   return Fail(ErrorCode::kConflict,
               fmt::format("{} {} is installed here with another signed manifest than package {} "

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <random>
 
-#include "agent/common/durable_files.hpp"
 #include "packaging/manifest.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::agent {
 
@@ -51,7 +51,7 @@ Result<std::optional<std::string>> InstallLayout::RecordedPackageId(const std::s
   const fs::path path = PackageIdPath(app, v);
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::optional<std::string>();
-  auto text = ReadWholeFile(path);
+  auto text = platform::ReadWholeFile(path);
   if (!text) return std::unexpected(text.error());
   std::string id = *text;
   while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
@@ -113,10 +113,10 @@ Result<std::vector<Version>> InstallLayout::Releases(const std::string& app) con
 }
 
 Result<void> InstallLayout::Prepare(const std::string& app) const {
-  if (auto ok = MakeDirectories(AppDir(app) / kReleases); !ok) return ok;
-  if (auto ok = MakeDirectories(AppDir(app) / "manifests"); !ok) return ok;
-  if (auto ok = SyncDirectory(AppDir(app)); !ok) return ok;
-  return SyncDirectory(apps_root_);
+  if (auto ok = platform::MakeDirectories(AppDir(app) / kReleases); !ok) return ok;
+  if (auto ok = platform::MakeDirectories(AppDir(app) / "manifests"); !ok) return ok;
+  if (auto ok = platform::SyncDirectory(AppDir(app)); !ok) return ok;
+  return platform::SyncDirectory(apps_root_);
 }
 
 Result<void> InstallLayout::SwitchCurrent(const std::string& app, const Version& v) const {
@@ -130,13 +130,13 @@ Result<void> InstallLayout::SwitchCurrent(const std::string& app, const Version&
   if (::symlink(target.c_str(), temp.c_str()) != 0) {
     return Fail(ErrorCode::kIo, fmt::format("cannot create link {}: {}", temp.string(), Errno()));
   }
-  if (::rename(temp.c_str(), CurrentLink(app).c_str()) != 0) {
+  if (platform::CurrentFileSystem().Rename(temp.c_str(), CurrentLink(app).c_str()) != 0) {
     const std::string reason = Errno();
     ::unlink(temp.c_str());
     return Fail(ErrorCode::kIo,
                 fmt::format("cannot switch {}: {}", CurrentLink(app).string(), reason));
   }
-  return SyncDirectory(AppDir(app));
+  return platform::SyncDirectory(AppDir(app));
 }
 
 Result<void> InstallLayout::RemoveCurrent(const std::string& app) const {
@@ -144,7 +144,7 @@ Result<void> InstallLayout::RemoveCurrent(const std::string& app) const {
     return Fail(ErrorCode::kIo,
                 fmt::format("cannot remove {}: {}", CurrentLink(app).string(), Errno()));
   }
-  return SyncDirectory(AppDir(app));
+  return platform::SyncDirectory(AppDir(app));
 }
 
 Result<void> InstallLayout::PlaceRelease(const std::string& app, const Version& v,
@@ -160,17 +160,17 @@ Result<void> InstallLayout::PlaceRelease(const std::string& app, const Version& 
     }
     // A kept release of the same version: move it aside, then drop it.
     const fs::path trash = AppDir(app) / (".trash-" + v.ToString() + "-" + RandomSuffix());
-    if (::rename(dest.c_str(), trash.c_str()) != 0) {
+    if (platform::CurrentFileSystem().Rename(dest.c_str(), trash.c_str()) != 0) {
       return Fail(ErrorCode::kIo, fmt::format("cannot move {} aside: {}", dest.string(), Errno()));
     }
-    if (auto ok = RemoveTreeDurably(trash); !ok) return ok;
+    if (auto ok = platform::RemoveTreeDurably(trash); !ok) return ok;
   }
-  if (::rename(staging.c_str(), dest.c_str()) != 0) {
+  if (platform::CurrentFileSystem().Rename(staging.c_str(), dest.c_str()) != 0) {
     return Fail(ErrorCode::kIo,
                 fmt::format("cannot move {} to {}: {}", staging.string(), dest.string(), Errno()));
   }
-  if (auto ok = SyncDirectory(dest.parent_path()); !ok) return ok;
-  return SyncDirectory(AppDir(app));
+  if (auto ok = platform::SyncDirectory(dest.parent_path()); !ok) return ok;
+  return platform::SyncDirectory(AppDir(app));
 }
 
 Result<void> InstallLayout::RemoveRelease(const std::string& app, const Version& v) const {
@@ -186,11 +186,11 @@ Result<void> InstallLayout::RemoveRelease(const std::string& app, const Version&
   std::error_code ec;
   if (fs::exists(dir, ec)) {
     const fs::path trash = AppDir(app) / (".trash-" + v.ToString() + "-" + RandomSuffix());
-    if (::rename(dir.c_str(), trash.c_str()) != 0) {
+    if (platform::CurrentFileSystem().Rename(dir.c_str(), trash.c_str()) != 0) {
       return Fail(ErrorCode::kIo, fmt::format("cannot move {} aside: {}", dir.string(), Errno()));
     }
-    if (auto ok = SyncDirectory(dir.parent_path()); !ok) return ok;
-    if (auto ok = RemoveTreeDurably(trash); !ok) return ok;
+    if (auto ok = platform::SyncDirectory(dir.parent_path()); !ok) return ok;
+    if (auto ok = platform::RemoveTreeDurably(trash); !ok) return ok;
   }
   for (const fs::path& record : {ManifestPath(app, v), PackageIdPath(app, v)}) {
     if (::unlink(record.c_str()) != 0 && errno != ENOENT) {
@@ -212,7 +212,7 @@ Result<void> InstallLayout::RemoveLeftovers(const std::string& app) const {
   if (ec)
     return Fail(ErrorCode::kIo, fmt::format("cannot list {}: {}", dir.string(), ec.message()));
   for (const auto& path : scratch) {
-    if (auto ok = RemoveTreeDurably(path); !ok) return ok;
+    if (auto ok = platform::RemoveTreeDurably(path); !ok) return ok;
   }
   return {};
 }
@@ -269,7 +269,7 @@ Result<void> InstallLayout::RemoveAppIfEmpty(const std::string& app) const {
     const std::string name = it->path().filename().string();
     if (name != "releases" && name != "manifests") return {};
   }
-  return RemoveTreeDurably(dir);
+  return platform::RemoveTreeDurably(dir);
 }
 
 }  // namespace fabu::agent

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "agent/common/durable_files.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::agent {
 
@@ -109,7 +109,7 @@ Journal::~Journal() {
 }
 
 Result<Journal> Journal::Open(const fs::path& data_dir) {
-  if (auto ok = MakeDirectories(data_dir); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::MakeDirectories(data_dir); !ok) return std::unexpected(ok.error());
   const fs::path lock_path = data_dir / kLockName;
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
@@ -136,7 +136,7 @@ Result<Journal> Journal::Open(const fs::path& data_dir) {
 Result<void> Journal::Load() {
   std::error_code ec;
   if (!fs::exists(path_, ec)) return {};
-  auto text = ReadWholeFile(path_);
+  auto text = platform::ReadWholeFile(path_);
   if (!text) return std::unexpected(text.error());
   auto fail = [&](std::string what) -> Result<void> {
     return Fail(ErrorCode::kIntegrity,
@@ -185,7 +185,7 @@ std::string Journal::Serialize(const State& state) {
 std::string Journal::Serialize() const { return Serialize(state_); }
 
 Result<void> Journal::Commit(State next) {
-  if (auto ok = WriteFileDurably(path_, Serialize(next)); !ok) {
+  if (auto ok = platform::WriteFileDurably(path_, Serialize(next)); !ok) {
     return std::unexpected(ok.error().WithContext("writing the agent journal"));
   }
   state_ = std::move(next);

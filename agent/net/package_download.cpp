@@ -10,8 +10,8 @@
 #include <optional>
 #include <vector>
 
-#include "agent/common/durable_files.hpp"
 #include "packaging/sha256.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::agent {
 
@@ -90,7 +90,8 @@ Result<DownloadReport> Download(platform::HttpClient& client, const DownloadRequ
     }
     fs::remove(r.destination, ec);
   }
-  if (auto ok = MakeDirectories(r.part.parent_path()); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::MakeDirectories(r.part.parent_path()); !ok)
+    return std::unexpected(ok.error());
 
   DownloadReport report;
   std::uint64_t have = SizeOrZero(r.part);
@@ -187,7 +188,7 @@ Result<DownloadReport> Download(platform::HttpClient& client, const DownloadRequ
                             "{}; the partial file was removed (the next attempt starts over)",
                             r.url, r.size, report.sha256, r.expected_sha256));
   }
-  if (::rename(r.part.c_str(), r.destination.c_str()) != 0) {
+  if (platform::CurrentFileSystem().Rename(r.part.c_str(), r.destination.c_str()) != 0) {
     return Fail(ErrorCode::kIo, fmt::format("cannot rename {} to {}: {}", r.part.string(),
                                             r.destination.string(), std::strerror(errno)));
   }

@@ -13,7 +13,6 @@
 #include <thread>
 
 #include "agent/common/clock.hpp"
-#include "agent/common/durable_files.hpp"
 #include "agent/common/log.hpp"
 #include "agent/common/utf8.hpp"
 #include "agent/config/agent_config.hpp"
@@ -28,6 +27,7 @@
 #include "agent/run/resident_pages.hpp"
 #include "agent/run/service_notify.hpp"
 #include "agent/run/stop_signal.hpp"
+#include "platform/fs/files.hpp"
 #include "protocol/build_info.hpp"
 
 namespace fabu::agent {
@@ -307,7 +307,7 @@ struct AgentRunner::State {
       // part file and writes the release's tree beside it (Deploy still
       // checks everything before it activates; see PrepareInstall).
       if (url && a.kind == DeploymentKind::kInstall && !fs::exists(download.destination, ec) &&
-          MakeDirectories(Downloads()) && CreateIfAbsent(download.part)) {
+          platform::MakeDirectories(Downloads()) && CreateIfAbsent(download.part)) {
         auto growing = std::make_shared<packaging::GrowingFile>();
         download.progress = growing.get();
         prepared = deployer->PrepareInstall(download.part, std::move(growing));
@@ -477,7 +477,8 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
   settings.low_speed_time = std::chrono::seconds(config->low_speed_time_seconds);
   auto http = platform::HttpClient::Create(settings);
   if (!http) return std::unexpected(http.error());
-  if (auto ok = MakeDirectories(config->apps_root); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::MakeDirectories(config->apps_root); !ok)
+    return std::unexpected(ok.error());
   auto journal = Journal::Open(data_dir);
   if (!journal) return std::unexpected(journal.error());
 

@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "coordinator/audit/audit_log.hpp"
-#include "coordinator/common/files.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -119,7 +119,8 @@ Result<packaging::SigningKey> LoadOrCreateCheckpointKey(const std::filesystem::p
   if (ec) {
     return Fail(ErrorCode::kIo, fmt::format("chmod {}: {}", public_key.string(), ec.message()));
   }
-  if (auto ok = SyncDirectory(prefix.parent_path()); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::SyncDirectory(prefix.parent_path()); !ok)
+    return std::unexpected(ok.error());
   created = true;
   return key;
 }
@@ -148,7 +149,7 @@ Result<void> AppendCheckpoint(const std::filesystem::path& file,
     return error;
   }
   ::close(fd);
-  if (is_new) return SyncDirectory(file.parent_path());
+  if (is_new) return platform::SyncDirectory(file.parent_path());
   return {};
 }
 

@@ -12,7 +12,7 @@
 #include <memory>
 #include <vector>
 
-#include "coordinator/common/files.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -91,27 +91,9 @@ Result<SecretBox> SecretBox::Create(const std::filesystem::path& key_file) {
   if (RAND_bytes(box.key_.data(), static_cast<int>(box.key_.size())) != 1) {
     return CryptoError("RAND_bytes");
   }
-  const int fd =
-      ::open(key_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return Fail(ErrorCode::kIo,
-                fmt::format("creating {}: {}", key_file.string(), std::strerror(errno)));
-  }
-  const bool ok =
-      ::fchmod(fd, 0600) == 0 &&
-      ::write(fd, box.key_.data(), box.key_.size()) == static_cast<ssize_t>(box.key_.size()) &&
-      ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(key_file.c_str());
-    return Fail(ErrorCode::kIo,
-                fmt::format("writing {}: {}", key_file.string(), std::strerror(saved)));
-  }
-  if (auto synced = SyncDirectory(key_file.parent_path().empty() ? std::filesystem::path(".")
-                                                                 : key_file.parent_path());
-      !synced) {
-    return std::unexpected(synced.error());
+  const std::string_view key(reinterpret_cast<const char*>(box.key_.data()), box.key_.size());
+  if (auto written = platform::WriteNewFileDurably(key_file, key, 0600); !written) {
+    return std::unexpected(written.error());
   }
   return box;
 }

@@ -20,7 +20,6 @@
 #include "coordinator/cmdb/delivery.hpp"
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/digest.hpp"
-#include "coordinator/common/files.hpp"
 #include "coordinator/common/secret_box.hpp"
 #include "coordinator/config/config.hpp"
 #include "coordinator/daemon/audit_anchor.hpp"
@@ -34,6 +33,7 @@
 #include "coordinator/server/http_server.hpp"
 #include "coordinator/store/store.hpp"
 #include "coordinator/tls/certificates.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -185,7 +185,8 @@ Result<std::string> InitDataDir(const InitOptions& options) {
     std::filesystem::create_directories(dir, ec);
     if (ec) return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", dir.string(), ec.message()));
   }
-  if (auto ok = WriteFileDurably(data.config(), config.ToJson().dump(2) + "\n", 0600); !ok) {
+  if (auto ok = platform::WriteFileDurably(data.config(), config.ToJson().dump(2) + "\n", 0600);
+      !ok) {
     return std::unexpected(ok.error());
   }
   if (auto box = SecretBox::Create(data.secret_key()); !box) return std::unexpected(box.error());
@@ -203,7 +204,7 @@ Result<std::string> InitDataDir(const InitOptions& options) {
   });
   if (!token) return std::unexpected(token.error());
   (*store)->Close();
-  if (auto ok = SyncDirectory(data.root); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::SyncDirectory(data.root); !ok) return std::unexpected(ok.error());
   rollback.Commit();
   return *token;
 }

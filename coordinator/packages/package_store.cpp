@@ -5,8 +5,8 @@
 #include <sys/stat.h>
 
 #include "coordinator/common/clock.hpp"
-#include "coordinator/common/files.hpp"
 #include "packaging/package.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -153,14 +153,14 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
   if (::chmod(upload.c_str(), 0400) != 0) {
     return Fail(ErrorCode::kIo, "cannot make " + upload.string() + " read-only");
   }
-  if (auto ok = SyncFile(upload); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::SyncFile(upload); !ok) return std::unexpected(ok.error());
   std::error_code ec;
   std::filesystem::rename(upload, final_path, ec);
   if (ec) {
     return Fail(ErrorCode::kIo,
                 fmt::format("storing package as {}: {}", final_path.string(), ec.message()));
   }
-  if (auto ok = SyncDirectory(data.packages()); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::SyncDirectory(data.packages()); !ok) return std::unexpected(ok.error());
 
   auto inserted = store.Write(origin, [&](Transaction& tx) -> Result<bool> {
     if (FindPackage(tx.sql(), package.id)) return false;  // a concurrent identical upload won
@@ -200,7 +200,7 @@ Result<std::string> TrustPublisherKey(const DataDir& data, const std::filesystem
   std::filesystem::create_directories(data.trusted(), ec);
   if (ec) return Fail(ErrorCode::kIo, "creating " + data.trusted().string() + ": " + ec.message());
   const auto target = data.trusted() / (key->key_id() + ".pub");
-  if (auto ok = WriteFileDurably(target, key->ToPem(), 0600); !ok) {
+  if (auto ok = platform::WriteFileDurably(target, key->ToPem(), 0600); !ok) {
     return std::unexpected(ok.error());
   }
   return key->key_id();

@@ -15,9 +15,9 @@
 #include <csignal>
 #include <cstdio>
 
-#include "coordinator/common/files.hpp"
 #include "coordinator/server/server_internal.hpp"
 #include "coordinator/tls/server_ciphers.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
 namespace server_internal {
@@ -128,7 +128,8 @@ Result<void> HttpServer::Impl::Run() {
   });
 
   if (!settings_.port_file.empty()) {
-    if (auto ok = WriteFileDurably(settings_.port_file, fmt::format("{}\n", port)); !ok) {
+    if (auto ok = platform::WriteFileDurably(settings_.port_file, fmt::format("{}\n", port), 0600);
+        !ok) {
       return std::unexpected(ok.error());
     }
   }

@@ -14,7 +14,7 @@
 #include <memory>
 #include <set>
 
-#include "coordinator/common/files.hpp"
+#include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -169,8 +169,9 @@ Result<void> CreateCertificates(const DataDir& data, const std::vector<std::stri
   }
   if (auto ok = WritePrivate(data.ca_key(), *ca_key_pem); !ok) return ok;
   if (auto ok = WritePrivate(data.server_key(), *server_key_pem); !ok) return ok;
-  if (auto ok = WriteFileDurably(data.ca_cert(), *ca_pem, 0600); !ok) return ok;
-  if (auto ok = WriteFileDurably(data.server_cert(), *server_pem + *ca_pem, 0600); !ok) return ok;
+  if (auto ok = platform::WriteFileDurably(data.ca_cert(), *ca_pem, 0600); !ok) return ok;
+  if (auto ok = platform::WriteFileDurably(data.server_cert(), *server_pem + *ca_pem, 0600); !ok)
+    return ok;
   return {};
 }
 
