@@ -175,7 +175,7 @@ Result<std::string> Enroll(EnrollOptions o) {
   // dropped) can be asked for again: the same token, name and key get the
   // same answer (docs/agent.md, "On a customer server: enroll and run").
   const bool made_data = !fs::exists(data, ec);
-  if (auto ok = MakeDirectories(data); !ok) return std::unexpected(ok.error());
+  if (auto ok = platform::MakeDirectories(data); !ok) return std::unexpected(ok.error());
   ::chmod(data.c_str(), 0700);
   const fs::path key_file = data / kEnrollKeyFile;
   auto key = LoadOrMakeEnrollKey(key_file);
