@@ -26,7 +26,10 @@ void RegisterPackageCommands(CLI::App& app, int& exit_code) {
     auto client = ApiClient::Create(upload_args->client);
     if (!client) return ReportFailure("package upload", client.error(), exit_code);
     auto stored = client->Upload("/api/v1/packages", upload_args->file);
-    if (!stored) return ReportFailure("package upload", stored.error(), exit_code);
+    if (!stored) {
+      return ReportFailure(fmt::format("package upload {}", upload_args->file), stored.error(),
+                           exit_code);
+    }
     std::cout << stored->value("id", "") << "\n";
   });
 

@@ -126,7 +126,16 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
                 "--data DIR KEY.pub`");
   }
   auto verified = packaging::VerifyPackage(upload, *trust);
-  if (!verified) return std::unexpected(verified.error().WithContext("package refused"));
+  if (!verified) {
+    // The uploader knows the package by its own file name; the path of the
+    // coordinator's temporary copy means nothing to them (the CLI names
+    // their file).
+    std::string message = verified.error().message();
+    if (const std::string prefix = upload.string() + ": "; message.starts_with(prefix)) {
+      message.erase(0, prefix.size());
+    }
+    return Fail(verified.error().code(), "package refused: " + message);
+  }
 
   StoredPackage package;
   package.id = verified->package_sha256;

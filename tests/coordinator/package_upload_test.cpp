@@ -142,6 +142,9 @@ TEST_F(PackageUploadTest, ATamperedPackageIsRefusedAndNothingKept) {
   EXPECT_EQ(up.out, "");
   EXPECT_TRUE(Contains(up.err, "package refused")) << up.err;
   EXPECT_TRUE(Contains(up.err, "422") || Contains(up.err, "400")) << up.err;
+  // The refusal names the uploader's file, never the coordinator's temporary copy.
+  EXPECT_TRUE(Contains(up.err, "fabu package upload " + tampered.string() + ": ")) << up.err;
+  EXPECT_FALSE(Contains(up.err, data().string())) << up.err;
   ExpectStoredPackages(0);
 }
 
