@@ -175,11 +175,10 @@ Result<Response> ExportRecordOf(const ApiContext& api, const RequestContext& ctx
     outbox.release_id = id;
     outbox.limit = 1'000'000;
     for (const OutboxMessage& m : ListOutbox(sql, outbox)) {
-      constexpr std::string_view kNotify = "notify:";
-      if (!m.connector.starts_with(kNotify)) continue;
+      if (!m.connector.starts_with(kNoticeConnectorPrefix)) continue;
       const json payload = json::parse(m.payload, nullptr, false);
       f.notices.push_back(
-          {{"subscription", m.connector.substr(kNotify.size())},
+          {{"subscription", m.connector.substr(kNoticeConnectorPrefix.size())},
            {"event", payload.is_object() ? payload.value("event", "") : std::string()},
            {"state", m.state},
            {"attempts", m.attempts},

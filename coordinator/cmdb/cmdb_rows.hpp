@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/store/row_query.hpp"
 #include "protocol/timestamp.hpp"
 
 namespace fabu::coordinator::cmdb_detail {
@@ -21,17 +22,7 @@ inline nlohmann::json TimeOrNull(protocol::UnixSeconds at) {
 // each row of type Row (which binds its columns in Into).
 template <typename Row, typename Bind>
 auto Query(soci::session& sql, const std::string& sql_text, Bind bind) {
-  Row row;
-  soci::statement st(sql);
-  row.Into(st);
-  bind(st);
-  st.alloc();
-  st.prepare(sql_text);
-  st.define_and_bind();
-  st.execute(false);
-  std::vector<decltype(row.Value())> out;
-  while (st.fetch()) out.push_back(row.Value());
-  return out;
+  return QueryRows<Row>(sql, sql_text, bind, [](const Row& row) { return row.Value(); });
 }
 
 }  // namespace fabu::coordinator::cmdb_detail

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "coordinator/deploy/deployments.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator::detail {
 
@@ -89,17 +90,7 @@ struct Row {
 // Runs `sql_text` (selecting kColumns) with `bind` adding the uses.
 template <typename Bind>
 std::vector<DeploymentRecord> Query(soci::session& sql, const std::string& sql_text, Bind bind) {
-  Row row;
-  soci::statement st(sql);
-  row.Into(st);
-  bind(st);
-  st.alloc();
-  st.prepare(sql_text);
-  st.define_and_bind();
-  st.execute(false);
-  std::vector<DeploymentRecord> out;
-  while (st.fetch()) out.push_back(row.ToRecord());
-  return out;
+  return QueryRows<Row>(sql, sql_text, bind, [](const Row& row) { return row.ToRecord(); });
 }
 
 // The deployment `id`, if there is one (a statement prepared once).
