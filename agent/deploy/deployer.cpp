@@ -1,57 +1,39 @@
+// The Deployer's install: verify, extract, place, switch, activate, check
+// and observe, each step journaled before it is done; a failure rolls back
+// to the kept release. Its other parts: deployer_prepared.cpp (extraction
+// during the download), deployer_rollback.cpp, deployer_hooks.cpp and
+// deployer_recovery.cpp.
 #include "agent/deploy/deployer.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <future>
 
 #include "agent/common/log.hpp"
 #include "agent/common/utf8.hpp"
+#include "agent/deploy/deployer_context.hpp"
 #include "agent/deploy/fault_injection.hpp"
 #include "agent/deploy/names.hpp"
 #include "packaging/package.hpp"
-#include "packaging/sha256.hpp"
 #include "platform/fs/files.hpp"
 
 namespace fabu::agent {
 
 namespace fs = std::filesystem;
+using detail::DiscardStagedTree;
 using packaging::Manifest;
 using protocol::Version;
 
-struct Deployer::Context {
-  std::string deployment;
-  DeploymentKind kind = DeploymentKind::kInstall;
-  std::string package;
-  std::string package_sha256;
-  std::string app;
-  std::optional<Version> version;   // install: the new one; rollback: the one restored
-  std::optional<Version> previous;  // install: current before; rollback: the one left
-  std::uint64_t next_sequence = 1;
-  std::string last_output;           // tail of the last hook that ran
-  std::string manifest_json;         // install: the signed manifest verified at `verified`
-  std::optional<StagedTree> staged;  // install: a local file's tree, extracted before verified
+namespace detail {
 
-  std::string VersionText() const { return version ? version->ToString() : std::string(); }
-};
-
-namespace {
-
-std::string PreviousText(const std::optional<Version>& v) { return v ? v->ToString() : ""; }
-
-// Removes an app's staged tree no deployment uses (no deployment runs), and
-// the app directory when only the empty one a first install made is left.
 void DiscardStagedTree(const InstallLayout& layout, const std::string& app) {
   auto ok = layout.RemoveLeftovers(app);
   if (ok) ok = layout.RemoveAppIfEmpty(app);
   if (!ok) log::Warn("removing an unused extraction: {}", ok.error().message());
 }
 
-}  // namespace
+}  // namespace detail
 
 Deployer::Deployer(DeploymentSettings settings, packaging::TrustStore trust, HostFacts host,
                    Journal& journal, EventSink& sink, HookRunner& hooks, Clock& clock)
@@ -421,95 +403,6 @@ Result<packaging::VerifiedPackage> Deployer::Extract(Context& ctx, const Deploym
   return extracted;
 }
 
-// ---------------------------------------------------------------------------
-// Extraction while the package downloads
-
-PreparedInstall::PreparedInstall(InstallLayout layout,
-                                 std::shared_ptr<packaging::GrowingFile> growing)
-    : layout_(std::move(layout)), growing_(std::move(growing)) {}
-
-PreparedInstall::~PreparedInstall() {
-  // A download still running is no longer followed: the thread stops at its
-  // next wait instead of waiting for the end.
-  growing_->Abandon(Error(ErrorCode::kUnavailable, "the install no longer follows the download"));
-  if (thread_.joinable()) thread_.join();
-  // Untaken: no deployment runs, so the app's scratch space can go, and the
-  // app directory too when this made it for a first install.
-  if (!taken_ && !app_.empty()) DiscardStagedTree(layout_, app_);
-}
-
-Result<StagedTree> PreparedInstall::Take() {
-  if (thread_.joinable()) thread_.join();
-  taken_ = true;
-  if (!result_) return Fail(ErrorCode::kInternal, "the extraction did not run");
-  return std::move(*result_);
-}
-
-std::unique_ptr<PreparedInstall> Deployer::PrepareInstall(
-    const fs::path& package, std::shared_ptr<packaging::GrowingFile> growing) {
-  std::unique_ptr<PreparedInstall> prepared(new PreparedInstall(layout_, std::move(growing)));
-  PreparedInstall* p = prepared.get();
-  // Opened here, before the caller starts the download: the download
-  // renames the file when it is whole, maybe before the thread runs.
-  const int fd = ::open(package.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    p->result_ = Fail(ErrorCode::kIo,
-                      fmt::format("cannot open {}: {}", package.string(), std::strerror(errno)));
-    return prepared;
-  }
-  p->thread_ = std::thread([this, p, package, fd] {
-    p->result_ = ExtractAhead(package, fd, p->growing_.get(), p->app_);
-    ::close(fd);
-  });
-  return prepared;
-}
-
-Result<StagedTree> Deployer::ExtractAhead(const fs::path& package, int fd,
-                                          packaging::GrowingFile* growing, std::string& app) {
-  // The checks Install makes before extracting, but for the package's id,
-  // which is known only when the last byte is in (Install checks it).
-  const packaging::VerifyOptions options{
-      .now = clock_.Now(), .durable = false, .file_digest = false, .growing = growing, .fd = fd};
-  auto header = packaging::VerifySignature(package, trust_, options);
-  if (!header) return std::unexpected(header.error());
-  const Manifest& manifest = header->manifest;
-  if (auto ok = CheckTargets(manifest.targets, host_); !ok) return std::unexpected(ok.error());
-  auto current = layout_.CurrentVersion(manifest.name);
-  if (!current) return std::unexpected(current.error());
-  if (*current && !(**current < manifest.version)) {
-    return Fail(ErrorCode::kFailedPrecondition,
-                fmt::format("{} {} is not above the installed {}", manifest.name,
-                            manifest.version.ToString(), (*current)->ToString()));
-  }
-  app = manifest.name;
-  if (auto ok = layout_.Prepare(manifest.name); !ok) return std::unexpected(ok.error());
-  if (auto ok = layout_.RemoveLeftovers(manifest.name); !ok) return std::unexpected(ok.error());
-  const fs::path staging = layout_.StagingDir(manifest.name, manifest.version);
-  // Durability is Deploy's, once the package file is gone (see Extract).
-  auto extracted = packaging::ExtractPackage(package, trust_, staging, options);
-  if (!extracted) return std::unexpected(extracted.error());
-  if (extracted->manifest_json != header->manifest_json) {
-    (void)layout_.RemoveLeftovers(manifest.name);
-    return Fail(ErrorCode::kIntegrity, "the package changed while it was being extracted");
-  }
-  return StagedTree{std::move(*extracted), staging};
-}
-
-std::optional<StagedTree> Deployer::ExtractLocalFile(const fs::path& package) {
-  auto digest = std::async(std::launch::async, [&] { return packaging::Sha256::OfFile(package); });
-  std::string app;
-  auto staged = ExtractAhead(package, -1, nullptr, app);
-  auto sha256 = digest.get();
-  if (staged && sha256) {
-    staged->verified.package_sha256 = std::move(*sha256);
-    return std::move(*staged);
-  }
-  if (!app.empty()) DiscardStaged(app);
-  return std::nullopt;
-}
-
-void Deployer::DiscardStaged(const std::string& app) { DiscardStagedTree(layout_, app); }
-
 Result<DeploymentOutcome> Deployer::Succeed(Context& ctx, bool announce) {
   const std::string note = fmt::format("{} {} is current", ctx.app, ctx.version->ToString());
   if (announce) {
@@ -652,279 +545,6 @@ Result<DeploymentOutcome> Deployer::Finish(Context& ctx, Step outcome, std::stri
   }
   if (auto ok = journal_.Finish(summary); !ok) return std::unexpected(ok.error());
   return result;
-}
-
-// ---------------------------------------------------------------------------
-// Rollback deployments
-
-Result<DeploymentOutcome> Deployer::RollBack(const DeploymentRequest& request) {
-  Context ctx;
-  ctx.deployment = request.deployment;
-  ctx.next_sequence = journal_.NextSequence(ctx.deployment);
-  ctx.kind = DeploymentKind::kRollback;
-  ctx.app = request.app;
-  // The app is a directory under the apps root: a name that is not a
-  // package name (`../..`, `/etc`) touches nothing (names.hpp).
-  if (!ctx.app.empty()) {
-    if (auto ok = CheckAppName(ctx.app); !ok) {
-      ctx.app.clear();
-      return Refuse(ctx, ok.error());
-    }
-  }
-  std::optional<Version> wanted;
-  std::string wanted_manifest;
-  if (!request.package.empty()) {
-    ctx.package = fs::absolute(request.package).string();
-    ctx.package_sha256 = request.package_sha256;
-    auto verified = VerifyForHost(request);
-    if (!verified) return Refuse(ctx, verified.error());
-    if (!ctx.app.empty() && ctx.app != verified->manifest.name) {
-      return Refuse(
-          ctx, Error(ErrorCode::kInvalidArgument,
-                     fmt::format("the package is {}, not {}", verified->manifest.name, ctx.app)));
-    }
-    ctx.app = verified->manifest.name;
-    wanted = verified->manifest.version;
-    wanted_manifest = verified->manifest_json;
-    ctx.version = wanted;
-  }
-  auto current = layout_.CurrentVersion(ctx.app);
-  if (!current) return Refuse(ctx, current.error());
-  if (!*current) {
-    return Refuse(ctx, Error(ErrorCode::kFailedPrecondition,
-                             fmt::format("{} has no current release on this host; there is "
-                                         "nothing to roll back",
-                                         ctx.app)));
-  }
-  auto releases = layout_.Releases(ctx.app);
-  if (!releases) return Refuse(ctx, releases.error());
-  std::optional<Version> target;
-  for (const auto& v : *releases) {
-    if (v < **current && (!wanted || v == *wanted)) target = v;
-  }
-  if (!target) {
-    return Refuse(ctx,
-                  Error(ErrorCode::kFailedPrecondition,
-                        wanted ? fmt::format("{} {} is not a release older than the current "
-                                             "{} kept on this host; it cannot be restored",
-                                             ctx.app, wanted->ToString(), (*current)->ToString())
-                               : fmt::format("no release of {} older than the current {} is "
-                                             "kept on this host; nothing to restore",
-                                             ctx.app, (*current)->ToString())));
-  }
-  // Only a release this agent installed and verified itself is restored:
-  // its signed manifest, kept when it was installed, says so; and a package
-  // named for the rollback must be the very one that was installed.
-  if (auto kept = KeptManifest(ctx.app, *target); !kept) {
-    return Refuse(ctx, Error(ErrorCode::kFailedPrecondition,
-                             fmt::format("{} {} cannot be restored: {}; the agent restores only "
-                                         "releases it installed and verified itself",
-                                         ctx.app, target->ToString(), kept.error().message())));
-  }
-  if (wanted) {
-    if (auto same = CheckSameContent(ctx.app, *target, request.package_sha256, wanted_manifest);
-        !same) {
-      return Refuse(ctx, same.error());
-    }
-  }
-  ctx.version = target;
-  ctx.previous = *current;
-
-  InFlightDeployment in_flight{ctx.deployment,           ctx.kind,        ctx.package,
-                               ctx.package_sha256,       ctx.app,         ctx.VersionText(),
-                               ctx.previous->ToString(), Step::kVerified, std::nullopt,
-                               ctx.next_sequence};
-  const DeploymentEvent event = MakeEvent(
-      ctx, Step::kVerified, fmt::format("{} {} is kept on this host", ctx.app, target->ToString()));
-  if (auto ok = journal_.Begin(in_flight, event); !ok) return std::unexpected(ok.error());
-  CrashPoint(Step::kVerified);
-  sink_.Publish(event);
-  return RestoreKept(ctx, /*announce=*/true);
-}
-
-Result<DeploymentOutcome> Deployer::RestoreKept(Context& ctx, bool announce) {
-  if (announce) {
-    const std::string note = fmt::format("restoring {} {} (leaving {})", ctx.app,
-                                         ctx.version->ToString(), PreviousText(ctx.previous));
-    if (auto ok = Enter(ctx, Step::kRollingBack, note); !ok) return std::unexpected(ok.error());
-  }
-  auto phase = Restore(ctx, *ctx.version, *ctx.previous);
-  if (!phase) return std::unexpected(phase.error());
-  if (*phase) {
-    if (auto e = Enter(ctx, Step::kRollbackFailed, (*phase)->reason, (*phase)->output); !e) {
-      return std::unexpected(e.error());
-    }
-    return Finish(ctx, Step::kRollbackFailed, (*phase)->reason);
-  }
-  const std::string note = fmt::format("{} {} restored", ctx.app, ctx.version->ToString());
-  if (auto e = Enter(ctx, Step::kRolledBack, note, ctx.last_output); !e) {
-    return std::unexpected(e.error());
-  }
-  return Finish(ctx, Step::kRolledBack, note);
-}
-
-// ---------------------------------------------------------------------------
-// Hooks
-
-Result<Manifest> Deployer::KeptManifest(const std::string& app, const Version& version) const {
-  const fs::path path = layout_.ManifestPath(app, version);
-  auto json = platform::ReadWholeFile(path);
-  if (!json) {
-    return Fail(ErrorCode::kNotFound,
-                fmt::format("no signed manifest was kept for it ({} is missing)", path.string()));
-  }
-  auto manifest = Manifest::Parse(*json);
-  if (!manifest) return std::unexpected(manifest.error().WithContext(path.string()));
-  if (manifest->name != app || manifest->version != version) {
-    return Fail(ErrorCode::kIntegrity, fmt::format("{} is the manifest of {} {}", path.string(),
-                                                   manifest->name, manifest->version.ToString()));
-  }
-  return manifest;
-}
-
-Result<void> Deployer::CheckSameContent(const std::string& app, const Version& version,
-                                        const std::string& package_id,
-                                        const std::string& manifest_json) const {
-  auto recorded = layout_.RecordedPackageId(app, version);
-  if (!recorded) return std::unexpected(recorded.error());
-  if (*recorded) {
-    if (**recorded == package_id) return {};
-    return Fail(ErrorCode::kConflict,
-                fmt::format("{} {} is installed here as package {}, not package {}: the same "
-                            "name and version with other content; refused (a changed package "
-                            "needs a new version)",
-                            app, version.ToString(), **recorded, package_id));
-  }
-  // Installed before package ids were recorded: the signed manifest, which
-  // holds the digest of every file, tells whether the content is the same.
-  auto kept = platform::ReadWholeFile(layout_.ManifestPath(app, version));
-  if (kept && *kept == manifest_json) return {};
-  return Fail(ErrorCode::kConflict,
-              fmt::format("{} {} is installed here with another signed manifest than package {} "
-                          "(its package id was not recorded): the same name and version with "
-                          "other content; refused (a changed package needs a new version)",
-                          app, version.ToString(), package_id));
-}
-
-std::map<std::string, std::string> Deployer::HooksOf(const std::string& app,
-                                                     const Version& version) const {
-  // Only the hooks of the signed manifest the agent kept when it installed
-  // the release: never a file merely found in the tree.
-  auto manifest = KeptManifest(app, version);
-  if (!manifest) {
-    log::Warn("{} {}: running no hooks: {}", app, version.ToString(), manifest.error().message());
-    return {};
-  }
-  return manifest->hooks;
-}
-
-Deployer::Phase Deployer::RunHook(Context& ctx, const std::string& name, Step reported,
-                                  const std::map<std::string, std::string>& hooks,
-                                  const fs::path& root, const Version& version,
-                                  const std::optional<Version>& previous,
-                                  std::chrono::milliseconds timeout, int attempts) {
-  auto it = hooks.find(name);
-  if (it == hooks.end()) return std::optional<StepFailure>();
-  HookInvocation invocation;
-  invocation.name = name;
-  invocation.program = root / it->second;
-  invocation.working_dir = root;
-  invocation.timeout = timeout;
-  const fs::path release = layout_.ReleaseDir(ctx.app, version);
-  invocation.env = {
-      {"FABU_APP", ctx.app},
-      {"FABU_VERSION", version.ToString()},
-      {"FABU_RELEASE_DIR", release.string()},
-      {"FABU_PREVIOUS_VERSION", PreviousText(previous)},
-      {"FABU_PREVIOUS_DIR", previous ? layout_.ReleaseDir(ctx.app, *previous).string() : ""},
-      {"FABU_APPS_ROOT", layout_.apps_root().string()},
-      {"FABU_HOOK", name},
-  };
-  if (root != release) invocation.env.emplace_back("FABU_STAGING_DIR", root.string());
-
-  std::string last_reason;
-  for (int attempt = 1; attempt <= attempts; ++attempt) {
-    auto result = hooks_.Run(invocation);
-    if (!result) {
-      return std::optional<StepFailure>(StepFailure{reported, result.error().message(), {}});
-    }
-    ctx.last_output = result->output_tail;
-    log::Info("deployment {}: {} hook of {} {} {} (attempt {} of {}, {} bytes of output)",
-              ctx.deployment, name, ctx.app, version.ToString(),
-              result->ok() ? "passed" : result->Describe(), attempt, attempts,
-              result->output_bytes);
-    if (result->ok()) return std::optional<StepFailure>();
-    last_reason = attempts > 1 ? fmt::format("{} hook {} (attempt {} of {})", name,
-                                             result->Describe(), attempt, attempts)
-                               : fmt::format("{} hook {}", name, result->Describe());
-    if (attempt < attempts) clock_.SleepFor(settings_.health_check_delay);
-  }
-  return std::optional<StepFailure>(StepFailure{reported, last_reason, ctx.last_output});
-}
-
-// ---------------------------------------------------------------------------
-// Recovery
-
-Result<std::optional<DeploymentOutcome>> Deployer::Recover() {
-  if (!journal_.in_flight()) return std::optional<DeploymentOutcome>();
-  const InFlightDeployment d = *journal_.in_flight();
-  Context ctx;
-  ctx.deployment = d.deployment;
-  ctx.kind = d.kind;
-  ctx.package = d.package;
-  ctx.package_sha256 = d.package_sha256;
-  ctx.app = d.app;
-  ctx.next_sequence = d.next_sequence;
-  auto damaged = [&](const Error& e) {
-    return Error(ErrorCode::kIntegrity,
-                 fmt::format("journal {}: in_flight: {}", journal_.path().string(), e.message()));
-  };
-  auto version = Version::Parse(d.version);
-  if (!version) return std::unexpected(damaged(version.error()));
-  ctx.version = *version;
-  if (d.previous_version) {
-    auto previous = Version::Parse(*d.previous_version);
-    if (!previous) return std::unexpected(damaged(previous.error()));
-    ctx.previous = *previous;
-  }
-  log::Warn("recovering deployment {} of {} {} interrupted at {}", d.deployment, d.app, d.version,
-            StepName(d.step));
-  const std::string reason = fmt::format("agent restarted during {}", StepName(d.step));
-
-  Result<DeploymentOutcome> outcome = Fail(ErrorCode::kInternal, "unreachable");
-  switch (d.step) {
-    case Step::kSucceeded:
-      outcome = Succeed(ctx, /*announce=*/false);  // `succeeded` was reported
-      break;
-    case Step::kRolledBack:
-    case Step::kRollbackFailed:
-      outcome = Finish(ctx, d.step, std::string(StepName(d.step)));
-      break;
-    case Step::kFailed:
-      if (d.failed_step && IsBeforeActivating(*d.failed_step)) {
-        outcome = CleanUpBeforeActivating(ctx);
-      } else if (ctx.kind == DeploymentKind::kRollback) {
-        outcome = RestoreKept(ctx, /*announce=*/true);
-      } else {
-        outcome = RollBackInstall(ctx, /*announce=*/true);
-      }
-      break;
-    case Step::kRollingBack:
-    case Step::kRollback:
-      outcome = ctx.kind == DeploymentKind::kRollback ? RestoreKept(ctx, /*announce=*/false)
-                                                      : RollBackInstall(ctx, /*announce=*/false);
-      break;
-    default:
-      if (ctx.kind == DeploymentKind::kRollback) {
-        // Restoring a kept release is idempotent: do it again.
-        outcome = RestoreKept(ctx, /*announce=*/true);
-      } else {
-        outcome = HandleFailure(ctx, StepFailure{ReportedStepOf(d.step), reason, {}});
-      }
-      break;
-  }
-  if (!outcome) return std::unexpected(outcome.error());
-  return std::optional<DeploymentOutcome>(std::move(*outcome));
 }
 
 }  // namespace fabu::agent
