@@ -74,7 +74,7 @@ struct UpgradeRecord {
   std::string to_version;
   UnixSeconds started = 0;
   UnixSeconds finished = 0;
-  std::string result;  // a kResult* of deployments.hpp
+  DeploymentResult result = DeploymentResult::kFailed;
   std::string operator_name;
   std::string kind;  // install | rollback
   std::string recorded;
@@ -104,7 +104,7 @@ bool EnqueueOutboxMessage(Transaction& tx, const std::string& connector, const s
 // final with `result` (from_version and operator by the rules above) and
 // records it. Called by deployments.cpp; a no-op for other environments.
 void RecordDeploymentEnd(Transaction& tx, const DeploymentRecord& deployment,
-                         std::string_view result, UnixSeconds now);
+                         DeploymentResult result, UnixSeconds now);
 
 // Snapshots host_apps of `hosts` as release `release_id`'s baseline of
 // `phase` (kBaselineBefore or kBaselineAfter). A host already in that

@@ -45,9 +45,14 @@ struct RecordRow {
     st.exchange(soci::into(recorded));
   }
   UpgradeRecord Value() const {
-    return UpgradeRecord{id,         deployment_id, release_id,    host,       package,
-                         package_id, from_version,  from_source,   to_version, started,
-                         finished,   result,        operator_name, kind,       recorded};
+    return UpgradeRecord{id,         deployment_id, release_id,
+                         host,       package,       package_id,
+                         from_version, from_source, to_version,
+                         started,    finished,
+                         // Only this coordinator writes it; a name it does not
+                         // know reads as failed, never as a success.
+                         ParseDeploymentResult(result).value_or(DeploymentResult::kFailed),
+                         operator_name, kind,       recorded};
   }
 };
 // The apps of an inventory audit entry's detail: {"apps": {"name": "version"}}.
@@ -198,14 +203,16 @@ std::optional<std::string> SucceededInstallVersion(soci::session& sql, const std
 
 }  // namespace
 
-std::string UpgradeRecord::Event() const { return kind + "." + result; }
+std::string UpgradeRecord::Event() const {
+  return fmt::format("{}.{}", kind, DeploymentResultName(result));
+}
 
 std::string UpgradeRecord::IdempotencyKey() const {
   return fmt::format("{}/{}/{}/{}/{}", release_id, host, package, to_version, Event());
 }
 
 std::string UpgradeRecord::ResultingVersion() const {
-  return result == kResultSucceeded ? to_version : from_version;
+  return result == DeploymentResult::kSucceeded ? to_version : from_version;
 }
 
 json UpgradeRecord::ToJson() const {
@@ -220,7 +227,7 @@ json UpgradeRecord::ToJson() const {
           {"to_version", to_version},
           {"started", TimeOrNull(started)},
           {"finished", TimeOrNull(finished)},
-          {"result", result},
+          {"result", DeploymentResultName(result)},
           {"operator", operator_name},
           {"kind", kind},
           {"recorded", recorded}};
@@ -241,12 +248,12 @@ struct UpgradeStatements {
                 soci::use(id), soci::use(r.deployment_id), soci::use(r.release_id),
                 soci::use(r.host), soci::use(r.package), soci::use(r.package_id),
                 soci::use(r.from_version), soci::use(r.from_source), soci::use(r.to_version),
-                soci::use(started), soci::use(finished), soci::use(r.result),
+                soci::use(started), soci::use(finished), soci::use(result),
                 soci::use(r.operator_name), soci::use(r.kind), soci::use(r.recorded))),
         connectors(
             (sql.prepare << "SELECT name FROM cmdb_connectors WHERE active = 1 ORDER BY name",
              soci::into(connector))) {}
-  std::string deployment, connector;
+  std::string deployment, connector, result;
   long long count = 0, id = 0, started = 0, finished = 0;
   soci::indicator id_ind = soci::i_null;
   UpgradeRecord r;
@@ -275,6 +282,7 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
   s.id = r.id;
   s.started = r.started;
   s.finished = r.finished;
+  s.result = DeploymentResultName(r.result);
   s.insert.execute(true);
 
   // One message per active connector, the same exact body for each.
@@ -302,7 +310,7 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
   return true;
 }
 
-void RecordDeploymentEnd(Transaction& tx, const DeploymentRecord& d, std::string_view result,
+void RecordDeploymentEnd(Transaction& tx, const DeploymentRecord& d, DeploymentResult result,
                          UnixSeconds now) {
   if (d.environment != kProductionEnvironment) return;
   UpgradeRecord r;
@@ -330,7 +338,7 @@ void RecordDeploymentEnd(Transaction& tx, const DeploymentRecord& d, std::string
   const UnixSeconds started = row ? row->started : 0;
   r.started = started > 0 ? started : (d.started > 0 ? d.started : d.created);
   r.finished = now;
-  r.result = std::string(result);
+  r.result = result;
   if (d.kind == protocol::DeploymentKind::kRollback) {
     r.operator_name =
         HistoryActor(tx, d.release_id, release::ActionName(release::Action::kRollback));

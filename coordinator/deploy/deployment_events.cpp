@@ -140,7 +140,7 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     const long long highest = max.ind == soci::i_ok ? max.highest : 0;
     StatementCache::Finish(max.st);
     ack.through[id] = static_cast<std::uint64_t>(highest);
-    if (!stored.contains(id) || d.final) continue;  // nothing new, or already decided
+    if (!stored.contains(id) || d.IsFinal()) continue;  // nothing new, or already decided
 
     LatestEventStatement& latest_event = tx.Cached<LatestEventStatement>();
     latest_event.key = key;
@@ -178,11 +178,11 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     event.detail = {{"host", d.host},
                     {"stored", stored[id]},
                     {"through", highest},
-                    {"from", d.step},
+                    {"from", protocol::StepName(d.step)},
                     {"to", step_text}};
     tx.Audit(event);
     if (result) {
-      d.step = step_text;
+      if (step) d.step = *step;
       FinishDeployment(tx, d, *result, message, now);
       if (d.environment == kProductionEnvironment) rollouts_to_check.insert(d.release_id);
     }
@@ -201,7 +201,8 @@ void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds no
       [&](soci::statement& st) { st.exchange(soci::use(key, "h")); });
   std::set<std::string> releases;
   for (const DeploymentRecord& d : open) {
-    FinishDeployment(tx, d, kResultRemoved, fmt::format("host {} was removed", host), now);
+    FinishDeployment(tx, d, DeploymentResult::kHostRemoved, fmt::format("host {} was removed", host),
+                     now);
     if (d.environment == kProductionEnvironment) releases.insert(d.release_id);
   }
   for (const std::string& release_id : releases) {

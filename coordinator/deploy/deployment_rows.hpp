@@ -70,9 +70,10 @@ struct Row {
     d.package_size = static_cast<std::uint64_t>(package_size);
     d.package_url = package_url;
     d.host_timeout_seconds = host_timeout;
-    d.step = step;
-    d.final = final != 0;
-    d.result = result;
+    // A value this coordinator did not write reads as the first step and, if
+    // final, as failed: nothing counts as a success it cannot name.
+    d.step = protocol::ParseStep(step).value_or(protocol::Step::kAssigned);
+    if (final != 0) d.result = ParseDeploymentResult(result).value_or(DeploymentResult::kFailed);
     d.message = message;
     d.last_sequence = static_cast<std::uint64_t>(last_sequence);
     d.created = created;

@@ -98,9 +98,9 @@ Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
                          [&](soci::statement& st) { st.exchange(soci::use(at, "n")); });
     for (const DeploymentRecord& d : overdue) {
       FinishDeployment(
-          tx, d, kResultTimeout,
+          tx, d, DeploymentResult::kTimeout,
           fmt::format("timeout: not final within the host timeout of {} (last step {})",
-                      protocol::FormatDuration(d.host_timeout_seconds), d.step),
+                      protocol::FormatDuration(d.host_timeout_seconds), protocol::StepName(d.step)),
           now);
     }
     sweep.timed_out = overdue.size();

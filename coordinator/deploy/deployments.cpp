@@ -152,34 +152,69 @@ json TimeOrNull(UnixSeconds at) {
 
 }  // namespace
 
-void FinishDeployment(Transaction& tx, const DeploymentRecord& d, std::string_view result,
+std::string_view DeploymentResultName(DeploymentResult result) {
+  switch (result) {
+    case DeploymentResult::kSucceeded:
+      return "succeeded";
+    case DeploymentResult::kFailed:
+      return "failed";
+    case DeploymentResult::kRolledBack:
+      return "rolled_back";
+    case DeploymentResult::kRollbackFailed:
+      return "rollback_failed";
+    case DeploymentResult::kTimeout:
+      return "timeout";
+    case DeploymentResult::kHostRemoved:
+      return "host_removed";
+  }
+  return "failed";
+}
+
+Result<DeploymentResult> ParseDeploymentResult(std::string_view name) {
+  for (DeploymentResult r :
+       {DeploymentResult::kSucceeded, DeploymentResult::kFailed, DeploymentResult::kRolledBack,
+        DeploymentResult::kRollbackFailed, DeploymentResult::kTimeout,
+        DeploymentResult::kHostRemoved}) {
+    if (DeploymentResultName(r) == name) return r;
+  }
+  return Fail(ErrorCode::kInvalidArgument, fmt::format("unknown deployment result \"{}\"", name));
+}
+
+std::string_view DeploymentRecord::ResultText() const {
+  return result ? DeploymentResultName(*result) : std::string_view();
+}
+
+void FinishDeployment(Transaction& tx, const DeploymentRecord& d, DeploymentResult result,
                       const std::string& message, UnixSeconds now) {
-  std::string id = d.id, res(result), msg = message;
+  std::string id = d.id, res(DeploymentResultName(result)), msg = message;
   long long finished = now;
   tx.sql() << "UPDATE deployments SET final = 1, result = :r, message = :m, finished = :f "
               "WHERE id = :id",
       soci::use(res), soci::use(msg), soci::use(finished), soci::use(id);
   AuditEvent event("deployment.finish", "deployment", d.id);
   event.release_id = d.release_id;
-  event.detail = {{"host", d.host}, {"result", res}, {"message", msg}, {"step", d.step}};
+  event.detail = {
+      {"host", d.host}, {"result", res}, {"message", msg}, {"step", protocol::StepName(d.step)}};
   tx.Audit(event);
   // Its listeners (the CMDB's upgrade record and outbox messages) commit
   // with its end.
   tx.Raise(DeploymentEnded{d, result, now});
 }
 
-std::optional<std::string_view> FinalResultOf(Step step, std::optional<Step> failed_step) {
+std::optional<DeploymentResult> FinalResultOf(Step step, std::optional<Step> failed_step) {
   switch (step) {
     case Step::kSucceeded:
-      return kResultSucceeded;
+      return DeploymentResult::kSucceeded;
     case Step::kRolledBack:
-      return kResultRolledBack;
+      return DeploymentResult::kRolledBack;
     case Step::kRollbackFailed:
-      return kResultRollbackFailed;
+      return DeploymentResult::kRollbackFailed;
     case Step::kFailed:
       // Without the failed step we cannot know nothing was switched: wait
       // for the rollback report (or the timeout).
-      if (failed_step && protocol::IsBeforeActivating(*failed_step)) return kResultFailed;
+      if (failed_step && protocol::IsBeforeActivating(*failed_step)) {
+        return DeploymentResult::kFailed;
+      }
       return std::nullopt;
     case Step::kObserving:
       // Still being watched: the host's health check may yet fail.
@@ -215,9 +250,9 @@ json DeploymentRecord::ToJson() const {
           {"app", app},
           {"version", version},
           {"package_id", package_id},
-          {"step", step},
-          {"final", final},
-          {"result", result},
+          {"step", protocol::StepName(step)},
+          {"final", IsFinal()},
+          {"result", ResultText()},
           {"message", message},
           {"last_sequence", last_sequence},
           {"created", TimeOrNull(created)},
@@ -247,14 +282,14 @@ std::string DeploymentRecord::Digest() const {
   constexpr std::size_t kFraming = 512;
   CanonicalJsonWriter out(kFraming + id.size() + release_id.size() + host.size() +
                           environment.size() + app.size() + version.size() + package_id.size() +
-                          step.size() + result.size() + message.size() + from_version.size());
+                          message.size() + from_version.size());
   out.String("app", app);
   out.Number("attempt", attempt);
   WriteTimeOrNull(out, "created", created);
   WriteTimeOrNull(out, "deadline", deadline);
   out.String("deployment", id);
   out.String("environment", environment);
-  out.Bool("final", final);
+  out.Bool("final", IsFinal());
   WriteTimeOrNull(out, "finished", finished);
   out.String("from_version", from_version);
   out.String("host", host);
@@ -264,9 +299,9 @@ std::string DeploymentRecord::Digest() const {
   out.Number("observe_seconds", observe_seconds);
   out.String("package_id", package_id);
   out.String("release", release_id);
-  out.String("result", result);
+  out.String("result", ResultText());
   WriteTimeOrNull(out, "started", started);
-  out.String("step", step);
+  out.String("step", protocol::StepName(step));
   out.String("version", version);
   if (wave >= 0) {
     out.Number("wave", wave + 1);
@@ -311,7 +346,7 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
       }
     }
     d.host_timeout_seconds = timeout;
-    d.step = std::string(protocol::StepName(Step::kAssigned));
+    d.step = Step::kAssigned;
     d.created = now;
     // The agent observes before it reports success: give it that long too.
     d.deadline = timeout > 0 ? now + timeout + d.observe_seconds : 0;
@@ -330,7 +365,7 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
     insert.size = static_cast<long long>(d.package_size);
     insert.package_url = d.package_url;
     insert.host_timeout = d.host_timeout_seconds;
-    insert.step = d.step;
+    insert.step = protocol::StepName(d.step);
     insert.created = d.created;
     insert.deadline = d.deadline;
     insert.wave = d.wave;

@@ -49,19 +49,27 @@ inline constexpr std::string_view kProductionEnvironment = "production";
 // Used when a release has no go-live plan (a test deployment before one is set).
 inline constexpr std::int64_t kDefaultHostTimeoutSeconds = 30 * 60;
 
-// Results of a final deployment; only kResultSucceeded counts as success.
-inline constexpr std::string_view kResultSucceeded = "succeeded";
-inline constexpr std::string_view kResultFailed = "failed";
-inline constexpr std::string_view kResultRolledBack = "rolled_back";
-inline constexpr std::string_view kResultRollbackFailed = "rollback_failed";
-inline constexpr std::string_view kResultTimeout = "timeout";
-inline constexpr std::string_view kResultRemoved = "host_removed";
+// How a final deployment ended; only kSucceeded counts as success. Its name
+// (DeploymentResultName: "succeeded", "failed", "rolled_back",
+// "rollback_failed", "timeout", "host_removed") is what the store, the API
+// and the CMDB's upgrade records carry.
+enum class DeploymentResult {
+  kSucceeded,
+  kFailed,
+  kRolledBack,
+  kRollbackFailed,
+  kTimeout,      // not final by its deadline
+  kHostRemoved,  // its host was removed while it ran
+};
+
+std::string_view DeploymentResultName(DeploymentResult result);
+Result<DeploymentResult> ParseDeploymentResult(std::string_view name);
 
 // The result a deployment ends with when `step` (with `failed_step` for
 // `failed`) is its latest reported step; nullopt while it is not final:
 // succeeded, rolled_back and rollback_failed are final; failed is final only
 // when it failed before activating (nothing was switched, nothing to roll back).
-std::optional<std::string_view> FinalResultOf(protocol::Step step,
+std::optional<DeploymentResult> FinalResultOf(protocol::Step step,
                                               std::optional<protocol::Step> failed_step);
 
 struct DeploymentRecord {
@@ -77,9 +85,8 @@ struct DeploymentRecord {
   std::uint64_t package_size = 0;
   std::string package_url;
   std::int64_t host_timeout_seconds = 0;
-  std::string step;  // latest reported step; "assigned" until the first event
-  bool final = false;
-  std::string result;   // one of kResult*, "" while not final
+  protocol::Step step = protocol::Step::kAssigned;  // the latest reported step
+  std::optional<DeploymentResult> result;           // set once final
   std::string message;  // the latest non-empty message
   std::uint64_t last_sequence = 0;
   UnixSeconds created = 0;
@@ -96,6 +103,11 @@ struct DeploymentRecord {
   // ObjectDigest(ToJson()) without building the json: the after_sha256 of
   // its "deployment.create" audit entry. Must change with ToJson.
   std::string Digest() const;
+
+  bool IsFinal() const { return result.has_value(); }
+  // The result's name; "" while not final (as the API and the store carry it).
+  std::string_view ResultText() const;
+  bool Succeeded() const { return result == DeploymentResult::kSucceeded; }
 };
 
 // What the rollout engine and the API must do once the transaction that
@@ -150,13 +162,13 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
 // the CMDB listens (its upgrade record, docs/architecture.md).
 struct DeploymentEnded {
   const DeploymentRecord& deployment;
-  std::string_view result;
+  DeploymentResult result;
   UnixSeconds now;
 };
 
 // Marks a deployment final with `result` (audited "deployment.finish") and
 // raises DeploymentEnded.
-void FinishDeployment(Transaction& tx, const DeploymentRecord& d, std::string_view result,
+void FinishDeployment(Transaction& tx, const DeploymentRecord& d, DeploymentResult result,
                       const std::string& message, UnixSeconds now);
 
 // The host's oldest unfinished deployment: what it must do now.

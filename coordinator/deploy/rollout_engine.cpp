@@ -95,7 +95,8 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row, c
   for (const DeploymentRecord& d : made) {
     if (removed.contains(d.host)) {
       // A target removed since the rollout began: it counts as failed.
-      FinishDeployment(tx, d, kResultRemoved, fmt::format("host {} was removed", d.host), now);
+      FinishDeployment(tx, d, DeploymentResult::kHostRemoved,
+                       fmt::format("host {} was removed", d.host), now);
       continue;
     }
     if (busy.contains(d.host)) {
@@ -143,17 +144,17 @@ void AdvanceRollback(Transaction& tx, const rel::Release& release, RolloutRow& r
     auto rollback = deployments.rollback.find(h.host);
     if (install == deployments.install.end()) {
       state.state = State::kNeverMoved;
-    } else if (!install->second.final) {
+    } else if (!install->second.IsFinal()) {
       state.state = State::kInstalling;
     } else if (!Succeeded(install->second)) {
       state.state = State::kNotInstalled;
     } else if (rollback == deployments.rollback.end()) {
       state.state = State::kToRestore;
-    } else if (!rollback->second.final) {
+    } else if (!rollback->second.IsFinal()) {
       state.state = State::kRestoring;
     } else {
       state.state =
-          rollback->second.result == kResultRolledBack ? State::kRestored : State::kRestoreFailed;
+          rollback->second.result == DeploymentResult::kRolledBack ? State::kRestored : State::kRestoreFailed;
     }
     states.push_back(std::move(state));
   }

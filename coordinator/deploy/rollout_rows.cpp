@@ -117,7 +117,7 @@ HostDeployments LoadHostDeployments(soci::session& sql, const std::string& relea
   return out;
 }
 
-bool Succeeded(const DeploymentRecord& d) { return d.final && d.result == kResultSucceeded; }
+bool Succeeded(const DeploymentRecord& d) { return d.Succeeded(); }
 
 std::vector<std::string> HostNames(const std::vector<RolloutHost>& hosts) {
   std::vector<std::string> names;
@@ -134,7 +134,7 @@ rel::WaveTally CountWave(const std::vector<RolloutHost>& hosts, const HostDeploy
     auto it = deployments.install.find(h.host);
     if (it == deployments.install.end()) continue;
     ++count.assigned;
-    if (!it->second.final) continue;
+    if (!it->second.IsFinal()) continue;
     ++count.final;
     if (Succeeded(it->second)) {
       ++count.succeeded;
@@ -152,7 +152,7 @@ rel::RolloutOutcome OutcomeOf(const std::vector<RolloutHost>& hosts,
     auto it = deployments.install.find(h.host);
     if (it == deployments.install.end()) continue;  // never assigned
     ++outcome.hosts;
-    if (!it->second.final) continue;
+    if (!it->second.IsFinal()) continue;
     if (Succeeded(it->second)) {
       ++outcome.succeeded;
     } else {
@@ -238,7 +238,7 @@ RolloutTally TallyRollout(soci::session& sql, const std::string& release_id) {
   RolloutTally tally;
   const HostDeployments deployments = LoadHostDeployments(sql, release_id);
   for (const auto& [host, d] : deployments.install) {
-    if (!d.final) continue;
+    if (!d.IsFinal()) continue;
     if (Succeeded(d)) {
       ++tally.succeeded;
     } else {

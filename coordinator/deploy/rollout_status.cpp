@@ -50,8 +50,8 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
       entry["result"] = "";
       entry["message"] = "";
     } else {
-      entry["step"] = install->second.step;
-      entry["result"] = install->second.result;
+      entry["step"] = protocol::StepName(install->second.step);
+      entry["result"] = install->second.ResultText();
       entry["message"] = install->second.message;
       entry["from_version"] = install->second.from_version;
       entry["deployment"] = install->second.id;
@@ -59,8 +59,8 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
     auto rollback = deployments.rollback.find(h.host);
     if (rollback != deployments.rollback.end()) {
       entry["rollback"] = {{"deployment", rollback->second.id},
-                           {"step", rollback->second.step},
-                           {"result", rollback->second.result},
+                           {"step", protocol::StepName(rollback->second.step)},
+                           {"result", rollback->second.ResultText()},
                            {"message", rollback->second.message}};
     }
     host_rows.push_back(std::move(entry));

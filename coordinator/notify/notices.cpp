@@ -109,16 +109,16 @@ NoticeFacts FactsOf(soci::session& sql, const rel::Release& r) {
     into.insert_or_assign(d.host, std::move(d));
   }
   for (const auto& [host, d] : install) {
-    if (!d.final) {
+    if (!d.IsFinal()) {
       ++facts.unfinished;
-    } else if (d.result == kResultSucceeded) {
+    } else if (d.Succeeded()) {
       ++facts.succeeded;
     } else {
       ++facts.failed;
     }
   }
   for (const auto& [host, d] : rollback) {
-    if (d.final && d.result == kResultSucceeded) ++facts.rolled_back;
+    if (d.Succeeded()) ++facts.rolled_back;
   }
   return facts;
 }

@@ -145,7 +145,7 @@ TEST_F(CmdbStoreTest, AProductionDeploymentEndingRecordsItsUpgradeAndQueuesOneMe
   EXPECT_EQ(r.from_version, "V1.0.0.1");
   EXPECT_EQ(r.from_source, "inventory");
   EXPECT_EQ(r.to_version, "V1.0.0.2");
-  EXPECT_EQ(r.result, kResultSucceeded);
+  EXPECT_EQ(r.result, DeploymentResult::kSucceeded);
   EXPECT_EQ(r.operator_name, "zhang.rm");
   EXPECT_EQ(r.kind, "install");
   EXPECT_EQ(r.started, 200);
@@ -170,7 +170,7 @@ TEST_F(CmdbStoreTest, AProductionDeploymentEndingRecordsItsUpgradeAndQueuesOneMe
   records = Records();
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records[1].host, "web-2");
-  EXPECT_EQ(records[1].result, kResultTimeout);
+  EXPECT_EQ(records[1].result, DeploymentResult::kTimeout);
   // It never reported an inventory: its version before is not known, and says so.
   EXPECT_EQ(records[1].from_source, "unknown");
   EXPECT_EQ(records[1].from_version, "");
@@ -201,7 +201,7 @@ TEST_F(CmdbStoreTest, TheBaselineBeforeTheRolloutIsWhereFromComesFrom) {
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].from_version, "V1.0.0.0");
   EXPECT_EQ(records[0].from_source, "baseline");
-  EXPECT_EQ(records[0].result, kResultRolledBack);
+  EXPECT_EQ(records[0].result, DeploymentResult::kRolledBack);
   EXPECT_EQ(records[0].ResultingVersion(), "V1.0.0.0");
   EXPECT_EQ(records[0].IdempotencyKey(), "R-1/web-1/c3m-video/V1.0.0.2/install.rolled_back");
 }

@@ -23,9 +23,9 @@ namespace {
 using protocol::Step;
 
 TEST(FinalResultTest, SuccessAndRollbackOutcomesAreFinal) {
-  EXPECT_EQ(FinalResultOf(Step::kSucceeded, std::nullopt), kResultSucceeded);
-  EXPECT_EQ(FinalResultOf(Step::kRolledBack, std::nullopt), kResultRolledBack);
-  EXPECT_EQ(FinalResultOf(Step::kRollbackFailed, std::nullopt), kResultRollbackFailed);
+  EXPECT_EQ(FinalResultOf(Step::kSucceeded, std::nullopt), DeploymentResult::kSucceeded);
+  EXPECT_EQ(FinalResultOf(Step::kRolledBack, std::nullopt), DeploymentResult::kRolledBack);
+  EXPECT_EQ(FinalResultOf(Step::kRollbackFailed, std::nullopt), DeploymentResult::kRollbackFailed);
   for (Step step : {Step::kAssigned, Step::kDownloading, Step::kVerified, Step::kActivating,
                     Step::kHealthChecking, Step::kRollingBack}) {
     EXPECT_FALSE(FinalResultOf(step, std::nullopt)) << protocol::StepName(step);
@@ -33,13 +33,34 @@ TEST(FinalResultTest, SuccessAndRollbackOutcomesAreFinal) {
 }
 
 TEST(FinalResultTest, AFailureIsFinalOnlyBeforeActivating) {
-  EXPECT_EQ(FinalResultOf(Step::kFailed, Step::kDownloading), kResultFailed);
-  EXPECT_EQ(FinalResultOf(Step::kFailed, Step::kVerified), kResultFailed);
-  EXPECT_EQ(FinalResultOf(Step::kFailed, Step::kInstalling), kResultFailed);
+  EXPECT_EQ(FinalResultOf(Step::kFailed, Step::kDownloading), DeploymentResult::kFailed);
+  EXPECT_EQ(FinalResultOf(Step::kFailed, Step::kVerified), DeploymentResult::kFailed);
+  EXPECT_EQ(FinalResultOf(Step::kFailed, Step::kInstalling), DeploymentResult::kFailed);
   // From activating on, a rollback report follows.
   EXPECT_FALSE(FinalResultOf(Step::kFailed, Step::kActivating));
   EXPECT_FALSE(FinalResultOf(Step::kFailed, Step::kHealthChecking));
   EXPECT_FALSE(FinalResultOf(Step::kFailed, std::nullopt));
+}
+
+TEST(DeploymentResultTest, NamesAreTheStoredAndWireValues) {
+  const std::pair<DeploymentResult, std::string_view> names[] = {
+      {DeploymentResult::kSucceeded, "succeeded"},
+      {DeploymentResult::kFailed, "failed"},
+      {DeploymentResult::kRolledBack, "rolled_back"},
+      {DeploymentResult::kRollbackFailed, "rollback_failed"},
+      {DeploymentResult::kTimeout, "timeout"},
+      {DeploymentResult::kHostRemoved, "host_removed"},
+  };
+  for (const auto& [result, name] : names) {
+    EXPECT_EQ(DeploymentResultName(result), name);
+    auto parsed = ParseDeploymentResult(name);
+    ASSERT_TRUE(parsed) << name;
+    EXPECT_EQ(*parsed, result);
+  }
+  auto unknown = ParseDeploymentResult("success");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message().find("\"success\""), std::string::npos)
+      << unknown.error().message();
 }
 
 // The release and package every deployment here is of.
@@ -145,7 +166,7 @@ TEST_F(DeploymentStoreTest, EventsAreStoredOnceAndAcknowledged) {
     return OpenAssignment(sql, "web-1");
   });
   ASSERT_TRUE(*open);
-  EXPECT_EQ((*open)->step, "downloading");
+  EXPECT_EQ((*open)->step, Step::kDownloading);
   EXPECT_EQ((*open)->started, 200);
 }
 
@@ -174,7 +195,7 @@ TEST_F(DeploymentStoreTest, ALateOlderEventLeavesTheNewestStepAndMessage) {
     return OpenAssignment(sql, "web-1");
   });
   ASSERT_TRUE(open && *open);
-  EXPECT_EQ((*open)->step, "installing");
+  EXPECT_EQ((*open)->step, Step::kInstalling);
   EXPECT_EQ((*open)->message, "unpacking");
 
   auto late = Event(2, Step::kDownloading);
@@ -186,7 +207,7 @@ TEST_F(DeploymentStoreTest, ALateOlderEventLeavesTheNewestStepAndMessage) {
     return OpenAssignment(sql, "web-1");
   });
   ASSERT_TRUE(open && *open);
-  EXPECT_EQ((*open)->step, "installing");
+  EXPECT_EQ((*open)->step, Step::kInstalling);
   EXPECT_EQ((*open)->message, "unpacking");
 
   // A newer one without a message keeps the last message said.
@@ -195,7 +216,7 @@ TEST_F(DeploymentStoreTest, ALateOlderEventLeavesTheNewestStepAndMessage) {
     return OpenAssignment(sql, "web-1");
   });
   ASSERT_TRUE(open && *open);
-  EXPECT_EQ((*open)->step, "activating");
+  EXPECT_EQ((*open)->step, Step::kActivating);
   EXPECT_EQ((*open)->message, "unpacking");
 }
 
@@ -231,7 +252,7 @@ TEST_F(DeploymentStoreTest, AFailureWhileObservedRecordsOneIncident) {
   auto listed = store_->Read([&](soci::session& sql) -> Result<std::vector<DeploymentRecord>> {
     return ListDeployments(sql, "R-1");
   });
-  EXPECT_EQ((*listed)[0].result, kResultRolledBack);
+  EXPECT_EQ((*listed)[0].result, DeploymentResult::kRolledBack);
 }
 
 // Given a batch of events (as fabu-agent sends its journal) re-sent whole,
@@ -281,7 +302,7 @@ TEST_F(DeploymentStoreTest, ABatchIsStoredOnceHoweverOftenItIsResent) {
     return OpenAssignment(sql, "web-1");
   });
   ASSERT_TRUE(open && *open);
-  EXPECT_EQ((*open)->step, "downloaded");
+  EXPECT_EQ((*open)->step, Step::kDownloaded);
   EXPECT_EQ((*open)->last_sequence, 12u);
 }
 
@@ -347,8 +368,8 @@ TEST_F(DeploymentStoreTest, AFinalStepEndsTheAssignmentAndATimeoutEndsTheOther) 
     return ListDeployments(sql, "R-1");
   });
   ASSERT_EQ(listed->size(), 2u);
-  EXPECT_EQ((*listed)[0].result, kResultSucceeded);
-  EXPECT_EQ((*listed)[1].result, kResultTimeout);
+  EXPECT_EQ((*listed)[0].result, DeploymentResult::kSucceeded);
+  EXPECT_EQ((*listed)[1].result, DeploymentResult::kTimeout);
 }
 
 // Records digested by the code that wrote the audit chains in use: the
@@ -365,7 +386,7 @@ DeploymentRecord JustMadeRecord() {
   d.package_size = 123456789;
   d.package_url = "/api/v1/agent/packages/" + d.package_id;
   d.host_timeout_seconds = 1800;
-  d.step = "assigned";
+  d.step = Step::kAssigned;
   d.message =
       "\xc3\x9c"
       "berpr\xc3\xbc"
@@ -381,9 +402,8 @@ DeploymentRecord FinishedRecord() {
   d.attempt = 3;
   d.environment = "production";
   d.kind = protocol::DeploymentKind::kRollback;
-  d.step = "rolled_back";
-  d.final = true;
-  d.result = "rolled_back";
+  d.step = Step::kRolledBack;
+  d.result = DeploymentResult::kRolledBack;
   d.message = "health check said \"no\"\nC:\\logs\x01\x7f";
   d.last_sequence = 42;
   d.started = 1767225660;
