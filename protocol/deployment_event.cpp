@@ -139,7 +139,7 @@ Result<DeploymentEvent> EventFromJson(const nlohmann::json& json) {
     event.output = json.value("output", "");
     return event;
   } catch (const nlohmann::json::exception& e) {
-    return Fail(ErrorCode::kInvalidArgument, fmt::format("event: {}", e.what()));
+    return std::unexpected(ErrorFromException(e, ErrorCode::kInvalidArgument, "event"));
   }
 }
 

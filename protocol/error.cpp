@@ -36,6 +36,22 @@ std::string_view ErrorCodeName(ErrorCode code) {
   return "unknown";
 }
 
+std::string ExceptionReason(const std::exception& e) {
+  std::string_view what = e.what();
+  // nlohmann::json: "[json.exception.parse_error.101] parse error at ..."
+  if (what.starts_with("[json.exception.")) {
+    const std::size_t close = what.find("] ");
+    if (close != std::string_view::npos) what.remove_prefix(close + 2);
+  }
+  return std::string(what);
+}
+
+Error ErrorFromException(const std::exception& e, ErrorCode code, std::string_view context) {
+  std::string reason = ExceptionReason(e);
+  if (context.empty()) return Error(code, std::move(reason));
+  return Error(code, std::string(context) + ": " + reason);
+}
+
 Error Error::WithContext(std::string_view context) const& {
   return Error(code_, std::string(context) + ": " + message_);
 }

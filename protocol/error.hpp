@@ -11,9 +11,12 @@
 // Error is a plain value type; it is safe to copy between threads.
 #pragma once
 
+#include <exception>
 #include <expected>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 namespace fabu {
 
@@ -66,6 +69,32 @@ template <typename T>
 Result<T> WithContext(Result<T>&& result, std::string_view context) {
   if (!result) return std::unexpected(std::move(result.error()).WithContext(context));
   return std::move(result);
+}
+
+// Exceptions. fabu's own functions do not throw: one that can fail returns
+// Result. The libraries it calls do throw: SOCI on any database error,
+// nlohmann::json on malformed text or a value of the wrong type, yaml-cpp,
+// Boost.Asio. Their exceptions are caught at a few boundaries
+// (docs/architecture.md, "The error model") and become Errors only through
+// ErrorFromException, so every such message is made one way: "context:
+// reason", the reason without the library's internal tag (nlohmann's
+// "[json.exception.type_error.302] "). A function that lets a library's
+// exception through says so where it is declared (the store's callbacks:
+// "SOCI exceptions propagate to the Store boundary").
+Error ErrorFromException(const std::exception& e, ErrorCode code, std::string_view context);
+
+// The library's reason of `e`, without its internal tag.
+std::string ExceptionReason(const std::exception& e);
+
+// f() -> Result<T>; an exception it throws is returned as
+// ErrorFromException(e, code, context).
+template <typename F>
+auto CatchAsError(ErrorCode code, std::string_view context, F&& f) -> std::invoke_result_t<F> {
+  try {
+    return std::forward<F>(f)();
+  } catch (const std::exception& e) {
+    return std::unexpected(ErrorFromException(e, code, context));
+  }
 }
 
 }  // namespace fabu

@@ -198,8 +198,8 @@ int RunStatus(const std::string& data, const std::string& apps_root) {
     try {
       status["journal"] = nlohmann::json::parse(*text);
     } catch (const nlohmann::json::exception& e) {
-      return ReportError(Error(ErrorCode::kIntegrity,
-                               fmt::format("journal {} is damaged: {}", path.string(), e.what())));
+      return ReportError(ErrorFromException(
+          e, ErrorCode::kIntegrity, fmt::format("journal {} is damaged", path.string())));
     }
   }
   if (!apps_root.empty()) {

@@ -169,7 +169,7 @@ Result<void> Journal::Load() {
     }
     state_ = std::move(state);
   } catch (const json::exception& e) {
-    return fail(e.what());
+    return fail(ExceptionReason(e));
   }
   return {};
 }

@@ -67,7 +67,7 @@ Result<AuditCheckpoint> AuditCheckpoint::FromJson(const nlohmann::json& json) {
     c.signature = json.at("signature").get<std::string>();
     if (json.contains("users")) c.users = json.at("users");
   } catch (const nlohmann::json::exception& e) {
-    return Fail(ErrorCode::kInvalidArgument, fmt::format("not a checkpoint: {}", e.what()));
+    return std::unexpected(ErrorFromException(e, ErrorCode::kInvalidArgument, "not a checkpoint"));
   }
   return c;
 }

@@ -255,7 +255,8 @@ Result<AnchoredVerification> VerifyAnchoredAudit(const AnchoredVerifyOptions& op
       }
     }
   } catch (const std::exception& e) {
-    return Fail(ErrorCode::kIo, fmt::format("reading {}: {}", data.store().string(), e.what()));
+    return std::unexpected(
+        ErrorFromException(e, ErrorCode::kIo, fmt::format("reading {}", data.store().string())));
   }
   return out;
 }

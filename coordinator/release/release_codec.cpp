@@ -135,8 +135,8 @@ Result<Release> ReleaseFromJson(const json& j, const PlanParseOptions& options) 
     }
     return r;
   } catch (const std::exception& e) {
-    return Fail(ErrorCode::kIntegrity,
-                std::string("stored release record is damaged: ") + e.what());
+    return std::unexpected(
+        ErrorFromException(e, ErrorCode::kIntegrity, "stored release record is damaged"));
   }
 }
 

@@ -14,15 +14,6 @@ using nlohmann::json;
 // Aliases can make a small YAML text expand into a huge tree; plans are small.
 constexpr std::size_t kMaxYamlNodes = 100'000;
 
-std::string StripJsonExceptionPrefix(std::string_view what) {
-  // "[json.exception.parse_error.101] parse error at line 1, ..." -> "parse error at line 1, ..."
-  if (!what.empty() && what.front() == '[') {
-    const std::size_t close = what.find("] ");
-    if (close != std::string_view::npos) what.remove_prefix(close + 2);
-  }
-  return std::string(what);
-}
-
 Result<json> ParseJson(std::string_view text) {
   // A stack of the keys seen in each open object, to refuse duplicates, which
   // nlohmann/json would otherwise resolve silently (last one wins).
@@ -55,8 +46,7 @@ Result<json> ParseJson(std::string_view text) {
     }
     return value;
   } catch (const json::exception& e) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("malformed JSON: {}", StripJsonExceptionPrefix(e.what())));
+    return std::unexpected(ErrorFromException(e, ErrorCode::kInvalidArgument, "malformed JSON"));
   }
 }
 
@@ -150,8 +140,7 @@ Result<json> ParseYaml(std::string_view text) {
                 fmt::format("malformed YAML at line {}, column {}: {}", e.mark.line + 1,
                             e.mark.column + 1, e.msg));
   } catch (const json::exception& e) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("malformed YAML: {}", StripJsonExceptionPrefix(e.what())));
+    return std::unexpected(ErrorFromException(e, ErrorCode::kInvalidArgument, "malformed YAML"));
   }
 }
 

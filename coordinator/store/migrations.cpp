@@ -360,7 +360,7 @@ Result<int> Migrate(soci::session& sql, std::span<const Migration> migrations, c
     }
     return current;
   } catch (const std::exception& e) {
-    return Fail(ErrorCode::kIo, std::string("migrating the store schema: ") + e.what());
+    return std::unexpected(ErrorFromException(e, ErrorCode::kIo, "migrating the store schema"));
   }
 }
 

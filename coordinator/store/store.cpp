@@ -32,7 +32,7 @@ Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path,
     // box) is gone from the file. FAST: only where it costs no extra I/O.
     *store->sql_ << "PRAGMA secure_delete=FAST";
   } catch (const std::exception& e) {
-    return Fail(ErrorCode::kIo, "opening store " + path.string() + ": " + e.what());
+    return std::unexpected(ErrorFromException(e, ErrorCode::kIo, "opening store " + path.string()));
   }
   auto version = Migrate(*store->sql_, AllMigrations(), clock);
   if (!version) return std::unexpected(std::move(version.error()).WithContext(path.string()));
@@ -44,7 +44,8 @@ Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path,
         std::make_unique<soci::session>(soci::sqlite3, "db=\"" + path.string() + "\" timeout=10");
     *store->reader_ << "PRAGMA query_only=ON";
   } catch (const std::exception& e) {
-    return Fail(ErrorCode::kIo, "opening store " + path.string() + " for reading: " + e.what());
+    return std::unexpected(
+        ErrorFromException(e, ErrorCode::kIo, "opening store " + path.string() + " for reading"));
   }
   store->open_ = true;
   store->committer_ = std::thread([raw = store.get()] { raw->CommitLoop(); });
@@ -172,8 +173,7 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
   try {
     sql.begin();
   } catch (const std::exception& e) {
-    for (Writer* writer : group)
-      writer->error = Error(ErrorCode::kIo, std::string("store: ") + e.what());
+    for (Writer* writer : group) writer->error = ErrorFromException(e, ErrorCode::kIo, "store");
     return;
   }
   AuditStatements* audit = nullptr;
@@ -191,7 +191,7 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
       try {
         keep = (*writer->work)(sql);
       } catch (const std::exception& e) {
-        writer->error = Error(ErrorCode::kIo, std::string("store: ") + e.what());
+        writer->error = ErrorFromException(e, ErrorCode::kIo, "store");
       }
       // Undo only this writer's work (and its entries' move of the head).
       // Should SQLite have ended the whole transaction (a full disk, an I/O
@@ -214,11 +214,12 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     } catch (const std::exception&) {
       // SQLite may have rolled back already.
     }
-    const std::string message = std::string("store: the group commit failed: ") + e.what();
+    const Error failure =
+        ErrorFromException(e, ErrorCode::kIo, "store: the group commit failed");
     // Writers whose callback refused keep their own answer; every other one
     // (kept work now lost, or never run) gets the group's failure.
     for (Writer* writer : group) {
-      if (!writer->refused && !writer->error) writer->error = Error(ErrorCode::kIo, message);
+      if (!writer->refused && !writer->error) writer->error = failure;
     }
   }
   // What is left belongs to work that is now committed.

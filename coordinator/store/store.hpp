@@ -227,11 +227,7 @@ class Store {
   auto Read(F&& f) -> std::invoke_result_t<F, soci::session&> {
     std::lock_guard lock(reader_mutex_);
     if (!reader_) return Fail(ErrorCode::kUnavailable, "the store is closed");
-    try {
-      return std::forward<F>(f)(*reader_);
-    } catch (const std::exception& e) {
-      return Fail(ErrorCode::kIo, std::string("store: ") + e.what());
-    }
+    return CatchAsError(ErrorCode::kIo, "store", [&] { return std::forward<F>(f)(*reader_); });
   }
 
   // The same, for reads on a hot path: `f(soci::session&, StatementCache&)`
@@ -240,11 +236,8 @@ class Store {
   auto ReadCached(F&& f) -> std::invoke_result_t<F, soci::session&, StatementCache&> {
     std::lock_guard lock(reader_mutex_);
     if (!reader_) return Fail(ErrorCode::kUnavailable, "the store is closed");
-    try {
-      return std::forward<F>(f)(*reader_, reader_statements_);
-    } catch (const std::exception& e) {
-      return Fail(ErrorCode::kIo, std::string("store: ") + e.what());
-    }
+    return CatchAsError(ErrorCode::kIo, "store",
+                        [&] { return std::forward<F>(f)(*reader_, reader_statements_); });
   }
 
   // Runs `f(Transaction&)` -> Result<T> in a group commit (above): its work
