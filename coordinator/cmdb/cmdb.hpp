@@ -156,9 +156,15 @@ struct UpgradeFilter {
 // Newest first, except for a release: in the order they were recorded.
 std::vector<UpgradeRecord> ListUpgradeRecords(soci::session& sql, const UpgradeFilter& filter);
 
+// The outbox carries the messages of two kinds of connector: a CMDB
+// connector's by its name, and a notice subscription's as "notify:<id>"
+// (notify/notices.hpp). Notices are delivered each on its own; a CMDB
+// connector's messages in order (delivery.hpp).
+inline constexpr std::string_view kNoticeConnectorPrefix = "notify:";
+
 struct OutboxMessage {
   std::int64_t id = 0;
-  std::string connector;
+  std::string connector;  // a CMDB connector's name, or kNoticeConnectorPrefix + id
   std::string idempotency_key;
   std::string release_id;
   std::string payload;  // the exact JSON body sent

@@ -16,14 +16,13 @@ namespace {
 
 const AuditOrigin kWorkerOrigin{"fabu-coordinator", "system", "cmdb-delivery", "local"};
 
-constexpr std::string_view kNotify = "notify:";
-
 // Release notices (notify/notices.hpp) share one connector for all subscriptions.
 std::string ConnectorOf(const OutboxMessage& m) {
-  return m.connector.starts_with(kNotify) ? std::string(kNotify) : m.connector;
+  return m.connector.starts_with(kNoticeConnectorPrefix) ? std::string(kNoticeConnectorPrefix)
+                                                         : m.connector;
 }
 
-bool IsNotice(const OutboxMessage& m) { return m.connector.starts_with(kNotify); }
+bool IsNotice(const OutboxMessage& m) { return m.connector.starts_with(kNoticeConnectorPrefix); }
 
 // When `m` was queued; 0 when its stamp cannot be read (then it is never
 // given up for its age).

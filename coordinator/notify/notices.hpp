@@ -39,14 +39,13 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/secret_box.hpp"
 #include "coordinator/release/time_zone.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/store/store.hpp"
 
 namespace fabu::coordinator {
-
-inline constexpr std::string_view kNoticeConnectorPrefix = "notify:";
 
 enum class NoticeEvent { kScheduled, kStarted, kPaused, kRolledBack, kCompleted, kClosed };
 std::string_view NoticeEventName(NoticeEvent event);  // "rolled_back"
