@@ -31,6 +31,13 @@ void Sha256::Update(const void* data, std::size_t size) {
   EVP_DigestUpdate(impl_->ctx.get(), data, size);
 }
 
+Sha256::Digest Sha256::Finish() {
+  Digest digest{};
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(impl_->ctx.get(), digest.data(), &len);
+  return digest;
+}
+
 std::string Sha256::FinishHex() {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

@@ -4,6 +4,7 @@
 // CPU's SHA extensions where OpenSSL finds them.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -24,6 +25,9 @@ class Sha256 {
 
   void Update(const void* data, std::size_t size);
   void Update(std::string_view data) { Update(data.data(), data.size()); }
+  // The 32-byte digest; the hasher must not be used afterwards.
+  using Digest = std::array<std::uint8_t, 32>;
+  Digest Finish();
   // Lower-case hex digest; the hasher must not be used afterwards.
   std::string FinishHex();
 

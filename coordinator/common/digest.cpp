@@ -11,6 +11,12 @@ namespace fabu::coordinator {
 
 std::string Sha256Hex(std::string_view data) { return packaging::Sha256::OfString(data); }
 
+std::array<std::uint8_t, 32> Sha256Digest(std::string_view data) {
+  packaging::Sha256 hash;
+  hash.Update(data);
+  return hash.Finish();
+}
+
 Result<std::string> RandomHex(std::size_t bytes) {
   std::vector<std::uint8_t> buffer(bytes);
   if (RAND_bytes(buffer.data(), static_cast<int>(buffer.size())) != 1) {

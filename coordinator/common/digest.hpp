@@ -5,7 +5,9 @@
 // Error rather than a weak value.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -16,6 +18,8 @@ namespace fabu::coordinator {
 
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
+// The SHA-256 of `data`, its 32 bytes.
+std::array<std::uint8_t, 32> Sha256Digest(std::string_view data);
 
 // Lower-case hex of `bytes` random bytes from the OpenSSL CSPRNG.
 Result<std::string> RandomHex(std::size_t bytes);

@@ -211,12 +211,8 @@ namespace {
 // them to recognise the retry), so the store alone does not give the
 // credential away.
 SecretBox EnrollBox(std::string_view enroll_key) {
-  const std::string hex = Sha256Hex(fmt::format("fabu-enroll-seal:{}", enroll_key));
-  std::array<std::uint8_t, SecretBox::kKeyBytes> key{};
-  for (std::size_t i = 0; i < key.size(); ++i) {
-    key[i] = static_cast<std::uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
-  }
-  return SecretBox::FromKey(key);
+  static_assert(SecretBox::kKeyBytes == 32);
+  return SecretBox::FromKey(Sha256Digest(fmt::format("fabu-enroll-seal:{}", enroll_key)));
 }
 
 std::string EnrollContext(std::string_view name) { return fmt::format("hosts/{}/enroll", name); }
