@@ -16,6 +16,7 @@
 #include "packaging/package.hpp"
 #include "packaging/sha256.hpp"
 #include "tests/agent/agent_fixture.hpp"
+#include "tests/agent/deployer_fixture.hpp"
 #include "tests/packaging/forge.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -45,26 +46,12 @@ DeploymentRequest Request(const std::string& deployment, DeploymentKind kind,
   return request;
 }
 
-class DeployerTest : public ::testing::Test {
+class DeployerTest : public DeployerFixture {
  protected:
   void SetUp() override {
-    key_ = std::make_unique<packaging::SigningKey>(*packaging::SigningKey::Generate());
-    trust_.Add(key_->public_key());
-    apps_ = dir_.path() / "apps";
-    fs::create_directories(apps_);
-    auto journal = Journal::Open(dir_.path() / "data");
-    ASSERT_TRUE(journal) << journal.error().message();
-    journal_ = std::make_unique<Journal>(std::move(*journal));
-    settings_.apps_root = apps_;
+    DeployerFixture::SetUp();
     settings_.health_check_attempts = 2;
     settings_.health_check_delay = std::chrono::milliseconds(1500);
-    settings_.hook_timeout = std::chrono::seconds(30);
-    settings_.health_check_timeout = std::chrono::seconds(30);
-    settings_.durable = false;
-  }
-
-  Deployer MakeDeployer() {
-    return Deployer(settings_, trust_, host_, *journal_, sink_, hooks_, clock_);
   }
 
   BuiltPackage Package(const std::string& version,
@@ -81,12 +68,6 @@ class DeployerTest : public ::testing::Test {
     auto outcome = MakeDeployer().Deploy(Request(id, DeploymentKind::kInstall, p.path, p.sha256));
     EXPECT_TRUE(outcome) << outcome.error().message();
     return outcome ? *outcome : DeploymentOutcome{};
-  }
-
-  std::optional<Version> Current() {
-    auto current = InstallLayout(apps_).CurrentVersion("c3m-video");
-    EXPECT_TRUE(current);
-    return current ? *current : std::nullopt;
   }
 
   std::vector<std::string> Releases() {
@@ -113,16 +94,6 @@ class DeployerTest : public ::testing::Test {
     return apps_ / "c3m-video" / "releases" / version;
   }
 
-  TempDir dir_;
-  fs::path apps_;
-  std::unique_ptr<packaging::SigningKey> key_;
-  packaging::TrustStore trust_;
-  HostFacts host_ = HostFacts::Detect();
-  std::unique_ptr<Journal> journal_;
-  RecordingSink sink_;
-  ProcessHookRunner hooks_;
-  FakeClock clock_;
-  DeploymentSettings settings_;
 };
 
 TEST_F(DeployerTest, FirstInstallReportsEveryStepAndActivatesTheRelease) {

@@ -18,6 +18,7 @@
 #include "agent/journal/journal.hpp"
 #include "platform/fs/files.hpp"
 #include "tests/agent/agent_fixture.hpp"
+#include "tests/agent/deployer_fixture.hpp"
 #include "tests/support/faulty_fs.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -218,30 +219,11 @@ TEST(JournalTornFileTest, AHalfWrittenTempFileBesideTheJournalIsIgnored) {
 
 // The deployment engine killed in the middle of a step, what was not synced
 // lost, then restarted (Deployer::Recover).
-class DeployerCrashInsideAStepTest : public ::testing::Test {
+class DeployerCrashInsideAStepTest : public DeployerFixture {
  protected:
   void SetUp() override {
-    key_ = std::make_unique<packaging::SigningKey>(*packaging::SigningKey::Generate());
-    trust_.Add(key_->public_key());
-    apps_ = dir_.path() / "apps";
-    fs::create_directories(apps_);
-    settings_.apps_root = apps_;
+    DeployerFixture::SetUp();
     settings_.health_check_attempts = 1;
-    settings_.hook_timeout = std::chrono::seconds(30);
-    settings_.health_check_timeout = std::chrono::seconds(30);
-    settings_.durable = false;
-    OpenJournal();
-  }
-
-  void OpenJournal() {
-    journal_.reset();  // its lock first
-    auto journal = Journal::Open(dir_.path() / "data");
-    ASSERT_TRUE(journal) << journal.error().message();
-    journal_ = std::make_unique<Journal>(std::move(*journal));
-  }
-
-  Deployer MakeDeployer() {
-    return Deployer(settings_, trust_, host_, *journal_, sink_, hooks_, clock_);
   }
 
   BuiltPackage Package(const std::string& version) {
@@ -280,22 +262,6 @@ class DeployerCrashInsideAStepTest : public ::testing::Test {
     return recovered ? *recovered : std::nullopt;
   }
 
-  std::optional<Version> Current() {
-    auto current = InstallLayout(apps_).CurrentVersion("c3m-video");
-    EXPECT_TRUE(current);
-    return current ? *current : std::nullopt;
-  }
-
-  TempDir dir_;
-  fs::path apps_;
-  std::unique_ptr<packaging::SigningKey> key_;
-  packaging::TrustStore trust_;
-  HostFacts host_ = HostFacts::Detect();
-  std::unique_ptr<Journal> journal_;
-  RecordingSink sink_;
-  ProcessHookRunner hooks_;
-  FakeClock clock_;
-  DeploymentSettings settings_;
   FaultyFileSystem faulty_;
   platform::ScopedFileSystem installed_{faulty_};
 };
