@@ -13,6 +13,7 @@
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/json_input.hpp"
 #include "coordinator/deploy/deployments.hpp"
+#include "coordinator/deploy/host_timeline.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/release/time_zone.hpp"
@@ -393,15 +394,39 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                auto listed = api.store.Read([&](soci::session& sql) -> Result<json> {
                  auto r = LoadRelease(sql, id, PlanOptions(api));
                  if (!r) return std::unexpected(r.error());
+                 const auto outputs = FailureOutputs(sql, id);
                  json hosts = json::array();
                  for (const DeploymentRecord& d : ListDeployments(sql, id)) {
-                   hosts.push_back(d.ToJson());
+                   json entry = d.ToJson();
+                   auto output = outputs.find(d.id);
+                   entry["output"] = output == outputs.end() ? "" : output->second;
+                   hosts.push_back(std::move(entry));
                  }
                  return json{
                      {"release", id}, {"state", rel::ReleaseStateName(r->state)}, {"hosts", hosts}};
                });
                if (!listed) return std::unexpected(listed.error());
                return Response::Ok(*listed);
+             });
+
+  // One host's timeline in a release: every deployment and every event
+  // with the hook output it carried.
+  router.Add(Method::kGet, "/api/v1/releases/{id}/hosts/{host}", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               const std::string host = ctx.path_params.at("host");
+               auto timeline = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 auto r = LoadRelease(sql, id, PlanOptions(api));
+                 if (!r) return std::unexpected(r.error());
+                 auto deployments = HostTimeline(sql, id, host);
+                 if (!deployments) return std::unexpected(deployments.error());
+                 return json{{"release", id},
+                             {"state", rel::ReleaseStateName(r->state)},
+                             {"host", host},
+                             {"deployments", std::move(*deployments)}};
+               });
+               if (!timeline) return std::unexpected(timeline.error());
+               return Response::Ok(*timeline);
              });
 }
 

@@ -8,6 +8,7 @@
 
 #include "coordinator/cli/client.hpp"
 #include "coordinator/cli/commands.hpp"
+#include "coordinator/cli/host_output.hpp"
 #include "coordinator/cli/output_file.hpp"
 #include "coordinator/release/structured_input.hpp"
 
@@ -401,7 +402,34 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
                                d.value("host", ""), d.value("environment", ""), d.value("step", ""),
                                d.value("result", "").empty() ? "-" : d.value("result", ""),
                                time(d["started"]), time(d["finished"]), d.value("message", ""));
+      PrintOutputLine(d.value("output", ""));
     }
+  });
+
+  // host
+  struct HostArgs {
+    ClientOptions client;
+    std::string id, host;
+    bool json = false;
+  };
+  auto host_args = std::make_shared<HostArgs>();
+  auto* host_cmd = release->add_subcommand(
+      "host", "One host's timeline in a release: every step it reported, with hook output");
+  host_cmd->add_option("R", host_args->id, "Release id")->required();
+  host_cmd->add_option("HOST", host_args->host, "Host name")->required();
+  host_cmd->add_flag("--json", host_args->json, "Print JSON");
+  AddClientOptions(host_cmd, host_args->client);
+  host_cmd->callback([&exit_code, host_args] {
+    auto client = ApiClient::Create(host_args->client);
+    if (!client) return ReportFailure("release host", client.error(), exit_code);
+    auto r = client->Get("/api/v1/releases/" + client->Escape(host_args->id) + "/hosts/" +
+                         client->Escape(host_args->host));
+    if (!r) return ReportFailure("release host", r.error(), exit_code);
+    if (host_args->json) {
+      std::cout << r->dump(2) << "\n";
+      return;
+    }
+    PrintHostTimeline(*r);
   });
 
   // export

@@ -11,6 +11,7 @@
 
 #include "coordinator/cli/client.hpp"
 #include "coordinator/cli/commands.hpp"
+#include "coordinator/cli/host_output.hpp"
 
 namespace fabu::cli {
 namespace {
@@ -45,14 +46,17 @@ void PrintStatus(const json& s) {
     std::string result = h.value("result", "");
     std::string step = h.value("step", "");
     std::string message = h.value("message", "");
+    std::string output = h.value("output", "");
     if (h.contains("rollback")) {
       const json& rb = h["rollback"];
       step = "rollback:" + rb.value("step", "");
       result = rb.value("result", "").empty() ? result : "restore " + rb.value("result", "");
       if (!rb.value("message", "").empty()) message = rb.value("message", "");
+      if (!rb.value("output", "").empty()) output = rb.value("output", "");
     }
     std::cout << fmt::format("  {:<24} {:<5} {:<22} {:<22} {}\n", h.value("host", ""),
                              h.value("wave", 0), step, result.empty() ? "-" : result, message);
+    PrintOutputLine(output);
   }
 }
 

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include "coordinator/deploy/host_timeline.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/deploy/rollout_rows.hpp"
 
@@ -19,6 +20,11 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
   }
   const auto hosts = LoadRolloutHosts(sql, release.id);
   const HostDeployments deployments = LoadHostDeployments(sql, release.id);
+  const std::map<std::string, std::string> outputs = FailureOutputs(sql, release.id);
+  auto output_of = [&](const DeploymentRecord& d) {
+    auto it = outputs.find(d.id);
+    return it == outputs.end() ? std::string() : it->second;
+  };
   json waves = json::array();
   for (std::size_t w = 0; w < row->wave_count(); ++w) {
     const long long wave = static_cast<long long>(w);
@@ -53,6 +59,7 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
       entry["step"] = protocol::StepName(install->second.step);
       entry["result"] = install->second.ResultText();
       entry["message"] = install->second.message;
+      entry["output"] = output_of(install->second);
       entry["from_version"] = install->second.from_version;
       entry["deployment"] = install->second.id;
     }
@@ -61,7 +68,8 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
       entry["rollback"] = {{"deployment", rollback->second.id},
                            {"step", protocol::StepName(rollback->second.step)},
                            {"result", rollback->second.ResultText()},
-                           {"message", rollback->second.message}};
+                           {"message", rollback->second.message},
+                           {"output", output_of(rollback->second)}};
     }
     host_rows.push_back(std::move(entry));
   }

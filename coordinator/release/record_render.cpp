@@ -97,6 +97,7 @@ const std::map<std::string_view, Terms, std::less<>>& LabelTable() {
       {"step", {"Step", "步骤"}},
       {"result", {"Result", "结果"}},
       {"message", {"Message", "信息"}},
+      {"output", {"Hook output", "脚本输出"}},
       {"progress", {"Progress per wave", "各批次进度"}},
       {"host_results", {"Hosts and results", "主机及结果"}},
       {"cmdb", {"CMDB update", "CMDB更新"}},
@@ -340,6 +341,26 @@ std::string DurationText(std::optional<std::int64_t> seconds) {
   if (s >= 3600) return fmt::format("{}h {}m", s / 3600, s % 3600 / 60);
   if (s >= 60) return fmt::format("{}m {}s", s / 60, s % 60);
   return fmt::format("{}s", s);
+}
+
+std::string OutputExcerpt(std::string_view output, std::size_t max_lines) {
+  std::vector<std::string_view> lines;
+  while (!output.empty()) {
+    const std::size_t nl = output.find('\n');
+    std::string_view line = output.substr(0, nl);
+    output = nl == std::string_view::npos ? std::string_view() : output.substr(nl + 1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.remove_suffix(1);
+    }
+    if (!line.empty()) lines.push_back(line);
+  }
+  std::string out;
+  const std::size_t first = lines.size() > max_lines ? lines.size() - max_lines : 0;
+  for (std::size_t i = first; i < lines.size(); ++i) {
+    if (!out.empty()) out += " | ";
+    out += lines[i];
+  }
+  return out;
 }
 
 }  // namespace fabu::coordinator::release

@@ -61,4 +61,8 @@ std::string SvgRatioChart(std::string_view id, std::string_view title,
 // "3h 20m", "n/a" for none.
 std::string DurationText(std::optional<std::int64_t> seconds);
 
+// The last `max_lines` non-empty lines of a hook's output, joined by " | ",
+// for a table cell; "" when there is none.
+std::string OutputExcerpt(std::string_view output, std::size_t max_lines = 3);
+
 }  // namespace fabu::coordinator::release

@@ -195,10 +195,11 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
     }
     const std::string result = Str(h, "result");
     host_rows.push_back({Str(h, "host"), Str(h, "wave"), Str(h, "step"),
-                         result.empty() ? "" : L(lang, result), rollback, Str(h, "message")});
+                         result.empty() ? "" : L(lang, result), rollback, Str(h, "message"),
+                         OutputExcerpt(Str(h, "output"))});
   }
   doc.Table({L(lang, "host"), L(lang, "wave"), L(lang, "step"), L(lang, "result"),
-             L(lang, "rollback"), L(lang, "message")},
+             L(lang, "rollback"), L(lang, "message"), L(lang, "output")},
             host_rows);
 
   doc.Heading("incidents", "incidents");

@@ -183,6 +183,53 @@ TEST_F(DeploymentE2eTest, AFailedHealthCheckRollsThatHostBack) {
       EXPECT_EQ(std::get<1>(failed.rows[0]), "health_checking");
       EXPECT_TRUE(Contains(std::get<0>(failed.rows[0]), "health_check"))
           << std::get<0>(failed.rows[0]);
+      // What the health check printed is shown where people look: beside
+      // the host in `release hosts` and `release status`, whole in
+      // `release host R HOST`, and in the release report.
+      constexpr char kReason[] = "database unreachable: db-1:5432 refused the connection";
+      EXPECT_TRUE(Contains(row.value("output", ""), kReason)) << row.dump(2);
+      auto table = As(viewer_, {"release", "hosts", id});
+      ASSERT_EQ(table.exit_code, 0) << table.err;
+      EXPECT_TRUE(Contains(table.out, std::string("output: connecting to db-1:5432 ... | ") +
+                                          kReason + " | health check of " + kV2 +
+                                          " failed: FAIL_HEALTH"))
+          << table.out;
+      auto status = As(viewer_, {"release", "status", id});
+      ASSERT_EQ(status.exit_code, 0) << status.err;
+      EXPECT_TRUE(Contains(status.out, std::string("output: ")) && Contains(status.out, kReason))
+          << status.out;
+      auto timeline = As(viewer_, {"release", "host", id, sick.name, "--json"});
+      ASSERT_EQ(timeline.exit_code, 0) << timeline.err;
+      const json t = json::parse(timeline.out);
+      EXPECT_EQ(t.value("host", ""), sick.name);
+      std::vector<std::string> steps;
+      std::string failed_output;
+      for (const auto& d : t["deployments"]) {
+        if (d.value("environment", "") != "production" || d.value("kind", "") != "install") {
+          continue;
+        }
+        for (const auto& e : d["events"]) {
+          steps.push_back(e.value("step", ""));
+          if (e.value("step", "") == "failed") failed_output = e.value("output", "");
+        }
+      }
+      EXPECT_TRUE(Contains(failed_output, kReason)) << timeline.out;
+      EXPECT_NE(std::ranges::find(steps, "health_checking"), steps.end()) << timeline.out;
+      EXPECT_EQ(steps.back(), "rolled_back") << timeline.out;
+      auto text = As(viewer_, {"release", "host", id, sick.name});
+      ASSERT_EQ(text.exit_code, 0) << text.err;
+      EXPECT_TRUE(Contains(text.out, std::string("      | ") + kReason)) << text.out;
+      auto report = As(viewer_, {"release", "export", id, "--doc", "release-report"});
+      ASSERT_EQ(report.exit_code, 0) << report.err;
+      EXPECT_TRUE(Contains(report.out, "Hook output")) << report.out;
+      EXPECT_TRUE(Contains(report.out, kReason)) << report.out;
+      auto zh = As(viewer_, {"release", "export", id, "--doc", "release-report", "--lang", "zh-CN"});
+      ASSERT_EQ(zh.exit_code, 0) << zh.err;
+      EXPECT_TRUE(Contains(zh.out, "脚本输出")) << zh.out;
+      auto unknown = As(viewer_, {"release", "host", id, "no-such-host"});
+      EXPECT_NE(unknown.exit_code, 0);
+      EXPECT_TRUE(Contains(unknown.err, "host no-such-host has no deployment of release " + id))
+          << unknown.err;
     } else {
       EXPECT_EQ(row.value("result", ""), "succeeded") << row.dump(2);
       EXPECT_EQ(Current(agent), fs::path("releases") / kV2) << agent.name;

@@ -62,6 +62,8 @@ std::map<std::string, std::string> HookScripts() {
        "#!/bin/sh\n"
        "if [ -e \"$FABU_APPS_ROOT/FAIL_HEALTH\" ] &&\n"
        "   grep -qx \"$FABU_VERSION\" \"$FABU_APPS_ROOT/FAIL_HEALTH\"; then\n"
+       "  echo \"connecting to db-1:5432 ...\"\n"
+       "  echo \"database unreachable: db-1:5432 refused the connection\" >&2\n"
        "  echo \"health check of $FABU_VERSION failed: FAIL_HEALTH\" >&2\n"
        "  exit 1\n"
        "fi\n"
