@@ -24,6 +24,13 @@ using namespace detail;  // deployment_rows.hpp
 using nlohmann::json;
 using protocol::Step;
 
+// The steps reported after a step failed: the failure's reason stays the
+// deployment's message through them.
+bool FollowsAFailure(Step step) {
+  return step == Step::kFailed || step == Step::kRollingBack || step == Step::kRolledBack ||
+         step == Step::kRollbackFailed;
+}
+
 struct InsertEventStatement {
   explicit InsertEventStatement(soci::session& sql)
       : st((sql.prepare << "INSERT INTO deployment_events (deployment, sequence, step, "
@@ -149,9 +156,16 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     std::string step_text = latest_event.step, failed_text = latest_event.failed_step,
                 message = latest_event.message;
     StatementCache::Finish(latest_event.st);
-    if (message.empty()) {
-      // The latest event saying something (a failure reason outlives the
-      // rollback steps that follow it).
+    auto step = protocol::ParseStep(step_text);
+    std::optional<Step> failed_step;
+    if (!failed_text.empty()) {
+      if (auto parsed = protocol::ParseStep(failed_text)) failed_step = *parsed;
+    }
+    // The message is the current step's: a host in a step shows what that
+    // step said (or nothing), never an earlier step's words. Only once a
+    // step failed does the failure's reason outlive the rollback steps that
+    // follow it without words of their own.
+    if (message.empty() && step && FollowsAFailure(*step)) {
       LatestMessageStatement& latest = tx.Cached<LatestMessageStatement>();
       latest.key = key;
       latest.indicator = soci::i_null;
@@ -159,11 +173,6 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
       const bool found = latest.st.got_data() && latest.indicator == soci::i_ok;
       message = found ? latest.message : d.message;
       StatementCache::Finish(latest.st);
-    }
-    auto step = protocol::ParseStep(step_text);
-    std::optional<Step> failed_step;
-    if (!failed_text.empty()) {
-      if (auto parsed = protocol::ParseStep(failed_text)) failed_step = *parsed;
     }
     const auto result = step ? FinalResultOf(*step, failed_step) : std::nullopt;
     UpdateStepStatement& update = tx.Cached<UpdateStepStatement>();

@@ -186,7 +186,8 @@ TEST_F(DeploymentStoreTest, AWaveStartedByAPersonHoldsTheHubUntilTheSweep) {
 }
 
 // The newest event decides the deployment's step and message, whether it
-// came in this batch or before it.
+// came in this batch or before it (procedure §6.2.4: status shows the step a
+// host is in).
 TEST_F(DeploymentStoreTest, ALateOlderEventLeavesTheNewestStepAndMessage) {
   auto newest = Event(3, Step::kInstalling);
   newest.message = "unpacking";
@@ -210,14 +211,28 @@ TEST_F(DeploymentStoreTest, ALateOlderEventLeavesTheNewestStepAndMessage) {
   EXPECT_EQ((*open)->step, Step::kInstalling);
   EXPECT_EQ((*open)->message, "unpacking");
 
-  // A newer one without a message keeps the last message said.
+  // A host in a newer step shows that step's words, none here: never the
+  // words of a step it has left.
   ASSERT_TRUE(Post("web-1", {Event(4, Step::kActivating)}));
   open = store_->Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
     return OpenAssignment(sql, "web-1");
   });
   ASSERT_TRUE(open && *open);
   EXPECT_EQ((*open)->step, Step::kActivating);
-  EXPECT_EQ((*open)->message, "unpacking");
+  EXPECT_EQ((*open)->message, "");
+
+  // Once a step failed, its reason stays through the rollback steps that
+  // say nothing of their own.
+  auto failed = Event(5, Step::kFailed);
+  failed.failed_step = Step::kActivating;
+  failed.message = "activate exited 3";
+  ASSERT_TRUE(Post("web-1", {failed, Event(6, Step::kRollingBack)}));
+  open = store_->Read([&](soci::session& sql) -> Result<std::optional<DeploymentRecord>> {
+    return OpenAssignment(sql, "web-1");
+  });
+  ASSERT_TRUE(open && *open);
+  EXPECT_EQ((*open)->step, Step::kRollingBack);
+  EXPECT_EQ((*open)->message, "activate exited 3");
 }
 
 // Given a release that passed its health check and failed while observed,
