@@ -300,6 +300,10 @@ nlohmann::json AuditVerification::ToJson() const {
 }
 
 AuditVerification VerifyAudit(soci::session& sql) {
+  // The log and the head are read in one snapshot: a write that commits
+  // between them (the coordinator keeps writing while this runs) must not
+  // look like entries removed or added.
+  soci::transaction snapshot(sql);
   AuditVerification result;
   AuditRow row;
   soci::statement st(sql);

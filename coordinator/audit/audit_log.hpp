@@ -143,7 +143,9 @@ std::optional<AuditStatements::Head> ReadAuditHead(soci::session& sql);
 std::optional<std::string> AuditHashAt(soci::session& sql, std::int64_t seq);
 
 // Walks the whole chain in seq order and checks seq continuity, prev_hash
-// links, each hash, and the head. Streams; memory is flat in the log size.
+// links, each hash, and the head, all in one read transaction (a snapshot:
+// writes committed meanwhile are not seen), so `sql` must not be in a
+// transaction already. Streams; memory is flat in the log size.
 AuditVerification VerifyAudit(soci::session& sql);
 
 }  // namespace fabu::coordinator
