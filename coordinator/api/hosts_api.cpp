@@ -58,6 +58,40 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
         return Response::Created(issued->ToJson());
       });
 
+  // Every token by its id (never the token): state, uses, expiry, who made it.
+  router.Add(Method::kGet, "/api/v1/enroll-tokens",
+             RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "listing enrollment tokens"),
+             [api](RequestContext&) -> Result<Response> {
+               auto listed =
+                   api.store.Read([](soci::session& sql) -> Result<std::vector<EnrollTokenInfo>> {
+                     return ListEnrollTokens(sql);
+                   });
+               if (!listed) return std::unexpected(listed.error());
+               const UnixSeconds now = Now(api);
+               json tokens = json::array();
+               for (const EnrollTokenInfo& t : *listed) tokens.push_back(t.ToJson(now));
+               return Response::Ok({{"tokens", tokens}});
+             });
+
+  // {"reason": "..."}
+  router.Add(
+      Method::kPost, "/api/v1/enroll-tokens/{id}/revoke",
+      RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "revoking an enrollment token"),
+      [api](RequestContext& ctx) -> Result<Response> {
+        auto body = ctx.Json();
+        if (!body) return std::unexpected(body.error());
+        if (auto ok = CheckObject(*body, "", {{"reason", JsonType::kString, true}}); !ok) {
+          return std::unexpected(ok.error());
+        }
+        const std::string id = ctx.path_params.at("id");
+        const std::string reason = (*body)["reason"].get<std::string>();
+        const UnixSeconds now = Now(api);
+        auto revoked = api.store.Write(
+            ctx.Origin(), [&](Transaction& tx) { return RevokeEnrollToken(tx, id, reason, now); });
+        if (!revoked) return std::unexpected(revoked.error());
+        return Response::Ok(revoked->ToJson(now));
+      });
+
   router.Add(Method::kGet, "/api/v1/hosts", RouteOptions::AnyUser(),
              [api](RequestContext& ctx) -> Result<Response> {
                LabelSelector selector;

@@ -73,6 +73,61 @@ void RegisterHostCommands(CLI::App& app, int& exit_code) {
     std::cout << created->value("token", "") << "\n";
   });
 
+  // fabu enroll-token list
+  struct TokenListArgs {
+    ClientOptions client;
+    bool json = false;
+  };
+  auto token_list_args = std::make_shared<TokenListArgs>();
+  auto* token_list = token->add_subcommand(
+      "list", "Enrollment tokens by id (never the token): state, uses, expiry, who made them");
+  token_list->add_flag("--json", token_list_args->json, "Print JSON");
+  AddClientOptions(token_list, token_list_args->client);
+  token_list->callback([&exit_code, token_list_args] {
+    auto client = ApiClient::Create(token_list_args->client);
+    if (!client) return ReportFailure("enroll-token list", client.error(), exit_code);
+    auto listed = client->Get("/api/v1/enroll-tokens");
+    if (!listed) return ReportFailure("enroll-token list", listed.error(), exit_code);
+    const json& tokens = (*listed)["tokens"];
+    if (token_list_args->json) {
+      std::cout << tokens.dump(2) << "\n";
+      return;
+    }
+    std::cout << fmt::format("{:<13} {:<8} {:<5} {:<21} {:<32} {}\n", "ID", "STATE", "USES",
+                             "EXPIRES", "LABELS", "CREATED BY");
+    for (const auto& t : tokens) {
+      std::string state = t.value("state", "");
+      if (state == "revoked") state += " by " + t.value("revoked_by", "");
+      std::cout << fmt::format("{:<13} {:<8} {:<5} {:<21} {:<32} {}\n", t.value("id", ""), state,
+                               fmt::format("{}/{}", t.value("uses", 0), t.value("uses_allowed", 0)),
+                               t.value("expires", ""), LabelText(t["labels"]),
+                               t.value("created_by", ""));
+    }
+  });
+
+  // fabu enroll-token revoke ID --reason
+  struct RevokeArgs {
+    ClientOptions client;
+    std::string id, reason;
+  };
+  auto revoke_args = std::make_shared<RevokeArgs>();
+  auto* revoke = token->add_subcommand(
+      "revoke", "Revoke an enrollment token: no host enrolls with it any more");
+  revoke->add_option("ID", revoke_args->id, "The token's id, as `enroll-token list` shows it")
+      ->required();
+  revoke->add_option("--reason", revoke_args->reason, "Why (kept in the audit trail)")->required();
+  AddClientOptions(revoke, revoke_args->client);
+  revoke->callback([&exit_code, revoke_args] {
+    auto client = ApiClient::Create(revoke_args->client);
+    if (!client) return ReportFailure("enroll-token revoke", client.error(), exit_code);
+    auto revoked =
+        client->Post("/api/v1/enroll-tokens/" + client->Escape(revoke_args->id) + "/revoke",
+                     json{{"reason", revoke_args->reason}});
+    if (!revoked) return ReportFailure("enroll-token revoke", revoked.error(), exit_code);
+    std::cout << fmt::format("enrollment token {} revoked; hosts enrolled with it stay\n",
+                             revoked->value("id", ""));
+  });
+
   // fabu hosts list
   auto* hosts = app.add_subcommand("hosts", "Enrolled hosts");
   hosts->require_subcommand(1);

@@ -203,6 +203,108 @@ Result<IssuedEnrollToken> CreateEnrollToken(Transaction& tx, const EnrollTokenSp
   return issued;
 }
 
+std::string_view EnrollTokenInfo::StateAt(UnixSeconds now) const {
+  if (!revoked.empty()) return "revoked";
+  if (uses >= uses_allowed) return "used";
+  if (now >= expires) return "expired";
+  return "active";
+}
+
+json EnrollTokenInfo::ToJson(UnixSeconds now) const {
+  return {{"id", id},
+          {"state", StateAt(now)},
+          {"labels", LabelsJson(labels)},
+          {"uses", uses},
+          {"uses_allowed", uses_allowed},
+          {"expires", protocol::FormatRfc3339Utc(expires)},
+          {"created", created},
+          {"created_by", created_by},
+          {"revoked", revoked.empty() ? json(nullptr) : json(revoked)},
+          {"revoked_by", revoked_by}};
+}
+
+namespace {
+
+constexpr const char* kTokenColumns =
+    "token_sha256, labels, uses, uses_allowed, expires, created, created_by, revoked, revoked_by";
+
+std::vector<EnrollTokenInfo> QueryTokens(soci::session& sql, const std::string& where,
+                                         const std::string& bind) {
+  std::vector<EnrollTokenInfo> out;
+  std::string hash, labels, created, created_by, revoked, revoked_by;
+  long long uses = 0, uses_allowed = 0, expires = 0;
+  soci::statement st(sql);
+  st.alloc();
+  st.prepare(fmt::format("SELECT {} FROM enroll_tokens {} ORDER BY created DESC, token_sha256",
+                         kTokenColumns, where));
+  st.exchange(soci::into(hash));
+  st.exchange(soci::into(labels));
+  st.exchange(soci::into(uses));
+  st.exchange(soci::into(uses_allowed));
+  st.exchange(soci::into(expires));
+  st.exchange(soci::into(created));
+  st.exchange(soci::into(created_by));
+  st.exchange(soci::into(revoked));
+  st.exchange(soci::into(revoked_by));
+  std::string pattern = bind;
+  if (!where.empty()) st.exchange(soci::use(pattern, "p"));
+  st.define_and_bind();
+  st.execute(false);
+  while (st.fetch()) {
+    out.push_back(EnrollTokenInfo{TokenTag(hash), LabelsFrom(labels), uses, uses_allowed, expires,
+                                  created, created_by, revoked, revoked_by});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<EnrollTokenInfo> ListEnrollTokens(soci::session& sql) {
+  return QueryTokens(sql, "", "");
+}
+
+Result<EnrollTokenInfo> RevokeEnrollToken(Transaction& tx, std::string_view id,
+                                          const std::string& reason, UnixSeconds now) {
+  if (reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "a revocation needs a reason (--reason): it is kept in the audit trail");
+  }
+  if (id.size() < 12 || id.size() > 64 ||
+      id.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("\"{}\" is not a token id: give the 12 hex digits `fabu "
+                            "enroll-token list` shows",
+                            SafeExcerpt(id, 64)));
+  }
+  auto found = QueryTokens(tx.sql(), "WHERE token_sha256 LIKE :p", std::string(id) + "%");
+  if (found.empty()) {
+    return Fail(ErrorCode::kNotFound,
+                fmt::format("no enrollment token has the id {} (`fabu enroll-token list`)", id));
+  }
+  if (found.size() > 1) {
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("the id {} names {} tokens: give more of its digits", id, found.size()));
+  }
+  EnrollTokenInfo token = found.front();
+  if (!token.revoked.empty()) {
+    return Fail(ErrorCode::kConflict,
+                fmt::format("enrollment token {} was revoked already, at {} by {}", token.id,
+                            token.revoked, token.revoked_by));
+  }
+  const std::string before_state(token.StateAt(now));
+  token.revoked = tx.clock().Utc();
+  token.revoked_by = tx.origin().actor;
+  std::string pattern = std::string(id) + "%";
+  tx.sql() << "UPDATE enroll_tokens SET revoked = :r, revoked_by = :b "
+              "WHERE token_sha256 LIKE :p",
+      soci::use(token.revoked), soci::use(token.revoked_by), soci::use(pattern);
+  AuditEvent event("enroll-token.revoke", "enroll_token", token.id);
+  event.detail = {{"reason", reason}, {"state_before", before_state}};
+  tx.Audit(event);
+  return token;
+}
+
 namespace {
 
 // The box sealing the credential kept for a repeated enrollment
@@ -274,12 +376,12 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
     if (auto ok = CheckHostName(request.name); !ok) return refuse(ok.error().WithContext("name"));
     if (auto ok = CheckLabels(request.labels, "labels"); !ok) return refuse(ok.error());
 
-    std::string token_labels;
+    std::string token_labels, revoked;
     long long uses_allowed = 0, uses = 0, expires = 0;
-    tx.sql() << "SELECT labels, uses_allowed, uses, expires FROM enroll_tokens "
+    tx.sql() << "SELECT labels, uses_allowed, uses, expires, revoked FROM enroll_tokens "
                 "WHERE token_sha256 = :h",
         soci::use(token_hash), soci::into(token_labels), soci::into(uses_allowed), soci::into(uses),
-        soci::into(expires);
+        soci::into(expires), soci::into(revoked);
     if (request.token.empty() || !tx.sql().got_data()) {
       return refuse(Error(ErrorCode::kUnauthenticated,
                           "unknown enrollment token: ask an admin or release manager for one "
@@ -292,6 +394,12 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
       event.detail = {{"token", TokenTag(token_hash)}};
       tx.Audit(event);
       return Outcome{std::nullopt, std::move(*again)};
+    }
+    if (!revoked.empty()) {
+      return refuse(Error(ErrorCode::kPermissionDenied,
+                          fmt::format("the enrollment token was revoked at {}: ask for a new one "
+                                      "(`fabu enroll-token create`)",
+                                      revoked)));
     }
     if (uses >= uses_allowed) {
       return refuse(Error(ErrorCode::kPermissionDenied,

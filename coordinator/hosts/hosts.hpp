@@ -72,6 +72,36 @@ struct IssuedEnrollToken {
 Result<IssuedEnrollToken> CreateEnrollToken(Transaction& tx, const EnrollTokenSpec& spec,
                                             UnixSeconds now);
 
+// An enrollment token as the store knows it: never the token itself, only
+// its id, the first 12 hex digits of its SHA-256 (as the audit trail names
+// it).
+struct EnrollTokenInfo {
+  std::string id;
+  Labels labels;
+  std::int64_t uses = 0;
+  std::int64_t uses_allowed = 1;
+  UnixSeconds expires = 0;
+  std::string created;
+  std::string created_by;
+  std::string revoked;  // RFC 3339; "" while not revoked
+  std::string revoked_by;
+  // "active", "used" (no use left), "expired" or "revoked" at `now`.
+  std::string_view StateAt(UnixSeconds now) const;
+  nlohmann::json ToJson(UnixSeconds now) const;
+};
+
+// Every token, newest first.
+std::vector<EnrollTokenInfo> ListEnrollTokens(soci::session& sql);
+
+// Revokes the token whose id is `id` (the 12 digits `ListEnrollTokens`
+// shows, or more of its SHA-256): no host enrolls with it any more, while
+// hosts enrolled with it stay (a lost enrollment answer is still repeated
+// to its agent). Audited "enroll-token.revoke" with `reason`. kNotFound for
+// no such token, kInvalidArgument for an id that names several or a blank
+// reason, kConflict when it is revoked already.
+Result<EnrollTokenInfo> RevokeEnrollToken(Transaction& tx, std::string_view id,
+                                          const std::string& reason, UnixSeconds now);
+
 // Enrolls a host. Refusals (each audited as "host.enroll-refused"):
 // kUnauthenticated for an unknown token, kPermissionDenied for a used or
 // expired one, kAlreadyExists for a name enrolled and not removed,

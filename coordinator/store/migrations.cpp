@@ -325,6 +325,14 @@ const std::vector<Migration>& AllMigrations() {
            "ALTER TABLE hosts ADD COLUMN enroll_key_sha256 TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE hosts ADD COLUMN enroll_sealed TEXT NOT NULL DEFAULT ''",
        }},
+      {12,
+       "enroll tokens: revocation",
+       {
+           // When and by whom a token was revoked (`fabu enroll-token
+           // revoke`); '' while it is not. A revoked token enrolls no host.
+           "ALTER TABLE enroll_tokens ADD COLUMN revoked TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE enroll_tokens ADD COLUMN revoked_by TEXT NOT NULL DEFAULT ''",
+       }},
   };
   return kMigrations;
 }

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -352,6 +353,69 @@ TEST_F(AgentApiTest, EnrollmentTokensAreSingleUseExpireAndAreAudited) {
   EXPECT_TRUE(Contains(audit.out, "host.enroll-refused")) << audit.out.substr(0, 500);
   EXPECT_TRUE(Contains(audit.out, "enroll-token.create"));
   EXPECT_FALSE(Contains(audit.out, token)) << "the token itself must never be recorded";
+  EXPECT_EQ(As(admin_, {"audit", "verify"}).exit_code, 0);
+}
+
+// Given tokens made, used and revoked, `enroll-token list` should show each
+// by its id and state (never the token), and a revoked token should enroll
+// no host while the hosts enrolled with it stay.
+TEST_F(AgentApiTest, EnrollmentTokensAreListedByIdAndARevokedOneEnrollsNoHost) {
+  const std::string used = NewToken({"--labels", "env=production"});
+  ASSERT_EQ(Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(used, "web-1", {})).status, 201);
+  const std::string leaked = NewToken({"--uses", "3", "--labels", "env=test"});
+  ASSERT_EQ(Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(leaked, "t-1", {})).status, 201);
+
+  auto listed = As(rm_, {"enroll-token", "list", "--json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_FALSE(Contains(listed.out, used)) << "a token itself must never be shown again";
+  EXPECT_FALSE(Contains(listed.out, leaked));
+  const json tokens = json::parse(listed.out);
+  ASSERT_EQ(tokens.size(), 2u) << listed.out;
+  std::map<std::string, json> by_state;
+  for (const auto& t : tokens) by_state[t.value("state", "")] = t;
+  ASSERT_TRUE(by_state.contains("used")) << listed.out;
+  ASSERT_TRUE(by_state.contains("active")) << listed.out;
+  const std::string id = by_state["active"].value("id", "");
+  ASSERT_EQ(id.size(), 12u);
+  EXPECT_EQ(by_state["active"].value("uses", 0), 1);
+  EXPECT_EQ(by_state["active"].value("uses_allowed", 0), 3);
+  EXPECT_EQ(by_state["active"]["labels"], json({{"env", "test"}}));
+
+  // A revocation needs its reason; then the token enrolls no one.
+  auto no_reason = As(rm_, {"enroll-token", "revoke", id});
+  EXPECT_EQ(no_reason.exit_code, 2) << no_reason.err;
+  EXPECT_TRUE(Contains(no_reason.err, "--reason")) << no_reason.err;
+  auto revoked = As(rm_, {"enroll-token", "revoke", id, "--reason", "posted in a chat room"});
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+  EXPECT_TRUE(Contains(revoked.out, "enrollment token " + id + " revoked")) << revoked.out;
+  auto refused = Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(leaked, "t-2", {}));
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_TRUE(Contains(refused.body, "the enrollment token was revoked at")) << refused.body;
+  auto twice = As(rm_, {"enroll-token", "revoke", id, "--reason", "again"});
+  EXPECT_NE(twice.exit_code, 0);
+  EXPECT_TRUE(Contains(twice.err, "was revoked already")) << twice.err;
+  auto unknown = As(rm_, {"enroll-token", "revoke", "0123456789ab", "--reason", "r"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_TRUE(Contains(unknown.err, "no enrollment token has the id 0123456789ab")) << unknown.err;
+  auto garbage = As(rm_, {"enroll-token", "revoke", "../x", "--reason", "r"});
+  EXPECT_NE(garbage.exit_code, 0);
+  EXPECT_TRUE(Contains(garbage.err, "is not a token id")) << garbage.err;
+
+  // The host enrolled with it stays; the table names who revoked it.
+  auto hosts = As(viewer_, {"hosts", "list", "--json"});
+  ASSERT_EQ(hosts.exit_code, 0) << hosts.err;
+  EXPECT_TRUE(Contains(hosts.out, "\"t-1\"")) << hosts.out;
+  auto table = As(rm_, {"enroll-token", "list"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_TRUE(Contains(table.out, id + "  revoked by")) << table.out;
+
+  // Only admins and release managers see or revoke tokens; all is audited.
+  auto viewer = As(viewer_, {"enroll-token", "list"});
+  EXPECT_NE(viewer.exit_code, 0);
+  auto audit = As(admin_, {"audit", "list", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  EXPECT_TRUE(Contains(audit.out, "enroll-token.revoke"));
+  EXPECT_TRUE(Contains(audit.out, "posted in a chat room"));
   EXPECT_EQ(As(admin_, {"audit", "verify"}).exit_code, 0);
 }
 
