@@ -385,6 +385,65 @@ Result<void> Serve(const ServeOptions& options) {
   return ran;
 }
 
+namespace {
+
+// The data directory's coordinator config, for a command run beside it.
+Result<CoordinatorConfig> ConfigBeside(const DataDir& data) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(data.store(), ec)) {
+    return Fail(ErrorCode::kNotFound, fmt::format("{} holds no coordinator: run "
+                                                  "`fabu-coordinator init --data {}` first",
+                                                  data.root.string(), data.root.string()));
+  }
+  return CoordinatorConfig::Load(data.config());
+}
+
+}  // namespace
+
+Result<std::string> TrustList(const std::filesystem::path& data_root) {
+  const DataDir data{data_root};
+  auto config = ConfigBeside(data);
+  if (!config) return std::unexpected(config.error());
+  auto keys = ListTrustedKeys(data, config->trusted_keys);
+  if (!keys) return std::unexpected(keys.error());
+  if (keys->empty()) {
+    return fmt::format(
+        "no publisher key is trusted: `fabu-coordinator trust add --data {} "
+        "KEY.pub`\n",
+        data.root.string());
+  }
+  std::string out;
+  for (const TrustedKey& key : *keys) {
+    out += fmt::format("{}  {}{}\n", key.key_id, key.file.string(),
+                       key.from_config ? "  (config.json trusted_keys)" : "");
+  }
+  return out;
+}
+
+Result<void> TrustRemove(const std::filesystem::path& data_root, const std::string& key_id,
+                         const std::string& reason) {
+  const DataDir data{data_root};
+  if (reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "removing a trusted key needs a reason (--reason): it is kept in the audit trail");
+  }
+  auto config = ConfigBeside(data);
+  if (!config) return std::unexpected(config.error());
+  auto removed = UntrustPublisherKey(data, config->trusted_keys, key_id);
+  if (!removed) return std::unexpected(removed.error());
+  auto store = Store::Open(data.store());
+  if (!store) return std::unexpected(store.error());
+  auto audited = (*store)->Write(LocalOrigin("trust-remove"), [&](Transaction& tx) -> Result<void> {
+    AuditEvent event("trust.remove", "publisher_key", key_id);
+    event.detail = nlohmann::json{{"reason", reason}, {"file", removed->file.filename().string()}};
+    tx.Audit(event);
+    return {};
+  });
+  (*store)->Close();
+  if (!audited) return std::unexpected(audited.error());
+  return {};
+}
+
 Result<std::string> TrustAdd(const std::filesystem::path& data_root,
                              const std::filesystem::path& pem) {
   const DataDir data{data_root};

@@ -35,4 +35,14 @@ Result<void> Serve(const ServeOptions& options);
 // Trusts a publisher public key (PEM); returns its key id.
 Result<std::string> TrustAdd(const std::filesystem::path& data, const std::filesystem::path& pem);
 
+// The trusted publisher keys, one line each: "<key id>  <file>" and, for a
+// key from config.json, "  (config.json trusted_keys)".
+Result<std::string> TrustList(const std::filesystem::path& data);
+
+// Stops trusting the key `key_id` (DIR/trusted/<key_id>.pub): the next upload
+// signed by it is refused; stored packages stay. Audited "trust.remove" with
+// `reason`, which may not be blank.
+Result<void> TrustRemove(const std::filesystem::path& data, const std::string& key_id,
+                         const std::string& reason);
+
 }  // namespace fabu::coordinator

@@ -2,7 +2,10 @@
 //   init --data DIR [--listen HOST:PORT] [--hostname NAME ...]
 //   serve --data DIR [--listen HOST:PORT]
 //   trust add --data DIR PUB
+//   trust list --data DIR
+//   trust remove --data DIR KEY_ID --reason TEXT
 //   audit verify --data DIR --checkpoint FILE [--key PUB]
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -73,6 +76,34 @@ int main(int argc, char** argv) {
     auto key_id = fabu::coordinator::TrustAdd(trust_data, trust_key);
     if (!key_id) return fail("trust add", key_id.error());
     std::cout << *key_id << "\n";
+  });
+  auto* trust_list = trust->add_subcommand("list", "The trusted publisher keys: id and file");
+  std::filesystem::path trust_list_data;
+  trust_list->add_option("--data", trust_list_data, "Data directory")->required();
+  trust_list->callback([&] {
+    auto listed = fabu::coordinator::TrustList(trust_list_data);
+    if (!listed) return fail("trust list", listed.error());
+    std::cout << *listed;
+  });
+  auto* trust_remove = trust->add_subcommand(
+      "remove", "Stop trusting a publisher key: uploads signed by it are refused from now on");
+  std::filesystem::path trust_remove_data;
+  std::string trust_remove_id, trust_remove_reason;
+  trust_remove->add_option("--data", trust_remove_data, "Data directory")->required();
+  trust_remove->add_option("KEY_ID", trust_remove_id, "The key's id, as `trust list` shows it")
+      ->required();
+  trust_remove->add_option("--reason", trust_remove_reason, "Why (kept in the audit trail)")
+      ->required();
+  trust_remove->callback([&] {
+    if (auto ok =
+            fabu::coordinator::TrustRemove(trust_remove_data, trust_remove_id, trust_remove_reason);
+        !ok) {
+      return fail("trust remove", ok.error());
+    }
+    std::cout << fmt::format(
+        "publisher key {} is no longer trusted; packages stored before "
+        "stay\n",
+        trust_remove_id);
   });
 
   auto* audit = app.add_subcommand("audit", "The audit trail, read from the data directory");

@@ -3,6 +3,12 @@
 #include <fmt/format.h>
 #include <soci/soci.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
 
 #include "coordinator/common/clock.hpp"
 #include "packaging/package.hpp"
@@ -200,6 +206,65 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
     return UploadOutcome{*stored, false};
   }
   return UploadOutcome{package, true};
+}
+
+Result<std::vector<TrustedKey>> ListTrustedKeys(const DataDir& data,
+                                                const std::vector<std::string>& trusted_keys) {
+  std::vector<TrustedKey> keys;
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  if (std::filesystem::is_directory(data.trusted(), ec)) {
+    for (const auto& entry : std::filesystem::directory_iterator(data.trusted(), ec)) {
+      if (entry.path().extension() == ".pub") files.push_back(entry.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    auto key = packaging::PublicKey::FromPemFile(file);
+    if (!key) return std::unexpected(key.error().WithContext("trusted key " + file.string()));
+    keys.push_back(TrustedKey{key->key_id(), file, false});
+  }
+  for (const std::string& name : trusted_keys) {
+    std::filesystem::path file(name);
+    if (file.is_relative()) file = data.root / file;
+    auto key = packaging::PublicKey::FromPemFile(file);
+    if (!key)
+      return std::unexpected(key.error().WithContext("config trusted_keys: " + file.string()));
+    keys.push_back(TrustedKey{key->key_id(), file, true});
+  }
+  return keys;
+}
+
+Result<TrustedKey> UntrustPublisherKey(const DataDir& data,
+                                       const std::vector<std::string>& trusted_keys,
+                                       std::string_view key_id) {
+  auto keys = ListTrustedKeys(data, trusted_keys);
+  if (!keys) return std::unexpected(keys.error());
+  std::optional<TrustedKey> in_dir;
+  for (const TrustedKey& key : *keys) {
+    if (key.key_id != key_id) continue;
+    if (key.from_config) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  fmt::format("key {} is trusted through config.json's trusted_keys ({}): remove "
+                              "it there, then restart the coordinator",
+                              key_id, key.file.string()));
+    }
+    in_dir = key;
+  }
+  if (!in_dir) {
+    return Fail(ErrorCode::kNotFound,
+                fmt::format("no trusted publisher key has the id {} (`fabu-coordinator trust "
+                            "list --data {}`)",
+                            key_id, data.root.string()));
+  }
+  if (::unlink(in_dir->file.c_str()) != 0) {
+    return Fail(ErrorCode::kIo,
+                fmt::format("removing {}: {}", in_dir->file.string(), std::strerror(errno)));
+  }
+  if (auto synced = fabu::platform::SyncDirectory(data.trusted()); !synced) {
+    return std::unexpected(synced.error());
+  }
+  return *in_dir;
 }
 
 Result<std::string> TrustPublisherKey(const DataDir& data, const std::filesystem::path& pem) {

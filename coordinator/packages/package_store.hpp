@@ -62,4 +62,24 @@ std::vector<StoredPackage> ListPackages(soci::session& sql);
 // key id. kInvalidArgument when the file is not an Ed25519 public key PEM.
 Result<std::string> TrustPublisherKey(const DataDir& data, const std::filesystem::path& pem);
 
+// A publisher key the coordinator trusts, and where it comes from.
+struct TrustedKey {
+  std::string key_id;
+  std::filesystem::path file;
+  bool from_config = false;  // listed in config.json's trusted_keys
+};
+
+// Every trusted key: DIR/trusted/*.pub, then config.json's trusted_keys (the
+// same files LoadTrust reads), in that order.
+Result<std::vector<TrustedKey>> ListTrustedKeys(const DataDir& data,
+                                                const std::vector<std::string>& trusted_keys);
+
+// Removes DIR/trusted/<key_id>.pub: uploads signed by that key are refused
+// from the next one on (LoadTrust reads the keys afresh for each). Packages
+// already stored stay. kNotFound when no such key is trusted there,
+// kFailedPrecondition when it comes from config.json (remove it there).
+Result<TrustedKey> UntrustPublisherKey(const DataDir& data,
+                                       const std::vector<std::string>& trusted_keys,
+                                       std::string_view key_id);
+
 }  // namespace fabu::coordinator

@@ -157,6 +157,68 @@ TEST_F(PackageUploadTest, APackageFromAnUntrustedPublisherIsRefused) {
   ExpectStoredPackages(0);
 }
 
+// Given a trusted publisher, `trust list` should name its key; once `trust
+// remove` took it (with a reason, audited), the next upload it signed is
+// refused while the packages stored before stay.
+TEST_F(PackageUploadTest, ARemovedPublisherKeySignsNoNewUpload) {
+  auto first = As(admin_token_, {"package", "upload", package_.string()});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  // A second publisher stays trusted throughout.
+  ASSERT_EQ(Fabu({"keygen", "--out", (dir_ / "other").string()}).exit_code, 0);
+  auto other = RunCommand({CoordinatorBinary(), "trust", "add", "--data", data().string(),
+                           (dir_ / "other.pub").string()});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  const std::string other_id = LastLine(other.out);
+  auto listed = RunCommand({CoordinatorBinary(), "trust", "list", "--data", data().string()});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  std::string key_id;
+  for (std::size_t at = 0; at < listed.out.size();) {
+    const std::size_t end = listed.out.find('\n', at);
+    const std::string line = listed.out.substr(at, end - at);
+    const std::string id = line.substr(0, line.find(' '));
+    EXPECT_TRUE(Contains(line, (data() / "trusted" / (id + ".pub")).string())) << line;
+    if (id != other_id) key_id = id;
+    at = end == std::string::npos ? listed.out.size() : end + 1;
+  }
+  ASSERT_FALSE(key_id.empty()) << listed.out;
+  ASSERT_TRUE(Contains(listed.out, other_id)) << listed.out;
+
+  auto no_reason = RunCommand(
+      {CoordinatorBinary(), "trust", "remove", "--data", data().string(), key_id, "--reason", " "});
+  EXPECT_NE(no_reason.exit_code, 0);
+  EXPECT_TRUE(Contains(no_reason.err, "needs a reason")) << no_reason.err;
+  auto unknown = RunCommand({CoordinatorBinary(), "trust", "remove", "--data", data().string(),
+                             "nosuchkey", "--reason", "r"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_TRUE(Contains(unknown.err, "no trusted publisher key has the id nosuchkey"))
+      << unknown.err;
+  auto removed = RunCommand({CoordinatorBinary(), "trust", "remove", "--data", data().string(),
+                             key_id, "--reason", "publisher key retired"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_TRUE(Contains(removed.out, "publisher key " + key_id + " is no longer trusted"))
+      << removed.out;
+  auto after = RunCommand({CoordinatorBinary(), "trust", "list", "--data", data().string()});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_FALSE(Contains(after.out, key_id)) << after.out;
+  EXPECT_TRUE(Contains(after.out, other_id)) << after.out;
+
+  // The running coordinator refuses the next upload signed by it, and takes
+  // the other publisher's.
+  const auto v2 = Build("publisher", "V1.0.0.2");
+  auto up = As(admin_token_, {"package", "upload", v2.string()});
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_TRUE(Contains(up.err, "unknown key " + key_id)) << up.err;
+  ExpectStoredPackages(1);
+  const auto by_other = Build("other", "V1.0.0.3");
+  auto taken = As(admin_token_, {"package", "upload", by_other.string()});
+  EXPECT_EQ(taken.exit_code, 0) << taken.err;
+  auto audit = As(admin_token_, {"audit", "list", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  EXPECT_TRUE(Contains(audit.out, "trust.remove")) << audit.out.substr(0, 400);
+  EXPECT_TRUE(Contains(audit.out, "publisher key retired"));
+  ExpectStoredPackages(2);
+}
+
 TEST_F(PackageUploadTest, NotAPackageIsRefused) {
   const auto junk = dir_ / "junk.fabu";
   WriteFile(junk, std::string(10000, 'j'));
