@@ -106,6 +106,9 @@ struct Engine {
 };
 
 Result<std::unique_ptr<Engine>> MakeEngine(const EngineOptions& o) {
+  // Interrupted (Ctrl-C, kill), the command takes its running hook and
+  // everything the hook started with it (hook_runner.hpp).
+  if (auto ok = KillHooksOnTermination(); !ok) return std::unexpected(ok.error());
   DeploymentSettings settings;
   settings.apps_root = o.apps_root;
   settings.retained_releases = o.keep;
@@ -198,8 +201,8 @@ int RunStatus(const std::string& data, const std::string& apps_root) {
     try {
       status["journal"] = nlohmann::json::parse(*text);
     } catch (const nlohmann::json::exception& e) {
-      return ReportError(ErrorFromException(
-          e, ErrorCode::kIntegrity, fmt::format("journal {} is damaged", path.string())));
+      return ReportError(ErrorFromException(e, ErrorCode::kIntegrity,
+                                            fmt::format("journal {} is damaged", path.string())));
     }
   }
   if (!apps_root.empty()) {

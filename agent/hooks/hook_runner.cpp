@@ -4,11 +4,12 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -26,12 +27,64 @@ using Clock = std::chrono::steady_clock;
 // when the hook's children keep the output pipe open.
 constexpr int kTickMs = 20;
 
+// The process groups of the hooks running now (0: a free slot); read by a
+// signal handler, so only lock-free atomics.
+constexpr std::size_t kMaxRunningHooks = 16;
+std::array<std::atomic<pid_t>, kMaxRunningHooks> g_running_groups{};
+static_assert(std::atomic<pid_t>::is_always_lock_free);
+
+void ListRunning(pid_t group) {
+  for (auto& slot : g_running_groups) {
+    pid_t free = 0;
+    if (slot.compare_exchange_strong(free, group)) return;
+  }
+  // More hooks at once than slots: this one is not killed by a signal, its
+  // leader still dies with the agent (PR_SET_PDEATHSIG).
+}
+
+void UnlistRunning(pid_t group) {
+  for (auto& slot : g_running_groups) {
+    pid_t expected = group;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+extern "C" void OnTerminatingSignal(int sig) {
+  const int saved = errno;
+  KillRunningHooks();
+  // SA_RESETHAND restored the default action: the signal, blocked while this
+  // handler runs, ends the process once it returns.
+  ::raise(sig);
+  errno = saved;
+}
+
 std::string FormatMs(std::chrono::milliseconds ms) {
   if (ms.count() % 1000 == 0) return fmt::format("{}s", ms.count() / 1000);
   return fmt::format("{}ms", ms.count());
 }
 
 }  // namespace
+
+void KillRunningHooks() {
+  for (auto& slot : g_running_groups) {
+    const pid_t group = slot.load();
+    if (group > 0) ::kill(-group, SIGKILL);
+  }
+}
+
+Result<void> KillHooksOnTermination() {
+  struct sigaction action {};
+  action.sa_handler = OnTerminatingSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESETHAND;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    if (::sigaction(sig, &action, nullptr) != 0) {
+      return Fail(ErrorCode::kIo,
+                  fmt::format("cannot handle signal {}: {}", sig, std::strerror(errno)));
+    }
+  }
+  return {};
+}
 
 void OutputTail::Append(std::string_view data) {
   total_ += data.size();
@@ -67,28 +120,6 @@ Result<HookResult> ProcessHookRunner::Run(const HookInvocation& invocation) {
   const int read_end = pipe_fds[0];
   const int write_end = pipe_fds[1];
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end, 1);
-  posix_spawn_file_actions_adddup2(&actions, write_end, 2);
-  posix_spawn_file_actions_addchdir_np(&actions, invocation.working_dir.c_str());
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // A new process group led by the hook, so a timeout can kill everything it
-  // started; default signal dispositions and an empty mask for the hook.
-  sigset_t no_signals;
-  sigemptyset(&no_signals);
-  sigset_t all_signals;
-  sigfillset(&all_signals);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setsigmask(&attr, &no_signals);
-  posix_spawnattr_setsigdefault(&attr, &all_signals);
-  posix_spawnattr_setflags(
-      &attr,
-      static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
-
   std::vector<std::string> env_storage;
   for (char** e = environ; *e != nullptr; ++e) {
     if (!std::string_view(*e).starts_with("FABU_")) env_storage.emplace_back(*e);
@@ -99,18 +130,73 @@ Result<HookResult> ProcessHookRunner::Run(const HookInvocation& invocation) {
   envp.push_back(nullptr);
   std::string program = invocation.program.string();
   std::array<char*, 2> argv{program.data(), nullptr};
+  const std::string working_dir = invocation.working_dir.string();
 
-  const auto started = Clock::now();
-  pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  ::close(write_end);
-  if (rc != 0) {
+  // fork and exec rather than posix_spawn, to set PR_SET_PDEATHSIG in
+  // between. Everything the child uses is made before the fork: in a
+  // process with threads, the child may only make async-signal-safe calls.
+  // It reports a failed exec (or chdir) through `exec_pipe` as its errno.
+  const int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  std::array<int, 2> exec_pipe{-1, -1};
+  if (dev_null < 0 || ::pipe2(exec_pipe.data(), O_CLOEXEC) != 0) {
+    const int err = errno;
+    if (dev_null >= 0) ::close(dev_null);
     ::close(read_end);
-    return Fail(
-        ErrorCode::kFailedPrecondition,
-        fmt::format("hook {}: cannot run {}: {}", invocation.name, program, std::strerror(rc)));
+    ::close(write_end);
+    return Fail(ErrorCode::kIo,
+                fmt::format("hook {}: cannot prepare it: {}", invocation.name, std::strerror(err)));
+  }
+  const pid_t agent = ::getpid();
+  const auto started = Clock::now();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // A new process group led by the hook, so a timeout or the agent's end
+    // can kill everything it started; SIGKILL when the agent dies.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != agent) ::_exit(127);  // the agent died before prctl
+    // Default dispositions and an empty mask for the hook.
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::dup2(dev_null, 0);
+    ::dup2(write_end, 1);
+    ::dup2(write_end, 2);
+    if (::chdir(working_dir.c_str()) == 0) ::execve(program.c_str(), argv.data(), envp.data());
+    const int err = errno;
+    [[maybe_unused]] const ssize_t n = ::write(exec_pipe[1], &err, sizeof err);
+    ::_exit(127);
+  }
+  const int fork_errno = errno;
+  ::close(dev_null);
+  ::close(write_end);
+  ::close(exec_pipe[1]);
+  if (pid < 0) {
+    ::close(exec_pipe[0]);
+    ::close(read_end);
+    return Fail(ErrorCode::kIo, fmt::format("hook {}: cannot start a process: {}", invocation.name,
+                                            std::strerror(fork_errno)));
+  }
+  ::setpgid(pid, pid);  // also here: no race with a kill of the group below
+  ListRunning(pid);
+  int exec_errno = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(exec_pipe[0], &exec_errno, sizeof exec_errno);
+  } while (got < 0 && errno == EINTR);
+  ::close(exec_pipe[0]);
+  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
+    int ignored = 0;
+    while (::waitpid(pid, &ignored, 0) < 0 && errno == EINTR) {
+    }
+    UnlistRunning(pid);
+    ::close(read_end);
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("hook {}: cannot run {}: {}", invocation.name, program,
+                            std::strerror(exec_errno)));
   }
 
   HookResult result;
@@ -147,6 +233,7 @@ Result<HookResult> ProcessHookRunner::Run(const HookInvocation& invocation) {
     const pid_t done = ::waitpid(pid, &status, WNOHANG);
     if (done == pid) exited = true;
   }
+  UnlistRunning(pid);
   // Take what the hook wrote before it ended, without waiting for children it
   // left running that still hold the pipe.
   if (pipe_open) {

@@ -11,6 +11,17 @@
 // character boundary (ill-formed bytes replaced by U+FFFD), since it goes
 // into an event's JSON.
 //
+// Hooks die with the agent. While a hook runs, its process group is listed
+// where a signal handler can find it: `fabu-agent install`, `rollback` and
+// `recover` (KillHooksOnTermination) kill every running hook's whole group
+// when they are interrupted (SIGINT, SIGTERM, SIGHUP), then end as the
+// signal would have ended them. The hook itself also gets SIGKILL when the
+// agent dies without a word (SIGKILL, a crash): PR_SET_PDEATHSIG, set
+// between fork and exec. Children the hook left running get that only
+// through the group, so after a SIGKILL of the agent they are the one thing
+// that can outlive it. A hook that has exited is no longer listed: what it
+// started on purpose (a service) is left alone.
+//
 // HookRunner is the seam for tests; ProcessHookRunner is the real one. A
 // runner is used by one thread at a time.
 #pragma once
@@ -49,6 +60,14 @@ struct HookResult {
   // "exited with status 3", "killed by signal 9", "timed out after 1s and was killed".
   std::string Describe() const;
 };
+
+// Kills the process group of every hook running in this process (SIGKILL).
+// Async-signal-safe.
+void KillRunningHooks();
+
+// Handlers for SIGINT, SIGTERM and SIGHUP that kill the running hooks'
+// groups, then let the signal end the process as it would have.
+Result<void> KillHooksOnTermination();
 
 class HookRunner {
  public:
