@@ -156,8 +156,8 @@ TEST_P(HookLifetimeTest, AnInterruptedInstallTakesItsHookAndTheHooksChildren) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, HookLifetimeTest, ::testing::Values(SIGINT, SIGTERM, SIGKILL),
-                         [](const ::testing::TestParamInfo<int>& info) {
-                           return std::string(sigabbrev_np(info.param));
+                         [](const ::testing::TestParamInfo<int>& param) {
+                           return std::string(sigabbrev_np(param.param));
                          });
 
 }  // namespace
