@@ -10,6 +10,7 @@
 #include "coordinator/cli/commands.hpp"
 #include "coordinator/cli/host_output.hpp"
 #include "coordinator/cli/output_file.hpp"
+#include "coordinator/release/plan_template.hpp"
 #include "coordinator/release/structured_input.hpp"
 
 namespace fabu::cli {
@@ -136,6 +137,29 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
     auto created = client->Post("/api/v1/releases", *doc);
     if (!created) return ReportFailure("release create", created.error(), exit_code);
     std::cout << created->value("id", "") << "\n";
+  });
+
+  // template: offline, asks no coordinator (docs/plan.md).
+  struct TemplateArgs {
+    std::string lang = "en";
+    bool emergency = false;
+  };
+  auto template_args = std::make_shared<TemplateArgs>();
+  auto* plan_template = release->add_subcommand(
+      "template",
+      "Print a complete release plan (发布方案) in YAML, a comment on every field; offline");
+  plan_template
+      ->add_option("--lang", template_args->lang,
+                   "Language of the comments and placeholders: en (default) or zh-CN")
+      ->check(CLI::IsMember({"en", "zh-CN"}));
+  plan_template->add_flag("--emergency", template_args->emergency,
+                          "The emergency release's plan (category emergency)");
+  plan_template->callback([&exit_code, template_args] {
+    auto lang = coordinator::release::ParseLang(template_args->lang);
+    if (!lang) return ReportFailure("release template", lang.error(), exit_code);
+    std::cout << coordinator::release::PlanTemplate(
+        *lang, template_args->emergency ? coordinator::release::PlanTemplateVariant::kEmergency
+                                        : coordinator::release::PlanTemplateVariant::kNormal);
   });
 
   // update

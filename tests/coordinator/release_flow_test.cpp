@@ -12,6 +12,7 @@
 
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/people_fixture.hpp"
+#include "tests/support/plan_template_fill.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace fabu::testing {
@@ -168,6 +169,41 @@ TEST_F(ReleaseFlowTest, WalksFromDraftToScheduled) {
   Start();
   EXPECT_EQ(Show("R-1")["state"], "scheduled");
   EXPECT_EQ(As(admin_, {"audit", "verify"}).exit_code, 0);
+}
+
+// What `fabu release template` prints, its placeholders filled in, is a plan
+// the coordinator creates and lets be submitted: in each language, normal and
+// emergency (docs/plan.md).
+TEST_F(ReleaseFlowTest, TheTemplateFilledInIsCreatedAndSubmitted) {
+  const std::vector<std::vector<std::string>> variants = {
+      {}, {"--lang", "zh-CN"}, {"--emergency"}, {"--emergency", "--lang", "zh-CN"}};
+  for (std::size_t i = 0; i < variants.size(); ++i) {
+    std::vector<std::string> args = {"release", "template"};
+    args.insert(args.end(), variants[i].begin(), variants[i].end());
+    SCOPED_TRACE(::testing::PrintToString(args));
+    auto printed = Fabu(args);
+    ASSERT_EQ(printed.exit_code, 0) << printed.err;
+    // Unfilled, it is refused with the field named.
+    const std::string raw = (dir_ / ("raw-" + std::to_string(i) + ".yaml")).string();
+    WriteFile(raw, printed.out);
+    auto refused = As(rm_, {"release", "create", "--file", raw});
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_TRUE(Contains(refused.err, "product")) << refused.err;
+
+    auto filled = FillTemplatePlaceholders(printed.out, TemplateValues(package_id_));
+    EXPECT_TRUE(filled.unknown_keys.empty()) << ::testing::PrintToString(filled.unknown_keys);
+    const std::string path = (dir_ / ("plan-" + std::to_string(i) + ".yaml")).string();
+    WriteFile(path, filled.text);
+    auto created = As(rm_, {"release", "create", "--file", path});
+    ASSERT_EQ(created.exit_code, 0) << created.err << "\n" << filled.text;
+    const std::string id = LastLine(created.out);
+    auto submitted = As(rm_, {"release", "submit", id});
+    ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+    json shown = Show(id);
+    EXPECT_EQ(shown["state"], "in_review");
+    EXPECT_EQ(shown["plan"]["packages"][0], package_id_);
+    EXPECT_EQ(shown["plan"]["category"], i < 2 ? "minor" : "emergency");
+  }
 }
 
 TEST_F(ReleaseFlowTest, SubmitNamesEveryMissingPart) {
