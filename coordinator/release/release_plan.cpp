@@ -244,12 +244,37 @@ Result<ReleasePlan> ReleasePlanFromJson(const json& value, const PlanParseOption
   return plan;
 }
 
+namespace {
+
+// A text that is still a placeholder of `fabu release template`: "<...>".
+bool IsPlaceholder(std::string_view text) {
+  const std::size_t first = text.find_first_not_of(" \t\r\n");
+  const std::size_t last = text.find_last_not_of(" \t\r\n");
+  return first != std::string_view::npos && text[first] == '<' && text[last] == '>';
+}
+
+}  // namespace
+
 Result<void> CheckSubmittable(const ReleasePlan& plan) {
   std::vector<std::string> missing;
   for (const PlanSectionInfo& info : PlanSections()) {
     if (IsBlank(plan.Section(info.section))) {
       missing.push_back(
           fmt::format("plan.{} ({} / {}) is empty", info.key, info.title_zh, info.title_en));
+    } else if (IsPlaceholder(plan.Section(info.section))) {
+      missing.push_back(fmt::format("plan.{} ({} / {}) is still the template's placeholder",
+                                    info.key, info.title_zh, info.title_en));
+    }
+  }
+  if (IsPlaceholder(plan.title)) missing.push_back("title is still the template's placeholder");
+  for (const std::string& ref : plan.change_refs) {
+    if (IsPlaceholder(ref)) {
+      missing.push_back("change_refs: " + ref + " is still the template's placeholder");
+    }
+  }
+  for (const std::string& reviewer : plan.reviewers) {
+    if (IsPlaceholder(reviewer)) {
+      missing.push_back("reviewers: " + reviewer + " is still the template's placeholder");
     }
   }
   if (plan.packages.empty()) missing.push_back("packages: at least one package is needed");

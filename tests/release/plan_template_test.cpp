@@ -117,6 +117,31 @@ TEST(PlanTemplateTest, AnUnfilledTemplateIsRefused) {
   }
 }
 
+// Given a template whose checked fields are filled but whose free texts are
+// still placeholders, submit should refuse it and name each one left.
+TEST(PlanTemplateTest, FreeTextLeftAsAPlaceholderCannotBeSubmitted) {
+  for (const Case& c : Cases()) {
+    SCOPED_TRACE(c.name);
+    auto values = fabu::testing::TemplateValues(testing::kPackageId);
+    for (const char* key : {"title", "purpose", "rollback_plan", "change_refs", "reviewers"}) {
+      values.erase(key);
+    }
+    const auto filled = fabu::testing::FillTemplatePlaceholders(PlanTemplate(c.lang, c.variant),
+                                                                values);
+    auto plan = ParseReleasePlan(filled.text);
+    ASSERT_TRUE(plan) << plan.error().message();
+    auto refused = CheckSubmittable(*plan);
+    ASSERT_FALSE(refused);
+    const std::string& message = refused.error().message();
+    for (const char* named : {"title is still the template's placeholder",
+                              "plan.purpose (", "plan.rollback_plan (", "change_refs: <",
+                              "reviewers: <"}) {
+      EXPECT_NE(message.find(named), std::string::npos) << named << " in: " << message;
+    }
+    EXPECT_EQ(message.find("plan.scope"), std::string::npos) << message;
+  }
+}
+
 TEST(PlanTemplateTest, EveryFieldOfDocsPlanMdIsInEachTemplate) {
   const std::vector<std::string> fields = DocumentedFields();
   // title .. reviewers (8), the nine parts, golive (9 with window start and end).
