@@ -1,10 +1,9 @@
 // The package's hooks: which ones a version has (from its kept, signed
 // manifest), and running one as a step of the journal (deployer.hpp).
-#include "agent/deploy/deployer.hpp"
-
 #include <fmt/format.h>
 
 #include "agent/common/log.hpp"
+#include "agent/deploy/deployer.hpp"
 #include "agent/deploy/deployer_context.hpp"
 #include "packaging/package.hpp"
 #include "platform/fs/files.hpp"

@@ -1,8 +1,6 @@
 // Extraction while the package downloads: a PreparedInstall extracts into a
 // staging tree as the bytes arrive, so the install after verification only
 // moves it into place (deployer.hpp, docs/agent.md).
-#include "agent/deploy/deployer.hpp"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -11,6 +9,7 @@
 #include <cstring>
 #include <future>
 
+#include "agent/deploy/deployer.hpp"
 #include "agent/deploy/deployer_context.hpp"
 #include "packaging/package.hpp"
 #include "packaging/sha256.hpp"

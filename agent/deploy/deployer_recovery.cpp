@@ -1,10 +1,9 @@
 // Recovery: after a crash, the journal's last entry says which step a
 // deployment was in, and Recover finishes it (deployer.hpp, docs/agent.md).
-#include "agent/deploy/deployer.hpp"
-
 #include <fmt/format.h>
 
 #include "agent/common/log.hpp"
+#include "agent/deploy/deployer.hpp"
 #include "agent/deploy/deployer_context.hpp"
 #include "packaging/package.hpp"
 

@@ -1,9 +1,8 @@
 // Rollback deployments: the coordinator asks a host to restore the release
 // it kept before the current one (deployer.hpp, docs/agent.md).
-#include "agent/deploy/deployer.hpp"
-
 #include <fmt/format.h>
 
+#include "agent/deploy/deployer.hpp"
 #include "agent/deploy/deployer_context.hpp"
 #include "agent/deploy/fault_injection.hpp"
 #include "agent/deploy/names.hpp"

@@ -92,8 +92,8 @@ rel::TestRun TestRunOf(soci::session& sql, const rel::Release& release) {
   for (const auto& [host, d] : latest) {
     run.deployments.push_back(d.id);
     if (!d.Succeeded()) {
-      run.not_succeeded.push_back(fmt::format(
-          "{} ({})", host, d.IsFinal() ? d.ResultText() : protocol::StepName(d.step)));
+      run.not_succeeded.push_back(
+          fmt::format("{} ({})", host, d.IsFinal() ? d.ResultText() : protocol::StepName(d.step)));
     }
   }
   return run;

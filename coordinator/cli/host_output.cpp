@@ -22,11 +22,10 @@ void PrintHostTimeline(const json& t) {
                            t.value("state", ""));
   for (const json& d : t.value("deployments", json::array())) {
     const std::string result = d.value("result", "");
-    std::cout << fmt::format("\n{} {} {} {} (attempt {}): {}\n", d.value("deployment", ""),
-                             d.value("environment", ""), d.value("kind", ""),
-                             d.value("version", "").empty() ? "-" : d.value("version", ""),
-                             d.value("attempt", 0),
-                             result.empty() ? "in flight, at " + d.value("step", "") : result);
+    std::cout << fmt::format(
+        "\n{} {} {} {} (attempt {}): {}\n", d.value("deployment", ""), d.value("environment", ""),
+        d.value("kind", ""), d.value("version", "").empty() ? "-" : d.value("version", ""),
+        d.value("attempt", 0), result.empty() ? "in flight, at " + d.value("step", "") : result);
     if (!d.value("from_version", "").empty()) {
       std::cout << fmt::format("  from {}\n", d.value("from_version", ""));
     }

@@ -19,10 +19,17 @@ const std::vector<std::string>& Header() {
 }
 
 std::vector<std::string> Cells(const UpgradeRecord& r) {
-  return {r.host,       r.package,       r.from_version.empty() ? "-" : r.from_version,
-          r.to_version, Time(r.started), Time(r.finished),
-          std::string(DeploymentResultName(r.result)), r.release_id,    r.operator_name,
-          r.kind,       r.deployment_id};
+  return {r.host,
+          r.package,
+          r.from_version.empty() ? "-" : r.from_version,
+          r.to_version,
+          Time(r.started),
+          Time(r.finished),
+          std::string(DeploymentResultName(r.result)),
+          r.release_id,
+          r.operator_name,
+          r.kind,
+          r.deployment_id};
 }
 
 std::string CsvField(const std::string& text) {

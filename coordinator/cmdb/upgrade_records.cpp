@@ -45,14 +45,12 @@ struct RecordRow {
     st.exchange(soci::into(recorded));
   }
   UpgradeRecord Value() const {
-    return UpgradeRecord{id,         deployment_id, release_id,
-                         host,       package,       package_id,
-                         from_version, from_source, to_version,
-                         started,    finished,
+    return UpgradeRecord{id, deployment_id, release_id, host, package, package_id, from_version,
+                         from_source, to_version, started, finished,
                          // Only this coordinator writes it; a name it does not
                          // know reads as failed, never as a success.
                          ParseDeploymentResult(result).value_or(DeploymentResult::kFailed),
-                         operator_name, kind,       recorded};
+                         operator_name, kind, recorded};
   }
 };
 // The apps of an inventory audit entry's detail: {"apps": {"name": "version"}}.

@@ -210,8 +210,8 @@ void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds no
       [&](soci::statement& st) { st.exchange(soci::use(key, "h")); });
   std::set<std::string> releases;
   for (const DeploymentRecord& d : open) {
-    FinishDeployment(tx, d, DeploymentResult::kHostRemoved, fmt::format("host {} was removed", host),
-                     now);
+    FinishDeployment(tx, d, DeploymentResult::kHostRemoved,
+                     fmt::format("host {} was removed", host), now);
     if (d.environment == kProductionEnvironment) releases.insert(d.release_id);
   }
   for (const std::string& release_id : releases) {

@@ -171,10 +171,9 @@ std::string_view DeploymentResultName(DeploymentResult result) {
 }
 
 Result<DeploymentResult> ParseDeploymentResult(std::string_view name) {
-  for (DeploymentResult r :
-       {DeploymentResult::kSucceeded, DeploymentResult::kFailed, DeploymentResult::kRolledBack,
-        DeploymentResult::kRollbackFailed, DeploymentResult::kTimeout,
-        DeploymentResult::kHostRemoved}) {
+  for (DeploymentResult r : {DeploymentResult::kSucceeded, DeploymentResult::kFailed,
+                             DeploymentResult::kRolledBack, DeploymentResult::kRollbackFailed,
+                             DeploymentResult::kTimeout, DeploymentResult::kHostRemoved}) {
     if (DeploymentResultName(r) == name) return r;
   }
   return Fail(ErrorCode::kInvalidArgument, fmt::format("unknown deployment result \"{}\"", name));

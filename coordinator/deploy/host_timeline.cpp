@@ -27,9 +27,8 @@ std::vector<ReportedEvent> DeploymentEvents(soci::session& sql, const std::strin
   soci::statement st =
       (sql.prepare << "SELECT sequence, step, failed_step, message, output, time, received "
                       "FROM deployment_events WHERE deployment = :d ORDER BY sequence",
-       soci::use(deployment_id), soci::into(sequence), soci::into(step),
-       soci::into(failed_step), soci::into(message), soci::into(output), soci::into(time),
-       soci::into(received));
+       soci::use(deployment_id), soci::into(sequence), soci::into(step), soci::into(failed_step),
+       soci::into(message), soci::into(output), soci::into(time), soci::into(received));
   st.execute();
   while (st.fetch()) {
     ReportedEvent e;
@@ -69,15 +68,15 @@ std::map<std::string, std::string> FailureOutputs(soci::session& sql,
 Result<json> HostTimeline(soci::session& sql, const std::string& release_id,
                           const std::string& host) {
   std::string r = release_id, h = host;
-  auto deployments = detail::Query(
-      sql,
-      fmt::format("SELECT {} FROM deployments WHERE release_id = :r AND host = :h "
-                  "ORDER BY created, attempt",
-                  detail::kColumns),
-      [&](soci::statement& st) {
-        st.exchange(soci::use(r, "r"));
-        st.exchange(soci::use(h, "h"));
-      });
+  auto deployments =
+      detail::Query(sql,
+                    fmt::format("SELECT {} FROM deployments WHERE release_id = :r AND host = :h "
+                                "ORDER BY created, attempt",
+                                detail::kColumns),
+                    [&](soci::statement& st) {
+                      st.exchange(soci::use(r, "r"));
+                      st.exchange(soci::use(h, "h"));
+                    });
   if (deployments.empty()) {
     return Fail(ErrorCode::kNotFound,
                 fmt::format("host {} has no deployment of release {}", host, release_id));

@@ -28,9 +28,9 @@ struct ReportedEvent {
   protocol::Step step = protocol::Step::kAssigned;
   std::optional<protocol::Step> failed_step;
   std::string message;
-  std::string output;       // the failing hook's output tail; may be ""
-  UnixSeconds time = 0;     // the agent's clock
-  std::string received;     // the coordinator's clock, RFC 3339
+  std::string output;    // the failing hook's output tail; may be ""
+  UnixSeconds time = 0;  // the agent's clock
+  std::string received;  // the coordinator's clock, RFC 3339
   nlohmann::json ToJson() const;
 };
 

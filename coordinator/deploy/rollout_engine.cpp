@@ -153,8 +153,9 @@ void AdvanceRollback(Transaction& tx, const rel::Release& release, RolloutRow& r
     } else if (!rollback->second.IsFinal()) {
       state.state = State::kRestoring;
     } else {
-      state.state =
-          rollback->second.result == DeploymentResult::kRolledBack ? State::kRestored : State::kRestoreFailed;
+      state.state = rollback->second.result == DeploymentResult::kRolledBack
+                        ? State::kRestored
+                        : State::kRestoreFailed;
     }
     states.push_back(std::move(state));
   }

@@ -214,8 +214,7 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     } catch (const std::exception&) {
       // SQLite may have rolled back already.
     }
-    const Error failure =
-        ErrorFromException(e, ErrorCode::kIo, "store: the group commit failed");
+    const Error failure = ErrorFromException(e, ErrorCode::kIo, "store: the group commit failed");
     // Writers whose callback refused keep their own answer; every other one
     // (kept work now lost, or never run) gets the group's failure.
     for (Writer* writer : group) {

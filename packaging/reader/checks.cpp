@@ -366,8 +366,9 @@ Result<std::string> CheckPayloadMember(archive* outer, const Manifest& manifest)
 Result<void> CheckCompression(archive* inner, const Manifest& manifest) {
   const bool zstd = manifest.payload.compression == Compression::kZstd;
   if (archive_filter_code(inner, 0) != (zstd ? ARCHIVE_FILTER_ZSTD : ARCHIVE_FILTER_GZIP)) {
-    return std::unexpected(Integrity(fmt::format("payload is not {}-compressed as the manifest says",
-                                                 CompressionName(manifest.payload.compression))));
+    return std::unexpected(
+        Integrity(fmt::format("payload is not {}-compressed as the manifest says",
+                              CompressionName(manifest.payload.compression))));
   }
   return {};
 }

@@ -93,7 +93,6 @@ class DeployerTest : public DeployerFixture {
   fs::path ReleaseDir(const std::string& version) {
     return apps_ / "c3m-video" / "releases" / version;
   }
-
 };
 
 TEST_F(DeployerTest, FirstInstallReportsEveryStepAndActivatesTheRelease) {

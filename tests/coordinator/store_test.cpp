@@ -205,16 +205,14 @@ TEST(StoreTest, TheChainVerifiesIntactWhileWritesCommit) {
   auto store = Store::Create(dir / "c.db");
   ASSERT_TRUE(store);
   for (int i = 0; i < 500; ++i) {
-    ASSERT_TRUE((*store)->Write(kOrigin, [&](Transaction& tx) {
-      return AuditOne(tx, "seed-" + std::to_string(i));
-    }));
+    ASSERT_TRUE((*store)->Write(
+        kOrigin, [&](Transaction& tx) { return AuditOne(tx, "seed-" + std::to_string(i)); }));
   }
   std::atomic<bool> done{false};
   std::thread writer([&] {
     for (int i = 0; i < 2000 && !done; ++i) {
-      if (!(*store)->Write(kOrigin, [&](Transaction& tx) {
-            return AuditOne(tx, "w-" + std::to_string(i));
-          })) {
+      if (!(*store)->Write(
+              kOrigin, [&](Transaction& tx) { return AuditOne(tx, "w-" + std::to_string(i)); })) {
         break;
       }
     }

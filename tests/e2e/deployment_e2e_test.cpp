@@ -223,7 +223,8 @@ TEST_F(DeploymentE2eTest, AFailedHealthCheckRollsThatHostBack) {
       ASSERT_EQ(report.exit_code, 0) << report.err;
       EXPECT_TRUE(Contains(report.out, "Hook output")) << report.out;
       EXPECT_TRUE(Contains(report.out, kReason)) << report.out;
-      auto zh = As(viewer_, {"release", "export", id, "--doc", "release-report", "--lang", "zh-CN"});
+      auto zh =
+          As(viewer_, {"release", "export", id, "--doc", "release-report", "--lang", "zh-CN"});
       ASSERT_EQ(zh.exit_code, 0) << zh.err;
       EXPECT_TRUE(Contains(zh.out, "脚本输出")) << zh.out;
       auto unknown = As(viewer_, {"release", "host", id, "no-such-host"});

@@ -126,16 +126,15 @@ TEST(PlanTemplateTest, FreeTextLeftAsAPlaceholderCannotBeSubmitted) {
     for (const char* key : {"title", "purpose", "rollback_plan", "change_refs", "reviewers"}) {
       values.erase(key);
     }
-    const auto filled = fabu::testing::FillTemplatePlaceholders(PlanTemplate(c.lang, c.variant),
-                                                                values);
+    const auto filled =
+        fabu::testing::FillTemplatePlaceholders(PlanTemplate(c.lang, c.variant), values);
     auto plan = ParseReleasePlan(filled.text);
     ASSERT_TRUE(plan) << plan.error().message();
     auto refused = CheckSubmittable(*plan);
     ASSERT_FALSE(refused);
     const std::string& message = refused.error().message();
-    for (const char* named : {"title is still the template's placeholder",
-                              "plan.purpose (", "plan.rollback_plan (", "change_refs: <",
-                              "reviewers: <"}) {
+    for (const char* named : {"title is still the template's placeholder", "plan.purpose (",
+                              "plan.rollback_plan (", "change_refs: <", "reviewers: <"}) {
       EXPECT_NE(message.find(named), std::string::npos) << named << " in: " << message;
     }
     EXPECT_EQ(message.find("plan.scope"), std::string::npos) << message;
