@@ -3,11 +3,17 @@
 // rollout. Each verb posts to /api/v1/releases/R/<verb> and
 // prints where the rollout stands afterwards.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <utility>
 
 #include "coordinator/cli/client.hpp"
 #include "coordinator/cli/commands.hpp"
@@ -69,7 +75,91 @@ struct SteerArgs {
   std::string end;
   bool confirm = false;
   bool json = false;
+  bool watch = false;
+  double interval_seconds = 2;
 };
+
+// Exit statuses of `release status --watch` (README, "Exit status").
+constexpr int kWatchDeployed = 0;
+constexpr int kWatchEndedOtherwise = 3;  // failed, rolled back, cancelled
+constexpr int kWatchDecision = 4;        // paused, or a control point waits for a person
+
+// Where a watch stops: a final state, or a decision a person must take. The
+// status code and the line saying why; nullopt while the rollout goes on.
+std::optional<std::pair<int, std::string>> WatchEnd(const json& s) {
+  const std::string state = s.value("state", "");
+  if (state == "deployed" || state == "closed") {
+    return std::pair{kWatchDeployed, fmt::format("{} is {}", s.value("release", ""), state)};
+  }
+  if (state == "failed" || state == "rolled_back" || state == "cancelled") {
+    return std::pair{kWatchEndedOtherwise, fmt::format("{} is {}", s.value("release", ""), state)};
+  }
+  const std::string waiting = s.value("waiting", "");
+  if (state == "paused" || waiting.find("release gate") != std::string::npos) {
+    return std::pair{kWatchDecision, fmt::format("{} needs a decision: {}", s.value("release", ""),
+                                                 waiting.empty() ? state : waiting)};
+  }
+  return std::nullopt;
+}
+
+// A wave's progress out of its hosts, as a bar: '#' succeeded, 'x' failed,
+// '.' not final yet (pending or in progress).
+std::string WaveBar(const json& w) {
+  constexpr std::int64_t kWidth = 20;
+  const std::int64_t hosts = std::max<std::int64_t>(1, w.value("hosts", std::int64_t{0}));
+  const std::int64_t succeeded = w.value("succeeded", std::int64_t{0});
+  const std::int64_t failed = w.value("failed", std::int64_t{0});
+  const std::int64_t final_hosts = w.value("final", std::int64_t{0});
+  const std::int64_t ok_cells = succeeded * kWidth / hosts;
+  // A failure shows even when it is a small share.
+  const std::int64_t failed_cells = std::min(
+      kWidth - ok_cells, failed == 0 ? 0 : std::max<std::int64_t>(1, failed * kWidth / hosts));
+  std::string bar(static_cast<std::size_t>(ok_cells), '#');
+  bar += std::string(static_cast<std::size_t>(failed_cells), 'x');
+  bar += std::string(static_cast<std::size_t>(kWidth) - bar.size(), '.');
+  return fmt::format("[{}] {} succeeded, {} failed, {} not final, of {}", bar, succeeded, failed,
+                     w.value("hosts", std::int64_t{0}) - final_hosts, w.value("hosts", 0));
+}
+
+// `release status --watch`: on a terminal the status is redrawn in place
+// every interval; otherwise a line is printed only when something changed.
+int WatchStatus(ApiClient& client, const SteerArgs& args) {
+  const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+  const auto interval = std::chrono::milliseconds(
+      static_cast<std::int64_t>(std::clamp(args.interval_seconds, 0.2, 60.0) * 1000));
+  std::string last_line;
+  while (true) {
+    auto r = client.Get("/api/v1/releases/" + client.Escape(args.id) + "/status");
+    if (!r) {
+      std::cerr << "fabu release status: " << r.error().message() << "\n";
+      return 1;
+    }
+    const json& s = *r;
+    if (terminal) {
+      std::cout << "\x1b[H\x1b[2J";  // home, clear: redraw in place
+      PrintStatus(s);
+      for (const auto& w : s.value("waves", json::array())) {
+        std::cout << fmt::format("  wave {:<3} {}\n", w.value("wave", 0), WaveBar(w));
+      }
+    } else {
+      std::string line = fmt::format("{} {}", s.value("release", ""), s.value("state", ""));
+      for (const auto& w : s.value("waves", json::array())) {
+        line +=
+            fmt::format(" | wave {} {} {}/{} failed {}", w.value("wave", 0), w.value("state", ""),
+                        w.value("succeeded", 0), w.value("hosts", 0), w.value("failed", 0));
+      }
+      if (!s.value("waiting", "").empty()) line += " | waiting: " + s.value("waiting", "");
+      if (line != last_line) std::cout << line << "\n";
+      last_line = std::move(line);
+    }
+    std::cout.flush();
+    if (auto end = WatchEnd(s)) {
+      std::cout << end->second << "\n";
+      return end->first;
+    }
+    std::this_thread::sleep_for(interval);
+  }
+}
 
 // One rollout verb: which options it takes and what it posts.
 struct SteerVerb {
@@ -121,11 +211,24 @@ void RegisterRolloutCommands(CLI::App& app, int& exit_code) {
   auto* status = release->add_subcommand(
       "status", "Where a rollout stands: wave by wave, host by host, and why it waits");
   status->add_option("R", status_args->id, "Release id")->required();
-  status->add_flag("--json", status_args->json, "Print JSON");
+  auto* json_flag = status->add_flag("--json", status_args->json, "Print JSON");
+  status
+      ->add_flag("--watch", status_args->watch,
+                 "Follow the rollout until it ends or needs a decision (exit 0 deployed, 3 "
+                 "ended otherwise, 4 a decision waits)")
+      ->excludes(json_flag);
+  status
+      ->add_option("--interval", status_args->interval_seconds,
+                   "Seconds between looks with --watch (default 2)")
+      ->check(CLI::Range(0.2, 60.0));
   AddClientOptions(status, status_args->client);
   status->callback([&exit_code, status_args] {
     auto client = ApiClient::Create(status_args->client);
     if (!client) return ReportFailure("release status", client.error(), exit_code);
+    if (status_args->watch) {
+      exit_code = WatchStatus(*client, *status_args);
+      return;
+    }
     auto r = client->Get("/api/v1/releases/" + client->Escape(status_args->id) + "/status");
     if (!r) return ReportFailure("release status", r.error(), exit_code);
     if (status_args->json) {

@@ -181,6 +181,17 @@ TEST_F(RolloutE2eTest, AGateHoldsTheNextWaveUntilConfirmed) {
   golive_changes_ = {{"waves", {"1", "100%"}}, {"between_waves", "gate"}};
   const std::string id = Release(v1);
 
+  // `status --watch` (plain lines: not a terminal here) follows the rollout
+  // and stops at the control point, saying so with exit status 4.
+  auto watched = As(viewer_, {"release", "status", id, "--watch", "--interval", "0.5"});
+  EXPECT_EQ(watched.exit_code, 4) << watched.out << watched.err;
+  EXPECT_TRUE(Contains(watched.out, id + " deploying | wave 1 ")) << watched.out;
+  EXPECT_TRUE(Contains(watched.out, id + " needs a decision: control point after wave 1"))
+      << watched.out;
+  EXPECT_FALSE(Contains(watched.out, "\x1b[")) << "no terminal codes when not on a terminal";
+  auto both = As(viewer_, {"release", "status", id, "--watch", "--json"});
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+
   json status;
   ASSERT_TRUE(WaitFor([&] {
     status = Status(id);
@@ -196,6 +207,10 @@ TEST_F(RolloutE2eTest, AGateHoldsTheNextWaveUntilConfirmed) {
   EXPECT_NE(As(wang_, {"release", "gate", id}).exit_code, 0);
   auto passed = As(wang_, {"release", "gate", id, "--confirm", "--comment", "dashboards green"});
   ASSERT_EQ(passed.exit_code, 0) << passed.err;
+  // Watched again, it ends when the release is deployed: exit status 0.
+  auto to_the_end = As(viewer_, {"release", "status", id, "--watch", "--interval", "0.5"});
+  EXPECT_EQ(to_the_end.exit_code, 0) << to_the_end.out << to_the_end.err;
+  EXPECT_TRUE(Contains(to_the_end.out, id + " is deployed")) << to_the_end.out;
   ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
   for (const auto& agent : agents_) {
     EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
