@@ -39,10 +39,8 @@ Sha256::Digest Sha256::Finish() {
 }
 
 std::string Sha256::FinishHex() {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(impl_->ctx.get(), digest, &len);
-  return ToHex(std::span<const std::uint8_t>(digest, len));
+  const Digest digest = Finish();
+  return ToHex(std::span<const std::uint8_t>(digest.data(), digest.size()));
 }
 
 std::string Sha256::OfString(std::string_view data) {

@@ -212,15 +212,17 @@ void RegisterRolloutCommands(CLI::App& app, int& exit_code) {
       "status", "Where a rollout stands: wave by wave, host by host, and why it waits");
   status->add_option("R", status_args->id, "Release id")->required();
   auto* json_flag = status->add_flag("--json", status_args->json, "Print JSON");
-  status
-      ->add_flag("--watch", status_args->watch,
-                 "Follow the rollout until it ends or needs a decision (exit 0 deployed, 3 "
-                 "ended otherwise, 4 a decision waits)")
-      ->excludes(json_flag);
+  auto* watch_flag =
+      status
+          ->add_flag("--watch", status_args->watch,
+                     "Follow the rollout until it ends or needs a decision (exit 0 deployed, 3 "
+                     "ended otherwise, 4 a decision waits)")
+          ->excludes(json_flag);
   status
       ->add_option("--interval", status_args->interval_seconds,
                    "Seconds between looks with --watch (default 2)")
-      ->check(CLI::Range(0.2, 60.0));
+      ->check(CLI::Range(0.2, 60.0))
+      ->needs(watch_flag);
   AddClientOptions(status, status_args->client);
   status->callback([&exit_code, status_args] {
     auto client = ApiClient::Create(status_args->client);

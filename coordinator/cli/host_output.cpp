@@ -34,8 +34,9 @@ void PrintHostTimeline(const json& t) {
       if (e.contains("failed_step") && e["failed_step"].is_string()) {
         step += " (at " + e["failed_step"].get<std::string>() + ")";
       }
-      std::cout << fmt::format("  {:>3} {:<21} {:<28} {}\n", e.value("sequence", 0),
-                               CellText(e["time"]), step, e.value("message", ""));
+      const std::string message = e.value("message", "");
+      std::cout << fmt::format("  {:>3} {:<21} {}{}\n", e.value("sequence", 0), CellText(e["time"]),
+                               message.empty() ? step : fmt::format("{:<28} ", step), message);
       const std::string output = e.value("output", "");
       if (output.empty()) continue;
       // The whole tail the agent kept, indented, so nothing of it is lost.

@@ -8,6 +8,7 @@
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/cmdb/cmdb_rows.hpp"
 #include "coordinator/common/clock.hpp"
+#include "coordinator/release/release_plan.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -111,7 +112,7 @@ Result<std::int64_t> WaiveDeliveries(Transaction& tx, std::string_view release_i
                 fmt::format("waiving CMDB deliveries needs role approver (you are {})",
                             release::RoleName(actor.role)));
   }
-  if (reason.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+  if (release::IsBlank(reason)) {
     return Fail(ErrorCode::kInvalidArgument,
                 "reason: say why the outside CMDB will not get these results");
   }

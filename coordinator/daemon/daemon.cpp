@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
@@ -30,6 +31,7 @@
 #include "coordinator/notify/notice_connector.hpp"
 #include "coordinator/notify/notices.hpp"
 #include "coordinator/packages/package_store.hpp"
+#include "coordinator/release/release_plan.hpp"
 #include "coordinator/server/http_server.hpp"
 #include "coordinator/store/store.hpp"
 #include "coordinator/tls/certificates.hpp"
@@ -423,16 +425,28 @@ Result<std::string> TrustList(const std::filesystem::path& data_root) {
 Result<void> TrustRemove(const std::filesystem::path& data_root, const std::string& key_id,
                          const std::string& reason) {
   const DataDir data{data_root};
-  if (reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (release::IsBlank(reason)) {
     return Fail(ErrorCode::kInvalidArgument,
                 "removing a trusted key needs a reason (--reason): it is kept in the audit trail");
   }
   auto config = ConfigBeside(data);
   if (!config) return std::unexpected(config.error());
-  auto removed = UntrustPublisherKey(data, config->trusted_keys, key_id);
-  if (!removed) return std::unexpected(removed.error());
+  // The store first: a removal is never left without its audit entry.
   auto store = Store::Open(data.store());
   if (!store) return std::unexpected(store.error());
+  // The key's PEM, to put back should the audit fail.
+  std::optional<std::string> pem;
+  if (auto keys = ListTrustedKeys(data, config->trusted_keys)) {
+    for (const TrustedKey& key : *keys) {
+      if (key.key_id != key_id || key.from_config) continue;
+      if (auto text = platform::ReadWholeFile(key.file)) pem = std::move(*text);
+    }
+  }
+  auto removed = UntrustPublisherKey(data, config->trusted_keys, key_id);
+  if (!removed) {
+    (*store)->Close();
+    return std::unexpected(removed.error());
+  }
   auto audited = (*store)->Write(LocalOrigin("trust-remove"), [&](Transaction& tx) -> Result<void> {
     AuditEvent event("trust.remove", "publisher_key", key_id);
     event.detail = nlohmann::json{{"reason", reason}, {"file", removed->file.filename().string()}};
@@ -440,7 +454,11 @@ Result<void> TrustRemove(const std::filesystem::path& data_root, const std::stri
     return {};
   });
   (*store)->Close();
-  if (!audited) return std::unexpected(audited.error());
+  if (!audited) {
+    // Trusted again, as before the command: nothing half-done.
+    if (pem) (void)platform::WriteFileDurably(removed->file, *pem, 0600);
+    return std::unexpected(audited.error().WithContext("recording the removal (the key stays)"));
+  }
   return {};
 }
 

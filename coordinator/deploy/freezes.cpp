@@ -7,6 +7,7 @@
 
 #include "coordinator/common/clock.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/release/release_plan.hpp"
 
 namespace fabu::coordinator {
 
@@ -48,7 +49,7 @@ std::vector<Freeze> QueryFreezes(soci::session& sql, UnixSeconds active_at) {
 
 Result<Freeze> AddFreeze(Transaction& tx, Timestamp from, Timestamp to, std::string reason,
                          std::string selector) {
-  if (reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (release::IsBlank(reason)) {
     return Fail(ErrorCode::kInvalidArgument, "a freeze needs a reason (--reason)");
   }
   if (to.seconds <= from.seconds) {

@@ -8,6 +8,7 @@
 #include "coordinator/common/json_input.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/hosts/hosts_internal.hpp"
+#include "coordinator/release/release_plan.hpp"
 
 namespace fabu::coordinator {
 
@@ -119,7 +120,7 @@ std::vector<EnrollTokenInfo> ListEnrollTokens(soci::session& sql) {
 
 Result<EnrollTokenInfo> RevokeEnrollToken(Transaction& tx, std::string_view id,
                                           const std::string& reason, UnixSeconds now) {
-  if (reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (release::IsBlank(reason)) {
     return Fail(ErrorCode::kInvalidArgument,
                 "a revocation needs a reason (--reason): it is kept in the audit trail");
   }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "coordinator/deploy/rollout_engine.hpp"
+#include "coordinator/release/release_plan.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
@@ -72,7 +73,7 @@ Result<rel::IncidentRecord> AddIncident(Transaction& tx, const std::string& rele
                                         const std::string& summary, UnixSeconds now) {
   auto parsed = rel::ParseSeverity(severity);
   if (!parsed) return std::unexpected(parsed.error());
-  if (summary.find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (release::IsBlank(summary)) {
     return Fail(ErrorCode::kInvalidArgument, "summary: must say what happened (it is empty)");
   }
   if (!ReleaseExists(tx.sql(), release_id)) {
@@ -103,7 +104,7 @@ Result<rel::IncidentRecord> CloseIncident(Transaction& tx, const std::string& id
 
 Result<ReviewNotes> SetReviewNotes(Transaction& tx, const std::string& release_id,
                                    const std::string& notes, UnixSeconds now) {
-  if (notes.find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (release::IsBlank(notes)) {
     return Fail(ErrorCode::kInvalidArgument, "notes: the review notes are empty");
   }
   if (!ReleaseExists(tx.sql(), release_id)) {

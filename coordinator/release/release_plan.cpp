@@ -8,13 +8,13 @@
 #include "coordinator/release/digest.hpp"
 
 namespace fabu::coordinator::release {
-namespace {
-
-using nlohmann::json;
-
 bool IsBlank(std::string_view text) {
   return text.find_first_not_of(" \t\r\n") == std::string_view::npos;
 }
+
+namespace {
+
+using nlohmann::json;
 
 bool IsLabelKey(std::string_view key) {
   if (key.empty() || key.size() > 63) return false;
@@ -248,9 +248,10 @@ namespace {
 
 // A text that is still a placeholder of `fabu release template`: "<...>".
 bool IsPlaceholder(std::string_view text) {
+  if (IsBlank(text)) return false;
   const std::size_t first = text.find_first_not_of(" \t\r\n");
   const std::size_t last = text.find_last_not_of(" \t\r\n");
-  return first != std::string_view::npos && text[first] == '<' && text[last] == '>';
+  return text[first] == '<' && text[last] == '>';
 }
 
 }  // namespace

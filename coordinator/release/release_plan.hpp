@@ -38,6 +38,10 @@
 
 namespace fabu::coordinator::release {
 
+// True when `text` holds nothing but spaces, tabs and line breaks: a reason,
+// note or plan part that says nothing. Every required text is checked by it.
+bool IsBlank(std::string_view text);
+
 // The nine parts of a release plan, in the order of procedure §6.2.1.
 enum class PlanSection {
   kPurpose,        // 1. 发布的目的和背景

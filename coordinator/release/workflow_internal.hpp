@@ -22,10 +22,6 @@ inline constexpr std::string_view kEmergencyCategory = "emergency";
 inline const std::vector<ReleaseState> kBeforeDeploying = {
     S::kDraft, S::kInReview, S::kApproved, S::kTesting, S::kAccepted, S::kScheduled};
 
-inline bool IsBlank(std::string_view text) {
-  return text.find_first_not_of(" \t\r\n") == std::string_view::npos;
-}
-
 template <typename T>
 bool Contains(const std::vector<T>& items, const T& item) {
   return std::find(items.begin(), items.end(), item) != items.end();
