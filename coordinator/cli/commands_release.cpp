@@ -401,8 +401,8 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
 
   // hosts
   auto hosts_args = std::make_shared<VerbArgs>();
-  auto* hosts =
-      release->add_subcommand("hosts", "Each host's deployment: step, last message, times");
+  auto* hosts = release->add_subcommand(
+      "hosts", "Each host's deployment: step, message, times, a failing hook's output");
   hosts->add_option("R", hosts_args->id, "Release id")->required();
   hosts->add_flag("--json", hosts_args->json, "Print JSON");
   AddClientOptions(hosts, hosts_args->client);

@@ -87,7 +87,7 @@ struct DeploymentRecord {
   std::int64_t host_timeout_seconds = 0;
   protocol::Step step = protocol::Step::kAssigned;  // the latest reported step
   std::optional<DeploymentResult> result;           // set once final
-  std::string message;                              // the latest non-empty message
+  std::string message;  // the current step's words; after a failure, the failure's
   std::uint64_t last_sequence = 0;
   UnixSeconds created = 0;
   UnixSeconds started = 0;           // first event received; 0: none yet
