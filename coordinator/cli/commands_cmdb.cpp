@@ -7,6 +7,7 @@
 
 #include "coordinator/cli/client.hpp"
 #include "coordinator/cli/commands.hpp"
+#include "coordinator/cli/release_view.hpp"
 
 namespace fabu::cli {
 namespace {
@@ -136,6 +137,28 @@ void RegisterCmdbCommands(CLI::App& app, int& exit_code) {
                                               {"release", history_args->release}});
     GetAndPrint("cmdb history", *history_args, "/api/v1/cmdb/history" + query, exit_code,
                 [](const json& r) { PrintRecords(r["records"]); });
+  });
+
+  // fabu cmdb baseline R: the release's configuration baseline (procedure
+  // §6.2.1(9), §6.2.8), before the rollout and at close.
+  auto baseline_args = std::make_shared<Args>();
+  auto* baseline = cmdb->add_subcommand(
+      "baseline", "A release's configuration baseline: each target's software before and after");
+  baseline->add_option("R", baseline_args->release, "Release id")->required();
+  baseline->add_flag("--json", baseline_args->json, "Print JSON (the baseline rows)");
+  AddClientOptions(baseline, baseline_args->client);
+  baseline->callback([&exit_code, baseline_args] {
+    auto client = ApiClient::Create(baseline_args->client);
+    if (!client) return ReportFailure("cmdb baseline", client.error(), exit_code);
+    auto r = client->Get("/api/v1/releases/" + client->Escape(baseline_args->release) +
+                         "/upgrade-records");
+    if (!r) return ReportFailure("cmdb baseline", r.error(), exit_code);
+    if (baseline_args->json) {
+      std::cout << json{{"release", baseline_args->release}, {"baseline", (*r)["baseline"]}}.dump(2)
+                << "\n";
+      return;
+    }
+    std::cout << BaselineText((*r)["baseline"]);
   });
 
   // fabu cmdb outbox [--release R] [--state S]

@@ -10,6 +10,7 @@
 #include "coordinator/cli/commands.hpp"
 #include "coordinator/cli/host_output.hpp"
 #include "coordinator/cli/output_file.hpp"
+#include "coordinator/cli/release_view.hpp"
 #include "coordinator/release/plan_template.hpp"
 #include "coordinator/release/structured_input.hpp"
 
@@ -33,67 +34,6 @@ Result<json> ReadDocument(const std::string& path) {
   auto doc = coordinator::release::ParseDocument(*text);
   if (!doc) return std::unexpected(doc.error().WithContext("--file " + path));
   return doc;
-}
-
-std::string TimeText(const json& t) { return t.is_object() ? t.value("utc", "") : std::string(); }
-
-void PrintRelease(const json& r) {
-  const json& plan = r["plan"];
-  std::cout << fmt::format("{}  {}\n", r.value("id", ""), plan.value("title", ""));
-  std::cout << fmt::format("  product   {} {}  ({})\n", plan.value("product", ""),
-                           plan.value("version", ""), plan.value("category", ""));
-  std::cout << fmt::format(
-      "  state     {}{}\n", r.value("state", ""),
-      r["close_code"].is_string() ? " (" + r["close_code"].get<std::string>() + ")" : "");
-  std::cout << fmt::format("  owner     {}\n", r.value("owner", ""));
-  if (plan.contains("change_refs")) {
-    std::cout << "  changes   ";
-    for (const auto& c : plan["change_refs"]) std::cout << c.get<std::string>() << " ";
-    std::cout << "\n";
-  }
-  if (plan.contains("packages")) {
-    for (const auto& p : plan["packages"])
-      std::cout << "  package   " << p.get<std::string>() << "\n";
-  }
-  if (plan.contains("reviewers")) {
-    for (const auto& reviewer : plan["reviewers"]) {
-      std::string status = "pending";
-      for (const auto& a : r["approvals"]) {
-        if (a.value("reviewer", "") == reviewer.get<std::string>()) {
-          status = "approved " + TimeText(a["at"]);
-        }
-      }
-      std::cout << fmt::format("  reviewer  {} ({})\n", reviewer.get<std::string>(), status);
-    }
-  }
-  for (const auto& rej : r["rejections"]) {
-    std::cout << fmt::format("  rejected  by {} at {}: {}\n", rej.value("reviewer", ""),
-                             TimeText(rej["at"]), rej.value("comment", ""));
-  }
-  for (const auto& t : r["test_reports"]) {
-    std::cout << fmt::format("  test      {} by {} at {}\n", t.value("result", ""),
-                             t.value("author", ""), TimeText(t["at"]));
-  }
-  if (r["acceptance"].is_object()) {
-    const json& a = r["acceptance"];
-    std::cout << fmt::format("  accepted  by {} at {}{}\n", a.value("by", ""), TimeText(a["at"]),
-                             a.value("test_waived", false)
-                                 ? " — TEST WAIVED (emergency): " + a.value("waive_reason", "")
-                                 : "");
-  }
-  if (plan.contains("golive") && plan["golive"].is_object()) {
-    const json& g = plan["golive"];
-    std::cout << fmt::format(
-        "  go-live   {} .. {}{}\n", g["window"].value("start", ""), g["window"].value("end", ""),
-        r.value("golive_approved", false) ? " (approved)" : " (needs approve-golive)");
-  }
-  std::cout << "  history\n";
-  for (const auto& h : r["history"]) {
-    std::cout << fmt::format("    {}  {:<15} {:<16} {} -> {}{}\n", TimeText(h["at"]),
-                             h.value("action", ""), h.value("actor", ""), h.value("from", ""),
-                             h.value("to", ""),
-                             h.value("note", "").empty() ? "" : "  " + h.value("note", ""));
-  }
 }
 
 // Shared shape of the verbs that post to /api/v1/releases/R/<verb>.
@@ -182,20 +122,25 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
 
   // show
   auto show_args = std::make_shared<VerbArgs>();
-  auto* show = release->add_subcommand("show", "Show a release: plan, decisions, history");
+  auto* show = release->add_subcommand(
+      "show",
+      "Show a release: its plan's nine parts, review, test, go-live plan, rollout, history");
   show->add_option("R", show_args->id, "Release id")->required();
   show->add_flag("--json", show_args->json, "Print JSON");
   AddClientOptions(show, show_args->client);
   show->callback([&exit_code, show_args] {
     auto client = ApiClient::Create(show_args->client);
     if (!client) return ReportFailure("release show", client.error(), exit_code);
-    auto r = client->Get("/api/v1/releases/" + client->Escape(show_args->id));
+    const std::string base = "/api/v1/releases/" + client->Escape(show_args->id);
+    auto r = client->Get(base);
     if (!r) return ReportFailure("release show", r.error(), exit_code);
     if (show_args->json) {
       std::cout << r->dump(2) << "\n";
-    } else {
-      PrintRelease(*r);
+      return;
     }
+    auto hosts = client->Get(base + "/hosts");
+    if (!hosts) return ReportFailure("release show", hosts.error(), exit_code);
+    std::cout << ReleaseText(*r, (*hosts)["hosts"]);
   });
 
   // list

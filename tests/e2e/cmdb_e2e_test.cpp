@@ -7,6 +7,7 @@
 // There is no iTop here: ItopStandIn answers like iTop's REST/JSON API
 // (rest.php, json_data with core/get, core/create, core/update, code 0) and
 // keeps its objects in memory.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -292,6 +293,28 @@ TEST_F(CmdbE2eTest, CloseWaitsUntilTheCmdbUpdateIsConfirmedOrWaived) {
   EXPECT_EQ(baseline["before/web-1"], "");
   EXPECT_EQ(baseline["after/web-1"], kV1);
   EXPECT_EQ(baseline["after/web-2"], kV1);
+  // The same baseline from the CLI: nothing before, the new version after.
+  auto base = As(viewer_, {"cmdb", "baseline", "R-1"});
+  ASSERT_EQ(base.exit_code, 0) << base.err;
+  EXPECT_THAT(base.out, ::testing::ContainsRegex("web-1 +c3m-video +- +V1\\.0\\.0\\.1 +changed\n"))
+      << base.out;
+  EXPECT_THAT(base.out, ::testing::ContainsRegex("after +taken 20")) << base.out;
+  // `release show` tells the whole story, not only the state.
+  auto shown_text = As(viewer_, {"release", "show", "R-1"});
+  ASSERT_EQ(shown_text.exit_code, 0) << shown_text.err;
+  for (const char* part :
+       {"state     closed (success)",
+        "1. Purpose and background (发布的目的和背景)\n     Ship V1.0.0.1.",
+        "9. Software and hardware configuration baseline (与软、硬件有关的配置基线)\n     "
+        "c3m-video on every host.",
+        "Review (round 1)", "wang.approver      approved 20", "li.approver        approved 20",
+        "on 1 host: 1 succeeded", "report      passed by chen.tester at 20",
+        "accepted    by wang.approver at 20", "waves          100%", "max failures   0",
+        "approved       with the plan, in its review", "observe        no",
+        "production  2 hosts: 2 succeeded", "closed      by zhang.rm at 20",
+        "finished inside the window", "notes       all green", "close           zhang.rm"}) {
+    EXPECT_NE(shown_text.out.find(part), std::string::npos) << part << "\n" << shown_text.out;
+  }
   // Read-only once closed.
   EXPECT_NE(As(rm_, {"release", "close", "R-1"}).exit_code, 0);
   EXPECT_NE(As(rm_, {"release", "pause", "R-1", "--reason", "late"}).exit_code, 0);
@@ -307,6 +330,11 @@ TEST_F(CmdbE2eTest, CloseWaitsUntilTheCmdbUpdateIsConfirmedOrWaived) {
   auto success = As(rm_, {"release", "close", "R-2", "--code", "success"});
   ASSERT_EQ(success.exit_code, 0) << success.err;
   EXPECT_NE(Show("R-2")["closure"].value("cmdb", "").find("waived"), std::string::npos);
+  auto base2 = As(viewer_, {"cmdb", "baseline", "R-2"});
+  ASSERT_EQ(base2.exit_code, 0) << base2.err;
+  EXPECT_THAT(base2.out, ::testing::ContainsRegex(
+                             "web-2 +c3m-video +V1\\.0\\.0\\.1 +V1\\.0\\.0\\.2 +changed\n"))
+      << base2.out;
 }
 
 TEST_F(CmdbE2eTest, TheItopConnectorCreatesTheServerAndUpdatesItsSoftwareInstance) {
