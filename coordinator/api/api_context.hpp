@@ -33,6 +33,8 @@ struct ApiContext {
 // The time a request acts at: seconds since the epoch, by the store's clock
 // (common/clock.hpp).
 protocol::UnixSeconds Now(const ApiContext& api);
+// The same to the millisecond: what a release's history records.
+release::Instant NowInstant(const ApiContext& api);
 // How release plans are read here (the configured categories).
 release::PlanParseOptions PlanOptions(const ApiContext& api);
 // The authenticated user as the release workflow knows people.

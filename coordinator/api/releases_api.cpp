@@ -107,7 +107,7 @@ Result<Response> Mutate(const ApiContext& api, RequestContext& ctx, std::string_
   auto saved = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<rel::Release> {
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return before;
-    auto after = step(tx.sql(), *before, ActorOf(ctx), Now(api));
+    auto after = step(tx.sql(), *before, ActorOf(ctx), NowInstant(api));
     if (!after) return after;
     SaveTransition(tx, *before, *after, std::move(detail), action);
     return after;
@@ -264,7 +264,7 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                if (!plan) return std::unexpected(plan.error());
                return Mutate(api, ctx, "update", json::object(),
                              [&](soci::session& sql, const rel::Release& r, const rel::Actor& a,
-                                 rel::UnixSeconds at) -> Result<rel::Release> {
+                                 rel::Instant at) -> Result<rel::Release> {
                                if (auto ok = CheckPackagesStored(sql, *plan); !ok) {
                                  return std::unexpected(ok.error());
                                }
@@ -277,7 +277,7 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
              [api](RequestContext& ctx) -> Result<Response> {
                return Mutate(api, ctx, "submit", json::object(),
                              [](soci::session& sql, const rel::Release& r, const rel::Actor& a,
-                                rel::UnixSeconds at) -> Result<rel::Release> {
+                                rel::Instant at) -> Result<rel::Release> {
                                if (auto ok = CheckReviewers(sql, r.plan); !ok) {
                                  return std::unexpected(ok.error());
                                }
@@ -304,7 +304,7 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                return Mutate(
                    api, ctx, "approve", {{"comment", comment}},
                    [&](soci::session&, const rel::Release& r, const rel::Actor& a,
-                       rel::UnixSeconds at) { return rel::ApproveRelease(r, a, at, comment); });
+                       rel::Instant at) { return rel::ApproveRelease(r, a, at, comment); });
              });
 
   router.Add(Method::kPost, "/api/v1/releases/{id}/reject",
@@ -316,32 +316,32 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                return Mutate(
                    api, ctx, "reject", {{"comment", comment}},
                    [&](soci::session&, const rel::Release& r, const rel::Actor& a,
-                       rel::UnixSeconds at) { return rel::RejectRelease(r, a, at, comment); });
+                       rel::Instant at) { return rel::RejectRelease(r, a, at, comment); });
              });
 
-  router.Add(Method::kPost, "/api/v1/releases/{id}/test-report",
-             RouteOptions::ForRoles({R::kTester}, "filing a test report"),
-             [api](RequestContext& ctx) -> Result<Response> {
-               auto body = ctx.Json();
-               if (!body) return std::unexpected(body.error());
-               if (auto ok = CheckObject(
-                       *body, "",
-                       {{"result", JsonType::kString, true}, {"report", JsonType::kString, true}});
-                   !ok) {
-                 return std::unexpected(ok.error());
-               }
-               auto result = rel::ParseTestResult((*body)["result"].get<std::string>());
-               if (!result) return std::unexpected(result.error().WithContext("result"));
-               const std::string report = (*body)["report"].get<std::string>();
-               return Mutate(api, ctx, "test-report",
-                             {{"result", rel::TestResultName(*result)},
-                              {"report_sha256", ObjectDigest(json(report))}},
-                             [&](soci::session& sql, const rel::Release& r, const rel::Actor& a,
-                                 rel::UnixSeconds at) {
-                               return rel::FileTestReport(r, a, at, *result, report,
-                                                          TestRunOf(sql, r));
-                             });
-             });
+  router.Add(
+      Method::kPost, "/api/v1/releases/{id}/test-report",
+      RouteOptions::ForRoles({R::kTester}, "filing a test report"),
+      [api](RequestContext& ctx) -> Result<Response> {
+        auto body = ctx.Json();
+        if (!body) return std::unexpected(body.error());
+        if (auto ok = CheckObject(
+                *body, "",
+                {{"result", JsonType::kString, true}, {"report", JsonType::kString, true}});
+            !ok) {
+          return std::unexpected(ok.error());
+        }
+        auto result = rel::ParseTestResult((*body)["result"].get<std::string>());
+        if (!result) return std::unexpected(result.error().WithContext("result"));
+        const std::string report = (*body)["report"].get<std::string>();
+        return Mutate(
+            api, ctx, "test-report",
+            {{"result", rel::TestResultName(*result)},
+             {"report_sha256", ObjectDigest(json(report))}},
+            [&](soci::session& sql, const rel::Release& r, const rel::Actor& a, rel::Instant at) {
+              return rel::FileTestReport(r, a, at, *result, report, TestRunOf(sql, r));
+            });
+      });
 
   router.Add(Method::kPost, "/api/v1/releases/{id}/accept",
              RouteOptions::ForRoles({R::kApprover}, "accepting a release"),
@@ -363,7 +363,7 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                    api, ctx, "accept",
                    {{"waive_test", options.waive_test}, {"reason", options.reason}},
                    [&](soci::session&, const rel::Release& r, const rel::Actor& a,
-                       rel::UnixSeconds at) { return rel::AcceptRelease(r, a, at, options); });
+                       rel::Instant at) { return rel::AcceptRelease(r, a, at, options); });
              });
 
   // Sets or replaces the go-live plan (fabu release schedule --file).
@@ -374,10 +374,9 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                if (!body) return std::unexpected(body.error());
                auto golive = rel::GoLivePlanFromJson(*body, "golive");
                if (!golive) return std::unexpected(golive.error());
-               return Mutate(
-                   api, ctx, "set-golive", json::object(),
-                   [&](soci::session&, const rel::Release& r, const rel::Actor& a,
-                       rel::UnixSeconds at) { return rel::SetGoLive(r, a, at, *golive); });
+               return Mutate(api, ctx, "set-golive", json::object(),
+                             [&](soci::session&, const rel::Release& r, const rel::Actor& a,
+                                 rel::Instant at) { return rel::SetGoLive(r, a, at, *golive); });
              });
 
   router.Add(Method::kPost, "/api/v1/releases/{id}/approve-golive",
@@ -389,7 +388,7 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                return Mutate(
                    api, ctx, "approve-golive", {{"comment", comment}},
                    [&](soci::session&, const rel::Release& r, const rel::Actor& a,
-                       rel::UnixSeconds at) { return rel::ApproveGoLive(r, a, at, comment); });
+                       rel::Instant at) { return rel::ApproveGoLive(r, a, at, comment); });
              });
 
   router.Add(Method::kPost, "/api/v1/releases/{id}/schedule",
@@ -397,7 +396,7 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
              [api](RequestContext& ctx) -> Result<Response> {
                return Mutate(api, ctx, "schedule", json::object(),
                              [](soci::session&, const rel::Release& r, const rel::Actor& a,
-                                rel::UnixSeconds at) { return rel::ScheduleRelease(r, a, at); });
+                                rel::Instant at) { return rel::ScheduleRelease(r, a, at); });
              });
 
   router.Add(Method::kPost, "/api/v1/releases/{id}/cancel",
@@ -410,7 +409,7 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                return Mutate(
                    api, ctx, "cancel", {{"reason", *reason}},
                    [&](soci::session&, const rel::Release& r, const rel::Actor& a,
-                       rel::UnixSeconds at) { return rel::CancelRelease(r, a, at, *reason); });
+                       rel::Instant at) { return rel::CancelRelease(r, a, at, *reason); });
              });
 
   // The release plan document (发布方案) as Markdown, HTML or JSON.

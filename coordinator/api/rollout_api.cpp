@@ -25,7 +25,7 @@ namespace {
 using nlohmann::json;
 namespace rel = release;
 
-using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor&, rel::UnixSeconds,
+using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor&, rel::Instant,
                                            std::size_t);
 
 // Moves release `id` with `operation` and deploys it to its targets labelled
@@ -48,7 +48,7 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
     selector.emplace_back("env", std::string(environment));
     std::vector<std::string> hosts;
     for (const HostRecord& host : ListHosts(tx.sql(), selector)) hosts.push_back(host.name);
-    const rel::UnixSeconds now = Now(api);
+    const rel::Instant now = NowInstant(api);
     auto after = operation(*before, ActorOf(ctx), now, hosts.size());
     if (!after) return std::unexpected(after.error());
     auto package = FindPackage(tx.sql(), after->plan.packages.front());
@@ -109,7 +109,7 @@ Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
     wake = {};
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return std::unexpected(before.error());
-    const rel::UnixSeconds now = Now(api);
+    const rel::Instant now = NowInstant(api);
     auto after = step(*before, ActorOf(ctx), now, *body);
     if (!after) return std::unexpected(after.error());
     if (effect != nullptr) {
@@ -191,7 +191,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
              [api](RequestContext& ctx) -> Result<Response> {
                return Steer(
                    api, ctx, {{"reason", JsonType::kString, true}},
-                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at, Body b) {
+                   [](const rel::Release& r, const rel::Actor& a, rel::Instant at, Body b) {
                      return rel::PauseRollout(r, a, at, b.at("reason").get<std::string>());
                    },
                    &PausedByPerson);
@@ -201,7 +201,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
              [api](RequestContext& ctx) -> Result<Response> {
                return Steer(
                    api, ctx, {{"comment", JsonType::kString}},
-                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at,
+                   [](const rel::Release& r, const rel::Actor& a, rel::Instant at,
                       Body b) -> Result<rel::Release> {
                      auto comment = StringField(b, "comment");
                      return rel::ResumeRollout(r, a, at, *comment);
@@ -217,7 +217,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
              [api](RequestContext& ctx) -> Result<Response> {
                return Steer(
                    api, ctx, {{"reason", JsonType::kString, true}},
-                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at, Body b) {
+                   [](const rel::Release& r, const rel::Actor& a, rel::Instant at, Body b) {
                      return rel::AbortRollout(r, a, at, b.at("reason").get<std::string>());
                    },
                    &Aborted);
@@ -228,7 +228,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                return Steer(
                    api, ctx,
                    {{"confirm", JsonType::kBoolean, true}, {"comment", JsonType::kString}},
-                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at,
+                   [](const rel::Release& r, const rel::Actor& a, rel::Instant at,
                       Body b) -> Result<rel::Release> {
                      if (!b.at("confirm").get<bool>()) {
                        return Fail(ErrorCode::kInvalidArgument,
@@ -244,7 +244,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
              [api](RequestContext& ctx) -> Result<Response> {
                return Steer(
                    api, ctx, {{"reason", JsonType::kString, true}},
-                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at, Body b) {
+                   [](const rel::Release& r, const rel::Actor& a, rel::Instant at, Body b) {
                      return rel::StartRollback(r, a, at, b.at("reason").get<std::string>());
                    },
                    &ClearPause);
@@ -256,7 +256,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                if (!zone) return std::unexpected(zone.error());
                return Steer(
                    api, ctx, {{"start", JsonType::kString, true}, {"end", JsonType::kString, true}},
-                   [&zone](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at,
+                   [&zone](const rel::Release& r, const rel::Actor& a, rel::Instant at,
                            Body b) -> Result<rel::Release> {
                      auto start = rel::ParseTimeArgument(b.at("start").get<std::string>(), *zone);
                      if (!start) return std::unexpected(start.error().WithContext("start"));
@@ -276,7 +276,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
              [api](RequestContext& ctx) -> Result<Response> {
                return Steer(
                    api, ctx, {{"reason", JsonType::kString, true}},
-                   [](const rel::Release& r, const rel::Actor& a, rel::UnixSeconds at, Body b) {
+                   [](const rel::Release& r, const rel::Actor& a, rel::Instant at, Body b) {
                      return rel::OverrideFreeze(r, a, at, b.at("reason").get<std::string>());
                    },
                    nullptr);
@@ -303,7 +303,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
         auto closed = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<rel::Release> {
           auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
           if (!before) return before;
-          const rel::UnixSeconds now = Now(api);
+          const rel::Instant now = NowInstant(api);
           const rel::CloseFacts facts = CloseFactsOf(tx.sql(), id);
           auto after = rel::CloseRelease(*before, ActorOf(ctx), now, code,
                                          *StringField(*body, "notes"), facts);

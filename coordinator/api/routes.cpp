@@ -8,6 +8,12 @@ namespace fabu::coordinator {
 
 protocol::UnixSeconds Now(const ApiContext& api) { return api.store.clock().Seconds(); }
 
+release::Instant NowInstant(const ApiContext& api) {
+  using namespace std::chrono;
+  return release::Instant::FromMillis(
+      duration_cast<milliseconds>(api.store.clock().Now().time_since_epoch()).count());
+}
+
 release::PlanParseOptions PlanOptions(const ApiContext& api) {
   release::PlanParseOptions options;
   options.categories = api.config.categories;

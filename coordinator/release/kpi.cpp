@@ -56,10 +56,6 @@ std::optional<std::int64_t> Average(std::int64_t total, std::int64_t count) {
   return total / count;
 }
 
-json Optional(const std::optional<std::int64_t>& value) {
-  return value ? json(*value) : json(nullptr);
-}
-
 json RatioJson(const Ratio& ratio) {
   auto value = ratio.value();
   return {{"part", ratio.part},
@@ -158,14 +154,16 @@ std::string Ratio::Text() const {
   return v ? fmt::format("{:.1f}%", *v * 100.0) : std::string("n/a");
 }
 
-std::int64_t TimeInStates(const Release& release, const std::vector<ReleaseState>& states,
-                          UnixSeconds until) {
-  std::int64_t total = 0;
+std::optional<std::int64_t> TimeInStates(const Release& release,
+                                         const std::vector<ReleaseState>& states,
+                                         std::int64_t until_ms) {
+  std::optional<std::int64_t> total;
   for (std::size_t i = 0; i < release.history.size(); ++i) {
     const HistoryEntry& entry = release.history[i];
     if (std::find(states.begin(), states.end(), entry.to) == states.end()) continue;
-    const UnixSeconds end = i + 1 < release.history.size() ? release.history[i + 1].at : until;
-    if (end > entry.at) total += end - entry.at;
+    const std::int64_t end =
+        i + 1 < release.history.size() ? release.history[i + 1].AtMillis() : until_ms;
+    total = total.value_or(0) + std::max<std::int64_t>(0, end - entry.AtMillis());
   }
   return total;
 }
@@ -217,20 +215,19 @@ PeriodReport ComputeReport(const ReportInputs& inputs, const Period& period, con
     }
     if (r.test_waived_ever) ++report.test_waived;
 
-    const UnixSeconds until = r.closure->at;
-    if (auto t = TimeInStates(r, {ReleaseState::kInReview}, until); t > 0) {
-      review_total += t;
+    const std::int64_t until = r.closure->at * 1000;
+    if (auto t = TimeInStates(r, {ReleaseState::kInReview}, until)) {
+      review_total += *t;
       ++review_n;
     }
-    if (auto t = TimeInStates(r, {ReleaseState::kTesting}, until); t > 0) {
-      testing_total += t;
+    if (auto t = TimeInStates(r, {ReleaseState::kTesting}, until)) {
+      testing_total += *t;
       ++testing_n;
     }
     if (auto t = TimeInStates(
             r, {ReleaseState::kDeploying, ReleaseState::kPaused, ReleaseState::kRollingBack},
-            until);
-        t > 0) {
-      deploy_total += t;
+            until)) {
+      deploy_total += *t;
       ++deploy_n;
     }
     ReleaseLine line = LineOf(r, inputs);
@@ -240,9 +237,9 @@ PeriodReport ComputeReport(const ReportInputs& inputs, const Period& period, con
   report.success_ratio = {report.success, report.closed};
   report.timeliness_ratio.whole = report.closed;
   report.emergency_share.whole = report.closed;
-  report.avg_review = Average(review_total, review_n);
-  report.avg_testing = Average(testing_total, testing_n);
-  report.avg_deployment = Average(deploy_total, deploy_n);
+  report.avg_review_ms = Average(review_total, review_n);
+  report.avg_testing_ms = Average(testing_total, testing_n);
+  report.avg_deployment_ms = Average(deploy_total, deploy_n);
   auto by_close = [](const ReleaseLine& a, const ReleaseLine& b) {
     return a.closed != b.closed ? a.closed < b.closed : a.id < b.id;
   };
@@ -326,9 +323,12 @@ json ReportToJson(const PeriodReport& r) {
   out["test_waived"] = r.test_waived;
   out["incidents"] = {{"total", r.incidents}, {"by_severity", r.incidents_by_severity}};
   out["rejected_in_review"] = {{"releases", r.rejected_releases}, {"rejections", r.rejections}};
-  out["average_seconds"] = {{"review", Optional(r.avg_review)},
-                            {"testing", Optional(r.avg_testing)},
-                            {"deployment", Optional(r.avg_deployment)}};
+  auto seconds = [](const std::optional<std::int64_t>& ms) {
+    return ms ? json(static_cast<double>(*ms) / 1000.0) : json(nullptr);
+  };
+  out["average_seconds"] = {{"review", seconds(r.avg_review_ms)},
+                            {"testing", seconds(r.avg_testing_ms)},
+                            {"deployment", seconds(r.avg_deployment_ms)}};
   json closed = json::array(), failed = json::array(), incidents = json::array(),
        coming = json::array(), trend = json::array();
   for (const ReleaseLine& l : r.closed_releases) closed.push_back(LineJson(l));

@@ -133,8 +133,9 @@ struct PeriodReport {
   std::int64_t incidents = 0;
   std::int64_t rejected_releases = 0;  // releases with a rejection in the period
   std::int64_t rejections = 0;
-  // Averages in seconds; nullopt when no release spent time there.
-  std::optional<std::int64_t> avg_review, avg_testing, avg_deployment;
+  // Milliseconds, over the closed releases that were in the state at all
+  // (closure time for one still in it); nullopt when none was.
+  std::optional<std::int64_t> avg_review_ms, avg_testing_ms, avg_deployment_ms;
   std::vector<ReleaseLine> closed_releases;
   std::vector<ReleaseLine> failed_review;
   std::vector<IncidentRecord> period_incidents;
@@ -150,10 +151,11 @@ struct ReportInputs {
 
 PeriodReport ComputeReport(const ReportInputs& inputs, const Period& period, const TimeZone& zone);
 
-// Seconds `release` spent in `state`, summed from its history; entries after
-// the last one count up to `until`.
-std::int64_t TimeInStates(const Release& release, const std::vector<ReleaseState>& states,
-                          UnixSeconds until);
+// Milliseconds `release` spent in `states`, summed from its history; the last
+// entry counts up to `until_ms`. nullopt when it never entered one of them.
+std::optional<std::int64_t> TimeInStates(const Release& release,
+                                         const std::vector<ReleaseState>& states,
+                                         std::int64_t until_ms);
 
 nlohmann::json ReportToJson(const PeriodReport& report);
 

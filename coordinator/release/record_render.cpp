@@ -334,9 +334,11 @@ std::string SvgRatioChart(std::string_view id, std::string_view title,
   return out + "</svg>\n";
 }
 
-std::string DurationText(std::optional<std::int64_t> seconds) {
-  if (!seconds) return "n/a";
-  const std::int64_t s = *seconds;
+std::string DurationText(std::optional<std::int64_t> milliseconds) {
+  if (!milliseconds) return "n/a";
+  if (*milliseconds < 10'000)
+    return fmt::format("{:.1f}s", static_cast<double>(*milliseconds) / 1000);
+  const std::int64_t s = *milliseconds / 1000;
   if (s >= 86400) return fmt::format("{}d {}h {}m", s / 86400, s % 86400 / 3600, s % 3600 / 60);
   if (s >= 3600) return fmt::format("{}h {}m", s / 3600, s % 3600 / 60);
   if (s >= 60) return fmt::format("{}m {}s", s / 60, s % 60);

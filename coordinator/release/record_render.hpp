@@ -58,8 +58,9 @@ std::string SvgRatioChart(std::string_view id, std::string_view title,
                           const std::vector<std::string>& x_labels,
                           const std::vector<Series>& series);
 
-// "3h 20m", "n/a" for none.
-std::string DurationText(std::optional<std::int64_t> seconds);
+// A duration given in milliseconds: "0.3s" and "9.5s" under ten seconds,
+// then "42s", "3m 5s", "3h 20m", "2d 1h 0m"; "n/a" for none.
+std::string DurationText(std::optional<std::int64_t> milliseconds);
 
 // The last `max_lines` non-empty lines of a hook's output, joined by " | ",
 // for a table cell; "" when there is none.

@@ -88,6 +88,7 @@ Result<Release> ReleaseFromJson(const json& j, const PlanParseOptions& options) 
       entry.from = Must(ParseReleaseState(h.at("from").get<std::string>()), "from");
       entry.to = Must(ParseReleaseState(h.at("to").get<std::string>()), "to");
       entry.note = h.at("note").get<std::string>();
+      entry.at_ms = h.value("at_ms", std::int64_t{0});
       r.history.push_back(std::move(entry));
     }
     if (const json& a = j.at("acceptance"); !a.is_null()) {
@@ -181,7 +182,8 @@ json ReleaseToJson(const Release& release) {
                            {"at", TimeJson(entry.at)},
                            {"from", ReleaseStateName(entry.from)},
                            {"to", ReleaseStateName(entry.to)},
-                           {"note", entry.note}});
+                           {"note", entry.note},
+                           {"at_ms", entry.at_ms}});
   }
   json out = {
       {"id", release.id},

@@ -28,9 +28,9 @@ Rows Indicators(const PeriodReport& r, Lang lang) {
       {L(lang, "incidents"), std::to_string(r.incidents)},
       {L(lang, "rejected_releases"), std::to_string(r.rejected_releases)},
       {L(lang, "rejections"), std::to_string(r.rejections)},
-      {L(lang, "avg_review"), DurationText(r.avg_review)},
-      {L(lang, "avg_testing"), DurationText(r.avg_testing)},
-      {L(lang, "avg_deployment"), DurationText(r.avg_deployment)},
+      {L(lang, "avg_review"), DurationText(r.avg_review_ms)},
+      {L(lang, "avg_testing"), DurationText(r.avg_testing_ms)},
+      {L(lang, "avg_deployment"), DurationText(r.avg_deployment_ms)},
   };
   return rows;
 }

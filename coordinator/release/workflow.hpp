@@ -187,6 +187,10 @@ struct HistoryEntry {
   ReleaseState from = ReleaseState::kDraft;
   ReleaseState to = ReleaseState::kDraft;
   std::string note;
+  // `at` to the millisecond (0 in a history written before milliseconds were
+  // kept: read as `at` * 1000). The report's average times use it.
+  std::int64_t at_ms = 0;
+  std::int64_t AtMillis() const { return at_ms != 0 ? at_ms : at * 1000; }
   friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
 };
 
@@ -243,18 +247,18 @@ struct Release {
 };
 
 // Creates a draft owned by `actor` (release_manager or admin).
-Result<Release> CreateRelease(std::string id, const Actor& actor, UnixSeconds at, ReleasePlan plan);
+Result<Release> CreateRelease(std::string id, const Actor& actor, Instant at, ReleasePlan plan);
 
 // Replaces the plan (owner or admin). From in_review, approved, testing,
 // accepted or scheduled, a change of the frozen content returns the release
 // to draft and clears its approvals and acceptance. A change of only the
 // go-live plan after approval keeps the state (scheduled goes back to
 // accepted) and needs ApproveGoLive. An identical plan changes nothing.
-Result<Release> UpdateRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> UpdateRelease(const Release& release, const Actor& actor, Instant at,
                               ReleasePlan plan);
 
 // Sets or replaces the go-live plan; the rules of UpdateRelease apply.
-Result<Release> SetGoLive(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> SetGoLive(const Release& release, const Actor& actor, Instant at,
                           GoLivePlan golive);
 
 // What a stored package carries, as its signed manifest says.
@@ -269,7 +273,7 @@ struct PackageIdentity {
 // version of the same product, if any) by the version policy; every package
 // in `packages` (those the plan names, in its order) carries the plan's
 // product as its name and the plan's version (procedure §1.1, §6.1.3).
-Result<Release> SubmitRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> SubmitRelease(const Release& release, const Actor& actor, Instant at,
                               const std::optional<protocol::Version>& last_released,
                               const std::vector<PackageIdentity>& packages = {});
 
@@ -281,15 +285,15 @@ std::vector<std::string> PackageMismatches(const ReleasePlan& plan,
 // Refuses a go-live window that has already ended at `at` (procedure §6.2.4):
 // `verb` says what was refused ("set the go-live plan of release R-1").
 Result<void> CheckWindowNotEnded(std::string_view verb, const MaintenanceWindow& window,
-                                 UnixSeconds at);
+                                 Instant at);
 
 // A listed reviewer with role approver, never the owner, approves in
 // in_review. The last approval moves it to approved and freezes the content digest.
-Result<Release> ApproveRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> ApproveRelease(const Release& release, const Actor& actor, Instant at,
                                std::string comment);
 
 // A listed reviewer with role approver sends it back to draft with a comment.
-Result<Release> RejectRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> RejectRelease(const Release& release, const Actor& actor, Instant at,
                               std::string comment);
 
 // The test deployment of the approved content a tester reports on, as the
@@ -308,7 +312,7 @@ std::optional<UnixSeconds> LatestTestDeployment(const Release& release);
 // A tester files a report: approved|testing -> testing. A passed report
 // needs `run`, a test deployment of this review round that succeeded on
 // every test host; the report records it.
-Result<Release> FileTestReport(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> FileTestReport(const Release& release, const Actor& actor, Instant at,
                                TestResult result, std::string text, const TestRun& run = {});
 
 struct AcceptOptions {
@@ -320,35 +324,35 @@ struct AcceptOptions {
 // An approver accepts: testing -> accepted with the latest report of this
 // review round passed and reporting on the latest test deployment; or, waiving the test,
 // approved|testing -> accepted for category emergency.
-Result<Release> AcceptRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> AcceptRelease(const Release& release, const Actor& actor, Instant at,
                               const AcceptOptions& options);
 
 // An approver (never the owner) approves a go-live plan set after approval.
-Result<Release> ApproveGoLive(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> ApproveGoLive(const Release& release, const Actor& actor, Instant at,
                               std::string comment);
 
 // accepted -> scheduled (release_manager or admin). Guards: a go-live plan,
 // approved, whose window has not ended at `at`; the content still matches the
 // frozen digest.
-Result<Release> ScheduleRelease(const Release& release, const Actor& actor, UnixSeconds at);
+Result<Release> ScheduleRelease(const Release& release, const Actor& actor, Instant at);
 
 // Any state before deploying -> cancelled, close code cancelled (owner, a
 // release_manager or an admin). The reason is required and kept as the
 // history note.
-Result<Release> CancelRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> CancelRelease(const Release& release, const Actor& actor, Instant at,
                               std::string reason);
 
 // Deploys an approved release to its test hosts: approved|testing -> testing
 // (release_manager, admin or tester). Guards: targets chosen, at least one
 // package, the content still matches the frozen digest. The history note
 // names the hosts deployed to.
-Result<Release> StartTestDeployment(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> StartTestDeployment(const Release& release, const Actor& actor, Instant at,
                                     std::size_t host_count);
 
 // Starts the production rollout: scheduled -> deploying (release_manager or
 // admin). Guards: accepted, a go-live plan approved, `at` inside its window,
 // the content still matches the frozen digest, at least one target host.
-Result<Release> StartRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> StartRollout(const Release& release, const Actor& actor, Instant at,
                              std::size_t host_count);
 
 // How the hosts of a production rollout ended.
@@ -366,47 +370,47 @@ struct RolloutOutcome {
 // it completed (every wave within its failure threshold), else
 // deploying|paused -> failed (the engine acts as admin). kFailedPrecondition
 // while some host is not final.
-Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> FinishRollout(const Release& release, const Actor& actor, Instant at,
                               const RolloutOutcome& outcome);
 
 // deploying -> paused: by a person (release_manager, approver, admin) or by
 // the engine when the window closes or a freeze begins; `reason` says which.
-Result<Release> PauseRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> PauseRollout(const Release& release, const Actor& actor, Instant at,
                              std::string reason);
 
 // paused|failed -> deploying. From failed (a wave over its threshold without
 // auto_rollback) a person decides to go on with the next wave.
-Result<Release> ResumeRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> ResumeRollout(const Release& release, const Actor& actor, Instant at,
                               std::string comment);
 
 // A control point between waves confirmed (release_manager or approver, seed
 // §4.5); the state stays deploying.
-Result<Release> ConfirmGate(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> ConfirmGate(const Release& release, const Actor& actor, Instant at,
                             std::string comment);
 
 // deploying|paused -> deploying: nothing more is assigned; the engine ends the
 // rollout once the hosts in flight are final.
-Result<Release> AbortRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> AbortRollout(const Release& release, const Actor& actor, Instant at,
                              std::string reason);
 
 // deploying|paused|failed -> rolling_back: every host that moved is told to
 // restore its previous release (auto_rollback, or a person after a failure).
-Result<Release> StartRollback(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> StartRollback(const Release& release, const Actor& actor, Instant at,
                               std::string reason);
 
 // rolling_back -> rolled_back once every moved host is final (the engine).
-Result<Release> FinishRollback(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> FinishRollback(const Release& release, const Actor& actor, Instant at,
                                std::string note);
 
 // A new window for a paused rollout (release_manager, approver or admin):
 // the engine goes on when it opens. The planned window stays what
 // timeliness is measured against.
-Result<Release> RescheduleWindow(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> RescheduleWindow(const Release& release, const Actor& actor, Instant at,
                                  MaintenanceWindow window);
 
 // An approver records that an emergency release may start or continue inside
 // a freeze period (§6.1.1(8)); kFailedPrecondition for other categories.
-Result<Release> OverrideFreeze(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> OverrideFreeze(const Release& release, const Actor& actor, Instant at,
                                std::string reason);
 
 // What closing needs to know beyond the release itself.
@@ -427,7 +431,7 @@ Result<CloseCode> DefaultCloseCode(const Release& release, const CloseFacts& fac
 // code must not claim more than the outcome (success/partial need a host
 // that succeeded). Records whether the rollout finished inside the planned
 // window. A closed release is read-only: no operation accepts it.
-Result<Release> CloseRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> CloseRelease(const Release& release, const Actor& actor, Instant at,
                              std::optional<CloseCode> code, std::string notes,
                              const CloseFacts& facts);
 

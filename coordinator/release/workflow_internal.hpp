@@ -153,10 +153,10 @@ inline Result<void> NeedReason(Action action, std::string_view reason) {
 
 // Moves the release to `to`, and writes the move (who, when, from where,
 // why) into its history.
-inline void MoveTo(Release& release, Action action, const Actor& actor, UnixSeconds at,
-                   ReleaseState to, std::string note = {}) {
-  release.history.push_back(
-      HistoryEntry{action, actor.name, actor.role, at, release.state, to, std::move(note)});
+inline void MoveTo(Release& release, Action action, const Actor& actor, Instant at, ReleaseState to,
+                   std::string note = {}) {
+  release.history.push_back(HistoryEntry{action, actor.name, actor.role, at, release.state, to,
+                                         std::move(note), at.unix_ms});
   release.state = to;
   release.updated_at = at;
 }

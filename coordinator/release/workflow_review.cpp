@@ -17,8 +17,7 @@ using S = ReleaseState;
 
 // ---- operations -------------------------------------------------------------
 
-Result<Release> CreateRelease(std::string id, const Actor& actor, UnixSeconds at,
-                              ReleasePlan plan) {
+Result<Release> CreateRelease(std::string id, const Actor& actor, Instant at, ReleasePlan plan) {
   if (auto role = CheckRole(Action::kCreate, actor); !role) return std::unexpected(role.error());
   if (id.empty()) return Fail(ErrorCode::kInvalidArgument, "a release needs an id");
   if (plan.golive) {
@@ -40,8 +39,8 @@ Result<Release> CreateRelease(std::string id, const Actor& actor, UnixSeconds at
 namespace {
 
 // UpdateRelease and SetGoLive: `action` names the verb in refusals and history.
-Result<Release> ReplacePlan(Action action, const Release& release, const Actor& actor,
-                            UnixSeconds at, ReleasePlan plan) {
+Result<Release> ReplacePlan(Action action, const Release& release, const Actor& actor, Instant at,
+                            ReleasePlan plan) {
   if (auto ok = CheckAllowed(action, release, actor); !ok) {
     return std::unexpected(ok.error());
   }
@@ -100,7 +99,7 @@ Result<Release> ReplacePlan(Action action, const Release& release, const Actor& 
 }  // namespace
 
 Result<void> CheckWindowNotEnded(std::string_view verb, const MaintenanceWindow& window,
-                                 UnixSeconds at) {
+                                 Instant at) {
   if (at < window.end.seconds) return {};
   return Fail(ErrorCode::kFailedPrecondition,
               fmt::format("cannot {}: its go-live window ended at {} (now {}); set a window that "
@@ -122,19 +121,19 @@ std::vector<std::string> PackageMismatches(const ReleasePlan& plan,
   return problems;
 }
 
-Result<Release> UpdateRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> UpdateRelease(const Release& release, const Actor& actor, Instant at,
                               ReleasePlan plan) {
   return ReplacePlan(Action::kUpdate, release, actor, at, std::move(plan));
 }
 
-Result<Release> SetGoLive(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> SetGoLive(const Release& release, const Actor& actor, Instant at,
                           GoLivePlan golive) {
   ReleasePlan plan = release.plan;
   plan.golive = std::move(golive);
   return ReplacePlan(Action::kSetGoLive, release, actor, at, std::move(plan));
 }
 
-Result<Release> SubmitRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> SubmitRelease(const Release& release, const Actor& actor, Instant at,
                               const std::optional<protocol::Version>& last_released,
                               const std::vector<PackageIdentity>& packages) {
   if (auto ok = CheckAllowed(Action::kSubmit, release, actor); !ok) {
@@ -173,7 +172,7 @@ Result<Release> SubmitRelease(const Release& release, const Actor& actor, UnixSe
   return next;
 }
 
-Result<Release> ApproveRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> ApproveRelease(const Release& release, const Actor& actor, Instant at,
                                std::string comment) {
   if (auto ok = CheckRole(Action::kApprove, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = CheckNotOwner(Action::kApprove, release, actor); !ok) {
@@ -220,7 +219,7 @@ Result<Release> ApproveRelease(const Release& release, const Actor& actor, UnixS
   return next;
 }
 
-Result<Release> RejectRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> RejectRelease(const Release& release, const Actor& actor, Instant at,
                               std::string comment) {
   if (auto ok = CheckRole(Action::kReject, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = CheckState(Action::kReject, release); !ok) return std::unexpected(ok.error());
@@ -254,7 +253,7 @@ std::optional<UnixSeconds> LatestTestDeployment(const Release& release) {
   return std::nullopt;
 }
 
-Result<Release> FileTestReport(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> FileTestReport(const Release& release, const Actor& actor, Instant at,
                                TestResult result, std::string text, const TestRun& run) {
   if (auto ok = CheckAllowed(Action::kTestReport, release, actor); !ok) {
     return std::unexpected(ok.error());
@@ -296,7 +295,7 @@ Result<Release> FileTestReport(const Release& release, const Actor& actor, UnixS
   return next;
 }
 
-Result<Release> AcceptRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> AcceptRelease(const Release& release, const Actor& actor, Instant at,
                               const AcceptOptions& options) {
   if (auto ok = CheckAllowed(Action::kAccept, release, actor); !ok) {
     return std::unexpected(ok.error());
@@ -353,7 +352,7 @@ Result<Release> AcceptRelease(const Release& release, const Actor& actor, UnixSe
   return next;
 }
 
-Result<Release> ApproveGoLive(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> ApproveGoLive(const Release& release, const Actor& actor, Instant at,
                               std::string comment) {
   if (auto ok = CheckRole(Action::kApproveGoLive, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = CheckNotOwner(Action::kApproveGoLive, release, actor); !ok) {
@@ -388,7 +387,7 @@ Result<Release> ApproveGoLive(const Release& release, const Actor& actor, UnixSe
   return next;
 }
 
-Result<Release> ScheduleRelease(const Release& release, const Actor& actor, UnixSeconds at) {
+Result<Release> ScheduleRelease(const Release& release, const Actor& actor, Instant at) {
   if (auto ok = CheckAllowed(Action::kSchedule, release, actor); !ok) {
     return std::unexpected(ok.error());
   }
@@ -421,7 +420,7 @@ Result<Release> ScheduleRelease(const Release& release, const Actor& actor, Unix
   return next;
 }
 
-Result<Release> CancelRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> CancelRelease(const Release& release, const Actor& actor, Instant at,
                               std::string reason) {
   // The owner may cancel whatever role they now hold, as long as it is not viewer or tester.
   if (auto ok = CheckRole(Action::kCancel, actor); !ok) return std::unexpected(ok.error());

@@ -47,7 +47,7 @@ Result<void> CheckDeployable(Action action, const Release& release, std::size_t 
 
 }  // namespace
 
-Result<Release> StartTestDeployment(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> StartTestDeployment(const Release& release, const Actor& actor, Instant at,
                                     std::size_t host_count) {
   if (auto ok = CheckAllowed(Action::kTestDeploy, release, actor); !ok) {
     return std::unexpected(ok.error());
@@ -61,7 +61,7 @@ Result<Release> StartTestDeployment(const Release& release, const Actor& actor, 
   return next;
 }
 
-Result<Release> StartRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> StartRollout(const Release& release, const Actor& actor, Instant at,
                              std::size_t host_count) {
   if (auto ok = CheckAllowed(Action::kStartRollout, release, actor); !ok) {
     return std::unexpected(ok.error());
@@ -97,7 +97,7 @@ Result<Release> StartRollout(const Release& release, const Actor& actor, UnixSec
   return next;
 }
 
-Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> FinishRollout(const Release& release, const Actor& actor, Instant at,
                               const RolloutOutcome& outcome) {
   const Action action = outcome.halted ? Action::kFailRollout : Action::kFinishRollout;
   if (auto ok = CheckAllowed(action, release, actor); !ok) return std::unexpected(ok.error());
@@ -117,7 +117,7 @@ Result<Release> FinishRollout(const Release& release, const Actor& actor, UnixSe
   return next;
 }
 
-Result<Release> PauseRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> PauseRollout(const Release& release, const Actor& actor, Instant at,
                              std::string reason) {
   if (auto ok = CheckRole(Action::kPause, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = NeedReason(Action::kPause, reason); !ok) return std::unexpected(ok.error());
@@ -127,7 +127,7 @@ Result<Release> PauseRollout(const Release& release, const Actor& actor, UnixSec
   return next;
 }
 
-Result<Release> ResumeRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> ResumeRollout(const Release& release, const Actor& actor, Instant at,
                               std::string comment) {
   if (auto ok = CheckAllowed(Action::kResume, release, actor); !ok) {
     return std::unexpected(ok.error());
@@ -137,7 +137,7 @@ Result<Release> ResumeRollout(const Release& release, const Actor& actor, UnixSe
   return next;
 }
 
-Result<Release> ConfirmGate(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> ConfirmGate(const Release& release, const Actor& actor, Instant at,
                             std::string comment) {
   if (auto ok = CheckAllowed(Action::kGate, release, actor); !ok) {
     return std::unexpected(ok.error());
@@ -153,7 +153,7 @@ Result<Release> ConfirmGate(const Release& release, const Actor& actor, UnixSeco
   return next;
 }
 
-Result<Release> AbortRollout(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> AbortRollout(const Release& release, const Actor& actor, Instant at,
                              std::string reason) {
   if (auto ok = CheckRole(Action::kAbort, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = NeedReason(Action::kAbort, reason); !ok) return std::unexpected(ok.error());
@@ -163,7 +163,7 @@ Result<Release> AbortRollout(const Release& release, const Actor& actor, UnixSec
   return next;
 }
 
-Result<Release> StartRollback(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> StartRollback(const Release& release, const Actor& actor, Instant at,
                               std::string reason) {
   if (auto ok = CheckRole(Action::kRollback, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = NeedReason(Action::kRollback, reason); !ok) return std::unexpected(ok.error());
@@ -173,7 +173,7 @@ Result<Release> StartRollback(const Release& release, const Actor& actor, UnixSe
   return next;
 }
 
-Result<Release> FinishRollback(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> FinishRollback(const Release& release, const Actor& actor, Instant at,
                                std::string note) {
   if (auto ok = CheckAllowed(Action::kFinishRollback, release, actor); !ok) {
     return std::unexpected(ok.error());
@@ -184,7 +184,7 @@ Result<Release> FinishRollback(const Release& release, const Actor& actor, UnixS
   return next;
 }
 
-Result<Release> RescheduleWindow(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> RescheduleWindow(const Release& release, const Actor& actor, Instant at,
                                  MaintenanceWindow window) {
   if (auto ok = CheckAllowed(Action::kReschedule, release, actor); !ok) {
     return std::unexpected(ok.error());
@@ -204,7 +204,7 @@ Result<Release> RescheduleWindow(const Release& release, const Actor& actor, Uni
   return next;
 }
 
-Result<Release> OverrideFreeze(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> OverrideFreeze(const Release& release, const Actor& actor, Instant at,
                                std::string reason) {
   if (auto ok = CheckRole(Action::kOverrideFreeze, actor); !ok) return std::unexpected(ok.error());
   if (auto ok = NeedReason(Action::kOverrideFreeze, reason); !ok) {
@@ -243,7 +243,7 @@ Result<CloseCode> DefaultCloseCode(const Release& release, const CloseFacts& fac
   }
 }
 
-Result<Release> CloseRelease(const Release& release, const Actor& actor, UnixSeconds at,
+Result<Release> CloseRelease(const Release& release, const Actor& actor, Instant at,
                              std::optional<CloseCode> code, std::string notes,
                              const CloseFacts& facts) {
   if (auto ok = CheckAllowed(Action::kClose, release, actor); !ok) {
@@ -286,7 +286,8 @@ Result<Release> CloseRelease(const Release& release, const Actor& actor, UnixSec
   closure.at = at;
   closure.notes = notes;
   closure.cmdb = facts.cmdb_summary;
-  const UnixSeconds finished = release.rollout_finished_at > 0 ? release.rollout_finished_at : at;
+  const UnixSeconds finished =
+      release.rollout_finished_at > 0 ? release.rollout_finished_at : UnixSeconds{at};
   closure.finished_in_window =
       release.plan.golive && finished <= release.plan.golive->window.end.seconds;
   next.closure = std::move(closure);

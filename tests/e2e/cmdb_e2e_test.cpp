@@ -284,6 +284,13 @@ TEST_F(CmdbE2eTest, CloseWaitsUntilTheCmdbUpdateIsConfirmedOrWaived) {
   EXPECT_TRUE(shown["closure"].value("finished_in_window", false)) << shown["closure"].dump(2);
   EXPECT_EQ(shown["closure"].value("cmdb", "").rfind("confirmed", 0), 0u)
       << shown["closure"].dump(2);
+  // Each step of the history is kept to the millisecond (the report's
+  // average review time needs it), in the second its "at" names.
+  for (const auto& h : shown["history"]) {
+    EXPECT_GT(h.value("at_ms", std::int64_t{0}), 0) << h.dump();
+    EXPECT_EQ(h.value("at_ms", std::int64_t{0}) / 1000, h["at"].value("unix", std::int64_t{-1}))
+        << h.dump();
+  }
   std::map<std::string, std::string> baseline;  // phase/host -> version
   for (const auto& row :
        QueryStore("SELECT phase, host, version FROM cmdb_baselines WHERE release_id = 'R-1'")) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "coordinator/release/record_render.hpp"
 #include "tests/release/test_plans.hpp"
 
 namespace fabu::coordinator::release {
@@ -143,7 +144,7 @@ TEST(KpiTest, AnEmptyPeriodHasNoRatios) {
   EXPECT_EQ(report.success_ratio.Text(), "n/a");
   EXPECT_EQ(report.timeliness_ratio.Text(), "n/a");
   EXPECT_EQ(report.emergency_share.Text(), "n/a");
-  EXPECT_FALSE(report.avg_review.has_value());
+  EXPECT_FALSE(report.avg_review_ms.has_value());
   nlohmann::json json = ReportToJson(report);
   EXPECT_TRUE(json["success_ratio"]["value"].is_null());
   EXPECT_EQ(json["success_ratio"]["text"], "n/a");
@@ -191,9 +192,33 @@ TEST(KpiTest, PartialIsCountedApartFromSuccessAndFailure) {
   EXPECT_EQ(report.failed_review[1].review_notes, "the health check was too strict");
   EXPECT_EQ(report.failed_review[1].notes, "closing notes of R-4");
   // Review 1 h, testing 2 h, deployment 1 h for every one of them.
-  EXPECT_EQ(report.avg_review, 3600);
-  EXPECT_EQ(report.avg_testing, 7200);
-  EXPECT_EQ(report.avg_deployment, 3600);
+  EXPECT_EQ(report.avg_review_ms, 3600'000);
+  EXPECT_EQ(report.avg_testing_ms, 7200'000);
+  EXPECT_EQ(report.avg_deployment_ms, 3600'000);
+  EXPECT_EQ(DurationText(report.avg_review_ms), "1h 0m");
+}
+
+TEST(KpiTest, AReviewFinishedWithinASecondStillHasAnAverage) {
+  // Submitted at .100 and approved at .400 of the same second: the history
+  // keeps the milliseconds, so the review took 0.3 s, not "n/a".
+  TimeZone zone = Shanghai();
+  const UnixSeconds base = At("2026-03-10T10:00:00+08:00");
+  Release r = Closed("R-1", "minor", CloseCode::kSuccess, base - 86400, base, true);
+  r.history[1].at = r.history[2].at = base - 3600;
+  r.history[1].at_ms = (base - 3600) * 1000 + 100;
+  r.history[2].at_ms = (base - 3600) * 1000 + 400;
+  ReportInputs inputs;
+  inputs.releases = {r};
+  PeriodReport report = ComputeReport(inputs, MonthPeriod("2026-03", zone).value(), zone);
+  EXPECT_EQ(report.avg_review_ms, 300);
+  EXPECT_EQ(DurationText(report.avg_review_ms), "0.3s");
+  EXPECT_DOUBLE_EQ(ReportToJson(report)["average_seconds"]["review"].get<double>(), 0.3);
+  // The history written before milliseconds were kept reads as whole seconds.
+  r.history[1].at_ms = r.history[2].at_ms = 0;
+  inputs.releases = {r};
+  report = ComputeReport(inputs, MonthPeriod("2026-03", zone).value(), zone);
+  EXPECT_EQ(report.avg_review_ms, 0);
+  EXPECT_EQ(DurationText(report.avg_review_ms), "0.0s");
 }
 
 TEST(KpiTest, EmergenciesRollbacksAndWaivedTestsAreCounted) {
@@ -229,7 +254,7 @@ TEST(KpiTest, AReleaseClosedAMonthAfterItStartedCountsOnlyWhereItClosed) {
   PeriodReport february = ComputeReport(inputs, MonthPeriod("2026-02", zone).value(), zone);
   EXPECT_EQ(january.closed, 0);
   EXPECT_EQ(february.closed, 1);
-  EXPECT_EQ(february.avg_deployment, deploy);
+  EXPECT_EQ(february.avg_deployment_ms, deploy * 1000);
   EXPECT_EQ(february.timeliness_ratio.Text(), "0.0%");
   // The trend of February's report shows January empty and February full.
   ASSERT_EQ(february.trend.size(), 12u);
