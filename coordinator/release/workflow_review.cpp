@@ -12,8 +12,6 @@
 namespace fabu::coordinator::release {
 
 using namespace detail;  // the shared checks of workflow_internal.hpp
-using nlohmann::json;
-using S = ReleaseState;
 
 // ---- operations -------------------------------------------------------------
 
