@@ -3,7 +3,8 @@
 //
 //   POST /api/v1/notify/subscriptions      {"events": ["scheduled", ...],
 //                                           "webhook": URL, "secret": S | "email": ADDR,
-//                                           "time_zone": "Area/City"}   admin, release_manager
+//                                           "time_zone": "Area/City",
+//                                           "lang": "en" | "zh-CN"}      admin, release_manager
 //   GET  /api/v1/notify/subscriptions                                  any user
 //   POST /api/v1/notify/subscriptions/{id}/remove                      admin, release_manager
 #include <fmt/format.h>
@@ -17,6 +18,7 @@ namespace fabu::coordinator {
 namespace {
 
 using nlohmann::json;
+namespace rel = release;
 
 Result<NoticeSubscription> SubscriptionFromBody(const json& body, const ApiContext& api) {
   if (auto ok = CheckObject(body, "",
@@ -24,7 +26,8 @@ Result<NoticeSubscription> SubscriptionFromBody(const json& body, const ApiConte
                              {"webhook", JsonType::kString},
                              {"secret", JsonType::kString},
                              {"email", JsonType::kString},
-                             {"time_zone", JsonType::kString}});
+                             {"time_zone", JsonType::kString},
+                             {"lang", JsonType::kString}});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -64,6 +67,9 @@ Result<NoticeSubscription> SubscriptionFromBody(const json& body, const ApiConte
   };
   s.secret = text("secret", "");
   s.time_zone = text("time_zone", api.config.time_zone);
+  auto lang = rel::ParseLang(text("lang", "en"));
+  if (!lang) return std::unexpected(lang.error());
+  s.lang = *lang;
   return s;
 }
 

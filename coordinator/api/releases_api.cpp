@@ -126,10 +126,13 @@ Result<std::string> OptionalString(const json& body, const char* name) {
   return it->get<std::string>();
 }
 
-// The upgrade record table (升级记录表) of release `id` as csv, md, html or json.
+// The upgrade record table (升级记录表) of release `id` as csv, md, html or
+// json, in lang=en|zh-CN.
 Result<Response> ExportUpgradeRecordsOf(const ApiContext& api, const RequestContext& ctx) {
   const std::string id = ctx.path_params.at("id");
   const std::string format = ctx.Query("format").value_or("csv");
+  auto lang = rel::ParseLang(ctx.Query("lang").value_or("en"));
+  if (!lang) return std::unexpected(lang.error());
   auto content = api.store.Read([&](soci::session& sql) -> Result<std::string> {
     auto r = LoadRelease(sql, id, PlanOptions(api));
     if (!r) return std::unexpected(r.error());
@@ -137,11 +140,14 @@ Result<Response> ExportUpgradeRecordsOf(const ApiContext& api, const RequestCont
     filter.release_id = id;
     filter.limit = 1'000'000;
     return ExportUpgradeRecords(id, ListUpgradeRecords(sql, filter), ConfirmationOf(sql, id),
-                                format);
+                                format, *lang);
   });
   if (!content) return std::unexpected(content.error());
-  return Response::Ok(
-      {{"id", id}, {"doc", "upgrade-records"}, {"format", format}, {"content", *content}});
+  return Response::Ok({{"id", id},
+                       {"doc", "upgrade-records"},
+                       {"format", format},
+                       {"lang", rel::LangTag(*lang)},
+                       {"content", *content}});
 }
 
 // The release report (发布报告) or the release test report (发布测试报告) of
@@ -412,7 +418,8 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                        rel::Instant at) { return rel::CancelRelease(r, a, at, *reason); });
              });
 
-  // The release plan document (发布方案) as Markdown, HTML or JSON.
+  // The release plan document (发布方案) as Markdown, HTML or JSON, in
+  // lang=en|zh-CN; doc= the other records.
   router.Add(Method::kGet, "/api/v1/releases/{id}/export", RouteOptions::AnyUser(),
              [api](RequestContext& ctx) -> Result<Response> {
                const std::string id = ctx.path_params.at("id");
@@ -430,6 +437,8 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                }
                auto format = rel::ParseExportFormat(ctx.Query("format").value_or("md"));
                if (!format) return std::unexpected(format.error().WithContext("format"));
+               auto lang = rel::ParseLang(ctx.Query("lang").value_or("en"));
+               if (!lang) return std::unexpected(lang.error());
                struct Loaded {
                  rel::Release release;
                  rel::PackageCatalog catalog;
@@ -445,11 +454,12 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
                  return out;
                });
                if (!loaded) return std::unexpected(loaded.error());
-               return Response::Ok(
-                   {{"id", id},
-                    {"doc", doc},
-                    {"format", ctx.Query("format").value_or("md")},
-                    {"content", rel::ExportPlan(loaded->release, *format, loaded->catalog)}});
+               return Response::Ok({{"id", id},
+                                    {"doc", doc},
+                                    {"format", ctx.Query("format").value_or("md")},
+                                    {"lang", rel::LangTag(*lang)},
+                                    {"content", rel::ExportPlan(loaded->release, *format,
+                                                                loaded->catalog, *lang)}});
              });
 }
 

@@ -16,7 +16,7 @@ using nlohmann::json;
 
 struct Args {
   ClientOptions client;
-  std::string events, webhook, secret, email, tz, id;
+  std::string events, webhook, secret, email, tz, lang, id;
   bool json = false;
 };
 
@@ -27,6 +27,7 @@ void RegisterNotifyCommands(CLI::App& app, int& exit_code) {
   notify->require_subcommand(1);
 
   // fabu notify add --events E,... (--webhook URL [--secret S] | --email ADDR) [--tz Area/City]
+  //                 [--lang en|zh-CN]
   auto add_args = std::make_shared<Args>();
   auto* add =
       notify->add_subcommand("add", "Subscribe a webhook or an e-mail address; prints its id");
@@ -39,6 +40,9 @@ void RegisterNotifyCommands(CLI::App& app, int& exit_code) {
   webhook->excludes(email);
   add->add_option("--tz", add_args->tz,
                   "Time zone of the times in the notice (default: the coordinator's)");
+  add->add_option("--lang", add_args->lang,
+                  "Language of the notices: en (default) or zh-CN, the procedure's terms")
+      ->check(CLI::IsMember({"en", "zh-CN"}));
   AddClientOptions(add, add_args->client);
   add->callback([&exit_code, add_args] {
     if (add_args->webhook.empty() == add_args->email.empty()) {
@@ -64,6 +68,7 @@ void RegisterNotifyCommands(CLI::App& app, int& exit_code) {
       body["email"] = add_args->email;
     }
     if (!add_args->tz.empty()) body["time_zone"] = add_args->tz;
+    if (!add_args->lang.empty()) body["lang"] = add_args->lang;
     auto client = ApiClient::Create(add_args->client);
     if (!client) return ReportFailure("notify add", client.error(), exit_code);
     auto r = client->Post("/api/v1/notify/subscriptions", body);
@@ -85,15 +90,15 @@ void RegisterNotifyCommands(CLI::App& app, int& exit_code) {
       std::cout << r->dump(2) << "\n";
       return;
     }
-    std::cout << fmt::format("{:<6} {:<8} {:<40} {:<16} {}\n", "ID", "CHANNEL", "TARGET",
-                             "TIME ZONE", "EVENTS");
+    std::cout << fmt::format("{:<6} {:<8} {:<40} {:<16} {:<6} {}\n", "ID", "CHANNEL", "TARGET",
+                             "TIME ZONE", "LANG", "EVENTS");
     for (const auto& s : (*r)["subscriptions"]) {
       std::string events;
       for (const auto& e : s["events"])
         events += (events.empty() ? "" : ",") + e.get<std::string>();
-      std::cout << fmt::format("{:<6} {:<8} {:<40} {:<16} {}\n", s.value("id", ""),
+      std::cout << fmt::format("{:<6} {:<8} {:<40} {:<16} {:<6} {}\n", s.value("id", ""),
                                s.value("channel", ""), s.value("target", ""),
-                               s.value("time_zone", ""), events);
+                               s.value("time_zone", ""), s.value("lang", "en"), events);
     }
   });
 

@@ -418,7 +418,8 @@ void RegisterReleaseCommands(CLI::App& app, int& exit_code) {
   exp->add_option("--format", export_args->format,
                   "md (default), html or json; upgrade-records: csv (default), md, html or json");
   exp->add_option("--lang", export_args->lang,
-                  "Labels of test-report and release-report: en (default) or zh-CN")
+                  "Language of the record's labels and terms (states, categories, close "
+                  "codes, results): en (default) or zh-CN, the procedure's")
       ->check(CLI::IsMember({"en", "zh-CN"}));
   exp->add_option("--out", export_args->out, "Write to this file instead of stdout");
   AddClientOptions(exp, export_args->client);

@@ -8,60 +8,51 @@ namespace fabu::coordinator {
 namespace {
 
 using nlohmann::json;
+using release::Lang;
+using release::TermKind;
 
 std::string Time(UnixSeconds at) { return at > 0 ? protocol::FormatRfc3339Utc(at) : ""; }
 
-const std::vector<std::string>& Header() {
-  static const std::vector<std::string> kHeader = {"host",     "package",  "from",      "to",
-                                                   "started",  "finished", "result",    "release",
-                                                   "operator", "kind",     "deployment"};
-  return kHeader;
+// The columns: the API's keys (the English CSV header) and the labels of
+// the record table (record_render.cpp).
+struct Column {
+  std::string_view key;
+  std::string_view label;
+};
+constexpr Column kColumns[] = {
+    {"host", "host"},     {"package", "package"},       {"from", "from_version"},
+    {"to", "to_version"}, {"started", "started"},       {"finished", "finished"},
+    {"result", "result"}, {"release", "release"},       {"operator", "operator"},
+    {"kind", "kind"},     {"deployment", "deployment"},
+};
+
+// The English CSV keeps the keys and values the API uses, so what reads it
+// today reads it tomorrow; every other rendering is in `lang`.
+std::vector<std::string> Header(Lang lang, bool keys) {
+  std::vector<std::string> out;
+  for (const Column& c : kColumns) out.emplace_back(keys ? c.key : release::Label(lang, c.label));
+  return out;
 }
 
-std::vector<std::string> Cells(const UpgradeRecord& r) {
+std::vector<std::string> Cells(const UpgradeRecord& r, Lang lang, bool keys) {
+  const std::string result(DeploymentResultName(r.result));
   return {r.host,
           r.package,
           r.from_version.empty() ? "-" : r.from_version,
           r.to_version,
           Time(r.started),
           Time(r.finished),
-          std::string(DeploymentResultName(r.result)),
+          keys ? result : release::Term(lang, TermKind::kResult, result),
           r.release_id,
           r.operator_name,
-          r.kind,
+          keys ? r.kind : release::Term(lang, TermKind::kRecordKind, r.kind),
           r.deployment_id};
 }
 
-std::string CsvField(const std::string& text) {
-  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string MarkdownCell(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '|') {
-      out += "\\|";
-    } else if (c == '\n' || c == '\r') {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string Summary(const CmdbConfirmation& c) {
-  return fmt::format(
-      "{} record(s); outward deliveries: {} delivered, {} waived, {} pending, {} failing; CMDB "
-      "update {}",
-      c.records, c.delivered, c.waived, c.pending, c.failing,
-      c.confirmed ? "confirmed" : "not confirmed yet");
+std::string Summary(const CmdbConfirmation& c, Lang lang) {
+  return fmt::format(fmt::runtime(release::Label(lang, "cmdb_summary")), c.records, c.delivered,
+                     c.waived, c.pending, c.failing,
+                     release::Label(lang, c.confirmed ? "cmdb_confirmed" : "cmdb_not_confirmed"));
 }
 
 }  // namespace
@@ -69,50 +60,27 @@ std::string Summary(const CmdbConfirmation& c) {
 Result<std::string> ExportUpgradeRecords(std::string_view release_id,
                                          const std::vector<UpgradeRecord>& records,
                                          const CmdbConfirmation& confirmation,
-                                         std::string_view format) {
-  const std::string title = fmt::format("升级记录表 Upgrade records — {}", release_id);
+                                         std::string_view format, Lang lang) {
+  const std::string title =
+      fmt::format("{} — {}", release::Label(lang, "doc.upgrade_records"), release_id);
   if (format == "csv") {
-    std::string out;
-    for (std::size_t i = 0; i < Header().size(); ++i) out += (i ? "," : "") + Header()[i];
-    out += "\r\n";
-    for (const UpgradeRecord& r : records) {
-      const auto cells = Cells(r);
-      for (std::size_t i = 0; i < cells.size(); ++i) out += (i ? "," : "") + CsvField(cells[i]);
-      out += "\r\n";
-    }
+    const bool keys = lang == Lang::kEn;
+    std::string out = release::CsvRow(Header(lang, keys));
+    for (const UpgradeRecord& r : records) out += release::CsvRow(Cells(r, lang, keys));
     return out;
   }
   if (format == "md" || format == "markdown") {
-    std::string out = fmt::format("# {}\n\n{}\n\n", title, Summary(confirmation));
-    out += "|";
-    for (const auto& h : Header()) out += " " + h + " |";
-    out += "\n|";
-    for (std::size_t i = 0; i < Header().size(); ++i) out += "---|";
-    out += "\n";
-    for (const UpgradeRecord& r : records) {
-      out += "|";
-      for (const auto& cell : Cells(r)) out += " " + MarkdownCell(cell) + " |";
-      out += "\n";
-    }
-    return out;
+    std::vector<std::vector<std::string>> rows;
+    for (const UpgradeRecord& r : records) rows.push_back(Cells(r, lang, false));
+    return fmt::format("# {}\n\n{}\n\n", release::MdCell(title), Summary(confirmation, lang)) +
+           release::MdTable(Header(lang, false), rows);
   }
   if (format == "html") {
-    using release::EscapeHtml;
-    std::string out = fmt::format(
-        "<!DOCTYPE html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\"><title>{0}</title>"
-        "<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}"
-        "td,th{{border:1px solid #999;padding:2px 6px}}</style></head><body>\n"
-        "<h1>{0}</h1>\n<p>{1}</p>\n<table>\n<tr>",
-        EscapeHtml(title), EscapeHtml(Summary(confirmation)));
-    for (const auto& h : Header()) out += "<th>" + EscapeHtml(h) + "</th>";
-    out += "</tr>\n";
-    for (const UpgradeRecord& r : records) {
-      out += "<tr>";
-      for (const auto& cell : Cells(r)) out += "<td>" + EscapeHtml(cell) + "</td>";
-      out += "</tr>\n";
-    }
-    out += "</table>\n</body></html>\n";
-    return out;
+    std::vector<std::vector<std::string>> rows;
+    for (const UpgradeRecord& r : records) rows.push_back(Cells(r, lang, false));
+    return release::HtmlBegin(lang, title) + "<p>" +
+           release::EscapeHtml(Summary(confirmation, lang)) + "</p>\n" +
+           release::HtmlTable(Header(lang, false), rows) + release::HtmlEnd();
   }
   if (format == "json") {
     json items = json::array();

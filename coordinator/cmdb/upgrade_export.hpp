@@ -3,6 +3,12 @@
 // that ended (host, package, from, to, started, finished, result, operator,
 // kind, deployment), with the CMDB confirmation of the release.
 //
+// Labels and terms (result, kind) are in the language asked for
+// (record_render.hpp): English by default, the procedure's with zh-CN. The
+// English CSV keeps the API's keys and values ("host,package,...",
+// "rolled_back", "install") for what reads it; JSON is the same in every
+// language.
+//
 // Text is escaped for the format (CSV quoting per RFC 4180, HTML entities,
 // no raw '|' or newline in a Markdown cell). Pure functions; thread-safe.
 #pragma once
@@ -12,6 +18,7 @@
 #include <vector>
 
 #include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/release/record_render.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -20,6 +27,7 @@ namespace fabu::coordinator {
 Result<std::string> ExportUpgradeRecords(std::string_view release_id,
                                          const std::vector<UpgradeRecord>& records,
                                          const CmdbConfirmation& confirmation,
-                                         std::string_view format);
+                                         std::string_view format,
+                                         release::Lang lang = release::Lang::kEn);
 
 }  // namespace fabu::coordinator

@@ -79,11 +79,13 @@ NoticeSubscription FromRow(const soci::row& row) {
   s.created = row.get<std::string>(6);
   s.created_by = row.get<std::string>(7);
   s.removed = row.get<std::string>(8);
+  // A value this coordinator does not know reads as English.
+  s.lang = rel::ParseLang(row.get<std::string>(9)).value_or(rel::Lang::kEn);
   return s;
 }
 
 constexpr const char* kColumns =
-    "id, events, channel, target, secret, time_zone, created, created_by, removed";
+    "id, events, channel, target, secret, time_zone, created, created_by, removed, lang";
 
 NoticeFacts FactsOf(soci::session& sql, const rel::Release& r) {
   NoticeFacts facts;
@@ -121,6 +123,94 @@ NoticeFacts FactsOf(soci::session& sql, const rel::Release& r) {
     if (d.Succeeded()) ++facts.rolled_back;
   }
   return facts;
+}
+
+// A plan section's text indented under its heading, in Chinese.
+std::string IndentedZh(const std::string& text) {
+  return text.empty() ? std::string("  （发布方案中未填写）\n") : Indented(text);
+}
+
+std::string_view SectionTitleZh(rel::PlanSection section) {
+  for (const rel::PlanSectionInfo& info : rel::PlanSections()) {
+    if (info.section == section) return info.title_zh;
+  }
+  return "";
+}
+
+// ComposeNotice in the procedure's Chinese (procedure §6.2.6 上线通知): the
+// same parts as the English one, its terms from record_render.cpp's table.
+Notice ComposeNoticeZh(NoticeEvent event, const rel::Release& r, const NoticeFacts& facts,
+                       const rel::TimeZone& zone) {
+  constexpr rel::Lang kZh = rel::Lang::kZhCn;
+  const rel::ReleasePlan& plan = r.plan;
+  const std::string what =
+      fmt::format("{} {}《{}》", plan.product, plan.version.ToString(), plan.title);
+  const rel::HistoryEntry last = r.history.empty() ? rel::HistoryEntry{} : r.history.back();
+  Notice notice;
+  std::string& t = notice.text;
+  if (event == NoticeEvent::kScheduled || event == NoticeEvent::kStarted) {
+    notice.subject = event == NoticeEvent::kScheduled
+                         ? fmt::format("[fabu] 上线通知：{} {} 已排期（{}）", plan.product,
+                                       plan.version.ToString(), r.id)
+                         : fmt::format("[fabu] 上线通知：{} {} 开始上线（{}）", plan.product,
+                                       plan.version.ToString(), r.id);
+    t += event == NoticeEvent::kScheduled ? fmt::format("发布 {} 已排期上线。\n\n", r.id)
+                                          : fmt::format("发布 {} 已开始上线。\n\n", r.id);
+    t += fmt::format("发布内容\n  {}\n", what);
+    for (const std::string& p : facts.packages) t += fmt::format("  软件包 {}\n", p);
+    t += "\n发布窗口\n";
+    if (auto window = r.ActiveWindow()) {
+      t += fmt::format("  {} 至 {}（{}）\n", zone.FormatLocal(window->start.seconds),
+                       zone.FormatLocal(window->end.seconds), zone.name());
+    } else {
+      t += "  未设定发布窗口\n";
+    }
+    t += fmt::format("\n{}\n", SectionTitleZh(rel::PlanSection::kScope)) +
+         IndentedZh(plan.Section(rel::PlanSection::kScope));
+    t += fmt::format("  目标主机 {} 台\n", facts.target_hosts);
+    t += fmt::format("\n{}\n", SectionTitleZh(rel::PlanSection::kRollbackPlan)) +
+         IndentedZh(plan.Section(rel::PlanSection::kRollbackPlan));
+    t += fmt::format("\n联系人\n  {}：{}\n", rel::Label(kZh, "owner"), r.owner);
+    t += fmt::format("  {}：\n", SectionTitleZh(rel::PlanSection::kParticipants)) +
+         IndentedZh(plan.Section(rel::PlanSection::kParticipants));
+  } else {
+    std::string happened;
+    switch (event) {
+      case NoticeEvent::kPaused:
+        happened = "上线已暂停";
+        break;
+      case NoticeEvent::kRolledBack:
+        happened = rel::Term(kZh, rel::TermKind::kState, "rolled_back");
+        break;
+      case NoticeEvent::kCompleted:
+        happened = fmt::format(
+            "上线结束：{}", rel::Term(kZh, rel::TermKind::kState, rel::ReleaseStateName(r.state)));
+        break;
+      default:
+        happened = rel::Term(kZh, rel::TermKind::kState, "closed");
+        if (r.close_code) {
+          happened += fmt::format(
+              "（{}：{}）", rel::Label(kZh, "close_code"),
+              rel::Term(kZh, rel::TermKind::kCloseCode, rel::CloseCodeName(*r.close_code)));
+        }
+        break;
+    }
+    notice.subject =
+        fmt::format("[fabu] {} {} {}（{}）", plan.product, plan.version.ToString(), happened, r.id);
+    t += fmt::format("发布 {}：{}。\n\n", r.id, happened);
+    t += fmt::format("发布内容\n  {}\n", what);
+    t += fmt::format("\n状态\n  {} → {}，操作人 {}，时间 {}（{}）\n",
+                     rel::Term(kZh, rel::TermKind::kState, rel::ReleaseStateName(last.from)),
+                     rel::Term(kZh, rel::TermKind::kState, rel::ReleaseStateName(last.to)),
+                     last.actor, zone.FormatLocal(last.at), zone.name());
+    if (!last.note.empty()) t += "  说明：\n" + Indented(last.note);
+    t += fmt::format("\n主机\n  目标主机 {} 台：成功 {}，失败 {}，未完成 {}", facts.target_hosts,
+                     facts.succeeded, facts.failed, facts.unfinished);
+    t += facts.rolled_back > 0 ? fmt::format("，已回退 {}\n", facts.rolled_back) : "\n";
+    t += fmt::format("\n联系人\n  {}：{}\n", rel::Label(kZh, "owner"), r.owner);
+  }
+  t += "\n-- \nfabu 发布通知；详见 `fabu release show " + r.id + "`。\n";
+  return notice;
 }
 
 }  // namespace
@@ -182,13 +272,21 @@ bool NoticeSubscription::Wants(NoticeEvent event) const {
 json NoticeSubscription::ToJson() const {
   json names = json::array();
   for (NoticeEvent e : events) names.push_back(NoticeEventName(e));
-  return {{"id", id},           {"events", names},           {"channel", channel},
-          {"target", target},   {"signed", !secret.empty()}, {"time_zone", time_zone},
-          {"created", created}, {"created_by", created_by},  {"removed", removed}};
+  return {{"id", id},
+          {"events", names},
+          {"channel", channel},
+          {"target", target},
+          {"signed", !secret.empty()},
+          {"time_zone", time_zone},
+          {"lang", rel::LangTag(lang)},
+          {"created", created},
+          {"created_by", created_by},
+          {"removed", removed}};
 }
 
 Notice ComposeNotice(NoticeEvent event, const rel::Release& r, const NoticeFacts& facts,
-                     const rel::TimeZone& zone) {
+                     const rel::TimeZone& zone, rel::Lang lang) {
+  if (lang == rel::Lang::kZhCn) return ComposeNoticeZh(event, r, facts, zone);
   const rel::ReleasePlan& plan = r.plan;
   const std::string what =
       fmt::format("{} {} \"{}\"", plan.product, plan.version.ToString(), plan.title);
@@ -298,10 +396,13 @@ Result<NoticeSubscription> AddSubscription(Transaction& tx, NoticeSubscription s
   if (!sealed) return std::unexpected(sealed.error());
   s.secret = std::move(*sealed);
   const std::string events = JoinEvents(s.events);
+  const std::string lang(rel::LangTag(s.lang));
   sql << "INSERT INTO notify_subscriptions (id, seq, events, channel, target, secret, time_zone, "
-         "created, created_by, removed) VALUES (:id, :seq, :ev, :ch, :t, :s, :tz, :c, :cb, '')",
+         "created, created_by, removed, lang) VALUES (:id, :seq, :ev, :ch, :t, :s, :tz, :c, :cb, "
+         "'', :l)",
       soci::use(s.id), soci::use(seq), soci::use(events), soci::use(s.channel), soci::use(s.target),
-      soci::use(s.secret), soci::use(s.time_zone), soci::use(s.created), soci::use(s.created_by);
+      soci::use(s.secret), soci::use(s.time_zone), soci::use(s.created), soci::use(s.created_by),
+      soci::use(lang);
   AuditEvent event("notify.add", "notify_subscription", s.id);
   event.after = s.ToJson();
   tx.Audit(event);
@@ -394,7 +495,8 @@ void EnqueueNotices(Transaction& tx, const rel::Release& before, const rel::Rele
   std::size_t queued = 0;
   for (const NoticeSubscription& s : subscribers) {
     auto zone = rel::TimeZone::Load(s.time_zone);
-    const Notice notice = ComposeNotice(*event, after, facts, zone ? *zone : rel::TimeZone::Utc());
+    const Notice notice =
+        ComposeNotice(*event, after, facts, zone ? *zone : rel::TimeZone::Utc(), s.lang);
     json payload = {{"event", NoticeEventName(*event)},
                     {"idempotency_key", key},
                     {"subscription", s.id},
@@ -404,6 +506,7 @@ void EnqueueNotices(Transaction& tx, const rel::Release& before, const rel::Rele
                     {"title", after.plan.title},
                     {"state", rel::ReleaseStateName(after.state)},
                     {"time_zone", s.time_zone},
+                    {"lang", rel::LangTag(s.lang)},
                     {"target_hosts", facts.target_hosts},
                     {"hosts",
                      {{"succeeded", facts.succeeded},

@@ -10,6 +10,8 @@
 //   rolled_back  finish-rollback
 //   completed    finish-rollout (deployed) and fail-rollout (failed)
 //   closed       close
+// Each subscription has a language (en by default, or zh-CN) its notices
+// are written in.
 // The scheduled and started notices are the go-live notice: what is
 // released (product, version, title, packages), when (the window in the
 // subscription's time zone), the impact scope and number of target hosts,
@@ -41,6 +43,7 @@
 
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/secret_box.hpp"
+#include "coordinator/release/record_render.hpp"
 #include "coordinator/release/time_zone.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/store/store.hpp"
@@ -68,6 +71,7 @@ struct NoticeSubscription {
   std::string target;   // URL or e-mail address
   std::string secret;   // HMAC key of a webhook, sealed (secret_box.hpp); "" for none
   std::string time_zone;
+  release::Lang lang = release::Lang::kEn;  // the language of its notices
   std::string created;
   std::string created_by;
   std::string removed;  // when removed; "" while active
@@ -94,13 +98,17 @@ struct Notice {
 };
 
 // The notice of `event` that happened to `release` (its latest history
-// entry), times shown in `zone`. Pure.
+// entry), times shown in `zone`, written in `lang`: in zh-CN with the
+// procedure's terms (上线通知, 发布影响范围, 回退方案, 已回退, ...) from the table
+// of record_render.cpp; in English the states and close codes are their
+// names ("deploying -> failed"). Pure.
 Notice ComposeNotice(NoticeEvent event, const release::Release& release, const NoticeFacts& facts,
-                     const release::TimeZone& zone);
+                     const release::TimeZone& zone, release::Lang lang = release::Lang::kEn);
 
 // Checks and stores a subscription (id, created assigned). kInvalidArgument
 // naming the field: no events, an unknown event, a URL that is not http(s),
-// an address that is not one mailbox, an unknown time zone. Audited
+// an address that is not one mailbox, an unknown time zone. The language
+// is the caller's to parse (ParseLang); it is stored with the row. Audited
 // "notify.add". A webhook's secret is stored sealed by `secrets`
 // (SubscriptionSecretContext), never in clear; the subscription returned
 // holds the sealed form.

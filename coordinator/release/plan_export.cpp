@@ -27,6 +27,7 @@ class DocumentWriter {
 
 class MarkdownWriter final : public DocumentWriter {
  public:
+  explicit MarkdownWriter(Lang lang) : lang_(lang) {}
   void Heading(int level, std::string_view text) override {
     out_ +=
         fmt::format("{} {}\n\n", std::string(static_cast<std::size_t>(level), '#'), MdCell(text));
@@ -35,7 +36,7 @@ class MarkdownWriter final : public DocumentWriter {
   void Block(std::string_view text) override {
     // Indented lines keep the author's text from being read as our structure.
     if (text.empty()) {
-      out_ += "_(empty)_\n\n";
+      out_ += fmt::format("_{}_\n\n", Label(lang_, "empty"));
       return;
     }
     std::size_t start = 0;
@@ -51,7 +52,7 @@ class MarkdownWriter final : public DocumentWriter {
   }
   void Table(const Row& header, const std::vector<Row>& rows) override {
     if (rows.empty()) {
-      out_ += "_(none)_\n\n";
+      out_ += fmt::format("_{}_\n\n", Label(lang_, "none"));
       return;
     }
     std::string line = "|";
@@ -71,14 +72,15 @@ class MarkdownWriter final : public DocumentWriter {
   std::string Take() { return std::move(out_); }
 
  private:
+  Lang lang_;
   std::string out_;
 };
 
 class HtmlWriter final : public DocumentWriter {
  public:
-  explicit HtmlWriter(std::string_view title) {
+  HtmlWriter(Lang lang, std::string_view title) : lang_(lang) {
     out_ = fmt::format(
-        "<!DOCTYPE html>\n<html lang=\"zh\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<title>{}</title>\n<style>\n"
         "body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;"
         "line-height:1.5}}\n"
@@ -87,7 +89,7 @@ class HtmlWriter final : public DocumentWriter {
         "pre{{white-space:pre-wrap;background:#f4f4f4;padding:0.5em}}\n"
         "code{{font-size:0.9em}}\n.flag{{color:#b00;font-weight:bold}}\n"
         "</style>\n</head>\n<body>\n",
-        EscapeHtml(title));
+        LangTag(lang), EscapeHtml(title));
   }
   void Heading(int level, std::string_view text) override {
     out_ += fmt::format("<h{0}>{1}</h{0}>\n", level, EscapeHtml(text));
@@ -96,12 +98,12 @@ class HtmlWriter final : public DocumentWriter {
     out_ += fmt::format("<p>{}</p>\n", EscapeHtml(text));
   }
   void Block(std::string_view text) override {
-    out_ += text.empty() ? std::string("<p><em>(empty)</em></p>\n")
+    out_ += text.empty() ? fmt::format("<p><em>{}</em></p>\n", EscapeHtml(Label(lang_, "empty")))
                          : fmt::format("<pre>{}</pre>\n", EscapeHtml(text));
   }
   void Table(const Row& header, const std::vector<Row>& rows) override {
     if (rows.empty()) {
-      out_ += "<p><em>(none)</em></p>\n";
+      out_ += fmt::format("<p><em>{}</em></p>\n", EscapeHtml(Label(lang_, "none")));
       return;
     }
     out_ += "<table>\n<tr>";
@@ -120,45 +122,49 @@ class HtmlWriter final : public DocumentWriter {
   }
 
  private:
+  Lang lang_;
   std::string out_;
 };
 
 std::string Utc(UnixSeconds at) { return FormatRfc3339Utc(at); }
 
-void WriteDocument(const Release& release, const PackageCatalog& catalog, DocumentWriter& out) {
-  const ReleasePlan& plan = release.plan;
-  out.Heading(1, fmt::format("发布方案 Release plan {}: {}", release.id, plan.title));
-  out.Table({"", ""},
-            {
-                {"产品 Product", plan.product},
-                {"版本 Version", plan.version.ToString()},
-                {"分类 Category", plan.category},
-                {"状态 State",
-                 std::string(ReleaseStateName(release.state)) +
-                     (release.close_code ? fmt::format(" ({})", CloseCodeName(*release.close_code))
-                                         : std::string())},
-                {"负责人 Owner", release.owner},
-                {"创建 Created", Utc(release.created_at)},
-                {"内容摘要 Approved content digest (SHA-256)", release.frozen_content_digest.empty()
-                                                                   ? std::string("(not approved)")
-                                                                   : release.frozen_content_digest},
-            });
-  if (release.test_waived_ever) {
-    out.Paragraph("紧急发布：已免除测试 / EMERGENCY RELEASE: TESTING WAIVED");
-  }
+std::string L(Lang lang, std::string_view key) { return std::string(Label(lang, key)); }
 
-  out.Heading(2, "变更请求 Change requests");
+void WriteDocument(const Release& release, const PackageCatalog& catalog, Lang lang,
+                   DocumentWriter& out) {
+  const ReleasePlan& plan = release.plan;
+  const bool zh = lang == Lang::kZhCn;
+  out.Heading(1, fmt::format("{} {}: {}", L(lang, "doc.plan"), release.id, plan.title));
+  std::string state = Term(lang, TermKind::kState, ReleaseStateName(release.state));
+  if (release.close_code) {
+    state +=
+        fmt::format(" ({})", Term(lang, TermKind::kCloseCode, CloseCodeName(*release.close_code)));
+  }
+  out.Table({"", ""}, {
+                          {L(lang, "product"), plan.product},
+                          {L(lang, "version"), plan.version.ToString()},
+                          {L(lang, "category"), Term(lang, TermKind::kCategory, plan.category)},
+                          {L(lang, "state"), state},
+                          {L(lang, "owner"), release.owner},
+                          {L(lang, "created"), Utc(release.created_at)},
+                          {L(lang, "content_digest"), release.frozen_content_digest.empty()
+                                                          ? L(lang, "not_approved")
+                                                          : release.frozen_content_digest},
+                      });
+  if (release.test_waived_ever) out.Paragraph(L(lang, "test_waived_flag"));
+
+  out.Heading(2, L(lang, "change_requests"));
   std::vector<Row> refs;
   for (const auto& ref : plan.change_refs) refs.push_back({ref});
-  out.Table({"Change ref"}, refs);
+  out.Table({L(lang, "change_ref")}, refs);
 
   int number = 1;
   for (const PlanSectionInfo& info : PlanSections()) {
-    out.Heading(2, fmt::format("{}. {} {}", number++, info.title_zh, info.title_en));
+    out.Heading(2, fmt::format("{}. {}", number++, zh ? info.title_zh : info.title_en));
     out.Block(plan.Section(info.section));
   }
 
-  out.Heading(2, "软件包 Packages");
+  out.Heading(2, L(lang, "packages"));
   std::vector<Row> packages;
   for (const auto& id : plan.packages) {
     auto it = catalog.find(id);
@@ -169,17 +175,17 @@ void WriteDocument(const Release& release, const PackageCatalog& catalog, Docume
           {it->second.name, it->second.version, fmt::format("{}", it->second.size), id});
     }
   }
-  out.Table({"Name", "Version", "Size (bytes)", "SHA-256"}, packages);
+  out.Table({L(lang, "name"), L(lang, "version"), L(lang, "size"), "SHA-256"}, packages);
 
-  out.Heading(2, "目标主机 Targets");
+  out.Heading(2, L(lang, "targets"));
   // fmt::format, not "literal" + std::string: g++ 12 warns falsely on the
   // latter at -O3 (-Wrestrict, GCC PR 105651), which -Werror makes fatal.
-  out.Paragraph(plan.targets ? fmt::format("selector: {}", plan.targets->ToString())
-                             : std::string("(not chosen)"));
+  out.Paragraph(plan.targets ? fmt::format("{}: {}", L(lang, "selector"), plan.targets->ToString())
+                             : L(lang, "not_chosen"));
 
-  out.Heading(2, "上线计划 Go-live plan");
+  out.Heading(2, L(lang, "golive"));
   if (!plan.golive) {
-    out.Paragraph("(not set)");
+    out.Paragraph(L(lang, "not_set"));
   } else {
     const GoLivePlan& g = *plan.golive;
     std::string waves;
@@ -187,59 +193,65 @@ void WriteDocument(const Release& release, const PackageCatalog& catalog, Docume
     out.Table(
         {"", ""},
         {
-            {"窗口 Window", g.window.start.text + " .. " + g.window.end.text},
-            {"批次 Waves", waves},
-            {"每批最大失败 Max failures per wave", g.max_failures.ToString()},
-            {"批次间 Between waves", g.gate_between_waves
-                                         ? std::string("gate (manual confirmation)")
-                                         : FormatDuration(g.between_waves_seconds)},
-            {"主机超时 Host timeout", FormatDuration(g.host_timeout_seconds)},
-            {"自动回退 Auto rollback", g.auto_rollback ? "yes" : "no"},
-            {"观察 Observe", FormatDuration(g.observe_seconds) + " every " +
-                                 FormatDuration(g.observe_interval_seconds)},
-            {"上线评审 Go-live approval",
-             !release.golive_approved ? std::string("not approved")
+            {L(lang, "window"), g.window.start.text + " .. " + g.window.end.text},
+            {L(lang, "waves"), waves},
+            {L(lang, "max_failures"), g.max_failures.ToString()},
+            {L(lang, "between_waves"),
+             g.gate_between_waves ? L(lang, "gate") : FormatDuration(g.between_waves_seconds)},
+            {L(lang, "host_timeout"), FormatDuration(g.host_timeout_seconds)},
+            {L(lang, "auto_rollback"), L(lang, g.auto_rollback ? "yes" : "no")},
+            {L(lang, "observe"),
+             fmt::format("{} {} {}", FormatDuration(g.observe_seconds), L(lang, "every"),
+                         FormatDuration(g.observe_interval_seconds))},
+            {L(lang, "golive_approval"),
+             !release.golive_approved ? L(lang, "golive_not_approved")
              : release.golive_approval
-                 ? fmt::format("approved by {} at {}: {}", release.golive_approval->by,
-                               Utc(release.golive_approval->at), release.golive_approval->comment)
-                 : std::string("approved with the release plan")},
+                 ? fmt::format("{} {} {}: {}", L(lang, "golive_approved_by"),
+                               release.golive_approval->by, Utc(release.golive_approval->at),
+                               release.golive_approval->comment)
+                 : L(lang, "golive_with_plan")},
         });
   }
 
-  out.Heading(2, "评审 Review");
+  out.Heading(2, L(lang, "review"));
   std::vector<Row> reviews;
   for (const auto& reviewer : plan.reviewers) {
     bool decided = false;
     for (const auto& approval : release.approvals) {
       if (approval.reviewer != reviewer) continue;
-      reviews.push_back({reviewer, "approved", Utc(approval.at), approval.comment});
+      reviews.push_back({reviewer, Term(lang, TermKind::kDecision, "approved"), Utc(approval.at),
+                         approval.comment});
       decided = true;
     }
-    if (!decided) reviews.push_back({reviewer, "pending", "", ""});
+    if (!decided) reviews.push_back({reviewer, Term(lang, TermKind::kDecision, "pending"), "", ""});
   }
   for (const auto& rejection : release.rejections) {
-    reviews.push_back({rejection.reviewer, fmt::format("rejected (round {})", rejection.round),
+    reviews.push_back({rejection.reviewer,
+                       fmt::format("{} ({} {})", Term(lang, TermKind::kDecision, "rejected"),
+                                   L(lang, "round"), rejection.round),
                        Utc(rejection.at), rejection.comment});
   }
-  out.Table({"Reviewer", "Decision", "Time", "Comment"}, reviews);
+  out.Table({L(lang, "reviewer"), L(lang, "decision"), L(lang, "time"), L(lang, "comment")},
+            reviews);
 
-  out.Heading(2, "测试报告 Test reports");
-  if (release.test_reports.empty()) out.Paragraph("(none)");
+  out.Heading(2, L(lang, "tests"));
+  if (release.test_reports.empty()) out.Paragraph(L(lang, "none"));
   for (const TestReport& report : release.test_reports) {
-    out.Heading(3, fmt::format("{} — {} at {} (round {})", TestResultName(report.result),
-                               report.author, Utc(report.at), report.round));
+    out.Heading(3, fmt::format("{} — {} {} ({} {})",
+                               Term(lang, TermKind::kTestResult, TestResultName(report.result)),
+                               report.author, Utc(report.at), L(lang, "round"), report.round));
     out.Block(report.text);
   }
 
-  out.Heading(2, "验收 Acceptance");
+  out.Heading(2, L(lang, "acceptance"));
   if (!release.acceptance) {
-    out.Paragraph("(not accepted)");
+    out.Paragraph(L(lang, "none"));
   } else {
     const Acceptance& a = *release.acceptance;
-    out.Table({"By", "Time", "Test", "Comment"},
+    out.Table({L(lang, "accepted_by"), L(lang, "time"), L(lang, "result"), L(lang, "comment")},
               {{a.by, Utc(a.at),
-                a.test_waived ? fmt::format("WAIVED (emergency): {}", a.waive_reason)
-                              : std::string("passed"),
+                a.test_waived ? fmt::format("⚠ {}: {}", L(lang, "waive_reason"), a.waive_reason)
+                              : Term(lang, TermKind::kTestResult, "passed"),
                 a.comment}});
   }
 }
@@ -281,15 +293,16 @@ std::string EscapeHtml(std::string_view text) {
   return out;
 }
 
-std::string ExportPlanMarkdown(const Release& release, const PackageCatalog& packages) {
-  MarkdownWriter writer;
-  WriteDocument(release, packages, writer);
+std::string ExportPlanMarkdown(const Release& release, const PackageCatalog& packages, Lang lang) {
+  MarkdownWriter writer(lang);
+  WriteDocument(release, packages, lang, writer);
   return writer.Take();
 }
 
-std::string ExportPlanHtml(const Release& release, const PackageCatalog& packages) {
-  HtmlWriter writer(fmt::format("发布方案 {} {}", release.id, release.plan.title));
-  WriteDocument(release, packages, writer);
+std::string ExportPlanHtml(const Release& release, const PackageCatalog& packages, Lang lang) {
+  HtmlWriter writer(
+      lang, fmt::format("{} {} {}", Label(lang, "doc.plan"), release.id, release.plan.title));
+  WriteDocument(release, packages, lang, writer);
   return writer.Take();
 }
 
@@ -318,13 +331,13 @@ json ExportPlanJson(const Release& release, const PackageCatalog& packages) {
   return doc;
 }
 
-std::string ExportPlan(const Release& release, ExportFormat format,
-                       const PackageCatalog& packages) {
+std::string ExportPlan(const Release& release, ExportFormat format, const PackageCatalog& packages,
+                       Lang lang) {
   switch (format) {
     case ExportFormat::kMarkdown:
-      return ExportPlanMarkdown(release, packages);
+      return ExportPlanMarkdown(release, packages, lang);
     case ExportFormat::kHtml:
-      return ExportPlanHtml(release, packages);
+      return ExportPlanHtml(release, packages, lang);
     case ExportFormat::kJson:
       return ExportPlanJson(release, packages).dump(2, ' ', false, json::error_handler_t::replace) +
              "\n";

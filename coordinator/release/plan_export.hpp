@@ -1,8 +1,9 @@
 // Export of the release plan document (发布方案, procedure §6.2.1, records §8) as
-// Markdown, self-contained HTML or JSON: the nine sections with their Chinese
-// and English titles, change refs, packages with their digests, targets, the
-// go-live plan, the reviewers and each decision with time and comment, test
-// reports and acceptance (with any emergency waiver, flagged).
+// Markdown, self-contained HTML or JSON: the nine sections under their
+// English titles or, with Lang::kZhCn, the procedure's Chinese ones; change
+// refs, packages with their digests, targets, the go-live plan (上线方案), the
+// reviewers and each decision with time and comment, test reports and
+// acceptance (with any emergency waiver, flagged).
 //
 // Every text a person wrote is escaped for the format (HTML entities; Markdown
 // table cells keep no raw '|' or newline). Times are shown in UTC RFC 3339.
@@ -18,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "coordinator/release/record_render.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "protocol/error.hpp"
 
@@ -36,13 +38,19 @@ struct PackageFacts {
 // Keyed by package id (SHA-256 hex).
 using PackageCatalog = std::map<std::string, PackageFacts, std::less<>>;
 
-std::string ExportPlanMarkdown(const Release& release, const PackageCatalog& packages = {});
-std::string ExportPlanHtml(const Release& release, const PackageCatalog& packages = {});
+// Labels, section titles and terms (state, category, close code, decisions,
+// test results) in `lang` (record_render.hpp): English by default, the
+// procedure's own with zh-CN.
+std::string ExportPlanMarkdown(const Release& release, const PackageCatalog& packages = {},
+                               Lang lang = Lang::kEn);
+std::string ExportPlanHtml(const Release& release, const PackageCatalog& packages = {},
+                           Lang lang = Lang::kEn);
+// The same whatever the language: keys and values are the API's.
 nlohmann::json ExportPlanJson(const Release& release, const PackageCatalog& packages = {});
 
 // The document in `format`, as text (JSON pretty-printed).
 std::string ExportPlan(const Release& release, ExportFormat format,
-                       const PackageCatalog& packages = {});
+                       const PackageCatalog& packages = {}, Lang lang = Lang::kEn);
 
 // HTML text escaping (& < > " ').
 std::string EscapeHtml(std::string_view text);

@@ -130,6 +130,151 @@ const std::map<std::string_view, Terms, std::less<>>& LabelTable() {
       {"accepted_by", {"Accepted by", "验收人"}},
       {"waive_reason", {"Test waived (emergency)", "紧急发布免测试"}},
       {"comment", {"Comment", "意见"}},
+      // The release plan (发布方案, procedure §6.2.1).
+      {"created", {"Created", "创建时间"}},
+      {"content_digest", {"Approved content digest (SHA-256)", "已批准内容摘要（SHA-256）"}},
+      {"not_approved", {"(not approved)", "（未批准）"}},
+      {"test_waived_flag", {"EMERGENCY RELEASE: TESTING WAIVED", "紧急发布：已免除测试"}},
+      {"change_requests", {"Change requests", "变更请求"}},
+      {"change_ref", {"Change ref", "变更单号"}},
+      {"packages", {"Packages", "软件包"}},
+      {"name", {"Name", "名称"}},
+      {"size", {"Size (bytes)", "大小（字节）"}},
+      {"targets", {"Targets", "目标主机"}},
+      {"selector", {"selector", "主机标签"}},
+      {"not_chosen", {"(not chosen)", "（未选定）"}},
+      {"golive", {"Go-live plan", "上线方案"}},
+      {"not_set", {"(not set)", "（未设定）"}},
+      {"max_failures", {"Max failures per wave", "每批允许失败数"}},
+      {"between_waves", {"Between waves", "批次间隔"}},
+      {"gate", {"gate (manual confirmation)", "控制点（人工确认）"}},
+      {"host_timeout", {"Host timeout", "单台主机超时"}},
+      {"auto_rollback", {"Auto rollback", "自动回退"}},
+      {"observe", {"Observe", "观察期"}},
+      {"every", {"every", "间隔"}},
+      {"golive_approval", {"Go-live approval", "上线方案评审"}},
+      {"golive_not_approved", {"not approved", "未批准"}},
+      {"golive_approved_by", {"approved by", "批准人"}},
+      {"golive_with_plan", {"approved with the release plan", "随发布方案一并批准"}},
+      {"review", {"Review", "评审"}},
+      {"reviewer", {"Reviewer", "评审人"}},
+      {"decision", {"Decision", "评审结论"}},
+      {"empty", {"(empty)", "（空）"}},
+      // The upgrade record table (升级记录表, procedure §6.2.8).
+      {"package", {"Package", "软件包"}},
+      {"from_version", {"From version", "原版本"}},
+      {"to_version", {"To version", "新版本"}},
+      {"started", {"Started", "开始时间"}},
+      {"finished", {"Finished", "结束时间"}},
+      {"operator", {"Operator", "操作人"}},
+      {"kind", {"Kind", "类型"}},
+      {"deployment", {"Deployment", "部署编号"}},
+      {"cmdb_summary",
+       {"{} record(s); outward deliveries: {} delivered, {} waived, {} pending, {} failing; CMDB "
+        "update {}",
+        "共 {} 条记录；外部推送：已推送 {}，已豁免 {}，待推送 {}，推送失败 {}；CMDB更新{}"}},
+      {"cmdb_confirmed", {"confirmed", "已确认"}},
+      {"cmdb_not_confirmed", {"not confirmed yet", "尚未确认"}},
+
+      // Terms (Term()): what a value means, key "<kind>.<value>".
+      // Release states.
+      {"state.draft", {"Draft", "草稿"}},
+      {"state.in_review", {"In review", "评审中"}},
+      {"state.approved", {"Approved", "已批准"}},
+      {"state.testing", {"Testing", "测试中"}},
+      {"state.accepted", {"Accepted", "已验收"}},
+      {"state.scheduled", {"Scheduled", "已排期"}},
+      {"state.deploying", {"Deploying", "部署中"}},
+      {"state.paused", {"Paused", "已暂停"}},
+      {"state.deployed", {"Deployed", "已部署"}},
+      {"state.failed", {"Failed", "发布失败"}},
+      {"state.rolling_back", {"Rolling back", "回退中"}},
+      {"state.rolled_back", {"Rolled back", "已回退"}},
+      {"state.closed", {"Closed", "已关闭"}},
+      {"state.cancelled", {"Cancelled", "已取消"}},
+      // Release categories (procedure §6.1.1(8)); a category of the
+      // coordinator's config.json not listed here is shown as written.
+      {"category.major", {"Major", "重大发布"}},
+      {"category.minor", {"Minor", "一般发布"}},
+      {"category.patch", {"Patch", "补丁发布"}},
+      {"category.emergency", {"Emergency", "紧急发布"}},
+      // Close codes (procedure §6.2.9).
+      {"close_code.success", {"Success", "成功"}},
+      {"close_code.partial", {"Partial", "部分成功"}},
+      {"close_code.failed", {"Failed", "失败"}},
+      {"close_code.rolled_back", {"Rolled back", "已回退"}},
+      {"close_code.cancelled", {"Cancelled", "已取消"}},
+      // Results of a deployment on a host (and of its rollback).
+      {"result.succeeded", {"Succeeded", "成功"}},
+      {"result.failed", {"Failed", "失败"}},
+      {"result.rolled_back", {"Rolled back", "已回退"}},
+      {"result.rollback_failed", {"Rollback failed", "回退失败"}},
+      {"result.timeout", {"Timed out", "超时"}},
+      {"result.host_removed", {"Host removed", "主机已移除"}},
+      // Test results and review decisions.
+      {"test_result.passed", {"Passed", "通过"}},
+      {"test_result.failed", {"Failed", "未通过"}},
+      {"decision.approved", {"Approved", "批准"}},
+      {"decision.rejected", {"Rejected", "驳回"}},
+      {"decision.pending", {"Pending", "待评审"}},
+      // A wave's state.
+      {"wave_state.pending", {"Pending", "未开始"}},
+      {"wave_state.running", {"Running", "进行中"}},
+      {"wave_state.succeeded", {"Succeeded", "成功"}},
+      {"wave_state.failed", {"Failed", "失败"}},
+      {"wave_state.accepted", {"Failures accepted", "已接受失败"}},
+      // The kind of an upgrade record.
+      {"record_kind.install", {"Install", "升级"}},
+      {"record_kind.rollback", {"Rollback", "回退"}},
+      // A message of the outbox (a CMDB delivery or a notice).
+      {"delivery.pending", {"Pending", "待推送"}},
+      {"delivery.failing", {"Failing", "推送失败"}},
+      {"delivery.delivered", {"Delivered", "已推送"}},
+      {"delivery.waived", {"Waived", "已豁免"}},
+      {"delivery.given_up", {"Given up", "已放弃"}},
+      // Notice events (coordinator/notify/notices.hpp).
+      {"event.scheduled", {"Scheduled", "已排期"}},
+      {"event.started", {"Rollout started", "开始上线"}},
+      {"event.paused", {"Paused", "已暂停"}},
+      {"event.rolled_back", {"Rolled back", "已回退"}},
+      {"event.completed", {"Rollout completed", "上线结束"}},
+      {"event.closed", {"Closed", "已关闭"}},
+      // Incidents.
+      {"incident_state.open", {"Open", "未关闭"}},
+      {"incident_state.closed", {"Closed", "已关闭"}},
+      {"incident_source.observation", {"Observation", "观察期检测"}},
+      {"incident_source.manual", {"Manual", "人工登记"}},
+      // Actions and roles: in English the CLI's verb and the role's name.
+      {"action.create", {"create", "创建"}},
+      {"action.update", {"update", "修改"}},
+      {"action.submit", {"submit", "提交评审"}},
+      {"action.approve", {"approve", "批准"}},
+      {"action.reject", {"reject", "驳回"}},
+      {"action.set-golive", {"set-golive", "设定上线方案"}},
+      {"action.approve-golive", {"approve-golive", "批准上线方案"}},
+      {"action.test-report", {"test-report", "提交测试报告"}},
+      {"action.accept", {"accept", "验收"}},
+      {"action.schedule", {"schedule", "排期"}},
+      {"action.cancel", {"cancel", "取消"}},
+      {"action.test-deploy", {"test-deploy", "测试部署"}},
+      {"action.start-rollout", {"start-rollout", "开始上线"}},
+      {"action.pause", {"pause", "暂停"}},
+      {"action.resume", {"resume", "继续"}},
+      {"action.finish-rollout", {"finish-rollout", "上线完成"}},
+      {"action.fail-rollout", {"fail-rollout", "上线失败"}},
+      {"action.rollback", {"rollback", "回退"}},
+      {"action.finish-rollback", {"finish-rollback", "回退完成"}},
+      {"action.close", {"close", "关闭"}},
+      {"action.gate", {"gate", "控制点确认"}},
+      {"action.abort", {"abort", "中止"}},
+      {"action.reschedule", {"reschedule", "重新排期"}},
+      {"action.override-freeze", {"override-freeze", "越过冻结期"}},
+      {"role.admin", {"admin", "管理员"}},
+      {"role.approver", {"approver", "发布管理负责人"}},
+      {"role.release_manager", {"release_manager", "发布负责人"}},
+      {"role.tester", {"tester", "发布测试人员"}},
+      {"role.viewer", {"viewer", "查看者"}},
+      {"role.system", {"system", "系统"}},
   };
   return kTable;
 }
@@ -156,6 +301,48 @@ std::string_view Label(Lang lang, std::string_view key) {
   auto it = table.find(key);
   if (it == table.end()) return key;
   return lang == Lang::kEn ? it->second.en : it->second.zh;
+}
+
+std::string_view TermKindName(TermKind kind) {
+  switch (kind) {
+    case TermKind::kState:
+      return "state";
+    case TermKind::kCategory:
+      return "category";
+    case TermKind::kCloseCode:
+      return "close_code";
+    case TermKind::kResult:
+      return "result";
+    case TermKind::kTestResult:
+      return "test_result";
+    case TermKind::kDecision:
+      return "decision";
+    case TermKind::kWaveState:
+      return "wave_state";
+    case TermKind::kRecordKind:
+      return "record_kind";
+    case TermKind::kDelivery:
+      return "delivery";
+    case TermKind::kEvent:
+      return "event";
+    case TermKind::kIncidentState:
+      return "incident_state";
+    case TermKind::kIncidentSource:
+      return "incident_source";
+    case TermKind::kAction:
+      return "action";
+    case TermKind::kRole:
+      return "role";
+  }
+  return "";
+}
+
+std::string Term(Lang lang, TermKind kind, std::string_view value) {
+  if (value.empty()) return {};
+  const auto& table = LabelTable();
+  auto it = table.find(fmt::format("{}.{}", TermKindName(kind), value));
+  if (it == table.end()) return std::string(value);
+  return std::string(lang == Lang::kEn ? it->second.en : it->second.zh);
 }
 
 std::string CsvField(std::string_view text) {

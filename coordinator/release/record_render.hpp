@@ -3,7 +3,8 @@
 //
 // Labels come from one table with the procedure's own Chinese terms
 // (发布方案, 发布测试报告, 发布报告, 升级记录表, 发布成功率, 发布及时率, ...) next
-// to the English ones; every label a record prints goes through Label().
+// to the English ones; every label a record prints goes through Label(),
+// and every state, category, close code, result, ... through Term().
 // Escaping: HTML entities for HTML; Markdown cells keep no raw '|' or
 // newline; CSV fields are quoted per RFC 4180 when they hold a comma, quote,
 // CR or LF. Charts are plain SVG elements (no script, no external resource)
@@ -28,6 +29,32 @@ std::string_view LangTag(Lang lang);  // "en", "zh-CN"
 
 // The label `key` in `lang`; the key itself when the table lacks it.
 std::string_view Label(Lang lang, std::string_view key);
+
+// What a value names, for Term(): the prefix of its key in the table.
+enum class TermKind {
+  kState,           // a release state (ReleaseStateName): "rolled_back"
+  kCategory,        // a release category: "emergency"
+  kCloseCode,       // CloseCodeName: "success"
+  kResult,          // a deployment's result (DeploymentResultName): "rolled_back"
+  kTestResult,      // TestResultName: "passed"
+  kDecision,        // a reviewer's decision: "approved", "rejected", "pending"
+  kWaveState,       // a wave of the rollout status: "pending", "running", ...
+  kRecordKind,      // an upgrade record's kind: "install", "rollback"
+  kDelivery,        // an outbox message's state: "delivered", "given_up", ...
+  kEvent,           // a notice event (NoticeEventName): "scheduled"
+  kIncidentState,   // "open", "closed"
+  kIncidentSource,  // "observation", "manual"
+  kAction,          // ActionName: "approve-golive"
+  kRole,            // RoleName: "release_manager"
+};
+// "state", "close_code", ...
+std::string_view TermKindName(TermKind kind);
+// The term for `value` of `kind` in `lang`, from the same table as the
+// labels (key "<kind>.<value>"): Term(kZhCn, kState, "closed") is 已关闭,
+// Term(kEn, kResult, "rolled_back") is "Rolled back". Actions and roles
+// stay the CLI's words in English. A value the table lacks (a category of
+// the coordinator's own) is returned as it is; "" stays "".
+std::string Term(Lang lang, TermKind kind, std::string_view value);
 
 std::string CsvField(std::string_view text);
 std::string CsvRow(const std::vector<std::string>& fields);  // ends with "\r\n"

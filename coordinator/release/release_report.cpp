@@ -75,9 +75,9 @@ Rows Summary(const Release& r, Lang lang, const TimeZone& zone) {
                {L(lang, "title"), r.plan.title},
                {L(lang, "product"), r.plan.product},
                {L(lang, "version"), r.plan.version.ToString()},
-               {L(lang, "category"), r.plan.category},
+               {L(lang, "category"), Term(lang, TermKind::kCategory, r.plan.category)},
                {L(lang, "owner"), r.owner},
-               {L(lang, "state"), std::string(ReleaseStateName(r.state))},
+               {L(lang, "state"), Term(lang, TermKind::kState, ReleaseStateName(r.state))},
                {L(lang, "time_zone"), zone.name()}};
   if (auto window = r.ActiveWindow()) {
     rows.push_back({L(lang, "window"), zone.FormatLocal(window->start.seconds) + " — " +
@@ -157,9 +157,10 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   doc.Heading("timeline", "timeline");
   Rows timeline;
   for (const HistoryEntry& e : r.history) {
-    timeline.push_back({zone.FormatLocal(e.at), std::string(ActionName(e.action)), e.actor,
-                        std::string(RoleName(e.role)), std::string(ReleaseStateName(e.from)),
-                        std::string(ReleaseStateName(e.to)), e.note});
+    timeline.push_back({zone.FormatLocal(e.at), Term(lang, TermKind::kAction, ActionName(e.action)),
+                        e.actor, Term(lang, TermKind::kRole, RoleName(e.role)),
+                        Term(lang, TermKind::kState, ReleaseStateName(e.from)),
+                        Term(lang, TermKind::kState, ReleaseStateName(e.to)), e.note});
   }
   doc.Table({L(lang, "time"), L(lang, "action"), L(lang, "actor"), L(lang, "role"), L(lang, "from"),
              L(lang, "to"), L(lang, "note")},
@@ -175,8 +176,9 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
     const double succeeded = w.value("succeeded", 0.0);
     bars.push_back({name, hosts > 0 ? succeeded / hosts * 100.0 : 0.0,
                     fmt::format("{}/{}", Str(w, "succeeded"), Str(w, "hosts"))});
-    wave_rows.push_back({Str(w, "wave"), Str(w, "hosts"), Str(w, "threshold"), Str(w, "state"),
-                         Str(w, "succeeded"), Str(w, "failed")});
+    wave_rows.push_back({Str(w, "wave"), Str(w, "hosts"), Str(w, "threshold"),
+                         Term(lang, TermKind::kWaveState, Str(w, "state")), Str(w, "succeeded"),
+                         Str(w, "failed")});
   }
   doc.Raw(SvgBarChart("chart-waves", L(lang, "progress"), bars));
   doc.Table({L(lang, "wave"), L(lang, "hosts"), L(lang, "threshold"), L(lang, "state"),
@@ -191,11 +193,11 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
     std::string rollback;
     if (h.contains("rollback")) {
       const std::string result = Str(h["rollback"], "result");
-      rollback = result.empty() ? L(lang, "in_flight") : L(lang, result);
+      rollback = result.empty() ? L(lang, "in_flight") : Term(lang, TermKind::kResult, result);
     }
     const std::string result = Str(h, "result");
     host_rows.push_back({Str(h, "host"), Str(h, "wave"), Str(h, "step"),
-                         result.empty() ? "" : L(lang, result), rollback, Str(h, "message"),
+                         Term(lang, TermKind::kResult, result), rollback, Str(h, "message"),
                          OutputExcerpt(Str(h, "output"))});
   }
   doc.Table({L(lang, "host"), L(lang, "wave"), L(lang, "step"), L(lang, "result"),
@@ -206,7 +208,8 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   Rows incident_rows;
   for (const IncidentRecord& i : f.incidents) {
     incident_rows.push_back(
-        {i.id, i.severity, i.host, i.summary, i.source, i.state, zone.FormatLocal(i.created)});
+        {i.id, i.severity, i.host, i.summary, Term(lang, TermKind::kIncidentSource, i.source),
+         Term(lang, TermKind::kIncidentState, i.state), zone.FormatLocal(i.created)});
   }
   doc.Table({L(lang, "incident"), L(lang, "severity"), L(lang, "host"), L(lang, "summary"),
              L(lang, "source"), L(lang, "state"), L(lang, "opened")},
@@ -216,8 +219,9 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   Rows rollback_rows;
   for (const HistoryEntry& e : r.history) {
     if (e.action == Action::kRollback || e.action == Action::kFinishRollback) {
-      rollback_rows.push_back(
-          {zone.FormatLocal(e.at), std::string(ActionName(e.action)), e.actor, e.note});
+      rollback_rows.push_back({zone.FormatLocal(e.at),
+                               Term(lang, TermKind::kAction, ActionName(e.action)), e.actor,
+                               e.note});
     }
   }
   doc.Table({L(lang, "time"), L(lang, "action"), L(lang, "actor"), L(lang, "note")}, rollback_rows);
@@ -231,10 +235,11 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   Rows records;
   for (const json& u : f.upgrade_records) {
     records.push_back({Str(u, "host"), Str(u, "package"), Str(u, "from_version"),
-                       Str(u, "to_version"), Str(u, "kind"), Str(u, "result")});
+                       Str(u, "to_version"), Term(lang, TermKind::kRecordKind, Str(u, "kind")),
+                       Term(lang, TermKind::kResult, Str(u, "result"))});
   }
-  doc.Table({L(lang, "host"), L(lang, "product"), L(lang, "from"), L(lang, "to"), L(lang, "action"),
-             L(lang, "result")},
+  doc.Table({L(lang, "host"), L(lang, "package"), L(lang, "from_version"), L(lang, "to_version"),
+             L(lang, "kind"), L(lang, "result")},
             records);
 
   doc.Heading("notices", "notices");
@@ -243,8 +248,9 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   for (const json& n : f.notices) {
     const std::string state = Str(n, "state");
     if (state == "given_up") ++given_up;
-    notice_rows.push_back({Str(n, "subscription"), Str(n, "event"), L(lang, state),
-                           Str(n, "attempts"), Str(n, "last_error")});
+    notice_rows.push_back({Str(n, "subscription"), Term(lang, TermKind::kEvent, Str(n, "event")),
+                           Term(lang, TermKind::kDelivery, state), Str(n, "attempts"),
+                           Str(n, "last_error")});
   }
   if (given_up > 0) {
     doc.Para(fmt::format("⚠ {}: {}", L(lang, "notices_given_up"), given_up));
@@ -255,13 +261,13 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
 
   doc.Heading("closure", "closure");
   if (r.closure) {
-    doc.Table(
-        {L(lang, "metric"), L(lang, "value")},
-        {{L(lang, "close_code"), r.close_code ? std::string(CloseCodeName(*r.close_code)) : ""},
-         {L(lang, "closed_at"), zone.FormatLocal(r.closure->at)},
-         {L(lang, "closed_by"), r.closure->by},
-         {L(lang, "in_window"), L(lang, r.closure->finished_in_window ? "yes" : "no")},
-         {L(lang, "cmdb"), r.closure->cmdb}});
+    doc.Table({L(lang, "metric"), L(lang, "value")},
+              {{L(lang, "close_code"),
+                r.close_code ? Term(lang, TermKind::kCloseCode, CloseCodeName(*r.close_code)) : ""},
+               {L(lang, "closed_at"), zone.FormatLocal(r.closure->at)},
+               {L(lang, "closed_by"), r.closure->by},
+               {L(lang, "in_window"), L(lang, r.closure->finished_in_window ? "yes" : "no")},
+               {L(lang, "cmdb"), r.closure->cmdb}});
     doc.Block(r.closure->notes);
   } else {
     doc.Para(L(lang, "not_closed"));
@@ -322,8 +328,8 @@ Result<std::string> RenderTestReport(const Release& r, RecordFormat format, Lang
     }
     doc.Table({L(lang, "result"), L(lang, "author"), L(lang, "time"), L(lang, "round"),
                L(lang, "test_deployment")},
-              {{std::string(TestResultName(t.result)), t.author, zone.FormatLocal(t.at),
-                std::to_string(t.round), tested}});
+              {{Term(lang, TermKind::kTestResult, TestResultName(t.result)), t.author,
+                zone.FormatLocal(t.at), std::to_string(t.round), tested}});
     doc.Block(t.text);
   }
   doc.Heading("acceptance", "acceptance");

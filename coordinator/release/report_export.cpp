@@ -35,9 +35,11 @@ Rows Indicators(const PeriodReport& r, Lang lang) {
   return rows;
 }
 
-Rows CategoryRows(const PeriodReport& r) {
+Rows CategoryRows(const PeriodReport& r, Lang lang) {
   Rows rows;
-  for (const auto& [category, n] : r.by_category) rows.push_back({category, std::to_string(n)});
+  for (const auto& [category, n] : r.by_category) {
+    rows.push_back({Term(lang, TermKind::kCategory, category), std::to_string(n)});
+  }
   return rows;
 }
 
@@ -57,8 +59,10 @@ std::vector<std::string> ReleaseHeader(Lang lang) {
 Rows ReleaseRows(const std::vector<ReleaseLine>& lines, Lang lang, const TimeZone& zone) {
   Rows rows;
   for (const ReleaseLine& l : lines) {
-    rows.push_back({l.id, l.title, l.product, l.version, l.category, l.close_code,
-                    zone.FormatLocal(l.closed), L(lang, l.finished_in_window ? "yes" : "no")});
+    rows.push_back({l.id, l.title, l.product, l.version,
+                    Term(lang, TermKind::kCategory, l.category),
+                    Term(lang, TermKind::kCloseCode, l.close_code), zone.FormatLocal(l.closed),
+                    L(lang, l.finished_in_window ? "yes" : "no")});
   }
   return rows;
 }
@@ -68,10 +72,11 @@ std::vector<std::string> ReviewHeader(Lang lang) {
           L(lang, "review_notes")};
 }
 
-Rows ReviewRows(const PeriodReport& r) {
+Rows ReviewRows(const PeriodReport& r, Lang lang) {
   Rows rows;
   for (const ReleaseLine& l : r.failed_review) {
-    rows.push_back({l.id, l.title, l.close_code, l.notes, l.review_notes});
+    rows.push_back(
+        {l.id, l.title, Term(lang, TermKind::kCloseCode, l.close_code), l.notes, l.review_notes});
   }
   return rows;
 }
@@ -81,11 +86,12 @@ std::vector<std::string> IncidentHeader(Lang lang) {
           L(lang, "summary"),  L(lang, "source"),  L(lang, "state"),    L(lang, "opened")};
 }
 
-Rows IncidentRows(const PeriodReport& r, const TimeZone& zone) {
+Rows IncidentRows(const PeriodReport& r, Lang lang, const TimeZone& zone) {
   Rows rows;
   for (const IncidentRecord& i : r.period_incidents) {
-    rows.push_back({i.id, i.release_id, i.severity, i.host, i.summary, i.source, i.state,
-                    zone.FormatLocal(i.created)});
+    rows.push_back({i.id, i.release_id, i.severity, i.host, i.summary,
+                    Term(lang, TermKind::kIncidentSource, i.source),
+                    Term(lang, TermKind::kIncidentState, i.state), zone.FormatLocal(i.created)});
   }
   return rows;
 }
@@ -95,10 +101,12 @@ std::vector<std::string> ComingHeader(Lang lang) {
           L(lang, "category"), L(lang, "state"), L(lang, "window")};
 }
 
-Rows ComingRows(const PeriodReport& r, const TimeZone& zone) {
+Rows ComingRows(const PeriodReport& r, Lang lang, const TimeZone& zone) {
   Rows rows;
   for (const ScheduledLine& s : r.coming_month) {
-    rows.push_back({s.id, s.title, s.product, s.version, s.category, s.state,
+    rows.push_back({s.id, s.title, s.product, s.version,
+                    Term(lang, TermKind::kCategory, s.category),
+                    Term(lang, TermKind::kState, s.state),
                     zone.FormatLocal(s.window_start) + " — " + zone.FormatLocal(s.window_end)});
   }
   return rows;
@@ -133,12 +141,12 @@ std::string Markdown(const PeriodReport& r, Lang lang, const TimeZone& zone) {
     }
   };
   section("kpi", {L(lang, "metric"), L(lang, "value")}, Indicators(r, lang));
-  section("by_category", {L(lang, "category"), L(lang, "closed")}, CategoryRows(r));
+  section("by_category", {L(lang, "category"), L(lang, "closed")}, CategoryRows(r, lang));
   section("incidents_by_severity", {L(lang, "severity"), L(lang, "incidents")}, SeverityRows(r));
   section("closed_releases", ReleaseHeader(lang), ReleaseRows(r.closed_releases, lang, zone));
-  section("failed_review", ReviewHeader(lang), ReviewRows(r));
-  section("incidents", IncidentHeader(lang), IncidentRows(r, zone));
-  section("coming_month", ComingHeader(lang), ComingRows(r, zone));
+  section("failed_review", ReviewHeader(lang), ReviewRows(r, lang));
+  section("incidents", IncidentHeader(lang), IncidentRows(r, lang, zone));
+  section("coming_month", ComingHeader(lang), ComingRows(r, lang, zone));
   section(
       "trend",
       {L(lang, "month"), L(lang, "closed"), L(lang, "success_ratio"), L(lang, "timeliness_ratio")},
@@ -162,11 +170,12 @@ std::string Html(const PeriodReport& r, Lang lang, const TimeZone& zone) {
 
   std::vector<Bar> bars;
   for (const auto& [category, n] : r.by_category) {
-    bars.push_back({category, static_cast<double>(n), std::to_string(n)});
+    bars.push_back(
+        {Term(lang, TermKind::kCategory, category), static_cast<double>(n), std::to_string(n)});
   }
   out += fmt::format("<h2 id=\"by-category\">{}</h2>\n", EscapeHtml(L(lang, "by_category")));
   out += SvgBarChart("chart-category", L(lang, "by_category"), bars);
-  out += HtmlTable({L(lang, "category"), L(lang, "closed")}, CategoryRows(r));
+  out += HtmlTable({L(lang, "category"), L(lang, "closed")}, CategoryRows(r, lang));
 
   std::vector<std::string> months;
   Series success{L(lang, "success_ratio"), {}}, timeliness{L(lang, "timeliness_ratio"), {}};
@@ -185,9 +194,9 @@ std::string Html(const PeriodReport& r, Lang lang, const TimeZone& zone) {
           "severity");
   section("closed_releases", ReleaseHeader(lang), ReleaseRows(r.closed_releases, lang, zone),
           "closed");
-  section("failed_review", ReviewHeader(lang), ReviewRows(r), "failed-review");
-  section("incidents", IncidentHeader(lang), IncidentRows(r, zone), "incidents");
-  section("coming_month", ComingHeader(lang), ComingRows(r, zone), "coming-month");
+  section("failed_review", ReviewHeader(lang), ReviewRows(r, lang), "failed-review");
+  section("incidents", IncidentHeader(lang), IncidentRows(r, lang, zone), "incidents");
+  section("coming_month", ComingHeader(lang), ComingRows(r, lang, zone), "coming-month");
   return out + HtmlEnd();
 }
 
@@ -196,21 +205,23 @@ std::string Csv(const PeriodReport& r, Lang lang, const TimeZone& zone) {
   out += CsvRow({"period", L(lang, "period"), r.period.label});
   out += CsvRow({"period", L(lang, "time_zone"), r.time_zone});
   for (const auto& row : Indicators(r, lang)) out += CsvRow({"kpi", row[0], row[1]});
-  for (const auto& row : CategoryRows(r)) out += CsvRow({"by_category", row[0], row[1]});
+  for (const auto& row : CategoryRows(r, lang)) out += CsvRow({"by_category", row[0], row[1]});
   for (const auto& row : SeverityRows(r)) out += CsvRow({"incidents_by_severity", row[0], row[1]});
   for (const ReleaseLine& l : r.closed_releases) {
     out += CsvRow({"closed_release", l.id,
-                   fmt::format("{} {} {} {} {}", l.close_code, l.category, l.product, l.version,
+                   fmt::format("{} {} {} {} {}", Term(lang, TermKind::kCloseCode, l.close_code),
+                               Term(lang, TermKind::kCategory, l.category), l.product, l.version,
                                zone.FormatLocal(l.closed))});
   }
   for (const ReleaseLine& l : r.failed_review) {
-    out += CsvRow(
-        {"failed_review", l.id, fmt::format("{}: {}\n{}", l.close_code, l.notes, l.review_notes)});
+    out += CsvRow({"failed_review", l.id,
+                   fmt::format("{}: {}\n{}", Term(lang, TermKind::kCloseCode, l.close_code),
+                               l.notes, l.review_notes)});
   }
   for (const IncidentRecord& i : r.period_incidents) {
-    out += CsvRow(
-        {"incident", i.id,
-         fmt::format("{} {} {} {}: {}", i.severity, i.release_id, i.state, i.host, i.summary)});
+    out += CsvRow({"incident", i.id,
+                   fmt::format("{} {} {} {}: {}", i.severity, i.release_id,
+                               Term(lang, TermKind::kIncidentState, i.state), i.host, i.summary)});
   }
   for (const ScheduledLine& s : r.coming_month) {
     out +=

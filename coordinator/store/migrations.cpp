@@ -333,6 +333,14 @@ const std::vector<Migration>& AllMigrations() {
            "ALTER TABLE enroll_tokens ADD COLUMN revoked TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE enroll_tokens ADD COLUMN revoked_by TEXT NOT NULL DEFAULT ''",
        }},
+      {13,
+       "notify: the language of a subscription",
+       {
+           // The language its notices are written in (`fabu notify add
+           // --lang`, coordinator/notify/notices.hpp): "en" or "zh-CN".
+           // Subscriptions made before this were English.
+           "ALTER TABLE notify_subscriptions ADD COLUMN lang TEXT NOT NULL DEFAULT 'en'",
+       }},
   };
   return kMigrations;
 }

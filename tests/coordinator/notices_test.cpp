@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <utility>
@@ -129,6 +130,63 @@ TEST(NoticeTextTest, ACompletedNoticeSaysTheOutcomeStateAndCounts) {
   EXPECT_NE(n.text.find("5 target(s): 3 succeeded, 2 failed, 0 unfinished"), std::string::npos)
       << n.text;
   EXPECT_NE(n.text.find("2 hosts failed (threshold 0)"), std::string::npos) << n.text;
+}
+
+// Given a subscription in zh-CN, the go-live notice (上线通知) should say the
+// same things in the procedure's words: what, the window in the reader's
+// zone, the scope (发布影响范围) and hosts, the rollback plan and whom to
+// contact; and the later notices their state and close code in its terms.
+TEST(NoticeTextTest, InChineseTheNoticesUseTheProceduresTerms) {
+  NoticeFacts facts;
+  facts.packages = {"c3m-video V1.3.0.12 (sha256 0123456789ab)"};
+  facts.target_hosts = 12;
+  auto shanghai = rel::TimeZone::Load("Asia/Shanghai");
+  ASSERT_TRUE(shanghai);
+  Notice n =
+      ComposeNotice(NoticeEvent::kScheduled, GoLiveRelease(), facts, *shanghai, rel::Lang::kZhCn);
+  EXPECT_EQ(n.subject, "[fabu] 上线通知：c3m-video V1.3.0.12 已排期（R-7）");
+  for (const char* part :
+       {"发布 R-7 已排期上线。", "发布内容\n  c3m-video V1.3.0.12《视频转码修复》",
+        "  软件包 c3m-video V1.3.0.12 (sha256 0123456789ab)",
+        "发布窗口\n  2026-11-30 09:00 +08:00 至 2026-11-30 13:00 +08:00（Asia/Shanghai）",
+        "发布影响范围\n  All c3m-video servers in Beijing.", "目标主机 12 台",
+        "发布失败情况下的退回方案\n  Reinstall V1.3.0.11 on every host.",
+        "联系人\n  发布负责人：zhang.rm", "参与部门及人员：\n  wang.approver (ops)",
+        "fabu 发布通知"}) {
+    EXPECT_NE(n.text.find(part), std::string::npos) << part << "\n" << n.text;
+  }
+  for (const char* english : {"What is released", "Impact scope", "Rollback plan", "owner:"}) {
+    EXPECT_EQ(n.text.find(english), std::string::npos) << english << "\n" << n.text;
+  }
+
+  rel::Release r = GoLiveRelease();
+  r.state = rel::ReleaseState::kRolledBack;
+  r.history.push_back({rel::Action::kFinishRollback, "fabu-coordinator", rel::Role::kSystem,
+                       kStart + 600, rel::ReleaseState::kRollingBack,
+                       rel::ReleaseState::kRolledBack, ""});
+  facts.succeeded = 10;
+  facts.failed = 2;
+  facts.rolled_back = 10;
+  Notice back =
+      ComposeNotice(NoticeEvent::kRolledBack, r, facts, rel::TimeZone::Utc(), rel::Lang::kZhCn);
+  EXPECT_EQ(back.subject, "[fabu] c3m-video V1.3.0.12 已回退（R-7）");
+  EXPECT_NE(back.text.find("回退中 → 已回退，操作人 fabu-coordinator"), std::string::npos)
+      << back.text;
+  EXPECT_NE(back.text.find("目标主机 12 台：成功 10，失败 2，未完成 0，已回退 10"),
+            std::string::npos)
+      << back.text;
+  EXPECT_EQ(back.text.find("rolled_back"), std::string::npos) << back.text;
+
+  r.state = rel::ReleaseState::kClosed;
+  r.close_code = rel::CloseCode::kRolledBack;
+  r.history.push_back({rel::Action::kClose, "zhang.rm", rel::Role::kReleaseManager, kStart + 900,
+                       rel::ReleaseState::kRolledBack, rel::ReleaseState::kClosed, ""});
+  Notice closed =
+      ComposeNotice(NoticeEvent::kClosed, r, facts, rel::TimeZone::Utc(), rel::Lang::kZhCn);
+  EXPECT_NE(closed.subject.find("已关闭（关闭代码：已回退）"), std::string::npos) << closed.subject;
+  // English stays as it was.
+  Notice en = ComposeNotice(NoticeEvent::kClosed, r, facts, rel::TimeZone::Utc());
+  EXPECT_NE(en.subject.find("closed (rolled_back)"), std::string::npos) << en.subject;
 }
 
 TEST(SmtpMailTest, TheMessageHasItsHeadersAndCrlfLines) {
@@ -263,6 +321,50 @@ TEST_F(NoticeStoreTest, ASubscriptionIsCheckedFieldByField) {
       [&](Transaction& tx) { return AddSubscription(tx, s, "a", secrets_); });
   ASSERT_FALSE(bad_zone);
   EXPECT_NE(bad_zone.error().message().find("time_zone"), std::string::npos);
+}
+
+// Given a subscription in zh-CN and one without a language, each should be
+// stored and listed with its language (English by default), and each
+// queued notice written in its subscription's.
+TEST_F(NoticeStoreTest, EachSubscriptionKeepsItsLanguageAndGetsItsNoticesInIt) {
+  auto zh = Subscription({NoticeEvent::kScheduled}, "webhook", "http://127.0.0.1:1/zh");
+  zh.lang = rel::Lang::kZhCn;
+  ASSERT_TRUE(Write<NoticeSubscription>(
+      [&](Transaction& tx) { return AddSubscription(tx, zh, "zhang", secrets_); }));
+  ASSERT_TRUE(Write<NoticeSubscription>([&](Transaction& tx) {
+    return AddSubscription(
+        tx, Subscription({NoticeEvent::kScheduled}, "webhook", "http://127.0.0.1:1/en"), "zhang",
+        secrets_);
+  }));
+  auto listed = store_->Read([&](soci::session& sql) -> Result<std::vector<NoticeSubscription>> {
+    return ListSubscriptions(sql);
+  });
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].lang, rel::Lang::kZhCn);
+  EXPECT_EQ((*listed)[0].ToJson()["lang"], "zh-CN");
+  EXPECT_EQ((*listed)[1].ToJson()["lang"], "en");
+
+  rel::Release after = GoLiveRelease(), before = after;
+  before.history.clear();
+  before.state = rel::ReleaseState::kAccepted;
+  ASSERT_TRUE(Write<void>([&](Transaction& tx) -> Result<void> {
+    SaveRelease(tx.sql(), after);
+    EnqueueNotices(tx, before, after);
+    return {};
+  }));
+  std::map<std::string, json> payloads;
+  for (const OutboxMessage& m : Outbox()) payloads[m.connector] = json::parse(m.payload);
+  ASSERT_EQ(payloads.size(), 2u);
+  EXPECT_EQ(payloads["notify:N-1"]["lang"], "zh-CN");
+  EXPECT_NE(payloads["notify:N-1"]["subject"].get<std::string>().find("上线通知"),
+            std::string::npos);
+  EXPECT_NE(payloads["notify:N-1"]["text"].get<std::string>().find("发布影响范围"),
+            std::string::npos);
+  EXPECT_EQ(payloads["notify:N-1"]["event"], "scheduled");  // the keys stay the API's
+  EXPECT_EQ(payloads["notify:N-2"]["lang"], "en");
+  EXPECT_NE(payloads["notify:N-2"]["subject"].get<std::string>().find("Go-live notice"),
+            std::string::npos);
 }
 
 // Given two subscriptions, one to scheduled, a schedule transition should

@@ -4,7 +4,8 @@
 // to a webhook receiver and to an SMTP server on 127.0.0.1 — both down at
 // first (HTTP 503; SMTP port closed) across a restart of the coordinator,
 // then up: each notice delivered once, signed, the mail with its headers
-// and the window in the reader's zone.
+// and the window in the reader's zone; notices and records in the
+// language asked for (--lang zh-CN).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -209,6 +210,107 @@ TEST_F(NotifyE2eTest, ANoticeThatCannotBeDeliveredIsGivenUpAndTheReportSaysSo) {
   auto zh = As(viewer_, {"release", "export", "R-1", "--doc", "release-report", "--lang", "zh-CN"});
   ASSERT_EQ(zh.exit_code, 0) << zh.err;
   EXPECT_NE(zh.out.find("未能送达而放弃的通知: 3"), std::string::npos) << zh.out;
+}
+
+// Given a webhook subscribed with --lang zh-CN next to one in the default
+// language, a release rolled out on real agents should reach the first with
+// its go-live notice (上线通知) in the procedure's Chinese and the second in
+// English; and --lang zh-CN should turn the exported release plan (发布方案)
+// and upgrade record table (升级记录表) into the procedure's terms.
+TEST_F(NotifyE2eTest, NoticesAndRecordsAreInTheLanguageAskedFor) {
+  HttpReceiver zh_hook, en_hook;
+  ASSERT_NO_FATAL_FAILURE(
+      Configure({{"cmdb", {{"retry", {{"initial_seconds", 1}, {"max_seconds", 1}}}}},
+                 {"webhook_allow", {zh_hook.url("/"), en_hook.url("/")}}}));
+  auto added = As(rm_, {"notify", "add", "--events", "scheduled,completed", "--webhook",
+                        zh_hook.url("/zh"), "--lang", "zh-CN"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  added = As(rm_, {"notify", "add", "--events", "scheduled", "--webhook", en_hook.url("/en")});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  auto bad = As(rm_, {"notify", "add", "--events", "scheduled", "--webhook", zh_hook.url("/x"),
+                      "--lang", "fr"});
+  EXPECT_NE(bad.exit_code, 0);
+  auto list = As(viewer_, {"notify", "list", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  json subscriptions = json::parse(list.out)["subscriptions"];
+  ASSERT_EQ(subscriptions.size(), 2u) << list.out;
+  EXPECT_EQ(subscriptions[0]["lang"], "zh-CN");
+  EXPECT_EQ(subscriptions[1]["lang"], "en");
+  auto table = As(viewer_, {"notify", "list"});
+  EXPECT_NE(table.out.find("zh-CN"), std::string::npos) << table.out;
+
+  AddAgents(2);
+  const Package v1 = BuildAndUpload(kV1);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v1));
+  ASSERT_TRUE(WaitFor([&] {
+    for (const char* id : {"N-1", "N-2"}) {
+      for (const auto& m : Notices(id)) {
+        if (m["state"] != "delivered") return false;
+      }
+    }
+    return Notices("N-1").size() == 2 && Notices("N-2").size() == 1;
+  })) << Notices("N-1").dump(2)
+      << Notices("N-2").dump(2);
+
+  std::map<std::string, json> zh;
+  for (const auto& request : zh_hook.requests()) {
+    json body = json::parse(request.body);
+    zh[body["event"].get<std::string>()] = body;
+  }
+  ASSERT_EQ(zh.count("scheduled"), 1u);
+  EXPECT_EQ(zh["scheduled"]["lang"], "zh-CN");
+  const std::string subject = zh["scheduled"]["subject"];
+  EXPECT_NE(subject.find("上线通知：c3m-video " + std::string(kV1) + " 已排期（R-1）"),
+            std::string::npos)
+      << subject;
+  const std::string golive = zh["scheduled"]["text"];
+  for (const char* part :
+       {"发布影响范围\n  All c3m-video servers.", "目标主机 2 台",
+        "发布失败情况下的退回方案\n  Automatic rollback on a failed health check.",
+        "发布负责人：zhang.rm", "（Asia/Shanghai）"}) {
+    EXPECT_NE(golive.find(part), std::string::npos) << part << "\n" << golive;
+  }
+  ASSERT_EQ(zh.count("completed"), 1u);
+  const std::string completed = zh["completed"]["subject"];
+  EXPECT_NE(completed.find("上线结束：已部署"), std::string::npos) << completed;
+  EXPECT_NE(zh["completed"]["text"].get<std::string>().find("部署中 → 已部署"), std::string::npos)
+      << zh["completed"]["text"];
+  ASSERT_EQ(en_hook.requests().size(), 1u);
+  const json en = json::parse(en_hook.requests()[0].body);
+  EXPECT_NE(en["subject"].get<std::string>().find("Go-live notice"), std::string::npos) << en;
+
+  // The plan and the upgrade record table in the procedure's terms.
+  auto plan = As(viewer_, {"release", "export", "R-1", "--lang", "zh-CN"});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  for (const char* part :
+       {"# 发布方案 R-1: C3M-VIDEO", "| 发布类别 | 一般发布 |", "| 状态 | 已部署 |",
+        "## 2. 发布影响范围", "## 上线方案", "| 自动回退 | 否 |", "| 批准 |", "## 测试验收"}) {
+    EXPECT_NE(plan.out.find(part), std::string::npos) << part << "\n" << plan.out;
+  }
+  EXPECT_EQ(plan.out.find("Release plan"), std::string::npos) << plan.out;
+  auto plan_en = As(viewer_, {"release", "export", "R-1"});
+  ASSERT_EQ(plan_en.exit_code, 0) << plan_en.err;
+  EXPECT_NE(plan_en.out.find("# Release plan R-1: C3M-VIDEO"), std::string::npos) << plan_en.out;
+  EXPECT_NE(plan_en.out.find("| State | Deployed |"), std::string::npos) << plan_en.out;
+
+  auto records = As(viewer_, {"release", "export", "R-1", "--doc", "upgrade-records", "--format",
+                              "md", "--lang", "zh-CN"});
+  ASSERT_EQ(records.exit_code, 0) << records.err;
+  for (const char* part : {"# 升级记录表 — R-1", "| 主机 | 软件包 | 原版本 | 新版本 |",
+                           "| 成功 | R-1 |", "| 升级 |", "CMDB更新"}) {
+    EXPECT_NE(records.out.find(part), std::string::npos) << part << "\n" << records.out;
+  }
+  EXPECT_EQ(records.out.find("succeeded"), std::string::npos) << records.out;
+  auto csv =
+      As(viewer_, {"release", "export", "R-1", "--doc", "upgrade-records", "--lang", "zh-CN"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_EQ(csv.out.rfind("主机,软件包,原版本,新版本,", 0), 0u) << csv.out;
+  EXPECT_NE(csv.out.find("web-1,c3m-video,"), std::string::npos) << csv.out;
+  EXPECT_NE(csv.out.find(std::string(",") + kV1 + ","), std::string::npos) << csv.out;
+  auto csv_en = As(viewer_, {"release", "export", "R-1", "--doc", "upgrade-records"});
+  ASSERT_EQ(csv_en.exit_code, 0) << csv_en.err;
+  EXPECT_EQ(csv_en.out.rfind("host,package,from,to,", 0), 0u) << csv_en.out;
+  EXPECT_NE(csv_en.out.find(",succeeded,R-1,"), std::string::npos) << csv_en.out;
 }
 
 }  // namespace
