@@ -178,6 +178,13 @@ Result<Response> ExportRecordOf(const ApiContext& api, const RequestContext& ctx
       f.upgrade_records.push_back(u.ToJson());
     }
     f.cmdb = ConfirmationOf(sql, id).ToJson();
+    for (const BaselineRow& row : ListBaseline(sql, id)) {
+      f.baseline.push_back({{"phase", row.phase},
+                            {"taken", protocol::FormatRfc3339Utc(row.taken)},
+                            {"host", row.host},
+                            {"app", row.app},
+                            {"version", row.version}});
+    }
     OutboxFilter outbox;
     outbox.release_id = id;
     outbox.limit = 1'000'000;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <map>
+
 #include "coordinator/release/plan_export.hpp"
 
 namespace fabu::coordinator::release {
@@ -136,11 +138,39 @@ json ReleaseReportJson(const ReleaseReportFacts& f, const TimeZone& zone) {
           {"hosts", f.rollout.value("hosts", json::array())},
           {"incidents", incidents},
           {"rollbacks", rollbacks},
-          {"cmdb", {{"confirmation", f.cmdb}, {"upgrade_records", f.upgrade_records}}},
+          {"cmdb",
+           {{"confirmation", f.cmdb},
+            {"upgrade_records", f.upgrade_records},
+            {"baseline", f.baseline}}},
           {"notices", f.notices},
           {"closure", closure},
           {"review_notes", f.review_notes}};
 }
+
+namespace {
+
+// One row per host and app: its version before the rollout and at close
+// (empty, shown "—", for a phase not taken or an app the host did not have
+// then). A host with no software in either phase has one row without an app.
+std::vector<std::vector<std::string>> BaselineRows(const json& baseline) {
+  std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>> hosts;
+  for (const json& row : baseline) {
+    auto& apps = hosts[Str(row, "host")];
+    const std::string app = Str(row, "app");
+    if (app.empty()) continue;
+    (Str(row, "phase") == "before" ? apps[app].first : apps[app].second) = Str(row, "version");
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [host, apps] : hosts) {
+    if (apps.empty()) rows.push_back({host, "", "", ""});
+    for (const auto& [app, versions] : apps) {
+      rows.push_back({host, app, versions.first, versions.second});
+    }
+  }
+  return rows;
+}
+
+}  // namespace
 
 Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordFormat format, Lang lang,
                                         const TimeZone& zone) {
@@ -241,6 +271,11 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   doc.Table({L(lang, "host"), L(lang, "package"), L(lang, "from_version"), L(lang, "to_version"),
              L(lang, "kind"), L(lang, "result")},
             records);
+
+  doc.Heading("baseline", "baseline");
+  doc.Table(
+      {L(lang, "host"), L(lang, "app"), L(lang, "baseline_before"), L(lang, "baseline_after")},
+      BaselineRows(f.baseline));
 
   doc.Heading("notices", "notices");
   Rows notice_rows;

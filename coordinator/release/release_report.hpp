@@ -2,7 +2,8 @@
 // one release (procedure §8), from what fabu recorded:
 // - release report: the timeline of every state change with actor and role,
 //   the waves and the hosts with their results (RolloutStatus), incidents,
-//   rollbacks, the CMDB update (upgrade records and deliveries), the close
+//   rollbacks, the CMDB update (upgrade records, deliveries and the
+//   configuration baseline before the rollout and at close), the close
 //   code, closing notes and review notes. HTML carries an inline SVG of
 //   progress per wave (succeeded and failed hosts of each wave).
 // - test report: every test report filed (result, tester, round, text) and
@@ -31,6 +32,10 @@ struct ReleaseReportFacts {
   std::vector<IncidentRecord> incidents;
   nlohmann::json upgrade_records = nlohmann::json::array();  // UpgradeRecord::ToJson each
   nlohmann::json cmdb = nlohmann::json::object();            // CmdbConfirmation::ToJson
+  // The configuration baseline (procedure §6.2.1(9), §6.2.8): rows of
+  // {"phase": "before"|"after", "taken", "host", "app", "version"}; a host
+  // without software has one row with app "".
+  nlohmann::json baseline = nlohmann::json::array();
   // The release's notices (coordinator/notify): [{"subscription", "event",
   // "state", "attempts", "last_error"}], newest first.
   nlohmann::json notices = nlohmann::json::array();

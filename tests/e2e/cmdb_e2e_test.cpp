@@ -306,6 +306,19 @@ TEST_F(CmdbE2eTest, CloseWaitsUntilTheCmdbUpdateIsConfirmedOrWaived) {
   EXPECT_THAT(base.out, ::testing::ContainsRegex("web-1 +c3m-video +- +V1\\.0\\.0\\.1 +changed\n"))
       << base.out;
   EXPECT_THAT(base.out, ::testing::ContainsRegex("after +taken 20")) << base.out;
+  // And in the release report (发布报告), in both languages.
+  auto report =
+      As(viewer_, {"release", "export", "R-1", "--doc", "release-report", "--format", "md"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_NE(report.out.find("## Configuration baseline"), std::string::npos) << report.out;
+  EXPECT_NE(report.out.find("| web-1 | c3m-video | — | V1.0.0.1 |"), std::string::npos)
+      << report.out;
+  auto report_zh = As(viewer_, {"release", "export", "R-1", "--doc", "release-report", "--format",
+                                "md", "--lang", "zh-CN"});
+  ASSERT_EQ(report_zh.exit_code, 0) << report_zh.err;
+  EXPECT_NE(report_zh.out.find("## 配置基线"), std::string::npos) << report_zh.out;
+  EXPECT_NE(report_zh.out.find("| 主机 | 应用 | 发布前 | 关闭时 |"), std::string::npos)
+      << report_zh.out;
   // `release show` tells the whole story, not only the state.
   auto shown_text = As(viewer_, {"release", "show", "R-1"});
   ASSERT_EQ(shown_text.exit_code, 0) << shown_text.err;
