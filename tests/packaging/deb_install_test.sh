@@ -10,7 +10,8 @@
 #     application under /opt/fabu/apps;
 #   - with systemd running (stand-ins for systemctl and deb-systemd-invoke
 #     log their calls) install starts nothing, upgrade try-restarts, and
-#     removing a package stops only the unit it installed.
+#     removing a package stops only the unit it installed;
+#   - fabu-cli takes /usr/bin/fabu over from fabu-coordinator 0.1.0.
 # Usage: deb_install_test.sh DEB_DIR (deb_build.sh made DEB_DIR)
 set -euo pipefail
 debs=$(cd "$1" && pwd)
@@ -140,6 +141,25 @@ dpkg_in_root -r fabu-cli
 dpkg_in_root -P fabu-agent fabu-coordinator
 gone /var/lib/fabu-agent purge
 has_user && say "purge left the fabu-coordinator user"
+
+echo "== upgrade from fabu-coordinator 0.1.0, which carried /usr/bin/fabu"
+# That package, remade: the coordinator's with fabu added, version 0.1.0.
+old=$work/old
+dpkg-deb -R "$root$coordinator" "$old"
+dpkg-deb --fsys-tarfile "$root$cli" | tar -x -C "$old" ./usr/bin/fabu
+sed -i -e 's/^Version: .*/Version: 0.1.0/' -e '/^Recommends:/d' "$old/DEBIAN/control"
+dpkg-deb --root-owner-group -b "$old" "$root/tmp/debs/old.deb" >/dev/null
+dpkg_in_root -i /tmp/debs/old.deb
+[[ $(in_root dpkg -S /usr/bin/fabu) == "fabu-coordinator: /usr/bin/fabu" ]] ||
+  say "the remade 0.1.0 package does not carry /usr/bin/fabu"
+# fabu-cli first, as apt may order it (apt passes --auto-deconfigure): it
+# takes the file over (Replaces) and the old coordinator is deconfigured
+# until its own upgrade (Breaks).
+dpkg_in_root --auto-deconfigure -i "$cli" "$coordinator"
+[[ $(in_root dpkg -S /usr/bin/fabu) == "fabu-cli: /usr/bin/fabu" ]] ||
+  say "after the upgrade /usr/bin/fabu is not fabu-cli's: $(in_root dpkg -S /usr/bin/fabu)"
+in_root fabu --version >/dev/null || say "fabu --version fails after the upgrade"
+dpkg_in_root -P fabu-cli fabu-coordinator
 
 ((fail == 0)) && echo "deb packages: install, upgrade, remove and purge as promised"
 exit "$fail"
