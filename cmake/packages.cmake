@@ -4,7 +4,8 @@
 #   fabu-cli_<version>-<rev>_<arch>.deb          the fabu command line, for a
 #                                                release manager's workstation
 # Every package carries its copyright file and changelog.Debian.gz in
-# /usr/share/doc/<package> and its maintainer scripts (packaging/debian/).
+# /usr/share/doc/<package>, its program's manual page (packaging/man/) and its
+# maintainer scripts (packaging/debian/).
 # docs/packages.md says what the packages do on install, remove and purge.
 set(FABU_UNIT_DIR lib/systemd/system)
 set(FABU_PACKAGE_MAINTAINER "fabu maintainers <fabu@example.com>"
@@ -40,6 +41,18 @@ execute_process(COMMAND gzip -9nc ${fabu_doc_dir}/changelog
 foreach(component IN ITEMS agent coordinator cli)
   install(FILES ${PROJECT_SOURCE_DIR}/packaging/debian/copyright ${fabu_doc_dir}/changelog.Debian.gz
           DESTINATION share/doc/fabu-${component} COMPONENT ${component})
+endforeach()
+
+# Manual pages, gzip -9n too: fabu-agent(1) in fabu-agent, and so on.
+foreach(component IN ITEMS agent coordinator cli)
+  set(page fabu-${component})
+  if(component STREQUAL "cli")
+    set(page fabu)
+  endif()
+  configure_file(${PROJECT_SOURCE_DIR}/packaging/man/${page}.1 ${fabu_doc_dir}/${page}.1 @ONLY)
+  execute_process(COMMAND gzip -9nc ${fabu_doc_dir}/${page}.1
+                  OUTPUT_FILE ${fabu_doc_dir}/${page}.1.gz COMMAND_ERROR_IS_FATAL ANY)
+  install(FILES ${fabu_doc_dir}/${page}.1.gz DESTINATION share/man/man1 COMPONENT ${component})
 endforeach()
 
 set(CPACK_GENERATOR DEB)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The Debian packages hold what an operator installs and nothing twice:
 # fabu-agent the agent, fabu-coordinator the coordinator, fabu-cli the fabu
-# command line; each its units, guides, copyright and changelog, files owned
-# by root with Debian's modes, its maintainer scripts (POSIX sh, set -e), and
-# lintian finds no error. A lintian warning must be one docs/packages.md
-# explains.
+# command line; each its unit, guides, manual page, copyright and changelog,
+# files owned by root with Debian's modes, its maintainer scripts (POSIX sh,
+# set -e), and lintian finds no error. A lintian warning must be one
+# docs/packages.md explains.
 # Usage: deb_contents_test.sh SOURCE_DIR DEB_DIR (deb_build.sh made DEB_DIR)
 set -euo pipefail
 src=$1 debs=$2
@@ -33,6 +33,9 @@ expect "$coordinator" /usr/bin/fabu-coordinator
 expect "$coordinator" /usr/lib/systemd/system/fabu-coordinator.service
 expect "$coordinator" /usr/share/doc/fabu-coordinator/install.md
 expect "$cli" /usr/bin/fabu
+expect "$agent" /usr/share/man/man1/fabu-agent.1.gz
+expect "$coordinator" /usr/share/man/man1/fabu-coordinator.1.gz
+expect "$cli" /usr/share/man/man1/fabu.1.gz
 
 # No file in two packages; fabu only in fabu-cli, whose workstation needs
 # neither daemon.
@@ -40,7 +43,7 @@ dupes=$( (files "$agent"; files "$coordinator"; files "$cli") | sort | uniq -d)
 [[ -z $dupes ]] || say "files in more than one package: $dupes"
 files "$coordinator" | grep -qx /usr/bin/fabu && say "fabu-coordinator still carries /usr/bin/fabu"
 files "$agent" | grep -q fabu-coordinator && say "fabu-agent carries coordinator files"
-files "$cli" | grep -qv '^/usr/bin/fabu$\|^/usr/share/doc/fabu-cli/' &&
+files "$cli" | grep -qv '^/usr/bin/fabu$\|^/usr/share/doc/fabu-cli/\|^/usr/share/man/man1/fabu.1.gz$' &&
   say "fabu-cli carries more than the CLI: $(files "$cli" | tr '\n' ' ')"
 dpkg-deb --field "$coordinator" Recommends | grep -q '^fabu-cli (= ' ||
   say "fabu-coordinator does not recommend fabu-cli"
