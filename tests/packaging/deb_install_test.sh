@@ -20,8 +20,9 @@ if [[ $(id -u) -ne 0 ]]; then
     "overlayfs, chroot); CI runs the tests as root"
   exit 77
 fi
-for tool in unshare mount chroot dpkg; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
+for tool in unshare mount chroot dpkg systemctl deb-systemd-helper; do
+  command -v "$tool" >/dev/null ||
+    { echo "FAIL: $tool is not installed (scripts/bootstrap installs it)"; exit 1; }
 done
 if [[ ${FABU_DEB_INSTALL_INSIDE:-} != 1 ]] && ! unshare --mount true 2>/dev/null; then
   echo "SKIP: root here may not make a mount namespace (a container without CAP_SYS_ADMIN);" \
