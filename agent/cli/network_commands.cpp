@@ -250,7 +250,17 @@ int Run(const std::string& data) {
   if (!stop) return ReportError(stop.error());
   auto runner = AgentRunner::Create(fs::absolute(data), **stop);
   if (!runner) return ReportError(runner.error());
-  if (auto ok = (*runner)->Run(); !ok) return ReportError(ok.error());
+  if (auto ok = (*runner)->Run(); !ok) {
+    if (ok.error().code() != ErrorCode::kUnauthenticated) return ReportError(ok.error());
+    log::Error(
+        "the coordinator refused this host's credential: {}. fabu-agent exits with status {} and "
+        "will not be restarted (fabu-agent.service: RestartPreventExitStatus={}). To enroll "
+        "again: move {} aside, run `fabu-agent enroll` with a new token, then start the agent "
+        "(`systemctl start fabu-agent`)",
+        ok.error().message(), kExitCredentialRefused, kExitCredentialRefused,
+        fs::absolute(data).string());
+    return kExitCredentialRefused;
+  }
   return 0;
 }
 

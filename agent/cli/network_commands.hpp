@@ -9,12 +9,19 @@
 //     The daemon (agent/run/agent_runner.hpp); exits 0 on SIGTERM/SIGINT.
 //
 // Exit status: 0 on success, 2 on an error (printed to stderr, naming what was
-// wrong and what to do).
+// wrong and what to do). `run` exits 77 (NOPERM in `systemctl status`) when the
+// coordinator refuses the credential (HTTP 401: the host was removed by
+// `fabu host remove`): the unit does not restart it (RestartPreventExitStatus=77
+// in packaging/systemd/fabu-agent.service) and the log says to enroll again.
 #pragma once
 
 #include <CLI/CLI.hpp>
 
 namespace fabu::agent {
+
+// `run`'s exit status when the coordinator refuses the credential: restarting
+// cannot help, so the unit names it in RestartPreventExitStatus.
+inline constexpr int kExitCredentialRefused = 77;
 
 void RegisterNetworkCommands(CLI::App& app, int& exit_code);
 

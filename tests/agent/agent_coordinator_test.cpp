@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <future>
+#include <regex>
 #include <thread>
 
 #include "tests/agent/agent_fixture.hpp"
@@ -159,6 +161,34 @@ TEST_F(AgentCoordinatorTest, ARunningAgentReportsItsInventory) {
   }
   RunCommand({"kill", "-TERM", pid});
   EXPECT_TRUE(seen) << fabu::testing::ReadFile(log);
+}
+
+TEST_F(AgentCoordinatorTest, ARemovedHostsAgentExits77AndSaysToEnrollAgain) {
+  // Given a running agent whose host an admin removes, `fabu-agent run`
+  // should exit 77, the status fabu-agent.service does not restart
+  // (RestartPreventExitStatus=77), saying so and how to enroll again.
+  const fs::path data = dir_ / "web-1/data";
+  ASSERT_EQ(Enroll(EnrollToken(), "web-1", data).exit_code, 0);
+  // A 1 s long poll, so the agent asks again soon after the removal.
+  const std::string config = fabu::testing::ReadFile(data / "agent.json");
+  fabu::testing::WriteFile(data / "agent.json",
+                           std::regex_replace(config, std::regex(R"("poll_wait_seconds": *[0-9]+)"),
+                                              R"("poll_wait_seconds": 1)"));
+  auto agent = std::async(std::launch::async, [&] {
+    return RunCommand({AgentBinary(), "run", "--data", data.string()}, {},
+                      std::chrono::seconds(60));
+  });
+  // Removed while the agent runs (normally in its long poll by then; at its
+  // first request the answer is the same).
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  auto removed = FabuAs(*daemon_, admin_, {"host", "remove", "web-1"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  const auto run = agent.get();
+  EXPECT_EQ(run.exit_code, 77) << run.err;
+  EXPECT_NE(run.err.find("will not be restarted"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("RestartPreventExitStatus=77"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("fabu-agent enroll"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(data.string()), std::string::npos) << run.err;
 }
 
 }  // namespace

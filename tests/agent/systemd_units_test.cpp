@@ -41,6 +41,10 @@ TEST(SystemdUnitsTest, UnitsSayWhatTheDaemonsNeed) {
         "ProtectHome=yes", "ExecStart=/usr/bin/fabu-agent run --data /var/lib/fabu-agent"}) {
     EXPECT_NE(agent.find(line), std::string::npos) << "fabu-agent.service lacks " << line;
   }
+  // An agent whose credential the coordinator refused exits 77 (docs/agent.md);
+  // restarting it cannot help.
+  EXPECT_NE(agent.find("\nRestartPreventExitStatus=77\n"), std::string::npos)
+      << "fabu-agent.service restarts an agent whose host was removed";
   const std::string coordinator = ReadFile(kUnits / "fabu-coordinator.service");
   for (const std::string line :
        {"Type=notify", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
