@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -148,7 +149,13 @@ Result<StoreFacts> ReadStoreFacts(const fs::path& path) {
     return Fail(ErrorCode::kIntegrity,
                 fmt::format("{}: the store has no schema version", path.string()));
   }
-  facts.schema_version = std::stoi(version->front());
+  auto [end, parsed] =
+      std::from_chars(version->front().data(), version->front().data() + version->front().size(),
+                      facts.schema_version);
+  if (parsed != std::errc()) {
+    return Fail(ErrorCode::kIntegrity, fmt::format("{}: the store's schema version is \"{}\"",
+                                                   path.string(), version->front()));
+  }
   auto packages = QueryColumn(db->get(), "SELECT id FROM packages ORDER BY id", path);
   if (!packages) return std::unexpected(packages.error());
   facts.packages = std::move(*packages);
@@ -220,6 +227,30 @@ Result<void> RefusePostgres(const DataDir& data) {
     }
   }
   return {};
+}
+
+// The files config.json names (`*_file`, `trusted_keys`) that the backup
+// does not carry: outside the data directory, or in a folder of it other
+// than its top level and trusted/. Each as a note for the person.
+void CollectOutsideFiles(const DataDir& data, const json& value, const std::string& key,
+                         std::vector<std::string>& notes) {
+  const auto note = [&](const std::string& named) {
+    const fs::path path = (data.root / named).lexically_normal();  // absolute stays absolute
+    const fs::path parent = path.parent_path();
+    if (parent == data.root || parent == data.trusted()) return;
+    notes.push_back(
+        fmt::format("config.json names {} ({}), which is not in the backup: keep a "
+                    "copy of it with the backup",
+                    path.string(), key));
+  };
+  if (value.is_object()) {
+    for (const auto& [name, inner] : value.items()) CollectOutsideFiles(data, inner, name, notes);
+  } else if (value.is_array()) {
+    for (const json& inner : value) CollectOutsideFiles(data, inner, key, notes);
+  } else if (value.is_string() && !value.get<std::string>().empty() &&
+             (key.ends_with("_file") || key == "trusted_keys")) {
+    note(value.get<std::string>());
+  }
 }
 
 // ---- writing the archive -------------------------------------------------
@@ -350,6 +381,10 @@ Result<BackupSummary> Backup(const BackupOptions& options) {
                             data.store().filename().string()));
   }
   if (auto ok = RefusePostgres(data); !ok) return std::unexpected(ok.error());
+  std::vector<std::string> notes;
+  if (auto text = platform::ReadWholeFile(data.config())) {
+    CollectOutsideFiles(data, json::parse(*text, nullptr, false), "", notes);
+  }
   if (out == data.root || out.string().starts_with(data.root.string() + "/")) {
     return Fail(ErrorCode::kInvalidArgument,
                 fmt::format("--out {} is inside the data directory; write the backup elsewhere",
@@ -474,7 +509,7 @@ Result<BackupSummary> Backup(const BackupOptions& options) {
   if (auto ok = platform::SyncDirectory(out.parent_path()); !ok) {
     return std::unexpected(ok.error());
   }
-  return BackupSummary{files, bytes, facts->schema_version};
+  return BackupSummary{files, bytes, facts->schema_version, std::move(notes)};
 }
 
 namespace {
@@ -616,7 +651,21 @@ Result<ReadBack> ReadArchive(const fs::path& from, const fs::path& into) {
 
 // Checks what was read against the manifest, and the manifest against its
 // checksum. The error names the first thing wrong.
+Result<json> CheckManifest(const fs::path& from, const ReadBack& back);
+
+// A manifest with a field of the wrong type (one that matched its checksum:
+// written by hand) is no backup.
 Result<json> CheckAgainstManifest(const fs::path& from, const ReadBack& back) {
+  try {
+    return CheckManifest(from, back);
+  } catch (const json::exception& e) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{} is not a fabu-coordinator backup: its {}: {}", from.string(),
+                            kManifest, e.what()));
+  }
+}
+
+Result<json> CheckManifest(const fs::path& from, const ReadBack& back) {
   const std::string file = from.string();
   if (!back.has_manifest || !back.has_manifest_sum) {
     return Fail(ErrorCode::kIntegrity,
@@ -682,6 +731,14 @@ Result<json> CheckAgainstManifest(const fs::path& from, const ReadBack& back) {
                             "pg_restore (docs/coordinator.md, \"Backups\")",
                             file));
   }
+  // What restore reports: of the right type, or the exception above.
+  if (store.value("schema_version", 0) <= 0) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{} is not a fabu-coordinator backup: its {} names no schema version",
+                            file, kManifest));
+  }
+  (void)manifest.value("created", "");
+  (void)manifest.value("fabu_version", "");
   return manifest;
 }
 

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "protocol/error.hpp"
 
@@ -40,6 +41,9 @@ struct BackupSummary {
   int files = 0;            // members, the manifest not counted
   std::uint64_t bytes = 0;  // their sizes summed
   int schema_version = 0;   // the store's
+  // Files config.json names that the backup does not hold (outside the
+  // data directory), one sentence each.
+  std::vector<std::string> notes;
 };
 
 // Writes the backup of `options.data` to `options.out` (temp file beside it,

@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
     std::cout << fmt::format("backed up {} to {}: {} files, {} bytes, store schema version {}\n",
                              backup_options.data.string(), backup_options.out.string(),
                              summary->files, summary->bytes, summary->schema_version);
+    for (const std::string& note : summary->notes) std::cout << "note: " << note << "\n";
   });
 
   auto* restore = app.add_subcommand(

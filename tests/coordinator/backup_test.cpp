@@ -296,6 +296,20 @@ TEST_F(BackupTest, ARestoreReplacesAnInstallationOnlyWithForce) {
   EXPECT_TRUE(Leftovers(dir_.path(), ".coordinator.").empty());
 }
 
+// Given config.json naming a key file outside the data directory, backup
+// should say that file is not in the backup.
+TEST_F(BackupTest, ABackupNamesTheFilesConfigNamesOutsideTheDataDirectory) {
+  json config = json::parse(ReadFile(data() / "config.json"));
+  const fs::path outside = dir_ / "publisher.pub";
+  config["trusted_keys"] = json::array({outside.string()});
+  WriteFile(data() / "config.json", config.dump(2));
+  auto made = Coordinator({"backup", "--data", data().string(), "--out", backup().string()});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_TRUE(Contains(made.out, "note: config.json names " + outside.string() +
+                                     " (trusted_keys), which is not in the backup"))
+      << made.out;
+}
+
 // Given a configuration that keeps the store in PostgreSQL, backup should
 // refuse and point to pg_dump.
 TEST_F(BackupTest, ABackupOfAPostgresStoreIsRefusedWithPgDump) {
