@@ -395,7 +395,19 @@ Result<BackupSummary> Backup(const BackupOptions& options) {
                 fmt::format("--out {} is a directory; name the backup file", out.string()));
   }
 
-  // The store first: the packages it references are then all in packages/
+  // The audit checkpoints before the store: every checkpoint in the backup
+  // then signs a head the store's copy holds, and the restored directory
+  // verifies against them (`audit verify --checkpoint`). Whole lines only:
+  // the daemon appends.
+  std::optional<std::string> checkpoints;
+  if (fs::exists(data.checkpoints(), ec)) {
+    auto content = platform::ReadWholeFile(data.checkpoints());
+    if (!content) return std::unexpected(content.error());
+    const auto end = content->rfind('\n');
+    content->resize(end == std::string::npos ? 0 : end + 1);
+    checkpoints = std::move(*content);
+  }
+  // Then the store: the packages it references are then all in packages/
   // (content-addressed files are written before their row, never rewritten).
   auto work = MakeTempDirBeside(out, "parts");
   if (!work) return std::unexpected(work.error());
@@ -442,13 +454,15 @@ Result<BackupSummary> Backup(const BackupOptions& options) {
   if (!top) return std::unexpected(top.error());
   for (const std::string& name : *top) {
     if (!TopLevelFileIsBackedUp(name)) continue;
+    if (data.root / name == data.checkpoints()) {
+      if (!checkpoints) continue;  // made after the store's copy
+      if (auto ok = archive_out.AddBytes(name, *checkpoints, 0600); !ok) {
+        return std::unexpected(ok.error());
+      }
+      continue;
+    }
     auto content = platform::ReadWholeFile(data.root / name);
     if (!content) return std::unexpected(content.error());
-    // Appended by the daemon: whole lines only.
-    if (data.root / name == data.checkpoints()) {
-      const auto end = content->rfind('\n');
-      content->resize(end == std::string::npos ? 0 : end + 1);
-    }
     if (auto ok = archive_out.AddBytes(name, *content, 0600); !ok) {
       return std::unexpected(ok.error());
     }

@@ -7,7 +7,8 @@
 //                             backup API: one consistent snapshot, whatever
 //                             the daemon writes meanwhile
 //   config.json, ca.pem, ca.key, server.pem, server.key, secret.key,
-//   audit-checkpoint.key/.pub, audit-checkpoints.jsonl (whole lines), and
+//   audit-checkpoint.key/.pub, audit-checkpoints.jsonl (its whole lines,
+//   read before the store is copied: each signs a head the copy holds), and
 //   every other plain file of DIR but the store's -wal/-shm/-journal, the
 //   port file and *.log
 //   trusted/*                 the trusted publisher keys

@@ -101,9 +101,10 @@ class BackupTest : public ::testing::Test {
 };
 
 // Given users being added one after another while `backup` runs against the
-// live daemon, the restored directory should start, pass `fabu audit verify`,
-// hold the users u0..uK-1 of some K with no gap (one snapshot), and have the
-// files and modes the daemon makes.
+// live daemon, the restored directory should start, pass `fabu audit verify`
+// and `fabu-coordinator audit verify` against its checkpoints, hold the users
+// u0..uK-1 of some K with no gap (one snapshot), and have the files and
+// modes the daemon makes.
 TEST_F(BackupTest, ABackupTakenWhileUsersAreAddedRestoresToACoordinatorThatStarts) {
   std::vector<std::string> added;
   {
@@ -174,6 +175,10 @@ TEST_F(BackupTest, ABackupTakenWhileUsersAreAddedRestoresToACoordinatorThatStart
     EXPECT_FALSE(names.contains(added[i])) << added[i] << " restored after a gap: " << users.out;
   }
   EXPECT_EQ(names.size(), k + 1) << users.out;  // and admin
+  // The checkpoints it carries sign heads its store holds.
+  auto anchored = Coordinator({"audit", "verify", "--data", restored.string(), "--checkpoint",
+                               (restored / "audit-checkpoints.jsonl").string()});
+  EXPECT_EQ(anchored.exit_code, 0) << anchored.out << anchored.err;
 }
 
 // Given a backup with one byte of config.json flipped, restore should name
