@@ -5,6 +5,8 @@
 //   trust list --data DIR
 //   trust remove --data DIR KEY_ID --reason TEXT
 //   audit verify --data DIR --checkpoint FILE [--key PUB]
+//   backup --data DIR --out FILE
+//   restore --from FILE --data DIR [--force]
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +17,7 @@
 #include <iostream>
 
 #include "coordinator/daemon/audit_anchor.hpp"
+#include "coordinator/daemon/backup.hpp"
 #include "coordinator/daemon/daemon.hpp"
 #include "protocol/build_info.hpp"
 
@@ -126,6 +129,37 @@ int main(int argc, char** argv) {
       std::cerr << "fabu-coordinator audit verify: " << problem << "\n";
     }
     if (!result->ok) exit_code = 1;
+  });
+
+  auto* backup = app.add_subcommand(
+      "backup", "Back up the data directory into one archive while the daemon runs");
+  fabu::coordinator::BackupOptions backup_options;
+  backup_options.fabu_version = std::string(fabu::BuildVersion());
+  backup->add_option("--data", backup_options.data, "Data directory")->required();
+  backup->add_option("--out", backup_options.out, "The backup file to write")->required();
+  backup->callback([&] {
+    auto summary = fabu::coordinator::Backup(backup_options);
+    if (!summary) return fail("backup", summary.error());
+    std::cout << fmt::format("backed up {} to {}: {} files, {} bytes, store schema version {}\n",
+                             backup_options.data.string(), backup_options.out.string(),
+                             summary->files, summary->bytes, summary->schema_version);
+    for (const std::string& note : summary->notes) std::cout << "note: " << note << "\n";
+  });
+
+  auto* restore = app.add_subcommand(
+      "restore", "Restore a data directory from a backup, checked whole before DIR is touched");
+  fabu::coordinator::RestoreOptions restore_options;
+  restore->add_option("--from", restore_options.from, "The backup file")->required();
+  restore->add_option("--data", restore_options.data, "Data directory to restore into")->required();
+  restore->add_flag("--force", restore_options.force,
+                    "Replace a data directory that already holds a coordinator");
+  restore->callback([&] {
+    auto summary = fabu::coordinator::Restore(restore_options);
+    if (!summary) return fail("restore", summary.error());
+    std::cout << fmt::format(
+        "restored {} from {}: {} files, store schema version {}, backed up {} by fabu {}\n",
+        restore_options.data.string(), restore_options.from.string(), summary->files,
+        summary->schema_version, summary->created, summary->fabu_version);
   });
 
   try {
