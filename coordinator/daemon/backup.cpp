@@ -557,6 +557,25 @@ struct ReadBack {
   bool has_manifest_sum = false;
 };
 
+// Hands each chunk of the current member's data to `take`, in order; a read
+// error is damage to the archive (kIntegrity naming the member).
+template <typename Take>
+Result<void> ReadMemberData(archive* a, const std::string& name, const std::string& damaged,
+                            std::size_t chunk, Take take) {
+  std::vector<char> buffer(chunk);
+  for (;;) {
+    const la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
+    if (n == 0) return {};
+    if (n < 0) {
+      return Fail(ErrorCode::kIntegrity,
+                  fmt::format("{}: {}: {}", damaged, name, ArchiveErrorText(a)));
+    }
+    if (auto ok = take(std::string_view(buffer.data(), static_cast<std::size_t>(n))); !ok) {
+      return ok;
+    }
+  }
+}
+
 Result<void> WriteMember(archive* a, const std::string& name, const fs::path& target,
                          const std::string& damaged, Member& member) {
   // Packages read-only, as the daemon keeps them; every other file 0600.
@@ -566,22 +585,12 @@ Result<void> WriteMember(archive* a, const std::string& name, const fs::path& ta
     return Fail(ErrorCode::kIo, fmt::format("cannot create {}: {}", target.string(), Errno()));
   }
   Sha256 hash;
-  std::vector<char> buffer(kChunk);
-  for (;;) {
-    const la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
-    if (n == 0) break;
-    if (n < 0) {
-      return Fail(ErrorCode::kIntegrity,
-                  fmt::format("{}: {}: {}", damaged, name, ArchiveErrorText(a)));
-    }
-    hash.Update(buffer.data(), static_cast<std::size_t>(n));
-    if (auto ok =
-            platform::WriteAll(fd.get(), {buffer.data(), static_cast<std::size_t>(n)}, target);
-        !ok) {
-      return ok;
-    }
-    member.size += static_cast<std::uint64_t>(n);
-  }
+  auto written = ReadMemberData(a, name, damaged, kChunk, [&](std::string_view data) {
+    hash.Update(data.data(), data.size());
+    member.size += data.size();
+    return platform::WriteAll(fd.get(), {data.data(), data.size()}, target);
+  });
+  if (!written) return written;
   member.sha256 = hash.FinishHex();
   if (::fchmod(fd.get(), mode) != 0) {
     return Fail(ErrorCode::kIo, fmt::format("chmod {}: {}", target.string(), Errno()));
@@ -595,20 +604,16 @@ Result<void> WriteMember(archive* a, const std::string& name, const fs::path& ta
 Result<std::string> ReadSmallMember(archive* a, const std::string& name,
                                     const std::string& damaged) {
   std::string content;
-  std::vector<char> buffer(64 * 1024);
-  for (;;) {
-    const la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
-    if (n == 0) break;
-    if (n < 0) {
-      return Fail(ErrorCode::kIntegrity,
-                  fmt::format("{}: {}: {}", damaged, name, ArchiveErrorText(a)));
-    }
-    content.append(buffer.data(), static_cast<std::size_t>(n));
-    if (static_cast<la_int64_t>(content.size()) > kManifestLimit) {
-      return Fail(ErrorCode::kIntegrity,
-                  fmt::format("{}: {} is larger than any manifest", damaged, name));
-    }
-  }
+  auto read =
+      ReadMemberData(a, name, damaged, 64 * 1024, [&](std::string_view data) -> Result<void> {
+        content.append(data);
+        if (static_cast<la_int64_t>(content.size()) > kManifestLimit) {
+          return Fail(ErrorCode::kIntegrity,
+                      fmt::format("{}: {} is larger than any manifest", damaged, name));
+        }
+        return {};
+      });
+  if (!read) return std::unexpected(read.error());
   return content;
 }
 
