@@ -110,7 +110,8 @@ TEST_F(BackupTest, ABackupTakenWhileUsersAreAddedRestoresToACoordinatorThatStart
   {
     CoordinatorProcess coordinator(data());
     ASSERT_TRUE(coordinator.started()) << coordinator.log();
-    std::atomic<bool> stop{false};
+    std::atomic<bool> stop{false}, writer_done{false};
+    std::atomic<std::size_t> count{0};  // what the main thread may read while the writer runs
     std::thread writer([&] {
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       for (int i = 0; i < 60 && !stop && std::chrono::steady_clock::now() < deadline; ++i) {
@@ -118,10 +119,12 @@ TEST_F(BackupTest, ABackupTakenWhileUsersAreAddedRestoresToACoordinatorThatStart
                            {"user", "add", "u" + std::to_string(i), "--role", "viewer"});
         if (user.exit_code != 0) break;
         added.push_back("u" + std::to_string(i));
+        count = added.size();
       }
+      writer_done = true;
     });
     // Some users in before the backup starts, more while it runs.
-    while (added.size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (count < 3 && !writer_done) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     auto made = Coordinator({"backup", "--data", data().string(), "--out", backup().string()});
     stop = true;
     writer.join();
