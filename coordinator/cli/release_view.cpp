@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 
 #include <map>
-#include <set>
 #include <sstream>
 #include <tuple>
 
 #include "coordinator/release/release_plan.hpp"
+#include "coordinator/release/release_report.hpp"
 
 namespace fabu::cli {
 namespace {
@@ -229,48 +229,32 @@ std::string ReleaseText(const json& release, const json& hosts) {
 }
 
 std::string BaselineText(const json& baseline) {
-  // host -> app -> {before, after}; a host without software has one row with app "".
-  std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>> table;
-  std::set<std::string> phases;
-  std::map<std::string, std::string> taken;
-  if (baseline.is_array()) {
-    for (const auto& row : baseline) {
-      const std::string phase = Text(row, "phase");
-      phases.insert(phase);
-      taken.try_emplace(phase, Text(row, "taken"));
-      auto& apps = table[Text(row, "host")];
-      if (Text(row, "app").empty()) continue;
-      auto& versions = apps[Text(row, "app")];
-      (phase == "before" ? versions.first : versions.second) = Text(row, "version");
-    }
-  }
+  const auto pairs = coordinator::release::PairBaseline(baseline);
   std::ostringstream out;
-  if (table.empty()) {
+  if (pairs.empty()) {
     out << "no baseline taken yet: the before-baseline is taken when the rollout starts, the "
            "after-baseline at close\n";
     return out.str();
   }
+  std::map<std::string, std::string> taken;  // phase -> when
+  for (const auto& row : baseline) taken.try_emplace(Text(row, "phase"), Text(row, "taken"));
   for (const char* phase : {"before", "after"}) {
     out << fmt::format(
         "{:<6}  {}\n", phase,
-        phases.contains(phase) ? "taken " + taken[phase] : std::string("not taken yet"));
+        taken.contains(phase) ? "taken " + taken[phase] : std::string("not taken yet"));
   }
-  auto row = [&out](const std::string& host, const std::string& app, const std::string& before,
-                    const std::string& after, std::string_view mark) {
-    std::string line =
+  auto line = [&out](const std::string& host, const std::string& app, const std::string& before,
+                     const std::string& after, std::string_view mark) {
+    std::string text =
         fmt::format("{:<24} {:<20} {:<16} {:<16} {}", host, app, before, after, mark);
-    line.erase(line.find_last_not_of(' ') + 1);
-    out << line << "\n";
+    text.erase(text.find_last_not_of(' ') + 1);
+    out << text << "\n";
   };
-  row("HOST", "APP", "BEFORE", "AFTER", "");
-  for (const auto& [host, apps] : table) {
-    if (apps.empty()) row(host, "-", "-", "-", "");
-    for (const auto& [app, versions] : apps) {
-      const auto& [before, after] = versions;
-      const bool changed = phases.contains("after") && before != after;
-      row(host, app, before.empty() ? "-" : before, after.empty() ? "-" : after,
-          changed ? "changed" : "");
-    }
+  auto cell = [](const std::string& text) { return text.empty() ? std::string("-") : text; };
+  line("HOST", "APP", "BEFORE", "AFTER", "");
+  for (const auto& p : pairs) {
+    const bool changed = !p.app.empty() && taken.contains("after") && p.before != p.after;
+    line(p.host, cell(p.app), cell(p.before), cell(p.after), changed ? "changed" : "");
   }
   return out.str();
 }

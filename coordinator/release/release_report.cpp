@@ -147,12 +147,9 @@ json ReleaseReportJson(const ReleaseReportFacts& f, const TimeZone& zone) {
           {"review_notes", f.review_notes}};
 }
 
-namespace {
+namespace {}  // namespace
 
-// One row per host and app: its version before the rollout and at close
-// (empty, shown "—", for a phase not taken or an app the host did not have
-// then). A host with no software in either phase has one row without an app.
-std::vector<std::vector<std::string>> BaselineRows(const json& baseline) {
+std::vector<BaselinePair> PairBaseline(const json& baseline) {
   std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>> hosts;
   for (const json& row : baseline) {
     auto& apps = hosts[Str(row, "host")];
@@ -160,7 +157,7 @@ std::vector<std::vector<std::string>> BaselineRows(const json& baseline) {
     if (app.empty()) continue;
     (Str(row, "phase") == "before" ? apps[app].first : apps[app].second) = Str(row, "version");
   }
-  std::vector<std::vector<std::string>> rows;
+  std::vector<BaselinePair> rows;
   for (const auto& [host, apps] : hosts) {
     if (apps.empty()) rows.push_back({host, "", "", ""});
     for (const auto& [app, versions] : apps) {
@@ -169,8 +166,6 @@ std::vector<std::vector<std::string>> BaselineRows(const json& baseline) {
   }
   return rows;
 }
-
-}  // namespace
 
 Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordFormat format, Lang lang,
                                         const TimeZone& zone) {
@@ -275,7 +270,13 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   doc.Heading("baseline", "baseline");
   doc.Table(
       {L(lang, "host"), L(lang, "app"), L(lang, "baseline_before"), L(lang, "baseline_after")},
-      BaselineRows(f.baseline));
+      [&f] {
+        Rows rows;
+        for (const BaselinePair& b : PairBaseline(f.baseline)) {
+          rows.push_back({b.host, b.app, b.before, b.after});
+        }
+        return rows;
+      }());
 
   doc.Heading("notices", "notices");
   Rows notice_rows;

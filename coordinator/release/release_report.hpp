@@ -42,6 +42,15 @@ struct ReleaseReportFacts {
   std::string review_notes;
 };
 
+// The baseline rows paired per host and app: its version before the rollout
+// and at close (empty for a phase not taken or an app the host did not have
+// then). A host with no software in either phase has one entry without an
+// app. Sorted by host, then app. The release report and `fabu cmdb baseline`.
+struct BaselinePair {
+  std::string host, app, before, after;
+};
+std::vector<BaselinePair> PairBaseline(const nlohmann::json& baseline);
+
 nlohmann::json ReleaseReportJson(const ReleaseReportFacts& facts, const TimeZone& zone);
 // kInvalidArgument for csv (the report is not one table).
 Result<std::string> RenderReleaseReport(const ReleaseReportFacts& facts, RecordFormat format,
