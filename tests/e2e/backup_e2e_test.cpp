@@ -45,12 +45,9 @@ class BackupE2eTest : public Fleet {
 TEST_F(BackupE2eTest, ACoordinatorRestoredFromABackupTakenMidRolloutFinishesIt) {
   ASSERT_NO_FATAL_FAILURE(AddAgents(2));
   const Package v1 = BuildAndUpload(kV1);
-  for (const auto& agent : agents_) WriteFile(agent.apps() / "HOLD", "");
+  HoldEveryAgent();
   const std::string id = Release(v1);
-  ASSERT_TRUE(WaitFor([&] {
-    return std::ranges::all_of(agents_,
-                               [](const Agent& a) { return fs::exists(a.apps() / "HELD"); });
-  })) << AllAgentLogs();
+  ASSERT_TRUE(AllHeld()) << AllAgentLogs();
 
   const json audit_before = List({"audit", "list", "--json"});
   ASSERT_TRUE(audit_before.is_array() && !audit_before.empty());

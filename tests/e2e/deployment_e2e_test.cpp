@@ -293,12 +293,9 @@ TEST_F(DeploymentE2eTest, ACoordinatorDownForTenSecondsLosesAndDuplicatesNothing
   constexpr auto kOutage = std::chrono::seconds(10);
   ASSERT_NO_FATAL_FAILURE(AddAgents(3));
   const Package v1 = BuildAndUpload(kV1);
-  for (const auto& agent : agents_) WriteFile(agent.apps() / "HOLD", "");
+  HoldEveryAgent();
   const std::string id = Release(v1);
-  ASSERT_TRUE(WaitFor([&] {
-    return std::ranges::all_of(agents_,
-                               [](const Agent& a) { return fs::exists(a.apps() / "HELD"); });
-  })) << AllAgentLogs();
+  ASSERT_TRUE(AllHeld()) << AllAgentLogs();
 
   const int port = Port();
   ASSERT_NO_FATAL_FAILURE(KillCoordinator());

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -670,6 +671,17 @@ void Fleet::Deploy(const Package& package) {
   for (const auto& agent : agents_) {
     ASSERT_EQ(Current(agent), fs::path("releases") / package.version) << agent.name;
   }
+}
+
+void Fleet::HoldEveryAgent() {
+  for (const auto& agent : agents_) WriteFile(agent.apps() / "HOLD", "");
+}
+
+bool Fleet::AllHeld() {
+  return WaitFor([&] {
+    return std::ranges::all_of(agents_,
+                               [](const Agent& a) { return fs::exists(a.apps() / "HELD"); });
+  });
 }
 
 fs::path Fleet::Current(const Agent& agent) const {

@@ -151,6 +151,11 @@ class Fleet : public ::testing::Test {
   void EditConfig(const Agent& agent, const json& changes);
   std::string Credential(const Agent& agent) const;
   std::string AllAgentLogs() const;
+  // Every agent's activate hook waits while HOLD is in its apps root (it
+  // touches HELD when it starts waiting): Hold before the release,
+  // AllHeld to wait until each one is inside it.
+  void HoldEveryAgent();
+  bool AllHeld();
 
   // --- packages and releases ---
   // Builds c3m-video `version` with the hooks and `extra_bytes` of random

@@ -360,7 +360,7 @@ TEST_F(RolloutE2eTest, ABigWaveIsAssignedInPartsOneTransactionEach) {
   const Package v1 = BuildAndUpload(kV1);
   // Every install waits: the parts after the first go out while the first
   // part's hosts are still busy, not once they are final.
-  for (const auto& agent : agents_) WriteFile(agent.apps() / "HOLD", "");
+  HoldEveryAgent();
   const std::string id = Release(v1);
   json status;
   ASSERT_TRUE(WaitFor(
