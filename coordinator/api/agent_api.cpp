@@ -82,6 +82,13 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                auto open = api.store.ReadCached(
                    [&](soci::session& sql,
                        StatementCache& statements) -> Result<std::optional<DeploymentRecord>> {
+                     // Woken while waiting: the host may have been removed or
+                     // revoked since its credential was checked.
+                     if (ctx.wait_until) {
+                       if (auto ok = CheckHostEnrolled(sql, ctx.host()); !ok) {
+                         return std::unexpected(ok.error());
+                       }
+                     }
                      return OpenAssignment(sql, statements, ctx.host());
                    });
                if (!open) return std::unexpected(open.error());

@@ -110,25 +110,47 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
                return Response::Ok({{"hosts", items}});
              });
 
+  // Removal and revocation: the credential stops at once (the cache is
+  // emptied once the removal is committed, so nothing puts it back), the
+  // host's unfinished deployments end (host_removed) and a poll it holds is
+  // answered.
+  const auto remove = [api](RequestContext& ctx, const std::string& reason) -> Result<Response> {
+    const std::string name = ctx.path_params.at("name");
+    const release::PlanParseOptions options = PlanOptions(api);
+    Wakeups wake;
+    auto removed = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
+      wake = {};
+      auto host = RemoveHost(tx, name, reason);
+      if (host) EndDeploymentsOfHost(tx, name, Now(api), options, wake, reason);
+      return host;
+    });
+    if (!removed) return std::unexpected(removed.error());
+    api.agent_credentials.ForgetAll();
+    WakeHosts(api.wakeups, wake);
+    // A poll of the removed host must not keep its deployment alive.
+    api.wakeups.Notify(WakeupHub::HostKey(name));
+    return Response::Ok(removed->ToJson());
+  };
+
   router.Add(Method::kPost, "/api/v1/hosts/{name}/remove",
              RouteOptions::ForRoles({R::kAdmin}, "removing a host"),
-             [api](RequestContext& ctx) -> Result<Response> {
-               const std::string name = ctx.path_params.at("name");
-               const release::PlanParseOptions options = PlanOptions(api);
-               Wakeups wake;
-               auto removed = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
-                 wake = {};
-                 auto host = RemoveHost(tx, name);
-                 if (host) EndDeploymentsOfHost(tx, name, Now(api), options, wake);
-                 return host;
-               });
-               if (!removed) return std::unexpected(removed.error());
-               // Its credential must not pass any more (committed: nothing puts it back).
-               api.agent_credentials.ForgetAll();
-               WakeHosts(api.wakeups, wake);
-               // A poll of the removed host must not keep its deployment alive.
-               api.wakeups.Notify(WakeupHub::HostKey(name));
-               return Response::Ok(removed->ToJson());
+             [remove](RequestContext& ctx) { return remove(ctx, ""); });
+
+  router.Add(Method::kPost, "/api/v1/hosts/{name}/revoke",
+             RouteOptions::ForRoles({R::kAdmin}, "revoking a host"),
+             [remove](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               if (auto ok = CheckObject(*body, "", {{"reason", JsonType::kString, true}}); !ok) {
+                 return std::unexpected(ok.error());
+               }
+               const std::string reason = (*body)["reason"].get<std::string>();
+               if (reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+                 return Fail(ErrorCode::kInvalidArgument,
+                             "reason: say why the host is revoked (the audit trail and the "
+                             "host's record keep it)");
+               }
+               return remove(ctx, reason);
              });
 }
 

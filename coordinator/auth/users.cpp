@@ -19,6 +19,7 @@ struct UserRow {
   int disabled = 0;
   std::string created;
   std::string created_by;
+  long long token_expires = 0;
 
   User ToUser() const {
     User user;
@@ -30,9 +31,23 @@ struct UserRow {
     user.disabled = disabled != 0;
     user.created = created;
     user.created_by = created_by;
+    user.token_expires = token_expires;
     return user;
   }
 };
+
+constexpr const char* kUserColumns = "name, role, disabled, created, created_by, token_expires";
+
+// The row's columns, in kUserColumns' order.
+auto IntoRow(UserRow& row) {
+  return std::make_tuple(soci::into(row.name), soci::into(row.role), soci::into(row.disabled),
+                         soci::into(row.created), soci::into(row.created_by),
+                         soci::into(row.token_expires));
+}
+
+std::string ExpiryText(UnixSeconds expires) {
+  return expires == 0 ? std::string("never") : protocol::FormatRfc3339Utc(expires);
+}
 
 }  // namespace
 
@@ -65,7 +80,19 @@ nlohmann::json User::ToJson() const {
           {"role", RoleName(role)},
           {"disabled", disabled},
           {"created", created},
-          {"created_by", created_by}};
+          {"created_by", created_by},
+          {"token_expires", token_expires == 0
+                                ? nlohmann::json(nullptr)
+                                : nlohmann::json(protocol::FormatRfc3339Utc(token_expires))}};
+}
+
+Result<void> CheckTokenDays(std::int64_t days, std::string_view field) {
+  if (days < 0 || days > kMaxTokenDays) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}: a token lives 0 (no expiry) to {} days, not {}", field,
+                            kMaxTokenDays, days));
+  }
+  return {};
 }
 
 Result<std::string> NewToken() { return RandomHex(32); }
@@ -94,9 +121,9 @@ Result<void> CheckUserName(std::string_view name) {
 Result<User> FindUser(soci::session& sql, std::string_view name) {
   UserRow row;
   std::string key(name);
-  sql << "SELECT name, role, disabled, created, created_by FROM users WHERE name = :name",
-      soci::use(key), soci::into(row.name), soci::into(row.role), soci::into(row.disabled),
-      soci::into(row.created), soci::into(row.created_by);
+  auto [n, r, d, c, b, e] = IntoRow(row);
+  sql << fmt::format("SELECT {} FROM users WHERE name = :name", kUserColumns), soci::use(key), n, r,
+      d, c, b, e;
   if (!sql.got_data()) return Fail(ErrorCode::kNotFound, fmt::format("no user \"{}\"", name));
   return row.ToUser();
 }
@@ -104,10 +131,10 @@ Result<User> FindUser(soci::session& sql, std::string_view name) {
 std::vector<User> ListUsers(soci::session& sql) {
   std::vector<User> users;
   UserRow row;
+  auto [n, r, d, c, b, e] = IntoRow(row);
   soci::statement st =
-      (sql.prepare << "SELECT name, role, disabled, created, created_by FROM users ORDER BY name",
-       soci::into(row.name), soci::into(row.role), soci::into(row.disabled),
-       soci::into(row.created), soci::into(row.created_by));
+      (sql.prepare << fmt::format("SELECT {} FROM users ORDER BY name", kUserColumns), n, r, d, c,
+       b, e);
   st.execute(false);
   while (st.fetch()) users.push_back(row.ToUser());
   return users;
@@ -119,20 +146,25 @@ nlohmann::json UsersRoster(soci::session& sql) {
   std::string role;
   std::string token_sha256;
   int disabled = 0;
-  soci::statement st =
-      (sql.prepare << "SELECT name, role, token_sha256, disabled FROM users ORDER BY name",
-       soci::into(name), soci::into(role), soci::into(token_sha256), soci::into(disabled));
+  long long token_expires = 0;
+  soci::statement st = (sql.prepare << "SELECT name, role, token_sha256, disabled, token_expires "
+                                       "FROM users ORDER BY name",
+                        soci::into(name), soci::into(role), soci::into(token_sha256),
+                        soci::into(disabled), soci::into(token_expires));
   st.execute(false);
   while (st.fetch()) {
     roster[name] = {{"role", role},
                     {"disabled", disabled != 0},
-                    {"token", Sha256Hex(token_sha256).substr(0, 16)}};
+                    {"token", Sha256Hex(token_sha256).substr(0, 16)},
+                    {"token_expires", token_expires}};
   }
   return roster;
 }
 
-Result<std::string> CreateUser(Transaction& tx, std::string_view name, Role role) {
+Result<std::string> CreateUser(Transaction& tx, std::string_view name, Role role,
+                               std::int64_t token_days, UnixSeconds now) {
   if (auto ok = CheckUserName(name); !ok) return std::unexpected(ok.error());
+  if (auto ok = CheckTokenDays(token_days, "token_days"); !ok) return std::unexpected(ok.error());
   if (role == Role::kSystem) {
     return Fail(ErrorCode::kInvalidArgument,
                 fmt::format("role: system is the coordinator's own role, never a user's; use one "
@@ -149,13 +181,17 @@ Result<std::string> CreateUser(Transaction& tx, std::string_view name, Role role
   user.role = role;
   user.created = tx.clock().Utc();
   user.created_by = tx.origin().actor;
+  if (token_days > 0)
+    user.token_expires = (now != 0 ? now : tx.clock().Seconds()) + token_days * 86400;
   std::string role_name(RoleName(role));
   std::string token_hash = HashToken(*token);
   int disabled = 0;
-  tx.sql() << "INSERT INTO users (name, role, token_sha256, disabled, created, created_by) "
-              "VALUES (:name, :role, :token, :disabled, :created, :created_by)",
+  long long expires = user.token_expires;
+  tx.sql() << "INSERT INTO users (name, role, token_sha256, disabled, created, created_by, "
+              "token_expires) VALUES (:name, :role, :token, :disabled, :created, :created_by, "
+              ":expires)",
       soci::use(user.name), soci::use(role_name), soci::use(token_hash), soci::use(disabled),
-      soci::use(user.created), soci::use(user.created_by);
+      soci::use(user.created), soci::use(user.created_by), soci::use(expires);
   AuditEvent event("user.create", "user", user.name);
   event.after = user.ToJson();
   event.detail = {{"role", role_name}};
@@ -178,7 +214,33 @@ Result<User> DisableUser(Transaction& tx, std::string_view name) {
   return after;
 }
 
-Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token) {
+Result<RotatedToken> RotateToken(Transaction& tx, std::string_view name, std::int64_t token_days,
+                                 UnixSeconds now) {
+  if (auto ok = CheckTokenDays(token_days, "token_days"); !ok) return std::unexpected(ok.error());
+  auto user = FindUser(tx.sql(), name);
+  if (!user) return std::unexpected(user.error());
+  if (user->disabled) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("user \"{}\" is disabled: a disabled user gets no new token", name));
+  }
+  auto token = NewToken();
+  if (!token) return std::unexpected(token.error());
+  User after = *user;
+  after.token_expires = token_days > 0 ? now + token_days * 86400 : 0;
+  std::string key(name);
+  std::string token_hash = HashToken(*token);
+  long long expires = after.token_expires;
+  tx.sql() << "UPDATE users SET token_sha256 = :token, token_expires = :expires WHERE name = :name",
+      soci::use(token_hash), soci::use(expires), soci::use(key);
+  AuditEvent event("user.token-rotate", "user", key);
+  event.before = user->ToJson();
+  event.after = after.ToJson();
+  event.detail = {{"token_days", token_days}};
+  tx.Audit(event);
+  return RotatedToken{*token, after};
+}
+
+Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token, UnixSeconds now) {
   if (token.empty()) {
     return Fail(ErrorCode::kUnauthenticated,
                 "missing bearer token: send \"Authorization: Bearer <token>\" (fabu: --token or "
@@ -186,13 +248,19 @@ Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token) 
   }
   std::string hash = HashToken(token);
   UserRow row;
-  sql << "SELECT name, role, disabled, created, created_by FROM users WHERE token_sha256 = :hash",
-      soci::use(hash), soci::into(row.name), soci::into(row.role), soci::into(row.disabled),
-      soci::into(row.created), soci::into(row.created_by);
+  auto [n, r, d, c, b, e] = IntoRow(row);
+  sql << fmt::format("SELECT {} FROM users WHERE token_sha256 = :hash", kUserColumns),
+      soci::use(hash), n, r, d, c, b, e;
   if (!sql.got_data()) return Fail(ErrorCode::kUnauthenticated, "unknown bearer token");
   if (row.disabled != 0) {
     return Fail(ErrorCode::kUnauthenticated,
                 fmt::format("user \"{}\" is disabled; ask an admin for a new account", row.name));
+  }
+  if (row.token_expires != 0 && now >= row.token_expires) {
+    return Fail(ErrorCode::kUnauthenticated,
+                fmt::format("the token of user \"{}\" expired at {}; an admin makes a new one with "
+                            "`fabu user token rotate {}`",
+                            row.name, ExpiryText(row.token_expires), row.name));
   }
   auto role = ParseRole(row.role);
   if (!role) return Fail(ErrorCode::kInternal, "user " + row.name + " has an unknown role");

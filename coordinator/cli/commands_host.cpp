@@ -1,4 +1,4 @@
-// `fabu enroll-token create`, `fabu hosts list`, `fabu host remove`: the
+// `fabu enroll-token create`, `fabu hosts list`, `fabu host remove|revoke`: the
 // hosts agents run on and how they enroll.
 #include <fmt/format.h>
 
@@ -184,6 +184,33 @@ void RegisterHostCommands(CLI::App& app, int& exit_code) {
                              json::object());
     if (!done) return ReportFailure("host remove", done.error(), exit_code);
     std::cout << "host " << remove_args->name << " removed\n";
+  });
+
+  // fabu host revoke
+  struct HostRevokeArgs {
+    ClientOptions client;
+    std::string name;
+    std::string reason;
+  };
+  auto host_revoke_args = std::make_shared<HostRevokeArgs>();
+  auto* host_revoke = host->add_subcommand(
+      "revoke",
+      "Revoke a host no longer trusted (admin): its credential is refused from now on, its "
+      "unfinished deployments end, and only a new enrollment token brings it back");
+  host_revoke->add_option("NAME", host_revoke_args->name, "Host name")->required();
+  host_revoke
+      ->add_option("--reason", host_revoke_args->reason,
+                   "Why (kept in the audit trail and the host's record)")
+      ->required();
+  AddClientOptions(host_revoke, host_revoke_args->client);
+  host_revoke->callback([&exit_code, host_revoke_args] {
+    auto client = ApiClient::Create(host_revoke_args->client);
+    if (!client) return ReportFailure("host revoke", client.error(), exit_code);
+    auto done = client->Post("/api/v1/hosts/" + client->Escape(host_revoke_args->name) + "/revoke",
+                             json{{"reason", host_revoke_args->reason}});
+    if (!done) return ReportFailure("host revoke", done.error(), exit_code);
+    std::cout << "host " << host_revoke_args->name << " revoked at "
+              << done->value("removed_at", "") << "\n";
   });
 }
 

@@ -1,13 +1,27 @@
-// `fabu user add|list|disable`: people and their roles (procedure §4.4).
+// `fabu user add|list|disable|token rotate`: people, their roles and tokens
+// (procedure §4.4).
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "coordinator/cli/client.hpp"
 #include "coordinator/cli/commands.hpp"
 
 namespace fabu::cli {
+
+namespace {
+
+// "until 2027-03-05T10:00:00Z" or "without expiry", of a user as the API shows one.
+std::string TokenValidity(const nlohmann::json& user) {
+  const auto it = user.find("token_expires");
+  if (it == user.end() || !it->is_string()) return "without expiry";
+  return "until " + it->get<std::string>();
+}
+
+}  // namespace
 
 void RegisterUserCommands(CLI::App& app, int& exit_code) {
   auto* user = app.add_subcommand("user", "People, their roles and tokens");
@@ -18,19 +32,26 @@ void RegisterUserCommands(CLI::App& app, int& exit_code) {
     ClientOptions client;
     std::string name;
     std::string role;
+    std::optional<std::int64_t> token_days;
   };
   auto add_args = std::make_shared<AddArgs>();
   add->add_option("NAME", add_args->name, "User name, e.g. wang.approver")->required();
   add->add_option("--role", add_args->role, "admin|approver|release_manager|tester|viewer")
       ->required();
+  add->add_option("--token-days", add_args->token_days,
+                  "Days the token lives (0: no expiry; default: the coordinator's "
+                  "user_token_days, 90)");
   AddClientOptions(add, add_args->client);
   add->callback([&exit_code, add_args] {
     auto client = ApiClient::Create(add_args->client);
     if (!client) return ReportFailure("user add", client.error(), exit_code);
-    auto created =
-        client->Post("/api/v1/users", {{"name", add_args->name}, {"role", add_args->role}});
+    nlohmann::json body = {{"name", add_args->name}, {"role", add_args->role}};
+    if (add_args->token_days) body["token_days"] = *add_args->token_days;
+    auto created = client->Post("/api/v1/users", body);
     if (!created) return ReportFailure("user add", created.error(), exit_code);
     std::cout << created->value("token", "") << "\n";
+    std::cerr << fmt::format("user {} ({}): the token above is shown once and works {}\n",
+                             add_args->name, created->value("role", ""), TokenValidity(*created));
   });
 
   auto* list = user->add_subcommand("list", "List users");
@@ -51,11 +72,14 @@ void RegisterUserCommands(CLI::App& app, int& exit_code) {
       std::cout << items.dump(2) << "\n";
       return;
     }
-    std::cout << fmt::format("{:<24} {:<16} {:<9} {}\n", "NAME", "ROLE", "STATE", "CREATED");
+    std::cout << fmt::format("{:<24} {:<16} {:<9} {:<21} {}\n", "NAME", "ROLE", "STATE", "CREATED",
+                             "TOKEN EXPIRES");
     for (const auto& u : items) {
-      std::cout << fmt::format("{:<24} {:<16} {:<9} {}\n", u.value("name", ""), u.value("role", ""),
-                               u.value("disabled", false) ? "disabled" : "active",
-                               u.value("created", ""));
+      const auto expires = u.find("token_expires");
+      std::cout << fmt::format(
+          "{:<24} {:<16} {:<9} {:<21} {}\n", u.value("name", ""), u.value("role", ""),
+          u.value("disabled", false) ? "disabled" : "active", u.value("created", ""),
+          expires != u.end() && expires->is_string() ? expires->get<std::string>() : "never");
     }
   });
 
@@ -74,6 +98,37 @@ void RegisterUserCommands(CLI::App& app, int& exit_code) {
                              nlohmann::json::object());
     if (!done) return ReportFailure("user disable", done.error(), exit_code);
     std::cout << "user " << disable_args->name << " disabled\n";
+  });
+
+  auto* token = user->add_subcommand("token", "A user's bearer token");
+  token->require_subcommand(1);
+  auto* rotate = token->add_subcommand(
+      "rotate",
+      "Replace a user's token by a new one, printed once; the old one stops at once (your own, "
+      "or anyone's as admin)");
+  struct RotateArgs {
+    ClientOptions client;
+    std::string name;
+    std::optional<std::int64_t> token_days;
+  };
+  auto rotate_args = std::make_shared<RotateArgs>();
+  rotate->add_option("NAME", rotate_args->name, "User name")->required();
+  rotate->add_option("--token-days", rotate_args->token_days,
+                     "Days the new token lives (0: no expiry; default: the coordinator's "
+                     "user_token_days, 90)");
+  AddClientOptions(rotate, rotate_args->client);
+  rotate->callback([&exit_code, rotate_args] {
+    auto client = ApiClient::Create(rotate_args->client);
+    if (!client) return ReportFailure("user token rotate", client.error(), exit_code);
+    nlohmann::json body = nlohmann::json::object();
+    if (rotate_args->token_days) body["token_days"] = *rotate_args->token_days;
+    auto rotated =
+        client->Post("/api/v1/users/" + client->Escape(rotate_args->name) + "/token", body);
+    if (!rotated) return ReportFailure("user token rotate", rotated.error(), exit_code);
+    std::cout << rotated->value("token", "") << "\n";
+    std::cerr << fmt::format(
+        "user {}: the token above is shown once and works {}; the old token no longer works\n",
+        rotate_args->name, TokenValidity(*rotated));
   });
 }
 

@@ -46,7 +46,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"time_zone", JsonType::kString},
                              {"cmdb", JsonType::kObject},
                              {"smtp", JsonType::kObject},
-                             {"webhook_allow", JsonType::kArray}});
+                             {"webhook_allow", JsonType::kArray},
+                             {"user_token_days", JsonType::kInteger}});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -182,6 +183,15 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
     }
     config.webhook_allow = std::move(*list);
   }
+  if (json.contains("user_token_days")) {
+    // The bounds of auth/users.hpp (kMaxTokenDays), checked again where a token is made.
+    config.user_token_days = json["user_token_days"].get<std::int64_t>();
+    if (config.user_token_days < 0 || config.user_token_days > 3650) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("user_token_days: a token lives 0 (no expiry) to 3650 days, not {}",
+                              config.user_token_days));
+    }
+  }
   // The CMDB's webhook connectors go where the allow-list says, like the
   // notice subscriptions (docs/coordinator.md "Webhook targets").
   for (std::size_t i = 0; i < config.cmdb.connectors.size(); ++i) {
@@ -230,7 +240,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"time_zone", time_zone},
           {"cmdb", cmdb.ToJson()},
           {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()},
-          {"webhook_allow", webhook_allow}};
+          {"webhook_allow", webhook_allow},
+          {"user_token_days", user_token_days}};
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

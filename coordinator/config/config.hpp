@@ -20,8 +20,10 @@
 //     "workers": 4,                               // threads for store and hashing work
 //     "time_zone": "Asia/Shanghai",               // IANA zone of report periods
 //     "cmdb": {"connectors": [], "retry": {...}}, // outward CMDB (cmdb/cmdb_config.hpp)
-//     "webhook_allow": ["https://hooks.example.org/"]  // URL prefixes webhooks may go to
+//     "webhook_allow": ["https://hooks.example.org/"], // URL prefixes webhooks may go to
 //                                                 // (common/webhook_allow.hpp; empty: none)
+//     "user_token_days": 90                       // how long a new or rotated user token
+//                                                 // lives (auth/users.hpp; 0: no expiry)
 //   }
 //
 // Every field is optional (defaults above); unknown fields are refused with
@@ -65,6 +67,7 @@ struct CoordinatorConfig {
   // Prefixes every webhook target (notice subscriptions, CMDB webhook
   // connectors) must start with; empty: no webhook is allowed.
   std::vector<std::string> webhook_allow;
+  std::int64_t user_token_days = 90;  // kDefaultTokenDays
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);

@@ -202,7 +202,7 @@ Result<std::string> InitDataDir(const InitOptions& options) {
     AuditEvent event("coordinator.init", "coordinator", data.root.filename().string());
     event.after = config.ToJson();
     tx.Audit(event);
-    return CreateUser(tx, "admin", Role::kAdmin);
+    return CreateUser(tx, "admin", Role::kAdmin, config.user_token_days);
   });
   if (!token) return std::unexpected(token.error());
   (*store)->Close();
@@ -318,7 +318,9 @@ Result<void> Serve(const ServeOptions& options) {
   HttpServer server(
       settings, router,
       [&store_ref](std::string_view token) {
-        return store_ref.Read([&](soci::session& sql) { return AuthenticateToken(sql, token); });
+        const auto now = store_ref.clock().Seconds();
+        return store_ref.Read(
+            [&](soci::session& sql) { return AuthenticateToken(sql, token, now); });
       },
       [&store_ref, &agent_credentials](std::string_view credential) {
         const std::uint64_t generation = agent_credentials.Generation();

@@ -203,15 +203,18 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
 }
 
 void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds now,
-                          const release::PlanParseOptions& options, Wakeups& wakeups) {
+                          const release::PlanParseOptions& options, Wakeups& wakeups,
+                          std::string_view revoked_reason) {
   std::string key(host);
+  const std::string why = revoked_reason.empty()
+                              ? fmt::format("host {} was removed", host)
+                              : fmt::format("host {} was revoked: {}", host, revoked_reason);
   auto open = Query(
       tx.sql(), fmt::format("SELECT {} FROM deployments WHERE host = :h AND final = 0", kColumns),
       [&](soci::statement& st) { st.exchange(soci::use(key, "h")); });
   std::set<std::string> releases;
   for (const DeploymentRecord& d : open) {
-    FinishDeployment(tx, d, DeploymentResult::kHostRemoved,
-                     fmt::format("host {} was removed", host), now);
+    FinishDeployment(tx, d, DeploymentResult::kHostRemoved, why, now);
     if (d.environment == kProductionEnvironment) releases.insert(d.release_id);
   }
   for (const std::string& release_id : releases) {

@@ -192,9 +192,12 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
                                        const protocol::EventBatch& batch, UnixSeconds now,
                                        const release::PlanParseOptions& options, Wakeups& wakeups);
 
-// Ends the host's unfinished deployments with result host_removed.
+// Ends the host's unfinished deployments with result host_removed, their
+// message "host H was removed", or "host H was revoked: <revoked_reason>"
+// when `revoked_reason` is not "".
 void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds now,
-                          const release::PlanParseOptions& options, Wakeups& wakeups);
+                          const release::PlanParseOptions& options, Wakeups& wakeups,
+                          std::string_view revoked_reason = {});
 
 struct Sweep {
   std::size_t timed_out = 0;

@@ -23,7 +23,8 @@ using detail::TokenTag;
 using nlohmann::json;
 
 struct HostRow {
-  std::string name, labels, inventory, agent_version, enrolled, removed_at, removed_by;
+  std::string name, labels, inventory, agent_version, enrolled, removed_at, removed_by,
+      revoked_reason;
   long long last_seen = 0;
   int removed = 0;
 
@@ -39,18 +40,21 @@ struct HostRow {
     host.removed = removed != 0;
     host.removed_at = removed_at;
     host.removed_by = removed_by;
+    host.revoked_reason = revoked_reason;
     return host;
   }
 };
 
 constexpr const char* kHostColumns =
-    "name, labels, inventory, agent_version, enrolled, last_seen, removed, removed_at, removed_by";
+    "name, labels, inventory, agent_version, enrolled, last_seen, removed, removed_at, removed_by, "
+    "revoked_reason";
 
 soci::details::prepare_temp_type& IntoHost(soci::details::prepare_temp_type& prepared,
                                            HostRow& row) {
   return prepared, soci::into(row.name), soci::into(row.labels), soci::into(row.inventory),
          soci::into(row.agent_version), soci::into(row.enrolled), soci::into(row.last_seen),
-         soci::into(row.removed), soci::into(row.removed_at), soci::into(row.removed_by);
+         soci::into(row.removed), soci::into(row.removed_at), soci::into(row.removed_by),
+         soci::into(row.revoked_reason);
 }
 
 // Reads hosts' installed apps with one statement prepared once (a wave's
@@ -257,9 +261,19 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
     }
     int removed = 0;
     std::string existing_name = request.name;
-    tx.sql() << "SELECT removed FROM hosts WHERE name = :n", soci::use(existing_name),
-        soci::into(removed);
+    std::string previous_token, revoked_reason;
+    tx.sql() << "SELECT removed, enroll_token_sha256, revoked_reason FROM hosts WHERE name = :n",
+        soci::use(existing_name), soci::into(removed), soci::into(previous_token),
+        soci::into(revoked_reason);
     const bool existed = tx.sql().got_data();
+    // A revoked host comes back only with a token made for it since: the
+    // one it enrolled with (a multi-use token, say) may be in the wrong hands.
+    if (existed && removed != 0 && !revoked_reason.empty() && previous_token == token_hash) {
+      return refuse(Error(ErrorCode::kPermissionDenied,
+                          fmt::format("host {} was revoked; it enrolls again only with a new "
+                                      "enrollment token, not the one it enrolled with",
+                                      request.name)));
+    }
     if (existed && removed == 0) {
       return refuse(Error(ErrorCode::kAlreadyExists,
                           fmt::format("host {} is already enrolled; to enroll it again an admin "
@@ -288,10 +302,11 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
       sealed = std::move(*box);
     }
     if (existed) {
-      tx.sql() << "UPDATE hosts SET credential_sha256 = :c, labels = :l, inventory = :i, "
-                  "agent_version = :v, enrolled = :e, last_seen = :s, removed = 0, "
-                  "removed_at = '', removed_by = '', enroll_token_sha256 = :t, "
-                  "enroll_key_sha256 = :k, enroll_sealed = :x WHERE name = :n",
+      tx.sql()
+          << "UPDATE hosts SET credential_sha256 = :c, labels = :l, inventory = :i, "
+             "agent_version = :v, enrolled = :e, last_seen = :s, removed = 0, "
+             "removed_at = '', removed_by = '', revoked_reason = '', enroll_token_sha256 = :t, "
+             "enroll_key_sha256 = :k, enroll_sealed = :x WHERE name = :n",
           soci::use(credential_hash), soci::use(labels_text), soci::use(inventory),
           soci::use(agent_version), soci::use(enrolled), soci::use(last_seen),
           soci::use(enroll_token), soci::use(enroll_key), soci::use(sealed), soci::use(name);
@@ -325,18 +340,26 @@ namespace {
 
 struct AgentCredentialStatement {
   explicit AgentCredentialStatement(soci::session& sql)
-      : st((sql.prepare << "SELECT name, removed FROM hosts WHERE credential_sha256 = :h",
-            soci::use(hash), soci::into(name), soci::into(removed))) {}
-  std::string hash, name;
+      : st((sql.prepare << "SELECT name, removed, revoked_reason FROM hosts "
+                           "WHERE credential_sha256 = :h",
+            soci::use(hash), soci::into(name), soci::into(removed), soci::into(revoked_reason))) {}
+  std::string hash, name, revoked_reason;
   int removed = 0;
   soci::statement st;
 };
 
-Result<std::string> AgentOf(bool found, const std::string& name, int removed) {
+Result<std::string> AgentOf(bool found, const std::string& name, int removed,
+                            const std::string& revoked_reason) {
   if (!found) {
     return Fail(ErrorCode::kUnauthenticated,
                 "unknown agent credential (a user token is no agent credential): enroll the host "
                 "with `fabu-agent enroll`");
+  }
+  if (removed != 0 && !revoked_reason.empty()) {
+    return Fail(ErrorCode::kUnauthenticated,
+                fmt::format("host {} was revoked by an admin ({}); it enrolls again only with a "
+                            "new enrollment token",
+                            name, revoked_reason));
   }
   if (removed != 0) {
     return Fail(
@@ -355,9 +378,10 @@ Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view crede
   std::string hash = HashToken(credential);
   std::string name;
   int removed = 0;
-  sql << "SELECT name, removed FROM hosts WHERE credential_sha256 = :h", soci::use(hash),
-      soci::into(name), soci::into(removed);
-  return AgentOf(sql.got_data(), name, removed);
+  std::string revoked_reason;
+  sql << "SELECT name, removed, revoked_reason FROM hosts WHERE credential_sha256 = :h",
+      soci::use(hash), soci::into(name), soci::into(removed), soci::into(revoked_reason);
+  return AgentOf(sql.got_data(), name, removed, revoked_reason);
 }
 
 Result<std::string> AuthenticateAgent(soci::session& sql, StatementCache& statements,
@@ -371,8 +395,20 @@ Result<std::string> AuthenticateAgent(soci::session& sql, StatementCache& statem
   const bool found = find.st.got_data();
   const std::string name = find.name;
   const int removed = find.removed;
+  const std::string revoked_reason = find.revoked_reason;
   StatementCache::Finish(find.st);
-  return AgentOf(found, name, removed);
+  return AgentOf(found, name, removed, revoked_reason);
+}
+
+Result<void> CheckHostEnrolled(soci::session& sql, std::string_view name) {
+  std::string key(name);
+  int removed = 0;
+  std::string revoked_reason;
+  sql << "SELECT removed, revoked_reason FROM hosts WHERE name = :n", soci::use(key),
+      soci::into(removed), soci::into(revoked_reason);
+  auto host = AgentOf(sql.got_data(), key, removed, revoked_reason);
+  if (!host) return std::unexpected(host.error());
+  return {};
 }
 
 json HostRecord::ToJson() const {
@@ -391,6 +427,8 @@ json HostRecord::ToJson() const {
   if (removed) {
     out["removed_at"] = removed_at;
     out["removed_by"] = removed_by;
+    out["revoked"] = !revoked_reason.empty();
+    if (!revoked_reason.empty()) out["revoked_reason"] = revoked_reason;
   }
   return out;
 }
@@ -426,23 +464,35 @@ std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selec
   return hosts;
 }
 
-Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name) {
+Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name,
+                              const std::string& revoked_reason) {
+  if (revoked_reason.size() > kMaxRevokeReasonBytes) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("reason: at most {} bytes, not {}", kMaxRevokeReasonBytes,
+                            revoked_reason.size()));
+  }
   auto host = FindHost(tx.sql(), name);
   if (!host) return host;
   if (host->removed) {
-    return Fail(ErrorCode::kConflict, fmt::format("host {} was already removed (at {} by {})", name,
-                                                  host->removed_at, host->removed_by));
+    return Fail(ErrorCode::kConflict,
+                fmt::format("host {} was already {} (at {} by {})", name,
+                            host->revoked_reason.empty() ? "removed" : "revoked", host->removed_at,
+                            host->removed_by));
   }
   HostRecord after = *host;
   after.removed = true;
   after.removed_at = tx.clock().Utc();
   after.removed_by = tx.origin().actor;
+  after.revoked_reason = revoked_reason;
   std::string key(name);
-  tx.sql() << "UPDATE hosts SET removed = 1, removed_at = :a, removed_by = :b WHERE name = :n",
-      soci::use(after.removed_at), soci::use(after.removed_by), soci::use(key);
-  AuditEvent event("host.remove", "host", key);
+  tx.sql() << "UPDATE hosts SET removed = 1, removed_at = :a, removed_by = :b, "
+              "revoked_reason = :r WHERE name = :n",
+      soci::use(after.removed_at), soci::use(after.removed_by), soci::use(after.revoked_reason),
+      soci::use(key);
+  AuditEvent event(revoked_reason.empty() ? "host.remove" : "host.revoke", "host", key);
   event.before = host->ToJson();
   event.after = after.ToJson();
+  if (!revoked_reason.empty()) event.detail = {{"reason", revoked_reason}};
   tx.Audit(event);
   return after;
 }

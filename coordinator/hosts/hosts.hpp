@@ -121,6 +121,11 @@ Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view crede
 Result<std::string> AuthenticateAgent(soci::session& sql, StatementCache& statements,
                                       std::string_view credential);
 
+// kUnauthenticated, as AuthenticateAgent says it, when host `name` was
+// removed or revoked since its request was authenticated (a long poll woken
+// by the removal must not go on waiting).
+Result<void> CheckHostEnrolled(soci::session& sql, std::string_view name);
+
 struct InstalledAppRecord {
   std::string name;
   std::string current;
@@ -137,6 +142,7 @@ struct HostRecord {
   bool removed = false;
   std::string removed_at;
   std::string removed_by;
+  std::string revoked_reason;  // not "": the removal was a revocation
   std::vector<InstalledAppRecord> apps;
 
   nlohmann::json ToJson() const;
@@ -147,8 +153,15 @@ Result<HostRecord> FindHost(soci::session& sql, std::string_view name);
 std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector = {});
 
 // Marks a host removed (admin): its credential stops working and its name
-// may enroll again. kNotFound for an unknown host, kConflict when already removed.
-Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name);
+// may enroll again, with a new enrollment token only (a lost enrollment
+// answer is not repeated to it any more). Audited "host.remove", or
+// "host.revoke" with `revoked_reason` when that is not "" (`fabu host
+// revoke`: the host is no longer trusted; the reason stays in its record).
+// kNotFound for an unknown host, kConflict when already removed,
+// kInvalidArgument for a reason over kMaxRevokeReasonBytes.
+inline constexpr std::size_t kMaxRevokeReasonBytes = 1000;
+Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name,
+                              const std::string& revoked_reason = {});
 
 // Stores the host's facts and installed apps and marks it seen.
 Result<void> StoreInventory(Transaction& tx, std::string_view host,

@@ -341,6 +341,17 @@ const std::vector<Migration>& AllMigrations() {
            // Subscriptions made before this were English.
            "ALTER TABLE notify_subscriptions ADD COLUMN lang TEXT NOT NULL DEFAULT 'en'",
        }},
+      {14,
+       "users: token expiry; hosts: revocation",
+       {
+           // When the user's token stops working (Unix seconds; `fabu user
+           // token rotate` makes a new one). 0: never, as for the tokens
+           // made before this.
+           "ALTER TABLE users ADD COLUMN token_expires INTEGER NOT NULL DEFAULT 0",
+           // Why the host was revoked (`fabu host revoke --reason`); '' for
+           // a host removed without one (`fabu host remove`) or not removed.
+           "ALTER TABLE hosts ADD COLUMN revoked_reason TEXT NOT NULL DEFAULT ''",
+       }},
   };
   return kMigrations;
 }

@@ -584,6 +584,93 @@ TEST_F(AgentApiTest, ARemovedHostMayEnrollAgainAndItsOldCredentialDies) {
   EXPECT_EQ(Poll(back.Json().value("credential", "")).status, 200);
 }
 
+TEST_F(AgentApiTest, ARevokedHostIsRefusedAtOnceItsDeploymentEndsAndOnlyANewTokenBringsItBack) {
+  // A token for two hosts: the second use must not bring the revoked host back.
+  const std::string token = NewToken({"--labels", "env=production,app=c3m-video", "--uses", "2"});
+  auto enrolled = Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(token, "web-1", {}));
+  ASSERT_EQ(enrolled.status, 201) << enrolled.body;
+  const std::string web1 = enrolled.Json().value("credential", "");
+  const std::string id = Scheduled();
+  ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
+  const json assignment = Poll(web1).Json()["assignment"];
+  ASSERT_TRUE(assignment.is_object()) << assignment;
+  const std::string deployment = assignment["deployment"];
+
+  auto not_admin = As(rm_, {"host", "revoke", "web-1", "--reason", "stolen"});
+  EXPECT_NE(not_admin.exit_code, 0);
+  EXPECT_TRUE(Contains(not_admin.err, "revoking a host needs role admin")) << not_admin.err;
+  auto blank = As(admin_, {"host", "revoke", "web-1", "--reason", " "});
+  EXPECT_NE(blank.exit_code, 0);
+  EXPECT_TRUE(Contains(blank.err, "reason: say why the host is revoked")) << blank.err;
+
+  // A host waiting in a long poll when it is revoked gets its answer at once.
+  const std::string db1 = Enroll("db-1", "env=production,app=postgres");
+  HttpReply polled;
+  Clock::time_point answered;
+  std::thread idle([&] {
+    polled = Poll(db1, 30);
+    answered = Clock::now();
+  });
+  const bool parked = fabu::testing::WaitUntil(
+      [&] { return Http("GET", "/healthz", "").Json()["long_polls"] == 1; },
+      std::chrono::seconds(20), std::chrono::milliseconds(10));
+  auto idle_revoked = As(admin_, {"host", "revoke", "db-1", "--reason", "decommissioned"});
+  const auto idle_revoke_done = Clock::now();
+  idle.join();
+  ASSERT_TRUE(parked);
+  ASSERT_EQ(idle_revoked.exit_code, 0) << idle_revoked.err;
+  EXPECT_LT(answered - idle_revoke_done, std::chrono::milliseconds(1000));
+  EXPECT_EQ(polled.status, 401) << polled.body;
+  EXPECT_TRUE(Contains(polled.body, "host db-1 was revoked by an admin (decommissioned)"))
+      << polled.body;
+  EXPECT_EQ(Poll(db1).status, 401);
+
+  auto revoked = As(admin_, {"host", "revoke", "web-1", "--reason", "disk image copied off-site"});
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+  EXPECT_TRUE(Contains(revoked.out, "host web-1 revoked at 20")) << revoked.out;
+  // Its next request is refused, naming the revocation and its reason.
+  auto refused = Poll(web1);
+  EXPECT_EQ(refused.status, 401) << refused.body;
+  EXPECT_TRUE(Contains(refused.body,
+                       "host web-1 was revoked by an admin (disk image copied "
+                       "off-site); it enrolls again only with a new enrollment "
+                       "token"))
+      << refused.body;
+  EXPECT_EQ(Post(web1, json::array({Event(deployment, 1, "downloading")})).status, 401);
+  auto again = As(admin_, {"host", "revoke", "web-1", "--reason", "twice"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(Contains(again.err, "host web-1 was already revoked")) << again.err;
+
+  // Its deployment ended, with the reason; the CMDB's record and the audit trail keep it.
+  const json hosts = Http("GET", "/api/v1/releases/" + id + "/hosts", rm_).Json();
+  bool seen = false;
+  for (const json& d : hosts["hosts"]) {
+    if (d.value("host", "") != "web-1") continue;
+    seen = true;
+    EXPECT_EQ(d["result"], "host_removed") << d;
+    EXPECT_EQ(d["message"], "host web-1 was revoked: disk image copied off-site") << d;
+  }
+  EXPECT_TRUE(seen) << hosts.dump(2);
+  const json record = Http("GET", "/api/v1/cmdb/hosts/web-1", viewer_).Json();
+  EXPECT_EQ(record["removed"], true) << record;
+  EXPECT_EQ(record["revoked"], true) << record;
+  EXPECT_EQ(record["revoked_reason"], "disk image copied off-site") << record;
+  auto audit = As(admin_, {"audit", "list", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  EXPECT_TRUE(Contains(audit.out, "\"host.revoke\"")) << audit.out;
+  EXPECT_TRUE(Contains(audit.out, "disk image copied off-site")) << audit.out;
+
+  // The token it enrolled with does not bring it back; a new one does.
+  auto reused = Http("POST", "/api/v1/agent/enroll", "", EnrollRequest(token, "web-1", {}));
+  EXPECT_EQ(reused.status, 403) << reused.body;
+  EXPECT_TRUE(Contains(reused.body, "only with a new enrollment token")) << reused.body;
+  auto back = Http("POST", "/api/v1/agent/enroll", "",
+                   EnrollRequest(NewToken({"--labels", "env=production"}), "web-1", {}));
+  ASSERT_EQ(back.status, 201) << back.body;
+  EXPECT_EQ(Poll(back.Json().value("credential", "")).status, 200);
+  EXPECT_EQ(Http("GET", "/api/v1/cmdb/hosts/web-1", viewer_).Json()["removed"], false);
+}
+
 TEST_F(AgentApiTest, UserTokensAndAgentCredentialsAreNotInterchangeable) {
   const std::string credential = Enroll("web-1", "env=production");
   EXPECT_EQ(Poll(admin_).status, 401);

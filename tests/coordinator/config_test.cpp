@@ -14,6 +14,20 @@ TEST(ConfigTest, DefaultsRoundTrip) {
   EXPECT_EQ(again->json_body_limit, 1u << 20);
   EXPECT_EQ(again->upload_limit, std::uint64_t{4} << 30);
   EXPECT_EQ(again->categories, (std::vector<std::string>{"major", "minor", "patch", "emergency"}));
+  EXPECT_EQ(again->user_token_days, 90);
+}
+
+TEST(ConfigTest, UserTokenDaysAreReadAndBounded) {
+  auto none = CoordinatorConfig::FromJson(nlohmann::json::parse(R"({"user_token_days": 0})"));
+  ASSERT_TRUE(none) << none.error().message();
+  EXPECT_EQ(none->user_token_days, 0);
+  for (const char* text : {R"({"user_token_days": -1})", R"({"user_token_days": 3651})",
+                           R"({"user_token_days": "90"})"}) {
+    auto bad = CoordinatorConfig::FromJson(nlohmann::json::parse(text));
+    ASSERT_FALSE(bad) << text;
+    EXPECT_NE(bad.error().message().find("user_token_days"), std::string::npos)
+        << bad.error().message();
+  }
 }
 
 TEST(ConfigTest, TyposAreRefusedWithTheirPath) {

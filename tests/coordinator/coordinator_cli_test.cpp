@@ -187,6 +187,46 @@ TEST_F(CoordinatorTest, AViewerGets403NamingTheRoleNeeded) {
   EXPECT_EQ(r.out, "");
 }
 
+TEST_F(CoordinatorTest, AUserRotatesTheirOwnTokenAndTheOldOneStopsAtOnce) {
+  auto added = AsAdmin({"user", "add", "ann", "--role", "tester", "--token-days", "30"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  const std::string old_token = LastLine(added.out);
+  EXPECT_TRUE(Contains(added.err, "the token above is shown once and works until 20")) << added.err;
+
+  auto rotated = FabuAs(*daemon_, old_token, {"user", "token", "rotate", "ann"});
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
+  const std::string new_token = LastLine(rotated.out);
+  EXPECT_EQ(new_token.size(), 64u);
+  EXPECT_NE(new_token, old_token);
+  EXPECT_TRUE(Contains(rotated.err, "the old token no longer works")) << rotated.err;
+
+  auto old_refused = FabuAs(*daemon_, old_token, {"user", "list"});
+  EXPECT_NE(old_refused.exit_code, 0);
+  EXPECT_TRUE(Contains(old_refused.err, "unknown bearer token")) << old_refused.err;
+  auto works = FabuAs(*daemon_, new_token, {"user", "list"});
+  ASSERT_EQ(works.exit_code, 0) << works.err;
+  EXPECT_TRUE(Contains(works.out, "TOKEN EXPIRES")) << works.out;
+
+  // Another's token is an admin's to rotate; a token without expiry is asked for.
+  auto denied = FabuAs(*daemon_, new_token, {"user", "token", "rotate", "admin"});
+  EXPECT_NE(denied.exit_code, 0);
+  EXPECT_TRUE(Contains(denied.err, "needs role admin")) << denied.err;
+  EXPECT_TRUE(Contains(denied.err, "403")) << denied.err;
+  auto by_admin = AsAdmin({"user", "token", "rotate", "ann", "--token-days", "0"});
+  ASSERT_EQ(by_admin.exit_code, 0) << by_admin.err;
+  EXPECT_TRUE(Contains(by_admin.err, "works without expiry")) << by_admin.err;
+  EXPECT_NE(FabuAs(*daemon_, new_token, {"user", "list"}).exit_code, 0);
+  auto too_long = AsAdmin({"user", "token", "rotate", "ann", "--token-days", "4000"});
+  EXPECT_NE(too_long.exit_code, 0);
+  EXPECT_TRUE(Contains(too_long.err, "token_days: a token lives 0 (no expiry) to 3650 days"))
+      << too_long.err;
+
+  auto audit = AsAdmin({"audit", "list", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  EXPECT_TRUE(Contains(audit.out, "user.token-rotate")) << audit.out;
+  EXPECT_FALSE(Contains(audit.out, new_token));
+}
+
 TEST_F(CoordinatorTest, ABodyOverTheLimitGets413) {
   const auto big = dir_ / "big.json";
   WriteFile(big, "{\"name\": \"" + std::string(2 << 20, 'x') + "\"}");

@@ -68,9 +68,20 @@ class UsersStoreTest : public ::testing::Test {
     ASSERT_TRUE(store);
     store_ = std::move(*store);
   }
-  Result<Principal> Authenticate(const std::string& token) {
-    return store_->Read([&](soci::session& sql) { return AuthenticateToken(sql, token); });
+  Result<Principal> Authenticate(const std::string& token, UnixSeconds now = kNow) {
+    return store_->Read([&](soci::session& sql) { return AuthenticateToken(sql, token, now); });
   }
+  Result<std::string> Add(const std::string& name, std::int64_t days) {
+    return store_->Write(
+        origin_, [&](Transaction& tx) { return CreateUser(tx, name, Role::kTester, days, kNow); });
+  }
+  Result<RotatedToken> Rotate(const std::string& name, std::int64_t days, UnixSeconds now) {
+    return store_->Write(origin_,
+                         [&](Transaction& tx) { return RotateToken(tx, name, days, now); });
+  }
+
+  static constexpr UnixSeconds kNow = 1'800'000'000;  // 2027-01-15
+  static constexpr UnixSeconds kDay = 86400;
 
   TempDir dir_;
   std::unique_ptr<Store> store_;
@@ -119,6 +130,79 @@ TEST_F(UsersStoreTest, ANameIsTakenOnce) {
       store_->Write(origin_, [](Transaction& tx) { return CreateUser(tx, "ann", Role::kTester); });
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
+}
+
+TEST_F(UsersStoreTest, ATokenStopsWhenItsDaysArePast) {
+  auto token = Add("ann", 30);
+  ASSERT_TRUE(token) << token.error().message();
+  EXPECT_TRUE(Authenticate(*token, kNow + 30 * kDay - 1));
+  auto expired = Authenticate(*token, kNow + 30 * kDay);
+  ASSERT_FALSE(expired);
+  EXPECT_EQ(expired.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(expired.error().message(),
+            "the token of user \"ann\" expired at 2027-02-14T08:00:00Z; an admin makes a new one "
+            "with `fabu user token rotate ann`");
+  auto user = store_->Read([](soci::session& sql) { return FindUser(sql, "ann"); });
+  ASSERT_TRUE(user);
+  EXPECT_EQ(user->ToJson()["token_expires"], "2027-02-14T08:00:00Z");
+}
+
+TEST_F(UsersStoreTest, ZeroDaysIsATokenWithoutExpiry) {
+  auto token = Add("ann", 0);
+  ASSERT_TRUE(token);
+  EXPECT_TRUE(Authenticate(*token, kNow + 3650 * kDay));
+  auto user = store_->Read([](soci::session& sql) { return FindUser(sql, "ann"); });
+  ASSERT_TRUE(user);
+  EXPECT_TRUE(user->ToJson()["token_expires"].is_null());
+}
+
+TEST_F(UsersStoreTest, DaysOutsideTheirRangeAreRefusedNamingTheField) {
+  for (std::int64_t days : {std::int64_t{-1}, kMaxTokenDays + 1}) {
+    auto refused = Add("ann", days);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(refused.error().message().find("token_days"), std::string::npos);
+  }
+  ASSERT_TRUE(Add("ann", 1));
+  EXPECT_FALSE(Rotate("ann", kMaxTokenDays + 1, kNow));
+}
+
+TEST_F(UsersStoreTest, RotationStopsTheOldTokenAtOnceAndIsAuditedWithoutTheToken) {
+  auto old_token = Add("ann", 1);
+  ASSERT_TRUE(old_token);
+  // Rotated after the old token expired: an admin giving a new one.
+  auto rotated = Rotate("ann", 7, kNow + 2 * kDay);
+  ASSERT_TRUE(rotated) << rotated.error().message();
+  EXPECT_NE(rotated->token, *old_token);
+  EXPECT_EQ(rotated->user.token_expires, kNow + 9 * kDay);
+  auto old_refused = Authenticate(*old_token, kNow);
+  ASSERT_FALSE(old_refused);
+  EXPECT_EQ(old_refused.error().message(), "unknown bearer token");
+  auto who = Authenticate(rotated->token, kNow + 9 * kDay - 1);
+  ASSERT_TRUE(who) << who.error().message();
+  EXPECT_EQ(who->name, "ann");
+  EXPECT_FALSE(Authenticate(rotated->token, kNow + 9 * kDay));
+
+  auto audit = store_->Read([](soci::session& sql) -> Result<std::string> {
+    std::string detail;
+    sql << "SELECT detail FROM audit_log WHERE action = 'user.token-rotate'", soci::into(detail);
+    return detail;
+  });
+  ASSERT_TRUE(audit);
+  EXPECT_NE(audit->find("\"token_days\":7"), std::string::npos) << *audit;
+  EXPECT_EQ(audit->find(rotated->token), std::string::npos);
+  EXPECT_EQ(audit->find(*old_token), std::string::npos);
+}
+
+TEST_F(UsersStoreTest, ADisabledUserGetsNoNewTokenAndAnUnknownOneIsNamed) {
+  ASSERT_TRUE(Add("ann", 1));
+  ASSERT_TRUE(store_->Write(origin_, [](Transaction& tx) { return DisableUser(tx, "ann"); }));
+  auto refused = Rotate("ann", 1, kNow);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition);
+  auto unknown = Rotate("nobody", 1, kNow);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), ErrorCode::kNotFound);
 }
 
 }  // namespace
