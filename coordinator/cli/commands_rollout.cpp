@@ -64,6 +64,15 @@ void PrintStatus(const json& s) {
                              h.value("wave", 0), step, result.empty() ? "-" : result, message);
     PrintOutputLine(output);
   }
+  const json late = s.value("not_in_release", json::array());
+  if (!late.empty()) {
+    std::cout << fmt::format(
+        "  not in this release ({} host(s) matching its targets now; not deployed to):\n",
+        late.size());
+    for (const auto& h : late) {
+      std::cout << fmt::format("  {:<24} {}\n", h.value("host", ""), h.value("reason", ""));
+    }
+  }
 }
 
 struct SteerArgs {

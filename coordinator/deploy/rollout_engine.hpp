@@ -99,7 +99,10 @@ void AcceptCurrentWave(soci::session& sql, const std::string& release_id);
 Result<void> PassGate(soci::session& sql, const std::string& release_id);
 
 // Where the rollout stands: waves (size, threshold, state, counts), hosts
-// (wave, step, result, message) and why it waits, if it does.
+// (wave, step, result, message) and why it waits, if it does; and
+// "not_in_release": the enrolled hosts that match the release's production
+// targets now but were not among them when it started (enrolled since, or
+// matching since), each with why, so that nobody believes they are covered.
 Result<nlohmann::json> RolloutStatus(soci::session& sql, const release::Release& release,
                                      UnixSeconds now);
 

@@ -1,8 +1,11 @@
 #include <fmt/format.h>
 
+#include <set>
+
 #include "coordinator/deploy/host_timeline.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/deploy/rollout_rows.hpp"
+#include "coordinator/hosts/hosts.hpp"
 
 namespace fabu::coordinator {
 
@@ -93,6 +96,27 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
     }
   }
   out["waiting"] = waiting;
+
+  // The targets as `release start` chose them (rollout_api.cpp), now.
+  LabelSelector selector;
+  if (release.plan.targets) selector = release.plan.targets->labels;
+  selector.emplace_back("env", std::string(kProductionEnvironment));
+  std::set<std::string> covered;
+  for (const RolloutHost& h : hosts) covered.insert(h.host);
+  json late = json::array();
+  const std::string started = protocol::FormatRfc3339Utc(row->started);
+  for (const HostRecord& host : ListHosts(sql, selector)) {
+    if (covered.contains(host.name)) continue;
+    // To the second ("YYYY-MM-DDTHH:MM:SS" of RFC 3339 UTC compares as the time).
+    const bool enrolled_since = host.enrolled.substr(0, 19) >= started.substr(0, 19);
+    late.push_back(
+        {{"host", host.name},
+         {"enrolled", host.enrolled},
+         {"reason", enrolled_since
+                        ? fmt::format("enrolled at {}, after the rollout started", host.enrolled)
+                        : std::string("did not match the targets when the rollout started")}});
+  }
+  out["not_in_release"] = std::move(late);
   return out;
 }
 

@@ -671,6 +671,30 @@ TEST_F(AgentApiTest, ARevokedHostIsRefusedAtOnceItsDeploymentEndsAndOnlyANewToke
   EXPECT_EQ(Http("GET", "/api/v1/cmdb/hosts/web-1", viewer_).Json()["removed"], false);
 }
 
+TEST_F(AgentApiTest, AHostThatJoinsAfterTheStartIsListedAsNotInTheRelease) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string id = Scheduled();
+  ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
+  const std::string web9 = Enroll("web-9", "env=production,app=c3m-video");  // after the start
+  Enroll("db-1", "env=production,app=postgres");                             // does not match them
+
+  auto status = As(viewer_, {"release", "status", id, "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const json late = json::parse(status.out, nullptr, false)["not_in_release"];
+  ASSERT_EQ(late.size(), 1u) << status.out;
+  EXPECT_EQ(late[0]["host"], "web-9");
+  EXPECT_TRUE(Contains(late[0].value("reason", ""), "after the rollout started")) << late;
+  auto text = As(viewer_, {"release", "status", id});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_TRUE(Contains(text.out, "not in this release (1 host(s) matching its targets now"))
+      << text.out;
+  EXPECT_TRUE(Contains(text.out, "web-9")) << text.out;
+  EXPECT_FALSE(Contains(text.out, "db-1")) << text.out;
+  // It gets nothing: the release covers the hosts it started with.
+  EXPECT_TRUE(Poll(web1).Json()["assignment"].is_object());
+  EXPECT_TRUE(Poll(web9).Json()["assignment"].is_null());
+}
+
 TEST_F(AgentApiTest, UserTokensAndAgentCredentialsAreNotInterchangeable) {
   const std::string credential = Enroll("web-1", "env=production");
   EXPECT_EQ(Poll(admin_).status, 401);
