@@ -313,6 +313,14 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
               !taken) {
             return std::unexpected(taken.error());
           }
+          // ...and of the hosts that match its targets but were not in it.
+          std::vector<std::string> outside;
+          for (const HostNotInRelease& h : HostsNotInRelease(tx.sql(), *before)) {
+            outside.push_back(h.host);
+          }
+          if (auto taken = TakeBaseline(tx, id, kBaselineOutside, outside, now); !taken) {
+            return std::unexpected(taken.error());
+          }
           SaveTransition(tx, *before, *after,
                          {{"code", rel::CloseCodeName(*after->close_code)},
                           {"cmdb", facts.cmdb_summary},

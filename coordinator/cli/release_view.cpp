@@ -256,6 +256,12 @@ std::string BaselineText(const json& baseline) {
     const bool changed = !p.app.empty() && taken.contains("after") && p.before != p.after;
     line(p.host, cell(p.app), cell(p.before), cell(p.after), changed ? "changed" : "");
   }
+  if (const auto outside = coordinator::release::OutsideBaseline(baseline); !outside.empty()) {
+    out << "not in this release (matching the targets at close; not deployed to):\n";
+    for (const auto& o : outside) {
+      line(o.host, cell(o.app), "-", cell(o.version), "not in release");
+    }
+  }
   return out.str();
 }
 

@@ -12,9 +12,9 @@ using nlohmann::json;
 Result<std::size_t> TakeBaseline(Transaction& tx, std::string_view release_id,
                                  std::string_view phase, const std::vector<std::string>& hosts,
                                  UnixSeconds now) {
-  if (phase != kBaselineBefore && phase != kBaselineAfter) {
+  if (phase != kBaselineBefore && phase != kBaselineAfter && phase != kBaselineOutside) {
     return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("baseline phase \"{}\": must be before or after", phase));
+                fmt::format("baseline phase \"{}\": must be before, after or outside", phase));
   }
   soci::session& sql = tx.sql();
   std::string release(release_id), p(phase), h, app, version;

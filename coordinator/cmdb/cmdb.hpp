@@ -55,6 +55,9 @@ namespace fabu::coordinator {
 
 inline constexpr std::string_view kBaselineBefore = "before";
 inline constexpr std::string_view kBaselineAfter = "after";
+// At close, the hosts that match the release's targets but were not in its
+// rollout (they joined later: deploy/rollout_engine.hpp, HostsNotInRelease).
+inline constexpr std::string_view kBaselineOutside = "outside";
 
 inline constexpr std::string_view kOutboxPending = "pending";      // not attempted yet
 inline constexpr std::string_view kOutboxFailing = "failing";      // the last attempt failed
@@ -107,7 +110,7 @@ void RecordDeploymentEnd(Transaction& tx, const DeploymentRecord& deployment,
                          DeploymentResult result, UnixSeconds now);
 
 // Snapshots host_apps of `hosts` as release `release_id`'s baseline of
-// `phase` (kBaselineBefore or kBaselineAfter). A host already in that
+// `phase` (kBaselineBefore, kBaselineAfter or kBaselineOutside). A host already in that
 // baseline keeps its first snapshot (a resumed engine may call again); a
 // host without apps gets one row with app "". Returns the hosts snapshotted
 // now. kInvalidArgument for another phase. Audited "cmdb.baseline".

@@ -98,6 +98,16 @@ void AcceptCurrentWave(soci::session& sql, const std::string& release_id);
 // not wait at a gate now.
 Result<void> PassGate(soci::session& sql, const std::string& release_id);
 
+// The enrolled hosts that match `release`'s production targets now but are
+// not in its rollout (none without a rollout), by name, each with why.
+struct HostNotInRelease {
+  std::string host;
+  std::string enrolled;  // RFC 3339 UTC
+  std::string reason;
+};
+std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql,
+                                                const release::Release& release);
+
 // Where the rollout stands: waves (size, threshold, state, counts), hosts
 // (wave, step, result, message) and why it waits, if it does; and
 // "not_in_release": the enrolled hosts that match the release's production

@@ -11,6 +11,29 @@ namespace fabu::coordinator {
 
 using nlohmann::json;
 
+std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::Release& release) {
+  std::vector<HostNotInRelease> out;
+  auto row = LoadRollout(sql, release.id);
+  if (!row) return out;
+  // The targets as `release start` chose them (rollout_api.cpp), now.
+  LabelSelector selector;
+  if (release.plan.targets) selector = release.plan.targets->labels;
+  selector.emplace_back("env", std::string(kProductionEnvironment));
+  std::set<std::string> covered;
+  for (const RolloutHost& h : LoadRolloutHosts(sql, release.id)) covered.insert(h.host);
+  const std::string started = protocol::FormatRfc3339Utc(row->started);
+  for (const HostRecord& host : ListHosts(sql, selector)) {
+    if (covered.contains(host.name)) continue;
+    // To the second ("YYYY-MM-DDTHH:MM:SS" of RFC 3339 UTC compares as the time).
+    const bool enrolled_since = host.enrolled.substr(0, 19) >= started.substr(0, 19);
+    out.push_back({host.name, host.enrolled,
+                   enrolled_since
+                       ? fmt::format("enrolled at {}, after the rollout started", host.enrolled)
+                       : std::string("did not match the targets when the rollout started")});
+  }
+  return out;
+}
+
 Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, UnixSeconds now) {
   json out = {{"release", release.id},
               {"state", rel::ReleaseStateName(release.state)},
@@ -97,24 +120,9 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
   }
   out["waiting"] = waiting;
 
-  // The targets as `release start` chose them (rollout_api.cpp), now.
-  LabelSelector selector;
-  if (release.plan.targets) selector = release.plan.targets->labels;
-  selector.emplace_back("env", std::string(kProductionEnvironment));
-  std::set<std::string> covered;
-  for (const RolloutHost& h : hosts) covered.insert(h.host);
   json late = json::array();
-  const std::string started = protocol::FormatRfc3339Utc(row->started);
-  for (const HostRecord& host : ListHosts(sql, selector)) {
-    if (covered.contains(host.name)) continue;
-    // To the second ("YYYY-MM-DDTHH:MM:SS" of RFC 3339 UTC compares as the time).
-    const bool enrolled_since = host.enrolled.substr(0, 19) >= started.substr(0, 19);
-    late.push_back(
-        {{"host", host.name},
-         {"enrolled", host.enrolled},
-         {"reason", enrolled_since
-                        ? fmt::format("enrolled at {}, after the rollout started", host.enrolled)
-                        : std::string("did not match the targets when the rollout started")}});
+  for (const HostNotInRelease& h : HostsNotInRelease(sql, release)) {
+    late.push_back({{"host", h.host}, {"enrolled", h.enrolled}, {"reason", h.reason}});
   }
   out["not_in_release"] = std::move(late);
   return out;

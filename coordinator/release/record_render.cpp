@@ -106,6 +106,10 @@ const std::map<std::string_view, Terms, std::less<>>& LabelTable() {
       {"app", {"Application", "应用"}},
       {"baseline_before", {"Before the rollout", "发布前"}},
       {"baseline_after", {"At close", "关闭时"}},
+      {"baseline_outside",
+       {"Hosts matching the targets at close that were not in this release (enrolled or "
+        "matching since it started; not deployed to):",
+        "关闭时符合发布范围但未纳入本次发布的主机（发布开始后才注册或才符合范围，未部署）："}},
       {"deliveries", {"Deliveries", "外部推送"}},
       {"notices", {"Notices", "发布通知"}},
       {"rollback", {"Rollback", "回退"}},

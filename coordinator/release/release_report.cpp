@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "coordinator/release/plan_export.hpp"
 
@@ -152,10 +154,12 @@ namespace {}  // namespace
 std::vector<BaselinePair> PairBaseline(const json& baseline) {
   std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>> hosts;
   for (const json& row : baseline) {
+    const std::string phase = Str(row, "phase");
+    if (phase != "before" && phase != "after") continue;
     auto& apps = hosts[Str(row, "host")];
     const std::string app = Str(row, "app");
     if (app.empty()) continue;
-    (Str(row, "phase") == "before" ? apps[app].first : apps[app].second) = Str(row, "version");
+    (phase == "before" ? apps[app].first : apps[app].second) = Str(row, "version");
   }
   std::vector<BaselinePair> rows;
   for (const auto& [host, apps] : hosts) {
@@ -164,6 +168,18 @@ std::vector<BaselinePair> PairBaseline(const json& baseline) {
       rows.push_back({host, app, versions.first, versions.second});
     }
   }
+  return rows;
+}
+
+std::vector<BaselineOutside> OutsideBaseline(const json& baseline) {
+  std::vector<BaselineOutside> rows;
+  for (const json& row : baseline) {
+    if (Str(row, "phase") != "outside") continue;
+    rows.push_back({Str(row, "host"), Str(row, "app"), Str(row, "version")});
+  }
+  std::sort(rows.begin(), rows.end(), [](const BaselineOutside& a, const BaselineOutside& b) {
+    return std::tie(a.host, a.app) < std::tie(b.host, b.app);
+  });
   return rows;
 }
 
@@ -277,6 +293,12 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
         }
         return rows;
       }());
+  if (const auto outside = OutsideBaseline(f.baseline); !outside.empty()) {
+    doc.Para(L(lang, "baseline_outside"));
+    Rows rows;
+    for (const BaselineOutside& o : outside) rows.push_back({o.host, o.app, o.version});
+    doc.Table({L(lang, "host"), L(lang, "app"), L(lang, "baseline_after")}, rows);
+  }
 
   doc.Heading("notices", "notices");
   Rows notice_rows;

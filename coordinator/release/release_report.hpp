@@ -50,6 +50,13 @@ struct BaselinePair {
   std::string host, app, before, after;
 };
 std::vector<BaselinePair> PairBaseline(const nlohmann::json& baseline);
+// The rows of phase "outside": at close, the hosts that matched the targets
+// but were not in the rollout, with what they ran then (app "" for none).
+// Sorted by host, then app.
+struct BaselineOutside {
+  std::string host, app, version;
+};
+std::vector<BaselineOutside> OutsideBaseline(const nlohmann::json& baseline);
 
 nlohmann::json ReleaseReportJson(const ReleaseReportFacts& facts, const TimeZone& zone);
 // kInvalidArgument for csv (the report is not one table).

@@ -275,6 +275,8 @@ TEST_F(CmdbE2eTest, CloseWaitsUntilTheCmdbUpdateIsConfirmedOrWaived) {
 
   receiver.SetStatus(200);
   ASSERT_TRUE(WaitFor([&] { return AllDelivered(2); })) << Outbox().dump(2);
+  // A host that joins after the rollout: matching the targets, not in the release.
+  AddAgents(1, "env=production,app=c3m-video", true, "late-");
   auto closed = As(rm_, {"release", "close", "R-1", "--notes", "all green"});
   ASSERT_EQ(closed.exit_code, 0) << closed.err;
   EXPECT_NE(closed.out.find("R-1 is closed: success"), std::string::npos) << closed.out;
@@ -300,12 +302,18 @@ TEST_F(CmdbE2eTest, CloseWaitsUntilTheCmdbUpdateIsConfirmedOrWaived) {
   EXPECT_EQ(baseline["before/web-1"], "");
   EXPECT_EQ(baseline["after/web-1"], kV1);
   EXPECT_EQ(baseline["after/web-2"], kV1);
+  EXPECT_TRUE(baseline.contains("outside/late-1"));
+  EXPECT_FALSE(baseline.contains("after/late-1"));
   // The same baseline from the CLI: nothing before, the new version after.
   auto base = As(viewer_, {"cmdb", "baseline", "R-1"});
   ASSERT_EQ(base.exit_code, 0) << base.err;
   EXPECT_THAT(base.out, ::testing::ContainsRegex("web-1 +c3m-video +- +V1\\.0\\.0\\.1 +changed\n"))
       << base.out;
   EXPECT_THAT(base.out, ::testing::ContainsRegex("after +taken 20")) << base.out;
+  EXPECT_THAT(base.out, ::testing::ContainsRegex("not in this release \\(matching the targets at "
+                                                 "close; not deployed to\\):\n"
+                                                 "late-1 +- +- +- +not in release\n"))
+      << base.out;
   // And in the release report (发布报告), in both languages.
   auto report =
       As(viewer_, {"release", "export", "R-1", "--doc", "release-report", "--format", "md"});
@@ -313,11 +321,17 @@ TEST_F(CmdbE2eTest, CloseWaitsUntilTheCmdbUpdateIsConfirmedOrWaived) {
   EXPECT_NE(report.out.find("## Configuration baseline"), std::string::npos) << report.out;
   EXPECT_NE(report.out.find("| web-1 | c3m-video | — | V1.0.0.1 |"), std::string::npos)
       << report.out;
+  EXPECT_NE(report.out.find("Hosts matching the targets at close that were not in this release"),
+            std::string::npos)
+      << report.out;
+  EXPECT_NE(report.out.find("| late-1 | — | — |"), std::string::npos) << report.out;
   auto report_zh = As(viewer_, {"release", "export", "R-1", "--doc", "release-report", "--format",
                                 "md", "--lang", "zh-CN"});
   ASSERT_EQ(report_zh.exit_code, 0) << report_zh.err;
   EXPECT_NE(report_zh.out.find("## 配置基线"), std::string::npos) << report_zh.out;
   EXPECT_NE(report_zh.out.find("| 主机 | 应用 | 发布前 | 关闭时 |"), std::string::npos)
+      << report_zh.out;
+  EXPECT_NE(report_zh.out.find("关闭时符合发布范围但未纳入本次发布的主机"), std::string::npos)
       << report_zh.out;
   // `release show` tells the whole story, not only the state.
   auto shown_text = As(viewer_, {"release", "show", "R-1"});
