@@ -12,6 +12,7 @@
 #include "coordinator/config/config.hpp"
 #include "coordinator/hosts/credential_cache.hpp"
 #include "coordinator/hosts/enroll_refusals.hpp"
+#include "coordinator/metrics/metrics.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/server/router.hpp"
@@ -23,10 +24,11 @@ struct ApiContext {
   Store& store;
   DataDir data;
   const CoordinatorConfig& config;
-  WakeupHub& wakeups;                  // notified when an assignment is made
-  CredentialCache& agent_credentials;  // forgotten when a host is removed
-  const SecretBox& secrets;            // seals secrets stored in the store
-  EnrollRefusals& enroll_refusals;     // per address: what of them is audited
+  WakeupHub& wakeups;                     // notified when an assignment is made
+  CredentialCache& agent_credentials;     // forgotten when a host is removed
+  const SecretBox& secrets;               // seals secrets stored in the store
+  EnrollRefusals& enroll_refusals;        // per address: what of them is audited
+  CoordinatorMetrics* metrics = nullptr;  // GET /metrics; none when null
 };
 
 // What every area of the API needs alike.

@@ -48,8 +48,26 @@ void RegisterHealthRoutes(Router& router, const ApiContext& api) {
              });
 }
 
+// GET /metrics: Prometheus' text format (metrics/metrics.hpp). Any user's
+// token (a viewer made for the scraper), or none with "metrics_public".
+void RegisterMetricsRoutes(Router& router, const ApiContext& api) {
+  if (api.metrics == nullptr) return;
+  router.Add(Method::kGet, "/metrics",
+             api.config.metrics_public ? RouteOptions::Public() : RouteOptions::AnyUser(),
+             [api](RequestContext&) -> Result<Response> {
+               const auto now = Now(api);
+               auto figures =
+                   api.store.Read([now](soci::session& sql) { return ReadStoreFigures(sql, now); });
+               if (!figures) return std::unexpected(figures.error());
+               return Response::OkText(
+                   api.metrics->Expose(*figures, api.wakeups.waiting(), api.wakeups.held()),
+                   "text/plain; version=0.0.4; charset=utf-8");
+             });
+}
+
 void RegisterAllRoutes(Router& router, const ApiContext& api) {
   RegisterHealthRoutes(router, api);
+  RegisterMetricsRoutes(router, api);
   RegisterUserRoutes(router, api);
   RegisterPackageRoutes(router, api);
   RegisterAuditRoutes(router, api);

@@ -47,7 +47,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"cmdb", JsonType::kObject},
                              {"smtp", JsonType::kObject},
                              {"webhook_allow", JsonType::kArray},
-                             {"user_token_days", JsonType::kInteger}});
+                             {"user_token_days", JsonType::kInteger},
+                             {"metrics_public", JsonType::kBoolean}});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -192,6 +193,7 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                               config.user_token_days));
     }
   }
+  if (json.contains("metrics_public")) config.metrics_public = json["metrics_public"].get<bool>();
   // The CMDB's webhook connectors go where the allow-list says, like the
   // notice subscriptions (docs/coordinator.md "Webhook targets").
   for (std::size_t i = 0; i < config.cmdb.connectors.size(); ++i) {
@@ -241,7 +243,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"cmdb", cmdb.ToJson()},
           {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()},
           {"webhook_allow", webhook_allow},
-          {"user_token_days", user_token_days}};
+          {"user_token_days", user_token_days},
+          {"metrics_public", metrics_public}};
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

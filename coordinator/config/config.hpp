@@ -22,8 +22,10 @@
 //     "cmdb": {"connectors": [], "retry": {...}}, // outward CMDB (cmdb/cmdb_config.hpp)
 //     "webhook_allow": ["https://hooks.example.org/"], // URL prefixes webhooks may go to
 //                                                 // (common/webhook_allow.hpp; empty: none)
-//     "user_token_days": 90                       // how long a new or rotated user token
+//     "user_token_days": 90,                      // how long a new or rotated user token
 //                                                 // lives (auth/users.hpp; 0: no expiry)
+//     "metrics_public": false                     // GET /metrics without a token (true)
+//                                                 // or with any user's (false)
 //   }
 //
 // Every field is optional (defaults above); unknown fields are refused with
@@ -68,6 +70,7 @@ struct CoordinatorConfig {
   // connectors) must start with; empty: no webhook is allowed.
   std::vector<std::string> webhook_allow;
   std::int64_t user_token_days = 90;  // kDefaultTokenDays
+  bool metrics_public = false;
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);

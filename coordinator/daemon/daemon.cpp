@@ -289,8 +289,9 @@ Result<void> Serve(const ServeOptions& options) {
   WakeupHub wakeups;
   CredentialCache agent_credentials;
   EnrollRefusals enroll_refusals;
+  CoordinatorMetrics metrics(options.version, options.commit);
   RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials, *secrets,
-                                       enroll_refusals});
+                                       enroll_refusals, &metrics});
 
   ServerSettings settings;
   settings.host = address->host;
@@ -313,6 +314,11 @@ Result<void> Serve(const ServeOptions& options) {
   settings.hold_limit = config->wave_hold;
   settings.agent_traffic = IsAgentTraffic;
   settings.hold_next = HoldNextRequest;
+  settings.observe = [&metrics](const RequestContext& ctx, int status,
+                                std::chrono::steady_clock::duration took) {
+    metrics.ObserveRequest(ctx.route, MethodName(ctx.method), status,
+                           std::chrono::duration<double>(took).count());
+  };
 
   Store& store_ref = **store;
   HttpServer server(

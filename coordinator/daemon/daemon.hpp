@@ -28,6 +28,9 @@ Result<std::string> InitDataDir(const InitOptions& options);
 struct ServeOptions {
   std::filesystem::path data;
   std::optional<std::string> listen;  // overrides the config's
+  // What fabu_build_info says (the executable's), for the metrics.
+  std::string version = "unknown";
+  std::string commit = "unknown";
 };
 
 Result<void> Serve(const ServeOptions& options);

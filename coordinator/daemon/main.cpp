@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
   serve->add_option("--listen", serve_listen, "HOST:PORT, overriding the config; port 0: any");
   serve->callback([&] {
     if (!serve_listen.empty()) serve_options.listen = serve_listen;
+    serve_options.version = std::string(fabu::BuildVersion());
+    serve_options.commit = std::string(fabu::BuildCommit());
     if (auto ok = fabu::coordinator::Serve(serve_options); !ok) fail("serve", ok.error());
   });
 

@@ -126,7 +126,9 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     } else {
       HttpResponse response{static_cast<http::status>(exchange.response->status), version};
       response.set(http::field::server, "fabu-coordinator");
-      response.set(http::field::content_type, "application/json");
+      response.set(http::field::content_type, exchange.response->content_type.empty()
+                                                  ? std::string("application/json")
+                                                  : exchange.response->content_type);
       response.set(http::field::cache_control, "no-store");
       response.set("X-Request-Id", ctx.request_id);
       if (exchange.retry_after) {
@@ -143,6 +145,9 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - started)
                             .count();
+    if (settings_.observe) {
+      settings_.observe(ctx, exchange.response->status, std::chrono::steady_clock::now() - started);
+    }
     if (access_log) {
       spdlog::info("{} {} {} -> {} {}ms user={} from={}", ctx.request_id, method_text, target,
                    exchange.response->status, millis,

@@ -125,6 +125,12 @@ struct ServerSettings {
   // hold_limit). `ran_out`: `ctx` was a long poll that ended by its deadline.
   // Empty: no connection is held.
   std::function<bool(const RequestContext& ctx, bool ran_out)> hold_next;
+  // Called on the I/O thread after each answer is written (or failed to
+  // be): its request (ctx.route "" when no route matched), status and the
+  // time since its first byte. Must not block. Empty: nothing.
+  std::function<void(const RequestContext& ctx, int status,
+                     std::chrono::steady_clock::duration took)>
+      observe;
 };
 
 // Resolves a bearer token to a user (runs on the worker pool).

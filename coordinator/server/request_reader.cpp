@@ -19,7 +19,7 @@ namespace fabu::coordinator {
 namespace server_internal {
 
 Exchange Refuse(const Error& error, bool close) {
-  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}, {}}, close, {}};
+  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}, {}, {}}, close, {}};
 }
 
 Exchange Busy(std::string what, std::chrono::seconds retry_after) {
@@ -153,6 +153,7 @@ net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
   if (!match) co_return co_await RefuseEarly(stream, buffer, header, match.error());
   const Route& route = *match->route;
   ctx.path_params = std::move(match->params);
+  ctx.route = route.pattern;
 
   for (const auto& field : request) {
     std::string name(Sv(field.name_string()));

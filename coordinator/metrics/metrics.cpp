@@ -1,0 +1,202 @@
+#include "coordinator/metrics/metrics.hpp"
+
+#include <prometheus/gauge.h>
+#include <prometheus/text_serializer.h>
+#include <soci/soci.h>
+
+#include <sstream>
+
+#include "coordinator/cmdb/cmdb.hpp"
+#include "coordinator/deploy/rollout_rows.hpp"
+
+namespace fabu::coordinator {
+
+namespace {
+
+// Request latency buckets, in seconds: a long poll's answer may take its
+// whole wait (up to kMaxPollWaitSeconds), a store read a millisecond.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return kBuckets;
+}
+
+}  // namespace
+
+Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds now) {
+  StoreFigures f;
+  {
+    std::string state;
+    long long count = 0;
+    soci::statement st = (sql.prepare << "SELECT state, COUNT(*) FROM releases GROUP BY state",
+                          soci::into(state), soci::into(count));
+    st.execute(false);
+    while (st.fetch()) f.releases_by_state[state] = count;
+  }
+  {
+    StoreFigures::DeploymentCount row;
+    long long count = 0;
+    int final = 0;
+    soci::statement st =
+        (sql.prepare << "SELECT environment, kind, step, final, result, COUNT(*) FROM deployments "
+                        "GROUP BY environment, kind, step, final, result",
+         soci::into(row.environment), soci::into(row.kind), soci::into(row.step), soci::into(final),
+         soci::into(row.result), soci::into(count));
+    st.execute(false);
+    while (st.fetch()) {
+      StoreFigures::DeploymentCount d = row;
+      if (final == 0) d.result.clear();
+      d.count = count;
+      f.deployments.push_back(std::move(d));
+    }
+  }
+  {
+    std::vector<std::string> running;
+    std::string id;
+    soci::statement st =
+        (sql.prepare
+             << "SELECT id FROM releases WHERE state IN ('deploying', 'paused') ORDER BY seq",
+         soci::into(id));
+    st.execute(false);
+    while (st.fetch()) running.push_back(id);
+    for (const std::string& release : running) {
+      auto rollout = LoadRollout(sql, release);
+      if (!rollout) continue;
+      const auto hosts = LoadRolloutHosts(sql, release);
+      const HostDeployments deployments = LoadHostDeployments(sql, release);
+      for (std::size_t w = 0; w < rollout->wave_count(); ++w) {
+        const auto tally = CountWave(hosts, deployments, static_cast<long long>(w));
+        f.waves.push_back(
+            {release, static_cast<std::int64_t>(w) + 1, static_cast<std::int64_t>(tally.hosts),
+             static_cast<std::int64_t>(tally.succeeded), static_cast<std::int64_t>(tally.failed),
+             static_cast<std::int64_t>(tally.assigned - tally.final)});
+      }
+    }
+  }
+  {
+    std::string state;
+    long long count = 0;
+    soci::statement st = (sql.prepare << "SELECT state, COUNT(*) FROM cmdb_outbox GROUP BY state",
+                          soci::into(state), soci::into(count));
+    st.execute(false);
+    while (st.fetch()) f.outbox_by_state[state] = count;
+    std::string oldest;
+    soci::indicator ind = soci::i_null;
+    std::string pending(kOutboxPending), failing(kOutboxFailing);
+    sql << "SELECT MIN(created) FROM cmdb_outbox WHERE state IN (:p, :f)", soci::use(pending),
+        soci::use(failing), soci::into(oldest, ind);
+    if (ind == soci::i_ok && !oldest.empty()) {
+      if (auto created = protocol::ParseRfc3339(oldest)) {
+        f.outbox_oldest_undelivered_seconds =
+            static_cast<double>(std::max<std::int64_t>(0, now - created->seconds));
+      }
+    }
+  }
+  {
+    long long enrolled = 0, recent = 0;
+    const long long since = now - kSeenRecentlySeconds;
+    sql << "SELECT COUNT(*), COALESCE(SUM(CASE WHEN last_seen >= :s THEN 1 ELSE 0 END), 0) "
+           "FROM hosts WHERE removed = 0",
+        soci::use(since), soci::into(enrolled), soci::into(recent);
+    f.hosts_enrolled = enrolled;
+    f.hosts_seen_recently = recent;
+  }
+  return f;
+}
+
+CoordinatorMetrics::CoordinatorMetrics(const std::string& version, const std::string& commit)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(prometheus::BuildCounter()
+                    .Name("fabu_http_requests_total")
+                    .Help("HTTP requests answered, by route pattern, method and status")
+                    .Register(*registry_)),
+      latency_(prometheus::BuildHistogram()
+                   .Name("fabu_http_request_duration_seconds")
+                   .Help("Time from a request's first byte to its answer's last, by route "
+                         "pattern (a long poll's includes its wait)")
+                   .Register(*registry_)) {
+  prometheus::BuildGauge()
+      .Name("fabu_build_info")
+      .Help("The coordinator's version and commit (always 1)")
+      .Register(*registry_)
+      .Add({{"version", version}, {"commit", commit}})
+      .Set(1);
+}
+
+void CoordinatorMetrics::ObserveRequest(std::string_view route, std::string_view method, int status,
+                                        double seconds) {
+  const std::string pattern = route.empty() ? std::string("unmatched") : std::string(route);
+  requests_
+      .Add(
+          {{"route", pattern}, {"method", std::string(method)}, {"status", std::to_string(status)}})
+      .Increment();
+  latency_.Add({{"route", pattern}}, LatencyBuckets()).Observe(seconds);
+}
+
+std::string CoordinatorMetrics::Expose(const StoreFigures& store, std::size_t long_polls,
+                                       std::size_t held_requests) const {
+  // The figures of this moment, in a registry of their own made anew.
+  prometheus::Registry now;
+  auto gauge = [&now](const std::string& name, const std::string& help) -> auto& {
+    return prometheus::BuildGauge().Name(name).Help(help).Register(now);
+  };
+  gauge("fabu_agent_long_polls", "Agents' long polls held open now")
+      .Add({})
+      .Set(static_cast<double>(long_polls));
+  gauge("fabu_agent_held_requests", "Agents' requests held while a wave is assigned in parts")
+      .Add({})
+      .Set(static_cast<double>(held_requests));
+  gauge("fabu_hosts_enrolled", "Hosts enrolled and not removed")
+      .Add({})
+      .Set(static_cast<double>(store.hosts_enrolled));
+  gauge("fabu_hosts_seen_recently", "Enrolled hosts whose agent was heard in the last 5 minutes")
+      .Add({})
+      .Set(static_cast<double>(store.hosts_seen_recently));
+  auto& releases = gauge("fabu_releases", "Releases by state");
+  for (const auto& [state, count] : store.releases_by_state) {
+    releases.Add({{"state", state}}).Set(static_cast<double>(count));
+  }
+  auto& deployments = gauge("fabu_deployments",
+                            "Deployments by environment, kind, step and result (\"\" while "
+                            "unfinished)");
+  for (const auto& d : store.deployments) {
+    deployments
+        .Add({{"environment", d.environment},
+              {"kind", d.kind},
+              {"step", d.step},
+              {"result", d.result}})
+        .Set(static_cast<double>(d.count));
+  }
+  auto& wave_hosts = gauge("fabu_rollout_wave_hosts",
+                           "Hosts of each wave of a running rollout, by progress (total: the "
+                           "wave's size)");
+  for (const auto& w : store.waves) {
+    const std::string wave = std::to_string(w.wave);
+    wave_hosts.Add({{"release", w.release}, {"wave", wave}, {"progress", "total"}})
+        .Set(static_cast<double>(w.hosts));
+    wave_hosts.Add({{"release", w.release}, {"wave", wave}, {"progress", "succeeded"}})
+        .Set(static_cast<double>(w.succeeded));
+    wave_hosts.Add({{"release", w.release}, {"wave", wave}, {"progress", "failed"}})
+        .Set(static_cast<double>(w.failed));
+    wave_hosts.Add({{"release", w.release}, {"wave", wave}, {"progress", "in_progress"}})
+        .Set(static_cast<double>(w.in_progress));
+  }
+  auto& outbox = gauge("fabu_outbox_messages",
+                       "CMDB deliveries and release notices by state (pending, failing, "
+                       "delivered, waived, given_up)");
+  for (const auto& [state, count] : store.outbox_by_state) {
+    outbox.Add({{"state", state}}).Set(static_cast<double>(count));
+  }
+  gauge("fabu_outbox_oldest_undelivered_age_seconds",
+        "Age of the oldest pending or failing outbox message (0 when none waits)")
+      .Add({})
+      .Set(store.outbox_oldest_undelivered_seconds);
+
+  auto families = registry_->Collect();
+  for (auto& family : now.Collect()) families.push_back(std::move(family));
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return out.str();
+}
+
+}  // namespace fabu::coordinator

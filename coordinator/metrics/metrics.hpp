@@ -1,0 +1,92 @@
+// The coordinator's metrics in the Prometheus text format (GET /metrics),
+// made with prometheus-cpp (Debian's prometheus-cpp-dev): its registry,
+// families and text serializer; nothing of the format is written here.
+//
+// Two kinds of figures (docs/coordinator.md, "Metrics", lists each):
+//   - counted as things happen: requests by route, method and status with a
+//     latency histogram (ObserveRequest, called by the HTTP server for every
+//     answer);
+//   - read at scrape time from the store, the one truth, so they never drift
+//     from it and cost nothing between scrapes: releases by state,
+//     deployments by step and result, each running rollout's wave progress,
+//     the CMDB and notice outbox by state and its oldest undelivered message,
+//     hosts enrolled and seen recently; and from the server: long polls held.
+//
+// Names follow Prometheus' conventions: the `fabu_` prefix, base units
+// (seconds, bytes), `_total` for counters. Labels are bounded: a request's
+// route is its pattern ("/api/v1/releases/{id}"), never its path.
+//
+// Thread-safe: ObserveRequest may be called from any thread (prometheus-cpp's
+// metrics are atomic, its families locked); Expose runs on a worker.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/error.hpp"
+#include "protocol/timestamp.hpp"
+
+namespace soci {
+class session;
+}
+
+namespace fabu::coordinator {
+
+// What the store says now (ReadStoreFigures).
+struct StoreFigures {
+  std::map<std::string, std::int64_t> releases_by_state;
+  // Deployments by environment, kind, step and result ("" while unfinished).
+  struct DeploymentCount {
+    std::string environment, kind, step, result;
+    std::int64_t count = 0;
+  };
+  std::vector<DeploymentCount> deployments;
+  // Per release deploying (or paused) and wave: hosts by progress.
+  struct WaveProgress {
+    std::string release;
+    std::int64_t wave = 0;  // 1-based
+    std::int64_t hosts = 0, succeeded = 0, failed = 0, in_progress = 0;
+  };
+  std::vector<WaveProgress> waves;
+  std::map<std::string, std::int64_t> outbox_by_state;  // CMDB deliveries and notices
+  double outbox_oldest_undelivered_seconds = 0;         // 0 when none waits
+  std::int64_t hosts_enrolled = 0;
+  std::int64_t hosts_seen_recently = 0;  // within kSeenRecentlySeconds
+};
+
+inline constexpr std::int64_t kSeenRecentlySeconds = 300;
+
+Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds now);
+
+class CoordinatorMetrics {
+ public:
+  // `version` and `commit`: fabu_build_info's labels.
+  CoordinatorMetrics(const std::string& version, const std::string& commit);
+  CoordinatorMetrics(const CoordinatorMetrics&) = delete;
+  CoordinatorMetrics& operator=(const CoordinatorMetrics&) = delete;
+
+  // One answered request: the pattern of its route ("" when none matched),
+  // its method, status and time from its first byte to its last.
+  void ObserveRequest(std::string_view route, std::string_view method, int status, double seconds);
+
+  // The text exposition of everything above, with `store` and the server's
+  // `long_polls` and `held_requests` as they are now.
+  std::string Expose(const StoreFigures& store, std::size_t long_polls,
+                     std::size_t held_requests) const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+};
+
+}  // namespace fabu::coordinator

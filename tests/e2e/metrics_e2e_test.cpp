@@ -1,0 +1,107 @@
+// GET /metrics of a coordinator with real agents, read with Prometheus' own
+// parser (Debian's python3-prometheus-client, hence /usr/bin/python3), as a
+// scraper would.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/e2e/fleet.hpp"
+#include "tests/support/agent_http.hpp"
+#include "tests/support/run_command.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace fabu::e2e {
+namespace {
+
+using nlohmann::json;
+
+// Every sample of an exposition as Prometheus' Python client parses it:
+// {"name{label="value",...}": value}, labels sorted. A text it cannot parse
+// fails the test.
+std::map<std::string, double> ParseExposition(const std::string& text) {
+  static const char* kScript = R"(
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join('%s="%s"' % (k, v) for k, v in sorted(s.labels.items()))
+        out["%s{%s}" % (s.name, labels)] = s.value
+print(json.dumps(out))
+)";
+  const auto parsed = fabu::testing::RunCommand({"/usr/bin/python3", "-c", kScript}, text);
+  EXPECT_EQ(parsed.exit_code, 0) << parsed.err << "\n" << text;
+  std::map<std::string, double> samples;
+  const json j = json::parse(parsed.out, nullptr, false);
+  if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) samples[key] = value.get<double>();
+  }
+  return samples;
+}
+
+class MetricsE2eTest : public Fleet {
+ protected:
+  fabu::testing::HttpReply Scrape(const std::string& token) {
+    fabu::testing::AgentHttpClient client(Url(), Ca());
+    return client.Request("GET", "/metrics", token);
+  }
+};
+
+TEST_F(MetricsE2eTest, AScraperReadsRequestsReleasesDeploymentsAndHosts) {
+  // Without a token: refused (config.json "metrics_public" is false).
+  EXPECT_EQ(Scrape("").status, 401);
+
+  ASSERT_NO_FATAL_FAILURE(AddAgents(2));
+  const Package v1 = BuildAndUpload(kV1);
+  const std::string id = Release(v1);
+  ASSERT_EQ(WaitForFinal(id), "deployed") << HostsOf(id).dump(2);
+  fabu::testing::AgentHttpClient other(Url(), Ca());
+  EXPECT_EQ(other.Request("GET", "/no/such/route", viewer_).status, 404);
+
+  const auto reply = Scrape(viewer_);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_NE(reply.headers.find("text/plain; version=0.0.4"), std::string::npos) << reply.headers;
+  const auto samples = ParseExposition(reply.body);
+  auto value = [&](const std::string& key) {
+    auto it = samples.find(key);
+    EXPECT_NE(it, samples.end()) << key << " is not in\n" << reply.body;
+    return it == samples.end() ? -1.0 : it->second;
+  };
+
+  EXPECT_EQ(value("fabu_releases{state=\"deployed\"}"), 1);
+  EXPECT_EQ(
+      value("fabu_deployments{environment=\"production\",kind=\"install\",result=\"succeeded\","
+            "step=\"succeeded\"}"),
+      2);
+  EXPECT_EQ(value("fabu_hosts_enrolled{}"), 2);
+  EXPECT_EQ(value("fabu_hosts_seen_recently{}"), 2);
+  // The agents wait for work in long polls (at least one is parked now or soon).
+  EXPECT_GE(value("fabu_agent_long_polls{}"), 0);
+  EXPECT_EQ(value("fabu_outbox_oldest_undelivered_age_seconds{}"), 0);
+  // Requests by route pattern, never by path: the agents' polls and events...
+  EXPECT_GE(value("fabu_http_requests_total{method=\"GET\",route=\"/api/v1/agent/assignment\","
+                  "status=\"200\"}"),
+            2);
+  EXPECT_GE(value("fabu_http_requests_total{method=\"POST\",route=\"/api/v1/agent/events\","
+                  "status=\"200\"}"),
+            2);
+  EXPECT_GE(value("fabu_http_requests_total{method=\"GET\",route=\"/api/v1/releases/{id}\","
+                  "status=\"200\"}"),
+            1);
+  EXPECT_EQ(value("fabu_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"),
+            1);
+  EXPECT_GE(value("fabu_http_request_duration_seconds_count{route=\"/api/v1/agent/events\"}"), 2);
+  // ...and the build.
+  bool build = false;
+  for (const auto& [key, v] : samples) {
+    if (key.starts_with("fabu_build_info{commit=") && v == 1) build = true;
+  }
+  EXPECT_TRUE(build) << reply.body;
+  // No sample carries a host's or a release's path.
+  EXPECT_EQ(reply.body.find("/api/v1/releases/R-"), std::string::npos) << reply.body;
+}
+
+}  // namespace
+}  // namespace fabu::e2e
