@@ -4,11 +4,13 @@
 #
 # A release of a ~10 MiB package to 100 real agents enrolled on this machine:
 # the wall time from just before `fabu release start` to the coordinator's
-# receipt of the last host's `succeeded` event; beside Ansible (ansible-playbook
-# with its default forks) doing the same work on 100 `ansible_connection=local`
-# inventory hosts in the same run: copy the package, check its SHA-256, extract
-# it into releases/<version>, switch the `current` link, run the health check.
-# Goal (docs/benchmarks.md): fabu >= 10x faster.
+# receipt of the last host's `succeeded` event; beside, in the same run, the
+# no-network limit (a shell loop doing each host's work two hosts at a time)
+# and Ansible (ansible-playbook with its default forks) doing the same work on
+# 100 `ansible_connection=local` inventory hosts: copy the package, check its
+# SHA-256, extract it into releases/<version>, switch the `current` link, run
+# the health check. Goals (docs/benchmarks.md): fabu >= 10x faster than
+# Ansible; one wave <= 1.5x and waves 1, 10%, 100% <= 1.8x the limit.
 # shellcheck disable=SC2154 # repo and work are set by scripts/bench
 
 # The pids of every process bench_rollout started; only these are killed.
@@ -40,7 +42,8 @@ cpu_ticks() {
 bench_rollout() {
   local mib=${FABU_BENCH_MIB:-10} runs=${FABU_BENCH_RUNS:-1} seed=${FABU_BENCH_SEED:-20261125}
   local agents=${FABU_BENCH_AGENTS:-100} waves_row=${FABU_BENCH_WAVES:-1}
-  local nosync_row=${FABU_BENCH_NOSYNC:-1}
+  local nosync_row=${FABU_BENCH_NOSYNC:-1} ansible_rows=${FABU_BENCH_ANSIBLE:-1}
+  local prebuilt=${FABU_BENCH_BUILD:-}
   timeout_s=${FABU_BENCH_TIMEOUT:-900}
   require_int FABU_BENCH_MIB "$mib" 1 256
   require_int FABU_BENCH_RUNS "$runs" 1 5
@@ -49,12 +52,15 @@ bench_rollout() {
   require_int FABU_BENCH_AGENTS "$agents" 1 200
   require_int FABU_BENCH_WAVES "$waves_row" 0 1
   require_int FABU_BENCH_NOSYNC "$nosync_row" 0 1
-  command -v ansible-playbook >/dev/null || die "ansible-playbook is missing: run scripts/bootstrap"
+  require_int FABU_BENCH_ANSIBLE "$ansible_rows" 0 1
+  if ((ansible_rows)); then
+    command -v ansible-playbook >/dev/null || die "ansible-playbook is missing: run scripts/bootstrap"
+  fi
   command -v sqlite3 >/dev/null || die "the sqlite3 command line tool is missing"
   command -v zstd >/dev/null || die "zstd is missing: run scripts/bootstrap"
   [[ -x /usr/bin/time ]] || die "GNU time is missing: run scripts/bootstrap (package 'time')"
   # Every release leaves a download and a tree per agent; Ansible a copy and a tree per host.
-  local rows=$((1 + waves_row + nosync_row)) parent=${FABU_BENCH_DIR:-/tmp} need avail
+  local rows=$((2 + waves_row + nosync_row)) parent=${FABU_BENCH_DIR:-/tmp} need avail
   need=$((agents * mib * 3 * (rows + 1) * runs + 1024))
   mkdir -p "$parent"
   avail=$(($(df -Pk "$parent" | awk 'NR == 2 { print $4 }') / 1024))
@@ -64,16 +70,23 @@ bench_rollout() {
   trap 'rollout_rc=$?; stop_rollout_bench; (exit "$rollout_rc"); cleanup' EXIT
 
   local build="$repo/build-bench"
-  local -a launcher=()
-  if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-  export CCACHE_BASEDIR=$repo CCACHE_NOHASHDIR=1
-  echo "bench: building fabu, fabu-coordinator and fabu-agent (Release) in $build" >&2
-  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DFABU_BUILD_TESTS=OFF "${launcher[@]}" >/dev/null
-  cmake --build "$build" --target fabu fabu-coordinator fabu-agent -j"$(nproc)" \
-    >"$work/build.log" 2>&1 || { tail -30 "$work/build.log" >&2; die "building failed (log above)"; }
+  if [[ -n $prebuilt ]]; then
+    # Binaries built elsewhere (another commit's, to compare): used as they are.
+    build=$(cd "$prebuilt" && pwd) || die "FABU_BENCH_BUILD: no directory $prebuilt"
+    echo "bench: using the binaries in $build (FABU_BENCH_BUILD)" >&2
+  else
+    local -a launcher=()
+    if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+    export CCACHE_BASEDIR=$repo CCACHE_NOHASHDIR=1
+    echo "bench: building fabu, fabu-coordinator and fabu-agent (Release) in $build" >&2
+    cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DFABU_BUILD_TESTS=OFF "${launcher[@]}" >/dev/null
+    cmake --build "$build" --target fabu fabu-coordinator fabu-agent -j"$(nproc)" \
+      >"$work/build.log" 2>&1 || { tail -30 "$work/build.log" >&2; die "building failed (log above)"; }
+  fi
   local fabu="$build/coordinator/cli/fabu" coordinator="$build/coordinator/fabu-coordinator"
   local agent="$build/agent/fabu-agent"
+  [[ -x $fabu && -x $coordinator && -x $agent ]] || die "$build lacks fabu, fabu-coordinator or fabu-agent"
   results="$work/results.txt"
   : >"$results"
   cd "$work" || die "cannot enter $work"
@@ -350,20 +363,82 @@ PLAN
       sed "s/^/atask $run /" >>"$results"
   }
 
+  # The no-network limit: each host's work done by a shell script, two hosts at a
+  # time (the machine's two cores): copy the payload, check its SHA-256, extract it
+  # into releases/<version>, switch `current` (a rename, as fabu does), run the hook.
+  cat >limit-host.sh <<'HOST'
+#!/bin/sh
+# limit-host.sh ROOT APP VERSION PACKAGE SHA256
+set -eu
+root=$1 app=$2 version=$3 package=$4 sha=$5
+app_dir=$root/apps/$app
+release_dir=$app_dir/releases/$version
+mkdir -p "$release_dir"
+cp "$package" "$root/$version.tar.zst"
+echo "$sha  $root/$version.tar.zst" | sha256sum --check --quiet --strict
+tar --zstd -xf "$root/$version.tar.zst" -C "$release_dir"
+ln -s "releases/$version" "$app_dir/current.new"
+mv -T "$app_dir/current.new" "$app_dir/current"
+FABU_APP=$app FABU_VERSION=$version FABU_RELEASE_DIR=$release_dir FABU_APPS_ROOT=$root/apps \
+  "$app_dir/current/hooks/health_check" >/dev/null
+HOST
+  chmod 755 limit-host.sh
+
+  # limit_row RUN: one timed pass of limit-host.sh over $agents fresh roots, two at a time.
+  limit_row() {
+    local run=$1 t0 t1 dir="$work/limit/run-$1"
+    mkdir -p "$dir"
+    for ((i = 1; i <= agents; i++)); do mkdir -p "$dir/$(printf 'host-%03d' "$i")"; done
+    sync
+    echo "bench: run $run: the no-network limit, $agents roots, two at a time" >&2
+    t0=$(now_ms)
+    (cd "$dir" && printf '%s\n' host-* |
+      /usr/bin/time -o "$work/limit/time-$run" -f '%e %U %S' timeout "$timeout_s" \
+        xargs -P 2 -I{} "$work/limit-host.sh" "$dir/{}" "$app" V1.0.0.1 \
+        "$work/ansible/package.tar.zst" "$sha") || die "the no-network limit failed"
+    t1=$(now_ms)
+    [[ $(readlink "$dir/host-001/apps/$app/current") == releases/V1.0.0.1 ]] ||
+      die "limit: host-001 current not switched"
+    echo "limit $run $t0 $t1 $(cat "$work/limit/time-$run")" >>"$results"
+  }
+
+  # curl_row RUN: one package download alone with curl over TLS, to a file, as an
+  # agent would (host-001's credential, a package it was assigned), 3 times.
+  curl_row() {
+    local run=$1 k t0 t1 url
+    url="$FABU_SERVER/api/v1/agent/packages/${package_ids[1]}"
+    for ((k = 1; k <= 3; k++)); do
+      rm -f "$work/curl.out"
+      sync
+      t0=$(now_ms)
+      curl -sSf --cacert "$FABU_CA" -H "Authorization: Bearer $(cat "$work/hosts/host-001/data/credential")" \
+        -o "$work/curl.out" "$url" || die "curl $url failed"
+      t1=$(now_ms)
+      echo "curl $run $((t1 - t0))" >>"$results"
+    done
+    [[ $(stat -c %s "$work/curl.out") -eq $(stat -c %s pkg-1.fabu) ]] || die "curl: short download"
+  }
+
   echo "bench: $agents agents idle in their long poll for 5 s" >&2
   sleep 5
   local run step order
   for ((run = 1; run <= runs; run++)); do
-    # Fabu on both sides of Ansible, so a neighbour's compile burst is seen by both.
-    if ((waves_row)); then order="one ansible waves"; else order="one ansible"; fi
-    if ((run % 2 == 0)); then order="ansible one${order#one ansible}"; fi
+    # Fabu on both sides of the limit (and of Ansible), so a neighbour's compile
+    # burst is seen by both.
+    order="one limit"
+    if ((ansible_rows)); then order+=" ansible"; fi
+    if ((waves_row)); then order+=" waves"; fi
+    if ((run % 2 == 0)); then order="limit one${order#one limit}"; fi
     for step in $order; do
       case $step in
         one) fabu_row one '["100%"]' "$run" ;;
         waves) fabu_row waves '["1", "10%", "100%"]' "$run" ;;
+        limit) limit_row "$run" ;;
         ansible) ansible_row "$run" ;;
       esac
     done
+    # After the rows: host-001 has been assigned package 1 by then.
+    curl_row "$run"
   done
   if ((nosync_row)); then
     # Diagnosis, not the goal: the same rollout with fsync, fdatasync, syncfs and sync
@@ -401,6 +476,8 @@ fabu = defaultdict(dict)      # label -> run -> (t0, t1, coord_cpu_s, agents_cpu
 events = defaultdict(lambda: defaultdict(dict))  # (label, run) -> host -> step -> ms
 waves = {}                    # (label, run, host) -> wave
 ansible = {}                  # run -> (wall_s, user_s, sys_s)
+limit = {}                    # run -> (wall_s, user_s, sys_s)
+curl = []                     # ms of each lone curl download
 atasks = defaultdict(list)    # task -> [s]
 for line in open(path):
     f = line.split()
@@ -417,6 +494,10 @@ for line in open(path):
         waves[(label, run, host)] = wave
     elif f[0] == "ansible":
         ansible[int(f[1])] = ((int(f[3]) - int(f[2])) / 1000, float(f[5]), float(f[6]))
+    elif f[0] == "curl":
+        curl.append(int(f[2]))
+    elif f[0] == "limit":
+        limit[int(f[1])] = ((int(f[3]) - int(f[2])) / 1000, float(f[5]), float(f[6]))
     elif f[0] == "atask":
         atasks[" ".join(f[3:])].append(float(f[2]))
 
@@ -478,38 +559,81 @@ for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%, 
                     wave, len(hs), (min(h["assigned"] for h in hs) - t0) / 1000,
                     (max(h["succeeded"] for h in hs) - t0) / 1000))
 
+lone = [(h["downloaded"] - h["downloading"]) / 1000
+        for (label, run), ev in events.items() if label == "waves"
+        for host, h in ev.items() if waves[(label, run, host)] == 1
+        and "downloaded" in h and "downloading" in h]
 print()
-print("== Ansible (ansible-playbook, default forks, %d local hosts, gather_facts off)" % agents)
-for run in sorted(ansible):
-    wall, user, sys_ = ansible[run]
-    print("  run %d: %.2f s  (CPU user %.1f + sys %.1f s = %.0f%% of 2 cores)" % (
-        run, wall, user, sys_, 100 * (user + sys_) / (2 * wall)))
-print("  per task (profile_tasks, median over runs, all hosts):")
-for task, xs in sorted(atasks.items(), key=lambda kv: -statistics.median(kv[1])):
-    print("    %-40s %7.2f s" % (task, statistics.median(xs)))
+print("== one download alone, %.1f MiB over loopback TLS, to a file" % (pkg / MiB))
+if lone:
+    print("  fabu-agent: %.3f s  (the waves row's first host, `downloading` -> `downloaded`:"
+          " with its digest, and the extraction that follows the download)" % statistics.median(lone))
+if curl:
+    print("  curl:       %.3f s  (median of %d, the same URL and credential)" % (
+        statistics.median(curl) / 1000, len(curl)))
+if lone and curl:
+    print("  fabu-agent / curl = %.2fx" % (statistics.median(lone) / (statistics.median(curl) / 1000)))
 
 print()
-a = statistics.median(x[0] for x in ansible.values())
-print("Goal (docs/benchmarks.md): fabu >= 10x faster than Ansible doing the same work.")
-for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%"),
-                    ("nosync", "(diagnosis) no syncs")):
+print("== the no-network limit: each host's work by a shell script, two hosts at a time")
+print("   (cp, sha256sum --check, tar --zstd -x, the link renamed, the hook; no sync)")
+for run in sorted(limit):
+    wall, user, sys_ = limit[run]
+    print("  run %d: %.2f s  (CPU user %.1f + sys %.1f s = %.0f%% of 2 cores)" % (
+        run, wall, user, sys_, 100 * (user + sys_) / (2 * wall)))
+
+if ansible:
+    print()
+    print("== Ansible (ansible-playbook, default forks, %d local hosts, gather_facts off)" % agents)
+    for run in sorted(ansible):
+        wall, user, sys_ = ansible[run]
+        print("  run %d: %.2f s  (CPU user %.1f + sys %.1f s = %.0f%% of 2 cores)" % (
+            run, wall, user, sys_, 100 * (user + sys_) / (2 * wall)))
+    print("  per task (profile_tasks, median over runs, all hosts):")
+    for task, xs in sorted(atasks.items(), key=lambda kv: -statistics.median(kv[1])):
+        print("    %-40s %7.2f s" % (task, statistics.median(xs)))
+
+rows = (("one", "one wave of 100%", 1.5), ("waves", "waves 1, 10%, 100%", 1.8),
+        ("nosync", "(diagnosis) no syncs", None))
+print()
+print("Goals (docs/benchmarks.md): fabu <= 1.5x the no-network limit with one wave,")
+print("<= 1.8x with waves 1, 10%, 100% (fabu's wall time / the limit's, same run).")
+l = statistics.median(x[0] for x in limit.values())
+for label, desc, goal in rows:
     if label not in fabu:
         continue
     w = walls(label)
-    ratios = [ansible[r][0] / w[r] for r in sorted(w) if r in ansible]
+    ratios = [w[r] / limit[r][0] for r in sorted(w) if r in limit]
     f = statistics.median(w.values())
     r = statistics.median(ratios)
-    print("  %-24s fabu %6.2f s  Ansible %7.2f s  = %5.1fx  (runs: %s)  %s" % (
-        desc, f, a, r, " ".join("%.1fx" % x for x in ratios),
-        "(not a goal)" if label == "nosync" else verdict(r >= 10)))
+    print("  %-24s fabu %6.2f s  limit %6.2f s  = %5.2fx  (runs: %s)  %s" % (
+        desc, f, l, r, " ".join("%.2fx" % x for x in ratios),
+        "(not a goal)" if goal is None else "%s (<= %.1fx)" % (verdict(r <= goal), goal)))
+if ansible:
+    a = statistics.median(x[0] for x in ansible.values())
+    print("Goal: fabu >= 10x faster than Ansible doing the same work.")
+    for label, desc, goal in rows:
+        if label not in fabu:
+            continue
+        w = walls(label)
+        ratios = [ansible[r][0] / w[r] for r in sorted(w) if r in ansible]
+        f = statistics.median(w.values())
+        r = statistics.median(ratios)
+        print("  %-24s fabu %6.2f s  Ansible %7.2f s  = %5.1fx  (runs: %s)  %s" % (
+            desc, f, a, r, " ".join("%.1fx" % x for x in ratios),
+            "(not a goal)" if goal is None else verdict(r >= 10)))
 print("CPU seconds per host (user + sys; fabu: coordinator + agents with their hooks,")
-print("Ansible: ansible-playbook and its children), less sensitive to a neighbour's load:")
-acpu = statistics.median((x[1] + x[2]) / agents for x in ansible.values())
-for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%"),
-                    ("nosync", "(diagnosis) no syncs")):
+print("the limit: its shell loop, Ansible: ansible-playbook and its children), less")
+print("sensitive to a neighbour's load:")
+lcpu = statistics.median((x[1] + x[2]) / agents for x in limit.values())
+acpu = statistics.median((x[1] + x[2]) / agents for x in ansible.values()) if ansible else None
+for label, desc, goal in rows:
     if label not in fabu:
         continue
+    ccpu = statistics.median(x[2] / agents for x in fabu[label].values())
     fcpu = statistics.median((x[2] + x[3]) / agents for x in fabu[label].values())
-    print("  %-24s fabu %6.3f s  Ansible %7.3f s  = %5.1fx" % (desc, fcpu, acpu, acpu / fcpu))
+    print("  %-24s fabu %6.3f s (coordinator %.3f, agents %.3f)  limit %6.3f s%s" % (
+        desc, fcpu, ccpu, fcpu - ccpu, lcpu,
+        "  Ansible %7.3f s = %5.1fx" % (acpu, acpu / fcpu) if acpu else ""))
 EOF
 }

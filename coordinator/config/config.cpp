@@ -82,6 +82,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                                {"max_connections", JsonType::kInteger},
                                {"reserved_connections", JsonType::kInteger},
                                {"max_downloads", JsonType::kInteger},
+                               {"download_queue", JsonType::kInteger},
+                               {"download_wait_seconds", JsonType::kInteger},
                                {"retry_after_seconds", JsonType::kInteger},
                                {"wave_first_part", JsonType::kInteger},
                                {"wave_hold_ms", JsonType::kInteger}});
@@ -99,7 +101,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
     for (auto ok :
          {read("max_connections", config.max_connections),
           read("reserved_connections", config.reserved_connections),
-          read("max_downloads", config.max_downloads), read("retry_after_seconds", retry_after),
+          read("max_downloads", config.max_downloads),
+          read("download_queue", config.download_queue), read("retry_after_seconds", retry_after),
           read("wave_first_part", config.wave_first_part)}) {
       if (!ok) return std::unexpected(ok.error());
     }
@@ -107,6 +110,17 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
       return Fail(ErrorCode::kInvalidArgument, "limits.retry_after_seconds: at most 3600");
     }
     config.retry_after = std::chrono::seconds(static_cast<std::chrono::seconds::rep>(retry_after));
+    if (limits.contains("download_wait_seconds")) {
+      // Below the agents' stall limit (low_speed_time_seconds, 60 by default):
+      // a download waiting its turn receives no byte.
+      const auto& wait = limits["download_wait_seconds"];
+      if (!wait.is_number_integer() || wait.get<std::int64_t>() < 0 ||
+          wait.get<std::int64_t>() > 50) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "limits.download_wait_seconds: expected an integer from 0 (never wait) to 50");
+      }
+      config.download_wait = std::chrono::seconds(wait.get<std::int64_t>());
+    }
     if (limits.contains("wave_hold_ms")) {
       const auto& hold = limits["wave_hold_ms"];
       if (!hold.is_number_integer() || hold.get<std::int64_t>() < 0 ||
@@ -228,6 +242,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
             {"max_connections", max_connections},
             {"reserved_connections", reserved_connections},
             {"max_downloads", max_downloads},
+            {"download_queue", download_queue},
+            {"download_wait_seconds", download_wait.count()},
             {"retry_after_seconds", retry_after.count()},
             {"wave_first_part", wave_first_part},
             {"wave_hold_ms", wave_hold.count()}}},

@@ -7,6 +7,9 @@
 //                "max_connections": 30000,        // past it, agent requests get 503
 //                "reserved_connections": 64,      // above the cap, for people only
 //                "max_downloads": 64,             // concurrent package downloads
+//                "download_queue": 4096,          // downloads waiting for one to end
+//                "download_wait_seconds": 20,     // the longest one waits (0: none
+//                                                 // waits; at most 50), then 503
 //                "retry_after_seconds": 10,       // Retry-After of those 503s
 //                "wave_first_part": 500,          // hosts in a wave's first transaction
 //                                                 // (then as many, then twice: rollout_engine.hpp)
@@ -57,6 +60,8 @@ struct CoordinatorConfig {
   std::uint64_t max_connections = 30000;
   std::uint64_t reserved_connections = 64;
   std::uint64_t max_downloads = 64;
+  std::uint64_t download_queue = 4096;
+  std::chrono::seconds download_wait{20};
   std::chrono::seconds retry_after{10};
   std::uint64_t wave_first_part = 500;        // kDefaultFirstWavePart
   std::chrono::milliseconds wave_hold{2000};  // ServerSettings::hold_limit

@@ -310,6 +310,8 @@ Result<void> Serve(const ServeOptions& options) {
   settings.max_connections = static_cast<std::size_t>(config->max_connections);
   settings.reserved_connections = static_cast<std::size_t>(config->reserved_connections);
   settings.max_downloads = static_cast<std::size_t>(config->max_downloads);
+  settings.download_queue = static_cast<std::size_t>(config->download_queue);
+  settings.download_wait = config->download_wait;
   settings.retry_after = config->retry_after;
   settings.hold_limit = config->wave_hold;
   settings.agent_traffic = IsAgentTraffic;

@@ -105,9 +105,15 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     } else {
       exchange = std::move(received.answer);
     }
-    if (exchange.response && exchange.response->file && downloads_ >= settings_.max_downloads) {
-      exchange = Busy(fmt::format("{} package downloads are in progress", downloads_),
-                      settings_.retry_after);
+    // A file is written only with a download slot (its Downloading below
+    // gives it back); the queue for one holds the request, not the file.
+    if (exchange.response && exchange.response->file) {
+      const std::size_t queued = download_queue_.size();
+      if (auto come_back = co_await AcquireDownload()) {
+        exchange = Busy(
+            fmt::format("{} package downloads are in progress and {} waiting", downloads_, queued),
+            *come_back);
+      }
     }
     if (!exchange.response) {
       tls_usable = false;
@@ -117,10 +123,10 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     const bool keep_alive = client_keep_alive && !exchange.close && !stopping_;
     if (exchange.response->file) {
       struct Downloading {
-        std::size_t& count;
-        explicit Downloading(std::size_t& c) : count(c) { ++count; }
-        ~Downloading() { --count; }
-      } downloading{downloads_};
+        Impl* impl;
+        std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+        ~Downloading() { impl->ReleaseDownload(std::chrono::steady_clock::now() - since); }
+      } downloading{this};
       const bool written = co_await WriteFile(stream, ctx, version, keep_alive, *exchange.response);
       if (!written) ec = net::error::connection_aborted;
     } else {

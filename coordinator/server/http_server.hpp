@@ -23,7 +23,8 @@
 // Every read and write has a timeout; "Expect: 100-continue" is honoured.
 //
 // Limits that protect the server, each past its bound answered
-// 503 with "Retry-After: retry_after" and the connection closed:
+// 503 with "Retry-After: retry_after" (downloads: less, below) and the
+// connection closed:
 //   - time: the TLS handshake within handshake_timeout, each request header
 //     whole within idle_timeout of the previous answer, each piece of a body
 //     read or write within io_timeout (a slow or silent peer is dropped);
@@ -35,7 +36,14 @@
 //     max_connections + reserved_connections are open is closed at once,
 //     before TLS (nothing can be said to it without a handshake);
 //   - downloads: a package download (Response::File) while max_downloads are
-//     being written gets the 503 instead of the file.
+//     being written waits in a queue, first come first served, and is written
+//     as soon as a download ends (download_queue.cpp). The queue holds the
+//     request (its connection is open anyway), not the file: a file is opened
+//     only once it has a slot, so memory and descriptors stay bounded by
+//     max_downloads. Past download_queue waiting, or after download_wait in
+//     the queue, it gets the 503 with a Retry-After of when its turn should
+//     come (the downloads' average time per round of max_downloads, from 1 s
+//     to retry_after).
 // Answers first: while the WakeupHub is held (a wave being assigned in
 // parts, SweepDeployments), a connection whose last request `hold_next` names
 // reads its next one only when the hold ends or after hold_limit
@@ -112,6 +120,8 @@ struct ServerSettings {
   std::size_t max_connections = 30000;
   std::size_t reserved_connections = 64;
   std::size_t max_downloads = 64;
+  std::size_t download_queue = 4096;       // downloads waiting for a slot
+  std::chrono::seconds download_wait{20};  // the longest one waits (0: none does)
   std::chrono::seconds retry_after{10};
   // The longest an agent's next request waits while a wave is being
   // assigned in parts (WakeupHub holds); zero: never waits.

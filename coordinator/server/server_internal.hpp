@@ -28,6 +28,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -146,6 +147,18 @@ class HttpServer::Impl {
   // Writes a Response::File; false when the connection broke.
   net::awaitable<bool> WriteFile(Stream& stream, const RequestContext& ctx, unsigned version,
                                  bool keep_alive, Response& response);
+  // A slot among max_downloads for a Response::File (download_queue.cpp):
+  // at once when one is free, else in turn behind the requests queued
+  // before, for at most download_wait. nullopt: the slot is this request's
+  // (give it back with ReleaseDownload); else the Retry-After to answer with
+  // a 503, when the queue says its turn will come.
+  net::awaitable<std::optional<std::chrono::seconds>> AcquireDownload();
+  // Hands the slot to the first queued request, or frees it.
+  void ReleaseDownload(std::chrono::steady_clock::duration held);
+  // When the turn of a request with `ahead` requests before it will come:
+  // the downloads' average duration per round of max_downloads, from 1 s to
+  // retry_after.
+  std::chrono::seconds TurnIn(std::size_t ahead) const;
   void OnSignal(int signal_number);
   void MaybeFinish();
 
@@ -197,6 +210,16 @@ class HttpServer::Impl {
   std::uint64_t next_request_id_ = RandomStart();
   std::map<std::uint64_t, Connection*> connections_;
   std::size_t downloads_ = 0;  // Response::File being written. I/O thread only.
+  // A request waiting for a download slot: its timer is cancelled when the
+  // slot is handed to it (`granted`) or at shutdown.
+  struct DownloadWaiter {
+    net::steady_timer* timer;
+    bool granted = false;
+  };
+  std::deque<DownloadWaiter*> download_queue_;  // first come first served. I/O thread only.
+  // The average time a download holds its slot (exponentially weighted), for
+  // the Retry-After of a request the queue cannot serve in time.
+  std::chrono::duration<double> download_average_{1.0};
   std::uint64_t refused_connections_ = 0;
   // Timers of long polls and holds: cancelled at shutdown. I/O thread only.
   std::set<net::steady_timer*> timers_;

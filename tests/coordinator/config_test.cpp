@@ -56,6 +56,31 @@ TEST(ConfigTest, ConnectionAndDownloadLimitsAreRead) {
   EXPECT_NE(zero.error().message().find("limits.max_connections"), std::string::npos);
 }
 
+TEST(ConfigTest, TheDownloadQueueIsReadAndItsWaitIsBounded) {
+  EXPECT_EQ(CoordinatorConfig{}.download_queue, 4096u);
+  EXPECT_EQ(CoordinatorConfig{}.download_wait, std::chrono::seconds(20));
+  auto config = CoordinatorConfig::FromJson(
+      nlohmann::json::parse(R"({"limits": {"download_queue": 100, "download_wait_seconds": 0}})"));
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->download_queue, 100u);
+  EXPECT_EQ(config->download_wait, std::chrono::seconds(0));
+  auto again = CoordinatorConfig::FromJson(config->ToJson());
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->download_queue, 100u);
+  EXPECT_EQ(again->download_wait, std::chrono::seconds(0));
+  for (const char* bad : {R"({"limits": {"download_wait_seconds": 51}})",
+                          R"({"limits": {"download_wait_seconds": -1}})"}) {
+    auto refused = CoordinatorConfig::FromJson(nlohmann::json::parse(bad));
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message().find("limits.download_wait_seconds"), std::string::npos)
+        << refused.error().message();
+  }
+  auto zero =
+      CoordinatorConfig::FromJson(nlohmann::json::parse(R"({"limits": {"download_queue": 0}})"));
+  ASSERT_FALSE(zero);
+  EXPECT_NE(zero.error().message().find("limits.download_queue"), std::string::npos);
+}
+
 TEST(ConfigTest, AWavesFirstPartIsReadAndMustBePositive) {
   EXPECT_EQ(CoordinatorConfig{}.wave_first_part, 500u);
   auto config = CoordinatorConfig::FromJson(

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <sstream>
 #include <string>
 
 #include "tests/e2e/fleet.hpp"
@@ -391,6 +392,48 @@ TEST_F(RolloutE2eTest, ABigWaveIsAssignedInPartsOneTransactionEach) {
   EXPECT_EQ(parts,
             (std::vector<std::string>{"rollout.wave-start 2/2/5", "rollout.wave-part 2/4/5",
                                       "rollout.wave-part 1/5/5", "rollout.wave-done -1/-1/-1"}));
+}
+
+// Given max_downloads 1 and six hosts in one wave fetching an 8 MiB
+// package at once: the downloads past the limit wait in the coordinator's
+// queue and are served as slots free, so every host installs without a 503
+// (which would send it away for retry_after, 10 s) and the log shows
+// downloads that waited their turn.
+TEST_F(RolloutE2eTest, DownloadsPastTheLimitWaitForASlotInsteadOfA503) {
+  ASSERT_EQ(StopCoordinator(), 0);
+  const fs::path config = CoordinatorDir() / "config.json";
+  json edited = json::parse(ReadFile(config));
+  edited["limits"]["max_downloads"] = 1;
+  WriteFile(config, edited.dump(2));
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_NO_FATAL_FAILURE(AddAgents(6));
+  const Package v1 = BuildAndUpload(kV1, 8 << 20);
+  const auto started = std::chrono::steady_clock::now();
+  const std::string id = Release(v1);
+  ASSERT_EQ(WaitForFinal(id, 60s), "deployed") << Status(id).dump(2);
+  const auto took = std::chrono::steady_clock::now() - started;
+  for (const auto& agent : agents_) {
+    EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
+  }
+  const std::string log = CoordinatorLog();
+  const std::string download = "GET /api/v1/agent/packages/" + v1.id;
+  int served = 0;
+  int refused = 0;
+  int queued = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (Contains(line, download) && Contains(line, " -> 200 ")) ++served;
+    if (Contains(line, download) && Contains(line, " -> 503 ")) ++refused;
+    if (Contains(line, "waited") && Contains(line, "in the queue for its slot")) ++queued;
+  }
+  EXPECT_EQ(refused, 0) << log;
+  EXPECT_EQ(served, 6) << log;
+  EXPECT_GE(queued, 1) << "no download overlapped another: the test did not test the queue\n"
+                       << log;
+  EXPECT_FALSE(Contains(AllAgentLogs(), "503")) << AllAgentLogs();
+  // No host came back after a Retry-After: the wave took its downloads'
+  // time, not 10 s more.
+  EXPECT_LT(took, 30s);
 }
 
 }  // namespace
