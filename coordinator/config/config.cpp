@@ -46,9 +46,27 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"time_zone", JsonType::kString},
                              {"cmdb", JsonType::kObject},
                              {"smtp", JsonType::kObject},
-                             {"webhook_allow", JsonType::kArray}});
+                             {"webhook_allow", JsonType::kArray},
+                             {"retention", JsonType::kObject}});
       !ok) {
     return std::unexpected(ok.error());
+  }
+  if (json.contains("retention")) {
+    const auto& retention = json["retention"];
+    if (auto ok = CheckObject(retention, "retention", {{"days", JsonType::kInteger}}); !ok) {
+      return std::unexpected(ok.error());
+    }
+    if (retention.contains("days")) {
+      const auto& days = retention["days"];
+      if (!days.is_number_integer() || days.get<std::int64_t>() < 0 ||
+          days.get<std::int64_t>() > kMaxRetentionDays) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("retention.days: expected an integer from 0 (keep everything "
+                                "forever) to {}, got {}",
+                                kMaxRetentionDays, days.dump()));
+      }
+      config.retention_days = static_cast<int>(days.get<std::int64_t>());
+    }
   }
   if (json.contains("listen")) {
     config.listen = json["listen"].get<std::string>();
@@ -230,7 +248,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"time_zone", time_zone},
           {"cmdb", cmdb.ToJson()},
           {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()},
-          {"webhook_allow", webhook_allow}};
+          {"webhook_allow", webhook_allow},
+          {"retention", {{"days", retention_days}}}};
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

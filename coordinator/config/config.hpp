@@ -20,8 +20,10 @@
 //     "workers": 4,                               // threads for store and hashing work
 //     "time_zone": "Asia/Shanghai",               // IANA zone of report periods
 //     "cmdb": {"connectors": [], "retry": {...}}, // outward CMDB (cmdb/cmdb_config.hpp)
-//     "webhook_allow": ["https://hooks.example.org/"]  // URL prefixes webhooks may go to
+//     "webhook_allow": ["https://hooks.example.org/"], // URL prefixes webhooks may go to
 //                                                 // (common/webhook_allow.hpp; empty: none)
+//     "retention": {"days": 365}                  // what `gc` keeps (daemon/retention.hpp);
+//                                                 // 0: keep everything forever
 //   }
 //
 // Every field is optional (defaults above); unknown fields are refused with
@@ -40,6 +42,9 @@
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
+
+// The longest retention period config.json accepts: 100 years.
+inline constexpr int kMaxRetentionDays = 36500;
 
 struct CoordinatorConfig {
   std::string listen = "127.0.0.1:8443";
@@ -65,6 +70,11 @@ struct CoordinatorConfig {
   // Prefixes every webhook target (notice subscriptions, CMDB webhook
   // connectors) must start with; empty: no webhook is allowed.
   std::vector<std::string> webhook_allow;
+  // The retention period, in days (daemon/retention.hpp): deployment events
+  // older than it are summarised, and packages no release open or closed
+  // within it names (nor any host could roll back to) are removed. 0: keep
+  // everything forever.
+  int retention_days = 365;
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);
