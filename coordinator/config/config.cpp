@@ -48,9 +48,27 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"smtp", JsonType::kObject},
                              {"webhook_allow", JsonType::kArray},
                              {"user_token_days", JsonType::kInteger},
-                             {"metrics_public", JsonType::kBoolean}});
+                             {"metrics_public", JsonType::kBoolean},
+                             {"retention", JsonType::kObject}});
       !ok) {
     return std::unexpected(ok.error());
+  }
+  if (json.contains("retention")) {
+    const auto& retention = json["retention"];
+    if (auto ok = CheckObject(retention, "retention", {{"days", JsonType::kInteger}}); !ok) {
+      return std::unexpected(ok.error());
+    }
+    if (retention.contains("days")) {
+      const auto& days = retention["days"];
+      if (!days.is_number_integer() || days.get<std::int64_t>() < 0 ||
+          days.get<std::int64_t>() > kMaxRetentionDays) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("retention.days: expected an integer from 0 (keep everything "
+                                "forever) to {}, got {}",
+                                kMaxRetentionDays, days.dump()));
+      }
+      config.retention_days = static_cast<int>(days.get<std::int64_t>());
+    }
   }
   if (json.contains("listen")) {
     config.listen = json["listen"].get<std::string>();
@@ -260,7 +278,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()},
           {"webhook_allow", webhook_allow},
           {"user_token_days", user_token_days},
-          {"metrics_public", metrics_public}};
+          {"metrics_public", metrics_public},
+          {"retention", {{"days", retention_days}}}};
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

@@ -27,8 +27,10 @@
 //                                                 // (common/webhook_allow.hpp; empty: none)
 //     "user_token_days": 90,                      // how long a new or rotated user token
 //                                                 // lives (auth/users.hpp; 0: no expiry)
-//     "metrics_public": false                     // GET /metrics without a token (true)
+//     "metrics_public": false,                    // GET /metrics without a token (true)
 //                                                 // or with any user's (false)
+//     "retention": {"days": 365}                  // what `gc` keeps (daemon/retention.hpp);
+//                                                 // 0: keep everything forever
 //   }
 //
 // Every field is optional (defaults above); unknown fields are refused with
@@ -47,6 +49,9 @@
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
+
+// The longest retention period config.json accepts: 100 years.
+inline constexpr int kMaxRetentionDays = 36500;
 
 struct CoordinatorConfig {
   std::string listen = "127.0.0.1:8443";
@@ -76,6 +81,11 @@ struct CoordinatorConfig {
   std::vector<std::string> webhook_allow;
   std::int64_t user_token_days = 90;  // kDefaultTokenDays
   bool metrics_public = false;
+  // The retention period, in days (daemon/retention.hpp): deployment events
+  // older than it are summarised, and packages no release open or closed
+  // within it names (nor any host could roll back to) are removed. 0: keep
+  // everything forever.
+  int retention_days = 365;
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);

@@ -45,6 +45,9 @@ constexpr std::chrono::milliseconds kSweepInterval{1000};
 // How often the audit chain's head is checkpointed when it moved
 // (docs/security.md).
 constexpr std::chrono::milliseconds kCheckpointInterval{60'000};
+// How often the retention rules run (retention.hpp); the first run is one
+// interval after the start.
+constexpr std::chrono::milliseconds kGcInterval = std::chrono::hours(24);
 
 AuditOrigin LocalOrigin(std::string_view command) {
   auto id = RandomHex(8);
@@ -385,6 +388,21 @@ Result<void> Serve(const ServeOptions& options) {
       spdlog::error("audit checkpoint: {}", ok.error().message());
     }
   });
+  // Retention (retention.hpp): once a day, inside the daemon, through its
+  // own store, so it is one more writer of the group commit and never races
+  // a second process for the database.
+  periodic.Every(kGcInterval, [&store_ref, &data, &config, plan_options] {
+    auto summary =
+        CollectGarbage(store_ref, data, config->retention_days, plan_options, LocalOrigin("gc"));
+    if (!summary) {
+      spdlog::error("gc: {}", summary.error().message());
+      return;
+    }
+    std::string text = DescribeGc(*summary);
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    spdlog::info("{}", text);
+    for (const std::string& problem : summary->problems) spdlog::warn("gc: {}", problem);
+  });
   periodic.Start();
   delivery.Start();
   auto ran = server.Run();
@@ -470,6 +488,20 @@ Result<void> TrustRemove(const std::filesystem::path& data_root, const std::stri
     return std::unexpected(audited.error().WithContext("recording the removal (the key stays)"));
   }
   return {};
+}
+
+Result<GcSummary> Gc(const std::filesystem::path& data_root) {
+  const DataDir data{data_root};
+  auto config = ConfigBeside(data);
+  if (!config) return std::unexpected(config.error());
+  auto store = Store::Open(data.store());
+  if (!store) return std::unexpected(store.error());
+  release::PlanParseOptions plan_options;
+  plan_options.categories = config->categories;
+  auto summary =
+      CollectGarbage(**store, data, config->retention_days, plan_options, LocalOrigin("gc"));
+  (*store)->Close();
+  return summary;
 }
 
 Result<std::string> TrustAdd(const std::filesystem::path& data_root,

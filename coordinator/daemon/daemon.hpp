@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/daemon/retention.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -47,5 +48,10 @@ Result<std::string> TrustList(const std::filesystem::path& data);
 // `reason`, which may not be blank.
 Result<void> TrustRemove(const std::filesystem::path& data, const std::string& key_id,
                          const std::string& reason);
+
+// Runs the retention rules (retention.hpp) on the data directory with its
+// config.json's retention.days, audited "retention.gc" by the local command
+// `gc`. Safe while the daemon serves the same directory.
+Result<GcSummary> Gc(const std::filesystem::path& data);
 
 }  // namespace fabu::coordinator

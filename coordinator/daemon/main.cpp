@@ -7,6 +7,7 @@
 //   audit verify --data DIR --checkpoint FILE [--key PUB]
 //   backup --data DIR --out FILE
 //   restore --from FILE --data DIR [--force]
+//   gc --data DIR
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -162,6 +163,20 @@ int main(int argc, char** argv) {
         "restored {} from {}: {} files, store schema version {}, backed up {} by fabu {}\n",
         restore_options.data.string(), restore_options.from.string(), summary->files,
         summary->schema_version, summary->created, summary->fabu_version);
+  });
+
+  auto* gc = app.add_subcommand(
+      "gc", "Remove what the retention period no longer keeps (config.json retention.days)");
+  std::filesystem::path gc_data;
+  gc->add_option("--data", gc_data, "Data directory")->required();
+  gc->callback([&] {
+    auto summary = fabu::coordinator::Gc(gc_data);
+    if (!summary) return fail("gc", summary.error());
+    std::cout << fabu::coordinator::DescribeGc(*summary);
+    for (const std::string& problem : summary->problems) {
+      std::cerr << "fabu-coordinator gc: " << problem << "\n";
+      exit_code = 1;
+    }
   });
 
   try {

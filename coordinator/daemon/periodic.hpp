@@ -1,5 +1,6 @@
 // The daemon's periodic work: the deployment sweep, the audit checkpoints,
-// the summaries of refused enrollments (daemon.cpp).
+// the summaries of refused enrollments, the daily retention run
+// (retention.hpp) (daemon.cpp).
 //
 // Each piece of work runs on the server's worker pool at its interval (first
 // run one interval after start), one run at a time, and at once (after the

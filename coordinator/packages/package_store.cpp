@@ -179,6 +179,15 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
 
   auto inserted = store.Write(origin, [&](Transaction& tx) -> Result<bool> {
     if (FindPackage(tx.sql(), package.id)) return false;  // a concurrent identical upload won
+    // `fabu-coordinator gc` removes files without a row while it holds the
+    // store's write lock (daemon/retention.hpp): one that took this file
+    // after it was put in place leaves nothing to record.
+    if (std::error_code missing; !std::filesystem::exists(final_path, missing)) {
+      return Fail(ErrorCode::kConflict,
+                  fmt::format("package {} was removed by gc while it was being uploaded: "
+                              "upload it again",
+                              package.id));
+    }
     // Again inside the transaction: a concurrent upload of other content
     // with this name and version may have committed since the read above.
     if (auto ok = CheckVersionFree(tx.sql(), package); !ok) return std::unexpected(ok.error());

@@ -111,6 +111,28 @@ TEST(ConfigTest, TheWaveHoldIsReadZeroTurnsItOffAndItIsBounded) {
   }
 }
 
+TEST(ConfigTest, TheRetentionPeriodDefaultsToAYearZeroKeepsForeverAndBadValuesNameTheField) {
+  EXPECT_EQ(CoordinatorConfig{}.retention_days, 365);
+  EXPECT_EQ(CoordinatorConfig::FromJson(nlohmann::json::object())->retention_days, 365);
+  for (const int days : {0, 1, 30, 36500}) {
+    auto config = CoordinatorConfig::FromJson(nlohmann::json{{"retention", {{"days", days}}}});
+    ASSERT_TRUE(config) << days << ": " << config.error().message();
+    EXPECT_EQ(config->retention_days, days);
+    EXPECT_EQ(CoordinatorConfig::FromJson(config->ToJson())->retention_days, days);
+  }
+  for (const char* bad : {R"({"days": -1})", R"({"days": 36501})", R"({"days": "30d"})",
+                          R"({"days": 1.5})", R"({"day": 30})"}) {
+    auto refused = CoordinatorConfig::FromJson(
+        nlohmann::json::parse(std::string(R"({"retention": )") + bad + "}"));
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message().find("retention.day"), std::string::npos)
+        << bad << ": " << refused.error().message();
+  }
+  auto not_object = CoordinatorConfig::FromJson(nlohmann::json::parse(R"({"retention": 30})"));
+  ASSERT_FALSE(not_object);
+  EXPECT_NE(not_object.error().message().find("retention"), std::string::npos);
+}
+
 TEST(ConfigTest, ListenAddresses) {
   auto v4 = ParseListenAddress("127.0.0.1:0");
   ASSERT_TRUE(v4);

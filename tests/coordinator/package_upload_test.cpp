@@ -1,6 +1,7 @@
 // Package upload: verified against the trusted publisher keys, stored
 // content-addressed and read-only; refused packages leave nothing behind.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -257,6 +258,84 @@ TEST_F(PackageUploadTest, TrustAddRefusesAFileThatIsNoKey) {
                        (dir_ / "bogus.pub").string()});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.err, "bogus.pub")) << r.err;
+}
+
+// Runs one SQL statement on the store while the daemon runs (SQLite's
+// locking lets another process in): here, to date an upload back.
+void RunSql(const std::filesystem::path& db, const std::string& statement) {
+  sqlite3* handle = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &handle), SQLITE_OK);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> owner(handle, sqlite3_close);
+  sqlite3_busy_timeout(handle, 10'000);
+  char* error = nullptr;
+  ASSERT_EQ(sqlite3_exec(handle, statement.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+      << (error != nullptr ? error : "");
+}
+
+CommandResult Gc(const std::filesystem::path& data) {
+  return RunCommand({CoordinatorBinary(), "gc", "--data", data.string()});
+}
+
+TEST_F(PackageUploadTest, GcWhileTheDaemonRunsRemovesOnlyAnOldUnusedPackageAndIsAudited) {
+  auto old_one = As(admin_token_, {"package", "upload", package_.string()});
+  ASSERT_EQ(old_one.exit_code, 0) << old_one.err;
+  const std::string old_id = LastLine(old_one.out);
+  auto new_one = As(admin_token_, {"package", "upload", Build("publisher", "V1.0.0.2").string()});
+  ASSERT_EQ(new_one.exit_code, 0) << new_one.err;
+  // V1.0.0.1 was uploaded two years ago; no release names it, no host has it.
+  RunSql(data() / "coordinator.db",
+         "UPDATE packages SET uploaded = '2024-11-01T00:00:00.000Z' WHERE version = 'V1.0.0.1'");
+
+  auto gc = Gc(data());
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  EXPECT_TRUE(Contains(gc.out, "removed package app V1.0.0.1 (" + old_id)) << gc.out;
+  EXPECT_TRUE(Contains(gc.out, "gc (retention 365 days")) << gc.out;
+  EXPECT_TRUE(Contains(gc.out, "removed 1 package(s)")) << gc.out;
+  EXPECT_TRUE(Contains(gc.out, "kept 1 package(s)")) << gc.out;
+  EXPECT_FALSE(std::filesystem::exists(data() / "packages" / (old_id + ".fabu")));
+  ExpectStoredPackages(1);
+
+  auto audit = As(admin_token_, {"audit", "list", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  const auto entries = nlohmann::json::parse(audit.out);
+  bool audited = false;
+  for (const auto& entry : entries) {
+    if (entry.value("action", "") != "retention.gc") continue;
+    audited = true;
+    EXPECT_EQ(entry["detail"]["packages"], 1) << entry.dump();
+  }
+  EXPECT_TRUE(audited) << audit.out;
+  auto verify = As(admin_token_, {"audit", "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.err;
+  ASSERT_EQ(daemon_->Stop(), 0) << daemon_->log();
+  auto anchored = RunCommand({CoordinatorBinary(), "audit", "verify", "--data", data().string(),
+                              "--checkpoint", (data() / "audit-checkpoints.jsonl").string()});
+  EXPECT_EQ(anchored.exit_code, 0) << anchored.out << anchored.err;
+
+  // Nothing more to remove; the removed package may be uploaded again.
+  auto again = Gc(data());
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(Contains(again.out, "removed 0 package(s)")) << again.out;
+  daemon_ = std::make_unique<CoordinatorProcess>(data());
+  ASSERT_TRUE(daemon_->started()) << daemon_->log();
+  auto reupload = As(admin_token_, {"package", "upload", package_.string()});
+  ASSERT_EQ(reupload.exit_code, 0) << reupload.err;
+  EXPECT_EQ(LastLine(reupload.out), old_id);
+  ExpectStoredPackages(2);
+}
+
+TEST_F(PackageUploadTest, GcAndServeRefuseABadRetentionNamingTheField) {
+  ASSERT_EQ(daemon_->Stop(), 0);
+  auto config = nlohmann::json::parse(ReadFile(data() / "config.json"));
+  config["retention"] = {{"days", -5}};
+  WriteFile(data() / "config.json", config.dump(2));
+  auto gc = Gc(data());
+  EXPECT_EQ(gc.exit_code, 1);
+  EXPECT_TRUE(Contains(gc.err, "retention.days: expected an integer from 0")) << gc.err;
+  EXPECT_TRUE(Contains(gc.err, "config.json")) << gc.err;
+  CoordinatorProcess refused(data(), std::chrono::seconds(10));
+  EXPECT_FALSE(refused.started());
+  EXPECT_TRUE(Contains(refused.log(), "retention.days")) << refused.log();
 }
 
 }  // namespace
