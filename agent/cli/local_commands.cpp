@@ -1,10 +1,15 @@
 #include "agent/cli/local_commands.hpp"
 
 #include <fmt/format.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+#include <sys/stat.h>
 
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -190,7 +195,73 @@ int RunRecover(const EngineOptions& o) {
   return 0;
 }
 
-int RunStatus(const std::string& data, const std::string& apps_root) {
+// The status for node_exporter's textfile collector, in Prometheus' text
+// format (prometheus-cpp): what is installed, the deployment in progress, the
+// last one finished and how old the journal is.
+std::string StatusExposition(const nlohmann::json& status, const fs::path& journal_path) {
+  prometheus::Registry registry;
+  auto gauge = [&registry](const std::string& name, const std::string& help) -> auto& {
+    return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+  };
+  const nlohmann::json& journal = status["journal"];
+  auto text = [](const nlohmann::json& j, const char* key) {
+    return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>()
+                                                                  : std::string();
+  };
+  if (status.contains("apps")) {
+    auto& installed = gauge("fabu_agent_app_installed_info",
+                            "The version each application runs (its `current` link; always 1)");
+    auto& kept = gauge("fabu_agent_app_releases_kept",
+                       "Releases of each application kept on disk (what a rollback can use)");
+    for (const auto& app : status["apps"]) {
+      const std::string name = text(app, "name");
+      if (app["current"].is_string()) {
+        installed.Add({{"app", name}, {"version", app["current"].get<std::string>()}}).Set(1);
+      }
+      kept.Add({{"app", name}}).Set(static_cast<double>(app["releases"].size()));
+    }
+  }
+  auto& in_flight = gauge("fabu_agent_deployment_in_progress",
+                          "The deployment this agent is carrying out and its step (always 1)");
+  if (journal.is_object() && journal.contains("in_flight")) {
+    const auto& d = journal["in_flight"];
+    in_flight
+        .Add({{"deployment", text(d, "deployment")},
+              {"app", text(d, "app")},
+              {"version", text(d, "version")},
+              {"step", text(d, "step")}})
+        .Set(1);
+  }
+  auto& last = gauge("fabu_agent_last_deployment_info",
+                     "The last deployment this agent finished and how (always 1)");
+  if (journal.is_object() && journal.contains("last")) {
+    const auto& d = journal["last"];
+    last.Add({{"deployment", text(d, "deployment")},
+              {"kind", text(d, "kind")},
+              {"app", text(d, "app")},
+              {"outcome", text(d, "outcome")},
+              {"version", text(d, "current_version")}})
+        .Set(1);
+  }
+  gauge("fabu_agent_events_unreported",
+        "Events in the journal not yet acknowledged by the coordinator")
+      .Add({})
+      .Set(journal.is_object() && journal.contains("events")
+               ? static_cast<double>(journal["events"].size())
+               : 0.0);
+  struct stat st {};
+  if (::stat(journal_path.c_str(), &st) == 0) {
+    gauge("fabu_agent_journal_updated_timestamp_seconds",
+          "When the journal last changed (a step of a deployment, an acknowledgement)")
+        .Add({})
+        .Set(static_cast<double>(st.st_mtime));
+  }
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry.Collect());
+  return out.str();
+}
+
+int RunStatus(const std::string& data, const std::string& apps_root, bool prometheus) {
   nlohmann::json status = {{"journal", nullptr}};
   const fs::path path = fs::path(data) / Journal::kFileName;
   std::error_code ec;
@@ -217,6 +288,10 @@ int RunStatus(const std::string& data, const std::string& apps_root) {
            {"current", app.current ? nlohmann::json(app.current->ToString()) : nullptr},
            {"releases", releases}});
     }
+  }
+  if (prometheus) {
+    std::cout << StatusExposition(status, path);
+    return 0;
   }
   // App names are directory names: any bytes.
   std::cout << status.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
@@ -277,10 +352,15 @@ void RegisterLocalCommands(CLI::App& app, int& exit_code) {
   {
     auto data = std::make_shared<std::string>();
     auto apps_root = std::make_shared<std::string>();
+    auto prometheus = std::make_shared<bool>(false);
     auto* status = app.add_subcommand("status", "Print the journal and what is installed (JSON)");
     status->add_option("--data", *data, "Agent data directory")->required();
     status->add_option("--apps-root", *apps_root, "Also list installed applications");
-    status->callback([data, apps_root, &exit_code] { exit_code = RunStatus(*data, *apps_root); });
+    status->add_flag("--prometheus", *prometheus,
+                     "Print it in Prometheus' text format, for node_exporter's textfile collector");
+    status->callback([data, apps_root, prometheus, &exit_code] {
+      exit_code = RunStatus(*data, *apps_root, *prometheus);
+    });
   }
   {
     auto data = std::make_shared<std::string>();

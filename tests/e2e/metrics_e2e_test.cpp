@@ -103,5 +103,36 @@ TEST_F(MetricsE2eTest, AScraperReadsRequestsReleasesDeploymentsAndHosts) {
   EXPECT_EQ(reply.body.find("/api/v1/releases/R-"), std::string::npos) << reply.body;
 }
 
+TEST_F(MetricsE2eTest, AnAgentWritesItsStateForNodeExportersTextfileCollector) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(1));
+  const std::string id = Release(BuildAndUpload(kV1));
+  ASSERT_EQ(WaitForFinal(id), "deployed") << HostsOf(id).dump(2);
+  const Agent& agent = agents_.front();
+  const auto status =
+      fabu::testing::RunCommand({AgentBinary(), "status", "--data", agent.data().string(),
+                                 "--apps-root", agent.apps().string(), "--prometheus"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const auto samples = ParseExposition(status.out);
+  auto value = [&](const std::string& key) {
+    auto it = samples.find(key);
+    EXPECT_NE(it, samples.end()) << key << " is not in\n" << status.out;
+    return it == samples.end() ? -1.0 : it->second;
+  };
+  EXPECT_EQ(value("fabu_agent_app_installed_info{app=\"c3m-video\",version=\"V1.0.0.1\"}"), 1);
+  EXPECT_EQ(value("fabu_agent_app_releases_kept{app=\"c3m-video\"}"), 1);
+  bool last = false;
+  for (const auto& [key, v] : samples) {
+    if (key.starts_with("fabu_agent_last_deployment_info{app=\"c3m-video\"") &&
+        key.find("kind=\"install\",outcome=\"succeeded\",version=\"V1.0.0.1\"") !=
+            std::string::npos &&
+        v == 1) {
+      last = true;
+    }
+  }
+  EXPECT_TRUE(last) << status.out;
+  EXPECT_GE(value("fabu_agent_events_unreported{}"), 0);
+  EXPECT_GT(value("fabu_agent_journal_updated_timestamp_seconds{}"), 1.7e9);
+}
+
 }  // namespace
 }  // namespace fabu::e2e
