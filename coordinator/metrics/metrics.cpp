@@ -1,5 +1,6 @@
 #include "coordinator/metrics/metrics.hpp"
 
+#include <fmt/format.h>
 #include <prometheus/gauge.h>
 #include <prometheus/text_serializer.h>
 #include <soci/soci.h>
@@ -21,18 +22,24 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return kBuckets;
 }
 
+// The rows of `table` (a fixed name, never input) by their `state` column.
+std::map<std::string, std::int64_t> CountByState(soci::session& sql, std::string_view table) {
+  std::map<std::string, std::int64_t> out;
+  std::string state;
+  long long count = 0;
+  soci::statement st =
+      (sql.prepare << fmt::format("SELECT state, COUNT(*) FROM {} GROUP BY state", table),
+       soci::into(state), soci::into(count));
+  st.execute(false);
+  while (st.fetch()) out[state] = count;
+  return out;
+}
+
 }  // namespace
 
 Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds now) {
   StoreFigures f;
-  {
-    std::string state;
-    long long count = 0;
-    soci::statement st = (sql.prepare << "SELECT state, COUNT(*) FROM releases GROUP BY state",
-                          soci::into(state), soci::into(count));
-    st.execute(false);
-    while (st.fetch()) f.releases_by_state[state] = count;
-  }
+  f.releases_by_state = CountByState(sql, "releases");
   {
     StoreFigures::DeploymentCount row;
     long long count = 0;
@@ -74,12 +81,7 @@ Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds 
     }
   }
   {
-    std::string state;
-    long long count = 0;
-    soci::statement st = (sql.prepare << "SELECT state, COUNT(*) FROM cmdb_outbox GROUP BY state",
-                          soci::into(state), soci::into(count));
-    st.execute(false);
-    while (st.fetch()) f.outbox_by_state[state] = count;
+    f.outbox_by_state = CountByState(sql, "cmdb_outbox");
     std::string oldest;
     soci::indicator ind = soci::i_null;
     std::string pending(kOutboxPending), failing(kOutboxFailing);
