@@ -1,7 +1,10 @@
 #include <chrono>
+#include <memory>
+#include <string>
 #include <string_view>
 
 #include "coordinator/api/api_context.hpp"
+#include "coordinator/api/openapi.hpp"
 #include "coordinator/auth/users.hpp"
 
 namespace fabu::coordinator {
@@ -48,8 +51,18 @@ void RegisterHealthRoutes(Router& router, const ApiContext& api) {
              });
 }
 
+void RegisterOpenApiRoute(Router& router) {
+  // Shared by every answer: the text is the binary's own.
+  auto text = std::make_shared<const std::string>(OpenApiText());
+  router.Add(Method::kGet, "/api/v1/openapi.yaml", RouteOptions::Public().Inline(),
+             [text](RequestContext&) -> Result<Response> {
+               return Response::Document(text, "application/yaml");
+             });
+}
+
 void RegisterAllRoutes(Router& router, const ApiContext& api) {
   RegisterHealthRoutes(router, api);
+  RegisterOpenApiRoute(router);
   RegisterUserRoutes(router, api);
   RegisterPackageRoutes(router, api);
   RegisterAuditRoutes(router, api);

@@ -126,15 +126,21 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     } else {
       HttpResponse response{static_cast<http::status>(exchange.response->status), version};
       response.set(http::field::server, "fabu-coordinator");
-      response.set(http::field::content_type, "application/json");
+      const std::string& content_type = exchange.response->content_type;
+      response.set(http::field::content_type,
+                   content_type.empty() ? std::string("application/json") : content_type);
       response.set(http::field::cache_control, "no-store");
       response.set("X-Request-Id", ctx.request_id);
       if (exchange.retry_after) {
         response.set(http::field::retry_after, std::to_string(exchange.retry_after->count()));
       }
-      response.body() =
-          (exchange.response->text ? *exchange.response->text : DumpJson(exchange.response->body)) +
-          "\n";
+      if (!exchange.response->text) {
+        response.body() = DumpJson(exchange.response->body) + "\n";
+      } else if (content_type.empty()) {
+        response.body() = *exchange.response->text + "\n";
+      } else {
+        response.body() = *exchange.response->text;  // a document, byte for byte
+      }
       response.keep_alive(keep_alive);
       response.prepare_payload();
       stream.expires_after(settings_.io_timeout);

@@ -19,7 +19,7 @@ namespace fabu::coordinator {
 namespace server_internal {
 
 Exchange Refuse(const Error& error, bool close) {
-  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}, {}}, close, {}};
+  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}, {}, {}}, close, {}};
 }
 
 Exchange Busy(std::string what, std::chrono::seconds retry_after) {
