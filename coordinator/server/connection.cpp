@@ -150,7 +150,10 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
                             std::chrono::steady_clock::now() - started)
                             .count();
     if (access_log) {
-      spdlog::info("{} {} {} -> {} {}ms user={} from={}", ctx.request_id, method_text, target,
+      // The request's id, release and host go with the line as its fields
+      // (platform/log/log.hpp): the journal's FABU_REQUEST_ID, ...
+      const platform::log::Scope scope(ctx.LogFields());
+      spdlog::info("{} {} -> {} {}ms user={} from={}", method_text, target,
                    exchange.response->status, millis,
                    ctx.principal ? ctx.principal->name
                                  : (ctx.agent ? "host:" + *ctx.agent : std::string("-")),

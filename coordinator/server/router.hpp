@@ -54,6 +54,7 @@
 
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/auth/users.hpp"
+#include "platform/log/log.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -98,6 +99,9 @@ struct RequestContext {
   const std::string& host() const { return *agent; }
   // The audit origin of this request, for Store::Write.
   AuditOrigin Origin() const;
+  // The fields of this request's log lines: its id, the release of a
+  // /api/v1/releases/{id} path, the host of an agent or of a host's path.
+  platform::log::Fields LogFields() const;
   // The body as JSON, or kInvalidArgument naming what is wrong.
   Result<nlohmann::json> Json() const;
   // A query parameter, if given.
