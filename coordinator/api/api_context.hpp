@@ -60,6 +60,8 @@ bool HoldNextRequest(const RequestContext& ctx, bool ran_out);
 void RegisterAllRoutes(Router& router, const ApiContext& api);
 
 void RegisterHealthRoutes(Router& router, const ApiContext& api);
+// GET /api/v1/openapi.yaml: the contract (api/openapi.hpp).
+void RegisterOpenApiRoute(Router& router);
 void RegisterUserRoutes(Router& router, const ApiContext& api);
 void RegisterPackageRoutes(Router& router, const ApiContext& api);
 void RegisterAuditRoutes(Router& router, const ApiContext& api);

@@ -1,7 +1,10 @@
 #include <chrono>
+#include <memory>
+#include <string>
 #include <string_view>
 
 #include "coordinator/api/api_context.hpp"
+#include "coordinator/api/openapi.hpp"
 #include "coordinator/auth/users.hpp"
 
 namespace fabu::coordinator {
@@ -59,15 +62,26 @@ void RegisterMetricsRoutes(Router& router, const ApiContext& api) {
                auto figures =
                    api.store.Read([now](soci::session& sql) { return ReadStoreFigures(sql, now); });
                if (!figures) return std::unexpected(figures.error());
-               return Response::OkText(
-                   api.metrics->Expose(*figures, api.wakeups.waiting(), api.wakeups.held()),
+               return Response::Document(
+                   std::make_shared<const std::string>(
+                       api.metrics->Expose(*figures, api.wakeups.waiting(), api.wakeups.held())),
                    "text/plain; version=0.0.4; charset=utf-8");
+             });
+}
+
+void RegisterOpenApiRoute(Router& router) {
+  // Shared by every answer: the text is the binary's own.
+  auto text = std::make_shared<const std::string>(OpenApiText());
+  router.Add(Method::kGet, "/api/v1/openapi.yaml", RouteOptions::Public().Inline(),
+             [text](RequestContext&) -> Result<Response> {
+               return Response::Document(text, "application/yaml");
              });
 }
 
 void RegisterAllRoutes(Router& router, const ApiContext& api) {
   RegisterHealthRoutes(router, api);
   RegisterMetricsRoutes(router, api);
+  RegisterOpenApiRoute(router);
   RegisterUserRoutes(router, api);
   RegisterPackageRoutes(router, api);
   RegisterAuditRoutes(router, api);

@@ -1,6 +1,6 @@
 // `fabu-coordinator`: the coordinator daemon and its local administration.
 //   init --data DIR [--listen HOST:PORT] [--hostname NAME ...]
-//   serve --data DIR [--listen HOST:PORT]
+//   serve --data DIR [--listen HOST:PORT] [--log-format text|json|journal]
 //   trust add --data DIR PUB
 //   trust list --data DIR
 //   trust remove --data DIR KEY_ID --reason TEXT
@@ -9,8 +9,6 @@
 //   restore --from FILE --data DIR [--force]
 //   gc --data DIR
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -20,18 +18,15 @@
 #include "coordinator/daemon/audit_anchor.hpp"
 #include "coordinator/daemon/backup.hpp"
 #include "coordinator/daemon/daemon.hpp"
+#include "coordinator/daemon/logging.hpp"
 #include "protocol/build_info.hpp"
 
 int main(int argc, char** argv) {
   // Everything the coordinator creates in its data directory (store, WAL,
   // uploads, keys) is its own: set here, not left to whoever started it.
   ::umask(077);
-  spdlog::set_default_logger(spdlog::stderr_color_mt("fabu-coordinator"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  // FABU_LOG_LEVEL=debug|info|warn|error (default info).
-  if (const char* level = std::getenv("FABU_LOG_LEVEL"); level != nullptr) {
-    spdlog::set_level(spdlog::level::from_str(level));
-  }
+  // The journal under systemd, else text; `serve --log-format` chooses.
+  fabu::coordinator::SetUpLogging(fabu::platform::log::DefaultFormat());
 
   CLI::App app{"fabu-coordinator: release plans, signed packages and the audit trail"};
   app.require_subcommand(1);
@@ -64,7 +59,16 @@ int main(int argc, char** argv) {
   std::string serve_listen;
   serve->add_option("--data", serve_options.data, "Data directory made by init")->required();
   serve->add_option("--listen", serve_listen, "HOST:PORT, overriding the config; port 0: any");
+  std::string serve_log_format;
+  serve->add_option("--log-format", serve_log_format,
+                    "text, json (lines on stderr) or journal (systemd; the default when stderr "
+                    "is the journal)");
   serve->callback([&] {
+    if (!serve_log_format.empty()) {
+      auto format = fabu::platform::log::ParseFormat(serve_log_format);
+      if (!format) return fail("serve", format.error());
+      fabu::coordinator::SetUpLogging(*format);
+    }
     if (!serve_listen.empty()) serve_options.listen = serve_listen;
     serve_options.version = std::string(fabu::BuildVersion());
     serve_options.commit = std::string(fabu::BuildCommit());

@@ -16,6 +16,7 @@
 #include "coordinator/deploy/incidents.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/store/release_records.hpp"
+#include "platform/log/log.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -193,6 +194,11 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     if (result) {
       if (step) d.step = *step;
       FinishDeployment(tx, d, *result, message, now);
+      const platform::log::Scope scope(
+          platform::log::Fields().Release(d.release_id).Host(d.host).Deployment(id));
+      spdlog::log(d.step == Step::kSucceeded ? spdlog::level::info : spdlog::level::warn,
+                  "deployment {} of {} on {}: {}{}{}", id, d.release_id, d.host, step_text,
+                  message.empty() ? "" : ": ", message);
       if (d.environment == kProductionEnvironment) rollouts_to_check.insert(d.release_id);
     }
   }

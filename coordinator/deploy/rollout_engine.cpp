@@ -12,6 +12,7 @@
 #include "coordinator/deploy/rollout_rows.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/store/release_records.hpp"
+#include "platform/log/log.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -382,6 +383,7 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
 
 void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
                     const rel::PlanParseOptions& options, Wakeups& wakeups, NextPart next_part) {
+  const platform::log::Scope scope(platform::log::Fields().Release(release_id));
   auto row = LoadRollout(tx, release_id);
   if (!row || row->finished != 0) return;
   // The sweep is making the current wave's next part (it was woken).

@@ -132,17 +132,21 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     } else {
       HttpResponse response{static_cast<http::status>(exchange.response->status), version};
       response.set(http::field::server, "fabu-coordinator");
-      response.set(http::field::content_type, exchange.response->content_type.empty()
-                                                  ? std::string("application/json")
-                                                  : exchange.response->content_type);
+      const std::string& content_type = exchange.response->content_type;
+      response.set(http::field::content_type,
+                   content_type.empty() ? std::string("application/json") : content_type);
       response.set(http::field::cache_control, "no-store");
       response.set("X-Request-Id", ctx.request_id);
       if (exchange.retry_after) {
         response.set(http::field::retry_after, std::to_string(exchange.retry_after->count()));
       }
-      response.body() =
-          (exchange.response->text ? *exchange.response->text : DumpJson(exchange.response->body)) +
-          "\n";
+      if (!exchange.response->text) {
+        response.body() = DumpJson(exchange.response->body) + "\n";
+      } else if (content_type.empty()) {
+        response.body() = *exchange.response->text + "\n";
+      } else {
+        response.body() = *exchange.response->text;  // a document, byte for byte
+      }
       response.keep_alive(keep_alive);
       response.prepare_payload();
       stream.expires_after(settings_.io_timeout);
@@ -155,7 +159,10 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
       settings_.observe(ctx, exchange.response->status, std::chrono::steady_clock::now() - started);
     }
     if (access_log) {
-      spdlog::info("{} {} {} -> {} {}ms user={} from={}", ctx.request_id, method_text, target,
+      // The request's id, release and host go with the line as its fields
+      // (platform/log/log.hpp): the journal's FABU_REQUEST_ID, ...
+      const platform::log::Scope scope(ctx.LogFields());
+      spdlog::info("{} {} -> {} {}ms user={} from={}", method_text, target,
                    exchange.response->status, millis,
                    ctx.principal ? ctx.principal->name
                                  : (ctx.agent ? "host:" + *ctx.agent : std::string("-")),

@@ -59,6 +59,8 @@ net::awaitable<void> HttpServer::Impl::WaitWhileHeld() {
 net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route,
                                                               RequestContext& ctx, bool& ran_out) {
   auto run = [&route, &ctx]() -> Result<Response> {
+    // What the handler logs carries the request's id, release and host.
+    const platform::log::Scope scope(ctx.LogFields());
     try {
       return route.handler(ctx);
     } catch (const std::exception& e) {

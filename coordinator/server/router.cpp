@@ -93,6 +93,23 @@ AuditOrigin RequestContext::Origin() const {
   return origin;
 }
 
+platform::log::Fields RequestContext::LogFields() const {
+  platform::log::Fields fields;
+  fields.request_id = request_id;
+  auto param = [this](const char* name) {
+    auto it = path_params.find(name);
+    return it == path_params.end() ? std::string() : it->second;
+  };
+  if (path.starts_with("/api/v1/releases/")) {
+    fields.release = param("id");
+    fields.host = param("host");
+  } else if (path.starts_with("/api/v1/hosts/") || path.starts_with("/api/v1/cmdb/hosts/")) {
+    fields.host = param("name");
+  }
+  if (agent) fields.host = *agent;
+  return fields;
+}
+
 Result<nlohmann::json> RequestContext::Json() const { return ParseJsonBody(body); }
 
 std::optional<std::string> RequestContext::Query(std::string_view name) const {

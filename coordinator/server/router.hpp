@@ -54,6 +54,7 @@
 
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/auth/users.hpp"
+#include "platform/log/log.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -99,6 +100,9 @@ struct RequestContext {
   const std::string& host() const { return *agent; }
   // The audit origin of this request, for Store::Write.
   AuditOrigin Origin() const;
+  // The fields of this request's log lines: its id, the release of a
+  // /api/v1/releases/{id} path, the host of an agent or of a host's path.
+  platform::log::Fields LogFields() const;
   // The body as JSON, or kInvalidArgument naming what is wrong.
   Result<nlohmann::json> Json() const;
   // A query parameter, if given.
@@ -146,7 +150,7 @@ struct Response {
   std::shared_ptr<Deferred> later;
   // The body already written as JSON text: sent as it is, instead of `body`.
   std::shared_ptr<const std::string> text;
-  // The Content-Type of `text`; "" for application/json.
+  // The Content-Type of `text`; empty: application/json.
   std::string content_type;
 
   static Response Ok(nlohmann::json body) { return {200, std::move(body), {}, {}, {}, {}, {}}; }
@@ -155,11 +159,9 @@ struct Response {
   static Response OkText(std::shared_ptr<const std::string> text) {
     return {200, nlohmann::json::object(), {}, {}, {}, std::move(text), {}};
   }
-  // 200 with `text` of type `content_type` (not JSON: the metrics, say).
-  static Response OkText(std::string text, std::string content_type) {
-    Response r = OkText(std::make_shared<const std::string>(std::move(text)));
-    r.content_type = std::move(content_type);
-    return r;
+  // 200 with a document that is not JSON (`text` sent as it is, as `content_type`).
+  static Response Document(std::shared_ptr<const std::string> text, std::string content_type) {
+    return {200, nlohmann::json::object(), {}, {}, {}, std::move(text), std::move(content_type)};
   }
   static Response Created(nlohmann::json body) {
     return {201, std::move(body), {}, {}, {}, {}, {}};

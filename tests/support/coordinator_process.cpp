@@ -76,7 +76,8 @@ std::string LastLine(const std::string& text) {
 }
 
 CoordinatorProcess::CoordinatorProcess(std::filesystem::path data,
-                                       std::chrono::seconds startup_deadline)
+                                       std::chrono::seconds startup_deadline,
+                                       const std::vector<std::string>& serve_args)
     : data_(std::move(data)) {
   std::array<int, 2> out{};
   if (pipe2(out.data(), O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
@@ -90,6 +91,7 @@ CoordinatorProcess::CoordinatorProcess(std::filesystem::path data,
                                    0644);
   std::vector<std::string> argv{CoordinatorBinary(), "serve",    "--data",
                                 data_.string(),      "--listen", "127.0.0.1:0"};
+  argv.insert(argv.end(), serve_args.begin(), serve_args.end());
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);

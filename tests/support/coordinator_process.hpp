@@ -40,9 +40,11 @@ std::string LastLine(const std::string& text);
 
 class CoordinatorProcess {
  public:
-  // Starts the daemon; check started() (and log() when it did not).
+  // Starts the daemon (`serve_args` added to its command line); check
+  // started() (and log() when it did not).
   explicit CoordinatorProcess(std::filesystem::path data,
-                              std::chrono::seconds startup_deadline = std::chrono::seconds(30));
+                              std::chrono::seconds startup_deadline = std::chrono::seconds(30),
+                              const std::vector<std::string>& serve_args = {});
   ~CoordinatorProcess();
   CoordinatorProcess(const CoordinatorProcess&) = delete;
   CoordinatorProcess& operator=(const CoordinatorProcess&) = delete;
