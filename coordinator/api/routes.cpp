@@ -62,10 +62,9 @@ void RegisterMetricsRoutes(Router& router, const ApiContext& api) {
                auto figures =
                    api.store.Read([now](soci::session& sql) { return ReadStoreFigures(sql, now); });
                if (!figures) return std::unexpected(figures.error());
-               return Response::Document(
-                   std::make_shared<const std::string>(
-                       api.metrics->Expose(*figures, api.wakeups.waiting(), api.wakeups.held())),
-                   "text/plain; version=0.0.4; charset=utf-8");
+               return Response::Document(std::make_shared<const std::string>(api.metrics->Expose(
+                                             *figures, api.wakeups.waiting(), api.wakeups.held())),
+                                         "text/plain; version=0.0.4; charset=utf-8");
              });
 }
 
