@@ -45,6 +45,11 @@ auto IntoRow(UserRow& row) {
                          soci::into(row.token_expires));
 }
 
+// When a token made at `now` to live `days` stops working; 0 (never) for 0 days.
+UnixSeconds TokenExpiry(std::int64_t days, UnixSeconds now) {
+  return days > 0 ? now + days * 86400 : 0;
+}
+
 std::string ExpiryText(UnixSeconds expires) {
   return expires == 0 ? std::string("never") : protocol::FormatRfc3339Utc(expires);
 }
@@ -181,8 +186,7 @@ Result<std::string> CreateUser(Transaction& tx, std::string_view name, Role role
   user.role = role;
   user.created = tx.clock().Utc();
   user.created_by = tx.origin().actor;
-  if (token_days > 0)
-    user.token_expires = (now != 0 ? now : tx.clock().Seconds()) + token_days * 86400;
+  user.token_expires = TokenExpiry(token_days, now != 0 ? now : tx.clock().Seconds());
   std::string role_name(RoleName(role));
   std::string token_hash = HashToken(*token);
   int disabled = 0;
@@ -226,7 +230,7 @@ Result<RotatedToken> RotateToken(Transaction& tx, std::string_view name, std::in
   auto token = NewToken();
   if (!token) return std::unexpected(token.error());
   User after = *user;
-  after.token_expires = token_days > 0 ? now + token_days * 86400 : 0;
+  after.token_expires = TokenExpiry(token_days, now);
   std::string key(name);
   std::string token_hash = HashToken(*token);
   long long expires = after.token_expires;
