@@ -293,8 +293,9 @@ Result<void> Serve(const ServeOptions& options) {
   CredentialCache agent_credentials;
   EnrollRefusals enroll_refusals;
   CoordinatorMetrics metrics(options.version, options.commit);
+  ServerLoad server_load;
   RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials, *secrets,
-                                       enroll_refusals, &metrics});
+                                       enroll_refusals, &metrics, &server_load});
 
   ServerSettings settings;
   settings.host = address->host;
@@ -319,6 +320,7 @@ Result<void> Serve(const ServeOptions& options) {
   settings.hold_limit = config->wave_hold;
   settings.agent_traffic = IsAgentTraffic;
   settings.hold_next = HoldNextRequest;
+  settings.load = &server_load;
   settings.observe = [&metrics](const RequestContext& ctx, int status,
                                 std::chrono::steady_clock::duration took) {
     metrics.ObserveRequest(ctx.route, MethodName(ctx.method), status,

@@ -97,6 +97,7 @@
 #include <string_view>
 
 #include "coordinator/auth/users.hpp"
+#include "coordinator/common/server_load.hpp"
 #include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/server/router.hpp"
 #include "protocol/error.hpp"
@@ -141,6 +142,9 @@ struct ServerSettings {
   std::function<void(const RequestContext& ctx, int status,
                      std::chrono::steady_clock::duration took)>
       observe;
+  // Where the server publishes its connections, downloads and bytes sent
+  // (common/server_load.hpp); may be null.
+  ServerLoad* load = nullptr;
 };
 
 // Resolves a bearer token to a user (runs on the worker pool).
