@@ -221,6 +221,51 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                    });
              });
 
+  // The failed hosts of the wave that failed, deployed again (all of them,
+  // or those of "hosts"); the wave is judged on their new results.
+  router.Add(
+      Method::kPost, "/api/v1/releases/{id}/retry", steer_roles,
+      [api](RequestContext& ctx) -> Result<Response> {
+        const std::string id = ctx.path_params.at("id");
+        auto body = ctx.Json();
+        if (!body) return std::unexpected(body.error());
+        if (auto ok = CheckObject(
+                *body, "", {{"reason", JsonType::kString, true}, {"hosts", JsonType::kArray}});
+            !ok) {
+          return std::unexpected(ok.error());
+        }
+        std::vector<std::string> only;
+        for (const auto& host : body->value("hosts", json::array())) {
+          if (!host.is_string()) {
+            return Fail(ErrorCode::kInvalidArgument, "hosts: expected an array of host names");
+          }
+          only.push_back(host.get<std::string>());
+        }
+        Wakeups wake;
+        auto saved = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<json> {
+          wake = {};
+          auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
+          if (!before) return std::unexpected(before.error());
+          const rel::Instant now = NowInstant(api);
+          auto after =
+              rel::RetryRollout(*before, ActorOf(ctx), now, (*body)["reason"].get<std::string>());
+          if (!after) return std::unexpected(after.error());
+          auto retried = RetryFailedHosts(tx, *after, only, now, wake);
+          if (!retried) return std::unexpected(retried.error());
+          SaveTransition(tx, *before, *after, *body);
+          AdvanceRollout(tx, id, now, PlanOptions(api), wake);
+          auto current = LoadRelease(tx.sql(), id, PlanOptions(api));
+          if (!current) return std::unexpected(current.error());
+          auto status = RolloutStatus(tx.sql(), *current, now);
+          if (!status) return std::unexpected(status.error());
+          (*status)["retried"] = *retried;
+          return status;
+        });
+        if (!saved) return std::unexpected(saved.error());
+        WakeHosts(api.wakeups, wake);
+        return Response::Ok(*saved);
+      });
+
   router.Add(Method::kPost, "/api/v1/releases/{id}/abort", steer_roles,
              [api](RequestContext& ctx) -> Result<Response> {
                return Steer(

@@ -83,6 +83,8 @@ struct SteerArgs {
   std::string start;
   std::string end;
   bool confirm = false;
+  bool failed = false;
+  std::vector<std::string> hosts;
   bool json = false;
   bool watch = false;
   double interval_seconds = 2;
@@ -178,25 +180,30 @@ struct SteerVerb {
   bool comment;  // --comment, optional
   bool window;   // --start, --end
   bool confirm;  // --confirm
+  bool failed;   // --failed (required), --hosts
 };
 
 constexpr SteerVerb kSteerVerbs[] = {
     {"pause", "Pause a rollout: nothing new starts; hosts in flight finish", true, false, false,
-     false},
+     false, false},
     {"resume",
      "Resume a paused rollout, or go on past a wave that failed its threshold (the release "
      "was failed)",
-     false, true, false, false},
+     false, true, false, false, false},
     {"abort", "Assign nothing more; hosts in flight finish, then the rollout ends failed", true,
-     false, false, false},
+     false, false, false, false},
     {"gate", "Confirm a control point between waves (between_waves: gate)", false, true, false,
-     true},
+     true, false},
     {"rollback", "Tell every host that moved to restore its previous release", true, false, false,
-     false},
+     false, false},
     {"reschedule", "Give a rollout stopped by its closed window a new window", false, false, true,
-     false},
+     false, false},
     {"override-freeze", "Let an emergency release start or continue inside a freeze (approver)",
-     true, false, false, false},
+     true, false, false, false, false},
+    {"retry",
+     "Deploy the failed hosts of the wave that failed again (--failed; all of them, or those of "
+     "--hosts); hosts that succeeded are not touched, and the wave is judged on the new results",
+     true, false, false, false, true},
 };
 
 json BodyOf(const SteerVerb& verb, const SteerArgs& args) {
@@ -208,6 +215,7 @@ json BodyOf(const SteerVerb& verb, const SteerArgs& args) {
     body["end"] = args.end;
   }
   if (verb.confirm) body["confirm"] = args.confirm;
+  if (verb.failed && !args.hosts.empty()) body["hosts"] = args.hosts;
   return body;
 }
 
@@ -265,6 +273,12 @@ void RegisterRolloutCommands(CLI::App& app, int& exit_code) {
     }
     if (verb.confirm) {
       cmd->add_flag("--confirm", args->confirm, "Confirm the control point")->required();
+    }
+    if (verb.failed) {
+      cmd->add_flag("--failed", args->failed, "Deploy the failed hosts again (the only kind)")
+          ->required();
+      cmd->add_option("--hosts", args->hosts, "Only these of the failed hosts: H1,H2,...")
+          ->delimiter(',');
     }
     cmd->add_flag("--json", args->json, "Print the rollout status as JSON");
     AddClientOptions(cmd, args->client);

@@ -381,6 +381,90 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
   return {};
 }
 
+Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const rel::Release& release,
+                                                  const std::vector<std::string>& only,
+                                                  UnixSeconds now, Wakeups& wakeups) {
+  auto row = LoadRollout(tx, release.id);
+  if (!row || row->current_wave < 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("release {} has no production rollout to retry", release.id));
+  }
+  if (row->aborted != 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("the rollout of release {} was aborted by a person; a retry would undo "
+                            "that decision",
+                            release.id));
+  }
+  const long long wave = row->current_wave;
+  const HostDeployments deployments = LoadHostDeployments(tx.sql(), release.id);
+  std::map<std::string, long long> wave_of;
+  std::vector<std::string> failed;
+  for (const RolloutHost& h : LoadRolloutHosts(tx.sql(), release.id)) {
+    wave_of[h.host] = h.wave;
+    if (h.wave != wave) continue;
+    auto it = deployments.install.find(h.host);
+    if (it != deployments.install.end() && it->second.IsFinal() && !it->second.Succeeded()) {
+      failed.push_back(h.host);
+    }
+  }
+  std::vector<std::string> chosen = failed;
+  if (!only.empty()) {
+    chosen.clear();
+    for (const std::string& host : only) {
+      if (std::find(failed.begin(), failed.end(), host) != failed.end()) {
+        if (std::find(chosen.begin(), chosen.end(), host) == chosen.end()) chosen.push_back(host);
+        continue;
+      }
+      auto in = wave_of.find(host);
+      std::string why;
+      if (in == wave_of.end()) {
+        why = "is not a target of this rollout";
+      } else if (in->second != wave) {
+        why = fmt::format("is in wave {}, not in wave {} that failed", in->second + 1, wave + 1);
+      } else {
+        auto it = deployments.install.find(host);
+        why = it != deployments.install.end() && it->second.Succeeded()
+                  ? "succeeded: a host that succeeded is not deployed again"
+                  : "has not failed";
+      }
+      return Fail(ErrorCode::kInvalidArgument, fmt::format("host {} {}", host, why));
+    }
+  }
+  if (chosen.empty()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("wave {} of release {} has no failed host to deploy again", wave + 1,
+                            release.id));
+  }
+  auto package = FindPackage(tx.sql(), row->package_id);
+  if (!package) return std::unexpected(package.error());
+  std::vector<NewDeployment> targets;
+  for (const std::string& host : chosen) {
+    targets.push_back(NewDeployment{host, DeploymentKind::kInstall, wave});
+  }
+  auto made = CreateDeployments(tx, release, *package, targets, kProductionEnvironment, now);
+  std::vector<std::string> retried;
+  for (const DeploymentRecord& d : made) {
+    retried.push_back(d.host);
+    wakeups.hosts.push_back(d.host);
+  }
+  if (retried.size() != chosen.size()) {
+    return Fail(ErrorCode::kConflict,
+                fmt::format("{} of the {} failed host(s) have an unfinished deployment of release "
+                            "{} already",
+                            chosen.size() - retried.size(), chosen.size(), release.id));
+  }
+  row->wave_done_at = 0;
+  row->pause_kind.clear();
+  row->waiting = fmt::format("wave {} of {}: {} failed host(s) deployed again", wave + 1,
+                             row->wave_count(), retried.size());
+  SaveRollout(tx.sql(), *row);
+  AuditEvent event("rollout.retry", "release", release.id);
+  event.release_id = release.id;
+  event.detail = {{"wave", wave + 1}, {"hosts", retried}};
+  tx.Audit(event);
+  return retried;
+}
+
 void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
                     const rel::PlanParseOptions& options, Wakeups& wakeups, NextPart next_part) {
   const platform::log::Scope scope(platform::log::Fields().Release(release_id));

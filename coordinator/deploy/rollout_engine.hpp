@@ -95,6 +95,19 @@ void SetPauseKind(soci::session& sql, const std::string& release_id, std::string
 void MarkAborted(soci::session& sql, const std::string& release_id);
 // A person resumed a halted rollout past its failed wave.
 void AcceptCurrentWave(soci::session& sql, const std::string& release_id);
+
+// A person's retry of the wave that failed (release::RetryRollout, made by
+// the caller in the same transaction): a new install deployment (the next
+// attempt) for each failed host of the rollout's current wave, or for those
+// of `only` (each must be one of them: kInvalidArgument naming a host that
+// succeeded, is in another wave, or is not a target). Hosts that succeeded
+// are never touched. The wave is then judged again on the new results
+// (its end is counted afresh). Audited "rollout.retry" with the hosts.
+// kFailedPrecondition when the rollout was aborted or the wave has no failed
+// host. Returns the hosts deployed again; their polls are in `wakeups`.
+Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const release::Release& release,
+                                                  const std::vector<std::string>& only,
+                                                  UnixSeconds now, Wakeups& wakeups);
 // One more control point passed. kFailedPrecondition when the rollout does
 // not wait at a gate now.
 Result<void> PassGate(soci::session& sql, const std::string& release_id);

@@ -277,6 +277,7 @@ const std::map<std::string_view, Terms, std::less<>>& LabelTable() {
       {"action.abort", {"abort", "中止"}},
       {"action.reschedule", {"reschedule", "重新排期"}},
       {"action.override-freeze", {"override-freeze", "越过冻结期"}},
+      {"action.retry", {"retry", "重试失败主机"}},
       {"role.admin", {"admin", "管理员"}},
       {"role.approver", {"approver", "发布管理负责人"}},
       {"role.release_manager", {"release_manager", "发布负责人"}},

@@ -173,6 +173,8 @@ std::string_view ActionName(Action action) {
       return "reschedule";
     case Action::kOverrideFreeze:
       return "override-freeze";
+    case Action::kRetry:
+      return "retry";
   }
   return "unknown";
 }
@@ -329,6 +331,13 @@ const std::vector<TransitionRule>& TransitionTable() {
        S::kScheduled,
        {R::kApprover},
        "category emergency only; a reason; never the owner; the state does not change"},
+      {Action::kRetry,
+       {S::kFailed},
+       S::kDeploying,
+       {R::kReleaseManager, R::kApprover, R::kAdmin},
+       "a wave went over max_failures and was not rolled back; a reason (what was fixed); the "
+       "wave's failed hosts are deployed again, the others never touched, and the wave is judged "
+       "on their new results"},
   };
   return kTable;
 }

@@ -115,6 +115,7 @@ enum class Action {
   kAbort,           // assign nothing more; in-flight hosts finish
   kReschedule,      // a new window for a rollout the old window stopped
   kOverrideFreeze,  // an approver lets an emergency release through a freeze
+  kRetry,           // the failed hosts of the wave that failed are deployed again
 };
 std::string_view ActionName(Action action);  // "approve-golive"
 
@@ -376,6 +377,14 @@ Result<Release> FinishRollout(const Release& release, const Actor& actor, Instan
 // deploying -> paused: by a person (release_manager, approver, admin) or by
 // the engine when the window closes or a freeze begins; `reason` says which.
 Result<Release> PauseRollout(const Release& release, const Actor& actor, Instant at,
+                             std::string reason);
+
+// failed -> deploying: after a wave went over its threshold without
+// auto_rollback and a person decided not to roll back, the wave's failed
+// hosts are deployed again (the rollout engine makes the deployments,
+// deploy/rollout_engine.hpp RetryFailedHosts) and the wave is judged on
+// their new results. `reason` says what was fixed; required.
+Result<Release> RetryRollout(const Release& release, const Actor& actor, Instant at,
                              std::string reason);
 
 // paused|failed -> deploying. From failed (a wave over its threshold without

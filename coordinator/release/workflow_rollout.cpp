@@ -135,6 +135,16 @@ Result<Release> ResumeRollout(const Release& release, const Actor& actor, Instan
   return next;
 }
 
+Result<Release> RetryRollout(const Release& release, const Actor& actor, Instant at,
+                             std::string reason) {
+  if (auto ok = CheckRole(Action::kRetry, actor); !ok) return std::unexpected(ok.error());
+  if (auto ok = NeedReason(Action::kRetry, reason); !ok) return std::unexpected(ok.error());
+  if (auto ok = CheckState(Action::kRetry, release); !ok) return std::unexpected(ok.error());
+  Release next = release;
+  MoveTo(next, Action::kRetry, actor, at, S::kDeploying, std::move(reason));
+  return next;
+}
+
 Result<Release> ConfirmGate(const Release& release, const Actor& actor, Instant at,
                             std::string comment) {
   if (auto ok = CheckAllowed(Action::kGate, release, actor); !ok) {

@@ -885,6 +885,77 @@ TEST_F(AgentApiTest, OneFailedHostFailsTheRollout) {
   EXPECT_EQ(hosts[1]["message"], "health check failed");
 }
 
+// After a wave failed its threshold and nobody rolled back, a person deploys
+// its failed hosts again: hosts that succeeded are never touched, and the
+// wave is judged on the new results (procedure §6.1.1(4), docs/coordinator.md).
+TEST_F(AgentApiTest, ARetryDeploysOnlyTheFailedHostsAgainAndJudgesTheWaveOnTheirNewResults) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string web2 = Enroll("web-2", "env=production,app=c3m-video");
+  const std::string web3 = Enroll("web-3", "env=production,app=c3m-video");
+  const std::string id = Scheduled();
+  ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
+  const std::string d1 = Poll(web1).Json()["assignment"]["deployment"];
+  const std::string d2 = Poll(web2).Json()["assignment"]["deployment"];
+  const std::string d3 = Poll(web3).Json()["assignment"]["deployment"];
+  Succeed(web1, d1);
+  for (const auto& [credential, d] : {std::pair{web2, d2}, std::pair{web3, d3}}) {
+    ASSERT_EQ(Post(credential, {Event(d, 1, "assigned"),
+                                Event(d, 2, "failed", "signature by an unknown key", "verified")})
+                  .status,
+              200);
+  }
+  ASSERT_EQ(State(id), "failed");
+
+  // Refusals name what is wrong and change nothing.
+  auto succeeded = As(rm_, {"release", "retry", id, "--failed", "--hosts", "web-1", "--reason",
+                            "publisher key added"});
+  EXPECT_NE(succeeded.exit_code, 0);
+  EXPECT_NE(succeeded.err.find("web-1 succeeded"), std::string::npos) << succeeded.err;
+  auto viewer = As(viewer_, {"release", "retry", id, "--failed", "--reason", "x"});
+  EXPECT_NE(viewer.exit_code, 0);
+  EXPECT_NE(viewer.err.find("viewer"), std::string::npos) << viewer.err;
+  auto no_reason = Http("POST", "/api/v1/releases/" + id + "/retry", rm_, json::object());
+  EXPECT_EQ(no_reason.status, 400) << no_reason.body;
+  EXPECT_EQ(State(id), "failed");
+
+  // web-2 only: a new attempt for it, nothing for the others.
+  auto retried = As(rm_, {"release", "retry", id, "--failed", "--hosts", "web-2", "--reason",
+                          "publisher key added on web-2", "--json"});
+  ASSERT_EQ(retried.exit_code, 0) << retried.err;
+  EXPECT_EQ(json::parse(retried.out)["retried"], json::array({"web-2"})) << retried.out;
+  EXPECT_EQ(State(id), "deploying");
+  EXPECT_TRUE(Poll(web1).Json()["assignment"].is_null());
+  EXPECT_TRUE(Poll(web3).Json()["assignment"].is_null());
+  const json again = Poll(web2).Json()["assignment"];
+  ASSERT_TRUE(again.is_object());
+  EXPECT_NE(again["deployment"], d2);
+  Succeed(web2, again["deployment"]);
+  // web-3 still failed: over the threshold of 0 again.
+  EXPECT_EQ(State(id), "failed");
+
+  // Every failed host (web-3 now the only one), then the wave is within it.
+  auto all = As(rm_, {"release", "retry", id, "--failed", "--reason", "key added everywhere"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  const json third = Poll(web3).Json()["assignment"];
+  ASSERT_TRUE(third.is_object());
+  EXPECT_TRUE(Poll(web2).Json()["assignment"].is_null());
+  Succeed(web3, third["deployment"]);
+  EXPECT_EQ(State(id), "deployed");
+
+  // Both attempts of web-2 and web-3 are in the records; web-1 was touched once.
+  const json records =
+      Http("GET", "/api/v1/releases/" + id + "/upgrade-records", viewer_).Json()["records"];
+  std::map<std::string, int> per_host;
+  for (const auto& r : records) ++per_host[r.value("host", "")];
+  EXPECT_EQ(per_host["web-1"], 1) << records;
+  EXPECT_EQ(per_host["web-2"], 2) << records;
+  EXPECT_EQ(per_host["web-3"], 2) << records;
+  auto audit = As(admin_, {"audit", "list", "--release", id, "--json"});
+  std::size_t retries = 0;
+  for (const auto& e : json::parse(audit.out)) retries += e.value("action", "") == "rollout.retry";
+  EXPECT_EQ(retries, 2u) << audit.out;
+}
+
 // The console's view of a large release: a page of its hosts, or only those
 // in one state, while the waves still count every host.
 TEST_F(AgentApiTest, TheStatusListsAPageOfHostsOrThoseInOneState) {
