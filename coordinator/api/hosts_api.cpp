@@ -92,23 +92,36 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
         return Response::Ok(revoked->ToJson(now));
       });
 
-  router.Add(Method::kGet, "/api/v1/hosts", RouteOptions::AnyUser(),
-             [api](RequestContext& ctx) -> Result<Response> {
-               LabelSelector selector;
-               if (auto text = ctx.Query("selector"); text && !text->empty()) {
-                 auto parsed = release::TargetSelector::Parse(*text);
-                 if (!parsed) return std::unexpected(parsed.error().WithContext("selector"));
-                 selector = parsed->labels;
-               }
-               auto hosts =
-                   api.store.Read([&](soci::session& sql) -> Result<std::vector<HostRecord>> {
-                     return ListHosts(sql, selector);
-                   });
-               if (!hosts) return std::unexpected(hosts.error());
-               json items = json::array();
-               for (const HostRecord& host : *hosts) items.push_back(host.ToJson());
-               return Response::Ok({{"hosts", items}});
-             });
+  router.Add(
+      Method::kGet, "/api/v1/hosts", RouteOptions::AnyUser(),
+      [api](RequestContext& ctx) -> Result<Response> {
+        LabelSelector selector;
+        if (auto text = ctx.Query("selector"); text && !text->empty()) {
+          auto parsed = release::TargetSelector::Parse(*text);
+          if (!parsed) return std::unexpected(parsed.error().WithContext("selector"));
+          selector = parsed->labels;
+        }
+        // A page of them (the console's view of a large fleet):
+        // those whose name holds `name`, from `offset`, at most `limit`.
+        const std::string name = ctx.Query("name").value_or("");
+        auto offset = QueryNumber(ctx, "offset", 0, 0, std::int64_t{1} << 40);
+        if (!offset) return std::unexpected(offset.error());
+        auto limit = QueryNumber(ctx, "limit", std::int64_t{1} << 40, 0, std::int64_t{1} << 40);
+        if (!limit) return std::unexpected(limit.error());
+        auto hosts = api.store.Read([&](soci::session& sql) -> Result<std::vector<HostRecord>> {
+          return ListHosts(sql, selector);
+        });
+        if (!hosts) return std::unexpected(hosts.error());
+        json items = json::array();
+        std::int64_t matching = 0;
+        for (const HostRecord& host : *hosts) {
+          if (!name.empty() && host.name.find(name) == std::string::npos) continue;
+          const std::int64_t index = matching++;
+          if (index < *offset || index - *offset >= *limit) continue;
+          items.push_back(host.ToJson());
+        }
+        return Response::Ok({{"hosts", items}, {"total", matching}});
+      });
 
   // Removal and revocation: the credential stops at once (the cache is
   // emptied once the removal is committed, so nothing puts it back), the

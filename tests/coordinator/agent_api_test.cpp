@@ -346,6 +346,11 @@ TEST_F(AgentApiTest, EnrollmentTokensAreSingleUseExpireAndAreAudited) {
   EXPECT_EQ(json::parse(selected.out).size(), 1u);
   auto table = As(viewer_, {"hosts", "list"});
   EXPECT_TRUE(Contains(table.out, "c3m-video@V1.2.0.3")) << table.out;
+  // One page of those whose name holds "t-" (the console's view of a large fleet).
+  const json page = Http("GET", "/api/v1/hosts?name=t-&offset=1&limit=5", viewer_).Json();
+  ASSERT_EQ(page["hosts"].size(), 1u) << page;
+  EXPECT_EQ(page["hosts"][0]["name"], "t-2");
+  EXPECT_EQ(page["total"], 2);
 
   // Refusals are in the audit trail, and the chain holds.
   auto audit = As(admin_, {"audit", "list", "--json"});
