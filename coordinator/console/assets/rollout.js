@@ -12,9 +12,16 @@ import {t, tv} from './i18n.js';
 import {actionBar} from './actions.js';
 import {stateBadge, releaseLink} from './releases.js';
 
-function bar(w) {
+// Hosts of a wave not final yet: assigned (in progress) or not yet (pending).
+function waveCounts(w, hosts) {
+  const mine = hosts.filter((x) => x.wave === w.wave && x.result === '');
+  const pending = mine.filter((x) => x.step === 'pending').length;
+  return {pending, inFlight: Math.max(0, w.hosts - w.final - pending)};
+}
+
+function bar(w, counts) {
   const total = Math.max(1, w.hosts);
-  const inFlight = Math.max(0, w.hosts - w.final);
+  const inFlight = counts.inFlight;
   const part = (cls, n) => {
     const el = h('span', {class: `seg ${cls}`, title: String(n)});
     el.style.width = `${(100 * n) / total}%`;
@@ -30,7 +37,21 @@ function hostRow(x) {
     if (x.rollback.message) message = x.rollback.message;
     if (x.rollback.output) output = x.rollback.output;
   }
-  return {host: x.host, wave: x.wave, step, result, rollbackResult: x.rollback && x.rollback.result, message, output};
+  return {host: x.host, wave: x.wave, step, result, rollbackResult: x.rollback && x.rollback.result, message, output,
+    deployment: x.deployment};
+}
+
+// Why a host's install failed: its `failed` event (step and message), from
+// the host's timeline in the release; asked once per deployment.
+const FINE = ['', 'succeeded'];
+async function failureOf(id, host, deployment) {
+  const timeline = await get(`/api/v1/releases/${enc(id)}/hosts/${enc(host)}`);
+  for (const d of timeline.deployments || []) {
+    if (d.id !== deployment && d.deployment !== deployment) continue;
+    const failed = (d.events || []).filter((e) => e.step === 'failed').pop();
+    if (failed) return `${failed.failed_step || ''}: ${failed.message || ''}`;
+  }
+  return '';
 }
 
 export function rolloutPage(main, ctx, id) {
@@ -43,7 +64,21 @@ export function rolloutPage(main, ctx, id) {
   const live = h('span', {class: 'live', id: 'live'}, '');
   replace(main, head, actions, body);
 
+  const reasons = new Map();  // deployment id -> why it failed
+  let lastStatus = null;
+  function explain(s) {
+    for (const x of s.hosts || []) {
+      if (!x.deployment || FINE.includes(x.result) || reasons.has(x.deployment)) continue;
+      reasons.set(x.deployment, '');
+      failureOf(id, x.host, x.deployment).then((why) => {
+        reasons.set(x.deployment, why);
+        if (alive && why && lastStatus) draw(lastStatus);
+      }).catch(() => reasons.delete(x.deployment));
+    }
+  }
+
   function draw(s) {
+    lastStatus = s;
     replace(head,
       h('h1', {}, releaseLink(id), ' ', release ? (release.plan.title || '') : '', ' — ', t('rollout.title')),
       h('span', {id: 'release-state'}, stateBadge(s.state)), live);
@@ -53,6 +88,7 @@ export function rolloutPage(main, ctx, id) {
       return;
     }
     const hosts = (s.hosts || []).map(hostRow);
+    const counts = new Map((s.waves || []).map((w) => [w.wave, waveCounts(w, s.hosts || [])]));
     replace(body,
       s.waiting ? h('p', {class: 'waiting', id: 'waiting'}, `${t('waiting')}: ${s.waiting}`) : null,
       h('p', {class: 'muted'}, `${t('started')}: ${when(s.rollout.started)} · ${t('finished')}: ${when(s.rollout.finished)}`),
@@ -60,11 +96,12 @@ export function rolloutPage(main, ctx, id) {
         h('div', {class: `wave card wave-${w.state}`, dataset: {wave: String(w.wave), state: w.state}},
           h('div', {class: 'wave-head'}, h('strong', {}, `${t('wave')} ${w.wave}`), ' ',
             h('span', {class: `badge wave-${w.state}`}, tv('wave_state', w.state))),
-          bar(w),
+          bar(w, counts.get(w.wave)),
           h('div', {class: 'wave-counts'},
             h('span', {class: 'ok', dataset: {count: 'succeeded'}}, `${t('succeeded')} ${w.succeeded}`), ' · ',
             h('span', {class: 'bad', dataset: {count: 'failed'}}, `${t('failed')} ${w.failed}`), ' · ',
-            h('span', {dataset: {count: 'in_flight'}}, `${t('in_flight')} ${Math.max(0, w.hosts - w.final)}`), ' · ',
+            h('span', {dataset: {count: 'in_flight'}}, `${t('in_flight')} ${counts.get(w.wave).inFlight}`), ' · ',
+            h('span', {dataset: {count: 'pending'}}, `${t('pending')} ${counts.get(w.wave).pending}`), ' · ',
             h('span', {}, `${t('hosts')} ${w.hosts}`), ' · ',
             h('span', {}, `${t('threshold')} ${w.threshold}`))))),
       table([
@@ -73,7 +110,9 @@ export function rolloutPage(main, ctx, id) {
         {label: t('step'), cell: (x) => x.step},
         {label: t('result'), cell: (x) => [x.result ? h('span', {class: `result ${x.result}`}, tv('result', x.result)) : '—',
           x.rollbackResult ? [' · ', t('rollback'), ' ', tv('result', x.rollbackResult)] : null]},
-        {label: t('message'), class: 'wide', cell: (x) => [x.message || '',
+        {label: t('message'), class: 'wide', cell: (x) => [
+          reasons.get(x.deployment) ? h('div', {class: 'reason bad'}, `${t('failed')} — ${reasons.get(x.deployment)}`) : null,
+          x.message || '',
           x.output ? h('pre', {class: 'out hook-output'}, x.output) : null]},
       ], hosts, {id: 'rollout-hosts', rowData: (x) => ({host: x.host})}),
       (s.not_in_release || []).length ? h('section', {class: 'card'}, h('h2', {}, t('not_in_release')),
@@ -108,6 +147,7 @@ export function rolloutPage(main, ctx, id) {
           try { release = await get(`/api/v1/releases/${enc(id)}`); } catch (e) { /* keep the old one */ }
         }
         draw(s);
+        explain(s);
         live.textContent = `${t('live')} ${when(Date.now() / 1000)}`;
         if (typeof s.revision === 'number') {
           revision = s.revision;
