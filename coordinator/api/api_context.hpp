@@ -6,6 +6,7 @@
 
 #include <string_view>
 
+#include "coordinator/auth/sessions.hpp"
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/secret_box.hpp"
 #include "coordinator/common/wakeup_hub.hpp"
@@ -29,6 +30,7 @@ struct ApiContext {
   const SecretBox& secrets;               // seals secrets stored in the store
   EnrollRefusals& enroll_refusals;        // per address: what of them is audited
   CoordinatorMetrics* metrics = nullptr;  // GET /metrics; none when null
+  SignInThrottle* sign_ins = nullptr;     // console sign-ins; unthrottled when null
 };
 
 // What every area of the API needs alike.
@@ -72,5 +74,11 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api);
 void RegisterCmdbRoutes(Router& router, const ApiContext& api);
 void RegisterNotifyRoutes(Router& router, const ApiContext& api);
 void RegisterRecordsRoutes(Router& router, const ApiContext& api);
+// The web console: its pages (GET /, GET /ui/{file}) and its sessions
+// (/api/v1/session).
+void RegisterConsoleRoutes(Router& router);
+void RegisterSessionRoutes(Router& router, const ApiContext& api);
+// The console's session timeouts, as config.json sets them.
+SessionLimits ConsoleSessionLimits(const CoordinatorConfig& config);
 
 }  // namespace fabu::coordinator

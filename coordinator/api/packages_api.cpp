@@ -14,7 +14,7 @@ void RegisterPackageRoutes(Router& router, const ApiContext& api) {
         if (!outcome) return std::unexpected(outcome.error());
         nlohmann::json body = outcome->package.ToJson();
         body["created"] = outcome->created;
-        return Response{outcome->created ? 201 : 200, body, {}, {}, {}, {}, {}};
+        return Response{outcome->created ? 201 : 200, body, {}, {}, {}, {}, {}, {}};
       });
 
   router.Add(Method::kGet, "/api/v1/packages", RouteOptions::AnyUser(),

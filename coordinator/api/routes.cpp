@@ -88,6 +88,8 @@ void RegisterAllRoutes(Router& router, const ApiContext& api) {
   RegisterHostRoutes(router, api);
   RegisterRolloutRoutes(router, api);
   RegisterAgentRoutes(router, api);
+  RegisterSessionRoutes(router, api);
+  RegisterConsoleRoutes(router);
   RegisterCmdbRoutes(router, api);
   RegisterNotifyRoutes(router, api);
   RegisterRecordsRoutes(router, api);

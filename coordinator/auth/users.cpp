@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <soci/soci.h>
 
+#include "coordinator/auth/sessions.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/common/digest.hpp"
 #include "coordinator/store/store.hpp"
@@ -215,6 +216,7 @@ Result<User> DisableUser(Transaction& tx, std::string_view name) {
   event.before = user->ToJson();
   event.after = after.ToJson();
   tx.Audit(event);
+  EndSessionsOf(tx, name);
   return after;
 }
 
@@ -241,6 +243,8 @@ Result<RotatedToken> RotateToken(Transaction& tx, std::string_view name, std::in
   event.after = after.ToJson();
   event.detail = {{"token_days", token_days}};
   tx.Audit(event);
+  // Console sessions signed in with the old token end with it.
+  EndSessionsOf(tx, name);
   return RotatedToken{*token, after};
 }
 
@@ -255,7 +259,7 @@ Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token, 
   auto [n, r, d, c, b, e] = IntoRow(row);
   sql << fmt::format("SELECT {} FROM users WHERE token_sha256 = :hash", kUserColumns),
       soci::use(hash), n, r, d, c, b, e;
-  if (!sql.got_data()) return Fail(ErrorCode::kUnauthenticated, "unknown bearer token");
+  if (!sql.got_data()) return Fail(ErrorCode::kUnauthenticated, std::string(kUnknownToken));
   if (row.disabled != 0) {
     return Fail(ErrorCode::kUnauthenticated,
                 fmt::format("user \"{}\" is disabled; ask an admin for a new account", row.name));
@@ -268,7 +272,7 @@ Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token, 
   }
   auto role = ParseRole(row.role);
   if (!role) return Fail(ErrorCode::kInternal, "user " + row.name + " has an unknown role");
-  return Principal{row.name, *role};
+  return Principal{row.name, *role, std::nullopt};
 }
 
 }  // namespace fabu::coordinator

@@ -45,10 +45,20 @@ using release::RoleName;
 // "admin, approver, release_manager, tester, viewer"
 std::string RoleList();
 
+// The console session a request came with (sessions.hpp).
+struct ConsoleSession {
+  std::string id_sha256;
+  std::string csrf;
+  UnixSeconds expires = 0;
+};
+
 // The authenticated person behind a request.
 struct Principal {
   std::string name;
   Role role = Role::kViewer;
+  // Set when the request was authenticated by a console session's cookie
+  // rather than a bearer token.
+  std::optional<ConsoleSession> session;
 };
 
 // kPermissionDenied naming the roles needed, unless `principal` has one of
@@ -114,6 +124,9 @@ std::vector<User> ListUsers(soci::session& sql);
 // T the first 16 hex digits of the SHA-256 of the stored token hash, so a
 // token swapped by hand shows without the checkpoint giving the hash away.
 nlohmann::json UsersRoster(soci::session& sql);
+
+// The message of AuthenticateToken for a token no user holds.
+inline constexpr std::string_view kUnknownToken = "unknown bearer token";
 
 // The enabled user holding `token`, unexpired at `now`, or kUnauthenticated
 // saying why not.

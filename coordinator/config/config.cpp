@@ -49,7 +49,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"webhook_allow", JsonType::kArray},
                              {"user_token_days", JsonType::kInteger},
                              {"metrics_public", JsonType::kBoolean},
-                             {"retention", JsonType::kObject}});
+                             {"retention", JsonType::kObject},
+                             {"console", JsonType::kObject}});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -68,6 +69,35 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                                 kMaxRetentionDays, days.dump()));
       }
       config.retention_days = static_cast<int>(days.get<std::int64_t>());
+    }
+  }
+  if (json.contains("console")) {
+    const auto& console = json["console"];
+    if (auto ok = CheckObject(
+            console, "console",
+            {{"idle_minutes", JsonType::kInteger}, {"session_hours", JsonType::kInteger}});
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+    const auto bounded = [&console](const char* name, int most, int& into) -> Result<void> {
+      if (!console.contains(name)) return {};
+      const auto& value = console[name];
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 1 ||
+          value.get<std::int64_t>() > most) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("console.{}: expected an integer from 1 to {}, got {}", name, most,
+                                value.dump()));
+      }
+      into = static_cast<int>(value.get<std::int64_t>());
+      return {};
+    };
+    if (auto ok = bounded("idle_minutes", kMaxConsoleIdleMinutes, config.console_idle_minutes);
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+    if (auto ok = bounded("session_hours", kMaxConsoleSessionHours, config.console_session_hours);
+        !ok) {
+      return std::unexpected(ok.error());
     }
   }
   if (json.contains("listen")) {
@@ -279,7 +309,9 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"webhook_allow", webhook_allow},
           {"user_token_days", user_token_days},
           {"metrics_public", metrics_public},
-          {"retention", {{"days", retention_days}}}};
+          {"retention", {{"days", retention_days}}},
+          {"console",
+           {{"idle_minutes", console_idle_minutes}, {"session_hours", console_session_hours}}}};
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

@@ -29,8 +29,11 @@
 //                                                 // lives (auth/users.hpp; 0: no expiry)
 //     "metrics_public": false,                    // GET /metrics without a token (true)
 //                                                 // or with any user's (false)
-//     "retention": {"days": 365}                  // what `gc` keeps (daemon/retention.hpp);
+//     "retention": {"days": 365},                 // what `gc` keeps (daemon/retention.hpp);
 //                                                 // 0: keep everything forever
+//     "console": {"idle_minutes": 30,             // a console session ends after this long
+//                 "session_hours": 12}            // unused, and this long after sign-in
+//                                                 // (auth/sessions.hpp)
 //   }
 //
 // Every field is optional (defaults above); unknown fields are refused with
@@ -52,6 +55,9 @@ namespace fabu::coordinator {
 
 // The longest retention period config.json accepts: 100 years.
 inline constexpr int kMaxRetentionDays = 36500;
+// The longest console session timeouts config.json accepts: a day idle, a month in all.
+inline constexpr int kMaxConsoleIdleMinutes = 24 * 60;
+inline constexpr int kMaxConsoleSessionHours = 30 * 24;
 
 struct CoordinatorConfig {
   std::string listen = "127.0.0.1:8443";
@@ -86,6 +92,9 @@ struct CoordinatorConfig {
   // within it names (nor any host could roll back to) are removed. 0: keep
   // everything forever.
   int retention_days = 365;
+  // The web console's sessions (auth/sessions.hpp): idle and absolute timeouts.
+  int console_idle_minutes = 30;   // 1 to kMaxConsoleIdleMinutes
+  int console_session_hours = 12;  // 1 to kMaxConsoleSessionHours
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);

@@ -293,8 +293,9 @@ Result<void> Serve(const ServeOptions& options) {
   CredentialCache agent_credentials;
   EnrollRefusals enroll_refusals;
   CoordinatorMetrics metrics(options.version, options.commit);
+  SignInThrottle sign_ins;
   RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials, *secrets,
-                                       enroll_refusals, &metrics});
+                                       enroll_refusals, &metrics, &sign_ins});
 
   ServerSettings settings;
   settings.host = address->host;
@@ -326,6 +327,26 @@ Result<void> Serve(const ServeOptions& options) {
   };
 
   Store& store_ref = **store;
+  settings.authenticate_session = [&store_ref, limits = ConsoleSessionLimits(*config)](
+                                      std::string_view id) -> Result<Principal> {
+    const auto now = store_ref.clock().Seconds();
+    auto check =
+        store_ref.Read([&](soci::session& sql) { return CheckSession(sql, id, limits, now); });
+    if (!check) return std::unexpected(check.error());
+    if (check->stale) {
+      // The idle timeout counts from here; nobody waits for it.
+      AuditOrigin origin{check->principal.name, std::string(RoleName(check->principal.role)), "",
+                         "console"};
+      store_ref.WriteAsync(
+          std::move(origin),
+          [id_hash = check->principal.session->id_sha256, now](Transaction& tx) -> Result<void> {
+            TouchSession(tx, id_hash, now);
+            return {};
+          },
+          [](Result<void>) {});
+    }
+    return std::move(check->principal);
+  };
   HttpServer server(
       settings, router,
       [&store_ref](std::string_view token) {

@@ -18,6 +18,19 @@ namespace {
 constexpr std::size_t kHeaderLimit = 16 * 1024;
 constexpr auto kTlsCloseTimeout = std::chrono::seconds(2);
 
+// What a browser may do with any answer of this server: the console's pages
+// run only their own scripts and styles (no inline script, no eval), talk
+// only to this coordinator, and are never framed by another page.
+void SetBrowserPolicy(HttpResponse& response) {
+  response.set("Content-Security-Policy",
+               "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+               "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+               "form-action 'self'");
+  response.set("X-Content-Type-Options", "nosniff");
+  response.set("X-Frame-Options", "DENY");
+  response.set("Referrer-Policy", "no-referrer");
+}
+
 }  // namespace
 
 net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
@@ -137,10 +150,15 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
                    content_type.empty() ? std::string("application/json") : content_type);
       response.set(http::field::cache_control, "no-store");
       response.set("X-Request-Id", ctx.request_id);
+      SetBrowserPolicy(response);
+      for (const auto& [name, value] : exchange.response->headers) response.set(name, value);
       if (exchange.retry_after) {
         response.set(http::field::retry_after, std::to_string(exchange.retry_after->count()));
       }
-      if (!exchange.response->text) {
+      const int status = exchange.response->status;
+      if (status == 204 || status == 304) {
+        // No Content, Not Modified: no body at all.
+      } else if (!exchange.response->text) {
         response.body() = DumpJson(exchange.response->body) + "\n";
       } else if (content_type.empty()) {
         response.body() = *exchange.response->text + "\n";

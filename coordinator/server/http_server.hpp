@@ -141,6 +141,14 @@ struct ServerSettings {
   std::function<void(const RequestContext& ctx, int status,
                      std::chrono::steady_clock::duration took)>
       observe;
+  // The console's sessions (auth/sessions.hpp): the principal, with its
+  // `session` set, of the session whose cookie carries `id` (runs on the
+  // worker pool). A request without an Authorization header is
+  // authenticated by its session cookie through this; one that changes
+  // something must also carry the session's CSRF token (X-CSRF-Token) and,
+  // when its browser says where it comes from (Origin, Sec-Fetch-Site),
+  // come from this coordinator. Empty: session cookies are not accepted.
+  std::function<Result<Principal>(std::string_view id)> authenticate_session;
 };
 
 // Resolves a bearer token to a user (runs on the worker pool).

@@ -4,6 +4,7 @@
 // file). A refusal before the body drains a small body first, so the client
 // reads the answer rather than a reset connection.
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/algorithm/string/predicate.hpp>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <string>
 
+#include "coordinator/auth/sessions.hpp"
 #include "coordinator/server/error_status.hpp"
 #include "coordinator/server/server_internal.hpp"
 
@@ -19,7 +21,8 @@ namespace fabu::coordinator {
 namespace server_internal {
 
 Exchange Refuse(const Error& error, bool close) {
-  return {Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}, {}, {}}, close, {}};
+  return {
+      Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}, {}, {}, {}}, close, {}};
 }
 
 Exchange Busy(std::string what, std::chrono::seconds retry_after) {
@@ -66,6 +69,52 @@ std::string BearerToken(std::string_view authorization) {
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
   return std::string(token);
+}
+
+// The value of cookie `name` in a Cookie header ("a=1; b=2"), or "".
+std::string CookieValue(std::string_view header, std::string_view name) {
+  while (!header.empty()) {
+    const std::size_t end = header.find(';');
+    std::string_view pair = header.substr(0, end);
+    header = end == std::string_view::npos ? std::string_view() : header.substr(end + 1);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    const std::size_t equals = pair.find('=');
+    if (equals != std::string_view::npos && pair.substr(0, equals) == name) {
+      return std::string(pair.substr(equals + 1));
+    }
+  }
+  return {};
+}
+
+// A request made by a console session that changes something must carry
+// the session's CSRF token and, where its browser tells, come from a page
+// of this coordinator: a page of another site can make the browser send the
+// cookie (SameSite aside) but can neither read the token nor hide its origin.
+Result<void> CheckConsoleWrite(const RequestContext& ctx, const ConsoleSession& session) {
+  auto header = [&ctx](const std::string& name) -> std::string_view {
+    auto it = ctx.headers.find(name);
+    return it == ctx.headers.end() ? std::string_view() : std::string_view(it->second);
+  };
+  const std::string_view csrf = header(std::string(kCsrfHeader));
+  if (csrf.size() != session.csrf.size() ||
+      CRYPTO_memcmp(csrf.data(), session.csrf.data(), csrf.size()) != 0) {
+    return Fail(ErrorCode::kPermissionDenied,
+                fmt::format("{} {} from a console session needs the session's CSRF token in the "
+                            "X-CSRF-Token header",
+                            MethodName(ctx.method), ctx.path));
+  }
+  if (header("sec-fetch-site") == "cross-site" || header("sec-fetch-site") == "same-site") {
+    return Fail(ErrorCode::kPermissionDenied,
+                "a request from another site's page is refused (Sec-Fetch-Site)");
+  }
+  const std::string_view origin = header("origin");
+  if (!origin.empty() && origin != "https://" + std::string(header("host"))) {
+    return Fail(ErrorCode::kPermissionDenied,
+                fmt::format("a request from {} is refused: the console's requests come from "
+                            "https://{}",
+                            origin, header("host")));
+  }
+  return {};
 }
 
 }  // namespace
@@ -186,7 +235,22 @@ net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
     ctx.agent = std::move(*host);
   } else if (route.options.access != Access::kPublic) {
     const std::string token = BearerToken(Sv(request[http::field::authorization]));
-    auto principal = co_await OnPool([this, &token] { return authenticate_(token); });
+    std::string session_id;
+    if (token.empty() && settings_.authenticate_session) {
+      session_id = CookieValue(Sv(request[http::field::cookie]), kSessionCookie);
+    }
+    Result<Principal> principal = Fail(ErrorCode::kUnauthenticated, "not looked up");
+    if (!session_id.empty()) {
+      principal = co_await OnPool(
+          [this, &session_id] { return settings_.authenticate_session(session_id); });
+      if (principal && ctx.method != Method::kGet) {
+        if (auto allowed = CheckConsoleWrite(ctx, *principal->session); !allowed) {
+          co_return co_await RefuseEarly(stream, buffer, header, allowed.error());
+        }
+      }
+    } else {
+      principal = co_await OnPool([this, &token] { return authenticate_(token); });
+    }
     if (!principal) co_return co_await RefuseEarly(stream, buffer, header, principal.error());
     if (!route.options.roles.empty()) {
       auto allowed = RequireRole(*principal, route.options.roles, route.options.action);

@@ -152,19 +152,23 @@ struct Response {
   std::shared_ptr<const std::string> text;
   // The Content-Type of `text`; empty: application/json.
   std::string content_type;
+  // Further header fields (Set-Cookie, ETag, Cache-Control: the server's
+  // own "no-store" is replaced by one given here).
+  std::vector<std::pair<std::string, std::string>> headers;
 
-  static Response Ok(nlohmann::json body) { return {200, std::move(body), {}, {}, {}, {}, {}}; }
+  static Response Ok(nlohmann::json body) { return {200, std::move(body), {}, {}, {}, {}, {}, {}}; }
   // 200 with a body written once and shared (a wave's answers are made on
   // another thread; the I/O thread only copies them out).
   static Response OkText(std::shared_ptr<const std::string> text) {
-    return {200, nlohmann::json::object(), {}, {}, {}, std::move(text), {}};
+    return {200, nlohmann::json::object(), {}, {}, {}, std::move(text), {}, {}};
   }
   // 200 with a document that is not JSON (`text` sent as it is, as `content_type`).
   static Response Document(std::shared_ptr<const std::string> text, std::string content_type) {
-    return {200, nlohmann::json::object(), {}, {}, {}, std::move(text), std::move(content_type)};
+    return {200, nlohmann::json::object(), {}, {}, {}, std::move(text), std::move(content_type),
+            {}};
   }
   static Response Created(nlohmann::json body) {
-    return {201, std::move(body), {}, {}, {}, {}, {}};
+    return {201, std::move(body), {}, {}, {}, {}, {}, {}};
   }
   // Answer `body` (200) at `until` unless `key` is woken before; then the
   // handler runs again (or, when the wakeup hands over an answer, that is
@@ -172,15 +176,16 @@ struct Response {
   // the handler looked at the store (so no wakeup is lost in between).
   static Response Wait(std::string key, std::uint64_t generation,
                        std::chrono::steady_clock::time_point until, nlohmann::json body) {
-    return {200, std::move(body), WaitInstruction{std::move(key), generation, until}, {}, {}, {},
-            {}};
+    return {
+        200, std::move(body), WaitInstruction{std::move(key), generation, until}, {}, {}, {}, {},
+        {}};
   }
   static Response File(FileReply file) {
-    return {200, nlohmann::json::object(), {}, std::move(file), {}, {}, {}};
+    return {200, nlohmann::json::object(), {}, std::move(file), {}, {}, {}, {}};
   }
   // The answer is what `deferred` is completed with (not a Wait or a Later).
   static Response Later(std::shared_ptr<Deferred> deferred) {
-    return {200, nlohmann::json::object(), {}, {}, std::move(deferred), {}, {}};
+    return {200, nlohmann::json::object(), {}, {}, std::move(deferred), {}, {}, {}};
   }
 };
 

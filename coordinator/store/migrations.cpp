@@ -352,6 +352,26 @@ const std::vector<Migration>& AllMigrations() {
            // a host removed without one (`fabu host remove`) or not removed.
            "ALTER TABLE hosts ADD COLUMN revoked_reason TEXT NOT NULL DEFAULT ''",
        }},
+      {15,
+       "console: sessions and each person's language",
+       {
+           // A person signed in to the web console (auth/sessions.hpp): the
+           // SHA-256 of the cookie's id (never the id), the CSRF token the
+           // page sends back, and the times the idle and absolute timeouts
+           // count from (Unix seconds). Sign-out deletes the row.
+           "CREATE TABLE console_sessions ("
+           " id_sha256 TEXT PRIMARY KEY,"
+           " user_name TEXT NOT NULL REFERENCES users(name),"
+           " csrf TEXT NOT NULL,"
+           " source TEXT NOT NULL,"
+           " created BIGINT NOT NULL,"
+           " last_seen BIGINT NOT NULL,"
+           " expires BIGINT NOT NULL)",
+           "CREATE INDEX console_sessions_user ON console_sessions(user_name)",
+           // The console's language of the person: "en", "zh-CN", or ''
+           // until chosen (then the browser's).
+           "ALTER TABLE users ADD COLUMN console_lang TEXT NOT NULL DEFAULT ''",
+       }},
   };
   return kMigrations;
 }

@@ -321,9 +321,10 @@ std::optional<std::chrono::seconds> HttpClient::last_retry_after() const {
 
 Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   const std::string& url = request.url;
-  if (request.method != "GET" && request.method != "POST") {
-    return Fail(ErrorCode::kInternal,
-                fmt::format("{} {}: the HTTP client sends GET or POST only", request.method, url));
+  if (request.method != "GET" && request.method != "POST" && request.method != "DELETE") {
+    return Fail(ErrorCode::kInternal, fmt::format("{} {}: the HTTP client sends GET, POST or "
+                                                  "DELETE only",
+                                                  request.method, url));
   }
   if (auto ok = impl_->CheckUrl(request.method, url); !ok) return std::unexpected(ok.error());
   CURL* c = impl_->curl.get();
@@ -341,6 +342,7 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, CollectHeader);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
   File upload;
+  if (request.method == "DELETE") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
   if (request.method == "POST") {
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     if (!request.body_file.empty()) {

@@ -57,7 +57,7 @@ struct HttpClientOptions {
 };
 
 struct HttpRequest {
-  std::string method = "GET";  // "GET" or "POST"
+  std::string method = "GET";  // "GET", "POST" or "DELETE"
   std::string url;
   std::string bearer;                // sent as "Authorization: Bearer <bearer>" when not ""
   std::vector<std::string> headers;  // "Name: value"

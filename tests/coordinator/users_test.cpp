@@ -41,14 +41,14 @@ TEST(RoleTest, NamesRoundTripAndUnknownRolesAreListed) {
 }
 
 TEST(RoleTest, RequireRoleNamesTheRoleNeeded) {
-  const Principal viewer{"vic", Role::kViewer};
+  const Principal viewer{"vic", Role::kViewer, std::nullopt};
   const Role needed[] = {Role::kAdmin, Role::kReleaseManager};
   auto denied = RequireRole(viewer, needed, "uploading a package");
   ASSERT_FALSE(denied);
   EXPECT_EQ(denied.error().code(), ErrorCode::kPermissionDenied);
   EXPECT_EQ(denied.error().message(),
             "uploading a package needs role admin or release_manager; user vic has role viewer");
-  EXPECT_TRUE(RequireRole(Principal{"ann", Role::kAdmin}, needed, "x"));
+  EXPECT_TRUE(RequireRole(Principal{"ann", Role::kAdmin, std::nullopt}, needed, "x"));
 }
 
 TEST(UserNameTest, RulesAreExplained) {
