@@ -265,9 +265,33 @@ def scenario_rollout():
         b.click("#rollout-link")
         b.wait_css("#waves")
         # From here on nothing may reload the page: a marker on the window would go.
-        b.driver.execute_script("window.__stillTheSamePage = 'yes';")
+        # And how late the page shows wave 1's end: the time the API first says
+        # so (asked every 100 ms beside the page) against the time the page does.
+        b.driver.execute_script("""
+            window.__stillTheSamePage = 'yes';
+            window.__seen = {};
+            const id = arguments[0];
+            (async () => {
+              for (let i = 0; i < 1500 && !window.__seen.api; ++i) {
+                const s = await (await fetch(`/api/v1/releases/${id}/status`, {credentials: 'same-origin'})).json();
+                if (s.waves && s.waves[0] && s.waves[0].state === 'succeeded') window.__seen.api = performance.now();
+                else await new Promise((done) => setTimeout(done, 100));
+              }
+            })();
+            const look = () => {
+              const wave = document.querySelector("#waves [data-wave='1']");
+              if (!window.__seen.dom && wave && wave.dataset.state === 'succeeded') window.__seen.dom = performance.now();
+            };
+            new MutationObserver(look).observe(document.getElementById('main'), {subtree: true, childList: true});
+            look();
+            """, RELEASE)
         wave1 = "#waves [data-wave='1']"
         b.wait("wave 1 to finish, live", lambda: b.attr(wave1, "data-state") == "succeeded", 90)
+        seen = b.wait("both times", lambda: (lambda x: x if x.get("api") and x.get("dom") else None)(
+            b.driver.execute_script("return window.__seen;")))
+        late = seen["dom"] - seen["api"]
+        print(f"the page showed wave 1's end {late:.0f} ms after the API first said so")
+        check(late < 1500, f"the page showed wave 1's end {late:.0f} ms after the API did (more than a second)")
         b.wait("the control point", lambda: "control point" in b.text("#waiting"), 30)
         check("1" in b.text(f"{wave1} [data-count='succeeded']"), b.text(wave1))
         check(b.attr("#waves [data-wave='2']", "data-state") == "pending", b.text("#waves"))
@@ -307,6 +331,7 @@ def scenario_viewer():
         b.wait_css("#history")
         check(not b.all("#actions") and not b.all("button[data-action]"),
               f"a viewer sees no action buttons: {b.text('#actions')}")
+        b.click("button[data-doc='plan']")  # a download: the page stays, the console stays clean
         b.page("viewer-release")
         b.allowed.append(f"/api/v1/releases/{RELEASE}/approve - Failed to load resource: the server responded with a status of 403")
         status = b.fetch("POST", f"/api/v1/releases/{RELEASE}/approve", body='{"comment":"forged"}')
@@ -344,6 +369,7 @@ def scenario_viewer():
         b.page("viewer-audit")
         b.go("/records")
         b.wait_css("#kpis")
+        check(b.all("#report-exports button[data-format='html']"), b.text("main"))
         b.page("records")
         b.go("/releases")
         b.wait("the list", lambda: RELEASE in release_rows(b))

@@ -45,7 +45,7 @@ export function hostPage(main, ctx, name) {
         h('section', {class: 'card'}, h('h2', {}, t('inventory')), h('dl', {class: 'facts'},
           [[t('labels'), labels(x.labels)], [t('last_seen'), when(x.last_seen)], [t('enrolled'), when(x.enrolled)],
             [t('agent_version'), x.agent_version || '—'],
-            ...Object.entries(inv).filter(([, v]) => typeof v !== 'object').map(([k, v]) => [k, String(v)])]
+            ...Object.entries(inv).filter(([k, v]) => typeof v !== 'object' && k !== 'agent_version').map(([k, v]) => [k, String(v)])]
             .map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))),
         h('section', {class: 'card'}, h('h2', {}, t('apps')), table([
           {label: t('name'), cell: (a) => a.name},
@@ -58,7 +58,7 @@ export function hostPage(main, ctx, name) {
         {label: t('package'), cell: (u) => u.package || ''},
         {label: t('from_version'), cell: (u) => u.from || u.from_version || '—'},
         {label: t('to_version'), cell: (u) => u.to || u.to_version || '—'},
-        {label: t('kind'), cell: (u) => u.kind || ''},
+        {label: t('kind'), cell: (u) => tv('record_kind', u.kind)},
         {label: t('result'), cell: (u) => tv('result', u.result)},
       ], x.upgrades || [], {id: 'upgrades', empty: t('none')})));
   }).catch((e) => replace(main, ctx.errorBox(e)));

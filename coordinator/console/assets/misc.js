@@ -152,9 +152,20 @@ export function recordsPage(main, ctx) {
   replace(main, h('h1', {}, t('records.title')),
     h('form', {class: 'filters', onsubmit: (e) => { e.preventDefault(); location.hash = `#/records?month=${input.value}`; }},
       h('label', {}, t('month'), input), h('button', {class: 'btn', type: 'submit'}, t('show'))), out);
+  async function download(format) {
+    const body = await get(`/api/v1/reports${q({month, format, lang: lang()})}`);
+    const types = {csv: 'text/csv', md: 'text/markdown', html: 'text/html'};
+    const a = h('a', {href: URL.createObjectURL(new Blob([body.content], {type: types[format]})),
+      download: `fabu-report-${month}.${format}`});
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  }
   get(`/api/v1/reports${q({month})}`).then((r) => {
     const ratio = (x) => (x ? x.text : '—');
     replace(out,
+      h('div', {class: 'exports', id: 'report-exports'}, t('export'), ['html', 'md', 'csv'].map((f) =>
+        h('button', {class: 'btn small', dataset: {format: f}, onclick: () => download(f).catch((e) => replace(out, ctx.errorBox(e)))}, f))),
       h('section', {class: 'card', id: 'kpis'}, h('h2', {}, t('kpi')), h('dl', {class: 'facts'},
         [[t('closed'), String(r.closed)], [t('success_ratio'), ratio(r.success_ratio)],
           [t('timeliness_ratio'), ratio(r.timeliness_ratio)], [t('rollbacks'), String(r.rollbacks)],

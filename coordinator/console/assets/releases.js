@@ -158,7 +158,7 @@ export function releasePage(main, ctx, id) {
           r.close_code ? [t('close_code'), tv('close_code', r.close_code)] : null,
           r.test_waived_ever ? [t('acceptance'), h('strong', {class: 'warn'}, t('test_waived_flag'))] : null,
           [t('export'), h('span', {class: 'exports'}, docs.map((d) =>
-            h('button', {class: 'btn small', dataset: {doc: d}, onclick: () => exportDoc(r, d).catch((e) => alert(e.message))}, d)))],
+            h('button', {class: 'btn small', dataset: {doc: d}, onclick: () => exportDoc(r, d).catch((e) => main.prepend(ctx.errorBox(e)))}, d)))],
         ])),
         section(t('golive'), 'golive', g ? dl([
           [t('window'), g.window ? `${when(g.window.start)} – ${when(g.window.end)}` : t('not_set')],
@@ -190,7 +190,9 @@ export function releasePage(main, ctx, id) {
         r.acceptance ? dl([[t('accepted_by'), `${r.acceptance.by} ${when(r.acceptance.at)}`],
           r.acceptance.comment ? [t('comment'), r.acceptance.comment] : null,
           r.acceptance.test_waived ? [t('waive_reason'), r.acceptance.waive_reason] : null]) : null),
-      section(t('timeline'), 'timeline', table([
+      section(t('timeline'), 'timeline',
+        h('p', {}, h('a', {href: `#/audit?release=${enc(r.id)}`, id: 'audit-link'}, t('audit.title'))),
+        table([
         {label: t('at'), cell: (e) => when(e.at)},
         {label: t('action'), cell: (e) => t(`action.${e.action}`)},
         {label: t('actor'), cell: (e) => e.actor},
