@@ -122,9 +122,13 @@ export function releasePage(main, ctx, id) {
   let alive = true;
   replace(main, h('p', {class: 'muted'}, t('loading')));
   async function load() {
-    let r; let status = null;
+    let r; let status = null; let testHosts = [];
     try {
       r = await get(`/api/v1/releases/${enc(id)}`);
+      if (!['draft', 'in_review'].includes(r.state)) {
+        const deployed = await get(`/api/v1/releases/${enc(id)}/hosts`);
+        testHosts = (deployed.hosts || []).filter((x) => x.environment === 'test');
+      }
       if (['deploying', 'paused', 'failed'].includes(r.state)) {
         status = await get(`/api/v1/releases/${enc(id)}/status`);
       }
@@ -133,9 +137,9 @@ export function releasePage(main, ctx, id) {
       return;
     }
     if (!alive) return;
-    draw(r, status);
+    draw(r, status, testHosts);
   }
-  function draw(r, status) {
+  function draw(r, status, testHosts) {
     const p = r.plan || {};
     const g = p.golive;
     const hasRollout = !['draft', 'in_review', 'approved', 'testing', 'accepted', 'scheduled', 'cancelled'].includes(r.state);
@@ -180,6 +184,13 @@ export function releasePage(main, ctx, id) {
         {label: t('comment'), cell: (d) => d.comment || ''},
       ], reviewRows(r), {empty: t('none')})),
       section(t('tests'), 'tests',
+        testHosts.length ? [h('h3', {}, t('test_deployment')), table([
+          {label: t('host'), cell: (x) => x.host},
+          {label: t('started'), cell: (x) => when(x.created)},
+          {label: t('step'), cell: (x) => x.step},
+          {label: t('result'), cell: (x) => x.result ? h('span', {class: `result ${x.result}`}, tv('result', x.result)) : '—'},
+          {label: t('message'), class: 'wide', cell: (x) => [x.message || '', x.output ? h('pre', {class: 'out'}, x.output) : null]},
+        ], testHosts, {id: 'test-hosts'}), h('h3', {}, t('tests'))] : null,
         table([
           {label: t('result'), cell: (x) => tv('test_result', x.result)},
           {label: t('author'), cell: (x) => x.author},
