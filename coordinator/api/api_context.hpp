@@ -39,6 +39,11 @@ struct ApiContext {
 protocol::UnixSeconds Now(const ApiContext& api);
 // The same to the millisecond: what a release's history records.
 release::Instant NowInstant(const ApiContext& api);
+// Query parameter `name` as an integer from `min` to `max`; `fallback` when
+// absent; kInvalidArgument naming the parameter, its range and the text
+// otherwise.
+Result<std::int64_t> QueryNumber(const RequestContext& ctx, std::string_view name,
+                                 std::int64_t fallback, std::int64_t min, std::int64_t max);
 // How release plans are read here (the configured categories).
 release::PlanParseOptions PlanOptions(const ApiContext& api);
 // The authenticated user as the release workflow knows people.

@@ -6,23 +6,7 @@
 #include "coordinator/api/api_context.hpp"
 
 namespace fabu::coordinator {
-namespace {
-
-Result<std::int64_t> QueryNumber(const RequestContext& ctx, std::string_view name,
-                                 std::int64_t fallback, std::int64_t max) {
-  auto text = ctx.Query(name);
-  if (!text) return fallback;
-  std::int64_t value = 0;
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc() || end != text->data() + text->size() || value < 0 || value > max) {
-    return Fail(
-        ErrorCode::kInvalidArgument,
-        fmt::format("query parameter {}: expected a number 0-{}, got \"{}\"", name, max, *text));
-  }
-  return value;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void RegisterAuditRoutes(Router& router, const ApiContext& api) {
   Store& store = api.store;
@@ -41,9 +25,9 @@ void RegisterAuditRoutes(Router& router, const ApiContext& api) {
         }
         AuditFilter filter;
         filter.release_id = ctx.Query("release");
-        auto after = QueryNumber(ctx, "after", 0, INT64_MAX);
+        auto after = QueryNumber(ctx, "after", 0, 0, INT64_MAX);
         if (!after) return std::unexpected(after.error());
-        auto limit = QueryNumber(ctx, "limit", 1000, 10000);
+        auto limit = QueryNumber(ctx, "limit", 1000, 1, 10000);
         if (!limit) return std::unexpected(limit.error());
         filter.after_seq = *after;
         filter.limit = *limit;

@@ -17,17 +17,6 @@ namespace {
 using nlohmann::json;
 namespace rel = release;
 
-Result<std::int64_t> LimitOf(const RequestContext& ctx) {
-  auto text = ctx.Query("limit");
-  if (!text) return 1000;
-  std::int64_t value = 0;
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc() || end != text->data() + text->size() || value < 1 || value > 10000) {
-    return Fail(ErrorCode::kInvalidArgument, "limit: must be a number 1-10000");
-  }
-  return value;
-}
-
 json RecordsJson(const std::vector<UpgradeRecord>& records) {
   json items = json::array();
   for (const UpgradeRecord& r : records) items.push_back(r.ToJson());
@@ -72,7 +61,7 @@ void RegisterCmdbRoutes(Router& router, const ApiContext& api) {
                filter.host = ctx.Query("host");
                filter.package = ctx.Query("package");
                filter.release_id = ctx.Query("release");
-               auto limit = LimitOf(ctx);
+               auto limit = QueryNumber(ctx, "limit", 1000, 1, 10000);
                if (!limit) return std::unexpected(limit.error());
                filter.limit = *limit;
                auto records = api.store.Read([&](soci::session& sql) -> Result<json> {
@@ -95,7 +84,7 @@ void RegisterCmdbRoutes(Router& router, const ApiContext& api) {
                                          "waived",
                                          *filter.state));
                }
-               auto limit = LimitOf(ctx);
+               auto limit = QueryNumber(ctx, "limit", 1000, 1, 10000);
                if (!limit) return std::unexpected(limit.error());
                filter.limit = *limit;
                auto listed = api.store.Read([&](soci::session& sql) -> Result<json> {

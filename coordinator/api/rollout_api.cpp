@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <limits>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/cmdb/cmdb.hpp"
@@ -24,6 +25,9 @@ namespace {
 
 using nlohmann::json;
 namespace rel = release;
+
+// The longest a long poll of a release's status waits.
+constexpr std::int64_t kMaxStatusWaitSeconds = 30;
 
 using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor&, rel::Instant,
                                            std::size_t);
@@ -333,17 +337,37 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
         return Response::Ok(rel::ReleaseToJson(*closed));
       });
 
-  router.Add(Method::kGet, "/api/v1/releases/{id}/status", RouteOptions::AnyUser(),
-             [api](RequestContext& ctx) -> Result<Response> {
-               const std::string id = ctx.path_params.at("id");
-               auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
-                 auto r = LoadRelease(sql, id, PlanOptions(api));
-                 if (!r) return std::unexpected(r.error());
-                 return RolloutStatus(sql, *r, Now(api));
-               });
-               if (!status) return std::unexpected(status.error());
-               return Response::Ok(*status);
-             });
+  // With ?wait=S&revision=N, a long poll: answered at once when the
+  // release's status changed since the answer that said revision N, else
+  // when it changes (a deployment made, a step stored, a deployment ended, a
+  // transition: WakeupHub::ReleaseKey), at most S (<= 30) seconds later. The
+  // revision counts changes since this coordinator started, so after a
+  // restart the first poll answers at once.
+  router.Add(
+      Method::kGet, "/api/v1/releases/{id}/status", RouteOptions::AnyUser(),
+      [api](RequestContext& ctx) -> Result<Response> {
+        const std::string id = ctx.path_params.at("id");
+        auto wait = QueryNumber(ctx, "wait", 0, 0, kMaxStatusWaitSeconds);
+        if (!wait) return std::unexpected(wait.error());
+        auto seen = QueryNumber(ctx, "revision", 0, 0, std::numeric_limits<std::int64_t>::max());
+        if (!seen) return std::unexpected(seen.error());
+        const std::string key = WakeupHub::ReleaseKey(id);
+        // Read before looking at the store: a change after this wakes us.
+        const std::uint64_t revision = api.wakeups.Generation(key);
+        auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
+          auto r = LoadRelease(sql, id, PlanOptions(api));
+          if (!r) return std::unexpected(r.error());
+          return RolloutStatus(sql, *r, Now(api));
+        });
+        if (!status) return std::unexpected(status.error());
+        (*status)["revision"] = revision;
+        const bool unchanged =
+            ctx.Query("revision") && static_cast<std::uint64_t>(*seen) == revision;
+        if (*wait == 0 || !unchanged) return Response::Ok(std::move(*status));
+        const auto until =
+            ctx.wait_until.value_or(std::chrono::steady_clock::now() + std::chrono::seconds(*wait));
+        return Response::Wait(key, revision, until, std::move(*status));
+      });
 
   router.Add(Method::kGet, "/api/v1/freezes", RouteOptions::AnyUser(),
              [api](RequestContext& ctx) -> Result<Response> {

@@ -1,3 +1,6 @@
+#include <fmt/format.h>
+
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -10,6 +13,20 @@
 namespace fabu::coordinator {
 
 protocol::UnixSeconds Now(const ApiContext& api) { return api.store.clock().Seconds(); }
+
+Result<std::int64_t> QueryNumber(const RequestContext& ctx, std::string_view name,
+                                 std::int64_t fallback, std::int64_t min, std::int64_t max) {
+  auto text = ctx.Query(name);
+  if (!text) return fallback;
+  std::int64_t value = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || end != text->data() + text->size() || value < min || value > max) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("query parameter {}: expected a number {}-{}, got \"{}\"", name, min,
+                            max, *text));
+  }
+  return value;
+}
 
 release::Instant NowInstant(const ApiContext& api) {
   using namespace std::chrono;

@@ -20,6 +20,8 @@ std::string WakeupHub::HostKey(std::string_view host) {
   return std::string(kHostPrefix) + std::string(host);
 }
 
+std::string WakeupHub::ReleaseKey(std::string_view id) { return "release:" + std::string(id); }
+
 std::uint64_t WakeupHub::Generation(const std::string& key) const {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);

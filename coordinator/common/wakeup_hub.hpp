@@ -52,6 +52,10 @@ class WakeupHub {
 
   // The key under which a host's long poll waits for an assignment.
   static std::string HostKey(std::string_view host);
+  // The key notified when release `id`'s rollout status changes (a
+  // deployment made, a step stored, a deployment ended, a transition): the
+  // console's long poll of the status waits under it.
+  static std::string ReleaseKey(std::string_view id);
   // The key under which the coordinator's sweep waits for its next run: a
   // notify runs it at once (a wave with parts left to assign).
   static constexpr std::string_view kSweepKey = "sweep";

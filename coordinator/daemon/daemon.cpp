@@ -227,9 +227,11 @@ Result<void> Serve(const ServeOptions& options) {
   TightenDataDir(data);
   // The daemon's one clock: the store, the API and the sweep read it.
   const SystemClock clock;
+  // Before the store, so it outlives every write that notifies it.
+  WakeupHub wakeups;
   auto store = Store::Open(data.store(), clock);
   if (!store) return std::unexpected(store.error());
-  SubscribeListeners((*store)->events());
+  SubscribeListeners((*store)->events(), &wakeups);
   spdlog::info("store {} at schema version {}", data.store().string(), (*store)->schema_version());
 
   // Webhook secrets are kept sealed; an older coordinator kept them in clear.
@@ -289,7 +291,6 @@ Result<void> Serve(const ServeOptions& options) {
       RetryPolicy{config->cmdb.retry_initial, config->cmdb.retry_max, config->cmdb.notice_give_up});
 
   Router router;
-  WakeupHub wakeups;
   CredentialCache agent_credentials;
   EnrollRefusals enroll_refusals;
   CoordinatorMetrics metrics(options.version, options.commit);

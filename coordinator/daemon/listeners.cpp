@@ -7,11 +7,26 @@
 
 namespace fabu::coordinator {
 
-void SubscribeListeners(EventBus& events) {
+namespace {
+
+void NotifyAfterCommit(Transaction& tx, WakeupHub& wakeups, std::string_view release_id) {
+  tx.AfterCommit([&wakeups, key = WakeupHub::ReleaseKey(release_id)] { wakeups.Notify(key); });
+}
+
+}  // namespace
+
+void SubscribeListeners(EventBus& events, WakeupHub* wakeups) {
   events.Subscribe<ReleaseChanged>(
       [](Transaction& tx, const ReleaseChanged& e) { EnqueueNotices(tx, e.before, e.after); });
   events.Subscribe<DeploymentEnded>([](Transaction& tx, const DeploymentEnded& e) {
     RecordDeploymentEnd(tx, e.deployment, e.result, e.now);
+  });
+  if (wakeups == nullptr) return;
+  events.Subscribe<ReleaseChanged>([wakeups](Transaction& tx, const ReleaseChanged& e) {
+    NotifyAfterCommit(tx, *wakeups, e.after.id);
+  });
+  events.Subscribe<ReleaseProgressed>([wakeups](Transaction& tx, const ReleaseProgressed& e) {
+    NotifyAfterCommit(tx, *wakeups, e.release_id);
   });
 }
 

@@ -4,14 +4,20 @@
 //   - ReleaseChanged (store/release_records.hpp) -> the notices of the
 //     transition (notify/notices.hpp);
 //   - DeploymentEnded (deploy/deployments.hpp) -> the upgrade record and its
-//     outbox messages (cmdb/cmdb.hpp).
+//     outbox messages (cmdb/cmdb.hpp);
+//   - ReleaseProgressed (deploy/deployments.hpp) and ReleaseChanged -> once
+//     committed, `wakeups` is notified under the release's key
+//     (WakeupHub::ReleaseKey), so a long poll of its status answers.
 #pragma once
 
+#include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/store/store.hpp"
 
 namespace fabu::coordinator {
 
-// Subscribes every listener above; call once, before the store's first write.
-void SubscribeListeners(EventBus& events);
+// Subscribes every listener above; call once, before the store's first
+// write. `wakeups` (may be null: nobody follows releases live) outlives the
+// store's writes.
+void SubscribeListeners(EventBus& events, WakeupHub* wakeups = nullptr);
 
 }  // namespace fabu::coordinator

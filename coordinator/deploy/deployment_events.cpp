@@ -137,6 +137,10 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     }
   }
 
+  std::set<std::string> progressed;
+  for (const auto& [id, count] : stored) progressed.insert(deployments.at(id).release_id);
+  for (const std::string& release_id : progressed) tx.Raise(ReleaseProgressed{release_id});
+
   protocol::EventAck ack;
   std::set<std::string> rollouts_to_check;
   for (auto& [id, d] : deployments) {

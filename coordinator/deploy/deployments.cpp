@@ -198,6 +198,7 @@ void FinishDeployment(Transaction& tx, const DeploymentRecord& d, DeploymentResu
   // Its listeners (the CMDB's upgrade record and outbox messages) commit
   // with its end.
   tx.Raise(DeploymentEnded{d, result, now});
+  tx.Raise(ReleaseProgressed{d.release_id});
 }
 
 std::optional<DeploymentResult> FinalResultOf(Step step, std::optional<Step> failed_step) {
@@ -379,6 +380,7 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
     facts.Made(d.host);
     made.push_back(std::move(d));
   }
+  if (!made.empty()) tx.Raise(ReleaseProgressed{release.id});
   return made;
 }
 

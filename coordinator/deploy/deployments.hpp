@@ -160,6 +160,15 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
 
 // Raised (Transaction::Raise) when a deployment became final with `result`;
 // the CMDB listens (its upgrade record, docs/architecture.md).
+// What a release's rollout status shows changed in this transaction: its
+// deployments were made, one of them stored a host's step, or one ended.
+// Raised for whoever follows a release live (the console's long poll of its
+// status, api/rollout_api.cpp); at most once per release and transaction
+// where that is cheap to keep.
+struct ReleaseProgressed {
+  const std::string& release_id;
+};
+
 struct DeploymentEnded {
   const DeploymentRecord& deployment;
   DeploymentResult result;

@@ -6,10 +6,13 @@
 
 #include <chrono>
 #include <ctime>
+#include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/support/agent_events.hpp"
+#include "tests/support/agent_http.hpp"
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/people_fixture.hpp"
 #include "tests/support/plan_template_fill.hpp"
@@ -614,6 +617,57 @@ TEST_F(ReleaseFlowTest, AnEmailSubscriptionNeedsAnSmtpServer) {
   auto list = As(viewer_, {"notify", "list", "--json"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
   EXPECT_TRUE(json::parse(list.out)["subscriptions"].empty()) << list.out;
+}
+
+}  // namespace
+}  // namespace fabu::testing
+
+namespace fabu::testing {
+namespace {
+
+// A long poll of a release's status (the web console's live view): it
+// answers when a host reports a step, not at its deadline, with a new
+// revision; without a change it answers at its deadline with the same one.
+TEST_F(ReleaseFlowTest, AStatusLongPollAnswersWhenAHostReportsAStep) {
+  const std::string id = Approved(Plan());
+  ASSERT_EQ(As(rm_, {"release", "test", id}).exit_code, 0);
+  fabu::testing::AgentHttpClient person(daemon_->url(), daemon_->ca());
+  const std::string path = "/api/v1/releases/" + id + "/status";
+  auto first = person.Request("GET", path, viewer_);
+  ASSERT_EQ(first.status, 200) << first.body;
+  const auto revision = first.Json()["revision"].get<std::uint64_t>();
+
+  const auto quiet_start = std::chrono::steady_clock::now();
+  auto quiet =
+      person.Request("GET", path + "?wait=1&revision=" + std::to_string(revision), viewer_);
+  ASSERT_EQ(quiet.status, 200) << quiet.body;
+  EXPECT_EQ(quiet.Json()["revision"], revision);
+  EXPECT_GE(std::chrono::steady_clock::now() - quiet_start, std::chrono::milliseconds(900));
+
+  auto poll = std::async(std::launch::async, [&] {
+    fabu::testing::AgentHttpClient watcher(daemon_->url(), daemon_->ca());
+    const auto start = std::chrono::steady_clock::now();
+    auto reply =
+        watcher.Request("GET", path + "?wait=25&revision=" + std::to_string(revision), viewer_);
+    return std::make_pair(reply, std::chrono::steady_clock::now() - start);
+  });
+  // Time for the poll to be waiting; were it late, it would answer at once,
+  // which this test also accepts.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto [got, assignment] = AgentHttp("GET", "/api/v1/agent/assignment?wait=5", qa_, "");
+  ASSERT_EQ(got, 200) << assignment;
+  const json job = json::parse(assignment)["assignment"];
+  ASSERT_TRUE(job.is_object()) << assignment;
+  auto [posted, ack] =
+      AgentHttp("POST", "/api/v1/agent/events", qa_, fabu::testing::SucceededEvents(job).dump());
+  ASSERT_EQ(posted, 200) << ack;
+
+  ASSERT_EQ(poll.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto [reply, took] = poll.get();
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_GT(reply.Json()["revision"].get<std::uint64_t>(), revision) << reply.body;
+  EXPECT_LT(took, std::chrono::seconds(20)) << "answered at its deadline, not at the change";
+  EXPECT_EQ(person.Request("GET", path + "?wait=31", viewer_).status, 400);
 }
 
 }  // namespace
