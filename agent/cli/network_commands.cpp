@@ -295,7 +295,22 @@ void RegisterNetworkCommands(CLI::App& app, int& exit_code) {
     auto data = std::make_shared<std::string>();
     auto* run = app.add_subcommand("run", "Run the agent: poll the coordinator and deploy");
     run->add_option("--data", *data, "Agent data directory (enrolled)")->required();
-    run->callback([data, &exit_code] { exit_code = Run(*data); });
+    auto log_format = std::make_shared<std::string>();
+    run->add_option("--log-format", *log_format,
+                    "text, json (lines on stderr) or journal (systemd; the default when stderr "
+                    "is the journal)");
+    run->callback([data, log_format, &exit_code] {
+      if (!log_format->empty()) {
+        auto format = platform::log::ParseFormat(*log_format);
+        if (!format) {
+          std::cerr << "fabu-agent run: " << format.error().message() << "\n";
+          exit_code = 2;
+          return;
+        }
+        log::SetFormat(*format);
+      }
+      exit_code = Run(*data);
+    });
   }
 }
 

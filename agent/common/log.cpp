@@ -9,23 +9,43 @@
 #include <string>
 
 #include "agent/common/utf8.hpp"
+#include "platform/log/log.hpp"
 
 namespace fabu::agent::log {
 
 namespace {
 
 struct Settings {
-  bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
+  // Set once by SetFormat before the agent's threads start.
+  platform::log::Format format = platform::log::DefaultFormat();
   bool debug = [] {
     const char* level = std::getenv("FABU_AGENT_LOG");
     return level != nullptr && std::string_view(level) == "debug";
   }();
 };
 
-const Settings& GetSettings() {
-  static const Settings settings;
+Settings& MutableSettings() {
+  static Settings settings;
   return settings;
 }
+
+const Settings& GetSettings() { return MutableSettings(); }
+
+platform::log::Level Structured(Level level) {
+  switch (level) {
+    case Level::kDebug:
+      return platform::log::Level::kDebug;
+    case Level::kInfo:
+      return platform::log::Level::kInfo;
+    case Level::kWarning:
+      return platform::log::Level::kWarning;
+    case Level::kError:
+      return platform::log::Level::kError;
+  }
+  return platform::log::Level::kInfo;
+}
+
+constexpr std::string_view kIdentifier = "fabu-agent";
 
 std::string_view Name(Level level) {
   switch (level) {
@@ -77,11 +97,27 @@ std::string Printable(std::string_view message) {
 
 bool Enabled(Level level) { return level != Level::kDebug || GetSettings().debug; }
 
+void SetFormat(platform::log::Format format) { MutableSettings().format = format; }
+
 void Write(Level level, std::string_view message) {
   if (!Enabled(level)) return;
+  using platform::log::Format;
+  const platform::log::Fields& fields = platform::log::Current();
+  const Format format = GetSettings().format;
+  if (format == Format::kJournal &&
+      platform::log::SendToJournal(platform::log::JournalFields(
+          kIdentifier, Structured(level), ValidUtf8(std::string(message)), fields))) {
+    return;
+  }
   std::string line;
-  if (GetSettings().journal) {
-    line = fmt::format("<{}>{}\n", Priority(level), Printable(message));
+  if (format == Format::kJournal) {
+    // The journal refused the entry: its stream still reads a "<N>" prefix.
+    line = fmt::format("<{}>{}{}\n", Priority(level), Printable(message),
+                       Printable(platform::log::TextSuffix(fields)));
+  } else if (format == Format::kJson) {
+    line = platform::log::JsonLine(platform::log::NowUtc(), kIdentifier, Structured(level),
+                                   ValidUtf8(std::string(message)), fields) +
+           "\n";
   } else {
     timeval now{};
     ::gettimeofday(&now, nullptr);
@@ -89,8 +125,9 @@ void Write(Level level, std::string_view message) {
     ::localtime_r(&now.tv_sec, &local);
     char stamp[32];
     const std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &local);
-    line = fmt::format("{}.{:03} {}: {}\n", std::string_view(stamp, n), now.tv_usec / 1000,
-                       Name(level), Printable(message));
+    line =
+        fmt::format("{}.{:03} {}: {}{}\n", std::string_view(stamp, n), now.tv_usec / 1000,
+                    Name(level), Printable(message), Printable(platform::log::TextSuffix(fields)));
   }
   // One write per line, so lines of concurrent threads never interleave.
   std::string_view rest = line;

@@ -1,9 +1,17 @@
-// The agent's log: one line per message on stderr, formatted with fmt.
+// The agent's log: one entry per message, formatted with fmt, in the format
+// of platform/log/log.hpp:
 //
-// Lines read "2026-11-25 14:03:07.123 warning: text" on a terminal or in a
-// file; under systemd (JOURNAL_STREAM set, stderr going to the journal) they
-// carry the journal's "<N>" priority prefix instead of a time the journal
-// records anyway. `debug` lines appear only with FABU_AGENT_LOG=debug.
+// - text: lines read "2026-11-25 14:03:07.123 warning: text host=web-1
+//   release=R-7 deployment=D-12" on a terminal or in a file;
+// - json: one JSON object a line on stderr;
+// - journal (the default when stderr is the journal's stream, and what the
+//   systemd unit asks for): journal entries with PRIORITY and FABU_HOST,
+//   FABU_RELEASE, FABU_DEPLOYMENT (sd_journal_sendv), or "<N>"-prefixed
+//   lines on stderr should the journal refuse one.
+//
+// The fields are those of the thread's platform::log::Scope: the runner
+// opens one for the host and one per assignment. `debug` lines appear only
+// with FABU_AGENT_LOG=debug.
 //
 // A deliberately small replacement for spdlog in the agent, which runs on
 // every customer host: the shared library and its pages of code cost about
@@ -16,9 +24,14 @@
 #include <string_view>
 #include <utility>
 
+#include "platform/log/log.hpp"
+
 namespace fabu::agent::log {
 
 enum class Level { kDebug, kInfo, kWarning, kError };
+
+// Chooses the format (`fabu-agent run --log-format`); before other threads start.
+void SetFormat(platform::log::Format format);
 
 bool Enabled(Level level);
 void Write(Level level, std::string_view message);

@@ -263,6 +263,8 @@ struct AgentRunner::State {
   // now (coordinator away, stopping); the next poll resumes it. An error is
   // fatal for the agent (journal, credential).
   Result<Next> Execute(const Assignment& a) {
+    const platform::log::Scope scope(
+        platform::log::Fields().Release(a.release).Deployment(a.deployment));
     log::Info("assignment {}: {} {} {} (release {})", a.deployment, DeploymentKindName(a.kind),
               a.app, a.version, a.release);
     // Names from the network are checked before any touches a path or a
@@ -468,6 +470,7 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
     }
   }
   if (trust.empty()) {
+    const platform::log::Scope scope(platform::log::Fields().Host(config->name));
     log::Warn("agent.json: trusted_keys is empty: every package will be refused at verify");
   }
   platform::HttpClientOptions settings;  // never a proxy, CA pinned
@@ -505,6 +508,7 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
 
 Result<void> AgentRunner::Run() {
   State& s = *state_;
+  const platform::log::Scope scope(platform::log::Fields().Host(s.config.name));
   log::Info("fabu-agent {} as {} for {} (apps in {})", BuildVersion(), s.config.name,
             s.config.server, s.config.apps_root);
   auto recovered = s.deployer->Recover();

@@ -25,12 +25,13 @@ struct ApiContext {
   Store& store;
   DataDir data;
   const CoordinatorConfig& config;
-  WakeupHub& wakeups;                     // notified when an assignment is made
-  CredentialCache& agent_credentials;     // forgotten when a host is removed
-  const SecretBox& secrets;               // seals secrets stored in the store
-  EnrollRefusals& enroll_refusals;        // per address: what of them is audited
-  CoordinatorMetrics* metrics = nullptr;  // GET /metrics; none when null
-  SignInThrottle* sign_ins = nullptr;     // console sign-ins; unthrottled when null
+  WakeupHub& wakeups;                       // notified when an assignment is made
+  CredentialCache& agent_credentials;       // forgotten when a host is removed
+  const SecretBox& secrets;                 // seals secrets stored in the store
+  EnrollRefusals& enroll_refusals;          // per address: what of them is audited
+  CoordinatorMetrics* metrics = nullptr;    // GET /metrics; none when null
+  SignInThrottle* sign_ins = nullptr;       // console sign-ins; unthrottled when null
+  const ServerLoad* server_load = nullptr;  // the server's figures for /metrics; may be null
 };
 
 // What every area of the API needs alike.

@@ -28,6 +28,10 @@ namespace rel = release;
 
 // The longest a long poll of a release's status waits.
 constexpr std::int64_t kMaxStatusWaitSeconds = 30;
+// The most hosts one page of a status lists (host_limit), and the furthest
+// page (host_offset).
+constexpr std::int64_t kMaxHostLimit = 1'000'000;
+constexpr std::int64_t kMaxHostOffset = 100'000'000;
 
 using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor&, rel::Instant,
                                            std::size_t);
@@ -351,13 +355,22 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
         if (!wait) return std::unexpected(wait.error());
         auto seen = QueryNumber(ctx, "revision", 0, 0, std::numeric_limits<std::int64_t>::max());
         if (!seen) return std::unexpected(seen.error());
+        StatusHostPage page;
+        page.filter = ctx.Query("hosts").value_or("");
+        if (auto ok = CheckStatusFilter(page.filter); !ok) return std::unexpected(ok.error());
+        auto offset = QueryNumber(ctx, "host_offset", 0, 0, kMaxHostOffset);
+        if (!offset) return std::unexpected(offset.error());
+        auto limit = QueryNumber(ctx, "host_limit", 0, 0, kMaxHostLimit);
+        if (!limit) return std::unexpected(limit.error());
+        page.offset = static_cast<std::size_t>(*offset);
+        if (ctx.Query("host_limit")) page.limit = static_cast<std::size_t>(*limit);
         const std::string key = WakeupHub::ReleaseKey(id);
         // Read before looking at the store: a change after this wakes us.
         const std::uint64_t revision = api.wakeups.Generation(key);
         auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
           auto r = LoadRelease(sql, id, PlanOptions(api));
           if (!r) return std::unexpected(r.error());
-          return RolloutStatus(sql, *r, Now(api));
+          return RolloutStatus(sql, *r, Now(api), page);
         });
         if (!status) return std::unexpected(status.error());
         (*status)["revision"] = revision;

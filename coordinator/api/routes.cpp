@@ -79,8 +79,9 @@ void RegisterMetricsRoutes(Router& router, const ApiContext& api) {
                auto figures =
                    api.store.Read([now](soci::session& sql) { return ReadStoreFigures(sql, now); });
                if (!figures) return std::unexpected(figures.error());
-               return Response::Document(std::make_shared<const std::string>(api.metrics->Expose(
-                                             *figures, api.wakeups.waiting(), api.wakeups.held())),
+               auto text = std::make_shared<const std::string>(api.metrics->Expose(
+                   *figures, api.wakeups.waiting(), api.wakeups.held(), api.server_load));
+               return Response::Document(std::move(text),
                                          "text/plain; version=0.0.4; charset=utf-8");
              });
 }

@@ -295,8 +295,9 @@ Result<void> Serve(const ServeOptions& options) {
   EnrollRefusals enroll_refusals;
   CoordinatorMetrics metrics(options.version, options.commit);
   SignInThrottle sign_ins;
+  ServerLoad server_load;
   RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials, *secrets,
-                                       enroll_refusals, &metrics, &sign_ins});
+                                       enroll_refusals, &metrics, &sign_ins, &server_load});
 
   ServerSettings settings;
   settings.host = address->host;
@@ -321,6 +322,7 @@ Result<void> Serve(const ServeOptions& options) {
   settings.hold_limit = config->wave_hold;
   settings.agent_traffic = IsAgentTraffic;
   settings.hold_next = HoldNextRequest;
+  settings.load = &server_load;
   settings.observe = [&metrics](const RequestContext& ctx, int status,
                                 std::chrono::steady_clock::duration took) {
     metrics.ObserveRequest(ctx.route, MethodName(ctx.method), status,

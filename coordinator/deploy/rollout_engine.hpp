@@ -23,6 +23,7 @@
 // each of its transitions is audited like a person's.
 #pragma once
 
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -108,12 +109,28 @@ struct HostNotInRelease {
 std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql,
                                                 const release::Release& release);
 
+// Which of a rollout's hosts RolloutStatus lists: those in `filter`, from
+// the `offset`-th, at most `limit` (the waves count them all whatever the
+// page, so a page of a 20,000-host release still shows every wave's figures).
+struct StatusHostPage {
+  // "" every host; "pending" (nothing assigned yet), "active" (assigned, not
+  // final, or rolling back), "succeeded" (installed and kept), "failed"
+  // (failed, timed out, removed, or rolled back).
+  std::string filter;
+  std::size_t offset = 0;
+  std::size_t limit = std::numeric_limits<std::size_t>::max();
+};
+// kInvalidArgument naming the filter unless it is one of the above.
+Result<void> CheckStatusFilter(std::string_view filter);
+
 // Where the rollout stands: waves (size, threshold, state, counts), hosts
-// (wave, step, result, message) and why it waits, if it does; and
-// "not_in_release": the enrolled hosts that match the release's production
-// targets now but were not among them when it started (enrolled since, or
-// matching since), each with why, so that nobody believes they are covered.
+// (wave, step, result, message; the `page` of them, with "hosts_total" and
+// "hosts_matching" counting all and those of the filter) and why it waits,
+// if it does; and "not_in_release": the enrolled hosts that match the
+// release's production targets now but were not among them when it started
+// (enrolled since, or matching since), each with why, so that nobody
+// believes they are covered.
 Result<nlohmann::json> RolloutStatus(soci::session& sql, const release::Release& release,
-                                     UnixSeconds now);
+                                     UnixSeconds now, const StatusHostPage& page = {});
 
 }  // namespace fabu::coordinator

@@ -34,7 +34,30 @@ std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::R
   return out;
 }
 
-Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, UnixSeconds now) {
+namespace {
+
+// The filter of StatusHostPage a host of the rollout falls in.
+std::string_view HostState(const DeploymentRecord* install, const DeploymentRecord* rollback) {
+  if (install == nullptr) return "pending";
+  if (!install->result || (rollback != nullptr && !rollback->result)) return "active";
+  if (rollback != nullptr || *install->result != DeploymentResult::kSucceeded) return "failed";
+  return "succeeded";
+}
+
+}  // namespace
+
+Result<void> CheckStatusFilter(std::string_view filter) {
+  if (filter.empty() || filter == "pending" || filter == "active" || filter == "succeeded" ||
+      filter == "failed") {
+    return {};
+  }
+  return Fail(
+      ErrorCode::kInvalidArgument,
+      fmt::format("hosts filter \"{}\" is not one of pending, active, succeeded, failed", filter));
+}
+
+Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, UnixSeconds now,
+                           const StatusHostPage& page) {
   json out = {{"release", release.id},
               {"state", rel::ReleaseStateName(release.state)},
               {"now", protocol::FormatRfc3339Utc(now)}};
@@ -74,9 +97,19 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
                      {"failed", count.failed}});
   }
   json host_rows = json::array();
+  std::size_t matching = 0;
   for (const RolloutHost& h : hosts) {
-    json entry = {{"host", h.host}, {"wave", h.wave + 1}};
     auto install = deployments.install.find(h.host);
+    auto rollback = deployments.rollback.find(h.host);
+    if (!page.filter.empty()) {
+      const std::string_view state =
+          HostState(install == deployments.install.end() ? nullptr : &install->second,
+                    rollback == deployments.rollback.end() ? nullptr : &rollback->second);
+      if (state != page.filter) continue;
+    }
+    const std::size_t index = matching++;
+    if (index < page.offset || index - page.offset >= page.limit) continue;
+    json entry = {{"host", h.host}, {"wave", h.wave + 1}};
     if (install == deployments.install.end()) {
       entry["step"] = "pending";
       entry["result"] = "";
@@ -89,7 +122,6 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
       entry["from_version"] = install->second.from_version;
       entry["deployment"] = install->second.id;
     }
-    auto rollback = deployments.rollback.find(h.host);
     if (rollback != deployments.rollback.end()) {
       entry["rollback"] = {{"deployment", rollback->second.id},
                            {"step", protocol::StepName(rollback->second.step)},
@@ -108,6 +140,8 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
                                                    : json(nullptr)}};
   out["waves"] = std::move(waves);
   out["hosts"] = std::move(host_rows);
+  out["hosts_total"] = hosts.size();
+  out["hosts_matching"] = matching;
   std::string waiting = row->waiting;
   if (release.state == rel::ReleaseState::kPaused && row->pause_kind == kPausedByPerson) {
     for (auto it = release.history.rbegin(); it != release.history.rend(); ++it) {

@@ -136,7 +136,7 @@ void CoordinatorMetrics::ObserveRequest(std::string_view route, std::string_view
 }
 
 std::string CoordinatorMetrics::Expose(const StoreFigures& store, std::size_t long_polls,
-                                       std::size_t held_requests) const {
+                                       std::size_t held_requests, const ServerLoad* load) const {
   // The figures of this moment, in a registry of their own made anew.
   prometheus::Registry now;
   auto gauge = [&now](const std::string& name, const std::string& help) -> auto& {
@@ -194,6 +194,26 @@ std::string CoordinatorMetrics::Expose(const StoreFigures& store, std::size_t lo
       .Add({})
       .Set(store.outbox_oldest_undelivered_seconds);
 
+  if (load != nullptr) {
+    auto figure = [](const std::atomic<std::uint64_t>& value) {
+      return static_cast<double>(value.load(std::memory_order_relaxed));
+    };
+    gauge("fabu_connections_open", "TCP connections open now")
+        .Add({})
+        .Set(figure(load->connections));
+    gauge("fabu_package_downloads_in_flight", "Package downloads being written now")
+        .Add({})
+        .Set(figure(load->downloads));
+    gauge("fabu_package_downloads_queued", "Package downloads waiting for a slot (max_downloads)")
+        .Add({})
+        .Set(figure(load->queued_downloads));
+    prometheus::BuildCounter()
+        .Name("fabu_package_bytes_sent_total")
+        .Help("Bytes of packages written to agents since the coordinator started")
+        .Register(now)
+        .Add({})
+        .Increment(figure(load->package_bytes));
+  }
   auto families = registry_->Collect();
   for (auto& family : now.Collect()) families.push_back(std::move(family));
   std::ostringstream out;

@@ -10,7 +10,8 @@
 //     from it and cost nothing between scrapes: releases by state,
 //     deployments by step and result, each running rollout's wave progress,
 //     the CMDB and notice outbox by state and its oldest undelivered message,
-//     hosts enrolled and seen recently; and from the server: long polls held.
+//     hosts enrolled and seen recently; and from the server (ServerLoad):
+//     long polls held, connections, downloads and their queue, bytes sent.
 //
 // Names follow Prometheus' conventions: the `fabu_` prefix, base units
 // (seconds, bytes), `_total` for counters. Labels are bounded: a request's
@@ -32,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/common/server_load.hpp"
 #include "protocol/error.hpp"
 #include "protocol/timestamp.hpp"
 
@@ -78,10 +80,11 @@ class CoordinatorMetrics {
   // its method, status and time from its first byte to its last.
   void ObserveRequest(std::string_view route, std::string_view method, int status, double seconds);
 
-  // The text exposition of everything above, with `store` and the server's
-  // `long_polls` and `held_requests` as they are now.
-  std::string Expose(const StoreFigures& store, std::size_t long_polls,
-                     std::size_t held_requests) const;
+  // The text exposition of everything above, with `store`, the server's
+  // `long_polls` and `held_requests` as they are now, and its `load` (may
+  // be null).
+  std::string Expose(const StoreFigures& store, std::size_t long_polls, std::size_t held_requests,
+                     const ServerLoad* load) const;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

@@ -51,11 +51,13 @@ net::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
   const std::uint64_t id = ++next_connection_;
   Connection connection{&stream, false, connections_.size() >= settings_.max_connections};
   connections_[id] = &connection;
+  PublishLoad();
   struct Unregister {
     Impl* impl;
     std::uint64_t id;
     ~Unregister() {
       impl->connections_.erase(id);
+      impl->PublishLoad();
       impl->MaybeFinish();
     }
   } unregister{this, id};

@@ -18,6 +18,7 @@ namespace fabu::coordinator {
 net::awaitable<std::optional<std::chrono::seconds>> HttpServer::Impl::AcquireDownload() {
   if (downloads_ < settings_.max_downloads && download_queue_.empty()) {
     ++downloads_;
+    PublishLoad();
     co_return std::nullopt;
   }
   if (download_queue_.size() >= settings_.download_queue || stopping_ ||
@@ -28,6 +29,7 @@ net::awaitable<std::optional<std::chrono::seconds>> HttpServer::Impl::AcquireDow
   net::steady_timer timer(io_, queued_at + settings_.download_wait);
   DownloadWaiter waiter{&timer};
   download_queue_.push_back(&waiter);
+  PublishLoad();
   timers_.insert(&timer);
   beast::error_code ec;
   co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
@@ -45,7 +47,15 @@ net::awaitable<std::optional<std::chrono::seconds>> HttpServer::Impl::AcquireDow
   const auto at = std::ranges::find(download_queue_, &waiter);
   const auto ahead = static_cast<std::size_t>(at - download_queue_.begin());
   if (at != download_queue_.end()) download_queue_.erase(at);
+  PublishLoad();
   co_return TurnIn(ahead);
+}
+
+void HttpServer::Impl::PublishLoad() {
+  if (settings_.load == nullptr) return;
+  settings_.load->connections.store(connections_.size(), std::memory_order_relaxed);
+  settings_.load->downloads.store(downloads_, std::memory_order_relaxed);
+  settings_.load->queued_downloads.store(download_queue_.size(), std::memory_order_relaxed);
 }
 
 void HttpServer::Impl::ReleaseDownload(std::chrono::steady_clock::duration held) {
@@ -54,11 +64,13 @@ void HttpServer::Impl::ReleaseDownload(std::chrono::steady_clock::duration held)
       download_average_ * (1 - kWeight) + std::chrono::duration<double>(held) * kWeight;
   if (download_queue_.empty()) {
     --downloads_;
+    PublishLoad();
     return;
   }
   // The slot passes to the first in the queue: downloads_ stays as it is.
   DownloadWaiter* next = download_queue_.front();
   download_queue_.pop_front();
+  PublishLoad();
   next->granted = true;
   next->timer->cancel();
 }

@@ -141,6 +141,9 @@ net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestCo
       co_return false;
     }
     remaining -= got;
+    if (settings_.load != nullptr) {
+      settings_.load->package_bytes.fetch_add(got, std::memory_order_relaxed);
+    }
     out.body().data = chunk.data();
     out.body().size = got;
     out.body().more = remaining > 0;

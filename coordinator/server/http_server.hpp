@@ -97,6 +97,7 @@
 #include <string_view>
 
 #include "coordinator/auth/users.hpp"
+#include "coordinator/common/server_load.hpp"
 #include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/server/router.hpp"
 #include "protocol/error.hpp"
@@ -149,6 +150,9 @@ struct ServerSettings {
   // when its browser says where it comes from (Origin, Sec-Fetch-Site),
   // come from this coordinator. Empty: session cookies are not accepted.
   std::function<Result<Principal>(std::string_view id)> authenticate_session;
+  // Where the server publishes its connections, downloads and bytes sent
+  // (common/server_load.hpp); may be null.
+  ServerLoad* load = nullptr;
 };
 
 // Resolves a bearer token to a user (runs on the worker pool).

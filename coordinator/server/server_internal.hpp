@@ -161,6 +161,8 @@ class HttpServer::Impl {
   std::chrono::seconds TurnIn(std::size_t ahead) const;
   void OnSignal(int signal_number);
   void MaybeFinish();
+  // Copies the connection and download counts to settings_.load.
+  void PublishLoad();
 
   // A waker any thread may call to end `timer`'s wait: the cancel is posted
   // to the I/O thread, the only one that touches the timer. The answer a

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -127,6 +129,44 @@ protocol::Assignment Install(const std::string& deployment, const std::string& v
   a.package_size = 1000;
   a.package_url = std::string(protocol::kAgentPackagesPath) + package_id;
   return a;
+}
+
+// With --log-format json every line is a JSON object, and the lines of an
+// assignment carry its release and deployment, and the host's name.
+TEST(HostileCoordinatorTest, JsonLogLinesCarryTheHostReleaseAndDeployment) {
+  TempDir dir;
+  HostileCoordinator coordinator;
+  coordinator.script.push_back(Rollback("d-1", "c3m-video"));  // never installed: fails
+  TlsTestServer server(dir / "tls",
+                       [&coordinator](const TestRequest& r) { return coordinator.Answer(r); });
+  ASSERT_TRUE(server.started());
+  EnrollByHand(dir / "data", server.url(), server.ca(), dir / "apps");
+  AgentDaemon agent(dir / "data", dir / "agent.log", {"--log-format", "json"});
+  ASSERT_TRUE(Eventually([&] { return coordinator.Done(); }, std::chrono::seconds(60)))
+      << agent.log();
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+
+  std::istringstream lines(agent.log());
+  std::string line;
+  std::size_t count = 0, of_deployment = 0;
+  while (std::getline(lines, line)) {
+    const auto parsed = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(parsed.is_object()) << "not a JSON line: " << line;
+    ++count;
+    EXPECT_EQ(parsed["service"], "fabu-agent");
+    EXPECT_EQ(parsed["host"], "web-1") << line;
+    if (parsed.value("deployment", "") == "d-1") {
+      ++of_deployment;
+      EXPECT_EQ(parsed["release"], "R-9") << line;
+      if (parsed["level"] == "error") {
+        EXPECT_NE(parsed["message"].get<std::string>().find("no current release"),
+                  std::string::npos)
+            << line;
+      }
+    }
+  }
+  EXPECT_GE(count, 3u) << agent.log();
+  EXPECT_GE(of_deployment, 2u) << agent.log();
 }
 
 TEST(HostileCoordinatorTest, CraftedAssignmentsAreRefusedAndTheAgentKeepsRunning) {

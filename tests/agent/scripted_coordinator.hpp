@@ -39,13 +39,17 @@ namespace fabu::agent::testing {
 // `fabu-agent run --data DIR` in the background, stderr to DIR/../agent.log.
 class AgentDaemon {
  public:
-  AgentDaemon(const std::filesystem::path& data, const std::filesystem::path& log) : log_(log) {
+  // `fabu-agent run --data DATA ARGS...`, its stderr in `log`.
+  AgentDaemon(const std::filesystem::path& data, const std::filesystem::path& log,
+              const std::vector<std::string>& run_args = {})
+      : log_(log) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
     const std::string binary = AgentBinary();
     std::vector<std::string> args = {binary, "run", "--data", data.string()};
+    args.insert(args.end(), run_args.begin(), run_args.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

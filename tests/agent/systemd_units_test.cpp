@@ -38,7 +38,8 @@ TEST(SystemdUnitsTest, UnitsSayWhatTheDaemonsNeed) {
   for (const std::string line :
        {"Type=notify", "WatchdogSec=", "Restart=on-failure", "NoNewPrivileges=yes",
         "ProtectSystem=strict", "ReadWritePaths=/var/lib/fabu-agent -/opt/fabu", "PrivateTmp=yes",
-        "ProtectHome=yes", "ExecStart=/usr/bin/fabu-agent run --data /var/lib/fabu-agent"}) {
+        "ProtectHome=yes",
+        "ExecStart=/usr/bin/fabu-agent run --data /var/lib/fabu-agent --log-format journal"}) {
     EXPECT_NE(agent.find(line), std::string::npos) << "fabu-agent.service lacks " << line;
   }
   // An agent whose credential the coordinator refused exits 77 (docs/agent.md);
@@ -49,7 +50,8 @@ TEST(SystemdUnitsTest, UnitsSayWhatTheDaemonsNeed) {
   for (const std::string line :
        {"Type=notify", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
         "ReadWritePaths=/var/lib/fabu-coordinator", "PrivateTmp=yes", "ProtectHome=yes",
-        "ExecStart=/usr/bin/fabu-coordinator serve --data /var/lib/fabu-coordinator"}) {
+        "ExecStart=/usr/bin/fabu-coordinator serve --data /var/lib/fabu-coordinator --log-format "
+        "journal"}) {
     EXPECT_NE(coordinator.find(line), std::string::npos)
         << "fabu-coordinator.service lacks " << line;
   }

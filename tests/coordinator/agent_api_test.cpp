@@ -885,6 +885,56 @@ TEST_F(AgentApiTest, OneFailedHostFailsTheRollout) {
   EXPECT_EQ(hosts[1]["message"], "health check failed");
 }
 
+// The console's view of a large release: a page of its hosts, or only those
+// in one state, while the waves still count every host.
+TEST_F(AgentApiTest, TheStatusListsAPageOfHostsOrThoseInOneState) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string web2 = Enroll("web-2", "env=production,app=c3m-video");
+  const std::string web3 = Enroll("web-3", "env=production,app=c3m-video");
+  const std::string id = Scheduled();
+  ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
+  const std::string d1 = Poll(web1).Json()["assignment"]["deployment"];
+  const std::string d2 = Poll(web2).Json()["assignment"]["deployment"];
+  const std::string d3 = Poll(web3).Json()["assignment"]["deployment"];
+  Succeed(web1, d1);
+  ASSERT_EQ(Post(web2, {Event(d2, 1, "assigned"), Event(d2, 2, "downloading")}).status, 200);
+  ASSERT_EQ(Post(web3, {Event(d3, 1, "assigned"),
+                        Event(d3, 2, "failed", "signature by an unknown key", "verified")})
+                .status,
+            200);
+  const std::string status = "/api/v1/releases/" + id + "/status";
+  auto names = [](const json& reply) {
+    std::vector<std::string> out;
+    for (const auto& h : reply["hosts"]) out.push_back(h["host"]);
+    return out;
+  };
+
+  const json page = Http("GET", status + "?host_offset=1&host_limit=1", viewer_).Json();
+  EXPECT_EQ(names(page), std::vector<std::string>{"web-2"}) << page;
+  EXPECT_EQ(page["hosts_total"], 3);
+  EXPECT_EQ(page["hosts_matching"], 3);
+  ASSERT_EQ(page["waves"].size(), 1u);
+  EXPECT_EQ(page["waves"][0]["hosts"], 3);
+  EXPECT_EQ(page["waves"][0]["succeeded"], 1);
+  EXPECT_EQ(page["waves"][0]["failed"], 1);
+
+  EXPECT_EQ(names(Http("GET", status + "?hosts=succeeded", viewer_).Json()),
+            std::vector<std::string>{"web-1"});
+  EXPECT_EQ(names(Http("GET", status + "?hosts=active", viewer_).Json()),
+            std::vector<std::string>{"web-2"});
+  const json failed = Http("GET", status + "?hosts=failed", viewer_).Json();
+  EXPECT_EQ(names(failed), std::vector<std::string>{"web-3"}) << failed;
+  EXPECT_EQ(failed["hosts_matching"], 1);
+  EXPECT_EQ(failed["hosts"][0]["message"], "signature by an unknown key");
+  // One wave of every host: none waits for a later one.
+  const json pending = Http("GET", status + "?hosts=pending", viewer_).Json();
+  EXPECT_TRUE(pending["hosts"].empty()) << pending;
+  EXPECT_EQ(pending["hosts_matching"], 0);
+  const HttpReply bad = Http("GET", status + "?hosts=broken", viewer_);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("broken"), std::string::npos) << bad.body;
+}
+
 TEST_F(AgentApiTest, AFailureBeforeActivatingIsFinal) {
   const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
   const std::string id = Scheduled();

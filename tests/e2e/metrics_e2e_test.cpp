@@ -80,6 +80,11 @@ TEST_F(MetricsE2eTest, AScraperReadsRequestsReleasesDeploymentsAndHosts) {
   // The agents wait for work in long polls (at least one is parked now or soon).
   EXPECT_GE(value("fabu_agent_long_polls{}"), 0);
   EXPECT_EQ(value("fabu_outbox_oldest_undelivered_age_seconds{}"), 0);
+  // The server's own figures: this scrape's connection at least; both agents' downloads done.
+  EXPECT_GE(value("fabu_connections_open{}"), 1);
+  EXPECT_EQ(value("fabu_package_downloads_in_flight{}"), 0);
+  EXPECT_EQ(value("fabu_package_downloads_queued{}"), 0);
+  EXPECT_GE(value("fabu_package_bytes_sent_total{}"), 2.0 * static_cast<double>(v1.size));
   // Requests by route pattern, never by path: the agents' polls and events...
   EXPECT_GE(value("fabu_http_requests_total{method=\"GET\",route=\"/api/v1/agent/assignment\","
                   "status=\"200\"}"),
