@@ -1,0 +1,169 @@
+// #/releases/R/rollout: the production rollout, live. Each wave's progress,
+// each host's step, result and last message, a failing hook's output and
+// the "waiting:" line, redrawn on every change without reloading the page.
+//
+// Changes arrive by long poll: GET .../status?wait=25&revision=N answers as
+// soon as the release changed since revision N (docs/console.md). A
+// coordinator whose status has no `revision` is polled once a second.
+
+import {h, replace, table, when} from './dom.js';
+import {get, q, enc} from './api.js';
+import {t, tv} from './i18n.js';
+import {actionBar} from './actions.js';
+import {stateBadge, releaseLink} from './releases.js';
+
+// Hosts of a wave not final yet: assigned (in progress) or not yet (pending).
+function waveCounts(w, hosts) {
+  const mine = hosts.filter((x) => x.wave === w.wave && x.result === '');
+  const pending = mine.filter((x) => x.step === 'pending').length;
+  return {pending, inFlight: Math.max(0, w.hosts - w.final - pending)};
+}
+
+function bar(w, counts) {
+  const total = Math.max(1, w.hosts);
+  const inFlight = counts.inFlight;
+  const part = (cls, n) => {
+    const el = h('span', {class: `seg ${cls}`, title: String(n)});
+    el.style.width = `${(100 * n) / total}%`;
+    return el;
+  };
+  return h('div', {class: 'bar'}, part('ok', w.succeeded), part('bad', w.failed), part('run', inFlight));
+}
+
+function hostRow(x) {
+  let step = x.step; let result = x.result; let message = x.message; let output = x.output;
+  if (x.rollback) {
+    step = `${t('rollback')}: ${x.rollback.step}`;
+    if (x.rollback.message) message = x.rollback.message;
+    if (x.rollback.output) output = x.rollback.output;
+  }
+  return {host: x.host, wave: x.wave, step, result, rollbackResult: x.rollback && x.rollback.result, message, output,
+    deployment: x.deployment};
+}
+
+// Why a host's install failed: its `failed` event (step and message), from
+// the host's timeline in the release; asked once per deployment.
+const FINE = ['', 'succeeded'];
+async function failureOf(id, host, deployment) {
+  const timeline = await get(`/api/v1/releases/${enc(id)}/hosts/${enc(host)}`);
+  for (const d of timeline.deployments || []) {
+    if (d.id !== deployment && d.deployment !== deployment) continue;
+    const failed = (d.events || []).filter((e) => e.step === 'failed').pop();
+    if (failed) return `${failed.failed_step || ''}: ${failed.message || ''}`;
+  }
+  return '';
+}
+
+export function rolloutPage(main, ctx, id) {
+  let alive = true;
+  let controller = null;
+  let release = null;
+  const head = h('div', {class: 'page-head'});
+  const actions = h('div', {id: 'actions-slot'});
+  const body = h('div', {id: 'rollout'}, h('p', {class: 'muted'}, t('loading')));
+  const live = h('span', {class: 'live', id: 'live'}, '');
+  replace(main, head, actions, body);
+
+  const reasons = new Map();  // deployment id -> why it failed
+  let lastStatus = null;
+  function explain(s) {
+    for (const x of s.hosts || []) {
+      if (!x.deployment || FINE.includes(x.result) || reasons.has(x.deployment)) continue;
+      reasons.set(x.deployment, '');
+      failureOf(id, x.host, x.deployment).then((why) => {
+        reasons.set(x.deployment, why);
+        if (alive && why && lastStatus) draw(lastStatus);
+      }).catch(() => reasons.delete(x.deployment));
+    }
+  }
+
+  function draw(s) {
+    lastStatus = s;
+    replace(head,
+      h('h1', {}, releaseLink(id), ' ', release ? (release.plan.title || '') : '', ' — ', t('rollout.title')),
+      h('span', {id: 'release-state'}, stateBadge(s.state)), live);
+    replace(actions, release ? actionBar({...release, state: s.state}, ctx.session, s, refreshRelease) : null);
+    if (!s.rollout) {
+      replace(body, h('p', {class: 'muted', id: 'no-rollout'}, t('rollout.none')));
+      return;
+    }
+    const hosts = (s.hosts || []).map(hostRow);
+    const counts = new Map((s.waves || []).map((w) => [w.wave, waveCounts(w, s.hosts || [])]));
+    replace(body,
+      s.waiting ? h('p', {class: 'waiting', id: 'waiting'}, `${t('waiting')}: ${s.waiting}`) : null,
+      h('p', {class: 'muted'}, `${t('started')}: ${when(s.rollout.started)} · ${t('finished')}: ${when(s.rollout.finished)}`),
+      h('div', {class: 'waves', id: 'waves'}, (s.waves || []).map((w) =>
+        h('div', {class: `wave card wave-${w.state}`, dataset: {wave: String(w.wave), state: w.state}},
+          h('div', {class: 'wave-head'}, h('strong', {}, `${t('wave')} ${w.wave}`), ' ',
+            h('span', {class: `badge wave-${w.state}`}, tv('wave_state', w.state))),
+          bar(w, counts.get(w.wave)),
+          h('div', {class: 'wave-counts'},
+            h('span', {class: 'ok', dataset: {count: 'succeeded'}}, `${t('succeeded')} ${w.succeeded}`), ' · ',
+            h('span', {class: 'bad', dataset: {count: 'failed'}}, `${t('failed')} ${w.failed}`), ' · ',
+            h('span', {dataset: {count: 'in_flight'}}, `${t('in_flight')} ${counts.get(w.wave).inFlight}`), ' · ',
+            h('span', {dataset: {count: 'pending'}}, `${t('pending')} ${counts.get(w.wave).pending}`), ' · ',
+            h('span', {}, `${t('hosts')} ${w.hosts}`), ' · ',
+            h('span', {}, `${t('threshold')} ${w.threshold}`))))),
+      table([
+        {label: t('host'), cell: (x) => h('a', {href: `#/hosts/${enc(x.host)}`}, x.host)},
+        {label: t('wave'), cell: (x) => String(x.wave)},
+        {label: t('step'), cell: (x) => x.step},
+        {label: t('result'), cell: (x) => [x.result ? h('span', {class: `result ${x.result}`}, tv('result', x.result)) : '—',
+          x.rollbackResult ? [' · ', t('rollback'), ' ', tv('result', x.rollbackResult)] : null]},
+        {label: t('message'), class: 'wide', cell: (x) => [
+          reasons.get(x.deployment) ? h('div', {class: 'reason bad'}, `${t('failed')} — ${reasons.get(x.deployment)}`) : null,
+          x.message || '',
+          x.output ? h('pre', {class: 'out hook-output'}, x.output) : null]},
+      ], hosts, {id: 'rollout-hosts', rowData: (x) => ({host: x.host})}),
+      (s.not_in_release || []).length ? h('section', {class: 'card'}, h('h2', {}, t('not_in_release')),
+        table([{label: t('host'), cell: (x) => x.host}, {label: t('note'), cell: (x) => x.reason}], s.not_in_release)) : null);
+  }
+
+  async function refreshRelease() {
+    try { release = await get(`/api/v1/releases/${enc(id)}`); } catch (e) { /* the status shows what it can */ }
+    wake();
+  }
+
+  let wakeUp = null;
+  function wake() { if (controller) controller.abort(); if (wakeUp) wakeUp(); }
+  const pause = (ms) => new Promise((resolve) => { wakeUp = resolve; setTimeout(resolve, ms); });
+
+  async function loop() {
+    try { release = await get(`/api/v1/releases/${enc(id)}`); } catch (e) {
+      replace(body, ctx.errorBox(e));
+      return;
+    }
+    let revision = null;
+    let lastState = release.state;
+    while (alive) {
+      controller = new AbortController();
+      const longPoll = revision !== null;
+      try {
+        const s = await get(`/api/v1/releases/${enc(id)}/status${longPoll ? q({wait: 25, revision}) : ''}`,
+          {signal: controller.signal});
+        if (!alive) return;
+        if (s.state !== lastState) {
+          lastState = s.state;
+          try { release = await get(`/api/v1/releases/${enc(id)}`); } catch (e) { /* keep the old one */ }
+        }
+        draw(s);
+        explain(s);
+        live.textContent = `${t('live')} ${when(Date.now() / 1000)}`;
+        if (typeof s.revision === 'number') {
+          revision = s.revision;
+        } else {
+          revision = null;
+          await pause(1000);  // no long poll on this coordinator: poll
+        }
+      } catch (e) {
+        if (!alive) return;
+        if (e.name !== 'AbortError') {
+          replace(actions, ctx.errorBox(e));
+          await pause(1000);
+        }
+      }
+    }
+  }
+  loop();
+  return () => { alive = false; if (controller) controller.abort(); if (wakeUp) wakeUp(); };
+}
