@@ -92,6 +92,7 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
                      {"hosts", count.hosts},
                      {"threshold", row->waves[w].max_failures},
                      {"state", state},
+                     {"assigned", count.assigned},
                      {"final", count.final},
                      {"succeeded", count.succeeded},
                      {"failed", count.failed}});

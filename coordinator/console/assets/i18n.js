@@ -36,6 +36,8 @@ const zh = {
   'succeeded': '成功', 'failed': '失败', 'in_flight': '进行中', 'pending': '未开始',
   'threshold': '允许失败数', 'started': '开始时间', 'finished': '结束时间',
   'not_in_release': '符合范围但未纳入本次发布的主机', 'live': '实时', 'rollback': '回退',
+  'host_filter.failed': '失败', 'host_filter.active': '进行中', 'host_filter.pending': '未开始',
+  'host_filter.succeeded': '成功',
   // hosts
   'hosts.title': '主机与CMDB', 'name': '名称', 'labels': '标签', 'last_seen': '最近上报',
   'agent_version': 'Agent版本', 'apps': '应用', 'enrolled': '注册时间', 'upgrades': '升级记录',
@@ -128,6 +130,8 @@ const en = {
   'threshold': 'Failures tolerated', 'started': 'Started', 'finished': 'Finished',
   'not_in_release': 'Hosts matching the targets now, not in this release', 'live': 'live',
   'rollback': 'Rollback',
+  'host_filter.failed': 'Failed', 'host_filter.active': 'In progress', 'host_filter.pending': 'Pending',
+  'host_filter.succeeded': 'Succeeded',
   'hosts.title': 'Hosts and CMDB', 'name': 'Name', 'labels': 'Labels', 'last_seen': 'Last seen',
   'agent_version': 'Agent version', 'apps': 'Applications', 'enrolled': 'Enrolled', 'upgrades': 'Upgrade history',
   'inventory': 'Facts', 'removed': 'removed', 'kind': 'Kind', 'from_version': 'From version',

@@ -12,12 +12,17 @@ import {t, tv} from './i18n.js';
 import {actionBar} from './actions.js';
 import {stateBadge, releaseLink} from './releases.js';
 
-// Hosts of a wave not final yet: assigned (in progress) or not yet (pending).
-function waveCounts(w, hosts) {
-  const mine = hosts.filter((x) => x.wave === w.wave && x.result === '');
-  const pending = mine.filter((x) => x.step === 'pending').length;
-  return {pending, inFlight: Math.max(0, w.hosts - w.final - pending)};
+// Hosts of a wave not final yet: assigned (in progress) or not yet (pending),
+// from the server's counts (the page lists only one page of the hosts).
+function waveCounts(w) {
+  const assigned = typeof w.assigned === 'number' ? w.assigned : w.final;
+  return {pending: Math.max(0, w.hosts - assigned), inFlight: Math.max(0, assigned - w.final)};
 }
+
+// The hosts listed at once: a release of 20,000 hosts shows a page of them,
+// all of them or those in one state, and its waves count every host.
+const PAGE = 100;
+const FILTERS = ['', 'failed', 'active', 'pending', 'succeeded'];
 
 function bar(w, counts) {
   const total = Math.max(1, w.hosts);
@@ -66,6 +71,22 @@ export function rolloutPage(main, ctx, id) {
 
   const reasons = new Map();  // deployment id -> why it failed
   let lastStatus = null;
+  let filter = '';
+  let offset = 0;
+  const show = (f, o) => { filter = f; offset = Math.max(0, o); wake(); };
+  function pager(s) {
+    const matching = typeof s.hosts_matching === 'number' ? s.hosts_matching : (s.hosts || []).length;
+    const last = Math.min(matching, offset + PAGE);
+    return h('div', {class: 'filters', id: 'host-pager'},
+      FILTERS.map((f) => h('button', {type: 'button', class: f === filter ? 'primary' : '',
+        dataset: {filter: f || 'all'}, onclick: () => show(f, 0)}, f ? tv('host_filter', f) : t('all'))),
+      h('span', {class: 'muted', id: 'host-range'},
+        matching ? `${offset + 1}–${last} / ${matching}` : '0'),
+      h('button', {type: 'button', dataset: {page: 'prev'}, disabled: offset === 0,
+        onclick: () => show(filter, offset - PAGE)}, '‹'),
+      h('button', {type: 'button', dataset: {page: 'next'}, disabled: last >= matching,
+        onclick: () => show(filter, offset + PAGE)}, '›'));
+  }
   function explain(s) {
     for (const x of s.hosts || []) {
       if (!x.deployment || FINE.includes(x.result) || reasons.has(x.deployment)) continue;
@@ -88,7 +109,7 @@ export function rolloutPage(main, ctx, id) {
       return;
     }
     const hosts = (s.hosts || []).map(hostRow);
-    const counts = new Map((s.waves || []).map((w) => [w.wave, waveCounts(w, s.hosts || [])]));
+    const counts = new Map((s.waves || []).map((w) => [w.wave, waveCounts(w)]));
     replace(body,
       s.waiting ? h('p', {class: 'waiting', id: 'waiting'}, `${t('waiting')}: ${s.waiting}`) : null,
       h('p', {class: 'muted'}, `${t('started')}: ${when(s.rollout.started)} · ${t('finished')}: ${when(s.rollout.finished)}`),
@@ -104,6 +125,7 @@ export function rolloutPage(main, ctx, id) {
             h('span', {dataset: {count: 'pending'}}, `${t('pending')} ${counts.get(w.wave).pending}`), ' · ',
             h('span', {}, `${t('hosts')} ${w.hosts}`), ' · ',
             h('span', {}, `${t('threshold')} ${w.threshold}`))))),
+      pager(s),
       table([
         {label: t('host'), cell: (x) => h('a', {href: `#/hosts/${enc(x.host)}`}, x.host)},
         {label: t('wave'), cell: (x) => String(x.wave)},
@@ -125,6 +147,7 @@ export function rolloutPage(main, ctx, id) {
   }
 
   let wakeUp = null;
+  let asked = '';  // the page and filter the revision below belongs to
   function wake() { if (controller) controller.abort(); if (wakeUp) wakeUp(); }
   const pause = (ms) => new Promise((resolve) => { wakeUp = resolve; setTimeout(resolve, ms); });
 
@@ -137,9 +160,13 @@ export function rolloutPage(main, ctx, id) {
     let lastState = release.state;
     while (alive) {
       controller = new AbortController();
+      const page = {hosts: filter, host_offset: offset || undefined, host_limit: PAGE};
+      // Another page or filter is answered at once, not at the next change.
+      if (JSON.stringify(page) !== asked) revision = null;
+      asked = JSON.stringify(page);
       const longPoll = revision !== null;
       try {
-        const s = await get(`/api/v1/releases/${enc(id)}/status${longPoll ? q({wait: 25, revision}) : ''}`,
+        const s = await get(`/api/v1/releases/${enc(id)}/status${q(longPoll ? {...page, wait: 25, revision} : page)}`,
           {signal: controller.signal});
         if (!alive) return;
         if (s.state !== lastState) {
