@@ -15,16 +15,31 @@ function apps(list) {
   return (list || []).map((a) => h('div', {class: 'app'}, h('strong', {}, a.name), ' ', a.current || '—'));
 }
 
+// A fleet of thousands is listed a page at a time (the API's offset, limit
+// and total), narrowed by labels or by a part of the name.
+const PAGE = 100;
+
 export function hostsPage(main, ctx) {
   const selector = ctx.query.get('selector') || '';
+  const name = ctx.query.get('name') || '';
+  const offset = Math.max(0, Number(ctx.query.get('offset')) || 0);
   const list = h('div', {}, h('p', {class: 'muted'}, t('loading')));
   const input = h('input', {name: 'selector', value: selector, placeholder: 'env=production,app=…'});
+  const nameInput = h('input', {name: 'name', value: name, placeholder: 'web-'});
+  const go = (o) => { location.hash = `#/hosts${q({selector: input.value.trim(), name: nameInput.value.trim(), offset: o || undefined})}`; };
   replace(main, h('h1', {}, t('hosts.title')),
-    h('form', {class: 'filters', onsubmit: (e) => { e.preventDefault(); location.hash = `#/hosts${q({selector: input.value.trim()})}`; }},
-      h('label', {}, t('selector'), input), h('button', {class: 'btn', type: 'submit'}, t('filter'))),
+    h('form', {class: 'filters', onsubmit: (e) => { e.preventDefault(); go(0); }},
+      h('label', {}, t('selector'), input), h('label', {}, t('name'), nameInput),
+      h('button', {class: 'btn', type: 'submit'}, t('filter'))),
     list);
-  get(`/api/v1/hosts${q({selector})}`).then((body) => {
-    replace(list, table([
+  get(`/api/v1/hosts${q({selector, name, offset: offset || undefined, limit: PAGE})}`).then((body) => {
+    const total = typeof body.total === 'number' ? body.total : (body.hosts || []).length;
+    const last = Math.min(total, offset + PAGE);
+    replace(list, h('div', {class: 'filters', id: 'hosts-pager'},
+      h('span', {class: 'muted', id: 'hosts-range'}, total ? `${offset + 1}–${last} / ${total}` : '0'),
+      h('button', {type: 'button', class: 'btn small', dataset: {page: 'prev'}, disabled: offset === 0, onclick: () => go(Math.max(0, offset - PAGE))}, '‹'),
+      h('button', {type: 'button', class: 'btn small', dataset: {page: 'next'}, disabled: last >= total, onclick: () => go(offset + PAGE)}, '›')),
+    table([
       {label: t('host'), cell: (x) => h('a', {href: `#/hosts/${enc(x.name)}`}, x.name)},
       {label: t('labels'), cell: (x) => labels(x.labels)},
       {label: t('last_seen'), cell: (x) => when(x.last_seen)},

@@ -78,13 +78,13 @@ export function rolloutPage(main, ctx, id) {
     const matching = typeof s.hosts_matching === 'number' ? s.hosts_matching : (s.hosts || []).length;
     const last = Math.min(matching, offset + PAGE);
     return h('div', {class: 'filters', id: 'host-pager'},
-      FILTERS.map((f) => h('button', {type: 'button', class: f === filter ? 'primary' : '',
+      FILTERS.map((f) => h('button', {type: 'button', class: f === filter ? 'btn small primary' : 'btn small',
         dataset: {filter: f || 'all'}, onclick: () => show(f, 0)}, f ? tv('host_filter', f) : t('all'))),
       h('span', {class: 'muted', id: 'host-range'},
         matching ? `${offset + 1}–${last} / ${matching}` : '0'),
-      h('button', {type: 'button', dataset: {page: 'prev'}, disabled: offset === 0,
+      h('button', {type: 'button', class: 'btn small', dataset: {page: 'prev'}, disabled: offset === 0,
         onclick: () => show(filter, offset - PAGE)}, '‹'),
-      h('button', {type: 'button', dataset: {page: 'next'}, disabled: last >= matching,
+      h('button', {type: 'button', class: 'btn small', dataset: {page: 'next'}, disabled: last >= matching,
         onclick: () => show(filter, offset + PAGE)}, '›'));
   }
   function explain(s) {
