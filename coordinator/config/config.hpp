@@ -29,8 +29,12 @@
 //                                                 // lives (auth/users.hpp; 0: no expiry)
 //     "metrics_public": false,                    // GET /metrics without a token (true)
 //                                                 // or with any user's (false)
-//     "retention": {"days": 365}                  // what `gc` keeps (daemon/retention.hpp);
+//     "retention": {"days": 365},                 // what `gc` keeps (daemon/retention.hpp);
 //                                                 // 0: keep everything forever
+//     "store": {"backend": "sqlite"}              // or {"backend": "postgresql",
+//                                                 //  "url": "postgresql://fabu@db:5432/fabu",
+//                                                 //  "password_file": "/etc/fabu/pgpass",
+//                                                 //  "sslmode": "verify-full"} (StoreConfig)
 //   }
 //
 // Every field is optional (defaults above); unknown fields are refused with
@@ -52,6 +56,20 @@ namespace fabu::coordinator {
 
 // The longest retention period config.json accepts: 100 years.
 inline constexpr int kMaxRetentionDays = 36500;
+
+// Where the store is (docs/coordinator.md "PostgreSQL as the store"): the
+// SQLite file of the data directory (the default), or a PostgreSQL database.
+// The password is never here: it is read from `password_file`, or libpq finds
+// it (PGPASSFILE, ~/.pgpass); a URL that carries one is refused.
+struct StoreConfig {
+  std::string backend = "sqlite";  // "sqlite" or "postgresql"
+  std::string url;                 // postgresql: a libpq URI, postgresql://USER@HOST:PORT/DB
+  std::string password_file;       // postgresql: a file holding the password alone
+  std::string sslmode;             // postgresql: libpq's sslmode ("" leaves libpq's default)
+  bool postgresql() const { return backend == "postgresql"; }
+  static Result<StoreConfig> FromJson(const nlohmann::json& json, std::string_view path);
+  nlohmann::json ToJson() const;
+};
 
 struct CoordinatorConfig {
   std::string listen = "127.0.0.1:8443";
@@ -86,6 +104,7 @@ struct CoordinatorConfig {
   // within it names (nor any host could roll back to) are removed. 0: keep
   // everything forever.
   int retention_days = 365;
+  StoreConfig store;
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);
