@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -50,9 +51,15 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"user_token_days", JsonType::kInteger},
                              {"metrics_public", JsonType::kBoolean},
                              {"retention", JsonType::kObject},
-                             {"console", JsonType::kObject}});
+                             {"console", JsonType::kObject},
+                             {"store", JsonType::kObject}});
       !ok) {
     return std::unexpected(ok.error());
+  }
+  if (json.contains("store")) {
+    auto store = StoreConfig::FromJson(json["store"], "store");
+    if (!store) return std::unexpected(store.error());
+    config.store = std::move(*store);
   }
   if (json.contains("retention")) {
     const auto& retention = json["retention"];
@@ -311,7 +318,61 @@ nlohmann::json CoordinatorConfig::ToJson() const {
           {"metrics_public", metrics_public},
           {"retention", {{"days", retention_days}}},
           {"console",
-           {{"idle_minutes", console_idle_minutes}, {"session_hours", console_session_hours}}}};
+           {{"idle_minutes", console_idle_minutes}, {"session_hours", console_session_hours}}},
+          {"store", store.ToJson()}};
+}
+
+Result<StoreConfig> StoreConfig::FromJson(const nlohmann::json& json, std::string_view path) {
+  if (auto ok = CheckObject(json, path,
+                            {{"backend", JsonType::kString},
+                             {"url", JsonType::kString},
+                             {"password_file", JsonType::kString},
+                             {"sslmode", JsonType::kString}});
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  StoreConfig store;
+  if (json.contains("backend")) store.backend = json["backend"].get<std::string>();
+  if (store.backend != "sqlite" && store.backend != "postgresql") {
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("{}.backend: \"sqlite\" or \"postgresql\", not \"{}\"", path, store.backend));
+  }
+  if (json.contains("url")) store.url = json["url"].get<std::string>();
+  if (json.contains("password_file"))
+    store.password_file = json["password_file"].get<std::string>();
+  if (json.contains("sslmode")) store.sslmode = json["sslmode"].get<std::string>();
+  if (!store.postgresql()) {
+    if (!store.url.empty() || !store.password_file.empty() || !store.sslmode.empty()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("{}: url, password_file and sslmode are for the postgresql "
+                              "backend; the sqlite store is the data directory's coordinator.db",
+                              path));
+    }
+    return store;
+  }
+  if (!store.url.starts_with("postgresql://") && !store.url.starts_with("postgres://")) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}.url: expected postgresql://USER@HOST:PORT/DATABASE", path));
+  }
+  static constexpr std::string_view kModes[] = {"disable", "allow",     "prefer",
+                                                "require", "verify-ca", "verify-full"};
+  if (!store.sslmode.empty() &&
+      std::find(std::begin(kModes), std::end(kModes), store.sslmode) == std::end(kModes)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}.sslmode: one of disable, allow, prefer, require, verify-ca, "
+                            "verify-full, not \"{}\"",
+                            path, store.sslmode));
+  }
+  return store;
+}
+
+nlohmann::json StoreConfig::ToJson() const {
+  nlohmann::json out{{"backend", backend}};
+  if (!url.empty()) out["url"] = url;
+  if (!password_file.empty()) out["password_file"] = password_file;
+  if (!sslmode.empty()) out["sslmode"] = sslmode;
+  return out;
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

@@ -32,8 +32,12 @@
 //     "retention": {"days": 365},                 // what `gc` keeps (daemon/retention.hpp);
 //                                                 // 0: keep everything forever
 //     "console": {"idle_minutes": 30,             // a console session ends after this long
-//                 "session_hours": 12}            // unused, and this long after sign-in
+//                 "session_hours": 12},           // unused, and this long after sign-in
 //                                                 // (auth/sessions.hpp)
+//     "store": {"backend": "sqlite"}              // or {"backend": "postgresql",
+//                                                 //  "url": "postgresql://fabu@db:5432/fabu",
+//                                                 //  "password_file": "/etc/fabu/pgpass",
+//                                                 //  "sslmode": "verify-full"} (StoreConfig)
 //   }
 //
 // Every field is optional (defaults above); unknown fields are refused with
@@ -58,6 +62,20 @@ inline constexpr int kMaxRetentionDays = 36500;
 // The longest console session timeouts config.json accepts: a day idle, a month in all.
 inline constexpr int kMaxConsoleIdleMinutes = 24 * 60;
 inline constexpr int kMaxConsoleSessionHours = 30 * 24;
+
+// Where the store is (docs/coordinator.md "PostgreSQL as the store"): the
+// SQLite file of the data directory (the default), or a PostgreSQL database.
+// The password is never here: it is read from `password_file`, or libpq finds
+// it (PGPASSFILE, ~/.pgpass); a URL that carries one is refused.
+struct StoreConfig {
+  std::string backend = "sqlite";  // "sqlite" or "postgresql"
+  std::string url;                 // postgresql: a libpq URI, postgresql://USER@HOST:PORT/DB
+  std::string password_file;       // postgresql: a file holding the password alone
+  std::string sslmode;             // postgresql: libpq's sslmode ("" leaves libpq's default)
+  bool postgresql() const { return backend == "postgresql"; }
+  static Result<StoreConfig> FromJson(const nlohmann::json& json, std::string_view path);
+  nlohmann::json ToJson() const;
+};
 
 struct CoordinatorConfig {
   std::string listen = "127.0.0.1:8443";
@@ -95,6 +113,7 @@ struct CoordinatorConfig {
   // The web console's sessions (auth/sessions.hpp): idle and absolute timeouts.
   int console_idle_minutes = 30;   // 1 to kMaxConsoleIdleMinutes
   int console_session_hours = 12;  // 1 to kMaxConsoleSessionHours
+  StoreConfig store;
 
   static Result<CoordinatorConfig> FromJson(const nlohmann::json& json);
   static Result<CoordinatorConfig> Load(const std::filesystem::path& path);

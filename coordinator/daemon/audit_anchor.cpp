@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <soci/soci.h>
-#include <soci/sqlite3/soci-sqlite3.h>
 #include <spdlog/spdlog.h>
 
 #include <set>
@@ -11,6 +10,8 @@
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/auth/users.hpp"
 #include "coordinator/common/clock.hpp"
+#include "coordinator/config/config.hpp"
+#include "coordinator/daemon/store_target.hpp"
 #include "coordinator/store/store.hpp"
 
 namespace fabu::coordinator {
@@ -132,11 +133,20 @@ Result<bool> CheckpointWriter::Write(const std::string& reason, bool always) {
 Result<AnchoredVerification> VerifyAnchoredAudit(const AnchoredVerifyOptions& options) {
   const DataDir data{options.data};
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(data.store(), ec)) {
+  // The store config.json names (SQLite when there is no config.json).
+  StoreConfig store_config;
+  if (std::filesystem::is_regular_file(data.config(), ec)) {
+    auto config = CoordinatorConfig::Load(data.config());
+    if (!config) return std::unexpected(config.error());
+    store_config = config->store;
+  }
+  if (!store_config.postgresql() && !std::filesystem::is_regular_file(data.store(), ec)) {
     return Fail(ErrorCode::kNotFound,
                 fmt::format("{} holds no coordinator (no {})", data.root.string(),
                             data.store().filename().string()));
   }
+  auto target = StoreTargetOf(data, store_config);
+  if (!target) return std::unexpected(target.error());
   const std::filesystem::path pub =
       options.public_key.empty()
           ? std::filesystem::path(data.checkpoint_key_prefix().string() + ".pub")
@@ -152,7 +162,8 @@ Result<AnchoredVerification> VerifyAnchoredAudit(const AnchoredVerifyOptions& op
     out.problems.push_back(std::move(text));
   };
   try {
-    soci::session sql(soci::sqlite3, "db=\"" + data.store().string() + "\" timeout=10");
+    const auto session = OpenSession(*target, SessionRole::kReader);
+    soci::session& sql = *session;
     const AuditVerification chain = VerifyAudit(sql);
     if (chain.intact) {
       out.notes.push_back(fmt::format("audit trail intact: {} entries", chain.count));
@@ -256,7 +267,7 @@ Result<AnchoredVerification> VerifyAnchoredAudit(const AnchoredVerifyOptions& op
     }
   } catch (const std::exception& e) {
     return std::unexpected(
-        ErrorFromException(e, ErrorCode::kIo, fmt::format("reading {}", data.store().string())));
+        ErrorFromException(e, ErrorCode::kIo, fmt::format("reading {}", target->description)));
   }
   return out;
 }

@@ -26,6 +26,7 @@
 #include "coordinator/daemon/audit_anchor.hpp"
 #include "coordinator/daemon/listeners.hpp"
 #include "coordinator/daemon/periodic.hpp"
+#include "coordinator/daemon/store_target.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/notify/notice_connector.hpp"
@@ -176,6 +177,12 @@ Result<std::string> InitDataDir(const InitOptions& options) {
     config.listen = *options.listen;
   }
   config.hostnames = options.hostnames;
+  config.store = options.store;
+  if (auto checked = StoreConfig::FromJson(config.store.ToJson(), "store"); !checked) {
+    return std::unexpected(checked.error());
+  }
+  auto target = StoreTargetOf(data, config.store);
+  if (!target) return std::unexpected(target.error());
 
   const bool created_root = !std::filesystem::exists(data.root, ec);
   std::filesystem::create_directories(data.root, ec);
@@ -198,7 +205,7 @@ Result<std::string> InitDataDir(const InitOptions& options) {
   if (auto ok = CreateCertificates(data, config.hostnames); !ok) {
     return std::unexpected(ok.error().WithContext("making the CA and server certificate"));
   }
-  auto store = Store::Create(data.store());
+  auto store = Store::Create(*target);
   if (!store) return std::unexpected(store.error());
   const AuditOrigin origin = LocalOrigin("init");
   auto token = (*store)->Write(origin, [&](Transaction& tx) -> Result<std::string> {
@@ -227,12 +234,14 @@ Result<void> Serve(const ServeOptions& options) {
   TightenDataDir(data);
   // The daemon's one clock: the store, the API and the sweep read it.
   const SystemClock clock;
+  auto target = StoreTargetOf(data, config->store);
+  if (!target) return std::unexpected(target.error());
   // Before the store, so it outlives every write that notifies it.
   WakeupHub wakeups;
-  auto store = Store::Open(data.store(), clock);
+  auto store = Store::Open(*target, clock);
   if (!store) return std::unexpected(store.error());
   SubscribeListeners((*store)->events(), &wakeups);
-  spdlog::info("store {} at schema version {}", data.store().string(), (*store)->schema_version());
+  spdlog::info("store {} at schema version {}", target->description, (*store)->schema_version());
 
   // Webhook secrets are kept sealed; an older coordinator kept them in clear.
   auto secrets = LoadSecretKey(data, **store);
@@ -444,12 +453,26 @@ namespace {
 // The data directory's coordinator config, for a command run beside it.
 Result<CoordinatorConfig> ConfigBeside(const DataDir& data) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(data.store(), ec)) {
+  const auto none = [&] {
     return Fail(ErrorCode::kNotFound, fmt::format("{} holds no coordinator: run "
                                                   "`fabu-coordinator init --data {}` first",
                                                   data.root.string(), data.root.string()));
+  };
+  if (!std::filesystem::is_regular_file(data.config(), ec)) return none();
+  auto config = CoordinatorConfig::Load(data.config());
+  if (config && !config->store.postgresql() &&
+      !std::filesystem::is_regular_file(data.store(), ec)) {
+    return none();
   }
-  return CoordinatorConfig::Load(data.config());
+  return config;
+}
+
+// The store of the data directory, opened for a command run beside it.
+Result<std::unique_ptr<Store>> OpenStoreBeside(const DataDir& data,
+                                               const CoordinatorConfig& config) {
+  auto target = StoreTargetOf(data, config.store);
+  if (!target) return std::unexpected(target.error());
+  return Store::Open(*target);
 }
 
 }  // namespace
@@ -484,7 +507,7 @@ Result<void> TrustRemove(const std::filesystem::path& data_root, const std::stri
   auto config = ConfigBeside(data);
   if (!config) return std::unexpected(config.error());
   // The store first: a removal is never left without its audit entry.
-  auto store = Store::Open(data.store());
+  auto store = OpenStoreBeside(data, *config);
   if (!store) return std::unexpected(store.error());
   // The key's PEM, to put back should the audit fail.
   std::optional<std::string> pem;
@@ -518,7 +541,7 @@ Result<GcSummary> Gc(const std::filesystem::path& data_root) {
   const DataDir data{data_root};
   auto config = ConfigBeside(data);
   if (!config) return std::unexpected(config.error());
-  auto store = Store::Open(data.store());
+  auto store = OpenStoreBeside(data, *config);
   if (!store) return std::unexpected(store.error());
   release::PlanParseOptions plan_options;
   plan_options.categories = config->categories;
@@ -531,15 +554,11 @@ Result<GcSummary> Gc(const std::filesystem::path& data_root) {
 Result<std::string> TrustAdd(const std::filesystem::path& data_root,
                              const std::filesystem::path& pem) {
   const DataDir data{data_root};
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(data.store(), ec)) {
-    return Fail(ErrorCode::kNotFound, fmt::format("{} holds no coordinator: run "
-                                                  "`fabu-coordinator init --data {}` first",
-                                                  data.root.string(), data.root.string()));
-  }
+  auto config = ConfigBeside(data);
+  if (!config) return std::unexpected(config.error());
   auto key_id = TrustPublisherKey(data, pem);
   if (!key_id) return key_id;
-  auto store = Store::Open(data.store());
+  auto store = OpenStoreBeside(data, *config);
   if (!store) return std::unexpected(store.error());
   auto audited = (*store)->Write(LocalOrigin("trust-add"), [&](Transaction& tx) -> Result<void> {
     AuditEvent event("trust.add", "publisher_key", *key_id);

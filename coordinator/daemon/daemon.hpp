@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/config/config.hpp"
 #include "coordinator/daemon/retention.hpp"
 #include "protocol/error.hpp"
 
@@ -18,6 +19,9 @@ struct InitOptions {
   std::filesystem::path data;
   std::optional<std::string> listen;
   std::vector<std::string> hostnames;
+  // The store (config.json "store"): SQLite in the data directory by
+  // default; a PostgreSQL database that must exist and hold no store yet.
+  StoreConfig store;
 };
 
 // Creates a data directory (data_dir.hpp) with its store, CA, server

@@ -1,5 +1,7 @@
 // `fabu-coordinator`: the coordinator daemon and its local administration.
 //   init --data DIR [--listen HOST:PORT] [--hostname NAME ...]
+//        [--store-url postgresql://USER@HOST:PORT/DB [--store-password-file F]
+//         [--store-sslmode MODE]]
 //   serve --data DIR [--listen HOST:PORT] [--log-format text|json|journal]
 //   trust add --data DIR PUB
 //   trust list --data DIR
@@ -42,10 +44,22 @@ int main(int argc, char** argv) {
   std::string init_listen;
   init->add_option("--data", init_options.data, "Data directory to create")->required();
   init->add_option("--listen", init_listen, "HOST:PORT to serve on (default 127.0.0.1:8443)");
+  std::string init_store_url;
+  init->add_option("--store-url", init_store_url,
+                   "Keep the store in this PostgreSQL database (postgresql://USER@HOST:PORT/DB), "
+                   "not in DIR/coordinator.db");
+  init->add_option("--store-password-file", init_options.store.password_file,
+                   "File holding the PostgreSQL password (else PGPASSFILE, ~/.pgpass)");
+  init->add_option("--store-sslmode", init_options.store.sslmode,
+                   "libpq sslmode of the PostgreSQL connection (e.g. verify-full)");
   init->add_option("--hostname", init_options.hostnames,
                    "Name for the server certificate (repeatable; localhost is always in)");
   init->callback([&] {
     if (!init_listen.empty()) init_options.listen = init_listen;
+    if (!init_store_url.empty()) {
+      init_options.store.backend = "postgresql";
+      init_options.store.url = init_store_url;
+    }
     auto token = fabu::coordinator::InitDataDir(init_options);
     if (!token) return fail("init", token.error());
     std::cout << "initialized " << init_options.data.string() << "\n"

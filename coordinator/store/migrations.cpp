@@ -6,6 +6,7 @@
 #include <string>
 
 #include "coordinator/common/clock.hpp"
+#include "coordinator/store/dialect.hpp"
 
 namespace fabu::coordinator {
 
@@ -378,10 +379,12 @@ const std::vector<Migration>& AllMigrations() {
 
 Result<int> Migrate(soci::session& sql, std::span<const Migration> migrations, const Clock& clock) {
   try {
-    sql << "CREATE TABLE IF NOT EXISTS schema_migrations ("
-           " version INTEGER PRIMARY KEY,"
-           " name TEXT NOT NULL,"
-           " applied TEXT NOT NULL)";
+    const StoreBackend backend = BackendOf(sql);
+    sql << MigrationSql(backend,
+                        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        " version INTEGER PRIMARY KEY,"
+                        " name TEXT NOT NULL,"
+                        " applied TEXT NOT NULL)");
     int current = 0;
     soci::indicator ind = soci::i_null;
     sql << "SELECT MAX(version) FROM schema_migrations", soci::into(current, ind);
@@ -396,7 +399,9 @@ Result<int> Migrate(soci::session& sql, std::span<const Migration> migrations, c
     for (const Migration& migration : migrations) {
       if (migration.version <= current) continue;
       soci::transaction transaction(sql);
-      for (std::string_view statement : migration.statements) sql << std::string(statement);
+      for (std::string_view statement : migration.statements) {
+        sql << MigrationSql(backend, statement);
+      }
       int version = migration.version;
       std::string name(migration.name);
       std::string applied = clock.Utc();

@@ -1,7 +1,6 @@
 #include "coordinator/store/store.hpp"
 
 #include <pthread.h>
-#include <soci/sqlite3/soci-sqlite3.h>
 
 #include <algorithm>
 #include <vector>
@@ -10,42 +9,37 @@
 
 namespace fabu::coordinator {
 
-Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path,
-                                              const Clock& clock) {
+Result<std::unique_ptr<Store>> Store::Connect(const StoreTarget& target, const Clock& clock,
+                                              std::optional<bool> create) {
   std::unique_ptr<Store> store(new Store(clock));
+  store->target_ = target;
+  const std::string& where = target.description;
   try {
-    // timeout= sets SQLite's busy timeout (seconds) for other processes
-    // holding the lock, e.g. `fabu-coordinator trust add` next to `serve`.
-    store->sql_ =
-        std::make_unique<soci::session>(soci::sqlite3, "db=\"" + path.string() + "\" timeout=10");
-    std::string mode;
-    *store->sql_ << "PRAGMA journal_mode=WAL", soci::into(mode);
-    if (mode != "wal") {
-      return Fail(ErrorCode::kIo, "store " + path.string() +
-                                      ": SQLite refused write-ahead logging (journal_mode=" + mode +
-                                      ")");
+    store->sql_ = OpenSession(target, SessionRole::kWriter);
+    if (create && target.backend == StoreBackend::kPostgresql) {
+      // The database is the administrator's; its schema is ours.
+      const bool has = HasSchema(*store->sql_);
+      if (*create && has) {
+        return Fail(ErrorCode::kAlreadyExists, "a store already exists in " + where);
+      }
+      if (!*create && !has) {
+        return Fail(ErrorCode::kNotFound,
+                    "no store in " + where + ": run `fabu-coordinator init` first");
+      }
     }
-    *store->sql_ << "PRAGMA synchronous=FULL";
-    *store->sql_ << "PRAGMA foreign_keys=ON";
-    // What a write replaces or deletes is zeroed in its page, not left in
-    // the file's free space: a secret sealed over its clear form (secret
-    // box) is gone from the file. FAST: only where it costs no extra I/O.
-    *store->sql_ << "PRAGMA secure_delete=FAST";
   } catch (const std::exception& e) {
-    return std::unexpected(ErrorFromException(e, ErrorCode::kIo, "opening store " + path.string()));
+    return std::unexpected(ErrorFromException(e, ErrorCode::kIo, "opening store " + where));
   }
   auto version = Migrate(*store->sql_, AllMigrations(), clock);
-  if (!version) return std::unexpected(std::move(version.error()).WithContext(path.string()));
+  if (!version) return std::unexpected(std::move(version.error()).WithContext(where));
   store->schema_version_ = *version;
   try {
-    // The reading session: WAL lets it read while the writer commits.
-    // query_only makes a write through Read fail instead of racing the writer.
-    store->reader_ =
-        std::make_unique<soci::session>(soci::sqlite3, "db=\"" + path.string() + "\" timeout=10");
-    *store->reader_ << "PRAGMA query_only=ON";
+    // The reading session: it reads while the writer commits (WAL, or
+    // PostgreSQL's snapshots), and refuses writes instead of racing the writer.
+    store->reader_ = OpenSession(target, SessionRole::kReader);
   } catch (const std::exception& e) {
     return std::unexpected(
-        ErrorFromException(e, ErrorCode::kIo, "opening store " + path.string() + " for reading"));
+        ErrorFromException(e, ErrorCode::kIo, "opening store " + where + " for reading"));
   }
   store->open_ = true;
   store->committer_ = std::thread([raw = store.get()] { raw->CommitLoop(); });
@@ -54,20 +48,32 @@ Result<std::unique_ptr<Store>> Store::Connect(const std::filesystem::path& path,
 
 Result<std::unique_ptr<Store>> Store::Create(const std::filesystem::path& path,
                                              const Clock& clock) {
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec)) {
-    return Fail(ErrorCode::kAlreadyExists, "a store already exists at " + path.string());
-  }
-  return Connect(path, clock);
+  return Create(StoreTarget::Sqlite(path), clock);
 }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& path, const Clock& clock) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return Fail(ErrorCode::kNotFound,
-                "no store at " + path.string() + ": run `fabu-coordinator init` first");
+  return Open(StoreTarget::Sqlite(path), clock);
+}
+
+Result<std::unique_ptr<Store>> Store::Create(const StoreTarget& target, const Clock& clock) {
+  if (target.backend == StoreBackend::kSqlite) {
+    std::error_code ec;
+    if (std::filesystem::exists(target.path, ec)) {
+      return Fail(ErrorCode::kAlreadyExists, "a store already exists at " + target.path.string());
+    }
   }
-  return Connect(path, clock);
+  return Connect(target, clock, true);
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const StoreTarget& target, const Clock& clock) {
+  if (target.backend == StoreBackend::kSqlite) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(target.path, ec)) {
+      return Fail(ErrorCode::kNotFound,
+                  "no store at " + target.path.string() + ": run `fabu-coordinator init` first");
+    }
+  }
+  return Connect(target, clock, false);
 }
 
 Result<void> Store::RunInGroup(const std::function<bool(soci::session&)>& work) {
@@ -172,7 +178,13 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
   };
   try {
     sql.begin();
+    BeginWrite(sql);
   } catch (const std::exception& e) {
+    try {
+      sql.rollback();
+    } catch (const std::exception&) {
+      // BEGIN itself failed: there is nothing to undo.
+    }
     for (Writer* writer : group) writer->error = ErrorFromException(e, ErrorCode::kIo, "store");
     return;
   }
@@ -253,8 +265,7 @@ void Store::Close() {
   open_ = false;
   statements_.Clear();  // finalizes the cached statements before the session closes
   try {
-    // Fold the WAL into the database so the file alone holds everything.
-    *sql_ << "PRAGMA wal_checkpoint(TRUNCATE)";
+    BeforeClose(*sql_);
     sql_->close();
   } catch (const std::exception&) {
     // Closing is best effort; SQLite recovers the WAL on the next open.

@@ -1,4 +1,5 @@
-// The coordinator's store: one SQLite database through SOCI.
+// The coordinator's store: one SQLite database (or one PostgreSQL database,
+// dialect.hpp) through SOCI.
 //
 // Store owns two SOCI sessions on the database: one writes, one reads. Every
 // use goes through Read (a query) or Write (a unit of work that commits when
@@ -37,11 +38,15 @@
 //
 // SOCI throws; Read and Write catch at this boundary and return an Error
 // (kIo for database failures, kInternal for anything else). The SQL used
-// here and in callers should stay portable to PostgreSQL: plain TEXT /
-// INTEGER / BIGINT columns, no AUTOINCREMENT, no INSERT OR REPLACE.
+// here and in callers runs on SQLite and PostgreSQL alike: plain TEXT /
+// INTEGER / BIGINT columns, no AUTOINCREMENT, no INSERT OR REPLACE; what
+// differs is in dialect.hpp.
 //
-// The database opens with journal_mode=WAL, synchronous=FULL and a busy
-// timeout, and is migrated to the newest schema (migrations.hpp).
+// A SQLite database opens with journal_mode=WAL, synchronous=FULL and a busy
+// timeout; on PostgreSQL the reading session is a second connection whose
+// transactions are read-only, and each group commit takes the writers' lock
+// (dialect.hpp, BeginWrite) so one writer at a time, as in SQLite. Either is
+// migrated to the newest schema when opened (migrations.hpp).
 #pragma once
 
 #include <soci/soci.h>
@@ -63,6 +68,7 @@
 
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/common/clock.hpp"
+#include "coordinator/store/dialect.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -202,6 +208,13 @@ class Store {
   // there is none.
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& path,
                                              const Clock& clock = WallClock());
+  // The same on any backend: on PostgreSQL the database must exist (made by
+  // its administrator); Create refuses (kAlreadyExists) one that holds a
+  // store's schema, Open refuses (kNotFound) one that does not.
+  static Result<std::unique_ptr<Store>> Create(const StoreTarget& target,
+                                               const Clock& clock = WallClock());
+  static Result<std::unique_ptr<Store>> Open(const StoreTarget& target,
+                                             const Clock& clock = WallClock());
 
   ~Store();
   Store(const Store&) = delete;
@@ -209,6 +222,9 @@ class Store {
 
   // The schema version after migrations.
   int schema_version() const { return schema_version_; }
+  // Where the store is, and on which backend.
+  const StoreTarget& target() const { return target_; }
+  StoreBackend backend() const { return target_.backend; }
 
   // The listeners of events raised in this store's transactions (EventBus).
   EventBus& events() { return events_; }
@@ -302,8 +318,9 @@ class Store {
 
  private:
   explicit Store(const Clock& clock) : clock_(clock) {}
-  static Result<std::unique_ptr<Store>> Connect(const std::filesystem::path& path,
-                                                const Clock& clock);
+  // `create`: the schema must not be there yet (Create), else it must (Open).
+  static Result<std::unique_ptr<Store>> Connect(const StoreTarget& target, const Clock& clock,
+                                                std::optional<bool> create);
 
   // One queued write: a caller of Write waiting (on its caller's stack, woken
   // through `wake`), or a WriteAsync job (on the heap, `finished` set).
@@ -349,6 +366,7 @@ class Store {
   std::unique_ptr<soci::session> reader_;
   StatementCache reader_statements_;
   int schema_version_ = 0;
+  StoreTarget target_;
 };
 
 }  // namespace fabu::coordinator

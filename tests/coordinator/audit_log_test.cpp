@@ -10,16 +10,18 @@
 #include "coordinator/common/digest.hpp"
 #include "coordinator/store/store.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store_target.hpp"
 
 namespace fabu::coordinator {
 namespace {
 
 using testing::TempDir;
+using testing::TestStore;
 
 class AuditLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = Store::Create(dir_ / "c.db");
+    auto store = Store::Create(TestStore(dir_ / "c.db"));
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
     for (int i = 1; i <= 5; ++i) {

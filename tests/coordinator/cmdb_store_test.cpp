@@ -15,6 +15,7 @@
 #include "coordinator/hosts/hosts.hpp"
 #include "tests/support/http_receiver.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store_target.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -25,7 +26,7 @@ using protocol::Step;
 class CmdbStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = Store::Create(dir_ / "coordinator.db");
+    auto store = Store::Create(fabu::testing::TestStore(dir_ / "coordinator.db"));
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
     SubscribeListeners(store_->events());

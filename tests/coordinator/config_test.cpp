@@ -30,6 +30,38 @@ TEST(ConfigTest, UserTokenDaysAreReadAndBounded) {
   }
 }
 
+TEST(ConfigTest, TheStoreIsSqliteByDefaultOrAPostgresqlUrl) {
+  auto plain = CoordinatorConfig::FromJson(nlohmann::json::object());
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_FALSE(plain->store.postgresql());
+  auto pg = CoordinatorConfig::FromJson(nlohmann::json::parse(
+      R"({"store": {"backend": "postgresql", "url": "postgresql://fabu@db.example:5432/fabu",
+                    "password_file": "/etc/fabu/store-password", "sslmode": "verify-full"}})"));
+  ASSERT_TRUE(pg) << pg.error().message();
+  EXPECT_TRUE(pg->store.postgresql());
+  EXPECT_EQ(pg->store.url, "postgresql://fabu@db.example:5432/fabu");
+  EXPECT_EQ(pg->store.password_file, "/etc/fabu/store-password");
+  EXPECT_EQ(pg->store.sslmode, "verify-full");
+  auto again = CoordinatorConfig::FromJson(pg->ToJson());
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->store.ToJson(), pg->store.ToJson());
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"store": {"backend": "mysql"}})", "store.backend"},
+      {R"({"store": {"backend": "postgresql", "url": "db.example"}})", "store.url"},
+      {R"({"store": {"backend": "postgresql", "url": "postgresql://db/f", "sslmode": "on"}})",
+       "store.sslmode"},
+      {R"({"store": {"url": "postgresql://db/f"}})", "for the postgresql backend"},
+      {R"({"store": {"backend": "postgresql", "url": "postgresql://db/f", "pasword": "x"}})",
+       "store.pasword: unknown field"},
+  };
+  for (const auto& [text, named] : bad) {
+    auto refused = CoordinatorConfig::FromJson(nlohmann::json::parse(text));
+    ASSERT_FALSE(refused) << text;
+    EXPECT_NE(refused.error().message().find(named), std::string::npos)
+        << text << ": " << refused.error().message();
+  }
+}
+
 TEST(ConfigTest, TyposAreRefusedWithTheirPath) {
   auto bad = CoordinatorConfig::FromJson(nlohmann::json::parse(R"({"limits": {"json_body": 5}})"));
   ASSERT_FALSE(bad);

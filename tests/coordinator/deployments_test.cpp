@@ -16,6 +16,7 @@
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store_target.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -82,7 +83,7 @@ StoredPackage TestPackage() {
 class DeploymentStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = Store::Create(dir_ / "coordinator.db");
+    auto store = Store::Create(fabu::testing::TestStore(dir_ / "coordinator.db"));
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
     SubscribeListeners(store_->events());

@@ -16,6 +16,7 @@
 #include "coordinator/api/openapi.hpp"
 #include "coordinator/release/structured_input.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store_target.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -32,7 +33,7 @@ std::string Lower(std::string_view text) {
 // "get /api/v1/users/{name}" for every route the coordinator serves.
 std::set<std::string> RouterRoutes() {
   testing::TempDir dir;
-  auto store = Store::Create(dir / "coordinator.db");
+  auto store = Store::Create(fabu::testing::TestStore(dir / "coordinator.db"));
   EXPECT_TRUE(store.has_value()) << (store ? "" : store.error().message());
   if (!store) return {};
   const CoordinatorConfig config;

@@ -24,6 +24,7 @@
 #include "packaging/package.hpp"
 #include "tests/release/test_plans.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store_target.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -40,7 +41,7 @@ class RetentionTest : public ::testing::Test {
   void SetUp() override {
     data_.root = dir_ / "data";
     fs::create_directories(data_.packages());
-    auto store = Store::Create(data_.store(), clock_);
+    auto store = Store::Create(fabu::testing::TestStore(data_.store()), clock_);
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
     SubscribeListeners(store_->events());
@@ -359,6 +360,7 @@ TEST_F(RetentionTest, ZeroDaysKeepsEverything) {
 }
 
 TEST_F(RetentionTest, ThirtyDaysOfReleasesReachAPlateau) {
+  FABU_SQLITE_ONLY();  // measures the SQLite file's pages
   // Retention of 5 days; each day one release of a new 256 KiB package,
   // deployed to both hosts with 16 KiB of hook output per host, closed the
   // same day; the hosts keep the last two versions; gc at the day's end.

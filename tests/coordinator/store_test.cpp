@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <soci/soci.h>
-#include <soci/sqlite3/soci-sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,11 +20,13 @@
 #include "coordinator/auth/users.hpp"
 #include "coordinator/store/migrations.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store_target.hpp"
 
 namespace fabu::coordinator {
 namespace {
 
 using testing::TempDir;
+using testing::TestStore;
 
 const AuditOrigin kOrigin{"tester", "admin", "req-1", "127.0.0.1:1"};
 
@@ -40,10 +41,11 @@ int CountRows(Store& store, const std::string& table) {
 
 TEST(StoreTest, CreateAppliesEveryMigration) {
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store) << store.error().message();
   EXPECT_EQ((*store)->schema_version(), AllMigrations().back().version);
   EXPECT_EQ(CountRows(**store, "schema_migrations"), static_cast<int>(AllMigrations().size()));
+  if ((*store)->backend() != StoreBackend::kSqlite) return;
   auto mode = (*store)->Read([](soci::session& sql) -> Result<std::string> {
     std::string journal;
     sql << "PRAGMA journal_mode", soci::into(journal);
@@ -53,16 +55,18 @@ TEST(StoreTest, CreateAppliesEveryMigration) {
 }
 
 TEST(StoreTest, CreateRefusesAnExistingFile) {
+  // (On PostgreSQL: a database that already holds a store.)
   TempDir dir;
-  ASSERT_TRUE(Store::Create(dir / "c.db"));
-  auto again = Store::Create(dir / "c.db");
+  const auto target = TestStore(dir / "c.db");
+  ASSERT_TRUE(Store::Create(target));
+  auto again = Store::Create(target);
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
 }
 
 TEST(StoreTest, OpenWithoutAStoreSaysRunInit) {
   TempDir dir;
-  auto store = Store::Open(dir / "missing.db");
+  auto store = Store::Open(TestStore(dir / "missing.db"));
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code(), ErrorCode::kNotFound);
   EXPECT_NE(store.error().message().find("init"), std::string::npos);
@@ -72,9 +76,10 @@ TEST(StoreTest, OpenAppliesPendingMigrationsToAnOldStore) {
   // Given a store made by a version that knew only migration 1, opening it
   // should bring it to the newest schema and keep its rows.
   TempDir dir;
-  const auto path = dir / "old.db";
+  const auto path = TestStore(dir / "old.db");
   {
-    soci::session sql(soci::sqlite3, "db=" + path.string());
+    const auto session = OpenSession(path, SessionRole::kWriter);
+    soci::session& sql = *session;
     auto version = Migrate(sql, std::span(AllMigrations()).first(1), WallClock());
     ASSERT_TRUE(version) << version.error().message();
     EXPECT_EQ(*version, 1);
@@ -90,10 +95,11 @@ TEST(StoreTest, OpenAppliesPendingMigrationsToAnOldStore) {
 
 TEST(StoreTest, RefusesAStoreNewerThanThisProgram) {
   TempDir dir;
-  const auto path = dir / "new.db";
+  const auto path = TestStore(dir / "new.db");
   ASSERT_TRUE(Store::Create(path));
   {
-    soci::session sql(soci::sqlite3, "db=" + path.string());
+    const auto session = OpenSession(path, SessionRole::kWriter);
+    soci::session& sql = *session;
     sql << "INSERT INTO schema_migrations (version, name, applied) VALUES (999, 'future', 't')";
   }
   auto store = Store::Open(path);
@@ -106,7 +112,7 @@ TEST(StoreTest, AFailedWriteLeavesNothing) {
   // Given a transaction that adds a user (and its audit entry) and then
   // fails, neither the user nor the entry should remain.
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   auto result = (*store)->Write(kOrigin, [](Transaction& tx) -> Result<void> {
     auto token = CreateUser(tx, "carol", Role::kTester);
@@ -124,7 +130,7 @@ TEST(StoreTest, AnAfterCommitEffectRunsOnceTheWorkIsVisibleAndNeverForUndoneWork
   // throws, only the kept write's effect should run, and when it runs a
   // Read (the delivery worker's view) should already see that write.
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   Store& s = **store;
   std::vector<std::string> ran;
@@ -155,7 +161,7 @@ TEST(StoreTest, AnAfterCommitEffectRunsOnceTheWorkIsVisibleAndNeverForUndoneWork
 
 TEST(StoreTest, SqlErrorsBecomeErrorsNotExceptions) {
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   auto result = (*store)->Write(kOrigin, [](Transaction& tx) -> Result<void> {
     tx.sql() << "INSERT INTO no_such_table VALUES (1)";
@@ -168,7 +174,7 @@ TEST(StoreTest, SqlErrorsBecomeErrorsNotExceptions) {
 
 TEST(StoreTest, ClosedStoreRefusesWork) {
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   (*store)->Close();
   EXPECT_EQ(CountRows(**store, "users"), -1);
@@ -202,7 +208,7 @@ AuditVerification Verify(Store& store) {
 // head in one snapshot, never a head newer than the log it walked.
 TEST(StoreTest, TheChainVerifiesIntactWhileWritesCommit) {
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   for (int i = 0; i < 500; ++i) {
     ASSERT_TRUE((*store)->Write(
@@ -235,8 +241,9 @@ TEST(StoreTest, TheChainVerifiesIntactWhileWritesCommit) {
 
 // Audit entries of `object_id` ("" for every test entry), counted through a
 // connection of its own to the database at `path` (as after a crash and reopen).
-int CommittedEntries(const std::filesystem::path& path, const std::string& object_id) {
-  soci::session other(soci::sqlite3, "db=" + path.string());
+int CommittedEntries(const StoreTarget& path, const std::string& object_id) {
+  const auto session = OpenSession(path, SessionRole::kReader);
+  soci::session& other = *session;
   int n = 0;
   std::string id = object_id;
   other << "SELECT COUNT(*) FROM audit_log WHERE object_type = 'test' AND (:i = '' OR "
@@ -259,7 +266,7 @@ TEST(StoreGroupCommitTest, ConcurrentWritersAllCommitInOneChain) {
   // Given 8 threads writing 50 audit entries each at the same time, every
   // write should be stored, in fewer commits than writes, in one intact chain.
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   constexpr int kThreads = 8, kEach = 50;
   std::atomic<int> failures = 0;
@@ -289,7 +296,7 @@ TEST(StoreGroupCommitTest, AFailingWriterLosesOnlyItsOwnWork) {
   // committed, the two failures should get their own errors, and the audit
   // chain should skip nothing.
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   Store& s = **store;
   constexpr std::size_t kWriters = 6;
@@ -348,7 +355,7 @@ TEST(StoreGroupCommitTest, TheChainHeadFollowsOnlyTheKeptEntriesOfAGroup) {
   // in order, and its head (written once, before the COMMIT) should be the
   // last kept entry; a later group should chain on from it.
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   Store& s = **store;
   std::atomic<bool> committing = false;
@@ -394,7 +401,7 @@ TEST(StoreGroupCommitTest, AWriterIsAnsweredAfterItsWorkIsCommitted) {
   // Given a write that returned, a second connection to the database (as
   // after a crash and reopen) should see it.
   TempDir dir;
-  const auto path = dir / "c.db";
+  const auto path = TestStore(dir / "c.db");
   auto store = Store::Create(path);
   ASSERT_TRUE(store);
   ASSERT_TRUE((*store)->Write(kOrigin, [](Transaction& tx) { return AuditOne(tx, "durable"); }));
@@ -407,7 +414,7 @@ TEST(StoreGroupCommitTest, AnAsyncWriteIsAnsweredOnlyAfterItsGroupCommitted) {
   // each should be answered once its work is visible to another connection,
   // and a refusing one with its own error and none of its work.
   TempDir dir;
-  const auto path = dir / "c.db";
+  const auto path = TestStore(dir / "c.db");
   auto store = Store::Create(path);
   ASSERT_TRUE(store);
   Store& s = **store;
@@ -470,7 +477,7 @@ TEST(StoreGroupCommitTest, AWriteQueuedAheadRunsBeforeTheWritesWaitingButAfterTh
   // Given a group committing and writes queued behind it, writes queued
   // ahead run first in the next group, in the order they were queued ahead.
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   Store& s = **store;
   std::mutex mutex;
@@ -521,7 +528,7 @@ TEST(StoreGroupCommitTest, CloseCommitsQueuedAsyncWritesAndRefusesLaterOnes) {
   // should be committed and answered before Close returns; a write after
   // Close should be answered at once with kUnavailable.
   TempDir dir;
-  const auto path = dir / "c.db";
+  const auto path = TestStore(dir / "c.db");
   auto store = Store::Create(path);
   ASSERT_TRUE(store);
   Store& s = **store;
@@ -564,7 +571,7 @@ struct CountedInsert {
 // Finish should not keep the WAL from being checkpointed whole.
 TEST(StoreStatementCacheTest, AStatementIsPreparedOnceAndSurvivesAFailedWrite) {
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   ASSERT_TRUE((*store)->Write(kOrigin, [](Transaction& tx) -> Result<void> {
     tx.sql() << "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)";
@@ -594,6 +601,7 @@ TEST(StoreStatementCacheTest, AStatementIsPreparedOnceAndSurvivesAFailedWrite) {
       [](soci::session& sql) -> Result<AuditVerification> { return VerifyAudit(sql); });
   ASSERT_TRUE(chain);
   EXPECT_TRUE(chain->intact);
+  if ((*store)->backend() != StoreBackend::kSqlite) return;
   auto checkpoint = (*store)->Read([](soci::session& sql) -> Result<int> {
     int busy = -1, log = 0, done = 0;
     sql << "PRAGMA wal_checkpoint(TRUNCATE)", soci::into(busy), soci::into(log), soci::into(done);
@@ -608,7 +616,7 @@ TEST(StoreStatementCacheTest, AStatementIsPreparedOnceAndSurvivesAFailedWrite) {
 // before, not the group's work; and a write through Read is refused.
 TEST(StoreReaderTest, AReadRunsWhileAWriteIsInProgress) {
   TempDir dir;
-  auto store = Store::Create(dir / "c.db");
+  auto store = Store::Create(TestStore(dir / "c.db"));
   ASSERT_TRUE(store);
   std::mutex mutex;
   std::condition_variable changed;
@@ -644,6 +652,75 @@ TEST(StoreReaderTest, AReadRunsWhileAWriteIsInProgress) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code(), ErrorCode::kIo);
   EXPECT_EQ(CountRows(**store, "audit_log"), 1);
+}
+
+TEST(StoreDialectTest, APostgresqlUrlWithAPasswordIsRefusedAndTheFileGivesIt) {
+  TempDir dir;
+  auto with_password =
+      StoreTarget::Postgresql("postgresql://fabu:hunter2@db.example:5432/fabu", "", "");
+  ASSERT_FALSE(with_password);
+  EXPECT_EQ(with_password.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(with_password.error().message().find("password"), std::string::npos);
+  EXPECT_EQ(with_password.error().message().find("hunter2"), std::string::npos)
+      << with_password.error().message();
+
+  testing::WriteFile(dir / "password", "s3cret'\\x\n");
+  auto target = StoreTarget::Postgresql("postgresql://fabu@db.example:5432/fabu?sslmode=require",
+                                        (dir / "password").string(), "verify-full");
+  ASSERT_TRUE(target) << target.error().message();
+  EXPECT_EQ(target->backend, StoreBackend::kPostgresql);
+  EXPECT_NE(target->connect.find("password='s3cret\\'\\\\x'"), std::string::npos)
+      << target->connect;
+  EXPECT_NE(target->connect.find("sslmode='verify-full'"), std::string::npos) << target->connect;
+  EXPECT_EQ(target->connect.find("sslmode='require'"), std::string::npos) << target->connect;
+  EXPECT_NE(target->connect.find("host='db.example'"), std::string::npos) << target->connect;
+  EXPECT_EQ(target->description.find("s3cret"), std::string::npos);
+
+  auto missing =
+      StoreTarget::Postgresql("postgresql://fabu@db/fabu", (dir / "nothing").string(), "");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("password_file"), std::string::npos);
+}
+
+TEST(StoreDialectTest, MigrationsTakeBigintForIntegerOnPostgresqlOnly) {
+  const std::string statement = "CREATE TABLE t (a INTEGER PRIMARY KEY, integers TEXT, b INTEGER)";
+  EXPECT_EQ(MigrationSql(StoreBackend::kSqlite, statement), statement);
+  EXPECT_EQ(MigrationSql(StoreBackend::kPostgresql, statement),
+            "CREATE TABLE t (a BIGINT PRIMARY KEY, integers TEXT, b BIGINT)");
+}
+
+TEST(StoreDialectTest, TwoStoresOnOnePostgresqlDatabaseWriteOneChain) {
+  // Given two coordinators' stores on the same database (a `serve` and a
+  // `fabu-coordinator trust add` beside it) writing at once, every entry
+  // should be kept in one intact chain: their group commits take turns.
+  if (!testing::TestStoreIsPostgresql()) {
+    GTEST_SKIP() << "PostgreSQL only (FABU_TEST_STORE); SQLite's file lock does the same";
+  }
+  TempDir dir;
+  const auto target = TestStore(dir / "c.db");
+  auto first = Store::Create(target);
+  ASSERT_TRUE(first) << first.error().message();
+  auto second = Store::Open(target);
+  ASSERT_TRUE(second) << second.error().message();
+  std::vector<std::thread> writers;
+  std::atomic<int> failed = 0;
+  for (Store* store : {first->get(), second->get()}) {
+    for (int t = 0; t < 2; ++t) {
+      writers.emplace_back([store, &failed] {
+        for (int i = 0; i < 25; ++i) {
+          if (!store->Write(kOrigin, [](Transaction& tx) { return AuditOne(tx, "both"); })) {
+            ++failed;
+          }
+        }
+      });
+    }
+  }
+  for (auto& writer : writers) writer.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(CommittedEntries(target, "both"), 100);
+  const AuditVerification chain = Verify(**first);
+  EXPECT_TRUE(chain.intact) << chain.reason;
+  EXPECT_EQ(chain.count, 100);
 }
 
 }  // namespace

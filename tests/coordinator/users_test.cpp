@@ -7,11 +7,13 @@
 
 #include "coordinator/store/store.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store_target.hpp"
 
 namespace fabu::coordinator {
 namespace {
 
 using testing::TempDir;
+using testing::TestStore;
 
 TEST(TokenTest, TokensAre256RandomBitsInHex) {
   std::set<std::string> seen;
@@ -64,7 +66,7 @@ TEST(UserNameTest, RulesAreExplained) {
 class UsersStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = Store::Create(dir_ / "c.db");
+    auto store = Store::Create(TestStore(dir_ / "c.db"));
     ASSERT_TRUE(store);
     store_ = std::move(*store);
   }

@@ -1,0 +1,88 @@
+// Where the store's two database backends differ, in one place.
+//
+// The coordinator's SQL (migrations.cpp and the domain modules) is written
+// once, in the SQL that SQLite and PostgreSQL both run: TEXT, INTEGER and
+// BIGINT columns, `INSERT ... ON CONFLICT ... DO NOTHING`, no rowid, no
+// AUTOINCREMENT, no date functions (times are Unix seconds or text made by
+// the coordinator). What cannot be written once is here:
+//
+// - opening a session: SQLite's PRAGMAs (WAL, synchronous=FULL,
+//   foreign_keys, secure_delete, query_only, a busy timeout); PostgreSQL's
+//   read-only reading session (REPEATABLE READ, so a read transaction is one
+//   snapshot as in SQLite) and its check that the database sorts text
+//   bytewise (collation "C"), as SQLite does, so lists and rollout orders
+//   are the same on both;
+// - column types: PostgreSQL's INTEGER is 32 bits, SQLite's 64, so a
+//   migration's INTEGER is made BIGINT there (MigrationSql);
+// - a write transaction: SQLite lets one writer in at a time; on PostgreSQL
+//   every group commit takes one transaction-level advisory lock first
+//   (BeginWrite), so writers (a `serve` and a `fabu-coordinator user ...` at
+//   the same time) still go one after another and the audit chain stays one
+//   chain;
+// - closing: SQLite folds its WAL back into the file.
+//
+// SQLite-only tools (the online backup, `restore`) ask `backend` and refuse
+// a PostgreSQL store with a message that says what to use instead.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "protocol/error.hpp"
+
+namespace soci {
+class session;
+}
+
+namespace fabu::coordinator {
+
+enum class StoreBackend { kSqlite, kPostgresql };
+
+// Where a store is. Made by Sqlite() or Postgresql(); a value type.
+struct StoreTarget {
+  StoreBackend backend = StoreBackend::kSqlite;
+  std::filesystem::path path;  // SQLite: the database file
+  std::string connect;         // PostgreSQL: libpq's connection string (holds the password)
+  std::string description;     // for messages and logs: the file, or the URL without password
+
+  static StoreTarget Sqlite(const std::filesystem::path& path);
+  // `url`: a libpq URI (postgresql://USER@HOST:PORT/DB?param=...); one that
+  // carries a password is refused (kInvalidArgument): the password is read
+  // from `password_file` (its first line), or found by libpq (PGPASSFILE,
+  // ~/.pgpass) when that is empty. `sslmode` ("" leaves the URL's or libpq's)
+  // is passed to libpq as it is (verify-full checks the server's name).
+  static Result<StoreTarget> Postgresql(const std::string& url, const std::string& password_file,
+                                        const std::string& sslmode);
+};
+
+// The backend a SOCI session talks to.
+StoreBackend BackendOf(soci::session& sql);
+
+enum class SessionRole {
+  kWriter,  // the store's writing session
+  kReader,  // the store's reading session: refuses writes
+};
+
+// Opens a session on `target` set up for `role` (the PRAGMAs or settings
+// above). Throws what SOCI throws; kFailedPrecondition is thrown as
+// std::runtime_error when a PostgreSQL database does not sort bytewise.
+std::unique_ptr<soci::session> OpenSession(const StoreTarget& target, SessionRole role);
+
+// Whether the store's schema is there (its schema_migrations table). Throws.
+bool HasSchema(soci::session& sql);
+
+// A migration's statement as `backend` runs it (INTEGER is BIGINT on
+// PostgreSQL).
+std::string MigrationSql(StoreBackend backend, std::string_view statement);
+
+// Right after BEGIN of a write transaction: waits until no other writer of
+// the same database is in one (PostgreSQL); nothing on SQLite. Throws.
+void BeginWrite(soci::session& sql);
+
+// Before the writing session closes: folds the WAL into the file (SQLite).
+// Throws.
+void BeforeClose(soci::session& sql);
+
+}  // namespace fabu::coordinator
