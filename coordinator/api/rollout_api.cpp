@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <functional>
 #include <limits>
 
 #include "coordinator/api/api_context.hpp"
@@ -103,11 +104,19 @@ Result<std::string> StringField(const json& body, const char* name) {
 // What a verb does beyond the release's transition, in the same transaction.
 using RolloutEffect = Result<void> (*)(soci::session&, const std::string& release_id);
 
+// The same for a verb that makes deployments: given the transaction, the
+// release as the transition left it, the body and the time, it may add hosts
+// to wake and fields to the answer (the rollout status).
+using DeployingEffect =
+    std::function<Result<void>(Transaction&, const rel::Release& after, const json& body,
+                               rel::Instant now, Wakeups& wake, json& answer)>;
+
 // Applies a person's verb to release `id`: `step` makes the transition,
 // `effect` tells the engine, and the engine takes its next step at once.
 template <typename Step>
 Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
-                       std::initializer_list<FieldRule> rules, Step&& step, RolloutEffect effect) {
+                       std::initializer_list<FieldRule> rules, Step&& step,
+                       const DeployingEffect& effect) {
   const std::string id = ctx.path_params.at("id");
   auto body = ctx.Json();
   if (!body) return std::unexpected(body.error());
@@ -120,18 +129,35 @@ Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
     const rel::Instant now = NowInstant(api);
     auto after = step(*before, ActorOf(ctx), now, *body);
     if (!after) return std::unexpected(after.error());
-    if (effect != nullptr) {
-      if (auto ok = effect(tx.sql(), id); !ok) return std::unexpected(ok.error());
+    json answer = json::object();
+    if (effect) {
+      if (auto ok = effect(tx, *after, *body, now, wake, answer); !ok) {
+        return std::unexpected(ok.error());
+      }
     }
     SaveTransition(tx, *before, *after, *body);
     AdvanceRollout(tx, id, now, PlanOptions(api), wake);
     auto current = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!current) return std::unexpected(current.error());
-    return RolloutStatus(tx.sql(), *current, now);
+    auto status = RolloutStatus(tx.sql(), *current, now);
+    if (!status) return std::unexpected(status.error());
+    status->update(answer);
+    return status;
   });
   if (!saved) return std::unexpected(saved.error());
   WakeHosts(api.wakeups, wake);
   return Response::Ok(*saved);
+}
+
+template <typename Step>
+Result<Response> Steer(const ApiContext& api, RequestContext& ctx,
+                       std::initializer_list<FieldRule> rules, Step&& step, RolloutEffect effect) {
+  DeployingEffect wrapped;
+  if (effect != nullptr) {
+    wrapped = [effect](Transaction& tx, const rel::Release& after, const json&, rel::Instant,
+                       Wakeups&, json&) { return effect(tx.sql(), after.id); };
+  }
+  return Steer(api, ctx, rules, std::forward<Step>(step), wrapped);
 }
 
 Result<void> PausedByPerson(soci::session& sql, const std::string& id) {
@@ -226,44 +252,26 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
   router.Add(
       Method::kPost, "/api/v1/releases/{id}/retry", steer_roles,
       [api](RequestContext& ctx) -> Result<Response> {
-        const std::string id = ctx.path_params.at("id");
-        auto body = ctx.Json();
-        if (!body) return std::unexpected(body.error());
-        if (auto ok = CheckObject(
-                *body, "", {{"reason", JsonType::kString, true}, {"hosts", JsonType::kArray}});
-            !ok) {
-          return std::unexpected(ok.error());
-        }
-        std::vector<std::string> only;
-        for (const auto& host : body->value("hosts", json::array())) {
-          if (!host.is_string()) {
-            return Fail(ErrorCode::kInvalidArgument, "hosts: expected an array of host names");
-          }
-          only.push_back(host.get<std::string>());
-        }
-        Wakeups wake;
-        auto saved = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<json> {
-          wake = {};
-          auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
-          if (!before) return std::unexpected(before.error());
-          const rel::Instant now = NowInstant(api);
-          auto after =
-              rel::RetryRollout(*before, ActorOf(ctx), now, (*body)["reason"].get<std::string>());
-          if (!after) return std::unexpected(after.error());
-          auto retried = RetryFailedHosts(tx, *after, only, now, wake);
-          if (!retried) return std::unexpected(retried.error());
-          SaveTransition(tx, *before, *after, *body);
-          AdvanceRollout(tx, id, now, PlanOptions(api), wake);
-          auto current = LoadRelease(tx.sql(), id, PlanOptions(api));
-          if (!current) return std::unexpected(current.error());
-          auto status = RolloutStatus(tx.sql(), *current, now);
-          if (!status) return std::unexpected(status.error());
-          (*status)["retried"] = *retried;
-          return status;
-        });
-        if (!saved) return std::unexpected(saved.error());
-        WakeHosts(api.wakeups, wake);
-        return Response::Ok(*saved);
+        return Steer(
+            api, ctx, {{"reason", JsonType::kString, true}, {"hosts", JsonType::kArray}},
+            [](const rel::Release& r, const rel::Actor& a, rel::Instant at, Body b) {
+              return rel::RetryRollout(r, a, at, b.at("reason").get<std::string>());
+            },
+            DeployingEffect([](Transaction& tx, const rel::Release& after, const json& body,
+                               rel::Instant now, Wakeups& wake, json& answer) -> Result<void> {
+              std::vector<std::string> only;
+              for (const auto& host : body.value("hosts", json::array())) {
+                if (!host.is_string()) {
+                  return Fail(ErrorCode::kInvalidArgument,
+                              "hosts: expected an array of host names");
+                }
+                only.push_back(host.get<std::string>());
+              }
+              auto retried = RetryFailedHosts(tx, after, only, now, wake);
+              if (!retried) return std::unexpected(retried.error());
+              answer["retried"] = *retried;
+              return {};
+            }));
       });
 
   router.Add(Method::kPost, "/api/v1/releases/{id}/abort", steer_roles,
