@@ -76,8 +76,8 @@ void RegisterSessionRoutes(Router& router, const ApiContext& api) {
           }
           return std::unexpected(started.error());
         }
-        Response response = Response::Created(SessionJson(started->principal, started->csrf,
-                                                          started->lang, limits, started->expires));
+        Response response =
+            Response::Created(SessionJson(started->principal, started->lang, limits));
         response.headers = {{"Set-Cookie", SessionCookie(started->id, limits.lifetime_seconds)}};
         return response;
       });
@@ -89,15 +89,8 @@ void RegisterSessionRoutes(Router& router, const ApiContext& api) {
                  return ConsoleLang(sql, who.name);
                });
                if (!lang) return std::unexpected(lang.error());
-               if (!who.session) {
-                 // A bearer token: who it is, without a session's parts.
-                 nlohmann::json out = SessionJson(who, "", *lang, limits, 0);
-                 out["csrf"] = nullptr;
-                 out["expires"] = nullptr;
-                 return Response::Ok(std::move(out));
-               }
-               return Response::Ok(
-                   SessionJson(who, who.session->csrf, *lang, limits, who.session->expires));
+               // With a bearer token: who it is, without a session's parts.
+               return Response::Ok(SessionJson(who, *lang, limits));
              });
 
   router.Add(Method::kDelete, "/api/v1/session", RouteOptions::AnyUser(),
@@ -130,13 +123,7 @@ void RegisterSessionRoutes(Router& router, const ApiContext& api) {
                  return SetConsoleLang(tx, who.name, lang);
                });
                if (!set) return std::unexpected(set.error());
-               nlohmann::json out = SessionJson(who, who.session ? who.session->csrf : "", lang,
-                                                limits, who.session ? who.session->expires : 0);
-               if (!who.session) {
-                 out["csrf"] = nullptr;
-                 out["expires"] = nullptr;
-               }
-               return Response::Ok(std::move(out));
+               return Response::Ok(SessionJson(who, lang, limits));
              });
 }
 

@@ -63,11 +63,9 @@ Result<StartedSession> StartSession(Transaction& tx, std::string_view user, std:
 
   StartedSession started;
   started.id = std::move(*id);
-  started.csrf = std::move(*csrf);
   started.principal = std::move(*principal);
-  started.principal.session = ConsoleSession{id_hash, started.csrf, expires};
+  started.principal.session = ConsoleSession{id_hash, std::move(*csrf), expires};
   started.lang = ConsoleLang(tx.sql(), name);
-  started.expires = expires;
   return started;
 }
 
@@ -150,14 +148,16 @@ std::string ConsoleLang(soci::session& sql, std::string_view user) {
   return ind == soci::i_ok ? lang : std::string();
 }
 
-nlohmann::json SessionJson(const Principal& principal, std::string_view csrf, std::string_view lang,
-                           const SessionLimits& limits, UnixSeconds expires) {
+nlohmann::json SessionJson(const Principal& principal, std::string_view lang,
+                           const SessionLimits& limits) {
+  const auto& session = principal.session;
   return {{"user", principal.name},
           {"role", RoleName(principal.role)},
-          {"csrf", csrf},
+          {"csrf", session ? nlohmann::json(session->csrf) : nlohmann::json(nullptr)},
           {"lang", lang.empty() ? nlohmann::json(nullptr) : nlohmann::json(lang)},
           {"idle_seconds", limits.idle_seconds},
-          {"expires", protocol::FormatRfc3339Utc(expires)}};
+          {"expires", session ? nlohmann::json(protocol::FormatRfc3339Utc(session->expires))
+                              : nlohmann::json(nullptr)}};
 }
 
 std::int64_t SignInThrottle::WaitSeconds(const std::string& address,

@@ -38,11 +38,9 @@ inline constexpr std::string_view kSessionCookie = "fabu_session";
 inline constexpr std::string_view kCsrfHeader = "x-csrf-token";
 
 struct StartedSession {
-  std::string id;    // the cookie's value; shown once, never stored
-  std::string csrf;  // sent with every state-changing request
-  Principal principal;
-  std::string lang;  // the person's console language, "" until chosen
-  UnixSeconds expires = 0;
+  std::string id;       // the cookie's value; shown once, never stored
+  Principal principal;  // with `session`: its CSRF token and when it ends
+  std::string lang;     // the person's console language, "" until chosen
 };
 
 // Signs `user` in with `token`: a new session unless the name and token do
@@ -79,9 +77,10 @@ Result<void> SetConsoleLang(Transaction& tx, std::string_view user, std::string_
 std::string ConsoleLang(soci::session& sql, std::string_view user);
 
 // What the console is told of a session: {"user", "role", "csrf", "lang"
-// (null until chosen), "idle_seconds", "expires" (RFC 3339)}.
-nlohmann::json SessionJson(const Principal& principal, std::string_view csrf, std::string_view lang,
-                           const SessionLimits& limits, UnixSeconds expires);
+// (null until chosen), "idle_seconds", "expires" (RFC 3339)}; "csrf" and
+// "expires" null for a principal of a bearer token (no `session`).
+nlohmann::json SessionJson(const Principal& principal, std::string_view lang,
+                           const SessionLimits& limits);
 
 // Failed sign-ins per address: after `limit` failures within a minute the
 // address is told to wait (Retry-After) until the oldest of them is a
