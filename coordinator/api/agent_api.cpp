@@ -13,6 +13,7 @@
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/metrics/metrics.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -46,12 +47,15 @@ bool IsPackageId(std::string_view id) {
 void RegisterAgentRoutes(Router& router, const ApiContext& api) {
   router.Add(Method::kPost, std::string(protocol::kEnrollPath), RouteOptions::Public(),
              [api](RequestContext& ctx) -> Result<Response> {
-               auto body = ctx.Json();
-               if (!body) return std::unexpected(body.error());
-               auto request = protocol::EnrollRequestFromJson(*body);
-               if (!request) return std::unexpected(request.error());
-               auto enrolled =
-                   EnrollHost(api.store, ctx.Origin(), *request, Now(api), &api.enroll_refusals);
+               auto enrolled = [&]() -> Result<protocol::EnrollResponse> {
+                 auto body = ctx.Json();
+                 if (!body) return std::unexpected(body.error());
+                 auto request = protocol::EnrollRequestFromJson(*body);
+                 if (!request) return std::unexpected(request.error());
+                 return EnrollHost(api.store, ctx.Origin(), *request, Now(api),
+                                   &api.enroll_refusals);
+               }();
+               if (api.metrics != nullptr) api.metrics->CountEnrollment(enrolled.has_value());
                if (!enrolled) return std::unexpected(enrolled.error());
                return Response::Created(protocol::EnrollResponseToJson(*enrolled));
              });

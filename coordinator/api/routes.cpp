@@ -76,8 +76,9 @@ void RegisterMetricsRoutes(Router& router, const ApiContext& api) {
              api.config.metrics_public ? RouteOptions::Public() : RouteOptions::AnyUser(),
              [api](RequestContext&) -> Result<Response> {
                const auto now = Now(api);
-               auto figures =
-                   api.store.Read([now](soci::session& sql) { return ReadStoreFigures(sql, now); });
+               auto figures = api.store.Read([now, plan = PlanOptions(api)](soci::session& sql) {
+                 return ReadStoreFigures(sql, now, plan);
+               });
                if (!figures) return std::unexpected(figures.error());
                auto text = std::make_shared<const std::string>(api.metrics->Expose(
                    *figures, api.wakeups.waiting(), api.wakeups.held(), api.server_load));

@@ -299,35 +299,55 @@ nlohmann::json AuditVerification::ToJson() const {
   return out;
 }
 
-AuditVerification VerifyAudit(soci::session& sql) {
+AuditVerification VerifyAudit(soci::session& sql) { return VerifyAuditFrom(sql, 0, kGenesisHash); }
+
+AuditVerification VerifyAuditFrom(soci::session& sql, std::int64_t from_seq,
+                                  std::string_view from_hash) {
   // The log and the head are read in one snapshot: a write that commits
   // between them (the coordinator keeps writing while this runs) must not
   // look like entries removed or added.
   soci::transaction snapshot(sql);
   AuditVerification result;
-  AuditRow row;
-  soci::statement st(sql);
-  st.alloc();
-  st.prepare(fmt::format("SELECT {} FROM audit_log ORDER BY seq", kColumns));
-  row.BindInto(st);
-  st.define_and_bind();
-  st.execute(false);
-
-  std::int64_t expected_seq = 1;
-  std::string prev_hash(kGenesisHash);
+  result.last_seq = 0;
+  result.last_hash = std::string(kGenesisHash);
   auto broken = [&result](std::int64_t seq, std::string reason) {
     result.intact = false;
     result.broken_seq = seq;
     result.reason = std::move(reason);
     return result;
   };
+  if (from_seq > 0) {
+    const std::optional<std::string> stored = AuditHashAt(sql, from_seq);
+    if (!stored) {
+      return broken(from_seq,
+                    fmt::format("entry {}, whole when it was last checked, is missing", from_seq));
+    }
+    if (*stored != from_hash) {
+      return broken(from_seq, fmt::format("entry {} was rewritten since it was last checked (its "
+                                          "hash changed)",
+                                          from_seq));
+    }
+    result.last_seq = from_seq;
+    result.last_hash = std::string(from_hash);
+  }
+  AuditRow row;
+  long long after = from_seq;
+  soci::statement st(sql);
+  st.alloc();
+  st.prepare(fmt::format("SELECT {} FROM audit_log WHERE seq > :after ORDER BY seq", kColumns));
+  row.BindInto(st);
+  st.exchange(soci::use(after));
+  st.define_and_bind();
+  st.execute(false);
+
+  std::int64_t expected_seq = from_seq + 1;
   while (st.fetch()) {
     const AuditEntry entry = row.Take();
     if (entry.seq != expected_seq) {
       return broken(expected_seq, fmt::format("entry {} is missing (the next entry found is {})",
                                               expected_seq, entry.seq));
     }
-    if (entry.prev_hash != prev_hash) {
+    if (entry.prev_hash != result.last_hash) {
       return broken(entry.seq, fmt::format("entry {}: prev_hash does not match the hash of "
                                            "entry {}",
                                            entry.seq, entry.seq - 1));
@@ -336,27 +356,28 @@ AuditVerification VerifyAudit(soci::session& sql) {
       return broken(entry.seq,
                     fmt::format("entry {}: its content does not match its hash", entry.seq));
     }
-    prev_hash = entry.hash;
+    result.last_seq = entry.seq;
+    result.last_hash = entry.hash;
     ++expected_seq;
     ++result.count;
   }
 
   const std::optional<AuditHead> head = ReadHead(sql);
   if (!head) {
-    if (result.count > 0) return broken(result.count, "the audit head record is missing");
+    if (result.last_seq > 0) return broken(result.last_seq, "the audit head record is missing");
     return result;
   }
   const long long head_seq = head->seq;
   const std::string& head_hash = head->hash;
-  if (head_seq != result.count) {
-    const std::int64_t first_bad = std::min<std::int64_t>(head_seq, result.count) + 1;
+  if (head_seq != result.last_seq) {
+    const std::int64_t first_bad = std::min<std::int64_t>(head_seq, result.last_seq) + 1;
     return broken(first_bad, fmt::format("the log ends at entry {} but the audit head records "
                                          "entry {}: entries were removed or added",
-                                         result.count, head_seq));
+                                         result.last_seq, head_seq));
   }
-  if (head_hash != prev_hash) {
-    return broken(result.count,
-                  fmt::format("entry {}: its hash does not match the audit head", result.count));
+  if (head_hash != result.last_hash) {
+    return broken(result.last_seq,
+                  fmt::format("entry {}: its hash does not match the audit head", result.last_seq));
   }
   return result;
 }

@@ -132,6 +132,10 @@ struct AuditVerification {
   std::int64_t count = 0;                  // entries checked
   std::optional<std::int64_t> broken_seq;  // the first entry found broken
   std::string reason;                      // what is wrong with it
+  // The last entry found whole (0 and kGenesisHash when none): where the
+  // next VerifyAuditFrom may start.
+  std::int64_t last_seq = 0;
+  std::string last_hash;
 
   nlohmann::json ToJson() const;
 };
@@ -147,5 +151,11 @@ std::optional<std::string> AuditHashAt(soci::session& sql, std::int64_t seq);
 // writes committed meanwhile are not seen), so `sql` must not be in a
 // transaction already. Streams; memory is flat in the log size.
 AuditVerification VerifyAudit(soci::session& sql);
+
+// The same from a point verified before (`seq`, `hash`: an entry and the hash
+// it had then): checks that the entry still has that hash, then the entries
+// after it and the head. `count` is the entries checked after `seq`. For the
+// daemon's periodic check, which costs what the chain grew since the last.
+AuditVerification VerifyAuditFrom(soci::session& sql, std::int64_t seq, std::string_view hash);
 
 }  // namespace fabu::coordinator

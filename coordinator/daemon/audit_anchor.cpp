@@ -130,6 +130,40 @@ Result<bool> CheckpointWriter::Write(const std::string& reason, bool always) {
   return true;
 }
 
+AuditWatch::Finding AuditWatch::Check() {
+  std::lock_guard lock(mutex_);
+  if (verified_hash_.empty()) verified_hash_ = std::string(kGenesisHash);
+  Finding finding;
+  auto checked = store_.Read([this](soci::session& sql) -> Result<AuditVerification> {
+    return VerifyAuditFrom(sql, verified_seq_, verified_hash_);
+  });
+  if (!checked) {
+    // The store could not be read: nothing is known, so nothing is reported.
+    spdlog::error("audit chain check: {}", checked.error().message());
+    finding.verified_seq = verified_seq_;
+    finding.intact = true;
+    finding.reason = checked.error().message();
+    return finding;
+  }
+  finding.intact = checked->intact;
+  finding.checked = checked->count;
+  if (checked->intact) {
+    verified_seq_ = checked->last_seq;
+    verified_hash_ = checked->last_hash;
+  } else {
+    // Stays where it was: the next check finds the same break, so the
+    // figure stays "broken" until someone looks (`audit verify`).
+    finding.reason = checked->reason;
+    spdlog::error(
+        "the audit chain is broken: {}; `fabu-coordinator audit verify` with the checkpoint "
+        "file tells what changed",
+        checked->reason);
+  }
+  finding.verified_seq = checked->last_seq;
+  if (report_) report_(finding);
+  return finding;
+}
+
 Result<AnchoredVerification> VerifyAnchoredAudit(const AnchoredVerifyOptions& options) {
   const DataDir data{options.data};
   std::error_code ec;

@@ -3,7 +3,9 @@
 // `fabu-coordinator audit verify --data DIR --checkpoint FILE`.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -35,6 +37,35 @@ class CheckpointWriter {
   packaging::SigningKey key_;
   std::mutex mutex_;
   std::optional<AuditCheckpoint> last_;
+};
+
+// The daemon's watch over the audit chain while it runs: each Check
+// verifies the entries written since the last one (VerifyAuditFrom; the
+// first Check verifies the whole chain), so a chain cut or rewritten under a
+// running coordinator is found within one interval rather than at the next
+// offline `audit verify`. What it finds is logged (an error while broken)
+// and handed to `report` (the metrics).
+class AuditWatch {
+ public:
+  struct Finding {
+    bool intact = true;
+    std::int64_t verified_seq = 0;  // the last entry found whole (before the break, if any)
+    std::int64_t checked = 0;       // entries this check read
+    std::string reason;             // when broken: what is wrong, naming the entry
+  };
+  using Report = std::function<void(const Finding&)>;
+
+  AuditWatch(Store& store, Report report) : store_(store), report_(std::move(report)) {}
+
+  // One check; safe to call from the periodic work (one at a time).
+  Finding Check();
+
+ private:
+  Store& store_;
+  Report report_;
+  std::mutex mutex_;
+  std::int64_t verified_seq_ = 0;  // where the next check starts, and its hash
+  std::string verified_hash_;
 };
 
 struct AnchoredVerifyOptions {

@@ -46,6 +46,9 @@ constexpr std::chrono::milliseconds kSweepInterval{1000};
 // How often the audit chain's head is checkpointed when it moved
 // (docs/security.md).
 constexpr std::chrono::milliseconds kCheckpointInterval{60'000};
+// How often the running daemon checks the audit entries written since its
+// last check (AuditWatch).
+constexpr std::chrono::milliseconds kAuditCheckInterval{60'000};
 // How often the retention rules run (retention.hpp); the first run is one
 // interval after the start.
 constexpr std::chrono::milliseconds kGcInterval = std::chrono::hours(24);
@@ -236,11 +239,14 @@ Result<void> Serve(const ServeOptions& options) {
   const SystemClock clock;
   auto target = StoreTargetOf(data, config->store);
   if (!target) return std::unexpected(target.error());
-  // Before the store, so it outlives every write that notifies it.
+  // Before the store, so they outlive every write that notifies them.
   WakeupHub wakeups;
+  CoordinatorMetrics metrics(options.version, options.commit);
   auto store = Store::Open(*target, clock);
   if (!store) return std::unexpected(store.error());
   SubscribeListeners((*store)->events(), &wakeups);
+  (*store)->ObserveCommits(
+      [&metrics](double seconds, std::size_t writes) { metrics.ObserveCommit(seconds, writes); });
   spdlog::info("store {} at schema version {}", target->description, (*store)->schema_version());
 
   // Webhook secrets are kept sealed; an older coordinator kept them in clear.
@@ -302,7 +308,6 @@ Result<void> Serve(const ServeOptions& options) {
   Router router;
   CredentialCache agent_credentials;
   EnrollRefusals enroll_refusals;
-  CoordinatorMetrics metrics(options.version, options.commit);
   SignInThrottle sign_ins;
   ServerLoad server_load;
   RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials, *secrets,
@@ -415,6 +420,13 @@ Result<void> Serve(const ServeOptions& options) {
   };
   periodic.Every(std::chrono::seconds(5),
                  [&write_refusal_summaries, &clock] { write_refusal_summaries(clock.Seconds()); });
+  // The audit chain checked while the daemon runs: whole at start, then
+  // what was written since, every interval (audit_anchor.hpp).
+  AuditWatch audit_watch(**store, [&metrics, &clock](const AuditWatch::Finding& finding) {
+    metrics.SetAuditCheck(finding.intact, finding.verified_seq,
+                          static_cast<double>(clock.Seconds()));
+  });
+  periodic.EveryFromStart(kAuditCheckInterval, [&audit_watch] { audit_watch.Check(); });
   CheckpointWriter& checkpoint_writer = **checkpoints;
   periodic.Every(kCheckpointInterval, [&checkpoint_writer] {
     if (auto ok = checkpoint_writer.Write("periodic", false); !ok) {

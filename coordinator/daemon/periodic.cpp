@@ -22,6 +22,10 @@ void PeriodicWork::Every(std::chrono::milliseconds interval, std::function<void(
   work_.push_back({interval, std::move(work), std::move(wake_key)});
 }
 
+void PeriodicWork::EveryFromStart(std::chrono::milliseconds interval, std::function<void()> work) {
+  work_.push_back({interval, std::move(work), "", true});
+}
+
 void PeriodicWork::Start() {
   for (std::size_t i = 0; i < work_.size(); ++i) {
     timers_.push_back(std::make_shared<net::steady_timer>(server_.io_executor()));
@@ -54,17 +58,19 @@ net::awaitable<void> PeriodicWork::Run(std::size_t index) {
   // A notify while the work runs (or before the first wait) is not lost: the
   // key's generation moved, so Register refuses and the work runs again.
   std::uint64_t seen = wakeable ? wakeups_->Generation(periodic.wake_key) : 0;
+  bool now = periodic.at_start;
   while (!stopping_) {
     timer->expires_after(periodic.interval);
     std::optional<std::uint64_t> id;
-    if (wakeable) id = wakeups_->Register(periodic.wake_key, seen, wake);
-    if (!wakeable || id) {
+    if (wakeable && !now) id = wakeups_->Register(periodic.wake_key, seen, wake);
+    if (!now && (!wakeable || id)) {
       boost::system::error_code ec;
       co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
       if (id) wakeups_->Unregister(periodic.wake_key, *id);
       // Cancelled: by shutdown (stopping_) or by a wakeup (run now).
       if (ec && (!wakeable || ec != net::error::operation_aborted)) break;
     }
+    now = false;
     if (stopping_) break;
     if (wakeable) seen = wakeups_->Generation(periodic.wake_key);
     // On the worker pool; resumes here, on the I/O thread.

@@ -3,7 +3,7 @@
 // (retention.hpp) (daemon.cpp).
 //
 // Each piece of work runs on the server's worker pool at its interval (first
-// run one interval after start), one run at a time, and at once (after the
+// run one interval after start, or at start when asked), one run at a time, and at once (after the
 // run in progress, if any) whenever its wake key is notified in the
 // WakeupHub. Its timers live on the server's I/O thread, so no thread is
 // held between runs, and stop when the server shuts down
@@ -40,6 +40,8 @@ class PeriodicWork {
   // not throw.
   void Every(std::chrono::milliseconds interval, std::function<void()> work,
              std::string wake_key = "");
+  // The same, with its first run as soon as the server runs.
+  void EveryFromStart(std::chrono::milliseconds interval, std::function<void()> work);
 
   // Schedules every piece of work on the server's threads; they run once
   // HttpServer::Run does. Call once, before Run, and keep this object alive
@@ -50,7 +52,8 @@ class PeriodicWork {
   struct Work {
     std::chrono::milliseconds interval;
     std::function<void()> work;
-    std::string wake_key;  // WakeupHub key that runs it early; "": none
+    std::string wake_key;   // WakeupHub key that runs it early; "": none
+    bool at_start = false;  // first run at start rather than one interval later
   };
   boost::asio::awaitable<void> Run(std::size_t index);
 

@@ -9,6 +9,7 @@
 
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/deploy/rollout_rows.hpp"
+#include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
 
@@ -19,6 +20,21 @@ namespace {
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return kBuckets;
+}
+
+// Group commit time: a commit of one write on SQLite in WAL mode takes well
+// under a millisecond; a slow disk or a group of 512 far longer.
+const prometheus::Histogram::BucketBoundaries& CommitBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+  return kBuckets;
+}
+
+// Writes per group commit, up to Store::kMaxGroup (512).
+const prometheus::Histogram::BucketBoundaries& GroupBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {1,  2,  4,   8,   16,
+                                                                   32, 64, 128, 256, 512};
   return kBuckets;
 }
 
@@ -37,7 +53,8 @@ std::map<std::string, std::int64_t> CountByState(soci::session& sql, std::string
 
 }  // namespace
 
-Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds now) {
+Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds now,
+                                      const release::PlanParseOptions& plan) {
   StoreFigures f;
   f.releases_by_state = CountByState(sql, "releases");
   {
@@ -67,6 +84,9 @@ Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds 
     st.execute(false);
     while (st.fetch()) running.push_back(id);
     for (const std::string& release : running) {
+      if (auto loaded = LoadRelease(sql, release, plan)) {
+        if (const auto window = loaded->ActiveWindow()) f.window_end[release] = window->end.seconds;
+      }
       auto rollout = LoadRollout(sql, release);
       if (!rollout) continue;
       const auto hosts = LoadRolloutHosts(sql, release);
@@ -82,6 +102,12 @@ Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds 
   }
   {
     f.outbox_by_state = CountByState(sql, "cmdb_outbox");
+    // Every state, at 0 when none is in it: a dashboard shows a flat line,
+    // not "no data", and an alert on a state has a series to watch.
+    for (const std::string_view state :
+         {kOutboxPending, kOutboxFailing, kOutboxDelivered, kOutboxWaived, kOutboxGivenUp}) {
+      f.outbox_by_state.try_emplace(std::string(state), 0);
+    }
     std::string oldest;
     soci::indicator ind = soci::i_null;
     std::string pending(kOutboxPending), failing(kOutboxFailing);
@@ -116,7 +142,38 @@ CoordinatorMetrics::CoordinatorMetrics(const std::string& version, const std::st
                    .Name("fabu_http_request_duration_seconds")
                    .Help("Time from a request's first byte to its answer's last, by route "
                          "pattern (a long poll's includes its wait)")
-                   .Register(*registry_)) {
+                   .Register(*registry_)),
+      commit_seconds_(prometheus::BuildHistogram()
+                          .Name("fabu_store_commit_duration_seconds")
+                          .Help("Time of each group commit of the store, BEGIN to COMMIT, the "
+                                "writes' own work included")
+                          .Register(*registry_)
+                          .Add({}, CommitBuckets())),
+      commit_writes_(prometheus::BuildHistogram()
+                         .Name("fabu_store_commit_writes")
+                         .Help("Writes (API requests, agents' reports, the sweep...) in each "
+                               "group commit of the store")
+                         .Register(*registry_)
+                         .Add({}, GroupBuckets())),
+      enrollments_(prometheus::BuildCounter()
+                       .Name("fabu_enrollments_total")
+                       .Help("Enrollment requests answered, by result (enrolled, refused)")
+                       .Register(*registry_)),
+      enrolled_(enrollments_.Add({{"result", "enrolled"}})),
+      enroll_refused_(enrollments_.Add({{"result", "refused"}})),
+      audit_intact_(prometheus::BuildGauge()
+                        .Name("fabu_audit_chain_intact")
+                        .Help("1 when the daemon's last check found the audit chain whole, 0 "
+                              "when broken (absent before the first check)")
+                        .Register(*registry_)),
+      audit_verified_(prometheus::BuildGauge()
+                          .Name("fabu_audit_chain_verified_seq")
+                          .Help("The last audit entry the daemon's checks found whole")
+                          .Register(*registry_)),
+      audit_checked_(prometheus::BuildGauge()
+                         .Name("fabu_audit_chain_last_check_timestamp_seconds")
+                         .Help("When the daemon last checked the audit chain (Unix time)")
+                         .Register(*registry_)) {
   prometheus::BuildGauge()
       .Name("fabu_build_info")
       .Help("The coordinator's version and commit (always 1)")
@@ -133,6 +190,21 @@ void CoordinatorMetrics::ObserveRequest(std::string_view route, std::string_view
           {{"route", pattern}, {"method", std::string(method)}, {"status", std::to_string(status)}})
       .Increment();
   latency_.Add({{"route", pattern}}, LatencyBuckets()).Observe(seconds);
+}
+
+void CoordinatorMetrics::ObserveCommit(double seconds, std::size_t writes) {
+  commit_seconds_.Observe(seconds);
+  commit_writes_.Observe(static_cast<double>(writes));
+}
+
+void CoordinatorMetrics::CountEnrollment(bool enrolled) {
+  (enrolled ? enrolled_ : enroll_refused_).Increment();
+}
+
+void CoordinatorMetrics::SetAuditCheck(bool intact, std::int64_t verified_seq, double at) {
+  audit_intact_.Add({}).Set(intact ? 1 : 0);
+  audit_verified_.Add({}).Set(static_cast<double>(verified_seq));
+  audit_checked_.Add({}).Set(at);
 }
 
 std::string CoordinatorMetrics::Expose(const StoreFigures& store, std::size_t long_polls,
@@ -182,6 +254,12 @@ std::string CoordinatorMetrics::Expose(const StoreFigures& store, std::size_t lo
         .Set(static_cast<double>(w.failed));
     wave_hosts.Add({{"release", w.release}, {"wave", wave}, {"progress", "in_progress"}})
         .Set(static_cast<double>(w.in_progress));
+  }
+  auto& window_end = gauge("fabu_release_window_end_timestamp_seconds",
+                           "End of the go-live window of each release deploying or paused (Unix "
+                           "time): a rollout still running past it is stuck or late");
+  for (const auto& [release, end] : store.window_end) {
+    window_end.Add({{"release", release}}).Set(static_cast<double>(end));
   }
   auto& outbox = gauge("fabu_outbox_messages",
                        "CMDB deliveries and release notices by state (pending, failing, "

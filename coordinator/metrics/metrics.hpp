@@ -17,12 +17,13 @@
 // (seconds, bytes), `_total` for counters. Labels are bounded: a request's
 // route is its pattern ("/api/v1/releases/{id}"), never its path.
 //
-// Thread-safe: ObserveRequest may be called from any thread (prometheus-cpp's
+// Thread-safe: every Observe, Count and Set may be called from any thread (prometheus-cpp's
 // metrics are atomic, its families locked); Expose runs on a worker.
 #pragma once
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "coordinator/common/server_load.hpp"
+#include "coordinator/release/release_plan.hpp"
 #include "protocol/error.hpp"
 #include "protocol/timestamp.hpp"
 
@@ -59,6 +61,9 @@ struct StoreFigures {
     std::int64_t hosts = 0, succeeded = 0, failed = 0, in_progress = 0;
   };
   std::vector<WaveProgress> waves;
+  // Per release deploying (or paused): the end of its go-live window (Unix
+  // seconds), the one in force (a rescheduled window replaces the plan's).
+  std::map<std::string, std::int64_t> window_end;
   std::map<std::string, std::int64_t> outbox_by_state;  // CMDB deliveries and notices
   double outbox_oldest_undelivered_seconds = 0;         // 0 when none waits
   std::int64_t hosts_enrolled = 0;
@@ -67,7 +72,9 @@ struct StoreFigures {
 
 inline constexpr std::int64_t kSeenRecentlySeconds = 300;
 
-Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds now);
+// `plan`: how the releases' plans are read (the configured categories).
+Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds now,
+                                      const release::PlanParseOptions& plan);
 
 class CoordinatorMetrics {
  public:
@@ -80,6 +87,17 @@ class CoordinatorMetrics {
   // its method, status and time from its first byte to its last.
   void ObserveRequest(std::string_view route, std::string_view method, int status, double seconds);
 
+  // One group commit of the store (Store::ObserveCommits): its time and the
+  // writes it held.
+  void ObserveCommit(double seconds, std::size_t writes);
+
+  // One enrollment answered: a host enrolled, or refused (any reason).
+  void CountEnrollment(bool enrolled);
+
+  // What the daemon's last check of the audit chain found (AuditWatch):
+  // whole or not, the last entry found whole, and when (Unix seconds).
+  void SetAuditCheck(bool intact, std::int64_t verified_seq, double at);
+
   // The text exposition of everything above, with `store`, the server's
   // `long_polls` and `held_requests` as they are now, and its `load` (may
   // be null).
@@ -90,6 +108,16 @@ class CoordinatorMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& latency_;
+  prometheus::Histogram& commit_seconds_;
+  prometheus::Histogram& commit_writes_;
+  prometheus::Family<prometheus::Counter>& enrollments_;
+  prometheus::Counter& enrolled_;
+  prometheus::Counter& enroll_refused_;
+  // Families without a child until the first check, so that no figure
+  // claims a check that has not run.
+  prometheus::Family<prometheus::Gauge>& audit_intact_;
+  prometheus::Family<prometheus::Gauge>& audit_verified_;
+  prometheus::Family<prometheus::Gauge>& audit_checked_;
 };
 
 }  // namespace fabu::coordinator

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "coordinator/store/migrations.hpp"
@@ -126,7 +127,12 @@ void Store::CommitLoop() {
     ahead_ -= std::min(ahead_, n);
     // Writers arriving while the group commits queue behind it and form the next.
     lock.unlock();
+    const auto began = std::chrono::steady_clock::now();
     CommitGroup(group);
+    if (commit_observer_) {
+      commit_observer_(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count(), n);
+    }
     lock.lock();
     ++group_commits_;
     finished.clear();

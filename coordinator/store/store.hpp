@@ -238,6 +238,13 @@ class Store {
   // The most callbacks one group commit runs.
   static constexpr std::size_t kMaxGroup = 512;
 
+  // Told of each group commit on the committer thread, right after it ends:
+  // how long it took (BEGIN to COMMIT, the writers' work included) and how
+  // many writes it held. For metrics; it must be quick and must not use the
+  // store. Set it before the first write.
+  using CommitObserver = std::function<void(double seconds, std::size_t writes)>;
+  void ObserveCommits(CommitObserver observer) { commit_observer_ = std::move(observer); }
+
   // Runs `f(soci::session&)` -> Result<T> under the store lock.
   template <typename F>
   auto Read(F&& f) -> std::invoke_result_t<F, soci::session&> {
@@ -352,6 +359,7 @@ class Store {
   std::size_t ahead_ = 0;            // queued ahead, right behind that group
   bool stopping_ = false;            // Close: no more writes are queued
   std::uint64_t group_commits_ = 0;  // guarded by queue_mutex_
+  CommitObserver commit_observer_;   // set before the first write, read by the committer
   std::thread committer_;
   std::mutex session_mutex_;  // guards sql_ and open_
   std::unique_ptr<soci::session> sql_;

@@ -42,6 +42,20 @@ class AuditLogTest : public ::testing::Test {
         ->Read([](soci::session& sql) -> Result<AuditVerification> { return VerifyAudit(sql); })
         .value();
   }
+  AuditVerification VerifyFrom(std::int64_t seq, const std::string& hash) {
+    return store_
+        ->Read([&](soci::session& sql) -> Result<AuditVerification> {
+          return VerifyAuditFrom(sql, seq, hash);
+        })
+        .value();
+  }
+  std::string AuditHashOf(std::int64_t seq) {
+    return store_
+        ->Read([&](soci::session& sql) -> Result<std::string> {
+          return AuditHashAt(sql, seq).value_or("");
+        })
+        .value();
+  }
   // Tampers with the store as someone with the file would (not audited).
   void Exec(const std::string& statement) {
     auto ok = store_->Write(origin_, [&](Transaction& tx) -> Result<void> {
@@ -172,6 +186,51 @@ TEST_F(AuditLogTest, AppendingContinuesTheChainAfterVerify) {
   });
   ASSERT_TRUE(ok);
   EXPECT_EQ(Verify().count, 6);
+}
+
+// The running daemon's check (AuditWatch) starts where its last one ended.
+TEST_F(AuditLogTest, ACheckFromAVerifiedPointReadsOnlyWhatCameAfter) {
+  const AuditVerification whole = Verify();
+  ASSERT_TRUE(whole.intact);
+  EXPECT_EQ(whole.last_seq, 5);
+  auto ok = store_->Write(origin_, [](Transaction& tx) -> Result<void> {
+    tx.Audit(AuditEvent("thing.delete", "thing", "t1"));
+    return {};
+  });
+  ASSERT_TRUE(ok);
+  const AuditVerification next = VerifyFrom(whole.last_seq, whole.last_hash);
+  EXPECT_TRUE(next.intact) << next.reason;
+  EXPECT_EQ(next.count, 1);
+  EXPECT_EQ(next.last_seq, 6);
+  EXPECT_EQ(VerifyFrom(next.last_seq, next.last_hash).count, 0);
+}
+
+TEST_F(AuditLogTest, ACheckFromAVerifiedPointFindsThatPointRewritten) {
+  const AuditVerification whole = Verify();
+  // Someone with the file rewrites the last entry checked, rehashing it and
+  // the head so that the tail alone looks whole.
+  auto entries = store_->Read(
+      [](soci::session& sql) -> Result<std::vector<AuditEntry>> { return ListAudit(sql, {}); });
+  ASSERT_TRUE(entries);
+  AuditEntry forged = entries->back();
+  ASSERT_EQ(forged.seq, 5);
+  forged.actor = "mallory";
+  const std::string hash = forged.ComputeHash();
+  Exec("UPDATE audit_log SET actor = 'mallory', hash = '" + hash + "' WHERE seq = 5");
+  Exec("UPDATE audit_head SET hash = '" + hash + "'");
+  const AuditVerification v = VerifyFrom(whole.last_seq, whole.last_hash);
+  EXPECT_FALSE(v.intact);
+  EXPECT_EQ(v.broken_seq, 5);
+  EXPECT_NE(v.reason.find("rewritten"), std::string::npos) << v.reason;
+}
+
+TEST_F(AuditLogTest, ACheckFromAVerifiedPointFindsTheTailCut) {
+  const AuditVerification whole = Verify();
+  Exec("DELETE FROM audit_log WHERE seq >= 4");
+  const AuditVerification v = VerifyFrom(3, AuditHashOf(3));
+  EXPECT_FALSE(v.intact);
+  EXPECT_NE(v.reason.find("removed"), std::string::npos) << v.reason;
+  EXPECT_FALSE(VerifyFrom(whole.last_seq, whole.last_hash).intact);
 }
 
 // Entries hashed by the code that wrote the chains in use: their hashes are

@@ -200,7 +200,12 @@ std::vector<std::string> AuditedIds(Store& store) {
 AuditVerification Verify(Store& store) {
   auto verified =
       store.Read([](soci::session& sql) -> Result<AuditVerification> { return VerifyAudit(sql); });
-  return verified.value_or(AuditVerification{false, -1, {}, "read failed"});
+  if (verified) return *verified;
+  AuditVerification failed;
+  failed.intact = false;
+  failed.count = -1;
+  failed.reason = "read failed";
+  return failed;
 }
 
 // Given writers appending audit entries all the while, a verification of

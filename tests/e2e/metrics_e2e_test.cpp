@@ -11,6 +11,7 @@
 #include "tests/support/agent_http.hpp"
 #include "tests/support/run_command.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/wait.hpp"
 
 namespace fabu::e2e {
 namespace {
@@ -98,6 +99,18 @@ TEST_F(MetricsE2eTest, AScraperReadsRequestsReleasesDeploymentsAndHosts) {
   EXPECT_EQ(value("fabu_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"),
             1);
   EXPECT_GE(value("fabu_http_request_duration_seconds_count{route=\"/api/v1/agent/events\"}"), 2);
+  // The store's group commits: the release's writes went through them.
+  EXPECT_GE(value("fabu_store_commit_duration_seconds_count{}"), 10);
+  EXPECT_EQ(value("fabu_store_commit_writes_count{}"),
+            value("fabu_store_commit_duration_seconds_count{}"));
+  EXPECT_GE(value("fabu_store_commit_writes_sum{}"), value("fabu_store_commit_writes_count{}"));
+  // Both agents enrolled, and the QA host the fleet passed the release's
+  // test deployment on; the refused enrollment below is counted apart.
+  EXPECT_EQ(value("fabu_enrollments_total{result=\"enrolled\"}"), 3);
+  EXPECT_EQ(value("fabu_enrollments_total{result=\"refused\"}"), 0);
+  // The daemon checked the whole audit chain at start.
+  EXPECT_EQ(value("fabu_audit_chain_intact{}"), 1);
+  EXPECT_GT(value("fabu_audit_chain_last_check_timestamp_seconds{}"), 1.7e9);
   // ...and the build.
   bool build = false;
   for (const auto& [key, v] : samples) {
@@ -106,6 +119,84 @@ TEST_F(MetricsE2eTest, AScraperReadsRequestsReleasesDeploymentsAndHosts) {
   EXPECT_TRUE(build) << reply.body;
   // No sample carries a host's or a release's path.
   EXPECT_EQ(reply.body.find("/api/v1/releases/R-"), std::string::npos) << reply.body;
+
+  // An enrollment with a token nobody issued is counted as refused.
+  const auto refused =
+      other.Request("POST", "/api/v1/agent/enroll", "",
+                    R"({"token":"fabu-enroll-nobody-issued-this","name":"web-9"})");
+  EXPECT_GE(refused.status, 400) << refused.body;
+  const auto after = ParseExposition(Scrape(viewer_).body);
+  EXPECT_EQ(after.count("fabu_enrollments_total{result=\"refused\"}"), 1u);
+  if (after.count("fabu_enrollments_total{result=\"refused\"}") == 1) {
+    EXPECT_EQ(after.at("fabu_enrollments_total{result=\"refused\"}"), 1);
+  }
+}
+
+// Given an audit entry rewritten in the store while the coordinator was
+// stopped, the coordinator's check at start finds it: /metrics says the
+// chain is broken (what the shipped alert FabuAuditChainBroken watches) and
+// the log names the entry.
+TEST_F(MetricsE2eTest, AnAuditEntryRewrittenInTheStoreIsFoundAtStartAndShownAsBroken) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(1));
+  ASSERT_EQ(StopCoordinator(), 0);
+  const auto rows = QueryStore("SELECT MAX(seq) FROM audit_log");
+  ASSERT_EQ(rows.size(), 1u);
+  const std::string seq = rows[0][0];
+  const auto edited =
+      fabu::testing::RunCommand({"/usr/bin/sqlite3", (CoordinatorDir() / "coordinator.db").string(),
+                                 "UPDATE audit_log SET actor = 'mallory' WHERE seq = " + seq});
+  ASSERT_EQ(edited.exit_code, 0) << edited.err;
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+
+  std::map<std::string, double> samples;
+  const bool seen = fabu::testing::WaitUntil(
+      [&] {
+        samples = ParseExposition(Scrape(viewer_).body);
+        return samples.count("fabu_audit_chain_intact{}") == 1;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(250));
+  ASSERT_TRUE(seen) << "no audit check within 20 s of the start";
+  EXPECT_EQ(samples["fabu_audit_chain_intact{}"], 0);
+  EXPECT_EQ(samples["fabu_audit_chain_verified_seq{}"], std::stod(seq) - 1);
+  const std::string log = CoordinatorLog();
+  EXPECT_NE(log.find("the audit chain is broken: entry " + seq + ": its content does not match"),
+            std::string::npos)
+      << log;
+}
+
+// Debian's Prometheus scrapes the coordinator as an operator would set it
+// up (TLS with the coordinator's CA, a viewer's token), with the shipped
+// alert rules loaded, while a release waits at a control point; every rule
+// evaluates without error and every expression of the rules and the shipped
+// Grafana dashboard is one Prometheus accepts and names only metrics the
+// coordinator exposes (tests/e2e/prometheus_check.py).
+TEST_F(MetricsE2eTest, PrometheusScrapesTheCoordinatorAndEveryShippedRuleAndPanelEvaluates) {
+  ASSERT_TRUE(fs::exists("/usr/bin/prometheus") && fs::exists("/usr/bin/promtool"))
+      << "Debian's prometheus is not installed (scripts/bootstrap installs it)";
+  ASSERT_NO_FATAL_FAILURE(AddAgents(2));
+  const Package v1 = BuildAndUpload(kV1);
+  golive_changes_ = {{"waves", {"1", "100%"}}, {"between_waves", "gate"}};
+  const std::string id = Release(v1);
+  json status;
+  ASSERT_TRUE(WaitFor([&] {
+    status = Status(id);
+    return status.value("waiting", "").find("control point after wave 1") != std::string::npos;
+  })) << status.dump(2);
+
+  fabu::testing::TempDir work;
+  const std::string source = FABU_SOURCE_DIR;
+  const auto run = fabu::testing::RunCommand(
+      {"/usr/bin/python3", source + "/tests/e2e/prometheus_check.py", "--target",
+       Url().substr(std::string("https://").size()), "--ca", Ca().string(), "--token", viewer_,
+       "--rules", source + "/docs/ops/prometheus-alerts.yml", "--dashboard",
+       source + "/docs/ops/grafana-dashboard.json", "--workdir", work.path().string(), "--release",
+       id},
+      {}, std::chrono::seconds(240));
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err << "\n"
+                              << (fs::exists(work.path() / "prometheus.log")
+                                      ? fabu::testing::ReadFile(work.path() / "prometheus.log")
+                                      : std::string());
+  EXPECT_NE(run.out.find("ok: "), std::string::npos) << run.out;
 }
 
 TEST_F(MetricsE2eTest, AnAgentWritesItsStateForNodeExportersTextfileCollector) {
