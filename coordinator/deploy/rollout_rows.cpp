@@ -50,7 +50,7 @@ struct WaveOpenStatement {
   explicit WaveOpenStatement(soci::session& sql)
       : st((sql.prepare << "SELECT COUNT(*) FROM (SELECT 1 FROM deployments WHERE release_id = "
                            ":r AND environment = :e AND kind = :k AND wave = :w AND final = 0 "
-                           "LIMIT 1)",
+                           "LIMIT 1) AS one",
             soci::use(release_id), soci::use(environment), soci::use(kind), soci::use(wave),
             soci::into(open))) {}
   std::string release_id, environment, kind;
