@@ -10,6 +10,8 @@
 //   backup --data DIR --out FILE
 //   restore --from FILE --data DIR [--force]
 //   gc --data DIR
+//   migrate --data DIR --to postgresql://USER@HOST:PORT/DB [--password-file F]
+//           [--sslmode MODE]
 #include <fmt/format.h>
 #include <sys/stat.h>
 
@@ -21,6 +23,7 @@
 #include "coordinator/daemon/backup.hpp"
 #include "coordinator/daemon/daemon.hpp"
 #include "coordinator/daemon/logging.hpp"
+#include "coordinator/daemon/migrate.hpp"
 #include "protocol/build_info.hpp"
 
 int main(int argc, char** argv) {
@@ -195,6 +198,37 @@ int main(int argc, char** argv) {
       std::cerr << "fabu-coordinator gc: " << problem << "\n";
       exit_code = 1;
     }
+  });
+
+  auto* migrate = app.add_subcommand(
+      "migrate", "Move a stopped coordinator's store from SQLite to an empty PostgreSQL database");
+  fabu::coordinator::MigrateOptions migrate_options;
+  migrate->add_option("--data", migrate_options.data, "Data directory")->required();
+  migrate
+      ->add_option("--to", migrate_options.url,
+                   "The database: postgresql://USER@HOST:PORT/DB (no password in it)")
+      ->required();
+  migrate->add_option("--password-file", migrate_options.password_file,
+                      "A file holding the role's password (else PGPASSFILE or ~/.pgpass)");
+  migrate->add_option("--sslmode", migrate_options.sslmode, "libpq's sslmode, e.g. verify-full");
+  migrate->callback([&] {
+    auto summary = fabu::coordinator::MigrateToPostgresql(migrate_options);
+    if (!summary) return fail("migrate", summary.error());
+    std::int64_t rows = 0;
+    for (const auto& table : summary->tables) rows += table.rows;
+    std::cout << fmt::format(
+        "copied {} rows of {} tables to {} (schema version {}); the audit chain verifies there "
+        "({} entries, the migration's own included)\n",
+        rows, summary->tables.size(), summary->destination, summary->schema_version,
+        summary->audit_entries);
+    for (const auto& table : summary->tables) {
+      std::cout << fmt::format("  {:<28} {:>10}\n", table.name, table.rows);
+    }
+    std::cout << fmt::format(
+        "{} now names the PostgreSQL store; {} is left as it was (remove it once the "
+        "coordinator runs on PostgreSQL)\n",
+        (migrate_options.data / "config.json").string(),
+        (migrate_options.data / "coordinator.db").string());
   });
 
   try {

@@ -4,11 +4,11 @@
 // (tests/support/agent_http.hpp: real HTTPS with the pinned CA), since the
 // real agent is built beside this.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <cctype>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +24,7 @@
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/people_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store.hpp"
 #include "tests/support/wait.hpp"
 
 namespace fabu::testing {
@@ -111,8 +112,14 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
     return statuses;
   }
 
-  // Bytes of the store: the database with its WAL and shared memory.
+  // Bytes of the store: the database with its WAL and shared memory (or
+  // the PostgreSQL database's size).
   std::uintmax_t StoreBytes() {
+    if (TestStoreIsPostgresql()) {
+      const std::string size =
+          StoreQuery(dir_ / "coordinator", "SELECT pg_database_size(current_database())");
+      return std::strtoull(size.c_str(), nullptr, 10);
+    }
     std::uintmax_t total = 0;
     for (const char* name : {"coordinator.db", "coordinator.db-wal", "coordinator.db-shm"}) {
       std::error_code ec;
@@ -278,19 +285,8 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
   }
 
   long long CountRows(const std::string& query) {
-    sqlite3* db = nullptr;
-    const auto path = dir_ / "coordinator" / "coordinator.db";
-    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-    long long count = -1;
-    sqlite3_exec(
-        db, query.c_str(),
-        [](void* out, int, char** values, char**) {
-          *static_cast<long long*>(out) = std::atoll(values[0]);
-          return 0;
-        },
-        &count, nullptr);
-    sqlite3_close(db);
-    return count;
+    const std::string count = StoreQuery(dir_ / "coordinator", query);
+    return count.empty() ? -1 : std::atoll(count.c_str());
   }
 
   std::string package_id_;

@@ -20,6 +20,7 @@
 
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store.hpp"
 
 namespace fabu::testing {
 namespace {
@@ -106,6 +107,7 @@ class BackupTest : public ::testing::Test {
 // u0..uK-1 of some K with no gap (one snapshot), and have the files and
 // modes the daemon makes.
 TEST_F(BackupTest, ABackupTakenWhileUsersAreAddedRestoresToACoordinatorThatStarts) {
+  FABU_SQLITE_ONLY();  // backup and restore copy the SQLite file
   std::vector<std::string> added;
   {
     CoordinatorProcess coordinator(data());
@@ -189,6 +191,7 @@ TEST_F(BackupTest, ABackupTakenWhileUsersAreAddedRestoresToACoordinatorThatStart
 // tar header flipped, say the archive is damaged; neither leaves a directory
 // behind.
 TEST_F(BackupTest, ARestoreRefusesAFlippedByte) {
+  FABU_SQLITE_ONLY();  // backup and restore copy the SQLite file
   ASSERT_NO_FATAL_FAILURE(TakeBackup());
   std::string bytes = ReadFile(backup());
   // config.json as init writes it (indented; the store keeps it compact).
@@ -225,6 +228,7 @@ TEST_F(BackupTest, ARestoreRefusesAFlippedByte) {
 // Given a backup cut in half, restore should say it is damaged or truncated
 // and leave no directory behind.
 TEST_F(BackupTest, ARestoreRefusesATruncatedBackup) {
+  FABU_SQLITE_ONLY();  // backup and restore copy the SQLite file
   ASSERT_NO_FATAL_FAILURE(TakeBackup());
   const std::string bytes = ReadFile(backup());
   const fs::path cut = dir_ / "cut.backup";
@@ -245,6 +249,7 @@ TEST_F(BackupTest, ARestoreRefusesATruncatedBackup) {
 // one missing a member its manifest lists, restore should say it is
 // incomplete, naming what is missing.
 TEST_F(BackupTest, ARestoreRefusesAPartialBackup) {
+  FABU_SQLITE_ONLY();  // backup and restore copy the SQLite file
   ASSERT_NO_FATAL_FAILURE(TakeBackup());
   const fs::path target = dir_ / "restored";
 
@@ -273,6 +278,7 @@ TEST_F(BackupTest, ARestoreRefusesAPartialBackup) {
 // Given a data directory that holds a store, restore should refuse it
 // without --force, touching nothing, and replace it whole with --force.
 TEST_F(BackupTest, ARestoreReplacesAnInstallationOnlyWithForce) {
+  FABU_SQLITE_ONLY();  // backup and restore copy the SQLite file
   ASSERT_NO_FATAL_FAILURE(TakeBackup());
   WriteFile(data() / "after-the-backup", "x");
   const std::string store_before = ReadFile(data() / "coordinator.db");
@@ -307,6 +313,7 @@ TEST_F(BackupTest, ARestoreReplacesAnInstallationOnlyWithForce) {
 // Given config.json naming a key file outside the data directory, backup
 // should say that file is not in the backup.
 TEST_F(BackupTest, ABackupNamesTheFilesConfigNamesOutsideTheDataDirectory) {
+  FABU_SQLITE_ONLY();  // backup and restore copy the SQLite file
   json config = json::parse(ReadFile(data() / "config.json"));
   const fs::path outside = dir_ / "publisher.pub";
   config["trusted_keys"] = json::array({outside.string()});

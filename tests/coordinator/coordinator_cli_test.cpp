@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sqlite3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "tests/support/agent_http.hpp"
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store.hpp"
 
 namespace fabu::testing {
 namespace {
@@ -69,6 +69,7 @@ class CoordinatorTest : public ::testing::Test {
 };
 
 TEST(CoordinatorInitTest, InitMakesTheDataDirAndPrintsTheAdminTokenLast) {
+  FABU_SQLITE_ONLY();  // looks for the token in coordinator.db
   TempDir dir;
   auto init = InitCoordinator(dir / "c", {"--hostname", "coord.example"});
   ASSERT_EQ(init.exit_code, 0) << init.err;
@@ -334,14 +335,9 @@ TEST_F(CoordinatorTest, ARestartKeepsEverything) {
   EXPECT_EQ(after.out, before.out);
 }
 
-// Runs one SQL statement on the store file, as someone with shell access would.
+// Runs one SQL statement on the store, as someone with access to it would.
 void TamperWith(const std::filesystem::path& db, const std::string& statement) {
-  sqlite3* handle = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &handle), SQLITE_OK);
-  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> owner(handle, sqlite3_close);
-  char* error = nullptr;
-  ASSERT_EQ(sqlite3_exec(handle, statement.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-      << (error != nullptr ? error : "");
+  StoreExec(db.parent_path(), statement);
 }
 
 TEST_F(CoordinatorTest, AuditVerifyPassesThenNamesAChangedRow) {

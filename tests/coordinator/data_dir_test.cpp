@@ -11,6 +11,7 @@
 
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store.hpp"
 
 namespace fabu::testing {
 namespace {
@@ -114,6 +115,7 @@ class DataDirTest : public ::testing::Test {
 };
 
 TEST_F(DataDirTest, EverythingTheCoordinatorMakesIsItsOwnWhateverTheUmask) {
+  FABU_SQLITE_ONLY();  // the modes and bytes of the SQLite files
   ASSERT_NO_FATAL_FAILURE(Start());
   ExpectPrivate();
   // A package uploaded and a publisher trusted: owner only too.
@@ -127,6 +129,7 @@ TEST_F(DataDirTest, EverythingTheCoordinatorMakesIsItsOwnWhateverTheUmask) {
 // A data directory as an older coordinator left it (0750, a 0644 store,
 // a 0755 tmp/): tightened at start, each with a log line.
 TEST_F(DataDirTest, WhatAnOlderCoordinatorLeftOpenIsTightenedAtStart) {
+  FABU_SQLITE_ONLY();  // the modes and bytes of the SQLite files
   fs::permissions(data(), fs::perms(0750));
   fs::permissions(data() / "tmp", fs::perms(0755));
   fs::permissions(data() / "coordinator.db", fs::perms(0644));
@@ -143,6 +146,7 @@ TEST_F(DataDirTest, WhatAnOlderCoordinatorLeftOpenIsTightenedAtStart) {
 // or after the daemon stops (the webhook's HMAC is checked end to end in
 // tests/e2e/notify_e2e_test.cpp).
 TEST_F(DataDirTest, AWebhookSecretIsStoredSealed) {
+  FABU_SQLITE_ONLY();  // the modes and bytes of the SQLite files
   ASSERT_NO_FATAL_FAILURE(AllowHooks());
   ASSERT_NO_FATAL_FAILURE(Start());
   const std::string secret = "Zq7-webhook-hmac-secret-3f9";
@@ -163,6 +167,7 @@ TEST_F(DataDirTest, AWebhookSecretIsStoredSealed) {
 // start, and gone from the file; a data directory whose key was lost
 // refuses to start rather than make a new one.
 TEST_F(DataDirTest, ClearSecretsAreSealedOnTheFirstStart) {
+  FABU_SQLITE_ONLY();  // the modes and bytes of the SQLite files
   ASSERT_NO_FATAL_FAILURE(AllowHooks());
   ASSERT_NO_FATAL_FAILURE(Start());
   auto added = FabuAs(*daemon_, admin_token_,

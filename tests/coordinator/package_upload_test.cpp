@@ -1,13 +1,13 @@
 // Package upload: verified against the trusted publisher keys, stored
 // content-addressed and read-only; refused packages leave nothing behind.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store.hpp"
 
 namespace fabu::testing {
 namespace {
@@ -263,13 +263,7 @@ TEST_F(PackageUploadTest, TrustAddRefusesAFileThatIsNoKey) {
 // Runs one SQL statement on the store while the daemon runs (SQLite's
 // locking lets another process in): here, to date an upload back.
 void RunSql(const std::filesystem::path& db, const std::string& statement) {
-  sqlite3* handle = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &handle), SQLITE_OK);
-  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> owner(handle, sqlite3_close);
-  sqlite3_busy_timeout(handle, 10'000);
-  char* error = nullptr;
-  ASSERT_EQ(sqlite3_exec(handle, statement.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-      << (error != nullptr ? error : "");
+  StoreExec(db.parent_path(), statement);
 }
 
 CommandResult Gc(const std::filesystem::path& data) {

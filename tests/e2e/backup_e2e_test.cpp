@@ -13,6 +13,7 @@
 
 #include "tests/e2e/fleet.hpp"
 #include "tests/support/coordinator_process.hpp"
+#include "tests/support/test_store.hpp"
 
 namespace fabu::e2e {
 namespace {
@@ -43,6 +44,7 @@ class BackupE2eTest : public Fleet {
 // should give a coordinator that has it all and that the agents finish the
 // rollout with.
 TEST_F(BackupE2eTest, ACoordinatorRestoredFromABackupTakenMidRolloutFinishesIt) {
+  FABU_SQLITE_ONLY();  // backup copies the SQLite store (PostgreSQL's is pg_dump's)
   ASSERT_NO_FATAL_FAILURE(AddAgents(2));
   const Package v1 = BuildAndUpload(kV1);
   HoldEveryAgent();

@@ -1,6 +1,5 @@
 // End to end: the real coordinator, real agents in their own
 // temp roots, packages with hooks, releases walked by the real CLI.
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,6 +11,7 @@
 
 #include "tests/e2e/fleet.hpp"
 #include "tests/support/agent_http.hpp"
+#include "tests/support/test_store.hpp"
 
 namespace fabu::e2e {
 namespace {
@@ -91,27 +91,16 @@ struct EventRows {
 };
 
 // By default (deployment, sequence, count) of every stored event.
-EventRows StoredEvents(const fs::path& db_path,
+EventRows StoredEvents(const fs::path& data,
                        const std::string& query =
                            "SELECT deployment, sequence, COUNT(*) FROM deployment_events "
                            "GROUP BY deployment, sequence ORDER BY deployment, sequence") {
   EventRows result;
-  sqlite3* db = nullptr;
-  const std::string uri = "file:" + db_path.string() + "?mode=ro";
-  EXPECT_EQ(sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr),
-            SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(db, query.c_str(), -1, &stmt, nullptr), SQLITE_OK)
-      << sqlite3_errmsg(db);
-  while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
-    auto text = [&](int column) {
-      const unsigned char* value = sqlite3_column_text(stmt, column);
-      return value == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(value));
-    };
-    result.rows.emplace_back(text(0), text(1), sqlite3_column_int64(stmt, 2));
+  for (const auto& row : fabu::testing::StoreRows(data, query)) {
+    EXPECT_EQ(row.size(), 3u) << query;
+    if (row.size() != 3) continue;
+    result.rows.emplace_back(row[0], row[1], std::atoll(row[2].c_str()));
   }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
   return result;
 }
 
@@ -176,7 +165,7 @@ TEST_F(DeploymentE2eTest, AFailedHealthCheckRollsThatHostBack) {
       EXPECT_EQ(ReadFile(agent.root / "rolled_back"), std::string(kV1) + " " + kV2 + "\n");
       // It said why: its failed step was the health check.
       const EventRows failed = StoredEvents(
-          CoordinatorDir() / "coordinator.db",
+          CoordinatorDir(),
           "SELECT message, failed_step, 1 FROM deployment_events WHERE deployment = '" +
               row.value("deployment", "") + "' AND step = 'failed'");
       ASSERT_EQ(failed.rows.size(), 1u);
@@ -270,7 +259,7 @@ TEST_F(DeploymentE2eTest, AnAlteredBlobIsRefusedAtVerifyEverywhere) {
         << row.dump(2);
     // Refused before installing: the failed step is the download's or the verify's.
     const EventRows failed =
-        StoredEvents(CoordinatorDir() / "coordinator.db",
+        StoredEvents(CoordinatorDir(),
                      "SELECT failed_step, message, 1 FROM deployment_events WHERE deployment = '" +
                          row.value("deployment", "") + "' AND step = 'failed'");
     ASSERT_EQ(failed.rows.size(), 1u) << row.dump(2);
@@ -320,7 +309,7 @@ TEST_F(DeploymentE2eTest, ACoordinatorDownForTenSecondsLosesAndDuplicatesNothing
   // The production deployments' events (the test deployment's host reported once, by the test
   // host).
   const EventRows events = StoredEvents(
-      CoordinatorDir() / "coordinator.db",
+      CoordinatorDir(),
       "SELECT e.deployment, e.sequence, COUNT(*) FROM deployment_events e JOIN deployments d ON "
       "d.id = e.deployment WHERE d.environment = 'production' GROUP BY e.deployment, e.sequence "
       "ORDER BY e.deployment, e.sequence");

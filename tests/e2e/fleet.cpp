@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -25,6 +24,7 @@
 #include "tests/support/agent_events.hpp"
 #include "tests/support/agent_http.hpp"
 #include "tests/support/coordinator_process.hpp"
+#include "tests/support/test_store.hpp"
 #include "tests/support/wait.hpp"
 
 extern char** environ;
@@ -542,26 +542,8 @@ std::string Fleet::Release(const Package& package) {
 }
 
 std::vector<std::vector<std::string>> Fleet::QueryStore(const std::string& query) {
-  std::vector<std::vector<std::string>> rows;
-  sqlite3* db = nullptr;
-  const std::string uri = "file:" + (CoordinatorDir() / "coordinator.db").string() + "?mode=ro";
-  EXPECT_EQ(sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr),
-            SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt* stmt = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(db, query.c_str(), -1, &stmt, nullptr), SQLITE_OK)
-      << sqlite3_errmsg(db);
-  while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
-    std::vector<std::string> row;
-    for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
-      const auto* text = sqlite3_column_text(stmt, i);
-      row.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
-    }
-    rows.push_back(std::move(row));
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return rows;
+  // SQLite's file or the PostgreSQL database config.json names.
+  return fabu::testing::StoreRows(CoordinatorDir(), query);
 }
 
 json Fleet::Status(const std::string& release) {

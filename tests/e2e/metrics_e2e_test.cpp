@@ -11,6 +11,7 @@
 #include "tests/support/agent_http.hpp"
 #include "tests/support/run_command.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store.hpp"
 #include "tests/support/wait.hpp"
 
 namespace fabu::e2e {
@@ -142,10 +143,10 @@ TEST_F(MetricsE2eTest, AnAuditEntryRewrittenInTheStoreIsFoundAtStartAndShownAsBr
   const auto rows = QueryStore("SELECT MAX(seq) FROM audit_log");
   ASSERT_EQ(rows.size(), 1u);
   const std::string seq = rows[0][0];
-  const auto edited =
-      fabu::testing::RunCommand({"/usr/bin/sqlite3", (CoordinatorDir() / "coordinator.db").string(),
-                                 "UPDATE audit_log SET actor = 'mallory' WHERE seq = " + seq});
-  ASSERT_EQ(edited.exit_code, 0) << edited.err;
+  // As someone with access to the database would (SQLite's file or the
+  // PostgreSQL database).
+  fabu::testing::StoreExec(CoordinatorDir(),
+                           "UPDATE audit_log SET actor = 'mallory' WHERE seq = " + seq);
   ASSERT_NO_FATAL_FAILURE(StartCoordinator());
 
   std::map<std::string, double> samples;

@@ -8,12 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store.hpp"
 
 extern char** environ;
 
@@ -56,6 +58,10 @@ CommandResult InitCoordinator(const std::filesystem::path& data,
                               const std::vector<std::string>& args) {
   std::vector<std::string> argv{CoordinatorBinary(), "init", "--data", data.string()};
   argv.insert(argv.end(), args.begin(), args.end());
+  // The store in a new PostgreSQL database when FABU_TEST_STORE says so.
+  if (std::find(args.begin(), args.end(), "--store-url") == args.end()) {
+    for (std::string& arg : TestStoreInitArgs()) argv.push_back(std::move(arg));
+  }
   return RunCommand(argv);
 }
 

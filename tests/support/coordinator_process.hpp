@@ -25,7 +25,8 @@ namespace fabu::testing {
 std::string CoordinatorBinary();
 
 // `fabu-coordinator init --data DIR ARGS...`; the admin token is the last
-// line of `out`.
+// line of `out`. With FABU_TEST_STORE set, the store goes to a new
+// PostgreSQL database (test_store.hpp) unless ARGS name one.
 CommandResult InitCoordinator(const std::filesystem::path& data,
                               const std::vector<std::string>& args = {});
 

@@ -120,6 +120,48 @@ std::string StoreQuery(const std::filesystem::path& data, const std::string& que
   }
 }
 
+std::vector<std::vector<std::string>> StoreRows(const std::filesystem::path& data,
+                                                const std::string& query) {
+  std::vector<std::vector<std::string>> rows;
+  try {
+    auto sql = StoreSession(data);
+    soci::rowset<soci::row> all = (sql->prepare << query);
+    for (const soci::row& row : all) {
+      std::vector<std::string> values;
+      for (std::size_t i = 0; i < row.size(); ++i) {
+        if (row.get_indicator(i) == soci::i_null) {
+          values.emplace_back();
+          continue;
+        }
+        switch (row.get_properties(i).get_data_type()) {
+          case soci::dt_integer:
+            values.push_back(std::to_string(row.get<int>(i)));
+            break;
+          case soci::dt_long_long:
+            values.push_back(std::to_string(row.get<long long>(i)));
+            break;
+          case soci::dt_unsigned_long_long:
+            values.push_back(std::to_string(row.get<unsigned long long>(i)));
+            break;
+          case soci::dt_double: {
+            const double value = row.get<double>(i);
+            const auto whole = static_cast<long long>(value);
+            values.push_back(static_cast<double>(whole) == value ? std::to_string(whole)
+                                                                 : std::to_string(value));
+            break;
+          }
+          default:
+            values.push_back(row.get<std::string>(i));
+        }
+      }
+      rows.push_back(std::move(values));
+    }
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << query << ": " << e.what();
+  }
+  return rows;
+}
+
 bool TestStoreIsPostgresql() { return !Env("FABU_TEST_STORE").empty(); }
 
 std::optional<TestDatabase> NewTestDatabase() {

@@ -41,6 +41,11 @@ void StoreExec(const std::filesystem::path& data, const std::string& statement);
 // it has none.
 std::string StoreQuery(const std::filesystem::path& data, const std::string& query);
 
+// The same, every row, each value as text ("" for NULL; integers in
+// decimal, whatever type the backend gives a COUNT or a SUM).
+std::vector<std::vector<std::string>> StoreRows(const std::filesystem::path& data,
+                                                const std::string& query);
+
 // In a test that reads or writes the SQLite file itself.
 #define FABU_SQLITE_ONLY()                                                       \
   do {                                                                           \
