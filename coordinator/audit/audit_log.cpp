@@ -302,7 +302,7 @@ nlohmann::json AuditVerification::ToJson() const {
 AuditVerification VerifyAudit(soci::session& sql) { return VerifyAuditFrom(sql, 0, kGenesisHash); }
 
 AuditVerification VerifyAuditFrom(soci::session& sql, std::int64_t from_seq,
-                                  std::string_view from_hash) {
+                                  std::string_view from_hash, std::int64_t limit) {
   // The log and the head are read in one snapshot: a write that commits
   // between them (the coordinator keeps writing while this runs) must not
   // look like entries removed or added.
@@ -334,7 +334,8 @@ AuditVerification VerifyAuditFrom(soci::session& sql, std::int64_t from_seq,
   long long after = from_seq;
   soci::statement st(sql);
   st.alloc();
-  st.prepare(fmt::format("SELECT {} FROM audit_log WHERE seq > :after ORDER BY seq", kColumns));
+  st.prepare(fmt::format("SELECT {} FROM audit_log WHERE seq > :after ORDER BY seq{}", kColumns,
+                         limit > 0 ? fmt::format(" LIMIT {}", limit) : std::string()));
   row.BindInto(st);
   st.exchange(soci::use(after));
   st.define_and_bind();
@@ -360,6 +361,10 @@ AuditVerification VerifyAuditFrom(soci::session& sql, std::int64_t from_seq,
     result.last_hash = entry.hash;
     ++expected_seq;
     ++result.count;
+  }
+  if (limit > 0 && result.count == limit) {
+    result.reached_head = false;
+    return result;
   }
 
   const std::optional<AuditHead> head = ReadHead(sql);

@@ -136,6 +136,9 @@ struct AuditVerification {
   // next VerifyAuditFrom may start.
   std::int64_t last_seq = 0;
   std::string last_hash;
+  // False when VerifyAuditFrom stopped at its limit before the end: the
+  // head was not checked, and the next check starts at last_seq.
+  bool reached_head = true;
 
   nlohmann::json ToJson() const;
 };
@@ -156,6 +159,9 @@ AuditVerification VerifyAudit(soci::session& sql);
 // it had then): checks that the entry still has that hash, then the entries
 // after it and the head. `count` is the entries checked after `seq`. For the
 // daemon's periodic check, which costs what the chain grew since the last.
-AuditVerification VerifyAuditFrom(soci::session& sql, std::int64_t seq, std::string_view hash);
+// With a `limit` (> 0) it checks at most that many entries, so that a long
+// chain is checked in parts without holding the store's reading session.
+AuditVerification VerifyAuditFrom(soci::session& sql, std::int64_t seq, std::string_view hash,
+                                  std::int64_t limit = 0);
 
 }  // namespace fabu::coordinator

@@ -6,6 +6,7 @@
 #include <soci/soci.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "coordinator/common/digest.hpp"
 #include "coordinator/store/store.hpp"
@@ -203,6 +204,28 @@ TEST_F(AuditLogTest, ACheckFromAVerifiedPointReadsOnlyWhatCameAfter) {
   EXPECT_EQ(next.count, 1);
   EXPECT_EQ(next.last_seq, 6);
   EXPECT_EQ(VerifyFrom(next.last_seq, next.last_hash).count, 0);
+}
+
+// A long chain is checked in parts: each stops at its limit without the
+// head, and the last reaches it.
+TEST_F(AuditLogTest, ACheckInPartsWalksTheChainAndReachesTheHeadOnlyAtItsEnd) {
+  std::int64_t seq = 0;
+  std::string hash(kGenesisHash);
+  std::vector<std::int64_t> parts;
+  for (int i = 0; i < 10; ++i) {
+    const AuditVerification part = store_
+                                       ->Read([&](soci::session& sql) -> Result<AuditVerification> {
+                                         return VerifyAuditFrom(sql, seq, hash, 2);
+                                       })
+                                       .value();
+    ASSERT_TRUE(part.intact) << part.reason;
+    parts.push_back(part.count);
+    seq = part.last_seq;
+    hash = part.last_hash;
+    if (part.reached_head) break;
+  }
+  EXPECT_EQ(parts, (std::vector<std::int64_t>{2, 2, 1}));
+  EXPECT_EQ(seq, 5);
 }
 
 TEST_F(AuditLogTest, ACheckFromAVerifiedPointFindsThatPointRewritten) {
