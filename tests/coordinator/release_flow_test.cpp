@@ -553,14 +553,22 @@ TEST_F(ReleaseFlowTest, AGoLiveWindowThatEndedIsRefusedWhereItIsSet) {
   EXPECT_TRUE(Contains(r.err, "cannot set the go-live plan of release " + accepted +
                                   ": its go-live window ended at 2020-01-01T05:00:00Z"))
       << r.err;
+  // A window that ends a few seconds from now: set while it is open, then
+  // approved once it has ended. On a slow machine (sanitizers, load) the
+  // set may come too late for a short window: then a longer one is tried.
   json soon = Plan()["golive"];
-  soon["window"] = {{"start", UtcIn(std::chrono::seconds(-60))},
-                    {"end", UtcIn(std::chrono::seconds(2))}};
-  WriteFile(dir_ / "soon.json", soon.dump());
-  r = As(rm_, {"release", "schedule", accepted, "--file", (dir_ / "soon.json").string()});
+  std::chrono::system_clock::time_point ends;
+  for (const int seconds : {3, 15, 60}) {
+    ends = std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+    soon["window"] = {{"start", UtcIn(std::chrono::seconds(-60))},
+                      {"end", UtcIn(std::chrono::seconds(seconds))}};
+    WriteFile(dir_ / "soon.json", soon.dump());
+    r = As(rm_, {"release", "schedule", accepted, "--file", (dir_ / "soon.json").string()});
+    if (!Contains(r.err, "its go-live window ended")) break;
+  }
   EXPECT_NE(r.exit_code, 0);  // set, but it needs approve-golive
   EXPECT_TRUE(Contains(r.err, "approve-golive")) << r.err;
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  std::this_thread::sleep_until(ends + std::chrono::seconds(1));
   r = As(wang_, {"release", "approve-golive", accepted});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.err, "cannot approve the go-live plan of release " + accepted +
