@@ -119,11 +119,7 @@ void RegisterCmdbRoutes(Router& router, const ApiContext& api) {
                  filter.limit = 1'000'000;
                  json baseline = json::array();
                  for (const BaselineRow& row : ListBaseline(sql, id)) {
-                   baseline.push_back({{"phase", row.phase},
-                                       {"taken", protocol::FormatRfc3339Utc(row.taken)},
-                                       {"host", row.host},
-                                       {"app", row.app},
-                                       {"version", row.version}});
+                   baseline.push_back(row.ToJson());
                  }
                  return json{{"release", id},
                              {"records", RecordsJson(ListUpgradeRecords(sql, filter))},

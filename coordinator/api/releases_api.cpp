@@ -179,11 +179,7 @@ Result<Response> ExportRecordOf(const ApiContext& api, const RequestContext& ctx
     }
     f.cmdb = ConfirmationOf(sql, id).ToJson();
     for (const BaselineRow& row : ListBaseline(sql, id)) {
-      f.baseline.push_back({{"phase", row.phase},
-                            {"taken", protocol::FormatRfc3339Utc(row.taken)},
-                            {"host", row.host},
-                            {"app", row.app},
-                            {"version", row.version}});
+      f.baseline.push_back(row.ToJson());
     }
     OutboxFilter outbox;
     outbox.release_id = id;

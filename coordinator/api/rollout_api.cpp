@@ -369,8 +369,11 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
           auto after = rel::CloseRelease(*before, ActorOf(ctx), now, code,
                                          *StringField(*body, "notes"), facts);
           if (!after) return after;
-          // The CMDB's baseline after the rollout: what the agents report now.
-          if (auto taken = TakeBaseline(tx, id, kBaselineAfter, RolloutTargets(tx.sql(), id), now);
+          // The CMDB's baseline after the rollout: what the agents report now,
+          // with why each host not on the release's version is not.
+          const auto not_on_version = HostsNotOnVersion(tx.sql(), *before);
+          if (auto taken = TakeBaseline(tx, id, kBaselineAfter, RolloutTargets(tx.sql(), id), now,
+                                        not_on_version);
               !taken) {
             return std::unexpected(taken.error());
           }
@@ -379,7 +382,8 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
           for (const HostNotInRelease& h : HostsNotInRelease(tx.sql(), *before)) {
             outside.push_back(h.host);
           }
-          if (auto taken = TakeBaseline(tx, id, kBaselineOutside, outside, now); !taken) {
+          if (auto taken = TakeBaseline(tx, id, kBaselineOutside, outside, now, not_on_version);
+              !taken) {
             return std::unexpected(taken.error());
           }
           SaveTransition(tx, *before, *after,

@@ -41,10 +41,11 @@ void PrintStatus(const json& s) {
   std::cout << fmt::format("  {:<5} {:<10} {:>5} {:>9} {:>10} {:>7} {:>10}\n", "WAVE", "STATE",
                            "HOSTS", "FINAL", "SUCCEEDED", "FAILED", "TOLERATED");
   for (const auto& w : s["waves"]) {
-    std::cout << fmt::format("  {:<5} {:<10} {:>5} {:>9} {:>10} {:>7} {:>10}\n", w.value("wave", 0),
-                             w.value("state", ""), w.value("hosts", 0), w.value("final", 0),
-                             w.value("succeeded", 0), w.value("failed", 0),
-                             w.value("threshold", 0));
+    std::cout << fmt::format(
+        "  {:<5} {:<10} {:>5} {:>9} {:>10} {:>7} {:>10}{}\n", w.value("wave", 0),
+        w.value("state", ""), w.value("hosts", 0), w.value("final", 0), w.value("succeeded", 0),
+        w.value("failed", 0), w.value("threshold", 0),
+        w.value("catch_up", false) ? "  catch-up wave (hosts joined late)" : "");
   }
   std::cout << fmt::format("  {:<24} {:<5} {:<22} {:<22} {}\n", "HOST", "WAVE", "STEP", "RESULT",
                            "MESSAGE");
@@ -62,6 +63,10 @@ void PrintStatus(const json& s) {
     }
     std::cout << fmt::format("  {:<24} {:<5} {:<22} {:<22} {}\n", h.value("host", ""),
                              h.value("wave", 0), step, result.empty() ? "-" : result, message);
+    if (h.contains("joined_late")) {
+      std::cout << fmt::format("    joined late at {}, into wave {}\n", h.value("joined_late", ""),
+                               h.value("wave", 0));
+    }
     PrintOutputLine(output);
   }
   const json late = s.value("not_in_release", json::array());

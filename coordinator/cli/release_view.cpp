@@ -262,6 +262,15 @@ std::string BaselineText(const json& baseline) {
       line(o.host, cell(o.app), "-", cell(o.version), "not in release");
     }
   }
+  std::map<std::string, std::string> why;  // host -> reason
+  for (const auto& row : baseline) {
+    const std::string reason = Text(row, "reason");
+    if (!reason.empty()) why[Text(row, "host")] = reason;
+  }
+  if (!why.empty()) {
+    out << "not on the release's version at close:\n";
+    for (const auto& [host, reason] : why) out << fmt::format("{:<24} {}\n", host, reason);
+  }
   return out.str();
 }
 

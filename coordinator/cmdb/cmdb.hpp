@@ -41,6 +41,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -114,9 +115,12 @@ void RecordDeploymentEnd(Transaction& tx, const DeploymentRecord& deployment,
 // baseline keeps its first snapshot (a resumed engine may call again); a
 // host without apps gets one row with app "". Returns the hosts snapshotted
 // now. kInvalidArgument for another phase. Audited "cmdb.baseline".
+// `reasons`: at close, why a host is not on the release's version
+// (deploy/rollout_engine.hpp HostsNotOnVersion), kept with its rows.
 Result<std::size_t> TakeBaseline(Transaction& tx, std::string_view release_id,
                                  std::string_view phase, const std::vector<std::string>& hosts,
-                                 UnixSeconds now);
+                                 UnixSeconds now,
+                                 const std::map<std::string, std::string>& reasons = {});
 
 struct BaselineRow {
   std::string phase;
@@ -124,6 +128,10 @@ struct BaselineRow {
   std::string host;
   std::string app;
   std::string version;
+  std::string reason;  // at close: why the host is not on the release's version ("" if it is)
+
+  // {"phase", "taken" (RFC 3339), "host", "app", "version", "reason"}
+  nlohmann::json ToJson() const;
 };
 std::vector<BaselineRow> ListBaseline(soci::session& sql, std::string_view release_id);
 

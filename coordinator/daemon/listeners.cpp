@@ -2,6 +2,8 @@
 
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/deploy/deployments.hpp"
+#include "coordinator/deploy/rollout_engine.hpp"
+#include "coordinator/hosts/hosts.hpp"
 #include "coordinator/notify/notices.hpp"
 #include "coordinator/store/release_records.hpp"
 
@@ -21,6 +23,8 @@ void SubscribeListeners(EventBus& events, WakeupHub* wakeups) {
   events.Subscribe<DeploymentEnded>([](Transaction& tx, const DeploymentEnded& e) {
     RecordDeploymentEnd(tx, e.deployment, e.result, e.now);
   });
+  events.Subscribe<HostEnrolled>(
+      [](Transaction& tx, const HostEnrolled& e) { JoinLateHost(tx, e.host, e.labels, e.now); });
   if (wakeups == nullptr) return;
   events.Subscribe<ReleaseChanged>([wakeups](Transaction& tx, const ReleaseChanged& e) {
     NotifyAfterCommit(tx, *wakeups, e.after.id);

@@ -5,6 +5,8 @@
 //     transition (notify/notices.hpp);
 //   - DeploymentEnded (deploy/deployments.hpp) -> the upgrade record and its
 //     outbox messages (cmdb/cmdb.hpp);
+//   - HostEnrolled (hosts/hosts.hpp) -> a rollout that takes late joiners
+//     adds the host (deploy/rollout_engine.hpp JoinLateHost);
 //   - ReleaseProgressed (deploy/deployments.hpp) and ReleaseChanged -> once
 //     committed, `wakeups` is notified under the release's key
 //     (WakeupHub::ReleaseKey), so a long poll of its status answers.

@@ -344,13 +344,19 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
               thresholds_text = json(thresholds).dump(), empty;
   long long started = now, minus_one = -1, zero = 0,
             part = static_cast<long long>(std::max<std::size_t>(first_part, 1));
+  // What JoinLateHost needs, fixed with the targets (the plan is frozen by then).
+  long long late_joiners = release.plan.late_joiners ? 1 : 0;
+  std::string selector = release.plan.targets ? release.plan.targets->ToString() : std::string(),
+              max_failures = release.plan.golive->max_failures.ToString();
   tx.sql() << "INSERT INTO rollouts (release_id, package_id, wave_sizes, thresholds, "
               "current_wave, wave_done_at, gates_confirmed, accepted_wave, aborted, pause_kind, "
-              "waiting, started, finished, first_part) VALUES (:r, :p, :s, :t, :c, :d, :g, :a, "
-              ":ab, :pk, :w, :st, :f, :fp)",
+              "waiting, started, finished, first_part, late_joiners, selector, max_failures) "
+              "VALUES (:r, :p, :s, :t, :c, :d, :g, :a, :ab, :pk, :w, :st, :f, :fp, :lj, :sel, "
+              ":mf)",
       soci::use(key), soci::use(package_id), soci::use(sizes_text), soci::use(thresholds_text),
       soci::use(minus_one), soci::use(zero), soci::use(zero), soci::use(minus_one), soci::use(zero),
-      soci::use(empty), soci::use(empty), soci::use(started), soci::use(zero), soci::use(part);
+      soci::use(empty), soci::use(empty), soci::use(started), soci::use(zero), soci::use(part),
+      soci::use(late_joiners), soci::use(selector), soci::use(max_failures);
   // Two statements prepared once for every target (each parsed anew per
   // host was a second of `release start` at 20,000 hosts).
   std::string host, app = package.name, from;
@@ -379,6 +385,80 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
   tx.Audit(event);
   AdvanceRollout(tx, release.id, now, options, wakeups);
   return {};
+}
+
+void JoinLateHost(Transaction& tx, const std::string& host, const Labels& labels, UnixSeconds now) {
+  struct Candidate {
+    std::string release_id, selector, max_failures;
+  };
+  std::vector<Candidate> candidates;
+  {
+    // One read, usually of nothing: the rollouts going on that take late joiners.
+    soci::rowset<soci::row> rows =
+        (tx.sql().prepare << "SELECT o.release_id, o.selector, o.max_failures FROM rollouts o "
+                             "JOIN releases r ON r.id = o.release_id WHERE o.late_joiners <> 0 "
+                             "AND o.finished = 0 AND o.aborted = 0 AND r.state IN ('deploying', "
+                             "'paused') ORDER BY r.seq");
+    for (const soci::row& r : rows) {
+      candidates.push_back({r.get<std::string>(0), r.get<std::string>(1), r.get<std::string>(2)});
+    }
+  }
+  for (const Candidate& c : candidates) {
+    const platform::log::Scope scope(platform::log::Fields().Release(c.release_id));
+    auto selector = rel::TargetSelector::Parse(c.selector);
+    auto max_failures = rel::ParseHostAmount(c.max_failures, true);
+    if (!selector || !max_failures) {
+      spdlog::error("rollout engine: release {}: cannot read its targets {} or max_failures {}",
+                    c.release_id, c.selector, c.max_failures);
+      continue;
+    }
+    // The targets as `release start` chose them (rollout_api.cpp).
+    LabelSelector wanted = selector->labels;
+    wanted.emplace_back("env", std::string(kProductionEnvironment));
+    if (!LabelsMatch(labels, wanted)) continue;
+    std::string key = c.release_id, name = host;
+    long long in_rollout = 0;
+    tx.sql() << "SELECT COUNT(*) FROM rollout_hosts WHERE release_id = :r AND host = :h",
+        soci::use(key), soci::use(name), soci::into(in_rollout);
+    if (in_rollout > 0) continue;  // a target enrolled again: it is in already
+    auto row = LoadRollout(tx.sql(), c.release_id);
+    if (!row) continue;
+    auto package = FindPackage(tx.sql(), row->package_id);
+    if (!package) {
+      spdlog::error("rollout engine: release {}: {}", c.release_id, package.error().message());
+      continue;
+    }
+    const rel::LateJoin join = rel::JoinLate(row->waves, row->current_wave, *max_failures);
+    row->waves = join.waves;
+    SaveWaves(tx.sql(), *row);
+    long long position = 0, wave = static_cast<long long>(join.wave), joined = now;
+    soci::indicator last = soci::i_null;
+    tx.sql() << "SELECT MAX(position) FROM rollout_hosts WHERE release_id = :r", soci::use(key),
+        soci::into(position, last);
+    position = last == soci::i_ok ? position + 1 : 0;
+    std::string app = package->name, from;
+    soci::indicator installed = soci::i_null;
+    tx.sql() << "SELECT current_version FROM host_apps WHERE host = :h AND app = :a",
+        soci::use(name), soci::use(app), soci::into(from, installed);
+    if (!tx.sql().got_data() || installed != soci::i_ok) from.clear();
+    tx.sql() << "INSERT INTO rollout_hosts (release_id, position, host, wave, from_version, "
+                "joined) VALUES (:r, :p, :h, :w, :f, :j)",
+        soci::use(key), soci::use(position), soci::use(name), soci::use(wave), soci::use(from),
+        soci::use(joined);
+    AuditEvent event("rollout.late-join", "release", c.release_id);
+    event.release_id = c.release_id;
+    event.detail = {{"host", host},
+                    {"wave", join.wave + 1},
+                    {"of", row->wave_count()},
+                    {"catch_up", join.catch_up},
+                    {"wave_hosts", row->waves[join.wave].hosts},
+                    {"threshold", row->waves[join.wave].max_failures}};
+    tx.Audit(event);
+    spdlog::info("host {} joined release {} late, in wave {} of {}{}", host, c.release_id,
+                 join.wave + 1, row->wave_count(), join.catch_up ? " (a catch-up wave)" : "");
+    const std::string& id = c.release_id;
+    tx.Raise(ReleaseProgressed{id});
+  }
 }
 
 Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const rel::Release& release,

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -32,6 +33,7 @@
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/freezes.hpp"
 #include "coordinator/deploy/incidents.hpp"
+#include "coordinator/hosts/hosts.hpp"
 #include "coordinator/packages/package_store.hpp"
 #include "coordinator/release/rollout_decision.hpp"
 #include "coordinator/release/workflow.hpp"
@@ -73,6 +75,16 @@ enum class NextPart { kAssignWhenDue, kLeaveToTheSweep };
 void AdvanceRollout(Transaction& tx, const std::string& release_id, UnixSeconds now,
                     const release::PlanParseOptions& options, Wakeups& wakeups,
                     NextPart next_part = NextPart::kAssignWhenDue);
+
+// A host just enrolled with `labels` (HostEnrolled, hosts.hpp): every
+// rollout still going on (deploying or paused, not aborted) whose plan says
+// targets.late_joiners and whose production targets it matches, and which it
+// is not in, takes it into its next wave not started yet, or into a catch-up
+// wave made after the last once every wave has started (release::JoinLate:
+// the same threshold rule, the same pause or gate before it). Its wave
+// deploys it when it starts. Audited "rollout.late-join" (host, wave, whether
+// a catch-up wave was made); the release's status shows it as joined late.
+void JoinLateHost(Transaction& tx, const std::string& host, const Labels& labels, UnixSeconds now);
 
 // The targets of a release's rollout, in wave order; empty without one.
 std::vector<std::string> RolloutTargets(soci::session& sql, const std::string& release_id);
@@ -122,6 +134,13 @@ struct HostNotInRelease {
 std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql,
                                                 const release::Release& release);
 
+// At close: the hosts of the rollout that do not run the release's version
+// (never deployed, joined late and not deployed, failed, rolled back), and
+// those HostsNotInRelease names, each with why in words, by name. The CMDB's
+// baseline at close keeps it (api/rollout_api.cpp).
+std::map<std::string, std::string> HostsNotOnVersion(soci::session& sql,
+                                                     const release::Release& release);
+
 // Which of a rollout's hosts RolloutStatus lists: those in `filter`, from
 // the `offset`-th, at most `limit` (the waves count them all whatever the
 // page, so a page of a 20,000-host release still shows every wave's figures).
@@ -137,7 +156,8 @@ struct StatusHostPage {
 Result<void> CheckStatusFilter(std::string_view filter);
 
 // Where the rollout stands: waves (size, threshold, state, counts), hosts
-// (wave, step, result, message; the `page` of them, with "hosts_total" and
+// (wave, step, result, message, "joined_late" when the host joined after the
+// start; the `page` of them, with "hosts_total" and
 // "hosts_matching" counting all and those of the filter) and why it waits,
 // if it does; and "not_in_release": the enrolled hosts that match the
 // release's production targets now but were not among them when it started

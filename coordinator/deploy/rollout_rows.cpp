@@ -94,14 +94,27 @@ void SaveRollout(soci::session& sql, const RolloutRow& row) {
       soci::use(assigning), soci::use(key);
 }
 
+void SaveWaves(soci::session& sql, const RolloutRow& row) {
+  std::vector<std::uint64_t> sizes, thresholds;
+  for (const rel::Wave& wave : row.waves) {
+    sizes.push_back(wave.through);
+    thresholds.push_back(wave.max_failures);
+  }
+  std::string key = row.release_id, sizes_text = json(sizes).dump(),
+              thresholds_text = json(thresholds).dump();
+  sql << "UPDATE rollouts SET wave_sizes = :s, thresholds = :t WHERE release_id = :r",
+      soci::use(sizes_text), soci::use(thresholds_text), soci::use(key);
+}
+
 std::vector<RolloutHost> LoadRolloutHosts(soci::session& sql, const std::string& release_id) {
   std::vector<RolloutHost> hosts;
   std::string key = release_id;
   RolloutHost h;
   soci::statement st =
-      (sql.prepare << "SELECT position, host, wave FROM rollout_hosts WHERE "
-                      "release_id = :r ORDER BY position",
-       soci::use(key), soci::into(h.position), soci::into(h.host), soci::into(h.wave));
+      (sql.prepare << "SELECT position, host, wave, joined FROM rollout_hosts WHERE "
+                      "release_id = :r ORDER BY wave, position",
+       soci::use(key), soci::into(h.position), soci::into(h.host), soci::into(h.wave),
+       soci::into(h.joined));
   st.execute(false);
   while (st.fetch()) hosts.push_back(h);
   return hosts;

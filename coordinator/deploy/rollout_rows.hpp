@@ -48,13 +48,17 @@ std::optional<RolloutRow> LoadRollout(soci::session& sql, const std::string& rel
 // final event of a rollout.
 std::optional<RolloutRow> LoadRollout(Transaction& tx, const std::string& release_id);
 void SaveRollout(soci::session& sql, const RolloutRow& row);
+// Saves `row.waves` (sizes and thresholds): a host joined late.
+void SaveWaves(soci::session& sql, const RolloutRow& row);
 
 // A row of `rollout_hosts`.
 struct RolloutHost {
   long long position = 0;
   std::string host;
   long long wave = 0;
+  long long joined = 0;  // when it joined late (JoinLateHost); 0 for a target fixed at start
 };
+// In wave order (a host joined late comes after its wave's others).
 std::vector<RolloutHost> LoadRolloutHosts(soci::session& sql, const std::string& release_id);
 std::vector<std::string> HostNames(const std::vector<RolloutHost>& hosts);
 

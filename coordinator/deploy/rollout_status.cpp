@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <map>
 #include <set>
 
 #include "coordinator/deploy/host_timeline.hpp"
@@ -30,6 +31,44 @@ std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::R
                    enrolled_since
                        ? fmt::format("enrolled at {}, after the rollout started", host.enrolled)
                        : std::string("did not match the targets when the rollout started")});
+  }
+  return out;
+}
+
+std::map<std::string, std::string> HostsNotOnVersion(soci::session& sql,
+                                                     const rel::Release& release) {
+  std::map<std::string, std::string> out;
+  auto row = LoadRollout(sql, release.id);
+  if (!row) return out;
+  const HostDeployments deployments = LoadHostDeployments(sql, release.id);
+  for (const RolloutHost& h : LoadRolloutHosts(sql, release.id)) {
+    const std::string late = h.joined > 0
+                                 ? fmt::format("joined late (at {}, into wave {}) ",
+                                               protocol::FormatRfc3339Utc(h.joined), h.wave + 1)
+                                 : std::string();
+    auto install = deployments.install.find(h.host);
+    auto rollback = deployments.rollback.find(h.host);
+    std::string why;
+    if (install == deployments.install.end()) {
+      why = fmt::format("{}not deployed: the rollout {} before wave {}", late,
+                        row->aborted != 0 ? "was aborted" : "ended", h.wave + 1);
+    } else if (!install->second.IsFinal()) {
+      why = fmt::format("{}its deployment {} was not final at close", late, install->second.id);
+    } else if (!install->second.Succeeded()) {
+      why = fmt::format("{}{} at step {}{}{}", late, install->second.ResultText(),
+                        protocol::StepName(install->second.step),
+                        install->second.message.empty() ? "" : ": ", install->second.message);
+    } else if (rollback != deployments.rollback.end()) {
+      why =
+          rollback->second.result == DeploymentResult::kRolledBack
+              ? fmt::format("{}rolled back to its previous release", late)
+              : fmt::format("{}rollback {}{}{}", late, rollback->second.ResultText(),
+                            rollback->second.message.empty() ? "" : ": ", rollback->second.message);
+    }
+    if (!why.empty()) out[h.host] = std::move(why);
+  }
+  for (const HostNotInRelease& h : HostsNotInRelease(sql, release)) {
+    out[h.host] = fmt::format("not in this release: {}", h.reason);
   }
   return out;
 }
@@ -88,7 +127,9 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
     } else {
       state = count.failed > row->waves[w].max_failures ? "accepted" : "succeeded";
     }
+    const std::size_t planned = release.plan.golive ? release.plan.golive->waves.size() : 0;
     waves.push_back({{"wave", w + 1},
+                     {"catch_up", planned > 0 && w >= planned},
                      {"hosts", count.hosts},
                      {"threshold", row->waves[w].max_failures},
                      {"state", state},
@@ -111,6 +152,7 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
     const std::size_t index = matching++;
     if (index < page.offset || index - page.offset >= page.limit) continue;
     json entry = {{"host", h.host}, {"wave", h.wave + 1}};
+    if (h.joined > 0) entry["joined_late"] = protocol::FormatRfc3339Utc(h.joined);
     if (install == deployments.install.end()) {
       entry["step"] = "pending";
       entry["result"] = "";

@@ -329,6 +329,7 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
                    {"hostname", request.inventory.hostname}};
     event.detail = {{"token", TokenTag(token_hash)}, {"enrolled_again", existed}};
     tx.Audit(event);
+    tx.Raise(HostEnrolled{name, labels, now});
     return Outcome{std::nullopt, protocol::EnrollResponse{name, *credential, labels}};
   });
   if (!outcome) return std::unexpected(outcome.error());

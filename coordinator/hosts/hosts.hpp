@@ -111,6 +111,15 @@ Result<EnrollTokenInfo> RevokeEnrollToken(Transaction& tx, std::string_view id,
 // A request repeating an enrollment that committed (same token, name and
 // enroll_key; host not removed since) gets the same answer again, audited as
 // "host.enroll-repeated"; without an enroll_key there is no such repeat.
+// Raised (Transaction::Raise) by EnrollHost once a host is enrolled, in its
+// transaction: a rollout that takes late joiners may add it
+// (deploy/rollout_engine.hpp JoinLateHost, wired in daemon/listeners.cpp).
+struct HostEnrolled {
+  const std::string& host;
+  const Labels& labels;
+  UnixSeconds now;
+};
+
 Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& origin,
                                             const protocol::EnrollRequest& request, UnixSeconds now,
                                             EnrollRefusals* refusals = nullptr);

@@ -296,6 +296,25 @@ std::vector<Wave> WavesOf(const std::vector<std::uint64_t>& cumulative_sizes,
   return waves;
 }
 
+LateJoin JoinLate(const std::vector<Wave>& waves, long long current_wave,
+                  const HostAmount& max_failures) {
+  LateJoin out;
+  const std::size_t next = current_wave < 0 ? 0 : static_cast<std::size_t>(current_wave) + 1;
+  std::vector<std::uint64_t> sizes;
+  for (const Wave& wave : waves) sizes.push_back(wave.through);
+  if (next >= sizes.size()) sizes.push_back(sizes.empty() ? 0 : sizes.back());
+  for (std::size_t w = next; w < sizes.size(); ++w) ++sizes[w];
+  const std::vector<std::uint64_t> resolved = FailureThresholds(sizes, max_failures);
+  std::vector<std::uint64_t> thresholds;
+  for (std::size_t w = 0; w < sizes.size(); ++w) {
+    thresholds.push_back(w < next && w < waves.size() ? waves[w].max_failures : resolved[w]);
+  }
+  out.waves = WavesOf(sizes, thresholds);
+  out.wave = next;
+  out.catch_up = next >= waves.size();
+  return out;
+}
+
 Result<std::vector<Wave>> RolloutWaves(const std::vector<HostAmount>& waves,
                                        std::uint64_t target_count, const HostAmount& max_failures) {
   auto sizes = WaveSizes(waves, target_count);

@@ -115,4 +115,18 @@ Result<std::vector<Wave>> RolloutWaves(const std::vector<HostAmount>& waves,
 std::vector<Wave> WavesOf(const std::vector<std::uint64_t>& cumulative_sizes,
                           const std::vector<std::uint64_t>& thresholds);
 
+// Where a host that joins a rollout late goes (targets.late_joiners,
+// docs/plan.md): the next wave not started yet (after `current_wave`, -1
+// before the first), or, once every wave has started, a catch-up wave made
+// for it after the last. That wave and the later ones grow by one host; the
+// thresholds of the waves not started are resolved again from
+// `max_failures` for their new size (a started wave keeps its own).
+struct LateJoin {
+  std::vector<Wave> waves;  // the rollout's waves with the host in
+  std::size_t wave = 0;     // the wave it joined (0-based)
+  bool catch_up = false;    // a catch-up wave was made for it now
+};
+LateJoin JoinLate(const std::vector<Wave>& waves, long long current_wave,
+                  const HostAmount& max_failures);
+
 }  // namespace fabu::coordinator::release

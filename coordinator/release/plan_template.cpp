@@ -275,6 +275,14 @@ void WriteTargets(Writer& w) {
            "标签 k=v,k2=v2，目标主机须带有全部标签。其中另带 env=test 的是测试主机\n"
            "（`fabu release test`），另带 env=production 的是生产主机（`fabu release start`）。\n"
            "提交时必填，无默认值。流程 §6.2.4。"});
+  w.Field(2, "late_joiners", "false",
+          {"true or false: a production host that comes to match the selector while the\n"
+           "release is deploying (enrolled or labelled after `fabu release start`) joins the\n"
+           "next wave not started yet, or a catch-up wave after the last. With false it is\n"
+           "listed as \"not in this release\". Default false. Procedure §6.2.4.",
+           "true 或 false：发布部署期间新符合 selector 的生产主机（在 `fabu release start`\n"
+           "之后注册或打上标签）加入尚未开始的下一批次，或最后一批之后的补充批次。为 false\n"
+           "时它列为“不在本次发布中”。默认 false。流程 §6.2.4。"});
   w.Field(0, "reviewers",
           "[" +
               Writer::Quoted(w.Pick({"<an approver's user name, e.g. wang.approver>",

@@ -110,6 +110,9 @@ const std::map<std::string_view, Terms, std::less<>>& LabelTable() {
        {"Hosts matching the targets at close that were not in this release (enrolled or "
         "matching since it started; not deployed to):",
         "关闭时符合发布范围但未纳入本次发布的主机（发布开始后才注册或才符合范围，未部署）："}},
+      {"baseline_not_on_version",
+       {"Hosts matching the targets that are not on this release's version at close, and why:",
+        "关闭时符合发布范围但未处于本次发布版本的主机及原因："}},
       {"deliveries", {"Deliveries", "外部推送"}},
       {"notices", {"Notices", "发布通知"}},
       {"rollback", {"Rollback", "回退"}},

@@ -218,7 +218,7 @@ Result<ReleasePlan> ReleasePlanFromJson(const json& value, const PlanParseOption
   if (const json* targets = reader->Find("targets"); targets != nullptr) {
     auto target_reader = ObjectReader::Open(*targets, "targets");
     if (!target_reader) return std::unexpected(target_reader.error());
-    if (auto known = target_reader->CheckKnown({"selector"}); !known) {
+    if (auto known = target_reader->CheckKnown({"selector", "late_joiners"}); !known) {
       return std::unexpected(known.error());
     }
     auto selector_text = target_reader->String("selector");
@@ -230,6 +230,9 @@ Result<ReleasePlan> ReleasePlanFromJson(const json& value, const PlanParseOption
         return std::unexpected(std::move(selector.error()).WithContext("targets.selector"));
       plan.targets = std::move(*selector);
     }
+    auto late_joiners = target_reader->Bool("late_joiners");
+    if (!late_joiners) return std::unexpected(late_joiners.error());
+    plan.late_joiners = late_joiners->value_or(false);
   }
 
   auto reviewers = OptionalList(*reader, "reviewers");
@@ -297,6 +300,9 @@ json ReleaseContentToJson(const ReleasePlan& plan) {
   for (const PlanSectionInfo& info : PlanSections()) {
     sections[std::string(info.key)] = plan.Section(info.section);
   }
+  json targets = {{"selector", plan.targets ? plan.targets->ToString() : std::string()}};
+  // Only when true: the digests of plans written before the field stay as they were.
+  if (plan.late_joiners) targets["late_joiners"] = true;
   return json{
       {"title", plan.title},
       {"product", plan.product},
@@ -305,7 +311,7 @@ json ReleaseContentToJson(const ReleasePlan& plan) {
       {"change_refs", plan.change_refs},
       {"plan", std::move(sections)},
       {"packages", plan.packages},
-      {"targets", {{"selector", plan.targets ? plan.targets->ToString() : std::string()}}},
+      {"targets", std::move(targets)},
       {"reviewers", plan.reviewers},
   };
 }

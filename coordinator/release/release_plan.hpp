@@ -97,6 +97,12 @@ struct ReleasePlan {
   std::array<std::string, kPlanSectionCount> sections;  // indexed by PlanSection
   std::vector<std::string> packages;                    // package ids: SHA-256, lower-case hex
   std::optional<TargetSelector> targets;
+  // targets.late_joiners: a host that comes to match the targets while the
+  // release is deploying (enrolled, or labelled, after `release start` fixed
+  // them) joins the rollout's next wave not started yet, or a catch-up wave
+  // after the last (docs/plan.md). Kept in the content (and its digest) only
+  // when true, so plans written before it keep their digest.
+  bool late_joiners = false;
   std::vector<std::string> reviewers;
   std::optional<GoLivePlan> golive;
 

@@ -183,6 +183,21 @@ std::vector<BaselineOutside> OutsideBaseline(const json& baseline) {
   return rows;
 }
 
+std::vector<BaselineNotOnVersion> NotOnVersionBaseline(const json& baseline, std::string_view app) {
+  std::map<std::string, BaselineNotOnVersion> hosts;
+  for (const json& row : baseline) {
+    const std::string phase = Str(row, "phase");
+    if ((phase != "after" && phase != "outside") || Str(row, "reason").empty()) continue;
+    BaselineNotOnVersion& entry = hosts[Str(row, "host")];
+    entry.host = Str(row, "host");
+    entry.reason = Str(row, "reason");
+    if (Str(row, "app") == app) entry.version = Str(row, "version");
+  }
+  std::vector<BaselineNotOnVersion> rows;
+  for (auto& [host, entry] : hosts) rows.push_back(std::move(entry));
+  return rows;
+}
+
 Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordFormat format, Lang lang,
                                         const TimeZone& zone) {
   if (format == RecordFormat::kJson) return ReleaseReportJson(f, zone).dump(2) + "\n";
@@ -298,6 +313,13 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
     Rows rows;
     for (const BaselineOutside& o : outside) rows.push_back({o.host, o.app, o.version});
     doc.Table({L(lang, "host"), L(lang, "app"), L(lang, "baseline_after")}, rows);
+  }
+
+  if (const auto off = NotOnVersionBaseline(f.baseline, f.release.plan.product); !off.empty()) {
+    doc.Para(L(lang, "baseline_not_on_version"));
+    Rows rows;
+    for (const BaselineNotOnVersion& o : off) rows.push_back({o.host, o.version, o.reason});
+    doc.Table({L(lang, "host"), L(lang, "baseline_after"), L(lang, "note")}, rows);
   }
 
   doc.Heading("notices", "notices");

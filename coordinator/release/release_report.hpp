@@ -57,6 +57,15 @@ struct BaselineOutside {
   std::string host, app, version;
 };
 std::vector<BaselineOutside> OutsideBaseline(const nlohmann::json& baseline);
+// The hosts the baseline at close says are not on the release's version (a
+// row with a "reason": failed, rolled back, joined late and not deployed,
+// not in this release...), once each, with the version of `app` (the
+// release's product) they ran then ("" for none). Sorted by host.
+struct BaselineNotOnVersion {
+  std::string host, version, reason;
+};
+std::vector<BaselineNotOnVersion> NotOnVersionBaseline(const nlohmann::json& baseline,
+                                                       std::string_view app);
 
 nlohmann::json ReleaseReportJson(const ReleaseReportFacts& facts, const TimeZone& zone);
 // kInvalidArgument for csv (the report is not one table).

@@ -373,6 +373,23 @@ const std::vector<Migration>& AllMigrations() {
            // until chosen (then the browser's).
            "ALTER TABLE users ADD COLUMN console_lang TEXT NOT NULL DEFAULT ''",
        }},
+      {16,
+       "rollouts: hosts that join late; baselines: why a host is not on the version",
+       {
+           // The plan's targets.late_joiners, its selector and max_failures,
+           // fixed when the rollout starts: a host that enrolls matching
+           // them later joins the next wave not started (rollout_engine.hpp,
+           // JoinLateHost) without the release being read again.
+           "ALTER TABLE rollouts ADD COLUMN late_joiners INTEGER NOT NULL DEFAULT 0",
+           "ALTER TABLE rollouts ADD COLUMN selector TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE rollouts ADD COLUMN max_failures TEXT NOT NULL DEFAULT ''",
+           // When the host joined the rollout late (Unix seconds); 0 for the
+           // targets fixed by `release start`.
+           "ALTER TABLE rollout_hosts ADD COLUMN joined BIGINT NOT NULL DEFAULT 0",
+           // At close, why a host matching the targets is not on the
+           // release's version ('' when it is, and in the `before` baseline).
+           "ALTER TABLE cmdb_baselines ADD COLUMN reason TEXT NOT NULL DEFAULT ''",
+       }},
   };
   return kMigrations;
 }

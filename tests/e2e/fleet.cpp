@@ -508,6 +508,7 @@ std::string Fleet::Scheduled(const Package& package) {
         {"host_timeout", "15m"},
         {"auto_rollback", false}}}};
   plan["golive"].merge_patch(golive_changes_);
+  plan.merge_patch(plan_changes_);
   const fs::path file = dir_ / ("plan-" + std::to_string(++files_) + ".json");
   WriteFile(file, plan.dump(2));
   auto created = As(rm_, {"release", "create", "--file", file.string()});

@@ -164,7 +164,7 @@ class Fleet : public ::testing::Test {
   // A release of `package` walked create → submit → approve ×2 → test → test-report
   // → accept → schedule (go-live window now-1h .. now+1h, one wave of 100%,
   // max_failures 0, no auto_rollback, unless golive_changes_ says otherwise:
-  // it is merged into the go-live plan); its id.
+  // it is merged into the go-live plan, as plan_changes_ into the plan); its id.
   std::string Scheduled(const Package& package);
   // `release test` of `release` to a test host played here, which succeeds
   // and is then removed (the fleet's hosts stay the agents').
@@ -196,6 +196,8 @@ class Fleet : public ::testing::Test {
   fs::path Current(const Agent& agent) const;
 
   json golive_changes_ = json::object();
+  // Merged into the whole plan by Scheduled (e.g. {"targets": {"late_joiners": true}}).
+  json plan_changes_ = json::object();
   fabu::testing::TempDir dir_;
   std::string admin_, rm_, wang_, li_, tester_, viewer_;
   std::vector<Agent> agents_;

@@ -2,6 +2,7 @@
 // real agents each in its own temp root, waves, thresholds, fleet rollback,
 // gates, windows, freezes and a coordinator killed mid-wave, all driven by
 // the real fabu CLI.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -436,6 +437,153 @@ TEST_F(RolloutE2eTest, DownloadsPastTheLimitWaitForASlotInsteadOfA503) {
   // No host came back after a Retry-After: the wave took its downloads'
   // time, not 10 s more.
   EXPECT_LT(took, 30s);
+}
+
+// Given a plan with targets.late_joiners and waves 1, 100% with a gate: a
+// host that enrolls with the targets' labels while wave 1 waits at the gate
+// joins wave 2 (audited, shown as joined late) and ends on the version; one
+// that enrolls while the last wave runs gets a catch-up wave of its own,
+// behind the same gate, and ends on the version too.
+TEST_F(RolloutE2eTest, AHostThatEnrollsLateJoinsTheNextWaveOrACatchUpWave) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(2));
+  const Package v1 = BuildAndUpload(kV1);
+  golive_changes_ = {{"waves", {"1", "100%"}}, {"between_waves", "gate"}};
+  plan_changes_ = {{"targets", {{"late_joiners", true}}}};
+  const std::string id = Release(v1);
+  json status;
+  ASSERT_TRUE(WaitFor([&] {
+    status = Status(id);
+    return Contains(status.value("waiting", ""), "control point after wave 1");
+  })) << status.dump(2);
+
+  // late-1 enrolls (and runs) while wave 1 waits at its gate.
+  ASSERT_NO_FATAL_FAILURE(AddAgents(1, "env=production,app=c3m-video", true, "late-"));
+  status = Status(id);
+  ASSERT_EQ(status["waves"].size(), 2u) << status.dump(2);
+  EXPECT_EQ(status["waves"][1].value("hosts", 0), 2) << status.dump(2);
+  EXPECT_FALSE(status["waves"][1].value("catch_up", true));
+  EXPECT_EQ(HostIn(status, "late-1").value("wave", 0), 2) << status.dump(2);
+  EXPECT_EQ(HostIn(status, "late-1").value("step", ""), "pending");
+  EXPECT_TRUE(HostIn(status, "late-1").contains("joined_late")) << status.dump(2);
+  EXPECT_FALSE(HostIn(status, "web-2").contains("joined_late"));
+  EXPECT_TRUE(status["not_in_release"].empty()) << status.dump(2);
+  auto text = As(viewer_, {"release", "status", id});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, ::testing::ContainsRegex("late-1 .*\n    joined late at 20[^\n]*, into "
+                                                 "wave 2\n"))
+      << text.out;
+  auto audit = As(viewer_, {"audit", "list", "--release", id, "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  bool audited = false;
+  for (const auto& e : json::parse(audit.out)) {
+    audited |= e.value("action", "") == "rollout.late-join" &&
+               e["detail"].value("host", "") == "late-1" && e["detail"].value("wave", 0) == 2 &&
+               !e["detail"].value("catch_up", true);
+  }
+  EXPECT_TRUE(audited) << audit.out;
+
+  // Wave 2 is held in its activate hooks; late-2 enrolls meanwhile: every
+  // wave has started, so a catch-up wave is made for it.
+  for (const Agent& a : agents_) {
+    if (a.name == "web-2" || a.name == "late-1") WriteFile(a.apps() / "HOLD", "");
+  }
+  ASSERT_EQ(As(wang_, {"release", "gate", id, "--confirm", "--comment", "wave 1 green"}).exit_code,
+            0);
+  ASSERT_TRUE(WaitFor([&] {
+    return fs::exists(agents_[1].apps() / "HELD") && fs::exists(agents_[2].apps() / "HELD");
+  })) << Status(id).dump(2);
+  ASSERT_NO_FATAL_FAILURE(AddAgents(1, "env=production,app=c3m-video", true, "later-"));
+  status = Status(id);
+  ASSERT_EQ(status["waves"].size(), 3u) << status.dump(2);
+  EXPECT_TRUE(status["waves"][2].value("catch_up", false)) << status.dump(2);
+  EXPECT_EQ(status["waves"][2].value("hosts", 0), 1);
+  EXPECT_EQ(HostIn(status, "later-1").value("wave", 0), 3) << status.dump(2);
+  text = As(viewer_, {"release", "status", id});
+  EXPECT_TRUE(Contains(text.out, "catch-up wave (hosts joined late)")) << text.out;
+
+  for (const Agent& a : agents_) WriteFile(a.apps() / "GO", "");
+  // The catch-up wave waits behind the same control point as any wave.
+  ASSERT_TRUE(WaitFor([&] {
+    status = Status(id);
+    return Contains(status.value("waiting", ""), "control point after wave 2");
+  })) << status.dump(2);
+  EXPECT_EQ(status.value("state", ""), "deploying");
+  EXPECT_EQ(Current(agents_[3]), fs::path());
+  ASSERT_EQ(As(wang_, {"release", "gate", id, "--confirm"}).exit_code, 0);
+  ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
+  for (const auto& agent : agents_) {
+    EXPECT_EQ(Current(agent), fs::path("releases") / kV1) << agent.name;
+  }
+  ExpectNoHostAssignedTwice(id);
+}
+
+// Without targets.late_joiners (the default), a host that enrolls during the
+// rollout is not deployed: status lists it as not in this release, and the
+// CMDB baseline at close names it, and the host that failed, with why.
+TEST_F(RolloutE2eTest, WithoutLateJoinersALateHostIsNamedAsNotInTheReleaseAndAtClose) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(2));
+  const Package v1 = BuildAndUpload(kV1);
+  golive_changes_ = {{"waves", {"1", "100%"}}, {"between_waves", "gate"}, {"max_failures", "1"}};
+  // web-2 (wave 2) fails its health check: within the threshold.
+  WriteFile(agents_[1].apps() / "FAIL_HEALTH", kV1);
+  const std::string id = Release(v1);
+  json status;
+  ASSERT_TRUE(WaitFor([&] {
+    status = Status(id);
+    return Contains(status.value("waiting", ""), "control point after wave 1");
+  })) << status.dump(2);
+  ASSERT_NO_FATAL_FAILURE(AddAgents(1, "env=production,app=c3m-video", true, "late-"));
+  status = Status(id);
+  ASSERT_EQ(status["waves"].size(), 2u) << status.dump(2);
+  EXPECT_EQ(status["waves"][1].value("hosts", 0), 1);
+  EXPECT_TRUE(HostIn(status, "late-1").empty()) << status.dump(2);
+  ASSERT_EQ(status["not_in_release"].size(), 1u) << status.dump(2);
+  EXPECT_EQ(status["not_in_release"][0].value("host", ""), "late-1");
+  EXPECT_TRUE(
+      Contains(status["not_in_release"][0].value("reason", ""), "after the rollout started"))
+      << status.dump(2);
+  auto text = As(viewer_, {"release", "status", id});
+  EXPECT_THAT(text.out, ::testing::ContainsRegex("not in this release \\(1 host\\(s\\)[^\n]*\n"
+                                                 "  late-1 +enrolled at 20"))
+      << text.out;
+
+  ASSERT_EQ(As(wang_, {"release", "gate", id, "--confirm"}).exit_code, 0);
+  ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
+  EXPECT_EQ(Current(agents_[0]), fs::path("releases") / kV1);
+  EXPECT_EQ(Current(agents_[2]), fs::path()) << "late-1 was not deployed to";
+  auto closed = As(rm_, {"release", "close", id, "--notes", "web-2 to be fixed"});
+  ASSERT_EQ(closed.exit_code, 0) << closed.err;
+  EXPECT_TRUE(Contains(closed.out, "partial")) << closed.out;
+
+  std::map<std::string, std::string> why;  // phase/host -> reason
+  for (const auto& row : QueryStore("SELECT phase, host, reason FROM cmdb_baselines WHERE "
+                                    "release_id = '" +
+                                    id + "'")) {
+    why[row[0] + "/" + row[1]] = row[2];
+  }
+  EXPECT_EQ(why["after/web-1"], "") << "web-1 is on the version";
+  // It failed its health check and its agent switched back by itself.
+  EXPECT_EQ(why["after/web-2"].rfind("rolled_back at step ", 0), 0u) << why["after/web-2"];
+  EXPECT_TRUE(Contains(why["outside/late-1"], "not in this release: enrolled at"))
+      << why["outside/late-1"];
+  EXPECT_EQ(why["before/web-2"], "");
+  auto base = As(viewer_, {"cmdb", "baseline", id});
+  ASSERT_EQ(base.exit_code, 0) << base.err;
+  EXPECT_THAT(base.out, ::testing::ContainsRegex("not on the release's version at close:\n"
+                                                 "late-1 +not in this release: enrolled at 20"
+                                                 "[^\n]*after the rollout started\n"
+                                                 "web-2 +rolled_back at step "))
+      << base.out;
+  auto json_base = As(viewer_, {"cmdb", "baseline", id, "--json"});
+  ASSERT_EQ(json_base.exit_code, 0) << json_base.err;
+  EXPECT_TRUE(Contains(json_base.out, "\"reason\": \"not in this release: enrolled at"))
+      << json_base.out;
+  auto report = As(viewer_, {"release", "export", id, "--doc", "release-report", "--format", "md"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_TRUE(Contains(report.out, "not on this release's version at close, and why"))
+      << report.out;
+  EXPECT_THAT(report.out, ::testing::ContainsRegex("\\| late-1 \\| [^|]* \\| not in this release"))
+      << report.out;
 }
 
 }  // namespace

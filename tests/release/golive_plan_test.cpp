@@ -205,5 +205,42 @@ TEST(WaveArithmeticTest, FailureThresholdsArePerWaveAndRoundDown) {
             (std::vector<std::uint64_t>{0, 0, 0}));
 }
 
+// A host joining late (targets.late_joiners) goes to the next wave not
+// started, whose threshold is resolved again for its new size; once every
+// wave has started, to a catch-up wave made for it, with the same rule.
+TEST(WaveArithmeticTest, AHostJoiningLateGoesToTheNextWaveOrACatchUpWave) {
+  auto waves = RolloutWaves({*ParseHostAmount("1", false), *ParseHostAmount("100%", false)}, 10,
+                            *ParseHostAmount("50%", true));
+  ASSERT_TRUE(waves);
+  ASSERT_EQ(waves->size(), 2u);
+  EXPECT_EQ((*waves)[1].hosts, 9u);
+  EXPECT_EQ((*waves)[1].max_failures, 4u);
+  const HostAmount half = *ParseHostAmount("50%", true);
+  // Wave 1 started: into wave 2, which now tolerates 5 of its 10.
+  LateJoin join = JoinLate(*waves, 0, half);
+  EXPECT_EQ(join.wave, 1u);
+  EXPECT_FALSE(join.catch_up);
+  ASSERT_EQ(join.waves.size(), 2u);
+  EXPECT_EQ(join.waves[0], (*waves)[0]);
+  EXPECT_EQ(join.waves[1].through, 11u);
+  EXPECT_EQ(join.waves[1].hosts, 10u);
+  EXPECT_EQ(join.waves[1].max_failures, 5u);
+  // Every wave started: a catch-up wave of one host (50% of 1 rounds down to 0).
+  join = JoinLate(join.waves, 1, half);
+  EXPECT_EQ(join.wave, 2u);
+  EXPECT_TRUE(join.catch_up);
+  ASSERT_EQ(join.waves.size(), 3u);
+  EXPECT_EQ(join.waves[1].max_failures, 5u) << "a started wave keeps its threshold";
+  EXPECT_EQ(join.waves[2].through, 12u);
+  EXPECT_EQ(join.waves[2].hosts, 1u);
+  EXPECT_EQ(join.waves[2].max_failures, 0u);
+  // Another host before the catch-up wave starts joins it.
+  join = JoinLate(join.waves, 1, *ParseHostAmount("1", true));
+  EXPECT_EQ(join.wave, 2u);
+  EXPECT_FALSE(join.catch_up);
+  EXPECT_EQ(join.waves[2].hosts, 2u);
+  EXPECT_EQ(join.waves[2].max_failures, 1u);
+}
+
 }  // namespace
 }  // namespace fabu::coordinator::release

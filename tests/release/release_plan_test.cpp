@@ -114,6 +114,38 @@ TEST(ReleasePlanParseTest, WrongTypeNamesTheFieldPath) {
   EXPECT_EQ(PlanError(R"([1])"), "document: must be an object, got a list");
 }
 
+// targets.late_joiners (docs/plan.md): a boolean, false when absent; in the
+// content digest only when true, so the plans written before it keep theirs.
+TEST(ReleasePlanParseTest, LateJoinersIsABooleanOfTheTargets) {
+  const std::string doc = FullPlanJson();
+  const std::string targets = R"("targets": {"selector": )";
+  ASSERT_TRUE(Has(doc, targets)) << doc;
+  auto with = [&](const std::string& value) {
+    std::string changed = doc;
+    changed.replace(changed.find(targets), targets.size(),
+                    R"("targets": {"late_joiners": )" + value + R"(, "selector": )");
+    return changed;
+  };
+  EXPECT_EQ(PlanError(with(R"("yes")")),
+            "targets.late_joiners: must be true or false, got a string");
+  EXPECT_EQ(PlanError(with("1")), "targets.late_joiners: must be true or false, got a number");
+  auto plain = ParseReleasePlan(doc);
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_FALSE(plain->late_joiners);
+  auto late = ParseReleasePlan(with("true"));
+  ASSERT_TRUE(late) << late.error().message();
+  EXPECT_TRUE(late->late_joiners);
+  EXPECT_EQ(ReleaseContentToJson(*late)["targets"]["late_joiners"], true);
+  EXPECT_FALSE(ReleaseContentToJson(*plain)["targets"].contains("late_joiners"));
+  EXPECT_NE(*ContentDigest(*late), *ContentDigest(*plain));
+  auto off = ParseReleasePlan(with("false"));
+  ASSERT_TRUE(off) << off.error().message();
+  EXPECT_EQ(*ContentDigest(*off), *ContentDigest(*plain));
+  auto again = ParseReleasePlan(ReleasePlanToJson(*late).dump());
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(*again, *late);
+}
+
 TEST(ReleasePlanParseTest, UnknownFieldsAreRefusedWithTheirPath) {
   std::string doc = FullPlanJson();
   doc.insert(1, R"("foo": 1, )");
