@@ -120,14 +120,11 @@ std::string TextOf(const soci::row& row, std::size_t i) {
 
 // One batch of a table's rows, a vector per column, bound in bulk.
 struct Batch {
-  explicit Batch(const Table& table) : table_(table) {
-    for (const Column& c : table.columns) {
-      integers_.emplace_back();
-      texts_.emplace_back();
-      nulls_.emplace_back();
-      (void)c;
-    }
-  }
+  explicit Batch(const Table& table)
+      : table_(table),
+        integers_(table.columns.size()),
+        texts_(table.columns.size()),
+        nulls_(table.columns.size()) {}
   void Add(const soci::row& row) {
     for (std::size_t i = 0; i < table_.columns.size(); ++i) {
       const bool null = row.get_indicator(i) == soci::i_null;
