@@ -243,12 +243,13 @@ json EnrollRequestToJson(const EnrollRequest& r) {
             {"labels", StringMapJson(r.labels)},
             {"inventory", InventoryToJson(r.inventory)}};
   if (!r.enroll_key.empty()) j["enroll_key"] = r.enroll_key;
+  if (!r.csr.empty()) j["csr"] = r.csr;
   return j;
 }
 
 Result<EnrollRequest> EnrollRequestFromJson(const json& j) {
   Fields f(j, "");
-  if (auto ok = f.Only({"token", "name", "labels", "inventory", "enroll_key"}); !ok) {
+  if (auto ok = f.Only({"token", "name", "labels", "inventory", "enroll_key", "csr"}); !ok) {
     return std::unexpected(ok.error());
   }
   EnrollRequest r;
@@ -257,6 +258,7 @@ Result<EnrollRequest> EnrollRequestFromJson(const json& j) {
   FABU_TRY_ASSIGN(r.labels,
                   f.StringMap("labels", kMaxLabels, kMaxLabelKeyBytes, kMaxLabelValueBytes));
   FABU_TRY_ASSIGN(r.enroll_key, f.String("enroll_key", false, 64));
+  FABU_TRY_ASSIGN(r.csr, f.String("csr", false, kMaxCsrBytes));
   if (!r.enroll_key.empty() &&
       (r.enroll_key.size() != 64 ||
        r.enroll_key.find_first_not_of("0123456789abcdef") != std::string::npos)) {
@@ -270,16 +272,47 @@ Result<EnrollRequest> EnrollRequestFromJson(const json& j) {
 }
 
 json EnrollResponseToJson(const EnrollResponse& r) {
-  return {{"name", r.name}, {"credential", r.credential}, {"labels", StringMapJson(r.labels)}};
+  json j = {{"name", r.name}, {"credential", r.credential}, {"labels", StringMapJson(r.labels)}};
+  if (!r.certificate.empty()) j["certificate"] = r.certificate;
+  return j;
 }
 
 Result<EnrollResponse> EnrollResponseFromJson(const json& j) {
   Fields f(j, "");
-  if (auto ok = f.Only({"name", "credential", "labels"}); !ok) return std::unexpected(ok.error());
+  if (auto ok = f.Only({"name", "credential", "labels", "certificate"}); !ok) {
+    return std::unexpected(ok.error());
+  }
   EnrollResponse r;
   FABU_TRY_ASSIGN(r.name, f.String("name"));
   FABU_TRY_ASSIGN(r.credential, f.String("credential"));
   FABU_TRY_ASSIGN(r.labels, f.StringMap("labels"));
+  FABU_TRY_ASSIGN(r.certificate, f.String("certificate", false));
+  return r;
+}
+
+json CertificateRequestToJson(const CertificateRequest& r) { return {{"csr", r.csr}}; }
+
+Result<CertificateRequest> CertificateRequestFromJson(const json& j) {
+  Fields f(j, "");
+  if (auto ok = f.Only({"csr"}); !ok) return std::unexpected(ok.error());
+  CertificateRequest r;
+  FABU_TRY_ASSIGN(r.csr, f.String("csr", true, kMaxCsrBytes));
+  return r;
+}
+
+json CertificateResponseToJson(const CertificateResponse& r) {
+  return {{"certificate", r.certificate}, {"serial", r.serial}, {"not_after", r.not_after}};
+}
+
+Result<CertificateResponse> CertificateResponseFromJson(const json& j) {
+  Fields f(j, "");
+  if (auto ok = f.Only({"certificate", "serial", "not_after"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  CertificateResponse r;
+  FABU_TRY_ASSIGN(r.certificate, f.String("certificate"));
+  FABU_TRY_ASSIGN(r.serial, f.String("serial"));
+  FABU_TRY_ASSIGN(r.not_after, f.String("not_after"));
   return r;
 }
 

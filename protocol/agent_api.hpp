@@ -21,6 +21,14 @@
 //   POST kInventoryPath     Inventory           -> 200 {}
 //   GET  kAgentPackagesPath + ID                  -> 200/206 the package file
 //        Range (bytes=N-) resumes a download; ETag is "\"ID\"".
+//   POST kAgentCertificatePath  CertificateRequest -> 200 CertificateResponse
+//        Renews the host's client certificate (the request must come with the
+//        current one and the credential).
+//
+// Client certificates (mutual TLS, docs/security.md): an agent that sent a
+// CSR at enrollment holds a certificate of the coordinator's CA whose CN is
+// its host name; from then on each of its requests must come with that
+// certificate in the TLS handshake as well as the credential.
 //
 // JSON field names below are the wire names. FromJson functions are strict:
 // wrong types and unknown fields are kInvalidArgument naming the field path.
@@ -46,6 +54,7 @@ inline constexpr std::string_view kAssignmentPath = "/api/v1/agent/assignment";
 inline constexpr std::string_view kEventsPath = "/api/v1/agent/events";
 inline constexpr std::string_view kInventoryPath = "/api/v1/agent/inventory";
 inline constexpr std::string_view kAgentPackagesPath = "/api/v1/agent/packages/";
+inline constexpr std::string_view kAgentCertificatePath = "/api/v1/agent/certificate";
 inline constexpr int kMaxPollWaitSeconds = 60;
 
 // One application as installed on a host (what the agent found on disk).
@@ -97,6 +106,9 @@ struct EnrollRequest {
   // enrollment that committed (its answer lost) gets the same answer again,
   // credential included; without it such a retry is refused (409/403).
   std::string enroll_key;
+  // Optional: a PEM certificate signing request (PKCS#10) for the agent's own
+  // key, CN = `name`. The coordinator answers a client certificate for it.
+  std::string csr;
 };
 nlohmann::json EnrollRequestToJson(const EnrollRequest& request);
 Result<EnrollRequest> EnrollRequestFromJson(const nlohmann::json& json);
@@ -105,9 +117,27 @@ struct EnrollResponse {
   std::string name;
   std::string credential;                     // shown once; the agent stores it 0600
   std::map<std::string, std::string> labels;  // the host's labels after enrollment
+  std::string certificate;                    // PEM; "" when the request had no CSR
 };
 nlohmann::json EnrollResponseToJson(const EnrollResponse& response);
 Result<EnrollResponse> EnrollResponseFromJson(const nlohmann::json& json);
+
+// A PEM CSR is at most this long (a P-256 or Ed25519 CSR is under 1 KiB).
+inline constexpr std::size_t kMaxCsrBytes = 8192;
+
+struct CertificateRequest {
+  std::string csr;  // PEM, CN = the host's name
+};
+nlohmann::json CertificateRequestToJson(const CertificateRequest& request);
+Result<CertificateRequest> CertificateRequestFromJson(const nlohmann::json& json);
+
+struct CertificateResponse {
+  std::string certificate;  // PEM
+  std::string serial;       // lower-case hex
+  std::string not_after;    // RFC 3339
+};
+nlohmann::json CertificateResponseToJson(const CertificateResponse& response);
+Result<CertificateResponse> CertificateResponseFromJson(const nlohmann::json& json);
 
 // Work for one host: install a package, or restore the previous release.
 struct Assignment {

@@ -19,6 +19,7 @@
 #include "agent/host/host_inventory.hpp"
 #include "agent/install/install_layout.hpp"
 #include "agent/net/agent_api_client.hpp"
+#include "agent/net/client_identity.hpp"
 #include "agent/run/agent_runner.hpp"
 #include "agent/run/stop_signal.hpp"
 #include "packaging/keys.hpp"
@@ -183,10 +184,18 @@ Result<std::string> Enroll(EnrollOptions o) {
   // Nothing left behind when there is no enrollment to come back to.
   const auto forget = [&] {
     fs::remove(key_file, ec);
+    ForgetPendingKey(data);
     if (made_data) fs::remove(data, ec);
   };
+  // The host's own key for its client certificate (mutual TLS), kept with
+  // the enroll key so that a retry asks for the same key's certificate.
+  auto csr = PendingCertificateRequest(data, o.name);
+  if (!csr) {
+    forget();
+    return std::unexpected(csr.error());
+  }
 
-  protocol::EnrollRequest request{o.token, o.name, *labels, *inventory, *key};
+  protocol::EnrollRequest request{o.token, o.name, *labels, *inventory, *key, *csr};
   auto response = api.Enroll(request);
   // A dropped connection or a timeout is retried with the same key, a few
   // times, before the operator is asked to run the command again.
@@ -222,6 +231,15 @@ Result<std::string> Enroll(EnrollOptions o) {
   // The credential first: it is shown once, losing it would orphan the host.
   if (auto ok = WriteCredential(credential_path, response->credential); !ok) {
     return std::unexpected(ok.error());
+  }
+  if (!response->certificate.empty()) {
+    if (auto ok = StoreClientIdentity(data, response->certificate); !ok) {
+      return std::unexpected(ok.error().WithContext("storing the client certificate"));
+    }
+  } else {
+    // Answered without a certificate (the repeat of an enrollment made
+    // without a CSR): the host uses its credential alone.
+    ForgetPendingKey(data);
   }
   if (auto ok = CopyFileDurably(o.ca, data / "ca.pem"); !ok) return std::unexpected(ok.error());
   if (auto ok = platform::MakeDirectories(data / "trusted"); !ok)

@@ -104,6 +104,19 @@ Result<void> AgentApiClient::PostInventory(const protocol::Inventory& inventory)
   return {};
 }
 
+Result<protocol::CertificateResponse> AgentApiClient::RenewCertificate(const std::string& csr) {
+  const auto body = protocol::CertificateRequestToJson({csr});
+  auto json = Call("POST", protocol::kAgentCertificatePath, &body, kRequestTimeout, 200);
+  if (!json) return std::unexpected(json.error());
+  auto answer = protocol::CertificateResponseFromJson(*json);
+  if (!answer) {
+    return Fail(ErrorCode::kUnavailable,
+                fmt::format("POST {}: malformed answer: {}", protocol::kAgentCertificatePath,
+                            answer.error().message()));
+  }
+  return answer;
+}
+
 Result<std::string> AgentApiClient::PackageUrl(const protocol::Assignment& assignment) const {
   const std::string& url = assignment.package_url;
   if (url.empty()) {

@@ -29,6 +29,8 @@ class AgentApiClient {
   Result<std::optional<protocol::Assignment>> PollAssignment(std::chrono::seconds wait);
   Result<protocol::EventAck> PostEvents(const protocol::EventBatch& batch);
   Result<void> PostInventory(const protocol::Inventory& inventory);
+  // POST kAgentCertificatePath: a new client certificate for `csr`.
+  Result<protocol::CertificateResponse> RenewCertificate(const std::string& csr);
 
   // Where to download an assignment's package: the coordinator's path made
   // absolute, or the mirror URL as given (which must be https).

@@ -23,6 +23,7 @@
 #include "agent/journal/journal.hpp"
 #include "agent/net/agent_api_client.hpp"
 #include "agent/net/backoff.hpp"
+#include "agent/net/client_identity.hpp"
 #include "agent/net/package_download.hpp"
 #include "agent/run/resident_pages.hpp"
 #include "agent/run/service_notify.hpp"
@@ -119,6 +120,12 @@ struct AgentRunner::State {
   std::optional<std::string> assignment;
   // The last deployment id refused as unusable (logged once).
   std::string refused_id;
+  // The client certificate (client_identity.hpp), none for a host enrolled
+  // without one; what the HTTP client is made with, again after a renewal.
+  std::optional<ClientCertificateInfo> certificate;
+  platform::HttpClientOptions http_settings;
+  // A renewal the coordinator refused (not a 401) is tried again from then.
+  protocol::UnixSeconds renew_not_before = 0;
 
   // The package id whose downloads were last kept by PruneDownloads ("" for
   // none); unset until the first poll answered.
@@ -183,6 +190,55 @@ struct AgentRunner::State {
   }
 
   static bool IsFatal(const Error& error) { return error.code() == ErrorCode::kUnauthenticated; }
+
+  // Renews the client certificate once less than a third of its lifetime
+  // remains: a new key (client.key.next) and its CSR, sent with the current
+  // certificate and the credential; the answer replaces client.pem in one
+  // rename, and only then is the old key gone. Until then the old pair
+  // stays in use, so a failed or lost renewal is tried again on the next
+  // round and the agent never goes without a valid pair. A 401 is fatal as
+  // for any request; an unreachable coordinator is an error to back off from.
+  Result<void> MaybeRenew() {
+    if (!certificate) return {};
+    const protocol::UnixSeconds now = clock.Now();
+    if (!certificate->RenewalDue(now) || now < renew_not_before) return {};
+    auto csr = PendingCertificateRequest(data_dir, config.name);
+    if (!csr) return std::unexpected(csr.error());
+    auto answer = api.RenewCertificate(*csr);
+    if (!answer) {
+      if (IsFatal(answer.error()) || answer.error().code() == ErrorCode::kUnavailable) {
+        return std::unexpected(answer.error());
+      }
+      log::Warn(
+          "renewing the client certificate (serial {}, expires {}): {}; trying again in "
+          "{}s",
+          certificate->serial, protocol::FormatRfc3339Utc(certificate->not_after),
+          answer.error().message(), config.backoff_cap_seconds);
+      renew_not_before = now + config.backoff_cap_seconds;
+      return {};
+    }
+    if (auto ok = StoreClientIdentity(data_dir, answer->certificate); !ok) return ok;
+    auto stored = ReadClientIdentity(data_dir);
+    if (!stored) return std::unexpected(stored.error());
+    log::Info("client certificate renewed: serial {} (was {}), expires {}", answer->serial,
+              certificate->serial, answer->not_after);
+    certificate = *stored;
+    // A new client, so that no connection made with the old certificate is
+    // used again, nor a TLS session of one (a resumed session keeps the
+    // certificate of the handshake it resumes).
+    auto http = platform::HttpClient::Create(http_settings);
+    if (!http) return std::unexpected(http.error());
+    api.http() = std::move(*http);
+    InstallTick();
+    return {};
+  }
+
+  void InstallTick() {
+    api.http().set_tick([this] {
+      watchdog.Ping();
+      return !stop.requested();
+    });
+  }
 
   // A final event of `deployment` still in the journal, or the journal's
   // last finished deployment.
@@ -394,6 +450,13 @@ struct AgentRunner::State {
         }
         Reachable();
       }
+      if (auto ok = MaybeRenew(); !ok) {
+        if (IsFatal(ok.error())) return ok;
+        if (ok.error().code() != ErrorCode::kUnavailable) return ok;
+        Unreachable(ok.error());
+        if (WaitBackoff()) break;
+        continue;
+      }
       // Idle now: what the coordinator acknowledged goes to disk while it waits.
       if (auto ok = journal.WriteAcknowledged(); !ok) return ok;
       auto polled_assignment = api.PollAssignment(std::chrono::seconds(config.poll_wait_seconds));
@@ -478,6 +541,18 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
   settings.connect_timeout = std::chrono::seconds(config->connect_timeout_seconds);
   settings.low_speed_limit_bytes = config->low_speed_limit_bytes;
   settings.low_speed_time = std::chrono::seconds(config->low_speed_time_seconds);
+  // The client certificate, when the host has one, to the coordinator only
+  // (never to a package mirror).
+  auto certificate = ReadClientIdentity(data_dir);
+  if (!certificate) return std::unexpected(certificate.error());
+  if (*certificate) {
+    const std::string identity = (data_dir / kClientIdentityFile).string();
+    settings.client_cert_file = identity;
+    settings.client_key_file = identity;
+    std::string origin = config->server;
+    while (!origin.empty() && origin.back() == '/') origin.pop_back();
+    settings.client_cert_origin = origin + "/";
+  }
   auto http = platform::HttpClient::Create(settings);
   if (!http) return std::unexpected(http.error());
   if (auto ok = platform::MakeDirectories(config->apps_root); !ok)
@@ -489,10 +564,9 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
   auto state =
       std::make_unique<State>(data_dir, *config, std::move(*journal), std::move(api), stop);
   State* s = state.get();
-  s->api.http().set_tick([s] {
-    s->watchdog.Ping();
-    return !s->stop.requested();
-  });
+  s->certificate = *certificate;
+  s->http_settings = settings;
+  s->InstallTick();
   DeploymentSettings deployment;
   deployment.apps_root = config->apps_root;
   deployment.retained_releases = static_cast<std::size_t>(config->retained_releases);

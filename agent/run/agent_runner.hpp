@@ -7,7 +7,10 @@
 //      EventAck lets the journal drop them. Nothing is dropped unacknowledged,
 //      so events survive a coordinator outage and an agent restart;
 //   2. a pending inventory is posted;
-//   3. the assignment is long-polled (GET ?wait=poll_wait_seconds);
+//   3. the client certificate, when the host has one, is renewed once less
+//      than a third of its lifetime remains (client_identity.hpp; every
+//      request to the coordinator presents it);
+//      then the assignment is long-polled (GET ?wait=poll_wait_seconds);
 //   4. an assignment is carried out: `assigned`, `downloading`, the package
 //      downloaded with resume into DIR/downloads, `downloaded`, then the
 //      Deployer (verify with the agent's own keys, install, health check,

@@ -53,7 +53,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                  auto request = protocol::EnrollRequestFromJson(*body);
                  if (!request) return std::unexpected(request.error());
                  return EnrollHost(api.store, ctx.Origin(), *request, Now(api),
-                                   &api.enroll_refusals);
+                                   &api.enroll_refusals, api.agent_certificates);
                }();
                if (api.metrics != nullptr) api.metrics->CountEnrollment(enrolled.has_value());
                if (!enrolled) return std::unexpected(enrolled.error());
@@ -135,6 +135,35 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                      answer->Complete(Response::Ok(protocol::EventAckToJson(*ack)));
                    });
                return Response::Later(answer);
+             });
+
+  // Renewal of the host's client certificate. The server has checked the
+  // certificate on record (if any) and the credential already
+  // (hosts/agent_certificates.hpp); a host without one on record (enrolled
+  // before certificates, or without a CSR) gets its first one here.
+  router.Add(Method::kPost, std::string(protocol::kAgentCertificatePath), RouteOptions::Agent(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               auto request = protocol::CertificateRequestFromJson(*body);
+               if (!request) return std::unexpected(request.error());
+               if (api.agent_certificates == nullptr || !api.agent_certificates->sign) {
+                 return Fail(ErrorCode::kFailedPrecondition,
+                             "this coordinator does not issue client certificates");
+               }
+               auto issued = api.agent_certificates->sign(request->csr, ctx.host());
+               if (!issued) return std::unexpected(issued.error());
+               auto stored = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<void> {
+                 if (auto ok = CheckHostEnrolled(tx.sql(), ctx.host()); !ok) return ok;
+                 RecordHostCertificate(tx, ctx.host(), issued->serial, issued->not_after,
+                                       issued->pem, ctx.agent_certificate_serial);
+                 return {};
+               });
+               if (!stored) return std::unexpected(stored.error());
+               // The cached identities hold the old serial as the current one.
+               api.agent_credentials.ForgetAll();
+               return Response::Ok(protocol::CertificateResponseToJson(
+                   {issued->pem, issued->serial, protocol::FormatRfc3339Utc(issued->not_after)}));
              });
 
   router.Add(Method::kPost, std::string(protocol::kInventoryPath), RouteOptions::Agent(),

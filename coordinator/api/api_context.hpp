@@ -13,6 +13,7 @@
 #include "coordinator/config/config.hpp"
 #include "coordinator/hosts/credential_cache.hpp"
 #include "coordinator/hosts/enroll_refusals.hpp"
+#include "coordinator/hosts/hosts.hpp"
 #include "coordinator/metrics/metrics.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/release/workflow.hpp"
@@ -32,6 +33,9 @@ struct ApiContext {
   CoordinatorMetrics* metrics = nullptr;    // GET /metrics; none when null
   SignInThrottle* sign_ins = nullptr;       // console sign-ins; unthrottled when null
   const ServerLoad* server_load = nullptr;  // the server's figures for /metrics; may be null
+  // Agents' client certificates: the mode and the CA's signer (enrollment,
+  // renewal). Null: no certificate is issued (a CSR is refused).
+  const EnrollCertificates* agent_certificates = nullptr;
 };
 
 // What every area of the API needs alike.

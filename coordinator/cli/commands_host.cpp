@@ -154,13 +154,19 @@ void RegisterHostCommands(CLI::App& app, int& exit_code) {
       std::cout << items.dump(2) << "\n";
       return;
     }
-    std::cout << fmt::format("{:<24} {:<32} {:<22} {:<10} {}\n", "NAME", "LABELS", "LAST SEEN",
-                             "AGENT", "APPS");
+    std::cout << fmt::format("{:<24} {:<32} {:<22} {:<10} {:<22} {}\n", "NAME", "LABELS",
+                             "LAST SEEN", "AGENT", "CERTIFICATE UNTIL", "APPS");
     for (const auto& h : items) {
+      // A host without a client certificate uses its credential alone
+      // (docs/security.md): "none".
+      const json certificate = h.value("certificate", json());
+      const std::string cert_text = certificate.is_object()
+                                        ? certificate.value("not_after", std::string("?"))
+                                        : std::string("none");
       std::cout << fmt::format(
-          "{:<24} {:<32} {:<22} {:<10} {}\n", h.value("name", ""), LabelText(h["labels"]),
+          "{:<24} {:<32} {:<22} {:<10} {:<22} {}\n", h.value("name", ""), LabelText(h["labels"]),
           h["last_seen"].is_string() ? h["last_seen"].get<std::string>() : std::string("-"),
-          h.value("agent_version", "").empty() ? "-" : h.value("agent_version", ""),
+          h.value("agent_version", "").empty() ? "-" : h.value("agent_version", ""), cert_text,
           AppsText(h["apps"]));
     }
   });

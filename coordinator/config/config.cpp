@@ -49,6 +49,9 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"smtp", JsonType::kObject},
                              {"webhook_allow", JsonType::kArray},
                              {"user_token_days", JsonType::kInteger},
+                             {"agent_certificates", JsonType::kString},
+                             {"agent_cert_days", JsonType::kInteger},
+                             {"agent_cert_lifetime_seconds", JsonType::kInteger},
                              {"metrics_public", JsonType::kBoolean},
                              {"retention", JsonType::kObject},
                              {"console", JsonType::kObject},
@@ -262,6 +265,33 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                               config.user_token_days));
     }
   }
+  if (json.contains("agent_certificates")) {
+    config.agent_certificates = json["agent_certificates"].get<std::string>();
+    if (config.agent_certificates != "optional" && config.agent_certificates != "required") {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("agent_certificates: \"optional\" or \"required\", not \"{}\"",
+                              SafeExcerpt(config.agent_certificates, 32)));
+    }
+  }
+  if (json.contains("agent_cert_days")) {
+    config.agent_cert_days = json["agent_cert_days"].get<std::int64_t>();
+    if (config.agent_cert_days < 1 || config.agent_cert_days > kMaxAgentCertDays) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("agent_cert_days: an agent certificate lives 1 to {} days, not {}",
+                              kMaxAgentCertDays, config.agent_cert_days));
+    }
+  }
+  if (json.contains("agent_cert_lifetime_seconds")) {
+    config.agent_cert_lifetime_seconds = json["agent_cert_lifetime_seconds"].get<std::int64_t>();
+    if (config.agent_cert_lifetime_seconds != 0 &&
+        (config.agent_cert_lifetime_seconds < kMinAgentCertSeconds ||
+         config.agent_cert_lifetime_seconds > 86400)) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("agent_cert_lifetime_seconds: 0 (use agent_cert_days) or {} to "
+                              "86400, not {}",
+                              kMinAgentCertSeconds, config.agent_cert_lifetime_seconds));
+    }
+  }
   if (json.contains("metrics_public")) config.metrics_public = json["metrics_public"].get<bool>();
   // The CMDB's webhook connectors go where the allow-list says, like the
   // notice subscriptions (docs/coordinator.md "Webhook targets").
@@ -289,37 +319,44 @@ Result<CoordinatorConfig> CoordinatorConfig::Load(const std::filesystem::path& p
 }
 
 nlohmann::json CoordinatorConfig::ToJson() const {
-  return {{"listen", listen},
-          {"hostnames", hostnames},
-          {"limits",
-           {{"json_body_bytes", json_body_limit},
-            {"upload_bytes", upload_limit},
-            {"max_connections", max_connections},
-            {"reserved_connections", reserved_connections},
-            {"max_downloads", max_downloads},
-            {"download_queue", download_queue},
-            {"download_wait_seconds", download_wait.count()},
-            {"retry_after_seconds", retry_after.count()},
-            {"wave_first_part", wave_first_part},
-            {"wave_hold_ms", wave_hold.count()}}},
-          {"timeouts",
-           {{"handshake_seconds", handshake_timeout.count()},
-            {"idle_seconds", idle_timeout.count()},
-            {"io_seconds", io_timeout.count()},
-            {"shutdown_seconds", shutdown_timeout.count()}}},
-          {"categories", categories},
-          {"trusted_keys", trusted_keys},
-          {"workers", workers},
-          {"time_zone", time_zone},
-          {"cmdb", cmdb.ToJson()},
-          {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()},
-          {"webhook_allow", webhook_allow},
-          {"user_token_days", user_token_days},
-          {"metrics_public", metrics_public},
-          {"retention", {{"days", retention_days}}},
-          {"console",
-           {{"idle_minutes", console_idle_minutes}, {"session_hours", console_session_hours}}},
-          {"store", store.ToJson()}};
+  nlohmann::json out = {
+      {"listen", listen},
+      {"hostnames", hostnames},
+      {"limits",
+       {{"json_body_bytes", json_body_limit},
+        {"upload_bytes", upload_limit},
+        {"max_connections", max_connections},
+        {"reserved_connections", reserved_connections},
+        {"max_downloads", max_downloads},
+        {"download_queue", download_queue},
+        {"download_wait_seconds", download_wait.count()},
+        {"retry_after_seconds", retry_after.count()},
+        {"wave_first_part", wave_first_part},
+        {"wave_hold_ms", wave_hold.count()}}},
+      {"timeouts",
+       {{"handshake_seconds", handshake_timeout.count()},
+        {"idle_seconds", idle_timeout.count()},
+        {"io_seconds", io_timeout.count()},
+        {"shutdown_seconds", shutdown_timeout.count()}}},
+      {"categories", categories},
+      {"trusted_keys", trusted_keys},
+      {"workers", workers},
+      {"time_zone", time_zone},
+      {"cmdb", cmdb.ToJson()},
+      {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()},
+      {"webhook_allow", webhook_allow},
+      {"user_token_days", user_token_days},
+      {"agent_certificates", agent_certificates},
+      {"agent_cert_days", agent_cert_days},
+      {"metrics_public", metrics_public},
+      {"retention", {{"days", retention_days}}},
+      {"console",
+       {{"idle_minutes", console_idle_minutes}, {"session_hours", console_session_hours}}},
+      {"store", store.ToJson()}};
+  if (agent_cert_lifetime_seconds != 0) {
+    out["agent_cert_lifetime_seconds"] = agent_cert_lifetime_seconds;
+  }
+  return out;
 }
 
 Result<StoreConfig> StoreConfig::FromJson(const nlohmann::json& json, std::string_view path) {

@@ -27,6 +27,11 @@
 //                                                 // (common/webhook_allow.hpp; empty: none)
 //     "user_token_days": 90,                      // how long a new or rotated user token
 //                                                 // lives (auth/users.hpp; 0: no expiry)
+//     "agent_certificates": "optional",           // agents' client certificates (mutual
+//                                                 // TLS, hosts/agent_certificates.hpp):
+//                                                 // "required" refuses enrollment without
+//                                                 // a CSR and hosts without a certificate
+//     "agent_cert_days": 30,                      // an agent certificate's lifetime (1-397)
 //     "metrics_public": false,                    // GET /metrics without a token (true)
 //                                                 // or with any user's (false)
 //     "retention": {"days": 365},                 // what `gc` keeps (daemon/retention.hpp);
@@ -62,6 +67,11 @@ inline constexpr int kMaxRetentionDays = 36500;
 // The longest console session timeouts config.json accepts: a day idle, a month in all.
 inline constexpr int kMaxConsoleIdleMinutes = 24 * 60;
 inline constexpr int kMaxConsoleSessionHours = 30 * 24;
+// An agent's client certificate lives at most 397 days (the CA/Browser
+// Forum's bound for TLS certificates), at least a day (or, for tests,
+// kMinAgentCertSeconds through agent_cert_lifetime_seconds).
+inline constexpr std::int64_t kMaxAgentCertDays = 397;
+inline constexpr std::int64_t kMinAgentCertSeconds = 10;
 
 // Where the store is (docs/coordinator.md "PostgreSQL as the store"): the
 // SQLite file of the data directory (the default), or a PostgreSQL database.
@@ -104,6 +114,16 @@ struct CoordinatorConfig {
   // connectors) must start with; empty: no webhook is allowed.
   std::vector<std::string> webhook_allow;
   std::int64_t user_token_days = 90;  // kDefaultTokenDays
+  // Agents' client certificates: "optional" or "required".
+  std::string agent_certificates = "optional";
+  std::int64_t agent_cert_days = 30;  // 1 to kMaxAgentCertDays
+  // For tests and short-lived lab certificates only: when not 0, the
+  // lifetime in seconds (kMinAgentCertSeconds to a day), instead of
+  // agent_cert_days. Written back only when set.
+  std::int64_t agent_cert_lifetime_seconds = 0;
+  std::int64_t AgentCertLifetimeSeconds() const {
+    return agent_cert_lifetime_seconds != 0 ? agent_cert_lifetime_seconds : agent_cert_days * 86400;
+  }
   bool metrics_public = false;
   // The retention period, in days (daemon/retention.hpp): deployment events
   // older than it are summarised, and packages no release open or closed

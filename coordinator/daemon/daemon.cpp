@@ -36,6 +36,7 @@
 #include "coordinator/server/http_server.hpp"
 #include "coordinator/store/store.hpp"
 #include "coordinator/tls/certificates.hpp"
+#include "coordinator/tls/client_certificates.hpp"
 #include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
@@ -310,14 +311,35 @@ Result<void> Serve(const ServeOptions& options) {
   EnrollRefusals enroll_refusals;
   SignInThrottle sign_ins;
   ServerLoad server_load;
-  RegisterAllRoutes(router, ApiContext{**store, data, *config, wakeups, agent_credentials, *secrets,
-                                       enroll_refusals, &metrics, &sign_ins, &server_load});
+  // Agents' client certificates (hosts/agent_certificates.hpp), signed by
+  // the coordinator's CA.
+  auto client_ca = ClientCertificateAuthority::Load(data);
+  if (!client_ca) return std::unexpected(client_ca.error());
+  const AgentCertificateMode cert_mode = config->agent_certificates == "required"
+                                             ? AgentCertificateMode::kRequired
+                                             : AgentCertificateMode::kOptional;
+  Store& store_for_certs = **store;
+  EnrollCertificates agent_certificates{
+      cert_mode,
+      [ca = *client_ca, lifetime = config->AgentCertLifetimeSeconds(), &store_for_certs](
+          std::string_view csr, std::string_view host) -> Result<HostCertificate> {
+        auto issued = ca.Sign(csr, host, store_for_certs.clock().Seconds(), lifetime);
+        if (!issued) return std::unexpected(issued.error());
+        return HostCertificate{std::move(issued->pem), std::move(issued->serial),
+                               issued->not_after};
+      }};
+  ApiContext api_context{**store,           data,        *config,         wakeups,
+                         agent_credentials, *secrets,    enroll_refusals, &metrics,
+                         &sign_ins,         &server_load};
+  api_context.agent_certificates = &agent_certificates;
+  RegisterAllRoutes(router, api_context);
 
   ServerSettings settings;
   settings.host = address->host;
   settings.port = address->port;
   settings.certificate_chain = data.server_cert();
   settings.private_key = data.server_key();
+  settings.client_ca = data.ca_cert();
   settings.upload_dir = data.tmp();
   settings.port_file = data.port_file();
   settings.json_body_limit = config->json_body_limit;
@@ -371,17 +393,44 @@ Result<void> Serve(const ServeOptions& options) {
         return store_ref.Read(
             [&](soci::session& sql) { return AuthenticateToken(sql, token, now); });
       },
-      [&store_ref, &agent_credentials](std::string_view credential) {
+      [&store_ref, &agent_credentials, cert_mode](
+          std::string_view credential, const PeerCertificate& peer) -> Result<std::string> {
         const std::uint64_t generation = agent_credentials.Generation();
-        auto host = store_ref.ReadCached([&](soci::session& sql, StatementCache& statements) {
-          return AuthenticateAgent(sql, statements, credential);
+        auto who = store_ref.ReadCached([&](soci::session& sql, StatementCache& statements) {
+          return AuthenticateAgentIdentity(sql, statements, credential);
         });
-        if (host) agent_credentials.Remember(credential, *host, generation);
-        return host;
+        if (!who) return std::unexpected(who.error());
+        if (auto ok = CheckAgentCertificate(*who, peer, store_ref.clock().Seconds(), cert_mode);
+            !ok) {
+          return std::unexpected(ok.error());
+        }
+        if (!who->previous_serial.empty() && peer.serial == who->serial) {
+          // The host uses its renewed certificate: the one it replaced is
+          // accepted no longer. Until this is written, its requests come
+          // here (an identity with a previous serial is not cached).
+          store_ref.WriteAsync(
+              AuditOrigin{"host:" + who->host, "agent", "", ""},
+              [host = who->host, serial = who->serial](Transaction& tx) -> Result<void> {
+                ForgetPreviousCertificate(tx, host, serial);
+                return {};
+              },
+              [&agent_credentials](Result<void>) { agent_credentials.ForgetAll(); });
+        } else if (who->previous_serial.empty()) {
+          agent_credentials.Remember(credential, *who, generation);
+        }
+        return who->host;
       },
       &wakeups,
-      [&agent_credentials](std::string_view credential) {
-        return agent_credentials.Find(credential);
+      [&agent_credentials, &store_ref, cert_mode](
+          std::string_view credential,
+          const PeerCertificate& peer) -> std::optional<Result<std::string>> {
+        auto who = agent_credentials.FindIdentity(credential);
+        if (!who) return std::nullopt;
+        if (auto ok = CheckAgentCertificate(*who, peer, store_ref.clock().Seconds(), cert_mode);
+            !ok) {
+          return Result<std::string>(std::unexpected(ok.error()));
+        }
+        return Result<std::string>(std::move(who->host));
       });
   // Host timeouts and rollouts whose hosts are all final (also those left
   // by a restart: every rollout resumes from the store); at once when a wave

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "coordinator/hosts/agent_certificates.hpp"
+
 namespace fabu::coordinator {
 
 class CredentialCache {
@@ -32,12 +34,15 @@ class CredentialCache {
   // The host of `credential`, when the store accepted it and nothing was
   // forgotten since.
   std::optional<std::string> Find(std::string_view credential) const;
+  // The same with the certificate the host must present (agent_certificates.hpp).
+  std::optional<AgentIdentity> FindIdentity(std::string_view credential) const;
   // Read before asking the store; hand it to Remember.
   std::uint64_t Generation() const;
   // Remembers that the store accepted `credential` for `host`, unless
   // ForgetAll ran since `generation` was read.
   void Remember(std::string_view credential, std::string host, std::uint64_t generation);
-  // Drops every credential (a host was removed).
+  void Remember(std::string_view credential, AgentIdentity identity, std::uint64_t generation);
+  // Drops every credential (a host was removed, or its certificate renewed).
   void ForgetAll();
   std::size_t size() const;
 
@@ -45,7 +50,7 @@ class CredentialCache {
   const std::size_t capacity_;
   mutable std::shared_mutex mutex_;
   std::uint64_t generation_ = 0;
-  std::unordered_map<std::string, std::string> hosts_;  // SHA-256 (hex) -> host
+  std::unordered_map<std::string, AgentIdentity> hosts_;  // SHA-256 (hex) -> host
 };
 
 }  // namespace fabu::coordinator

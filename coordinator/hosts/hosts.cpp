@@ -24,8 +24,8 @@ using nlohmann::json;
 
 struct HostRow {
   std::string name, labels, inventory, agent_version, enrolled, removed_at, removed_by,
-      revoked_reason;
-  long long last_seen = 0;
+      revoked_reason, cert_serial, cert_previous_serial;
+  long long last_seen = 0, cert_not_after = 0;
   int removed = 0;
 
   HostRecord ToRecord() const {
@@ -41,20 +41,24 @@ struct HostRow {
     host.removed_at = removed_at;
     host.removed_by = removed_by;
     host.revoked_reason = revoked_reason;
+    host.cert_serial = cert_serial;
+    host.cert_not_after = cert_not_after;
+    host.cert_previous_serial = cert_previous_serial;
     return host;
   }
 };
 
 constexpr const char* kHostColumns =
     "name, labels, inventory, agent_version, enrolled, last_seen, removed, removed_at, removed_by, "
-    "revoked_reason";
+    "revoked_reason, cert_serial, cert_not_after, cert_previous_serial";
 
 soci::details::prepare_temp_type& IntoHost(soci::details::prepare_temp_type& prepared,
                                            HostRow& row) {
   return prepared, soci::into(row.name), soci::into(row.labels), soci::into(row.inventory),
          soci::into(row.agent_version), soci::into(row.enrolled), soci::into(row.last_seen),
          soci::into(row.removed), soci::into(row.removed_at), soci::into(row.removed_by),
-         soci::into(row.revoked_reason);
+         soci::into(row.revoked_reason), soci::into(row.cert_serial),
+         soci::into(row.cert_not_after), soci::into(row.cert_previous_serial);
 }
 
 // Reads hosts' installed apps with one statement prepared once (a wave's
@@ -172,26 +176,31 @@ std::optional<protocol::EnrollResponse> RepeatedEnrollment(soci::session& sql,
                                                            const protocol::EnrollRequest& request,
                                                            const std::string& token_hash) {
   if (request.enroll_key.empty()) return std::nullopt;
-  std::string name = request.name, credential_hash, labels, enroll_token, enroll_key, sealed;
+  std::string name = request.name, credential_hash, labels, enroll_token, enroll_key, sealed,
+              cert_pem;
   int removed = 0;
   sql << "SELECT credential_sha256, labels, removed, enroll_token_sha256, enroll_key_sha256, "
-         "enroll_sealed FROM hosts WHERE name = :n",
+         "enroll_sealed, cert_pem FROM hosts WHERE name = :n",
       soci::use(name), soci::into(credential_hash), soci::into(labels), soci::into(removed),
-      soci::into(enroll_token), soci::into(enroll_key), soci::into(sealed);
+      soci::into(enroll_token), soci::into(enroll_key), soci::into(sealed), soci::into(cert_pem);
   if (!sql.got_data() || removed != 0 || sealed.empty() || enroll_token != token_hash ||
       enroll_key != Sha256Hex(request.enroll_key)) {
     return std::nullopt;
   }
   auto credential = EnrollBox(request.enroll_key).Open(sealed, EnrollContext(name));
   if (!credential || HashToken(*credential) != credential_hash) return std::nullopt;
-  return protocol::EnrollResponse{name, std::move(*credential), LabelsFrom(labels)};
+  // The certificate issued then (public), so a retry with the same key
+  // gets the same certificate: the agent keeps its key across retries.
+  return protocol::EnrollResponse{name, std::move(*credential), LabelsFrom(labels),
+                                  request.csr.empty() ? std::string() : cert_pem};
 }
 
 }  // namespace
 
 Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& origin,
                                             const protocol::EnrollRequest& request, UnixSeconds now,
-                                            EnrollRefusals* refusals) {
+                                            EnrollRefusals* refusals,
+                                            const EnrollCertificates* certificates) {
   struct Outcome {
     std::optional<Error> refused;
     protocol::EnrollResponse response;
@@ -281,6 +290,29 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
                                       request.name, request.name)));
     }
 
+    std::optional<HostCertificate> certificate;
+    if (request.csr.empty()) {
+      if (certificates != nullptr && certificates->mode == AgentCertificateMode::kRequired) {
+        return refuse(Error(ErrorCode::kInvalidArgument,
+                            "csr: this coordinator requires agents to enroll with a client "
+                            "certificate signing request (agent_certificates: required); use a "
+                            "fabu-agent that sends one"));
+      }
+    } else {
+      if (certificates == nullptr || !certificates->sign) {
+        return refuse(Error(ErrorCode::kInvalidArgument,
+                            "csr: this coordinator does not issue client certificates"));
+      }
+      auto signed_cert = certificates->sign(request.csr, request.name);
+      if (!signed_cert) {
+        if (signed_cert.error().code() != ErrorCode::kInvalidArgument) {
+          return std::unexpected(signed_cert.error());
+        }
+        return refuse(signed_cert.error());
+      }
+      certificate = std::move(*signed_cert);
+    }
+
     auto credential = RandomHex(32);
     if (!credential) return std::unexpected(credential.error());
     Labels labels = request.labels;
@@ -306,7 +338,8 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
           << "UPDATE hosts SET credential_sha256 = :c, labels = :l, inventory = :i, "
              "agent_version = :v, enrolled = :e, last_seen = :s, removed = 0, "
              "removed_at = '', removed_by = '', revoked_reason = '', enroll_token_sha256 = :t, "
-             "enroll_key_sha256 = :k, enroll_sealed = :x WHERE name = :n",
+             "enroll_key_sha256 = :k, enroll_sealed = :x, cert_serial = '', cert_not_after = 0, "
+             "cert_pem = '', cert_previous_serial = '', cert_previous_until = 0 WHERE name = :n",
           soci::use(credential_hash), soci::use(labels_text), soci::use(inventory),
           soci::use(agent_version), soci::use(enrolled), soci::use(last_seen),
           soci::use(enroll_token), soci::use(enroll_key), soci::use(sealed), soci::use(name);
@@ -320,6 +353,10 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
           soci::use(enroll_token), soci::use(enroll_key), soci::use(sealed);
     }
     WriteApps(tx, name, request.inventory.apps);
+    if (certificate) {
+      RecordHostCertificate(tx, name, certificate->serial, certificate->not_after, certificate->pem,
+                            std::nullopt);
+    }
     std::string hash = token_hash;
     tx.sql() << "UPDATE enroll_tokens SET uses = uses + 1 WHERE token_sha256 = :h", soci::use(hash);
     AuditEvent event("host.enroll", "host", name);
@@ -328,9 +365,12 @@ Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& ori
                    {"agent_version", agent_version},
                    {"hostname", request.inventory.hostname}};
     event.detail = {{"token", TokenTag(token_hash)}, {"enrolled_again", existed}};
+    if (certificate) event.detail["certificate_serial"] = certificate->serial;
     tx.Audit(event);
     tx.Raise(HostEnrolled{name, labels, now});
-    return Outcome{std::nullopt, protocol::EnrollResponse{name, *credential, labels}};
+    return Outcome{std::nullopt,
+                   protocol::EnrollResponse{name, *credential, labels,
+                                            certificate ? certificate->pem : std::string()}};
   });
   if (!outcome) return std::unexpected(outcome.error());
   if (outcome->refused) return std::unexpected(*outcome->refused);
@@ -425,6 +465,16 @@ json HostRecord::ToJson() const {
               {"apps", std::move(apps_json)},
               {"inventory", inventory},
               {"removed", removed}};
+  // The client certificate (mutual TLS): null for a host without one, which
+  // uses its credential alone (docs/security.md).
+  if (cert_serial.empty()) {
+    out["certificate"] = nullptr;
+  } else {
+    json certificate = {{"serial", cert_serial},
+                        {"not_after", protocol::FormatRfc3339Utc(cert_not_after)}};
+    if (!cert_previous_serial.empty()) certificate["previous_serial"] = cert_previous_serial;
+    out["certificate"] = std::move(certificate);
+  }
   if (removed) {
     out["removed_at"] = removed_at;
     out["removed_by"] = removed_by;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -28,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "coordinator/hosts/agent_certificates.hpp"
 #include "coordinator/hosts/enroll_refusals.hpp"
 #include "coordinator/store/store.hpp"
 #include "protocol/agent_api.hpp"
@@ -111,6 +113,24 @@ Result<EnrollTokenInfo> RevokeEnrollToken(Transaction& tx, std::string_view id,
 // A request repeating an enrollment that committed (same token, name and
 // enroll_key; host not removed since) gets the same answer again, audited as
 // "host.enroll-repeated"; without an enroll_key there is no such repeat.
+//
+// Client certificates (agent_certificates.hpp): with `certificates`, a
+// request with a CSR gets a certificate signed by `certificates->sign` (a
+// CSR it refuses is refused as kInvalidArgument, audited), recorded as the
+// host's; kRequired refuses a request without a CSR. Without
+// `certificates` a CSR is refused.
+struct HostCertificate {
+  std::string pem;
+  std::string serial;
+  std::int64_t not_after = 0;
+};
+using CertificateSigner =
+    std::function<Result<HostCertificate>(std::string_view csr_pem, std::string_view host)>;
+struct EnrollCertificates {
+  AgentCertificateMode mode = AgentCertificateMode::kOptional;
+  CertificateSigner sign;
+};
+
 // Raised (Transaction::Raise) by EnrollHost once a host is enrolled, in its
 // transaction: a rollout that takes late joiners may add it
 // (deploy/rollout_engine.hpp JoinLateHost, wired in daemon/listeners.cpp).
@@ -122,7 +142,8 @@ struct HostEnrolled {
 
 Result<protocol::EnrollResponse> EnrollHost(Store& store, const AuditOrigin& origin,
                                             const protocol::EnrollRequest& request, UnixSeconds now,
-                                            EnrollRefusals* refusals = nullptr);
+                                            EnrollRefusals* refusals = nullptr,
+                                            const EnrollCertificates* certificates = nullptr);
 
 // The name of the host holding `credential`, or kUnauthenticated saying why not.
 Result<std::string> AuthenticateAgent(soci::session& sql, std::string_view credential);
@@ -152,6 +173,9 @@ struct HostRecord {
   std::string removed_at;
   std::string removed_by;
   std::string revoked_reason;  // not "": the removal was a revocation
+  std::string cert_serial;     // "" when the host has no client certificate
+  UnixSeconds cert_not_after = 0;
+  std::string cert_previous_serial;  // during a renewal's overlap
   std::vector<InstalledAppRecord> apps;
 
   nlohmann::json ToJson() const;

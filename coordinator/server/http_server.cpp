@@ -16,6 +16,7 @@
 #include <cstdio>
 
 #include "coordinator/server/server_internal.hpp"
+#include "coordinator/tls/client_certificates.hpp"
 #include "coordinator/tls/server_ciphers.hpp"
 #include "platform/fs/files.hpp"
 
@@ -81,6 +82,11 @@ Result<void> HttpServer::Impl::Run() {
     SSL_CTX_set_num_tickets(ssl_.native_handle(), 1);
     ssl_.use_certificate_chain_file(settings_.certificate_chain.string());
     ssl_.use_private_key_file(settings_.private_key.string(), net::ssl::context::pem);
+    if (!settings_.client_ca.empty()) {
+      if (auto ok = AskForClientCertificates(ssl_.native_handle(), settings_.client_ca); !ok) {
+        return ok;
+      }
+    }
   } catch (const boost::system::system_error& e) {
     return Fail(ErrorCode::kIo, fmt::format("loading the TLS certificate {} and key {}: {}",
                                             settings_.certificate_chain.string(),

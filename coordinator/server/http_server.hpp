@@ -97,6 +97,7 @@
 #include <string_view>
 
 #include "coordinator/auth/users.hpp"
+#include "coordinator/common/peer_certificate.hpp"
 #include "coordinator/common/server_load.hpp"
 #include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/server/router.hpp"
@@ -109,8 +110,13 @@ struct ServerSettings {
   std::uint16_t port = 8443;                // 0: any free port
   std::filesystem::path certificate_chain;  // PEM: server cert then CA
   std::filesystem::path private_key;        // PEM
-  std::filesystem::path upload_dir;         // temp files of streamed uploads
-  std::filesystem::path port_file;          // written with the port once listening; may be empty
+  // PEM: the CA whose client certificates are asked for (agents' mutual TLS).
+  // The handshake asks for one but goes on without it (people, curl and
+  // browsers need none); what was presented is given to the agent
+  // authenticator of each agent request. Empty: none is asked for.
+  std::filesystem::path client_ca;
+  std::filesystem::path upload_dir;  // temp files of streamed uploads
+  std::filesystem::path port_file;   // written with the port once listening; may be empty
   std::uint64_t json_body_limit = 1 << 20;
   std::uint64_t upload_limit = std::uint64_t{4} << 30;
   std::chrono::seconds handshake_timeout{10};
@@ -158,14 +164,20 @@ struct ServerSettings {
 // Resolves a bearer token to a user (runs on the worker pool).
 using Authenticator = std::function<Result<Principal>(std::string_view token)>;
 
-// Resolves an agent credential to the name of its host (runs on the worker
-// pool): kUnauthenticated for an unknown credential or a removed host.
-using AgentAuthenticator = std::function<Result<std::string>(std::string_view credential)>;
+// Resolves an agent credential, with the client certificate the request's
+// connection presented, to the name of its host (runs on the worker pool):
+// kUnauthenticated for an unknown credential, a removed host, or a
+// certificate that is not the host's (hosts/agent_certificates.hpp). Asked
+// for every request, not once per connection: a resumed TLS session skips
+// the handshake's checks.
+using AgentAuthenticator =
+    std::function<Result<std::string>(std::string_view credential, const PeerCertificate& peer)>;
 
 // Looks an agent credential up without blocking (runs on the I/O thread): the
-// host of a credential known good, or nullopt to ask the AgentAuthenticator on
-// the worker pool.
-using AgentLookup = std::function<std::optional<std::string>(std::string_view credential)>;
+// answer for a credential known good (the host, or why its certificate is
+// refused), or nullopt to ask the AgentAuthenticator on the worker pool.
+using AgentLookup = std::function<std::optional<Result<std::string>>(std::string_view credential,
+                                                                     const PeerCertificate& peer)>;
 
 class HttpServer {
  public:

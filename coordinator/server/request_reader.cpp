@@ -16,6 +16,7 @@
 #include "coordinator/auth/sessions.hpp"
 #include "coordinator/server/error_status.hpp"
 #include "coordinator/server/server_internal.hpp"
+#include "coordinator/tls/client_certificates.hpp"
 
 namespace fabu::coordinator {
 namespace server_internal {
@@ -212,14 +213,18 @@ net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
 
   if (route.options.access == Access::kAgent) {
     const std::string token = BearerToken(Sv(request[http::field::authorization]));
+    // What this connection's peer presented, read for each request: a
+    // resumed session carries the certificate (and its verification) of the
+    // handshake it resumes, and its expiry is judged now.
+    const PeerCertificate peer = ReadPeerCertificate(stream.native_handle());
     // A credential known good is taken here; any other is asked on the pool.
-    std::optional<std::string> known;
-    if (lookup_agent_ && !token.empty()) known = lookup_agent_(token);
+    std::optional<Result<std::string>> known;
+    if (lookup_agent_ && !token.empty()) known = lookup_agent_(token, peer);
     Result<std::string> host = Fail(ErrorCode::kUnauthenticated, "not looked up");
     if (known) {
       host = std::move(*known);
     } else {
-      host = co_await OnPool([this, &token]() -> Result<std::string> {
+      host = co_await OnPool([this, &token, &peer]() -> Result<std::string> {
         if (!authenticate_agent_) {
           return Fail(ErrorCode::kUnauthenticated, "this coordinator does not serve agents");
         }
@@ -228,11 +233,12 @@ net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
                       "missing agent credential: send \"Authorization: Bearer <credential>\" "
                       "(enroll the host with `fabu-agent enroll`)");
         }
-        return authenticate_agent_(token);
+        return authenticate_agent_(token, peer);
       });
     }
     if (!host) co_return co_await RefuseEarly(stream, buffer, header, host.error());
     ctx.agent = std::move(*host);
+    if (peer.present) ctx.agent_certificate_serial = peer.serial;
   } else if (route.options.access != Access::kPublic) {
     const std::string token = BearerToken(Sv(request[http::field::authorization]));
     std::string session_id;

@@ -84,9 +84,10 @@ struct RequestContext {
   std::map<std::string, std::string> headers;      // lower-case names
   std::optional<Principal> principal;              // set on user routes
   std::optional<std::string> agent;                // set on agent routes: the host's name
-  std::string request_id;                          // also sent as X-Request-Id
-  std::string source;                              // peer "ip:port"
-  std::string body;                                // kJson routes
+  std::string agent_certificate_serial;  // agent routes: the client certificate's serial, or ""
+  std::string request_id;                // also sent as X-Request-Id
+  std::string source;                    // peer "ip:port"
+  std::string body;                      // kJson routes
   std::filesystem::path upload;  // kUpload routes: the streamed body; removed after the handler
                                  // unless the handler moved it away
 

@@ -390,6 +390,22 @@ const std::vector<Migration>& AllMigrations() {
            // release's version ('' when it is, and in the `before` baseline).
            "ALTER TABLE cmdb_baselines ADD COLUMN reason TEXT NOT NULL DEFAULT ''",
        }},
+      {17,
+       "hosts: client certificates",
+       {
+           // The host's client certificate (mutual TLS, hosts/agent_certificates.hpp):
+           // the serial (lower-case hex) of the current one, '' for a host
+           // without one (enrolled without a CSR, or before this); its
+           // notAfter (Unix seconds) and PEM (public: repeated to a retried
+           // enrollment); the serial replaced by the last renewal, accepted
+           // until `cert_previous_until` so an agent whose renewal answer
+           // was lost is not shut out (Unix seconds; 0: none).
+           "ALTER TABLE hosts ADD COLUMN cert_serial TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE hosts ADD COLUMN cert_not_after BIGINT NOT NULL DEFAULT 0",
+           "ALTER TABLE hosts ADD COLUMN cert_pem TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE hosts ADD COLUMN cert_previous_serial TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE hosts ADD COLUMN cert_previous_until BIGINT NOT NULL DEFAULT 0",
+       }},
   };
   return kMigrations;
 }

@@ -236,6 +236,12 @@ struct HttpClient::Impl {
     }
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!options.client_cert_file.empty() && url.starts_with(options.client_cert_origin)) {
+      curl_easy_setopt(c, CURLOPT_SSLCERT, options.client_cert_file.c_str());
+      curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+      curl_easy_setopt(c, CURLOPT_SSLKEY, options.client_key_file.c_str());
+      curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+    }
     if (!options.proxy_from_environment) curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(options.connect_timeout.count()));
@@ -279,6 +285,10 @@ struct HttpClient::Impl {
         what = fmt::format("TLS: the server's certificate does not verify against {}",
                            options.ca_file.empty() ? std::string("the system's CAs")
                                                    : "the pinned CA " + options.ca_file);
+        break;
+      case CURLE_SSL_CERTPROBLEM:
+        what = fmt::format("TLS: cannot use the client certificate {} with the key {}",
+                           options.client_cert_file, options.client_key_file);
         break;
       case CURLE_SSL_CACERT_BADFILE:
         what = fmt::format("TLS: cannot read the CA file {}", options.ca_file);

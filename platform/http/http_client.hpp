@@ -11,6 +11,8 @@
 //     (the pinned CA, no system store), else against the system's CA bundle;
 //   - a proxy only when the options take it from the environment
 //     (http_proxy, https_proxy, no_proxy); otherwise never one;
+//   - a client certificate (mutual TLS) when the options give one, to the
+//     origin they name only;
 //   - a connect timeout, an optional low-speed limit (bytes/s over a window,
 //     so a stalled peer is abandoned) and an optional whole-request timeout.
 //
@@ -54,6 +56,13 @@ struct HttpClientOptions {
   // 0: no limit.
   std::int64_t low_speed_limit_bytes = 0;
   std::chrono::seconds low_speed_time{60};
+  // A client certificate and its private key (PEM files) presented in the
+  // TLS handshake (mutual TLS), only to URLs that start with
+  // `client_cert_origin` ("https://host:port/"; "" for every URL). The agent
+  // presents its certificate to its coordinator alone, never to a mirror.
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::string client_cert_origin;
 };
 
 struct HttpRequest {

@@ -89,7 +89,7 @@ class HoldServer {
         [](std::string_view) -> Result<Principal> {
           return Fail(ErrorCode::kUnauthenticated, "no users here");
         },
-        [](std::string_view credential) -> Result<std::string> {
+        [](std::string_view credential, const PeerCertificate&) -> Result<std::string> {
           if (credential == "cred-web-1") return std::string("web-1");
           return Fail(ErrorCode::kUnauthenticated, "unknown credential");
         },

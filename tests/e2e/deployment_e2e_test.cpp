@@ -394,10 +394,12 @@ TEST_F(DeploymentE2eTest, OneAgentsCredentialIsRefusedForAnother) {
     return !deployment.empty();
   }));
 
-  fabu::testing::AgentHttpClient agent(Url(), Ca());
+  // Each as the agent itself: its own certificate and credential.
+  fabu::testing::AgentHttpClient as_x(Url(), Ca(), x.data() / "client.pem");
+  fabu::testing::AgentHttpClient as_y(Url(), Ca(), y.data() / "client.pem");
   auto http = [&](const Agent& as, const std::string& method, const std::string& path,
                   const std::string& body = "") {
-    return agent.Request(method, path, Credential(as), body).status;
+    return (&as == &x ? as_x : as_y).Request(method, path, Credential(as), body).status;
   };
   const std::string package_path = "/api/v1/agent/packages/" + v1.id;
   EXPECT_EQ(http(x, "GET", package_path), 403);

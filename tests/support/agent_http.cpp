@@ -6,10 +6,15 @@
 
 namespace fabu::testing {
 
-AgentHttpClient::AgentHttpClient(std::string server, std::filesystem::path ca)
+AgentHttpClient::AgentHttpClient(std::string server, std::filesystem::path ca,
+                                 std::filesystem::path identity)
     : server_(std::move(server)) {
   platform::HttpClientOptions options;
   options.ca_file = ca.string();
+  if (!identity.empty()) {
+    options.client_cert_file = identity.string();  // certificate and key in one file
+    options.client_key_file = identity.string();
+  }
   auto client = platform::HttpClient::Create(std::move(options));
   EXPECT_TRUE(client) << client.error().message();
   if (client) client_ = std::make_unique<platform::HttpClient>(std::move(*client));

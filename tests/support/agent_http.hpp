@@ -25,8 +25,11 @@ struct HttpReply {
 
 class AgentHttpClient {
  public:
-  // `server` is "https://127.0.0.1:PORT", `ca` the coordinator's ca.pem.
-  AgentHttpClient(std::string server, std::filesystem::path ca);
+  // `server` is "https://127.0.0.1:PORT", `ca` the coordinator's ca.pem;
+  // `identity` an agent's client.pem (its certificate and key) to present in
+  // the TLS handshake, as that agent does, or none.
+  AgentHttpClient(std::string server, std::filesystem::path ca,
+                  std::filesystem::path identity = {});
   ~AgentHttpClient();
   AgentHttpClient(const AgentHttpClient&) = delete;
   AgentHttpClient& operator=(const AgentHttpClient&) = delete;
