@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -68,6 +69,34 @@ void PrintStatus(const json& s) {
                                h.value("wave", 0));
     }
     PrintOutputLine(output);
+  }
+  const json checks = s.value("checks", json::array());
+  if (!checks.empty()) {
+    std::cout << "  checks on metrics (after each wave, before the next):\n";
+    const json measurements = s.value("measurements", json::array());
+    for (const auto& c : checks) {
+      const std::string name = c.value("name", "");
+      std::cout << fmt::format(
+          "  {:<24} {} {}, {} x {}{}{}\n", name, c.value("type", ""), c.value("condition", ""),
+          c.value("count", 0), c.value("interval", ""),
+          c.value("dry_run", false) ? ", dry run" : "",
+          c.contains("verdict") ? fmt::format(": wave {} {} ({})", c.value("wave", 0),
+                                              c.value("verdict", ""), c.value("summary", ""))
+                                : "");
+      // Its values in the order taken, by wave: "wave 1: 0.01 0.02 x(error)".
+      std::map<long long, std::string> by_wave;
+      for (const auto& m : measurements) {
+        if (m.value("check", "") != name) continue;
+        std::string& line = by_wave[m.value("wave", 0LL)];
+        const std::string outcome = m.value("outcome", "");
+        const std::string value =
+            m["value"].is_number() ? fmt::format("{:.4g}", m["value"].get<double>()) : "-";
+        line += outcome == "pass" ? " " + value : fmt::format(" {}({})", value, outcome);
+      }
+      for (const auto& [wave, line] : by_wave) {
+        std::cout << fmt::format("    wave {}:{}\n", wave, line);
+      }
+    }
   }
   const json late = s.value("not_in_release", json::array());
   if (!late.empty()) {

@@ -48,6 +48,7 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                              {"cmdb", JsonType::kObject},
                              {"smtp", JsonType::kObject},
                              {"webhook_allow", JsonType::kArray},
+                             {"checks", JsonType::kObject},
                              {"user_token_days", JsonType::kInteger},
                              {"agent_certificates", JsonType::kString},
                              {"agent_cert_days", JsonType::kInteger},
@@ -256,6 +257,40 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
     }
     config.webhook_allow = std::move(*list);
   }
+  if (json.contains("checks") && !json["checks"].is_null()) {
+    const nlohmann::json& checks = json["checks"];
+    for (const auto& [key, value] : checks.items()) {
+      if (key != "prometheus_url" && key != "allow") {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("checks: unknown field \"{}\" (prometheus_url, allow)",
+                                SafeExcerpt(key, 40)));
+      }
+    }
+    if (checks.contains("prometheus_url")) {
+      if (!checks["prometheus_url"].is_string()) {
+        return Fail(ErrorCode::kInvalidArgument, "checks.prometheus_url: must be a string");
+      }
+      config.checks_prometheus_url = checks["prometheus_url"].get<std::string>();
+      const std::string& url = config.checks_prometheus_url;
+      if (!url.empty() &&
+          ((!url.starts_with("http://") && !url.starts_with("https://")) || !url.ends_with("/"))) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    fmt::format("checks.prometheus_url: an http:// or https:// URL ending in "
+                                "\"/\" (\"http://127.0.0.1:9090/\"), not \"{}\"",
+                                SafeExcerpt(url, 80)));
+      }
+    }
+    if (checks.contains("allow")) {
+      auto list = StringList(checks["allow"], "checks.allow");
+      if (!list) return std::unexpected(list.error());
+      for (std::size_t i = 0; i < list->size(); ++i) {
+        if (auto ok = CheckWebhookAllowEntry((*list)[i]); !ok) {
+          return std::unexpected(ok.error().WithContext(fmt::format("checks.allow[{}]", i)));
+        }
+      }
+      config.checks_allow = std::move(*list);
+    }
+  }
   if (json.contains("user_token_days")) {
     // The bounds of auth/users.hpp (kMaxTokenDays), checked again where a token is made.
     config.user_token_days = json["user_token_days"].get<std::int64_t>();
@@ -345,6 +380,7 @@ nlohmann::json CoordinatorConfig::ToJson() const {
       {"cmdb", cmdb.ToJson()},
       {"smtp", smtp.url.empty() ? nlohmann::json(nullptr) : smtp.ToJson()},
       {"webhook_allow", webhook_allow},
+      {"checks", {{"prometheus_url", checks_prometheus_url}, {"allow", checks_allow}}},
       {"user_token_days", user_token_days},
       {"agent_certificates", agent_certificates},
       {"agent_cert_days", agent_cert_days},

@@ -25,6 +25,10 @@
 //     "cmdb": {"connectors": [], "retry": {...}}, // outward CMDB (cmdb/cmdb_config.hpp)
 //     "webhook_allow": ["https://hooks.example.org/"], // URL prefixes webhooks may go to
 //                                                 // (common/webhook_allow.hpp; empty: none)
+//     "checks": {"prometheus_url": "",            // the Prometheus of go-live checks
+//                                                 // (release/metric_check.hpp; "": none)
+//                "allow": []},                    // URL prefixes http checks may GET (as
+//                                                 // webhook_allow; empty: none)
 //     "user_token_days": 90,                      // how long a new or rotated user token
 //                                                 // lives (auth/users.hpp; 0: no expiry)
 //     "agent_certificates": "optional",           // agents' client certificates (mutual
@@ -113,6 +117,11 @@ struct CoordinatorConfig {
   // Prefixes every webhook target (notice subscriptions, CMDB webhook
   // connectors) must start with; empty: no webhook is allowed.
   std::vector<std::string> webhook_allow;
+  // The go-live plan's checks on metrics: the Prometheus of `prometheus`
+  // checks ("" when none is configured: such checks are refused at start),
+  // and the URL prefixes `http` checks may GET (the rules of webhook_allow).
+  std::string checks_prometheus_url;
+  std::vector<std::string> checks_allow;
   std::int64_t user_token_days = 90;  // kDefaultTokenDays
   // Agents' client certificates: "optional" or "required".
   std::string agent_certificates = "optional";

@@ -24,6 +24,7 @@
 #include "coordinator/common/secret_box.hpp"
 #include "coordinator/config/config.hpp"
 #include "coordinator/daemon/audit_anchor.hpp"
+#include "coordinator/daemon/check_runner.hpp"
 #include "coordinator/daemon/listeners.hpp"
 #include "coordinator/daemon/periodic.hpp"
 #include "coordinator/daemon/store_target.hpp"
@@ -456,6 +457,13 @@ Result<void> Serve(const ServeOptions& options) {
         }
       },
       std::string(WakeupHub::kSweepKey));
+  // The go-live plans' checks on metrics, measured once a second when due
+  // (check_runner.hpp).
+  CheckRunner check_runner(store_ref,
+                           CheckRunnerSettings{config->checks_prometheus_url, config->checks_allow,
+                                               std::chrono::seconds(10)},
+                           plan_options, wakeups);
+  periodic.Every(std::chrono::seconds(1), [&check_runner] { check_runner.Tick(); });
   // Refused enrollments counted past an address's quota: one summary entry
   // per address and window once the window has ended, and at shutdown.
   const auto write_refusal_summaries = [&store_ref, &enroll_refusals](std::int64_t now) {

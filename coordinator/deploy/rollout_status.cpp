@@ -4,6 +4,7 @@
 #include <set>
 
 #include "coordinator/deploy/host_timeline.hpp"
+#include "coordinator/deploy/rollout_checks.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/deploy/rollout_rows.hpp"
 #include "coordinator/hosts/hosts.hpp"
@@ -196,6 +197,30 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
     }
   }
   out["waiting"] = waiting;
+
+  // The go-live plan's checks on metrics: each with where it stands for the
+  // current wave (once its hosts are final), and every measurement taken.
+  json checks = json::array();
+  if (release.plan.golive) {
+    const auto measured =
+        row->current_wave >= 0 && row->wave_done_at > 0
+            ? WaveMeasurements(sql, release.id, row->current_wave, row->wave_done_at)
+            : std::map<std::string, std::vector<rel::Measurement>>{};
+    for (const rel::MetricCheck& check : release.plan.golive->checks) {
+      json entry = rel::MetricCheckToJson(check);
+      const auto it = measured.find(check.name);
+      if (row->current_wave >= 0 && row->wave_done_at > 0) {
+        const rel::CheckVerdict verdict = rel::JudgeCheck(
+            check, it == measured.end() ? std::vector<rel::Measurement>{} : it->second);
+        entry["wave"] = row->current_wave + 1;
+        entry["verdict"] = rel::CheckVerdictStateName(verdict.state);
+        entry["summary"] = verdict.summary;
+      }
+      checks.push_back(std::move(entry));
+    }
+  }
+  out["checks"] = std::move(checks);
+  out["measurements"] = ReleaseMeasurements(sql, release.id);
 
   json late = json::array();
   for (const HostNotInRelease& h : HostsNotInRelease(sql, release)) {

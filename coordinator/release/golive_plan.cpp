@@ -108,7 +108,7 @@ Result<GoLivePlan> GoLivePlanFromJson(const json& value, std::string_view path) 
   if (!reader) return std::unexpected(reader.error());
   if (auto known =
           reader->CheckKnown({"window", "waves", "max_failures", "between_waves", "host_timeout",
-                              "auto_rollback", "observe", "observe_interval"});
+                              "auto_rollback", "observe", "observe_interval", "checks"});
       !known) {
     return std::unexpected(known.error());
   }
@@ -227,13 +227,20 @@ Result<GoLivePlan> GoLivePlanFromJson(const json& value, std::string_view path) 
   }
   plan.observe_seconds = *observe;
   plan.observe_interval_seconds = *interval;
+
+  // checks
+  if (const json* checks = reader->Find("checks"); checks != nullptr) {
+    auto parsed = MetricChecksFromJson(*checks, reader->PathOf("checks"));
+    if (!parsed) return std::unexpected(parsed.error());
+    plan.checks = std::move(*parsed);
+  }
   return plan;
 }
 
 json GoLivePlanToJson(const GoLivePlan& plan) {
   json waves = json::array();
   for (const HostAmount& wave : plan.waves) waves.push_back(wave.ToString());
-  return json{
+  json out{
       {"window", {{"start", plan.window.start.text}, {"end", plan.window.end.text}}},
       {"waves", std::move(waves)},
       {"max_failures", plan.max_failures.ToString()},
@@ -244,6 +251,14 @@ json GoLivePlanToJson(const GoLivePlan& plan) {
       {"observe", FormatDuration(plan.observe_seconds)},
       {"observe_interval", FormatDuration(plan.observe_interval_seconds)},
   };
+  // Only when there are checks, so that the digest of a plan without any
+  // stays what it was before checks existed.
+  if (!plan.checks.empty()) {
+    json checks = json::array();
+    for (const MetricCheck& check : plan.checks) checks.push_back(MetricCheckToJson(check));
+    out["checks"] = std::move(checks);
+  }
+  return out;
 }
 
 Result<std::string> GoLiveDigest(const GoLivePlan& plan) {

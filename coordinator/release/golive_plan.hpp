@@ -17,6 +17,7 @@
 // - host_timeout: a duration > 0. Required. auto_rollback: a boolean. Required.
 // - observe, observe_interval: durations, default 0; when observe > 0,
 //   observe_interval must be > 0 and not longer than observe.
+// - checks: a list of checks on metrics (metric_check.hpp); default none.
 // Errors are kInvalidArgument naming the field path ("golive.waves[1]: ...").
 //
 // Pure value types and functions; thread-safe.
@@ -28,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/release/metric_check.hpp"
 #include "coordinator/release/timestamp.hpp"
 #include "protocol/error.hpp"
 
@@ -67,6 +69,8 @@ struct GoLivePlan {
   bool auto_rollback = false;
   std::int64_t observe_seconds = 0;
   std::int64_t observe_interval_seconds = 0;
+  // Measured after each wave before the next starts (metric_check.hpp).
+  std::vector<MetricCheck> checks;
 
   friend bool operator==(const GoLivePlan&, const GoLivePlan&) = default;
 };

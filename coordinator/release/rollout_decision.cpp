@@ -58,6 +58,65 @@ RolloutDecision DecidePaused(const RolloutSnapshot& s) {
   return d;
 }
 
+// The current wave's checks on metrics, once its hosts are final within
+// their threshold: nothing when they let the rollout go on, else what it
+// does (`so_far` carries the wave's end and threshold into it).
+std::optional<RolloutDecision> DecideChecks(const RolloutSnapshot& s,
+                                            const RolloutDecision& so_far) {
+  const auto carried = [&](RolloutDecision d) {
+    d.wave_done = so_far.wave_done;
+    d.assigning_over = so_far.assigning_over;
+    d.threshold = so_far.threshold;
+    return d;
+  };
+  const std::string wave = fmt::format("wave {} of {}", s.current_wave + 1, s.wave_count());
+  for (const WaveCheck& c : s.checks) {
+    if (c.check.dry_run || c.verdict.state != CheckVerdict::State::kFailed) continue;
+    const std::string reason =
+        fmt::format("{}: check {} failed: {}", wave, c.check.name, c.verdict.summary);
+    RolloutDecision d;
+    if (s.golive.auto_rollback) {
+      d.kind = Kind::kRollBack;
+      d.reason = reason + "; auto_rollback";
+      return carried(std::move(d));
+    }
+    d.kind = Kind::kHalt;
+    d.outcome = s.outcome;
+    d.outcome.halted = true;
+    d.outcome.reason = reason + "; waiting for `fabu release rollback` or `fabu release resume`";
+    d.waiting = d.outcome.reason;
+    return carried(std::move(d));
+  }
+  for (const WaveCheck& c : s.checks) {
+    if (c.check.dry_run || c.verdict.state != CheckVerdict::State::kInconclusive) continue;
+    return carried(Pause(
+        fmt::format("{}: check {} inconclusive: {}; `fabu release resume {}` goes on without it, "
+                    "`fabu release rollback {}` backs the release out",
+                    wave, c.check.name, c.verdict.summary, s.release_id, s.release_id),
+        std::string(kPausedByCheck)));
+  }
+  for (const WaveCheck& c : s.checks) {
+    if (c.check.dry_run || c.verdict.state != CheckVerdict::State::kMeasuring) continue;
+    RolloutDecision d;
+    d.kind = Kind::kWait;
+    d.waiting = fmt::format("{}: check {}: {}; next measurement at {}", wave, c.check.name,
+                            c.verdict.summary, protocol::FormatRfc3339Utc(c.next_at));
+    return carried(std::move(d));
+  }
+  if (s.checks.size() < s.golive.checks.size()) {
+    // The wave ended just now: its checks have not been loaded yet.
+    for (const MetricCheck& check : s.golive.checks) {
+      if (check.dry_run) continue;
+      RolloutDecision d;
+      d.kind = Kind::kWait;
+      d.waiting = fmt::format("{}: check {}: first measurement at {}", wave, check.name,
+                              protocol::FormatRfc3339Utc(s.now + check.interval_seconds));
+      return carried(std::move(d));
+    }
+  }
+  return std::nullopt;
+}
+
 RolloutDecision DecideDeploying(const RolloutSnapshot& s) {
   RolloutDecision d;
   UnixSeconds wave_done_at = s.wave_done_at;
@@ -104,6 +163,10 @@ RolloutDecision DecideDeploying(const RolloutSnapshot& s) {
     if (wave_done_at == 0) {
       d.wave_done = true;
       wave_done_at = s.now;
+    }
+    if (!s.aborted && s.accepted_wave < s.current_wave) {
+      std::optional<RolloutDecision> held = DecideChecks(s, d);
+      if (held) return *held;
     }
   }
   const bool last_wave_started =

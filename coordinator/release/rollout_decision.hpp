@@ -16,6 +16,11 @@
 // - once it is final: over its failure threshold (and not accepted by a
 //   person with `resume`), the rollout halts: with auto_rollback the release
 //   goes rolling_back, else failed (waiting for `rollback` or `resume`);
+// - then the go-live plan's checks on metrics (metric_check.hpp), unless a
+//   person accepted the wave: a failed one halts it as above; an
+//   inconclusive one pauses the rollout (reason "check") until a person
+//   resumes it (which accepts the wave) or rolls back; while one is still
+//   measuring, wait (dry-run checks are only recorded);
 // - the last wave done, or an aborted rollout with nothing in flight: the
 //   release goes deployed (completed) or failed (aborted);
 // - else the next wave starts when its conditions hold: the gate confirmed
@@ -43,6 +48,8 @@ namespace fabu::coordinator::release {
 inline constexpr std::string_view kPausedByPerson = "person";
 inline constexpr std::string_view kPausedByWindow = "window";
 inline constexpr std::string_view kPausedByFreeze = "freeze";
+// A check on metrics was inconclusive (metric_check.hpp): a person decides.
+inline constexpr std::string_view kPausedByCheck = "check";
 
 // The hosts of one wave, by where their install deployment stands.
 struct WaveTally {
@@ -58,6 +65,14 @@ struct FreezeInForce {
   std::string id;      // "F-3"
   std::string reason;  // as the person wrote it
   std::string until;   // RFC 3339
+};
+
+// Where one of the go-live plan's checks stands for the current wave: its
+// measurements taken since the wave's hosts were all final, judged.
+struct WaveCheck {
+  MetricCheck check;
+  CheckVerdict verdict;
+  UnixSeconds next_at = 0;  // when its next measurement is due
 };
 
 struct RolloutSnapshot {
@@ -79,7 +94,10 @@ struct RolloutSnapshot {
   bool aborted = false;           // a person aborted: nothing more is assigned
   std::string pause_kind;         // kPausedBy*, or "" when not paused
 
-  WaveTally wave;           // the current wave (when current_wave >= 0)
+  WaveTally wave;  // the current wave (when current_wave >= 0)
+  // The current wave's checks, one per golive.checks, once its hosts are
+  // all final (wave_done_at set); empty before.
+  std::vector<WaveCheck> checks;
   RolloutOutcome outcome;   // every target's latest install so far (hosts = assigned ones)
   std::size_t targets = 0;  // hosts in the rollout
   UnixSeconds now = 0;

@@ -406,6 +406,26 @@ const std::vector<Migration>& AllMigrations() {
            "ALTER TABLE hosts ADD COLUMN cert_previous_serial TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE hosts ADD COLUMN cert_previous_until BIGINT NOT NULL DEFAULT 0",
        }},
+      {18,
+       "rollout_measurements: the checks on metrics of each wave",
+       {
+           // One measurement of a go-live plan's check (release/metric_check.hpp)
+           // after a wave: `seq` counts the check's measurements of that wave
+           // (a wave judged again after a retry adds to them; its measurements
+           // count from its new end, rollouts.wave_done_at); `outcome` pass,
+           // fail, inconclusive or error; `value` the number judged as text
+           // ('' none; "NaN", "+Inf"); `detail` why, in words.
+           "CREATE TABLE rollout_measurements ("
+           " release_id TEXT NOT NULL REFERENCES releases(id),"
+           " wave INTEGER NOT NULL,"
+           " check_name TEXT NOT NULL,"
+           " seq INTEGER NOT NULL,"
+           " at BIGINT NOT NULL,"
+           " outcome TEXT NOT NULL,"
+           " value TEXT NOT NULL,"
+           " detail TEXT NOT NULL,"
+           " PRIMARY KEY (release_id, wave, check_name, seq))",
+       }},
   };
   return kMigrations;
 }
