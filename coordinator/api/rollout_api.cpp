@@ -14,6 +14,7 @@
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/common/json_input.hpp"
+#include "coordinator/common/webhook_allow.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/host_timeline.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
@@ -36,6 +37,31 @@ constexpr std::int64_t kMaxHostOffset = 100'000'000;
 
 using Operation = Result<rel::Release> (*)(const rel::Release&, const rel::Actor&, rel::Instant,
                                            std::size_t);
+
+// Whether the go-live plan's checks on metrics can be measured here (before
+// a rollout starts, so that none waits on a check that can never be made):
+// a prometheus check needs checks.prometheus_url, an http check a URL under
+// checks.allow (config.json).
+Result<void> ChecksCanRun(const rel::Release& release, const CoordinatorConfig& config) {
+  if (!release.plan.golive) return {};
+  for (const rel::MetricCheck& check : release.plan.golive->checks) {
+    if (check.kind == rel::MetricCheck::Kind::kPrometheus && config.checks_prometheus_url.empty()) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  fmt::format("cannot start release {}: check {} queries Prometheus and no "
+                              "Prometheus is configured (checks.prometheus_url in config.json)",
+                              release.id, check.name));
+    }
+    if (check.kind == rel::MetricCheck::Kind::kHttp) {
+      if (auto ok = CheckWebhookTarget(check.url, config.checks_allow); !ok) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    fmt::format("cannot start release {}: check {} goes to {}, which is not under "
+                                "checks.allow in config.json",
+                                release.id, check.name, check.url));
+      }
+    }
+  }
+  return {};
+}
 
 // Moves release `id` with `operation` and deploys it to its targets labelled
 // env=`environment`: all of them at once for a test deployment, wave by wave
@@ -67,6 +93,7 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
     }
     SaveTransition(tx, *before, *after, {{"environment", environment}, {"hosts", hosts}});
     if (environment == kProductionEnvironment) {
+      if (auto ok = ChecksCanRun(*after, api.config); !ok) return std::unexpected(ok.error());
       // The CMDB's baseline of every target's software before anything moves.
       if (auto taken = TakeBaseline(tx, id, kBaselineBefore, hosts, now); !taken) {
         return std::unexpected(taken.error());
