@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "coordinator/release/plan_export.hpp"
@@ -99,6 +100,10 @@ const std::map<std::string_view, Terms, std::less<>>& LabelTable() {
       {"message", {"Message", "信息"}},
       {"output", {"Hook output", "脚本输出"}},
       {"progress", {"Progress per wave", "各批次进度"}},
+      {"checks", {"Checks on metrics", "指标检查"}},
+      {"check", {"Check", "检查项"}},
+      {"detail", {"Detail", "说明"}},
+      {"dry_run", {"dry run: recorded, never acted on", "演练：只记录，不执行"}},
       {"host_results", {"Hosts and results", "主机及结果"}},
       {"cmdb", {"CMDB update", "CMDB更新"}},
       {"records", {"Upgrade records", "升级记录"}},
@@ -465,6 +470,47 @@ std::string SvgBarChart(std::string_view id, std::string_view title, const std::
         x, y, slot * 0.7, h, SvgText(bars[i].label), bars[i].value, SvgText(bars[i].label),
         SvgText(bars[i].text), x + slot * 0.35, y - 4, SvgText(bars[i].text), x + slot * 0.35,
         kTop + plot_h + 16, SvgText(bars[i].label));
+  }
+  return out + "</svg>\n";
+}
+
+std::string SvgCheckChart(std::string_view id, std::string_view title,
+                          const std::vector<CheckPoint>& points, double bound) {
+  double low = std::min(0.0, bound), high = bound;
+  for (const CheckPoint& p : points) {
+    if (!p.value || !std::isfinite(*p.value)) continue;
+    low = std::min(low, *p.value);
+    high = std::max(high, *p.value);
+  }
+  if (high <= low) high = low + 1;
+  high += (high - low) * 0.1;
+  const int plot_w = kChartWidth - kLeft - kRight;
+  const int plot_h = kChartHeight - kTop - kBottom;
+  auto y_of = [&](double v) { return kTop + plot_h - (v - low) / (high - low) * plot_h; };
+  const double slot = points.empty() ? 0 : static_cast<double>(plot_w) / points.size();
+  std::string out = fmt::format(
+      "<svg id=\"{}\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" "
+      "height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" data-points=\"{}\">\n"
+      "<title>{}</title>\n<text x=\"{}\" y=\"18\" font-size=\"14\">{}</text>\n"
+      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#444\"/>\n"
+      "<line class=\"bound\" x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#b22222\" "
+      "stroke-dasharray=\"4 3\"/><text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" "
+      "text-anchor=\"end\">{}</text>\n",
+      SvgText(id), kChartWidth, kChartHeight, kChartWidth, kChartHeight, points.size(),
+      SvgText(title), kLeft, SvgText(title), kLeft, kTop + plot_h, kLeft + plot_w, kTop + plot_h,
+      kLeft, y_of(bound), kLeft + plot_w, y_of(bound), kLeft - 4, y_of(bound) + 4,
+      fmt::format("{:.4g}", bound));
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const CheckPoint& p = points[i];
+    const double x = kLeft + slot * (static_cast<double>(i) + 0.5);
+    const bool finite = p.value && std::isfinite(*p.value);
+    const double y = finite ? y_of(*p.value) : kTop + plot_h;
+    const std::string_view colour = !finite ? "#999" : p.passed ? "#2e8b57" : "#b22222";
+    out += fmt::format(
+        "<circle class=\"point\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\" "
+        "data-label=\"{}\" data-value=\"{}\"><title>{}: {}</title></circle>\n",
+        x, y, colour, SvgText(p.label), finite ? fmt::format("{}", *p.value) : std::string(),
+        SvgText(p.label), finite ? fmt::format("{:.6g}", *p.value) : std::string("—"));
   }
   return out + "</svg>\n";
 }

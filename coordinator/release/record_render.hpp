@@ -85,6 +85,18 @@ std::string SvgRatioChart(std::string_view id, std::string_view title,
                           const std::vector<std::string>& x_labels,
                           const std::vector<Series>& series);
 
+// One measurement of a check on metrics, for its chart.
+struct CheckPoint {
+  std::string label;            // "wave 1 #2"
+  std::optional<double> value;  // none: inconclusive or an error (a grey mark on the axis)
+  bool passed = false;
+};
+// A check's measurements in the order taken, as dots (green passed, red
+// not) against its condition's bound (a dashed line); `id` becomes the
+// svg's id.
+std::string SvgCheckChart(std::string_view id, std::string_view title,
+                          const std::vector<CheckPoint>& points, double bound);
+
 // A duration given in milliseconds: "0.3s" and "9.5s" under ten seconds,
 // then "42s", "3m 5s", "3h 20m", "2d 1h 0m"; "n/a" for none.
 std::string DurationText(std::optional<std::int64_t> milliseconds);

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <tuple>
 
+#include "coordinator/release/metric_check.hpp"
 #include "coordinator/release/plan_export.hpp"
 
 namespace fabu::coordinator::release {
@@ -137,6 +139,8 @@ json ReleaseReportJson(const ReleaseReportFacts& f, const TimeZone& zone) {
           {"timeline", timeline},
           {"rollout", f.rollout.value("rollout", json(nullptr))},
           {"waves", f.rollout.value("waves", json::array())},
+          {"checks", f.rollout.value("checks", json::array())},
+          {"measurements", f.rollout.value("measurements", json::array())},
           {"hosts", f.rollout.value("hosts", json::array())},
           {"incidents", incidents},
           {"rollbacks", rollbacks},
@@ -240,6 +244,41 @@ Result<std::string> RenderReleaseReport(const ReleaseReportFacts& f, RecordForma
   doc.Table({L(lang, "wave"), L(lang, "hosts"), L(lang, "threshold"), L(lang, "state"),
              L(lang, "succeeded"), L(lang, "failed")},
             wave_rows);
+
+  // The go-live plan's checks on metrics: each with its values as a chart
+  // (HTML) and a table, every measurement of every wave.
+  if (const json checks = f.rollout.value("checks", json::array()); !checks.empty()) {
+    doc.Heading("checks", "checks");
+    const json measurements = f.rollout.value("measurements", json::array());
+    for (const json& c : checks) {
+      const std::string name = Str(c, "name");
+      doc.Para(fmt::format("{}: {} {} ({} × {}){}", name, Str(c, "type"), Str(c, "condition"),
+                           Str(c, "count"), Str(c, "interval"),
+                           c.value("dry_run", false) ? "; " + L(lang, "dry_run") : ""));
+      std::vector<CheckPoint> points;
+      Rows rows;
+      std::map<std::string, int> per_wave;
+      for (const json& m : measurements) {
+        if (Str(m, "check") != name) continue;
+        const std::string wave = Str(m, "wave");
+        const std::string outcome = Str(m, "outcome");
+        std::optional<double> value;
+        if (m.contains("value") && m["value"].is_number()) value = m["value"].get<double>();
+        points.push_back({fmt::format("{} {} #{}", L(lang, "wave"), wave, ++per_wave[wave]), value,
+                          outcome == "pass"});
+        const auto at = ParseRfc3339(Str(m, "at"));
+        rows.push_back({wave, at ? zone.FormatLocal(at->seconds) : Str(m, "at"), outcome,
+                        value ? fmt::format("{:.6g}", *value) : std::string(), Str(m, "detail")});
+      }
+      const std::string bound_text = Str(c, "condition");
+      double bound = 0;
+      if (auto condition = ParseCheckCondition(bound_text)) bound = condition->bound;
+      doc.Raw(SvgCheckChart("chart-check-" + name, name + " " + bound_text, points, bound));
+      doc.Table({L(lang, "wave"), L(lang, "time"), L(lang, "result"), L(lang, "value"),
+                 L(lang, "detail")},
+                rows);
+    }
+  }
 
   doc.Heading("host_results", "hosts");
   Rows host_rows;

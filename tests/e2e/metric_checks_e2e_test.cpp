@@ -188,6 +188,16 @@ TEST_F(MetricChecksE2eTest, AWaveWhoseErrorRateRisesIsRolledBack) {
   auto shown = As(viewer_, {"release", "status", id});
   EXPECT_NE(shown.out.find("error-ratio"), std::string::npos) << shown.out;
   EXPECT_NE(shown.out.find("0.4(fail)"), std::string::npos) << shown.out;
+  // The release report charts every measurement (HTML) and lists them.
+  auto html = As(viewer_, {"release", "export", id, "--doc", "release-report", "--format", "html"});
+  ASSERT_EQ(html.exit_code, 0) << html.err;
+  EXPECT_NE(html.out.find("id=\"chart-check-error-ratio\""), std::string::npos);
+  EXPECT_NE(html.out.find(fmt::format("data-points=\"{}\"", taken.size())), std::string::npos)
+      << html.out;
+  auto md = As(viewer_, {"release", "export", id, "--doc", "release-report", "--format", "md"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_NE(md.out.find("## Checks on metrics"), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find("does not meet < 0.05"), std::string::npos) << md.out;
 }
 
 // Given a check whose series does not exist for the wave's hosts, the
