@@ -371,6 +371,16 @@ void WriteGoLive(Writer& w) {
            "Procedure §6.2.7.",
            "观察期内重复健康检查的间隔，例如 30s：设置 observe 时须大于 0 且不超过 observe。\n"
            "设置 observe 时必填；默认 \"0\"。流程 §6.2.7。"});
+  w.Field(2, "checks", "[]",
+          {"Checks on metrics measured after each wave, before the next starts: a failed one\n"
+           "fails the wave, an inconclusive one pauses the rollout (docs/plan.md \"Checks on\n"
+           "metrics\"), e.g. [{name: error-ratio, type: prometheus, query: '...',\n"
+           "condition: \"< 0.01\", interval: 30s, count: 3}]. Optional; default none.\n"
+           "Procedure §6.1.1(4), §4.5.",
+           "指标检查：每批之后、下一批开始之前测量；失败即该批失败，无法判断则暂停发布\n"
+           "（docs/plan.md \"Checks on metrics\"），例如 [{name: error-ratio, type: prometheus,\n"
+           "query: '...', condition: \"< 0.01\", interval: 30s, count: 3}]。可选，默认无。\n"
+           "流程 §6.1.1(4)、§4.5。"});
 }
 
 }  // namespace
