@@ -403,7 +403,7 @@ HOST
   }
 
   # curl_row RUN: one package download alone with curl over TLS, to a file, as an
-  # agent would (host-001's credential, a package it was assigned), 3 times.
+  # agent would (host-001's certificate and credential, a package it was assigned), 3 times.
   curl_row() {
     local run=$1 k t0 t1 url
     url="$FABU_SERVER/api/v1/agent/packages/${package_ids[1]}"
@@ -411,7 +411,8 @@ HOST
       rm -f "$work/curl.out"
       sync
       t0=$(now_ms)
-      curl -sSf --cacert "$FABU_CA" -H "Authorization: Bearer $(cat "$work/hosts/host-001/data/credential")" \
+      curl -sSf --cacert "$FABU_CA" --cert "$work/hosts/host-001/data/client.pem" \
+        -H "Authorization: Bearer $(cat "$work/hosts/host-001/data/credential")" \
         -o "$work/curl.out" "$url" || die "curl $url failed"
       t1=$(now_ms)
       echo "curl $run $((t1 - t0))" >>"$results"

@@ -123,7 +123,9 @@ struct CoordinatorConfig {
   std::string checks_prometheus_url;
   std::vector<std::string> checks_allow;
   std::int64_t user_token_days = 90;  // kDefaultTokenDays
-  // Agents' client certificates: "optional" or "required".
+  // Agents' client certificates: "optional" or "required". Absent from an
+  // older config.json: "optional" (an upgrade shuts no host out); `init`
+  // writes "required" unless told otherwise (daemon.hpp InitOptions).
   std::string agent_certificates = "optional";
   std::int64_t agent_cert_days = 30;  // 1 to kMaxAgentCertDays
   // For tests and short-lived lab certificates only: when not 0, the

@@ -183,6 +183,12 @@ Result<std::string> InitDataDir(const InitOptions& options) {
   }
   config.hostnames = options.hostnames;
   config.store = options.store;
+  if (options.agent_certificates != "required" && options.agent_certificates != "optional") {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("--agent-certificates: \"required\" or \"optional\", not \"{}\"",
+                            options.agent_certificates));
+  }
+  config.agent_certificates = options.agent_certificates;
   if (auto checked = StoreConfig::FromJson(config.store.ToJson(), "store"); !checked) {
     return std::unexpected(checked.error());
   }

@@ -22,6 +22,11 @@ struct InitOptions {
   // The store (config.json "store"): SQLite in the data directory by
   // default; a PostgreSQL database that must exist and hold no store yet.
   StoreConfig store;
+  // config.json "agent_certificates": "required" (a new installation's
+  // default: every agent proves itself with its certificate) or "optional"
+  // (clients that enroll without a CSR, such as test and load generators,
+  // keep working with their credential alone).
+  std::string agent_certificates = "required";
 };
 
 // Creates a data directory (data_dir.hpp) with its store, CA, server

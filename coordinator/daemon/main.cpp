@@ -1,7 +1,7 @@
 // `fabu-coordinator`: the coordinator daemon and its local administration.
 //   init --data DIR [--listen HOST:PORT] [--hostname NAME ...]
 //        [--store-url postgresql://USER@HOST:PORT/DB [--store-password-file F]
-//         [--store-sslmode MODE]]
+//         [--store-sslmode MODE]] [--agent-certificates required|optional]
 //   serve --data DIR [--listen HOST:PORT] [--log-format text|json|journal]
 //   trust add --data DIR PUB
 //   trust list --data DIR
@@ -57,6 +57,10 @@ int main(int argc, char** argv) {
                    "libpq sslmode of the PostgreSQL connection (e.g. verify-full)");
   init->add_option("--hostname", init_options.hostnames,
                    "Name for the server certificate (repeatable; localhost is always in)");
+  init->add_option("--agent-certificates", init_options.agent_certificates,
+                   "required (default): agents prove themselves with their client certificate; "
+                   "optional: hosts enrolled without one keep using their credential alone")
+      ->check(CLI::IsMember({"required", "optional"}));
   init->callback([&] {
     if (!init_listen.empty()) init_options.listen = init_listen;
     if (!init_store_url.empty()) {

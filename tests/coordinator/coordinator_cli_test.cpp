@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "tests/support/agent_http.hpp"
 #include "tests/support/coordinator_process.hpp"
@@ -85,6 +86,25 @@ TEST(CoordinatorInitTest, InitMakesTheDataDirAndPrintsTheAdminTokenLast) {
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   EXPECT_FALSE(Contains(ReadFile(dir / "c" / "coordinator.db"), token))
       << "the token must be stored hashed";
+}
+
+// A new installation asks every agent for its client certificate; a
+// coordinator for clients that enroll without one says so at init.
+TEST(CoordinatorInitTest, ANewInstallationRequiresAgentsCertificates) {
+  TempDir dir;
+  std::vector<std::string> plain{CoordinatorBinary(), "init", "--data", (dir / "a").string()};
+  for (std::string& arg : TestStoreInitArgs()) plain.push_back(std::move(arg));
+  const auto init = RunCommand(plain);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(dir / "a" / "config.json"))["agent_certificates"],
+            "required");
+  ASSERT_EQ(InitCoordinator(dir / "b", {"--agent-certificates", "optional"}).exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(dir / "b" / "config.json"))["agent_certificates"],
+            "optional");
+  auto wrong = InitCoordinator(dir / "c", {"--agent-certificates", "sometimes"});
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_TRUE(Contains(wrong.err, "--agent-certificates")) << wrong.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "c" / "config.json"));
 }
 
 TEST(CoordinatorInitTest, InitRefusesADirectoryHoldingAStore) {

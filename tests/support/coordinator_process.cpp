@@ -58,6 +58,13 @@ CommandResult InitCoordinator(const std::filesystem::path& data,
                               const std::vector<std::string>& args) {
   std::vector<std::string> argv{CoordinatorBinary(), "init", "--data", data.string()};
   argv.insert(argv.end(), args.begin(), args.end());
+  // The tests play agents with HTTP clients that enroll without a CSR (and
+  // then use their credential alone), so their coordinators take hosts
+  // without a certificate unless the test says otherwise; the mutual-TLS
+  // tests set "required" themselves (tests/e2e/mtls_e2e_test.cpp).
+  if (std::find(args.begin(), args.end(), "--agent-certificates") == args.end()) {
+    argv.insert(argv.end(), {"--agent-certificates", "optional"});
+  }
   // The store in a new PostgreSQL database when FABU_TEST_STORE says so.
   if (std::find(args.begin(), args.end(), "--store-url") == args.end()) {
     for (std::string& arg : TestStoreInitArgs()) argv.push_back(std::move(arg));
