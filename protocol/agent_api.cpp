@@ -375,18 +375,102 @@ Result<Assignment> AssignmentFromJson(const json& j, std::string_view path) {
   return a;
 }
 
-json AssignmentResponseToJson(const std::optional<Assignment>& assignment) {
-  return {{"assignment", assignment ? AssignmentToJson(*assignment) : json(nullptr)}};
+json AssignmentResponseToJson(const std::optional<Assignment>& assignment,
+                              const std::optional<PreflightRequest>& preflight) {
+  json out = {{"assignment", assignment ? AssignmentToJson(*assignment) : json(nullptr)}};
+  if (preflight) out["preflight"] = PreflightRequestToJson(*preflight);
+  return out;
 }
 
 Result<std::optional<Assignment>> AssignmentResponseFromJson(const json& j) {
   Fields f(j, "");
-  if (auto ok = f.Only({"assignment"}); !ok) return std::unexpected(ok.error());
+  if (auto ok = f.Only({"assignment", "preflight"}); !ok) return std::unexpected(ok.error());
   const json* a = f.Find("assignment");
   if (a == nullptr || a->is_null()) return std::optional<Assignment>();
   auto parsed = AssignmentFromJson(*a, "assignment");
   if (!parsed) return std::unexpected(parsed.error());
   return std::optional<Assignment>(std::move(*parsed));
+}
+
+Result<std::optional<PreflightRequest>> PreflightOfAssignmentResponse(const json& j) {
+  if (!j.is_object()) return Fail(ErrorCode::kInvalidArgument, "expected a JSON object");
+  const auto it = j.find("preflight");
+  if (it == j.end() || it->is_null()) return std::optional<PreflightRequest>();
+  auto parsed = PreflightRequestFromJson(*it, "preflight");
+  if (!parsed) return std::unexpected(parsed.error());
+  return std::optional<PreflightRequest>(std::move(*parsed));
+}
+
+json PreflightRequestToJson(const PreflightRequest& r) {
+  return {{"id", r.id},
+          {"release", r.release},
+          {"app", r.app},
+          {"version", r.version},
+          {"package_id", r.package_id},
+          {"package_size", r.package_size},
+          {"unpacked_size", r.unpacked_size},
+          {"key_id", r.key_id},
+          {"targets", r.targets}};
+}
+
+Result<PreflightRequest> PreflightRequestFromJson(const json& j, std::string_view path) {
+  Fields f(j, path);
+  if (auto ok = f.Only({"id", "release", "app", "version", "package_id", "package_size",
+                        "unpacked_size", "key_id", "targets"});
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  PreflightRequest r;
+  FABU_TRY_ASSIGN(r.id, f.String("id"));
+  FABU_TRY_ASSIGN(r.release, f.String("release"));
+  FABU_TRY_ASSIGN(r.app, f.String("app"));
+  FABU_TRY_ASSIGN(r.version, f.String("version"));
+  FABU_TRY_ASSIGN(r.package_id, f.String("package_id"));
+  FABU_TRY_ASSIGN(r.package_size, f.Unsigned("package_size"));
+  FABU_TRY_ASSIGN(r.unpacked_size, f.Unsigned("unpacked_size"));
+  FABU_TRY_ASSIGN(r.key_id, f.String("key_id"));
+  FABU_TRY_ASSIGN(r.targets, f.StringMap("targets"));
+  return r;
+}
+
+json PreflightAnswerToJson(const PreflightAnswer& a) {
+  return {{"id", a.id},
+          {"ready", a.ready},
+          {"reasons", a.reasons},
+          {"free_bytes", a.free_bytes},
+          {"installed_version", a.installed_version}};
+}
+
+Result<PreflightAnswer> PreflightAnswerFromJson(const json& j) {
+  Fields f(j, "");
+  if (auto ok = f.Only({"id", "ready", "reasons", "free_bytes", "installed_version"}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  PreflightAnswer a;
+  FABU_TRY_ASSIGN(a.id, f.String("id"));
+  const json* ready = f.Find("ready");
+  if (ready == nullptr || !ready->is_boolean()) {
+    return Fail(ErrorCode::kInvalidArgument, "ready: must be true or false");
+  }
+  a.ready = ready->get<bool>();
+  const json* reasons = f.Find("reasons");
+  if (reasons != nullptr) {
+    if (!reasons->is_array() || reasons->size() > 32) {
+      return Fail(ErrorCode::kInvalidArgument, "reasons: must be a list of at most 32 texts");
+    }
+    for (const json& reason : *reasons) {
+      if (!reason.is_string() || reason.get<std::string>().size() > 1000) {
+        return Fail(ErrorCode::kInvalidArgument, "reasons: each a text of at most 1000 bytes");
+      }
+      a.reasons.push_back(reason.get<std::string>());
+    }
+  }
+  FABU_TRY_ASSIGN(a.free_bytes, f.Unsigned("free_bytes", false));
+  FABU_TRY_ASSIGN(a.installed_version, f.String("installed_version", false));
+  if (!a.ready && a.reasons.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "reasons: a host that is not ready says why");
+  }
+  return a;
 }
 
 json EventBatchToJson(const EventBatch& batch) {

@@ -55,6 +55,7 @@ inline constexpr std::string_view kEventsPath = "/api/v1/agent/events";
 inline constexpr std::string_view kInventoryPath = "/api/v1/agent/inventory";
 inline constexpr std::string_view kAgentPackagesPath = "/api/v1/agent/packages/";
 inline constexpr std::string_view kAgentCertificatePath = "/api/v1/agent/certificate";
+inline constexpr std::string_view kPreflightPath = "/api/v1/agent/preflight";
 inline constexpr int kMaxPollWaitSeconds = 60;
 
 // One application as installed on a host (what the agent found on disk).
@@ -166,9 +167,42 @@ struct Assignment {
 nlohmann::json AssignmentToJson(const Assignment& assignment);
 Result<Assignment> AssignmentFromJson(const nlohmann::json& json, std::string_view path = "");
 
-// GET kAssignmentPath answers {"assignment": Assignment | null}.
-nlohmann::json AssignmentResponseToJson(const std::optional<Assignment>& assignment);
+// A pre-flight question (`fabu release preflight`): could this host install
+// `version` of `app` now? Nothing is downloaded or installed; the host
+// answers from what it knows of itself (POST kPreflightPath, PreflightAnswer).
+struct PreflightRequest {
+  std::string id;  // "R-7#2": the release and the round of pre-flight
+  std::string release;
+  std::string app;
+  std::string version;
+  std::string package_id;
+  std::uint64_t package_size = 0;              // the .fabu file
+  std::uint64_t unpacked_size = 0;             // the tree it extracts to (every file's size)
+  std::string key_id;                          // the publisher key that signed it
+  std::map<std::string, std::string> targets;  // the manifest's (os, arch, ...)
+};
+nlohmann::json PreflightRequestToJson(const PreflightRequest& request);
+Result<PreflightRequest> PreflightRequestFromJson(const nlohmann::json& json,
+                                                  std::string_view path = "");
+
+struct PreflightAnswer {
+  std::string id;  // PreflightRequest::id
+  bool ready = false;
+  std::vector<std::string> reasons;  // why not, each in words; empty when ready
+  std::uint64_t free_bytes = 0;      // free in the apps root
+  std::string installed_version;     // of the app now; "" when none
+};
+nlohmann::json PreflightAnswerToJson(const PreflightAnswer& answer);
+Result<PreflightAnswer> PreflightAnswerFromJson(const nlohmann::json& json);
+
+// GET kAssignmentPath answers {"assignment": Assignment | null} and, when
+// the host has a pre-flight question to answer, "preflight": PreflightRequest.
+nlohmann::json AssignmentResponseToJson(
+    const std::optional<Assignment>& assignment,
+    const std::optional<PreflightRequest>& preflight = std::nullopt);
 Result<std::optional<Assignment>> AssignmentResponseFromJson(const nlohmann::json& json);
+// The pre-flight question of an assignment response, if it has one.
+Result<std::optional<PreflightRequest>> PreflightOfAssignmentResponse(const nlohmann::json& json);
 
 struct EventBatch {
   std::vector<DeploymentEvent> events;

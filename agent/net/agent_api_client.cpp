@@ -82,7 +82,21 @@ Result<std::optional<protocol::Assignment>> AgentApiClient::PollAssignment(
                 fmt::format("GET {}: malformed answer: {}", protocol::kAssignmentPath,
                             assignment.error().message()));
   }
+  auto preflight = protocol::PreflightOfAssignmentResponse(*json);
+  if (!preflight) {
+    return Fail(ErrorCode::kUnavailable,
+                fmt::format("GET {}: malformed answer: {}", protocol::kAssignmentPath,
+                            preflight.error().message()));
+  }
+  preflight_ = std::move(*preflight);
   return assignment;
+}
+
+Result<void> AgentApiClient::PostPreflight(const protocol::PreflightAnswer& answer) {
+  const auto body = protocol::PreflightAnswerToJson(answer);
+  auto json = Call("POST", protocol::kPreflightPath, &body, kRequestTimeout, 200);
+  if (!json) return std::unexpected(json.error());
+  return {};
 }
 
 Result<protocol::EventAck> AgentApiClient::PostEvents(const protocol::EventBatch& batch) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "platform/http/http_client.hpp"
 #include "protocol/agent_api.hpp"
@@ -27,6 +28,12 @@ class AgentApiClient {
   Result<protocol::EnrollResponse> Enroll(const protocol::EnrollRequest& request);
   // Waits up to `wait` (at most kMaxPollWaitSeconds) for an assignment.
   Result<std::optional<protocol::Assignment>> PollAssignment(std::chrono::seconds wait);
+  // The pre-flight question of the last PollAssignment's answer, if it had
+  // one (taken: asked once per answer).
+  std::optional<protocol::PreflightRequest> TakePreflight() {
+    return std::exchange(preflight_, {});
+  }
+  Result<void> PostPreflight(const protocol::PreflightAnswer& answer);
   Result<protocol::EventAck> PostEvents(const protocol::EventBatch& batch);
   Result<void> PostInventory(const protocol::Inventory& inventory);
   // POST kAgentCertificatePath: a new client certificate for `csr`.
@@ -61,6 +68,7 @@ class AgentApiClient {
   platform::HttpClient http_;
   std::string server_;
   std::string credential_;
+  std::optional<protocol::PreflightRequest> preflight_;
 };
 
 }  // namespace fabu::agent

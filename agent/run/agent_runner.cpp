@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include "agent/net/backoff.hpp"
 #include "agent/net/client_identity.hpp"
 #include "agent/net/package_download.hpp"
+#include "agent/run/preflight.hpp"
 #include "agent/run/resident_pages.hpp"
 #include "agent/run/service_notify.hpp"
 #include "agent/run/stop_signal.hpp"
@@ -126,6 +128,10 @@ struct AgentRunner::State {
   platform::HttpClientOptions http_settings;
   // A renewal the coordinator refused (not a 401) is tried again from then.
   protocol::UnixSeconds renew_not_before = 0;
+
+  // The publisher keys, as the deployer has them: what a pre-flight answers
+  // about the key a package was signed with.
+  packaging::TrustStore preflight_trust;
 
   // The package id whose downloads were last kept by PruneDownloads ("" for
   // none); unset until the first poll answered.
@@ -429,6 +435,25 @@ struct AgentRunner::State {
     return Next::kContinue;
   }
 
+  // Answers a pre-flight question (run/preflight.hpp); a failed post is
+  // asked again by the coordinator at the next poll.
+  void AnswerPreflightQuestion(const protocol::PreflightRequest& question) {
+    PreflightContext context;
+    context.apps_root = config.apps_root;
+    context.downloads = Downloads();
+    context.trust = &preflight_trust;
+    context.host = HostFacts::Detect();
+    if (journal.in_flight()) context.in_flight = journal.in_flight()->deployment;
+    const protocol::PreflightAnswer answer = AnswerPreflight(question, context);
+    log::Info("pre-flight {} ({} {}): {}", question.id, question.app, question.version,
+              answer.ready ? std::string("ready")
+                           : fmt::format("would fail: {}", fmt::join(answer.reasons, "; ")));
+    if (auto ok = api.PostPreflight(answer); !ok) {
+      log::Warn("pre-flight {}: the answer was not delivered: {}", question.id,
+                ok.error().message());
+    }
+  }
+
   Result<void> Loop() {
     while (!stop.requested()) {
       watchdog.Ping();
@@ -469,6 +494,7 @@ struct AgentRunner::State {
       }
       Reachable();
       polled = true;
+      if (auto question = api.TakePreflight()) AnswerPreflightQuestion(*question);
       // On start (the first answer) and whenever the assignment changes.
       const std::string current_package =
           *polled_assignment ? (*polled_assignment)->package_id : std::string();
@@ -524,9 +550,13 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
     return Fail(ErrorCode::kNotFound,
                 fmt::format("the coordinator's CA {} is missing (agent.json: ca)", ca.string()));
   }
-  packaging::TrustStore trust;
+  packaging::TrustStore trust, preflight_trust;
   for (const auto& key : config->trusted_keys) {
     const fs::path path = ResolvePath(data_dir, key);
+    if (auto ok = preflight_trust.AddFile(path); !ok) {
+      return std::unexpected(
+          ok.error().WithContext(fmt::format("agent.json: trusted key {}", path.string())));
+    }
     if (auto ok = trust.AddFile(path); !ok) {
       return std::unexpected(
           ok.error().WithContext(fmt::format("agent.json: trusted key {}", path.string())));
@@ -565,6 +595,7 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
       std::make_unique<State>(data_dir, *config, std::move(*journal), std::move(api), stop);
   State* s = state.get();
   s->certificate = *certificate;
+  s->preflight_trust = std::move(preflight_trust);
   s->http_settings = settings;
   s->InstallTick();
   DeploymentSettings deployment;

@@ -12,6 +12,7 @@
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/deploy/deployments.hpp"
+#include "coordinator/deploy/preflight.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/metrics/metrics.hpp"
 
@@ -60,50 +61,72 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                return Response::Created(protocol::EnrollResponseToJson(*enrolled));
              });
 
-  router.Add(Method::kGet, std::string(protocol::kAssignmentPath), RouteOptions::Agent(),
+  router.Add(
+      Method::kGet, std::string(protocol::kAssignmentPath), RouteOptions::Agent(),
+      [api](RequestContext& ctx) -> Result<Response> {
+        auto wait = PollWait(ctx);
+        if (!wait) return std::unexpected(wait.error());
+        const std::string key = WakeupHub::HostKey(ctx.host());
+        // Read before looking at the store: a Notify after this point wakes us.
+        const std::uint64_t generation = api.wakeups.Generation(key);
+        if (!ctx.wait_until) {
+          // Not waited for: a poll must not hold a worker while a flood
+          // of steps commits (a wave's hosts posting theirs), or polls
+          // queue for workers and the hosts answered late are many.
+          api.store.WriteAsync(
+              ctx.Origin(),
+              [host = ctx.host()](Transaction& tx) -> Result<void> {
+                TouchHost(tx, host, tx.clock().Seconds(), kSeenEverySeconds);
+                return {};
+              },
+              [host = ctx.host()](Result<void> touched) {
+                if (!touched) {
+                  spdlog::warn("marking host {} seen: {}", host, touched.error().message());
+                }
+              });
+        }
+        struct Open {
+          std::optional<DeploymentRecord> deployment;
+          std::optional<protocol::PreflightRequest> preflight;
+        };
+        const UnixSeconds now = api.store.clock().Seconds();
+        auto open = api.store.ReadCached(
+            [&](soci::session& sql, StatementCache& statements) -> Result<Open> {
+              // Woken while waiting: the host may have been removed or
+              // revoked since its credential was checked.
+              if (ctx.wait_until) {
+                if (auto ok = CheckHostEnrolled(sql, ctx.host()); !ok) {
+                  return std::unexpected(ok.error());
+                }
+              }
+              return Open{OpenAssignment(sql, statements, ctx.host()),
+                          OpenPreflight(sql, statements, ctx.host(), now)};
+            });
+        if (!open) return std::unexpected(open.error());
+        if (open->deployment || open->preflight) {
+          std::optional<protocol::Assignment> assignment;
+          if (open->deployment) assignment = open->deployment->ToAssignment();
+          return Response::Ok(protocol::AssignmentResponseToJson(assignment, open->preflight));
+        }
+        const json none = protocol::AssignmentResponseToJson(std::nullopt);
+        if (*wait == 0) return Response::Ok(none);
+        const auto until =
+            ctx.wait_until.value_or(std::chrono::steady_clock::now() + std::chrono::seconds(*wait));
+        return Response::Wait(key, generation, until, none);
+      });
+
+  // A host's answer to a pre-flight question (deploy/preflight.hpp).
+  router.Add(Method::kPost, std::string(protocol::kPreflightPath), RouteOptions::Agent(),
              [api](RequestContext& ctx) -> Result<Response> {
-               auto wait = PollWait(ctx);
-               if (!wait) return std::unexpected(wait.error());
-               const std::string key = WakeupHub::HostKey(ctx.host());
-               // Read before looking at the store: a Notify after this point wakes us.
-               const std::uint64_t generation = api.wakeups.Generation(key);
-               if (!ctx.wait_until) {
-                 // Not waited for: a poll must not hold a worker while a flood
-                 // of steps commits (a wave's hosts posting theirs), or polls
-                 // queue for workers and the hosts answered late are many.
-                 api.store.WriteAsync(
-                     ctx.Origin(),
-                     [host = ctx.host()](Transaction& tx) -> Result<void> {
-                       TouchHost(tx, host, tx.clock().Seconds(), kSeenEverySeconds);
-                       return {};
-                     },
-                     [host = ctx.host()](Result<void> touched) {
-                       if (!touched) {
-                         spdlog::warn("marking host {} seen: {}", host, touched.error().message());
-                       }
-                     });
-               }
-               auto open = api.store.ReadCached(
-                   [&](soci::session& sql,
-                       StatementCache& statements) -> Result<std::optional<DeploymentRecord>> {
-                     // Woken while waiting: the host may have been removed or
-                     // revoked since its credential was checked.
-                     if (ctx.wait_until) {
-                       if (auto ok = CheckHostEnrolled(sql, ctx.host()); !ok) {
-                         return std::unexpected(ok.error());
-                       }
-                     }
-                     return OpenAssignment(sql, statements, ctx.host());
-                   });
-               if (!open) return std::unexpected(open.error());
-               if (*open) {
-                 return Response::Ok(protocol::AssignmentResponseToJson((*open)->ToAssignment()));
-               }
-               const json none = protocol::AssignmentResponseToJson(std::nullopt);
-               if (*wait == 0) return Response::Ok(none);
-               const auto until = ctx.wait_until.value_or(std::chrono::steady_clock::now() +
-                                                          std::chrono::seconds(*wait));
-               return Response::Wait(key, generation, until, none);
+               auto body = ctx.Json();
+               if (!body) return std::unexpected(body.error());
+               auto answer = protocol::PreflightAnswerFromJson(*body);
+               if (!answer) return std::unexpected(answer.error());
+               auto recorded = api.store.Write(ctx.Origin(), [&](Transaction& tx) {
+                 return RecordPreflightAnswer(tx, ctx.host(), *answer, tx.clock().Seconds());
+               });
+               if (!recorded) return std::unexpected(recorded.error());
+               return Response::Ok(json::object());
              });
 
   // Inline (a small batch is parsed on the I/O thread) and written with

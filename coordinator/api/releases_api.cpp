@@ -5,6 +5,7 @@
 // in one store transaction, so a refused step changes nothing and two
 // approvers acting at once are applied one after the other.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <map>
@@ -15,6 +16,7 @@
 #include "coordinator/cmdb/upgrade_export.hpp"
 #include "coordinator/common/json_input.hpp"
 #include "coordinator/deploy/deployments.hpp"
+#include "coordinator/deploy/preflight.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/notify/notices.hpp"
 #include "coordinator/packages/package_store.hpp"
@@ -102,17 +104,28 @@ rel::TestRun TestRunOf(soci::session& sql, const rel::Release& release) {
 // Applies `step` to release `id` in one transaction and audits it as `action`.
 template <typename Step>
 Result<Response> Mutate(const ApiContext& api, RequestContext& ctx, std::string_view action,
-                        json detail, Step&& step) {
+                        json detail, Step&& step, bool ask_preflight = false) {
   const std::string id = ctx.path_params.at("id");
+  Wakeups wake;
   auto saved = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<rel::Release> {
+    wake = {};
     auto before = LoadRelease(tx.sql(), id, PlanOptions(api));
     if (!before) return before;
     auto after = step(tx.sql(), *before, ActorOf(ctx), NowInstant(api));
     if (!after) return after;
     SaveTransition(tx, *before, *after, std::move(detail), action);
+    if (ask_preflight) {
+      // The reviewers see whether the targets could take it (deploy/preflight.hpp);
+      // a release whose package or targets are not there yet is asked later.
+      auto round = AskPreflightOfTargets(tx, *after, tx.clock().Seconds(), ActorOf(ctx).name, wake);
+      if (!round) {
+        spdlog::info("release {}: no pre-flight at {}: {}", id, action, round.error().message());
+      }
+    }
     return after;
   });
   if (!saved) return std::unexpected(saved.error());
+  WakeHosts(api.wakeups, wake);
   return Response::Ok(rel::ReleaseToJson(*saved));
 }
 
@@ -284,24 +297,26 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
   router.Add(Method::kPost, "/api/v1/releases/{id}/submit",
              RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "submitting a release"),
              [api](RequestContext& ctx) -> Result<Response> {
-               return Mutate(api, ctx, "submit", json::object(),
-                             [](soci::session& sql, const rel::Release& r, const rel::Actor& a,
-                                rel::Instant at) -> Result<rel::Release> {
-                               if (auto ok = CheckReviewers(sql, r.plan); !ok) {
-                                 return std::unexpected(ok.error());
-                               }
-                               if (auto ok = CheckPackagesStored(sql, r.plan); !ok) {
-                                 return std::unexpected(ok.error());
-                               }
-                               std::vector<rel::PackageIdentity> packages;
-                               for (const std::string& package_id : r.plan.packages) {
-                                 auto p = FindPackage(sql, package_id);
-                                 if (!p) return std::unexpected(p.error());
-                                 packages.push_back({p->id, p->name, p->version});
-                               }
-                               return rel::SubmitRelease(
-                                   r, a, at, LastReleasedVersion(sql, r.plan.product), packages);
-                             });
+               return Mutate(
+                   api, ctx, "submit", json::object(),
+                   [](soci::session& sql, const rel::Release& r, const rel::Actor& a,
+                      rel::Instant at) -> Result<rel::Release> {
+                     if (auto ok = CheckReviewers(sql, r.plan); !ok) {
+                       return std::unexpected(ok.error());
+                     }
+                     if (auto ok = CheckPackagesStored(sql, r.plan); !ok) {
+                       return std::unexpected(ok.error());
+                     }
+                     std::vector<rel::PackageIdentity> packages;
+                     for (const std::string& package_id : r.plan.packages) {
+                       auto p = FindPackage(sql, package_id);
+                       if (!p) return std::unexpected(p.error());
+                       packages.push_back({p->id, p->name, p->version});
+                     }
+                     return rel::SubmitRelease(r, a, at, LastReleasedVersion(sql, r.plan.product),
+                                               packages);
+                   },
+                   /*ask_preflight=*/true);
              });
 
   router.Add(Method::kPost, "/api/v1/releases/{id}/approve",
@@ -403,9 +418,12 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
   router.Add(Method::kPost, "/api/v1/releases/{id}/schedule",
              RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager}, "scheduling a release"),
              [api](RequestContext& ctx) -> Result<Response> {
-               return Mutate(api, ctx, "schedule", json::object(),
-                             [](soci::session&, const rel::Release& r, const rel::Actor& a,
-                                rel::Instant at) { return rel::ScheduleRelease(r, a, at); });
+               return Mutate(
+                   api, ctx, "schedule", json::object(),
+                   [](soci::session&, const rel::Release& r, const rel::Actor& a, rel::Instant at) {
+                     return rel::ScheduleRelease(r, a, at);
+                   },
+                   /*ask_preflight=*/true);
              });
 
   router.Add(Method::kPost, "/api/v1/releases/{id}/cancel",

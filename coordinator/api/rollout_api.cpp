@@ -17,6 +17,7 @@
 #include "coordinator/common/webhook_allow.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/host_timeline.hpp"
+#include "coordinator/deploy/preflight.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/release/time_zone.hpp"
@@ -94,6 +95,9 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
     SaveTransition(tx, *before, *after, {{"environment", environment}, {"hosts", hosts}});
     if (environment == kProductionEnvironment) {
       if (auto ok = ChecksCanRun(*after, api.config); !ok) return std::unexpected(ok.error());
+      if (auto ok = CheckPreflightAllowsStart(tx.sql(), id, tx.clock().Seconds()); !ok) {
+        return std::unexpected(ok.error());
+      }
       // The CMDB's baseline of every target's software before anything moves.
       if (auto taken = TakeBaseline(tx, id, kBaselineBefore, hosts, now); !taken) {
         return std::unexpected(taken.error());
@@ -515,6 +519,71 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                    ctx.Origin(), [&](Transaction& tx) { return RemoveFreeze(tx, id); });
                if (!removed) return std::unexpected(removed.error());
                return Response::Ok(removed->ToJson());
+             });
+
+  // Pre-flight (deploy/preflight.hpp): a new round on the production
+  // targets, or, with "override": true, an approver's override of the
+  // latest round's "would fail" answers (with a reason).
+  router.Add(
+      Method::kPost, "/api/v1/releases/{id}/preflight",
+      RouteOptions::ForRoles({R::kAdmin, R::kReleaseManager, R::kApprover},
+                             "asking for a pre-flight"),
+      [api](RequestContext& ctx) -> Result<Response> {
+        const std::string id = ctx.path_params.at("id");
+        auto body = ctx.Json();
+        if (!body) return std::unexpected(body.error());
+        if (auto ok = CheckObject(
+                *body, "", {{"override", JsonType::kBoolean}, {"reason", JsonType::kString}});
+            !ok) {
+          return std::unexpected(ok.error());
+        }
+        const bool override = body->value("override", false);
+        const rel::Actor actor = ActorOf(ctx);
+        if (override && actor.role != rel::Role::kApprover && actor.role != rel::Role::kAdmin) {
+          return Fail(ErrorCode::kPermissionDenied,
+                      "overriding a pre-flight needs the approver role");
+        }
+        Wakeups wake;
+        auto done = api.store.Write(ctx.Origin(), [&](Transaction& tx) -> Result<json> {
+          wake = {};
+          auto release = LoadRelease(tx.sql(), id, PlanOptions(api));
+          if (!release) return std::unexpected(release.error());
+          const UnixSeconds now = tx.clock().Seconds();
+          if (override) {
+            if (auto ok = OverridePreflight(tx, id, actor.name, body->value("reason", ""), now);
+                !ok) {
+              return std::unexpected(ok.error());
+            }
+          } else {
+            using S = rel::ReleaseState;
+            if (release->state == S::kDeploying || release->state == S::kPaused ||
+                release->state == S::kRollingBack || release->state == S::kClosed ||
+                release->state == S::kCancelled) {
+              return Fail(ErrorCode::kFailedPrecondition,
+                          fmt::format("release {} is {}: pre-flight is for a release not "
+                                      "started yet",
+                                      id, rel::ReleaseStateName(release->state)));
+            }
+            auto round = AskPreflightOfTargets(tx, *release, now, actor.name, wake);
+            if (!round) return std::unexpected(round.error());
+          }
+          return PreflightStatus(tx.sql(), id, now);
+        });
+        if (!done) return std::unexpected(done.error());
+        WakeHosts(api.wakeups, wake);
+        return Response::Ok({{"release", id}, {"preflight", *done}});
+      });
+
+  router.Add(Method::kGet, "/api/v1/releases/{id}/preflight", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 auto r = LoadRelease(sql, id, PlanOptions(api));
+                 if (!r) return std::unexpected(r.error());
+                 return PreflightStatus(sql, id, api.store.clock().Seconds());
+               });
+               if (!status) return std::unexpected(status.error());
+               return Response::Ok({{"release", id}, {"preflight", *status}});
              });
 
   router.Add(Method::kGet, "/api/v1/releases/{id}/hosts", RouteOptions::AnyUser(),

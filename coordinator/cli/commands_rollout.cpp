@@ -291,6 +291,101 @@ void RegisterRolloutCommands(CLI::App& app, int& exit_code) {
     }
   });
 
+  // Pre-flight (procedure §6.2.5): whether each production target could
+  // install the release now.
+  struct PreflightArgs {
+    ClientOptions client;
+    std::string id;
+    bool show = false;
+    bool override = false;
+    std::string reason;
+    int wait_seconds = 30;
+    bool json = false;
+  };
+  auto preflight_args = std::make_shared<PreflightArgs>();
+  auto* preflight = release->add_subcommand(
+      "preflight",
+      "Ask every production target whether it could install the release now (free space, "
+      "targets, installed version, publisher key, apps root, other deployments), and wait for "
+      "the answers");
+  preflight->add_option("R", preflight_args->id, "Release id")->required();
+  auto* show_flag =
+      preflight->add_flag("--show", preflight_args->show, "Show the latest round; ask nothing");
+  auto* override_flag =
+      preflight
+          ->add_flag("--override", preflight_args->override,
+                     "An approver lets `release start` go on despite the latest round's \"would "
+                     "fail\" answers (needs --reason)")
+          ->excludes(show_flag);
+  preflight->add_option("--reason", preflight_args->reason, "Why (recorded)")->needs(override_flag);
+  preflight
+      ->add_option("--wait", preflight_args->wait_seconds,
+                   "Seconds to wait for the answers (default 30; 0: do not wait)")
+      ->check(CLI::Range(0, 120));
+  preflight->add_flag("--json", preflight_args->json, "Print JSON");
+  AddClientOptions(preflight, preflight_args->client);
+  preflight->callback([&exit_code, preflight_args] {
+    const PreflightArgs& a = *preflight_args;
+    if (a.override && a.reason.empty()) {
+      std::cerr << "fabu: release preflight --override: --reason is required\n";
+      exit_code = 2;
+      return;
+    }
+    auto client = ApiClient::Create(a.client);
+    if (!client) return ReportFailure("release preflight", client.error(), exit_code);
+    const std::string path = "/api/v1/releases/" + client->Escape(a.id) + "/preflight";
+    Result<json> r = a.show ? client->Get(path)
+                     : a.override
+                         ? client->Post(path, json{{"override", true}, {"reason", a.reason}})
+                         : client->Post(path, json::object());
+    if (!r) return ReportFailure("release preflight", r.error(), exit_code);
+    // Wait until every host answered (or is unknown), or the time is up.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_seconds);
+    while (!a.show && !a.override && (*r)["preflight"].is_object() &&
+           (*r)["preflight"].value("waiting", 0) > 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      auto again = client->Get(path);
+      if (!again) return ReportFailure("release preflight", again.error(), exit_code);
+      r = std::move(again);
+    }
+    const json& p = (*r)["preflight"];
+    if (a.json) {
+      std::cout << r->dump(2) << "\n";
+    } else if (p.is_null()) {
+      std::cout << fmt::format("{}: no pre-flight yet (no production target, or never asked)\n",
+                               a.id);
+    } else {
+      std::cout << fmt::format(
+          "{} pre-flight {} asked {} by {}: {} ready, {} would fail, {} "
+          "unknown, {} waiting\n",
+          a.id, p.value("id", ""), p.value("asked", ""), p.value("asked_by", ""),
+          p.value("ready", 0), p.value("would_fail", 0), p.value("unknown", 0),
+          p.value("waiting", 0));
+      if (p["override"].is_object()) {
+        std::cout << fmt::format("  overridden by {} at {}: {}\n", p["override"].value("by", ""),
+                                 p["override"].value("at", ""), p["override"].value("reason", ""));
+      }
+      std::cout << fmt::format("  {:<24} {:<11} {:<12} {:<14} {}\n", "HOST", "STATE", "FREE",
+                               "INSTALLED", "WHY NOT");
+      for (const auto& h : p["hosts"]) {
+        std::string why;
+        for (const auto& reason : h["reasons"]) {
+          why += (why.empty() ? "" : "; ") + reason.get<std::string>();
+        }
+        const std::string free =
+            h.contains("free_bytes")
+                ? fmt::format("{:.1f} MiB", h["free_bytes"].get<double>() / (1024.0 * 1024.0))
+                : "-";
+        std::cout << fmt::format(
+            "  {:<24} {:<11} {:<12} {:<14} {}\n", h.value("host", ""), h.value("state", ""), free,
+            h.value("installed_version", "").empty() ? "-" : h.value("installed_version", ""), why);
+      }
+    }
+    // Exit 3 when a host would fail and no override lets the start go on.
+    if (p.is_object() && p.value("would_fail", 0) > 0 && p["override"].is_null()) exit_code = 3;
+  });
+
   for (const SteerVerb& verb : kSteerVerbs) {
     auto args = std::make_shared<SteerArgs>();
     auto* cmd = release->add_subcommand(verb.name, verb.help);

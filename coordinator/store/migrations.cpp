@@ -426,6 +426,39 @@ const std::vector<Migration>& AllMigrations() {
            " detail TEXT NOT NULL,"
            " PRIMARY KEY (release_id, wave, check_name, seq))",
        }},
+      {19,
+       "preflight: each host's answer to whether it could install a release now",
+       {
+           // One round of `fabu release preflight` (deploy/preflight.hpp): who
+           // asked and when, and an approver's override of its "would fail"
+           // answers for `release start` ('' when none).
+           "CREATE TABLE preflight_rounds ("
+           " release_id TEXT NOT NULL REFERENCES releases(id),"
+           " round INTEGER NOT NULL,"
+           " asked BIGINT NOT NULL,"
+           " asked_by TEXT NOT NULL,"
+           " override_by TEXT NOT NULL,"
+           " override_reason TEXT NOT NULL,"
+           " override_at BIGINT NOT NULL,"
+           // The question put to every host (protocol PreflightRequest, JSON).
+           " request TEXT NOT NULL,"
+           " PRIMARY KEY (release_id, round))",
+           // Each production target of a round: `answered` 0 until the host
+           // answers; `ready` 1 or 0 then; `reasons` a JSON list of texts.
+           "CREATE TABLE preflight_hosts ("
+           " release_id TEXT NOT NULL,"
+           " round INTEGER NOT NULL,"
+           " host TEXT NOT NULL,"
+           " answered BIGINT NOT NULL,"
+           " ready INTEGER NOT NULL,"
+           " reasons TEXT NOT NULL,"
+           " free_bytes BIGINT NOT NULL,"
+           " installed_version TEXT NOT NULL,"
+           " PRIMARY KEY (release_id, round, host),"
+           " FOREIGN KEY (release_id, round) REFERENCES preflight_rounds(release_id, round))",
+           // What an agent's poll looks for: its questions not answered yet.
+           "CREATE INDEX preflight_hosts_open ON preflight_hosts(host, answered)",
+       }},
   };
   return kMigrations;
 }
