@@ -73,7 +73,10 @@ Result<std::optional<protocol::Assignment>> AgentApiClient::PollAssignment(
     std::chrono::seconds wait) {
   wait = std::clamp(wait, std::chrono::seconds(0),
                     std::chrono::seconds(protocol::kMaxPollWaitSeconds));
-  const std::string path = fmt::format("{}?wait={}", protocol::kAssignmentPath, wait.count());
+  // preflight=1: this agent answers pre-flight questions (an older one, or
+  // a client that does not, is never sent them).
+  const std::string path =
+      fmt::format("{}?wait={}&preflight=1", protocol::kAssignmentPath, wait.count());
   auto json = Call("GET", path, nullptr, wait + kPollMargin, 200);
   if (!json) return std::unexpected(json.error());
   auto assignment = protocol::AssignmentResponseFromJson(*json);

@@ -435,9 +435,10 @@ struct AgentRunner::State {
     return Next::kContinue;
   }
 
-  // Answers a pre-flight question (run/preflight.hpp); a failed post is
-  // asked again by the coordinator at the next poll.
-  void AnswerPreflightQuestion(const protocol::PreflightRequest& question) {
+  // Answers a pre-flight question (run/preflight.hpp); false when the
+  // answer was not delivered (the coordinator asks again at the next poll,
+  // after a backoff).
+  bool AnswerPreflightQuestion(const protocol::PreflightRequest& question) {
     PreflightContext context;
     context.apps_root = config.apps_root;
     context.downloads = Downloads();
@@ -451,7 +452,9 @@ struct AgentRunner::State {
     if (auto ok = api.PostPreflight(answer); !ok) {
       log::Warn("pre-flight {}: the answer was not delivered: {}", question.id,
                 ok.error().message());
+      return false;
     }
+    return true;
   }
 
   Result<void> Loop() {
@@ -494,7 +497,11 @@ struct AgentRunner::State {
       }
       Reachable();
       polled = true;
-      if (auto question = api.TakePreflight()) AnswerPreflightQuestion(*question);
+      if (auto question = api.TakePreflight();
+          question && !AnswerPreflightQuestion(*question) && !*polled_assignment) {
+        if (WaitBackoff()) break;
+        continue;
+      }
       // On start (the first answer) and whenever the assignment changes.
       const std::string current_package =
           *polled_assignment ? (*polled_assignment)->package_id : std::string();

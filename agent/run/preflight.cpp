@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "agent/install/install_layout.hpp"
+#include "packaging/manifest.hpp"
 #include "protocol/version.hpp"
 
 namespace fabu::agent {
@@ -92,9 +93,13 @@ protocol::PreflightAnswer AnswerPreflight(const protocol::PreflightRequest& requ
     reasons.push_back(ok.error().message());
   }
 
-  // The version installed now.
+  // The version installed now. The app's name comes from the network: it
+  // becomes a path only once it is a package name (docs/agent.md "What the
+  // agent checks").
   auto version = protocol::Version::Parse(request.version);
-  if (!version) {
+  if (auto ok = packaging::CheckPackageName(request.app); !ok) {
+    reasons.push_back(fmt::format("app: {}", ok.error().message()));
+  } else if (!version) {
     reasons.push_back(
         fmt::format("version \"{}\": {}", request.version, version.error().message()));
   } else {

@@ -90,6 +90,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
           std::optional<protocol::PreflightRequest> preflight;
         };
         const UnixSeconds now = api.store.clock().Seconds();
+        const bool asks_preflight = ctx.Query("preflight").value_or("") == "1";
         auto open = api.store.ReadCached(
             [&](soci::session& sql, StatementCache& statements) -> Result<Open> {
               // Woken while waiting: the host may have been removed or
@@ -99,8 +100,11 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                   return std::unexpected(ok.error());
                 }
               }
-              return Open{OpenAssignment(sql, statements, ctx.host()),
-                          OpenPreflight(sql, statements, ctx.host(), now)};
+              Open found{OpenAssignment(sql, statements, ctx.host()), std::nullopt};
+              // Only to an agent that says it answers them: another would be
+              // sent the question again on every poll.
+              if (asks_preflight) found.preflight = OpenPreflight(sql, statements, ctx.host(), now);
+              return found;
             });
         if (!open) return std::unexpected(open.error());
         if (open->deployment || open->preflight) {

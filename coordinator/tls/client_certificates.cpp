@@ -210,8 +210,10 @@ Result<IssuedCertificate> ClientCertificateAuthority::SignValid(std::string_view
   X509_set_version(cert.get(), 2);  // v3
   unsigned char serial[16];
   if (RAND_bytes(serial, sizeof serial) != 1) return OpenSslError("random serial");
-  serial[0] &= 0x7f;  // positive
-  serial[0] |= 0x01;  // and 16 bytes long, so the hex form never starts with 0
+  // Positive (top bit clear) and its first byte at least 0x40, so its hex
+  // form is always 32 digits (BN_bn2hex writes no leading zero); 126 random
+  // bits are left.
+  serial[0] = static_cast<unsigned char>((serial[0] & 0x3f) | 0x40);
   Bignum bn(BN_bin2bn(serial, sizeof serial, nullptr));
   if (!bn || BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get())) == nullptr) {
     return OpenSslError("setting the serial number");

@@ -45,8 +45,11 @@ TEST_F(PreflightE2eTest, EachHostThatCouldNotInstallIsNamedWithItsReason) {
   ASSERT_NO_FATAL_FAILURE(AddAgents(4, "env=production,app=c3m-video", /*start=*/false));
   // web-1: its apps root on a 256 KiB tmpfs, far too small for the tree.
   const fs::path small = agents_[0].apps();
-  ASSERT_EQ(::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=256k,mode=0755"), 0)
-      << "mounting a tmpfs needs root: " << std::strerror(errno);
+  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=256k,mode=0755") != 0) {
+    // scripts/test runs as root (CI does); a developer's unprivileged run cannot mount.
+    if (errno == EPERM) GTEST_SKIP() << "mounting a tmpfs needs root (CAP_SYS_ADMIN)";
+    FAIL() << "mounting a tmpfs on " << small << ": " << std::strerror(errno);
+  }
   mounted_ = small;
   // web-2: a newer version of the app already runs there.
   fs::create_directories(agents_[1].app() / "releases" / "V9.0.0.0");
