@@ -1,6 +1,7 @@
 // The agent API's JSON both ways (protocol/agent_api.hpp): what an agent
 // sends the coordinator (enrollment, inventory, event batches) and what the
-// coordinator sends an agent (enrollment answer, assignments, acks).
+// coordinator sends an agent (enrollment answer, assignments, acks,
+// pre-flight questions and their answers).
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto r = p::EventAckFromJson(value)) strict(p::EventAckToJson(*r));
   if (auto r = p::AssignmentResponseFromJson(value)) strict(p::AssignmentResponseToJson(*r));
   if (auto r = p::AssignmentFromJson(value)) strict(p::AssignmentToJson(*r));
+  if (auto r = p::PreflightOfAssignmentResponse(value); r && *r) {
+    strict(p::PreflightRequestToJson(**r));
+  }
+  if (auto r = p::PreflightAnswerFromJson(value)) strict(p::PreflightAnswerToJson(*r));
   (void)p::EventFromJson(value);
   return 0;
 }
