@@ -13,36 +13,21 @@
 #include <memory>
 
 #include "platform/fs/files.hpp"
+#include "platform/openssl/handles.hpp"
 
 namespace fabu::agent {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Free {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(X509* p) const { X509_free(p); }
-  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
-  void operator()(BIO* p) const { BIO_free(p); }
-  void operator()(BIGNUM* p) const { BN_free(p); }
-  void operator()(char* p) const { OPENSSL_free(p); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, Free>;
-using Cert = std::unique_ptr<X509, Free>;
-using Req = std::unique_ptr<X509_REQ, Free>;
-using Bio = std::unique_ptr<BIO, Free>;
-
-std::unexpected<Error> OpenSslError(std::string_view what) {
-  const unsigned long code = ERR_get_error();
-  char text[256] = "unknown error";
-  if (code != 0) ERR_error_string_n(code, text, sizeof text);
-  ERR_clear_error();
-  return Fail(ErrorCode::kInternal, fmt::format("{}: {}", what, text));
-}
-
-Bio MemoryBio(std::string_view text) {
-  return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-}
+using platform::openssl::Bio;
+using platform::openssl::Cert;
+using platform::openssl::MemoryBio;
+using platform::openssl::OpenSslError;
+using platform::openssl::Pkey;
+using platform::openssl::Req;
+using platform::openssl::SerialHex;
+using platform::openssl::UnixTime;
 
 std::string BioText(BIO* bio) {
   char* data = nullptr;
@@ -76,23 +61,6 @@ Result<Pkey> LoadOrMakeKey(const fs::path& file) {
     return std::unexpected(ok.error());
   }
   return key;
-}
-
-std::int64_t UnixTime(const ASN1_TIME* time) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(time, &tm) != 1) return 0;
-  return static_cast<std::int64_t>(timegm(&tm));
-}
-
-std::string SerialHex(const ASN1_INTEGER* serial) {
-  std::unique_ptr<BIGNUM, Free> bn(ASN1_INTEGER_to_BN(serial, nullptr));
-  if (!bn) return {};
-  std::unique_ptr<char, Free> hex(BN_bn2hex(bn.get()));
-  if (!hex) return {};
-  std::string text(hex.get());
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const std::size_t first = text.find_first_not_of('0');
-  return first == std::string::npos ? "0" : text.substr(first);
 }
 
 }  // namespace

@@ -15,34 +15,16 @@
 #include <set>
 
 #include "platform/fs/files.hpp"
+#include "platform/openssl/handles.hpp"
 
 namespace fabu::coordinator {
 namespace {
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-struct X509ExtensionFree {
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-};
-struct BioFree {
-  void operator()(BIO* p) const { BIO_free(p); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using Cert = std::unique_ptr<X509, X509Free>;
-using Extension = std::unique_ptr<X509_EXTENSION, X509ExtensionFree>;
-using Bio = std::unique_ptr<BIO, BioFree>;
-
-std::unexpected<Error> OpenSslError(std::string_view what) {
-  const unsigned long code = ERR_get_error();
-  char text[256] = "unknown error";
-  if (code != 0) ERR_error_string_n(code, text, sizeof text);
-  ERR_clear_error();
-  return Fail(ErrorCode::kInternal, fmt::format("{}: {}", what, text));
-}
+using platform::openssl::Bio;
+using platform::openssl::Cert;
+using platform::openssl::Extension;
+using platform::openssl::OpenSslError;
+using platform::openssl::Pkey;
 
 Result<Pkey> NewKey() {
   Pkey key(EVP_EC_gen("P-256"));

@@ -17,41 +17,23 @@
 #include <fstream>
 #include <sstream>
 
+#include "platform/openssl/handles.hpp"
+
 namespace fabu::coordinator {
 namespace {
 
-struct Free {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(X509* p) const { X509_free(p); }
-  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-  void operator()(BIO* p) const { BIO_free(p); }
-  void operator()(BIGNUM* p) const { BN_free(p); }
-  void operator()(char* p) const { OPENSSL_free(p); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, Free>;
-using Cert = std::unique_ptr<X509, Free>;
-using Req = std::unique_ptr<X509_REQ, Free>;
-using Extension = std::unique_ptr<X509_EXTENSION, Free>;
-using Bio = std::unique_ptr<BIO, Free>;
-using Bignum = std::unique_ptr<BIGNUM, Free>;
-using OsslString = std::unique_ptr<char, Free>;
-
-std::string OpenSslReason() {
-  const unsigned long code = ERR_get_error();
-  char text[256] = "unknown error";
-  if (code != 0) ERR_error_string_n(code, text, sizeof text);
-  ERR_clear_error();
-  return text;
-}
-
-std::unexpected<Error> OpenSslError(std::string_view what) {
-  return Fail(ErrorCode::kInternal, fmt::format("{}: {}", what, OpenSslReason()));
-}
-
-Bio MemoryBio(std::string_view text) {
-  return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-}
+using platform::openssl::Bignum;
+using platform::openssl::Bio;
+using platform::openssl::Cert;
+using platform::openssl::Extension;
+using platform::openssl::MemoryBio;
+using platform::openssl::OpenSslError;
+using platform::openssl::OpenSslReason;
+using platform::openssl::OsslString;
+using platform::openssl::Pkey;
+using platform::openssl::Req;
+using platform::openssl::SerialHex;
+using platform::openssl::UnixTime;
 
 // The subject's CN, "" when there is none or it is not one UTF-8 string.
 std::string CommonName(const X509_NAME* name) {
@@ -64,23 +46,6 @@ std::string CommonName(const X509_NAME* name) {
   std::string cn(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(length));
   OPENSSL_free(utf8);
   return cn;
-}
-
-std::string SerialHex(const ASN1_INTEGER* serial) {
-  Bignum bn(ASN1_INTEGER_to_BN(serial, nullptr));
-  if (!bn) return {};
-  OsslString hex(BN_bn2hex(bn.get()));
-  if (!hex) return {};
-  std::string text(hex.get());
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const std::size_t first = text.find_first_not_of('0');
-  return first == std::string::npos ? "0" : text.substr(first);
-}
-
-std::int64_t UnixTime(const ASN1_TIME* time) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(time, &tm) != 1) return 0;
-  return static_cast<std::int64_t>(timegm(&tm));
 }
 
 // "P-256", "Ed25519", or what else the key is.
