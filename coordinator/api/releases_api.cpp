@@ -441,47 +441,49 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
 
   // The release plan document (发布方案) as Markdown, HTML or JSON, in
   // lang=en|zh-CN; doc= the other records.
-  router.Add(Method::kGet, "/api/v1/releases/{id}/export", RouteOptions::AnyUser(),
-             [api](RequestContext& ctx) -> Result<Response> {
-               const std::string id = ctx.path_params.at("id");
-               const std::string doc = ctx.Query("doc").value_or("plan");
-               if (doc == "upgrade-records") return ExportUpgradeRecordsOf(api, ctx);
-               if (doc == "test-report" || doc == "release-report") {
-                 return ExportRecordOf(api, ctx, doc);
-               }
-               if (doc != "plan") {
-                 return Fail(ErrorCode::kInvalidArgument,
-                             fmt::format("doc: \"{}\" is not a document fabu exports "
-                                         "(available: plan, test-report, release-report, "
-                                         "upgrade-records)",
-                                         doc));
-               }
-               auto format = rel::ParseExportFormat(ctx.Query("format").value_or("md"));
-               if (!format) return std::unexpected(format.error().WithContext("format"));
-               auto lang = rel::ParseLang(ctx.Query("lang").value_or("en"));
-               if (!lang) return std::unexpected(lang.error());
-               struct Loaded {
-                 rel::Release release;
-                 rel::PackageCatalog catalog;
-               };
-               auto loaded = api.store.Read([&](soci::session& sql) -> Result<Loaded> {
-                 auto r = LoadRelease(sql, id, PlanOptions(api));
-                 if (!r) return std::unexpected(r.error());
-                 Loaded out{std::move(*r), {}};
-                 for (const std::string& package_id : out.release.plan.packages) {
-                   auto p = FindPackage(sql, package_id);
-                   if (p) out.catalog[package_id] = {p->name, p->version, p->size};
-                 }
-                 return out;
-               });
-               if (!loaded) return std::unexpected(loaded.error());
-               return Response::Ok({{"id", id},
-                                    {"doc", doc},
-                                    {"format", ctx.Query("format").value_or("md")},
-                                    {"lang", rel::LangTag(*lang)},
-                                    {"content", rel::ExportPlan(loaded->release, *format,
-                                                                loaded->catalog, *lang)}});
-             });
+  router.Add(
+      Method::kGet, "/api/v1/releases/{id}/export", RouteOptions::AnyUser(),
+      [api](RequestContext& ctx) -> Result<Response> {
+        const std::string id = ctx.path_params.at("id");
+        const std::string doc = ctx.Query("doc").value_or("plan");
+        if (doc == "upgrade-records") return ExportUpgradeRecordsOf(api, ctx);
+        if (doc == "test-report" || doc == "release-report") {
+          return ExportRecordOf(api, ctx, doc);
+        }
+        if (doc != "plan") {
+          return Fail(ErrorCode::kInvalidArgument,
+                      fmt::format("doc: \"{}\" is not a document fabu exports "
+                                  "(available: plan, test-report, release-report, "
+                                  "upgrade-records)",
+                                  doc));
+        }
+        auto format = rel::ParseExportFormat(ctx.Query("format").value_or("md"));
+        if (!format) return std::unexpected(format.error().WithContext("format"));
+        auto lang = rel::ParseLang(ctx.Query("lang").value_or("en"));
+        if (!lang) return std::unexpected(lang.error());
+        struct Loaded {
+          rel::Release release;
+          rel::PackageCatalog catalog;
+          json preflight;
+        };
+        auto loaded = api.store.Read([&](soci::session& sql) -> Result<Loaded> {
+          auto r = LoadRelease(sql, id, PlanOptions(api));
+          if (!r) return std::unexpected(r.error());
+          Loaded out{std::move(*r), {}, PreflightStatus(sql, id, api.store.clock().Seconds())};
+          for (const std::string& package_id : out.release.plan.packages) {
+            auto p = FindPackage(sql, package_id);
+            if (p) out.catalog[package_id] = {p->name, p->version, p->size};
+          }
+          return out;
+        });
+        if (!loaded) return std::unexpected(loaded.error());
+        return Response::Ok({{"id", id},
+                             {"doc", doc},
+                             {"format", ctx.Query("format").value_or("md")},
+                             {"lang", rel::LangTag(*lang)},
+                             {"content", rel::ExportPlan(loaded->release, *format, loaded->catalog,
+                                                         *lang, loaded->preflight)}});
+      });
 }
 
 }  // namespace fabu::coordinator

@@ -131,7 +131,7 @@ std::string Utc(UnixSeconds at) { return FormatRfc3339Utc(at); }
 std::string L(Lang lang, std::string_view key) { return std::string(Label(lang, key)); }
 
 void WriteDocument(const Release& release, const PackageCatalog& catalog, Lang lang,
-                   DocumentWriter& out) {
+                   DocumentWriter& out, const json& preflight) {
   const ReleasePlan& plan = release.plan;
   const bool zh = lang == Lang::kZhCn;
   out.Heading(1, fmt::format("{} {}: {}", L(lang, "doc.plan"), release.id, plan.title));
@@ -254,6 +254,30 @@ void WriteDocument(const Release& release, const PackageCatalog& catalog, Lang l
                               : Term(lang, TermKind::kTestResult, "passed"),
                 a.comment}});
   }
+
+  // The latest pre-flight round (procedure §6.2.5): what the reviewers of the
+  // go-live saw of the production targets (deploy/preflight.hpp).
+  if (preflight.is_object()) {
+    out.Heading(2, L(lang, "preflight"));
+    out.Paragraph(fmt::format("{} {} — {} ready, {} would fail, {} unknown",
+                              preflight.value("id", ""), preflight.value("asked", ""),
+                              preflight.value("ready", 0), preflight.value("would_fail", 0),
+                              preflight.value("unknown", 0)));
+    std::vector<std::vector<std::string>> rows;
+    for (const json& h : preflight.value("hosts", json::array())) {
+      std::string why;
+      for (const json& r : h.value("reasons", json::array())) {
+        if (r.is_string()) why += (why.empty() ? "" : "; ") + r.get<std::string>();
+      }
+      rows.push_back({h.value("host", ""), h.value("state", ""), why});
+    }
+    out.Table({L(lang, "host"), L(lang, "state"), L(lang, "note")}, rows);
+    if (preflight.contains("override") && preflight["override"].is_object()) {
+      const json& o = preflight["override"];
+      out.Paragraph(fmt::format("{}: {} ({}) — {}", L(lang, "preflight_override"),
+                                o.value("by", ""), o.value("at", ""), o.value("reason", "")));
+    }
+  }
 }
 
 }  // namespace
@@ -293,20 +317,22 @@ std::string EscapeHtml(std::string_view text) {
   return out;
 }
 
-std::string ExportPlanMarkdown(const Release& release, const PackageCatalog& packages, Lang lang) {
+std::string ExportPlanMarkdown(const Release& release, const PackageCatalog& packages, Lang lang,
+                               const json& preflight) {
   MarkdownWriter writer(lang);
-  WriteDocument(release, packages, lang, writer);
+  WriteDocument(release, packages, lang, writer, preflight);
   return writer.Take();
 }
 
-std::string ExportPlanHtml(const Release& release, const PackageCatalog& packages, Lang lang) {
+std::string ExportPlanHtml(const Release& release, const PackageCatalog& packages, Lang lang,
+                           const json& preflight) {
   HtmlWriter writer(
       lang, fmt::format("{} {} {}", Label(lang, "doc.plan"), release.id, release.plan.title));
-  WriteDocument(release, packages, lang, writer);
+  WriteDocument(release, packages, lang, writer, preflight);
   return writer.Take();
 }
 
-json ExportPlanJson(const Release& release, const PackageCatalog& packages) {
+json ExportPlanJson(const Release& release, const PackageCatalog& packages, const json& preflight) {
   json doc = ReleaseToJson(release);
   json sections = json::array();
   for (const PlanSectionInfo& info : PlanSections()) {
@@ -328,18 +354,20 @@ json ExportPlanJson(const Release& release, const PackageCatalog& packages) {
   }
   doc["packages"] = std::move(package_list);
   doc["document"] = "release_plan";
+  if (preflight.is_object()) doc["preflight"] = preflight;
   return doc;
 }
 
 std::string ExportPlan(const Release& release, ExportFormat format, const PackageCatalog& packages,
-                       Lang lang) {
+                       Lang lang, const json& preflight) {
   switch (format) {
     case ExportFormat::kMarkdown:
-      return ExportPlanMarkdown(release, packages, lang);
+      return ExportPlanMarkdown(release, packages, lang, preflight);
     case ExportFormat::kHtml:
-      return ExportPlanHtml(release, packages, lang);
+      return ExportPlanHtml(release, packages, lang, preflight);
     case ExportFormat::kJson:
-      return ExportPlanJson(release, packages).dump(2, ' ', false, json::error_handler_t::replace) +
+      return ExportPlanJson(release, packages, preflight)
+                 .dump(2, ' ', false, json::error_handler_t::replace) +
              "\n";
   }
   return {};

@@ -41,16 +41,20 @@ using PackageCatalog = std::map<std::string, PackageFacts, std::less<>>;
 // Labels, section titles and terms (state, category, close code, decisions,
 // test results) in `lang` (record_render.hpp): English by default, the
 // procedure's own with zh-CN.
+// `preflight`: the latest pre-flight round as GET /api/v1/releases/R/preflight
+// gives it (coordinator/deploy/preflight.hpp), or null for none; printed last.
 std::string ExportPlanMarkdown(const Release& release, const PackageCatalog& packages = {},
-                               Lang lang = Lang::kEn);
+                               Lang lang = Lang::kEn, const nlohmann::json& preflight = nullptr);
 std::string ExportPlanHtml(const Release& release, const PackageCatalog& packages = {},
-                           Lang lang = Lang::kEn);
+                           Lang lang = Lang::kEn, const nlohmann::json& preflight = nullptr);
 // The same whatever the language: keys and values are the API's.
-nlohmann::json ExportPlanJson(const Release& release, const PackageCatalog& packages = {});
+nlohmann::json ExportPlanJson(const Release& release, const PackageCatalog& packages = {},
+                              const nlohmann::json& preflight = nullptr);
 
 // The document in `format`, as text (JSON pretty-printed).
 std::string ExportPlan(const Release& release, ExportFormat format,
-                       const PackageCatalog& packages = {}, Lang lang = Lang::kEn);
+                       const PackageCatalog& packages = {}, Lang lang = Lang::kEn,
+                       const nlohmann::json& preflight = nullptr);
 
 // HTML text escaping (& < > " ').
 std::string EscapeHtml(std::string_view text);

@@ -95,6 +95,14 @@ TEST_F(PreflightE2eTest, EachHostThatCouldNotInstallIsNamedWithItsReason) {
   EXPECT_NE(shown.out.find("1 ready, 3 would fail"), std::string::npos) << shown.out;
   EXPECT_NE(shown.out.find("web-2"), std::string::npos) << shown.out;
 
+  // The plan record the go-live reviewers read carries the round.
+  auto record = As(viewer_, {"release", "export", id, "--doc", "plan", "--format", "md"});
+  ASSERT_EQ(record.exit_code, 0) << record.err;
+  EXPECT_NE(record.out.find("Pre-flight: could each production host install it now"),
+            std::string::npos)
+      << record.out;
+  EXPECT_NE(record.out.find("would be a downgrade"), std::string::npos) << record.out;
+
   // The start is refused, naming the hosts and why.
   auto refused = As(rm_, {"release", "start", id});
   EXPECT_NE(refused.exit_code, 0);
