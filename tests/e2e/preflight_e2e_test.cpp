@@ -117,8 +117,16 @@ TEST_F(PreflightE2eTest, EachHostThatCouldNotInstallIsNamedWithItsReason) {
                                "web-1..3 are excluded by the site team today"});
   ASSERT_EQ(overridden.exit_code, 0) << overridden.err;
   auto started = As(rm_, {"release", "start", id});
-  EXPECT_EQ(started.exit_code, 0) << started.err;
-  EXPECT_EQ(State(id), "deploying");
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  // And the pre-flight was right: the three it named fail, the ready one
+  // installs (one wave, no failure tolerated: the release ends failed).
+  ASSERT_EQ(WaitForFinal(id), "failed") << Status(id).dump(2);
+  const json status = Status(id);
+  for (const auto& h : status["hosts"]) {
+    const std::string host = h.value("host", "");
+    EXPECT_EQ(h.value("result", ""), host == "web-4" ? "succeeded" : "failed") << h.dump(2);
+  }
+  EXPECT_EQ(Current(agents_[3]), fs::path("releases") / kV1);
   const auto audited = QueryStore(
       "SELECT action FROM audit_log WHERE object_id = '" + id +
       "' AND action IN ('release.preflight', 'release.preflight-override') ORDER BY seq");
