@@ -16,14 +16,6 @@ namespace {
 // few thousand series, not a whole page someone pointed a check at.
 constexpr std::size_t kMaxAnswerBytes = 4 * 1024 * 1024;
 
-release::Measurement Failed(std::string detail) {
-  release::Measurement m;
-  m.outcome = release::MeasureOutcome::kError;
-  if (detail.size() > 300) detail.resize(300);
-  m.detail = std::move(detail);
-  return m;
-}
-
 }  // namespace
 
 CheckRunner::CheckRunner(Store& store, CheckRunnerSettings settings,
@@ -52,17 +44,18 @@ release::Measurement CheckRunner::Measure(const DueMeasurement& due) {
   std::string url;
   if (check.kind == release::MetricCheck::Kind::kPrometheus) {
     if (settings_.prometheus_url.empty()) {
-      return Failed(
+      return release::MeasurementError(
           "no Prometheus is configured: set checks.prometheus_url in config.json and restart");
     }
     url = settings_.prometheus_url + "api/v1/query?query=" + platform::UrlEscape(target);
   } else {
     if (auto ok = CheckWebhookTarget(target, settings_.allow); !ok) {
-      return Failed(fmt::format("{} is not under checks.allow in config.json", target));
+      return release::MeasurementError(
+          fmt::format("{} is not under checks.allow in config.json", target));
     }
     url = target;
   }
-  if (!http_) return Failed("no HTTP client (see the coordinator's log)");
+  if (!http_) return release::MeasurementError("no HTTP client (see the coordinator's log)");
   platform::HttpRequest request;
   request.method = "GET";
   request.url = url;
@@ -70,18 +63,19 @@ release::Measurement CheckRunner::Measure(const DueMeasurement& due) {
   request.timeout = settings_.timeout;
   request.max_response_bytes = kMaxAnswerBytes;
   auto answer = http_->Send(request);
-  if (!answer) return Failed(answer.error().message());
+  if (!answer) return release::MeasurementError(answer.error().message());
   release::Measurement m;
   // Prometheus answers a bad query 400 and an overloaded one 503 with its
   // JSON error: judged from the body either way.
   if (check.kind == release::MetricCheck::Kind::kPrometheus) {
     if (answer->status != 200 && answer->body.empty()) {
-      return Failed(fmt::format("Prometheus answered HTTP {}", answer->status));
+      return release::MeasurementError(fmt::format("Prometheus answered HTTP {}", answer->status));
     }
     m = release::JudgePrometheusAnswer(check, answer->body);
   } else {
     if (answer->status != 200) {
-      return Failed(fmt::format("GET {} answered HTTP {}", target, answer->status));
+      return release::MeasurementError(
+          fmt::format("GET {} answered HTTP {}", target, answer->status));
     }
     m = release::JudgeHttpAnswer(check, answer->body);
   }

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <tuple>
 
 #include "coordinator/audit/audit_log.hpp"
@@ -16,21 +17,11 @@ namespace {
 using json = nlohmann::json;
 
 std::string ValueText(const std::optional<double>& value) {
-  if (!value) return "";
-  if (std::isnan(*value)) return "NaN";
-  if (std::isinf(*value)) return *value > 0 ? "+Inf" : "-Inf";
-  return fmt::format("{}", *value);
+  return value ? release::MetricNumberText(*value) : std::string();
 }
 
 std::optional<double> ValueOf(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  if (text == "NaN") return std::nan("");
-  if (text == "+Inf") return HUGE_VAL;
-  if (text == "-Inf") return -HUGE_VAL;
-  double value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc()) return std::nullopt;
-  return value;
+  return text.empty() ? std::nullopt : release::ParseMetricNumber(text);
 }
 
 json ValueJson(const std::optional<double>& value) {
@@ -68,21 +59,19 @@ std::vector<DueMeasurement> DueMeasurements(soci::session& sql, UnixSeconds now,
   for (const MeasuredWave& w : WavesToMeasure(sql)) {
     auto release = LoadRelease(sql, w.release_id, options);
     if (!release || !release->plan.golive || release->plan.golive->checks.empty()) continue;
-    const auto measured = WaveMeasurements(sql, w.release_id, w.wave, w.done_at);
-    std::vector<std::string> hosts;
-    for (const RolloutHost& h : LoadRolloutHosts(sql, w.release_id)) {
-      if (h.wave == w.wave) hosts.push_back(h.host);
-    }
-    const release::CheckSubject subject{hosts, w.release_id, release->plan.version.ToString()};
-    for (const release::MetricCheck& check : release->plan.golive->checks) {
-      static const std::vector<release::Measurement> kNone;
-      const auto it = measured.find(check.name);
-      const auto& taken = it == measured.end() ? kNone : it->second;
-      if (release::JudgeCheck(check, taken).state != release::CheckVerdict::State::kMeasuring) {
-        continue;
+    std::optional<release::CheckSubject> subject;  // read only when a check is due
+    for (release::WaveCheck& c :
+         WaveChecks(sql, w.release_id, release->plan.golive->checks, w.wave, w.done_at)) {
+      if (c.verdict.state != release::CheckVerdict::State::kMeasuring || c.next_at > now) continue;
+      if (!subject) {
+        subject.emplace();
+        subject->release = w.release_id;
+        subject->version = release->plan.version.ToString();
+        for (const RolloutHost& h : LoadRolloutHosts(sql, w.release_id)) {
+          if (h.wave == w.wave) subject->wave_hosts.push_back(h.host);
+        }
       }
-      if (release::NextMeasurementAt(check, taken, w.done_at) > now) continue;
-      due.push_back({w.release_id, w.wave, check, subject});
+      due.push_back({w.release_id, w.wave, std::move(c.check), *subject});
     }
   }
   return due;
@@ -103,7 +92,8 @@ void RecordMeasurement(Transaction& tx, const DueMeasurement& due,
   std::string key = due.release_id, name = due.check.name,
               outcome(release::MeasureOutcomeName(measurement.outcome)),
               value = ValueText(measurement.value), detail = measurement.detail;
-  long long wave = due.wave, at = measurement.at, seq = static_cast<long long>(taken.size());
+  long long wave = due.wave, at = measurement.at, seq = 0;
+  // Counted over every round of the wave (a retried wave measures afresh).
   sql << "SELECT COUNT(*) FROM rollout_measurements WHERE release_id = :r AND wave = :w AND "
          "check_name = :c",
       soci::use(key), soci::use(wave), soci::use(name), soci::into(seq);
@@ -153,6 +143,20 @@ std::map<std::string, std::vector<release::Measurement>> WaveMeasurements(
     m.value = ValueOf(value);
     m.detail = detail;
     out[name].push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<release::WaveCheck> WaveChecks(soci::session& sql, const std::string& release_id,
+                                           const std::vector<release::MetricCheck>& checks,
+                                           long long wave, UnixSeconds done_at) {
+  std::vector<release::WaveCheck> out;
+  if (checks.empty() || wave < 0 || done_at <= 0) return out;
+  auto measured = WaveMeasurements(sql, release_id, wave, done_at);
+  for (const release::MetricCheck& check : checks) {
+    const std::vector<release::Measurement>& taken = measured[check.name];
+    out.push_back({check, release::JudgeCheck(check, taken),
+                   release::NextMeasurementAt(check, taken, done_at)});
   }
   return out;
 }

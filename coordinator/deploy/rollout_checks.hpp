@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "coordinator/release/metric_check.hpp"
+#include "coordinator/release/rollout_decision.hpp"
 #include "coordinator/release/workflow.hpp"
 #include "coordinator/store/store.hpp"
 #include "protocol/timestamp.hpp"
@@ -55,6 +56,14 @@ void RecordMeasurement(Transaction& tx, const DueMeasurement& due,
 // by check name, oldest first.
 std::map<std::string, std::vector<release::Measurement>> WaveMeasurements(
     soci::session& sql, const std::string& release_id, long long wave, UnixSeconds since);
+
+// The checks of `wave` judged on its measurements since its end `done_at`
+// (release::JudgeCheck), each with when its next measurement is due; none
+// before the wave ended. What the engine decides on, the due list and the
+// status show.
+std::vector<release::WaveCheck> WaveChecks(soci::session& sql, const std::string& release_id,
+                                           const std::vector<release::MetricCheck>& checks,
+                                           long long wave, UnixSeconds done_at);
 
 // Every measurement of a release, for its status and its report:
 // [{"check", "wave" (1-based), "at" (RFC 3339), "outcome", "value", "detail"}],

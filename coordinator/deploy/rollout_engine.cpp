@@ -216,16 +216,7 @@ rel::RolloutSnapshot Snapshot(soci::session& sql, const rel::Release& release,
   s.targets = hosts.size();
   if (row.current_wave >= 0) s.wave = CountWave(hosts, deployments, row.current_wave);
   s.outcome = OutcomeOf(hosts, deployments);
-  if (row.current_wave >= 0 && row.wave_done_at > 0 && !s.golive.checks.empty()) {
-    const auto measured = WaveMeasurements(sql, release.id, row.current_wave, row.wave_done_at);
-    for (const rel::MetricCheck& check : s.golive.checks) {
-      static const std::vector<rel::Measurement> kNone;
-      const auto it = measured.find(check.name);
-      const auto& taken = it == measured.end() ? kNone : it->second;
-      s.checks.push_back({check, rel::JudgeCheck(check, taken),
-                          rel::NextMeasurementAt(check, taken, row.wave_done_at)});
-    }
-  }
+  s.checks = WaveChecks(sql, release.id, s.golive.checks, row.current_wave, row.wave_done_at);
   if (!s.freeze_override) {
     const bool wave_only = s.current_wave >= 0 && s.wave.assigned < s.wave.hosts && !s.aborted;
     std::vector<std::string> concerned;

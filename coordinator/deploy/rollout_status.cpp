@@ -202,19 +202,14 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
   // current wave (once its hosts are final), and every measurement taken.
   json checks = json::array();
   if (release.plan.golive) {
-    const auto measured =
-        row->current_wave >= 0 && row->wave_done_at > 0
-            ? WaveMeasurements(sql, release.id, row->current_wave, row->wave_done_at)
-            : std::map<std::string, std::vector<rel::Measurement>>{};
-    for (const rel::MetricCheck& check : release.plan.golive->checks) {
-      json entry = rel::MetricCheckToJson(check);
-      const auto it = measured.find(check.name);
-      if (row->current_wave >= 0 && row->wave_done_at > 0) {
-        const rel::CheckVerdict verdict = rel::JudgeCheck(
-            check, it == measured.end() ? std::vector<rel::Measurement>{} : it->second);
+    const auto judged = WaveChecks(sql, release.id, release.plan.golive->checks, row->current_wave,
+                                   row->wave_done_at);
+    for (std::size_t i = 0; i < release.plan.golive->checks.size(); ++i) {
+      json entry = rel::MetricCheckToJson(release.plan.golive->checks[i]);
+      if (i < judged.size()) {  // the current wave's hosts are final: measured
         entry["wave"] = row->current_wave + 1;
-        entry["verdict"] = rel::CheckVerdictStateName(verdict.state);
-        entry["summary"] = verdict.summary;
+        entry["verdict"] = rel::CheckVerdictStateName(judged[i].verdict.state);
+        entry["summary"] = judged[i].verdict.summary;
       }
       checks.push_back(std::move(entry));
     }

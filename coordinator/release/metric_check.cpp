@@ -23,18 +23,6 @@ constexpr std::size_t kMaxUrl = 2048;
 constexpr std::size_t kMaxDetail = 300;
 constexpr std::uint32_t kMaxCount = 1000;
 
-// A number as Prometheus and JSON write it: decimal, "NaN", "+Inf", "-Inf".
-std::optional<double> ParseNumber(std::string_view text) {
-  if (text == "NaN") return std::nan("");
-  if (text == "+Inf" || text == "Inf") return HUGE_VAL;
-  if (text == "-Inf") return -HUGE_VAL;
-  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
-  double value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
-  return value;
-}
-
 std::string Bounded(std::string text) {
   if (text.size() > kMaxDetail) {
     std::size_t cut = kMaxDetail;
@@ -139,13 +127,6 @@ Measurement Judged(const MetricCheck& check, double value, std::string_view what
   return m;
 }
 
-Measurement Error(std::string detail) {
-  Measurement m;
-  m.outcome = MeasureOutcome::kError;
-  m.detail = Bounded(std::move(detail));
-  return m;
-}
-
 Measurement Inconclusive(std::string detail) {
   Measurement m;
   m.outcome = MeasureOutcome::kInconclusive;
@@ -154,6 +135,30 @@ Measurement Inconclusive(std::string detail) {
 }
 
 }  // namespace
+
+std::optional<double> ParseMetricNumber(std::string_view text) {
+  if (text == "NaN") return std::nan("");
+  if (text == "+Inf" || text == "Inf") return HUGE_VAL;
+  if (text == "-Inf") return -HUGE_VAL;
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+std::string MetricNumberText(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  return fmt::format("{}", value);  // shortest exact form
+}
+
+Measurement MeasurementError(std::string detail) {
+  Measurement m;
+  m.outcome = MeasureOutcome::kError;
+  m.detail = Bounded(std::move(detail));
+  return m;
+}
 
 bool CheckCondition::Holds(double value) const {
   switch (op) {
@@ -203,7 +208,7 @@ Result<CheckCondition> ParseCheckCondition(std::string_view text) {
   if (!found) return bad("it starts with <, <=, >, >=, == or !=");
   while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
   while (!rest.empty() && rest.back() == ' ') rest.remove_suffix(1);
-  const std::optional<double> bound = ParseNumber(rest);
+  const std::optional<double> bound = ParseMetricNumber(rest);
   if (!bound || !std::isfinite(*bound)) return bad("a finite decimal number follows the operator");
   condition.bound = *bound;
   return condition;
@@ -386,35 +391,36 @@ std::optional<MeasureOutcome> MeasureOutcomeFromName(std::string_view name) {
 Measurement JudgePrometheusAnswer(const MetricCheck& check, std::string_view body) {
   const json answer = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (answer.is_discarded() || !answer.is_object()) {
-    return Error("Prometheus's answer is not JSON");
+    return MeasurementError("Prometheus's answer is not JSON");
   }
   if (answer.value("status", "") != "success") {
-    return Error(fmt::format("Prometheus refused the query: {}",
-                             answer.value("error", std::string("no reason given"))));
+    return MeasurementError(fmt::format("Prometheus refused the query: {}",
+                                        answer.value("error", std::string("no reason given"))));
   }
   const json data = answer.value("data", json::object());
   const std::string type = data.is_object() ? data.value("resultType", "") : "";
   const json result = data.is_object() ? data.value("result", json()) : json();
   const auto sample_value = [](const json& pair) -> std::optional<double> {
     if (!pair.is_array() || pair.size() != 2 || !pair[1].is_string()) return std::nullopt;
-    return ParseNumber(pair[1].get<std::string>());
+    return ParseMetricNumber(pair[1].get<std::string>());
   };
   if (type == "scalar") {
     const std::optional<double> value = sample_value(result);
-    if (!value) return Error("Prometheus's scalar answer holds no number");
+    if (!value) return MeasurementError("Prometheus's scalar answer holds no number");
     return Judged(check, *value, "the query's value");
   }
   if (type != "vector" || !result.is_array()) {
-    return Error(fmt::format("the query gave a {}, not an instant vector or a scalar",
-                             type.empty() ? std::string("malformed answer") : type));
+    return MeasurementError(fmt::format("the query gave a {}, not an instant vector or a scalar",
+                                        type.empty() ? std::string("malformed answer") : type));
   }
   if (result.empty()) return Inconclusive("no data: the query matched no series");
   std::optional<Measurement> worst;
   double nearest = 0;
   for (const json& series : result) {
-    if (!series.is_object()) return Error("Prometheus's answer holds a series that is no object");
+    if (!series.is_object())
+      return MeasurementError("Prometheus's answer holds a series that is no object");
     const std::optional<double> value = sample_value(series.value("value", json()));
-    if (!value) return Error("a series of Prometheus's answer holds no number");
+    if (!value) return MeasurementError("a series of Prometheus's answer holds no number");
     std::string labels;
     const json metric = series.value("metric", json::object());
     for (const auto& [key, label] : metric.items()) {
@@ -440,9 +446,9 @@ Measurement JudgePrometheusAnswer(const MetricCheck& check, std::string_view bod
 
 Measurement JudgeHttpAnswer(const MetricCheck& check, std::string_view body) {
   const json answer = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (answer.is_discarded()) return Error("the answer is not JSON");
+  if (answer.is_discarded()) return MeasurementError("the answer is not JSON");
   auto steps = ParseSelector(check.selector);
-  if (!steps) return Error(steps.error().message());
+  if (!steps) return MeasurementError(steps.error().message());
   const json* at = &answer;
   for (const Step& step : *steps) {
     if (step.index) {

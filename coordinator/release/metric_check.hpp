@@ -106,6 +106,15 @@ struct Measurement {
   std::int64_t at = 0;          // Unix seconds
 };
 
+// A number as Prometheus and the store write it: decimal (shortest exact
+// form), "NaN", "+Inf", "-Inf"; nullopt for anything else.
+std::optional<double> ParseMetricNumber(std::string_view text);
+std::string MetricNumberText(double value);
+
+// An error measurement (the query could not be made) saying why, its detail
+// bounded on a character boundary as every measurement's is.
+Measurement MeasurementError(std::string detail);
+
 // Judges Prometheus's answer to an instant query (/api/v1/query): its JSON
 // body. A vector: every sample must meet the condition (the value reported
 // is the first that does not, else the one nearest to failing); an empty
