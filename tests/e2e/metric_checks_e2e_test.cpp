@@ -107,6 +107,28 @@ class MetricChecksE2eTest : public Fleet {
     ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   }
 
+  // Waits until Prometheus has scraped a series for `host` (a change of
+  // the ratios reaches a query only after the next scrape).
+  void WaitForSeries(const std::string& host) {
+    platform::HttpClientOptions options;
+    options.allow_plain_http = true;
+    auto client = platform::HttpClient::Create(options);
+    ASSERT_TRUE(client) << client.error().message();
+    platform::HttpRequest query;
+    query.url = fmt::format(
+        "http://127.0.0.1:{}/api/v1/query?query=fabu_test_error_ratio%7Bhost%3D%22{}%22%7D",
+        prometheus_port_, host);
+    query.timeout = 5s;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto reply = client->Send(query);
+          return reply && reply->status == 200 &&
+                 reply->body.find("\"" + host + "\"") != std::string::npos;
+        },
+        30s))
+        << "Prometheus has no series for " << host;
+  }
+
   void SetRatios(const json& ratios) {
     WriteFile(dir_.path() / "ratios.json.tmp", ratios.dump());
     fs::rename(dir_.path() / "ratios.json.tmp", dir_.path() / "ratios.json");
@@ -144,6 +166,7 @@ TEST_F(MetricChecksE2eTest, AWaveWhoseErrorRateRisesIsRolledBack) {
   const Package v2 = BuildAndUpload(kV2);
   ASSERT_NO_FATAL_FAILURE(Deploy(v1));
   SetRatios({{"web-1", 0.01}, {"web-2", 0.01}, {"web-3", 0.01}});
+  ASSERT_NO_FATAL_FAILURE(WaitForSeries("web-1"));
   // Measured 30 times a second apart: the wave is still being measured
   // when the ratio rises, however slow this machine is today.
   json check = ErrorRatioCheck();
@@ -224,10 +247,12 @@ TEST_F(MetricChecksE2eTest, AMissingSeriesPausesTheRolloutForAPerson) {
   // It stays paused: the engine does not go on by itself.
   std::this_thread::sleep_for(2s);
   EXPECT_EQ(State(id), "paused");
+  // The next wave's checks are measured again: here the series is there
+  // (and scraped before the person resumes).
+  SetRatios({{"web-1", 0.01}, {"web-2", 0.01}});
+  ASSERT_NO_FATAL_FAILURE(WaitForSeries("web-2"));
   auto resumed = As(rm_, {"release", "resume", id, "--comment", "metric not exported yet"});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  // The next wave's checks are measured again: here the series is there.
-  SetRatios({{"web-1", 0.01}, {"web-2", 0.01}});
   ASSERT_EQ(WaitForFinal(id), "deployed") << Status(id).dump(2);
   EXPECT_EQ(Current(agents_[1]), fs::path("releases") / kV1);
 }
@@ -238,6 +263,7 @@ TEST_F(MetricChecksE2eTest, ADryRunCheckRecordsAndChangesNothing) {
   ASSERT_NO_FATAL_FAILURE(AddAgents(2));
   const Package v1 = BuildAndUpload(kV1);
   SetRatios({{"web-1", 0.5}, {"web-2", 0.5}});
+  ASSERT_NO_FATAL_FAILURE(WaitForSeries("web-1"));
   json check = ErrorRatioCheck();
   check["dry_run"] = true;
   check["count"] = 1;
