@@ -271,7 +271,8 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                      auto comment = StringField(b, "comment");
                      return rel::ResumeRollout(r, a, at, *comment);
                    },
-                   // From failed, a person goes on past the failed wave.
+                   // From failed, a person goes on past the failed wave, or
+                   // with the wave an abort stopped.
                    [](soci::session& sql, const std::string& id) -> Result<void> {
                      AcceptCurrentWave(sql, id);
                      return {};

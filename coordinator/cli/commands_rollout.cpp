@@ -221,8 +221,8 @@ constexpr SteerVerb kSteerVerbs[] = {
     {"pause", "Pause a rollout: nothing new starts; hosts in flight finish", true, false, false,
      false, false},
     {"resume",
-     "Resume a paused rollout, or go on past a wave that failed its threshold (the release "
-     "was failed)",
+     "Resume a paused rollout, go on past a wave that failed its threshold, or take back an "
+     "abort and go on with the wave it stopped (the release was failed)",
      false, true, false, false, false},
     {"abort", "Assign nothing more; hosts in flight finish, then the rollout ends failed", true,
      false, false, false, false},
@@ -235,8 +235,9 @@ constexpr SteerVerb kSteerVerbs[] = {
     {"override-freeze", "Let an emergency release start or continue inside a freeze (approver)",
      true, false, false, false, false},
     {"retry",
-     "Deploy the failed hosts of the wave that failed again (--failed; all of them, or those of "
-     "--hosts); hosts that succeeded are not touched, and the wave is judged on the new results",
+     "Deploy the failed hosts again (--failed; all of them, or those of --hosts): of the wave "
+     "that failed, or of every wave once the rollout ended deployed with failed hosts; hosts "
+     "that succeeded are not touched, and the wave is judged on the new results",
      true, false, false, false, true},
 };
 

@@ -473,17 +473,20 @@ Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const rel::Re
   }
   if (row->aborted != 0) {
     return Fail(ErrorCode::kFailedPrecondition,
-                fmt::format("the rollout of release {} was aborted by a person; a retry would undo "
-                            "that decision",
-                            release.id));
+                fmt::format("the rollout of release {} was aborted by a person: `fabu release "
+                            "resume {}` takes the abort back and goes on with the wave it stopped",
+                            release.id, release.id));
   }
   const long long wave = row->current_wave;
+  // A rollout that ended (deployed, its failures within the thresholds):
+  // the failed hosts of every wave; one that halted: those of its wave.
+  const bool ended = row->finished != 0;
   const HostDeployments deployments = LoadHostDeployments(tx.sql(), release.id);
   std::map<std::string, long long> wave_of;
   std::vector<std::string> failed;
   for (const RolloutHost& h : LoadRolloutHosts(tx.sql(), release.id)) {
     wave_of[h.host] = h.wave;
-    if (h.wave != wave) continue;
+    if (h.wave != wave && !ended) continue;
     auto it = deployments.install.find(h.host);
     if (it != deployments.install.end() && it->second.IsFinal() && !it->second.Succeeded()) {
       failed.push_back(h.host);
@@ -501,7 +504,7 @@ Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const rel::Re
       std::string why;
       if (in == wave_of.end()) {
         why = "is not a target of this rollout";
-      } else if (in->second != wave) {
+      } else if (in->second != wave && !ended) {
         why = fmt::format("is in wave {}, not in wave {} that failed", in->second + 1, wave + 1);
       } else {
         auto it = deployments.install.find(host);
@@ -514,14 +517,15 @@ Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const rel::Re
   }
   if (chosen.empty()) {
     return Fail(ErrorCode::kFailedPrecondition,
-                fmt::format("wave {} of release {} has no failed host to deploy again", wave + 1,
-                            release.id));
+                ended ? fmt::format("release {} has no failed host to deploy again", release.id)
+                      : fmt::format("wave {} of release {} has no failed host to deploy again",
+                                    wave + 1, release.id));
   }
   auto package = FindPackage(tx.sql(), row->package_id);
   if (!package) return std::unexpected(package.error());
   std::vector<NewDeployment> targets;
   for (const std::string& host : chosen) {
-    targets.push_back(NewDeployment{host, DeploymentKind::kInstall, wave});
+    targets.push_back(NewDeployment{host, DeploymentKind::kInstall, wave_of.at(host)});
   }
   auto made = CreateDeployments(tx, release, *package, targets, kProductionEnvironment, now);
   std::vector<std::string> retried;
@@ -536,13 +540,18 @@ Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const rel::Re
                             chosen.size() - retried.size(), chosen.size(), release.id));
   }
   row->wave_done_at = 0;
+  row->finished = 0;
   row->pause_kind.clear();
-  row->waiting = fmt::format("wave {} of {}: {} failed host(s) deployed again", wave + 1,
-                             row->wave_count(), retried.size());
+  row->waiting =
+      ended ? fmt::format("{} failed host(s) deployed again after the rollout ended",
+                          retried.size())
+            : fmt::format("wave {} of {}: {} failed host(s) deployed again", wave + 1,
+                          row->wave_count(), retried.size());
   SaveRollout(tx.sql(), *row);
   AuditEvent event("rollout.retry", "release", release.id);
   event.release_id = release.id;
   event.detail = {{"wave", wave + 1}, {"hosts", retried}};
+  if (ended) event.detail["after_end"] = true;
   tx.Audit(event);
   return retried;
 }

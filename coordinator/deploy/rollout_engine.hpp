@@ -105,18 +105,23 @@ std::vector<std::string> ActiveRollouts(soci::session& sql);
 void SetPauseKind(soci::session& sql, const std::string& release_id, std::string_view kind);
 // Marks the rollout aborted: the engine assigns nothing more.
 void MarkAborted(soci::session& sql, const std::string& release_id);
-// A person resumed a halted rollout past its failed wave.
+// A person resumed a halted rollout past its failed wave; an abort is taken
+// back (the hosts of the wave it stopped that were never assigned are).
 void AcceptCurrentWave(soci::session& sql, const std::string& release_id);
 
 // A person's retry of the wave that failed (release::RetryRollout, made by
 // the caller in the same transaction): a new install deployment (the next
 // attempt) for each failed host of the rollout's current wave, or for those
 // of `only` (each must be one of them: kInvalidArgument naming a host that
-// succeeded, is in another wave, or is not a target). Hosts that succeeded
-// are never touched. The wave is then judged again on the new results
-// (its end is counted afresh). Audited "rollout.retry" with the hosts.
-// kFailedPrecondition when the rollout was aborted or the wave has no failed
-// host. Returns the hosts deployed again; their polls are in `wakeups`.
+// succeeded, is in another wave, or is not a target). When the rollout had
+// ended (every wave done within its threshold: the release was deployed
+// with failed hosts), the failed hosts of every wave may be retried, and
+// the rollout ends again once they are final. Hosts that succeeded are
+// never touched. The wave is then judged again on the new results (its end
+// is counted afresh). Audited "rollout.retry" with the hosts.
+// kFailedPrecondition when the rollout was aborted (a resume takes an abort
+// back) or has no failed host to retry. Returns the hosts deployed again;
+// their polls are in `wakeups`.
 Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const release::Release& release,
                                                   const std::vector<std::string>& only,
                                                   UnixSeconds now, Wakeups& wakeups);

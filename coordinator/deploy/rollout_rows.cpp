@@ -285,8 +285,8 @@ void MarkAborted(soci::session& sql, const std::string& release_id) {
 
 void AcceptCurrentWave(soci::session& sql, const std::string& release_id) {
   std::string key = release_id;
-  sql << "UPDATE rollouts SET accepted_wave = current_wave, finished = 0, pause_kind = '' "
-         "WHERE release_id = :r",
+  sql << "UPDATE rollouts SET accepted_wave = current_wave, finished = 0, pause_kind = '', "
+         "aborted = 0 WHERE release_id = :r",
       soci::use(key);
 }
 

@@ -172,6 +172,14 @@ RolloutDecision DecideDeploying(const RolloutSnapshot& s) {
   const bool last_wave_started =
       s.current_wave >= 0 && static_cast<std::size_t>(s.current_wave) + 1 >= s.wave_count();
   if (s.aborted || last_wave_started) {
+    // Hosts of earlier waves deployed again after the rollout had ended
+    // (`release retry` of a deployed release) end before it does.
+    if (const std::size_t final = s.outcome.succeeded + s.outcome.failed;
+        final < s.outcome.hosts) {
+      d.kind = Kind::kWait;
+      d.waiting = fmt::format("{} of {} host(s) final", final, s.outcome.hosts);
+      return d;
+    }
     d.kind = Kind::kFinish;
     d.outcome = s.outcome;
     if (s.aborted && s.outcome.hosts < s.targets) {

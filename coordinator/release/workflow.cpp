@@ -332,12 +332,12 @@ const std::vector<TransitionRule>& TransitionTable() {
        {R::kApprover},
        "category emergency only; a reason; never the owner; the state does not change"},
       {Action::kRetry,
-       {S::kFailed},
+       {S::kFailed, S::kDeployed},
        S::kDeploying,
        {R::kReleaseManager, R::kApprover, R::kAdmin},
-       "a wave went over max_failures and was not rolled back; a reason (what was fixed); the "
-       "wave's failed hosts are deployed again, the others never touched, and the wave is judged "
-       "on their new results"},
+       "a wave went over max_failures and was not rolled back, or the rollout ended with failed "
+       "hosts within the thresholds; a reason (what was fixed); the failed hosts are deployed "
+       "again, the others never touched, and each wave is judged on their new results"},
   };
   return kTable;
 }

@@ -379,11 +379,13 @@ Result<Release> FinishRollout(const Release& release, const Actor& actor, Instan
 Result<Release> PauseRollout(const Release& release, const Actor& actor, Instant at,
                              std::string reason);
 
-// failed -> deploying: after a wave went over its threshold without
-// auto_rollback and a person decided not to roll back, the wave's failed
-// hosts are deployed again (the rollout engine makes the deployments,
-// deploy/rollout_engine.hpp RetryFailedHosts) and the wave is judged on
-// their new results. `reason` says what was fixed; required.
+// failed|deployed -> deploying: after a wave went over its threshold
+// without auto_rollback and a person decided not to roll back, the wave's
+// failed hosts are deployed again (the rollout engine makes the
+// deployments, deploy/rollout_engine.hpp RetryFailedHosts) and the wave is
+// judged on their new results; after a rollout that ended deployed with
+// failed hosts within the thresholds (a close would be "partial"), the
+// failed hosts of every wave. `reason` says what was fixed; required.
 Result<Release> RetryRollout(const Release& release, const Actor& actor, Instant at,
                              std::string reason);
 

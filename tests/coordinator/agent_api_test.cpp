@@ -199,32 +199,35 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
   }
 
   json Plan(const std::string& host_timeout = "15m") const {
-    return {{"title", "C3M-VIDEO playback download"},
-            {"product", "c3m-video"},
-            {"version", "V1.3.0.12"},
-            {"category", "minor"},
-            {"change_refs", {"CHG-2026-0113"}},
-            {"plan",
-             {{"purpose", "p"},
-              {"scope", "s"},
-              {"participants", "zhang.rm"},
-              {"communication", "c"},
-              {"work_plan", "w"},
-              {"follow_up", "f"},
-              {"rollback_plan", "r"},
-              {"known_issues", "k"},
-              {"baseline", "b"}}},
-            {"packages", {package_id_}},
-            {"targets", {{"selector", "app=c3m-video"}}},
-            {"reviewers", {"wang.approver", "li.approver"}},
-            {"golive",
-             {{"window",
-               {{"start", UtcIn(std::chrono::hours(-1))}, {"end", UtcIn(std::chrono::hours(24))}}},
-              {"waves", {"100%"}},
-              {"max_failures", "0"},
-              {"between_waves", "5m"},
-              {"host_timeout", host_timeout},
-              {"auto_rollback", false}}}};
+    json plan = {
+        {"title", "C3M-VIDEO playback download"},
+        {"product", "c3m-video"},
+        {"version", "V1.3.0.12"},
+        {"category", "minor"},
+        {"change_refs", {"CHG-2026-0113"}},
+        {"plan",
+         {{"purpose", "p"},
+          {"scope", "s"},
+          {"participants", "zhang.rm"},
+          {"communication", "c"},
+          {"work_plan", "w"},
+          {"follow_up", "f"},
+          {"rollback_plan", "r"},
+          {"known_issues", "k"},
+          {"baseline", "b"}}},
+        {"packages", {package_id_}},
+        {"targets", {{"selector", "app=c3m-video"}}},
+        {"reviewers", {"wang.approver", "li.approver"}},
+        {"golive",
+         {{"window",
+           {{"start", UtcIn(std::chrono::hours(-1))}, {"end", UtcIn(std::chrono::hours(24))}}},
+          {"waves", {"100%"}},
+          {"max_failures", "0"},
+          {"between_waves", "5m"},
+          {"host_timeout", host_timeout},
+          {"auto_rollback", false}}}};
+    plan["golive"].merge_patch(golive_changes_);
+    return plan;
   }
 
   std::string Approved(const std::string& host_timeout = "15m") {
@@ -290,6 +293,7 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
   }
 
   std::string package_id_;
+  json golive_changes_ = json::object();  // merged into Plan()'s go-live plan
 };
 
 TEST_F(AgentApiTest, EnrollmentTokensAreSingleUseExpireAndAreAudited) {
@@ -955,6 +959,102 @@ TEST_F(AgentApiTest, ARetryDeploysOnlyTheFailedHostsAgainAndJudgesTheWaveOnTheir
   std::size_t retries = 0;
   for (const auto& e : json::parse(audit.out)) retries += e.value("action", "") == "rollout.retry";
   EXPECT_EQ(retries, 2u) << audit.out;
+}
+
+// A rollout that ended deployed with failed hosts within the thresholds (a
+// close would be "partial"): the failed hosts of every wave are deployed
+// again, the release ends again once they are final, and a close may then
+// be a success.
+TEST_F(AgentApiTest, ARetryAfterADeployedRolloutDeploysTheFailedHostsOfEveryWaveAgain) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string web2 = Enroll("web-2", "env=production,app=c3m-video");
+  const std::string web3 = Enroll("web-3", "env=production,app=c3m-video");
+  const std::string web4 = Enroll("web-4", "env=production,app=c3m-video");
+  golive_changes_ = {{"waves", {"2", "100%"}}, {"max_failures", "1"}, {"between_waves", "0"}};
+  const std::string id = Scheduled();
+  ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
+  const auto fail = [&](const std::string& credential, const std::string& d) {
+    ASSERT_EQ(Post(credential,
+                   {Event(d, 1, "assigned"), Event(d, 2, "failed", "disk full", "downloading")})
+                  .status,
+              200);
+  };
+  Succeed(web1, Poll(web1).Json()["assignment"]["deployment"]);
+  const std::string d2 = Poll(web2).Json()["assignment"]["deployment"];
+  ASSERT_NO_FATAL_FAILURE(fail(web2, d2));
+  // Wave 1 within its threshold of 1: wave 2 starts.
+  const json a3 = Poll(web3, 10).Json()["assignment"];
+  ASSERT_TRUE(a3.is_object()) << State(id);
+  Succeed(web3, a3["deployment"]);
+  const std::string d4 = Poll(web4, 10).Json()["assignment"]["deployment"];
+  ASSERT_NO_FATAL_FAILURE(fail(web4, d4));
+  ASSERT_TRUE(WaitForState(id, "deployed", std::chrono::seconds(10))) << State(id);
+
+  auto succeeded = As(
+      rm_, {"release", "retry", id, "--failed", "--hosts", "web-3", "--reason", "disks cleaned"});
+  EXPECT_NE(succeeded.exit_code, 0);
+  EXPECT_NE(succeeded.err.find("web-3 succeeded"), std::string::npos) << succeeded.err;
+  auto retried =
+      As(rm_, {"release", "retry", id, "--failed", "--reason", "disks cleaned", "--json"});
+  ASSERT_EQ(retried.exit_code, 0) << retried.err;
+  EXPECT_EQ(json::parse(retried.out)["retried"], json::array({"web-2", "web-4"})) << retried.out;
+  EXPECT_EQ(State(id), "deploying");
+  EXPECT_TRUE(Poll(web1).Json()["assignment"].is_null());
+  EXPECT_TRUE(Poll(web3).Json()["assignment"].is_null());
+  const json again2 = Poll(web2).Json()["assignment"];
+  const json again4 = Poll(web4).Json()["assignment"];
+  ASSERT_TRUE(again2.is_object() && again4.is_object());
+  Succeed(web2, again2["deployment"]);
+  // web-4 (wave 2) is not final yet: the rollout does not end without it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(State(id), "deploying");
+  Succeed(web4, again4["deployment"]);
+  ASSERT_TRUE(WaitForState(id, "deployed", std::chrono::seconds(10))) << State(id);
+  // Every host's latest attempt succeeded; web-2 and web-4 have two.
+  std::map<std::string, json> latest;
+  for (const json& h : Hosts(id)) {
+    const std::string host = h.value("host", "");
+    if (!latest.contains(host) || latest[host].value("attempt", 0) < h.value("attempt", 0)) {
+      latest[host] = h;
+    }
+  }
+  ASSERT_EQ(latest.size(), 4u);
+  for (const auto& [host, h] : latest) EXPECT_EQ(h.value("result", ""), "succeeded") << h;
+  EXPECT_EQ(latest["web-2"].value("attempt", 0), 2);
+  EXPECT_EQ(latest["web-4"].value("attempt", 0), 2);
+  EXPECT_EQ(latest["web-1"].value("attempt", 0), 1);
+}
+
+// A person aborted a rollout in its first wave; once the cause is fixed, a
+// resume takes the abort back and the rollout goes on where it stopped (a
+// retry refuses, naming the resume).
+TEST_F(AgentApiTest, AResumeTakesAnAbortBackAndGoesOnWhereTheRolloutStopped) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string web2 = Enroll("web-2", "env=production,app=c3m-video");
+  const std::string web3 = Enroll("web-3", "env=production,app=c3m-video");
+  golive_changes_ = {{"waves", {"1", "100%"}}, {"between_waves", "0"}};
+  const std::string id = Scheduled();
+  ASSERT_EQ(As(rm_, {"release", "start", id}).exit_code, 0);
+  const std::string d1 = Poll(web1).Json()["assignment"]["deployment"];
+  ASSERT_EQ(As(rm_, {"release", "abort", id, "--reason", "wrong config in the package's hooks"})
+                .exit_code,
+            0);
+  Succeed(web1, d1);
+  ASSERT_TRUE(WaitForState(id, "failed", std::chrono::seconds(10))) << State(id);
+  EXPECT_TRUE(Poll(web2).Json()["assignment"].is_null());
+
+  auto retry = As(rm_, {"release", "retry", id, "--failed", "--reason", "x"});
+  EXPECT_NE(retry.exit_code, 0);
+  EXPECT_NE(retry.err.find("fabu release resume"), std::string::npos) << retry.err;
+
+  auto resumed = As(rm_, {"release", "resume", id, "--comment", "hooks fixed on the hosts"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const json a2 = Poll(web2, 10).Json()["assignment"];
+  const json a3 = Poll(web3, 10).Json()["assignment"];
+  ASSERT_TRUE(a2.is_object() && a3.is_object()) << State(id);
+  Succeed(web2, a2["deployment"]);
+  Succeed(web3, a3["deployment"]);
+  ASSERT_TRUE(WaitForState(id, "deployed", std::chrono::seconds(10))) << State(id);
 }
 
 // The console's view of a large release: a page of its hosts, or only those
