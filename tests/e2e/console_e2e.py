@@ -10,7 +10,7 @@ should be. Environment:
   FABU_CONSOLE_USERS    JSON {"user": "token", ...}
   FABU_CONSOLE_RELEASE  the release the scenario works on
   FABU_CONSOLE_SHOTS    where screenshots go (one PNG per page seen)
-Usage: console_e2e.py approve|rollout|viewer|zh-CN
+Usage: console_e2e.py approve|rollout|preflight|viewer|zh-CN
 """
 import json
 import os
@@ -217,7 +217,8 @@ def scenario_approve():
         check(len(sections) == 9, f"the plan's nine parts: {len(sections)}")
         check("Ship the console test release" in b.text("#plan"), b.text("#plan"))
         actions = b.actions()
-        check(actions == {"approve", "reject"}, f"an approver reviewing sees approve and reject: {actions}")
+        check(actions == {"approve", "reject", "preflight"},
+              f"an approver reviewing sees approve, reject and pre-flight again: {actions}")
         b.page("release-in-review")
 
         # The session's cookie alone is not enough to change anything.
@@ -338,6 +339,37 @@ def scenario_rollout():
         b.close()
 
 
+def scenario_preflight():
+    """An approver reviewing a release sees its pre-flight: one host would
+    fail (it does not trust the publisher key), named first with why; the
+    other is ready. The approver overrides the round with a reason."""
+    b = Browser("approver")
+    try:
+        b.sign_in("wang.approver")
+        b.open(f"/releases/{RELEASE}")
+        b.wait_css("#release-id")
+        # The page follows a round whose answers are still coming.
+        b.wait("every host's answer", lambda: b.text("#preflight [data-count='waiting']").endswith(" 0")
+               and len(b.all("#preflight-hosts tr[data-host]")) == 2, 60)
+        rows = b.all("#preflight-hosts tr[data-host]")
+        states = [(r.get_attribute("data-host"), r.get_attribute("data-state")) for r in rows]
+        check(states == [("web-2", "would_fail"), ("web-1", "ready")],
+              f"the host that would fail first, then the ready one: {states}")
+        web2 = b.text("#preflight-hosts tr[data-host='web-2']")
+        check("does not trust" in web2, f"why web-2 would fail: {web2}")
+        check("1" in b.text("#preflight [data-count='would_fail']"), b.text("#preflight"))
+        actions = b.actions()
+        check({"preflight", "preflight-override"} <= actions, f"an approver's pre-flight buttons: {actions}")
+        b.page("release-preflight")
+        b.act("preflight-override", "web-2 gets the key at the window; excluded if not")
+        b.wait("the override", lambda: "wang.approver" in b.text("#preflight-override"))
+        check("excluded if not" in b.text("#preflight-override"), b.text("#preflight"))
+        check("preflight-override" not in b.actions(), f"no second override: {b.actions()}")
+        b.page("release-preflight-overridden")
+    finally:
+        b.close()
+
+
 def scenario_viewer():
     """A viewer sees every page but no button to act; a forged request from
     their session is refused; signing out ends the session."""
@@ -443,7 +475,7 @@ def scenario_zh():
         other.close()
 
 
-SCENARIOS = {"approve": scenario_approve, "rollout": scenario_rollout,
+SCENARIOS = {"approve": scenario_approve, "rollout": scenario_rollout, "preflight": scenario_preflight,
              "viewer": scenario_viewer, "zh-CN": scenario_zh}
 
 if __name__ == "__main__":

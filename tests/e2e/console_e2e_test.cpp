@@ -139,6 +139,25 @@ TEST_F(ConsoleE2eTest, AReleaseManagerFollowsARolloutLiveThroughAGateAndARollbac
   }
 }
 
+// An approver reviewing a release sees its pre-flight (a host that does not
+// trust the publisher key would fail, named with why; the other is ready)
+// and overrides the round with a reason, recorded as theirs.
+TEST_F(ConsoleE2eTest, AnApproverSeesThePreflightAndOverridesItWithAReason) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(2, "env=production,app=c3m-video", /*start=*/false));
+  ASSERT_NO_FATAL_FAILURE(EditConfig(agents_[1], {{"trusted_keys", json::array()}}));
+  for (Agent& agent : agents_) ASSERT_NO_FATAL_FAILURE(StartAgent(agent));
+  const Package v1 = BuildAndUpload(kV1);
+  const std::string id = Submitted(v1);  // the submit asked a round
+  ASSERT_EQ(Browse("preflight", id), 0) << output_;
+  auto shown = As(viewer_, {"release", "preflight", id, "--show", "--json"});
+  EXPECT_EQ(shown.exit_code, 0) << shown.out << shown.err;  // overridden: nothing blocks
+  const json round = json::parse(shown.out, nullptr, false)["preflight"];
+  ASSERT_TRUE(round.is_object()) << shown.out;
+  EXPECT_EQ(round["override"].value("by", ""), "wang.approver") << round.dump(2);
+  EXPECT_EQ(round["override"].value("reason", ""),
+            "web-2 gets the key at the window; excluded if not");
+}
+
 // A viewer sees every page and no action; a forged POST from the viewer's
 // session, with or without the CSRF token, is refused; signing out ends the
 // session.

@@ -21,12 +21,25 @@ function decidedThisRound(r, user) {
   return (r.approvals || []).some((d) => d.reviewer === user && d.round === r.review_round);
 }
 
+// A failed host a retry would deploy again (the rollout's status).
+function hasFailedHosts(status) {
+  return !!status && (status.waves || []).some((w) => w.failed > 0);
+}
+
+// The latest pre-flight round (r.preflight, set by the release page) has a
+// host that would fail, and nobody overrode it.
+function preflightBlocks(r) {
+  return !!r.preflight && r.preflight.would_fail > 0 && !r.preflight.override;
+}
+
+const PREFLIGHT_STATES = ['draft', 'in_review', 'approved', 'testing', 'accepted', 'scheduled'];
+
 function waitsAtGate(status) {
   const waiting = (status && status.waiting) || '';
   return /control point|release gate/.test(waiting);
 }
 
-// id: the API's verb (POST /api/v1/releases/{id}/<path>), label: the action's words.
+// id: the API's verb (POST /api/v1/releases/{id}/<path>, or `path`), label: the action's words.
 const ACTIONS = [
   {id: 'submit', label: 'action.submit', roles: [RM, ADMIN], states: ['draft'],
     may: (r, s) => s.role === ADMIN || r.owner === s.user},
@@ -53,6 +66,12 @@ const ACTIONS = [
     extra: {confirm: true}, may: (r, s, status) => waitsAtGate(status)},
   {id: 'pause', label: 'action.pause', roles: STEERS, states: ['deploying'], fields: [reason]},
   {id: 'resume', label: 'action.resume', roles: STEERS, states: ['paused', 'failed'], fields: [comment]},
+  {id: 'retry', label: 'action.retry', roles: STEERS, states: ['failed', 'deployed'], fields: [reason],
+    may: (r, s, status) => hasFailedHosts(status)},
+  {id: 'preflight', label: 'action.preflight', roles: STEERS, states: PREFLIGHT_STATES},
+  {id: 'preflight-override', path: 'preflight', label: 'action.preflight-override', roles: [APPROVER, ADMIN],
+    states: PREFLIGHT_STATES, fields: [reason], extra: {override: true}, danger: true,
+    may: (r) => preflightBlocks(r)},
   {id: 'abort', label: 'action.abort', roles: STEERS, states: ['deploying', 'paused'], fields: [reason], danger: true},
   {id: 'rollback', label: 'action.rollback', roles: STEERS, states: ['deploying', 'paused', 'failed'],
     fields: [reason], danger: true},
@@ -112,7 +131,7 @@ function openDialog(r, a, done) {
     confirm.disabled = true;
     replace(status);
     try {
-      await post(`/api/v1/releases/${enc(r.id)}/${a.id}`, body);
+      await post(`/api/v1/releases/${enc(r.id)}/${a.path || a.id}`, body);
       dialog.close();
       done();
     } catch (err) {

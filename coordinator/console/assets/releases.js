@@ -118,6 +118,33 @@ async function exportDoc(r, doc) {
   a.remove();
 }
 
+function mib(bytes) {
+  return typeof bytes === 'number' ? `${(bytes / (1024 * 1024)).toFixed(1)} MiB` : '—';
+}
+
+// The latest pre-flight round: could each production target install the
+// release now (deploy/preflight.hpp). Hosts that would fail come first.
+function preflightSection(p) {
+  const order = {would_fail: 0, unknown: 1, waiting: 2, ready: 3};
+  const hosts = (p.hosts || []).slice().sort((a, b) =>
+    (order[a.state] ?? 4) - (order[b.state] ?? 4) || a.host.localeCompare(b.host));
+  const counts = ['ready', 'would_fail', 'unknown', 'waiting'].map((k) =>
+    h('span', {class: `pf-count pf-${k}`, dataset: {count: k}}, `${tv('preflight_state', k)} ${p[k] || 0}`));
+  return section(t('preflight'), 'preflight', dl([
+    [t('preflight.round'), String(p.round)],
+    [t('preflight.asked'), `${when(p.asked)} · ${p.asked_by || ''}`],
+    [t('preflight.counts'), h('span', {class: 'pf-counts'}, counts.flatMap((c, i) => (i ? [' · ', c] : [c])))],
+    p.override ? [t('preflight.override'), h('span', {id: 'preflight-override'},
+      `${p.override.by} ${when(p.override.at)}: ${p.override.reason}`)] : null,
+  ]), table([
+    {label: t('host'), cell: (x) => x.host},
+    {label: t('state'), cell: (x) => h('span', {class: `pf-state pf-${x.state}`}, tv('preflight_state', x.state))},
+    {label: t('preflight.free'), cell: (x) => mib(x.free_bytes)},
+    {label: t('preflight.installed'), cell: (x) => x.installed_version || '—'},
+    {label: t('preflight.reasons'), class: 'wide', cell: (x) => (x.reasons || []).join('; ')},
+  ], hosts, {id: 'preflight-hosts', rowData: (x) => ({host: x.host, state: x.state})}));
+}
+
 export function releasePage(main, ctx, id) {
   let alive = true;
   replace(main, h('p', {class: 'muted'}, t('loading')));
@@ -129,8 +156,11 @@ export function releasePage(main, ctx, id) {
         const deployed = await get(`/api/v1/releases/${enc(id)}/hosts`);
         testHosts = (deployed.hosts || []).filter((x) => x.environment === 'test');
       }
-      if (['deploying', 'paused', 'failed'].includes(r.state)) {
+      if (['deploying', 'paused', 'failed', 'deployed'].includes(r.state)) {
         status = await get(`/api/v1/releases/${enc(id)}/status`);
+      }
+      if (r.state !== 'cancelled') {
+        r.preflight = (await get(`/api/v1/releases/${enc(id)}/preflight`)).preflight;
       }
     } catch (e) {
       if (alive) replace(main, ctx.errorBox(e));
@@ -138,6 +168,10 @@ export function releasePage(main, ctx, id) {
     }
     if (!alive) return;
     draw(r, status, testHosts);
+    // A pre-flight round whose answers are still coming: followed each second.
+    if (r.preflight && r.preflight.waiting > 0 && !document.querySelector('#dialog[open]')) {
+      setTimeout(() => { if (alive) load(); }, 1000);
+    }
   }
   function draw(r, status, testHosts) {
     const p = r.plan || {};
@@ -174,6 +208,7 @@ export function releasePage(main, ctx, id) {
             ? (r.golive_approval ? `${t('golive_approved')}: ${r.golive_approval.by} ${when(r.golive_approval.at)}` : t('golive_approved'))
             : t('golive_not_approved')],
         ]) : h('p', {class: 'muted'}, t('not_set')))),
+      r.preflight ? preflightSection(r.preflight) : null,
       section(t('plan'), 'plan', h('dl', {class: 'sections'}, SECTIONS.map((s) =>
         [h('dt', {}, t(`section.${s}`)), h('dd', {dataset: {section: s}}, text((p.plan || {})[s]))]))),
       section(t('review'), 'review', table([

@@ -59,6 +59,24 @@ async function failureOf(id, host, deployment) {
   return '';
 }
 
+// The go-live plan's checks on metrics: each wave's verdict and its last
+// measurements (value, or why there was none), newest last.
+function checksSection(s) {
+  const checks = s.checks || [];
+  if (checks.length === 0) return null;
+  const taken = (c) => (s.measurements || []).filter((m) => m.check === c.name && m.wave === c.wave).slice(-12);
+  const value = (m) => h('span', {class: `measure m-${m.outcome}`, dataset: {outcome: m.outcome},
+    title: `${when(m.at)} ${m.detail || ''}`}, m.value === null || m.value === undefined ? '∅' : String(m.value));
+  return h('section', {class: 'card', id: 'checks'}, h('h2', {}, t('checks')), table([
+    {label: t('check'), cell: (c) => [h('strong', {}, c.name), ' ', h('span', {class: 'mono muted'}, c.condition),
+      c.dry_run ? [' · ', t('check.dry_run')] : null]},
+    {label: t('wave'), cell: (c) => String(c.wave)},
+    {label: t('check.verdict'), cell: (c) => h('span', {class: `verdict v-${c.verdict}`}, tv('verdict', c.verdict))},
+    {label: t('check.measurements'), cell: (c) => h('span', {class: 'measures'}, taken(c).flatMap((m, i) => (i ? [' ', value(m)] : [value(m)])))},
+    {label: t('check.summary'), class: 'wide', cell: (c) => c.summary || ''},
+  ], checks, {id: 'check-table', rowData: (c) => ({check: c.name, wave: String(c.wave), verdict: c.verdict})}));
+}
+
 export function rolloutPage(main, ctx, id) {
   let alive = true;
   let controller = null;
@@ -125,6 +143,7 @@ export function rolloutPage(main, ctx, id) {
             h('span', {dataset: {count: 'pending'}}, `${t('pending')} ${counts.get(w.wave).pending}`), ' · ',
             h('span', {}, `${t('hosts')} ${w.hosts}`), ' · ',
             h('span', {}, `${t('threshold')} ${w.threshold}`))))),
+      checksSection(s),
       pager(s),
       table([
         {label: t('host'), cell: (x) => h('a', {href: `#/hosts/${enc(x.host)}`}, x.host)},
