@@ -86,6 +86,7 @@ struct Shared {
   std::atomic<int> failed{0};
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> ingested{0};  // extra events acknowledged
+  std::atomic<int> preflight_answered{0};  // pre-flight questions answered (accepted)
   std::mutex files;                        // credentials file, assignments file
   std::ofstream credentials;
   std::ofstream assignments;
@@ -192,6 +193,8 @@ class Fleet {
   net::awaitable<bool> Report(Agent& agent, std::vector<protocol::DeploymentEvent> events);
   net::awaitable<void> Pause(std::chrono::milliseconds delay);
   net::awaitable<void> Deploy(Agent& agent, const protocol::Assignment& assignment);
+  // Answers a pre-flight question as a host with room and nothing installed.
+  net::awaitable<void> AnswerPreflight(Agent& agent, const protocol::PreflightRequest& question);
   // Waits for one of this thread's connection-attempt slots; Release hands it on.
   net::awaitable<void> AcquireConnectSlot();
   void ReleaseConnectSlot();
@@ -454,6 +457,18 @@ net::awaitable<bool> Fleet::Report(Agent& agent, std::vector<protocol::Deploymen
   co_return false;
 }
 
+net::awaitable<void> Fleet::AnswerPreflight(Agent& agent,
+                                            const protocol::PreflightRequest& question) {
+  protocol::PreflightAnswer reply;
+  reply.id = question.id;
+  reply.ready = true;
+  reply.free_bytes = std::uint64_t{64} << 30;
+  const std::string body = protocol::PreflightAnswerToJson(reply).dump();
+  Answer answer = co_await Call(agent, http::verb::post, std::string(protocol::kPreflightPath),
+                                &body, "preflight", std::chrono::seconds(60));
+  if (answer.status == 200) ++shared_.preflight_answered;  // Call counts what failed
+}
+
 net::awaitable<void> Fleet::Deploy(Agent& agent, const protocol::Assignment& assignment) {
   const std::int64_t assigned_ms = WallMs();
   ++shared_.assigned;
@@ -597,8 +612,9 @@ net::awaitable<void> Fleet::Run(Agent& agent, Clock::duration start_after) {
       }
       inventory_sent = true;
     }
+    // As fabu-agent: the poll says it answers pre-flight questions.
     const std::string target =
-        fmt::format("{}?wait={}", protocol::kAssignmentPath, options_.poll_wait_seconds);
+        fmt::format("{}?wait={}&preflight=1", protocol::kAssignmentPath, options_.poll_wait_seconds);
     // Counted as polling only once it holds a connection.
     if (!agent.stream && !co_await Connect(agent)) {
       co_await Pause(Backoff(agent, std::nullopt));
@@ -614,11 +630,13 @@ net::awaitable<void> Fleet::Run(Agent& agent, Clock::duration start_after) {
     }
     auto json = nlohmann::json::parse(answer.body, nullptr, false);
     auto assignment = protocol::AssignmentResponseFromJson(json);
-    if (!assignment) {
+    auto question = protocol::PreflightOfAssignmentResponse(json);
+    if (!assignment || !question) {
       Error("poll: malformed answer");
       co_await Pause(retry(answer));
       continue;
     }
+    if (*question) co_await AnswerPreflight(agent, **question);
     if (!*assignment || (finished && (*assignment)->deployment == *finished)) {
       if (*assignment) co_await Pause(std::chrono::seconds(1));  // repeated until acked
       continue;
@@ -673,10 +691,10 @@ void WriteStatus(const FleetOptions& options, const Shared& shared, double elaps
     std::ofstream out(temp, std::ios::trunc);
     out << fmt::format(
         "elapsed {:.1f} held {} enrolled {} polling {} assigned {} done {} succeeded {} failed "
-        "{} ingested {}\n",
+        "{} ingested {} preflight {}\n",
         elapsed, shared.held.load(), shared.enrolled.load(), shared.polling.load(),
         shared.assigned.load(), shared.done.load(), shared.succeeded.load(), shared.failed.load(),
-        shared.ingested.load());
+        shared.ingested.load(), shared.preflight_answered.load());
   }
   std::error_code ec;
   std::filesystem::rename(temp, options.status_file, ec);
@@ -687,9 +705,10 @@ void WriteStatus(const FleetOptions& options, const Shared& shared, double elaps
 std::string FleetReport::Text() const {
   std::string out = fmt::format(
       "fabu-loadgen: {} agents, {:.1f} s; enrolled {}; connections held at the end {} (max {})\n"
-      "requests {} ({:.0f}/s); assignments received {}; finished: {} succeeded, {} failed\n",
+      "requests {} ({:.0f}/s); assignments received {}; finished: {} succeeded, {} failed; "
+      "pre-flight questions answered {}\n",
       agents, seconds, enrolled, held_at_end, max_held, requests, requests_per_second, assigned,
-      succeeded, failed);
+      succeeded, failed, preflight_answered);
   const auto when = [](double s) {
     return s < 0 ? std::string("never") : fmt::format("after {:.1f} s", s);
   };
@@ -734,6 +753,7 @@ std::string FleetReport::Json() const {
                       {"assigned", assigned},
                       {"succeeded", succeeded},
                       {"failed", failed},
+                      {"preflight_answered", preflight_answered},
                       {"requests", requests},
                       {"requests_per_second", requests_per_second},
                       {"ingest_rounds", nlohmann::json::array()},
@@ -886,6 +906,7 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
   report.assigned = shared.assigned;
   report.succeeded = shared.succeeded;
   report.failed = shared.failed;
+  report.preflight_answered = shared.preflight_answered;
   std::map<std::string, std::vector<std::uint32_t>> micros;
   // A round runs from the first thread's gate to the last ack on any thread.
   std::vector<std::int64_t> opened(options.events_per_post.size(), 0),

@@ -99,6 +99,7 @@ struct FleetReport {
   int assigned = 0;
   int succeeded = 0;
   int failed = 0;
+  int preflight_answered = 0;  // pre-flight questions answered (accepted by the coordinator)
   std::uint64_t requests = 0;
   double requests_per_second = 0;
   struct IngestRound {

@@ -196,6 +196,14 @@ TEST_F(LoadgenTest, AFleetTakesAReleaseDownloadingThePackageWithSomeAgentsFailin
   EXPECT_GE(succeeded, 1) << report.dump(2);
   EXPECT_EQ(report["latency"]["download"]["count"], kAgents) << report.dump(2);
   EXPECT_EQ(WaitForFinal(release), "failed");
+  // Each agent answered the pre-flight questions of the submit and the
+  // schedule; the latest round has every host ready.
+  EXPECT_GE(report["preflight_answered"].get<int>(), kAgents) << report.dump(2);
+  auto preflight = As(rm_, {"release", "preflight", release, "--show", "--json"});
+  ASSERT_EQ(preflight.exit_code, 0) << preflight.err;
+  const json round = json::parse(preflight.out, nullptr, false);
+  ASSERT_TRUE(round.is_object()) << preflight.out;
+  EXPECT_EQ(round["preflight"].value("ready", 0), kAgents) << preflight.out;
 
   // The loadgen's per-agent results against the coordinator's deployments.
   std::ifstream lines(assignments);
