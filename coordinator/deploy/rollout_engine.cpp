@@ -542,11 +542,10 @@ Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const rel::Re
   row->wave_done_at = 0;
   row->finished = 0;
   row->pause_kind.clear();
-  row->waiting =
-      ended ? fmt::format("{} failed host(s) deployed again after the rollout ended",
-                          retried.size())
-            : fmt::format("wave {} of {}: {} failed host(s) deployed again", wave + 1,
-                          row->wave_count(), retried.size());
+  row->waiting = ended ? fmt::format("{} failed host(s) deployed again after the rollout ended",
+                                     retried.size())
+                       : fmt::format("wave {} of {}: {} failed host(s) deployed again", wave + 1,
+                                     row->wave_count(), retried.size());
   SaveRollout(tx.sql(), *row);
   AuditEvent event("rollout.retry", "release", release.id);
   event.release_id = release.id;

@@ -174,8 +174,7 @@ RolloutDecision DecideDeploying(const RolloutSnapshot& s) {
   if (s.aborted || last_wave_started) {
     // Hosts of earlier waves deployed again after the rollout had ended
     // (`release retry` of a deployed release) end before it does.
-    if (const std::size_t final = s.outcome.succeeded + s.outcome.failed;
-        final < s.outcome.hosts) {
+    if (const std::size_t final = s.outcome.succeeded + s.outcome.failed; final < s.outcome.hosts) {
       d.kind = Kind::kWait;
       d.waiting = fmt::format("{} of {} host(s) final", final, s.outcome.hosts);
       return d;

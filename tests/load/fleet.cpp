@@ -613,8 +613,8 @@ net::awaitable<void> Fleet::Run(Agent& agent, Clock::duration start_after) {
       inventory_sent = true;
     }
     // As fabu-agent: the poll says it answers pre-flight questions.
-    const std::string target =
-        fmt::format("{}?wait={}&preflight=1", protocol::kAssignmentPath, options_.poll_wait_seconds);
+    const std::string target = fmt::format("{}?wait={}&preflight=1", protocol::kAssignmentPath,
+                                           options_.poll_wait_seconds);
     // Counted as polling only once it holds a connection.
     if (!agent.stream && !co_await Connect(agent)) {
       co_await Pause(Backoff(agent, std::nullopt));
