@@ -393,12 +393,18 @@ Measurement JudgePrometheusAnswer(const MetricCheck& check, std::string_view bod
   if (answer.is_discarded() || !answer.is_object()) {
     return MeasurementError("Prometheus's answer is not JSON");
   }
-  if (answer.value("status", "") != "success") {
+  // A member that is a string, or "" (json::value throws on another type).
+  const auto text = [](const json& object, const char* key) {
+    const auto it = object.find(key);
+    return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (text(answer, "status") != "success") {
+    const std::string error = text(answer, "error");
     return MeasurementError(fmt::format("Prometheus refused the query: {}",
-                                        answer.value("error", std::string("no reason given"))));
+                                        error.empty() ? std::string("no reason given") : error));
   }
   const json data = answer.value("data", json::object());
-  const std::string type = data.is_object() ? data.value("resultType", "") : "";
+  const std::string type = data.is_object() ? text(data, "resultType") : "";
   const json result = data.is_object() ? data.value("result", json()) : json();
   const auto sample_value = [](const json& pair) -> std::optional<double> {
     if (!pair.is_array() || pair.size() != 2 || !pair[1].is_string()) return std::nullopt;

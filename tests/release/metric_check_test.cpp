@@ -210,6 +210,26 @@ TEST(MetricCheckTest, PrometheusAnswersAreJudgedSeriesBySeries) {
             MeasureOutcome::kError);
 }
 
+// Members of another type than Prometheus documents (a fuzzer's find: an
+// array as resultType threw) are a measurement error, never an exception.
+TEST(MetricCheckTest, APrometheusAnswerWithMembersOfTheWrongTypeIsAnError) {
+  const MetricCheck c = Prometheus("< 0.05");
+  for (const char* answer :
+       {R"({"status":"success","data":{"resultType":[{"metric":{}}],"result":[]}})",
+        R"({"status":["success"],"data":{"resultType":"vector","result":[]}})",
+        R"({"status":"error","error":{"text":"bad"}})",
+        R"({"status":"success","data":{"resultType":"vector","result":[{"metric":[1],)"
+        R"("value":[1,"0.01"]}]}})"}) {
+    Measurement m;
+    ASSERT_NO_THROW(m = JudgePrometheusAnswer(c, answer)) << answer;
+    EXPECT_NE(m.outcome, MeasureOutcome::kFail) << answer;
+  }
+  EXPECT_EQ(JudgePrometheusAnswer(
+                c, R"({"status":"success","data":{"resultType":[{"metric":{}}],"result":[]}})")
+                .outcome,
+            MeasureOutcome::kError);
+}
+
 TEST(MetricCheckTest, AJsonEndpointIsJudgedAtItsSelector) {
   MetricCheck c = Prometheus("< 250");
   c.kind = MetricCheck::Kind::kHttp;
