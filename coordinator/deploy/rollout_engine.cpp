@@ -539,7 +539,12 @@ Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const rel::Re
                             "{} already",
                             chosen.size() - retried.size(), chosen.size(), release.id));
   }
-  row->wave_done_at = 0;
+  // The wave the rollout stands at is judged again (its end counted afresh,
+  // its checks measured again) when one of its hosts is retried; after the
+  // end, a retry of earlier waves' hosts leaves the last wave's verdict.
+  const bool current_retried = std::any_of(
+      retried.begin(), retried.end(), [&](const auto& host) { return wave_of.at(host) == wave; });
+  if (current_retried) row->wave_done_at = 0;
   row->finished = 0;
   row->pause_kind.clear();
   row->waiting = ended ? fmt::format("{} failed host(s) deployed again after the rollout ended",
@@ -549,8 +554,8 @@ Result<std::vector<std::string>> RetryFailedHosts(Transaction& tx, const rel::Re
   SaveRollout(tx.sql(), *row);
   AuditEvent event("rollout.retry", "release", release.id);
   event.release_id = release.id;
-  event.detail = {{"wave", wave + 1}, {"hosts", retried}};
-  if (ended) event.detail["after_end"] = true;
+  event.detail = ended ? json{{"hosts", retried}, {"after_end", true}}
+                       : json{{"wave", wave + 1}, {"hosts", retried}};
   tx.Audit(event);
   return retried;
 }
