@@ -206,25 +206,27 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                return Response::Ok(json::object());
              });
 
-  router.Add(Method::kGet, std::string(protocol::kAgentPackagesPath) + "{id}",
-             RouteOptions::Agent(), [api](RequestContext& ctx) -> Result<Response> {
-               const std::string id = ctx.path_params.at("id");
-               if (!IsPackageId(id)) {
-                 return Fail(
-                     ErrorCode::kInvalidArgument,
-                     fmt::format("\"{}\" is not a package id (64 lower-case hex digits)", id));
-               }
-               auto assigned = api.store.Read([&](soci::session& sql) -> Result<bool> {
-                 return HostHasPackage(sql, ctx.host(), id);
-               });
-               if (!assigned) return std::unexpected(assigned.error());
-               if (!*assigned) {
-                 return Fail(ErrorCode::kPermissionDenied,
-                             fmt::format("package {} was not assigned to host {}", id, ctx.host()));
-               }
-               return Response::File({api.data.packages() / (id + ".fabu"),
-                                      "application/octet-stream", fmt::format("\"{}\"", id)});
-             });
+  router.Add(
+      Method::kGet, std::string(protocol::kAgentPackagesPath) + "{id}", RouteOptions::Agent(),
+      [api](RequestContext& ctx) -> Result<Response> {
+        const std::string id = ctx.path_params.at("id");
+        if (!IsPackageId(id)) {
+          return Fail(ErrorCode::kInvalidArgument,
+                      fmt::format("\"{}\" is not a package id (64 lower-case hex digits)", id));
+        }
+        auto assigned = api.store.Read([&](soci::session& sql) -> Result<bool> {
+          return HostHasPackage(sql, ctx.host(), id);
+        });
+        if (!assigned) return std::unexpected(assigned.error());
+        if (!*assigned) {
+          return Fail(ErrorCode::kPermissionDenied,
+                      fmt::format("package {} was not assigned to host {}", id, ctx.host()));
+        }
+        // Uploaded to another coordinator: fetched from the store once.
+        auto file = LocalPackageFile(api.store, api.data, id);
+        if (!file) return std::unexpected(file.error());
+        return Response::File({*file, "application/octet-stream", fmt::format("\"{}\"", id)});
+      });
 }
 
 }  // namespace fabu::coordinator

@@ -45,7 +45,8 @@ std::int64_t RetryDelaySeconds(const RetryPolicy& policy, std::int64_t attempts,
 Result<DeliveryPass> DeliverDue(Store& store,
                                 const std::vector<std::unique_ptr<Connector>>& connectors,
                                 const RetryPolicy& policy, std::function<UnixSeconds()> now,
-                                std::mt19937_64& random, const std::atomic<bool>& stop) {
+                                std::mt19937_64& random, const std::atomic<bool>& stop,
+                                const Lease* lease) {
   std::map<std::string, Connector*> by_name;
   for (const auto& c : connectors) by_name[c->name()] = c.get();
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -59,6 +60,8 @@ Result<DeliveryPass> DeliverDue(Store& store,
     bool progressed = false;
     for (const OutboxMessage& m : *heads) {
       if (stop) return pass;
+      // Another coordinator may have taken the deliveries over.
+      if (lease != nullptr && !lease->held()) return pass;
       if (blocked[m.connector]) continue;
       const UnixSeconds at = now();
       if (m.next_attempt > at) {
@@ -111,8 +114,13 @@ Result<DeliveryPass> DeliverDue(Store& store,
 }
 
 DeliveryWorker::DeliveryWorker(Store& store, std::vector<std::unique_ptr<Connector>> connectors,
-                               RetryPolicy policy, std::chrono::milliseconds poll)
-    : store_(store), connectors_(std::move(connectors)), policy_(policy), poll_(poll) {}
+                               RetryPolicy policy, std::chrono::milliseconds poll,
+                               const Lease* lease)
+    : store_(store),
+      connectors_(std::move(connectors)),
+      policy_(policy),
+      poll_(poll),
+      lease_(lease) {}
 
 DeliveryWorker::~DeliveryWorker() { Stop(); }
 
@@ -132,8 +140,20 @@ void DeliveryWorker::Run() {
   std::mt19937_64 random(std::random_device{}());
   std::uint64_t rings = OutboxRings();
   while (!stop_) {
+    std::optional<Fence> fence;
+    if (lease_ != nullptr) {
+      fence = lease_->fence();
+      if (!fence) {
+        // Another coordinator delivers; look again in a second.
+        rings = WaitForOutbox(rings, std::chrono::seconds(1));
+        continue;
+      }
+    }
+    // Its writes are made as the lease's holder (lease.hpp).
+    FenceScope fenced(std::move(fence));
     auto pass = DeliverDue(
-        store_, connectors_, policy_, [this] { return store_.clock().Seconds(); }, random, stop_);
+        store_, connectors_, policy_, [this] { return store_.clock().Seconds(); }, random, stop_,
+        lease_);
     std::chrono::milliseconds wait = poll_;
     if (!pass) {
       spdlog::error("cmdb delivery: {}", pass.error().message());

@@ -33,6 +33,7 @@
 
 #include "coordinator/cmdb/cmdb_config.hpp"
 #include "coordinator/cmdb/connectors.hpp"
+#include "coordinator/store/lease.hpp"
 #include "coordinator/store/store.hpp"
 
 namespace fabu::coordinator {
@@ -55,18 +56,23 @@ struct DeliveryPass {
 };
 
 // Delivers every due head message (and the ones behind it while they
-// succeed). Stops early when `stop` is set.
+// succeed). Stops early when `stop` is set, and before any send when `lease`
+// (null: none) is no longer held by this coordinator.
 Result<DeliveryPass> DeliverDue(Store& store,
                                 const std::vector<std::unique_ptr<Connector>>& connectors,
                                 const RetryPolicy& policy, std::function<UnixSeconds()> now,
-                                std::mt19937_64& random, const std::atomic<bool>& stop);
+                                std::mt19937_64& random, const std::atomic<bool>& stop,
+                                const Lease* lease = nullptr);
 
 // A thread running DeliverDue when the outbox bell rings (outbox_signal.hpp),
-// when the next retry is due, and at least every `poll`.
+// when the next retry is due, and at least every `poll`. With several
+// coordinators, only the holder of `lease` delivers, its writes fenced
+// (lease.hpp); the others wait, looking each second whether they hold it.
 class DeliveryWorker {
  public:
   DeliveryWorker(Store& store, std::vector<std::unique_ptr<Connector>> connectors,
-                 RetryPolicy policy, std::chrono::milliseconds poll = std::chrono::seconds(30));
+                 RetryPolicy policy, std::chrono::milliseconds poll = std::chrono::seconds(30),
+                 const Lease* lease = nullptr);
   ~DeliveryWorker();  // Stop()
   DeliveryWorker(const DeliveryWorker&) = delete;
   DeliveryWorker& operator=(const DeliveryWorker&) = delete;
@@ -81,6 +87,7 @@ class DeliveryWorker {
   std::vector<std::unique_ptr<Connector>> connectors_;
   RetryPolicy policy_;
   std::chrono::milliseconds poll_;
+  const Lease* lease_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

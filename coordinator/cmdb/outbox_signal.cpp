@@ -1,6 +1,7 @@
 #include "coordinator/cmdb/outbox_signal.hpp"
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 
 namespace fabu::coordinator {
@@ -11,6 +12,7 @@ struct Bell {
   std::condition_variable rung;
   std::uint64_t rings = 0;
   std::uint64_t wakes = 0;
+  std::function<void()> publisher;  // set before the daemon runs
 };
 
 Bell& TheBell() {
@@ -21,6 +23,15 @@ Bell& TheBell() {
 }  // namespace
 
 void RingOutbox() {
+  RingOutboxFromPeer();
+  if (TheBell().publisher) TheBell().publisher();
+}
+
+void SetOutboxPublisher(std::function<void()> publisher) {
+  TheBell().publisher = std::move(publisher);
+}
+
+void RingOutboxFromPeer() {
   Bell& bell = TheBell();
   {
     std::lock_guard lock(bell.mutex);

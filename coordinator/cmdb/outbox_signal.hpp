@@ -9,11 +9,22 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 
 namespace fabu::coordinator {
 
-// Rings the bell (never blocks on the store).
+// Rings the bell (never blocks on the store), and tells the other
+// coordinators through the publisher, if one is set: the one delivering may
+// be another (store/lease.hpp).
 void RingOutbox();
+
+// Who RingOutbox tells besides this process; set once, before the daemon
+// runs. Must be quick and thread-safe.
+void SetOutboxPublisher(std::function<void()> publisher);
+
+// Rings the bell for a message another coordinator queued (not published
+// again).
+void RingOutboxFromPeer();
 
 // How many times the bell has rung since the process started.
 std::uint64_t OutboxRings();

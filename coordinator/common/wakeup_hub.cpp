@@ -47,6 +47,28 @@ void WakeupHub::Unregister(const std::string& key, std::uint64_t id) {
 }
 
 void WakeupHub::Notify(const std::string& key, const Answer& answer) {
+  Wake(key, answer);
+  if (publisher_ && key != kHoldKey) publisher_(key);
+}
+
+void WakeupHub::SetPublisher(std::function<void(const std::string& key)> publisher) {
+  publisher_ = std::move(publisher);
+}
+
+void WakeupHub::NotifyFromPeer(const std::string& key) { Wake(key, nullptr); }
+
+void WakeupHub::WakeEveryone() {
+  std::vector<std::string> keys;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, entry] : entries_) {
+      if (!entry.wakers.empty()) keys.push_back(key);
+    }
+  }
+  for (const std::string& key : keys) Wake(key, nullptr);
+}
+
+void WakeupHub::Wake(const std::string& key, const Answer& answer) {
   std::vector<Waker> wake;
   {
     std::lock_guard lock(mutex_);

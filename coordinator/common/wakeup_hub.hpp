@@ -27,8 +27,13 @@
 // must be quick and thread-safe (the server's posts a timer cancel to its I/O
 // thread). The hub knows nothing of Asio. Thread-safe.
 //
-// Keeping the door open for several coordinators: a PostgreSQL
-// LISTEN/NOTIFY bridge would call Notify here for notifications from peers.
+// Several coordinators on one database (docs/ha.md): a waiter held by one
+// coordinator must wake when another commits what it waits for. A hub with a
+// publisher (SetPublisher) hands every key it is notified of (but kHoldKey,
+// which is this process's own) to the publisher, which tells the peers
+// (store/peer_signals.hpp); what a peer tells arrives through NotifyFromPeer,
+// which wakes the waiters here without publishing again. A peer's waiters
+// get no answer handed over: they look at the store again.
 #pragma once
 
 #include <atomic>
@@ -78,6 +83,16 @@ class WakeupHub {
   // handing each `answer` (null: the waiters look again).
   void Notify(const std::string& key, const Answer& answer = nullptr);
 
+  // Who is told of every key notified here (kHoldKey excepted); set once,
+  // before the server runs. Must be quick and thread-safe (it queues).
+  void SetPublisher(std::function<void(const std::string& key)> publisher);
+  // Notify(key) for a key another coordinator was notified of: the waiters
+  // look again; nothing is published.
+  void NotifyFromPeer(const std::string& key);
+  // Wakes every registered waiter (they look again): after the link to the
+  // peers was down, when notifications may have been missed.
+  void WakeEveryone();
+
   // Registered wakers of hosts' long polls (HostKey), for tests and /healthz.
   std::size_t waiting() const;
   // Registered wakers of kHoldKey: agents' requests waiting for a hold to
@@ -111,6 +126,9 @@ class WakeupHub {
   std::size_t waiting_ = 0;
   std::atomic<int> holds_{0};
   std::size_t passed_ = 0;  // guarded by mutex_
+  // Set before the server runs, read-only after.
+  std::function<void(const std::string&)> publisher_;
+  void Wake(const std::string& key, const Answer& answer);
 };
 
 // Holds the hub for its lifetime (none when constructed with null).

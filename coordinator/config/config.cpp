@@ -206,7 +206,8 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
                               {{"handshake_seconds", JsonType::kInteger},
                                {"idle_seconds", JsonType::kInteger},
                                {"io_seconds", JsonType::kInteger},
-                               {"shutdown_seconds", JsonType::kInteger}});
+                               {"shutdown_seconds", JsonType::kInteger},
+                               {"lease_ms", JsonType::kInteger}});
         !ok) {
       return std::unexpected(ok.error());
     }
@@ -222,6 +223,15 @@ Result<CoordinatorConfig> CoordinatorConfig::FromJson(const nlohmann::json& json
           read("idle_seconds", config.idle_timeout), read("io_seconds", config.io_timeout),
           read("shutdown_seconds", config.shutdown_timeout)}) {
       if (!ok) return std::unexpected(ok.error());
+    }
+    if (timeouts.contains("lease_ms")) {
+      const auto& lease = timeouts["lease_ms"];
+      if (!lease.is_number_integer() || lease.get<std::int64_t>() < 1000 ||
+          lease.get<std::int64_t>() > 60000) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "timeouts.lease_ms: expected an integer from 1000 to 60000");
+      }
+      config.lease = std::chrono::milliseconds(lease.get<std::int64_t>());
     }
   }
   if (json.contains("workers")) {
@@ -372,7 +382,8 @@ nlohmann::json CoordinatorConfig::ToJson() const {
        {{"handshake_seconds", handshake_timeout.count()},
         {"idle_seconds", idle_timeout.count()},
         {"io_seconds", io_timeout.count()},
-        {"shutdown_seconds", shutdown_timeout.count()}}},
+        {"shutdown_seconds", shutdown_timeout.count()},
+        {"lease_ms", lease.count()}}},
       {"categories", categories},
       {"trusted_keys", trusted_keys},
       {"workers", workers},

@@ -17,7 +17,9 @@
 //                                                 // while a wave is assigned in parts
 //                                                 // (0: never; at most 10000)
 //     "timeouts": {"handshake_seconds": 10, "idle_seconds": 60,
-//                  "io_seconds": 60, "shutdown_seconds": 10},
+//                  "io_seconds": 60, "shutdown_seconds": 10,
+//                  "lease_ms": 5000},                // how long the engine's lease holds
+//                                                 // (store/lease.hpp; 1000..60000)
 //     "categories": ["major", "minor", "patch", "emergency"],
 //     "trusted_keys": [],                         // PEM files beside DIR/trusted/*.pub
 //     "workers": 4,                               // threads for store and hashing work
@@ -100,6 +102,7 @@ struct CoordinatorConfig {
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds io_timeout{60};
   std::chrono::seconds shutdown_timeout{10};
+  std::chrono::milliseconds lease{5000};  // Lease length (store/lease.hpp)
   std::uint64_t max_connections = 30000;
   std::uint64_t reserved_connections = 64;
   std::uint64_t max_downloads = 64;

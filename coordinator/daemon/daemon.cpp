@@ -8,17 +8,21 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/auth/users.hpp"
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/cmdb/delivery.hpp"
+#include "coordinator/cmdb/outbox_signal.hpp"
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/digest.hpp"
 #include "coordinator/common/secret_box.hpp"
@@ -35,6 +39,8 @@
 #include "coordinator/packages/package_store.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/server/http_server.hpp"
+#include "coordinator/store/lease.hpp"
+#include "coordinator/store/peer_signals.hpp"
 #include "coordinator/store/store.hpp"
 #include "coordinator/tls/certificates.hpp"
 #include "coordinator/tls/client_certificates.hpp"
@@ -54,6 +60,11 @@ constexpr std::chrono::milliseconds kAuditCheckInterval{60'000};
 // How often the retention rules run (retention.hpp); the first run is one
 // interval after the start.
 constexpr std::chrono::milliseconds kGcInterval = std::chrono::hours(24);
+
+// What the coordinators tell each other besides the WakeupHub's keys
+// (which name a host, a release or the sweep: never these).
+constexpr std::string_view kCredentialsSignal = "credentials";
+constexpr std::string_view kOutboxSignal = "outbox";
 
 AuditOrigin LocalOrigin(std::string_view command) {
   auto id = RandomHex(8);
@@ -232,6 +243,106 @@ Result<std::string> InitDataDir(const InitOptions& options) {
   return *token;
 }
 
+Result<void> JoinInstallation(const JoinOptions& options) {
+  const DataDir from{options.from};
+  const DataDir data{options.data};
+  std::error_code ec;
+  for (const auto& path : {from.config(), from.ca_cert(), from.ca_key(), from.secret_key()}) {
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      return Fail(ErrorCode::kNotFound,
+                  fmt::format("--from {}: {} is missing; copy the data directory of a "
+                              "coordinator of the installation (docs/ha.md)",
+                              from.root.string(), path.filename().string()));
+    }
+  }
+  auto config = CoordinatorConfig::Load(from.config());
+  if (!config) return std::unexpected(config.error().WithContext("--from"));
+  if (!config->store.postgresql()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("--from {}: its store is SQLite, which one coordinator alone can "
+                            "use; several coordinators share a PostgreSQL store (`fabu-coordinator "
+                            "migrate` moves it there, docs/ha.md)",
+                            from.root.string()));
+  }
+  for (const auto& path :
+       {data.store(), data.config(), data.ca_key(), data.server_key(), data.secret_key()}) {
+    if (std::filesystem::exists(path, ec)) {
+      return Fail(ErrorCode::kAlreadyExists,
+                  fmt::format("{} already holds a coordinator ({} exists); refusing to touch it",
+                              data.root.string(), path.filename().string()));
+    }
+  }
+  if (options.listen) {
+    auto address = ParseListenAddress(*options.listen);
+    if (!address) return std::unexpected(address.error().WithContext("--listen"));
+    config->listen = *options.listen;
+  }
+  if (!options.store_password_file.empty())
+    config->store.password_file = options.store_password_file;
+  // The installation's names (the shared service name) and this one's own.
+  std::vector<std::string> names = options.hostnames;
+  for (const std::string& name : config->hostnames) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  config->hostnames = names;
+  auto target = StoreTargetOf(data, config->store);
+  if (!target) return std::unexpected(target.error());
+
+  const bool created_root = !std::filesystem::exists(data.root, ec);
+  std::filesystem::create_directories(data.root, ec);
+  if (ec)
+    return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", data.root.string(), ec.message()));
+  InitRollback rollback(data, created_root);
+  std::filesystem::permissions(data.root, std::filesystem::perms::owner_all, ec);
+  if (ec)
+    return Fail(ErrorCode::kIo, fmt::format("chmod {}: {}", data.root.string(), ec.message()));
+  for (const auto& dir : {data.trusted(), data.packages(), data.tmp()}) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", dir.string(), ec.message()));
+  }
+  // The shared secrets, as they are: every coordinator signs agents'
+  // certificates with the one CA and opens the secrets sealed by any other.
+  for (const auto& [source, target_path] :
+       {std::pair{from.ca_cert(), data.ca_cert()}, std::pair{from.ca_key(), data.ca_key()},
+        std::pair{from.secret_key(), data.secret_key()}}) {
+    auto content = platform::ReadWholeFile(source);
+    if (!content) return std::unexpected(content.error());
+    if (auto ok = platform::WriteFileDurably(target_path, *content, 0600); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(from.trusted(), ec)) {
+    if (entry.path().extension() != ".pub") continue;
+    auto content = platform::ReadWholeFile(entry.path());
+    if (!content) return std::unexpected(content.error());
+    if (auto ok =
+            platform::WriteFileDurably(data.trusted() / entry.path().filename(), *content, 0600);
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  if (auto ok = CreateServerCertificate(data, names); !ok) {
+    return std::unexpected(ok.error().WithContext("making this coordinator's certificate"));
+  }
+  if (auto ok = platform::WriteFileDurably(data.config(), config->ToJson().dump(2) + "\n", 0600);
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  auto store = Store::Open(*target);
+  if (!store) return std::unexpected(store.error());
+  auto audited = (*store)->Write(LocalOrigin("join"), [&](Transaction& tx) -> Result<void> {
+    AuditEvent event("coordinator.join", "coordinator", data.root.filename().string());
+    event.after = nlohmann::json{{"listen", config->listen}, {"hostnames", names}};
+    tx.Audit(event);
+    return {};
+  });
+  (*store)->Close();
+  if (!audited) return std::unexpected(audited.error());
+  if (auto ok = platform::SyncDirectory(data.root); !ok) return std::unexpected(ok.error());
+  rollback.Commit();
+  return {};
+}
+
 Result<void> Serve(const ServeOptions& options) {
   const DataDir data{options.data};
   auto config = CoordinatorConfig::Load(data.config());
@@ -309,12 +420,43 @@ Result<void> Serve(const ServeOptions& options) {
   auto notices = MakeNoticeConnector(**store, config->smtp, data.root, *secrets);
   if (!notices) return std::unexpected(notices.error().WithContext(data.config().string()));
   connectors->push_back(std::move(*notices));
+  // What runs on the coordinator's own schedule runs on one coordinator at a
+  // time, when several serve one database: the holder of this lease
+  // (store/lease.hpp, docs/ha.md). Alone, a coordinator takes it at its first
+  // renewal.
+  Lease engine_lease(**store, std::string(Lease::kEngine), Lease::HolderName(), config->lease);
   DeliveryWorker delivery(
       **store, std::move(*connectors),
-      RetryPolicy{config->cmdb.retry_initial, config->cmdb.retry_max, config->cmdb.notice_give_up});
+      RetryPolicy{config->cmdb.retry_initial, config->cmdb.retry_max, config->cmdb.notice_give_up},
+      std::chrono::seconds(30), &engine_lease);
 
   Router router;
   CredentialCache agent_credentials;
+  // Several coordinators on one PostgreSQL database (docs/ha.md): what wakes
+  // a waiter here is told to the others, and what they tell wakes ours.
+  std::unique_ptr<PeerSignals> peers;
+  if (target->backend == StoreBackend::kPostgresql) {
+    peers = std::make_unique<PeerSignals>(
+        *target,
+        [&wakeups, &agent_credentials](const std::string& key) {
+          if (key == kCredentialsSignal) {
+            agent_credentials.ForgetAllFromPeer();
+          } else if (key == kOutboxSignal) {
+            RingOutboxFromPeer();
+          } else {
+            wakeups.NotifyFromPeer(key);
+          }
+        },
+        [&wakeups, &agent_credentials] {
+          wakeups.WakeEveryone();
+          agent_credentials.ForgetAllFromPeer();
+          RingOutboxFromPeer();
+        });
+    wakeups.SetPublisher([p = peers.get()](const std::string& key) { p->Send(key); });
+    agent_credentials.SetOnForgetAll(
+        [p = peers.get()] { p->Send(std::string(kCredentialsSignal)); });
+    SetOutboxPublisher([p = peers.get()] { p->Send(std::string(kOutboxSignal)); });
+  }
   EnrollRefusals enroll_refusals;
   SignInThrottle sign_ins;
   ServerLoad server_load;
@@ -445,31 +587,51 @@ Result<void> Serve(const ServeOptions& options) {
   release::PlanParseOptions plan_options;
   plan_options.categories = config->categories;
   PeriodicWork periodic(server, &wakeups);
-  periodic.Every(
-      kSweepInterval,
-      [&store_ref, &wakeups, plan_options] {
-        const auto now = store_ref.clock().Seconds();
-        auto swept = SweepDeployments(store_ref, now, plan_options, wakeups);
-        if (!swept) {
-          spdlog::error("deployment sweep: {}", swept.error().message());
-        } else {
-          if (swept->timed_out > 0) {
-            spdlog::info("deployment sweep: {} host(s) timed out", swept->timed_out);
-          }
-          if (swept->transactions > 1) {
-            spdlog::info("deployment sweep: {} host(s) woken, a wave assigned in {} transactions",
-                         swept->woken, swept->transactions);
-          }
-        }
-      },
-      std::string(WakeupHub::kSweepKey));
+  // The lease first, from the start: taken, kept, or seen held by another.
+  periodic.EveryFromStart(engine_lease.renew_interval(), [&engine_lease] {
+    const bool before = engine_lease.held();
+    auto held = engine_lease.Renew();
+    if (!held) {
+      spdlog::error("lease \"{}\": {}", engine_lease.name(), held.error().message());
+    } else if (*held && !before) {
+      // The deliveries waiting for the lease start now.
+      RingOutbox();
+    }
+  });
+  // `work` as the lease's holder only: skipped while another coordinator
+  // holds it; its writes fenced (store/lease.hpp).
+  const auto as_holder = [&engine_lease](std::function<void()> work) {
+    return [&engine_lease, work = std::move(work)] {
+      std::optional<Fence> fence = engine_lease.fence();
+      if (!fence) return;
+      FenceScope fenced(std::move(fence));
+      work();
+    };
+  };
+  periodic.Every(kSweepInterval, as_holder([&store_ref, &wakeups, plan_options] {
+                   const auto now = store_ref.clock().Seconds();
+                   auto swept = SweepDeployments(store_ref, now, plan_options, wakeups);
+                   if (!swept) {
+                     spdlog::error("deployment sweep: {}", swept.error().message());
+                   } else {
+                     if (swept->timed_out > 0) {
+                       spdlog::info("deployment sweep: {} host(s) timed out", swept->timed_out);
+                     }
+                     if (swept->transactions > 1) {
+                       spdlog::info(
+                           "deployment sweep: {} host(s) woken, a wave assigned in {} transactions",
+                           swept->woken, swept->transactions);
+                     }
+                   }
+                 }),
+                 std::string(WakeupHub::kSweepKey));
   // The go-live plans' checks on metrics, measured once a second when due
   // (check_runner.hpp).
   CheckRunner check_runner(store_ref,
                            CheckRunnerSettings{config->checks_prometheus_url, config->checks_allow,
                                                std::chrono::seconds(10)},
                            plan_options, wakeups);
-  periodic.Every(std::chrono::seconds(1), [&check_runner] { check_runner.Tick(); });
+  periodic.Every(std::chrono::seconds(1), as_holder([&check_runner] { check_runner.Tick(); }));
   // Refused enrollments counted past an address's quota: one summary entry
   // per address and window once the window has ended, and at shutdown.
   const auto write_refusal_summaries = [&store_ref, &enroll_refusals](std::int64_t now) {
@@ -499,22 +661,26 @@ Result<void> Serve(const ServeOptions& options) {
   // Retention (retention.hpp): once a day, inside the daemon, through its
   // own store, so it is one more writer of the group commit and never races
   // a second process for the database.
-  periodic.Every(kGcInterval, [&store_ref, &data, &config, plan_options] {
-    auto summary =
-        CollectGarbage(store_ref, data, config->retention_days, plan_options, LocalOrigin("gc"));
-    if (!summary) {
-      spdlog::error("gc: {}", summary.error().message());
-      return;
-    }
-    std::string text = DescribeGc(*summary);
-    if (!text.empty() && text.back() == '\n') text.pop_back();
-    spdlog::info("{}", text);
-    for (const std::string& problem : summary->problems) spdlog::warn("gc: {}", problem);
-  });
+  periodic.Every(kGcInterval, as_holder([&store_ref, &data, &config, plan_options] {
+                   auto summary = CollectGarbage(store_ref, data, config->retention_days,
+                                                 plan_options, LocalOrigin("gc"));
+                   if (!summary) {
+                     spdlog::error("gc: {}", summary.error().message());
+                     return;
+                   }
+                   std::string text = DescribeGc(*summary);
+                   if (!text.empty() && text.back() == '\n') text.pop_back();
+                   spdlog::info("{}", text);
+                   for (const std::string& problem : summary->problems)
+                     spdlog::warn("gc: {}", problem);
+                 }));
   periodic.Start();
   delivery.Start();
   auto ran = server.Run();
   delivery.Stop();
+  // Another coordinator takes the schedule over at once.
+  engine_lease.Release();
+  SetOutboxPublisher(nullptr);
   write_refusal_summaries(std::numeric_limits<std::int64_t>::max());
   if (auto ok = checkpoint_writer.Write("shutdown", true); !ok) {
     spdlog::error("audit checkpoint: {}", ok.error().message());

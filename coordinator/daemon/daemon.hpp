@@ -35,6 +35,26 @@ struct InitOptions {
 // a store or keys; on any failure removes what it created.
 Result<std::string> InitDataDir(const InitOptions& options);
 
+struct JoinOptions {
+  std::filesystem::path data;  // the new coordinator's data directory (made)
+  // A copy of the data directory of a coordinator of the installation (its
+  // config.json, ca.pem, ca.key, secret.key and trusted/ are read).
+  std::filesystem::path from;
+  std::optional<std::string> listen;   // else the copied config's
+  std::vector<std::string> hostnames;  // this coordinator's names and addresses
+  std::string store_password_file;     // else the copied config's
+};
+
+// Makes a data directory for one more coordinator of an installation whose
+// store is in PostgreSQL (docs/ha.md): the same config (listen replaced), CA,
+// sealing key and trusted keys as `from`, and a server certificate of its own
+// from the shared CA, naming `hostnames` and the installation's (config.json
+// "hostnames": the shared service name). Checks that the store is reachable
+// and holds a store; audited "coordinator.join". Refuses an SQLite
+// installation (kFailedPrecondition), and a directory that already holds a
+// coordinator (kAlreadyExists); on any failure removes what it made.
+Result<void> JoinInstallation(const JoinOptions& options);
+
 struct ServeOptions {
   std::filesystem::path data;
   std::optional<std::string> listen;  // overrides the config's

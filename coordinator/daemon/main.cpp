@@ -75,6 +75,32 @@ int main(int argc, char** argv) {
               << *token << std::endl;
   });
 
+  auto* join = app.add_subcommand(
+      "join", "Make the data directory of one more coordinator of a PostgreSQL installation");
+  fabu::coordinator::JoinOptions join_options;
+  std::string join_listen;
+  join->add_option("--data", join_options.data, "Data directory to create")->required();
+  join->add_option("--from", join_options.from,
+                   "A copy of the data directory of a coordinator of the installation")
+      ->required();
+  join->add_option("--listen", join_listen, "HOST:PORT to serve on (default: the copied one)");
+  join->add_option("--hostname", join_options.hostnames,
+                   "This coordinator's name or address for its certificate (repeatable; the "
+                   "installation's names are added)");
+  join->add_option("--store-password-file", join_options.store_password_file,
+                   "File holding the PostgreSQL password on this machine (default: the copied "
+                   "config's)");
+  join->callback([&] {
+    if (!join_listen.empty()) join_options.listen = join_listen;
+    if (auto ok = fabu::coordinator::JoinInstallation(join_options); !ok) {
+      return fail("join", ok.error());
+    }
+    std::cout << "joined: " << join_options.data.string() << " serves the installation of "
+              << join_options.from.string() << "\n"
+              << "start it with `fabu-coordinator serve --data " << join_options.data.string()
+              << "`; clients and agents pin the same ca.pem" << std::endl;
+  });
+
   auto* serve = app.add_subcommand("serve", "Serve the HTTPS API until SIGTERM");
   fabu::coordinator::ServeOptions serve_options;
   std::string serve_listen;

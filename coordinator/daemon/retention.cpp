@@ -150,6 +150,8 @@ Result<GcSummary> RemoveRows(Transaction& tx, int retention_days, UnixSeconds no
       }
       std::string id = p.id;
       sql << "DELETE FROM packages WHERE id = :id", soci::use(id);
+      // Its copy for the other coordinators (PostgreSQL; none on SQLite).
+      sql << "DELETE FROM package_chunks WHERE package_id = :id", soci::use(id);
       summary.package_bytes += p.size;
       summary.packages.push_back(std::move(row.package));
     }

@@ -42,6 +42,11 @@ void CredentialCache::Remember(std::string_view credential, AgentIdentity identi
 }
 
 void CredentialCache::ForgetAll() {
+  ForgetAllFromPeer();
+  if (on_forget_all_) on_forget_all_();
+}
+
+void CredentialCache::ForgetAllFromPeer() {
   std::unique_lock lock(mutex_);
   ++generation_;
   hosts_.clear();

@@ -9,13 +9,16 @@
 // is committed. A lookup that raced the removal cannot put the credential
 // back: Remember takes the Generation read before the store was asked, and
 // ForgetAll moves the generation on. Re-enrolling a host needs its removal
-// first, and a new credential is not in the cache until used.
+// first, and a new credential is not in the cache until used. With several
+// coordinators, a removal on one reaches the others' caches through their
+// signals (store/peer_signals.hpp), within milliseconds of its commit.
 //
 // Thread-safe; Find takes a shared lock only.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -42,8 +45,14 @@ class CredentialCache {
   // ForgetAll ran since `generation` was read.
   void Remember(std::string_view credential, std::string host, std::uint64_t generation);
   void Remember(std::string_view credential, AgentIdentity identity, std::uint64_t generation);
-  // Drops every credential (a host was removed, or its certificate renewed).
+  // Drops every credential (a host was removed, or its certificate renewed),
+  // and tells the other coordinators through the hook, if one is set.
   void ForgetAll();
+  // The same, told by another coordinator (the hook is not called).
+  void ForgetAllFromPeer();
+  // Called by every ForgetAll (several coordinators: docs/ha.md); set once,
+  // before the daemon serves. Must be quick and thread-safe.
+  void SetOnForgetAll(std::function<void()> hook) { on_forget_all_ = std::move(hook); }
   std::size_t size() const;
 
  private:
@@ -51,6 +60,7 @@ class CredentialCache {
   mutable std::shared_mutex mutex_;
   std::uint64_t generation_ = 0;
   std::unordered_map<std::string, AgentIdentity> hosts_;  // SHA-256 (hex) -> host
+  std::function<void()> on_forget_all_;
 };
 
 }  // namespace fabu::coordinator

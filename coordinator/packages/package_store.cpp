@@ -8,10 +8,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <mutex>
 #include <optional>
 
 #include "coordinator/common/clock.hpp"
+#include "coordinator/common/digest.hpp"
+#include "coordinator/store/dialect.hpp"
 #include "packaging/package.hpp"
+#include "packaging/sha256.hpp"
 #include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
@@ -177,6 +182,10 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
   }
   if (auto ok = platform::SyncDirectory(data.packages()); !ok) return std::unexpected(ok.error());
 
+  // Every coordinator can serve it before anyone sees it (PostgreSQL).
+  if (auto ok = StorePackageChunks(store, origin, package.id, final_path); !ok) {
+    return std::unexpected(ok.error().WithContext("keeping the package in the database"));
+  }
   auto inserted = store.Write(origin, [&](Transaction& tx) -> Result<bool> {
     if (FindPackage(tx.sql(), package.id)) return false;  // a concurrent identical upload won
     // `fabu-coordinator gc` removes files without a row while it holds the
@@ -287,6 +296,145 @@ Result<std::string> TrustPublisherKey(const DataDir& data, const std::filesystem
     return std::unexpected(ok.error());
   }
   return key->key_id();
+}
+
+namespace {
+
+std::string ToHex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0x0f];
+  }
+  return out;
+}
+
+std::optional<std::string> FromHex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto value = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out(hex.size() / 2, '\0');
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int hi = value(hex[2 * i]);
+    const int lo = value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<char>((hi << 4) | lo);
+  }
+  return out;
+}
+
+// One fetch of a package from the database at a time in this process.
+std::mutex& FetchMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+}  // namespace
+
+Result<void> StorePackageChunks(Store& store, const AuditOrigin& origin, const std::string& id,
+                                const std::filesystem::path& file) {
+  if (store.backend() != StoreBackend::kPostgresql) return {};
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Fail(ErrorCode::kIo, fmt::format("cannot read {}", file.string()));
+  std::string chunk(kChunkBytes, '\0');
+  for (long long seq = 0;; ++seq) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    if (got == 0) break;
+    const std::string hex = ToHex(std::string_view(chunk.data(), got));
+    auto written = store.Write(origin, [&](Transaction& tx) -> Result<void> {
+      tx.sql() << "INSERT INTO package_chunks (package_id, seq, data) VALUES (:id, :seq, "
+               << HexToBytesSql("hex") << ") ON CONFLICT (package_id, seq) DO NOTHING",
+          soci::use(id), soci::use(seq), soci::use(hex);
+      return {};
+    });
+    if (!written) return std::unexpected(written.error());
+    if (got < chunk.size()) break;
+  }
+  if (in.bad()) return Fail(ErrorCode::kIo, fmt::format("reading {}", file.string()));
+  return {};
+}
+
+Result<std::filesystem::path> LocalPackageFile(Store& store, const DataDir& data,
+                                               const std::string& id) {
+  const std::filesystem::path path = data.packages() / (id + ".fabu");
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) || store.backend() != StoreBackend::kPostgresql) {
+    return path;
+  }
+  std::lock_guard lock(FetchMutex());
+  if (std::filesystem::exists(path, ec)) return path;  // fetched while this one waited
+  auto count = store.Read([&](soci::session& sql) -> Result<long long> {
+    long long n = 0;
+    sql << "SELECT COUNT(*) FROM package_chunks WHERE package_id = :id", soci::use(id),
+        soci::into(n);
+    return n;
+  });
+  if (!count) return std::unexpected(count.error());
+  if (*count == 0) {
+    return Fail(ErrorCode::kNotFound, fmt::format("package {} is neither in {} nor in the database",
+                                                  id, data.packages().string()));
+  }
+  auto random = RandomHex(8);
+  const std::filesystem::path part =
+      data.tmp() / fmt::format("fetch-{}-{}", id, random ? *random : "0");
+  struct RemovePart {
+    const std::filesystem::path& path;
+    ~RemovePart() {
+      std::error_code ignored;
+      std::filesystem::remove(path, ignored);
+    }
+  } remove_part{part};
+  std::ofstream out(part, std::ios::binary | std::ios::trunc);
+  if (!out) return Fail(ErrorCode::kIo, fmt::format("cannot create {}", part.string()));
+  packaging::Sha256 hash;
+  for (long long seq = 0; seq < *count; ++seq) {
+    auto hex = store.Read([&](soci::session& sql) -> Result<std::string> {
+      std::string text;
+      soci::indicator found = soci::i_null;
+      sql << "SELECT " << BytesToHexSql("data")
+          << " FROM package_chunks WHERE package_id = :id AND seq = :seq",
+          soci::use(id), soci::use(seq), soci::into(text, found);
+      if (!sql.got_data() || found != soci::i_ok) {
+        return Fail(
+            ErrorCode::kNotFound,
+            fmt::format("package {}: chunk {} of {} is missing in the database", id, seq, *count));
+      }
+      return text;
+    });
+    if (!hex) return std::unexpected(hex.error());
+    const std::optional<std::string> bytes = FromHex(*hex);
+    if (!bytes) {
+      return Fail(ErrorCode::kIntegrity,
+                  fmt::format("package {}: chunk {} in the database is not hex", id, seq));
+    }
+    hash.Update(*bytes);
+    out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+  }
+  out.close();
+  if (!out) return Fail(ErrorCode::kIo, fmt::format("writing {}", part.string()));
+  if (const std::string got = hash.FinishHex(); got != id) {
+    return Fail(ErrorCode::kIntegrity,
+                fmt::format("package {} in the database hashes to {}: not kept", id, got));
+  }
+  if (::chmod(part.c_str(), 0400) != 0) {
+    return Fail(ErrorCode::kIo, "cannot make " + part.string() + " read-only");
+  }
+  if (auto ok = platform::SyncFile(part); !ok) return std::unexpected(ok.error());
+  std::filesystem::rename(part, path, ec);
+  if (ec) {
+    return Fail(ErrorCode::kIo,
+                fmt::format("storing package as {}: {}", path.string(), ec.message()));
+  }
+  if (auto ok = platform::SyncDirectory(data.packages()); !ok) return std::unexpected(ok.error());
+  return path;
 }
 
 }  // namespace fabu::coordinator

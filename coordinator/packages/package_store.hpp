@@ -55,6 +55,30 @@ Result<UploadOutcome> StoreUploadedPackage(Store& store, const DataDir& data,
                                            const AuditOrigin& origin,
                                            const std::filesystem::path& upload);
 
+// Several coordinators on one PostgreSQL database (docs/ha.md) each serve
+// every package: the database holds each package too, in chunks of
+// kChunkBytes (table package_chunks), written before the package's row, so a
+// package is listed (and can be assigned) only once every coordinator can
+// serve it. A coordinator asked for a package it does not have yet fetches
+// the chunks once, checks them against the id (the SHA-256) and keeps the
+// file in DIR/packages like an upload of its own; from then on it serves it
+// with Range like any other. With SQLite (one coordinator) the file is the
+// only copy and no chunk is written.
+inline constexpr std::size_t kChunkBytes = 1 << 20;
+
+// Writes `file`'s chunks for package `id` (PostgreSQL; nothing on SQLite),
+// one transaction per chunk so that a large package does not hold the
+// writers' lock; a chunk already there is kept.
+Result<void> StorePackageChunks(Store& store, const AuditOrigin& origin, const std::string& id,
+                                const std::filesystem::path& file);
+
+// The package's file in DIR/packages: the one there, or, on PostgreSQL,
+// fetched from its chunks (one fetch at a time per coordinator; a request
+// for a package being fetched waits for it). kNotFound when the chunks are
+// missing, kIntegrity when they do not hash to `id` (nothing is kept then).
+Result<std::filesystem::path> LocalPackageFile(Store& store, const DataDir& data,
+                                               const std::string& id);
+
 Result<StoredPackage> FindPackage(soci::session& sql, std::string_view id);
 std::vector<StoredPackage> ListPackages(soci::session& sql);
 

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <fstream>
 #include <stdexcept>
+#include <utility>
 
 namespace fabu::coordinator {
 namespace {
@@ -168,26 +169,48 @@ bool HasSchema(soci::session& sql) {
 std::string MigrationSql(StoreBackend backend, std::string_view statement) {
   std::string out(statement);
   if (backend != StoreBackend::kPostgresql) return out;
-  // INTEGER as a whole word (a type; never inside a name or a literal here).
-  static constexpr std::string_view kWord = "INTEGER";
+  // Types as whole words (never inside a name or a literal here).
   auto word_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-  for (std::size_t at = out.find(kWord); at != std::string::npos; at = out.find(kWord, at)) {
-    const bool starts = at == 0 || !word_char(out[at - 1]);
-    const bool ends = at + kWord.size() == out.size() || !word_char(out[at + kWord.size()]);
-    if (starts && ends) {
-      out.replace(at, kWord.size(), "BIGINT");
-      at += 6;
-    } else {
-      at += kWord.size();
+  for (const auto& [word, replacement] :
+       {std::pair<std::string_view, std::string_view>{"INTEGER", "BIGINT"}, {"BLOB", "BYTEA"}}) {
+    for (std::size_t at = out.find(word); at != std::string::npos; at = out.find(word, at)) {
+      const bool starts = at == 0 || !word_char(out[at - 1]);
+      const bool ends = at + word.size() == out.size() || !word_char(out[at + word.size()]);
+      if (starts && ends) {
+        out.replace(at, word.size(), replacement);
+        at += replacement.size();
+      } else {
+        at += word.size();
+      }
     }
   }
   return out;
+}
+
+std::string HexToBytesSql(std::string_view param) {
+  return fmt::format("decode(:{}, 'hex')", param);
+}
+
+std::string BytesToHexSql(std::string_view column) {
+  return fmt::format("encode({}, 'hex')", column);
 }
 
 void BeginWrite(soci::session& sql) {
   if (BackendOf(sql) != StoreBackend::kPostgresql) return;
   long long key = kWriterLock;
   sql << "SELECT pg_advisory_xact_lock(:k)", soci::use(key);
+}
+
+std::int64_t DatabaseMillis(soci::session& sql) {
+  long long ms = 0;
+  if (BackendOf(sql) == StoreBackend::kPostgresql) {
+    // clock_timestamp(): the time now, not the transaction's start.
+    sql << "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)",
+        soci::into(ms);
+  } else {
+    sql << "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)", soci::into(ms);
+  }
+  return ms;
 }
 
 void BeforeClose(soci::session& sql) {

@@ -13,18 +13,21 @@
 //   bytewise (collation "C"), as SQLite does, so lists and rollout orders
 //   are the same on both;
 // - column types: PostgreSQL's INTEGER is 32 bits, SQLite's 64, so a
-//   migration's INTEGER is made BIGINT there (MigrationSql);
+//   migration's INTEGER is made BIGINT there, and BLOB is BYTEA
+//   (MigrationSql);
 // - a write transaction: SQLite lets one writer in at a time; on PostgreSQL
 //   every group commit takes one transaction-level advisory lock first
 //   (BeginWrite), so writers (a `serve` and a `fabu-coordinator user ...` at
 //   the same time) still go one after another and the audit chain stays one
 //   chain;
+// - the database's clock (DatabaseMillis), for leases;
 // - closing: SQLite folds its WAL back into the file.
 //
 // SQLite-only tools (the online backup, `restore`) ask `backend` and refuse
 // a PostgreSQL store with a message that says what to use instead.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -80,6 +83,17 @@ std::string MigrationSql(StoreBackend backend, std::string_view statement);
 // Right after BEGIN of a write transaction: waits until no other writer of
 // the same database is in one (PostgreSQL); nothing on SQLite. Throws.
 void BeginWrite(soci::session& sql);
+
+// The database's clock, in milliseconds since the Unix epoch: what leases
+// (lease.hpp) count in, so coordinators whose clocks disagree still agree on
+// an expiry. Throws.
+std::int64_t DatabaseMillis(soci::session& sql);
+
+// PostgreSQL only (package chunks, packages/package_store.hpp): the SQL of
+// a bytes value from the hex text bound as `:param`, and of a bytes column
+// read as lower-case hex text.
+std::string HexToBytesSql(std::string_view param);
+std::string BytesToHexSql(std::string_view column);
 
 // Before the writing session closes: folds the WAL into the file (SQLite).
 // Throws.

@@ -459,6 +459,28 @@ const std::vector<Migration>& AllMigrations() {
            // What an agent's poll looks for: its questions not answered yet.
            "CREATE INDEX preflight_hosts_open ON preflight_hosts(host, answered)",
        }},
+      {20,
+       "leases and package chunks: several coordinators on one database",
+       {
+           // One row per lease (store/lease.hpp): its holder ("HOST:PID:ID"),
+           // the fencing token (grows by one at every takeover), when it
+           // expires and when this holder took it (milliseconds, the
+           // database's clock).
+           "CREATE TABLE leases ("
+           " name TEXT PRIMARY KEY,"
+           " holder TEXT NOT NULL,"
+           " token BIGINT NOT NULL,"
+           " expires_ms BIGINT NOT NULL,"
+           " acquired_ms BIGINT NOT NULL)",
+           // Each package's bytes in chunks of 1 MiB (packages/package_store.hpp):
+           // written on PostgreSQL only, where several coordinators serve
+           // every package; chunk `seq` holds bytes seq * 1 MiB onwards.
+           "CREATE TABLE package_chunks ("
+           " package_id TEXT NOT NULL,"
+           " seq INTEGER NOT NULL,"
+           " data BLOB NOT NULL,"
+           " PRIMARY KEY (package_id, seq))",
+       }},
   };
   return kMigrations;
 }

@@ -80,6 +80,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreTarget& target, const Cloc
 Result<void> Store::RunInGroup(const std::function<bool(soci::session&)>& work) {
   Writer self;
   self.work = &work;
+  if (const Fence* fence = FenceScope::Current()) self.fence = *fence;
   Enqueue(self);
   std::unique_lock lock(queue_mutex_);
   self.wake.wait(lock, [&] { return self.done; });
@@ -207,7 +208,12 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
       savepoint.open.execute(true);
       bool keep = false;
       try {
-        keep = (*writer->work)(sql);
+        if (writer->fence) {
+          if (auto fenced = CheckFence(sql, *writer->fence); !fenced) {
+            writer->error = std::move(fenced.error());
+          }
+        }
+        if (!writer->error) keep = (*writer->work)(sql);
       } catch (const std::exception& e) {
         writer->error = ErrorFromException(e, ErrorCode::kIo, "store");
       }

@@ -42,6 +42,11 @@
 // INTEGER / BIGINT columns, no AUTOINCREMENT, no INSERT OR REPLACE; what
 // differs is in dialect.hpp.
 //
+// A write queued inside a FenceScope (fence.hpp) is made on behalf of a
+// lease: before its callback runs, in its own savepoint, the store checks
+// that this coordinator still holds the lease with the same token, and
+// refuses the write (kFailedPrecondition) when it does not (lease.hpp).
+//
 // A SQLite database opens with journal_mode=WAL, synchronous=FULL and a busy
 // timeout; on PostgreSQL the reading session is a second connection whose
 // transactions are read-only, and each group commit takes the writers' lock
@@ -69,6 +74,7 @@
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/store/dialect.hpp"
+#include "coordinator/store/fence.hpp"
 #include "protocol/error.hpp"
 
 namespace fabu::coordinator {
@@ -308,6 +314,7 @@ class Store {
       return job->result->has_value();
     };
     job->writer.work = &job->work;
+    if (const Fence* fence = FenceScope::Current()) job->writer.fence = *fence;
     job->writer.finished = [job] {
       std::unique_ptr<Job> owned(job);
       if (owned->writer.error) {
@@ -336,6 +343,9 @@ class Store {
     std::optional<Error> error;  // set when it threw, or its kept work was lost
     bool refused = false;        // its callback returned an error (its own answer)
     bool done = false;
+    // Made on behalf of a lease (FenceScope when queued): checked before
+    // `work` runs; a failed check refuses it (kFailedPrecondition).
+    std::optional<Fence> fence;
     std::condition_variable wake;
     std::function<void()> finished;  // WriteAsync: called once, after the group
   };

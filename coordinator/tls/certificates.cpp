@@ -98,27 +98,18 @@ Result<void> WritePrivate(const std::filesystem::path& path, const std::string& 
   return {};
 }
 
-}  // namespace
-
-Result<void> CreateCertificates(const DataDir& data, const std::vector<std::string>& hostnames) {
-  auto ca_key = NewKey();
-  if (!ca_key) return std::unexpected(ca_key.error());
-  auto ca = NewCertificate(ca_key->get(), "fabu coordinator CA", 3650);
-  if (!ca) return std::unexpected(ca.error());
-  X509_set_issuer_name(ca->get(), X509_get_subject_name(ca->get()));
-  for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
-                            std::pair{NID_key_usage, "critical,keyCertSign,cRLSign"},
-                            std::pair{NID_subject_key_identifier, "hash"}}) {
-    if (auto ok = AddExtension(ca->get(), ca->get(), nid, value); !ok) return ok;
-  }
-  if (X509_sign(ca->get(), ca_key->get(), EVP_sha256()) == 0) return OpenSslError("signing CA");
-
+// A server certificate for `hostnames` (plus localhost and the loopback
+// addresses) signed by `ca`/`ca_key`: server.key, and server.pem (the
+// certificate, then the CA).
+Result<void> IssueServerCertificate(const DataDir& data, X509* ca, EVP_PKEY* ca_key,
+                                    const std::string& ca_pem,
+                                    const std::vector<std::string>& hostnames) {
   auto server_key = NewKey();
   if (!server_key) return std::unexpected(server_key.error());
   const std::string common_name = hostnames.empty() ? "localhost" : hostnames.front();
   auto server = NewCertificate(server_key->get(), common_name, 730);
   if (!server) return std::unexpected(server.error());
-  X509_set_issuer_name(server->get(), X509_get_subject_name(ca->get()));
+  X509_set_issuer_name(server->get(), X509_get_subject_name(ca));
   std::set<std::string> names(hostnames.begin(), hostnames.end());
   names.insert("localhost");
   std::string san;
@@ -136,25 +127,63 @@ Result<void> CreateCertificates(const DataDir& data, const std::vector<std::stri
                             std::pair{NID_subject_key_identifier, std::string("hash")},
                             std::pair{NID_authority_key_identifier, std::string("keyid:always")},
                             std::pair{NID_subject_alt_name, san}}) {
-    if (auto ok = AddExtension(server->get(), ca->get(), nid, value); !ok) return ok;
+    if (auto ok = AddExtension(server->get(), ca, nid, value); !ok) return ok;
   }
-  if (X509_sign(server->get(), ca_key->get(), EVP_sha256()) == 0) {
+  if (X509_sign(server->get(), ca_key, EVP_sha256()) == 0) {
     return OpenSslError("signing the server certificate");
   }
-
-  auto ca_pem = ToPem(ca->get());
   auto server_pem = ToPem(server->get());
-  auto ca_key_pem = KeyToPem(ca_key->get());
   auto server_key_pem = KeyToPem(server_key->get());
-  for (const auto* r : {&ca_pem, &server_pem, &ca_key_pem, &server_key_pem}) {
+  for (const auto* r : {&server_pem, &server_key_pem}) {
+    if (!*r) return std::unexpected(r->error());
+  }
+  if (auto ok = WritePrivate(data.server_key(), *server_key_pem); !ok) return ok;
+  return platform::WriteFileDurably(data.server_cert(), *server_pem + ca_pem, 0600);
+}
+
+}  // namespace
+
+Result<void> CreateCertificates(const DataDir& data, const std::vector<std::string>& hostnames) {
+  auto ca_key = NewKey();
+  if (!ca_key) return std::unexpected(ca_key.error());
+  auto ca = NewCertificate(ca_key->get(), "fabu coordinator CA", 3650);
+  if (!ca) return std::unexpected(ca.error());
+  X509_set_issuer_name(ca->get(), X509_get_subject_name(ca->get()));
+  for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
+                            std::pair{NID_key_usage, "critical,keyCertSign,cRLSign"},
+                            std::pair{NID_subject_key_identifier, "hash"}}) {
+    if (auto ok = AddExtension(ca->get(), ca->get(), nid, value); !ok) return ok;
+  }
+  if (X509_sign(ca->get(), ca_key->get(), EVP_sha256()) == 0) return OpenSslError("signing CA");
+  auto ca_pem = ToPem(ca->get());
+  auto ca_key_pem = KeyToPem(ca_key->get());
+  for (const auto* r : {&ca_pem, &ca_key_pem}) {
     if (!*r) return std::unexpected(r->error());
   }
   if (auto ok = WritePrivate(data.ca_key(), *ca_key_pem); !ok) return ok;
-  if (auto ok = WritePrivate(data.server_key(), *server_key_pem); !ok) return ok;
   if (auto ok = platform::WriteFileDurably(data.ca_cert(), *ca_pem, 0600); !ok) return ok;
-  if (auto ok = platform::WriteFileDurably(data.server_cert(), *server_pem + *ca_pem, 0600); !ok)
-    return ok;
-  return {};
+  return IssueServerCertificate(data, ca->get(), ca_key->get(), *ca_pem, hostnames);
+}
+
+Result<void> CreateServerCertificate(const DataDir& data,
+                                     const std::vector<std::string>& hostnames) {
+  auto ca_pem = platform::ReadWholeFile(data.ca_cert());
+  if (!ca_pem) return std::unexpected(ca_pem.error());
+  auto ca_key_pem = platform::ReadWholeFile(data.ca_key());
+  if (!ca_key_pem) return std::unexpected(ca_key_pem.error());
+  Bio cert_bio(BIO_new_mem_buf(ca_pem->data(), static_cast<int>(ca_pem->size())));
+  Cert ca(cert_bio ? PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!ca) return OpenSslError("reading " + data.ca_cert().string());
+  Bio key_bio(BIO_new_mem_buf(ca_key_pem->data(), static_cast<int>(ca_key_pem->size())));
+  Pkey ca_key(key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr)
+                      : nullptr);
+  if (!ca_key) return OpenSslError("reading " + data.ca_key().string());
+  if (X509_check_private_key(ca.get(), ca_key.get()) != 1) {
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("{} is not the key of {}", data.ca_key().string(), data.ca_cert().string()));
+  }
+  return IssueServerCertificate(data, ca.get(), ca_key.get(), *ca_pem, hostnames);
 }
 
 }  // namespace fabu::coordinator

@@ -19,4 +19,10 @@ namespace fabu::coordinator {
 
 Result<void> CreateCertificates(const DataDir& data, const std::vector<std::string>& hostnames);
 
+// A server certificate for `hostnames` signed by the CA already in `data`
+// (ca.pem, ca.key): a coordinator joining an installation (docs/ha.md).
+// Refuses (kInvalidArgument) a ca.key that is not ca.pem's key.
+Result<void> CreateServerCertificate(const DataDir& data,
+                                     const std::vector<std::string>& hostnames);
+
 }  // namespace fabu::coordinator
