@@ -588,7 +588,7 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
     settings.client_key_file = identity;
     std::string origin = config->server;
     while (!origin.empty() && origin.back() == '/') origin.pop_back();
-    settings.client_cert_origin = origin + "/";
+    settings.client_cert_origins.push_back(origin + "/");
   }
   auto http = platform::HttpClient::Create(settings);
   if (!http) return std::unexpected(http.error());
