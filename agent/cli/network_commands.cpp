@@ -39,7 +39,7 @@ int ReportError(const Error& error) {
 }
 
 struct EnrollOptions {
-  std::string server;
+  std::vector<std::string> servers;
   std::string ca;
   std::string token;
   std::string data;
@@ -116,10 +116,19 @@ bool IsTlsFailure(const Error& e) {
 }
 
 Result<std::string> Enroll(EnrollOptions o) {
-  if (!o.server.starts_with("https://")) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("--server {}: the coordinator speaks HTTPS only (https://HOST:PORT)",
-                            o.server));
+  for (std::string& server : o.servers) {
+    if (!server.starts_with("https://")) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("--server {}: the coordinator speaks HTTPS only (https://HOST:PORT)",
+                              server));
+    }
+    while (server.back() == '/') server.pop_back();
+  }
+  for (std::size_t i = 0; i < o.servers.size(); ++i) {
+    if (std::ranges::count(o.servers, o.servers[i]) > 1) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("--server {} is given twice", o.servers[i]));
+    }
   }
   auto ca_text = platform::ReadWholeFile(o.ca);
   if (!ca_text) return std::unexpected(ca_text.error().WithContext("--ca"));
@@ -169,7 +178,7 @@ Result<std::string> Enroll(EnrollOptions o) {
   settings.low_speed_limit_bytes = 1024;
   auto http = platform::HttpClient::Create(settings);
   if (!http) return std::unexpected(http.error());
-  AgentApiClient api(std::move(*http), o.server, "");
+  AgentApiClient api(std::move(*http), o.servers, "");
 
   // The enroll key goes into the data directory before the request, so that
   // an answer lost on the way (the enrollment committed, the connection
@@ -196,33 +205,63 @@ Result<std::string> Enroll(EnrollOptions o) {
   }
 
   protocol::EnrollRequest request{o.token, o.name, *labels, *inventory, *key, *csr};
-  auto response = api.Enroll(request);
   // A dropped connection or a timeout is retried with the same key, a few
-  // times, before the operator is asked to run the command again.
+  // times, before the operator is asked to run the command again. A
+  // coordinator that is away (no answer, or 503) is left for the next
+  // --server at once (the same key makes the enrollment the same on any of
+  // them); the pause comes after each round of them all. A TLS failure is
+  // not retried on the same coordinator: trying again will not help.
+  const std::size_t count = api.servers().size();
+  const int attempts = kEnrollAttempts * static_cast<int>(count);
+  std::map<std::string, Error> failures;  // the last error of each coordinator
+  const auto all_tls = [&] {
+    return failures.size() == count &&
+           std::ranges::all_of(failures, [](const auto& f) { return IsTlsFailure(f.second); });
+  };
+  auto response = api.Enroll(request);
   for (int attempt = 1;
-       attempt < kEnrollAttempts && !response &&
-       response.error().code() == ErrorCode::kUnavailable && !IsTlsFailure(response.error());
+       attempt < attempts && !response && response.error().code() == ErrorCode::kUnavailable;
        ++attempt) {
-    log::Warn("enrollment: {}; retrying ({} of {})", response.error().message(), attempt + 1,
-              kEnrollAttempts);
-    std::this_thread::sleep_for(std::chrono::seconds(attempt));
+    const Error& e = response.error();
+    failures.insert_or_assign(api.server(), e);
+    if (all_tls()) break;
+    if (api.NoteFailure(e)) {
+      log::Warn("enrollment: {}; trying {}", e.message(), api.server());
+      if (api.server() == api.servers().front()) {
+        std::this_thread::sleep_for(std::chrono::seconds(attempt / static_cast<int>(count)));
+      }
+    } else {
+      if (IsTlsFailure(e)) break;
+      log::Warn("enrollment: {}; retrying ({} of {})", e.message(), attempt + 1, attempts);
+      std::this_thread::sleep_for(std::chrono::seconds(attempt));
+    }
     response = api.Enroll(request);
   }
   if (!response) {
     const Error& e = response.error();
     if (e.code() == ErrorCode::kUnavailable) {
-      if (IsTlsFailure(e)) {
+      failures.insert_or_assign(api.server(), e);
+      std::string where, why;
+      for (const std::string& server : api.servers()) {
+        auto it = failures.find(server);
+        if (it == failures.end()) continue;
+        where += fmt::format("{}{}", where.empty() ? "" : ", ", server);
+        why += fmt::format("{}{}", why.empty() ? "" : "; ", it->second.message());
+      }
+      const std::string what = failures.size() == 1
+                                   ? fmt::format("the coordinator at {}", where)
+                                   : fmt::format("any of the coordinators ({})", where);
+      if (all_tls() || (count == 1 && IsTlsFailure(e))) {
         forget();
-        return Fail(ErrorCode::kUnavailable,
-                    fmt::format("cannot reach the coordinator at {}: {} (is --ca the "
-                                "coordinator's ca.pem?)",
-                                o.server, e.message()));
+        return Fail(
+            ErrorCode::kUnavailable,
+            fmt::format("cannot reach {}: {} (is --ca the coordinator's ca.pem?)", what, why));
       }
       return Fail(ErrorCode::kUnavailable,
-                  fmt::format("cannot reach the coordinator at {}: {}; run the same command "
+                  fmt::format("cannot reach {}: {}; run the same command "
                               "again: it repeats this enrollment with {}, so a retry gets the "
                               "same answer even if the first one was lost",
-                              o.server, e.message(), key_file.string()));
+                              what, why, key_file.string()));
     }
     forget();
     return Fail(e.code(), fmt::format("the coordinator refused the enrollment: {}", e.message()));
@@ -250,7 +289,7 @@ Result<std::string> Enroll(EnrollOptions o) {
     if (auto ok = CopyFileDurably(o.trust[i], data / name); !ok) return std::unexpected(ok.error());
     config.trusted_keys.push_back(name);
   }
-  config.server = o.server;
+  config.servers = o.servers;
   config.name = response->name;
   config.apps_root = apps_root.string();
   if (auto ok = WriteAgentConfig(data, config); !ok) return std::unexpected(ok.error());
@@ -288,7 +327,11 @@ void RegisterNetworkCommands(CLI::App& app, int& exit_code) {
   {
     auto o = std::make_shared<EnrollOptions>();
     auto* enroll = app.add_subcommand("enroll", "Register this host with a coordinator");
-    enroll->add_option("--server", o->server, "Coordinator URL, https://HOST:PORT")->required();
+    enroll
+        ->add_option("--server", o->servers,
+                     "Coordinator URL, https://HOST:PORT; repeat it for each coordinator of "
+                     "the installation (the first that answers enrolls the host)")
+        ->required();
     enroll->add_option("--ca", o->ca, "The coordinator's CA certificate (ca.pem) to pin")
         ->required();
     enroll->add_option("--token", o->token, "Enrollment token (fabu enroll-token create)")

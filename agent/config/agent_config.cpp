@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "platform/fs/files.hpp"
@@ -44,12 +45,54 @@ Result<void> ReadInt(const json& j, const char* field, Int& out, std::int64_t mi
   return {};
 }
 
+// "server" (one URL) or "servers" (a non-empty array of them), not both.
+Result<void> ReadServers(const json& j, std::vector<std::string>& out) {
+  const bool one = j.contains("server"), several = j.contains("servers");
+  if (one && several) {
+    return std::unexpected(FieldError("servers", "give either server or servers, not both"));
+  }
+  if (one) {
+    std::string server;
+    if (auto ok = ReadString(j, "server", server, true); !ok) return ok;
+    out = {server};
+  } else if (several) {
+    const json& list = j.at("servers");
+    if (!list.is_array() || list.empty()) {
+      return std::unexpected(FieldError("servers", "must be a non-empty array of URLs"));
+    }
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (!list[i].is_string()) {
+        return std::unexpected(FieldError(fmt::format("servers[{}]", i), "must be a string"));
+      }
+      out.push_back(list[i].get<std::string>());
+    }
+  } else {
+    return std::unexpected(FieldError("server", "is required (or servers)"));
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const std::string field = one ? std::string("server") : fmt::format("servers[{}]", i);
+    if (!out[i].starts_with("https://") || out[i].size() == 8) {
+      return std::unexpected(
+          FieldError(field, fmt::format("\"{}\" is not an https:// URL", out[i])));
+    }
+    if (std::ranges::find(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(i), out[i]) !=
+        out.begin() + static_cast<std::ptrdiff_t>(i)) {
+      return std::unexpected(FieldError(field, fmt::format("\"{}\" is given twice", out[i])));
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string AgentConfigToJson(const AgentConfig& c) {
   json j = json::object();
   j["format"] = AgentConfig::kFormat;
-  j["server"] = c.server;
+  if (c.servers.size() == 1) {
+    j["server"] = c.servers.front();
+  } else {
+    j["servers"] = c.servers;
+  }
   j["name"] = c.name;
   j["ca"] = c.ca;
   j["credential"] = c.credential;
@@ -81,6 +124,7 @@ Result<AgentConfig> AgentConfigFromJson(std::string_view text) {
   }
   static const char* const kKnown[] = {"format",
                                        "server",
+                                       "servers",
                                        "name",
                                        "ca",
                                        "credential",
@@ -111,15 +155,12 @@ Result<AgentConfig> AgentConfigFromJson(std::string_view text) {
                                          AgentConfig::kFormat)));
   }
   AgentConfig c;
-  for (auto ok : {ReadString(j, "server", c.server, true), ReadString(j, "name", c.name, true),
-                  ReadString(j, "ca", c.ca, true), ReadString(j, "credential", c.credential, true),
+  for (auto ok : {ReadString(j, "name", c.name, true), ReadString(j, "ca", c.ca, true),
+                  ReadString(j, "credential", c.credential, true),
                   ReadString(j, "apps_root", c.apps_root, true)}) {
     if (!ok) return std::unexpected(ok.error());
   }
-  if (!c.server.starts_with("https://")) {
-    return std::unexpected(
-        FieldError("server", fmt::format("\"{}\" is not an https:// URL", c.server)));
-  }
+  if (auto ok = ReadServers(j, c.servers); !ok) return std::unexpected(ok.error());
   if (j.contains("trusted_keys")) {
     const json& keys = j.at("trusted_keys");
     if (!keys.is_array()) return std::unexpected(FieldError("trusted_keys", "must be an array"));

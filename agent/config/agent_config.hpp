@@ -6,7 +6,11 @@
 //
 //   {
 //     "format": 1,
-//     "server": "https://coordinator.example:8443",
+//     "server": "https://coordinator.example:8443",  // one coordinator, or:
+//     "servers": ["https://coord-1.example:8443",     // several, serving one
+//                 "https://coord-2.example:8443"],    // installation
+//     // (exactly one of the two; written as "server" when there is one, so
+//     // such a file reads the same in every agent version)
 //     "name": "web-1",                       // the host's name in fabu
 //     "ca": "ca.pem",                        // pinned CA, relative to DIR
 //     "credential": "credential",            // bearer credential (0600), relative to DIR
@@ -25,6 +29,10 @@
 //     "low_speed_time_seconds": 60           // ... for this long is abandoned
 //   }
 //
+// The coordinators are tried in the order given: the agent starts with the
+// first and moves on to the next (round robin) when the one it talks to
+// cannot be reached or answers 503 (agent_api_client.hpp).
+//
 // Relative paths are resolved against the data directory (ResolvePath), so a
 // data directory can be moved as a whole. A value type.
 #pragma once
@@ -42,7 +50,7 @@ struct AgentConfig {
   static constexpr std::string_view kFileName = "agent.json";
   static constexpr int kFormat = 1;
 
-  std::string server;
+  std::vector<std::string> servers;  // https:// URLs, at least one
   std::string name;
   std::string ca = "ca.pem";
   std::string credential = "credential";

@@ -14,16 +14,47 @@ constexpr std::chrono::seconds kPollMargin{30};
 
 }  // namespace
 
-AgentApiClient::AgentApiClient(platform::HttpClient http, std::string server,
+AgentApiClient::AgentApiClient(platform::HttpClient http, std::vector<std::string> servers,
                                std::string credential)
-    : http_(std::move(http)), server_(std::move(server)), credential_(std::move(credential)) {
-  while (!server_.empty() && server_.back() == '/') server_.pop_back();
+    : http_(std::move(http)), servers_(std::move(servers)), credential_(std::move(credential)) {
+  if (servers_.empty()) servers_.emplace_back();  // every call then fails naming no host
+  for (std::string& server : servers_) {
+    while (!server.empty() && server.back() == '/') server.pop_back();
+  }
+  not_before_.resize(servers_.size());
+}
+
+bool AgentApiClient::IsAway(const Error& error) const {
+  return error.code() == ErrorCode::kUnavailable &&
+         (http_.last_delivery() != platform::HttpDelivery::kAnswered || http_.last_status() == 503);
+}
+
+bool AgentApiClient::NoteFailure(const Error& error, bool from_server) {
+  if (auto after = http_.last_retry_after()) {
+    not_before_[current_] = std::chrono::steady_clock::now() + *after;
+  }
+  if (!from_server || servers_.size() < 2 || !IsAway(error)) return false;
+  current_ = (current_ + 1) % servers_.size();
+  return true;
+}
+
+std::optional<std::chrono::seconds> AgentApiClient::retry_after() const {
+  const auto left = not_before_[current_] - std::chrono::steady_clock::now();
+  if (left <= std::chrono::steady_clock::duration::zero()) return std::nullopt;
+  return std::chrono::ceil<std::chrono::seconds>(left);
+}
+
+bool AgentApiClient::IsOnServer(std::string_view url) const {
+  return std::ranges::any_of(servers_, [&](const std::string& server) {
+    return !server.empty() && (url == server || (url.starts_with(server) &&
+                                                 url.substr(server.size()).starts_with('/')));
+  });
 }
 
 Result<nlohmann::json> AgentApiClient::Call(std::string_view method, std::string_view path,
                                             const nlohmann::json* body,
                                             std::chrono::seconds timeout, long expected_status) {
-  const std::string url = server_ + std::string(path);
+  const std::string url = server() + std::string(path);
   // Bodies carry what hooks printed and what the host holds: never let a
   // stray byte make the agent throw (ill-formed UTF-8 becomes U+FFFD).
   std::string text = body != nullptr
@@ -137,9 +168,9 @@ Result<protocol::CertificateResponse> AgentApiClient::RenewCertificate(const std
 Result<std::string> AgentApiClient::PackageUrl(const protocol::Assignment& assignment) const {
   const std::string& url = assignment.package_url;
   if (url.empty()) {
-    return server_ + std::string(protocol::kAgentPackagesPath) + assignment.package_id;
+    return server() + std::string(protocol::kAgentPackagesPath) + assignment.package_id;
   }
-  if (url.starts_with("/")) return server_ + url;
+  if (url.starts_with("/")) return server() + url;
   if (url.starts_with("https://")) return url;
   return Fail(ErrorCode::kInvalidArgument,
               fmt::format("assignment {}: package_url \"{}\" is neither a path on the "

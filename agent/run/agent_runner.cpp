@@ -116,6 +116,8 @@ struct AgentRunner::State {
   Backoff backoff;
   Watchdog watchdog;
   Link link = Link::kUnknown;
+  // Moves to another coordinator since the last answer (MoveIfAway).
+  std::size_t moves = 0;
   bool inventory_pending = true;
   // The deployment of the assignment last polled; unknown until the first poll.
   bool polled = false;
@@ -162,15 +164,37 @@ struct AgentRunner::State {
   }
 
   void Reachable() {
-    if (link == Link::kUnreachable) log::Info("coordinator reachable again");
+    if (link == Link::kUnreachable) log::Info("coordinator {} reachable again", api.server());
     link = Link::kReachable;
+    moves = 0;
     backoff.Reset();
   }
 
-  void Unreachable(const Error& error) {
-    if (link != Link::kUnreachable) {
-      log::Warn("coordinator unreachable: {} (retrying, backoff up to {}s)", error.message(),
-                config.backoff_cap_seconds);
+  // After a failed exchange with the coordinator (`from_server`; false for
+  // a package mirror's): when it is away and there are others, the next
+  // one is asked from now on (AgentApiClient::NoteFailure). Each move is
+  // logged until every coordinator has been tried in this outage; then
+  // once that none answers. True when it moved.
+  bool MoveIfAway(const Error& error, bool from_server = true) {
+    const std::string from = api.server();
+    if (!api.NoteFailure(error, from_server)) return false;
+    const std::size_t count = api.servers().size();
+    if (moves < count) {
+      log::Warn("coordinator {} unreachable ({}); moving to {}", from, error.message(),
+                api.server());
+    }
+    if (++moves == count) {
+      log::Warn("none of the {} coordinators answers (retrying each in turn, backoff up to {}s)",
+                count, config.backoff_cap_seconds);
+    }
+    return true;
+  }
+
+  void Unreachable(const Error& error, bool from_server = true) {
+    const bool moved = MoveIfAway(error, from_server);
+    if (link != Link::kUnreachable && !moved) {
+      log::Warn("coordinator {} unreachable: {} (retrying, backoff up to {}s)", api.server(),
+                error.message(), config.backoff_cap_seconds);
     }
     link = Link::kUnreachable;
   }
@@ -386,7 +410,10 @@ struct AgentRunner::State {
         if (stop.requested()) return Next::kRetryLater;
         if (IsFatal(e)) return std::unexpected(e);
         if (e.code() == ErrorCode::kUnavailable) {
-          Unreachable(e);
+          // A mirror that is away is no reason to leave the coordinator.
+          const bool from_server =
+              !url || url->starts_with(api.server() + "/") || *url == api.server();
+          Unreachable(e, from_server);
           return Next::kRetryLater;
         }
         // Refused (403/404), oversized, or the disk: this deployment cannot go on.
@@ -452,6 +479,7 @@ struct AgentRunner::State {
     if (auto ok = api.PostPreflight(answer); !ok) {
       log::Warn("pre-flight {}: the answer was not delivered: {}", question.id,
                 ok.error().message());
+      MoveIfAway(ok.error());
       return false;
     }
     return true;
@@ -586,9 +614,10 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
     const std::string identity = (data_dir / kClientIdentityFile).string();
     settings.client_cert_file = identity;
     settings.client_key_file = identity;
-    std::string origin = config->server;
-    while (!origin.empty() && origin.back() == '/') origin.pop_back();
-    settings.client_cert_origin = origin + "/";
+    for (std::string origin : config->servers) {
+      while (!origin.empty() && origin.back() == '/') origin.pop_back();
+      settings.client_cert_origins.push_back(origin + "/");
+    }
   }
   auto http = platform::HttpClient::Create(settings);
   if (!http) return std::unexpected(http.error());
@@ -597,7 +626,7 @@ Result<std::unique_ptr<AgentRunner>> AgentRunner::Create(const fs::path& data_di
   auto journal = Journal::Open(data_dir);
   if (!journal) return std::unexpected(journal.error());
 
-  AgentApiClient api(std::move(*http), config->server, *credential);
+  AgentApiClient api(std::move(*http), config->servers, *credential);
   auto state =
       std::make_unique<State>(data_dir, *config, std::move(*journal), std::move(api), stop);
   State* s = state.get();
@@ -622,7 +651,7 @@ Result<void> AgentRunner::Run() {
   State& s = *state_;
   const platform::log::Scope scope(platform::log::Fields().Host(s.config.name));
   log::Info("fabu-agent {} as {} for {} (apps in {})", BuildVersion(), s.config.name,
-            s.config.server, s.config.apps_root);
+            fmt::join(s.config.servers, ", "), s.config.apps_root);
   auto recovered = s.deployer->Recover();
   if (!recovered) return std::unexpected(recovered.error());
   if (*recovered) {

@@ -23,8 +23,13 @@
 //      events are re-sent.
 // A coordinator that cannot be reached (or answers 5xx) is retried with
 // capped exponential backoff and jitter; the log says so once per change of
-// state, not per try. A refused credential (401) stops the agent: it has to
-// be enrolled again.
+// state, not per try. With several coordinators (agent.json "servers"), one
+// that is away (no answer, or a 503) is left for the next in the list,
+// round robin, for the next attempt, still after the backoff's delay (which
+// spreads a fleet that lost its coordinator at once); a Retry-After holds
+// only for the coordinator that sent it (AgentApiClient). Each move is
+// logged ("coordinator A unreachable (...); moving to B"). A refused credential (401) stops the
+// agent: it has to be enrolled again.
 //
 // Sequence numbers: the engine numbers a deployment's events after the
 // journal's NextSequence, which only sees events still held. So while a

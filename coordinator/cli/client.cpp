@@ -1,6 +1,7 @@
 #include "coordinator/cli/client.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <iostream>
 
@@ -11,19 +12,49 @@ namespace fabu::cli {
 struct ApiClient::Impl {
   ClientOptions options;
   platform::HttpClient http;
+  std::size_t current = 0;  // the server that answered last
+
+  // Sends `request` (its url a path) to the current server, then to the
+  // next while it is safe to: see the file comment. An upload's body is a
+  // file that Send opens anew for each try, so it restarts whole on the
+  // next server; a body in memory is sent again as is.
+  Result<platform::HttpResponse> SendToAServer(platform::HttpRequest request) {
+    const std::string path = request.url;
+    const std::size_t count = options.servers.size();
+    std::vector<std::string> failures;
+    for (std::size_t tried = 0; tried < count; ++tried) {
+      request.url = options.servers[current] + path;
+      auto response = http.Send(request);
+      const bool not_sent = !response && response.error().code() == ErrorCode::kUnavailable &&
+                            http.last_delivery() == platform::HttpDelivery::kNotSent;
+      const bool busy = response && response->status == 503;
+      if (count == 1 || (!not_sent && !busy)) return response;
+      failures.push_back(
+          busy ? platform::StatusError(fmt::format("{} {}", request.method, request.url), *response)
+                     .message()
+               : response.error().message());
+      current = (current + 1) % count;
+      if (tried + 1 < count) {
+        std::cerr << fmt::format("fabu: {}; trying {}\n", failures.back(),
+                                 options.servers[current]);
+      }
+    }
+    return Fail(ErrorCode::kUnavailable, fmt::format("none of the {} coordinators answered: {}",
+                                                     count, fmt::join(failures, "; ")));
+  }
 
   Result<nlohmann::json> Perform(platform::HttpRequest request) {
     const std::string method = request.method;
-    const std::string url = request.url;
-    auto response = http.Send(request);
+    const std::string path = request.url;
+    auto response = SendToAServer(std::move(request));
     if (!response) return std::unexpected(response.error());
     if (response->status < 200 || response->status >= 300) {
       return std::unexpected(platform::StatusError("", *response));
     }
     nlohmann::json body = nlohmann::json::parse(response->body, nullptr, false);
     if (body.is_discarded()) {
-      return Fail(ErrorCode::kUnavailable,
-                  fmt::format("{} {}: the answer is not JSON", method, url));
+      return Fail(ErrorCode::kUnavailable, fmt::format("{} {}{}: the answer is not JSON", method,
+                                                       options.servers[current], path));
     }
     return body;
   }
@@ -31,7 +62,7 @@ struct ApiClient::Impl {
   platform::HttpRequest Request(std::string method, const std::string& path) const {
     platform::HttpRequest request;
     request.method = std::move(method);
-    request.url = options.server + path;
+    request.url = path;  // SendToAServer puts the server before it
     request.bearer = options.token;
     request.headers = {"Accept: application/json"};
     return request;
@@ -39,22 +70,32 @@ struct ApiClient::Impl {
 };
 
 void AddClientOptions(CLI::App* command, ClientOptions& options) {
-  command->add_option("--server", options.server, "Coordinator URL, https://HOST:PORT")
-      ->envname("FABU_SERVER");
+  command
+      ->add_option("--server", options.servers,
+                   "Coordinator URL, https://HOST:PORT; repeat it (or separate URLs by commas) "
+                   "for several coordinators of one installation: a request that cannot reach "
+                   "one, or finds it busy (503), goes to the next")
+      ->envname("FABU_SERVER")
+      ->delimiter(',');
   command->add_option("--token", options.token, "Bearer token")->envname("FABU_TOKEN");
   command->add_option("--ca", options.ca, "CA certificate to pin (the coordinator's ca.pem)")
       ->envname("FABU_CA");
 }
 
 Result<ApiClient> ApiClient::Create(const ClientOptions& options) {
-  if (options.server.empty()) {
+  ClientOptions checked = options;
+  std::erase_if(checked.servers, [](const std::string& s) { return s.empty(); });
+  if (checked.servers.empty()) {
     return Fail(ErrorCode::kInvalidArgument,
                 "no coordinator given: use --server https://HOST:PORT or set FABU_SERVER");
   }
-  if (options.server.rfind("https://", 0) != 0) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("--server {}: the coordinator speaks HTTPS only (https://HOST:PORT)",
-                            options.server));
+  for (std::string& server : checked.servers) {
+    if (server.rfind("https://", 0) != 0) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("--server {}: the coordinator speaks HTTPS only (https://HOST:PORT)",
+                              server));
+    }
+    while (server.back() == '/') server.pop_back();
   }
   if (options.ca.empty()) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -74,10 +115,7 @@ Result<ApiClient> ApiClient::Create(const ClientOptions& options) {
   http.low_speed_time = std::chrono::seconds(60);
   auto client = platform::HttpClient::Create(std::move(http));
   if (!client) return std::unexpected(client.error());
-  auto impl = std::make_unique<Impl>(Impl{options, std::move(*client)});
-  while (!impl->options.server.empty() && impl->options.server.back() == '/') {
-    impl->options.server.pop_back();
-  }
+  auto impl = std::make_unique<Impl>(Impl{std::move(checked), std::move(*client)});
   return ApiClient(std::move(impl));
 }
 

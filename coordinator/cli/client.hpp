@@ -7,6 +7,17 @@
 // into memory). A non-2xx answer becomes an Error carrying the server's
 // message, with the code the HTTP status stands for.
 //
+// Several coordinators of one installation: --server may be repeated (or
+// list URLs separated by commas, as FABU_SERVER may). A request goes to the
+// current server, the first to begin with; when it could not be sent there
+// (nothing of it reached the server: refused, unresolvable, connect timeout,
+// TLS handshake failed) or the answer was a 503 (which a coordinator sends
+// before it does anything), it is sent to the next one, each tried once,
+// and the one that answered stays current. A request that reached a server
+// and then failed (reset, timed out, cut short) is not repeated: the server
+// may have acted on it. Each move is said on stderr, naming the server that
+// failed; when none answered, the error names every server with its failure.
+//
 // ApiClient owns one platform::HttpClient (calls share a connection); it is
 // not thread-safe.
 #pragma once
@@ -16,13 +27,14 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "protocol/error.hpp"
 
 namespace fabu::cli {
 
 struct ClientOptions {
-  std::string server;  // https://HOST:PORT
+  std::vector<std::string> servers;  // https://HOST:PORT each, in the order to try
   std::string token;
   std::string ca;  // PEM file of the CA to pin
 };

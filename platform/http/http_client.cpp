@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -144,6 +145,8 @@ struct HttpClient::Impl {
   CurlHandle curl;
   Tick tick;
   std::optional<std::chrono::seconds> last_retry_after;
+  HttpDelivery last_delivery = HttpDelivery::kNotSent;
+  long last_status = 0;
 
   // The Retry-After of the transfer just ended (libcurl parses the header).
   std::optional<std::chrono::seconds> RetryAfter() {
@@ -236,7 +239,10 @@ struct HttpClient::Impl {
     }
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!options.client_cert_file.empty() && url.starts_with(options.client_cert_origin)) {
+    if (!options.client_cert_file.empty() &&
+        (options.client_cert_origins.empty() ||
+         std::ranges::any_of(options.client_cert_origins,
+                             [&](const std::string& origin) { return url.starts_with(origin); }))) {
       curl_easy_setopt(c, CURLOPT_SSLCERT, options.client_cert_file.c_str());
       curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
       curl_easy_setopt(c, CURLOPT_SSLKEY, options.client_key_file.c_str());
@@ -256,6 +262,16 @@ struct HttpClient::Impl {
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &Impl::Progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, this);
     last_retry_after.reset();
+    last_delivery = HttpDelivery::kNotSent;
+    last_status = 0;
+  }
+
+  // Records how far a transfer that failed got: nothing of the request
+  // sent (libcurl counts the request's bytes as it sends them) or more.
+  void NoteFailure() {
+    long sent = 0;
+    curl_easy_getinfo(curl.get(), CURLINFO_REQUEST_SIZE, &sent);
+    last_delivery = sent > 0 ? HttpDelivery::kCutShort : HttpDelivery::kNotSent;
   }
 
   // "GET URL: <what failed> (<libcurl's words>)".
@@ -329,6 +345,10 @@ std::optional<std::chrono::seconds> HttpClient::last_retry_after() const {
   return impl_->last_retry_after;
 }
 
+HttpDelivery HttpClient::last_delivery() const { return impl_->last_delivery; }
+
+long HttpClient::last_status() const { return impl_->last_status; }
+
 Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   const std::string& url = request.url;
   if (request.method != "GET" && request.method != "POST" && request.method != "DELETE") {
@@ -336,6 +356,8 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
                                                   "DELETE only",
                                                   request.method, url));
   }
+  impl_->last_delivery = HttpDelivery::kNotSent;
+  impl_->last_status = 0;
   if (auto ok = impl_->CheckUrl(request.method, url); !ok) return std::unexpected(ok.error());
   CURL* c = impl_->curl.get();
   char error_text[CURL_ERROR_SIZE] = "";
@@ -378,9 +400,12 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   const CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
+    impl_->NoteFailure();
     return std::unexpected(impl_->TransportError(request.method, url, rc, error_text));
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
+  impl_->last_delivery = HttpDelivery::kAnswered;
+  impl_->last_status = response.status;
   response.retry_after = impl_->RetryAfter();
   impl_->last_retry_after = response.retry_after;
   return response;
@@ -388,6 +413,8 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
 
 Result<HttpResponse> HttpClient::Fetch(const std::string& url, const std::string& bearer,
                                        std::uint64_t offset, const FetchHandler& handler) {
+  impl_->last_delivery = HttpDelivery::kNotSent;
+  impl_->last_status = 0;
   if (auto ok = impl_->CheckUrl("GET", url); !ok) return std::unexpected(ok.error());
   CURL* c = impl_->curl.get();
   char error_text[CURL_ERROR_SIZE] = "";
@@ -404,9 +431,15 @@ Result<HttpResponse> HttpClient::Fetch(const std::string& url, const std::string
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &transfer);
   const CURLcode rc = curl_easy_perform(c);
   if (transfer.aborted_by_handler) {
+    impl_->NoteFailure();
     return Fail(ErrorCode::kUnavailable, fmt::format("GET {}: abandoned by the receiver", url));
   }
-  if (rc != CURLE_OK) return std::unexpected(impl_->TransportError("GET", url, rc, error_text));
+  if (rc != CURLE_OK) {
+    impl_->NoteFailure();
+    return std::unexpected(impl_->TransportError("GET", url, rc, error_text));
+  }
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &impl_->last_status);
+  impl_->last_delivery = HttpDelivery::kAnswered;
   transfer.response.retry_after = impl_->RetryAfter();
   impl_->last_retry_after = transfer.response.retry_after;
   // An empty body never reached Write: tell the handler now.

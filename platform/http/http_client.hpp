@@ -57,12 +57,24 @@ struct HttpClientOptions {
   std::int64_t low_speed_limit_bytes = 0;
   std::chrono::seconds low_speed_time{60};
   // A client certificate and its private key (PEM files) presented in the
-  // TLS handshake (mutual TLS), only to URLs that start with
-  // `client_cert_origin` ("https://host:port/"; "" for every URL). The agent
-  // presents its certificate to its coordinator alone, never to a mirror.
+  // TLS handshake (mutual TLS), only to URLs that start with one of
+  // `client_cert_origins` ("https://host:port/" each; none: every URL). The
+  // agent presents its certificate to its coordinators alone, never to a
+  // mirror.
   std::string client_cert_file;
   std::string client_key_file;
-  std::string client_cert_origin;
+  std::vector<std::string> client_cert_origins;
+};
+
+// How far the last request got, for a caller that may send it to another
+// server instead: only a request the server never saw is safe to repeat
+// elsewhere whatever it does.
+enum class HttpDelivery {
+  kAnswered,  // an HTTP answer came, whole (any status)
+  kNotSent,   // failed before any byte of the request was sent: refused,
+              // unresolvable, connect timeout, TLS handshake failed
+  kCutShort,  // failed after the request went out (reset, closed, timed out,
+              // an answer cut short): the server may have acted on it
 };
 
 struct HttpRequest {
@@ -126,6 +138,11 @@ class HttpClient {
   // The Retry-After of the last answer (Send or Fetch), as a 503 of an
   // overloaded server carries it; nullopt when it had none.
   std::optional<std::chrono::seconds> last_retry_after() const;
+  // How far the last Send or Fetch got (HttpDelivery), and the HTTP status
+  // of its answer (0 when none came). A URL refused before any transfer
+  // (its scheme) counts as kNotSent.
+  HttpDelivery last_delivery() const;
+  long last_status() const;
 
   // One request; the answer whatever its status.
   Result<HttpResponse> Send(const HttpRequest& request);

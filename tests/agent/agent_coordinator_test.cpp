@@ -8,7 +8,9 @@
 #include <regex>
 #include <thread>
 
+#include "agent/config/agent_config.hpp"
 #include "tests/agent/agent_fixture.hpp"
+#include "tests/support/closed_port.hpp"
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/run_command.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -17,6 +19,7 @@ namespace fabu::agent::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using fabu::testing::ClosedPort;
 using fabu::testing::CoordinatorProcess;
 using fabu::testing::FabuAs;
 using fabu::testing::InitCoordinator;
@@ -131,6 +134,60 @@ TEST_F(AgentCoordinatorTest, AnUnreachableCoordinatorKeepsTheEnrollKeyForTheRetr
   auto up = Enroll(token, "web-4", data);
   ASSERT_EQ(up.exit_code, 0) << up.err;
   EXPECT_FALSE(fs::exists(data / "enroll.key"));
+}
+
+// Given two coordinator URLs of which the first is a closed port, `enroll`
+// should enroll with the second, write both (in order) to agent.json, and
+// the agent it starts should report to the one that answers.
+TEST_F(AgentCoordinatorTest, EnrollAndRunGoOnToTheNextServerWhenTheFirstIsDown) {
+  const fs::path data = dir_ / "web-1/data";
+  const std::string dead = "https://127.0.0.1:" + std::to_string(ClosedPort());
+  auto r =
+      RunCommand({AgentBinary(), "enroll", "--server", dead, "--server", daemon_->url(), "--ca",
+                  daemon_->ca().string(), "--token", EnrollToken(), "--data", data.string(),
+                  "--name", "web-1", "--apps-root", (dir_ / "web-1/apps").string(), "--trust",
+                  (dir_ / "publisher.pub").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("enrolled as web-1"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find(dead), std::string::npos) << r.err;  // said it moved on
+  auto config = ReadAgentConfig(data);
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->servers, (std::vector<std::string>{dead, daemon_->url()}));
+
+  auto agent = std::async(std::launch::async, [&] {
+    return RunCommand({AgentBinary(), "run", "--data", data.string()}, {},
+                      std::chrono::seconds(30));
+  });
+  bool seen = false;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!seen && std::chrono::steady_clock::now() < until) {
+    auto hosts = FabuAs(*daemon_, admin_, {"hosts", "list", "--json"});
+    seen = hosts.exit_code == 0 && hosts.out.find("agent_version") != std::string::npos;
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(seen);
+  // Stopped by removing the host (exit 77), so the log can be read whole.
+  ASSERT_EQ(FabuAs(*daemon_, admin_, {"host", "remove", "web-1"}).exit_code, 0);
+  const auto run = agent.get();
+  EXPECT_NE(run.err.find("coordinator " + dead + " unreachable ("), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("moving to " + daemon_->url()), std::string::npos) << run.err;
+}
+
+// Given no coordinator that answers, `enroll` should name each it tried.
+TEST_F(AgentCoordinatorTest, AnEnrollmentNoServerAnsweredNamesThemAll) {
+  const int port = ClosedPort();
+  int other = ClosedPort();
+  while (other == port) other = ClosedPort();
+  const std::string dead1 = "https://127.0.0.1:" + std::to_string(port);
+  const std::string dead2 = "https://127.0.0.1:" + std::to_string(other);
+  auto r = RunCommand({AgentBinary(), "enroll", "--server", dead1, "--server", dead2, "--ca",
+                       daemon_->ca().string(), "--token", EnrollToken(), "--data",
+                       (dir_ / "d").string(), "--name", "web-1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("cannot reach any of the coordinators (" + dead1 + ", " + dead2 + ")"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("run the same command again"), std::string::npos) << r.err;
 }
 
 TEST_F(AgentCoordinatorTest, AWrongCaIsAClearError) {

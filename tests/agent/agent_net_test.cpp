@@ -14,12 +14,14 @@
 #include "packaging/sha256.hpp"
 #include "platform/http/http_client.hpp"
 #include "tests/agent/tls_test_server.hpp"
+#include "tests/support/closed_port.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace fabu::agent::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using fabu::testing::ClosedPort;
 using fabu::testing::ReadFile;
 using fabu::testing::TempDir;
 using fabu::testing::WriteFile;
@@ -88,7 +90,7 @@ TEST(BackoffTest, RetryAfterIsAFloorSpreadByUpToHalfOfIt) {
 
 AgentConfig SampleConfig() {
   AgentConfig c;
-  c.server = "https://127.0.0.1:8443";
+  c.servers = {"https://127.0.0.1:8443"};
   c.name = "web-1";
   c.apps_root = "/opt/fabu/apps";
   c.trusted_keys = {"trusted/0-publisher.pub"};
@@ -103,6 +105,79 @@ TEST(AgentConfigTest, RoundTripsThroughTheFile) {
   auto read = ReadAgentConfig(dir.path());
   ASSERT_TRUE(read) << read.error().message();
   EXPECT_EQ(*read, SampleConfig());
+}
+
+// Several coordinators are written as "servers" and read back in their
+// order; one is written as "server", so the file stays the one every agent
+// version reads.
+TEST(AgentConfigTest, SeveralServersRoundTripInTheirOrder) {
+  TempDir dir;
+  AgentConfig several = SampleConfig();
+  several.servers = {"https://coord-2.example:8443", "https://coord-1.example:8443",
+                     "https://10.0.0.3:8443"};
+  ASSERT_TRUE(WriteAgentConfig(dir.path(), several));
+  const std::string text = ReadFile(dir.path() / "agent.json");
+  EXPECT_EQ(text.find("\"server\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"servers\""), std::string::npos) << text;
+  auto read = ReadAgentConfig(dir.path());
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->servers, several.servers);
+  EXPECT_EQ(*read, several);
+
+  ASSERT_TRUE(WriteAgentConfig(dir.path(), SampleConfig()));
+  const std::string one = ReadFile(dir.path() / "agent.json");
+  EXPECT_NE(one.find("\"server\": \"https://127.0.0.1:8443\""), std::string::npos) << one;
+  EXPECT_EQ(one.find("\"servers\""), std::string::npos) << one;
+}
+
+// An agent.json written by an agent that knew one coordinator only.
+TEST(AgentConfigTest, AnOlderFileWithOneServerStillLoads) {
+  TempDir dir;
+  WriteFile(dir.path() / "agent.json", R"({
+  "apps_root": "/opt/fabu/apps",
+  "backoff_cap_seconds": 60,
+  "backoff_initial_seconds": 1,
+  "ca": "ca.pem",
+  "connect_timeout_seconds": 15,
+  "credential": "credential",
+  "format": 1,
+  "health_check_attempts": 3,
+  "health_check_delay_seconds": 5,
+  "health_check_timeout_seconds": 60,
+  "hook_timeout_seconds": 300,
+  "low_speed_limit_bytes": 1024,
+  "low_speed_time_seconds": 60,
+  "name": "web-1",
+  "poll_wait_seconds": 30,
+  "retained_releases": 3,
+  "server": "https://coordinator.example:8443",
+  "trusted_keys": ["trusted/0-publisher.pub"]
+}
+)");
+  auto read = ReadAgentConfig(dir.path());
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->servers, std::vector<std::string>{"https://coordinator.example:8443"});
+  EXPECT_EQ(read->name, "web-1");
+}
+
+TEST(AgentConfigTest, TheServersAreCheckedEachByItsPlace) {
+  const std::string rest = R"("name":"a","ca":"ca.pem","credential":"c","apps_root":"/a")";
+  const auto error = [&](const std::string& servers) {
+    auto c = AgentConfigFromJson(R"({"format":1,)" + servers + "," + rest + "}");
+    return c ? std::string("(loaded)") : c.error().message();
+  };
+  EXPECT_EQ(error(R"("servers":["https://a:1","http://b:1"])"),
+            R"(agent.json: servers[1]: "http://b:1" is not an https:// URL)");
+  EXPECT_EQ(error(R"("servers":[])"), "agent.json: servers: must be a non-empty array of URLs");
+  EXPECT_EQ(error(R"("servers":"https://a:1")"),
+            "agent.json: servers: must be a non-empty array of URLs");
+  EXPECT_EQ(error(R"("servers":["https://a:1","https://a:1"])"),
+            R"(agent.json: servers[1]: "https://a:1" is given twice)");
+  EXPECT_EQ(error(R"("server":"https://a:1","servers":["https://b:1"])"),
+            "agent.json: servers: give either server or servers, not both");
+  auto none = AgentConfigFromJson(R"({"format":1,)" + rest + "}");
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().message(), "agent.json: server: is required (or servers)");
 }
 
 TEST(AgentConfigTest, AbsentFieldsTakeTheDefaults) {
@@ -356,13 +431,68 @@ TEST_F(DownloadTest, OnlyUrlsOnTheServerItselfAreTheCoordinators) {
   settings.ca_file = http_->ca().string();
   auto client = platform::HttpClient::Create(settings);
   ASSERT_TRUE(client);
-  AgentApiClient api(std::move(*client), "https://coord.example.com:8443/", "secret");
-  EXPECT_TRUE(api.IsOnServer("https://coord.example.com:8443/api/v1/agent/packages/abc"));
-  EXPECT_TRUE(api.IsOnServer("https://coord.example.com:8443"));
-  EXPECT_FALSE(api.IsOnServer("https://coord.example.com:84430/api/v1/agent/packages/abc"));
-  EXPECT_FALSE(api.IsOnServer("https://coord.example.com:8443.evil.example/packages/abc"));
-  EXPECT_FALSE(api.IsOnServer("https://coord.example.com:8443@evil.example/packages/abc"));
+  AgentApiClient api(std::move(*client),
+                     {"https://coord.example.com:8443/", "https://coord-2.example.com:8443"},
+                     "secret");
+  for (const std::string server :
+       {"https://coord.example.com:8443", "https://coord-2.example.com:8443"}) {
+    EXPECT_TRUE(api.IsOnServer(server + "/api/v1/agent/packages/abc")) << server;
+    EXPECT_TRUE(api.IsOnServer(server)) << server;
+    EXPECT_FALSE(api.IsOnServer(server + "0/api/v1/agent/packages/abc")) << server;
+    EXPECT_FALSE(api.IsOnServer(server + ".evil.example/packages/abc")) << server;
+    EXPECT_FALSE(api.IsOnServer(server + "@evil.example/packages/abc")) << server;
+  }
+  EXPECT_FALSE(api.IsOnServer("https://coord-3.example.com:8443/api/v1/agent/packages/abc"));
   EXPECT_FALSE(api.IsOnServer("https://mirror.example.com/packages/abc"));
+  EXPECT_FALSE(api.IsOnServer(""));
+  EXPECT_FALSE(api.IsOnServer("/api/v1/agent/packages/abc"));
+}
+
+// A package given as a path is fetched from the coordinator the agent talks
+// to now, which changes when it moves; a Retry-After holds for the server
+// that sent it only.
+TEST_F(DownloadTest, APackagePathIsOnTheCurrentServerWhichMovesWhenAway) {
+  const int dead = ClosedPort();
+  TlsTestServer busy(dir_ / "busy", [](const TestRequest&) {
+    return TlsTestServer::Response(503, R"({"error":{"message":"overloaded"}})",
+                                   "Retry-After: 30\r\n");
+  });
+  ASSERT_TRUE(busy.started());
+  platform::HttpClientOptions settings;
+  settings.ca_file = busy.ca().string();
+  auto client = platform::HttpClient::Create(settings);
+  ASSERT_TRUE(client);
+  const std::string dead_url = fmt::format("https://127.0.0.1:{}", dead);
+  AgentApiClient api(std::move(*client), {busy.url(), dead_url}, std::string(64, 'c'));
+  protocol::Assignment a;
+  a.deployment = "D-1";
+  a.package_id = std::string(64, 'a');
+  a.package_url = "/api/v1/agent/packages/" + a.package_id;
+  EXPECT_EQ(*api.PackageUrl(a), busy.url() + a.package_url);
+
+  // An overloaded coordinator: its Retry-After is for it alone.
+  auto overloaded = api.PostInventory(protocol::Inventory{});
+  ASSERT_FALSE(overloaded);
+  EXPECT_TRUE(api.IsAway(overloaded.error())) << overloaded.error().message();
+  EXPECT_EQ(api.retry_after(), std::nullopt);  // not noted yet
+  EXPECT_TRUE(api.NoteFailure(overloaded.error()));
+  EXPECT_EQ(api.server(), dead_url);
+  EXPECT_EQ(api.retry_after(), std::nullopt);
+  EXPECT_EQ(*api.PackageUrl(a), dead_url + a.package_url);
+
+  // Nobody there: round robin, back to the first, whose wait still runs.
+  auto refused = api.PostInventory(protocol::Inventory{});
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(api.IsAway(refused.error()));
+  EXPECT_TRUE(api.NoteFailure(refused.error()));
+  EXPECT_EQ(api.server(), busy.url());
+  ASSERT_TRUE(api.retry_after());
+  EXPECT_GE(*api.retry_after(), std::chrono::seconds(29));
+  EXPECT_LE(*api.retry_after(), std::chrono::seconds(30));
+
+  // A mirror's failure, or an answer other than 503, moves nothing.
+  EXPECT_FALSE(api.NoteFailure(refused.error(), /*from_server=*/false));
+  EXPECT_EQ(api.server(), busy.url());
 }
 
 }  // namespace

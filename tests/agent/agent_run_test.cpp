@@ -63,9 +63,10 @@ TEST(AgentRunTest, CoordinatorAwayIsLoggedOnceAndItsReturnOnce) {
   EXPECT_EQ(agent.Stop(), 0) << agent.log();
 
   const std::string log = agent.log();
-  EXPECT_EQ(Count(log, "coordinator unreachable"), 1u) << log;
+  EXPECT_EQ(Count(log, "coordinator " + server.url() + " unreachable"), 1u) << log;
   EXPECT_NE(log.find("maintenance (HTTP 503)"), std::string::npos) << log;
-  EXPECT_EQ(Count(log, "coordinator reachable again"), 1u) << log;
+  EXPECT_EQ(Count(log, "coordinator " + server.url() + " reachable again"), 1u) << log;
+  EXPECT_EQ(Count(log, "moving to"), 0u) << log;  // there is no other
   // Every request carried the credential; the inventory came before the polls.
   const auto requests = server.requests();
   for (const auto& r : requests) EXPECT_EQ(r.headers.at("authorization"), "Bearer " + kCredential);
@@ -288,6 +289,146 @@ TEST(AgentRunTest, AnAssignmentIsDownloadedDeployedAndReportedInOrder) {
   EXPECT_TRUE(fs::is_empty(dir / "data/downloads"));
   auto journal = nlohmann::json::parse(ReadFile(dir / "data/journal.json"));
   EXPECT_TRUE(journal["events"].empty()) << journal.dump(2);
+}
+
+// ---- Several coordinators -------------------------------------------------
+
+// c3m-video V1.0.0.0 signed by a new dir/publisher key, at dir/c3m-video.fabu.
+void BuildPackage(const fs::path& dir) {
+  ASSERT_EQ(Fabu({"keygen", "--out", (dir / "publisher").string()}).exit_code, 0);
+  const fs::path src = dir / "src";
+  WriteFile(src / "bin/server", "#!/bin/sh\necho serving\n");
+  fs::permissions(src / "bin/server", fs::perms(0755));
+  auto built =
+      Fabu({"pack", "build", "--name", "c3m-video", "--version", "V1.0.0.0", "--from", src.string(),
+            "--key", (dir / "publisher.key").string(), "--out", (dir / "c3m-video.fabu").string()});
+  ASSERT_EQ(built.exit_code, 0) << built.err;
+}
+
+// Points the agent enrolled under dir/data at `servers`, in that order.
+void UseServers(const fs::path& dir, const std::vector<std::string>& servers) {
+  auto config = ReadAgentConfig(dir / "data");
+  ASSERT_TRUE(config) << config.error().message();
+  config->servers = servers;
+  ASSERT_TRUE(WriteAgentConfig(dir / "data", *config));
+}
+
+// The steps `coordinator` stored, in sequence order, checking there is no gap.
+std::vector<std::string> StoredSteps(ScriptedCoordinator& coordinator) {
+  std::lock_guard lock(coordinator.mutex);
+  std::vector<std::string> steps;
+  std::uint64_t expected = 1;
+  for (const auto& [seq, e] : coordinator.stored) {
+    EXPECT_EQ(seq, expected++) << "sequence numbers must have no gap";
+    steps.emplace_back(StepName(e.step));
+  }
+  return steps;
+}
+
+const std::vector<std::string> kAllSteps = {"assigned",        "downloading", "downloaded",
+                                            "verified",        "installing",  "activating",
+                                            "health_checking", "succeeded"};
+
+// Given two coordinators of one installation, the first overloaded (503,
+// Retry-After: 60 s), the agent should go to the second at once, without
+// waiting the minute, install its assignment there, and stay with it.
+TEST(AgentRunTest, AnOverloadedCoordinatorIsLeftForTheNextWithoutWaitingItsRetryAfter) {
+  TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(BuildPackage(dir.path()));
+  ScriptedCoordinator coordinator;
+  auto second = ServeAssignment(dir.path(), dir / "c3m-video.fabu", coordinator, "d-1", "R-1");
+  ASSERT_TRUE(second && second->started());
+  TlsTestServer first(dir / "tls", [](const TestRequest&) {
+    return TlsTestServer::Response(503, R"({"error":{"message":"overloaded"}})",
+                                   "Retry-After: 60\r\n");
+  });
+  ASSERT_TRUE(first.started());
+  ASSERT_NO_FATAL_FAILURE(UseServers(dir.path(), {first.url(), second->url()}));
+
+  const auto started = std::chrono::steady_clock::now();
+  AgentDaemon agent(dir / "data", dir / "agent.log");
+  auto settled = [&] {
+    std::lock_guard lock(coordinator.mutex);
+    return coordinator.final_stored && coordinator.inventories.size() >= 2;
+  };
+  ASSERT_TRUE(Eventually(settled, std::chrono::seconds(45))) << agent.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+
+  EXPECT_EQ(fs::read_symlink(dir / "apps/c3m-video/current"), fs::path("releases/V1.0.0.0"));
+  EXPECT_EQ(StoredSteps(coordinator), kAllSteps);
+  EXPECT_EQ(first.request_count(), 1u) << "the agent came back to the overloaded coordinator";
+  const std::string log = agent.log();
+  EXPECT_EQ(Count(log, "coordinator " + first.url() + " unreachable ("), 1u) << log;
+  EXPECT_NE(log.find("overloaded (HTTP 503)); moving to " + second->url()), std::string::npos)
+      << log;
+  // The package came from the coordinator the agent was with, credential and all.
+  const auto requests = second->requests();
+  auto download = std::ranges::find_if(requests, [](const TestRequest& r) {
+    return r.target.starts_with(protocol::kAgentPackagesPath);
+  });
+  ASSERT_NE(download, requests.end());
+  EXPECT_EQ(download->headers.at("authorization"), "Bearer " + kCredential);
+}
+
+// Given two coordinators of one installation (one state behind both) and
+// an agent with the first, when the first dies in the middle of the
+// package download (its connections closed from then on), the agent should
+// move to the second, fetch the rest of the package there, and finish the
+// deployment with every event stored once, in order.
+TEST(AgentRunTest, WhenItsCoordinatorDiesMidDownloadTheAgentFinishesWithTheNext) {
+  TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(BuildPackage(dir.path()));
+  ScriptedCoordinator coordinator;
+  auto first_slot = ServeAssignment(dir.path(), dir / "c3m-video.fabu", coordinator, "d-1", "R-1");
+  ASSERT_TRUE(first_slot && first_slot->started());
+  first_slot.reset();  // its port is closed; two servers of the same state instead:
+  std::atomic<bool> dead{false};
+  TlsTestServer first(dir / "tls", [&](const TestRequest& r) {
+    if (dead) return std::string();  // connection closed, nothing answered
+    if (r.target.starts_with(protocol::kAgentPackagesPath)) {
+      dead = true;  // dies while sending the package: half of it, then gone
+      std::lock_guard lock(coordinator.mutex);
+      return TlsTestServer::Response(200, coordinator.package)
+          .substr(0, coordinator.package.size() / 2);
+    }
+    return coordinator.Answer(r);
+  });
+  TlsTestServer second(dir / "tls", [&](const TestRequest& r) { return coordinator.Answer(r); });
+  ASSERT_TRUE(first.started() && second.started());
+  ASSERT_NO_FATAL_FAILURE(UseServers(dir.path(), {first.url(), second.url()}));
+
+  AgentDaemon agent(dir / "data", dir / "agent.log");
+  auto settled = [&] {
+    std::lock_guard lock(coordinator.mutex);
+    return coordinator.final_stored && coordinator.inventories.size() >= 2;
+  };
+  ASSERT_TRUE(Eventually(settled, std::chrono::seconds(45))) << agent.log();
+  EXPECT_EQ(agent.Stop(), 0) << agent.log();
+
+  EXPECT_TRUE(dead);
+  EXPECT_EQ(fs::read_symlink(dir / "apps/c3m-video/current"), fs::path("releases/V1.0.0.0"));
+  // `downloading` twice: the start, and the resume on the second coordinator.
+  EXPECT_EQ(
+      StoredSteps(coordinator),
+      (std::vector<std::string>{"assigned", "downloading", "downloading", "downloaded", "verified",
+                                "installing", "activating", "health_checking", "succeeded"}));
+  {
+    std::lock_guard lock(coordinator.mutex);
+    EXPECT_TRUE(coordinator.stored.at(3).message.starts_with("resuming at byte "))
+        << coordinator.stored.at(3).message;
+  }
+  const std::string log = agent.log();
+  EXPECT_NE(log.find("coordinator " + first.url() + " unreachable ("), std::string::npos) << log;
+  EXPECT_NE(log.find("moving to " + second.url()), std::string::npos) << log;
+  // The second coordinator served the rest of the package only (a Range
+  // resume), and everything after the move.
+  const auto requests = second.requests();
+  auto download = std::ranges::find_if(requests, [](const TestRequest& r) {
+    return r.target.starts_with(protocol::kAgentPackagesPath);
+  });
+  ASSERT_NE(download, requests.end());
+  EXPECT_TRUE(download->headers.contains("range")) << "the download started over";
 }
 
 }  // namespace

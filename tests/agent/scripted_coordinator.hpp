@@ -106,7 +106,7 @@ inline void EnrollByHand(const std::filesystem::path& data, const std::string& s
                          const std::vector<std::string>& trusted = {}) {
   std::filesystem::create_directories(data);
   AgentConfig config;
-  config.server = server;
+  config.servers = {server};
   config.name = "web-1";
   config.ca = ca.string();
   config.apps_root = apps.string();

@@ -24,26 +24,31 @@ TlsTestServer::TlsTestServer(const fs::path& dir, Handler handler)
   // this connection, not a SIGPIPE that kills the whole test binary.
   std::signal(SIGPIPE, SIG_IGN);
   fs::create_directories(dir);
-  auto made = fabu::testing::RunCommand({"openssl",
-                                         "req",
-                                         "-x509",
-                                         "-newkey",
-                                         "ec",
-                                         "-pkeyopt",
-                                         "ec_paramgen_curve:prime256v1",
-                                         "-nodes",
-                                         "-keyout",
-                                         key_.string(),
-                                         "-out",
-                                         cert_.string(),
-                                         "-days",
-                                         "1",
-                                         "-subj",
-                                         "/CN=127.0.0.1",
-                                         "-addext",
-                                         "subjectAltName=IP:127.0.0.1",
-                                         "-addext",
-                                         "basicConstraints=critical,CA:TRUE"});
+  // A certificate already there is shared: servers made on one `dir` stand
+  // for coordinators whose certificates one CA signed.
+  std::error_code ec;
+  const bool shared = fs::exists(cert_, ec) && fs::exists(key_, ec);
+  auto made = shared ? fabu::testing::CommandResult{0, "", ""}
+                     : fabu::testing::RunCommand({"openssl",
+                                                  "req",
+                                                  "-x509",
+                                                  "-newkey",
+                                                  "ec",
+                                                  "-pkeyopt",
+                                                  "ec_paramgen_curve:prime256v1",
+                                                  "-nodes",
+                                                  "-keyout",
+                                                  key_.string(),
+                                                  "-out",
+                                                  cert_.string(),
+                                                  "-days",
+                                                  "1",
+                                                  "-subj",
+                                                  "/CN=127.0.0.1",
+                                                  "-addext",
+                                                  "subjectAltName=IP:127.0.0.1",
+                                                  "-addext",
+                                                  "basicConstraints=critical,CA:TRUE"});
   if (made.exit_code != 0) return;
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == nullptr) return;

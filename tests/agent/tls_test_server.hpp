@@ -31,7 +31,9 @@ class TlsTestServer {
  public:
   using Handler = std::function<std::string(const TestRequest&)>;
 
-  // Makes the certificate under `dir`; check started().
+  // Makes the certificate under `dir`, or uses the one a server made there
+  // before (several servers on one `dir`: coordinators of one CA, each on
+  // its own port); check started().
   TlsTestServer(const std::filesystem::path& dir, Handler handler);
   ~TlsTestServer();
   TlsTestServer(const TlsTestServer&) = delete;

@@ -11,6 +11,7 @@
 
 #include "tests/e2e/fleet.hpp"
 #include "tests/support/agent_http.hpp"
+#include "tests/support/closed_port.hpp"
 #include "tests/support/test_store.hpp"
 
 namespace fabu::e2e {
@@ -376,6 +377,57 @@ TEST_F(DeploymentE2eTest, ADownloadCutHalfwayResumes) {
   RecordProperty("served_bytes", std::to_string(relay.served()));
   EXPECT_LT(static_cast<double>(relay.served()), 1.5 * static_cast<double>(big.size))
       << relay.served() << " bytes served for a package of " << big.size;
+}
+
+// Given two coordinator URLs of which the first is a closed port (a
+// coordinator that is down), `enroll` should enroll through the second and
+// keep both; the running agent should move to the second and install the
+// release it is given.
+TEST_F(DeploymentE2eTest, AnAgentWhoseFirstCoordinatorIsDownEnrollsAndDeploysThroughTheNext) {
+  const std::string dead = "https://127.0.0.1:" + std::to_string(fabu::testing::ClosedPort());
+  enroll_servers_ = {dead};
+  ASSERT_NO_FATAL_FAILURE(AddAgents(1));
+  const Agent& agent = agents_[0];
+  const json config = json::parse(ReadFile(agent.data() / "agent.json"));
+  EXPECT_EQ(config["servers"], json::array({dead, Url()})) << config.dump(2);
+
+  const Package v1 = BuildAndUpload(kV1);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v1));
+  EXPECT_EQ(Current(agent), fs::path("releases") / kV1);
+  EXPECT_EQ(ReadFile(agent.root / "activated"), std::string(kV1) + "\n");
+  const std::string log = ReadFile(agent.log());
+  EXPECT_TRUE(Contains(log, "coordinator " + dead + " unreachable (")) << log;
+  EXPECT_TRUE(Contains(log, "moving to " + Url())) << log;
+}
+
+// Given an agent whose first coordinator URL is an address that goes away
+// (a relay in front of the coordinator, closed with its connections while
+// the agent long-polls) and whose second is the coordinator's own, the
+// agent should move to the second and take the next release there.
+TEST_F(DeploymentE2eTest, WhenTheCoordinatorAnAgentTalksToGoesAwayItMovesToTheNext) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(1, "env=production,app=c3m-video", /*start=*/false));
+  Agent& agent = agents_[0];
+  auto relay = std::make_unique<ThrottledRelay>(Port());
+  const std::string first = "https://127.0.0.1:" + std::to_string(relay->port());
+  ASSERT_NO_FATAL_FAILURE(
+      EditConfig(agent, {{"server", nullptr}, {"servers", json::array({first, Url()})}}));
+  ASSERT_NO_FATAL_FAILURE(StartAgent(agent));
+  const Package v1 = BuildAndUpload(kV1);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v1));
+  EXPECT_FALSE(Contains(ReadFile(agent.log()), "moving to")) << ReadFile(agent.log());
+  ASSERT_GT(relay->served(), 0u);  // v1 came through the first address
+
+  relay.reset();  // the first address is gone, its connections closed
+  const auto gone = Clock::now();
+  ASSERT_TRUE(WaitFor([&] { return Contains(ReadFile(agent.log()), "moving to " + Url()); }))
+      << ReadFile(agent.log());
+  // Within the backoff (1 s here) and the time to notice, not a long-poll's.
+  EXPECT_LT(Clock::now() - gone, std::chrono::seconds(5));
+  const Package v2 = BuildAndUpload(kV2);
+  ASSERT_NO_FATAL_FAILURE(Deploy(v2));
+  EXPECT_EQ(Current(agent), fs::path("releases") / kV2);
+  EXPECT_TRUE(Contains(ReadFile(agent.log()), "coordinator " + first + " unreachable ("))
+      << ReadFile(agent.log());
 }
 
 // Given agent X (a test host of another app, never assigned anything) and

@@ -383,10 +383,14 @@ void Fleet::AddAgents(int count, const std::string& labels, bool start, const st
     agent.name = prefix + std::to_string(i);
     agent.root = dir_ / agent.name;
     fs::create_directories(agent.apps());
-    auto enrolled =
-        RunCommand({AgentBinary(), "enroll", "--server", Url(), "--ca", Ca().string(), "--token",
-                    secret, "--data", agent.data().string(), "--name", agent.name, "--apps-root",
-                    agent.apps().string(), "--trust", (dir_ / "publisher.pub").string()});
+    std::vector<std::string> argv = {AgentBinary(), "enroll"};
+    for (const std::string& server : enroll_servers_) {
+      argv.insert(argv.end(), {"--server", server});
+    }
+    argv.insert(argv.end(), {"--server", Url(), "--ca", Ca().string(), "--token", secret, "--data",
+                             agent.data().string(), "--name", agent.name, "--apps-root",
+                             agent.apps().string(), "--trust", (dir_ / "publisher.pub").string()});
+    auto enrolled = RunCommand(argv);
     ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
     ASSERT_NO_FATAL_FAILURE(EditConfig(agent, {{"health_check_attempts", 1},
                                                {"health_check_delay_seconds", 0},
@@ -417,7 +421,13 @@ void Fleet::EditConfig(const Agent& agent, const json& changes) {
   const fs::path path = agent.data() / "agent.json";
   json config = json::parse(ReadFile(path), nullptr, false);
   ASSERT_TRUE(config.is_object()) << path;
-  for (const auto& [key, value] : changes.items()) config[key] = value;
+  for (const auto& [key, value] : changes.items()) {
+    if (value.is_null()) {
+      config.erase(key);
+    } else {
+      config[key] = value;
+    }
+  }
   WriteFile(path, config.dump(2));
 }
 

@@ -147,7 +147,8 @@ class Fleet : public ::testing::Test {
                  bool start = true, const std::string& prefix = "web-");
   void StartAgent(Agent& agent);
   void StopAgents();
-  // Changes fields of the agent's agent.json (before it starts).
+  // Changes fields of the agent's agent.json (before it starts); a null
+  // value removes the field.
   void EditConfig(const Agent& agent, const json& changes);
   std::string Credential(const Agent& agent) const;
   std::string AllAgentLogs() const;
@@ -195,6 +196,9 @@ class Fleet : public ::testing::Test {
   // current -> releases/<version> of the agent's c3m-video.
   fs::path Current(const Agent& agent) const;
 
+  // Coordinator URLs AddAgents gives `enroll` before the coordinator's own
+  // (--server each, in order).
+  std::vector<std::string> enroll_servers_;
   json golive_changes_ = json::object();
   // Merged into the whole plan by Scheduled (e.g. {"targets": {"late_joiners": true}}).
   json plan_changes_ = json::object();

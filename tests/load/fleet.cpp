@@ -104,6 +104,7 @@ struct ThreadStats {
   std::vector<Round> rounds;  // one per ingestion round, indexed by round
   std::uint64_t connect_attempts = 0, connect_failed = 0, handshake_failed = 0;
   std::uint64_t handshakes_full = 0, handshakes_resumed = 0;
+  std::uint64_t server_moves = 0;
 };
 
 struct SessionFree {
@@ -129,6 +130,7 @@ struct Agent {
   std::unique_ptr<SSL_SESSION, SessionFree> session;
   bool take_session = false;  // after the first answer on a new connection
   int backoff_doublings = 0;  // failed attempts to connect/reach since the last answer
+  std::size_t server = 0;     // index in FleetOptions::servers of the one it talks to
 };
 
 struct Answer {
@@ -202,6 +204,15 @@ class Fleet {
   // backoff (agent/net/backoff.cpp), honouring a Retry-After.
   std::chrono::milliseconds Backoff(Agent& agent, std::optional<std::chrono::seconds> retry_after);
   void Drop(Agent& agent);
+  // After a failure that says the agent's server is away: the next one is
+  // tried from now on (with several). True when it moved.
+  bool MoveOn(Agent& agent) {
+    if (options_.servers.size() < 2) return false;
+    agent.server = (agent.server + 1) % options_.servers.size();
+    ++stats_.server_moves;
+    return true;
+  }
+  const FleetServer& ServerOf(const Agent& agent) const { return options_.servers[agent.server]; }
   void Error(const std::string& kind) { ++stats_.errors[kind]; }
 
   const FleetOptions& options_;
@@ -290,11 +301,12 @@ net::awaitable<bool> Fleet::Connect(Agent& agent) {
   connecting.expires_after(std::chrono::seconds(30));
   beast::error_code ec;
   co_await connecting.async_connect(
-      tcp::endpoint(net::ip::make_address(options_.host), options_.port),
+      tcp::endpoint(net::ip::make_address(ServerOf(agent).host), ServerOf(agent).port),
       net::redirect_error(net::use_awaitable, ec));
   if (ec) {
     ReleaseConnectSlot();
     ++stats_.connect_failed;
+    MoveOn(agent);
     Error("connect: " + (ec == beast::error::timeout ? std::string("timeout") : ec.message()));
     co_return false;
   }
@@ -308,6 +320,7 @@ net::awaitable<bool> Fleet::Connect(Agent& agent) {
   ReleaseConnectSlot();
   if (ec) {
     ++stats_.handshake_failed;
+    MoveOn(agent);
     Error("tls handshake: " +
           (ec == beast::error::timeout ? std::string("timeout") : ec.message()));
     agent.stream.reset();
@@ -336,7 +349,7 @@ net::awaitable<Answer> Fleet::Call(Agent& agent, http::verb verb, const std::str
   Answer answer;
   if (!agent.stream && !co_await Connect(agent)) co_return answer;
   http::request<http::string_body> request{verb, target, 11};
-  request.set(http::field::host, options_.host);
+  request.set(http::field::host, ServerOf(agent).host);
   request.set(http::field::user_agent, "fabu-loadgen");
   if (!agent.credential.empty()) {
     request.set(http::field::authorization, "Bearer " + agent.credential);
@@ -360,6 +373,7 @@ net::awaitable<Answer> Fleet::Call(Agent& agent, http::verb verb, const std::str
   if (ec) {
     Error(fmt::format("{}: {}", type, ec == beast::error::timeout ? "timeout" : ec.message()));
     Drop(agent);
+    MoveOn(agent);
     co_return answer;
   }
   stats_.micros[type].push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(
@@ -386,6 +400,11 @@ net::awaitable<Answer> Fleet::Call(Agent& agent, http::verb verb, const std::str
   }
   if (answer.status >= 300) Error(fmt::format("{}: HTTP {}", type, answer.status));
   if (!response.keep_alive()) Drop(agent);
+  // A busy coordinator: the next one is asked, on a connection of its own.
+  if (answer.status == 503 && MoveOn(agent)) {
+    Drop(agent);
+    answer.retry_after.reset();  // the other server's
+  }
   co_return answer;
 }
 
@@ -396,7 +415,7 @@ net::awaitable<bool> Fleet::Download(Agent& agent, const protocol::Assignment& a
           ? std::string(protocol::kAgentPackagesPath) + assignment.package_id
           : assignment.package_url;
   http::request<http::empty_body> request{http::verb::get, target, 11};
-  request.set(http::field::host, options_.host);
+  request.set(http::field::host, ServerOf(agent).host);
   request.set(http::field::authorization, "Bearer " + agent.credential);
   request.keep_alive(true);
   beast::error_code ec;
@@ -424,6 +443,7 @@ net::awaitable<bool> Fleet::Download(Agent& agent, const protocol::Assignment& a
   if (ec) {
     Error("download: " + ec.message());
     Drop(agent);
+    MoveOn(agent);
     co_return false;
   }
   stats_.micros["download"].push_back(static_cast<std::uint32_t>(
@@ -715,9 +735,9 @@ std::string FleetReport::Text() const {
   out += fmt::format(
       "all {} held a connection: {}; all in their long poll: {}\n"
       "connection attempts {}: {} TCP connects failed, {} TLS handshakes failed; "
-      "handshakes done: {} full, {} resumed\n",
+      "handshakes done: {} full, {} resumed; moves to the next coordinator {}\n",
       agents, when(all_held_seconds), when(all_polling_seconds), connect_attempts, connect_failed,
-      handshake_failed, handshakes_full, handshakes_resumed);
+      handshake_failed, handshakes_full, handshakes_resumed, server_moves);
   out += fmt::format("{:<14} {:>9} {:>10} {:>10} {:>10}\n", "request", "count", "p50 ms", "p99 ms",
                      "max ms");
   for (const auto& [type, s] : latency) {
@@ -750,6 +770,7 @@ std::string FleetReport::Json() const {
                       {"handshake_failed", handshake_failed},
                       {"handshakes_full", handshakes_full},
                       {"handshakes_resumed", handshakes_resumed},
+                      {"server_moves", server_moves},
                       {"assigned", assigned},
                       {"succeeded", succeeded},
                       {"failed", failed},
@@ -772,6 +793,9 @@ std::string FleetReport::Json() const {
 }
 
 Result<FleetReport> RunFleet(const FleetOptions& options) {
+  if (options.servers.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "no coordinator to load (servers is empty)");
+  }
   if (options.agents < 1 || options.threads < 1 || options.connect_rate < 1 ||
       options.connect_concurrency < options.threads || options.backoff_initial.count() < 1 ||
       options.backoff_cap < options.backoff_initial) {
@@ -803,6 +827,7 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
   for (int i = 0; i < options.agents; ++i) {
     Agent& a = agents[static_cast<std::size_t>(i)];
     a.index = i;
+    a.server = static_cast<std::size_t>(i) % options.servers.size();
     a.name = fmt::format("{}{:05d}", options.name_prefix, i + 1);
     if (auto it = saved.find(a.name); it != saved.end()) {
       a.credential = it->second;
@@ -933,6 +958,7 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     report.handshake_failed += s.handshake_failed;
     report.handshakes_full += s.handshakes_full;
     report.handshakes_resumed += s.handshakes_resumed;
+    report.server_moves += s.server_moves;
   }
   for (std::size_t r = 0; r < report.ingest_rounds.size(); ++r) {
     report.ingest_rounds[r].events_per_post = options.events_per_post[r];

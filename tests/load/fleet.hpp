@@ -29,8 +29,8 @@
 //
 // What it measures: connections held, requests and latency per request type,
 // the wall-clock time each agent received its assignment and stored its final
-// event, and errors by kind. Run() returns when every agent has finished a
-// deployment (Until::kDone), or at the deadline, or on SIGINT/SIGTERM.
+// event, moves from one coordinator to the next, and errors by kind. Run() returns when every agent
+// has finished a deployment (Until::kDone), or at the deadline, or on SIGINT/SIGTERM.
 #pragma once
 
 #include <chrono>
@@ -50,9 +50,19 @@ enum class Until {
   kEnrolled,  // stop once every agent is enrolled (credentials saved)
 };
 
-struct FleetOptions {
+// One coordinator: an IP address and a port.
+struct FleetServer {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
+};
+
+struct FleetOptions {
+  // The coordinators of one installation (one is enough). Agent i starts
+  // with servers[i % n]; an agent whose connection or TLS handshake fails,
+  // whose connection breaks, or that gets a 503 moves to the next one
+  // (round robin) for its next attempt, after its backoff (without the
+  // Retry-After, which was the other server's), as fabu-agent does.
+  std::vector<FleetServer> servers;
   std::filesystem::path ca;
   int agents = 100;
   std::string name_prefix = "load-";
@@ -96,6 +106,7 @@ struct FleetReport {
   std::uint64_t handshake_failed = 0;  // TLS handshake failed or timed out
   std::uint64_t handshakes_full = 0;
   std::uint64_t handshakes_resumed = 0;  // a previous session was accepted
+  std::uint64_t server_moves = 0;        // agents that moved to the next server
   int assigned = 0;
   int succeeded = 0;
   int failed = 0;

@@ -18,6 +18,7 @@
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/tls/certificates.hpp"
 #include "tests/e2e/fleet.hpp"
+#include "tests/support/closed_port.hpp"
 #include "tests/support/coordinator_process.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -119,6 +120,27 @@ TEST_F(LoadgenTest, AFleetEnrollsThenComesBackWithItsCredentialsAndLongPolls) {
   // Each agent's polls end every second: at least two each in 3 s.
   EXPECT_GE(report["latency"]["poll"]["count"].get<int>(), 2 * kAgents) << second.out;
   EXPECT_EQ(HostNames(), names);
+}
+
+TEST_F(LoadgenTest, AFleetSpreadOverTwoCoordinatorsMovesOffTheOneThatIsDown) {
+  // Given two coordinator URLs of which the first is a closed port, the
+  // agents that start there (every other one) should move to the second
+  // after their first failed connect, and the whole fleet enroll.
+  const std::string dead = "https://127.0.0.1:" + std::to_string(fabu::testing::ClosedPort());
+  std::vector<std::string> argv = Argv(
+      Ca().string(), {"--until", "enrolled", "--run-seconds", "60", "--backoff-initial", "0.1"});
+  ASSERT_EQ(argv[1], "--server");
+  argv[2] = dead + "," + Url();
+  auto run = RunCommand(argv, {}, std::chrono::seconds(90));
+  const json report = Report();
+  ASSERT_EQ(run.exit_code, 0) << run.err << run.out;
+  ASSERT_TRUE(report.is_object()) << run.out;
+  EXPECT_EQ(report["enrolled"], kAgents) << run.out;
+  EXPECT_EQ(report["connect_failed"], kAgents / 2) << run.out;
+  EXPECT_EQ(report["server_moves"], kAgents / 2) << run.out;
+  EXPECT_EQ(report["handshakes_full"], kAgents) << run.out;
+  EXPECT_NE(run.out.find("moves to the next coordinator 3"), std::string::npos) << run.out;
+  EXPECT_EQ(HostNames().size(), static_cast<std::size_t>(kAgents));
 }
 
 TEST_F(LoadgenTest, AFleetThatDoesNotTrustTheCoordinatorsCaReportsTheFailedHandshakes) {

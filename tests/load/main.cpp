@@ -3,6 +3,10 @@
 //   fabu-loadgen --server https://127.0.0.1:PORT --ca ca.pem --agents 20000
 //       --enroll-token T --credentials creds.txt [--until done] [--skip-download] ...
 //
+// --server may be repeated (or list URLs separated by commas): coordinators
+// of one installation, the agents spread over them and moving to the next on
+// a failure (fleet.hpp, FleetOptions::servers).
+//
 // Prints the report (fleet.hpp) on stdout; exit 0 when it ran, 1 when it
 // could not start (with the reason on stderr).
 #include <CLI/CLI.hpp>
@@ -15,19 +19,19 @@
 namespace {
 
 // "https://HOST:PORT" -> host, port.
-bool ParseServer(const std::string& url, fabu::load::FleetOptions& options) {
+bool ParseServer(const std::string& url, fabu::load::FleetServer& server) {
   const std::string prefix = "https://";
   if (url.rfind(prefix, 0) != 0) return false;
   const std::string rest = url.substr(prefix.size());
   const auto colon = rest.rfind(':');
   if (colon == std::string::npos) return false;
-  options.host = rest.substr(0, colon);
+  server.host = rest.substr(0, colon);
   unsigned port = 0;
   const char* end = rest.data() + rest.size();
   while (end > rest.data() && *(end - 1) == '/') --end;
   auto [ptr, ec] = std::from_chars(rest.data() + colon + 1, end, port);
   if (ec != std::errc() || ptr != end || port == 0 || port > 65535) return false;
-  options.port = static_cast<std::uint16_t>(port);
+  server.port = static_cast<std::uint16_t>(port);
   return true;
 }
 
@@ -35,10 +39,16 @@ bool ParseServer(const std::string& url, fabu::load::FleetOptions& options) {
 
 int main(int argc, char** argv) {
   fabu::load::FleetOptions options;
-  std::string server, until = "deadline", labels;
+  std::vector<std::string> servers;
+  std::string until = "deadline", labels;
   int run_seconds = 300;
   CLI::App app{"fabu-loadgen: simulated agents over real TLS against a fabu-coordinator"};
-  app.add_option("--server", server, "https://127.0.0.1:PORT (an IP address)")->required();
+  app.add_option("--server", servers,
+                 "https://127.0.0.1:PORT (an IP address); repeat it, or separate URLs by commas, "
+                 "for several coordinators: agent i starts on the i-th (modulo), moves on "
+                 "failure")
+      ->required()
+      ->delimiter(',');
   app.add_option("--ca", options.ca, "the coordinator's CA (DIR/ca.pem)")->required();
   app.add_option("--agents", options.agents, "simulated agents")->check(CLI::Range(1, 200000));
   app.add_option("--name-prefix", options.name_prefix, "host names are PREFIX00001, ...");
@@ -85,9 +95,13 @@ int main(int argc, char** argv) {
   app.add_option("--report-json", options.report_json, "the report as JSON");
   CLI11_PARSE(app, argc, argv);
 
-  if (!ParseServer(server, options)) {
-    std::cerr << "fabu-loadgen: --server " << server << ": expected https://IP:PORT\n";
-    return 1;
+  for (const std::string& url : servers) {
+    fabu::load::FleetServer server;
+    if (!ParseServer(url, server)) {
+      std::cerr << "fabu-loadgen: --server " << url << ": expected https://IP:PORT\n";
+      return 1;
+    }
+    options.servers.push_back(server);
   }
   options.run_for = std::chrono::seconds(run_seconds);
   options.backoff_initial = std::chrono::milliseconds(static_cast<long>(backoff_initial * 1000));

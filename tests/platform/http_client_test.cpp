@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "tests/agent/tls_test_server.hpp"
+#include "tests/support/closed_port.hpp"
 #include "tests/support/http_receiver.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -28,6 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using agent::testing::TestRequest;
 using agent::testing::TlsTestServer;
+using fabu::testing::ClosedPort;
 using fabu::testing::HttpReceiver;
 using fabu::testing::ReadFile;
 using fabu::testing::TempDir;
@@ -47,19 +49,6 @@ HttpClient Pinned(const TlsTestServer& server) {
   HttpClientOptions options;
   options.ca_file = server.ca().string();
   return MakeClient(options);
-}
-
-// A port on 127.0.0.1 nobody listens on (bound, then closed).
-int ClosedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 class HttpClientTest : public ::testing::Test {
@@ -139,6 +128,53 @@ TEST_F(HttpClientTest, ARefusedConnectionIsNamedWithTheUrl) {
   EXPECT_EQ(response.error().code(), ErrorCode::kUnavailable);
   EXPECT_TRUE(Contains(response.error().message(), "GET " + request.url + ": connection refused"))
       << response.error().message();
+}
+
+// What a caller with another server to try relies on: a request the server
+// never saw (refused, or a TLS handshake that failed) is told apart from one
+// it took and then dropped, and a 503 is an answer with its status.
+TEST_F(HttpClientTest, TellsARequestNeverSentFromOneCutShort) {
+  HttpRequest request;
+  request.method = "POST";
+  request.body = R"({"n":1})";
+
+  HttpClient plain = MakeClient({});
+  request.url = "https://127.0.0.1:" + std::to_string(ClosedPort()) + "/x";
+  ASSERT_FALSE(plain.Send(request));
+  EXPECT_EQ(plain.last_delivery(), HttpDelivery::kNotSent);
+  EXPECT_EQ(plain.last_status(), 0);
+
+  TlsTestServer hangs_up(dir_ / "tls1", [](const TestRequest&) { return std::string(); });
+  TlsTestServer busy(dir_ / "tls2", [](const TestRequest&) {
+    return TlsTestServer::Response(503, "{}", "Retry-After: 7\r\n");
+  });
+  ASSERT_TRUE(hangs_up.started() && busy.started());
+  // Not signed by the CA pinned: the handshake fails before the request.
+  HttpClient pinned_to_busy = Pinned(busy);
+  request.url = hangs_up.url() + "/x";
+  ASSERT_FALSE(pinned_to_busy.Send(request));
+  EXPECT_EQ(pinned_to_busy.last_delivery(), HttpDelivery::kNotSent);
+  EXPECT_EQ(hangs_up.request_count(), 0u);
+
+  HttpClient client = Pinned(hangs_up);
+  ASSERT_FALSE(client.Send(request));
+  EXPECT_EQ(hangs_up.request_count(), 1u);
+  EXPECT_EQ(client.last_delivery(), HttpDelivery::kCutShort);
+
+  request.url = busy.url() + "/x";
+  auto answer = pinned_to_busy.Send(request);
+  ASSERT_TRUE(answer) << answer.error().message();
+  EXPECT_EQ(pinned_to_busy.last_delivery(), HttpDelivery::kAnswered);
+  EXPECT_EQ(pinned_to_busy.last_status(), 503);
+  EXPECT_EQ(pinned_to_busy.last_retry_after(), std::chrono::seconds(7));
+  // A Fetch records the same.
+  HttpClient::FetchHandler handler{[](long, std::optional<std::uint64_t>) { return true; },
+                                   [](std::span<const char>) { return true; }};
+  ASSERT_TRUE(pinned_to_busy.Fetch(busy.url() + "/p", "", 0, handler));
+  EXPECT_EQ(pinned_to_busy.last_status(), 503);
+  ASSERT_FALSE(client.Fetch(hangs_up.url() + "/p", "", 0, handler));
+  EXPECT_EQ(client.last_delivery(), HttpDelivery::kCutShort);
+  EXPECT_EQ(client.last_status(), 0);
 }
 
 TEST_F(HttpClientTest, ARequestOverItsTimeoutFailsSayingSo) {
