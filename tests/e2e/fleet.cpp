@@ -328,15 +328,13 @@ void Fleet::TearDown() {
   }
 }
 
-void Fleet::StartCoordinator(int port) {
-  const fs::path out =
-      CoordinatorDir() / ("serve-" + std::to_string(++coordinator_starts_) + ".out");
-  coordinator_ = std::make_unique<Process>(
-      std::vector<std::string>{fabu::testing::CoordinatorBinary(), "serve", "--data",
-                               CoordinatorDir().string(), "--listen",
-                               "127.0.0.1:" + std::to_string(port)},
-      out, CoordinatorDir() / "serve.log");
-  ASSERT_TRUE(coordinator_->started());
+std::unique_ptr<Process> Fleet::Serve(const fs::path& data, int port, int& listening_port) {
+  const fs::path out = data / ("serve-" + std::to_string(++coordinator_starts_) + ".out");
+  auto process = std::make_unique<Process>(
+      std::vector<std::string>{fabu::testing::CoordinatorBinary(), "serve", "--data", data.string(),
+                               "--listen", "127.0.0.1:" + std::to_string(port)},
+      out, data / "serve.log");
+  EXPECT_TRUE(process->started());
   constexpr std::string_view kMarker = "listening on https://127.0.0.1:";
   std::string text;
   const bool listening = WaitFor(
@@ -346,12 +344,20 @@ void Fleet::StartCoordinator(int port) {
         return at != std::string::npos && text.find('\n', at) != std::string::npos;
       },
       std::chrono::seconds(30));
-  ASSERT_TRUE(listening) << text << CoordinatorLog();
-  port_ = std::stoi(text.substr(text.find(kMarker) + kMarker.size()));
+  EXPECT_TRUE(listening) << text << ReadIfExists(data / "serve.log");
+  listening_port = listening ? std::stoi(text.substr(text.find(kMarker) + kMarker.size())) : 0;
+  return process;
+}
+
+void Fleet::StartCoordinator(int port) {
+  coordinator_ = Serve(CoordinatorDir(), port, port_);
+  ASSERT_NE(port_, 0) << CoordinatorLog();
   if (port != 0) {
     ASSERT_EQ(port_, port);
   }
 }
+
+pid_t Fleet::CoordinatorPid() const { return coordinator_ ? coordinator_->pid() : -1; }
 
 void Fleet::KillCoordinator() {
   ASSERT_TRUE(coordinator_ && coordinator_->Running());
@@ -368,8 +374,10 @@ fabu::testing::CommandResult Fleet::As(const std::string& token,
                                        const std::vector<std::string>& args) {
   std::vector<std::string> argv{fabu::testing::FabuCli()};
   argv.insert(argv.end(), args.begin(), args.end());
+  std::string servers = Url();
+  for (const std::string& url : cli_servers_) servers += "," + url;
   return RunCommand(argv, {}, std::chrono::seconds(60),
-                    {"FABU_SERVER=" + Url(), "FABU_CA=" + Ca().string(), "FABU_TOKEN=" + token});
+                    {"FABU_SERVER=" + servers, "FABU_CA=" + Ca().string(), "FABU_TOKEN=" + token});
 }
 
 void Fleet::AddAgents(int count, const std::string& labels, bool start, const std::string& prefix) {

@@ -131,6 +131,11 @@ class Fleet : public ::testing::Test {
   fs::path CoordinatorDir() const { return dir_ / "coordinator"; }
   // Starts `serve` on 127.0.0.1:port (0: any) and waits for its port.
   void StartCoordinator(int port = 0);
+  // `serve --data DATA --listen 127.0.0.1:PORT` in the background, waited
+  // for until it listens: its port in `listening_port` (0 when it did not
+  // start, a failure of the test then). Its log is DATA/serve.log.
+  std::unique_ptr<Process> Serve(const fs::path& data, int port, int& listening_port);
+  pid_t CoordinatorPid() const;
   void KillCoordinator();  // SIGKILL by pid
   int StopCoordinator();   // SIGTERM by pid
   std::string Url() const;
@@ -199,6 +204,8 @@ class Fleet : public ::testing::Test {
   // Coordinator URLs AddAgents gives `enroll` before the coordinator's own
   // (--server each, in order).
   std::vector<std::string> enroll_servers_;
+  // Coordinator URLs the CLI (As) is given after the coordinator's own.
+  std::vector<std::string> cli_servers_;
   json golive_changes_ = json::object();
   // Merged into the whole plan by Scheduled (e.g. {"targets": {"late_joiners": true}}).
   json plan_changes_ = json::object();
