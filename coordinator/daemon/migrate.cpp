@@ -18,6 +18,7 @@
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/digest.hpp"
 #include "coordinator/config/config.hpp"
+#include "coordinator/packages/package_store.hpp"
 #include "coordinator/store/store.hpp"
 #include "platform/fs/files.hpp"
 
@@ -299,6 +300,19 @@ Result<MigrateSummary> MigrateToPostgresql(const MigrateOptions& options) {
         return Fail(ErrorCode::kIntegrity,
                     fmt::format("table {}: {} rows in SQLite, {} in PostgreSQL after the copy",
                                 table.name, table.rows, *counted));
+      }
+    }
+    // Each package's bytes go into the database too, so every coordinator
+    // that joins can serve it (packages/package_store.hpp).
+    auto packages =
+        (*destination)->Read([](soci::session& sql) -> Result<std::vector<StoredPackage>> {
+          return ListPackages(sql);
+        });
+    if (!packages) return std::unexpected(packages.error());
+    for (const StoredPackage& package : *packages) {
+      const std::filesystem::path file = data.packages() / (package.id + ".fabu");
+      if (auto ok = StorePackageChunks(**destination, origin, package.id, file); !ok) {
+        return std::unexpected(ok.error().WithContext("package " + package.id));
       }
     }
     auto verified = (*destination)->Read([](soci::session& sql) -> Result<AuditVerification> {

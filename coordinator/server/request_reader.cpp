@@ -22,8 +22,12 @@ namespace fabu::coordinator {
 namespace server_internal {
 
 Exchange Refuse(const Error& error, bool close) {
-  return {
+  Exchange refused{
       Response{HttpStatusFor(error.code()), ErrorBody(error), {}, {}, {}, {}, {}, {}}, close, {}};
+  // Unavailable (the store's database cannot be reached, say): worth asking
+  // again soon, and an agent or the CLI with several coordinators moves on.
+  if (refused.response->status == 503) refused.retry_after = kUnavailableRetryAfter;
+  return refused;
 }
 
 Exchange Busy(std::string what, std::chrono::seconds retry_after) {

@@ -74,6 +74,8 @@ struct Received {
 };
 
 // The error's answer (request_reader.cpp).
+// The Retry-After of a 503 that is not about load (Busy says its own).
+inline constexpr std::chrono::seconds kUnavailableRetryAfter{2};
 Exchange Refuse(const Error& error, bool close);
 // The 503 of a limit: the client should come back after `retry_after`.
 Exchange Busy(std::string what, std::chrono::seconds retry_after);

@@ -33,6 +33,7 @@ std::optional<Row> SelectRow(soci::session& sql, const std::string& name) {
 }
 
 std::string Describe(const Row& row, long long now_ms) {
+  if (row.expires_ms == 0) return fmt::format("{} (token {}, given up)", row.holder, row.token);
   if (row.expires_ms <= now_ms) {
     return fmt::format("{} (token {}, expired {:.1f} s ago)", row.holder, row.token,
                        static_cast<double>(now_ms - row.expires_ms) / 1000.0);

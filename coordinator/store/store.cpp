@@ -167,12 +167,47 @@ std::uint64_t Store::GroupCommits() {
   return group_commits_;
 }
 
+Result<void> Store::ReaderReady() {
+  if (!reader_) return Fail(ErrorCode::kUnavailable, "the store is closed");
+  if (target_.backend != StoreBackend::kPostgresql || reader_->is_connected()) return {};
+  try {
+    reader_statements_.Clear();
+    reader_ = OpenSession(target_, SessionRole::kReader);
+    return {};
+  } catch (const std::exception& e) {
+    return std::unexpected(
+        Unreachable(ErrorFromException(e, ErrorCode::kUnavailable, "reconnecting the store")));
+  }
+}
+
+bool Store::ReaderLost() {
+  return target_.backend == StoreBackend::kPostgresql && reader_ && !reader_->is_connected();
+}
+
+Error Store::Unreachable(const Error& error) {
+  return Error(ErrorCode::kUnavailable,
+               "the store's database cannot be reached: " + error.message());
+}
+
 void Store::CommitGroup(const std::vector<Writer*>& group) {
   std::lock_guard lock(session_mutex_);
   if (!open_) {
     for (Writer* writer : group)
       writer->error = Error(ErrorCode::kUnavailable, "the store is closed");
     return;
+  }
+  const bool postgresql = target_.backend == StoreBackend::kPostgresql;
+  if (postgresql && !sql_->is_connected()) {
+    // Lost by an earlier group (the database restarted): a new connection.
+    try {
+      statements_.Clear();
+      sql_ = OpenSession(target_, SessionRole::kWriter);
+    } catch (const std::exception& e) {
+      const Error failure =
+          Unreachable(ErrorFromException(e, ErrorCode::kUnavailable, "reconnecting the store"));
+      for (Writer* writer : group) writer->error = failure;
+      return;
+    }
   }
   soci::session& sql = *sql_;
   // The savepoint statements run for every writer: prepared once.
@@ -192,7 +227,9 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     } catch (const std::exception&) {
       // BEGIN itself failed: there is nothing to undo.
     }
-    for (Writer* writer : group) writer->error = ErrorFromException(e, ErrorCode::kIo, "store");
+    Error failure = ErrorFromException(e, ErrorCode::kIo, "store");
+    if (postgresql && !sql_->is_connected()) failure = Unreachable(failure);
+    for (Writer* writer : group) writer->error = failure;
     return;
   }
   AuditStatements* audit = nullptr;
@@ -238,11 +275,13 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     } catch (const std::exception&) {
       // SQLite may have rolled back already.
     }
-    const Error failure = ErrorFromException(e, ErrorCode::kIo, "store: the group commit failed");
+    Error failure = ErrorFromException(e, ErrorCode::kIo, "store: the group commit failed");
+    if (postgresql && !sql_->is_connected()) failure = Unreachable(failure);
     // Writers whose callback refused keep their own answer; every other one
     // (kept work now lost, or never run) gets the group's failure.
+    const bool lost = failure.code() == ErrorCode::kUnavailable;
     for (Writer* writer : group) {
-      if (!writer->refused && !writer->error) writer->error = failure;
+      if (!writer->refused && (!writer->error || lost)) writer->error = failure;
     }
   }
   // What is left belongs to work that is now committed.

@@ -47,6 +47,12 @@
 // that this coordinator still holds the lease with the same token, and
 // refuses the write (kFailedPrecondition) when it does not (lease.hpp).
 //
+// A PostgreSQL connection that was lost (the database restarted) is opened
+// again at its next use: a read is tried once more on the new connection; a
+// group commit that fails on a lost connection fails its writers with
+// kUnavailable (answered 503, to be tried again) and the next group opens a
+// new connection. Nothing of a failed group is kept.
+//
 // A SQLite database opens with journal_mode=WAL, synchronous=FULL and a busy
 // timeout; on PostgreSQL the reading session is a second connection whose
 // transactions are read-only, and each group commit takes the writers' lock
@@ -255,8 +261,16 @@ class Store {
   template <typename F>
   auto Read(F&& f) -> std::invoke_result_t<F, soci::session&> {
     std::lock_guard lock(reader_mutex_);
-    if (!reader_) return Fail(ErrorCode::kUnavailable, "the store is closed");
-    return CatchAsError(ErrorCode::kIo, "store", [&] { return std::forward<F>(f)(*reader_); });
+    if (auto ok = ReaderReady(); !ok) return std::unexpected(ok.error());
+    auto result = CatchAsError(ErrorCode::kIo, "store", [&] { return f(*reader_); });
+    if (!result && ReaderLost()) {
+      // The database went away under the read (a restart): once more on a
+      // new connection, then kUnavailable.
+      if (auto ok = ReaderReady(); !ok) return std::unexpected(ok.error());
+      result = CatchAsError(ErrorCode::kIo, "store", [&] { return f(*reader_); });
+      if (!result && ReaderLost()) return std::unexpected(Unreachable(result.error()));
+    }
+    return result;
   }
 
   // The same, for reads on a hot path: `f(soci::session&, StatementCache&)`
@@ -264,9 +278,16 @@ class Store {
   template <typename F>
   auto ReadCached(F&& f) -> std::invoke_result_t<F, soci::session&, StatementCache&> {
     std::lock_guard lock(reader_mutex_);
-    if (!reader_) return Fail(ErrorCode::kUnavailable, "the store is closed");
-    return CatchAsError(ErrorCode::kIo, "store",
-                        [&] { return std::forward<F>(f)(*reader_, reader_statements_); });
+    if (auto ok = ReaderReady(); !ok) return std::unexpected(ok.error());
+    auto result =
+        CatchAsError(ErrorCode::kIo, "store", [&] { return f(*reader_, reader_statements_); });
+    if (!result && ReaderLost()) {
+      if (auto ok = ReaderReady(); !ok) return std::unexpected(ok.error());
+      result =
+          CatchAsError(ErrorCode::kIo, "store", [&] { return f(*reader_, reader_statements_); });
+      if (!result && ReaderLost()) return std::unexpected(Unreachable(result.error()));
+    }
+    return result;
   }
 
   // Runs `f(Transaction&)` -> Result<T> in a group commit (above): its work
@@ -349,6 +370,16 @@ class Store {
     std::condition_variable wake;
     std::function<void()> finished;  // WriteAsync: called once, after the group
   };
+
+  // PostgreSQL's connections can be lost (the server restarts, the network
+  // breaks); a lost one is opened again at the next use. SQLite's cannot.
+  // Under reader_mutex_: kUnavailable when the store is closed or the new
+  // connection cannot be made.
+  Result<void> ReaderReady();
+  // Whether the reading session's connection is lost (PostgreSQL).
+  bool ReaderLost();
+  // `error` as kUnavailable, saying the database cannot be reached.
+  static Error Unreachable(const Error& error);
 
   // Queues `work`; returns once its group committed (or failed). An error is
   // the callback's exception, or the group's failure; a callback's own

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,23 @@ class MigrateTest : public ::testing::Test {
     }
     const auto disabled = FabuAs(daemon, admin_, {"user", "disable", "zhao.viewer"});
     ASSERT_EQ(disabled.exit_code, 0) << disabled.err;
+    // A stored package (its bytes must reach the database too).
+    const auto trusted = TrustNewPublisher(dir_.path(), data());
+    ASSERT_EQ(trusted.exit_code, 0) << trusted.out << trusted.err;
+    // Random bytes, so the package spans several chunks.
+    std::string bytes(std::size_t{5} << 19, '\0');
+    std::mt19937_64 random(7);
+    for (char& c : bytes) c = static_cast<char>(random());
+    WriteFile(dir_ / "src/app/bin/tool", bytes);
+    const fs::path package = dir_ / "tool.fabu";
+    const auto built =
+        Fabu({"pack", "build", "--name", "tool", "--version", "V1.0.0.1", "--from",
+              (dir_ / "src/app").string(), "--key", (dir_ / "publisher.key").string(),
+              "--compression", "zstd", "--out", package.string()});
+    ASSERT_EQ(built.exit_code, 0) << built.err;
+    const auto uploaded = FabuAs(daemon, tokens_[0], {"package", "upload", package.string()});
+    ASSERT_EQ(uploaded.exit_code, 0) << uploaded.err;
+    package_id_ = LastLine(uploaded.out);
     const auto audit = FabuAs(daemon, admin_, {"audit", "list", "--json"});
     ASSERT_EQ(audit.exit_code, 0) << audit.err;
     entries_before_ = json::parse(audit.out).size();
@@ -69,6 +87,7 @@ class MigrateTest : public ::testing::Test {
   std::string admin_;
   std::vector<std::string> tokens_;
   std::size_t entries_before_ = 0;
+  std::string package_id_;
 };
 
 // Given an installation with users, one of them disabled, and its audit
@@ -109,6 +128,16 @@ TEST_F(MigrateTest, AnInstallationMovesToPostgresqlWithItsUsersAndItsAuditChain)
   }
   EXPECT_TRUE(migrated) << audit.out;
   ASSERT_EQ(daemon.Stop(), 0);
+  // The package's bytes are in the database, for coordinators that join
+  // (docs/ha.md): one chunk per MiB begun, their sizes adding up to the file's.
+  const auto chunks = StoreRows(data(),
+                                "SELECT COUNT(*), SUM(LENGTH(data)) FROM package_chunks "
+                                "WHERE package_id = '" +
+                                    package_id_ + "'");
+  ASSERT_EQ(chunks.size(), 1u);
+  const auto size = fs::file_size(data() / "packages" / (package_id_ + ".fabu"));
+  EXPECT_EQ(chunks[0][0], std::to_string((size + (1 << 20) - 1) >> 20));
+  EXPECT_EQ(chunks[0][1], std::to_string(size));
 
   const auto verified =
       RunCommand({CoordinatorBinary(), "audit", "verify", "--data", data().string(), "--checkpoint",

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "coordinator/auth/users.hpp"
 #include "coordinator/store/migrations.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/test_store.hpp"
 #include "tests/support/test_store_target.hpp"
 
 namespace fabu::coordinator {
@@ -170,6 +172,52 @@ TEST(StoreTest, SqlErrorsBecomeErrorsNotExceptions) {
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code(), ErrorCode::kIo);
   EXPECT_NE(result.error().message().find("no_such_table"), std::string::npos);
+}
+
+// A PostgreSQL server that restarts cuts every connection; the store opens
+// new ones. A read is tried again on the new connection; a write whose
+// group ran on a dead connection fails with kUnavailable (answered 503) and
+// keeps nothing, and the next write goes through.
+TEST(StoreTest, APostgresqlStoreConnectsAgainAfterItsConnectionsWereCut) {
+  if (!testing::TestStoreIsPostgresql()) {
+    GTEST_SKIP() << "SQLite's connection is a file; FABU_TEST_STORE is not set";
+  }
+  TempDir dir;
+  auto store = Store::Create(TestStore(dir / "c.db"));
+  ASSERT_TRUE(store) << store.error().message();
+  const auto write = [&](const std::string& action) {
+    return (*store)->Write(kOrigin, [&](Transaction& tx) -> Result<void> {
+      tx.Audit(AuditEvent(action, "probe", "1"));
+      return {};
+    });
+  };
+  ASSERT_TRUE(write("test.before"));
+  ASSERT_EQ(CountRows(**store, "audit_log"), 1);
+  // What a restart of the server does to the store's connections.
+  soci::session other(soci::postgresql, (*store)->target().connect);
+  int cut = 0;
+  other << "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+           "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+      soci::into(cut);
+  EXPECT_GE(cut, 2);  // the writing and the reading connection
+
+  // The read goes through on a new connection.
+  EXPECT_EQ(CountRows(**store, "audit_log"), 1);
+  // The first write may find the dead connection: then it says so, keeps
+  // nothing, and the next one goes through.
+  auto first = write("test.after-1");
+  if (!first) {
+    EXPECT_EQ(first.error().code(), ErrorCode::kUnavailable) << first.error().message();
+    EXPECT_NE(first.error().message().find("cannot be reached"), std::string::npos)
+        << first.error().message();
+  }
+  auto second = write("test.after-2");
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(CountRows(**store, "audit_log"), first ? 3 : 2);
+  auto verified = (*store)->Read(
+      [](soci::session& sql) -> Result<AuditVerification> { return VerifyAudit(sql); });
+  ASSERT_TRUE(verified) << verified.error().message();
+  EXPECT_TRUE(verified->intact) << verified->reason;
 }
 
 TEST(StoreTest, ClosedStoreRefusesWork) {

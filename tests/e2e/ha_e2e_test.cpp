@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -26,6 +27,11 @@ using Clock = std::chrono::steady_clock;
 
 bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+std::string Lower(std::string text) {
+  std::ranges::transform(text, text.begin(), [](unsigned char c) { return std::tolower(c); });
+  return text;
 }
 
 class HaTest : public Fleet {
@@ -250,6 +256,72 @@ TEST_F(HaTest, AStoppedHolderFindsOnResumeThatItLostTheLease) {
   // It serves the API as before.
   auto list = AsOn(Url(), viewer_, {"release", "list"});
   EXPECT_EQ(list.exit_code, 0) << list.err;
+}
+
+// The database goes away in the middle of a rollout (no connection can be
+// made, every open one ended: what a restart of the server does, for as
+// long as it lasts). Meanwhile the coordinators answer 503 with a
+// Retry-After, not a hang; the agents keep their steps in their journals.
+// When it is back, the coordinators connect again and the rollout completes
+// with nothing lost: every host deployed once, every step stored.
+TEST_F(HaTest, TheDatabaseGoesAwayMidRolloutAndTheRolloutCompletesWhenItIsBack) {
+  ASSERT_NO_FATAL_FAILURE(AddAgents(3, "env=production,app=c3m-video", false));
+  for (Agent& agent : agents_) {
+    ASSERT_NO_FATAL_FAILURE(EditConfig(
+        agent, {{"server", nullptr}, {"servers", {Url(), peers_[0].url(), peers_[1].url()}}}));
+    StartAgent(agent);
+  }
+  const Package v1 = BuildAndUpload(kV1);
+  HoldEveryAgent();
+  const std::string id = Release(v1);
+  ASSERT_TRUE(AllHeld()) << AllAgentLogs();
+
+  ASSERT_NO_FATAL_FAILURE(fabu::testing::SetStoreDatabaseDown(CoordinatorDir(), true));
+  struct Up {
+    fs::path data;
+    ~Up() { fabu::testing::SetStoreDatabaseDown(data, false); }
+  } up{CoordinatorDir()};
+  // Each coordinator says so, at once, with when to ask again.
+  for (const std::string& url : {Url(), peers_[0].url(), peers_[1].url()}) {
+    const auto started = Clock::now();
+    auto r = RunCommand({"curl", "-sS", "-i", "--cacert", Ca().string(), "-H",
+                         "Authorization: Bearer " + viewer_, url + "/api/v1/releases/" + id});
+    EXPECT_LT(Clock::now() - started, 10s) << url;
+    EXPECT_TRUE(Contains(r.out, "HTTP/1.1 503")) << url << "\n" << r.out;
+    EXPECT_TRUE(Contains(Lower(r.out), "retry-after: ")) << r.out;
+    EXPECT_TRUE(Contains(r.out, "cannot be reached")) << r.out;
+  }
+  // The agents finish installing meanwhile; their steps wait in their journals.
+  for (const Agent& agent : agents_) WriteFile(agent.apps() / "GO", "");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return std::ranges::all_of(
+            agents_, [&](const Agent& a) { return Current(a) == fs::path("releases") / kV1; });
+      },
+      60s))
+      << AllAgentLogs();
+  std::this_thread::sleep_for(2s);
+
+  fabu::testing::SetStoreDatabaseDown(CoordinatorDir(), false);
+  ASSERT_EQ(WaitForFinal(id, 90s), "deployed") << Status(id).dump(2) << AllAgentLogs();
+  const auto per_host = QueryStore("SELECT host, COUNT(*) FROM deployments WHERE release_id = '" +
+                                   id + "' AND host LIKE 'web-%' GROUP BY host");
+  EXPECT_EQ(per_host.size(), 3u);
+  for (const auto& row : per_host) EXPECT_EQ(row[1], "1") << row[0];
+  // Every step each agent took is stored: its events numbered 1, 2, ... with
+  // no gap and none twice, the last one `succeeded`.
+  for (const Agent& agent : agents_) {
+    const json timeline =
+        json::parse(As(viewer_, {"release", "host", id, agent.name, "--json"}).out, nullptr, false);
+    ASSERT_TRUE(timeline.is_object() && timeline.contains("deployments")) << agent.name;
+    ASSERT_EQ(timeline["deployments"].size(), 1u) << timeline.dump(2);
+    const json& events = timeline["deployments"][0]["events"];
+    ASSERT_FALSE(events.empty()) << timeline.dump(2);
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      EXPECT_EQ(events[i].value("sequence", 0), static_cast<int>(i + 1)) << timeline.dump(2);
+    }
+    EXPECT_EQ(events.back().value("step", ""), "succeeded") << timeline.dump(2);
+  }
 }
 
 }  // namespace

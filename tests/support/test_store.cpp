@@ -193,4 +193,26 @@ std::vector<std::string> TestStoreInitArgs() {
   return args;
 }
 
+void SetStoreDatabaseDown(const std::filesystem::path& data, bool down) {
+  std::ifstream in(data / "config.json");
+  const auto config = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_TRUE(config.is_object() && config.contains("store") &&
+              config["store"].value("backend", "") == "postgresql")
+      << data << " keeps no store in PostgreSQL";
+  const std::string url = config["store"].value("url", "");
+  const std::string database = url.substr(url.rfind('/') + 1, url.find('?') - url.rfind('/') - 1);
+  try {
+    soci::session admin(soci::postgresql, AdminConnect());
+    admin << "ALTER DATABASE " + database + " ALLOW_CONNECTIONS " + (down ? "false" : "true");
+    if (down) {
+      int ended = 0;
+      admin << "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '" +
+                   database + "'",
+          soci::into(ended);
+    }
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "setting " << database << (down ? " down" : " up") << ": " << e.what();
+  }
+}
+
 }  // namespace fabu::testing

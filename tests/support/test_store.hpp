@@ -46,6 +46,12 @@ std::string StoreQuery(const std::filesystem::path& data, const std::string& que
 std::vector<std::vector<std::string>> StoreRows(const std::filesystem::path& data,
                                                 const std::string& query);
 
+// Cuts the PostgreSQL database of the coordinator data directory `data` off
+// (`down`: no connection may be made to it, and every open one is ended, as
+// when the server stops) or lets connections in again. Run on FABU_TEST_STORE's
+// server as its superuser. Fails the test when it fails.
+void SetStoreDatabaseDown(const std::filesystem::path& data, bool down);
+
 // In a test that reads or writes the SQLite file itself.
 #define FABU_SQLITE_ONLY()                                                       \
   do {                                                                           \
