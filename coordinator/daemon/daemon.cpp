@@ -101,6 +101,26 @@ class InitRollback {
   bool committed_ = false;
 };
 
+// Makes the data directory `data` (the coordinator's alone: 0700, also
+// when it existed empty before) and its subdirectories; the rollback it
+// returns removes them again unless committed.
+Result<std::unique_ptr<InitRollback>> MakeDataDir(const DataDir& data) {
+  std::error_code ec;
+  const bool created_root = !std::filesystem::exists(data.root, ec);
+  std::filesystem::create_directories(data.root, ec);
+  if (ec)
+    return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", data.root.string(), ec.message()));
+  auto rollback = std::make_unique<InitRollback>(data, created_root);
+  std::filesystem::permissions(data.root, std::filesystem::perms::owner_all, ec);
+  if (ec)
+    return Fail(ErrorCode::kIo, fmt::format("chmod {}: {}", data.root.string(), ec.message()));
+  for (const auto& dir : {data.trusted(), data.packages(), data.tmp()}) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", dir.string(), ec.message()));
+  }
+  return rollback;
+}
+
 // Drops the group and other permissions of `path` (not following a
 // symlink); true when it had any.
 bool MakePrivate(const std::filesystem::path& path, bool log) {
@@ -206,19 +226,9 @@ Result<std::string> InitDataDir(const InitOptions& options) {
   auto target = StoreTargetOf(data, config.store);
   if (!target) return std::unexpected(target.error());
 
-  const bool created_root = !std::filesystem::exists(data.root, ec);
-  std::filesystem::create_directories(data.root, ec);
-  if (ec)
-    return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", data.root.string(), ec.message()));
-  InitRollback rollback(data, created_root);
-  // The coordinator's alone, also when it existed (empty) before.
-  std::filesystem::permissions(data.root, std::filesystem::perms::owner_all, ec);
-  if (ec)
-    return Fail(ErrorCode::kIo, fmt::format("chmod {}: {}", data.root.string(), ec.message()));
-  for (const auto& dir : {data.trusted(), data.packages(), data.tmp()}) {
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", dir.string(), ec.message()));
-  }
+  auto made = MakeDataDir(data);
+  if (!made) return std::unexpected(made.error());
+  InitRollback& rollback = **made;
   if (auto ok = platform::WriteFileDurably(data.config(), config.ToJson().dump(2) + "\n", 0600);
       !ok) {
     return std::unexpected(ok.error());
@@ -288,18 +298,9 @@ Result<void> JoinInstallation(const JoinOptions& options) {
   auto target = StoreTargetOf(data, config->store);
   if (!target) return std::unexpected(target.error());
 
-  const bool created_root = !std::filesystem::exists(data.root, ec);
-  std::filesystem::create_directories(data.root, ec);
-  if (ec)
-    return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", data.root.string(), ec.message()));
-  InitRollback rollback(data, created_root);
-  std::filesystem::permissions(data.root, std::filesystem::perms::owner_all, ec);
-  if (ec)
-    return Fail(ErrorCode::kIo, fmt::format("chmod {}: {}", data.root.string(), ec.message()));
-  for (const auto& dir : {data.trusted(), data.packages(), data.tmp()}) {
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return Fail(ErrorCode::kIo, fmt::format("creating {}: {}", dir.string(), ec.message()));
-  }
+  auto made = MakeDataDir(data);
+  if (!made) return std::unexpected(made.error());
+  InitRollback& rollback = **made;
   // The shared secrets, as they are: every coordinator signs agents'
   // certificates with the one CA and opens the secrets sealed by any other.
   for (const auto& [source, target_path] :

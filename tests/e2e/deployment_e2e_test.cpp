@@ -22,15 +22,6 @@ using fabu::testing::RunCommand;
 using fabu::testing::WriteFile;
 using Clock = std::chrono::steady_clock;
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-std::string Lower(std::string text) {
-  std::ranges::transform(text, text.begin(), [](unsigned char c) { return std::tolower(c); });
-  return text;
-}
-
 // The deployment row of `host` in `release hosts --json`.
 json HostRow(const json& hosts, const std::string& host) {
   for (const auto& row : hosts) {

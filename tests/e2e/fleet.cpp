@@ -91,6 +91,11 @@ int MillisLeft(Clock::time_point deadline) {
 
 }  // namespace
 
+std::string Lower(std::string text) {
+  std::ranges::transform(text, text.begin(), [](unsigned char c) { return std::tolower(c); });
+  return text;
+}
+
 std::string AgentBinary() { return FABU_AGENT_PATH; }
 
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {

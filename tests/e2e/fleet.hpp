@@ -41,6 +41,13 @@ using nlohmann::json;
 
 std::string AgentBinary();
 
+// Whether `text` holds `part`.
+inline bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+// `text` in lower case (ASCII).
+std::string Lower(std::string text);
+
 // RFC 3339 UTC of now + `offset`.
 std::string UtcIn(std::chrono::seconds offset);
 

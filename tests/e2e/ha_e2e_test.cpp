@@ -25,15 +25,6 @@ using fabu::testing::RunCommand;
 using fabu::testing::WriteFile;
 using Clock = std::chrono::steady_clock;
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-std::string Lower(std::string text) {
-  std::ranges::transform(text, text.begin(), [](unsigned char c) { return std::tolower(c); });
-  return text;
-}
-
 class HaTest : public Fleet {
  protected:
   void SetUp() override {

@@ -32,10 +32,6 @@ struct Answer {
   std::string body;
 };
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 std::int64_t NowSeconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 // A PEM CSR for the private key in `key_pem` (or a new P-256 key), CN = `cn`.

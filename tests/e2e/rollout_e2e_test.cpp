@@ -22,10 +22,6 @@ using fabu::testing::ReadFile;
 using fabu::testing::WriteFile;
 using namespace std::chrono_literals;
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 class RolloutE2eTest : public Fleet {
  protected:
   const json& HostIn(const json& status, const std::string& host) {
