@@ -12,15 +12,18 @@ void RegisterAuditRoutes(Router& router, const ApiContext& api) {
   Store& store = api.store;
 
   // ?release=R  only entries of release R
-  // ?after=SEQ  entries after SEQ (paging); ?limit=N (default 1000, max 10000)
+  // ?after=SEQ  entries after SEQ, oldest first (paging forward);
+  // ?before=SEQ entries before SEQ, newest first (the console's pages back);
+  // ?limit=N (default 1000, max 10000)
   router.Add(
       Method::kGet, "/api/v1/audit", RouteOptions::AnyUser(),
       [&store](RequestContext& ctx) -> Result<Response> {
         for (const auto& [key, value] : ctx.query) {
-          if (key != "release" && key != "after" && key != "limit") {
-            return Fail(
-                ErrorCode::kInvalidArgument,
-                fmt::format("query parameter {}: unknown (known: release, after, limit)", key));
+          if (key != "release" && key != "after" && key != "before" && key != "limit") {
+            return Fail(ErrorCode::kInvalidArgument,
+                        fmt::format("query parameter {}: unknown (known: release, after, before, "
+                                    "limit)",
+                                    key));
           }
         }
         AuditFilter filter;
@@ -30,6 +33,14 @@ void RegisterAuditRoutes(Router& router, const ApiContext& api) {
         auto limit = QueryNumber(ctx, "limit", 1000, 1, 10000);
         if (!limit) return std::unexpected(limit.error());
         filter.after_seq = *after;
+        if (ctx.Query("before")) {
+          if (ctx.Query("after")) {
+            return Fail(ErrorCode::kInvalidArgument, "give after or before, not both");
+          }
+          auto before = QueryNumber(ctx, "before", 0, 1, INT64_MAX);
+          if (!before) return std::unexpected(before.error());
+          filter.before_seq = *before;
+        }
         filter.limit = *limit;
         auto entries = store.Read([&](soci::session& sql) -> Result<std::vector<AuditEntry>> {
           return ListAudit(sql, filter);
@@ -40,13 +51,29 @@ void RegisterAuditRoutes(Router& router, const ApiContext& api) {
         return Response::Ok({{"entries", list}});
       });
 
+  // The whole chain, checked in parts of kVerifyPart entries, each its own
+  // read: a long chain never holds the store's reading session (which every
+  // other read waits for) for more than one part. The parts join: each
+  // starts from the last entry the one before found whole.
   router.Add(Method::kGet, "/api/v1/audit/verify", RouteOptions::AnyUser(),
              [&store](RequestContext&) -> Result<Response> {
-               auto verification = store.Read([](soci::session& sql) -> Result<AuditVerification> {
-                 return VerifyAudit(sql);
-               });
-               if (!verification) return std::unexpected(verification.error());
-               return Response::Ok(verification->ToJson());
+               constexpr std::int64_t kVerifyPart = 20'000;
+               std::int64_t seq = 0;
+               std::string hash(kGenesisHash);
+               std::int64_t count = 0;
+               for (;;) {
+                 auto part = store.Read([&](soci::session& sql) -> Result<AuditVerification> {
+                   return VerifyAuditFrom(sql, seq, hash, kVerifyPart);
+                 });
+                 if (!part) return std::unexpected(part.error());
+                 count += part->count;
+                 if (!part->intact || part->reached_head) {
+                   part->count = count;
+                   return Response::Ok(part->ToJson());
+                 }
+                 seq = part->last_seq;
+                 hash = part->last_hash;
+               }
              });
 }
 

@@ -108,18 +108,23 @@ void RegisterHostRoutes(Router& router, const ApiContext& api) {
         if (!offset) return std::unexpected(offset.error());
         auto limit = QueryNumber(ctx, "limit", std::int64_t{1} << 40, 0, std::int64_t{1} << 40);
         if (!limit) return std::unexpected(limit.error());
-        auto hosts = api.store.Read([&](soci::session& sql) -> Result<std::vector<HostRecord>> {
-          return ListHosts(sql, selector);
-        });
-        if (!hosts) return std::unexpected(hosts.error());
-        json items = json::array();
+        // The page's installed apps only: one query per host shown.
         std::int64_t matching = 0;
-        for (const HostRecord& host : *hosts) {
-          if (!name.empty() && host.name.find(name) == std::string::npos) continue;
-          const std::int64_t index = matching++;
-          if (index < *offset || index - *offset >= *limit) continue;
-          items.push_back(host.ToJson());
-        }
+        auto page = api.store.Read([&](soci::session& sql) -> Result<std::vector<HostRecord>> {
+          std::vector<HostRecord> shown;
+          matching = 0;  // (a read is tried again after a lost connection)
+          for (HostRecord& host : ListHosts(sql, selector, false)) {
+            if (!name.empty() && host.name.find(name) == std::string::npos) continue;
+            const std::int64_t index = matching++;
+            if (index < *offset || index - *offset >= *limit) continue;
+            shown.push_back(std::move(host));
+          }
+          LoadInstalledApps(sql, shown);
+          return shown;
+        });
+        if (!page) return std::unexpected(page.error());
+        json items = json::array();
+        for (const HostRecord& host : *page) items.push_back(host.ToJson());
         return Response::Ok({{"hosts", items}, {"total", matching}});
       });
 

@@ -83,7 +83,7 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
     if (before->plan.targets) selector = before->plan.targets->labels;
     selector.emplace_back("env", std::string(environment));
     std::vector<std::string> hosts;
-    for (const HostRecord& host : ListHosts(tx.sql(), selector)) hosts.push_back(host.name);
+    for (const HostRecord& host : ListHosts(tx.sql(), selector, false)) hosts.push_back(host.name);
     const rel::Instant now = NowInstant(api);
     auto after = operation(*before, ActorOf(ctx), now, hosts.size());
     if (!after) return std::unexpected(after.error());
@@ -590,12 +590,21 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
   router.Add(Method::kGet, "/api/v1/releases/{id}/hosts", RouteOptions::AnyUser(),
              [api](RequestContext& ctx) -> Result<Response> {
                const std::string id = ctx.path_params.at("id");
+               // ?environment=test|production: that deployment's hosts only.
+               const std::string environment = ctx.Query("environment").value_or("");
+               if (!environment.empty() && environment != kTestEnvironment &&
+                   environment != kProductionEnvironment) {
+                 return Fail(ErrorCode::kInvalidArgument,
+                             fmt::format("environment: \"{}\" or \"{}\", not \"{}\"",
+                                         kTestEnvironment, kProductionEnvironment, environment));
+               }
                auto listed = api.store.Read([&](soci::session& sql) -> Result<json> {
                  auto r = LoadRelease(sql, id, PlanOptions(api));
                  if (!r) return std::unexpected(r.error());
                  const auto outputs = FailureOutputs(sql, id);
                  json hosts = json::array();
                  for (const DeploymentRecord& d : ListDeployments(sql, id)) {
+                   if (!environment.empty() && d.environment != environment) continue;
                    json entry = d.ToJson();
                    auto output = outputs.find(d.id);
                    entry["output"] = output == outputs.end() ? "" : output->second;

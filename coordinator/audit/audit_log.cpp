@@ -249,26 +249,27 @@ AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const Audi
 
 std::vector<AuditEntry> ListAudit(soci::session& sql, const AuditFilter& filter) {
   std::vector<AuditEntry> entries;
-  long long after = filter.after_seq.value_or(0);
+  // Newest first below `before`, or oldest first above `after`.
+  const bool newest_first = filter.before_seq.has_value();
+  long long bound = newest_first ? *filter.before_seq : filter.after_seq.value_or(0);
   long long limit = filter.limit;
   std::string release = filter.release_id.value_or("");
   AuditRow row;
   soci::statement st(sql);
+  const std::string order =
+      newest_first ? "seq < :bound ORDER BY seq DESC" : "seq > :bound ORDER BY seq";
+  st.alloc();
   if (filter.release_id) {
-    st.alloc();
     st.prepare(
-        fmt::format("SELECT {} FROM audit_log WHERE release_id = :release AND seq > :after "
-                    "ORDER BY seq LIMIT :limit",
-                    kColumns));
+        fmt::format("SELECT {} FROM audit_log WHERE release_id = :release AND {} LIMIT :limit",
+                    kColumns, order));
     row.BindInto(st);
     st.exchange(soci::use(release));
   } else {
-    st.alloc();
-    st.prepare(fmt::format("SELECT {} FROM audit_log WHERE seq > :after ORDER BY seq LIMIT :limit",
-                           kColumns));
+    st.prepare(fmt::format("SELECT {} FROM audit_log WHERE {} LIMIT :limit", kColumns, order));
     row.BindInto(st);
   }
-  st.exchange(soci::use(after));
+  st.exchange(soci::use(bound));
   st.exchange(soci::use(limit));
   st.define_and_bind();
   st.execute(false);

@@ -121,7 +121,8 @@ AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const Audi
 
 struct AuditFilter {
   std::optional<std::string> release_id;
-  std::optional<std::int64_t> after_seq;  // entries with seq > after_seq
+  std::optional<std::int64_t> after_seq;   // entries with seq > after_seq, oldest first
+  std::optional<std::int64_t> before_seq;  // entries with seq < before_seq, newest first
   std::int64_t limit = 1000;
 };
 

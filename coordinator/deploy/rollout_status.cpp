@@ -24,7 +24,7 @@ std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::R
   std::set<std::string> covered;
   for (const RolloutHost& h : LoadRolloutHosts(sql, release.id)) covered.insert(h.host);
   const std::string started = protocol::FormatRfc3339Utc(row->started);
-  for (const HostRecord& host : ListHosts(sql, selector)) {
+  for (const HostRecord& host : ListHosts(sql, selector, false)) {
     if (covered.contains(host.name)) continue;
     // To the second ("YYYY-MM-DDTHH:MM:SS" of RFC 3339 UTC compares as the time).
     const bool enrolled_since = host.enrolled.substr(0, 19) >= started.substr(0, 19);

@@ -499,7 +499,8 @@ Result<HostRecord> FindHost(soci::session& sql, std::string_view name) {
   return host;
 }
 
-std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector) {
+std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector,
+                                  bool with_apps) {
   HostRow row;
   auto prepared = (sql.prepare << fmt::format(
                        "SELECT {} FROM hosts WHERE removed = 0 ORDER BY name", kHostColumns));
@@ -510,9 +511,14 @@ std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selec
     HostRecord host = row.ToRecord();
     if (LabelsMatch(host.labels, selector)) hosts.push_back(std::move(host));
   }
+  if (with_apps) LoadInstalledApps(sql, hosts);
+  return hosts;
+}
+
+void LoadInstalledApps(soci::session& sql, std::vector<HostRecord>& hosts) {
+  if (hosts.empty()) return;
   AppsReader apps(sql);
   for (HostRecord& host : hosts) apps.Load(host);
-  return hosts;
 }
 
 Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name,

@@ -49,7 +49,7 @@ const zh = {
   'windows': '已排期发布的发布窗口', 'add_freeze': '新增冻结期', 'remove': '移除',
   // audit
   'audit.title': '审计记录', 'audit.verify': '校验审计链', 'audit.intact': '审计链完整',
-  'audit.broken': '审计链被篡改', 'seq': '序号', 'object': '对象', 'detail': '详情', 'source': '来源',
+  'audit.broken': '审计链被篡改', 'audit.older': '更早的记录', 'seq': '序号', 'object': '对象', 'detail': '详情', 'source': '来源',
   'entries': '条记录',
   // records
   'records.title': '发布管理报告', 'kpi': '关键指标', 'closed': '已关闭发布数',
@@ -150,7 +150,7 @@ const en = {
   'freezes.title': 'Freezes', 'freeze': 'Freeze', 'reason': 'Reason', 'calendar': 'The coming six weeks',
   'windows': 'Go-live windows of scheduled releases', 'add_freeze': 'Add a freeze', 'remove': 'Remove',
   'audit.title': 'Audit trail', 'audit.verify': 'Verify the chain', 'audit.intact': 'The audit chain is intact',
-  'audit.broken': 'The audit chain is broken', 'seq': 'Seq', 'object': 'Object', 'detail': 'Detail',
+  'audit.broken': 'The audit chain is broken', 'audit.older': 'Older entries', 'seq': 'Seq', 'object': 'Object', 'detail': 'Detail',
   'source': 'Source', 'entries': 'entries',
   'records.title': 'Release management report', 'kpi': 'Key indicators', 'closed': 'Releases closed',
   'success_ratio': 'Success ratio', 'timeliness_ratio': 'Timeliness ratio', 'rollbacks': 'Rollbacks',

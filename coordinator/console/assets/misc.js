@@ -94,14 +94,18 @@ function addForm(done, ctx) {
   return form;
 }
 
+// Audit entries per page (newest first).
+const AUDIT_PAGE = 200;
+
 export function auditPage(main, ctx) {
   const filters = {release: ctx.query.get('release') || '', actor: '', action: ''};
   const verify = h('div', {id: 'verify'});
   const list = h('div', {}, h('p', {class: 'muted'}, t('loading')));
   let entries = [];
+  let more = false;
   const input = (name, placeholder) => h('input', {name, placeholder, value: filters[name],
     oninput: (e) => { filters[name] = e.target.value.trim(); if (name !== 'release') draw(); }});
-  const form = h('form', {class: 'filters', id: 'audit-filters', onsubmit: (e) => { e.preventDefault(); load(); }},
+  const form = h('form', {class: 'filters', id: 'audit-filters', onsubmit: (e) => { e.preventDefault(); load(false); }},
     h('label', {}, t('release'), input('release', 'R-1')),
     h('label', {}, t('actor'), input('actor', '')),
     h('label', {}, t('action'), input('action', 'release.')),
@@ -131,16 +135,22 @@ export function auditPage(main, ctx) {
       {label: t('source'), cell: (e) => e.source},
       {label: t('detail'), class: 'wide', cell: (e) => h('code', {class: 'detail'},
         typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail))},
-    ], shown, {id: 'audit', empty: t('none'), rowData: (e) => ({action: e.action, actor: e.actor})}));
+    ], shown, {id: 'audit', empty: t('none'), rowData: (e) => ({action: e.action, actor: e.actor})}),
+    more ? h('button', {class: 'btn', id: 'audit-older', onclick: () => load(true)}, t('audit.older')) : null);
   }
-  async function load() {
+  // The newest entries first, a page at a time; "older" fetches the page
+  // before the oldest shown.
+  async function load(older) {
     try {
-      const body = await get(`/api/v1/audit${q({release: filters.release, limit: 10000})}`);
-      entries = (body.entries || []).slice().reverse();
+      const before = older && entries.length ? entries[entries.length - 1].seq : Number.MAX_SAFE_INTEGER;
+      const body = await get(`/api/v1/audit${q({release: filters.release, before, limit: AUDIT_PAGE})}`);
+      const page = body.entries || [];
+      entries = older ? entries.concat(page) : page;
+      more = page.length === AUDIT_PAGE;
       draw();
     } catch (e) { replace(list, ctx.errorBox(e)); }
   }
-  load();
+  load(false);
   runVerify();
 }
 

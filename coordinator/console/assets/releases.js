@@ -153,11 +153,13 @@ export function releasePage(main, ctx, id) {
     try {
       r = await get(`/api/v1/releases/${enc(id)}`);
       if (!['draft', 'in_review'].includes(r.state)) {
-        const deployed = await get(`/api/v1/releases/${enc(id)}/hosts`);
-        testHosts = (deployed.hosts || []).filter((x) => x.environment === 'test');
+        // The test deployment's hosts only: a production rollout may hold 20,000.
+        const deployed = await get(`/api/v1/releases/${enc(id)}/hosts?environment=test`);
+        testHosts = deployed.hosts || [];
       }
       if (['deploying', 'paused', 'failed', 'deployed'].includes(r.state)) {
-        status = await get(`/api/v1/releases/${enc(id)}/status`);
+        // The waves and the "waiting:" line; the hosts are the rollout page's.
+        status = await get(`/api/v1/releases/${enc(id)}/status?host_limit=0`);
       }
       if (r.state !== 'cancelled') {
         r.preflight = (await get(`/api/v1/releases/${enc(id)}/preflight`)).preflight;
