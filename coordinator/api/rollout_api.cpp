@@ -7,6 +7,7 @@
 // it committed.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <limits>
@@ -83,7 +84,7 @@ Result<Response> Deploy(const ApiContext& api, RequestContext& ctx, std::string_
     if (before->plan.targets) selector = before->plan.targets->labels;
     selector.emplace_back("env", std::string(environment));
     std::vector<std::string> hosts;
-    for (const HostRecord& host : ListHosts(tx.sql(), selector, false)) hosts.push_back(host.name);
+    for (const MatchingHost& host : MatchingHosts(tx.sql(), selector)) hosts.push_back(host.name);
     const rel::Instant now = NowInstant(api);
     auto after = operation(*before, ActorOf(ctx), now, hosts.size());
     if (!after) return std::unexpected(after.error());
@@ -575,17 +576,39 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
         return Response::Ok({{"release", id}, {"preflight", *done}});
       });
 
-  router.Add(Method::kGet, "/api/v1/releases/{id}/preflight", RouteOptions::AnyUser(),
-             [api](RequestContext& ctx) -> Result<Response> {
-               const std::string id = ctx.path_params.at("id");
-               auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
-                 auto r = LoadRelease(sql, id, PlanOptions(api));
-                 if (!r) return std::unexpected(r.error());
-                 return PreflightStatus(sql, id, api.store.clock().Seconds());
-               });
-               if (!status) return std::unexpected(status.error());
-               return Response::Ok({{"release", id}, {"preflight", *status}});
-             });
+  // ?host_limit=N: the first N hosts only, those that would fail first
+  // (then unknown, waiting, ready; by name within each), and `hosts_total`;
+  // the counts are always the whole round's.
+  router.Add(
+      Method::kGet, "/api/v1/releases/{id}/preflight", RouteOptions::AnyUser(),
+      [api](RequestContext& ctx) -> Result<Response> {
+        const std::string id = ctx.path_params.at("id");
+        auto limit = QueryNumber(ctx, "host_limit", 0, 0, kMaxHostLimit);
+        if (!limit) return std::unexpected(limit.error());
+        auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
+          auto r = LoadRelease(sql, id, PlanOptions(api));
+          if (!r) return std::unexpected(r.error());
+          return PreflightStatus(sql, id, api.store.clock().Seconds());
+        });
+        if (!status) return std::unexpected(status.error());
+        if (ctx.Query("host_limit") && status->is_object()) {
+          json& hosts = (*status)["hosts"];
+          const auto rank = [](const json& h) {
+            const std::string state = h.value("state", "");
+            return state == "would_fail" ? 0 : state == "unknown" ? 1 : state == "waiting" ? 2 : 3;
+          };
+          std::vector<json> sorted(hosts.begin(), hosts.end());
+          std::stable_sort(sorted.begin(), sorted.end(), [&](const json& a, const json& b) {
+            return rank(a) < rank(b);  // by name within a state: the order read
+          });
+          (*status)["hosts_total"] = sorted.size();
+          if (sorted.size() > static_cast<std::size_t>(*limit)) {
+            sorted.resize(static_cast<std::size_t>(*limit));
+          }
+          hosts = json(std::move(sorted));
+        }
+        return Response::Ok({{"release", id}, {"preflight", *status}});
+      });
 
   router.Add(Method::kGet, "/api/v1/releases/{id}/hosts", RouteOptions::AnyUser(),
              [api](RequestContext& ctx) -> Result<Response> {

@@ -101,6 +101,21 @@ class InitRollback {
   bool committed_ = false;
 };
 
+// kAlreadyExists when `data` already holds (part of) a coordinator: init
+// and join never touch one.
+Result<void> RefuseExistingCoordinator(const DataDir& data) {
+  std::error_code ec;
+  for (const auto& path :
+       {data.store(), data.config(), data.ca_key(), data.server_key(), data.secret_key()}) {
+    if (std::filesystem::exists(path, ec)) {
+      return Fail(ErrorCode::kAlreadyExists,
+                  fmt::format("{} already holds a coordinator ({} exists); refusing to touch it",
+                              data.root.string(), path.filename().string()));
+    }
+  }
+  return {};
+}
+
 // Makes the data directory `data` (the coordinator's alone: 0700, also
 // when it existed empty before) and its subdirectories; the rollback it
 // returns removes them again unless committed.
@@ -187,15 +202,7 @@ Result<SecretBox> LoadSecretKey(const DataDir& data, Store& store) {
 
 Result<std::string> InitDataDir(const InitOptions& options) {
   const DataDir data{options.data};
-  std::error_code ec;
-  for (const auto& path :
-       {data.store(), data.config(), data.ca_key(), data.server_key(), data.secret_key()}) {
-    if (std::filesystem::exists(path, ec)) {
-      return Fail(ErrorCode::kAlreadyExists,
-                  fmt::format("{} already holds a coordinator ({} exists); refusing to touch it",
-                              data.root.string(), path.filename().string()));
-    }
-  }
+  if (auto free = RefuseExistingCoordinator(data); !free) return std::unexpected(free.error());
   CoordinatorConfig config;
   if (options.listen) {
     auto address = ParseListenAddress(*options.listen);
@@ -274,14 +281,7 @@ Result<void> JoinInstallation(const JoinOptions& options) {
                             "migrate` moves it there, docs/ha.md)",
                             from.root.string()));
   }
-  for (const auto& path :
-       {data.store(), data.config(), data.ca_key(), data.server_key(), data.secret_key()}) {
-    if (std::filesystem::exists(path, ec)) {
-      return Fail(ErrorCode::kAlreadyExists,
-                  fmt::format("{} already holds a coordinator ({} exists); refusing to touch it",
-                              data.root.string(), path.filename().string()));
-    }
-  }
+  if (auto free = RefuseExistingCoordinator(data); !free) return std::unexpected(free.error());
   if (options.listen) {
     auto address = ParseListenAddress(*options.listen);
     if (!address) return std::unexpected(address.error().WithContext("--listen"));

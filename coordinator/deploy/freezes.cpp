@@ -106,7 +106,7 @@ std::optional<Freeze> FreezeCovering(soci::session& sql, const std::vector<std::
     if (freeze.selector.empty()) return std::move(freeze);
     auto selector = rel::TargetSelector::Parse(freeze.selector);
     if (!selector) continue;
-    for (const HostRecord& host : ListHosts(sql, selector->labels, false)) {
+    for (const MatchingHost& host : MatchingHosts(sql, selector->labels)) {
       if (std::find(hosts.begin(), hosts.end(), host.name) != hosts.end()) {
         return std::move(freeze);
       }

@@ -53,13 +53,15 @@ std::map<std::string, std::string> FailureOutputs(soci::session& sql,
   std::map<std::string, std::string> outputs;
   std::string deployment, output;
   // Only `failed` events: a success carries its health check's output too,
-  // and a release of many hosts must not read them all.
-  soci::statement st =
-      (sql.prepare << "SELECT e.deployment, e.output FROM deployment_events e "
-                      "JOIN deployments d ON d.id = e.deployment "
-                      "WHERE d.release_id = :r AND e.step = 'failed' AND e.output <> '' "
-                      "ORDER BY e.deployment, e.sequence",
-       soci::use(release_id), soci::into(deployment), soci::into(output));
+  // and a release of many hosts must not read them all. A deployment that
+  // succeeded has none: its events are not even looked at (at 20,000 hosts
+  // that scan was a third of a status request).
+  soci::statement st = (sql.prepare << "SELECT e.deployment, e.output FROM deployment_events e "
+                                       "JOIN deployments d ON d.id = e.deployment "
+                                       "WHERE d.release_id = :r AND d.result <> 'succeeded' "
+                                       "AND e.step = 'failed' AND e.output <> '' "
+                                       "ORDER BY e.deployment, e.sequence",
+                        soci::use(release_id), soci::into(deployment), soci::into(output));
   st.execute();
   while (st.fetch()) outputs[deployment] = output;  // the latest wins
   return outputs;

@@ -110,7 +110,7 @@ Result<long long> AskPreflightOfTargets(Transaction& tx, const release::Release&
   if (release.plan.targets) selector = release.plan.targets->labels;
   selector.emplace_back("env", std::string(kProductionEnvironment));
   std::vector<std::string> hosts;
-  for (const HostRecord& host : ListHosts(tx.sql(), selector, false)) hosts.push_back(host.name);
+  for (const MatchingHost& host : MatchingHosts(tx.sql(), selector)) hosts.push_back(host.name);
   if (hosts.empty()) return 0;
   return AskPreflight(tx, release, *package, hosts, now, actor, wakeups);
 }

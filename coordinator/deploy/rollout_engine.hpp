@@ -131,13 +131,17 @@ Result<void> PassGate(soci::session& sql, const std::string& release_id);
 
 // The enrolled hosts that match `release`'s production targets now but are
 // not in its rollout (none without a rollout), by name, each with why.
+struct RolloutHost;  // rollout_rows.hpp
+
 struct HostNotInRelease {
   std::string host;
   std::string enrolled;  // RFC 3339 UTC
   std::string reason;
 };
-std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql,
-                                                const release::Release& release);
+// `rollout_hosts`: the rollout's hosts when the caller has read them already.
+std::vector<HostNotInRelease> HostsNotInRelease(
+    soci::session& sql, const release::Release& release,
+    const std::vector<RolloutHost>* rollout_hosts = nullptr);
 
 // At close: the hosts of the rollout that do not run the release's version
 // (never deployed, joined late and not deployed, failed, rolled back), and

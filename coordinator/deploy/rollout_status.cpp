@@ -13,7 +13,8 @@ namespace fabu::coordinator {
 
 using nlohmann::json;
 
-std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::Release& release) {
+std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::Release& release,
+                                                const std::vector<RolloutHost>* rollout_hosts) {
   std::vector<HostNotInRelease> out;
   auto row = LoadRollout(sql, release.id);
   if (!row) return out;
@@ -22,9 +23,13 @@ std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::R
   if (release.plan.targets) selector = release.plan.targets->labels;
   selector.emplace_back("env", std::string(kProductionEnvironment));
   std::set<std::string> covered;
-  for (const RolloutHost& h : LoadRolloutHosts(sql, release.id)) covered.insert(h.host);
+  if (rollout_hosts != nullptr) {
+    for (const RolloutHost& h : *rollout_hosts) covered.insert(h.host);
+  } else {
+    for (const RolloutHost& h : LoadRolloutHosts(sql, release.id)) covered.insert(h.host);
+  }
   const std::string started = protocol::FormatRfc3339Utc(row->started);
-  for (const HostRecord& host : ListHosts(sql, selector, false)) {
+  for (const MatchingHost& host : MatchingHosts(sql, selector)) {
     if (covered.contains(host.name)) continue;
     // To the second ("YYYY-MM-DDTHH:MM:SS" of RFC 3339 UTC compares as the time).
     const bool enrolled_since = host.enrolled.substr(0, 19) >= started.substr(0, 19);
@@ -218,7 +223,7 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
   out["measurements"] = ReleaseMeasurements(sql, release.id);
 
   json late = json::array();
-  for (const HostNotInRelease& h : HostsNotInRelease(sql, release)) {
+  for (const HostNotInRelease& h : HostsNotInRelease(sql, release, &hosts)) {
     late.push_back({{"host", h.host}, {"enrolled", h.enrolled}, {"reason", h.reason}});
   }
   out["not_in_release"] = std::move(late);

@@ -499,8 +499,7 @@ Result<HostRecord> FindHost(soci::session& sql, std::string_view name) {
   return host;
 }
 
-std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector,
-                                  bool with_apps) {
+std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector) {
   HostRow row;
   auto prepared = (sql.prepare << fmt::format(
                        "SELECT {} FROM hosts WHERE removed = 0 ORDER BY name", kHostColumns));
@@ -511,14 +510,24 @@ std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selec
     HostRecord host = row.ToRecord();
     if (LabelsMatch(host.labels, selector)) hosts.push_back(std::move(host));
   }
-  if (with_apps) LoadInstalledApps(sql, hosts);
+  AppsReader apps(sql);
+  for (HostRecord& host : hosts) apps.Load(host);
   return hosts;
 }
 
-void LoadInstalledApps(soci::session& sql, std::vector<HostRecord>& hosts) {
-  if (hosts.empty()) return;
-  AppsReader apps(sql);
-  for (HostRecord& host : hosts) apps.Load(host);
+std::vector<MatchingHost> MatchingHosts(soci::session& sql, const LabelSelector& selector) {
+  std::string name, labels, enrolled;
+  soci::statement st = (sql.prepare << "SELECT name, labels, enrolled FROM hosts WHERE removed = 0 "
+                                       "ORDER BY name",
+                        soci::into(name), soci::into(labels), soci::into(enrolled));
+  st.execute(false);
+  std::vector<MatchingHost> hosts;
+  while (st.fetch()) {
+    if (selector.empty() || LabelsMatch(detail::LabelsFrom(labels), selector)) {
+      hosts.push_back({name, enrolled});
+    }
+  }
+  return hosts;
 }
 
 Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name,

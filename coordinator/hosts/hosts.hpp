@@ -182,14 +182,19 @@ struct HostRecord {
 };
 
 Result<HostRecord> FindHost(soci::session& sql, std::string_view name);
-// Enrolled, not removed hosts matching `selector` (all when empty), by name.
-// Without `with_apps`, their installed apps are left empty: one query
-// instead of one more per host, for callers that need names and labels
-// (a release's targets at 20,000 hosts).
-std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector = {},
-                                  bool with_apps = true);
-// Fills in the installed apps of `hosts` (listed without them).
-void LoadInstalledApps(soci::session& sql, std::vector<HostRecord>& hosts);
+// Enrolled, not removed hosts matching `selector` (all when empty), by name,
+// each whole (inventory, installed apps: one query more per host; see
+// MatchingHosts for names alone).
+std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector = {});
+
+// The name and enrollment time of each enrolled, not removed host matching
+// `selector`, by name: what a release's targets need, read without the
+// hosts' inventories (one query; 20,000 hosts' inventories cost far more).
+struct MatchingHost {
+  std::string name;
+  std::string enrolled;
+};
+std::vector<MatchingHost> MatchingHosts(soci::session& sql, const LabelSelector& selector);
 
 // Marks a host removed (admin): its credential stops working and its name
 // may enroll again, with a new enrollment token only (a lost enrollment

@@ -100,7 +100,7 @@ NoticeFacts FactsOf(soci::session& sql, const rel::Release& r) {
     LabelSelector selector;
     if (r.plan.targets) selector = r.plan.targets->labels;
     selector.emplace_back("env", std::string(kProductionEnvironment));
-    facts.target_hosts = ListHosts(sql, selector, false).size();
+    facts.target_hosts = MatchingHosts(sql, selector).size();
   } else {
     facts.target_hosts = targets.size();
   }

@@ -145,8 +145,24 @@ TEST_F(OpenApiResponsesTest, MainRoutesAndTheirErrorsAnswerAsTheSpecSays) {
   ASSERT_FALSE(EnrollHost("qa-1", "env=test,app=c3m-video").empty());
   EXPECT_EQ(Call("GET", "/api/v1/hosts", "/api/v1/hosts?selector=env%3Dtest", viewer_).status, 200);
 
-  // The audit trail.
+  // The audit trail: oldest first after a seq, newest first before one.
   EXPECT_EQ(Call("GET", "/api/v1/audit", "/api/v1/audit", viewer_).status, 200);
+  const json oldest = Call("GET", "/api/v1/audit", "/api/v1/audit?limit=2", viewer_).Json();
+  ASSERT_EQ(oldest["entries"].size(), 2u) << oldest.dump();
+  EXPECT_EQ(oldest["entries"][0]["seq"], 1);
+  EXPECT_EQ(oldest["entries"][1]["seq"], 2);
+  const json newest =
+      Call("GET", "/api/v1/audit", "/api/v1/audit?before=9007199254740991&limit=2", viewer_).Json();
+  ASSERT_EQ(newest["entries"].size(), 2u) << newest.dump();
+  const std::int64_t head = newest["entries"][0]["seq"];
+  EXPECT_GT(head, 2);
+  EXPECT_EQ(newest["entries"][1]["seq"], head - 1);
+  const json older = Call("GET", "/api/v1/audit",
+                          "/api/v1/audit?before=" + std::to_string(head - 1) + "&limit=1", viewer_)
+                         .Json();
+  ASSERT_EQ(older["entries"].size(), 1u) << older.dump();
+  EXPECT_EQ(older["entries"][0]["seq"], head - 2);
+  EXPECT_EQ(Call("GET", "/api/v1/audit", "/api/v1/audit?after=1&before=5", viewer_).status, 400);
   EXPECT_EQ(Call("GET", "/api/v1/audit/verify", "/api/v1/audit/verify", viewer_).status, 200);
 
   // Errors.

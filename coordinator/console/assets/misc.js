@@ -150,8 +150,8 @@ export function auditPage(main, ctx) {
       draw();
     } catch (e) { replace(list, ctx.errorBox(e)); }
   }
-  load(false);
-  runVerify();
+  // The entries first; the whole chain's check after them (it reads every entry).
+  load(false).then(runVerify);
 }
 
 export function recordsPage(main, ctx) {

@@ -162,7 +162,8 @@ export function releasePage(main, ctx, id) {
         status = await get(`/api/v1/releases/${enc(id)}/status?host_limit=0`);
       }
       if (r.state !== 'cancelled') {
-        r.preflight = (await get(`/api/v1/releases/${enc(id)}/preflight`)).preflight;
+        // The hosts that would fail first, 100 of them; the counts are the round's.
+        r.preflight = (await get(`/api/v1/releases/${enc(id)}/preflight?host_limit=100`)).preflight;
       }
     } catch (e) {
       if (alive) replace(main, ctx.errorBox(e));
