@@ -12,7 +12,7 @@ struct Bell {
   std::condition_variable rung;
   std::uint64_t rings = 0;
   std::uint64_t wakes = 0;
-  std::function<void()> publisher;  // set before the daemon runs
+  std::function<void()> publisher;  // guarded by mutex
 };
 
 Bell& TheBell() {
@@ -24,10 +24,16 @@ Bell& TheBell() {
 
 void RingOutbox() {
   RingOutboxFromPeer();
-  if (TheBell().publisher) TheBell().publisher();
+  std::function<void()> publish;
+  {
+    std::lock_guard lock(TheBell().mutex);
+    publish = TheBell().publisher;
+  }
+  if (publish) publish();
 }
 
 void SetOutboxPublisher(std::function<void()> publisher) {
+  std::lock_guard lock(TheBell().mutex);
   TheBell().publisher = std::move(publisher);
 }
 
