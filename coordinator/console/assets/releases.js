@@ -152,19 +152,20 @@ export function releasePage(main, ctx, id) {
     let r; let status = null; let testHosts = [];
     try {
       r = await get(`/api/v1/releases/${enc(id)}`);
-      if (!['draft', 'in_review'].includes(r.state)) {
+      // What the release's state calls for, asked at once, not one after another.
+      const [deployed, rollout, preflight] = await Promise.all([
         // The test deployment's hosts only: a production rollout may hold 20,000.
-        const deployed = await get(`/api/v1/releases/${enc(id)}/hosts?environment=test`);
-        testHosts = deployed.hosts || [];
-      }
-      if (['deploying', 'paused', 'failed', 'deployed'].includes(r.state)) {
+        !['draft', 'in_review'].includes(r.state)
+          ? get(`/api/v1/releases/${enc(id)}/hosts?environment=test`) : null,
         // The waves and the "waiting:" line; the hosts are the rollout page's.
-        status = await get(`/api/v1/releases/${enc(id)}/status?host_limit=0`);
-      }
-      if (r.state !== 'cancelled') {
+        ['deploying', 'paused', 'failed', 'deployed'].includes(r.state)
+          ? get(`/api/v1/releases/${enc(id)}/status?host_limit=0`) : null,
         // The hosts that would fail first, 100 of them; the counts are the round's.
-        r.preflight = (await get(`/api/v1/releases/${enc(id)}/preflight?host_limit=100`)).preflight;
-      }
+        r.state !== 'cancelled' ? get(`/api/v1/releases/${enc(id)}/preflight?host_limit=100`) : null,
+      ]);
+      if (deployed) testHosts = deployed.hosts || [];
+      if (rollout) status = rollout;
+      if (preflight) r.preflight = preflight.preflight;
     } catch (e) {
       if (alive) replace(main, ctx.errorBox(e));
       return;
