@@ -444,6 +444,19 @@ std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_vi
                [&](soci::statement& st) { st.exchange(soci::use(key, "r")); });
 }
 
+std::vector<DeploymentRecord> ListHostDeployments(soci::session& sql, std::string_view release_id,
+                                                  std::string_view host) {
+  std::string key(release_id), name(host);
+  return Query(sql,
+               fmt::format("SELECT {} FROM deployments WHERE release_id = :r AND host = :h ORDER "
+                           "BY created, attempt",
+                           kColumns),
+               [&](soci::statement& st) {
+                 st.exchange(soci::use(key, "r"));
+                 st.exchange(soci::use(name, "h"));
+               });
+}
+
 bool HostHasPackage(soci::session& sql, std::string_view host, std::string_view package_id) {
   std::string h(host), p(package_id);
   long long count = 0;

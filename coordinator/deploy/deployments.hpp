@@ -187,6 +187,9 @@ std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, StatementCach
                                                std::string_view host);
 
 std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id);
+// Those of one host, oldest first.
+std::vector<DeploymentRecord> ListHostDeployments(soci::session& sql, std::string_view release_id,
+                                                  std::string_view host);
 
 // True when `host` has (or had) a deployment of package `package_id`.
 bool HostHasPackage(soci::session& sql, std::string_view host, std::string_view package_id);

@@ -69,16 +69,7 @@ std::map<std::string, std::string> FailureOutputs(soci::session& sql,
 
 Result<json> HostTimeline(soci::session& sql, const std::string& release_id,
                           const std::string& host) {
-  std::string r = release_id, h = host;
-  auto deployments =
-      detail::Query(sql,
-                    fmt::format("SELECT {} FROM deployments WHERE release_id = :r AND host = :h "
-                                "ORDER BY created, attempt",
-                                detail::kColumns),
-                    [&](soci::statement& st) {
-                      st.exchange(soci::use(r, "r"));
-                      st.exchange(soci::use(h, "h"));
-                    });
+  auto deployments = ListHostDeployments(sql, release_id, host);
   if (deployments.empty()) {
     return Fail(ErrorCode::kNotFound,
                 fmt::format("host {} has no deployment of release {}", host, release_id));

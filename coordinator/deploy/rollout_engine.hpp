@@ -138,10 +138,8 @@ struct HostNotInRelease {
   std::string enrolled;  // RFC 3339 UTC
   std::string reason;
 };
-// `rollout_hosts`: the rollout's hosts when the caller has read them already.
-std::vector<HostNotInRelease> HostsNotInRelease(
-    soci::session& sql, const release::Release& release,
-    const std::vector<RolloutHost>* rollout_hosts = nullptr);
+std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql,
+                                                const release::Release& release);
 
 // At close: the hosts of the rollout that do not run the release's version
 // (never deployed, joined late and not deployed, failed, rolled back), and

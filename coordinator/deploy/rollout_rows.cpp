@@ -130,32 +130,51 @@ HostDeployments LoadHostDeployments(soci::session& sql, const std::string& relea
   return out;
 }
 
+HostDeploymentStates LoadHostDeploymentStates(soci::session& sql, const std::string& release_id) {
+  HostDeploymentStates out;
+  std::string key = release_id, environment(kProductionEnvironment), host, kind, id, step, result;
+  long long final = 0;
+  soci::statement st =
+      (sql.prepare << "SELECT host, kind, id, step, final, result FROM deployments WHERE "
+                      "release_id = :r AND environment = :e ORDER BY host, attempt",
+       soci::use(key), soci::use(environment), soci::into(host), soci::into(kind), soci::into(id),
+       soci::into(step), soci::into(final), soci::into(result));
+  st.execute(false);
+  const std::string install(protocol::DeploymentKindName(DeploymentKind::kInstall));
+  while (st.fetch()) {
+    // Read as DeploymentRecord reads them (deployment_rows.hpp): a value
+    // this coordinator did not write is the first step and, if final, failed.
+    DeploymentState state{id, protocol::ParseStep(step).value_or(protocol::Step::kAssigned), {}};
+    if (final != 0) {
+      state.result = ParseDeploymentResult(result).value_or(DeploymentResult::kFailed);
+    }
+    auto& into = kind == install ? out.install : out.rollback;
+    into.insert_or_assign(host, std::move(state));  // by attempt: the latest stays
+  }
+  return out;
+}
+
+HostDeployments LoadHostDeploymentsOf(soci::session& sql, const std::string& release_id,
+                                      const std::vector<std::string>& hosts) {
+  constexpr std::size_t kOneReadAbove = 300;
+  if (hosts.size() > kOneReadAbove) return LoadHostDeployments(sql, release_id);
+  HostDeployments out;
+  for (const std::string& host : hosts) {
+    for (DeploymentRecord& d : ListHostDeployments(sql, release_id, host)) {  // oldest first
+      if (d.environment != kProductionEnvironment) continue;
+      auto& into = d.kind == DeploymentKind::kInstall ? out.install : out.rollback;
+      into.insert_or_assign(d.host, std::move(d));
+    }
+  }
+  return out;
+}
+
 bool Succeeded(const DeploymentRecord& d) { return d.Succeeded(); }
 
 std::vector<std::string> HostNames(const std::vector<RolloutHost>& hosts) {
   std::vector<std::string> names;
   for (const RolloutHost& h : hosts) names.push_back(h.host);
   return names;
-}
-
-rel::WaveTally CountWave(const std::vector<RolloutHost>& hosts, const HostDeployments& deployments,
-                         long long wave) {
-  rel::WaveTally count;
-  for (const RolloutHost& h : hosts) {
-    if (h.wave != wave) continue;
-    ++count.hosts;
-    auto it = deployments.install.find(h.host);
-    if (it == deployments.install.end()) continue;
-    ++count.assigned;
-    if (!it->second.IsFinal()) continue;
-    ++count.final;
-    if (Succeeded(it->second)) {
-      ++count.succeeded;
-    } else {
-      ++count.failed;
-    }
-  }
-  return count;
 }
 
 rel::RolloutOutcome OutcomeOf(const std::vector<RolloutHost>& hosts,

@@ -13,8 +13,7 @@ namespace fabu::coordinator {
 
 using nlohmann::json;
 
-std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::Release& release,
-                                                const std::vector<RolloutHost>* rollout_hosts) {
+std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::Release& release) {
   std::vector<HostNotInRelease> out;
   auto row = LoadRollout(sql, release.id);
   if (!row) return out;
@@ -22,15 +21,8 @@ std::vector<HostNotInRelease> HostsNotInRelease(soci::session& sql, const rel::R
   LabelSelector selector;
   if (release.plan.targets) selector = release.plan.targets->labels;
   selector.emplace_back("env", std::string(kProductionEnvironment));
-  std::set<std::string> covered;
-  if (rollout_hosts != nullptr) {
-    for (const RolloutHost& h : *rollout_hosts) covered.insert(h.host);
-  } else {
-    for (const RolloutHost& h : LoadRolloutHosts(sql, release.id)) covered.insert(h.host);
-  }
   const std::string started = protocol::FormatRfc3339Utc(row->started);
-  for (const MatchingHost& host : MatchingHosts(sql, selector)) {
-    if (covered.contains(host.name)) continue;
+  for (const MatchingHost& host : MatchingHosts(sql, selector, release.id)) {
     // To the second ("YYYY-MM-DDTHH:MM:SS" of RFC 3339 UTC compares as the time).
     const bool enrolled_since = host.enrolled.substr(0, 19) >= started.substr(0, 19);
     out.push_back({host.name, host.enrolled,
@@ -82,7 +74,7 @@ std::map<std::string, std::string> HostsNotOnVersion(soci::session& sql,
 namespace {
 
 // The filter of StatusHostPage a host of the rollout falls in.
-std::string_view HostState(const DeploymentRecord* install, const DeploymentRecord* rollback) {
+std::string_view HostState(const DeploymentState* install, const DeploymentState* rollback) {
   if (install == nullptr) return "pending";
   if (!install->result || (rollback != nullptr && !rollback->result)) return "active";
   if (rollback != nullptr || *install->result != DeploymentResult::kSucceeded) return "failed";
@@ -113,16 +105,11 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
     return out;
   }
   const auto hosts = LoadRolloutHosts(sql, release.id);
-  const HostDeployments deployments = LoadHostDeployments(sql, release.id);
-  const std::map<std::string, std::string> outputs = FailureOutputs(sql, release.id);
-  auto output_of = [&](const DeploymentRecord& d) {
-    auto it = outputs.find(d.id);
-    return it == outputs.end() ? std::string() : it->second;
-  };
+  const HostDeploymentStates states = LoadHostDeploymentStates(sql, release.id);
   json waves = json::array();
   for (std::size_t w = 0; w < row->wave_count(); ++w) {
     const long long wave = static_cast<long long>(w);
-    const rel::WaveTally count = CountWave(hosts, deployments, wave);
+    const rel::WaveTally count = CountWave(hosts, states, wave);
     std::string state;
     if (wave > row->current_wave) {
       state = "pending";
@@ -144,19 +131,36 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
                      {"succeeded", count.succeeded},
                      {"failed", count.failed}});
   }
-  json host_rows = json::array();
+  // The page of hosts: chosen from the states, shown from whole records.
+  std::vector<const RolloutHost*> shown;
   std::size_t matching = 0;
   for (const RolloutHost& h : hosts) {
-    auto install = deployments.install.find(h.host);
-    auto rollback = deployments.rollback.find(h.host);
     if (!page.filter.empty()) {
+      auto install = states.install.find(h.host);
+      auto rollback = states.rollback.find(h.host);
       const std::string_view state =
-          HostState(install == deployments.install.end() ? nullptr : &install->second,
-                    rollback == deployments.rollback.end() ? nullptr : &rollback->second);
+          HostState(install == states.install.end() ? nullptr : &install->second,
+                    rollback == states.rollback.end() ? nullptr : &rollback->second);
       if (state != page.filter) continue;
     }
     const std::size_t index = matching++;
     if (index < page.offset || index - page.offset >= page.limit) continue;
+    shown.push_back(&h);
+  }
+  std::vector<std::string> shown_names;
+  for (const RolloutHost* h : shown) shown_names.push_back(h->host);
+  const HostDeployments deployments = LoadHostDeploymentsOf(sql, release.id, shown_names);
+  const std::map<std::string, std::string> outputs =
+      shown.empty() ? std::map<std::string, std::string>() : FailureOutputs(sql, release.id);
+  auto output_of = [&](const DeploymentRecord& d) {
+    auto it = outputs.find(d.id);
+    return it == outputs.end() ? std::string() : it->second;
+  };
+  json host_rows = json::array();
+  for (const RolloutHost* shown_host : shown) {
+    const RolloutHost& h = *shown_host;
+    auto install = deployments.install.find(h.host);
+    auto rollback = deployments.rollback.find(h.host);
     json entry = {{"host", h.host}, {"wave", h.wave + 1}};
     if (h.joined > 0) entry["joined_late"] = protocol::FormatRfc3339Utc(h.joined);
     if (install == deployments.install.end()) {
@@ -223,7 +227,7 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
   out["measurements"] = ReleaseMeasurements(sql, release.id);
 
   json late = json::array();
-  for (const HostNotInRelease& h : HostsNotInRelease(sql, release, &hosts)) {
+  for (const HostNotInRelease& h : HostsNotInRelease(sql, release)) {
     late.push_back({{"host", h.host}, {"enrolled", h.enrolled}, {"reason", h.reason}});
   }
   out["not_in_release"] = std::move(late);

@@ -515,11 +515,24 @@ std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selec
   return hosts;
 }
 
-std::vector<MatchingHost> MatchingHosts(soci::session& sql, const LabelSelector& selector) {
-  std::string name, labels, enrolled;
-  soci::statement st = (sql.prepare << "SELECT name, labels, enrolled FROM hosts WHERE removed = 0 "
-                                       "ORDER BY name",
-                        soci::into(name), soci::into(labels), soci::into(enrolled));
+std::vector<MatchingHost> MatchingHosts(soci::session& sql, const LabelSelector& selector,
+                                        std::string_view outside_rollout_of) {
+  std::string name, labels, enrolled, release(outside_rollout_of);
+  soci::statement st(sql);
+  st.exchange(soci::into(name));
+  st.exchange(soci::into(labels));
+  st.exchange(soci::into(enrolled));
+  std::string text = "SELECT name, labels, enrolled FROM hosts WHERE removed = 0";
+  if (!release.empty()) {
+    text +=
+        " AND NOT EXISTS (SELECT 1 FROM rollout_hosts WHERE rollout_hosts.release_id = :r "
+        "AND rollout_hosts.host = hosts.name)";
+    st.exchange(soci::use(release, "r"));
+  }
+  text += " ORDER BY name";
+  st.alloc();
+  st.prepare(text);
+  st.define_and_bind();
   st.execute(false);
   std::vector<MatchingHost> hosts;
   while (st.fetch()) {

@@ -194,7 +194,11 @@ struct MatchingHost {
   std::string name;
   std::string enrolled;
 };
-std::vector<MatchingHost> MatchingHosts(soci::session& sql, const LabelSelector& selector);
+// `outside_rollout_of`: only hosts that are not among the targets of that
+// release's rollout (the few that joined or changed labels later), found by
+// the database rather than by reading every host.
+std::vector<MatchingHost> MatchingHosts(soci::session& sql, const LabelSelector& selector,
+                                        std::string_view outside_rollout_of = {});
 
 // Marks a host removed (admin): its credential stops working and its name
 // may enroll again, with a new enrollment token only (a lost enrollment

@@ -90,9 +90,9 @@ Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds 
       auto rollout = LoadRollout(sql, release);
       if (!rollout) continue;
       const auto hosts = LoadRolloutHosts(sql, release);
-      const HostDeployments deployments = LoadHostDeployments(sql, release);
+      const HostDeploymentStates states = LoadHostDeploymentStates(sql, release);
       for (std::size_t w = 0; w < rollout->wave_count(); ++w) {
-        const auto tally = CountWave(hosts, deployments, static_cast<long long>(w));
+        const auto tally = CountWave(hosts, states, static_cast<long long>(w));
         f.waves.push_back(
             {release, static_cast<std::int64_t>(w) + 1, static_cast<std::int64_t>(tally.hosts),
              static_cast<std::int64_t>(tally.succeeded), static_cast<std::int64_t>(tally.failed),
