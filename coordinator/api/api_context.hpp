@@ -6,6 +6,7 @@
 
 #include <string_view>
 
+#include "coordinator/audit/last_check.hpp"
 #include "coordinator/auth/sessions.hpp"
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/secret_box.hpp"
@@ -36,6 +37,10 @@ struct ApiContext {
   // Agents' client certificates: the mode and the CA's signer (enrollment,
   // renewal). Null: no certificate is issued (a CSR is refused).
   const EnrollCertificates* agent_certificates = nullptr;
+  // The daemon's last check of the audit chain (GET /api/v1/audit/watch);
+  // "not checked yet" when null.
+  const LastAuditCheck* last_audit_check = nullptr;
+  std::int64_t audit_check_every_seconds = 0;
 };
 
 // What every area of the API needs alike.

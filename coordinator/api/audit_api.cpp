@@ -4,12 +4,31 @@
 #include <charconv>
 
 #include "coordinator/api/api_context.hpp"
+#include "protocol/timestamp.hpp"
 
 namespace fabu::coordinator {
 namespace {}  // namespace
 
 void RegisterAuditRoutes(Router& router, const ApiContext& api) {
   Store& store = api.store;
+
+  // What this coordinator's own periodic check of the chain found last:
+  // answered at once (the console's audit page shows it), where
+  // /audit/verify below reads the whole chain.
+  router.Add(Method::kGet, "/api/v1/audit/watch", RouteOptions::AnyUser(),
+             [&api](RequestContext&) -> Result<Response> {
+               const auto last =
+                   api.last_audit_check != nullptr ? api.last_audit_check->Get() : std::nullopt;
+               nlohmann::json out = {{"checked", last.has_value()},
+                                     {"every_seconds", api.audit_check_every_seconds}};
+               if (last) {
+                 out["at"] = protocol::FormatRfc3339Utc(last->at);
+                 out["intact"] = last->intact;
+                 out["verified_seq"] = last->verified_seq;
+                 out["reason"] = last->reason;
+               }
+               return Response::Ok(out);
+             });
 
   // ?release=R  only entries of release R
   // ?after=SEQ  entries after SEQ, oldest first (paging forward);

@@ -482,6 +482,10 @@ Result<void> Serve(const ServeOptions& options) {
                          agent_credentials, *secrets,    enroll_refusals, &metrics,
                          &sign_ins,         &server_load};
   api_context.agent_certificates = &agent_certificates;
+  LastAuditCheck last_audit_check;
+  api_context.last_audit_check = &last_audit_check;
+  api_context.audit_check_every_seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(kAuditCheckInterval).count();
   RegisterAllRoutes(router, api_context);
 
   ServerSettings settings;
@@ -648,10 +652,12 @@ Result<void> Serve(const ServeOptions& options) {
                  [&write_refusal_summaries, &clock] { write_refusal_summaries(clock.Seconds()); });
   // The audit chain checked while the daemon runs: whole at start, then
   // what was written since, every interval (audit_anchor.hpp).
-  AuditWatch audit_watch(**store, [&metrics, &clock](const AuditWatch::Finding& finding) {
-    metrics.SetAuditCheck(finding.intact, finding.verified_seq,
-                          static_cast<double>(clock.Seconds()));
-  });
+  AuditWatch audit_watch(
+      **store, [&metrics, &clock, &last_audit_check](const AuditWatch::Finding& finding) {
+        const std::int64_t at = clock.Seconds();
+        metrics.SetAuditCheck(finding.intact, finding.verified_seq, static_cast<double>(at));
+        last_audit_check.Set({finding.intact, finding.verified_seq, finding.reason, at});
+      });
   periodic.EveryFromStart(kAuditCheckInterval, [&audit_watch] { audit_watch.Check(); });
   CheckpointWriter& checkpoint_writer = **checkpoints;
   periodic.Every(kCheckpointInterval, [&checkpoint_writer] {

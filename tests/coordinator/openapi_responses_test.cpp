@@ -164,6 +164,11 @@ TEST_F(OpenApiResponsesTest, MainRoutesAndTheirErrorsAnswerAsTheSpecSays) {
   EXPECT_EQ(older["entries"][0]["seq"], head - 2);
   EXPECT_EQ(Call("GET", "/api/v1/audit", "/api/v1/audit?after=1&before=5", viewer_).status, 400);
   EXPECT_EQ(Call("GET", "/api/v1/audit/verify", "/api/v1/audit/verify", viewer_).status, 200);
+  // The daemon checked the chain at start.
+  const json watch = Call("GET", "/api/v1/audit/watch", "/api/v1/audit/watch", viewer_).Json();
+  EXPECT_EQ(watch.value("checked", false), true) << watch.dump();
+  EXPECT_EQ(watch.value("intact", false), true) << watch.dump();
+  EXPECT_GT(watch.value("verified_seq", 0), 0) << watch.dump();
 
   // Errors.
   EXPECT_EQ(Call("GET", "/api/v1/releases/{id}", "/api/v1/releases/R-999", viewer_).status, 404);

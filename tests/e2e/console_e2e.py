@@ -244,6 +244,9 @@ def scenario_approve():
                      if "approve" in r.get_attribute("data-action")
                      and r.get_attribute("data-actor") == "wang.approver"]
         check(approvals, f"the audit trail shows wang.approver's approval: {b.text('#audit')[:2000]}")
+        b.wait("the coordinator's own check", lambda: b.all("#watch-result"))
+        check(b.attr("#watch-result", "data-intact") == "true", b.text("#watch"))
+        b.click("#verify-button")
         b.wait("audit verify", lambda: b.all("#verify-result"))
         check(b.attr("#verify-result", "data-intact") == "true", b.text("#verify"))
         b.page("audit")
@@ -414,7 +417,7 @@ def scenario_viewer():
         check(not b.all("#freeze-form"), "a viewer cannot add a freeze")
         b.page("freezes")
         b.go("/audit")
-        b.wait_css("#verify-result")
+        b.wait_css("#watch-result")
         b.wait("the audit trail", lambda: b.all("#audit tbody tr[data-action='session.start']"))
         b.page("viewer-audit")
         b.go("/records")

@@ -159,6 +159,17 @@ TEST_F(MetricsE2eTest, AnAuditEntryRewrittenInTheStoreIsFoundAtStartAndShownAsBr
   ASSERT_TRUE(seen) << "no audit check within 20 s of the start";
   EXPECT_EQ(samples["fabu_audit_chain_intact{}"], 0);
   EXPECT_EQ(samples["fabu_audit_chain_verified_seq{}"], std::stod(seq) - 1);
+  // The same finding as the console's audit page shows it, without a check
+  // of the whole chain.
+  fabu::testing::AgentHttpClient api(Url(), Ca());
+  const auto watch_reply = api.Request("GET", "/api/v1/audit/watch", viewer_);
+  ASSERT_EQ(watch_reply.status, 200) << watch_reply.body;
+  const json watch = json::parse(watch_reply.body);
+  EXPECT_EQ(watch.value("checked", false), true) << watch.dump();
+  EXPECT_EQ(watch.value("intact", true), false) << watch.dump();
+  EXPECT_EQ(watch.value("verified_seq", 0), std::stoll(seq) - 1) << watch.dump();
+  EXPECT_NE(watch.value("reason", "").find("entry " + seq), std::string::npos) << watch.dump();
+  EXPECT_EQ(watch.value("every_seconds", 0), 60) << watch.dump();
   const std::string log = CoordinatorLog();
   EXPECT_NE(log.find("the audit chain is broken: entry " + seq + ": its content does not match"),
             std::string::npos)

@@ -48,7 +48,9 @@ const zh = {
   'freezes.title': '冻结期', 'freeze': '冻结期', 'reason': '原因', 'calendar': '未来六周',
   'windows': '已排期发布的发布窗口', 'add_freeze': '新增冻结期', 'remove': '移除',
   // audit
-  'audit.title': '审计记录', 'audit.verify': '校验审计链', 'audit.intact': '审计链完整',
+  'audit.title': '审计记录', 'audit.verify': '立即校验整条审计链', 'audit.intact': '审计链完整',
+  'audit.watch_intact': '协调器的定期校验：审计链完整，直至记录', 'audit.watch_broken': '协调器的定期校验：审计链在此记录之后被篡改',
+  'audit.watch_none': '协调器尚未完成对审计链的首次校验', 'audit.checked_at': '校验于', 'audit.every': '每隔（秒）',
   'audit.broken': '审计链被篡改', 'audit.older': '更早的记录', 'seq': '序号', 'object': '对象', 'detail': '详情', 'source': '来源',
   'entries': '条记录',
   // records
@@ -149,7 +151,11 @@ const en = {
   'connector': 'Connector', 'attempts': 'Attempts', 'next_attempt': 'Next attempt', 'last_error': 'Last error',
   'freezes.title': 'Freezes', 'freeze': 'Freeze', 'reason': 'Reason', 'calendar': 'The coming six weeks',
   'windows': 'Go-live windows of scheduled releases', 'add_freeze': 'Add a freeze', 'remove': 'Remove',
-  'audit.title': 'Audit trail', 'audit.verify': 'Verify the chain', 'audit.intact': 'The audit chain is intact',
+  'audit.title': 'Audit trail', 'audit.verify': 'Verify the whole chain now', 'audit.intact': 'The audit chain is intact',
+  'audit.watch_intact': 'The coordinator\'s own check found the chain whole up to entry',
+  'audit.watch_broken': 'The coordinator\'s own check found the chain broken after entry',
+  'audit.watch_none': 'The coordinator has not finished its first check of the chain yet', 'audit.checked_at': 'checked',
+  'audit.every': 'every (seconds)',
   'audit.broken': 'The audit chain is broken', 'audit.older': 'Older entries', 'seq': 'Seq', 'object': 'Object', 'detail': 'Detail',
   'source': 'Source', 'entries': 'entries',
   'records.title': 'Release management report', 'kpi': 'Key indicators', 'closed': 'Releases closed',

@@ -99,6 +99,7 @@ const AUDIT_PAGE = 200;
 
 export function auditPage(main, ctx) {
   const filters = {release: ctx.query.get('release') || '', actor: '', action: ''};
+  const watch = h('div', {id: 'watch'});
   const verify = h('div', {id: 'verify'});
   const list = h('div', {}, h('p', {class: 'muted'}, t('loading')));
   let entries = [];
@@ -111,7 +112,22 @@ export function auditPage(main, ctx) {
     h('label', {}, t('action'), input('action', 'release.')),
     h('button', {class: 'btn', type: 'submit'}, t('filter')),
     h('button', {class: 'btn', type: 'button', id: 'verify-button', onclick: runVerify}, t('audit.verify')));
-  replace(main, h('h1', {}, t('audit.title')), form, verify, list);
+  replace(main, h('h1', {}, t('audit.title')), form, watch, verify, list);
+
+  // What the coordinator's own periodic check found last: at once. The
+  // whole chain is read only when someone asks (the button): at a few
+  // hundred thousand entries that takes seconds.
+  async function showWatch() {
+    try {
+      const w = await get('/api/v1/audit/watch');
+      const at = w.checked ? ` (${t('audit.checked_at')} ${when(w.at)}, ${t('audit.every')} ${w.every_seconds})` : '';
+      replace(watch, h('p', {class: !w.checked ? 'muted' : w.intact ? 'okbox' : 'error', id: 'watch-result',
+        dataset: {intact: String(w.checked ? w.intact : '')}},
+      !w.checked ? t('audit.watch_none')
+        : w.intact ? `${t('audit.watch_intact')} #${w.verified_seq}${at}`
+          : `${t('audit.watch_broken')} #${w.verified_seq}: ${w.reason}${at}`));
+    } catch (e) { replace(watch, ctx.errorBox(e)); }
+  }
 
   async function runVerify() {
     replace(verify, h('p', {class: 'muted'}, t('loading')));
@@ -150,8 +166,8 @@ export function auditPage(main, ctx) {
       draw();
     } catch (e) { replace(list, ctx.errorBox(e)); }
   }
-  // The entries first; the whole chain's check after them (it reads every entry).
-  load(false).then(runVerify);
+  load(false);
+  showWatch();
 }
 
 export function recordsPage(main, ctx) {
