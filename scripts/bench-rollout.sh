@@ -49,7 +49,7 @@ bench_rollout() {
   require_int FABU_BENCH_RUNS "$runs" 1 5
   require_int FABU_BENCH_SEED "$seed" 0 4294967295
   require_int FABU_BENCH_TIMEOUT "$timeout_s" 10 3600
-  require_int FABU_BENCH_AGENTS "$agents" 1 200
+  require_int FABU_BENCH_AGENTS "$agents" 1 500
   require_int FABU_BENCH_WAVES "$waves_row" 0 1
   require_int FABU_BENCH_NOSYNC "$nosync_row" 0 1
   require_int FABU_BENCH_ANSIBLE "$ansible_rows" 0 1

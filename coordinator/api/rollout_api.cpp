@@ -579,36 +579,23 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
   // ?host_limit=N: the first N hosts only, those that would fail first
   // (then unknown, waiting, ready; by name within each), and `hosts_total`;
   // the counts are always the whole round's.
-  router.Add(
-      Method::kGet, "/api/v1/releases/{id}/preflight", RouteOptions::AnyUser(),
-      [api](RequestContext& ctx) -> Result<Response> {
-        const std::string id = ctx.path_params.at("id");
-        auto limit = QueryNumber(ctx, "host_limit", 0, 0, kMaxHostLimit);
-        if (!limit) return std::unexpected(limit.error());
-        auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
-          auto r = LoadRelease(sql, id, PlanOptions(api));
-          if (!r) return std::unexpected(r.error());
-          return PreflightStatus(sql, id, api.store.clock().Seconds());
-        });
-        if (!status) return std::unexpected(status.error());
-        if (ctx.Query("host_limit") && status->is_object()) {
-          json& hosts = (*status)["hosts"];
-          const auto rank = [](const json& h) {
-            const std::string state = h.value("state", "");
-            return state == "would_fail" ? 0 : state == "unknown" ? 1 : state == "waiting" ? 2 : 3;
-          };
-          std::vector<json> sorted(hosts.begin(), hosts.end());
-          std::stable_sort(sorted.begin(), sorted.end(), [&](const json& a, const json& b) {
-            return rank(a) < rank(b);  // by name within a state: the order read
-          });
-          (*status)["hosts_total"] = sorted.size();
-          if (sorted.size() > static_cast<std::size_t>(*limit)) {
-            sorted.resize(static_cast<std::size_t>(*limit));
-          }
-          hosts = json(std::move(sorted));
-        }
-        return Response::Ok({{"release", id}, {"preflight", *status}});
-      });
+  router.Add(Method::kGet, "/api/v1/releases/{id}/preflight", RouteOptions::AnyUser(),
+             [api](RequestContext& ctx) -> Result<Response> {
+               const std::string id = ctx.path_params.at("id");
+               auto limit = QueryNumber(ctx, "host_limit", 0, 0, kMaxHostLimit);
+               if (!limit) return std::unexpected(limit.error());
+               auto status = api.store.Read([&](soci::session& sql) -> Result<json> {
+                 auto r = LoadRelease(sql, id, PlanOptions(api));
+                 if (!r) return std::unexpected(r.error());
+                 return PreflightStatus(
+                     sql, id, api.store.clock().Seconds(),
+                     ctx.Query("host_limit")
+                         ? std::optional<std::size_t>(static_cast<std::size_t>(*limit))
+                         : std::nullopt);
+               });
+               if (!status) return std::unexpected(status.error());
+               return Response::Ok({{"release", id}, {"preflight", *status}});
+             });
 
   router.Add(Method::kGet, "/api/v1/releases/{id}/hosts", RouteOptions::AnyUser(),
              [api](RequestContext& ctx) -> Result<Response> {
@@ -626,8 +613,7 @@ void RegisterRolloutRoutes(Router& router, const ApiContext& api) {
                  if (!r) return std::unexpected(r.error());
                  const auto outputs = FailureOutputs(sql, id);
                  json hosts = json::array();
-                 for (const DeploymentRecord& d : ListDeployments(sql, id)) {
-                   if (!environment.empty() && d.environment != environment) continue;
+                 for (const DeploymentRecord& d : ListDeployments(sql, id, environment)) {
                    json entry = d.ToJson();
                    auto output = outputs.find(d.id);
                    entry["output"] = output == outputs.end() ? "" : output->second;

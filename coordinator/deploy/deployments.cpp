@@ -435,13 +435,17 @@ std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, StatementCach
   return found;
 }
 
-std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id) {
-  std::string key(release_id);
+std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id,
+                                              std::string_view environment) {
+  std::string key(release_id), env(environment);
   return Query(sql,
-               fmt::format("SELECT {} FROM deployments WHERE release_id = :r ORDER BY host, "
+               fmt::format("SELECT {} FROM deployments WHERE release_id = :r{} ORDER BY host, "
                            "attempt",
-                           kColumns),
-               [&](soci::statement& st) { st.exchange(soci::use(key, "r")); });
+                           kColumns, env.empty() ? "" : " AND environment = :e"),
+               [&](soci::statement& st) {
+                 st.exchange(soci::use(key, "r"));
+                 if (!env.empty()) st.exchange(soci::use(env, "e"));
+               });
 }
 
 std::vector<DeploymentRecord> ListHostDeployments(soci::session& sql, std::string_view release_id,

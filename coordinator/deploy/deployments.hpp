@@ -186,7 +186,10 @@ std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, std::string_v
 std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, StatementCache& statements,
                                                std::string_view host);
 
-std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id);
+// Every deployment of a release (of one environment, test or production,
+// when given), by host and attempt.
+std::vector<DeploymentRecord> ListDeployments(soci::session& sql, std::string_view release_id,
+                                              std::string_view environment = {});
 // Those of one host, oldest first.
 std::vector<DeploymentRecord> ListHostDeployments(soci::session& sql, std::string_view release_id,
                                                   std::string_view host);

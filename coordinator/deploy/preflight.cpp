@@ -167,7 +167,8 @@ Result<void> RecordPreflightAnswer(Transaction& tx, const std::string& host,
   return {};
 }
 
-json PreflightStatus(soci::session& sql, const std::string& release_id, UnixSeconds now) {
+json PreflightStatus(soci::session& sql, const std::string& release_id, UnixSeconds now,
+                     std::optional<std::size_t> host_limit) {
   const long long round = LatestRound(sql, release_id);
   if (round == 0) return nullptr;
   long long asked = 0, override_at = 0;
@@ -176,56 +177,78 @@ json PreflightStatus(soci::session& sql, const std::string& release_id, UnixSeco
          "WHERE release_id = :r AND round = :n",
       soci::use(release_id), soci::use(round), soci::into(asked), soci::into(asked_by),
       soci::into(override_by), soci::into(override_reason), soci::into(override_at);
-  json hosts = json::array();
-  std::size_t ready_count = 0, fail_count = 0, unknown_count = 0, waiting_count = 0;
-  std::string host, reasons, installed;
-  long long answered = 0, ready = 0, free = 0;
+  // Each host's answer as read; its JSON is made only for the hosts shown
+  // (a round of 20,000 hosts is counted whole and shown a page at a time).
+  enum Rank { kWouldFail, kUnknown, kWaiting, kReady };
+  struct Answer {
+    std::string host, reasons, installed;
+    long long answered = 0, free = 0;
+    Rank rank = kWaiting;
+  };
+  std::vector<Answer> answers;
+  std::size_t counts[4] = {0, 0, 0, 0};
+  Answer a;
+  long long ready = 0;
   soci::statement st =
       (sql.prepare << "SELECT host, answered, ready, reasons, free_bytes, installed_version FROM "
                       "preflight_hosts WHERE release_id = :r AND round = :n ORDER BY host",
-       soci::use(release_id), soci::use(round), soci::into(host), soci::into(answered),
-       soci::into(ready), soci::into(reasons), soci::into(free), soci::into(installed));
+       soci::use(release_id), soci::use(round), soci::into(a.host), soci::into(a.answered),
+       soci::into(ready), soci::into(a.reasons), soci::into(a.free), soci::into(a.installed));
   st.execute();
   while (st.fetch()) {
-    std::string state;
-    json why = json::parse(reasons, nullptr, false);
-    if (!why.is_array()) why = json::array();
-    if (answered != 0) {
-      state = ready != 0 ? "ready" : "would_fail";
-      ++(ready != 0 ? ready_count : fail_count);
+    if (a.answered != 0) {
+      a.rank = ready != 0 ? kReady : kWouldFail;
     } else if (now - asked > kPreflightAnswerSeconds) {
-      state = "unknown";
+      a.rank = kUnknown;
+    } else {
+      a.rank = kWaiting;
+    }
+    ++counts[a.rank];
+    answers.push_back(a);
+  }
+  const std::size_t total = answers.size();
+  if (host_limit) {
+    std::stable_sort(answers.begin(), answers.end(),
+                     [](const Answer& x, const Answer& y) { return x.rank < y.rank; });
+    if (answers.size() > *host_limit) answers.resize(*host_limit);
+  }
+  json hosts = json::array();
+  for (const Answer& answer : answers) {
+    static constexpr const char* kStates[] = {"would_fail", "unknown", "waiting", "ready"};
+    json why = json::parse(answer.reasons, nullptr, false);
+    if (!why.is_array()) why = json::array();
+    if (answer.rank == kUnknown) {
       why = json::array({fmt::format("did not answer within {} s (agent down or not polling)",
                                      kPreflightAnswerSeconds)});
-      ++unknown_count;
-    } else {
-      state = "waiting";
-      ++waiting_count;
     }
-    json entry = {{"host", host}, {"state", state}, {"reasons", why}};
-    if (answered != 0) {
-      entry["free_bytes"] = free;
-      entry["installed_version"] = installed;
-      entry["answered"] = protocol::FormatRfc3339Utc(answered);
+    json entry = {{"host", answer.host}, {"state", kStates[answer.rank]}, {"reasons", why}};
+    if (answer.answered != 0) {
+      entry["free_bytes"] = answer.free;
+      entry["installed_version"] = answer.installed;
+      entry["answered"] = protocol::FormatRfc3339Utc(answer.answered);
     }
     hosts.push_back(std::move(entry));
   }
+  const std::size_t ready_count = counts[kReady], fail_count = counts[kWouldFail],
+                    unknown_count = counts[kUnknown], waiting_count = counts[kWaiting];
   json override_json = nullptr;
   if (!override_by.empty()) {
     override_json = {{"by", override_by},
                      {"reason", override_reason},
                      {"at", protocol::FormatRfc3339Utc(override_at)}};
   }
-  return {{"round", round},
-          {"id", RoundId(release_id, round)},
-          {"asked", protocol::FormatRfc3339Utc(asked)},
-          {"asked_by", asked_by},
-          {"override", override_json},
-          {"hosts", std::move(hosts)},
-          {"ready", ready_count},
-          {"would_fail", fail_count},
-          {"unknown", unknown_count},
-          {"waiting", waiting_count}};
+  json out = {{"round", round},
+              {"id", RoundId(release_id, round)},
+              {"asked", protocol::FormatRfc3339Utc(asked)},
+              {"asked_by", asked_by},
+              {"override", override_json},
+              {"hosts", std::move(hosts)},
+              {"ready", ready_count},
+              {"would_fail", fail_count},
+              {"unknown", unknown_count},
+              {"waiting", waiting_count}};
+  if (host_limit) out["hosts_total"] = total;
+  return out;
 }
 
 Result<void> CheckPreflightAllowsStart(soci::session& sql, const std::string& release_id,

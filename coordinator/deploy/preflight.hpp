@@ -61,8 +61,12 @@ Result<void> RecordPreflightAnswer(Transaction& tx, const std::string& host,
 // (null or {"by", "reason", "at"}), "hosts": [{"host", "state" (ready,
 // would_fail, waiting, unknown), "reasons", "free_bytes",
 // "installed_version"}], "ready", "would_fail", "unknown", "waiting"}; null
-// before any round.
-nlohmann::json PreflightStatus(soci::session& sql, const std::string& release_id, UnixSeconds now);
+// before any round. With a `host_limit`, "hosts" holds the first that many
+// only, those that would fail first (then unknown, waiting, ready; by name
+// within each), and "hosts_total" says how many the round has; the counts
+// are always the whole round's.
+nlohmann::json PreflightStatus(soci::session& sql, const std::string& release_id, UnixSeconds now,
+                               std::optional<std::size_t> host_limit = std::nullopt);
 
 // What `release start` asks: kFailedPrecondition naming each host of the
 // latest round that would fail and why, unless that round was overridden.

@@ -122,8 +122,7 @@ std::vector<RolloutHost> LoadRolloutHosts(soci::session& sql, const std::string&
 
 HostDeployments LoadHostDeployments(soci::session& sql, const std::string& release_id) {
   HostDeployments out;
-  for (DeploymentRecord& d : ListDeployments(sql, release_id)) {  // by host, attempt
-    if (d.environment != kProductionEnvironment) continue;
+  for (DeploymentRecord& d : ListDeployments(sql, release_id, kProductionEnvironment)) {
     auto& into = d.kind == DeploymentKind::kInstall ? out.install : out.rollback;
     into.insert_or_assign(d.host, std::move(d));
   }

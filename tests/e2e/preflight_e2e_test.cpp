@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "tests/e2e/fleet.hpp"
+#include "tests/support/agent_http.hpp"
 
 namespace fabu::e2e {
 namespace {
@@ -88,6 +89,21 @@ TEST_F(PreflightE2eTest, EachHostThatCouldNotInstallIsNamedWithItsReason) {
   EXPECT_FALSE(fs::exists(agents_[3].app() / "current"));
   EXPECT_FALSE(fs::exists(agents_[3].data() / "downloads") &&
                !fs::is_empty(agents_[3].data() / "downloads"));
+
+  // The console's page of it: the first hosts only, those that would fail
+  // first, with the whole round's counts.
+  fabu::testing::AgentHttpClient api(Url(), Ca());
+  const auto page_reply =
+      api.Request("GET", "/api/v1/releases/" + id + "/preflight?host_limit=2", viewer_);
+  ASSERT_EQ(page_reply.status, 200) << page_reply.body;
+  const json page = json::parse(page_reply.body)["preflight"];
+  ASSERT_EQ(page["hosts"].size(), 2u) << page.dump(2);
+  EXPECT_EQ(page["hosts"][0].value("state", ""), "would_fail") << page.dump(2);
+  EXPECT_EQ(page["hosts"][1].value("state", ""), "would_fail") << page.dump(2);
+  EXPECT_EQ(page.value("hosts_total", 0), 4) << page.dump(2);
+  EXPECT_EQ(page.value("would_fail", 0), 3) << page.dump(2);
+  EXPECT_EQ(page.value("ready", 0), 1) << page.dump(2);
+  EXPECT_FALSE(page["hosts"][0]["reasons"].empty()) << page.dump(2);
 
   // The table a person reads.
   auto shown = As(viewer_, {"release", "preflight", id, "--show"});
