@@ -260,6 +260,58 @@ Result<std::string> InitDataDir(const InitOptions& options) {
   return *token;
 }
 
+namespace {
+
+// The files config.json names for connectors and mail (secrets, passwords,
+// CAs), each with where it is named. A relative path is the data
+// directory's (as the coordinator reads it); an absolute one is this host's.
+std::vector<std::pair<std::string, std::string>> FilesNamedBy(const CoordinatorConfig& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const ConnectorConfig& c : config.cmdb.connectors) {
+    const std::string where = fmt::format("cmdb connector {}", c.name);
+    if (!c.secret_file.empty()) out.emplace_back(where + " secret_file", c.secret_file);
+    if (!c.password_file.empty()) out.emplace_back(where + " password_file", c.password_file);
+    if (!c.ca_file.empty()) out.emplace_back(where + " ca_file", c.ca_file);
+  }
+  if (!config.smtp.password_file.empty()) {
+    out.emplace_back("smtp password_file", config.smtp.password_file);
+  }
+  if (!config.smtp.ca_file.empty()) out.emplace_back("smtp ca_file", config.smtp.ca_file);
+  return out;
+}
+
+// A joining coordinator needs every file its copied config.json names: a
+// relative one is copied from the other coordinator's data directory; an
+// absolute one must already be on this host (copying /etc is for a person).
+Result<void> CopyFilesNamedByConfig(const CoordinatorConfig& config, const DataDir& from,
+                                    const DataDir& data) {
+  std::error_code ec;
+  for (const auto& [where, name] : FilesNamedBy(config)) {
+    const std::filesystem::path path(name);
+    if (path.is_absolute()) {
+      if (!std::filesystem::is_regular_file(path, ec)) {
+        return Fail(ErrorCode::kNotFound,
+                    fmt::format("config.json's {} is {}, which is not on this host: copy it here "
+                                "from the other coordinator's host, then join again",
+                                where, name));
+      }
+      continue;
+    }
+    auto content = platform::ReadWholeFile(from.root / path);
+    if (!content) {
+      return std::unexpected(
+          content.error().WithContext(fmt::format("--from: config.json's {}", where)));
+    }
+    std::filesystem::create_directories((data.root / path).parent_path(), ec);
+    if (auto ok = platform::WriteFileDurably(data.root / path, *content, 0600); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<void> JoinInstallation(const JoinOptions& options) {
   const DataDir from{options.from};
   const DataDir data{options.data};
@@ -321,6 +373,9 @@ Result<void> JoinInstallation(const JoinOptions& options) {
         !ok) {
       return std::unexpected(ok.error());
     }
+  }
+  if (auto ok = CopyFilesNamedByConfig(*config, from, data); !ok) {
+    return std::unexpected(ok.error());
   }
   if (auto ok = CreateServerCertificate(data, names); !ok) {
     return std::unexpected(ok.error().WithContext("making this coordinator's certificate"));

@@ -11,8 +11,10 @@
 #include <map>
 #include <set>
 
+#include "coordinator/cmdb/connectors.hpp"
 #include "tests/e2e/fleet.hpp"
 #include "tests/support/coordinator_process.hpp"
+#include "tests/support/http_receiver.hpp"
 #include "tests/support/run_command.hpp"
 #include "tests/support/test_store.hpp"
 
@@ -32,6 +34,22 @@ class HaTest : public Fleet {
       GTEST_SKIP() << "several coordinators share a PostgreSQL store; FABU_TEST_STORE is not set";
     }
     ASSERT_NO_FATAL_FAILURE(Fleet::SetUp());
+    // The installation delivers its upgrade records to a CMDB webhook (the
+    // holder of the lease sends them); the receiver counts each key. Set
+    // before the others join: `join` copies config.json and the secret file
+    // it names.
+    ASSERT_EQ(StopCoordinator(), 0);
+    WriteFile(CoordinatorDir() / "hook.secret", "k3y-for-hmac\n");
+    json config = json::parse(ReadFile(CoordinatorDir() / "config.json"));
+    config["cmdb"] = {{"connectors",
+                       {{{"name", "ops"},
+                         {"type", "webhook"},
+                         {"url", receiver_.url("/cmdb")},
+                         {"secret_file", "hook.secret"}}}},
+                      {"retry", {{"initial_seconds", 1}, {"max_seconds", 2}}}};
+    config["webhook_allow"] = json::array({receiver_.url("/")});
+    WriteFile(CoordinatorDir() / "config.json", config.dump(2));
+    ASSERT_NO_FATAL_FAILURE(StartCoordinator());
     for (const char* name : {"coordinator-b", "coordinator-c"}) {
       const fs::path data = dir_ / name;
       auto joined =
@@ -115,6 +133,16 @@ class HaTest : public Fleet {
     return health.is_object() ? health.value("long_polls", -1) : -1;
   }
 
+  // The outbox's messages not delivered yet, and all of them.
+  std::pair<int, int> Undelivered() {
+    auto rows = QueryStore(
+        "SELECT COALESCE(SUM(CASE WHEN state <> 'delivered' THEN 1 ELSE 0 END), 0), COUNT(*) "
+        "FROM cmdb_outbox");
+    if (rows.empty()) return {-1, -1};
+    return {std::stoi(rows[0][0]), std::stoi(rows[0][1])};
+  }
+
+  fabu::testing::HttpReceiver receiver_;
   std::vector<Peer> peers_;
 };
 
@@ -170,6 +198,16 @@ TEST_F(HaTest, TheLeaseHolderIsKilledMidRolloutAndAnotherCarriesItToTheEnd) {
     return fs::exists(agents_[1].apps() / "HELD") && fs::exists(agents_[2].apps() / "HELD");
   })) << AllAgentLogs();
 
+  // Wave 1's upgrade record delivered by the holder before it dies: nothing
+  // is in flight at the kill (one that was could be sent again: at least
+  // once, with its idempotency key; docs/ha.md).
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Undelivered() == std::pair{0, 1};
+      },
+      30s))
+      << Undelivered().first << " of " << Undelivered().second;
+
   const auto killed = Clock::now();
   const std::string before = LeaseRow().first;
   KillCoordinator();
@@ -217,6 +255,22 @@ TEST_F(HaTest, TheLeaseHolderIsKilledMidRolloutAndAnotherCarriesItToTheEnd) {
               fs::exists(peers_[1].data / "packages" / file));
   // The agents of the dead coordinator went on with another.
   EXPECT_TRUE(Contains(AllAgentLogs(), "moving to")) << AllAgentLogs();
+  // Every upgrade record reached the CMDB's webhook once, signed: the one
+  // from before the kill and the five the new holder sent.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Undelivered() == std::pair{0, 6};
+      },
+      60s))
+      << Undelivered().first << " of " << Undelivered().second;
+  std::map<std::string, int> accepted;
+  for (const auto& request : receiver_.requests()) {
+    EXPECT_EQ(request.headers.at("x-fabu-signature"),
+              coordinator::WebhookSignature("k3y-for-hmac", request.body));
+    if (request.status == 200) ++accepted[request.headers.at("idempotency-key")];
+  }
+  EXPECT_EQ(accepted.size(), 6u);
+  for (const auto& [key, count] : accepted) EXPECT_EQ(count, 1) << key;
 }
 
 // The holder is stopped (SIGSTOP) long enough for another to take over, then
@@ -226,6 +280,10 @@ TEST_F(HaTest, AStoppedHolderFindsOnResumeThatItLostTheLease) {
   ASSERT_TRUE(WaitFor([&] { return PidOf(LeaseRow().first) == CoordinatorPid(); }, 15s))
       << LeaseRow().first;
   const auto [first, first_token] = LeaseRow();
+  // Its log from here on (it was restarted once in SetUp, and took the
+  // lease again then).
+  const std::size_t log_before = CoordinatorLog().size();
+  auto log_since = [&] { return CoordinatorLog().substr(log_before); };
   ASSERT_EQ(::kill(CoordinatorPid(), SIGSTOP), 0);
   std::pair<std::string, long long> taken;
   const bool over = WaitFor(
@@ -237,13 +295,13 @@ TEST_F(HaTest, AStoppedHolderFindsOnResumeThatItLostTheLease) {
   ASSERT_EQ(::kill(CoordinatorPid(), SIGCONT), 0);
   ASSERT_TRUE(over) << first;
   EXPECT_GT(taken.second, first_token);
-  ASSERT_TRUE(WaitFor([&] { return Contains(CoordinatorLog(), "lost; now held by"); }, 15s))
-      << CoordinatorLog();
+  ASSERT_TRUE(WaitFor([&] { return Contains(log_since(), "lost; now held by"); }, 15s))
+      << log_since();
   // Some renewals later the lease is still the other's, and the resumed
   // coordinator took it back at no point.
   std::this_thread::sleep_for(4s);
   EXPECT_EQ(LeaseRow().first, taken.first);
-  EXPECT_FALSE(Contains(CoordinatorLog(), "taken over by this coordinator")) << CoordinatorLog();
+  EXPECT_FALSE(Contains(log_since(), "taken over by this coordinator")) << log_since();
   // It serves the API as before.
   auto list = AsOn(Url(), viewer_, {"release", "list"});
   EXPECT_EQ(list.exit_code, 0) << list.err;
