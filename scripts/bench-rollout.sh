@@ -560,9 +560,11 @@ for label, desc in (("one", "one wave of 100%"), ("waves", "waves 1, 10%, 100%, 
                     wave, len(hs), (min(h["assigned"] for h in hs) - t0) / 1000,
                     (max(h["succeeded"] for h in hs) - t0) / 1000))
 
+# The waves row's first wave (0: waves are counted from 0 in the store), its
+# one host downloading alone.
 lone = [(h["downloaded"] - h["downloading"]) / 1000
         for (label, run), ev in events.items() if label == "waves"
-        for host, h in ev.items() if waves[(label, run, host)] == 1
+        for host, h in ev.items() if waves[(label, run, host)] == 0
         and "downloaded" in h and "downloading" in h]
 print()
 print("== one download alone, %.1f MiB over loopback TLS, to a file" % (pkg / MiB))
