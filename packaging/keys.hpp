@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -80,7 +81,9 @@ class TrustStore {
   std::vector<PublicKey> keys_;
 };
 
-// Lower-case hex of bytes.
+// Lower-case hex of bytes, and the bytes of hex (either case); nullopt when
+// `hex` is not an even number of hex digits. The one pair the project uses.
 std::string ToHex(std::span<const std::uint8_t> bytes);
+std::optional<std::vector<std::uint8_t>> FromHex(std::string_view hex);
 
 }  // namespace fabu::packaging

@@ -8,22 +8,12 @@
 #include <sstream>
 
 #include "coordinator/cmdb/outbound.hpp"
+#include "packaging/keys.hpp"
 
 namespace fabu::coordinator {
 namespace {
 
 using nlohmann::json;
-
-std::string Hex(const unsigned char* data, std::size_t size) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out.push_back(kDigits[data[i] >> 4]);
-    out.push_back(kDigits[data[i] & 0xf]);
-  }
-  return out;
-}
 
 // The first 300 bytes of an answer, for an error message.
 std::string Excerpt(const std::string& body) {
@@ -218,7 +208,7 @@ std::string WebhookSignature(std::string_view secret, std::string_view body) {
   unsigned int size = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &size);
-  return "sha256=" + Hex(mac, size);
+  return "sha256=" + packaging::ToHex(std::span<const std::uint8_t>(mac, size));
 }
 
 Result<std::vector<std::unique_ptr<Connector>>> MakeConnectors(

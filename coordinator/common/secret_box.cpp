@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "packaging/keys.hpp"
 #include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
@@ -24,34 +25,6 @@ struct CipherCtxFree {
   void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
 };
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
-
-std::string Hex(const std::uint8_t* data, std::size_t size) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out += kDigits[data[i] >> 4];
-    out += kDigits[data[i] & 0xf];
-  }
-  return out;
-}
-
-bool Unhex(std::string_view hex, std::vector<std::uint8_t>& out) {
-  if (hex.size() % 2 != 0) return false;
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  out.resize(hex.size() / 2);
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const int hi = digit(hex[2 * i]);
-    const int lo = digit(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
-  }
-  return true;
-}
 
 std::unexpected<Error> CryptoError(std::string_view what) {
   return Fail(ErrorCode::kInternal, fmt::format("sealing secrets: {} failed (OpenSSL)", what));
@@ -119,13 +92,15 @@ Result<std::string> SecretBox::Seal(std::string_view plain, std::string_view con
                           out.data() + kNonceBytes + plain.size()) != 1) {
     return CryptoError("AES-256-GCM encryption");
   }
-  return std::string(kPrefix) + Hex(out.data(), out.size());
+  return std::string(kPrefix) + packaging::ToHex(out);
 }
 
 Result<std::string> SecretBox::Open(std::string_view sealed, std::string_view context) const {
   std::vector<std::uint8_t> in;
-  if (!IsSealed(sealed) || !Unhex(sealed.substr(kPrefix.size()), in) ||
-      in.size() < kNonceBytes + kTagBytes) {
+  if (IsSealed(sealed)) {
+    if (auto bytes = packaging::FromHex(sealed.substr(kPrefix.size()))) in = std::move(*bytes);
+  }
+  if (in.size() < kNonceBytes + kTagBytes) {
     return Fail(ErrorCode::kIntegrity,
                 fmt::format("{}: the stored secret is not sealed ({}...)", context, kPrefix));
   }

@@ -300,36 +300,6 @@ Result<std::string> TrustPublisherKey(const DataDir& data, const std::filesystem
 
 namespace {
 
-std::string ToHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (const char c : bytes) {
-    const auto b = static_cast<unsigned char>(c);
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0x0f];
-  }
-  return out;
-}
-
-std::optional<std::string> FromHex(std::string_view hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
-  auto value = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out(hex.size() / 2, '\0');
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const int hi = value(hex[2 * i]);
-    const int lo = value(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out[i] = static_cast<char>((hi << 4) | lo);
-  }
-  return out;
-}
-
 // One fetch of a package from the database at a time in this process.
 std::mutex& FetchMutex() {
   static std::mutex mutex;
@@ -348,7 +318,8 @@ Result<void> StorePackageChunks(Store& store, const AuditOrigin& origin, const s
     in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
     const auto got = static_cast<std::size_t>(in.gcount());
     if (got == 0) break;
-    const std::string hex = ToHex(std::string_view(chunk.data(), got));
+    const std::string hex = packaging::ToHex(
+        std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(chunk.data()), got));
     auto written = store.Write(origin, [&](Transaction& tx) -> Result<void> {
       tx.sql() << "INSERT INTO package_chunks (package_id, seq, data) VALUES (:id, :seq, "
                << HexToBytesSql("hex") << ") ON CONFLICT (package_id, seq) DO NOTHING",
@@ -410,13 +381,14 @@ Result<std::filesystem::path> LocalPackageFile(Store& store, const DataDir& data
       return text;
     });
     if (!hex) return std::unexpected(hex.error());
-    const std::optional<std::string> bytes = FromHex(*hex);
+    const std::optional<std::vector<std::uint8_t>> bytes = packaging::FromHex(*hex);
     if (!bytes) {
       return Fail(ErrorCode::kIntegrity,
                   fmt::format("package {}: chunk {} in the database is not hex", id, seq));
     }
-    hash.Update(*bytes);
-    out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+    const std::string_view chunk(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    hash.Update(chunk);
+    out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
   }
   out.close();
   if (!out) return Fail(ErrorCode::kIo, fmt::format("writing {}", part.string()));

@@ -709,5 +709,19 @@ TEST_F(PackageTest, BuildRecordsHooks) {
   EXPECT_NE(built.error().message().find("must be an executable file"), std::string::npos);
 }
 
+// The project's one hex pair: lower case out, either case in, and nothing
+// for what is not an even run of hex digits (a sealed secret, a webhook's
+// signature and the package chunks of a PostgreSQL store go through it).
+TEST(HexTest, BytesGoToLowerCaseHexAndBackAndWhatIsNotHexIsRefused) {
+  const std::vector<std::uint8_t> bytes = {0x00, 0x0f, 0xa5, 0xff, 0x10};
+  EXPECT_EQ(ToHex(bytes), "000fa5ff10");
+  EXPECT_EQ(FromHex("000fa5ff10"), std::optional(bytes));
+  EXPECT_EQ(FromHex("000FA5FF10"), std::optional(bytes));
+  EXPECT_EQ(FromHex(""), std::optional(std::vector<std::uint8_t>{}));
+  EXPECT_EQ(FromHex("abc"), std::nullopt);
+  EXPECT_EQ(FromHex("zz"), std::nullopt);
+  EXPECT_EQ(FromHex("0g"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace fabu::packaging
