@@ -77,11 +77,11 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreTarget& target, const Cloc
   return Connect(target, clock, false);
 }
 
-Result<void> Store::RunInGroup(const std::function<bool(soci::session&)>& work) {
+Result<void> Store::RunInGroup(const std::function<bool(soci::session&)>& work, bool ahead) {
   Writer self;
   self.work = &work;
   if (const Fence* fence = FenceScope::Current()) self.fence = *fence;
-  Enqueue(self);
+  Enqueue(self, ahead);
   std::unique_lock lock(queue_mutex_);
   self.wake.wait(lock, [&] { return self.done; });
   if (self.error) return std::unexpected(std::move(*self.error));

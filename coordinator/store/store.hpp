@@ -293,8 +293,11 @@ class Store {
   // Runs `f(Transaction&)` -> Result<T> in a group commit (above): its work
   // is durable when it returns a value and the group committed; undone when
   // it returns an error or throws (kIo then, with the exception's text).
+  // `ahead`: as for WriteAsync below (the lease's renewal: a backlog of
+  // agents' events must not make it late).
   template <typename F>
-  auto Write(const AuditOrigin& origin, F&& f) -> std::invoke_result_t<F, Transaction&> {
+  auto Write(const AuditOrigin& origin, F&& f, bool ahead = false)
+      -> std::invoke_result_t<F, Transaction&> {
     using R = std::invoke_result_t<F, Transaction&>;
     std::optional<R> result;
     const std::function<bool(soci::session&)> work = [&](soci::session& sql) {
@@ -302,7 +305,7 @@ class Store {
       result.emplace(std::forward<F>(f)(tx));
       return result->has_value();
     };
-    if (auto done = RunInGroup(work); !done) return std::unexpected(std::move(done.error()));
+    if (auto done = RunInGroup(work, ahead); !done) return std::unexpected(std::move(done.error()));
     return std::move(*result);
   }
 
@@ -384,7 +387,7 @@ class Store {
   // Queues `work`; returns once its group committed (or failed). An error is
   // the callback's exception, or the group's failure; a callback's own
   // returned error is not one (its result carries it).
-  Result<void> RunInGroup(const std::function<bool(soci::session&)>& work);
+  Result<void> RunInGroup(const std::function<bool(soci::session&)>& work, bool ahead);
   // Queues `writer` for the committer (`ahead`: see WriteAsync); a closed
   // store finishes it at once with kUnavailable.
   void Enqueue(Writer& writer, bool ahead = false);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <string>
@@ -143,6 +144,37 @@ TEST_F(LeaseTest, AFencedWriteQueuedWithoutWaitingIsCheckedToo) {
   ASSERT_FALSE(done);
   EXPECT_EQ(done.error().code(), ErrorCode::kFailedPrecondition);
   EXPECT_EQ(CountEntries(*store_, "test.async-a"), 0);
+}
+
+// Given a backlog of slow writes several groups long (agents' events on a
+// busy PostgreSQL), a renewal does not wait behind it: it is queued ahead,
+// behind the group committing only, so the holder does not lose its own
+// lease to a flood of events.
+TEST_F(LeaseTest, ARenewalDoesNotWaitBehindABacklogOfWrites) {
+  Lease a(*store_, "engine", "a:1:x", 60000ms);
+  ASSERT_TRUE(a.Renew().value_or(false));
+  constexpr int kBacklog = 4 * static_cast<int>(Store::kMaxGroup);
+  std::atomic<int> finished{0};
+  std::promise<void> all;
+  for (int i = 0; i < kBacklog; ++i) {
+    store_->WriteAsync(
+        kOrigin,
+        [](Transaction&) -> Result<void> {
+          std::this_thread::sleep_for(500us);
+          return {};
+        },
+        [&](Result<void>) {
+          if (++finished == kBacklog) all.set_value();
+        });
+  }
+  auto renewed = a.Renew();
+  const int finished_before = finished.load();
+  all.get_future().wait();
+  ASSERT_TRUE(renewed) << renewed.error().message();
+  EXPECT_TRUE(*renewed);
+  // At most the group committing and the rest of the renewal's own group.
+  EXPECT_LT(finished_before, 3 * static_cast<int>(Store::kMaxGroup))
+      << "the renewal waited for " << finished_before << " of " << kBacklog << " writes";
 }
 
 TEST_F(LeaseTest, AGivenUpLeaseIsTakenAtOnce) {
