@@ -70,7 +70,7 @@ struct HostDeployments {
 HostDeployments LoadHostDeployments(soci::session& sql, const std::string& release_id);
 
 // What the counts of a rollout and the status's filter need of a
-// deployment: its id, step and result. Read from four columns instead of the
+// deployment: its id, step and result. Read from six short columns instead of the
 // record's twenty-odd (a status of 20,000 hosts spent most of its time
 // building whole records only to count them).
 struct DeploymentState {
