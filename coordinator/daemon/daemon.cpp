@@ -262,45 +262,53 @@ Result<std::string> InitDataDir(const InitOptions& options) {
 
 namespace {
 
-// The files config.json names for connectors and mail (secrets, passwords,
-// CAs), each with where it is named. A relative path is the data
-// directory's (as the coordinator reads it); an absolute one is this host's.
-std::vector<std::pair<std::string, std::string>> FilesNamedBy(const CoordinatorConfig& config) {
-  std::vector<std::pair<std::string, std::string>> out;
+// A file config.json names for connectors and mail, with where it is named.
+// Secrets and passwords given by a relative path are the data directory's
+// (as the coordinator reads them); a CA file is read as given.
+struct NamedFile {
+  std::string where;
+  std::string name;
+  bool in_data_dir;  // a relative `name` is under the data directory
+};
+std::vector<NamedFile> FilesNamedBy(const CoordinatorConfig& config) {
+  std::vector<NamedFile> out;
+  auto add = [&](std::string where, const std::string& name, bool in_data_dir) {
+    if (!name.empty()) out.push_back({std::move(where), name, in_data_dir});
+  };
   for (const ConnectorConfig& c : config.cmdb.connectors) {
     const std::string where = fmt::format("cmdb connector {}", c.name);
-    if (!c.secret_file.empty()) out.emplace_back(where + " secret_file", c.secret_file);
-    if (!c.password_file.empty()) out.emplace_back(where + " password_file", c.password_file);
-    if (!c.ca_file.empty()) out.emplace_back(where + " ca_file", c.ca_file);
+    add(where + " secret_file", c.secret_file, true);
+    add(where + " password_file", c.password_file, true);
+    add(where + " ca_file", c.ca_file, false);
   }
-  if (!config.smtp.password_file.empty()) {
-    out.emplace_back("smtp password_file", config.smtp.password_file);
-  }
-  if (!config.smtp.ca_file.empty()) out.emplace_back("smtp ca_file", config.smtp.ca_file);
+  add("smtp password_file", config.smtp.password_file, true);
+  add("smtp ca_file", config.smtp.ca_file, false);
   return out;
 }
 
-// A joining coordinator needs every file its copied config.json names: a
-// relative one is copied from the other coordinator's data directory; an
-// absolute one must already be on this host (copying /etc is for a person).
+// A joining coordinator needs every file its copied config.json names: one
+// under the data directory is copied from the other coordinator's; one by
+// an absolute path must already be on this host (copying /etc is for a
+// person).
 Result<void> CopyFilesNamedByConfig(const CoordinatorConfig& config, const DataDir& from,
                                     const DataDir& data) {
   std::error_code ec;
-  for (const auto& [where, name] : FilesNamedBy(config)) {
-    const std::filesystem::path path(name);
+  for (const NamedFile& file : FilesNamedBy(config)) {
+    const std::filesystem::path path(file.name);
     if (path.is_absolute()) {
       if (!std::filesystem::is_regular_file(path, ec)) {
         return Fail(ErrorCode::kNotFound,
                     fmt::format("config.json's {} is {}, which is not on this host: copy it here "
                                 "from the other coordinator's host, then join again",
-                                where, name));
+                                file.where, file.name));
       }
       continue;
     }
+    if (!file.in_data_dir) continue;  // relative to where the coordinator runs
     auto content = platform::ReadWholeFile(from.root / path);
     if (!content) {
       return std::unexpected(
-          content.error().WithContext(fmt::format("--from: config.json's {}", where)));
+          content.error().WithContext(fmt::format("--from: config.json's {}", file.where)));
     }
     std::filesystem::create_directories((data.root / path).parent_path(), ec);
     if (auto ok = platform::WriteFileDurably(data.root / path, *content, 0600); !ok) {
