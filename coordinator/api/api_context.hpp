@@ -40,7 +40,6 @@ struct ApiContext {
   // The daemon's last check of the audit chain (GET /api/v1/audit/watch);
   // "not checked yet" when null.
   const LastAuditCheck* last_audit_check = nullptr;
-  std::int64_t audit_check_every_seconds = 0;
 };
 
 // What every area of the API needs alike.

@@ -17,10 +17,11 @@ void RegisterAuditRoutes(Router& router, const ApiContext& api) {
   // /audit/verify below reads the whole chain.
   router.Add(Method::kGet, "/api/v1/audit/watch", RouteOptions::AnyUser(),
              [&api](RequestContext&) -> Result<Response> {
-               const auto last =
-                   api.last_audit_check != nullptr ? api.last_audit_check->Get() : std::nullopt;
-               nlohmann::json out = {{"checked", last.has_value()},
-                                     {"every_seconds", api.audit_check_every_seconds}};
+               const LastAuditCheck* watch = api.last_audit_check;
+               const auto last = watch != nullptr ? watch->Get() : std::nullopt;
+               nlohmann::json out = {
+                   {"checked", last.has_value()},
+                   {"every_seconds", watch != nullptr ? watch->every_seconds() : std::int64_t{0}}};
                if (last) {
                  out["at"] = protocol::FormatRfc3339Utc(last->at);
                  out["intact"] = last->intact;

@@ -21,6 +21,10 @@ struct AuditCheckResult {
 // Written by the watch's thread, read by request handlers.
 class LastAuditCheck {
  public:
+  explicit LastAuditCheck(std::int64_t every_seconds) : every_seconds_(every_seconds) {}
+  // How often the watch checks.
+  std::int64_t every_seconds() const { return every_seconds_; }
+
   void Set(AuditCheckResult result) {
     std::lock_guard lock(mutex_);
     last_ = std::move(result);
@@ -32,6 +36,7 @@ class LastAuditCheck {
   }
 
  private:
+  const std::int64_t every_seconds_;
   mutable std::mutex mutex_;
   std::optional<AuditCheckResult> last_;
 };

@@ -545,10 +545,9 @@ Result<void> Serve(const ServeOptions& options) {
                          agent_credentials, *secrets,    enroll_refusals, &metrics,
                          &sign_ins,         &server_load};
   api_context.agent_certificates = &agent_certificates;
-  LastAuditCheck last_audit_check;
+  LastAuditCheck last_audit_check(
+      std::chrono::duration_cast<std::chrono::seconds>(kAuditCheckInterval).count());
   api_context.last_audit_check = &last_audit_check;
-  api_context.audit_check_every_seconds =
-      std::chrono::duration_cast<std::chrono::seconds>(kAuditCheckInterval).count();
   RegisterAllRoutes(router, api_context);
 
   ServerSettings settings;
