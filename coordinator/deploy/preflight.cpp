@@ -229,8 +229,6 @@ json PreflightStatus(soci::session& sql, const std::string& release_id, UnixSeco
     }
     hosts.push_back(std::move(entry));
   }
-  const std::size_t ready_count = counts[kReady], fail_count = counts[kWouldFail],
-                    unknown_count = counts[kUnknown], waiting_count = counts[kWaiting];
   json override_json = nullptr;
   if (!override_by.empty()) {
     override_json = {{"by", override_by},
@@ -243,39 +241,39 @@ json PreflightStatus(soci::session& sql, const std::string& release_id, UnixSeco
               {"asked_by", asked_by},
               {"override", override_json},
               {"hosts", std::move(hosts)},
-              {"ready", ready_count},
-              {"would_fail", fail_count},
-              {"unknown", unknown_count},
-              {"waiting", waiting_count}};
+              {"ready", counts[kReady]},
+              {"would_fail", counts[kWouldFail]},
+              {"unknown", counts[kUnknown]},
+              {"waiting", counts[kWaiting]}};
   if (host_limit) out["hosts_total"] = total;
   return out;
 }
 
 Result<void> CheckPreflightAllowsStart(soci::session& sql, const std::string& release_id,
                                        UnixSeconds now) {
-  const json status = PreflightStatus(sql, release_id, now);
+  // The first five hosts are those that would fail, if any; the count is
+  // the round's.
+  constexpr std::size_t kNamed = 5;
+  const json status = PreflightStatus(sql, release_id, now, kNamed);
   if (status.is_null() || !status["override"].is_null()) return {};
-  std::string failing;
-  std::size_t count = 0;
-  for (const json& h : status["hosts"]) {
-    if (h.value("state", "") != "would_fail") continue;
-    if (++count <= 5) {
-      std::string reasons;
-      for (const json& r : h["reasons"]) {
-        reasons += (reasons.empty() ? "" : "; ") + r.get<std::string>();
-      }
-      failing +=
-          fmt::format("{}{} ({})", failing.empty() ? "" : ", ", h.value("host", ""), reasons);
-    }
-  }
+  const std::size_t count = status.value("would_fail", std::size_t{0});
   if (count == 0) return {};
+  std::string failing;
+  for (const json& h : status["hosts"]) {
+    if (h.value("state", "") != "would_fail") break;
+    std::string reasons;
+    for (const json& r : h["reasons"]) {
+      reasons += (reasons.empty() ? "" : "; ") + r.get<std::string>();
+    }
+    failing += fmt::format("{}{} ({})", failing.empty() ? "" : ", ", h.value("host", ""), reasons);
+  }
   return Fail(ErrorCode::kFailedPrecondition,
               fmt::format("cannot start release {}: pre-flight {} says {} production target(s) "
                           "would fail: {}{}; fix them and run `fabu release preflight {}` again, "
                           "or an approver overrides with `fabu release preflight {} --override "
                           "--reason ...`",
                           release_id, status.value("id", ""), count, failing,
-                          count > 5 ? ", ..." : "", release_id, release_id));
+                          count > kNamed ? ", ..." : "", release_id, release_id));
 }
 
 Result<void> OverridePreflight(Transaction& tx, const std::string& release_id,
