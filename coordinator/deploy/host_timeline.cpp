@@ -67,6 +67,22 @@ std::map<std::string, std::string> FailureOutputs(soci::session& sql,
   return outputs;
 }
 
+std::map<std::string, std::string> FailureOutputs(soci::session& sql,
+                                                  const std::vector<std::string>& ids) {
+  std::map<std::string, std::string> outputs;
+  if (ids.empty()) return outputs;
+  std::string id, output;
+  soci::statement st = (sql.prepare << "SELECT output FROM deployment_events WHERE deployment = :d "
+                                       "AND step = 'failed' AND output <> '' "
+                                       "ORDER BY sequence DESC LIMIT 1",
+                        soci::use(id), soci::into(output));
+  for (const std::string& each : ids) {
+    id = each;
+    if (st.execute(true)) outputs[id] = output;
+  }
+  return outputs;
+}
+
 Result<json> HostTimeline(soci::session& sql, const std::string& release_id,
                           const std::string& host) {
   auto deployments = ListHostDeployments(sql, release_id, host);

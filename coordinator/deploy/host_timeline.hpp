@@ -41,6 +41,10 @@ std::vector<ReportedEvent> DeploymentEvents(soci::session& sql, const std::strin
 // output: its id -> that output (of its latest `failed` event).
 std::map<std::string, std::string> FailureOutputs(soci::session& sql,
                                                   const std::string& release_id);
+// The same for the deployments `ids` only (one indexed probe each): what a
+// page of a status shows, where the whole release may hold thousands.
+std::map<std::string, std::string> FailureOutputs(soci::session& sql,
+                                                  const std::vector<std::string>& ids);
 
 // `host`'s deployments of `release_id` (test and production, install and
 // rollback, oldest first), each with its events: ToJson plus "events".

@@ -120,11 +120,20 @@ std::vector<RolloutHost> LoadRolloutHosts(soci::session& sql, const std::string&
   return hosts;
 }
 
+namespace {
+
+// Keeps `d` as its host's latest of its kind (deployments come oldest first).
+void KeepLatest(HostDeployments& out, DeploymentRecord d) {
+  auto& into = d.kind == DeploymentKind::kInstall ? out.install : out.rollback;
+  into.insert_or_assign(d.host, std::move(d));
+}
+
+}  // namespace
+
 HostDeployments LoadHostDeployments(soci::session& sql, const std::string& release_id) {
   HostDeployments out;
   for (DeploymentRecord& d : ListDeployments(sql, release_id, kProductionEnvironment)) {
-    auto& into = d.kind == DeploymentKind::kInstall ? out.install : out.rollback;
-    into.insert_or_assign(d.host, std::move(d));
+    KeepLatest(out, std::move(d));
   }
   return out;
 }
@@ -160,9 +169,7 @@ HostDeployments LoadHostDeploymentsOf(soci::session& sql, const std::string& rel
   HostDeployments out;
   for (const std::string& host : hosts) {
     for (DeploymentRecord& d : ListHostDeployments(sql, release_id, host)) {  // oldest first
-      if (d.environment != kProductionEnvironment) continue;
-      auto& into = d.kind == DeploymentKind::kInstall ? out.install : out.rollback;
-      into.insert_or_assign(d.host, std::move(d));
+      if (d.environment == kProductionEnvironment) KeepLatest(out, std::move(d));
     }
   }
   return out;

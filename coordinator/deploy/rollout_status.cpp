@@ -150,8 +150,15 @@ Result<json> RolloutStatus(soci::session& sql, const rel::Release& release, Unix
   std::vector<std::string> shown_names;
   for (const RolloutHost* h : shown) shown_names.push_back(h->host);
   const HostDeployments deployments = LoadHostDeploymentsOf(sql, release.id, shown_names);
-  const std::map<std::string, std::string> outputs =
-      shown.empty() ? std::map<std::string, std::string>() : FailureOutputs(sql, release.id);
+  // The hook outputs of the page's deployments that did not succeed.
+  std::vector<std::string> unsucceeded;
+  for (const std::string& host : shown_names) {
+    for (const auto* kind : {&deployments.install, &deployments.rollback}) {
+      auto it = kind->find(host);
+      if (it != kind->end() && !it->second.Succeeded()) unsucceeded.push_back(it->second.id);
+    }
+  }
+  const std::map<std::string, std::string> outputs = FailureOutputs(sql, unsucceeded);
   auto output_of = [&](const DeploymentRecord& d) {
     auto it = outputs.find(d.id);
     return it == outputs.end() ? std::string() : it->second;
