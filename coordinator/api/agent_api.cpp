@@ -15,6 +15,7 @@
 #include "coordinator/deploy/preflight.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/metrics/metrics.hpp"
+#include "coordinator/store/write_batcher.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -46,6 +47,29 @@ bool IsPackageId(std::string_view id) {
 }  // namespace
 
 void RegisterAgentRoutes(Router& router, const ApiContext& api) {
+  // Hosts seen and agents' events are written in batches (store/write_batcher.hpp).
+  const AuditOrigin coordinator_origin{"fabu-coordinator", "system", "", "local"};
+  auto seen = std::make_shared<WriteBatcher<std::string, void>>(
+      api.store, coordinator_origin, [](Transaction& tx, std::span<const std::string> hosts) {
+        TouchHosts(tx, hosts, tx.clock().Seconds(), kSeenEverySeconds);
+        return std::vector<Result<void>>(hosts.size());
+      });
+  auto events = std::make_shared<WriteBatcher<EventPost, protocol::EventAck>>(
+      api.store, coordinator_origin,
+      [&wakeups = api.wakeups, options = PlanOptions(api)](Transaction& tx,
+                                                           std::span<const EventPost> posts) {
+        auto wake = std::make_shared<Wakeups>();
+        auto answers = StoreEventPosts(tx, posts, tx.clock().Seconds(), options, *wake);
+        std::vector<std::string> hosts;
+        for (std::size_t i = 0; i < posts.size(); ++i) {
+          if (answers[i]) hosts.push_back(posts[i].host);
+        }
+        TouchHosts(tx, hosts, tx.clock().Seconds(), kSeenEverySeconds);
+        // A wave that ended with these events may have started the next one.
+        tx.AfterCommit([&wakeups, wake] { WakeHosts(wakeups, *wake); });
+        return answers;
+      });
+
   router.Add(Method::kPost, std::string(protocol::kEnrollPath), RouteOptions::Public(),
              [api](RequestContext& ctx) -> Result<Response> {
                auto enrolled = [&]() -> Result<protocol::EnrollResponse> {
@@ -63,7 +87,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
 
   router.Add(
       Method::kGet, std::string(protocol::kAssignmentPath), RouteOptions::Agent(),
-      [api](RequestContext& ctx) -> Result<Response> {
+      [api, seen](RequestContext& ctx) -> Result<Response> {
         auto wait = PollWait(ctx);
         if (!wait) return std::unexpected(wait.error());
         const std::string key = WakeupHub::HostKey(ctx.host());
@@ -73,17 +97,11 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
           // Not waited for: a poll must not hold a worker while a flood
           // of steps commits (a wave's hosts posting theirs), or polls
           // queue for workers and the hosts answered late are many.
-          api.store.WriteAsync(
-              ctx.Origin(),
-              [host = ctx.host()](Transaction& tx) -> Result<void> {
-                TouchHost(tx, host, tx.clock().Seconds(), kSeenEverySeconds);
-                return {};
-              },
-              [host = ctx.host()](Result<void> touched) {
-                if (!touched) {
-                  spdlog::warn("marking host {} seen: {}", host, touched.error().message());
-                }
-              });
+          seen->Submit(ctx.host(), [host = ctx.host()](Result<void> touched) {
+            if (!touched) {
+              spdlog::warn("marking host {} seen: {}", host, touched.error().message());
+            }
+          });
         }
         struct Open {
           std::optional<DeploymentRecord> deployment;
@@ -133,34 +151,24 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                return Response::Ok(json::object());
              });
 
-  // Inline (a small batch is parsed on the I/O thread) and written with
-  // WriteAsync: a POST holds no worker thread while its group commits, so a
-  // group holds every event that came during the commit before it.
+  // Inline (a small batch is parsed on the I/O thread) and written in a
+  // batch: a POST holds no worker thread while its write waits and commits,
+  // and one write holds every POST that came during the commits before it.
   router.Add(Method::kPost, std::string(protocol::kEventsPath), RouteOptions::Agent().Inline(),
-             [api](RequestContext& ctx) -> Result<Response> {
+             [events](RequestContext& ctx) -> Result<Response> {
                auto body = ctx.Json();
                if (!body) return std::unexpected(body.error());
                auto batch = protocol::EventBatchFromJson(*body);
                if (!batch) return std::unexpected(batch.error());
                auto answer = std::make_shared<Deferred>();
-               auto wake = std::make_shared<Wakeups>();
-               api.store.WriteAsync(
-                   ctx.Origin(),
-                   [host = ctx.host(), batch = std::move(*batch), wake,
-                    options = PlanOptions(api)](Transaction& tx) {
-                     *wake = {};
-                     TouchHost(tx, host, tx.clock().Seconds(), kSeenEverySeconds);
-                     return StoreEvents(tx, host, batch, tx.clock().Seconds(), options, *wake);
-                   },
-                   [answer, wake, &wakeups = api.wakeups](Result<protocol::EventAck> ack) {
-                     if (!ack) {
-                       answer->Complete(std::unexpected(std::move(ack.error())));
-                       return;
-                     }
-                     // A wave that ended with these events may have started the next one.
-                     WakeHosts(wakeups, *wake);
-                     answer->Complete(Response::Ok(protocol::EventAckToJson(*ack)));
-                   });
+               events->Submit(EventPost{ctx.host(), std::move(*batch), ctx.Origin()},
+                              [answer](Result<protocol::EventAck> ack) {
+                                if (!ack) {
+                                  answer->Complete(std::unexpected(std::move(ack.error())));
+                                  return;
+                                }
+                                answer->Complete(Response::Ok(protocol::EventAckToJson(*ack)));
+                              });
                return Response::Later(answer);
              });
 

@@ -142,6 +142,9 @@ struct AuditStatements::Prepared {
   long long seq = 0;
   AuditEntry entry;
   soci::statement head, insert, move_head;
+  // AppendAudits' statement, prepared at its first use; its JSON rows.
+  std::optional<soci::statement> insert_rows;
+  std::string rows;
 };
 
 AuditStatements::AuditStatements(soci::session& sql) : prepared(std::make_unique<Prepared>(sql)) {}
@@ -245,6 +248,74 @@ AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const Audi
         soci::use(entry.hash);
   }
   return entry;
+}
+
+namespace {
+constexpr AuditColumn kAuditColumnList[] = {
+    {"seq", true},     {"time"},         {"actor"},      {"role"},       {"action"},
+    {"object_type"},   {"object_id"},    {"release_id"}, {"request_id"}, {"source"},
+    {"before_sha256"}, {"after_sha256"}, {"detail"},     {"prev_hash"},  {"hash"}};
+}  // namespace
+
+const std::span<const AuditColumn> kAuditColumns(kAuditColumnList);
+
+std::vector<AuditEntry> AppendAudits(soci::session& sql,
+                                     std::span<const std::pair<AuditOrigin, AuditEvent>> items,
+                                     std::string time, AuditStatements& statements,
+                                     std::string_view rows_sql) {
+  std::vector<AuditEntry> entries;
+  entries.reserve(items.size());
+  std::size_t i = 0;
+  AuditStatements::Prepared& p = *statements.prepared;
+  std::optional<AuditStatements::Head> head = statements.pending;
+  if (!head && !items.empty()) {
+    p.found = soci::i_null;
+    p.head.execute(true);
+    if (p.head.got_data() && p.found == soci::i_ok) head = {p.head_seq, p.head_hash};
+    while (p.head.fetch()) {
+    }
+    if (!head) {
+      // The very first entry makes audit_head (AppendAudit's plain way).
+      entries.push_back(AppendAudit(sql, items[0].first, items[0].second, time));
+      head = {entries.back().seq, entries.back().hash};
+      i = 1;
+    }
+  }
+  if (i == items.size()) return entries;
+  nlohmann::json rows = nlohmann::json::array();
+  for (; i < items.size(); ++i) {
+    AuditEntry entry = NewEntry(items[i].first, items[i].second, time);
+    entry.seq = head->seq + 1;
+    entry.prev_hash = head->hash;
+    entry.hash = entry.ComputeHash();
+    head = {entry.seq, entry.hash};
+    rows.push_back({{"seq", entry.seq},
+                    {"time", entry.time},
+                    {"actor", entry.actor},
+                    {"role", entry.role},
+                    {"action", entry.action},
+                    {"object_type", entry.object_type},
+                    {"object_id", entry.object_id},
+                    {"release_id", entry.release_id},
+                    {"request_id", entry.request_id},
+                    {"source", entry.source},
+                    {"before_sha256", entry.before_sha256},
+                    {"after_sha256", entry.after_sha256},
+                    {"detail", entry.detail},
+                    {"prev_hash", entry.prev_hash},
+                    {"hash", entry.hash}});
+    entries.push_back(std::move(entry));
+  }
+  if (!p.insert_rows) {
+    p.insert_rows.emplace((sql.prepare << "INSERT INTO audit_log (" << kColumns << ") SELECT "
+                                       << kColumns << " FROM " << rows_sql,
+                           soci::use(p.rows, "rows")));
+  }
+  p.rows = rows.dump();
+  p.insert_rows->execute(true);
+  // audit_head is written once, before the COMMIT (AuditStatements::Flush).
+  statements.pending = head;
+  return entries;
 }
 
 std::vector<AuditEntry> ListAudit(soci::session& sql, const AuditFilter& filter) {

@@ -22,7 +22,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "protocol/error.hpp"
@@ -118,6 +121,26 @@ struct AuditStatements {
 // preparing its statements anew.
 AuditEntry AppendAudit(soci::session& sql, const AuditOrigin& origin, const AuditEvent& event,
                        std::string time, AuditStatements* statements = nullptr);
+
+// audit_log's columns, in the order AppendAudits' rows hold them.
+struct AuditColumn {
+  std::string_view name;
+  bool number = false;  // seq; the others are text
+};
+extern const std::span<const AuditColumn> kAuditColumns;
+
+// Appends one entry per (origin, event) of `items`, in order, all made at
+// `time`, chained as AppendAudit chains them, with one INSERT for all of
+// them: on PostgreSQL a statement per entry is a round trip to the server
+// each. `rows_sql` is the SQL of a table named `r` whose rows are the
+// objects of the JSON array bound as `:rows`, with kAuditColumns as its
+// columns (the store's dialect makes it: store/dialect.hpp JsonRowsSql);
+// the statement is prepared once per `statements`, so `rows_sql` must be the
+// same at every call on them. Returns the entries.
+std::vector<AuditEntry> AppendAudits(soci::session& sql,
+                                     std::span<const std::pair<AuditOrigin, AuditEvent>> items,
+                                     std::string time, AuditStatements& statements,
+                                     std::string_view rows_sql);
 
 struct AuditFilter {
   std::optional<std::string> release_id;

@@ -15,6 +15,7 @@
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/incidents.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
+#include "coordinator/store/dialect.hpp"
 #include "coordinator/store/release_records.hpp"
 #include "platform/log/log.hpp"
 
@@ -32,27 +33,84 @@ bool FollowsAFailure(Step step) {
          step == Step::kRollbackFailed;
 }
 
-struct InsertEventStatement {
-  explicit InsertEventStatement(soci::session& sql)
-      : st((sql.prepare << "INSERT INTO deployment_events (deployment, sequence, step, "
-                           "failed_step, app, version, message, output, time, received) VALUES "
-                           "(:d, :s, :st, :f, :a, :v, :m, :o, :t, :r) "
-                           "ON CONFLICT (deployment, sequence) DO NOTHING",
-            soci::use(deployment), soci::use(sequence), soci::use(step), soci::use(failed_step),
-            soci::use(app), soci::use(version), soci::use(message), soci::use(output),
-            soci::use(time), soci::use(received))) {}
-  std::string deployment, step, failed_step, app, version, message, output, received;
-  long long sequence = 0, time = 0;
+// Text as PostgreSQL's text column can hold it: without NUL bytes.
+std::string WithoutNul(std::string_view text) {
+  std::string out(text);
+  std::erase(out, '\0');
+  return out;
+}
+
+// Deployments by id, the ids a JSON array of {"id": ...}.
+struct FindManyStatement {
+  explicit FindManyStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kIds[] = {{"id"}};
+    row.Into(st);
+    st.exchange(soci::use(ids, "ids"));
+    st.alloc();
+    st.prepare(fmt::format("SELECT {} FROM deployments WHERE id IN (SELECT id FROM {})", kColumns,
+                           JsonRowsSql(BackendOf(sql), "ids", kIds, "i")));
+    st.define_and_bind();
+  }
+  Row row;
+  std::string ids;
   soci::statement st;
 };
 
-struct HighestStatement {
-  explicit HighestStatement(soci::session& sql)
-      : st((sql.prepare << "SELECT MAX(sequence) FROM deployment_events WHERE deployment = :d",
-            soci::use(key), soci::into(highest, ind))) {}
-  std::string key;
+// Events, each row a JSON object (StoreEventPosts); returns the keys of those
+// stored (an event stored before is not stored again).
+struct InsertEventsStatement {
+  explicit InsertEventsStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kRows[] = {{"d"}, {"s", true}, {"st"}, {"f"},       {"a"},
+                                           {"v"}, {"m"},       {"o"},  {"t", true}, {"r"}};
+    st.exchange(soci::into(deployment));
+    st.exchange(soci::into(sequence));
+    st.exchange(soci::use(rows, "rows"));
+    st.alloc();
+    // "WHERE true": SQLite reads ON CONFLICT after a SELECT only behind a WHERE.
+    st.prepare(fmt::format(
+        "INSERT INTO deployment_events (deployment, sequence, step, failed_step, app, version, "
+        "message, output, time, received) SELECT d, s, st, f, a, v, m, o, t, r FROM {} WHERE true "
+        "ON CONFLICT (deployment, sequence) DO NOTHING RETURNING deployment, sequence",
+        JsonRowsSql(BackendOf(sql), "rows", kRows, "e")));
+    st.define_and_bind();
+  }
+  std::string rows, deployment;
+  long long sequence = 0;
+  soci::statement st;
+};
+
+// The highest sequence of each of the deployments (a JSON array of {"id": ...}).
+struct HighestManyStatement {
+  explicit HighestManyStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kIds[] = {{"id"}};
+    st.exchange(soci::into(deployment));
+    st.exchange(soci::into(highest));
+    st.exchange(soci::use(ids, "ids"));
+    st.alloc();
+    st.prepare(
+        fmt::format("SELECT deployment, MAX(sequence) FROM deployment_events WHERE deployment IN "
+                    "(SELECT id FROM {}) GROUP BY deployment",
+                    JsonRowsSql(BackendOf(sql), "ids", kIds, "i")));
+    st.define_and_bind();
+  }
+  std::string ids, deployment;
   long long highest = 0;
-  soci::indicator ind = soci::i_null;
+  soci::statement st;
+};
+
+// Deployments' step, message, last sequence and start, each row a JSON object.
+struct UpdateStepsStatement {
+  explicit UpdateStepsStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kRows[] = {{"id"}, {"st"}, {"m"}, {"s", true}, {"b", true}};
+    st.exchange(soci::use(rows, "rows"));
+    st.alloc();
+    st.prepare(fmt::format(
+        "UPDATE deployments SET step = u.st, message = u.m, last_sequence = u.s, started = u.b "
+        "FROM {} WHERE deployments.id = u.id",
+        JsonRowsSql(BackendOf(sql), "rows", kRows, "u")));
+    st.define_and_bind();
+  }
+  std::string rows;
   soci::statement st;
 };
 
@@ -78,17 +136,6 @@ struct LatestMessageStatement {
   soci::statement st;
 };
 
-struct UpdateStepStatement {
-  explicit UpdateStepStatement(soci::session& sql)
-      : st((sql.prepare << "UPDATE deployments SET step = :st, message = :m, last_sequence = :s, "
-                           "started = :b WHERE id = :id",
-            soci::use(step), soci::use(message), soci::use(sequence), soci::use(started),
-            soci::use(key))) {}
-  std::string step, message, key;
-  long long sequence = 0, started = 0;
-  soci::statement st;
-};
-
 }  // namespace
 
 using namespace detail;  // deployment_rows.hpp
@@ -98,69 +145,148 @@ using protocol::Step;
 Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
                                        const protocol::EventBatch& batch, UnixSeconds now,
                                        const release::PlanParseOptions& options, Wakeups& wakeups) {
-  // Every event must be this host's before anything is stored.
+  const EventPost post{std::string(host), batch, tx.origin()};
+  return std::move(StoreEventPosts(tx, std::span(&post, 1), now, options, wakeups).front());
+}
+
+std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
+                                                        std::span<const EventPost> posts,
+                                                        UnixSeconds now,
+                                                        const release::PlanParseOptions& options,
+                                                        Wakeups& wakeups) {
+  std::vector<Result<protocol::EventAck>> answers(posts.size());
+  // Every deployment named, read at once.
   std::map<std::string, DeploymentRecord> deployments;
-  for (const protocol::DeploymentEvent& e : batch.events) {
-    if (deployments.contains(e.deployment)) continue;
-    auto d = FindDeployment(tx, e.deployment);
-    if (!d || d->host != host) {
-      return Fail(ErrorCode::kPermissionDenied,
-                  fmt::format("deployment {} is not assigned to host {}", e.deployment, host));
+  {
+    json ids = json::array();
+    std::set<std::string_view> named;
+    for (const EventPost& post : posts) {
+      for (const protocol::DeploymentEvent& e : post.batch.events) {
+        if (named.insert(e.deployment).second) ids.push_back({{"id", e.deployment}});
+      }
     }
-    deployments.emplace(e.deployment, std::move(*d));
+    if (!ids.empty()) {
+      FindManyStatement& find = tx.Cached<FindManyStatement>();
+      find.ids = ids.dump();
+      find.st.execute(false);
+      while (find.st.fetch()) deployments.emplace(find.row.id, find.row.ToRecord());
+    }
+  }
+  // Every event of a POST must be its host's before anything of it is stored.
+  std::vector<bool> accepted(posts.size(), false);
+  for (std::size_t i = 0; i < posts.size(); ++i) {
+    accepted[i] = true;
+    for (const protocol::DeploymentEvent& e : posts[i].batch.events) {
+      auto d = deployments.find(e.deployment);
+      if (d == deployments.end() || d->second.host != posts[i].host) {
+        answers[i] = Fail(
+            ErrorCode::kPermissionDenied,
+            fmt::format("deployment {} is not assigned to host {}", e.deployment, posts[i].host));
+        accepted[i] = false;
+        break;
+      }
+    }
+  }
+
+  // Every accepted event in one INSERT; it returns those not stored before.
+  // The first of two events with the same key in this write is the one kept.
+  std::map<std::pair<std::string, long long>, const protocol::DeploymentEvent*> events;
+  std::map<std::string, std::size_t> last_post;  // deployment -> the last POST naming it
+  {
+    json rows = json::array();
+    const std::string received = tx.clock().Utc();
+    for (std::size_t i = 0; i < posts.size(); ++i) {
+      if (!accepted[i]) continue;
+      for (const protocol::DeploymentEvent& e : posts[i].batch.events) {
+        last_post[e.deployment] = i;
+        const auto key = std::pair(e.deployment, static_cast<long long>(e.sequence));
+        if (!events.emplace(key, &e).second) continue;
+        rows.push_back({{"d", e.deployment},
+                        {"s", key.second},
+                        {"st", protocol::StepName(e.step)},
+                        {"f", e.failed_step ? protocol::StepName(*e.failed_step) : ""},
+                        {"a", WithoutNul(e.app)},
+                        {"v", WithoutNul(e.version)},
+                        {"m", WithoutNul(e.message)},
+                        {"o", WithoutNul(e.output)},
+                        {"t", e.time},
+                        {"r", received}});
+      }
+    }
+    std::map<std::pair<std::string, long long>, const protocol::DeploymentEvent*> stored_events;
+    if (!rows.empty()) {
+      InsertEventsStatement& insert = tx.Cached<InsertEventsStatement>();
+      insert.rows = rows.dump();
+      insert.st.execute(false);
+      while (insert.st.fetch()) {
+        const auto key = std::pair(insert.deployment, insert.sequence);
+        stored_events.emplace(key, events.at(key));
+      }
+    }
+    events.swap(stored_events);
   }
   std::map<std::string, std::size_t> stored;
-  const std::string received = tx.clock().Utc();
-  InsertEventStatement& row = tx.Cached<InsertEventStatement>();
-  row.received = received;
-  for (const protocol::DeploymentEvent& e : batch.events) {
-    row.deployment = e.deployment;
-    row.step = protocol::StepName(e.step);
-    row.failed_step = e.failed_step ? protocol::StepName(*e.failed_step) : "";
-    row.app = e.app;
-    row.version = e.version;
-    row.message = e.message;
-    row.output = e.output;
-    row.sequence = static_cast<long long>(e.sequence);
-    row.time = e.time;
-    row.st.execute(true);
-    if (row.st.get_affected_rows() == 0) continue;  // stored before
-    ++stored[e.deployment];
-    if (e.step == Step::kFailed && e.failed_step && *e.failed_step == Step::kObserving) {
+  std::set<std::string> progressed;
+  for (const auto& [key, e] : events) {
+    ++stored[key.first];
+    const DeploymentRecord& d = deployments.at(key.first);
+    progressed.insert(d.release_id);
+    if (e->step == Step::kFailed && e->failed_step && *e->failed_step == Step::kObserving) {
       // A release that passed its health check and then failed while observed
       // is an incident caused by the release (procedure §6.2.10).
-      const DeploymentRecord& d = deployments.at(e.deployment);
-      RecordIncident(tx, d.release_id, d.host, kObservationSeverity,
+      Transaction as = tx.As(posts[last_post.at(key.first)].origin);
+      RecordIncident(as, d.release_id, d.host, kObservationSeverity,
                      fmt::format("{} {} failed its health check while observed on {}: {}", d.app,
-                                 d.version, d.host, e.message),
+                                 d.version, d.host, e->message),
                      kIncidentFromObservation, now);
     }
   }
-
-  std::set<std::string> progressed;
-  for (const auto& [id, count] : stored) progressed.insert(deployments.at(id).release_id);
   for (const std::string& release_id : progressed) tx.Raise(ReleaseProgressed{release_id});
 
-  protocol::EventAck ack;
-  std::set<std::string> rollouts_to_check;
-  for (auto& [id, d] : deployments) {
-    std::string key = id;
-    HighestStatement& max = tx.Cached<HighestStatement>();
-    max.key = key;
-    max.ind = soci::i_null;
-    max.st.execute(true);
-    const long long highest = max.ind == soci::i_ok ? max.highest : 0;
-    StatementCache::Finish(max.st);
-    ack.through[id] = static_cast<std::uint64_t>(highest);
-    if (!stored.contains(id) || d.IsFinal()) continue;  // nothing new, or already decided
+  // Each named deployment's highest sequence now: what its POSTs are told
+  // was received.
+  std::map<std::string, long long> highest;
+  if (!last_post.empty()) {
+    json ids = json::array();
+    for (const auto& [id, post] : last_post) ids.push_back({{"id", id}});
+    HighestManyStatement& max = tx.Cached<HighestManyStatement>();
+    max.ids = ids.dump();
+    max.st.execute(false);
+    while (max.st.fetch()) highest[max.deployment] = max.highest;
+  }
 
-    LatestEventStatement& latest_event = tx.Cached<LatestEventStatement>();
-    latest_event.key = key;
-    latest_event.sequence = highest;
-    latest_event.st.execute(true);
-    std::string step_text = latest_event.step, failed_text = latest_event.failed_step,
-                message = latest_event.message;
-    StatementCache::Finish(latest_event.st);
+  // The deployments that moved: their step and message are their latest
+  // event's (usually one of those just stored), all in one UPDATE.
+  json updates = json::array();
+  std::vector<std::pair<AuditOrigin, AuditEvent>> audits;
+  struct Ending {
+    DeploymentRecord* deployment;
+    DeploymentResult result;
+    std::string message;
+    std::string step;
+  };
+  std::vector<Ending> endings;
+  for (auto& [id, d] : deployments) {
+    auto count = stored.find(id);
+    if (count == stored.end() || d.IsFinal()) continue;  // nothing new, or already decided
+    const long long top = highest[id];
+    std::string step_text, failed_text, message;
+    if (auto latest = events.find({id, top}); latest != events.end()) {
+      step_text = protocol::StepName(latest->second->step);
+      failed_text =
+          latest->second->failed_step ? protocol::StepName(*latest->second->failed_step) : "";
+      message = WithoutNul(latest->second->message);
+    } else {
+      // Stored before (this write filled a gap below it).
+      LatestEventStatement& latest_event = tx.Cached<LatestEventStatement>();
+      latest_event.key = id;
+      latest_event.sequence = top;
+      latest_event.st.execute(true);
+      step_text = latest_event.step;
+      failed_text = latest_event.failed_step;
+      message = latest_event.message;
+      StatementCache::Finish(latest_event.st);
+    }
     auto step = protocol::ParseStep(step_text);
     std::optional<Step> failed_step;
     if (!failed_text.empty()) {
@@ -172,44 +298,69 @@ Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
     // follow it without words of their own.
     if (message.empty() && step && FollowsAFailure(*step)) {
       LatestMessageStatement& latest = tx.Cached<LatestMessageStatement>();
-      latest.key = key;
+      latest.key = id;
       latest.indicator = soci::i_null;
       latest.st.execute(true);
       const bool found = latest.st.got_data() && latest.indicator == soci::i_ok;
       message = found ? latest.message : d.message;
       StatementCache::Finish(latest.st);
     }
-    const auto result = step ? FinalResultOf(*step, failed_step) : std::nullopt;
-    UpdateStepStatement& update = tx.Cached<UpdateStepStatement>();
-    update.step = step_text;
-    update.message = message;
-    update.sequence = highest;
-    update.started = d.started > 0 ? d.started : now;
-    update.key = key;
-    update.st.execute(true);
+    updates.push_back({{"id", id},
+                       {"st", step_text},
+                       {"m", message},
+                       {"s", top},
+                       {"b", d.started > 0 ? d.started : now}});
     AuditEvent event("deployment.events", "deployment", id);
     event.release_id = d.release_id;
     event.detail = {{"host", d.host},
-                    {"stored", stored[id]},
-                    {"through", highest},
+                    {"stored", count->second},
+                    {"through", top},
                     {"from", protocol::StepName(d.step)},
                     {"to", step_text}};
-    tx.Audit(event);
-    if (result) {
+    audits.emplace_back(posts[last_post.at(id)].origin, std::move(event));
+    if (auto result = step ? FinalResultOf(*step, failed_step) : std::nullopt) {
       if (step) d.step = *step;
-      FinishDeployment(tx, d, *result, message, now);
-      const platform::log::Scope scope(
-          platform::log::Fields().Release(d.release_id).Host(d.host).Deployment(id));
-      spdlog::log(d.step == Step::kSucceeded ? spdlog::level::info : spdlog::level::warn,
-                  "deployment {} of {} on {}: {}{}{}", id, d.release_id, d.host, step_text,
-                  message.empty() ? "" : ": ", message);
-      if (d.environment == kProductionEnvironment) rollouts_to_check.insert(d.release_id);
+      endings.push_back({&d, *result, message, step_text});
     }
   }
-  for (const std::string& release_id : rollouts_to_check) {
-    AdvanceRollout(tx, release_id, now, options, wakeups, NextPart::kLeaveToTheSweep);
+  if (!updates.empty()) {
+    UpdateStepsStatement& update = tx.Cached<UpdateStepsStatement>();
+    update.rows = updates.dump();
+    update.st.execute(true);
   }
-  return ack;
+  if (!audits.empty()) tx.AuditAll(audits);
+
+  // A deployment's end, and what it decides of its rollout, are on behalf of
+  // the request that reported it.
+  std::map<std::string, const AuditOrigin*> rollouts_to_check;
+  for (const Ending& ending : endings) {
+    DeploymentRecord& d = *ending.deployment;
+    const AuditOrigin& origin = posts[last_post.at(d.id)].origin;
+    Transaction as = tx.As(origin);
+    FinishDeployment(as, d, ending.result, ending.message, now);
+    const platform::log::Scope scope(
+        platform::log::Fields().Release(d.release_id).Host(d.host).Deployment(d.id));
+    spdlog::log(d.step == Step::kSucceeded ? spdlog::level::info : spdlog::level::warn,
+                "deployment {} of {} on {}: {}{}{}", d.id, d.release_id, d.host, ending.step,
+                ending.message.empty() ? "" : ": ", ending.message);
+    if (d.environment == kProductionEnvironment) rollouts_to_check[d.release_id] = &origin;
+  }
+  for (const auto& [release_id, origin] : rollouts_to_check) {
+    Transaction as = tx.As(*origin);
+    AdvanceRollout(as, release_id, now, options, wakeups, NextPart::kLeaveToTheSweep);
+  }
+
+  for (std::size_t i = 0; i < posts.size(); ++i) {
+    if (!accepted[i]) continue;
+    protocol::EventAck ack;
+    for (const protocol::DeploymentEvent& e : posts[i].batch.events) {
+      auto top = highest.find(e.deployment);
+      ack.through[e.deployment] =
+          static_cast<std::uint64_t>(top == highest.end() ? 0 : top->second);
+    }
+    answers[i] = std::move(ack);
+  }
+  return answers;
 }
 
 void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds now,

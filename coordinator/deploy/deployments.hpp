@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -206,6 +207,30 @@ bool HostHasPackage(soci::session& sql, std::string_view host, std::string_view 
 Result<protocol::EventAck> StoreEvents(Transaction& tx, std::string_view host,
                                        const protocol::EventBatch& batch, UnixSeconds now,
                                        const release::PlanParseOptions& options, Wakeups& wakeups);
+
+// One agent's POST of events, for StoreEventPosts: the host it came from and
+// the request it was (its audit entries name that request).
+struct EventPost {
+  std::string host;
+  protocol::EventBatch batch;
+  AuditOrigin origin;
+};
+
+// StoreEvents for several POSTs in one unit of work, with a few statements
+// for all of them whatever their number (one INSERT of every event, one
+// UPDATE of every deployment that moved, one INSERT of their audit entries):
+// agents' events are most of what a coordinator writes, and on PostgreSQL
+// every statement is a round trip to the server. Each POST is answered as
+// StoreEvents would answer it alone, in order: one naming a deployment that
+// is not its host's is refused and nothing of it is stored; the others are
+// not affected. A deployment named by several POSTs gets one audit entry for
+// all of them (the last one's request). A NUL byte in an event's text is
+// dropped (PostgreSQL's text cannot hold one).
+std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
+                                                        std::span<const EventPost> posts,
+                                                        UnixSeconds now,
+                                                        const release::PlanParseOptions& options,
+                                                        Wakeups& wakeups);
 
 // Ends the host's unfinished deployments with result host_removed, their
 // message "host H was removed", or "host H was revoked: <revoked_reason>"

@@ -13,6 +13,7 @@
 #include "coordinator/common/secret_box.hpp"
 #include "coordinator/hosts/hosts_internal.hpp"
 #include "coordinator/release/release_plan.hpp"
+#include "coordinator/store/dialect.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -596,20 +597,34 @@ Result<void> StoreInventory(Transaction& tx, std::string_view host,
 namespace {
 
 // Every agent request touches its host: prepared once (StatementCache).
+// The names are a JSON array of {"n": ...}.
 struct TouchStatement {
-  explicit TouchStatement(soci::session& sql)
-      : st((sql.prepare << "UPDATE hosts SET last_seen = :s WHERE name = :n AND last_seen < :b",
-            soci::use(seen), soci::use(name), soci::use(before))) {}
+  explicit TouchStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kNames[] = {{"n"}};
+    st.exchange(soci::use(seen, "s"));
+    st.exchange(soci::use(before, "b"));
+    st.exchange(soci::use(names, "names"));
+    st.alloc();
+    st.prepare(
+        fmt::format("UPDATE hosts SET last_seen = :s WHERE last_seen < :b AND name IN "
+                    "(SELECT n FROM {})",
+                    JsonRowsSql(BackendOf(sql), "names", kNames, "h")));
+    st.define_and_bind();
+  }
   long long seen = 0, before = 0;
-  std::string name;
+  std::string names;
   soci::statement st;
 };
 
 }  // namespace
 
-void TouchHost(Transaction& tx, std::string_view host, UnixSeconds now, std::int64_t every) {
+void TouchHosts(Transaction& tx, std::span<const std::string> hosts, UnixSeconds now,
+                std::int64_t every) {
+  if (hosts.empty()) return;
+  nlohmann::json names = nlohmann::json::array();
+  for (const std::string& host : hosts) names.push_back({{"n", host}});
   TouchStatement& touch = tx.Cached<TouchStatement>();
-  touch.name = host;
+  touch.names = names.dump();
   touch.seen = now;
   touch.before = now - every;
   touch.st.execute(true);

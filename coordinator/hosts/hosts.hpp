@@ -24,6 +24,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -215,8 +216,10 @@ Result<HostRecord> RemoveHost(Transaction& tx, std::string_view name,
 Result<void> StoreInventory(Transaction& tx, std::string_view host,
                             const protocol::Inventory& inventory, UnixSeconds now);
 
-// Marks a host seen at `now` when it was last seen before `now - every`
-// (so a poll every few seconds does not write every time). Not audited.
-void TouchHost(Transaction& tx, std::string_view host, UnixSeconds now, std::int64_t every);
+// Marks each of `hosts` seen at `now` when it was last seen before
+// `now - every` (so a poll every few seconds does not write every time), in
+// one statement. Not audited.
+void TouchHosts(Transaction& tx, std::span<const std::string> hosts, UnixSeconds now,
+                std::int64_t every);
 
 }  // namespace fabu::coordinator

@@ -195,6 +195,23 @@ std::string BytesToHexSql(std::string_view column) {
   return fmt::format("encode({}, 'hex')", column);
 }
 
+std::string JsonRowsSql(StoreBackend backend, std::string_view param,
+                        std::span<const JsonColumn> columns, std::string_view alias) {
+  std::string list;
+  for (const JsonColumn& column : columns) {
+    if (!list.empty()) list += ", ";
+    if (backend == StoreBackend::kPostgresql) {
+      list += fmt::format("{} {}", column.name, column.number ? "bigint" : "text");
+    } else {
+      list += fmt::format("json_extract(value, '$.{0}') AS {0}", column.name);
+    }
+  }
+  if (backend == StoreBackend::kPostgresql) {
+    return fmt::format("jsonb_to_recordset(CAST(:{} AS jsonb)) AS {}({})", param, alias, list);
+  }
+  return fmt::format("(SELECT {} FROM json_each(:{})) AS {}", list, param, alias);
+}
+
 void BeginWrite(soci::session& sql) {
   if (BackendOf(sql) != StoreBackend::kPostgresql) return;
   long long key = kWriterLock;

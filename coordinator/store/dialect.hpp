@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -94,6 +95,24 @@ std::int64_t DatabaseMillis(soci::session& sql);
 // read as lower-case hex text.
 std::string HexToBytesSql(std::string_view param);
 std::string BytesToHexSql(std::string_view column);
+
+// A column of JsonRowsSql's rows: the member of each object it is read from
+// (and its name), and whether it is a whole number (BIGINT) or text.
+struct JsonColumn {
+  std::string_view name;
+  bool number = false;
+};
+
+// The SQL of a table named `alias` whose rows are the objects of the JSON
+// array bound as text to `:param`, each column read from the member of its
+// name: PostgreSQL's jsonb_to_recordset, SQLite's json_each. For many rows
+// in one statement (`INSERT ... SELECT ... FROM` it, `UPDATE ... FROM` it,
+// `IN (SELECT ... FROM` it`)`), prepared once whatever their number: on
+// PostgreSQL every statement is a round trip to the server, where SQLite's
+// is a function call. Text values must hold no NUL byte (PostgreSQL's text
+// cannot).
+std::string JsonRowsSql(StoreBackend backend, std::string_view param,
+                        std::span<const JsonColumn> columns, std::string_view alias);
 
 // Before the writing session closes: folds the WAL into the file (SQLite).
 // Throws.

@@ -10,6 +10,14 @@
 
 namespace fabu::coordinator {
 
+std::vector<AuditEntry> Transaction::AuditAll(
+    std::span<const std::pair<AuditOrigin, AuditEvent>> items) {
+  std::vector<JsonColumn> columns;
+  for (const AuditColumn& column : kAuditColumns) columns.push_back({column.name, column.number});
+  return AppendAudits(sql_, items, clock_.Utc(), Cached<AuditStatements>(),
+                      JsonRowsSql(BackendOf(sql_), "rows", columns, "r"));
+}
+
 Result<std::unique_ptr<Store>> Store::Connect(const StoreTarget& target, const Clock& clock,
                                               std::optional<bool> create) {
   std::unique_ptr<Store> store(new Store(clock));

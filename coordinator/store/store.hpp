@@ -70,11 +70,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <typeindex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "coordinator/audit/audit_log.hpp"
@@ -169,6 +171,15 @@ class Transaction {
   // Appends an audit entry for `event`, committed with this transaction.
   AuditEntry Audit(const AuditEvent& event) {
     return AppendAudit(sql_, origin_, event, clock_.Utc(), &Cached<AuditStatements>());
+  }
+  // Appends an entry for each (origin, event), in order, with one statement
+  // for all of them (AppendAudits): for a unit of work that records many.
+  std::vector<AuditEntry> AuditAll(std::span<const std::pair<AuditOrigin, AuditEvent>> items);
+  // The same unit of work on behalf of `origin` (which must outlive the
+  // copy): what it audits names `origin`, for work done for several
+  // requests at once (write_batcher.hpp).
+  Transaction As(const AuditOrigin& origin) const {
+    return Transaction(sql_, origin, statements_, events_, clock_, after_commit_);
   }
   // The session's cached statement S (StatementCache).
   template <typename S>

@@ -330,6 +330,95 @@ TEST_F(DeploymentStoreTest, AnotherHostsDeploymentIsRefusedAndNothingIsStored) {
   EXPECT_EQ(ack->through.at(deployment_), 1u);
 }
 
+// Several agents' POSTs written in one unit of work (as the agent API batches
+// them) are each answered as if alone: a POST naming another host's
+// deployment is refused and nothing of it is stored, the others are stored
+// once; a deployment named by two POSTs moves once, to its newest step, with
+// one audit entry naming the last of them.
+TEST_F(DeploymentStoreTest, SeveralPostsInOneWriteAreEachAnsweredAsAlone) {
+  const std::string other = "R-1-1-web-2";
+  auto event = [](const std::string& deployment, std::uint64_t sequence, Step step,
+                  std::string message = {}) {
+    protocol::DeploymentEvent e;
+    e.deployment = deployment;
+    e.sequence = sequence;
+    e.step = step;
+    e.message = std::move(message);
+    return e;
+  };
+  std::vector<EventPost> posts = {
+      {"web-1",
+       {{event(deployment_, 1, Step::kAssigned), event(deployment_, 2, Step::kDownloading)}},
+       {"host:web-1", "agent", "req-a", "10.0.0.1:1"}},
+      // web-2 names web-1's deployment: refused, its own event with it.
+      {"web-2",
+       {{event(other, 1, Step::kAssigned), event(deployment_, 9, Step::kSucceeded)}},
+       {"host:web-2", "agent", "req-b", "10.0.0.2:1"}},
+      // web-1 again: a resent event, a new one, and a NUL in its message.
+      {"web-1",
+       {{event(deployment_, 2, Step::kDownloading),
+         event(deployment_, 3, Step::kDownloaded, std::string("got it\0 all", 11))}},
+       {"host:web-1", "agent", "req-c", "10.0.0.1:2"}},
+      {"web-2",
+       {{event(other, 1, Step::kAssigned)}},
+       {"host:web-2", "agent", "req-d", "10.0.0.2:2"}},
+  };
+  auto answers = store_->Write(
+      origin_, [&](Transaction& tx) -> Result<std::vector<Result<protocol::EventAck>>> {
+        Wakeups wakeups;
+        return StoreEventPosts(tx, posts, 200, {}, wakeups);
+      });
+  ASSERT_TRUE(answers) << answers.error().message();
+  ASSERT_EQ(answers->size(), 4u);
+  ASSERT_TRUE((*answers)[0]) << (*answers)[0].error().message();
+  EXPECT_EQ((*answers)[0]->through.at(deployment_), 3u);
+  ASSERT_FALSE((*answers)[1]);
+  EXPECT_EQ((*answers)[1].error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE((*answers)[1].error().message().find(deployment_ + " is not assigned to host web-2"),
+            std::string::npos)
+      << (*answers)[1].error().message();
+  ASSERT_TRUE((*answers)[2]);
+  EXPECT_EQ((*answers)[2]->through.at(deployment_), 3u);
+  ASSERT_TRUE((*answers)[3]);
+  EXPECT_EQ((*answers)[3]->through.at(other), 1u);
+
+  struct Stored {
+    long long events = 0, of_other = 0, audits = 0;
+    std::string step, message, actor, request, detail;
+  };
+  auto stored = store_->Read([&](soci::session& sql) -> Result<Stored> {
+    Stored s;
+    sql << "SELECT COUNT(*) FROM deployment_events WHERE deployment = :d", soci::use(deployment_),
+        soci::into(s.events);
+    sql << "SELECT COUNT(*) FROM deployment_events WHERE deployment = :d", soci::use(other),
+        soci::into(s.of_other);
+    sql << "SELECT step, message FROM deployments WHERE id = :d", soci::use(deployment_),
+        soci::into(s.step), soci::into(s.message);
+    sql << "SELECT COUNT(*) FROM audit_log WHERE action = 'deployment.events' AND object_id = :d",
+        soci::use(deployment_), soci::into(s.audits);
+    sql << "SELECT actor, request_id, detail FROM audit_log WHERE action = 'deployment.events' "
+           "AND object_id = :d",
+        soci::use(deployment_), soci::into(s.actor), soci::into(s.request), soci::into(s.detail);
+    return s;
+  });
+  ASSERT_TRUE(stored) << stored.error().message();
+  EXPECT_EQ(stored->events, 3);  // 1, 2, 3: the refused POST's 9 is not there
+  EXPECT_EQ(stored->of_other, 1);
+  EXPECT_EQ(stored->step, "downloaded");
+  EXPECT_EQ(stored->message, "got it all");
+  EXPECT_EQ(stored->audits, 1);
+  EXPECT_EQ(stored->actor, "host:web-1");
+  EXPECT_EQ(stored->request, "req-c");
+  const auto detail = nlohmann::json::parse(stored->detail);
+  EXPECT_EQ(detail.at("stored"), 3);
+  EXPECT_EQ(detail.at("from"), "assigned");
+  EXPECT_EQ(detail.at("to"), "downloaded");
+  auto verified = store_->Read(
+      [](soci::session& sql) -> Result<AuditVerification> { return VerifyAudit(sql); });
+  ASSERT_TRUE(verified);
+  EXPECT_TRUE(verified->intact) << verified->reason;
+}
+
 // A wave reads what it needs of all its targets at once (from 64 of them);
 // fewer are read one by one. Both must make the same deployments.
 void ExpectTheSecondReleaseMadeRight(Store& store, const AuditOrigin& origin, int new_hosts) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -20,6 +21,7 @@
 
 #include "coordinator/auth/users.hpp"
 #include "coordinator/store/migrations.hpp"
+#include "coordinator/store/write_batcher.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_store.hpp"
 #include "tests/support/test_store_target.hpp"
@@ -448,6 +450,129 @@ TEST(StoreGroupCommitTest, TheChainHeadFollowsOnlyTheKeptEntriesOfAGroup) {
   const AuditVerification verified = Verify(s);
   EXPECT_TRUE(verified.intact) << verified.reason;
   EXPECT_EQ(verified.count, 8);
+}
+
+TEST(StoreGroupCommitTest, AuditAllChainsAsAuditDoesAndAnUndoneWriterLeavesNoLink) {
+  // Given entries appended many at once (the very first of the chain among
+  // them), one at a time, and many at once by a writer that then refuses,
+  // the chain should hold the kept ones in order, each naming its own
+  // origin, and verify whole.
+  TempDir dir;
+  auto store = Store::Create(TestStore(dir / "c.db"));
+  ASSERT_TRUE(store);
+  Store& s = **store;
+  auto many = [](std::vector<std::string> ids) {
+    std::vector<std::pair<AuditOrigin, AuditEvent>> items;
+    for (const std::string& id : ids) {
+      items.emplace_back(AuditOrigin{"actor-" + id, "agent", "req-" + id, "local"},
+                         AuditEvent("test.write", "test", id));
+    }
+    return items;
+  };
+  ASSERT_TRUE(s.Write(kOrigin, [&](Transaction& tx) -> Result<void> {
+    EXPECT_EQ(tx.AuditAll(many({"a1", "a2", "a3"})).back().seq, 3);
+    return AuditOne(tx, "one");
+  }));
+  std::optional<Result<void>> undone;
+  s.WriteAsync(
+      kOrigin,
+      [&](Transaction& tx) -> Result<void> {
+        tx.AuditAll(many({"x1", "x2"}));
+        return Fail(ErrorCode::kConflict, "changed its mind");
+      },
+      [&](Result<void> result) { undone = std::move(result); });
+  ASSERT_TRUE(s.Write(kOrigin, [&](Transaction& tx) -> Result<void> {
+    tx.AuditAll(many({"b1", "b2"}));
+    return {};
+  }));
+  ASSERT_TRUE(undone);
+  EXPECT_FALSE(*undone);
+  EXPECT_EQ(AuditedIds(s), (std::vector<std::string>{"a1", "a2", "a3", "one", "b1", "b2"}));
+  auto actors = s.Read([](soci::session& sql) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    soci::rowset<std::string> rows =
+        (sql.prepare << "SELECT actor FROM audit_log WHERE object_id = 'b2'");
+    for (const auto& actor : rows) out.push_back(actor);
+    return out;
+  });
+  EXPECT_EQ(actors.value_or(std::vector<std::string>{}), std::vector<std::string>{"actor-b2"});
+  const AuditVerification verified = Verify(s);
+  EXPECT_TRUE(verified.intact) << verified.reason;
+  EXPECT_EQ(verified.count, 6);
+}
+
+// Given the committer busy and many items submitted to a batcher meanwhile,
+// one write should take them all and answer each with its own answer; a
+// refused item loses only itself; once the store is closed an item is
+// answered kUnavailable at once.
+TEST(WriteBatcherTest, ItemsSubmittedWhileTheCommitterIsBusyAreWrittenTogether) {
+  TempDir dir;
+  auto store = Store::Create(TestStore(dir / "c.db"));
+  ASSERT_TRUE(store);
+  Store& s = **store;
+  std::atomic<int> works = 0;
+  auto batcher = std::make_shared<WriteBatcher<int, int>>(
+      s, kOrigin, [&](Transaction& tx, std::span<const int> items) {
+        ++works;
+        std::vector<Result<int>> answers;
+        for (int item : items) {
+          if (item % 7 == 0) {
+            answers.push_back(
+                Fail(ErrorCode::kInvalidArgument, fmt::format("{} is refused", item)));
+          } else {
+            AuditOne(tx, fmt::format("i{}", item));
+            answers.push_back(item * 10);
+          }
+        }
+        return answers;
+      });
+  std::atomic<bool> committing = false;
+  std::thread first([&] {
+    EXPECT_TRUE(s.Write(kOrigin, [&](Transaction& tx) {
+      committing = true;
+      EXPECT_TRUE(WaitForQueued(s, 2));  // this one and the batch's write
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return AuditOne(tx, "first");
+    }));
+  });
+  while (!committing) std::this_thread::yield();
+  constexpr int kItems = 100;
+  std::mutex mutex;
+  std::map<int, Result<int>> answers;
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < 4; ++t) {
+    submitters.emplace_back([&, t] {
+      for (int i = t; i < kItems; i += 4) {
+        batcher->Submit(i, [&, i](Result<int> answer) {
+          std::lock_guard lock(mutex);
+          EXPECT_TRUE(answers.emplace(i, std::move(answer)).second) << i << " answered twice";
+        });
+      }
+    });
+  }
+  for (auto& submitter : submitters) submitter.join();
+  first.join();
+  // The batch's write is answered once it committed.
+  ASSERT_TRUE(s.Write(kOrigin, [](Transaction&) -> Result<void> { return {}; }));
+  std::lock_guard lock(mutex);
+  ASSERT_EQ(answers.size(), std::size_t{kItems});
+  EXPECT_EQ(works.load(), 1);
+  for (const auto& [item, answer] : answers) {
+    if (item % 7 == 0) {
+      ASSERT_FALSE(answer);
+      EXPECT_EQ(answer.error().message(), fmt::format("{} is refused", item));
+    } else {
+      ASSERT_TRUE(answer) << answer.error().message();
+      EXPECT_EQ(*answer, item * 10);
+    }
+  }
+  EXPECT_EQ(AuditedIds(s).size(), std::size_t{1 + kItems - 15});  // 0, 7, ..., 98 refused
+  s.Close();
+  std::optional<Result<int>> late;
+  batcher->Submit(1, [&](Result<int> answer) { late = std::move(answer); });
+  ASSERT_TRUE(late);
+  ASSERT_FALSE(*late);
+  EXPECT_EQ(late->error().code(), ErrorCode::kUnavailable);
 }
 
 TEST(StoreGroupCommitTest, AWriterIsAnsweredAfterItsWorkIsCommitted) {
