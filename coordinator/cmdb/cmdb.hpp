@@ -8,7 +8,7 @@
 //
 // An upgrade record is one production deployment (install or rollback) of a
 // package on a host, written when the deployment becomes final, once per
-// deployment id. In the same transaction RecordUpgrade enqueues one outbox
+// deployment id. In the same transaction RecordUpgrades enqueues one outbox
 // message per active connector (`cmdb_connectors`, synchronised from
 // config.json by SyncConnectors at start): a result and its report to the
 // outside are committed together or not at all. The delivery worker
@@ -16,7 +16,7 @@
 // holds the outbox's state, so a restart loses nothing.
 //
 // from_version — the version of the app the host ran when the deployment
-// was made — is not stored on a deployment. RecordDeploymentEnd takes it,
+// was made — is not stored on a deployment. RecordDeploymentEnds takes it,
 // in this order, from:
 //   1. the release's `before` baseline of the host (TakeBaseline), when taken;
 //   2. else the apps of the host's last `host.inventory` audit entry made
@@ -44,8 +44,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "coordinator/deploy/deployments.hpp"
@@ -67,7 +69,7 @@ inline constexpr std::string_view kOutboxWaived = "waived";        // an approve
 inline constexpr std::string_view kOutboxGivenUp = "given_up";     // a notice past its time
 
 struct UpgradeRecord {
-  std::int64_t id = 0;  // assigned by RecordUpgrade
+  std::int64_t id = 0;  // assigned by RecordUpgrades
   std::string deployment_id;
   std::string release_id;
   std::string host;
@@ -93,10 +95,13 @@ struct UpgradeRecord {
   nlohmann::json ToJson() const;
 };
 
-// Inserts `record` (once per deployment id) and one outbox message per
-// active connector. Returns false, changing nothing, when the deployment
-// already has a record. Audited "cmdb.record".
-bool RecordUpgrade(Transaction& tx, const UpgradeRecord& record);
+// Inserts each record (once per deployment id: one whose deployment has a
+// record already is skipped, changing nothing) and one outbox message per
+// active connector for each, audited "cmdb.record" on behalf of its origin
+// (the transaction's when null), with a few statements for all of them.
+// Returns how many were recorded.
+std::size_t RecordUpgrades(Transaction& tx,
+                           std::span<const std::pair<UpgradeRecord, const AuditOrigin*>> records);
 
 // Queues one outbox message for `connector` unless one with that
 // idempotency key is queued already (then false). The caller's transaction
@@ -104,11 +109,24 @@ bool RecordUpgrade(Transaction& tx, const UpgradeRecord& record);
 bool EnqueueOutboxMessage(Transaction& tx, const std::string& connector, const std::string& key,
                           const std::string& release_id, const std::string& payload);
 
-// Builds the upgrade record of a production deployment that just became
-// final with `result` (from_version and operator by the rules above) and
-// records it. Called by deployments.cpp; a no-op for other environments.
-void RecordDeploymentEnd(Transaction& tx, const DeploymentRecord& deployment,
-                         DeploymentResult result, UnixSeconds now);
+// One outbox message to queue (EnqueueOutboxMessages).
+struct NewOutboxMessage {
+  std::string connector;
+  std::string key;
+  std::string release_id;
+  std::string payload;
+};
+
+// EnqueueOutboxMessage for each of `messages`, in one statement; returns how
+// many were queued for each idempotency key.
+std::map<std::string, std::size_t> EnqueueOutboxMessages(
+    Transaction& tx, std::span<const NewOutboxMessage> messages);
+
+// Builds the upgrade record of each production deployment that just became
+// final (from_version and operator by the rules above) and records them
+// (RecordUpgrades); deployments of other environments are passed over. The
+// listener of DeploymentsEnded (daemon/listeners.hpp).
+void RecordDeploymentEnds(Transaction& tx, std::span<const DeploymentEnd> ends, UnixSeconds now);
 
 // Snapshots host_apps of `hosts` as release `release_id`'s baseline of
 // `phase` (kBaselineBefore, kBaselineAfter or kBaselineOutside). A host already in that

@@ -9,6 +9,7 @@
 #include "coordinator/cmdb/cmdb_rows.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/release/release_plan.hpp"
+#include "coordinator/store/dialect.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -67,6 +68,54 @@ bool EnqueueOutboxMessage(Transaction& tx, const std::string& connector, const s
        soci::use(created), soci::use(empty), soci::use(empty), soci::use(empty));
   st.execute(true);
   return st.get_affected_rows() > 0;
+}
+
+namespace {
+
+// Outbox messages, each row a JSON object (EnqueueOutboxMessages); returns
+// the keys of those queued.
+struct EnqueueStatement {
+  explicit EnqueueStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kRows[] = {{"id", true}, {"c"}, {"k"}, {"r"}, {"p"}, {"cr"}};
+    st.exchange(soci::into(key));
+    st.exchange(soci::use(rows, "rows"));
+    st.exchange(soci::use(state, "s"));
+    st.alloc();
+    // "WHERE true": SQLite reads ON CONFLICT after a SELECT only behind a WHERE.
+    st.prepare(fmt::format(
+        "INSERT INTO cmdb_outbox (id, connector, idempotency_key, release_id, payload, state, "
+        "attempts, next_attempt, last_error, created, delivered, waived_by, waive_reason) SELECT "
+        "id, c, k, r, p, :s, 0, 0, '', cr, '', '', '' FROM {} WHERE true ON CONFLICT (connector, "
+        "idempotency_key) DO NOTHING RETURNING idempotency_key",
+        JsonRowsSql(BackendOf(sql), "rows", kRows, "m")));
+    st.define_and_bind();
+  }
+  std::string rows, key, state{kOutboxPending};
+  soci::statement st;
+};
+
+}  // namespace
+
+std::map<std::string, std::size_t> EnqueueOutboxMessages(
+    Transaction& tx, std::span<const NewOutboxMessage> messages) {
+  std::map<std::string, std::size_t> queued;
+  if (messages.empty()) return queued;
+  long long id = NextId(tx.sql(), "cmdb_outbox");
+  const std::string created = tx.clock().Utc();
+  json rows = json::array();
+  for (const NewOutboxMessage& m : messages) {
+    rows.push_back({{"id", id++},
+                    {"c", m.connector},
+                    {"k", m.key},
+                    {"r", m.release_id},
+                    {"p", m.payload},
+                    {"cr", created}});
+  }
+  EnqueueStatement& enqueue = tx.Cached<EnqueueStatement>();
+  enqueue.rows = rows.dump();
+  enqueue.st.execute(false);
+  while (enqueue.st.fetch()) ++queued[enqueue.key];
+  return queued;
 }
 
 json CmdbConfirmation::ToJson() const {

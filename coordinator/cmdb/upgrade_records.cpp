@@ -5,12 +5,14 @@
 #include <soci/soci.h>
 
 #include <map>
+#include <set>
 
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/cmdb/cmdb_rows.hpp"
 #include "coordinator/cmdb/outbox_signal.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/deploy/deployment_rows.hpp"
+#include "coordinator/store/dialect.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -65,25 +67,52 @@ std::optional<std::string> AppFromInventoryDetail(const std::string& detail,
   return it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// from_version and its source, by the rules of cmdb.hpp.
-std::pair<std::string, std::string> FromVersionOf(soci::session& sql, const DeploymentRecord& d) {
-  std::string release = d.release_id, host = d.host, app = d.app, phase(kBaselineBefore);
-  // 1. the release's `before` baseline
-  {
-    long long rows = 0;
-    sql << "SELECT COUNT(*) FROM cmdb_baselines WHERE release_id = :r AND phase = :p AND "
-           "host = :h",
-        soci::use(release), soci::use(phase), soci::use(host), soci::into(rows);
-    if (rows > 0) {
-      std::string version;
-      soci::indicator ind = soci::i_null;
-      sql << "SELECT version FROM cmdb_baselines WHERE release_id = :r AND phase = :p AND "
-             "host = :h AND app = :a",
-          soci::use(release), soci::use(phase), soci::use(host), soci::use(app),
-          soci::into(version, ind);
-      return {sql.got_data() && ind == soci::i_ok ? version : std::string(), "baseline"};
+// The `before` baselines of deployments' (release, host) pairs, each row a
+// JSON object {"r": release, "h": host}: release, host, app, version.
+struct BaselinesStatement {
+  explicit BaselinesStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kPairs[] = {{"r"}, {"h"}};
+    st.exchange(soci::into(release));
+    st.exchange(soci::into(host));
+    st.exchange(soci::into(app));
+    st.exchange(soci::into(version));
+    st.exchange(soci::use(pairs, "pairs"));
+    st.exchange(soci::use(phase, "p"));
+    st.alloc();
+    st.prepare(fmt::format(
+        "SELECT b.release_id, b.host, b.app, b.version FROM cmdb_baselines b JOIN {} ON "
+        "b.release_id = k.r AND b.host = k.h WHERE b.phase = :p",
+        JsonRowsSql(BackendOf(sql), "pairs", kPairs, "k")));
+    st.define_and_bind();
+  }
+  std::string pairs, phase{kBaselineBefore}, release, host, app, version;
+  soci::statement st;
+};
+
+// (release, host) -> app -> version of the `before` baselines of `ends`.
+using Baselines = std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>>;
+Baselines BeforeBaselines(Transaction& tx, std::span<const DeploymentEnd* const> ends) {
+  Baselines found;
+  json pairs = json::array();
+  std::set<std::pair<std::string, std::string>> named;
+  for (const DeploymentEnd* end : ends) {
+    if (named.emplace(end->deployment->release_id, end->deployment->host).second) {
+      pairs.push_back({{"r", end->deployment->release_id}, {"h", end->deployment->host}});
     }
   }
+  BaselinesStatement& read = tx.Cached<BaselinesStatement>();
+  read.pairs = pairs.dump();
+  read.st.execute(false);
+  while (read.st.fetch()) found[{read.release, read.host}][read.app] = read.version;
+  return found;
+}
+
+// from_version and its source, by the rules of cmdb.hpp, for a deployment
+// whose release has no `before` baseline of its host (rule 1 is
+// BeforeBaselines').
+std::pair<std::string, std::string> FromReportedVersion(soci::session& sql,
+                                                        const DeploymentRecord& d) {
+  std::string host = d.host, app = d.app;
   // 2. the last inventory the host reported before the deployment was made
   long long created_seq = 0;
   soci::indicator created_ind = soci::i_null;
@@ -233,119 +262,184 @@ json UpgradeRecord::ToJson() const {
 
 namespace {
 
-// RecordUpgrade's statements, prepared once: every production deployment's
+// RecordUpgrades' statements, prepared once: every production deployment's
 // end runs them.
 struct UpgradeStatements {
   explicit UpgradeStatements(soci::session& sql)
-      : exists((sql.prepare << "SELECT COUNT(*) FROM upgrade_records WHERE deployment_id = :d",
-                soci::use(deployment), soci::into(count))),
+      : exists(sql),
         highest((sql.prepare << "SELECT MAX(id) FROM upgrade_records", soci::into(id, id_ind))),
-        insert((sql.prepare << "INSERT INTO upgrade_records (" << kRecordColumns
-                            << ") VALUES (:id, :d, :r, :h, :p, :pid, :fv, :fs, :tv, :st, :fi, "
-                               ":res, :op, :k, :rec)",
-                soci::use(id), soci::use(r.deployment_id), soci::use(r.release_id),
-                soci::use(r.host), soci::use(r.package), soci::use(r.package_id),
-                soci::use(r.from_version), soci::use(r.from_source), soci::use(r.to_version),
-                soci::use(started), soci::use(finished), soci::use(result),
-                soci::use(r.operator_name), soci::use(r.kind), soci::use(r.recorded))),
+        insert(sql),
         connectors(
             (sql.prepare << "SELECT name FROM cmdb_connectors WHERE active = 1 ORDER BY name",
-             soci::into(connector))) {}
-  std::string deployment, connector, result;
-  long long count = 0, id = 0, started = 0, finished = 0;
+             soci::into(connector))) {
+    static constexpr JsonColumn kIds[] = {{"id"}};
+    exists.exchange(soci::into(deployment));
+    exists.exchange(soci::use(ids, "ids"));
+    exists.alloc();
+    exists.prepare(fmt::format(
+        "SELECT deployment_id FROM upgrade_records WHERE deployment_id IN (SELECT id FROM {})",
+        JsonRowsSql(BackendOf(sql), "ids", kIds, "i")));
+    exists.define_and_bind();
+    static constexpr JsonColumn kRows[] = {{"id", true}, {"d"},   {"r"},  {"h"},  {"p"},
+                                           {"pid"},      {"fv"},  {"fs"}, {"tv"}, {"st", true},
+                                           {"fi", true}, {"res"}, {"op"}, {"k"},  {"rec"}};
+    insert.exchange(soci::use(rows, "rows"));
+    insert.alloc();
+    insert.prepare(fmt::format(
+        "INSERT INTO upgrade_records ({}) SELECT id, d, r, h, p, pid, fv, fs, tv, st, fi, res, "
+        "op, k, rec FROM {}",
+        kRecordColumns, JsonRowsSql(BackendOf(sql), "rows", kRows, "u")));
+    insert.define_and_bind();
+  }
+  std::string ids, deployment, rows, connector;
+  long long id = 0;
   soci::indicator id_ind = soci::i_null;
-  UpgradeRecord r;
   soci::statement exists, highest, insert, connectors;
 };
 
 }  // namespace
 
-bool RecordUpgrade(Transaction& tx, const UpgradeRecord& input) {
+std::size_t RecordUpgrades(Transaction& tx,
+                           std::span<const std::pair<UpgradeRecord, const AuditOrigin*>> records) {
+  if (records.empty()) return 0;
   UpgradeStatements& s = tx.Cached<UpgradeStatements>();
-  s.deployment = input.deployment_id;
-  s.count = 0;
-  s.exists.execute(true);
-  const long long exists = s.count;
-  StatementCache::Finish(s.exists);
-  if (exists > 0) return false;
-
-  // Filled in the insert's bound record itself (no copy per deployment end).
-  UpgradeRecord& r = s.r;
-  r = input;
+  // Which deployments have a record already.
+  std::set<std::string> recorded;
+  {
+    json ids = json::array();
+    for (const auto& [record, origin] : records) ids.push_back({{"id", record.deployment_id}});
+    s.ids = ids.dump();
+    s.exists.execute(false);
+    while (s.exists.fetch()) recorded.insert(s.deployment);
+  }
   s.id_ind = soci::i_null;
   s.highest.execute(true);
-  r.id = (s.id_ind == soci::i_ok ? s.id : 0) + 1;
+  long long id = s.id_ind == soci::i_ok ? s.id : 0;
   StatementCache::Finish(s.highest);
-  if (r.recorded.empty()) r.recorded = tx.clock().Utc();
-  s.id = r.id;
-  s.started = r.started;
-  s.finished = r.finished;
-  s.result = DeploymentResultName(r.result);
-  s.insert.execute(true);
-
-  // One message per active connector, the same exact body for each.
-  const std::string key = r.IdempotencyKey();
-  json record = r.ToJson();  // also the audit entry's `after`
-  json payload = record;
-  payload["event"] = r.Event();
-  payload["idempotency_key"] = key;
-  payload["installed_version"] = r.ResultingVersion();
-  const std::string body = payload.dump();
   std::vector<std::string> connectors;
   s.connectors.execute(false);
   while (s.connectors.fetch()) connectors.push_back(s.connector);
-  std::size_t queued = 0;
-  for (const std::string& connector : connectors) {
-    if (EnqueueOutboxMessage(tx, connector, key, r.release_id, body)) ++queued;
-  }
 
-  AuditEvent event("cmdb.record", "upgrade_record", std::to_string(r.id));
-  event.release_id = r.release_id;
-  event.after = std::move(record);
-  event.detail = {{"idempotency_key", key}, {"queued", queued}};
-  tx.Audit(event);
-  if (queued > 0) tx.AfterCommit(RingOutbox);
-  return true;
-}
-
-void RecordDeploymentEnd(Transaction& tx, const DeploymentRecord& d, DeploymentResult result,
-                         UnixSeconds now) {
-  if (d.environment != kProductionEnvironment) return;
-  UpgradeRecord r;
-  r.deployment_id = d.id;
-  r.release_id = d.release_id;
-  r.host = d.host;
-  r.package = d.app;
-  r.package_id = d.package_id;
-  r.kind = std::string(protocol::DeploymentKindName(d.kind));
-  auto [from, source] = FromVersionOf(tx.sql(), d);
-  if (d.kind == protocol::DeploymentKind::kRollback) {
-    // A rollback leaves what this release installed on the host (its install
-    // succeeded, or there would be nothing to restore).
-    if (auto version = SucceededInstallVersion(tx.sql(), d.release_id, d.host)) {
-      from = *version;
-      source = "install";
+  // One row, one message per active connector (the same exact body for
+  // each), one audit entry for each record.
+  json rows = json::array();
+  std::vector<UpgradeRecord> kept;
+  std::vector<const AuditOrigin*> kept_origins;
+  std::vector<NewOutboxMessage> messages;
+  for (const auto& [input, origin] : records) {
+    if (!recorded.insert(input.deployment_id).second) continue;
+    UpgradeRecord& r = kept.emplace_back(input);
+    kept_origins.push_back(origin);
+    r.id = ++id;
+    if (r.recorded.empty()) r.recorded = tx.clock().Utc();
+    rows.push_back({{"id", r.id},
+                    {"d", r.deployment_id},
+                    {"r", r.release_id},
+                    {"h", r.host},
+                    {"p", r.package},
+                    {"pid", r.package_id},
+                    {"fv", r.from_version},
+                    {"fs", r.from_source},
+                    {"tv", r.to_version},
+                    {"st", r.started},
+                    {"fi", r.finished},
+                    {"res", DeploymentResultName(r.result)},
+                    {"op", r.operator_name},
+                    {"k", r.kind},
+                    {"rec", r.recorded}});
+    if (connectors.empty()) continue;
+    json payload = r.ToJson();
+    payload["event"] = r.Event();
+    payload["idempotency_key"] = r.IdempotencyKey();
+    payload["installed_version"] = r.ResultingVersion();
+    const std::string body = payload.dump();
+    for (const std::string& connector : connectors) {
+      messages.push_back({connector, r.IdempotencyKey(), r.release_id, body});
     }
   }
-  r.from_version = from;
-  r.from_source = source;
-  r.to_version = d.version;
-  if (r.to_version.empty()) r.to_version = ReportedVersion(tx.sql(), d.id);
-  // The row's first-event time may be newer than the caller's copy.
-  const auto row = detail::FindDeployment(tx, d.id);
-  const UnixSeconds started = row ? row->started : 0;
-  r.started = started > 0 ? started : (d.started > 0 ? d.started : d.created);
-  r.finished = now;
-  r.result = result;
-  if (d.kind == protocol::DeploymentKind::kRollback) {
-    r.operator_name =
-        HistoryActor(tx, d.release_id, release::ActionName(release::Action::kRollback));
+  if (kept.empty()) return 0;
+  s.rows = rows.dump();
+  s.insert.execute(true);
+  const std::map<std::string, std::size_t> queued = EnqueueOutboxMessages(tx, messages);
+
+  std::vector<std::pair<AuditOrigin, AuditEvent>> audits;
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    const UpgradeRecord& r = kept[i];
+    const std::string key = r.IdempotencyKey();
+    auto count = queued.find(key);
+    AuditEvent event("cmdb.record", "upgrade_record", std::to_string(r.id));
+    event.release_id = r.release_id;
+    event.after = r.ToJson();
+    event.detail = {{"idempotency_key", key},
+                    {"queued", count == queued.end() ? std::size_t{0} : count->second}};
+    audits.emplace_back(kept_origins[i] != nullptr ? *kept_origins[i] : tx.origin(),
+                        std::move(event));
   }
-  if (r.operator_name.empty()) {
-    r.operator_name =
-        HistoryActor(tx, d.release_id, release::ActionName(release::Action::kStartRollout));
+  tx.AuditAll(audits);
+  if (!queued.empty()) tx.AfterCommit(RingOutbox);
+  return kept.size();
+}
+
+void RecordDeploymentEnds(Transaction& tx, std::span<const DeploymentEnd> ends, UnixSeconds now) {
+  std::vector<const DeploymentEnd*> production;
+  for (const DeploymentEnd& end : ends) {
+    if (end.deployment->environment == kProductionEnvironment) production.push_back(&end);
   }
-  RecordUpgrade(tx, r);
+  if (production.empty()) return;
+  const Baselines baselines = BeforeBaselines(tx, production);
+  // The rows' first-event times may be newer than the callers' copies.
+  std::vector<std::string> ids;
+  for (const DeploymentEnd* end : production) ids.push_back(end->deployment->id);
+  const std::map<std::string, DeploymentRecord> rows = detail::FindDeployments(tx, ids);
+  std::map<std::pair<std::string, std::string_view>, std::string> actors;
+  auto actor = [&](const std::string& release_id, std::string_view action) -> const std::string& {
+    auto [it, made] = actors.try_emplace({release_id, action});
+    if (made) it->second = HistoryActor(tx, release_id, action);
+    return it->second;
+  };
+  std::vector<std::pair<UpgradeRecord, const AuditOrigin*>> records;
+  for (const DeploymentEnd* end : production) {
+    const DeploymentRecord& d = *end->deployment;
+    UpgradeRecord r;
+    r.deployment_id = d.id;
+    r.release_id = d.release_id;
+    r.host = d.host;
+    r.package = d.app;
+    r.package_id = d.package_id;
+    r.kind = std::string(protocol::DeploymentKindName(d.kind));
+    // 1. the release's `before` baseline; 2. and 3.: FromReportedVersion.
+    auto [from, source] = [&]() -> std::pair<std::string, std::string> {
+      auto baseline = baselines.find({d.release_id, d.host});
+      if (baseline == baselines.end()) return FromReportedVersion(tx.sql(), d);
+      auto version = baseline->second.find(d.app);
+      return {version == baseline->second.end() ? std::string() : version->second, "baseline"};
+    }();
+    if (d.kind == protocol::DeploymentKind::kRollback) {
+      // A rollback leaves what this release installed on the host (its install
+      // succeeded, or there would be nothing to restore).
+      if (auto version = SucceededInstallVersion(tx.sql(), d.release_id, d.host)) {
+        from = *version;
+        source = "install";
+      }
+    }
+    r.from_version = from;
+    r.from_source = source;
+    r.to_version = d.version;
+    if (r.to_version.empty()) r.to_version = ReportedVersion(tx.sql(), d.id);
+    auto row = rows.find(d.id);
+    const UnixSeconds started = row != rows.end() ? row->second.started : 0;
+    r.started = started > 0 ? started : (d.started > 0 ? d.started : d.created);
+    r.finished = now;
+    r.result = end->result;
+    if (d.kind == protocol::DeploymentKind::kRollback) {
+      r.operator_name = actor(d.release_id, release::ActionName(release::Action::kRollback));
+    }
+    if (r.operator_name.empty()) {
+      r.operator_name = actor(d.release_id, release::ActionName(release::Action::kStartRollout));
+    }
+    records.emplace_back(std::move(r), end->origin);
+  }
+  RecordUpgrades(tx, records);
 }
 
 std::vector<UpgradeRecord> ListUpgradeRecords(soci::session& sql, const UpgradeFilter& filter) {

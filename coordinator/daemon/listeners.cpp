@@ -20,9 +20,8 @@ void NotifyAfterCommit(Transaction& tx, WakeupHub& wakeups, std::string_view rel
 void SubscribeListeners(EventBus& events, WakeupHub* wakeups) {
   events.Subscribe<ReleaseChanged>(
       [](Transaction& tx, const ReleaseChanged& e) { EnqueueNotices(tx, e.before, e.after); });
-  events.Subscribe<DeploymentEnded>([](Transaction& tx, const DeploymentEnded& e) {
-    RecordDeploymentEnd(tx, e.deployment, e.result, e.now);
-  });
+  events.Subscribe<DeploymentsEnded>(
+      [](Transaction& tx, const DeploymentsEnded& e) { RecordDeploymentEnds(tx, e.ends, e.now); });
   events.Subscribe<HostEnrolled>(
       [](Transaction& tx, const HostEnrolled& e) { JoinLateHost(tx, e.host, e.labels, e.now); });
   if (wakeups == nullptr) return;

@@ -3,8 +3,8 @@
 // "Modules and their dependencies").
 //   - ReleaseChanged (store/release_records.hpp) -> the notices of the
 //     transition (notify/notices.hpp);
-//   - DeploymentEnded (deploy/deployments.hpp) -> the upgrade record and its
-//     outbox messages (cmdb/cmdb.hpp);
+//   - DeploymentsEnded (deploy/deployments.hpp) -> the upgrade records and
+//     their outbox messages (cmdb/cmdb.hpp);
 //   - HostEnrolled (hosts/hosts.hpp) -> a rollout that takes late joiners
 //     adds the host (deploy/rollout_engine.hpp JoinLateHost);
 //   - ReleaseProgressed (deploy/deployments.hpp) and ReleaseChanged -> once

@@ -40,22 +40,6 @@ std::string WithoutNul(std::string_view text) {
   return out;
 }
 
-// Deployments by id, the ids a JSON array of {"id": ...}.
-struct FindManyStatement {
-  explicit FindManyStatement(soci::session& sql) : st(sql) {
-    static constexpr JsonColumn kIds[] = {{"id"}};
-    row.Into(st);
-    st.exchange(soci::use(ids, "ids"));
-    st.alloc();
-    st.prepare(fmt::format("SELECT {} FROM deployments WHERE id IN (SELECT id FROM {})", kColumns,
-                           JsonRowsSql(BackendOf(sql), "ids", kIds, "i")));
-    st.define_and_bind();
-  }
-  Row row;
-  std::string ids;
-  soci::statement st;
-};
-
 // Events, each row a JSON object (StoreEventPosts); returns the keys of those
 // stored (an event stored before is not stored again).
 struct InsertEventsStatement {
@@ -158,19 +142,14 @@ std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
   // Every deployment named, read at once.
   std::map<std::string, DeploymentRecord> deployments;
   {
-    json ids = json::array();
+    std::vector<std::string> ids;
     std::set<std::string_view> named;
     for (const EventPost& post : posts) {
       for (const protocol::DeploymentEvent& e : post.batch.events) {
-        if (named.insert(e.deployment).second) ids.push_back({{"id", e.deployment}});
+        if (named.insert(e.deployment).second) ids.push_back(e.deployment);
       }
     }
-    if (!ids.empty()) {
-      FindManyStatement& find = tx.Cached<FindManyStatement>();
-      find.ids = ids.dump();
-      find.st.execute(false);
-      while (find.st.fetch()) deployments.emplace(find.row.id, find.row.ToRecord());
-    }
+    deployments = FindDeployments(tx, ids);
   }
   // Every event of a POST must be its host's before anything of it is stored.
   std::vector<bool> accepted(posts.size(), false);
@@ -332,12 +311,12 @@ std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
 
   // A deployment's end, and what it decides of its rollout, are on behalf of
   // the request that reported it.
+  std::vector<DeploymentEnd> ends;
   std::map<std::string, const AuditOrigin*> rollouts_to_check;
   for (const Ending& ending : endings) {
     DeploymentRecord& d = *ending.deployment;
     const AuditOrigin& origin = posts[last_post.at(d.id)].origin;
-    Transaction as = tx.As(origin);
-    FinishDeployment(as, d, ending.result, ending.message, now);
+    ends.push_back({&d, ending.result, ending.message, &origin});
     const platform::log::Scope scope(
         platform::log::Fields().Release(d.release_id).Host(d.host).Deployment(d.id));
     spdlog::log(d.step == Step::kSucceeded ? spdlog::level::info : spdlog::level::warn,
@@ -345,6 +324,7 @@ std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
                 ending.message.empty() ? "" : ": ", ending.message);
     if (d.environment == kProductionEnvironment) rollouts_to_check[d.release_id] = &origin;
   }
+  FinishDeployments(tx, ends, now);
   for (const auto& [release_id, origin] : rollouts_to_check) {
     Transaction as = tx.As(*origin);
     AdvanceRollout(as, release_id, now, options, wakeups, NextPart::kLeaveToTheSweep);
@@ -374,10 +354,12 @@ void EndDeploymentsOfHost(Transaction& tx, std::string_view host, UnixSeconds no
       tx.sql(), fmt::format("SELECT {} FROM deployments WHERE host = :h AND final = 0", kColumns),
       [&](soci::statement& st) { st.exchange(soci::use(key, "h")); });
   std::set<std::string> releases;
+  std::vector<DeploymentEnd> ends;
   for (const DeploymentRecord& d : open) {
-    FinishDeployment(tx, d, DeploymentResult::kHostRemoved, why, now);
+    ends.push_back({&d, DeploymentResult::kHostRemoved, why, nullptr});
     if (d.environment == kProductionEnvironment) releases.insert(d.release_id);
   }
+  FinishDeployments(tx, ends, now);
   for (const std::string& release_id : releases) {
     AdvanceRollout(tx, release_id, now, options, wakeups, NextPart::kLeaveToTheSweep);
   }

@@ -6,7 +6,9 @@
 
 #include <soci/soci.h>
 
+#include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -96,5 +98,8 @@ std::vector<DeploymentRecord> Query(soci::session& sql, const std::string& sql_t
 
 // The deployment `id`, if there is one (a statement prepared once).
 std::optional<DeploymentRecord> FindDeployment(Transaction& tx, const std::string& id);
+// Those of `ids` there are, by id, read with one statement (prepared once).
+std::map<std::string, DeploymentRecord> FindDeployments(Transaction& tx,
+                                                        std::span<const std::string> ids);
 
 }  // namespace fabu::coordinator::detail

@@ -96,13 +96,15 @@ Result<Sweep> SweepDeployments(Store& store, UnixSeconds now,
                                      "AND deadline <= :n",
                                      kColumns),
                          [&](soci::statement& st) { st.exchange(soci::use(at, "n")); });
+    std::vector<DeploymentEnd> ends;
     for (const DeploymentRecord& d : overdue) {
-      FinishDeployment(
-          tx, d, DeploymentResult::kTimeout,
-          fmt::format("timeout: not final within the host timeout of {} (last step {})",
-                      protocol::FormatDuration(d.host_timeout_seconds), protocol::StepName(d.step)),
-          now);
+      ends.push_back({&d, DeploymentResult::kTimeout,
+                      fmt::format("timeout: not final within the host timeout of {} (last step {})",
+                                  protocol::FormatDuration(d.host_timeout_seconds),
+                                  protocol::StepName(d.step)),
+                      nullptr});
     }
+    FinishDeployments(tx, ends, now);
     sweep.timed_out = overdue.size();
     // Every rollout in progress, not only those just touched: the next wave
     // may be due, a window may have opened, and after a restart the last

@@ -16,6 +16,7 @@
 #include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/deploy/deployment_rows.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
+#include "coordinator/store/dialect.hpp"
 #include "coordinator/store/release_records.hpp"
 
 namespace fabu::coordinator {
@@ -77,10 +78,9 @@ class TargetFacts {
   }
 
   Attempts AttemptsOf(const std::string& host) {
-    if (all_) {
-      auto it = attempts_.find(host);
-      return it == attempts_.end() ? Attempts{} : it->second;
-    }
+    // (Read one by one, attempts_ holds only those made here, not stored yet.)
+    if (auto it = attempts_.find(host); it != attempts_.end()) return it->second;
+    if (all_) return Attempts{};
     AttemptsStatement& s = tx_.Cached<AttemptsStatement>();
     s.release_id = release_id_;
     s.host = host;
@@ -90,9 +90,9 @@ class TargetFacts {
     return a;
   }
 
-  // Counts the deployment just made for `host` (a host named twice gets one).
+  // Counts the deployment just made for `host` (a host named twice gets one):
+  // CreateDeployments stores them all at its end.
   void Made(const std::string& host) {
-    if (!all_) return;
     Attempts& a = attempts_[host];
     ++a.count;
     ++a.open;
@@ -123,26 +123,25 @@ class TargetFacts {
   std::unordered_map<std::string, std::string> installed_;
 };
 
-struct InsertDeploymentStatement {
-  explicit InsertDeploymentStatement(soci::session& sql)
-      : st((sql.prepare
-                << "INSERT INTO deployments (id, release_id, host, attempt, environment, kind, "
-                   "app, version, package_id, package_size, package_url, host_timeout, step, "
-                   "final, result, message, last_sequence, created, started, finished, deadline, "
-                   "wave, from_version, observe, observe_interval) VALUES "
-                   "(:id, :r, :h, :a, :e, :k, :app, :v, :p, :s, :u, :t, :step, :z1, :res, :m, "
-                   ":z2, :c, :z3, :z4, :d, :w, :fv, :o, :oi)",
-            soci::use(id), soci::use(release_id), soci::use(host), soci::use(attempt),
-            soci::use(environment), soci::use(kind), soci::use(app), soci::use(version),
-            soci::use(package_id), soci::use(size), soci::use(package_url), soci::use(host_timeout),
-            soci::use(step), soci::use(zero), soci::use(empty), soci::use(empty), soci::use(zero),
-            soci::use(created), soci::use(zero), soci::use(zero), soci::use(deadline),
-            soci::use(wave), soci::use(from_version), soci::use(observe),
-            soci::use(observe_interval))) {}
-  std::string id, release_id, host, environment, kind, app, version, package_id, package_url, step,
-      from_version, empty;
-  long long attempt = 0, size = 0, host_timeout = 0, created = 0, deadline = 0, zero = 0, wave = 0,
-            observe = 0, observe_interval = 0;
+// New deployments, each row a JSON object (CreateDeployments).
+struct InsertDeploymentsStatement {
+  explicit InsertDeploymentsStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kRows[] = {
+        {"id"},      {"r"},       {"h"},       {"a", true}, {"e"},       {"k"},    {"app"},
+        {"v"},       {"p"},       {"s", true}, {"u"},       {"t", true}, {"step"}, {"c", true},
+        {"d", true}, {"w", true}, {"fv"},      {"o", true}, {"oi", true}};
+    st.exchange(soci::use(rows, "rows"));
+    st.alloc();
+    st.prepare(fmt::format(
+        "INSERT INTO deployments (id, release_id, host, attempt, environment, kind, app, version, "
+        "package_id, package_size, package_url, host_timeout, step, final, result, message, "
+        "last_sequence, created, started, finished, deadline, wave, from_version, observe, "
+        "observe_interval) SELECT id, r, h, a, e, k, app, v, p, s, u, t, step, 0, '', '', 0, c, "
+        "0, 0, d, w, fv, o, oi FROM {}",
+        JsonRowsSql(BackendOf(sql), "rows", kRows, "n")));
+    st.define_and_bind();
+  }
+  std::string rows;
   soci::statement st;
 };
 
@@ -183,22 +182,58 @@ std::string_view DeploymentRecord::ResultText() const {
   return result ? DeploymentResultName(*result) : std::string_view();
 }
 
+namespace {
+
+// Deployments made final, each row a JSON object (FinishDeployments).
+struct FinishStatement {
+  explicit FinishStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kRows[] = {{"id"}, {"r"}, {"m"}, {"f", true}};
+    st.exchange(soci::use(rows, "rows"));
+    st.alloc();
+    st.prepare(fmt::format(
+        "UPDATE deployments SET final = 1, result = f.r, message = f.m, finished = f.f FROM {} "
+        "WHERE deployments.id = f.id",
+        JsonRowsSql(BackendOf(sql), "rows", kRows, "f")));
+    st.define_and_bind();
+  }
+  std::string rows;
+  soci::statement st;
+};
+
+}  // namespace
+
+void FinishDeployments(Transaction& tx, std::span<const DeploymentEnd> ends, UnixSeconds now) {
+  if (ends.empty()) return;
+  nlohmann::json rows = nlohmann::json::array();
+  std::vector<std::pair<AuditOrigin, AuditEvent>> audits;
+  std::set<std::string> releases;
+  for (const DeploymentEnd& end : ends) {
+    const DeploymentRecord& d = *end.deployment;
+    const std::string result(DeploymentResultName(end.result));
+    rows.push_back({{"id", d.id}, {"r", result}, {"m", end.message}, {"f", now}});
+    AuditEvent event("deployment.finish", "deployment", d.id);
+    event.release_id = d.release_id;
+    event.detail = {{"host", d.host},
+                    {"result", result},
+                    {"message", end.message},
+                    {"step", protocol::StepName(d.step)}};
+    audits.emplace_back(end.origin != nullptr ? *end.origin : tx.origin(), std::move(event));
+    releases.insert(d.release_id);
+  }
+  FinishStatement& finish = tx.Cached<FinishStatement>();
+  finish.rows = rows.dump();
+  finish.st.execute(true);
+  tx.AuditAll(audits);
+  // Its listeners (the CMDB's upgrade records and outbox messages) commit
+  // with their end.
+  tx.Raise(DeploymentsEnded{ends, now});
+  for (const std::string& release_id : releases) tx.Raise(ReleaseProgressed{release_id});
+}
+
 void FinishDeployment(Transaction& tx, const DeploymentRecord& d, DeploymentResult result,
                       const std::string& message, UnixSeconds now) {
-  std::string id = d.id, res(DeploymentResultName(result)), msg = message;
-  long long finished = now;
-  tx.sql() << "UPDATE deployments SET final = 1, result = :r, message = :m, finished = :f "
-              "WHERE id = :id",
-      soci::use(res), soci::use(msg), soci::use(finished), soci::use(id);
-  AuditEvent event("deployment.finish", "deployment", d.id);
-  event.release_id = d.release_id;
-  event.detail = {
-      {"host", d.host}, {"result", res}, {"message", msg}, {"step", protocol::StepName(d.step)}};
-  tx.Audit(event);
-  // Its listeners (the CMDB's upgrade record and outbox messages) commit
-  // with its end.
-  tx.Raise(DeploymentEnded{d, result, now});
-  tx.Raise(ReleaseProgressed{d.release_id});
+  const DeploymentEnd end{&d, result, message, nullptr};
+  FinishDeployments(tx, std::span(&end, 1), now);
 }
 
 std::optional<DeploymentResult> FinalResultOf(Step step, std::optional<Step> failed_step) {
@@ -319,6 +354,9 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
       release.plan.golive ? release.plan.golive->host_timeout_seconds : kDefaultHostTimeoutSeconds;
   const bool observed = release.plan.golive && environment == kProductionEnvironment;
   std::vector<DeploymentRecord> made;
+  // Inserted and audited at the end, with one statement each for all.
+  json rows = json::array();
+  std::vector<std::pair<AuditOrigin, AuditEvent>> audits;
   TargetFacts facts(tx, release.id, package.name, hosts.size());
   for (const NewDeployment& target : hosts) {
     const TargetFacts::Attempts attempts = facts.AttemptsOf(target.host);
@@ -352,35 +390,38 @@ std::vector<DeploymentRecord> CreateDeployments(Transaction& tx, const release::
     d.deadline = timeout > 0 ? now + timeout + d.observe_seconds : 0;
     d.wave = target.wave;
     d.from_version = facts.InstalledOf(d.host);
-    InsertDeploymentStatement& insert = tx.Cached<InsertDeploymentStatement>();
-    insert.id = d.id;
-    insert.release_id = d.release_id;
-    insert.host = d.host;
-    insert.attempt = d.attempt;
-    insert.environment = d.environment;
-    insert.kind = protocol::DeploymentKindName(d.kind);
-    insert.app = d.app;
-    insert.version = d.version;
-    insert.package_id = d.package_id;
-    insert.size = static_cast<long long>(d.package_size);
-    insert.package_url = d.package_url;
-    insert.host_timeout = d.host_timeout_seconds;
-    insert.step = protocol::StepName(d.step);
-    insert.created = d.created;
-    insert.deadline = d.deadline;
-    insert.wave = d.wave;
-    insert.from_version = d.from_version;
-    insert.observe = d.observe_seconds;
-    insert.observe_interval = d.observe_interval_seconds;
-    insert.st.execute(true);
+    rows.push_back({{"id", d.id},
+                    {"r", d.release_id},
+                    {"h", d.host},
+                    {"a", d.attempt},
+                    {"e", d.environment},
+                    {"k", protocol::DeploymentKindName(d.kind)},
+                    {"app", d.app},
+                    {"v", d.version},
+                    {"p", d.package_id},
+                    {"s", d.package_size},
+                    {"u", d.package_url},
+                    {"t", d.host_timeout_seconds},
+                    {"step", protocol::StepName(d.step)},
+                    {"c", d.created},
+                    {"d", d.deadline},
+                    {"w", d.wave},
+                    {"fv", d.from_version},
+                    {"o", d.observe_seconds},
+                    {"oi", d.observe_interval_seconds}});
     AuditEvent event("deployment.create", "deployment", d.id);
     event.release_id = release.id;
     event.after_sha256 = d.Digest();
-    tx.Audit(event);
+    audits.emplace_back(tx.origin(), std::move(event));
     facts.Made(d.host);
     made.push_back(std::move(d));
   }
-  if (!made.empty()) tx.Raise(ReleaseProgressed{release.id});
+  if (made.empty()) return made;
+  InsertDeploymentsStatement& insert = tx.Cached<InsertDeploymentsStatement>();
+  insert.rows = rows.dump();
+  insert.st.execute(true);
+  tx.AuditAll(audits);
+  tx.Raise(ReleaseProgressed{release.id});
   return made;
 }
 
@@ -492,6 +533,38 @@ std::optional<DeploymentRecord> FindDeployment(Transaction& tx, const std::strin
   std::optional<DeploymentRecord> found;
   if (find.st.got_data()) found = find.row.ToRecord();
   StatementCache::Finish(find.st);
+  return found;
+}
+
+namespace {
+// Deployments by id, the ids a JSON array of {"id": ...}.
+struct FindManyStatement {
+  explicit FindManyStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kIds[] = {{"id"}};
+    row.Into(st);
+    st.exchange(soci::use(ids, "ids"));
+    st.alloc();
+    st.prepare(fmt::format("SELECT {} FROM deployments WHERE id IN (SELECT id FROM {})", kColumns,
+                           JsonRowsSql(BackendOf(sql), "ids", kIds, "i")));
+    st.define_and_bind();
+  }
+  Row row;
+  std::string ids;
+  soci::statement st;
+};
+
+}  // namespace
+
+std::map<std::string, DeploymentRecord> FindDeployments(Transaction& tx,
+                                                        std::span<const std::string> ids) {
+  std::map<std::string, DeploymentRecord> found;
+  if (ids.empty()) return found;
+  nlohmann::json list = nlohmann::json::array();
+  for (const std::string& id : ids) list.push_back({{"id", id}});
+  FindManyStatement& find = tx.Cached<FindManyStatement>();
+  find.ids = list.dump();
+  find.st.execute(false);
+  while (find.st.fetch()) found.emplace(find.row.id, find.row.ToRecord());
   return found;
 }
 

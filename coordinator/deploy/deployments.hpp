@@ -170,14 +170,29 @@ struct ReleaseProgressed {
   const std::string& release_id;
 };
 
-struct DeploymentEnded {
-  const DeploymentRecord& deployment;
-  DeploymentResult result;
+// A deployment that ended, for FinishDeployments: its record as the caller
+// read it, its result and message, and on whose behalf it ended (the
+// transaction's origin when null; it must outlive the call).
+struct DeploymentEnd {
+  const DeploymentRecord* deployment = nullptr;
+  DeploymentResult result = DeploymentResult::kFailed;
+  std::string message;
+  const AuditOrigin* origin = nullptr;
+};
+
+// Raised once by FinishDeployments for all the deployments it ended.
+struct DeploymentsEnded {
+  std::span<const DeploymentEnd> ends;
   UnixSeconds now;
 };
 
-// Marks a deployment final with `result` (audited "deployment.finish") and
-// raises DeploymentEnded.
+// Marks each deployment final with its result and message (audited
+// "deployment.finish", on behalf of its origin), with one statement for all
+// of them, and raises DeploymentsEnded once and ReleaseProgressed for each
+// release.
+void FinishDeployments(Transaction& tx, std::span<const DeploymentEnd> ends, UnixSeconds now);
+
+// The same for one deployment, on behalf of the transaction's origin.
 void FinishDeployment(Transaction& tx, const DeploymentRecord& d, DeploymentResult result,
                       const std::string& message, UnixSeconds now);
 

@@ -94,11 +94,12 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row, c
          soci::use(id));
     for (const std::string& host : rows) busy.insert(host);
   }
+  std::vector<DeploymentEnd> ends;
   for (const DeploymentRecord& d : made) {
     if (removed.contains(d.host)) {
       // A target removed since the rollout began: it counts as failed.
-      FinishDeployment(tx, d, DeploymentResult::kHostRemoved,
-                       fmt::format("host {} was removed", d.host), now);
+      ends.push_back({&d, DeploymentResult::kHostRemoved,
+                      fmt::format("host {} was removed", d.host), nullptr});
       continue;
     }
     if (busy.contains(d.host)) {
@@ -107,6 +108,7 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row, c
       wakeups.assigned.push_back({d.host, d.ToAssignment()});
     }
   }
+  FinishDeployments(tx, ends, now);
   const std::size_t assigned = assigned_before + made.size();
   const bool starts = row.current_wave != wave;
   row.current_wave = wave;

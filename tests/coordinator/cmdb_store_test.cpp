@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <soci/soci.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "coordinator/cmdb/cmdb.hpp"
@@ -176,6 +177,64 @@ TEST_F(CmdbStoreTest, AProductionDeploymentEndingRecordsItsUpgradeAndQueuesOneMe
   EXPECT_EQ(records[1].from_source, "unknown");
   EXPECT_EQ(records[1].from_version, "");
   EXPECT_EQ(json::parse(Outbox().front().payload)["installed_version"], "");
+}
+
+// Given two hosts' final reports written in one unit of work (as the agent
+// API batches them), each deployment should get its own record (ids in
+// order), one message per connector, and a "cmdb.record" entry on behalf of
+// the request that reported it.
+TEST_F(CmdbStoreTest, EndsWrittenTogetherEachGetTheirRecordMessagesAndEntry) {
+  auto made = StartProduction();
+  ASSERT_EQ(made.size(), 2u);
+  std::vector<EventPost> posts;
+  for (const DeploymentRecord& d : made) {
+    protocol::EventBatch batch;
+    std::uint64_t sequence = 0;
+    for (Step step : {Step::kAssigned, Step::kDownloading, Step::kSucceeded}) {
+      protocol::DeploymentEvent e;
+      e.deployment = d.id;
+      e.sequence = ++sequence;
+      e.step = step;
+      batch.events.push_back(e);
+    }
+    posts.push_back({d.host, batch, {"host:" + d.host, "agent", "req-" + d.host, "local"}});
+  }
+  Write([&](Transaction& tx) {
+    Wakeups wakeups;
+    for (const auto& answer : StoreEventPosts(tx, posts, 200, {}, wakeups)) {
+      ASSERT_TRUE(answer) << answer.error().message();
+    }
+  });
+  auto records = Records();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].id, 1);
+  EXPECT_EQ(records[0].host, "web-1");
+  EXPECT_EQ(records[1].id, 2);
+  EXPECT_EQ(records[1].host, "web-2");
+  for (const UpgradeRecord& r : records) {
+    EXPECT_EQ(r.result, DeploymentResult::kSucceeded);
+    EXPECT_EQ(r.operator_name, "zhang.rm");
+    EXPECT_EQ(r.started, 200);
+  }
+  auto outbox = Outbox();
+  ASSERT_EQ(outbox.size(), 4u);
+  std::map<std::string, int> per_key;
+  for (const OutboxMessage& m : outbox) ++per_key[m.idempotency_key];
+  EXPECT_EQ(per_key,
+            (std::map<std::string, int>{{"R-1/web-1/c3m-video/V1.0.0.2/install.succeeded", 2},
+                                        {"R-1/web-2/c3m-video/V1.0.0.2/install.succeeded", 2}}));
+  auto entries = Read<std::vector<std::string>>([&](soci::session& sql) {
+    std::vector<std::string> out;
+    soci::rowset<soci::row> rows =
+        (sql.prepare << "SELECT actor, object_id, detail FROM audit_log WHERE action = "
+                        "'cmdb.record' ORDER BY seq");
+    for (const soci::row& row : rows) {
+      out.push_back(row.get<std::string>(0) + " " + row.get<std::string>(1) + " " +
+                    std::to_string(json::parse(row.get<std::string>(2)).at("queued").get<int>()));
+    }
+    return out;
+  });
+  EXPECT_EQ(entries, (std::vector<std::string>{"host:web-1 1 2", "host:web-2 2 2"}));
 }
 
 TEST_F(CmdbStoreTest, TheBaselineBeforeTheRolloutIsWhereFromComesFrom) {
