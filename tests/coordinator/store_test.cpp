@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -473,20 +474,19 @@ TEST(StoreGroupCommitTest, AuditAllChainsAsAuditDoesAndAnUndoneWriterLeavesNoLin
     EXPECT_EQ(tx.AuditAll(many({"a1", "a2", "a3"})).back().seq, 3);
     return AuditOne(tx, "one");
   }));
-  std::optional<Result<void>> undone;
+  std::promise<Result<void>> undone;
   s.WriteAsync(
       kOrigin,
       [&](Transaction& tx) -> Result<void> {
         tx.AuditAll(many({"x1", "x2"}));
         return Fail(ErrorCode::kConflict, "changed its mind");
       },
-      [&](Result<void> result) { undone = std::move(result); });
+      [&](Result<void> result) { undone.set_value(std::move(result)); });
   ASSERT_TRUE(s.Write(kOrigin, [&](Transaction& tx) -> Result<void> {
     tx.AuditAll(many({"b1", "b2"}));
     return {};
   }));
-  ASSERT_TRUE(undone);
-  EXPECT_FALSE(*undone);
+  EXPECT_FALSE(undone.get_future().get());
   EXPECT_EQ(AuditedIds(s), (std::vector<std::string>{"a1", "a2", "a3", "one", "b1", "b2"}));
   auto actors = s.Read([](soci::session& sql) -> Result<std::vector<std::string>> {
     std::vector<std::string> out;
@@ -552,9 +552,14 @@ TEST(WriteBatcherTest, ItemsSubmittedWhileTheCommitterIsBusyAreWrittenTogether) 
   }
   for (auto& submitter : submitters) submitter.join();
   first.join();
-  // The batch's write is answered once it committed.
-  ASSERT_TRUE(s.Write(kOrigin, [](Transaction&) -> Result<void> { return {}; }));
-  std::lock_guard lock(mutex);
+  // Each item is answered once the batch's write committed.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::unique_lock lock(mutex);
+  while (answers.size() < std::size_t{kItems} && std::chrono::steady_clock::now() < deadline) {
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    lock.lock();
+  }
   ASSERT_EQ(answers.size(), std::size_t{kItems});
   EXPECT_EQ(works.load(), 1);
   for (const auto& [item, answer] : answers) {
@@ -566,6 +571,7 @@ TEST(WriteBatcherTest, ItemsSubmittedWhileTheCommitterIsBusyAreWrittenTogether) 
       EXPECT_EQ(*answer, item * 10);
     }
   }
+  lock.unlock();
   EXPECT_EQ(AuditedIds(s).size(), std::size_t{1 + kItems - 15});  // 0, 7, ..., 98 refused
   s.Close();
   std::optional<Result<int>> late;
