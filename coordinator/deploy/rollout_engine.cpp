@@ -12,6 +12,7 @@
 #include "coordinator/deploy/rollout_checks.hpp"
 #include "coordinator/deploy/rollout_rows.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/store/dialect.hpp"
 #include "coordinator/store/release_records.hpp"
 #include "platform/log/log.hpp"
 
@@ -361,28 +362,22 @@ Result<void> BeginRollout(Transaction& tx, const rel::Release& release,
       soci::use(minus_one), soci::use(zero), soci::use(zero), soci::use(minus_one), soci::use(zero),
       soci::use(empty), soci::use(empty), soci::use(started), soci::use(zero), soci::use(part),
       soci::use(late_joiners), soci::use(selector), soci::use(max_failures);
-  // Two statements prepared once for every target (each parsed anew per
-  // host was a second of `release start` at 20,000 hosts).
-  std::string host, app = package.name, from;
-  soci::indicator ind = soci::i_null;
-  long long pos = 0, w = 0;
-  soci::statement installed =
-      (tx.sql().prepare << "SELECT current_version FROM host_apps WHERE host = :h AND app = :a",
-       soci::use(host), soci::use(app), soci::into(from, ind));
-  soci::statement insert =
-      (tx.sql().prepare << "INSERT INTO rollout_hosts (release_id, position, host, wave, "
-                           "from_version) VALUES (:r, :p, :h, :w, :f)",
-       soci::use(key), soci::use(pos), soci::use(host), soci::use(w), soci::use(from));
+  // Every target in one statement, its installed version (none: "") read in
+  // the same: a statement per host was a round trip each on PostgreSQL.
+  json rows = json::array();
   std::size_t wave = 0;
   for (std::size_t position = 0; position < hosts.size(); ++position) {
     while (position >= (*waves)[wave].through) ++wave;
-    pos = static_cast<long long>(position);
-    w = static_cast<long long>(wave);
-    host = hosts[position];
-    // No row, or a NULL: no version installed (`from` may hold the last host's).
-    if (!installed.execute(true) || ind != soci::i_ok) from.clear();
-    insert.execute(true);
+    rows.push_back({{"p", position}, {"h", hosts[position]}, {"w", wave}});
   }
+  static constexpr JsonColumn kRows[] = {{"p", true}, {"h"}, {"w", true}};
+  std::string rows_text = rows.dump(), app = package.name;
+  tx.sql() << fmt::format(
+      "INSERT INTO rollout_hosts (release_id, position, host, wave, from_version) "
+      "SELECT :r, t.p, t.h, t.w, COALESCE(a.current_version, '') FROM {} LEFT JOIN "
+      "host_apps a ON a.host = t.h AND a.app = :a",
+      JsonRowsSql(BackendOf(tx.sql()), "rows", kRows, "t")),
+      soci::use(key, "r"), soci::use(rows_text, "rows"), soci::use(app, "a");
   AuditEvent event("rollout.begin", "release", release.id);
   event.release_id = release.id;
   event.detail = {{"hosts", hosts}, {"wave_sizes", sizes}, {"thresholds", thresholds}};
