@@ -169,7 +169,9 @@ std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
 
   // Every accepted event in one INSERT; it returns those not stored before.
   // The first of two events with the same key in this write is the one kept.
-  std::map<std::pair<std::string, long long>, const protocol::DeploymentEvent*> events;
+  // (deployment, sequence) -> the event and the POST that brought it
+  using Stored = std::pair<const protocol::DeploymentEvent*, std::size_t>;
+  std::map<std::pair<std::string, long long>, Stored> events;
   std::map<std::string, std::size_t> last_post;  // deployment -> the last POST naming it
   {
     json rows = json::array();
@@ -179,7 +181,7 @@ std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
       for (const protocol::DeploymentEvent& e : posts[i].batch.events) {
         last_post[e.deployment] = i;
         const auto key = std::pair(e.deployment, static_cast<long long>(e.sequence));
-        if (!events.emplace(key, &e).second) continue;
+        if (!events.emplace(key, Stored{&e, i}).second) continue;
         rows.push_back({{"d", e.deployment},
                         {"s", key.second},
                         {"st", protocol::StepName(e.step)},
@@ -192,7 +194,7 @@ std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
                         {"r", received}});
       }
     }
-    std::map<std::pair<std::string, long long>, const protocol::DeploymentEvent*> stored_events;
+    std::map<std::pair<std::string, long long>, Stored> stored_events;
     if (!rows.empty()) {
       InsertEventsStatement& insert = tx.Cached<InsertEventsStatement>();
       insert.rows = rows.dump();
@@ -206,17 +208,18 @@ std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
   }
   std::map<std::string, std::size_t> stored;
   std::set<std::string> progressed;
-  for (const auto& [key, e] : events) {
+  for (const auto& [key, brought] : events) {
+    const protocol::DeploymentEvent* e = brought.first;
     ++stored[key.first];
     const DeploymentRecord& d = deployments.at(key.first);
     progressed.insert(d.release_id);
     if (e->step == Step::kFailed && e->failed_step && *e->failed_step == Step::kObserving) {
       // A release that passed its health check and then failed while observed
       // is an incident caused by the release (procedure §6.2.10).
-      Transaction as = tx.As(posts[last_post.at(key.first)].origin);
+      Transaction as = tx.As(posts[brought.second].origin);
       RecordIncident(as, d.release_id, d.host, kObservationSeverity,
                      fmt::format("{} {} failed its health check while observed on {}: {}", d.app,
-                                 d.version, d.host, e->message),
+                                 d.version, d.host, WithoutNul(e->message)),
                      kIncidentFromObservation, now);
     }
   }
@@ -251,10 +254,10 @@ std::vector<Result<protocol::EventAck>> StoreEventPosts(Transaction& tx,
     const long long top = highest[id];
     std::string step_text, failed_text, message;
     if (auto latest = events.find({id, top}); latest != events.end()) {
-      step_text = protocol::StepName(latest->second->step);
-      failed_text =
-          latest->second->failed_step ? protocol::StepName(*latest->second->failed_step) : "";
-      message = WithoutNul(latest->second->message);
+      const protocol::DeploymentEvent& e = *latest->second.first;
+      step_text = protocol::StepName(e.step);
+      failed_text = e.failed_step ? protocol::StepName(*e.failed_step) : "";
+      message = WithoutNul(e.message);
     } else {
       // Stored before (this write filled a gap below it).
       LatestEventStatement& latest_event = tx.Cached<LatestEventStatement>();
