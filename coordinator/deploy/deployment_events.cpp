@@ -1,5 +1,5 @@
 // An agent's events stored and what follows from them (deployments.hpp:
-// StoreEvents, EndDeploymentsOfHost).
+// StoreEvents, StoreEventPosts, EndDeploymentsOfHost).
 #include <fmt/format.h>
 #include <soci/soci.h>
 #include <spdlog/spdlog.h>
