@@ -53,23 +53,6 @@ struct OutboxRow {
 
 }  // namespace
 
-bool EnqueueOutboxMessage(Transaction& tx, const std::string& connector, const std::string& key,
-                          const std::string& release_id, const std::string& payload) {
-  soci::session& sql = tx.sql();
-  const std::string created = tx.clock().Utc(), empty, state(kOutboxPending);
-  long long message_id = NextId(sql, "cmdb_outbox"), zero = 0;
-  soci::statement st =
-      (sql.prepare << "INSERT INTO cmdb_outbox (id, connector, idempotency_key, release_id, "
-                      "payload, state, attempts, next_attempt, last_error, created, delivered, "
-                      "waived_by, waive_reason) VALUES (:id, :c, :k, :r, :p, :s, :a, :n, :e, "
-                      ":cr, :d, :wb, :wr) ON CONFLICT (connector, idempotency_key) DO NOTHING",
-       soci::use(message_id), soci::use(connector), soci::use(key), soci::use(release_id),
-       soci::use(payload), soci::use(state), soci::use(zero), soci::use(zero), soci::use(empty),
-       soci::use(created), soci::use(empty), soci::use(empty), soci::use(empty));
-  st.execute(true);
-  return st.get_affected_rows() > 0;
-}
-
 namespace {
 
 // Outbox messages, each row a JSON object (EnqueueOutboxMessages); returns
@@ -116,6 +99,12 @@ std::map<std::string, std::size_t> EnqueueOutboxMessages(
   enqueue.st.execute(false);
   while (enqueue.st.fetch()) ++queued[enqueue.key];
   return queued;
+}
+
+bool EnqueueOutboxMessage(Transaction& tx, const std::string& connector, const std::string& key,
+                          const std::string& release_id, const std::string& payload) {
+  const NewOutboxMessage message{connector, key, release_id, payload};
+  return !EnqueueOutboxMessages(tx, std::span(&message, 1)).empty();
 }
 
 json CmdbConfirmation::ToJson() const {

@@ -10,12 +10,26 @@
 
 namespace fabu::coordinator {
 
+namespace {
+
+// The table AppendAudits reads its rows from on `backend`, made once.
+const std::string& AuditRowsSql(StoreBackend backend) {
+  static const auto make = [](StoreBackend b) {
+    std::vector<JsonColumn> columns;
+    for (const AuditColumn& column : kAuditColumns) columns.push_back({column.name, column.number});
+    return JsonRowsSql(b, "rows", columns, "r");
+  };
+  static const std::string sqlite = make(StoreBackend::kSqlite);
+  static const std::string postgresql = make(StoreBackend::kPostgresql);
+  return backend == StoreBackend::kPostgresql ? postgresql : sqlite;
+}
+
+}  // namespace
+
 std::vector<AuditEntry> Transaction::AuditAll(
     std::span<const std::pair<AuditOrigin, AuditEvent>> items) {
-  std::vector<JsonColumn> columns;
-  for (const AuditColumn& column : kAuditColumns) columns.push_back({column.name, column.number});
   return AppendAudits(sql_, items, clock_.Utc(), Cached<AuditStatements>(),
-                      JsonRowsSql(BackendOf(sql_), "rows", columns, "r"));
+                      AuditRowsSql(BackendOf(sql_)));
 }
 
 Result<std::unique_ptr<Store>> Store::Connect(const StoreTarget& target, const Clock& clock,
