@@ -8,6 +8,7 @@
 
 #include "coordinator/audit/last_check.hpp"
 #include "coordinator/auth/sessions.hpp"
+#include "coordinator/auth/token_cache.hpp"
 #include "coordinator/common/data_dir.hpp"
 #include "coordinator/common/secret_box.hpp"
 #include "coordinator/common/wakeup_hub.hpp"
@@ -29,6 +30,7 @@ struct ApiContext {
   const CoordinatorConfig& config;
   WakeupHub& wakeups;                       // notified when an assignment is made
   CredentialCache& agent_credentials;       // forgotten when a host is removed
+  UserTokenCache& user_tokens;              // forgotten when a token or user changes
   const SecretBox& secrets;                 // seals secrets stored in the store
   EnrollRefusals& enroll_refusals;          // per address: what of them is audited
   CoordinatorMetrics* metrics = nullptr;    // GET /metrics; none when null

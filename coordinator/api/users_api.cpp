@@ -82,6 +82,8 @@ void RegisterUserRoutes(Router& router, const ApiContext& api) {
         auto rotated = store.Write(
             ctx.Origin(), [&](Transaction& tx) { return RotateToken(tx, name, *days, now); });
         if (!rotated) return std::unexpected(rotated.error());
+        // The old token stops here and on every coordinator.
+        api.user_tokens.ForgetAll();
         nlohmann::json out = rotated->user.ToJson();
         out["token"] = rotated->token;
         return Response::Ok(std::move(out));
@@ -107,7 +109,7 @@ void RegisterUserRoutes(Router& router, const ApiContext& api) {
 
   router.Add(Method::kPost, "/api/v1/users/{name}/disable",
              RouteOptions::ForRoles({Role::kAdmin}, "disabling a user"),
-             [&store](RequestContext& ctx) -> Result<Response> {
+             [&store, api](RequestContext& ctx) -> Result<Response> {
                const std::string name = ctx.path_params.at("name");
                if (name == ctx.user().name) {
                  return Fail(ErrorCode::kFailedPrecondition,
@@ -116,6 +118,7 @@ void RegisterUserRoutes(Router& router, const ApiContext& api) {
                auto user = store.Write(ctx.Origin(),
                                        [&](Transaction& tx) { return DisableUser(tx, name); });
                if (!user) return std::unexpected(user.error());
+               api.user_tokens.ForgetAll();
                return Response::Ok(user->ToJson());
              });
 }

@@ -248,7 +248,8 @@ Result<RotatedToken> RotateToken(Transaction& tx, std::string_view name, std::in
   return RotatedToken{*token, after};
 }
 
-Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token, UnixSeconds now) {
+Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token, UnixSeconds now,
+                                    UnixSeconds* expires) {
   if (token.empty()) {
     return Fail(ErrorCode::kUnauthenticated,
                 "missing bearer token: send \"Authorization: Bearer <token>\" (fabu: --token or "
@@ -272,6 +273,7 @@ Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token, 
   }
   auto role = ParseRole(row.role);
   if (!role) return Fail(ErrorCode::kInternal, "user " + row.name + " has an unknown role");
+  if (expires != nullptr) *expires = row.token_expires;
   return Principal{row.name, *role, std::nullopt};
 }
 

@@ -129,7 +129,9 @@ nlohmann::json UsersRoster(soci::session& sql);
 inline constexpr std::string_view kUnknownToken = "unknown bearer token";
 
 // The enabled user holding `token`, unexpired at `now`, or kUnauthenticated
-// saying why not.
-Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token, UnixSeconds now);
+// saying why not. `expires`, when given, receives the token's expiry (0:
+// never) when it is accepted.
+Result<Principal> AuthenticateToken(soci::session& sql, std::string_view token, UnixSeconds now,
+                                    UnixSeconds* expires = nullptr);
 
 }  // namespace fabu::coordinator

@@ -64,6 +64,7 @@ constexpr std::chrono::milliseconds kGcInterval = std::chrono::hours(24);
 // What the coordinators tell each other besides the WakeupHub's keys
 // (which name a host, a release or the sweep: never these).
 constexpr std::string_view kCredentialsSignal = "credentials";
+constexpr std::string_view kUserTokensSignal = "user-tokens";
 constexpr std::string_view kOutboxSignal = "outbox";
 
 AuditOrigin LocalOrigin(std::string_view command) {
@@ -496,29 +497,35 @@ Result<void> Serve(const ServeOptions& options) {
 
   Router router;
   CredentialCache agent_credentials;
+  UserTokenCache user_tokens;
   // Several coordinators on one PostgreSQL database (docs/ha.md): what wakes
   // a waiter here is told to the others, and what they tell wakes ours.
   std::unique_ptr<PeerSignals> peers;
   if (target->backend == StoreBackend::kPostgresql) {
     peers = std::make_unique<PeerSignals>(
         *target,
-        [&wakeups, &agent_credentials](const std::string& key) {
+        [&wakeups, &agent_credentials, &user_tokens](const std::string& key) {
           if (key == kCredentialsSignal) {
             agent_credentials.ForgetAllFromPeer();
+          } else if (key == kUserTokensSignal) {
+            user_tokens.ForgetAllFromPeer();
           } else if (key == kOutboxSignal) {
             RingOutboxFromPeer();
           } else {
             wakeups.NotifyFromPeer(key);
           }
         },
-        [&wakeups, &agent_credentials] {
+        [&wakeups, &agent_credentials, &user_tokens] {
           wakeups.WakeEveryone();
+          // What a peer forgot meanwhile was not heard: forget everything.
           agent_credentials.ForgetAllFromPeer();
+          user_tokens.ForgetAllFromPeer();
           RingOutboxFromPeer();
         });
     wakeups.SetPublisher([p = peers.get()](const std::string& key) { p->Send(key); });
     agent_credentials.SetOnForgetAll(
         [p = peers.get()] { p->Send(std::string(kCredentialsSignal)); });
+    user_tokens.SetOnForgetAll([p = peers.get()] { p->Send(std::string(kUserTokensSignal)); });
     SetOutboxPublisher([p = peers.get()] { p->Send(std::string(kOutboxSignal)); });
   }
   EnrollRefusals enroll_refusals;
@@ -541,9 +548,9 @@ Result<void> Serve(const ServeOptions& options) {
         return HostCertificate{std::move(issued->pem), std::move(issued->serial),
                                issued->not_after};
       }};
-  ApiContext api_context{**store,           data,        *config,         wakeups,
-                         agent_credentials, *secrets,    enroll_refusals, &metrics,
-                         &sign_ins,         &server_load};
+  ApiContext api_context{**store,           data,        *config,     wakeups,
+                         agent_credentials, user_tokens, *secrets,    enroll_refusals,
+                         &metrics,          &sign_ins,   &server_load};
   api_context.agent_certificates = &agent_certificates;
   LastAuditCheck last_audit_check(
       std::chrono::duration_cast<std::chrono::seconds>(kAuditCheckInterval).count());
@@ -604,10 +611,8 @@ Result<void> Serve(const ServeOptions& options) {
   };
   HttpServer server(
       settings, router,
-      [&store_ref](std::string_view token) {
-        const auto now = store_ref.clock().Seconds();
-        return store_ref.Read(
-            [&](soci::session& sql) { return AuthenticateToken(sql, token, now); });
+      [&store_ref, &user_tokens](std::string_view token) {
+        return AuthenticateToken(store_ref, user_tokens, token, store_ref.clock().Seconds());
       },
       [&store_ref, &agent_credentials, cert_mode](
           std::string_view credential, const PeerCertificate& peer) -> Result<std::string> {

@@ -39,12 +39,13 @@ std::set<std::string> RouterRoutes() {
   const CoordinatorConfig config;
   WakeupHub wakeups;
   CredentialCache credentials;
+  UserTokenCache user_tokens;
   EnrollRefusals refusals;
   const SecretBox secrets = SecretBox::FromKey({});
   CoordinatorMetrics metrics("0.0.0", "test");
   Router router;
   RegisterAllRoutes(router, ApiContext{**store, DataDir{dir.path()}, config, wakeups, credentials,
-                                       secrets, refusals, &metrics});
+                                       user_tokens, secrets, refusals, &metrics});
   std::set<std::string> routes;
   for (const Route& route : router.routes()) {
     routes.insert(Lower(MethodName(route.method)) + " " + route.pattern);

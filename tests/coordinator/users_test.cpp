@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <thread>
 
+#include "coordinator/auth/token_cache.hpp"
 #include "coordinator/store/store.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_store_target.hpp"
@@ -205,6 +207,84 @@ TEST_F(UsersStoreTest, ADisabledUserGetsNoNewTokenAndAnUnknownOneIsNamed) {
   auto unknown = Rotate("nobody", 1, kNow);
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.error().code(), ErrorCode::kNotFound);
+}
+
+// The token cache (auth/token_cache.hpp): a token once accepted is answered
+// from memory, so what changes it must make the cache forget. Here the user
+// is disabled straight in the store, as a change by hand would be, to tell
+// the cache's answer from the store's.
+TEST_F(UsersStoreTest, ACachedTokenIsAnsweredUntilForgottenAndItsExpiryStillHolds) {
+  auto token = Add("ann", 1);
+  ASSERT_TRUE(token) << token.error().message();
+  UserTokenCache cache;
+  auto first = AuthenticateToken(*store_, cache, *token, kNow);
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(first->name, "ann");
+  EXPECT_EQ(first->role, Role::kTester);
+  EXPECT_EQ(cache.size(), 1u);
+
+  ASSERT_TRUE(store_->Write(origin_, [](Transaction& tx) { return DisableUser(tx, "ann"); }));
+  auto remembered = AuthenticateToken(*store_, cache, *token, kNow);
+  ASSERT_TRUE(remembered) << "the cache answers until it is told to forget";
+  EXPECT_EQ(remembered->name, "ann");
+
+  // The token's day is past: refused even while cached, with the store's
+  // reason (here: the user is disabled, which the store checks first).
+  auto expired = AuthenticateToken(*store_, cache, *token, kNow + kDay);
+  ASSERT_FALSE(expired);
+  EXPECT_EQ(expired.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_NE(expired.error().message().find("disabled"), std::string::npos)
+      << expired.error().message();
+
+  cache.ForgetAll();
+  EXPECT_EQ(cache.size(), 0u);
+  auto refused = AuthenticateToken(*store_, cache, *token, kNow);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("user \"ann\" is disabled"), std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(cache.size(), 0u) << "a refused token is not remembered";
+}
+
+TEST_F(UsersStoreTest, AnExpiredCachedTokenIsRefusedWithTheStoresReason) {
+  auto token = Add("ann", 1);
+  ASSERT_TRUE(token) << token.error().message();
+  UserTokenCache cache;
+  ASSERT_TRUE(AuthenticateToken(*store_, cache, *token, kNow));
+  EXPECT_TRUE(AuthenticateToken(*store_, cache, *token, kNow + kDay - 1));
+  auto expired = AuthenticateToken(*store_, cache, *token, kNow + kDay);
+  ASSERT_FALSE(expired);
+  EXPECT_NE(expired.error().message().find("the token of user \"ann\" expired at"),
+            std::string::npos)
+      << expired.error().message();
+}
+
+TEST_F(UsersStoreTest, ACachedTokenIsAskedOfTheStoreAgainPastItsLongestLife) {
+  auto token = Add("ann", 0);
+  ASSERT_TRUE(token) << token.error().message();
+  UserTokenCache cache(16, std::chrono::milliseconds(1));
+  ASSERT_TRUE(AuthenticateToken(*store_, cache, *token, kNow));
+  ASSERT_TRUE(store_->Write(origin_, [](Transaction& tx) { return DisableUser(tx, "ann"); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto refused = AuthenticateToken(*store_, cache, *token, kNow);
+  ASSERT_FALSE(refused) << "an entry older than its longest life is not answered from memory";
+  EXPECT_NE(refused.error().message().find("disabled"), std::string::npos)
+      << refused.error().message();
+}
+
+TEST_F(UsersStoreTest, ARotationRacingALookupLeavesTheOldTokenForgotten) {
+  // A lookup read the store before the rotation committed; its answer comes
+  // back after the rotation's ForgetAll: it must not be remembered.
+  auto token = Add("ann", 0);
+  ASSERT_TRUE(token) << token.error().message();
+  UserTokenCache cache;
+  const auto before = cache.Generation();
+  ASSERT_TRUE(Rotate("ann", 0, kNow));
+  cache.ForgetAll();
+  cache.Remember(*token, TokenHolder{"ann", Role::kTester, 0}, before);
+  EXPECT_EQ(cache.size(), 0u);
+  auto refused = AuthenticateToken(*store_, cache, *token, kNow);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("unknown bearer token"), std::string::npos);
 }
 
 }  // namespace

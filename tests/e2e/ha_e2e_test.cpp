@@ -22,6 +22,7 @@ namespace fabu::e2e {
 namespace {
 
 using namespace std::chrono_literals;
+using fabu::testing::LastLine;
 using fabu::testing::ReadFile;
 using fabu::testing::RunCommand;
 using fabu::testing::WriteFile;
@@ -305,6 +306,51 @@ TEST_F(HaTest, AStoppedHolderFindsOnResumeThatItLostTheLease) {
   // It serves the API as before.
   auto list = AsOn(Url(), viewer_, {"release", "list"});
   EXPECT_EQ(list.exit_code, 0) << list.err;
+}
+
+// Each coordinator answers a bearer token it has accepted from memory
+// (auth/token_cache.hpp). A token rotated or a user disabled on one
+// coordinator is refused by the others at once, not when their memory of
+// it runs out (a minute).
+TEST_F(HaTest, ATokenRotatedOrAUserDisabledOnOneCoordinatorIsRefusedByTheOthersAtOnce) {
+  const std::vector<std::string> others{peers_[0].url(), peers_[1].url()};
+  for (const std::string& url : others) {
+    auto r = AsOn(url, viewer_, {"release", "list"});
+    ASSERT_EQ(r.exit_code, 0) << url << ": " << r.err;
+  }
+  auto rotated = AsOn(Url(), admin_, {"user", "token", "rotate", "zhao.viewer"});
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
+  const std::string new_token = LastLine(rotated.out);
+  ASSERT_EQ(new_token.size(), 64u) << rotated.out;
+  for (const std::string& url : others) {
+    fabu::testing::CommandResult old;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          old = AsOn(url, viewer_, {"release", "list"});
+          return old.exit_code != 0;
+        },
+        2s))
+        << url << " still takes the rotated token";
+    EXPECT_TRUE(Contains(old.err, "unknown bearer token")) << url << ": " << old.err;
+    auto fresh = AsOn(url, new_token, {"release", "list"});
+    EXPECT_EQ(fresh.exit_code, 0) << url << ": " << fresh.err;
+  }
+
+  // Disabled on the second coordinator: the first and third refuse it.
+  auto disabled = AsOn(peers_[0].url(), admin_, {"user", "disable", "zhao.viewer"});
+  ASSERT_EQ(disabled.exit_code, 0) << disabled.err;
+  for (const std::string& url : {Url(), peers_[1].url()}) {
+    fabu::testing::CommandResult after;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          after = AsOn(url, new_token, {"release", "list"});
+          return after.exit_code != 0;
+        },
+        2s))
+        << url << " still takes a disabled user's token";
+    EXPECT_TRUE(Contains(after.err, "user \"zhao.viewer\" is disabled"))
+        << url << ": " << after.err;
+  }
 }
 
 // The database goes away in the middle of a rollout (no connection can be
