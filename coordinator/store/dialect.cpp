@@ -106,6 +106,13 @@ StoreBackend BackendOf(soci::session& sql) {
   return sql.get_backend_name() == "postgresql" ? StoreBackend::kPostgresql : StoreBackend::kSqlite;
 }
 
+bool ConnectionBroken(soci::session& sql) {
+  if (BackendOf(sql) != StoreBackend::kPostgresql) return false;
+  auto* backend = static_cast<soci::postgresql_session_backend*>(sql.get_backend());
+  return backend == nullptr || backend->conn_ == nullptr ||
+         PQstatus(backend->conn_) != CONNECTION_OK;
+}
+
 std::unique_ptr<soci::session> OpenSession(const StoreTarget& target, SessionRole role) {
   if (target.backend == StoreBackend::kSqlite) {
     auto sql = std::make_unique<soci::session>(soci::sqlite3, SqliteConnect(target.path));

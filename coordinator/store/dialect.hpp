@@ -64,6 +64,12 @@ struct StoreTarget {
 // The backend a SOCI session talks to.
 StoreBackend BackendOf(soci::session& sql);
 
+// Whether the session's connection is known broken (PostgreSQL: libpq saw
+// it end; never on SQLite). Costs no round trip: SOCI's is_connected()
+// sends a query to find out, a round trip before every read. A connection
+// ended by the server is seen broken only once a statement failed on it.
+bool ConnectionBroken(soci::session& sql);
+
 enum class SessionRole {
   kWriter,  // the store's writing session
   kReader,  // the store's reading session: refuses writes

@@ -191,7 +191,9 @@ std::uint64_t Store::GroupCommits() {
 
 Result<void> Store::ReaderReady() {
   if (!reader_) return Fail(ErrorCode::kUnavailable, "the store is closed");
-  if (target_.backend != StoreBackend::kPostgresql || reader_->is_connected()) return {};
+  // No round trip to ask: a read on a connection the server ended fails,
+  // and then ReaderLost sees it broken.
+  if (!ConnectionBroken(*reader_)) return {};
   try {
     reader_statements_.Clear();
     reader_ = OpenSession(target_, SessionRole::kReader);
@@ -202,9 +204,7 @@ Result<void> Store::ReaderReady() {
   }
 }
 
-bool Store::ReaderLost() {
-  return target_.backend == StoreBackend::kPostgresql && reader_ && !reader_->is_connected();
-}
+bool Store::ReaderLost() { return reader_ && ConnectionBroken(*reader_); }
 
 Error Store::Unreachable(const Error& error) {
   return Error(ErrorCode::kUnavailable,
@@ -219,14 +219,43 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
     return;
   }
   const bool postgresql = target_.backend == StoreBackend::kPostgresql;
-  if (postgresql && !sql_->is_connected()) {
-    // Lost by an earlier group (the database restarted): a new connection.
+  // A new connection when the last one is known lost (an earlier group, or
+  // this BEGIN, found the database restarted). False after telling the group.
+  auto connected = [&](bool broken) {
+    if (!broken) return true;
     try {
       statements_.Clear();
       sql_ = OpenSession(target_, SessionRole::kWriter);
+      return true;
     } catch (const std::exception& e) {
       const Error failure =
           Unreachable(ErrorFromException(e, ErrorCode::kUnavailable, "reconnecting the store"));
+      for (Writer* writer : group) writer->error = failure;
+      return false;
+    }
+  };
+  if (!connected(ConnectionBroken(*sql_))) return;
+  // BEGIN is where a connection the server ended since the last group is
+  // found out (nothing asks before: that would be a round trip per group);
+  // then once more on a new connection.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      sql_->begin();
+      BeginWrite(*sql_);
+      break;
+    } catch (const std::exception& e) {
+      try {
+        sql_->rollback();
+      } catch (const std::exception&) {
+        // BEGIN itself failed: there is nothing to undo.
+      }
+      const bool lost = postgresql && !sql_->is_connected();
+      if (lost && attempt == 1) {
+        if (!connected(true)) return;
+        continue;
+      }
+      Error failure = ErrorFromException(e, ErrorCode::kIo, "store");
+      if (lost) failure = Unreachable(failure);
       for (Writer* writer : group) writer->error = failure;
       return;
     }
@@ -240,20 +269,6 @@ void Store::CommitGroup(const std::vector<Writer*>& group) {
           release(s.prepare << "RELEASE fabu_write") {}
     soci::statement open, undo, release;
   };
-  try {
-    sql.begin();
-    BeginWrite(sql);
-  } catch (const std::exception& e) {
-    try {
-      sql.rollback();
-    } catch (const std::exception&) {
-      // BEGIN itself failed: there is nothing to undo.
-    }
-    Error failure = ErrorFromException(e, ErrorCode::kIo, "store");
-    if (postgresql && !sql_->is_connected()) failure = Unreachable(failure);
-    for (Writer* writer : group) writer->error = failure;
-    return;
-  }
   AuditStatements* audit = nullptr;
   try {
     Savepoint& savepoint = statements_.Get<Savepoint>(sql);
