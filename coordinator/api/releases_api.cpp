@@ -272,8 +272,9 @@ void RegisterReleaseRoutes(Router& router, const ApiContext& api) {
   router.Add(Method::kGet, "/api/v1/releases/{id}", RouteOptions::AnyUser(),
              [api](RequestContext& ctx) -> Result<Response> {
                const std::string id = ctx.path_params.at("id");
-               auto r = api.store.Read(
-                   [&](soci::session& sql) { return LoadRelease(sql, id, PlanOptions(api)); });
+               auto r = api.store.ReadCached([&](soci::session& sql, StatementCache& statements) {
+                 return LoadRelease(sql, statements, id, PlanOptions(api));
+               });
                if (!r) return std::unexpected(r.error());
                return Response::Ok(rel::ReleaseToJson(*r));
              });

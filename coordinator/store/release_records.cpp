@@ -63,12 +63,13 @@ void SaveRelease(soci::session& sql, const release::Release& r) {
   WriteChangeRefs(sql, r);
 }
 
-Result<release::Release> LoadRelease(soci::session& sql, const std::string& id,
-                                     const release::PlanParseOptions& options) {
-  std::string record;
-  soci::indicator ind = soci::i_null;
-  sql << "SELECT record FROM releases WHERE id = :id", soci::use(id), soci::into(record, ind);
-  if (!sql.got_data() || ind != soci::i_ok) {
+namespace {
+
+// Release `id` from its stored record (`found`: whether there was a row).
+Result<release::Release> ReleaseFromRecord(const std::string& id, bool found,
+                                           const std::string& record,
+                                           const release::PlanParseOptions& options) {
+  if (!found) {
     return Fail(ErrorCode::kNotFound, fmt::format("no release {} (see `fabu release list`)", id));
   }
   auto parsed = nlohmann::json::parse(record, nullptr, false);
@@ -87,6 +88,44 @@ Result<release::Release> LoadRelease(soci::session& sql, const std::string& id,
     }
   }
   return release::ReleaseFromJson(parsed, lenient);
+}
+
+constexpr const char* kLoadRelease = "SELECT record FROM releases WHERE id = :id";
+
+struct LoadReleaseStatement {
+  explicit LoadReleaseStatement(soci::session& sql) : st(sql) {
+    st.exchange(soci::into(record, indicator));
+    st.exchange(soci::use(id, "id"));
+    st.alloc();
+    st.prepare(kLoadRelease);
+    st.define_and_bind();
+  }
+  std::string id;
+  std::string record;
+  soci::indicator indicator = soci::i_null;
+  soci::statement st;
+};
+
+}  // namespace
+
+Result<release::Release> LoadRelease(soci::session& sql, const std::string& id,
+                                     const release::PlanParseOptions& options) {
+  std::string record;
+  soci::indicator ind = soci::i_null;
+  sql << kLoadRelease, soci::use(id), soci::into(record, ind);
+  return ReleaseFromRecord(id, sql.got_data() && ind == soci::i_ok, record, options);
+}
+
+Result<release::Release> LoadRelease(soci::session& sql, StatementCache& statements,
+                                     const std::string& id,
+                                     const release::PlanParseOptions& options) {
+  LoadReleaseStatement& load = statements.Get<LoadReleaseStatement>(sql);
+  load.id = id;
+  load.indicator = soci::i_null;
+  load.st.execute(true);
+  const bool found = load.st.got_data() && load.indicator == soci::i_ok;
+  StatementCache::Finish(load.st);
+  return ReleaseFromRecord(id, found, load.record, options);
 }
 
 nlohmann::json ReleaseSummary::ToJson() const {

@@ -49,6 +49,11 @@ void SaveTransition(Transaction& tx, const release::Release& before, const relea
 // kNotFound naming the id when there is no such release.
 Result<release::Release> LoadRelease(soci::session& sql, const std::string& id,
                                      const release::PlanParseOptions& options);
+// The same with its statement prepared once (Store::ReadCached): what the
+// release's page and `fabu release show` read.
+Result<release::Release> LoadRelease(soci::session& sql, StatementCache& statements,
+                                     const std::string& id,
+                                     const release::PlanParseOptions& options);
 
 struct ReleaseFilter {
   std::optional<release::ReleaseState> state;

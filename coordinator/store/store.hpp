@@ -48,10 +48,13 @@
 // refuses the write (kFailedPrecondition) when it does not (lease.hpp).
 //
 // A PostgreSQL connection that was lost (the database restarted) is opened
-// again at its next use: a read is tried once more on the new connection; a
-// group commit that fails on a lost connection fails its writers with
-// kUnavailable (answered 503, to be tried again) and the next group opens a
-// new connection. Nothing of a failed group is kept.
+// again at its next use. Nothing asks the server before a use whether the
+// connection is alive (a round trip each time): a read that fails on a lost
+// connection is tried once more on a new one; a group whose BEGIN finds its
+// connection lost begins once more on a new one; a group that loses it
+// later fails its writers with kUnavailable (answered 503, to be tried
+// again) and the next group opens a new connection. Nothing of a failed
+// group is kept.
 //
 // A SQLite database opens with journal_mode=WAL, synchronous=FULL and a busy
 // timeout; on PostgreSQL the reading session is a second connection whose
