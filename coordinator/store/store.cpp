@@ -59,7 +59,8 @@ Result<std::unique_ptr<Store>> Store::Connect(const StoreTarget& target, const C
   try {
     // The reading session: it reads while the writer commits (WAL, or
     // PostgreSQL's snapshots), and refuses writes instead of racing the writer.
-    store->reader_ = OpenSession(target, SessionRole::kReader);
+    for (Reader& reader : store->readers_)
+      reader.session = OpenSession(target, SessionRole::kReader);
   } catch (const std::exception& e) {
     return std::unexpected(
         ErrorFromException(e, ErrorCode::kIo, "opening store " + where + " for reading"));
@@ -189,14 +190,28 @@ std::uint64_t Store::GroupCommits() {
   return group_commits_;
 }
 
-Result<void> Store::ReaderReady() {
-  if (!reader_) return Fail(ErrorCode::kUnavailable, "the store is closed");
+std::unique_lock<std::mutex> Store::LockReader(Reader*& reader) {
+  const std::size_t first = next_reader_.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kReaders; ++i) {
+    Reader& candidate = readers_[(first + i) % kReaders];
+    std::unique_lock lock(candidate.mutex, std::try_to_lock);
+    if (lock.owns_lock()) {
+      reader = &candidate;
+      return lock;
+    }
+  }
+  reader = &readers_[first % kReaders];
+  return std::unique_lock(reader->mutex);
+}
+
+Result<void> Store::ReaderReady(Reader& reader) {
+  if (!reader.session) return Fail(ErrorCode::kUnavailable, "the store is closed");
   // No round trip to ask: a read on a connection the server ended fails,
   // and then ReaderLost sees it broken.
-  if (!ConnectionBroken(*reader_)) return {};
+  if (!ConnectionBroken(*reader.session)) return {};
   try {
-    reader_statements_.Clear();
-    reader_ = OpenSession(target_, SessionRole::kReader);
+    reader.statements.Clear();
+    reader.session = OpenSession(target_, SessionRole::kReader);
     return {};
   } catch (const std::exception& e) {
     return std::unexpected(
@@ -204,7 +219,9 @@ Result<void> Store::ReaderReady() {
   }
 }
 
-bool Store::ReaderLost() { return reader_ && ConnectionBroken(*reader_); }
+bool Store::ReaderLost(Reader& reader) {
+  return reader.session && ConnectionBroken(*reader.session);
+}
 
 Error Store::Unreachable(const Error& error) {
   return Error(ErrorCode::kUnavailable,
@@ -336,16 +353,16 @@ void Store::Close() {
   if (committer_.joinable() && committer_.get_id() != std::this_thread::get_id()) {
     committer_.join();
   }
-  {
-    std::lock_guard lock(reader_mutex_);
-    if (reader_) {
-      reader_statements_.Clear();
+  for (Reader& reader : readers_) {
+    std::lock_guard lock(reader.mutex);
+    if (reader.session) {
+      reader.statements.Clear();
       try {
-        reader_->close();
+        reader.session->close();
       } catch (const std::exception&) {
         // Best effort, as below.
       }
-      reader_.reset();
+      reader.session.reset();
     }
   }
   std::lock_guard lock(session_mutex_);

@@ -1,14 +1,14 @@
 // The coordinator's store: one SQLite database (or one PostgreSQL database,
 // dialect.hpp) through SOCI.
 //
-// Store owns two SOCI sessions on the database: one writes, one reads. Every
+// Store owns SOCI sessions on the database: one writes, kReaders read. Every
 // use goes through Read (a query) or Write (a unit of work that commits when
 // the callback succeeds and is undone when it fails or throws), or
 // WriteAsync (the same, answered through a callback). Read and Write block
 // (SQLite, fsync): run them on a worker pool, never on an I/O thread;
 // WriteAsync only queues. Thread-safe.
 //
-// Reads run on their own session (query_only), so with WAL they proceed
+// Reads run on their own sessions (query_only), so with WAL they proceed
 // while a group commit runs or waits for its fsync; a Read sees what was
 // committed when its statement started (every Write that has returned).
 //
@@ -65,6 +65,8 @@
 
 #include <soci/soci.h>
 
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -271,38 +273,36 @@ class Store {
   using CommitObserver = std::function<void(double seconds, std::size_t writes)>;
   void ObserveCommits(CommitObserver observer) { commit_observer_ = std::move(observer); }
 
-  // Runs `f(soci::session&)` -> Result<T> under the store lock.
+  // Runs `f(soci::session&)` -> Result<T> on one of the reading sessions
+  // (kReaders of them: a read waits for another only when all are busy).
   template <typename F>
   auto Read(F&& f) -> std::invoke_result_t<F, soci::session&> {
-    std::lock_guard lock(reader_mutex_);
-    if (auto ok = ReaderReady(); !ok) return std::unexpected(ok.error());
-    auto result = CatchAsError(ErrorCode::kIo, "store", [&] { return f(*reader_); });
-    if (!result && ReaderLost()) {
-      // The database went away under the read (a restart): once more on a
-      // new connection, then kUnavailable.
-      if (auto ok = ReaderReady(); !ok) return std::unexpected(ok.error());
-      result = CatchAsError(ErrorCode::kIo, "store", [&] { return f(*reader_); });
-      if (!result && ReaderLost()) return std::unexpected(Unreachable(result.error()));
-    }
-    return result;
+    return ReadCached([&](soci::session& sql, StatementCache&) { return f(sql); });
   }
 
   // The same, for reads on a hot path: `f(soci::session&, StatementCache&)`
   // may use the session's cached statements.
   template <typename F>
   auto ReadCached(F&& f) -> std::invoke_result_t<F, soci::session&, StatementCache&> {
-    std::lock_guard lock(reader_mutex_);
-    if (auto ok = ReaderReady(); !ok) return std::unexpected(ok.error());
-    auto result =
-        CatchAsError(ErrorCode::kIo, "store", [&] { return f(*reader_, reader_statements_); });
-    if (!result && ReaderLost()) {
-      if (auto ok = ReaderReady(); !ok) return std::unexpected(ok.error());
-      result =
-          CatchAsError(ErrorCode::kIo, "store", [&] { return f(*reader_, reader_statements_); });
-      if (!result && ReaderLost()) return std::unexpected(Unreachable(result.error()));
+    Reader* reader = nullptr;
+    std::unique_lock lock = LockReader(reader);
+    if (auto ok = ReaderReady(*reader); !ok) return std::unexpected(ok.error());
+    auto read = [&] { return f(*reader->session, reader->statements); };
+    auto result = CatchAsError(ErrorCode::kIo, "store", read);
+    if (!result && ReaderLost(*reader)) {
+      // The database went away under the read (a restart): once more on a
+      // new connection, then kUnavailable.
+      if (auto ok = ReaderReady(*reader); !ok) return std::unexpected(ok.error());
+      result = CatchAsError(ErrorCode::kIo, "store", read);
+      if (!result && ReaderLost(*reader)) return std::unexpected(Unreachable(result.error()));
     }
     return result;
   }
+
+  // How many reading sessions a store has. Reads run beside each other as
+  // beside the writer: a long read (a /metrics scrape, an export) holds one
+  // session while the others keep answering.
+  static constexpr std::size_t kReaders = 2;
 
   // Runs `f(Transaction&)` -> Result<T> in a group commit (above): its work
   // is durable when it returns a value and the group committed; undone when
@@ -388,13 +388,22 @@ class Store {
     std::function<void()> finished;  // WriteAsync: called once, after the group
   };
 
+  // A reading session (OpenSession's kReader) and its cached statements.
+  struct Reader {
+    std::mutex mutex;  // guards session and statements
+    std::unique_ptr<soci::session> session;
+    StatementCache statements;
+  };
+  // Locks a reading session that is free, or (all busy) the next in turn,
+  // and points `reader` at it.
+  std::unique_lock<std::mutex> LockReader(Reader*& reader);
   // PostgreSQL's connections can be lost (the server restarts, the network
   // breaks); a lost one is opened again at the next use. SQLite's cannot.
-  // Under reader_mutex_: kUnavailable when the store is closed or the new
-  // connection cannot be made.
-  Result<void> ReaderReady();
+  // Under the reader's mutex: kUnavailable when the store is closed or the
+  // new connection cannot be made.
+  Result<void> ReaderReady(Reader& reader);
   // Whether the reading session's connection is lost (PostgreSQL).
-  bool ReaderLost();
+  bool ReaderLost(Reader& reader);
   // `error` as kUnavailable, saying the database cannot be reached.
   static Error Unreachable(const Error& error);
 
@@ -428,9 +437,8 @@ class Store {
   std::vector<std::function<void()>> after_commit_;
   const Clock& clock_;
   bool open_ = false;
-  std::mutex reader_mutex_;  // guards reader_ and reader_statements_
-  std::unique_ptr<soci::session> reader_;
-  StatementCache reader_statements_;
+  std::array<Reader, kReaders> readers_;
+  std::atomic<std::size_t> next_reader_{0};  // where LockReader starts looking
   int schema_version_ = 0;
   StoreTarget target_;
 };

@@ -224,6 +224,34 @@ TEST(StoreTest, APostgresqlStoreConnectsAgainAfterItsConnectionsWereCut) {
   EXPECT_TRUE(verified->intact) << verified->reason;
 }
 
+// A long read (a /metrics scrape, an export) holds one reading session; a
+// read that comes meanwhile is answered on another, not after it.
+TEST(StoreTest, AReadIsAnsweredWhileALongReadHoldsAReadingSession) {
+  TempDir dir;
+  auto store = Store::Create(TestStore(dir / "c.db"));
+  ASSERT_TRUE(store) << store.error().message();
+  std::promise<void> inside, release;
+  std::shared_future<void> released = release.get_future().share();
+  auto long_read = std::async(std::launch::async, [&] {
+    return (*store)->Read([&](soci::session& sql) -> Result<int> {
+      inside.set_value();
+      released.wait();
+      int n = 0;
+      sql << "SELECT COUNT(*) FROM schema_migrations", soci::into(n);
+      return n;
+    });
+  });
+  inside.get_future().wait();
+  auto short_read = std::async(std::launch::async, [&] { return CountRows(**store, "users"); });
+  const bool answered = short_read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  release.set_value();
+  EXPECT_TRUE(answered) << "the read waited for the long one";
+  EXPECT_EQ(short_read.get(), 0);
+  auto n = long_read.get();
+  ASSERT_TRUE(n) << n.error().message();
+  EXPECT_EQ(*n, static_cast<int>(AllMigrations().size()));
+}
+
 TEST(StoreTest, ClosedStoreRefusesWork) {
   TempDir dir;
   auto store = Store::Create(TestStore(dir / "c.db"));
