@@ -57,8 +57,8 @@ Result<std::unique_ptr<Store>> Store::Connect(const StoreTarget& target, const C
   if (!version) return std::unexpected(std::move(version.error()).WithContext(where));
   store->schema_version_ = *version;
   try {
-    // The reading session: it reads while the writer commits (WAL, or
-    // PostgreSQL's snapshots), and refuses writes instead of racing the writer.
+    // The reading sessions: they read while the writer commits (WAL, or
+    // PostgreSQL's snapshots), and refuse writes instead of racing the writer.
     for (Reader& reader : store->readers_)
       reader.session = OpenSession(target, SessionRole::kReader);
   } catch (const std::exception& e) {

@@ -313,43 +313,45 @@ TEST_F(HaTest, AStoppedHolderFindsOnResumeThatItLostTheLease) {
 // coordinator is refused by the others at once, not when their memory of
 // it runs out (a minute).
 TEST_F(HaTest, ATokenRotatedOrAUserDisabledOnOneCoordinatorIsRefusedByTheOthersAtOnce) {
-  const std::vector<std::string> others{peers_[0].url(), peers_[1].url()};
-  for (const std::string& url : others) {
-    auto r = AsOn(url, viewer_, {"release", "list"});
-    ASSERT_EQ(r.exit_code, 0) << url << ": " << r.err;
-  }
+  // Each of `urls` takes `token` now (and so remembers it).
+  const auto taken_by = [&](const std::vector<std::string>& urls, const std::string& token) {
+    for (const std::string& url : urls) {
+      auto r = AsOn(url, token, {"release", "list"});
+      ASSERT_EQ(r.exit_code, 0) << url << ": " << r.err;
+    }
+  };
+  // `url` refuses `token` within 2 s; the refusal's message.
+  const auto refusal = [&](const std::string& url, const std::string& token) {
+    fabu::testing::CommandResult r;
+    const bool refused = WaitFor(
+        [&] {
+          r = AsOn(url, token, {"release", "list"});
+          return r.exit_code != 0;
+        },
+        2s);
+    EXPECT_TRUE(refused) << url << " still takes the token";
+    return r.err;
+  };
+  const std::vector<std::string> b_and_c{peers_[0].url(), peers_[1].url()};
+  ASSERT_NO_FATAL_FAILURE(taken_by(b_and_c, viewer_));
   auto rotated = AsOn(Url(), admin_, {"user", "token", "rotate", "zhao.viewer"});
   ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
   const std::string new_token = LastLine(rotated.out);
   ASSERT_EQ(new_token.size(), 64u) << rotated.out;
-  for (const std::string& url : others) {
-    fabu::testing::CommandResult old;
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          old = AsOn(url, viewer_, {"release", "list"});
-          return old.exit_code != 0;
-        },
-        2s))
-        << url << " still takes the rotated token";
-    EXPECT_TRUE(Contains(old.err, "unknown bearer token")) << url << ": " << old.err;
-    auto fresh = AsOn(url, new_token, {"release", "list"});
-    EXPECT_EQ(fresh.exit_code, 0) << url << ": " << fresh.err;
+  for (const std::string& url : b_and_c) {
+    const std::string why = refusal(url, viewer_);
+    EXPECT_TRUE(Contains(why, "unknown bearer token")) << url << ": " << why;
   }
 
-  // Disabled on the second coordinator: the first and third refuse it.
+  // Disabled on the second coordinator: the first and third, which took the
+  // new token a moment ago, refuse it.
+  const std::vector<std::string> a_and_c{Url(), peers_[1].url()};
+  ASSERT_NO_FATAL_FAILURE(taken_by(a_and_c, new_token));
   auto disabled = AsOn(peers_[0].url(), admin_, {"user", "disable", "zhao.viewer"});
   ASSERT_EQ(disabled.exit_code, 0) << disabled.err;
-  for (const std::string& url : {Url(), peers_[1].url()}) {
-    fabu::testing::CommandResult after;
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          after = AsOn(url, new_token, {"release", "list"});
-          return after.exit_code != 0;
-        },
-        2s))
-        << url << " still takes a disabled user's token";
-    EXPECT_TRUE(Contains(after.err, "user \"zhao.viewer\" is disabled"))
-        << url << ": " << after.err;
+  for (const std::string& url : a_and_c) {
+    const std::string why = refusal(url, new_token);
+    EXPECT_TRUE(Contains(why, "user \"zhao.viewer\" is disabled")) << url << ": " << why;
   }
 }
 
