@@ -190,18 +190,27 @@ std::uint64_t Store::GroupCommits() {
   return group_commits_;
 }
 
-std::unique_lock<std::mutex> Store::LockReader(Reader*& reader) {
-  const std::size_t first = next_reader_.fetch_add(1, std::memory_order_relaxed);
-  for (std::size_t i = 0; i < kReaders; ++i) {
-    Reader& candidate = readers_[(first + i) % kReaders];
-    std::unique_lock lock(candidate.mutex, std::try_to_lock);
-    if (lock.owns_lock()) {
-      reader = &candidate;
-      return lock;
+Store::ReaderTaken::ReaderTaken(Store& owner) : store(owner) {
+  std::unique_lock lock(store.readers_mutex_);
+  store.reader_freed_.wait(lock, [&] {
+    for (Reader& candidate : store.readers_) {
+      if (!candidate.busy) {
+        reader = &candidate;
+        return true;
+      }
     }
+    return false;
+  });
+  reader->busy = true;
+}
+
+Store::ReaderTaken::~ReaderTaken() {
+  {
+    std::lock_guard lock(store.readers_mutex_);
+    reader->busy = false;
   }
-  reader = &readers_[first % kReaders];
-  return std::unique_lock(reader->mutex);
+  // All: Close may be waiting too, beside a read.
+  store.reader_freed_.notify_all();
 }
 
 Result<void> Store::ReaderReady(Reader& reader) {
@@ -353,9 +362,15 @@ void Store::Close() {
   if (committer_.joinable() && committer_.get_id() != std::this_thread::get_id()) {
     committer_.join();
   }
-  for (Reader& reader : readers_) {
-    std::lock_guard lock(reader.mutex);
-    if (reader.session) {
+  {
+    // Once every read in progress has given its session back.
+    std::unique_lock lock(readers_mutex_);
+    reader_freed_.wait(lock, [&] {
+      return std::none_of(readers_.begin(), readers_.end(),
+                          [](const Reader& reader) { return reader.busy; });
+    });
+    for (Reader& reader : readers_) {
+      if (!reader.session) continue;
       reader.statements.Clear();
       try {
         reader.session->close();

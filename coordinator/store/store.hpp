@@ -66,7 +66,6 @@
 #include <soci/soci.h>
 
 #include <array>
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -284,8 +283,8 @@ class Store {
   // may use the session's cached statements.
   template <typename F>
   auto ReadCached(F&& f) -> std::invoke_result_t<F, soci::session&, StatementCache&> {
-    Reader* reader = nullptr;
-    std::unique_lock lock = LockReader(reader);
+    const ReaderTaken taken(*this);
+    Reader* const reader = taken.reader;
     if (auto ok = ReaderReady(*reader); !ok) return std::unexpected(ok.error());
     auto read = [&] { return f(*reader->session, reader->statements); };
     auto result = CatchAsError(ErrorCode::kIo, "store", read);
@@ -389,18 +388,26 @@ class Store {
   };
 
   // A reading session (OpenSession's kReader) and its cached statements.
+  // Used by one read at a time: the one that took it (ReaderTaken).
   struct Reader {
-    std::mutex mutex;  // guards session and statements
+    bool busy = false;  // guarded by readers_mutex_
     std::unique_ptr<soci::session> session;
     StatementCache statements;
   };
-  // Locks a reading session that is free, or (all busy) the next in turn,
-  // and points `reader` at it.
-  std::unique_lock<std::mutex> LockReader(Reader*& reader);
+  // A free reading session, taken for one read (waiting for the first to be
+  // given back when all are busy), and given back when this is destroyed.
+  struct ReaderTaken {
+    explicit ReaderTaken(Store& store);
+    ~ReaderTaken();
+    ReaderTaken(const ReaderTaken&) = delete;
+    ReaderTaken& operator=(const ReaderTaken&) = delete;
+    Store& store;
+    Reader* reader = nullptr;
+  };
   // PostgreSQL's connections can be lost (the server restarts, the network
   // breaks); a lost one is opened again at the next use. SQLite's cannot.
-  // Under the reader's mutex: kUnavailable when the store is closed or the
-  // new connection cannot be made.
+  // By the read that took `reader`: kUnavailable when the store is closed or
+  // the new connection cannot be made.
   Result<void> ReaderReady(Reader& reader);
   // Whether the reading session's connection is lost (PostgreSQL).
   bool ReaderLost(Reader& reader);
@@ -437,8 +444,9 @@ class Store {
   std::vector<std::function<void()>> after_commit_;
   const Clock& clock_;
   bool open_ = false;
+  std::mutex readers_mutex_;              // guards every Reader's `busy`
+  std::condition_variable reader_freed_;  // a ReaderTaken gave its reader back
   std::array<Reader, kReaders> readers_;
-  std::atomic<std::size_t> next_reader_{0};  // where LockReader starts looking
   int schema_version_ = 0;
   StoreTarget target_;
 };

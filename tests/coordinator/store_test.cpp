@@ -243,10 +243,25 @@ TEST(StoreTest, AReadIsAnsweredWhileALongReadHoldsAReadingSession) {
   });
   inside.get_future().wait();
   auto short_read = std::async(std::launch::async, [&] { return CountRows(**store, "users"); });
-  const bool answered = short_read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  // Two readers at once besides the long read: when both sessions are busy,
+  // a read waits for the first given back, never for the long read's.
+  const auto many = [&] {
+    int sum = 0;
+    for (int i = 0; i < 200; ++i) sum += CountRows(**store, "users") == 0 ? 1 : 0;
+    return sum;
+  };
+  auto first_many = std::async(std::launch::async, many);
+  auto second_many = std::async(std::launch::async, many);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const bool answered = short_read.wait_until(deadline) == std::future_status::ready;
+  const bool all_answered = first_many.wait_until(deadline) == std::future_status::ready &&
+                            second_many.wait_until(deadline) == std::future_status::ready;
   release.set_value();
   EXPECT_TRUE(answered) << "the read waited for the long one";
+  EXPECT_TRUE(all_answered) << "reads waited for the long one while another session was free";
   EXPECT_EQ(short_read.get(), 0);
+  EXPECT_EQ(first_many.get(), 200);
+  EXPECT_EQ(second_many.get(), 200);
   auto n = long_read.get();
   ASSERT_TRUE(n) << n.error().message();
   EXPECT_EQ(*n, static_cast<int>(AllMigrations().size()));
