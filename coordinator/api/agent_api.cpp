@@ -123,7 +123,8 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
               // sent the question again on every poll.
               if (asks_preflight) found.preflight = OpenPreflight(sql, statements, ctx.host(), now);
               return found;
-            });
+            },
+            Store::ReadFor::kAgent);
         if (!open) return std::unexpected(open.error());
         if (open->deployment || open->preflight) {
           std::optional<protocol::Assignment> assignment;
@@ -222,9 +223,9 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
           return Fail(ErrorCode::kInvalidArgument,
                       fmt::format("\"{}\" is not a package id (64 lower-case hex digits)", id));
         }
-        auto assigned = api.store.Read([&](soci::session& sql) -> Result<bool> {
-          return HostHasPackage(sql, ctx.host(), id);
-        });
+        auto assigned = api.store.Read(
+            [&](soci::session& sql) -> Result<bool> { return HostHasPackage(sql, ctx.host(), id); },
+            Store::ReadFor::kAgent);
         if (!assigned) return std::unexpected(assigned.error());
         if (!*assigned) {
           return Fail(ErrorCode::kPermissionDenied,

@@ -617,9 +617,11 @@ Result<void> Serve(const ServeOptions& options) {
       [&store_ref, &agent_credentials, cert_mode](
           std::string_view credential, const PeerCertificate& peer) -> Result<std::string> {
         const std::uint64_t generation = agent_credentials.Generation();
-        auto who = store_ref.ReadCached([&](soci::session& sql, StatementCache& statements) {
-          return AuthenticateAgentIdentity(sql, statements, credential);
-        });
+        auto who = store_ref.ReadCached(
+            [&](soci::session& sql, StatementCache& statements) {
+              return AuthenticateAgentIdentity(sql, statements, credential);
+            },
+            Store::ReadFor::kAgent);
         if (!who) return std::unexpected(who.error());
         if (auto ok = CheckAgentCertificate(*who, peer, store_ref.clock().Seconds(), cert_mode);
             !ok) {

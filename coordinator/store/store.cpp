@@ -190,9 +190,14 @@ std::uint64_t Store::GroupCommits() {
   return group_commits_;
 }
 
-Store::ReaderTaken::ReaderTaken(Store& owner) : store(owner) {
+std::size_t Store::ReadsWaiting() {
+  std::lock_guard lock(readers_mutex_);
+  return person_reads_waiting_ + agent_reads_waiting_;
+}
+
+Store::ReaderTaken::ReaderTaken(Store& owner, ReadFor reader_for) : store(owner) {
   std::unique_lock lock(store.readers_mutex_);
-  store.reader_freed_.wait(lock, [&] {
+  auto take_free = [&] {
     for (Reader& candidate : store.readers_) {
       if (!candidate.busy) {
         reader = &candidate;
@@ -200,8 +205,23 @@ Store::ReaderTaken::ReaderTaken(Store& owner) : store(owner) {
       }
     }
     return false;
-  });
+  };
+  bool wake_agents = false;
+  if (reader_for == ReadFor::kAgent) {
+    ++store.agent_reads_waiting_;
+    store.reader_freed_.wait(lock, [&] { return store.person_reads_waiting_ == 0 && take_free(); });
+    --store.agent_reads_waiting_;
+  } else {
+    ++store.person_reads_waiting_;
+    store.reader_freed_.wait(lock, take_free);
+    --store.person_reads_waiting_;
+    // Agents' reads held back for this one may take another free reader now:
+    // nothing else would wake them.
+    wake_agents = store.person_reads_waiting_ == 0 && store.agent_reads_waiting_ > 0;
+  }
   reader->busy = true;
+  lock.unlock();
+  if (wake_agents) store.reader_freed_.notify_all();
 }
 
 Store::ReaderTaken::~ReaderTaken() {

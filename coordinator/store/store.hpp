@@ -261,6 +261,8 @@ class Store {
   // (COMMITs attempted). For metrics and tests.
   std::size_t QueuedWrites();
   std::uint64_t GroupCommits();
+  // Reads waiting for a reading session now. For tests.
+  std::size_t ReadsWaiting();
 
   // The most callbacks one group commit runs.
   static constexpr std::size_t kMaxGroup = 512;
@@ -272,18 +274,30 @@ class Store {
   using CommitObserver = std::function<void(double seconds, std::size_t writes)>;
   void ObserveCommits(CommitObserver observer) { commit_observer_ = std::move(observer); }
 
+  // Whom a read answers. A fleet's agents poll in waves (5,000 of them
+  // re-polling within a second after a restart or a failover), and on
+  // PostgreSQL each read is a round trip: an agent's read gives way, so a
+  // session given back goes to a waiting kPerson read first and a person's
+  // read (or the rollout engine's) never queues behind a wave of polls.
+  enum class ReadFor {
+    kPerson,  // people's requests and the coordinator's own work
+    kAgent,   // an agent's request: waits while a kPerson read waits
+  };
+
   // Runs `f(soci::session&)` -> Result<T> on one of the reading sessions
   // (kReaders of them: a read waits for another only when all are busy).
   template <typename F>
-  auto Read(F&& f) -> std::invoke_result_t<F, soci::session&> {
-    return ReadCached([&](soci::session& sql, StatementCache&) { return f(sql); });
+  auto Read(F&& f, ReadFor reader_for = ReadFor::kPerson)
+      -> std::invoke_result_t<F, soci::session&> {
+    return ReadCached([&](soci::session& sql, StatementCache&) { return f(sql); }, reader_for);
   }
 
   // The same, for reads on a hot path: `f(soci::session&, StatementCache&)`
   // may use the session's cached statements.
   template <typename F>
-  auto ReadCached(F&& f) -> std::invoke_result_t<F, soci::session&, StatementCache&> {
-    const ReaderTaken taken(*this);
+  auto ReadCached(F&& f, ReadFor reader_for = ReadFor::kPerson)
+      -> std::invoke_result_t<F, soci::session&, StatementCache&> {
+    const ReaderTaken taken(*this, reader_for);
     Reader* const reader = taken.reader;
     if (auto ok = ReaderReady(*reader); !ok) return std::unexpected(ok.error());
     auto read = [&] { return f(*reader->session, reader->statements); };
@@ -395,9 +409,10 @@ class Store {
     StatementCache statements;
   };
   // A free reading session, taken for one read (waiting for the first to be
-  // given back when all are busy), and given back when this is destroyed.
+  // given back when all are busy; a kAgent read also while a kPerson read
+  // waits), and given back when this is destroyed.
   struct ReaderTaken {
-    explicit ReaderTaken(Store& store);
+    ReaderTaken(Store& store, ReadFor reader_for);
     ~ReaderTaken();
     ReaderTaken(const ReaderTaken&) = delete;
     ReaderTaken& operator=(const ReaderTaken&) = delete;
@@ -444,8 +459,10 @@ class Store {
   std::vector<std::function<void()>> after_commit_;
   const Clock& clock_;
   bool open_ = false;
-  std::mutex readers_mutex_;              // guards every Reader's `busy`
-  std::condition_variable reader_freed_;  // a ReaderTaken gave its reader back
+  std::mutex readers_mutex_;              // guards every Reader's `busy` and the two counts below
+  std::condition_variable reader_freed_;  // a reader was given back, or kAgent reads may go on
+  std::size_t person_reads_waiting_ = 0;  // kPerson reads waiting for a reader
+  std::size_t agent_reads_waiting_ = 0;   // kAgent reads waiting for a reader
   std::array<Reader, kReaders> readers_;
   int schema_version_ = 0;
   StoreTarget target_;

@@ -267,6 +267,67 @@ TEST(StoreTest, AReadIsAnsweredWhileALongReadHoldsAReadingSession) {
   EXPECT_EQ(*n, static_cast<int>(AllMigrations().size()));
 }
 
+// A wave of agents' polls waits for the reading sessions: a person's read
+// that comes after them is given the first session given back.
+TEST(StoreTest, APersonsReadGoesBeforeAgentsReadsWaitingForASession) {
+  TempDir dir;
+  auto store = Store::Create(TestStore(dir / "c.db"));
+  ASSERT_TRUE(store) << store.error().message();
+  // Both reading sessions held by long reads.
+  std::vector<std::promise<void>> inside(Store::kReaders), release(Store::kReaders);
+  std::vector<std::future<int>> long_reads;
+  for (std::size_t i = 0; i < Store::kReaders; ++i) {
+    long_reads.push_back(std::async(std::launch::async, [&, i] {
+      auto n = (*store)->Read([&](soci::session&) -> Result<int> {
+        inside[i].set_value();
+        release[i].get_future().wait();
+        return 1;
+      });
+      return n ? *n : -1;
+    }));
+    inside[i].get_future().wait();
+  }
+  std::mutex order_mutex;
+  std::vector<std::string> order;  // who was answered, in turn
+  auto read_as = [&](const std::string& who, Store::ReadFor reader) {
+    return std::async(std::launch::async, [&, who, reader] {
+      auto ok = (*store)->Read(
+          [&](soci::session& sql) -> Result<int> {
+            int n = 0;
+            sql << "SELECT COUNT(*) FROM users", soci::into(n);
+            const std::lock_guard lock(order_mutex);
+            order.push_back(who);
+            return n;
+          },
+          reader);
+      return ok.has_value();
+    });
+  };
+  const auto waiting = [&](std::size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while ((*store)->ReadsWaiting() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return (*store)->ReadsWaiting() == n;
+  };
+  constexpr std::size_t kAgents = 16;
+  std::vector<std::future<bool>> agents;
+  for (std::size_t i = 0; i < kAgents; ++i) {
+    agents.push_back(read_as("agent", Store::ReadFor::kAgent));
+  }
+  ASSERT_TRUE(waiting(kAgents));
+  auto person = read_as("person", Store::ReadFor::kPerson);
+  ASSERT_TRUE(waiting(kAgents + 1));
+  release[0].set_value();  // one session given back
+  EXPECT_TRUE(person.get());
+  release[1].set_value();
+  for (auto& agent : agents) EXPECT_TRUE(agent.get());
+  for (auto& long_read : long_reads) EXPECT_EQ(long_read.get(), 1);
+  ASSERT_EQ(order.size(), kAgents + 1);
+  EXPECT_EQ(order.front(), "person") << "an agent's read took the session given back first";
+  EXPECT_EQ((*store)->ReadsWaiting(), 0u);
+}
+
 TEST(StoreTest, ClosedStoreRefusesWork) {
   TempDir dir;
   auto store = Store::Create(TestStore(dir / "c.db"));
