@@ -59,15 +59,18 @@ net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestCo
     FileHandle file;
     std::uint64_t size = 0;
   };
-  auto opened = co_await OnPool([&reply]() -> Result<Opened> {
-    FileHandle file(std::fopen(reply.path.c_str(), "rb"));
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(reply.path, ec);
-    if (!file || ec) {
-      return Fail(ErrorCode::kNotFound, fmt::format("cannot open {}", reply.path.string()));
-    }
-    return Opened{std::move(file), size};
-  });
+  const Lane lane = ctx.agent ? Lane::kAgent : Lane::kPerson;
+  auto opened = co_await OnPool(
+      [&reply]() -> Result<Opened> {
+        FileHandle file(std::fopen(reply.path.c_str(), "rb"));
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(reply.path, ec);
+        if (!file || ec) {
+          return Fail(ErrorCode::kNotFound, fmt::format("cannot open {}", reply.path.string()));
+        }
+        return Opened{std::move(file), size};
+      },
+      lane);
   beast::error_code ec;
   auto write_json = [&](int status, const nlohmann::json& body,
                         std::optional<std::string> content_range) -> net::awaitable<bool> {
@@ -134,7 +137,7 @@ net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestCo
     const std::size_t want =
         static_cast<std::size_t>(std::min<std::uint64_t>(remaining, chunk.size()));
     const std::size_t got =
-        co_await OnPool([&] { return std::fread(chunk.data(), 1, want, file); });
+        co_await OnPool([&] { return std::fread(chunk.data(), 1, want, file); }, lane);
     if (got == 0) {
       spdlog::error("{}: {} ended early ({} bytes short)", ctx.request_id, reply.path.string(),
                     remaining);

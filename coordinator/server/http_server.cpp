@@ -149,6 +149,7 @@ Result<void> HttpServer::Impl::Run() {
   io_.run();
   sd_notify(0, "STOPPING=1");
   pool_.join();
+  people_pool_.join();
   if (!settings_.port_file.empty()) {
     std::error_code ignored;
     std::filesystem::remove(settings_.port_file, ignored);

@@ -68,7 +68,11 @@
 //
 // Threads: one I/O thread runs every connection's coroutine (so connection
 // bookkeeping needs no locks); blocking work (authentication, handlers) runs
-// on a thread pool of `workers` threads and resumes on the I/O thread.
+// on a thread pool and resumes on the I/O thread. Agents' requests use a pool
+// of `workers` threads; everyone else's a pool of kPeopleWorkers of its own,
+// so a wave of 5,000 agents' polls, whose handlers wait for the store, never
+// queues a person's request behind it (the store does the same for the
+// reading sessions: Store::ReadFor).
 //
 // Other work may share these threads (the daemon's periodic work,
 // daemon/periodic.hpp): io_executor(), pool_executor() and OnShutdown().
@@ -123,7 +127,7 @@ struct ServerSettings {
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds io_timeout{60};
   std::chrono::seconds shutdown_timeout{10};
-  int workers = 4;
+  int workers = 4;  // the agents' pool
   std::size_t max_connections = 30000;
   std::size_t reserved_connections = 64;
   std::size_t max_downloads = 64;

@@ -228,17 +228,19 @@ net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
     if (known) {
       host = std::move(*known);
     } else {
-      host = co_await OnPool([this, &token, &peer]() -> Result<std::string> {
-        if (!authenticate_agent_) {
-          return Fail(ErrorCode::kUnauthenticated, "this coordinator does not serve agents");
-        }
-        if (token.empty()) {
-          return Fail(ErrorCode::kUnauthenticated,
-                      "missing agent credential: send \"Authorization: Bearer <credential>\" "
-                      "(enroll the host with `fabu-agent enroll`)");
-        }
-        return authenticate_agent_(token, peer);
-      });
+      host = co_await OnPool(
+          [this, &token, &peer]() -> Result<std::string> {
+            if (!authenticate_agent_) {
+              return Fail(ErrorCode::kUnauthenticated, "this coordinator does not serve agents");
+            }
+            if (token.empty()) {
+              return Fail(ErrorCode::kUnauthenticated,
+                          "missing agent credential: send \"Authorization: Bearer <credential>\" "
+                          "(enroll the host with `fabu-agent enroll`)");
+            }
+            return authenticate_agent_(token, peer);
+          },
+          Lane::kAgent);
     }
     if (!host) co_return co_await RefuseEarly(stream, buffer, header, host.error());
     ctx.agent = std::move(*host);
@@ -252,14 +254,15 @@ net::awaitable<Received> HttpServer::Impl::Serve(Stream& stream, beast::flat_buf
     Result<Principal> principal = Fail(ErrorCode::kUnauthenticated, "not looked up");
     if (!session_id.empty()) {
       principal = co_await OnPool(
-          [this, &session_id] { return settings_.authenticate_session(session_id); });
+          [this, &session_id] { return settings_.authenticate_session(session_id); },
+          Lane::kPerson);
       if (principal && ctx.method != Method::kGet) {
         if (auto allowed = CheckConsoleWrite(ctx, *principal->session); !allowed) {
           co_return co_await RefuseEarly(stream, buffer, header, allowed.error());
         }
       }
     } else {
-      principal = co_await OnPool([this, &token] { return authenticate_(token); });
+      principal = co_await OnPool([this, &token] { return authenticate_(token); }, Lane::kPerson);
     }
     if (!principal) co_return co_await RefuseEarly(stream, buffer, header, principal.error());
     if (!route.options.roles.empty()) {

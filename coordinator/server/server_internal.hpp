@@ -97,7 +97,8 @@ class HttpServer::Impl {
         authenticate_agent_(std::move(authenticate_agent)),
         lookup_agent_(std::move(lookup_agent)),
         wakeups_(wakeups),
-        pool_(static_cast<std::size_t>(settings_.workers)) {}
+        pool_(static_cast<std::size_t>(settings_.workers)),
+        people_pool_(kPeopleWorkers) {}
 
   Result<void> Run();
   void OnShutdown(std::function<void()> stop) { on_shutdown_.push_back(std::move(stop)); }
@@ -186,12 +187,22 @@ class HttpServer::Impl {
     return [wake = WakeLater(std::move(timer), nullptr)] { wake(nullptr); };
   }
 
-  // Runs `f` on the worker pool and resumes on the I/O thread with its result.
+  // Whose work a pool runs (http_server.hpp, "Threads").
+  enum class Lane { kAgent, kPerson };
+  static Lane LaneOf(const Route& route) {
+    return route.options.access == Access::kAgent ? Lane::kAgent : Lane::kPerson;
+  }
+  // Threads for people's requests: few come at once, and each one's wait is
+  // for the store's writer or a reading session, which agents' reads give way to.
+  static constexpr std::size_t kPeopleWorkers = 4;
+
+  // Runs `f` on `lane`'s pool and resumes on the I/O thread with its result.
   template <typename F>
-  net::awaitable<std::invoke_result_t<F&>> OnPool(F f) {
+  net::awaitable<std::invoke_result_t<F&>> OnPool(F f, Lane lane) {
     using R = std::invoke_result_t<F&>;
+    auto executor = lane == Lane::kAgent ? pool_.get_executor() : people_pool_.get_executor();
     co_return co_await net::co_spawn(
-        pool_.get_executor(), [&f]() -> net::awaitable<R> { co_return f(); }, net::use_awaitable);
+        executor, [&f]() -> net::awaitable<R> { co_return f(); }, net::use_awaitable);
   }
 
   ServerSettings settings_;
@@ -201,7 +212,8 @@ class HttpServer::Impl {
   AgentLookup lookup_agent_;
   WakeupHub* wakeups_;
   std::vector<std::function<void()>> on_shutdown_;  // called when shutdown begins
-  net::thread_pool pool_;
+  net::thread_pool pool_;                           // agents' requests, the daemon's periodic work
+  net::thread_pool people_pool_;                    // everyone else's requests
   net::io_context io_{1};
   net::ssl::context ssl_{net::ssl::context::tls_server};
   tcp::acceptor acceptor_{io_};

@@ -5,6 +5,10 @@
 // are not held; neither is a connection already waiting for its next request
 // when the hold began.
 //
+// Beside the holds: agents' requests and people's run on pools of their own,
+// so agents' handlers blocked (on the store, in a wave of polls) never keep a
+// person's request waiting.
+//
 // A real HttpServer runs in this process on loopback (its own thread), with a
 // real TLS client; SIGTERM (which Run() handles) stops it.
 // clang-format off
@@ -13,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -22,10 +27,12 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/common/data_dir.hpp"
@@ -47,6 +54,7 @@ using namespace std::chrono_literals;
 constexpr const char* kAgentPath = "/api/v1/agent/ping";
 constexpr const char* kPeoplePath = "/api/v1/ping";
 constexpr const char* kPollPath = "/api/v1/agent/poll";  // a long poll of 300 ms
+constexpr const char* kBusyPath = "/api/v1/agent/busy";  // blocks its worker until Unblock()
 
 // A server with one agent route and one public route, and the hub the
 // sweep would hold.
@@ -80,6 +88,12 @@ class HoldServer {
                       ctx.wait_until.value_or(std::chrono::steady_clock::now() + 300ms),
                       {{"assignment", nullptr}});
                 });
+    router_.Add(Method::kGet, kBusyPath, RouteOptions::Agent(),
+                [this](RequestContext&) -> Result<Response> {
+                  ++busy_;
+                  unblocked_.wait();
+                  return Response::Ok({{"ok", true}});
+                });
     router_.Add(Method::kGet, kPeoplePath, RouteOptions::Public(),
                 [](RequestContext&) -> Result<Response> {
                   return Response::Ok({{"ok", true}});
@@ -104,18 +118,28 @@ class HoldServer {
   }
 
   ~HoldServer() {
+    Unblock();
     std::raise(SIGTERM);  // Run() answers it: stops and returns
     thread_.join();
   }
 
   WakeupHub& hub() { return hub_; }
   std::uint16_t port() const { return port_; }
+  // kBusyPath's handlers running now (blocked until Unblock).
+  int busy() const { return busy_; }
+  void Unblock() {
+    if (!unblocked_set_.exchange(true)) unblock_.set_value();
+  }
   const std::filesystem::path& ca() const { return ca_; }
 
  private:
   fabu::testing::TempDir dir_;
   Router router_;
   WakeupHub hub_;
+  std::atomic<int> busy_{0};
+  std::promise<void> unblock_;
+  std::shared_future<void> unblocked_ = unblock_.get_future().share();
+  std::atomic<bool> unblocked_set_{false};
   std::unique_ptr<HttpServer> server_;
   std::thread thread_;
   Result<void> ran_;
@@ -278,6 +302,29 @@ TEST(HttpServerHoldTest, AZeroLimitHoldsNothing) {
   ASSERT_EQ(agent.Receive(10s), 200u);
   agent.Send(kAgentPath, "cred-web-1");
   EXPECT_EQ(agent.Receive(10s), 200u);
+}
+
+// Every agents' worker (settings.workers: 2) blocked, and one more agent's
+// request queued for them: a person's request is answered meanwhile.
+TEST(HttpServerHoldTest, APersonIsAnsweredWhileEveryAgentsWorkerIsBusy) {
+  HoldServer server(30s);
+  std::vector<std::unique_ptr<Connection>> agents;
+  for (int i = 0; i < 3; ++i) {
+    agents.push_back(std::make_unique<Connection>(server));
+    agents.back()->Send(kBusyPath, "cred-web-1");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server.busy() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(server.busy(), 2) << "the agents' two workers were not both taken";
+  Connection person(server);
+  person.Send(kPeoplePath, "");
+  EXPECT_EQ(person.Receive(5s), 200u) << "the person's request waited for the agents' workers";
+  EXPECT_EQ(server.busy(), 2);
+  server.Unblock();
+  for (auto& agent : agents) EXPECT_EQ(agent->Receive(10s), 200u);
+  EXPECT_EQ(server.busy(), 3);
 }
 
 }  // namespace
