@@ -188,9 +188,14 @@ class HttpServer::Impl {
   }
 
   // Whose work a pool runs (http_server.hpp, "Threads").
+  // An agent's route, or agents' traffic on another (enrollment, public: a
+  // fleet enrolls thousands at once, and its writes need many workers to
+  // fill a group commit).
   enum class Lane { kAgent, kPerson };
-  static Lane LaneOf(const Route& route) {
-    return route.options.access == Access::kAgent ? Lane::kAgent : Lane::kPerson;
+  Lane LaneOf(const Route& route, const RequestContext& ctx) const {
+    const bool agents = route.options.access == Access::kAgent ||
+                        (settings_.agent_traffic && settings_.agent_traffic(ctx.path));
+    return agents ? Lane::kAgent : Lane::kPerson;
   }
   // Threads for people's requests: few come at once, and each one's wait is
   // for the store's writer or a reading session, which agents' reads give way to.

@@ -55,6 +55,8 @@ constexpr const char* kAgentPath = "/api/v1/agent/ping";
 constexpr const char* kPeoplePath = "/api/v1/ping";
 constexpr const char* kPollPath = "/api/v1/agent/poll";  // a long poll of 300 ms
 constexpr const char* kBusyPath = "/api/v1/agent/busy";  // blocks its worker until Unblock()
+// The same, public, as enrollment is: agents' traffic all the same.
+constexpr const char* kBusyEnrollPath = "/api/v1/agent/busy-enroll";
 
 // A server with one agent route and one public route, and the hub the
 // sweep would hold.
@@ -88,12 +90,13 @@ class HoldServer {
                       ctx.wait_until.value_or(std::chrono::steady_clock::now() + 300ms),
                       {{"assignment", nullptr}});
                 });
-    router_.Add(Method::kGet, kBusyPath, RouteOptions::Agent(),
-                [this](RequestContext&) -> Result<Response> {
-                  ++busy_;
-                  unblocked_.wait();
-                  return Response::Ok({{"ok", true}});
-                });
+    const auto busy = [this](RequestContext&) -> Result<Response> {
+      ++busy_;
+      unblocked_.wait();
+      return Response::Ok({{"ok", true}});
+    };
+    router_.Add(Method::kGet, kBusyPath, RouteOptions::Agent(), busy);
+    router_.Add(Method::kGet, kBusyEnrollPath, RouteOptions::Public(), busy);
     router_.Add(Method::kGet, kPeoplePath, RouteOptions::Public(),
                 [](RequestContext&) -> Result<Response> {
                   return Response::Ok({{"ok", true}});
@@ -322,6 +325,30 @@ TEST(HttpServerHoldTest, APersonIsAnsweredWhileEveryAgentsWorkerIsBusy) {
   person.Send(kPeoplePath, "");
   EXPECT_EQ(person.Receive(5s), 200u) << "the person's request waited for the agents' workers";
   EXPECT_EQ(server.busy(), 2);
+  server.Unblock();
+  for (auto& agent : agents) EXPECT_EQ(agent->Receive(10s), 200u);
+  EXPECT_EQ(server.busy(), 3);
+}
+
+// Enrollment is a public route but agents' traffic: it runs on the agents'
+// pool (two workers here), not on the people's (four).
+TEST(HttpServerHoldTest, AgentsTrafficOnAPublicRouteRunsOnTheAgentsWorkers) {
+  HoldServer server(30s);
+  std::vector<std::unique_ptr<Connection>> agents;
+  for (int i = 0; i < 3; ++i) {
+    agents.push_back(std::make_unique<Connection>(server));
+    agents.back()->Send(kBusyEnrollPath, "");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server.busy() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(server.busy(), 2);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(server.busy(), 2) << "a third ran beside them: not on the agents' two workers";
+  Connection person(server);
+  person.Send(kPeoplePath, "");
+  EXPECT_EQ(person.Receive(5s), 200u);
   server.Unblock();
   for (auto& agent : agents) EXPECT_EQ(agent->Receive(10s), 200u);
   EXPECT_EQ(server.busy(), 3);
