@@ -307,19 +307,28 @@ TEST(HttpServerHoldTest, AZeroLimitHoldsNothing) {
   EXPECT_EQ(agent.Receive(10s), 200u);
 }
 
-// Every agents' worker (settings.workers: 2) blocked, and one more agent's
-// request queued for them: a person's request is answered meanwhile.
-TEST(HttpServerHoldTest, APersonIsAnsweredWhileEveryAgentsWorkerIsBusy) {
-  HoldServer server(30s);
+// Three requests to `path` (a handler that blocks until Unblock), each on its
+// own connection; returns once two run (the agents' two workers), or after 10 s.
+std::vector<std::unique_ptr<Connection>> BlockTheAgentsWorkers(HoldServer& server,
+                                                               const std::string& path,
+                                                               const std::string& credential) {
   std::vector<std::unique_ptr<Connection>> agents;
   for (int i = 0; i < 3; ++i) {
     agents.push_back(std::make_unique<Connection>(server));
-    agents.back()->Send(kBusyPath, "cred-web-1");
+    agents.back()->Send(path, credential);
   }
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (server.busy() < 2 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(1ms);
   }
+  return agents;
+}
+
+// Every agents' worker (settings.workers: 2) blocked, and one more agent's
+// request queued for them: a person's request is answered meanwhile.
+TEST(HttpServerHoldTest, APersonIsAnsweredWhileEveryAgentsWorkerIsBusy) {
+  HoldServer server(30s);
+  auto agents = BlockTheAgentsWorkers(server, kBusyPath, "cred-web-1");
   ASSERT_EQ(server.busy(), 2) << "the agents' two workers were not both taken";
   Connection person(server);
   person.Send(kPeoplePath, "");
@@ -334,16 +343,8 @@ TEST(HttpServerHoldTest, APersonIsAnsweredWhileEveryAgentsWorkerIsBusy) {
 // pool (two workers here), not on the people's (four).
 TEST(HttpServerHoldTest, AgentsTrafficOnAPublicRouteRunsOnTheAgentsWorkers) {
   HoldServer server(30s);
-  std::vector<std::unique_ptr<Connection>> agents;
-  for (int i = 0; i < 3; ++i) {
-    agents.push_back(std::make_unique<Connection>(server));
-    agents.back()->Send(kBusyEnrollPath, "");
-  }
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (server.busy() < 2 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
-  }
-  ASSERT_EQ(server.busy(), 2);
+  auto agents = BlockTheAgentsWorkers(server, kBusyEnrollPath, "");
+  ASSERT_EQ(server.busy(), 2) << "the agents' two workers were not both taken";
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(server.busy(), 2) << "a third ran beside them: not on the agents' two workers";
   Connection person(server);
