@@ -59,7 +59,7 @@ net::awaitable<bool> HttpServer::Impl::WriteFile(Stream& stream, const RequestCo
     FileHandle file;
     std::uint64_t size = 0;
   };
-  const Lane lane = ctx.agent ? Lane::kAgent : Lane::kPerson;
+  const Lane lane = LaneOf(ctx);
   auto opened = co_await OnPool(
       [&reply]() -> Result<Opened> {
         FileHandle file(std::fopen(reply.path.c_str(), "rb"));

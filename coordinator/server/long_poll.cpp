@@ -71,7 +71,7 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
   if (route.options.inline_handler && ctx.body.size() <= kInlineBodyLimit) {
     result = run();
   } else {
-    result = co_await OnPool(run, LaneOf(route, ctx));
+    result = co_await OnPool(run, LaneOf(ctx));
   }
   if (result && result->later) {
     // Answered from another thread (a Store::WriteAsync completion).
@@ -133,7 +133,7 @@ net::awaitable<Result<Response>> HttpServer::Impl::RunHandler(const Route& route
       break;
     }
     // Woken (or the key moved before we registered, or shutdown): look again.
-    result = co_await OnPool(run, LaneOf(route, ctx));
+    result = co_await OnPool(run, LaneOf(ctx));
   }
   if (result) result->wait.reset();
   co_return result;

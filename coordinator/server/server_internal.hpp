@@ -187,14 +187,14 @@ class HttpServer::Impl {
     return [wake = WakeLater(std::move(timer), nullptr)] { wake(nullptr); };
   }
 
-  // Whose work a pool runs (http_server.hpp, "Threads").
-  // An agent's route, or agents' traffic on another (enrollment, public: a
-  // fleet enrolls thousands at once, and its writes need many workers to
-  // fill a group commit).
+  // Whose work a pool runs (http_server.hpp, "Threads"): an agent's (an
+  // authenticated agent, or agents' traffic on a public route: enrollment,
+  // where a fleet enrolls thousands at once and its writes need many workers
+  // to fill a group commit) or anyone else's.
   enum class Lane { kAgent, kPerson };
-  Lane LaneOf(const Route& route, const RequestContext& ctx) const {
-    const bool agents = route.options.access == Access::kAgent ||
-                        (settings_.agent_traffic && settings_.agent_traffic(ctx.path));
+  Lane LaneOf(const RequestContext& ctx) const {
+    const bool agents =
+        ctx.agent.has_value() || (settings_.agent_traffic && settings_.agent_traffic(ctx.path));
     return agents ? Lane::kAgent : Lane::kPerson;
   }
   // Threads for people's requests: few come at once, and each one's wait is

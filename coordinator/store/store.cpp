@@ -215,11 +215,15 @@ Store::ReaderTaken::ReaderTaken(Store& owner, ReadFor reader_for) : store(owner)
     ++store.person_reads_waiting_;
     store.reader_freed_.wait(lock, take_free);
     --store.person_reads_waiting_;
-    // Agents' reads held back for this one may take another free reader now:
-    // nothing else would wake them.
-    wake_agents = store.person_reads_waiting_ == 0 && store.agent_reads_waiting_ > 0;
   }
   reader->busy = true;
+  if (reader_for == ReadFor::kPerson && store.person_reads_waiting_ == 0 &&
+      store.agent_reads_waiting_ > 0) {
+    // Agents' reads held back for this one may take a reader still free:
+    // nothing else would wake them (and none is woken when none is free).
+    wake_agents = std::any_of(store.readers_.begin(), store.readers_.end(),
+                              [](const Reader& r) { return !r.busy; });
+  }
   lock.unlock();
   if (wake_agents) store.reader_freed_.notify_all();
 }
