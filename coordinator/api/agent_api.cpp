@@ -15,6 +15,7 @@
 #include "coordinator/deploy/preflight.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/metrics/metrics.hpp"
+#include "coordinator/store/read_batcher.hpp"
 #include "coordinator/store/write_batcher.hpp"
 
 namespace fabu::coordinator {
@@ -39,6 +40,17 @@ Result<int> PollWait(const RequestContext& ctx) {
   }
   return std::min(seconds, protocol::kMaxPollWaitSeconds);
 }
+
+// A poll's look at the store: what its host must do now.
+struct PollLook {
+  std::string host;
+  bool woken = false;  // woken while waiting (a second look)
+  bool asks_preflight = false;
+};
+struct Open {
+  std::optional<DeploymentRecord> deployment;
+  std::optional<protocol::PreflightRequest> preflight;
+};
 
 bool IsPackageId(std::string_view id) {
   return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
@@ -70,6 +82,39 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
         return answers;
       });
 
+  // Polls are read together (store/read_batcher.hpp): those that come
+  // while the reading sessions are busy, in a wave, cost a statement or two
+  // for all of them.
+  auto looks = std::make_shared<ReadBatcher<PollLook, Open>>(
+      api.store, Store::ReadFor::kAgent,
+      [&store = api.store](soci::session& sql, StatementCache& statements,
+                           std::span<const PollLook> polls) {
+        std::vector<Result<Open>> answers(polls.size());
+        std::vector<std::string> hosts, asking;
+        for (std::size_t i = 0; i < polls.size(); ++i) {
+          // Woken while waiting: the host may have been removed or revoked
+          // since its credential was checked.
+          if (polls[i].woken) {
+            if (auto ok = CheckHostEnrolled(sql, polls[i].host); !ok) {
+              answers[i] = std::unexpected(ok.error());
+              continue;
+            }
+          }
+          hosts.push_back(polls[i].host);
+          // Only to an agent that says it answers them: another would be
+          // sent the question again on every poll.
+          if (polls[i].asks_preflight) asking.push_back(polls[i].host);
+        }
+        auto deployments = OpenAssignments(sql, statements, hosts);
+        auto questions = OpenPreflights(sql, statements, asking, store.clock().Seconds());
+        for (std::size_t i = 0, host = 0, question = 0; i < polls.size(); ++i) {
+          if (!answers[i]) continue;
+          answers[i]->deployment = std::move(deployments[host++]);
+          if (polls[i].asks_preflight) answers[i]->preflight = std::move(questions[question++]);
+        }
+        return answers;
+      });
+
   router.Add(Method::kPost, std::string(protocol::kEnrollPath), RouteOptions::Public(),
              [api](RequestContext& ctx) -> Result<Response> {
                auto enrolled = [&]() -> Result<protocol::EnrollResponse> {
@@ -87,7 +132,7 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
 
   router.Add(
       Method::kGet, std::string(protocol::kAssignmentPath), RouteOptions::Agent(),
-      [api, seen](RequestContext& ctx) -> Result<Response> {
+      [api, seen, looks](RequestContext& ctx) -> Result<Response> {
         auto wait = PollWait(ctx);
         if (!wait) return std::unexpected(wait.error());
         const std::string key = WakeupHub::HostKey(ctx.host());
@@ -103,28 +148,8 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
             }
           });
         }
-        struct Open {
-          std::optional<DeploymentRecord> deployment;
-          std::optional<protocol::PreflightRequest> preflight;
-        };
-        const UnixSeconds now = api.store.clock().Seconds();
-        const bool asks_preflight = ctx.Query("preflight").value_or("") == "1";
-        auto open = api.store.ReadCached(
-            [&](soci::session& sql, StatementCache& statements) -> Result<Open> {
-              // Woken while waiting: the host may have been removed or
-              // revoked since its credential was checked.
-              if (ctx.wait_until) {
-                if (auto ok = CheckHostEnrolled(sql, ctx.host()); !ok) {
-                  return std::unexpected(ok.error());
-                }
-              }
-              Open found{OpenAssignment(sql, statements, ctx.host()), std::nullopt};
-              // Only to an agent that says it answers them: another would be
-              // sent the question again on every poll.
-              if (asks_preflight) found.preflight = OpenPreflight(sql, statements, ctx.host(), now);
-              return found;
-            },
-            Store::ReadFor::kAgent);
+        auto open = looks->Read(PollLook{ctx.host(), ctx.wait_until.has_value(),
+                                         ctx.Query("preflight").value_or("") == "1"});
         if (!open) return std::unexpected(open.error());
         if (open->deployment || open->preflight) {
           std::optional<protocol::Assignment> assignment;

@@ -463,16 +463,50 @@ struct OpenAssignmentStatement {
   soci::statement st;
 };
 
+// The unfinished deployments of many hosts, the hosts a JSON array of
+// {"h": ...}, each host's oldest first.
+struct OpenAssignmentsStatement {
+  explicit OpenAssignmentsStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kHosts[] = {{"h"}};
+    row.Into(st);
+    st.exchange(soci::use(hosts, "hosts"));
+    st.alloc();
+    st.prepare(
+        fmt::format("SELECT {} FROM deployments WHERE host IN (SELECT h FROM {}) AND final = 0 "
+                    "ORDER BY host, created, id",
+                    kColumns, JsonRowsSql(BackendOf(sql), "hosts", kHosts, "l")));
+    st.define_and_bind();
+  }
+  Row row;
+  std::string hosts;
+  soci::statement st;
+};
+
 }  // namespace
 
-std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, StatementCache& statements,
-                                               std::string_view host) {
-  OpenAssignmentStatement& open = statements.Get<OpenAssignmentStatement>(sql);
-  open.key = host;
-  open.st.execute(true);
-  std::optional<DeploymentRecord> found;
-  if (open.st.got_data()) found = open.row.ToRecord();
-  StatementCache::Finish(open.st);
+std::vector<std::optional<DeploymentRecord>> OpenAssignments(soci::session& sql,
+                                                             StatementCache& statements,
+                                                             std::span<const std::string> hosts) {
+  std::vector<std::optional<DeploymentRecord>> found(hosts.size());
+  if (hosts.size() == 1) {
+    OpenAssignmentStatement& open = statements.Get<OpenAssignmentStatement>(sql);
+    open.key = hosts.front();
+    open.st.execute(true);
+    if (open.st.got_data()) found.front() = open.row.ToRecord();
+    StatementCache::Finish(open.st);
+    return found;
+  }
+  if (hosts.empty()) return found;
+  nlohmann::json list = nlohmann::json::array();
+  for (const std::string& host : hosts) list.push_back({{"h", host}});
+  OpenAssignmentsStatement& open = statements.Get<OpenAssignmentsStatement>(sql);
+  open.hosts = list.dump();
+  open.st.execute(false);
+  std::unordered_map<std::string, DeploymentRecord> oldest;
+  while (open.st.fetch()) oldest.try_emplace(open.row.host, open.row.ToRecord());
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    if (auto it = oldest.find(hosts[i]); it != oldest.end()) found[i] = it->second;
+  }
   return found;
 }
 

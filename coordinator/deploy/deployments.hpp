@@ -198,9 +198,13 @@ void FinishDeployment(Transaction& tx, const DeploymentRecord& d, DeploymentResu
 
 // The host's oldest unfinished deployment: what it must do now.
 std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, std::string_view host);
-// The same with a statement prepared once (every long poll runs it).
-std::optional<DeploymentRecord> OpenAssignment(soci::session& sql, StatementCache& statements,
-                                               std::string_view host);
+// The same for each of `hosts` (answers in their order), with statements
+// prepared once: every long poll runs it, for the polls read together
+// (store/read_batcher.hpp). One statement for all of them; a single host's
+// is the statement above.
+std::vector<std::optional<DeploymentRecord>> OpenAssignments(soci::session& sql,
+                                                             StatementCache& statements,
+                                                             std::span<const std::string> hosts);
 
 // Every deployment of a release (of one environment, test or production,
 // when given), by host and attempt.

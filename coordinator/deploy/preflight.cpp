@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <unordered_map>
+
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/store/dialect.hpp"
 #include "packaging/manifest.hpp"
 #include "protocol/timestamp.hpp"
 
@@ -40,6 +43,36 @@ struct OpenPreflightStatement {
   long long since = 0;
   soci::statement st;
 };
+
+// The same for many hosts, the hosts a JSON array of {"h": ...}, each
+// host's oldest first.
+struct OpenPreflightsStatement {
+  explicit OpenPreflightsStatement(soci::session& sql) : st(sql) {
+    static constexpr JsonColumn kHosts[] = {{"h"}};
+    st.exchange(soci::into(host));
+    st.exchange(soci::into(request));
+    st.exchange(soci::use(hosts, "hosts"));
+    st.exchange(soci::use(since, "s"));
+    st.alloc();
+    st.prepare(fmt::format(
+        "SELECT h.host, r.request FROM preflight_hosts h JOIN preflight_rounds r ON "
+        "r.release_id = h.release_id AND r.round = h.round WHERE h.host IN (SELECT l.h FROM {}) "
+        "AND h.answered = 0 AND r.asked >= :s AND r.round = (SELECT MAX(m.round) FROM "
+        "preflight_rounds m WHERE m.release_id = r.release_id) ORDER BY h.host, r.asked",
+        JsonRowsSql(BackendOf(sql), "hosts", kHosts, "l")));
+    st.define_and_bind();
+  }
+  std::string host, request;
+  std::string hosts;
+  long long since = 0;
+  soci::statement st;
+};
+
+std::optional<protocol::PreflightRequest> ParseRequest(const std::string& text) {
+  const json parsed = json::parse(text, nullptr, false);
+  if (auto request = protocol::PreflightRequestFromJson(parsed)) return std::move(*request);
+  return std::nullopt;
+}
 
 std::string RoundId(const std::string& release_id, long long round) {
   return fmt::format("{}#{}", release_id, round);
@@ -115,19 +148,31 @@ Result<long long> AskPreflightOfTargets(Transaction& tx, const release::Release&
   return AskPreflight(tx, release, *package, hosts, now, actor, wakeups);
 }
 
-std::optional<protocol::PreflightRequest> OpenPreflight(soci::session& sql,
-                                                        StatementCache& statements,
-                                                        const std::string& host, UnixSeconds now) {
-  OpenPreflightStatement& open = statements.Get<OpenPreflightStatement>(sql);
-  open.host = host;
-  open.since = now - kPreflightAnswerSeconds;
-  open.st.execute(true);
-  std::optional<protocol::PreflightRequest> found;
-  if (open.st.got_data()) {
-    const json parsed = json::parse(open.request, nullptr, false);
-    if (auto request = protocol::PreflightRequestFromJson(parsed)) found = std::move(*request);
+std::vector<std::optional<protocol::PreflightRequest>> OpenPreflights(
+    soci::session& sql, StatementCache& statements, std::span<const std::string> hosts,
+    UnixSeconds now) {
+  std::vector<std::optional<protocol::PreflightRequest>> found(hosts.size());
+  if (hosts.size() == 1) {
+    OpenPreflightStatement& open = statements.Get<OpenPreflightStatement>(sql);
+    open.host = hosts.front();
+    open.since = now - kPreflightAnswerSeconds;
+    open.st.execute(true);
+    if (open.st.got_data()) found.front() = ParseRequest(open.request);
+    StatementCache::Finish(open.st);
+    return found;
   }
-  StatementCache::Finish(open.st);
+  if (hosts.empty()) return found;
+  json list = json::array();
+  for (const std::string& host : hosts) list.push_back({{"h", host}});
+  OpenPreflightsStatement& open = statements.Get<OpenPreflightsStatement>(sql);
+  open.hosts = list.dump();
+  open.since = now - kPreflightAnswerSeconds;
+  open.st.execute(false);
+  std::unordered_map<std::string, std::string> oldest;
+  while (open.st.fetch()) oldest.try_emplace(open.host, open.request);
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    if (auto it = oldest.find(hosts[i]); it != oldest.end()) found[i] = ParseRequest(it->second);
+  }
   return found;
 }
 

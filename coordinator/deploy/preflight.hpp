@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -44,12 +45,14 @@ Result<long long> AskPreflightOfTargets(Transaction& tx, const release::Release&
                                         UnixSeconds now, const std::string& actor,
                                         Wakeups& wakeups);
 
-// The question `host` has to answer now: of a latest round asked within
-// kPreflightAnswerSeconds, not answered yet (the oldest such). Every agent
-// poll asks; one indexed probe.
-std::optional<protocol::PreflightRequest> OpenPreflight(soci::session& sql,
-                                                        StatementCache& statements,
-                                                        const std::string& host, UnixSeconds now);
+// The question each of `hosts` has to answer now (answers in their order):
+// of a latest round asked within kPreflightAnswerSeconds, not answered yet
+// (the oldest such). Every agent poll asks, for the polls read together
+// (store/read_batcher.hpp): one indexed probe for a host, one statement for
+// many.
+std::vector<std::optional<protocol::PreflightRequest>> OpenPreflights(
+    soci::session& sql, StatementCache& statements, std::span<const std::string> hosts,
+    UnixSeconds now);
 
 // Records `host`'s answer. kNotFound when it was not asked that question
 // (or its round is no longer the release's latest); an answer given twice

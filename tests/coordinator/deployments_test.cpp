@@ -13,6 +13,7 @@
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/common/wakeup_hub.hpp"
 #include "coordinator/daemon/listeners.hpp"
+#include "coordinator/deploy/preflight.hpp"
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -169,6 +170,110 @@ TEST_F(DeploymentStoreTest, EventsAreStoredOnceAndAcknowledged) {
   ASSERT_TRUE(*open);
   EXPECT_EQ((*open)->step, Step::kDownloading);
   EXPECT_EQ((*open)->started, 200);
+}
+
+// Polls read together (store/read_batcher.hpp) get what each would alone:
+// a host's oldest unfinished deployment, nothing for a host without one or
+// whose deployment ended, the same answer to a host named twice.
+TEST_F(DeploymentStoreTest, ManyHostsReadTogetherGetWhatEachGetsAlone) {
+  auto finished = store_->Write(origin_, [&](Transaction& tx) -> Result<void> {
+    auto web2 = ListHostDeployments(tx.sql(), "R-1", "web-2");
+    EXPECT_EQ(web2.size(), 1u);
+    FinishDeployment(tx, web2.front(), DeploymentResult::kSucceeded, "", 300);
+    // web-1's second unfinished deployment, newer than R-1's.
+    release::Release later = TestRelease();
+    later.id = "R-2";
+    EXPECT_EQ(CreateDeployments(tx, later, TestPackage(), std::vector<std::string>{"web-1"},
+                                kTestEnvironment, 400)
+                  .size(),
+              1u);
+    return {};
+  });
+  ASSERT_TRUE(finished) << finished.error().message();
+  const std::vector<std::string> hosts = {"web-2", "web-9", "web-1", "web-1"};
+  auto read = store_->ReadCached(
+      [&](soci::session& sql,
+          StatementCache& statements) -> Result<std::vector<std::optional<DeploymentRecord>>> {
+        auto together = OpenAssignments(sql, statements, hosts);
+        for (std::size_t i = 0; i < hosts.size(); ++i) {
+          auto alone = OpenAssignments(sql, statements, std::span(&hosts[i], 1));
+          EXPECT_EQ(alone.front().has_value(), together[i].has_value()) << hosts[i];
+          if (alone.front() && together[i]) {
+            EXPECT_EQ(alone.front()->id, together[i]->id);
+          }
+        }
+        return together;
+      });
+  ASSERT_TRUE(read) << read.error().message();
+  ASSERT_EQ(read->size(), hosts.size());
+  EXPECT_FALSE((*read)[0]) << "web-2's deployment ended";
+  EXPECT_FALSE((*read)[1]) << "web-9 has none";
+  ASSERT_TRUE((*read)[2]);
+  EXPECT_EQ((*read)[2]->id, deployment_) << "the oldest first";
+  ASSERT_TRUE((*read)[3]);
+  EXPECT_EQ((*read)[3]->id, deployment_);
+}
+
+// The pre-flight question of each of many hosts read together: the latest
+// round's, unanswered, asked within kPreflightAnswerSeconds; the same as each
+// host's read alone.
+TEST_F(DeploymentStoreTest, ManyHostsReadTogetherGetTheirOwnPreflightQuestion) {
+  auto asked = store_->Write(origin_, [&](Transaction& tx) -> Result<void> {
+    std::string record = release::ReleaseToJson(TestRelease()).dump();
+    tx.sql() << "INSERT INTO releases (id, seq, title, product, version, category, state, "
+                "close_code, owner, created, updated, record) VALUES ('R-1', 1, '', "
+                "'c3m-video', 'V1.3.0.12', 'minor', 'deploying', '', 'zhang.rm', '', '', :r)",
+        soci::use(record);
+    // Round 1 asked web-1 and web-2; round 2, the latest, asked web-1 and
+    // web-3, and web-3 has answered: only web-1 has a question now.
+    for (long long round : {1LL, 2LL}) {
+      protocol::PreflightRequest request;
+      request.id = fmt::format("R-1#{}", round);
+      request.release = "R-1";
+      request.app = "c3m-video";
+      request.version = "V1.3.0.12";
+      request.package_id = std::string(64, 'a');
+      std::string text = protocol::PreflightRequestToJson(request).dump();
+      long long asked_at = 1000 + round;
+      tx.sql() << "INSERT INTO preflight_rounds (release_id, round, asked, asked_by, "
+                  "override_by, override_reason, override_at, request) VALUES ('R-1', :n, :a, "
+                  "'zhang.rm', '', '', 0, :q)",
+          soci::use(round), soci::use(asked_at), soci::use(text);
+    }
+    tx.sql() << "INSERT INTO preflight_hosts (release_id, round, host, answered, ready, reasons, "
+                "free_bytes, installed_version) VALUES ('R-1', 1, 'web-1', 0, -1, '[]', 0, ''), "
+                "('R-1', 1, 'web-2', 0, -1, '[]', 0, ''), ('R-1', 2, 'web-1', 0, -1, '[]', 0, ''), "
+                "('R-1', 2, 'web-3', 1001, 1, '[]', 0, '')";
+    return {};
+  });
+  ASSERT_TRUE(asked) << asked.error().message();
+  const std::vector<std::string> hosts = {"web-3", "web-2", "web-1", "web-4"};
+  auto at = [&](UnixSeconds now) {
+    return store_->ReadCached(
+        [&](soci::session& sql, StatementCache& statements)
+            -> Result<std::vector<std::optional<protocol::PreflightRequest>>> {
+          auto together = OpenPreflights(sql, statements, hosts, now);
+          for (std::size_t i = 0; i < hosts.size(); ++i) {
+            auto alone = OpenPreflights(sql, statements, std::span(&hosts[i], 1), now);
+            EXPECT_EQ(alone.front().has_value(), together[i].has_value()) << hosts[i];
+            if (alone.front() && together[i]) {
+              EXPECT_EQ(alone.front()->id, together[i]->id);
+            }
+          }
+          return together;
+        });
+  };
+  auto soon = at(1010);
+  ASSERT_TRUE(soon) << soon.error().message();
+  ASSERT_EQ(soon->size(), hosts.size());
+  EXPECT_FALSE((*soon)[0]) << "web-3 answered";
+  EXPECT_FALSE((*soon)[1]) << "web-2 was asked only in a round no longer the latest";
+  ASSERT_TRUE((*soon)[2]);
+  EXPECT_EQ((*soon)[2]->id, "R-1#2");
+  EXPECT_FALSE((*soon)[3]) << "web-4 was never asked";
+  auto late = at(1002 + kPreflightAnswerSeconds + 1);
+  ASSERT_TRUE(late) << late.error().message();
+  for (const auto& question : *late) EXPECT_FALSE(question) << "asked too long ago";
 }
 
 // Given a wave with parts left that a person started (the API wakes its

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
@@ -22,6 +23,7 @@
 
 #include "coordinator/auth/users.hpp"
 #include "coordinator/store/migrations.hpp"
+#include "coordinator/store/read_batcher.hpp"
 #include "coordinator/store/write_batcher.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_store.hpp"
@@ -326,6 +328,146 @@ TEST(StoreTest, APersonsReadGoesBeforeAgentsReadsWaitingForASession) {
   ASSERT_EQ(order.size(), kAgents + 1);
   EXPECT_EQ(order.front(), "person") << "an agent's read took the session given back first";
   EXPECT_EQ((*store)->ReadsWaiting(), 0u);
+}
+
+// Holds every reading session of `store` until destroyed (a long read on
+// each), so that reads after it wait for one.
+class ReadersHeld {
+ public:
+  explicit ReadersHeld(Store& store) : release_(Store::kReaders) {
+    std::vector<std::promise<void>> inside(Store::kReaders);
+    for (std::size_t i = 0; i < Store::kReaders; ++i) {
+      reads_.push_back(std::async(
+          std::launch::async, [&store, &in = inside[i], out = release_[i].get_future()]() mutable {
+            auto held = store.Read([&](soci::session&) -> Result<int> {
+              in.set_value();
+              out.wait();
+              return 1;
+            });
+            return held.has_value();
+          }));
+      inside[i].get_future().wait();
+    }
+  }
+  // One session given back.
+  void GiveBack() { release_.at(given_++).set_value(); }
+  ~ReadersHeld() {
+    while (given_ < release_.size()) GiveBack();
+    for (auto& read : reads_) EXPECT_TRUE(read.get());
+  }
+
+ private:
+  std::vector<std::promise<void>> release_;
+  std::size_t given_ = 0;
+  std::vector<std::future<bool>> reads_;
+};
+
+bool WaitFor(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return done();
+}
+
+// A wave of polls while the reading sessions are busy: one read for all of
+// them, when a session is given back, each item answered its own; a read
+// that finds a session free runs at once, alone.
+TEST(ReadBatcherTest, ReadsThatComeWhileTheSessionsAreBusyAreReadTogether) {
+  TempDir dir;
+  auto store = Store::Create(TestStore(dir / "c.db"));
+  ASSERT_TRUE(store) << store.error().message();
+  std::mutex batches_mutex;
+  std::vector<std::size_t> batches;  // the size of each batch read
+  ReadBatcher<std::string, std::string> batcher(
+      **store, Store::ReadFor::kAgent,
+      [&](soci::session& sql, StatementCache&, std::span<const std::string> items) {
+        int users = -1;
+        sql << "SELECT COUNT(*) FROM users", soci::into(users);
+        {
+          const std::lock_guard lock(batches_mutex);
+          batches.push_back(items.size());
+        }
+        std::vector<Result<std::string>> answers;
+        for (const std::string& item : items)
+          answers.emplace_back(fmt::format("{}:{}", item, users));
+        return answers;
+      });
+  constexpr std::size_t kPolls = 12;
+  std::vector<std::future<Result<std::string>>> polls;
+  {
+    ReadersHeld held(**store);
+    for (std::size_t i = 0; i < kPolls; ++i) {
+      polls.push_back(std::async(
+          std::launch::async, [&batcher, i] { return batcher.Read(fmt::format("host-{}", i)); }));
+    }
+    ASSERT_TRUE(WaitFor([&] { return batcher.Waiting() == kPolls; }));
+    // Only the batch's first read waits for a session; the others, for it.
+    EXPECT_EQ((*store)->ReadsWaiting(), 1u);
+    held.GiveBack();
+    for (std::size_t i = 0; i < kPolls; ++i) {
+      auto answer = polls[i].get();
+      ASSERT_TRUE(answer) << answer.error().message();
+      EXPECT_EQ(*answer, fmt::format("host-{}:0", i));
+    }
+  }
+  EXPECT_EQ(batches, std::vector<std::size_t>{kPolls});
+  auto alone = batcher.Read("host-a");
+  ASSERT_TRUE(alone) << alone.error().message();
+  EXPECT_EQ(*alone, "host-a:0");
+  EXPECT_EQ(batches, (std::vector<std::size_t>{kPolls, 1}));
+  EXPECT_EQ(batcher.Waiting(), 0u);
+}
+
+// An item the work refuses loses only itself; a read that fails (a closed
+// store, a work that answers for the wrong number) is the answer of every
+// item of its batch.
+TEST(ReadBatcherTest, ARefusedItemLosesOnlyItselfAndAFailedReadFailsItsBatch) {
+  TempDir dir;
+  auto store = Store::Create(TestStore(dir / "c.db"));
+  ASSERT_TRUE(store) << store.error().message();
+  std::atomic<bool> miscount = false;
+  ReadBatcher<std::string, int> batcher(
+      **store, Store::ReadFor::kAgent,
+      [&](soci::session&, StatementCache&, std::span<const std::string> items) {
+        std::vector<Result<int>> answers;
+        for (const std::string& item : items) {
+          if (item == "bad") {
+            answers.emplace_back(Fail(ErrorCode::kNotFound, "no host bad"));
+          } else {
+            answers.emplace_back(static_cast<int>(item.size()));
+          }
+        }
+        if (miscount) answers.pop_back();
+        return answers;
+      });
+  std::vector<std::future<Result<int>>> reads;
+  {
+    ReadersHeld held(**store);
+    for (const char* item : {"good", "bad", "fine"}) {
+      reads.push_back(
+          std::async(std::launch::async, [&batcher, item] { return batcher.Read(item); }));
+      ASSERT_TRUE(WaitFor([&] { return batcher.Waiting() == reads.size(); }));
+    }
+    held.GiveBack();
+    auto good = reads[0].get(), bad = reads[1].get(), fine = reads[2].get();
+    ASSERT_TRUE(good) << good.error().message();
+    EXPECT_EQ(*good, 4);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code(), ErrorCode::kNotFound);
+    ASSERT_TRUE(fine) << fine.error().message();
+    EXPECT_EQ(*fine, 4);
+  }
+  miscount = true;
+  auto miscounted = batcher.Read("good");
+  ASSERT_FALSE(miscounted);
+  EXPECT_EQ(miscounted.error().code(), ErrorCode::kInternal);
+  miscount = false;
+  (*store)->Close();
+  auto closed = batcher.Read("good");
+  ASSERT_FALSE(closed);
+  EXPECT_EQ(closed.error().code(), ErrorCode::kUnavailable) << closed.error().message();
+  EXPECT_EQ(batcher.Waiting(), 0u);
 }
 
 TEST(StoreTest, ClosedStoreRefusesWork) {
