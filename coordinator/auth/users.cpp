@@ -6,6 +6,7 @@
 #include "coordinator/auth/sessions.hpp"
 #include "coordinator/common/clock.hpp"
 #include "coordinator/common/digest.hpp"
+#include "coordinator/store/row_query.hpp"
 #include "coordinator/store/store.hpp"
 
 namespace fabu::coordinator {
@@ -138,9 +139,8 @@ std::vector<User> ListUsers(soci::session& sql) {
   std::vector<User> users;
   UserRow row;
   auto [n, r, d, c, b, e] = IntoRow(row);
-  soci::statement st =
-      (sql.prepare << fmt::format("SELECT {} FROM users ORDER BY name", kUserColumns), n, r, d, c,
-       b, e);
+  soci::statement st = OneShot(sql, fmt::format("SELECT {} FROM users ORDER BY name", kUserColumns),
+                               n, r, d, c, b, e);
   st.execute(false);
   while (st.fetch()) users.push_back(row.ToUser());
   return users;
@@ -153,10 +153,11 @@ nlohmann::json UsersRoster(soci::session& sql) {
   std::string token_sha256;
   int disabled = 0;
   long long token_expires = 0;
-  soci::statement st = (sql.prepare << "SELECT name, role, token_sha256, disabled, token_expires "
-                                       "FROM users ORDER BY name",
-                        soci::into(name), soci::into(role), soci::into(token_sha256),
-                        soci::into(disabled), soci::into(token_expires));
+  soci::statement st = OneShot(sql,
+                               "SELECT name, role, token_sha256, disabled, token_expires "
+                               "FROM users ORDER BY name",
+                               soci::into(name), soci::into(role), soci::into(token_sha256),
+                               soci::into(disabled), soci::into(token_expires));
   st.execute(false);
   while (st.fetch()) {
     roster[name] = {{"role", role},

@@ -10,6 +10,7 @@
 
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/store/dialect.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 
@@ -39,22 +40,24 @@ Result<std::size_t> TakeBaseline(Transaction& tx, std::string_view release_id,
   {
     std::string host;
     soci::statement st =
-        (sql.prepare << fmt::format("SELECT DISTINCT host FROM cmdb_baselines WHERE release_id = "
-                                    ":r AND phase = :p AND host IN (SELECT h FROM {})",
-                                    named),
-         soci::use(release, "r"), soci::use(p, "p"), soci::use(names_text, "names"),
-         soci::into(host));
+        OneShot(sql,
+                fmt::format("SELECT DISTINCT host FROM cmdb_baselines WHERE release_id = "
+                            ":r AND phase = :p AND host IN (SELECT h FROM {})",
+                            named),
+                soci::use(release, "r"), soci::use(p, "p"), soci::use(names_text, "names"),
+                soci::into(host));
     st.execute(false);
     while (st.fetch()) in_baseline.insert(host);
   }
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> installed;
   {
     std::string host, app, version;
-    soci::statement st =
-        (sql.prepare << fmt::format("SELECT host, app, current_version FROM host_apps WHERE host "
-                                    "IN (SELECT h FROM {}) ORDER BY host, app",
-                                    named),
-         soci::use(names_text, "names"), soci::into(host), soci::into(app), soci::into(version));
+    soci::statement st = OneShot(
+        sql,
+        fmt::format("SELECT host, app, current_version FROM host_apps WHERE host "
+                    "IN (SELECT h FROM {}) ORDER BY host, app",
+                    named),
+        soci::use(names_text, "names"), soci::into(host), soci::into(app), soci::into(version));
     st.execute(false);
     while (st.fetch()) installed[host].emplace_back(app, version);
   }
@@ -106,11 +109,13 @@ json BaselineRow::ToJson() const {
 std::vector<BaselineRow> ListBaseline(soci::session& sql, std::string_view release_id) {
   std::string key(release_id), phase, host, app, version, reason;
   long long taken = 0;
-  soci::statement st = (sql.prepare << "SELECT phase, taken, host, app, version, reason FROM "
-                                       "cmdb_baselines WHERE release_id = :r "
-                                       "ORDER BY phase DESC, host, app",
-                        soci::use(key), soci::into(phase), soci::into(taken), soci::into(host),
-                        soci::into(app), soci::into(version), soci::into(reason));
+  soci::statement st =
+      OneShot(sql,
+              "SELECT phase, taken, host, app, version, reason FROM "
+              "cmdb_baselines WHERE release_id = :r "
+              "ORDER BY phase DESC, host, app",
+              soci::use(key), soci::into(phase), soci::into(taken), soci::into(host),
+              soci::into(app), soci::into(version), soci::into(reason));
   st.execute(false);
   std::vector<BaselineRow> out;
   while (st.fetch()) out.push_back({phase, taken, host, app, version, reason});

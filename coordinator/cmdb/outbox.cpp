@@ -10,6 +10,7 @@
 #include "coordinator/common/clock.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/store/dialect.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -128,10 +129,10 @@ CmdbConfirmation ConfirmationOf(soci::session& sql, std::string_view release_id)
   c.unrecorded = n;
   std::string state;
   long long count = 0;
-  soci::statement st =
-      (sql.prepare << "SELECT state, COUNT(*) FROM cmdb_outbox WHERE "
-                      "release_id = :r AND connector NOT LIKE 'notify:%' GROUP BY state",
-       soci::use(key), soci::into(state), soci::into(count));
+  soci::statement st = OneShot(sql,
+                               "SELECT state, COUNT(*) FROM cmdb_outbox WHERE "
+                               "release_id = :r AND connector NOT LIKE 'notify:%' GROUP BY state",
+                               soci::use(key), soci::into(state), soci::into(count));
   st.execute(false);
   while (st.fetch()) {
     if (state == kOutboxPending) c.pending = count;

@@ -13,6 +13,7 @@
 #include "coordinator/common/clock.hpp"
 #include "coordinator/deploy/deployment_rows.hpp"
 #include "coordinator/store/dialect.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -269,9 +270,8 @@ struct UpgradeStatements {
       : exists(sql),
         highest((sql.prepare << "SELECT MAX(id) FROM upgrade_records", soci::into(id, id_ind))),
         insert(sql),
-        connectors(
-            (sql.prepare << "SELECT name FROM cmdb_connectors WHERE active = 1 ORDER BY name",
-             soci::into(connector))) {
+        connectors(OneShot(sql, "SELECT name FROM cmdb_connectors WHERE active = 1 ORDER BY name",
+                           soci::into(connector))) {
     static constexpr JsonColumn kIds[] = {{"id"}};
     exists.exchange(soci::into(deployment));
     exists.exchange(soci::use(ids, "ids"));

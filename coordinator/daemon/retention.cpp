@@ -15,6 +15,7 @@
 
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/store/release_records.hpp"
+#include "coordinator/store/row_query.hpp"
 #include "platform/fs/files.hpp"
 
 namespace fabu::coordinator {
@@ -48,7 +49,7 @@ std::set<std::string> NamedByKeptReleases(soci::session& sql, UnixSeconds cutoff
   std::vector<std::string> ids;
   {
     std::string id;
-    soci::statement st = (sql.prepare << "SELECT id FROM releases ORDER BY seq", soci::into(id));
+    soci::statement st = OneShot(sql, "SELECT id FROM releases ORDER BY seq", soci::into(id));
     st.execute();
     while (st.fetch()) ids.push_back(id);
   }
@@ -81,11 +82,12 @@ std::set<std::pair<std::string, std::string>> RollbackTargets(soci::session& sql
   // inventory not have been reported since.
   std::string package, from, to;
   soci::statement st =
-      (sql.prepare << "SELECT u.package, u.from_version, u.to_version FROM upgrade_records u "
-                      "JOIN hosts h ON h.name = u.host AND h.removed = 0 "
-                      "WHERE u.id = (SELECT MAX(u2.id) FROM upgrade_records u2 "
-                      "WHERE u2.host = u.host AND u2.package = u.package)",
-       soci::into(package), soci::into(from), soci::into(to));
+      OneShot(sql,
+              "SELECT u.package, u.from_version, u.to_version FROM upgrade_records u "
+              "JOIN hosts h ON h.name = u.host AND h.removed = 0 "
+              "WHERE u.id = (SELECT MAX(u2.id) FROM upgrade_records u2 "
+              "WHERE u2.host = u.host AND u2.package = u.package)",
+              soci::into(package), soci::into(from), soci::into(to));
   st.execute();
   while (st.fetch()) {
     if (!from.empty()) targets.emplace(package, from);
@@ -98,10 +100,11 @@ std::vector<PackageRow> AllPackages(soci::session& sql) {
   std::vector<PackageRow> rows;
   std::string id, name, version, uploaded;
   long long size = 0;
-  soci::statement st = (sql.prepare << "SELECT id, name, version, size, uploaded FROM packages "
-                                       "ORDER BY name, version, id",
-                        soci::into(id), soci::into(name), soci::into(version), soci::into(size),
-                        soci::into(uploaded));
+  soci::statement st = OneShot(sql,
+                               "SELECT id, name, version, size, uploaded FROM packages "
+                               "ORDER BY name, version, id",
+                               soci::into(id), soci::into(name), soci::into(version),
+                               soci::into(size), soci::into(uploaded));
   st.execute();
   while (st.fetch()) {
     PackageRow row;

@@ -18,6 +18,7 @@
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/store/dialect.hpp"
 #include "coordinator/store/release_records.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -64,15 +65,16 @@ class TargetFacts {
     std::string host, version;
     Attempts a;
     soci::statement attempts =
-        (tx.sql().prepare << "SELECT host, COUNT(*), COALESCE(SUM(CASE WHEN final = 0 THEN 1 "
-                             "ELSE 0 END), 0) FROM deployments WHERE release_id = :r GROUP BY "
-                             "host",
-         soci::use(release_id_), soci::into(host), soci::into(a.count), soci::into(a.open));
+        OneShot(tx.sql(),
+                "SELECT host, COUNT(*), COALESCE(SUM(CASE WHEN final = 0 THEN 1 "
+                "ELSE 0 END), 0) FROM deployments WHERE release_id = :r GROUP BY "
+                "host",
+                soci::use(release_id_), soci::into(host), soci::into(a.count), soci::into(a.open));
     attempts.execute(false);
     while (attempts.fetch()) attempts_.emplace(host, a);
     soci::statement installed =
-        (tx.sql().prepare << "SELECT host, current_version FROM host_apps WHERE app = :a",
-         soci::use(app_), soci::into(host), soci::into(version));
+        OneShot(tx.sql(), "SELECT host, current_version FROM host_apps WHERE app = :a",
+                soci::use(app_), soci::into(host), soci::into(version));
     installed.execute(false);
     while (installed.fetch()) installed_.emplace(host, version);
   }

@@ -8,6 +8,7 @@
 #include "coordinator/common/clock.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/release/release_plan.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 
@@ -31,12 +32,13 @@ std::vector<Freeze> QueryFreezes(soci::session& sql, UnixSeconds active_at) {
   std::string id, from_text, to_text, reason, selector, created, created_by;
   long long starts = 0, ends = 0, at = active_at;
   soci::statement st =
-      (sql.prepare << "SELECT id, starts, ends, start_text, end_text, reason, selector, created, "
-                      "created_by FROM freezes WHERE removed = 0 AND (:a = 0 OR (starts <= :a2 "
-                      "AND ends > :a3)) ORDER BY starts, seq",
-       soci::use(at), soci::use(at), soci::use(at), soci::into(id), soci::into(starts),
-       soci::into(ends), soci::into(from_text), soci::into(to_text), soci::into(reason),
-       soci::into(selector), soci::into(created), soci::into(created_by));
+      OneShot(sql,
+              "SELECT id, starts, ends, start_text, end_text, reason, selector, created, "
+              "created_by FROM freezes WHERE removed = 0 AND (:a = 0 OR (starts <= :a2 "
+              "AND ends > :a3)) ORDER BY starts, seq",
+              soci::use(at), soci::use(at), soci::use(at), soci::into(id), soci::into(starts),
+              soci::into(ends), soci::into(from_text), soci::into(to_text), soci::into(reason),
+              soci::into(selector), soci::into(created), soci::into(created_by));
   st.execute(false);
   while (st.fetch()) {
     out.push_back(Freeze{id, Timestamp{starts, from_text}, Timestamp{ends, to_text}, reason,

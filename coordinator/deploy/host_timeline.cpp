@@ -4,6 +4,7 @@
 #include <soci/soci.h>
 
 #include "coordinator/deploy/deployment_rows.hpp"
+#include "coordinator/store/row_query.hpp"
 #include "protocol/timestamp.hpp"
 
 namespace fabu::coordinator {
@@ -24,11 +25,12 @@ std::vector<ReportedEvent> DeploymentEvents(soci::session& sql, const std::strin
   std::vector<ReportedEvent> events;
   std::string step, failed_step, message, output, received;
   long long sequence = 0, time = 0;
-  soci::statement st =
-      (sql.prepare << "SELECT sequence, step, failed_step, message, output, time, received "
-                      "FROM deployment_events WHERE deployment = :d ORDER BY sequence",
-       soci::use(deployment_id), soci::into(sequence), soci::into(step), soci::into(failed_step),
-       soci::into(message), soci::into(output), soci::into(time), soci::into(received));
+  soci::statement st = OneShot(
+      sql,
+      "SELECT sequence, step, failed_step, message, output, time, received "
+      "FROM deployment_events WHERE deployment = :d ORDER BY sequence",
+      soci::use(deployment_id), soci::into(sequence), soci::into(step), soci::into(failed_step),
+      soci::into(message), soci::into(output), soci::into(time), soci::into(received));
   st.execute();
   while (st.fetch()) {
     ReportedEvent e;
@@ -56,12 +58,13 @@ std::map<std::string, std::string> FailureOutputs(soci::session& sql,
   // and a release of many hosts must not read them all. A deployment that
   // succeeded has none: its events are not even looked at (at 20,000 hosts
   // that scan was a third of a status request).
-  soci::statement st = (sql.prepare << "SELECT e.deployment, e.output FROM deployment_events e "
-                                       "JOIN deployments d ON d.id = e.deployment "
-                                       "WHERE d.release_id = :r AND d.result <> 'succeeded' "
-                                       "AND e.step = 'failed' AND e.output <> '' "
-                                       "ORDER BY e.deployment, e.sequence",
-                        soci::use(release_id), soci::into(deployment), soci::into(output));
+  soci::statement st = OneShot(sql,
+                               "SELECT e.deployment, e.output FROM deployment_events e "
+                               "JOIN deployments d ON d.id = e.deployment "
+                               "WHERE d.release_id = :r AND d.result <> 'succeeded' "
+                               "AND e.step = 'failed' AND e.output <> '' "
+                               "ORDER BY e.deployment, e.sequence",
+                               soci::use(release_id), soci::into(deployment), soci::into(output));
   st.execute();
   while (st.fetch()) outputs[deployment] = output;  // the latest wins
   return outputs;
@@ -72,10 +75,11 @@ std::map<std::string, std::string> FailureOutputs(soci::session& sql,
   std::map<std::string, std::string> outputs;
   if (ids.empty()) return outputs;
   std::string id, output;
-  soci::statement st = (sql.prepare << "SELECT output FROM deployment_events WHERE deployment = :d "
-                                       "AND step = 'failed' AND output <> '' "
-                                       "ORDER BY sequence DESC LIMIT 1",
-                        soci::use(id), soci::into(output));
+  soci::statement st = OneShot(sql,
+                               "SELECT output FROM deployment_events WHERE deployment = :d "
+                               "AND step = 'failed' AND output <> '' "
+                               "ORDER BY sequence DESC LIMIT 1",
+                               soci::use(id), soci::into(output));
   for (const std::string& each : ids) {
     id = each;
     if (st.execute(true)) outputs[id] = output;

@@ -7,6 +7,7 @@
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/store/dialect.hpp"
+#include "coordinator/store/row_query.hpp"
 #include "packaging/manifest.hpp"
 #include "protocol/timestamp.hpp"
 
@@ -234,11 +235,12 @@ json PreflightStatus(soci::session& sql, const std::string& release_id, UnixSeco
   std::size_t counts[4] = {0, 0, 0, 0};
   Answer a;
   long long ready = 0;
-  soci::statement st =
-      (sql.prepare << "SELECT host, answered, ready, reasons, free_bytes, installed_version FROM "
-                      "preflight_hosts WHERE release_id = :r AND round = :n ORDER BY host",
-       soci::use(release_id), soci::use(round), soci::into(a.host), soci::into(a.answered),
-       soci::into(ready), soci::into(a.reasons), soci::into(a.free), soci::into(a.installed));
+  soci::statement st = OneShot(
+      sql,
+      "SELECT host, answered, ready, reasons, free_bytes, installed_version FROM "
+      "preflight_hosts WHERE release_id = :r AND round = :n ORDER BY host",
+      soci::use(release_id), soci::use(round), soci::into(a.host), soci::into(a.answered),
+      soci::into(ready), soci::into(a.reasons), soci::into(a.free), soci::into(a.installed));
   st.execute();
   while (st.fetch()) {
     if (a.answered != 0) {

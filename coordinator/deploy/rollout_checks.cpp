@@ -10,6 +10,7 @@
 #include "coordinator/audit/audit_log.hpp"
 #include "coordinator/deploy/rollout_rows.hpp"
 #include "coordinator/store/release_records.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -40,12 +41,13 @@ std::vector<MeasuredWave> WavesToMeasure(soci::session& sql) {
   std::vector<MeasuredWave> out;
   MeasuredWave w;
   soci::statement st =
-      (sql.prepare << "SELECT o.release_id, o.current_wave, o.wave_done_at FROM rollouts o "
-                      "JOIN releases r ON r.id = o.release_id WHERE r.state = 'deploying' AND "
-                      "o.finished = 0 AND o.aborted = 0 AND o.current_wave >= 0 AND "
-                      "o.wave_done_at > 0 AND o.accepted_wave < o.current_wave "
-                      "ORDER BY r.seq",
-       soci::into(w.release_id), soci::into(w.wave), soci::into(w.done_at));
+      OneShot(sql,
+              "SELECT o.release_id, o.current_wave, o.wave_done_at FROM rollouts o "
+              "JOIN releases r ON r.id = o.release_id WHERE r.state = 'deploying' AND "
+              "o.finished = 0 AND o.aborted = 0 AND o.current_wave >= 0 AND "
+              "o.wave_done_at > 0 AND o.accepted_wave < o.current_wave "
+              "ORDER BY r.seq",
+              soci::into(w.release_id), soci::into(w.wave), soci::into(w.done_at));
   st.execute();
   while (st.fetch()) out.push_back(w);
   return out;
@@ -131,10 +133,11 @@ std::map<std::string, std::vector<release::Measurement>> WaveMeasurements(
   std::string name, outcome, value, detail;
   long long at = 0;
   soci::statement st =
-      (sql.prepare << "SELECT check_name, at, outcome, value, detail FROM rollout_measurements "
-                      "WHERE release_id = :r AND wave = :w AND at >= :s ORDER BY check_name, seq",
-       soci::use(release_id), soci::use(wave), soci::use(from), soci::into(name), soci::into(at),
-       soci::into(outcome), soci::into(value), soci::into(detail));
+      OneShot(sql,
+              "SELECT check_name, at, outcome, value, detail FROM rollout_measurements "
+              "WHERE release_id = :r AND wave = :w AND at >= :s ORDER BY check_name, seq",
+              soci::use(release_id), soci::use(wave), soci::use(from), soci::into(name),
+              soci::into(at), soci::into(outcome), soci::into(value), soci::into(detail));
   st.execute();
   while (st.fetch()) {
     release::Measurement m;
@@ -166,11 +169,12 @@ json ReleaseMeasurements(soci::session& sql, const std::string& release_id) {
   std::string name, outcome, value, detail;
   long long wave = 0, at = 0;
   soci::statement st =
-      (sql.prepare << "SELECT check_name, wave, at, outcome, value, detail FROM "
-                      "rollout_measurements WHERE release_id = :r ORDER BY at, wave, check_name, "
-                      "seq",
-       soci::use(release_id), soci::into(name), soci::into(wave), soci::into(at),
-       soci::into(outcome), soci::into(value), soci::into(detail));
+      OneShot(sql,
+              "SELECT check_name, wave, at, outcome, value, detail FROM "
+              "rollout_measurements WHERE release_id = :r ORDER BY at, wave, check_name, "
+              "seq",
+              soci::use(release_id), soci::into(name), soci::into(wave), soci::into(at),
+              soci::into(outcome), soci::into(value), soci::into(detail));
   st.execute();
   while (st.fetch()) {
     out.push_back({{"check", name},

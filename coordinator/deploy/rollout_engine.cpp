@@ -14,6 +14,7 @@
 #include "coordinator/hosts/hosts.hpp"
 #include "coordinator/store/dialect.hpp"
 #include "coordinator/store/release_records.hpp"
+#include "coordinator/store/row_query.hpp"
 #include "platform/log/log.hpp"
 
 namespace fabu::coordinator {
@@ -75,9 +76,11 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row, c
   // not one per host (a part may hold thousands), and usually none.
   std::set<std::string> removed;
   {
-    soci::rowset<std::string> rows = (tx.sql().prepare << "SELECT name FROM hosts WHERE "
-                                                          "removed <> 0");
-    for (const std::string& name : rows) removed.insert(name);
+    std::string name;
+    soci::statement rows =
+        OneShot(tx.sql(), "SELECT name FROM hosts WHERE removed <> 0", soci::into(name));
+    rows.execute(false);
+    while (rows.fetch()) removed.insert(name);
   }
   std::vector<NewDeployment> targets;
   for (const std::string* host : left) {
@@ -88,12 +91,13 @@ void AssignWave(Transaction& tx, const rel::Release& release, RolloutRow& row, c
   // again (and find the oldest). The others' polls get theirs with the wakeup.
   std::set<std::string> busy;
   {
-    std::string id = release.id;
-    soci::rowset<std::string> rows =
-        (tx.sql().prepare << "SELECT DISTINCT host FROM deployments WHERE final = 0 AND "
-                             "release_id <> :r",
-         soci::use(id));
-    for (const std::string& host : rows) busy.insert(host);
+    std::string id = release.id, host;
+    soci::statement rows = OneShot(tx.sql(),
+                                   "SELECT DISTINCT host FROM deployments WHERE final = 0 AND "
+                                   "release_id <> :r",
+                                   soci::use(id), soci::into(host));
+    rows.execute(false);
+    while (rows.fetch()) busy.insert(host);
   }
   std::vector<DeploymentEnd> ends;
   for (const DeploymentRecord& d : made) {
@@ -393,14 +397,16 @@ void JoinLateHost(Transaction& tx, const std::string& host, const Labels& labels
   std::vector<Candidate> candidates;
   {
     // One read, usually of nothing: the rollouts going on that take late joiners.
-    soci::rowset<soci::row> rows =
-        (tx.sql().prepare << "SELECT o.release_id, o.selector, o.max_failures FROM rollouts o "
-                             "JOIN releases r ON r.id = o.release_id WHERE o.late_joiners <> 0 "
-                             "AND o.finished = 0 AND o.aborted = 0 AND r.state IN ('deploying', "
-                             "'paused') ORDER BY r.seq");
-    for (const soci::row& r : rows) {
-      candidates.push_back({r.get<std::string>(0), r.get<std::string>(1), r.get<std::string>(2)});
-    }
+    Candidate c;
+    soci::statement rows =
+        OneShot(tx.sql(),
+                "SELECT o.release_id, o.selector, o.max_failures FROM rollouts o "
+                "JOIN releases r ON r.id = o.release_id WHERE o.late_joiners <> 0 "
+                "AND o.finished = 0 AND o.aborted = 0 AND r.state IN ('deploying', "
+                "'paused') ORDER BY r.seq",
+                soci::into(c.release_id), soci::into(c.selector), soci::into(c.max_failures));
+    rows.execute(false);
+    while (rows.fetch()) candidates.push_back(c);
   }
   for (const Candidate& c : candidates) {
     const platform::log::Scope scope(platform::log::Fields().Release(c.release_id));

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/deploy/rollout_engine.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -110,11 +111,11 @@ std::vector<RolloutHost> LoadRolloutHosts(soci::session& sql, const std::string&
   std::vector<RolloutHost> hosts;
   std::string key = release_id;
   RolloutHost h;
-  soci::statement st =
-      (sql.prepare << "SELECT position, host, wave, joined FROM rollout_hosts WHERE "
-                      "release_id = :r ORDER BY wave, position",
-       soci::use(key), soci::into(h.position), soci::into(h.host), soci::into(h.wave),
-       soci::into(h.joined));
+  soci::statement st = OneShot(sql,
+                               "SELECT position, host, wave, joined FROM rollout_hosts WHERE "
+                               "release_id = :r ORDER BY wave, position",
+                               soci::use(key), soci::into(h.position), soci::into(h.host),
+                               soci::into(h.wave), soci::into(h.joined));
   st.execute(false);
   while (st.fetch()) hosts.push_back(h);
   return hosts;
@@ -143,10 +144,11 @@ HostDeploymentStates LoadHostDeploymentStates(soci::session& sql, const std::str
   std::string key = release_id, environment(kProductionEnvironment), host, kind, id, step, result;
   long long final = 0;
   soci::statement st =
-      (sql.prepare << "SELECT host, kind, id, step, final, result FROM deployments WHERE "
-                      "release_id = :r AND environment = :e ORDER BY host, attempt",
-       soci::use(key), soci::use(environment), soci::into(host), soci::into(kind), soci::into(id),
-       soci::into(step), soci::into(final), soci::into(result));
+      OneShot(sql,
+              "SELECT host, kind, id, step, final, result FROM deployments WHERE "
+              "release_id = :r AND environment = :e ORDER BY host, attempt",
+              soci::use(key), soci::use(environment), soci::into(host), soci::into(kind),
+              soci::into(id), soci::into(step), soci::into(final), soci::into(result));
   st.execute(false);
   const std::string install(protocol::DeploymentKindName(DeploymentKind::kInstall));
   while (st.fetch()) {
@@ -251,18 +253,20 @@ WaveHosts LoadWaveHosts(soci::session& sql, const std::string& release_id, long 
   std::string key = release_id, host;
   long long w = wave;
   {
-    soci::statement st = (sql.prepare << "SELECT host FROM rollout_hosts WHERE release_id = :r "
-                                         "AND wave = :w ORDER BY position",
-                          soci::use(key), soci::use(w), soci::into(host));
+    soci::statement st = OneShot(sql,
+                                 "SELECT host FROM rollout_hosts WHERE release_id = :r "
+                                 "AND wave = :w ORDER BY position",
+                                 soci::use(key), soci::use(w), soci::into(host));
     st.execute(false);
     while (st.fetch()) out.hosts.push_back(host);
   }
   std::string environment(kProductionEnvironment),
       kind(protocol::DeploymentKindName(DeploymentKind::kInstall));
-  soci::statement st =
-      (sql.prepare << "SELECT host FROM deployments WHERE release_id = :r AND environment = :e "
-                      "AND kind = :k AND wave = :w",
-       soci::use(key), soci::use(environment), soci::use(kind), soci::use(w), soci::into(host));
+  soci::statement st = OneShot(
+      sql,
+      "SELECT host FROM deployments WHERE release_id = :r AND environment = :e "
+      "AND kind = :k AND wave = :w",
+      soci::use(key), soci::use(environment), soci::use(kind), soci::use(w), soci::into(host));
   st.execute(false);
   while (st.fetch()) out.assigned.insert(host);
   return out;
@@ -288,12 +292,16 @@ RolloutTally TallyRollout(soci::session& sql, const std::string& release_id) {
 
 std::vector<std::string> ActiveRollouts(soci::session& sql) {
   std::vector<std::string> ids;
-  soci::rowset<std::string> rows =
-      (sql.prepare << "SELECT r.id FROM releases r JOIN rollouts o ON o.release_id = r.id "
-                      "WHERE o.finished = 0 AND (r.state IN ('deploying', 'rolling_back') OR "
-                      "(r.state = 'paused' AND o.pause_kind IN ('window', 'freeze'))) "
-                      "ORDER BY r.seq");
-  for (const std::string& id : rows) ids.push_back(id);
+  std::string id;
+  soci::statement rows =
+      OneShot(sql,
+              "SELECT r.id FROM releases r JOIN rollouts o ON o.release_id = r.id "
+              "WHERE o.finished = 0 AND (r.state IN ('deploying', 'rolling_back') OR "
+              "(r.state = 'paused' AND o.pause_kind IN ('window', 'freeze'))) "
+              "ORDER BY r.seq",
+              soci::into(id));
+  rows.execute(false);
+  while (rows.fetch()) ids.push_back(id);
   return ids;
 }
 

@@ -14,6 +14,7 @@
 #include "coordinator/hosts/hosts_internal.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/store/dialect.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -53,13 +54,21 @@ constexpr const char* kHostColumns =
     "name, labels, inventory, agent_version, enrolled, last_seen, removed, removed_at, removed_by, "
     "revoked_reason, cert_serial, cert_not_after, cert_previous_serial";
 
-soci::details::prepare_temp_type& IntoHost(soci::details::prepare_temp_type& prepared,
-                                           HostRow& row) {
-  return prepared, soci::into(row.name), soci::into(row.labels), soci::into(row.inventory),
-         soci::into(row.agent_version), soci::into(row.enrolled), soci::into(row.last_seen),
-         soci::into(row.removed), soci::into(row.removed_at), soci::into(row.removed_by),
-         soci::into(row.revoked_reason), soci::into(row.cert_serial),
-         soci::into(row.cert_not_after), soci::into(row.cert_previous_serial);
+// Binds `row` to the columns of kHostColumns, in their order.
+void IntoHost(soci::statement& st, HostRow& row) {
+  st.exchange(soci::into(row.name));
+  st.exchange(soci::into(row.labels));
+  st.exchange(soci::into(row.inventory));
+  st.exchange(soci::into(row.agent_version));
+  st.exchange(soci::into(row.enrolled));
+  st.exchange(soci::into(row.last_seen));
+  st.exchange(soci::into(row.removed));
+  st.exchange(soci::into(row.removed_at));
+  st.exchange(soci::into(row.removed_by));
+  st.exchange(soci::into(row.revoked_reason));
+  st.exchange(soci::into(row.cert_serial));
+  st.exchange(soci::into(row.cert_not_after));
+  st.exchange(soci::into(row.cert_previous_serial));
 }
 
 // Reads hosts' installed apps with one statement prepared once (a wave's
@@ -488,9 +497,9 @@ json HostRecord::ToJson() const {
 Result<HostRecord> FindHost(soci::session& sql, std::string_view name) {
   HostRow row;
   std::string key(name);
-  auto prepared = (sql.prepare << fmt::format("SELECT {} FROM hosts WHERE name = :n", kHostColumns),
-                   soci::use(key));
-  soci::statement st = IntoHost(prepared, row);
+  soci::statement st = OneShot(
+      sql, fmt::format("SELECT {} FROM hosts WHERE name = :n", kHostColumns),
+      [&](soci::statement& s) { IntoHost(s, row); }, soci::use(key, "n"));
   st.execute(true);
   if (!sql.got_data()) {
     return Fail(ErrorCode::kNotFound, fmt::format("no host {} (see `fabu hosts list`)", name));
@@ -502,9 +511,9 @@ Result<HostRecord> FindHost(soci::session& sql, std::string_view name) {
 
 std::vector<HostRecord> ListHosts(soci::session& sql, const LabelSelector& selector) {
   HostRow row;
-  auto prepared = (sql.prepare << fmt::format(
-                       "SELECT {} FROM hosts WHERE removed = 0 ORDER BY name", kHostColumns));
-  soci::statement st = IntoHost(prepared, row);
+  soci::statement st = OneShot(
+      sql, fmt::format("SELECT {} FROM hosts WHERE removed = 0 ORDER BY name", kHostColumns),
+      [&](soci::statement& s) { IntoHost(s, row); });
   st.execute(false);
   std::vector<HostRecord> hosts;
   while (st.fetch()) {

@@ -10,6 +10,7 @@
 #include "coordinator/cmdb/cmdb.hpp"
 #include "coordinator/deploy/rollout_rows.hpp"
 #include "coordinator/store/release_records.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 
@@ -44,8 +45,8 @@ std::map<std::string, std::int64_t> CountByState(soci::session& sql, std::string
   std::string state;
   long long count = 0;
   soci::statement st =
-      (sql.prepare << fmt::format("SELECT state, COUNT(*) FROM {} GROUP BY state", table),
-       soci::into(state), soci::into(count));
+      OneShot(sql, fmt::format("SELECT state, COUNT(*) FROM {} GROUP BY state", table),
+              soci::into(state), soci::into(count));
   st.execute(false);
   while (st.fetch()) out[state] = count;
   return out;
@@ -62,10 +63,11 @@ Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds 
     long long count = 0;
     int final = 0;
     soci::statement st =
-        (sql.prepare << "SELECT environment, kind, step, final, result, COUNT(*) FROM deployments "
-                        "GROUP BY environment, kind, step, final, result",
-         soci::into(row.environment), soci::into(row.kind), soci::into(row.step), soci::into(final),
-         soci::into(row.result), soci::into(count));
+        OneShot(sql,
+                "SELECT environment, kind, step, final, result, COUNT(*) FROM deployments "
+                "GROUP BY environment, kind, step, final, result",
+                soci::into(row.environment), soci::into(row.kind), soci::into(row.step),
+                soci::into(final), soci::into(row.result), soci::into(count));
     st.execute(false);
     while (st.fetch()) {
       StoreFigures::DeploymentCount d = row;
@@ -78,9 +80,8 @@ Result<StoreFigures> ReadStoreFigures(soci::session& sql, protocol::UnixSeconds 
     std::vector<std::string> running;
     std::string id;
     soci::statement st =
-        (sql.prepare
-             << "SELECT id FROM releases WHERE state IN ('deploying', 'paused') ORDER BY seq",
-         soci::into(id));
+        OneShot(sql, "SELECT id FROM releases WHERE state IN ('deploying', 'paused') ORDER BY seq",
+                soci::into(id));
     st.execute(false);
     while (st.fetch()) running.push_back(id);
     for (const std::string& release : running) {

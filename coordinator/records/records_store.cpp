@@ -5,6 +5,7 @@
 #include "coordinator/deploy/rollout_engine.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/store/release_records.hpp"
+#include "coordinator/store/row_query.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -150,7 +151,7 @@ rel::ReportInputs LoadReportInputs(soci::session& sql, const rel::PlanParseOptio
   std::vector<std::string> ids;
   {
     std::string id;
-    soci::statement st = (sql.prepare << "SELECT id FROM releases ORDER BY seq", soci::into(id));
+    soci::statement st = OneShot(sql, "SELECT id FROM releases ORDER BY seq", soci::into(id));
     st.execute();
     while (st.fetch()) ids.push_back(id);
   }
@@ -164,8 +165,8 @@ rel::ReportInputs LoadReportInputs(soci::session& sql, const rel::PlanParseOptio
   }
   inputs.incidents = ListIncidents(sql, std::nullopt);
   std::string release_id, notes;
-  soci::statement st = (sql.prepare << "SELECT release_id, notes FROM release_review_notes",
-                        soci::into(release_id), soci::into(notes));
+  soci::statement st = OneShot(sql, "SELECT release_id, notes FROM release_review_notes",
+                               soci::into(release_id), soci::into(notes));
   st.execute();
   while (st.fetch()) inputs.review_notes[release_id] = notes;
   return inputs;

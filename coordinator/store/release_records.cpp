@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "coordinator/store/row_query.hpp"
+
 namespace fabu::coordinator {
 namespace {
 
@@ -172,24 +174,29 @@ std::vector<ReleaseSummary> ListReleases(soci::session& sql, const ReleaseFilter
     s.updated = row.get<std::string>(7);
     out.push_back(std::move(s));
   }
+  std::string ref;
   for (ReleaseSummary& s : out) {
-    soci::rowset<std::string> refs =
-        (sql.prepare << "SELECT change_ref FROM release_change_refs WHERE release_id = :id "
-                        "ORDER BY change_ref",
-         soci::use(s.id));
-    for (const std::string& ref : refs) s.change_refs.push_back(ref);
+    soci::statement refs = OneShot(sql,
+                                   "SELECT change_ref FROM release_change_refs WHERE "
+                                   "release_id = :id ORDER BY change_ref",
+                                   soci::use(s.id), soci::into(ref));
+    refs.execute(false);
+    while (refs.fetch()) s.change_refs.push_back(ref);
   }
   return out;
 }
 
 std::optional<protocol::Version> LastReleasedVersion(soci::session& sql,
                                                      const std::string& product) {
-  soci::rowset<std::string> versions =
-      (sql.prepare << "SELECT version FROM releases WHERE product = :p AND (state = 'deployed' "
-                      "OR (state = 'closed' AND close_code IN ('success', 'partial')))",
-       soci::use(product));
+  std::string text;
+  soci::statement versions =
+      OneShot(sql,
+              "SELECT version FROM releases WHERE product = :p AND (state = 'deployed' "
+              "OR (state = 'closed' AND close_code IN ('success', 'partial')))",
+              soci::use(product), soci::into(text));
+  versions.execute(false);
   std::optional<protocol::Version> best;
-  for (const std::string& text : versions) {
+  while (versions.fetch()) {
     auto v = protocol::Version::Parse(text);
     if (v && (!best || *v > *best)) best = *v;
   }
