@@ -31,9 +31,7 @@ Result<std::size_t> TakeBaseline(Transaction& tx, std::string_view release_id,
   // was most of `release start` for 5,000 hosts on PostgreSQL, a round trip
   // each): the hosts in this baseline already, the apps of the others, and
   // their rows.
-  json names = json::array();
-  for (const std::string& host : hosts) names.push_back({{"h", host}});
-  const std::string names_text = names.dump();
+  const std::string names_text = JsonRowsOf(hosts, "h");
   static constexpr JsonColumn kNames[] = {{"h"}};
   const std::string named = JsonRowsSql(BackendOf(sql), "names", kNames, "n");
   std::set<std::string> in_baseline;

@@ -499,10 +499,8 @@ std::vector<std::optional<DeploymentRecord>> OpenAssignments(soci::session& sql,
     return found;
   }
   if (hosts.empty()) return found;
-  nlohmann::json list = nlohmann::json::array();
-  for (const std::string& host : hosts) list.push_back({{"h", host}});
   OpenAssignmentsStatement& open = statements.Get<OpenAssignmentsStatement>(sql);
-  open.hosts = list.dump();
+  open.hosts = JsonRowsOf(hosts, "h");
   open.st.execute(false);
   std::unordered_map<std::string, DeploymentRecord> oldest;
   while (open.st.fetch()) oldest.try_emplace(open.row.host, open.row.ToRecord());
@@ -595,10 +593,8 @@ std::map<std::string, DeploymentRecord> FindDeployments(Transaction& tx,
                                                         std::span<const std::string> ids) {
   std::map<std::string, DeploymentRecord> found;
   if (ids.empty()) return found;
-  nlohmann::json list = nlohmann::json::array();
-  for (const std::string& id : ids) list.push_back({{"id", id}});
   FindManyStatement& find = tx.Cached<FindManyStatement>();
-  find.ids = list.dump();
+  find.ids = JsonRowsOf(ids, "id");
   find.st.execute(false);
   while (find.st.fetch()) found.emplace(find.row.id, find.row.ToRecord());
   return found;

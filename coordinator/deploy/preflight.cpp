@@ -163,10 +163,8 @@ std::vector<std::optional<protocol::PreflightRequest>> OpenPreflights(
     return found;
   }
   if (hosts.empty()) return found;
-  json list = json::array();
-  for (const std::string& host : hosts) list.push_back({{"h", host}});
   OpenPreflightsStatement& open = statements.Get<OpenPreflightsStatement>(sql);
-  open.hosts = list.dump();
+  open.hosts = JsonRowsOf(hosts, "h");
   open.since = now - kPreflightAnswerSeconds;
   open.st.execute(false);
   std::unordered_map<std::string, std::string> oldest;

@@ -630,10 +630,8 @@ struct TouchStatement {
 void TouchHosts(Transaction& tx, std::span<const std::string> hosts, UnixSeconds now,
                 std::int64_t every) {
   if (hosts.empty()) return;
-  nlohmann::json names = nlohmann::json::array();
-  for (const std::string& host : hosts) names.push_back({{"n", host}});
   TouchStatement& touch = tx.Cached<TouchStatement>();
-  touch.names = names.dump();
+  touch.names = JsonRowsOf(hosts, "n");
   touch.seen = now;
   touch.before = now - every;
   touch.st.execute(true);

@@ -8,6 +8,7 @@
 
 #include <cctype>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <utility>
 
@@ -200,6 +201,12 @@ std::string HexToBytesSql(std::string_view param) {
 
 std::string BytesToHexSql(std::string_view column) {
   return fmt::format("encode({}, 'hex')", column);
+}
+
+std::string JsonRowsOf(std::span<const std::string> values, std::string_view column) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const std::string& value : values) rows.push_back({{column, value}});
+  return rows.dump();
 }
 
 std::string JsonRowsSql(StoreBackend backend, std::string_view param,

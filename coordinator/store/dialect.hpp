@@ -120,6 +120,10 @@ struct JsonColumn {
 std::string JsonRowsSql(StoreBackend backend, std::string_view param,
                         std::span<const JsonColumn> columns, std::string_view alias);
 
+// The text to bind for a JsonRowsSql table of one text column `column`: an
+// object {column: value} for each of `values`, in their order.
+std::string JsonRowsOf(std::span<const std::string> values, std::string_view column);
+
 // Before the writing session closes: folds the WAL into the file (SQLite).
 // Throws.
 void BeforeClose(soci::session& sql);
