@@ -47,12 +47,8 @@ soci::statement OneShot(soci::session& sql, const std::string& sql_text, Element
 template <typename Row, typename Bind, typename Value>
 auto QueryRows(soci::session& sql, const std::string& sql_text, Bind bind, Value value) {
   Row row;
-  soci::statement st(sql);
-  row.Into(st);
-  bind(st);
-  st.alloc();
-  st.prepare(sql_text, soci::details::st_one_time_query);
-  st.define_and_bind();
+  soci::statement st = OneShot(
+      sql, sql_text, [&row](soci::statement& s) { row.Into(s); }, bind);
   st.execute(false);
   std::vector<std::decay_t<std::invoke_result_t<Value&, const Row&>>> out;
   while (st.fetch()) out.push_back(value(row));
