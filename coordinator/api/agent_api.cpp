@@ -9,6 +9,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <random>
 
 #include "coordinator/api/api_context.hpp"
 #include "coordinator/deploy/deployments.hpp"
@@ -39,6 +40,17 @@ Result<int> PollWait(const RequestContext& ctx) {
                             protocol::kMaxPollWaitSeconds));
   }
   return std::min(seconds, protocol::kMaxPollWaitSeconds);
+}
+
+// How long a poll with nothing to do is held: to a random point in the last
+// quarter of its wait, not to its end. A fleet that polls at once (after a
+// restart or a failover, every agent within a second or two) would
+// otherwise come back at once every `wait` seconds, a wave of reads and
+// seen-marks each time; answered this way, it spreads over a few cycles.
+std::chrono::milliseconds PollHold(int wait_seconds) {
+  thread_local std::mt19937 random{std::random_device{}()};
+  const int full = wait_seconds * 1000;
+  return std::chrono::milliseconds(full - std::uniform_int_distribution<int>(0, full / 4)(random));
 }
 
 // A poll's look at the store: what its host must do now.
@@ -158,8 +170,9 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
         }
         const json none = protocol::AssignmentResponseToJson(std::nullopt);
         if (*wait == 0) return Response::Ok(none);
+        // A woken poll looks again within its first hold.
         const auto until =
-            ctx.wait_until.value_or(std::chrono::steady_clock::now() + std::chrono::seconds(*wait));
+            ctx.wait_until.value_or(std::chrono::steady_clock::now() + PollHold(*wait));
         return Response::Wait(key, generation, until, none);
       });
 

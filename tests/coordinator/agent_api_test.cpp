@@ -5,6 +5,7 @@
 // real agent is built beside this.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "tests/support/agent_http.hpp"
 #include "tests/support/coordinator_process.hpp"
@@ -712,6 +714,36 @@ TEST_F(AgentApiTest, UserTokensAndAgentCredentialsAreNotInterchangeable) {
   EXPECT_EQ(Poll("nonsense").status, 401);
   EXPECT_EQ(Poll(credential, 0).Json(), json({{"assignment", nullptr}}));
   EXPECT_EQ(Http("GET", "/api/v1/agent/assignment?wait=soon", credential).status, 400);
+}
+
+// A poll with nothing to do is answered in the last quarter of its wait, at
+// a point of its own: agents that polled together come back apart.
+TEST_F(AgentApiTest, IdlePollsThatCameTogetherAreAnsweredApartWithinTheirWait) {
+  constexpr int kHosts = 8;
+  std::vector<std::string> credentials;
+  for (int i = 1; i <= kHosts; ++i) {
+    credentials.push_back(Enroll("web-" + std::to_string(i), "env=production"));
+  }
+  std::vector<HttpReply> replies(kHosts);
+  std::vector<Clock::duration> took(kHosts);
+  std::vector<std::thread> agents;
+  for (int i = 0; i < kHosts; ++i) {
+    agents.emplace_back([&, i] {
+      const auto asked = Clock::now();
+      replies[i] = Poll(credentials[i], 2);
+      took[i] = Clock::now() - asked;
+    });
+  }
+  for (std::thread& agent : agents) agent.join();
+  for (int i = 0; i < kHosts; ++i) {
+    ASSERT_EQ(replies[i].status, 200) << replies[i].body;
+    EXPECT_TRUE(replies[i].Json()["assignment"].is_null()) << replies[i].body;
+    EXPECT_GE(took[i], std::chrono::milliseconds(1490)) << "answered before 3/4 of its wait";
+    EXPECT_LT(took[i], std::chrono::milliseconds(3500)) << "held well past its wait";
+  }
+  const auto [first, last] = std::minmax_element(took.begin(), took.end());
+  EXPECT_GE(*last - *first, std::chrono::milliseconds(25))
+      << "eight polls of 2 s asked at once were all answered within 25 ms of each other";
 }
 
 TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
