@@ -15,6 +15,7 @@
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/preflight.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/hosts/seen_marks.hpp"
 #include "coordinator/metrics/metrics.hpp"
 #include "coordinator/store/read_batcher.hpp"
 #include "coordinator/store/write_batcher.hpp"
@@ -23,10 +24,6 @@ namespace fabu::coordinator {
 namespace {
 
 using nlohmann::json;
-
-// A poll or an events POST marks its host seen at most this often (a write
-// per request is waste: a deployment posts a step every few seconds).
-constexpr std::int64_t kSeenEverySeconds = 30;
 
 // ?wait=SECONDS: 0..kMaxPollWaitSeconds (more is capped), absent = 0.
 Result<int> PollWait(const RequestContext& ctx) {
@@ -71,13 +68,9 @@ bool IsPackageId(std::string_view id) {
 }  // namespace
 
 void RegisterAgentRoutes(Router& router, const ApiContext& api) {
-  // Hosts seen and agents' events are written in batches (store/write_batcher.hpp).
+  // Agents' events are written in batches (store/write_batcher.hpp), and
+  // mark their hosts seen in the same write.
   const AuditOrigin coordinator_origin{"fabu-coordinator", "system", "", "local"};
-  auto seen = std::make_shared<WriteBatcher<std::string, void>>(
-      api.store, coordinator_origin, [](Transaction& tx, std::span<const std::string> hosts) {
-        TouchHosts(tx, hosts, tx.clock().Seconds(), kSeenEverySeconds);
-        return std::vector<Result<void>>(hosts.size());
-      });
   auto events = std::make_shared<WriteBatcher<EventPost, protocol::EventAck>>(
       api.store, coordinator_origin,
       [&wakeups = api.wakeups, options = PlanOptions(api)](Transaction& tx,
@@ -144,22 +137,16 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
 
   router.Add(
       Method::kGet, std::string(protocol::kAssignmentPath), RouteOptions::Agent(),
-      [api, seen, looks](RequestContext& ctx) -> Result<Response> {
+      [api, looks](RequestContext& ctx) -> Result<Response> {
         auto wait = PollWait(ctx);
         if (!wait) return std::unexpected(wait.error());
         const std::string key = WakeupHub::HostKey(ctx.host());
         // Read before looking at the store: a Notify after this point wakes us.
         const std::uint64_t generation = api.wakeups.Generation(key);
-        if (!ctx.wait_until) {
-          // Not waited for: a poll must not hold a worker while a flood
-          // of steps commits (a wave's hosts posting theirs), or polls
-          // queue for workers and the hosts answered late are many.
-          seen->Submit(ctx.host(), [host = ctx.host()](Result<void> touched) {
-            if (!touched) {
-              spdlog::warn("marking host {} seen: {}", host, touched.error().message());
-            }
-          });
-        }
+        // Written with the others' within a second (hosts/seen_marks.hpp): a
+        // poll never waits for a write.
+        if (!ctx.wait_until && api.seen_marks != nullptr)
+          api.seen_marks->Note(ctx.host(), Now(api));
         auto open = looks->Read(PollLook{ctx.host(), ctx.wait_until.has_value(),
                                          ctx.Query("preflight").value_or("") == "1"});
         if (!open) return std::unexpected(open.error());

@@ -16,6 +16,7 @@
 #include "coordinator/hosts/credential_cache.hpp"
 #include "coordinator/hosts/enroll_refusals.hpp"
 #include "coordinator/hosts/hosts.hpp"
+#include "coordinator/hosts/seen_marks.hpp"
 #include "coordinator/metrics/metrics.hpp"
 #include "coordinator/release/release_plan.hpp"
 #include "coordinator/release/workflow.hpp"
@@ -42,6 +43,9 @@ struct ApiContext {
   // The daemon's last check of the audit chain (GET /api/v1/audit/watch);
   // "not checked yet" when null.
   const LastAuditCheck* last_audit_check = nullptr;
+  // Hosts seen by their agents' polls, written together by the daemon
+  // (hosts/seen_marks.hpp); not marked when null.
+  SeenMarks* seen_marks = nullptr;
 };
 
 // What every area of the API needs alike.

@@ -555,6 +555,8 @@ Result<void> Serve(const ServeOptions& options) {
   LastAuditCheck last_audit_check(
       std::chrono::duration_cast<std::chrono::seconds>(kAuditCheckInterval).count());
   api_context.last_audit_check = &last_audit_check;
+  SeenMarks seen_marks;
+  api_context.seen_marks = &seen_marks;
   RegisterAllRoutes(router, api_context);
 
   ServerSettings settings;
@@ -717,6 +719,14 @@ Result<void> Serve(const ServeOptions& options) {
     });
     if (!written) spdlog::error("recording refused enrollments: {}", written.error().message());
   };
+  // The hosts seen by their agents' polls, in one write a second
+  // (hosts/seen_marks.hpp), and at shutdown.
+  const auto write_seen = [&seen_marks, &store_ref, &clock, origin = LocalOrigin("seen")] {
+    if (auto ok = seen_marks.Write(store_ref, origin, clock.Seconds()); !ok) {
+      spdlog::warn("marking hosts seen: {}", ok.error().message());
+    }
+  };
+  periodic.Every(std::chrono::seconds(1), write_seen);
   periodic.Every(std::chrono::seconds(5),
                  [&write_refusal_summaries, &clock] { write_refusal_summaries(clock.Seconds()); });
   // The audit chain checked while the daemon runs: whole at start, then
@@ -757,6 +767,7 @@ Result<void> Serve(const ServeOptions& options) {
   // Another coordinator takes the schedule over at once.
   engine_lease.Release();
   SetOutboxPublisher(nullptr);
+  write_seen();
   write_refusal_summaries(std::numeric_limits<std::int64_t>::max());
   if (auto ok = checkpoint_writer.Write("shutdown", true); !ok) {
     spdlog::error("audit checkpoint: {}", ok.error().message());
