@@ -74,8 +74,8 @@ TEST_F(SeenMarksTest, ManyPollsOfManyHostsAreOneWriteAndAHostIsNotedOncePerInter
   }
   for (std::thread& poll : polls) poll.join();
   EXPECT_EQ(Write(marks, 1001), 2u);
-  EXPECT_EQ(LastSeen(), (std::map<std::string, long long>{{"web-1", 1001}, {"web-2", 1001},
-                                                         {"web-3", 0}}));
+  EXPECT_EQ(LastSeen(),
+            (std::map<std::string, long long>{{"web-1", 1001}, {"web-2", 1001}, {"web-3", 0}}));
   EXPECT_EQ(Write(marks, 1002), 0u) << "nothing was noted since the last write";
 
   // Within the interval a host is not noted again; after it, it is.
@@ -85,8 +85,8 @@ TEST_F(SeenMarksTest, ManyPollsOfManyHostsAreOneWriteAndAHostIsNotedOncePerInter
   marks.Note("web-1", 1030);
   marks.Note("web-3", 1030);
   EXPECT_EQ(Write(marks, 1031), 1u);
-  EXPECT_EQ(LastSeen(), (std::map<std::string, long long>{{"web-1", 1031}, {"web-2", 1001},
-                                                         {"web-3", 1029}}));
+  EXPECT_EQ(LastSeen(),
+            (std::map<std::string, long long>{{"web-1", 1031}, {"web-2", 1001}, {"web-3", 1029}}));
 }
 
 TEST_F(SeenMarksTest, AFailedWriteLetsTheNextPollNoteItsHostsAgain) {
