@@ -12,6 +12,7 @@
 #include <random>
 
 #include "coordinator/api/api_context.hpp"
+#include "coordinator/api/idle_hosts.hpp"
 #include "coordinator/deploy/deployments.hpp"
 #include "coordinator/deploy/preflight.hpp"
 #include "coordinator/hosts/hosts.hpp"
@@ -49,6 +50,11 @@ std::chrono::milliseconds PollHold(int wait_seconds) {
   const int full = wait_seconds * 1000;
   return std::chrono::milliseconds(full - std::uniform_int_distribution<int>(0, full / 4)(random));
 }
+
+// A long poll whose host had nothing to do at its last look, and nothing
+// announced since, is held without another look (api/idle_hosts.hpp); but
+// each host's poll looks at least this often.
+constexpr std::chrono::minutes kTrustIdleFor{2};
 
 // A poll's look at the store: what its host must do now.
 struct PollLook {
@@ -135,9 +141,10 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
                return Response::Created(protocol::EnrollResponseToJson(*enrolled));
              });
 
+  auto idle = std::make_shared<IdleHosts>(kTrustIdleFor);
   router.Add(
       Method::kGet, std::string(protocol::kAssignmentPath), RouteOptions::Agent(),
-      [api, looks](RequestContext& ctx) -> Result<Response> {
+      [api, looks, idle](RequestContext& ctx) -> Result<Response> {
         auto wait = PollWait(ctx);
         if (!wait) return std::unexpected(wait.error());
         const std::string key = WakeupHub::HostKey(ctx.host());
@@ -147,19 +154,25 @@ void RegisterAgentRoutes(Router& router, const ApiContext& api) {
         // poll never waits for a write.
         if (!ctx.wait_until && api.seen_marks != nullptr)
           api.seen_marks->Note(ctx.host(), Now(api));
-        auto open = looks->Read(PollLook{ctx.host(), ctx.wait_until.has_value(),
-                                         ctx.Query("preflight").value_or("") == "1"});
+        const json none = protocol::AssignmentResponseToJson(std::nullopt);
+        const bool asks_preflight = ctx.Query("preflight").value_or("") == "1";
+        const auto now = std::chrono::steady_clock::now();
+        if (*wait > 0 && !ctx.wait_until &&
+            idle->StillIdle(ctx.host(), generation, asks_preflight, now)) {
+          return Response::Wait(key, generation, now + PollHold(*wait), none);
+        }
+        auto open = looks->Read(PollLook{ctx.host(), ctx.wait_until.has_value(), asks_preflight});
         if (!open) return std::unexpected(open.error());
+        idle->Looked(ctx.host(), generation, asks_preflight, !open->deployment && !open->preflight,
+                     now);
         if (open->deployment || open->preflight) {
           std::optional<protocol::Assignment> assignment;
           if (open->deployment) assignment = open->deployment->ToAssignment();
           return Response::Ok(protocol::AssignmentResponseToJson(assignment, open->preflight));
         }
-        const json none = protocol::AssignmentResponseToJson(std::nullopt);
         if (*wait == 0) return Response::Ok(none);
         // A woken poll looks again within its first hold.
-        const auto until =
-            ctx.wait_until.value_or(std::chrono::steady_clock::now() + PollHold(*wait));
+        const auto until = ctx.wait_until.value_or(now + PollHold(*wait));
         return Response::Wait(key, generation, until, none);
       });
 

@@ -61,9 +61,7 @@ void WakeupHub::WakeEveryone() {
   std::vector<std::string> keys;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [key, entry] : entries_) {
-      if (!entry.wakers.empty()) keys.push_back(key);
-    }
+    for (const auto& [key, entry] : entries_) keys.push_back(key);
   }
   for (const std::string& key : keys) Wake(key, nullptr);
 }

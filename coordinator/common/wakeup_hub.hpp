@@ -89,8 +89,9 @@ class WakeupHub {
   // Notify(key) for a key another coordinator was notified of: the waiters
   // look again; nothing is published.
   void NotifyFromPeer(const std::string& key);
-  // Wakes every registered waiter (they look again): after the link to the
-  // peers was down, when notifications may have been missed.
+  // Moves every key's generation and wakes every registered waiter (they
+  // look again): after the link to the peers was down, when notifications
+  // may have been missed, so what was looked at before may have changed.
   void WakeEveryone();
 
   // Registered wakers of hosts' long polls (HostKey), for tests and /healthz.

@@ -746,6 +746,39 @@ TEST_F(AgentApiTest, IdlePollsThatCameTogetherAreAnsweredApartWithinTheirWait) {
       << "eight polls of 2 s asked at once were all answered within 25 ms of each other";
 }
 
+// A host that had nothing at its last poll is held without another look at
+// the store (api/idle_hosts.hpp); what is assigned meanwhile still reaches it.
+TEST_F(AgentApiTest, AnIdleHostsNextPollIsHeldWithoutALookAndStillWakesForItsAssignment) {
+  const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
+  const std::string web2 = Enroll("web-2", "env=production,app=c3m-video");
+  const std::string id = Scheduled();
+  ASSERT_TRUE(Poll(web1, 1).Json()["assignment"].is_null());
+  ASSERT_TRUE(Poll(web2, 1).Json()["assignment"].is_null());
+  HttpReply polled;
+  Clock::time_point answered;
+  std::thread agent([&] {
+    polled = Poll(web1, 30);
+    answered = Clock::now();
+  });
+  fabu::testing::WaitUntil([&] { return Http("GET", "/healthz", "").Json()["long_polls"] == 1; },
+                           std::chrono::seconds(20), std::chrono::milliseconds(10));
+  auto started = As(rm_, {"release", "start", id});
+  const auto start_done = Clock::now();
+  agent.join();
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  EXPECT_LT(answered - start_done, std::chrono::milliseconds(1000));
+  ASSERT_EQ(polled.status, 200) << polled.body;
+  EXPECT_EQ(polled.Json()["assignment"]["release"], id) << polled.body;
+  // Its next poll looks, and finds the same unfinished deployment.
+  EXPECT_EQ(Poll(web1, 30).Json(), polled.Json());
+  // web-2 was not polling when its deployment was made: its next poll looks
+  // and is answered at once.
+  const auto asked = Clock::now();
+  const json second = Poll(web2, 30).Json();
+  EXPECT_LT(Clock::now() - asked, std::chrono::seconds(5));
+  EXPECT_EQ(second["assignment"]["release"], id) << second;
+}
+
 TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   const std::string web1 = Enroll("web-1", "env=production,app=c3m-video");
   const std::string web2 = Enroll("web-2", "env=production,app=c3m-video");

@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "coordinator/api/idle_hosts.hpp"
 
 namespace fabu::coordinator {
 namespace {
@@ -164,6 +169,42 @@ TEST(WakeupHubTest, ConcurrentRegisterAndNotifyLoseNoWakeup) {
   for (int k = 0; k < 7; ++k) hub.Notify("host:" + std::to_string(k));
   EXPECT_EQ(woken.load(), registered.load());
   EXPECT_EQ(hub.waiting(), 0u);
+}
+
+// After the link to the peers was down, no earlier look is trusted: every
+// key moves, not only those with a waiter.
+TEST(WakeupHubTest, WakeEveryoneMovesEveryKeyAndWakesEveryWaiter) {
+  WakeupHub hub;
+  const std::string waiting = WakeupHub::HostKey("web-1"), idle = WakeupHub::HostKey("web-2");
+  hub.Notify(idle);
+  const std::uint64_t looked_at = hub.Generation(idle);
+  int woken = 0;
+  ASSERT_TRUE(
+      hub.Register(waiting, hub.Generation(waiting), [&](const WakeupHub::Answer&) { ++woken; }));
+  hub.WakeEveryone();
+  EXPECT_EQ(woken, 1);
+  EXPECT_EQ(hub.waiting(), 0u);
+  EXPECT_NE(hub.Generation(idle), looked_at);
+}
+
+TEST(IdleHostsTest, AnIdleLookIsTrustedOnlyWhileItsKeyHasNotMovedAndForALimitedTime) {
+  using namespace std::chrono_literals;
+  IdleHosts idle(2min);
+  const auto t0 = IdleHosts::Clock::now();
+  EXPECT_FALSE(idle.StillIdle("web-1", 0, true, t0)) << "never looked";
+  idle.Looked("web-1", 3, true, true, t0);
+  EXPECT_TRUE(idle.StillIdle("web-1", 3, true, t0 + 1s));
+  EXPECT_TRUE(idle.StillIdle("web-1", 3, false, t0 + 119s));
+  EXPECT_FALSE(idle.StillIdle("web-1", 4, true, t0 + 1s)) << "something was announced since";
+  EXPECT_FALSE(idle.StillIdle("web-1", 3, true, t0 + 2min)) << "looked too long ago";
+  EXPECT_FALSE(idle.StillIdle("web-2", 3, true, t0 + 1s)) << "another host";
+  // A look that did not ask for pre-flight questions says nothing of them.
+  idle.Looked("web-2", 5, false, true, t0);
+  EXPECT_TRUE(idle.StillIdle("web-2", 5, false, t0 + 1s));
+  EXPECT_FALSE(idle.StillIdle("web-2", 5, true, t0 + 1s));
+  // A look that found something is not idle, whatever came before.
+  idle.Looked("web-1", 3, true, false, t0 + 2s);
+  EXPECT_FALSE(idle.StillIdle("web-1", 3, true, t0 + 3s));
 }
 
 }  // namespace
