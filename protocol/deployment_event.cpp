@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -121,7 +122,15 @@ Result<DeploymentEvent> EventFromJson(const nlohmann::json& json) {
   try {
     DeploymentEvent event;
     event.deployment = json.at("deployment").get<std::string>();
-    event.sequence = json.at("sequence").get<std::uint64_t>();
+    // Not get<std::uint64_t>() on any number: a fraction, a negative
+    // number or one past 2^64 would be cast, or worse, not refused.
+    const nlohmann::json& sequence = json.at("sequence");
+    if (!sequence.is_number_unsigned()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("sequence: must be a whole number from 0 to {}, not {}",
+                              std::numeric_limits<std::uint64_t>::max(), sequence.dump()));
+    }
+    event.sequence = sequence.get<std::uint64_t>();
     auto step = ParseStep(json.at("step").get<std::string>());
     if (!step) return std::unexpected(step.error().WithContext("step"));
     event.step = *step;

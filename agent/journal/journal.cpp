@@ -63,7 +63,11 @@ Result<InFlightDeployment> InFlightFromJson(const json& j) {
     if (!failed) return std::unexpected(failed.error());
     d.failed_step = *failed;
   }
-  d.next_sequence = j.at("next_sequence").get<std::uint64_t>();
+  const json& next = j.at("next_sequence");
+  if (!next.is_number_unsigned()) {
+    return Fail(ErrorCode::kInvalidArgument, "next_sequence: must be a whole number, 0 or more");
+  }
+  d.next_sequence = next.get<std::uint64_t>();
   return d;
 }
 

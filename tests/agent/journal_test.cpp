@@ -148,6 +148,27 @@ TEST(JournalTest, DamagedJournalIsRefusedNamingTheFile) {
       << journal.error().message();
 }
 
+TEST(JournalTest, ASequenceThatIsNoWholeNumberIsRefusedNamingTheField) {
+  TempDir dir;
+  {
+    auto journal = Journal::Open(dir / "data");
+    ASSERT_TRUE(journal);
+    ASSERT_TRUE(journal->Begin(InFlight(), Event("d1", 1, Step::kVerified)));
+  }
+  std::string text = ReadFile(dir / "data/journal.json");
+  const std::string field = "\"next_sequence\": 2";
+  const auto at = text.find(field);
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, field.size(), "\"next_sequence\": 9.7e28");
+  WriteFile(dir / "data/journal.json", text);
+  auto journal = Journal::Open(dir / "data");
+  ASSERT_FALSE(journal);
+  EXPECT_NE(
+      journal.error().message().find("is damaged: in_flight.next_sequence: must be a whole number"),
+      std::string::npos)
+      << journal.error().message();
+}
+
 TEST(JournalTest, NoTemporaryFileIsLeftBehind) {
   TempDir dir;
   auto journal = Journal::Open(dir / "data");

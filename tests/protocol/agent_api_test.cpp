@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace fabu::protocol {
 namespace {
 
@@ -85,6 +87,29 @@ TEST(AgentApiTest, ObservingIsAReportedStepBetweenHealthCheckingAndSucceeded) {
   auto back = EventFromJson(EventToJson(e));
   ASSERT_TRUE(back) << back.error().message();
   EXPECT_EQ(*back, e);
+}
+
+// Found by fuzzing: a sequence of 9.7e28 was cast to an integer (undefined).
+TEST(AgentApiTest, AnEventsSequenceMustBeAWholeNumberInRange) {
+  DeploymentEvent e;
+  e.deployment = "D-7";
+  e.sequence = 6;
+  e.step = Step::kAssigned;
+  e.time = 1764100000;
+  for (const json& bad : {json(9.6666666666666666e28), json(-1), json(1.5), json("6")}) {
+    json j = EventToJson(e);
+    j["sequence"] = bad;
+    auto parsed = EventFromJson(j);
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_EQ(parsed.error().code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_NE(parsed.error().message().find("sequence: must be a whole number"), std::string::npos)
+        << parsed.error().message();
+  }
+  json j = EventToJson(e);
+  j["sequence"] = std::numeric_limits<std::uint64_t>::max();
+  auto largest = EventFromJson(j);
+  ASSERT_TRUE(largest) << largest.error().message();
+  EXPECT_EQ(largest->sequence, std::numeric_limits<std::uint64_t>::max());
 }
 
 TEST(AgentApiTest, AnInstallNeedsAPackage) {
