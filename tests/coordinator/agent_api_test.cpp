@@ -170,6 +170,26 @@ class AgentApiTest : public fabu::testing::CoordinatorWithPeople {
     return Http("GET", "/api/v1/agent/assignment?wait=" + std::to_string(wait), credential);
   }
 
+  // A long poll waiting in the background: its reply and when it came, once
+  // joined.
+  struct HeldPoll {
+    HttpReply reply;
+    Clock::time_point answered;
+    std::thread thread;
+  };
+  // Starts `credential`'s poll of `wait` seconds and returns once the
+  // coordinator holds it (/healthz: one long poll).
+  std::unique_ptr<HeldPoll> HoldPoll(const std::string& credential, int wait) {
+    auto held = std::make_unique<HeldPoll>();
+    held->thread = std::thread([this, &held = *held, credential, wait] {
+      held.reply = Poll(credential, wait);
+      held.answered = Clock::now();
+    });
+    fabu::testing::WaitUntil([&] { return Http("GET", "/healthz", "").Json()["long_polls"] == 1; },
+                             std::chrono::seconds(20), std::chrono::milliseconds(10));
+    return held;
+  }
+
   json Event(const std::string& deployment, int sequence, const std::string& step,
              const std::string& message = "", const std::string& failed_step = "") {
     json e = {{"deployment", deployment},
@@ -754,23 +774,16 @@ TEST_F(AgentApiTest, AnIdleHostsNextPollIsHeldWithoutALookAndStillWakesForItsAss
   const std::string id = Scheduled();
   ASSERT_TRUE(Poll(web1, 1).Json()["assignment"].is_null());
   ASSERT_TRUE(Poll(web2, 1).Json()["assignment"].is_null());
-  HttpReply polled;
-  Clock::time_point answered;
-  std::thread agent([&] {
-    polled = Poll(web1, 30);
-    answered = Clock::now();
-  });
-  fabu::testing::WaitUntil([&] { return Http("GET", "/healthz", "").Json()["long_polls"] == 1; },
-                           std::chrono::seconds(20), std::chrono::milliseconds(10));
+  auto held = HoldPoll(web1, 30);
   auto started = As(rm_, {"release", "start", id});
   const auto start_done = Clock::now();
-  agent.join();
+  held->thread.join();
   ASSERT_EQ(started.exit_code, 0) << started.err;
-  EXPECT_LT(answered - start_done, std::chrono::milliseconds(1000));
-  ASSERT_EQ(polled.status, 200) << polled.body;
-  EXPECT_EQ(polled.Json()["assignment"]["release"], id) << polled.body;
+  EXPECT_LT(held->answered - start_done, std::chrono::milliseconds(1000));
+  ASSERT_EQ(held->reply.status, 200) << held->reply.body;
+  EXPECT_EQ(held->reply.Json()["assignment"]["release"], id) << held->reply.body;
   // Its next poll looks, and finds the same unfinished deployment.
-  EXPECT_EQ(Poll(web1, 30).Json(), polled.Json());
+  EXPECT_EQ(Poll(web1, 30).Json(), held->reply.Json());
   // web-2 was not polling when its deployment was made: its next poll looks
   // and is answered at once.
   const auto asked = Clock::now();
@@ -786,14 +799,7 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   const std::string id = Scheduled();
 
   // web-1 waits in a long poll; the test knows it is parked from /healthz.
-  HttpReply polled;
-  Clock::time_point answered;
-  std::thread agent([&] {
-    polled = Poll(web1, 30);
-    answered = Clock::now();
-  });
-  fabu::testing::WaitUntil([&] { return Http("GET", "/healthz", "").Json()["long_polls"] == 1; },
-                           std::chrono::seconds(20), std::chrono::milliseconds(10));
+  auto held = HoldPoll(web1, 30);
   const auto health = Http("GET", "/healthz", "").Json();
   ASSERT_EQ(health["long_polls"], 1);
   EXPECT_EQ(health["wave_hold"], false);  // no wave is being assigned in parts
@@ -802,14 +808,14 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   EXPECT_TRUE(Contains(daemon_->log(), " GET /healthz -> 200 ")) << daemon_->log();
   auto started = As(rm_, {"release", "start", id});
   const auto start_done = Clock::now();
-  agent.join();
+  held->thread.join();
   ASSERT_EQ(started.exit_code, 0) << started.err;
   EXPECT_TRUE(Contains(started.out, "2 host(s) assigned")) << started.out;
-  EXPECT_LT(answered - start_done, std::chrono::milliseconds(1000))
+  EXPECT_LT(held->answered - start_done, std::chrono::milliseconds(1000))
       << "the assignment must reach a waiting agent in well under a second";
-  ASSERT_EQ(polled.status, 200) << polled.body;
-  const json assignment = polled.Json()["assignment"];
-  ASSERT_TRUE(assignment.is_object()) << polled.body;
+  ASSERT_EQ(held->reply.status, 200) << held->reply.body;
+  const json assignment = held->reply.Json()["assignment"];
+  ASSERT_TRUE(assignment.is_object()) << held->reply.body;
   EXPECT_EQ(assignment["release"], id);
   EXPECT_EQ(assignment["kind"], "install");
   EXPECT_EQ(assignment["app"], "c3m-video");
@@ -820,7 +826,7 @@ TEST_F(AgentApiTest, AStartedRolloutReachesAnIdleAgentAtOnceAndEndsDeployed) {
   const std::string d1 = assignment["deployment"];
   // The waiting poll was answered with what the wave's wakeup handed over: it
   // is exactly what a fresh look finds.
-  EXPECT_EQ(polled.Json(), Poll(web1).Json());
+  EXPECT_EQ(held->reply.Json(), Poll(web1).Json());
   EXPECT_EQ(State(id), "deploying");
   // A host outside the targets gets nothing.
   EXPECT_EQ(Poll(other).Json()["assignment"], nullptr);
